@@ -1,7 +1,44 @@
 //! # nuq-fpga-fmt
 //!
 //! The stable, versioned, checksummed binary model format that an FPGA loader reads: its
-//! specification (`FORMAT.md`), a deterministic writer, a zero-copy `no_std` reader that
-//! validates everything before exposing data, and a freestanding C99 loader.
+//! specification (`FORMAT.md`, version 1.0), a deterministic writer, a zero-copy `no_std` reader
+//! that validates everything before exposing data, memory-image export, and a freestanding C99
+//! loader (`c/`).
+//!
+//! - [`NuqFile::parse`] (always available, `no_std`, no `alloc`) validates a file and gives
+//!   borrowed views of its sections.
+//! - With the `std` feature (default): [`Model`] (owned), [`write_file`]/[`encode`] (the writer),
+//!   [`memory`] (`$readmemh`, `.coe`, `.mif` images) and [`samples`] (small reference models).
+//! - [`report::write_report`] prints the canonical text report that the C loader's test driver
+//!   also prints, line for line.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![forbid(unsafe_code)]
+
+pub mod crc32c;
+pub mod enums;
+pub mod error;
+pub mod layout;
+pub mod le;
+pub mod reader;
+pub mod report;
+pub mod seal;
+
+#[cfg(feature = "std")]
+pub mod memory;
+#[cfg(feature = "std")]
+pub mod model;
+#[cfg(feature = "std")]
+pub mod samples;
+#[cfg(feature = "std")]
+pub mod writer;
+
+pub use enums::{CodebookKind, Direction, ElementType, LayerOp, SectionKind, TileOrder};
+pub use error::{Error, ErrorKind, Location};
+pub use reader::NuqFile;
+
+#[cfg(feature = "std")]
+pub use model::Model;
+pub use seal::reseal;
+#[cfg(feature = "std")]
+pub use writer::{encode, write_file, WriteError, WriteOptions};

@@ -1,0 +1,175 @@
+//! The append-only enumerations of the format: section kinds, layer operations, codebook kinds,
+//! element types, weight tile orders and threshold directions.
+//!
+//! Numeric values are frozen: a later minor version may only add new values.
+
+use core::fmt;
+
+macro_rules! wire_enum {
+    (
+        $(#[$doc:meta])* $name:ident : $repr:ty {
+            $( $(#[$vdoc:meta])* $variant:ident = $value:literal => $text:literal, )+
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr($repr)]
+        pub enum $name {
+            $( $(#[$vdoc])* $variant = $value, )+
+        }
+
+        impl $name {
+            /// Every value this version of the format defines, in numeric order.
+            pub const ALL: &'static [$name] = &[ $( $name::$variant, )+ ];
+
+            /// The value for a raw on-disk code, or `None` when this version does not define it.
+            pub const fn from_raw(raw: $repr) -> Option<Self> {
+                match raw {
+                    $( $value => Some($name::$variant), )+
+                    _ => None,
+                }
+            }
+
+            /// The raw on-disk code.
+            pub const fn raw(self) -> $repr {
+                self as $repr
+            }
+
+            /// The spec's name of this value (as printed in reports).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text, )+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// The kind of a section (field `kind` of a section-table entry, `u32`).
+    SectionKind: u32 {
+        /// The layer graph.
+        Graph = 1 => "GRAPH",
+        /// Codebooks: integer levels on a fixed grid.
+        Codebooks = 2 => "CODEBOOKS",
+        /// Packed weight indices in hardware words.
+        Weights = 3 => "WEIGHTS",
+        /// Bias vectors (`i32`).
+        Biases = 4 => "BIASES",
+        /// MAC-threshold tables (`i32` per channel).
+        Thresholds = 5 => "THRESHOLDS",
+        /// Scales (`f32`) with their hardware forms.
+        Scales = 6 => "SCALES",
+        /// Producer, producer version and free key/value pairs.
+        Metadata = 7 => "METADATA",
+    }
+}
+
+wire_enum! {
+    /// The operation of a layer (field `op` of a layer record, `u16`).
+    LayerOp: u16 {
+        /// A model input: no inputs, its output shape is the input's shape.
+        Input = 1 => "input",
+        /// 2-D convolution with packed weights.
+        Conv2d = 2 => "conv2d",
+        /// Fully connected layer with packed weights.
+        Linear = 3 => "linear",
+        /// 2-D max pooling.
+        MaxPool2d = 4 => "maxpool2d",
+        /// 2-D average pooling.
+        AvgPool2d = 5 => "avgpool2d",
+        /// Global average pooling to `[c, 1, 1]`.
+        GlobalAvgPool = 6 => "global_avgpool",
+        /// Element-wise sum of two inputs of equal shape (residual connection).
+        Add = 7 => "add",
+        /// Reshape `[c, h, w]` to `[c*h*w, 1, 1]`.
+        Flatten = 8 => "flatten",
+        /// Rectified linear unit.
+        Relu = 9 => "relu",
+    }
+}
+
+wire_enum! {
+    /// How a codebook's levels were designed (informational: the levels themselves are stored
+    /// explicitly). Field `kind` of a codebook record, `u8`.
+    CodebookKind: u8 {
+        /// Levels given explicitly with no named family.
+        Custom = 0 => "custom",
+        /// Uniform levels.
+        Uniform = 1 => "uniform",
+        /// Powers of two.
+        PowerOfTwo = 2 => "power_of_two",
+        /// Additive powers of two (APoT).
+        Apot = 3 => "apot",
+        /// mu-law companded levels.
+        MuLaw = 4 => "mu_law",
+        /// k-quantile (equal-mass) levels.
+        KQuantile = 5 => "k_quantile",
+        /// Lloyd-Max (minimum mean squared error) levels.
+        LloydMax = 6 => "lloyd_max",
+        /// The NF4 levels snapped to the grid.
+        Nf4 = 7 => "nf4",
+        /// The IQ4_NL levels.
+        Iq4Nl = 8 => "iq4_nl",
+    }
+}
+
+wire_enum! {
+    /// The element type of a codebook's level list (field `elem_type`, `u8`).
+    ElementType: u8 {
+        /// Little-endian `i16`.
+        I16 = 1 => "i16",
+        /// Little-endian `i32`.
+        I32 = 2 => "i32",
+    }
+}
+
+impl ElementType {
+    /// Bytes per element.
+    pub const fn size(self) -> usize {
+        match self {
+            ElementType::I16 => 2,
+            ElementType::I32 => 4,
+        }
+    }
+}
+
+wire_enum! {
+    /// The order in which a weight tensor's elements are packed into words (field `order`, `u8`).
+    TileOrder: u8 {
+        /// Elements in row-major order of the tensor's dimensions, packed as one continuous
+        /// stream of words.
+        Flat = 0 => "flat",
+        /// Elements in row-major order, but each output channel (index of dimension 0) starts
+        /// a new word: channel `o` occupies words `o*R .. (o+1)*R`, `R = ceil(row_len / lanes)`.
+        RowPerOutput = 1 => "row_per_output",
+    }
+}
+
+wire_enum! {
+    /// How a channel's accumulator maps to an output code through its thresholds
+    /// (one byte per channel, `u8`).
+    Direction: u8 {
+        /// `code = #{k : acc >= T[k]}` (non-negative folded scale).
+        Rising = 0 => "rising",
+        /// `code = #{k : acc <= T[k]}` (negative folded scale).
+        Falling = 1 => "falling",
+    }
+}
+
+impl Direction {
+    /// The code an accumulator maps to, given the channel's sorted thresholds.
+    pub fn code(self, acc: i32, thresholds: impl IntoIterator<Item = i32>) -> u32 {
+        let it = thresholds.into_iter();
+        match self {
+            Direction::Rising => it.filter(|&t| acc >= t).count() as u32,
+            Direction::Falling => it.filter(|&t| acc <= t).count() as u32,
+        }
+    }
+}

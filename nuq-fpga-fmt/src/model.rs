@@ -1,0 +1,262 @@
+//! The owned model the writer serializes and [`Model::from_file`] rebuilds from a validated file.
+
+use crate::enums::{Direction, ElementType, LayerOp, TileOrder};
+use crate::reader::{NuqFile, Scale};
+use std::collections::BTreeMap;
+use std::string::String;
+use std::vec::Vec;
+
+/// A whole model: the graph and every table it refers to by index.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Model {
+    /// Layers in topological order (inputs refer to earlier layers).
+    pub layers: Vec<Layer>,
+    /// Codebooks.
+    pub codebooks: Vec<Codebook>,
+    /// Packed weight tensors.
+    pub weights: Vec<WeightTensor>,
+    /// Bias vectors.
+    pub biases: Vec<Vec<i32>>,
+    /// MAC-threshold tables.
+    pub thresholds: Vec<ThresholdTable>,
+    /// Scales.
+    pub scales: Vec<Scale>,
+    /// Producer and free key/values.
+    pub metadata: Metadata,
+}
+
+/// One layer. Fields an op does not use stay zero / `None` (see `FORMAT.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    /// Name (UTF-8, at most 65536 bytes).
+    pub name: String,
+    /// Operation.
+    pub op: LayerOp,
+    /// Indices of earlier layers feeding this one (0 for `Input`, 2 for `Add`, else 1).
+    pub inputs: Vec<u32>,
+    /// Output shape `[c, h, w]`.
+    pub out_shape: [u32; 3],
+    /// Kernel `[kh, kw]` (window ops only).
+    pub kernel: [u32; 2],
+    /// Stride `[sh, sw]` (window ops only).
+    pub stride: [u32; 2],
+    /// Padding `[top, left, bottom, right]` (window ops only).
+    pub padding: [u32; 4],
+    /// Dilation `[dh, dw]` (window ops only; 1 for pooling).
+    pub dilation: [u32; 2],
+    /// Group count (window ops only; 1 for pooling).
+    pub groups: u32,
+    /// Weight index bits (0 without weights).
+    pub weight_bits: u8,
+    /// Output code bits (0 when the output is not requantized).
+    pub act_bits: u8,
+    /// WEIGHTS index.
+    pub weights: Option<u32>,
+    /// CODEBOOKS index of the weight codebook.
+    pub weight_codebook: Option<u32>,
+    /// SCALES index of the weight scale.
+    pub weight_scale: Option<u32>,
+    /// BIASES index.
+    pub bias: Option<u32>,
+    /// THRESHOLDS index.
+    pub thresholds: Option<u32>,
+    /// CODEBOOKS index of the output-code codebook.
+    pub act_codebook: Option<u32>,
+    /// SCALES index of the output scale.
+    pub act_scale: Option<u32>,
+}
+
+impl Layer {
+    /// A layer with the given op, inputs and output shape, no window and no tables.
+    pub fn new(name: &str, op: LayerOp, inputs: &[u32], out_shape: [u32; 3]) -> Self {
+        Layer {
+            name: name.into(),
+            op,
+            inputs: inputs.to_vec(),
+            out_shape,
+            kernel: [0; 2],
+            stride: [0; 2],
+            padding: [0; 4],
+            dilation: [0; 2],
+            groups: 0,
+            weight_bits: 0,
+            act_bits: 0,
+            weights: None,
+            weight_codebook: None,
+            weight_scale: None,
+            bias: None,
+            thresholds: None,
+            act_codebook: None,
+            act_scale: None,
+        }
+    }
+
+    /// Sets the window of a conv/pool layer (dilation 1, one group).
+    pub fn with_window(mut self, kernel: [u32; 2], stride: [u32; 2], padding: [u32; 4]) -> Self {
+        self.kernel = kernel;
+        self.stride = stride;
+        self.padding = padding;
+        self.dilation = [1, 1];
+        self.groups = 1;
+        self
+    }
+}
+
+/// A codebook: `2^bits` ascending integer levels on a `grid_bits` grid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Codebook {
+    /// Raw `CodebookKind` value (kept raw so kinds from newer files survive a round trip).
+    pub kind: u8,
+    /// Index bits.
+    pub bits: u8,
+    /// Grid width in bits.
+    pub grid_bits: u8,
+    /// Whether the grid is signed.
+    pub signed: bool,
+    /// Element type of the stored list.
+    pub elem_type: ElementType,
+    /// The levels, ascending; `levels.len() == 1 << bits`.
+    pub levels: Vec<i32>,
+}
+
+impl Codebook {
+    /// A codebook stored with the narrowest element type its grid fits.
+    pub fn new(kind: crate::CodebookKind, grid_bits: u8, signed: bool, levels: Vec<i32>) -> Self {
+        let bits = levels.len().max(2).trailing_zeros() as u8;
+        let fits_i16 = if signed {
+            grid_bits <= 16
+        } else {
+            grid_bits <= 15
+        };
+        Codebook {
+            kind: kind.raw(),
+            bits,
+            grid_bits,
+            signed,
+            elem_type: if fits_i16 {
+                ElementType::I16
+            } else {
+                ElementType::I32
+            },
+            levels,
+        }
+    }
+}
+
+/// A weight tensor of `bits`-bit indices, packed on write into `word_bits` words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightTensor {
+    /// Index bits.
+    pub bits: u8,
+    /// Word width: 32, 64, 128, 256 or 512.
+    pub word_bits: u16,
+    /// Tile order.
+    pub order: TileOrder,
+    /// Dimensions, outermost first (conv `[o, i/groups, kh, kw]`, linear `[o, i]`).
+    pub dims: Vec<u32>,
+    /// Indices in row-major order of `dims`, each `< 2^bits`.
+    pub indices: Vec<u8>,
+}
+
+/// A MAC-threshold table: per channel `2^bits - 1` ascending thresholds and a direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThresholdTable {
+    /// Output code bits.
+    pub bits: u8,
+    /// `channels * (2^bits - 1)` thresholds, channel-major.
+    pub values: Vec<i32>,
+    /// One direction per channel.
+    pub directions: Vec<Direction>,
+}
+
+/// Producer, producer version and free key/values (sorted by key on disk).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Metadata {
+    /// Producing tool.
+    pub producer: String,
+    /// Producing tool's version.
+    pub producer_version: String,
+    /// Free key/values (e.g. `accuracy`).
+    pub entries: BTreeMap<String, String>,
+}
+
+impl Model {
+    /// Copies a validated file into an owned model.
+    pub fn from_file(file: &NuqFile<'_>) -> Self {
+        let layers = file
+            .graph()
+            .iter()
+            .map(|l| Layer {
+                name: l.name().into(),
+                op: l.op(),
+                inputs: l.inputs().collect(),
+                out_shape: l.out_shape(),
+                kernel: l.kernel(),
+                stride: l.stride(),
+                padding: l.padding(),
+                dilation: l.dilation(),
+                groups: l.groups(),
+                weight_bits: l.weight_bits(),
+                act_bits: l.act_bits(),
+                weights: l.weights(),
+                weight_codebook: l.weight_codebook(),
+                weight_scale: l.weight_scale(),
+                bias: l.bias(),
+                thresholds: l.thresholds(),
+                act_codebook: l.act_codebook(),
+                act_scale: l.act_scale(),
+            })
+            .collect();
+        let codebooks = file
+            .codebooks()
+            .iter()
+            .map(|c| Codebook {
+                kind: c.kind_raw(),
+                bits: c.bits(),
+                grid_bits: c.grid_bits(),
+                signed: c.signed(),
+                elem_type: c.elem_type(),
+                levels: c.levels().collect(),
+            })
+            .collect();
+        let weights = file
+            .weights()
+            .iter()
+            .map(|w| WeightTensor {
+                bits: w.bits(),
+                word_bits: w.word_bits(),
+                order: w.order(),
+                dims: w.dims().iter().map(|d| d.get()).collect(),
+                indices: w.indices().collect(),
+            })
+            .collect();
+        let biases = file
+            .biases()
+            .iter()
+            .map(|b| b.iter().map(|v| v.get()).collect())
+            .collect();
+        let thresholds = file
+            .thresholds()
+            .iter()
+            .map(|t| ThresholdTable {
+                bits: t.bits(),
+                values: t.values().iter().map(|v| v.get()).collect(),
+                directions: (0..t.channels()).filter_map(|c| t.direction(c)).collect(),
+            })
+            .collect();
+        let m = file.metadata();
+        Model {
+            layers,
+            codebooks,
+            weights,
+            biases,
+            thresholds,
+            scales: file.scales().iter().collect(),
+            metadata: Metadata {
+                producer: m.producer().into(),
+                producer_version: m.producer_version().into(),
+                entries: m.iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            },
+        }
+    }
+}

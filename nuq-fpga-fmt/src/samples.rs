@@ -1,0 +1,365 @@
+//! Small reference models, deterministic to the bit: the golden files, the worked example of
+//! `FORMAT.md`, the C-loader tests and the fuzz seeds are made from them. Hardware teams can use
+//! them as bring-up vectors.
+
+use crate::enums::{CodebookKind, Direction, LayerOp, TileOrder};
+use crate::model::{Codebook, Layer, Metadata, Model, ThresholdTable, WeightTensor};
+use crate::reader::{pow2_f32, Scale};
+
+/// A tiny deterministic generator (SplitMix64) so the samples need no RNG crate.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn indices(&mut self, n: usize, bits: u8) -> Vec<u8> {
+        (0..n)
+            .map(|_| (self.next() & ((1 << bits) - 1)) as u8)
+            .collect()
+    }
+
+    fn ints(&mut self, n: usize, span: i32) -> Vec<i32> {
+        (0..n)
+            .map(|_| (self.next() % (2 * span as u64 + 1)) as i32 - span)
+            .collect()
+    }
+
+    /// `channels` rows of `2^bits - 1` ascending thresholds.
+    fn thresholds(&mut self, channels: usize, bits: u8) -> Vec<i32> {
+        let per = (1usize << bits) - 1;
+        let mut out = Vec::with_capacity(channels * per);
+        for _ in 0..channels {
+            let mut t = (self.next() % 64) as i32 - 32;
+            for _ in 0..per {
+                out.push(t);
+                t += 1 + (self.next() % 40) as i32;
+            }
+        }
+        out
+    }
+}
+
+fn pow2_scale(e: i32) -> Scale {
+    Scale {
+        value: pow2_f32(e).unwrap_or(1.0),
+        exponent: Some(e),
+        multiplier_shift: None,
+    }
+}
+
+fn metadata(name: &str, accuracy: Option<&str>) -> Metadata {
+    let mut m = Metadata {
+        producer: "nuq-fpga-fmt samples".into(),
+        producer_version: "1".into(),
+        ..Default::default()
+    };
+    m.entries.insert("model".into(), name.into());
+    if let Some(a) = accuracy {
+        m.entries.insert("accuracy".into(), a.into());
+    }
+    m
+}
+
+fn conv(name: &str, input: u32, out: [u32; 3], k: u32, stride: u32, pad: u32) -> Layer {
+    Layer::new(name, LayerOp::Conv2d, &[input], out).with_window([k, k], [stride, stride], [pad; 4])
+}
+
+/// The worked example of `FORMAT.md`: input 1×4×4 (2-bit codes) → conv 3×3 to 2 channels
+/// (2-bit weights, thresholds to 2-bit codes) → global average pool → linear to 2 logits.
+pub fn tiny() -> Model {
+    let mut g = Gen(1);
+    let mut input = Layer::new("in", LayerOp::Input, &[], [1, 4, 4]);
+    input.act_bits = 2;
+    input.act_codebook = Some(1);
+    input.act_scale = Some(1);
+    let mut c = conv("conv", 0, [2, 4, 4], 3, 1, 1);
+    c.weight_bits = 2;
+    c.weights = Some(0);
+    c.weight_codebook = Some(0);
+    c.weight_scale = Some(0);
+    c.bias = Some(0);
+    c.act_bits = 2;
+    c.thresholds = Some(0);
+    c.act_codebook = Some(1);
+    c.act_scale = Some(1);
+    let gap = Layer::new("gap", LayerOp::GlobalAvgPool, &[1], [2, 1, 1]);
+    let mut fc = Layer::new("fc", LayerOp::Linear, &[2], [2, 1, 1]);
+    fc.weight_bits = 2;
+    fc.weights = Some(1);
+    fc.weight_codebook = Some(0);
+    fc.weight_scale = Some(0);
+    Model {
+        layers: vec![input, c, gap, fc],
+        codebooks: vec![
+            Codebook::new(CodebookKind::Uniform, 4, true, vec![-3, -1, 1, 3]),
+            Codebook::new(CodebookKind::KQuantile, 4, false, vec![0, 2, 5, 12]),
+        ],
+        weights: vec![
+            WeightTensor {
+                bits: 2,
+                word_bits: 32,
+                order: TileOrder::Flat,
+                dims: vec![2, 1, 3, 3],
+                indices: g.indices(18, 2),
+            },
+            WeightTensor {
+                bits: 2,
+                word_bits: 32,
+                order: TileOrder::Flat,
+                dims: vec![2, 2],
+                indices: g.indices(4, 2),
+            },
+        ],
+        biases: vec![vec![5, -7]],
+        thresholds: vec![ThresholdTable {
+            bits: 2,
+            values: vec![-4, 3, 11, -2, 6, 9],
+            directions: vec![Direction::Rising, Direction::Falling],
+        }],
+        scales: vec![
+            pow2_scale(-3),
+            Scale {
+                value: 0.046875,
+                exponent: None,
+                multiplier_shift: Some((3, 6)),
+            },
+        ],
+        metadata: metadata("tiny", None),
+    }
+}
+
+/// A two-conv-layer net on 1×12×12 input: conv 3×3 → 8 (3-bit, row-per-output 64-bit words),
+/// max pool 2, conv 3×3 stride 2 → 16 (4-bit, 128-bit words), global average pool, linear → 10.
+pub fn conv_net() -> Model {
+    let mut g = Gen(2);
+    let mut input = Layer::new("input", LayerOp::Input, &[], [1, 12, 12]);
+    input.act_bits = 8;
+    input.act_scale = Some(2);
+    let mut c1 = conv("conv1", 0, [8, 12, 12], 3, 1, 1);
+    c1.weight_bits = 3;
+    c1.weights = Some(0);
+    c1.weight_codebook = Some(0);
+    c1.weight_scale = Some(0);
+    c1.bias = Some(0);
+    c1.act_bits = 3;
+    c1.thresholds = Some(0);
+    c1.act_codebook = Some(2);
+    c1.act_scale = Some(2);
+    let mut pool = Layer::new("pool1", LayerOp::MaxPool2d, &[1], [8, 6, 6]).with_window(
+        [2, 2],
+        [2, 2],
+        [0; 4],
+    );
+    pool.act_bits = 3;
+    pool.act_codebook = Some(2);
+    let mut c2 = conv("conv2", 2, [16, 3, 3], 3, 2, 1);
+    c2.weight_bits = 4;
+    c2.weights = Some(1);
+    c2.weight_codebook = Some(1);
+    c2.weight_scale = Some(1);
+    c2.bias = Some(1);
+    c2.act_bits = 3;
+    c2.thresholds = Some(1);
+    c2.act_codebook = Some(2);
+    c2.act_scale = Some(2);
+    let gap = Layer::new("gap", LayerOp::GlobalAvgPool, &[3], [16, 1, 1]);
+    let mut fc = Layer::new("fc", LayerOp::Linear, &[4], [10, 1, 1]);
+    fc.weight_bits = 4;
+    fc.weights = Some(2);
+    fc.weight_codebook = Some(1);
+    fc.weight_scale = Some(1);
+    fc.bias = Some(2);
+    let apot4 = vec![
+        -48, -36, -33, -32, -24, -18, -16, -12, -9, -8, -6, -4, -3, -2, -1, 0,
+    ];
+    Model {
+        layers: vec![input, c1, pool, c2, gap, fc],
+        codebooks: vec![
+            Codebook::new(
+                CodebookKind::LloydMax,
+                8,
+                true,
+                vec![-97, -55, -26, -8, 8, 26, 55, 97],
+            ),
+            Codebook::new(CodebookKind::Apot, 8, true, apot4),
+            Codebook::new(
+                CodebookKind::Uniform,
+                8,
+                false,
+                vec![0, 1, 2, 3, 4, 5, 6, 7],
+            ),
+        ],
+        weights: vec![
+            WeightTensor {
+                bits: 3,
+                word_bits: 64,
+                order: TileOrder::RowPerOutput,
+                dims: vec![8, 1, 3, 3],
+                indices: g.indices(72, 3),
+            },
+            WeightTensor {
+                bits: 4,
+                word_bits: 128,
+                order: TileOrder::Flat,
+                dims: vec![16, 8, 3, 3],
+                indices: g.indices(1152, 4),
+            },
+            WeightTensor {
+                bits: 4,
+                word_bits: 32,
+                order: TileOrder::RowPerOutput,
+                dims: vec![10, 16],
+                indices: g.indices(160, 4),
+            },
+        ],
+        biases: vec![g.ints(8, 300), g.ints(16, 300), g.ints(10, 1000)],
+        thresholds: vec![
+            ThresholdTable {
+                bits: 3,
+                values: g.thresholds(8, 3),
+                directions: vec![Direction::Rising; 8],
+            },
+            ThresholdTable {
+                bits: 3,
+                values: g.thresholds(16, 3),
+                directions: (0..16)
+                    .map(|c| {
+                        if c % 5 == 3 {
+                            Direction::Falling
+                        } else {
+                            Direction::Rising
+                        }
+                    })
+                    .collect(),
+            },
+        ],
+        scales: vec![
+            pow2_scale(-7),
+            Scale {
+                value: 0.0123,
+                exponent: None,
+                multiplier_shift: Some((1_651_210, 27)),
+            },
+            pow2_scale(-4),
+        ],
+        metadata: metadata("conv_net", Some("0.9012")),
+    }
+}
+
+/// A tiny residual graph on 2×6×6 input: conv a (4 ch) → conv b (4 ch) → add(a, b) → relu →
+/// global average pool → flatten → linear → 3 logits. Weights in 256- and 512-bit words.
+pub fn residual() -> Model {
+    let mut g = Gen(3);
+    let mut input = Layer::new("input", LayerOp::Input, &[], [2, 6, 6]);
+    input.act_bits = 4;
+    input.act_codebook = Some(1);
+    input.act_scale = Some(1);
+    let mut a = conv("block.conv_a", 0, [4, 6, 6], 3, 1, 1);
+    a.weight_bits = 2;
+    a.weights = Some(0);
+    a.weight_codebook = Some(0);
+    a.weight_scale = Some(0);
+    a.act_bits = 4;
+    a.thresholds = Some(0);
+    a.act_codebook = Some(1);
+    a.act_scale = Some(1);
+    let mut b = conv("block.conv_b", 1, [4, 6, 6], 3, 1, 1);
+    b.weight_bits = 2;
+    b.weights = Some(1);
+    b.weight_codebook = Some(0);
+    b.weight_scale = Some(0);
+    b.bias = Some(0);
+    b.act_bits = 4;
+    b.thresholds = Some(1);
+    b.act_codebook = Some(1);
+    b.act_scale = Some(1);
+    let add = Layer::new("block.add", LayerOp::Add, &[1, 2], [4, 6, 6]);
+    let relu = Layer::new("block.relu", LayerOp::Relu, &[3], [4, 6, 6]);
+    let gap = Layer::new("gap", LayerOp::GlobalAvgPool, &[4], [4, 1, 1]);
+    let flat = Layer::new("flatten", LayerOp::Flatten, &[5], [4, 1, 1]);
+    let mut fc = Layer::new("fc", LayerOp::Linear, &[6], [3, 1, 1]);
+    fc.weight_bits = 2;
+    fc.weights = Some(2);
+    fc.weight_codebook = Some(0);
+    fc.weight_scale = Some(0);
+    fc.bias = Some(1);
+    fc.act_scale = Some(2);
+    Model {
+        layers: vec![input, a, b, add, relu, gap, flat, fc],
+        codebooks: vec![
+            Codebook::new(CodebookKind::PowerOfTwo, 8, true, vec![-64, -16, 16, 64]),
+            Codebook::new(
+                CodebookKind::MuLaw,
+                16,
+                false,
+                (0..16).map(|k: i32| k * k * 97).collect(),
+            ),
+        ],
+        weights: vec![
+            WeightTensor {
+                bits: 2,
+                word_bits: 256,
+                order: TileOrder::RowPerOutput,
+                dims: vec![4, 2, 3, 3],
+                indices: g.indices(72, 2),
+            },
+            WeightTensor {
+                bits: 2,
+                word_bits: 512,
+                order: TileOrder::Flat,
+                dims: vec![4, 4, 3, 3],
+                indices: g.indices(144, 2),
+            },
+            WeightTensor {
+                bits: 2,
+                word_bits: 32,
+                order: TileOrder::Flat,
+                dims: vec![3, 4],
+                indices: g.indices(12, 2),
+            },
+        ],
+        biases: vec![g.ints(4, 100), g.ints(3, 5000)],
+        thresholds: vec![
+            ThresholdTable {
+                bits: 4,
+                values: g.thresholds(4, 4),
+                directions: vec![
+                    Direction::Rising,
+                    Direction::Falling,
+                    Direction::Rising,
+                    Direction::Rising,
+                ],
+            },
+            ThresholdTable {
+                bits: 4,
+                values: g.thresholds(4, 4),
+                directions: vec![Direction::Rising; 4],
+            },
+        ],
+        scales: vec![
+            pow2_scale(-6),
+            Scale {
+                value: 0.02,
+                exponent: None,
+                multiplier_shift: Some((1_342_177, 26)),
+            },
+            pow2_scale(-10),
+        ],
+        metadata: metadata("residual", Some("0.875")),
+    }
+}
+
+/// Every sample with its golden-file stem.
+pub fn all() -> Vec<(&'static str, Model)> {
+    vec![
+        ("tiny", tiny()),
+        ("conv_net", conv_net()),
+        ("residual", residual()),
+    ]
+}
