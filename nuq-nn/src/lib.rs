@@ -1,6 +1,43 @@
 //! # nuq-nn
 //!
-//! A lean layer set for ResNet-18 / ResNet-20 / VGG-Small style CNNs: float training,
-//! quantization-aware training with nuq codebooks, BN folding, conversion to the integer
-//! model and integer-only inference.
+//! A lean layer set for ResNet-18 / ResNet-20 / VGG-Small style CNNs: float training with
+//! explicit forward/backward passes, optimisers and schedules, dataset readers with
+//! augmentation, and safetensors checkpoints with PyTorch names. Later stages add
+//! quantization-aware training, BN folding and integer inference on the same layers.
+//!
+//! - [`Tensor`]: dense NHWC `f32` activations (see [`tensor`] for why NHWC).
+//! - [`Layer`]: forward/backward with owned, reused buffers; [`layers`] holds Conv2d (im2col +
+//!   `gemm`), BatchNorm2d (optionally fused ReLU), ReLU, MaxPool2d, GlobalAvgPool, Flatten,
+//!   Linear, Sequential and BasicBlock; [`CrossEntropy`] is the loss.
+//! - [`Network`] builds the models of [`models`] with PyTorch parameter names.
+//! - [`optim`]: SGD, AdamW and learning-rate schedules; [`data`]: CIFAR and IDX readers,
+//!   augmentation and a prefetching batch loader; [`checkpoint`]: safetensors I/O;
+//!   [`train`]: one-step training and evaluation helpers; [`gradcheck`]: finite differences.
 #![deny(unsafe_op_in_unsafe_fn)]
+
+//pub mod checkpoint;
+//pub mod data;
+pub mod error;
+pub mod gradcheck;
+pub mod layer;
+pub mod layers;
+mod matmul;
+pub mod models;
+//pub mod optim;
+pub mod param;
+pub mod rng;
+pub mod tensor;
+//pub mod train;
+mod loss;
+
+pub use error::NnError;
+pub use layer::{Layer, Mode};
+pub use layers::{
+    BasicBlock, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu,
+    Sequential,
+};
+pub use loss::{CrossEntropy, LossOutput};
+pub use models::{Arch, ModelConfig, Network, Parameterized};
+pub use param::{BufferMut, Param, ParamLayout, ParamRole};
+pub use rng::Rng;
+pub use tensor::Tensor;

@@ -1,0 +1,57 @@
+//! Error type of the layer, model and training code.
+
+use thiserror::Error;
+
+/// Errors from layers, models, optimisers and checkpoints.
+#[derive(Debug, Error)]
+pub enum NnError {
+    /// A layer received an input whose shape it cannot process.
+    #[error("{layer}: input shape {found:?} does not fit: {reason}")]
+    InputShape {
+        /// Layer kind and name.
+        layer: String,
+        /// The NHWC shape received.
+        found: [usize; 4],
+        /// What was expected.
+        reason: String,
+    },
+    /// A gradient tensor does not match the layer's output shape.
+    #[error("{layer}: gradient shape {found:?}, expected the output shape {expected:?}")]
+    GradShape {
+        /// Layer kind and name.
+        layer: String,
+        /// Expected shape.
+        expected: [usize; 4],
+        /// Shape received.
+        found: [usize; 4],
+    },
+    /// `backward` was called before a `forward` in training mode, or after a shape change.
+    #[error("{layer}: backward called without a matching forward pass")]
+    NoForward {
+        /// Layer kind and name.
+        layer: String,
+    },
+    /// A tensor was built from data of the wrong length.
+    #[error("tensor of shape {shape:?} needs {expected} values, found {found}")]
+    DataLength {
+        /// Requested shape.
+        shape: [usize; 4],
+        /// Number of values the shape needs.
+        expected: usize,
+        /// Number of values given.
+        found: usize,
+    },
+    /// A label is not below the number of classes.
+    #[error("label {label} at batch position {index} is not below the class count {classes}")]
+    Label {
+        /// The offending label.
+        label: u32,
+        /// Its position in the batch.
+        index: usize,
+        /// Number of classes of the logits.
+        classes: usize,
+    },
+    /// An invalid configuration value (layer, model, optimiser or schedule).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}

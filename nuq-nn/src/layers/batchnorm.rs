@@ -1,0 +1,312 @@
+//! BatchNorm2d with PyTorch semantics, optionally fused with the following ReLU.
+
+use std::any::Any;
+
+use rayon::prelude::*;
+
+use crate::error::NnError;
+use crate::layer::{check_grad_shape, Layer, Mode};
+use crate::param::{join_name, BufferMut, Param, ParamRole};
+use crate::tensor::Tensor;
+
+/// Rows per parallel block for the statistics passes (fixed, so that sums are reduced in the
+/// same order whatever the thread count).
+const BLOCK_ROWS: usize = 512;
+
+/// Batch normalisation over N, H and W for each channel (PyTorch `BatchNorm2d`).
+///
+/// Training mode normalises with the batch mean and biased variance and updates
+/// `running_mean`/`running_var` as `(1 − momentum)·running + momentum·batch` with the
+/// *unbiased* batch variance, and increments `num_batches_tracked` — PyTorch's rules
+/// (momentum 0.1, ε = 1e-5 by default). Evaluation mode uses the running statistics.
+///
+/// With `fused_relu`, the layer outputs `max(0, bn(x))` in the same pass (and back-propagates
+/// through both); the parameter names stay those of the BatchNorm.
+pub struct BatchNorm2d {
+    channels: usize,
+    /// Scale γ (PyTorch `weight`).
+    pub weight: Param,
+    /// Shift β (PyTorch `bias`).
+    pub bias: Param,
+    /// Running mean (PyTorch `running_mean`).
+    pub running_mean: Vec<f32>,
+    /// Running variance (PyTorch `running_var`).
+    pub running_var: Vec<f32>,
+    /// Number of training batches seen (PyTorch `num_batches_tracked`).
+    pub num_batches_tracked: i64,
+    /// Running-statistics momentum.
+    pub momentum: f32,
+    /// Variance epsilon.
+    pub eps: f32,
+    /// Whether a ReLU follows in the same pass.
+    pub fused_relu: bool,
+    out: Tensor,
+    dx: Tensor,
+    /// Mean used by the last forward.
+    mean: Vec<f32>,
+    /// 1/sqrt(var + eps) used by the last forward.
+    inv_std: Vec<f32>,
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    last: Option<([usize; 4], Mode)>,
+    partials: Vec<f64>,
+}
+
+impl BatchNorm2d {
+    /// A BatchNorm with γ = 1, β = 0, running mean 0 and variance 1.
+    pub fn new(channels: usize, fused_relu: bool) -> Self {
+        Self {
+            channels,
+            weight: Param::new(vec![1.0; channels], ParamRole::BnWeight, vec![channels]),
+            bias: Param::new(vec![0.0; channels], ParamRole::BnBias, vec![channels]),
+            running_mean: vec![0.0; channels],
+            running_var: vec![1.0; channels],
+            num_batches_tracked: 0,
+            momentum: 0.1,
+            eps: 1e-5,
+            fused_relu,
+            out: Tensor::default(),
+            dx: Tensor::default(),
+            mean: vec![0.0; channels],
+            inv_std: vec![0.0; channels],
+            scale: vec![0.0; channels],
+            shift: vec![0.0; channels],
+            last: None,
+            partials: Vec::new(),
+        }
+    }
+
+    /// Number of channels.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Per-block sums of `a(row)` and `b(row)` products over rows, reduced in block order:
+    /// returns `(Σ first, Σ second)` per channel in `f64`.
+    fn blocked_sums(
+        partials: &mut Vec<f64>,
+        c: usize,
+        rows: usize,
+        f: impl Fn(usize, &mut [f64], &mut [f64]) + Sync,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let blocks = rows.div_ceil(BLOCK_ROWS).max(1);
+        partials.clear();
+        partials.resize(blocks * 2 * c, 0.0);
+        partials
+            .par_chunks_mut(2 * c)
+            .enumerate()
+            .for_each(|(b, acc)| {
+                let (s1, s2) = acc.split_at_mut(c);
+                let r1 = ((b + 1) * BLOCK_ROWS).min(rows);
+                for r in b * BLOCK_ROWS..r1 {
+                    f(r, s1, s2);
+                }
+            });
+        let mut t1 = vec![0.0f64; c];
+        let mut t2 = vec![0.0f64; c];
+        for acc in partials.chunks_exact(2 * c) {
+            for i in 0..c {
+                t1[i] += acc[i];
+                t2[i] += acc[c + i];
+            }
+        }
+        (t1, t2)
+    }
+}
+
+impl Layer for BatchNorm2d {
+    fn describe(&self) -> String {
+        format!(
+            "BatchNorm2d({}{})",
+            self.channels,
+            if self.fused_relu { ", ReLU" } else { "" }
+        )
+    }
+
+    fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4], NnError> {
+        if input[3] != self.channels {
+            return Err(NnError::InputShape {
+                layer: self.describe(),
+                found: input,
+                reason: format!("expected {} channels", self.channels),
+            });
+        }
+        Ok(input)
+    }
+
+    fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<&Tensor, NnError> {
+        self.output_shape(x.shape())?;
+        let c = self.channels;
+        let rows = x.rows();
+        if mode == Mode::Train && rows < 2 {
+            return Err(NnError::InputShape {
+                layer: self.describe(),
+                found: x.shape(),
+                reason: "training mode needs more than one value per channel".into(),
+            });
+        }
+        let xd = x.data();
+        match mode {
+            Mode::Train => {
+                let (sum, sumsq) = Self::blocked_sums(&mut self.partials, c, rows, |r, s1, s2| {
+                    for ((a, b), &v) in s1
+                        .iter_mut()
+                        .zip(s2.iter_mut())
+                        .zip(&xd[r * c..(r + 1) * c])
+                    {
+                        let v = v as f64;
+                        *a += v;
+                        *b += v * v;
+                    }
+                });
+                let m = rows as f64;
+                let mom = self.momentum as f64;
+                for i in 0..c {
+                    let mean = sum[i] / m;
+                    let var = (sumsq[i] / m - mean * mean).max(0.0);
+                    self.mean[i] = mean as f32;
+                    self.inv_std[i] = (1.0 / (var + self.eps as f64).sqrt()) as f32;
+                    let unbiased = var * m / (m - 1.0);
+                    self.running_mean[i] =
+                        ((1.0 - mom) * self.running_mean[i] as f64 + mom * mean) as f32;
+                    self.running_var[i] =
+                        ((1.0 - mom) * self.running_var[i] as f64 + mom * unbiased) as f32;
+                }
+                self.num_batches_tracked += 1;
+            }
+            Mode::Eval => {
+                for i in 0..c {
+                    self.mean[i] = self.running_mean[i];
+                    self.inv_std[i] = 1.0 / (self.running_var[i] + self.eps).sqrt();
+                }
+            }
+        }
+        for i in 0..c {
+            self.scale[i] = self.weight.value[i] * self.inv_std[i];
+            self.shift[i] = self.bias.value[i] - self.mean[i] * self.scale[i];
+        }
+        self.out.reshape_uninit(x.shape());
+        let (scale, shift, relu) = (&self.scale, &self.shift, self.fused_relu);
+        self.out
+            .data_mut()
+            .par_chunks_mut(BLOCK_ROWS * c)
+            .zip(xd.par_chunks(BLOCK_ROWS * c))
+            .for_each(|(o, xi)| {
+                for (orow, xrow) in o.chunks_exact_mut(c).zip(xi.chunks_exact(c)) {
+                    for (((ov, &xv), &sc), &sh) in orow.iter_mut().zip(xrow).zip(scale).zip(shift) {
+                        let y = xv * sc + sh;
+                        *ov = if relu { y.max(0.0) } else { y };
+                    }
+                }
+            });
+        self.last = Some((x.shape(), mode));
+        Ok(&self.out)
+    }
+
+    fn output(&self) -> &Tensor {
+        &self.out
+    }
+
+    fn backward(&mut self, x: &Tensor, dy: &Tensor, need_input_grad: bool) -> Result<(), NnError> {
+        let Some((shape, mode)) = self.last else {
+            return Err(NnError::NoForward {
+                layer: self.describe(),
+            });
+        };
+        if shape != x.shape() {
+            return Err(NnError::NoForward {
+                layer: self.describe(),
+            });
+        }
+        check_grad_shape(&self.describe(), shape, dy)?;
+        let c = self.channels;
+        let rows = x.rows();
+        let (xd, dyd, yd) = (x.data(), dy.data(), self.out.data());
+        let (mean, inv_std, relu) = (&self.mean, &self.inv_std, self.fused_relu);
+        // Σ dy' and Σ dy'·x̂ per channel, dy' = dy masked by the fused ReLU.
+        let (dbeta, dgamma) = Self::blocked_sums(&mut self.partials, c, rows, |r, s1, s2| {
+            let span = r * c..(r + 1) * c;
+            for i in 0..c {
+                let idx = span.start + i;
+                let g = if relu && yd[idx] <= 0.0 {
+                    0.0
+                } else {
+                    dyd[idx]
+                };
+                let xhat = (xd[idx] - mean[i]) * inv_std[i];
+                s1[i] += g as f64;
+                s2[i] += (g * xhat) as f64;
+            }
+        });
+        for i in 0..c {
+            self.weight.grad[i] = dgamma[i] as f32;
+            self.bias.grad[i] = dbeta[i] as f32;
+        }
+        if !need_input_grad {
+            self.dx.reshape_uninit([0, 0, 0, 0]);
+            return Ok(());
+        }
+        self.dx.reshape_uninit(shape);
+        let m = rows as f32;
+        let gamma = &self.weight.value;
+        // Train: dx = γ·σ⁻¹·(dy' − Σdy'/m − x̂·Σ(dy'x̂)/m); eval: dx = γ·σ⁻¹·dy'.
+        let (k1, k2): (Vec<f32>, Vec<f32>) = match mode {
+            Mode::Train => (0..c)
+                .map(|i| ((dbeta[i] / m as f64) as f32, (dgamma[i] / m as f64) as f32))
+                .unzip(),
+            Mode::Eval => (vec![0.0; c], vec![0.0; c]),
+        };
+        let scale: Vec<f32> = (0..c).map(|i| gamma[i] * inv_std[i]).collect();
+        self.dx
+            .data_mut()
+            .par_chunks_mut(BLOCK_ROWS * c)
+            .enumerate()
+            .for_each(|(b, dxb)| {
+                let base = b * BLOCK_ROWS * c;
+                for (j, d) in dxb.iter_mut().enumerate() {
+                    let idx = base + j;
+                    let i = j % c;
+                    let g = if relu && yd[idx] <= 0.0 {
+                        0.0
+                    } else {
+                        dyd[idx]
+                    };
+                    let xhat = (xd[idx] - mean[i]) * inv_std[i];
+                    *d = scale[i] * (g - k1[i] - xhat * k2[i]);
+                }
+            });
+        Ok(())
+    }
+
+    fn input_grad(&self) -> &Tensor {
+        &self.dx
+    }
+
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        f(&join_name(prefix, "weight"), &mut self.weight);
+        f(&join_name(prefix, "bias"), &mut self.bias);
+    }
+
+    fn visit_buffers(&mut self, prefix: &str, f: &mut dyn FnMut(&str, BufferMut<'_>)) {
+        f(
+            &join_name(prefix, "running_mean"),
+            BufferMut::F32(&mut self.running_mean),
+        );
+        f(
+            &join_name(prefix, "running_var"),
+            BufferMut::F32(&mut self.running_var),
+        );
+        f(
+            &join_name(prefix, "num_batches_tracked"),
+            BufferMut::I64(&mut self.num_batches_tracked),
+        );
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}

@@ -1,0 +1,554 @@
+//! 2-D convolution through im2col and the `gemm` crate.
+//!
+//! With NHWC activations and the kernel stored `[kh][kw][c_in][c_out]`, a convolution over the
+//! whole batch is one product `Y[M, c_out] = col[M, K] · W[K, c_out]` with `M = n·oh·ow` (batch
+//! folded into M) and `K = kh·kw·c_in`. The backward pass is two more products on the same
+//! shapes: `dW[K, c_out] = colᵀ · dY` and `dcol[M, K] = dY · Wᵀ`, followed by col2im.
+//!
+//! The column matrix is never materialised for the whole batch: the batch is split into one
+//! contiguous image range per rayon thread, and each thread walks its range in row chunks small
+//! enough for the column buffer to stay in cache, running im2col (recomputed in backward rather
+//! than stored), a single-threaded GEMM and col2im back to back. Weight gradients are summed per
+//! thread and reduced in a fixed order, so results depend only on the seed and thread count.
+//! A 1×1 stride-1 unpadded convolution uses its input directly as the column matrix.
+
+use std::any::Any;
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use crate::error::NnError;
+use crate::layer::{check_grad_shape, Layer, Mode};
+use crate::matmul::{matmul, View};
+use crate::param::{join_name, Param, ParamLayout, ParamRole};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+/// Target size of one column-matrix chunk in values (≈ 1 MiB of `f32`).
+const CHUNK_VALUES: usize = 1 << 18;
+/// Smallest chunk in rows, so that GEMM shapes stay efficient for large K.
+const MIN_CHUNK_ROWS: usize = 192;
+
+/// Shape hyper-parameters of a [`Conv2d`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dConfig {
+    /// Input channels.
+    pub c_in: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Kernel `(height, width)`.
+    pub kernel: (usize, usize),
+    /// Stride `(vertical, horizontal)`.
+    pub stride: (usize, usize),
+    /// Zero padding `(top/bottom, left/right)`.
+    pub padding: (usize, usize),
+    /// Whether the layer has a bias.
+    pub bias: bool,
+}
+
+impl Conv2dConfig {
+    /// A square `k×k` convolution with the given stride and padding, without bias.
+    pub fn square(c_in: usize, c_out: usize, k: usize, stride: usize, padding: usize) -> Self {
+        Self {
+            c_in,
+            c_out,
+            kernel: (k, k),
+            stride: (stride, stride),
+            padding: (padding, padding),
+            bias: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Geom {
+    n: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    oh: usize,
+    ow: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    ph: usize,
+    pw: usize,
+}
+
+impl Geom {
+    fn k(&self) -> usize {
+        self.kh * self.kw * self.c
+    }
+
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
+    }
+
+    /// For output row `m`: its image, and the input row and column of kernel tap (0, 0)
+    /// (negative inside the padding).
+    #[inline]
+    fn row_origin(&self, m: usize) -> (usize, isize, isize) {
+        let ox = m % self.ow;
+        let t = m / self.ow;
+        let oy = t % self.oh;
+        let img = t / self.oh;
+        (
+            img,
+            (oy * self.sh) as isize - self.ph as isize,
+            (ox * self.sw) as isize - self.pw as isize,
+        )
+    }
+}
+
+/// Copies rows `row0..row0 + rows` of the column matrix of `x` into `col` (`rows × K`).
+fn im2col(g: &Geom, x: &[f32], row0: usize, rows: usize, col: &mut [f32]) {
+    let k = g.k();
+    let c = g.c;
+    let run = g.kw * c;
+    for r in 0..rows {
+        let (img, iy0, ix0) = g.row_origin(row0 + r);
+        let dst = &mut col[r * k..(r + 1) * k];
+        let img_base = img * g.h * g.w * c;
+        let full_x = ix0 >= 0 && ix0 as usize + g.kw <= g.w;
+        for ky in 0..g.kh {
+            let iy = iy0 + ky as isize;
+            let d = &mut dst[ky * run..(ky + 1) * run];
+            if iy < 0 || iy as usize >= g.h {
+                d.fill(0.0);
+                continue;
+            }
+            let row_base = img_base + iy as usize * g.w * c;
+            if full_x {
+                let s = row_base + ix0 as usize * c;
+                d.copy_from_slice(&x[s..s + run]);
+            } else {
+                for kx in 0..g.kw {
+                    let ix = ix0 + kx as isize;
+                    let dd = &mut d[kx * c..(kx + 1) * c];
+                    if ix < 0 || ix as usize >= g.w {
+                        dd.fill(0.0);
+                    } else {
+                        let s = row_base + ix as usize * c;
+                        dd.copy_from_slice(&x[s..s + c]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds rows `row0..row0 + rows` of `dcol` back onto the input gradient `dx`, which holds the
+/// images starting at `img0`.
+fn col2im(g: &Geom, dcol: &[f32], row0: usize, rows: usize, img0: usize, dx: &mut [f32]) {
+    let k = g.k();
+    let c = g.c;
+    let run = g.kw * c;
+    for r in 0..rows {
+        let (img, iy0, ix0) = g.row_origin(row0 + r);
+        let src = &dcol[r * k..(r + 1) * k];
+        let img_base = (img - img0) * g.h * g.w * c;
+        let full_x = ix0 >= 0 && ix0 as usize + g.kw <= g.w;
+        for ky in 0..g.kh {
+            let iy = iy0 + ky as isize;
+            if iy < 0 || iy as usize >= g.h {
+                continue;
+            }
+            let s = &src[ky * run..(ky + 1) * run];
+            let row_base = img_base + iy as usize * g.w * c;
+            if full_x {
+                let o = row_base + ix0 as usize * c;
+                for (d, v) in dx[o..o + run].iter_mut().zip(s) {
+                    *d += v;
+                }
+            } else {
+                for kx in 0..g.kw {
+                    let ix = ix0 + kx as isize;
+                    if ix < 0 || ix as usize >= g.w {
+                        continue;
+                    }
+                    let o = row_base + ix as usize * c;
+                    for (d, v) in dx[o..o + c].iter_mut().zip(&s[kx * c..(kx + 1) * c]) {
+                        *d += v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Scratch {
+    col: Vec<f32>,
+    dcol: Vec<f32>,
+    dw: Vec<f32>,
+    db: Vec<f64>,
+}
+
+/// Splits `n` images into at most one contiguous range per thread: `(images per group, groups)`.
+pub(crate) fn image_groups(n: usize) -> (usize, usize) {
+    let threads = rayon::current_num_threads().max(1);
+    let g = threads.min(n).max(1);
+    let per = n.div_ceil(g).max(1);
+    (per, n.div_ceil(per).max(1))
+}
+
+/// A 2-D convolution layer (cross-correlation, as in PyTorch).
+pub struct Conv2d {
+    cfg: Conv2dConfig,
+    /// Kernel, stored `[kh][kw][c_in][c_out]` (PyTorch name `weight`, shape
+    /// `[c_out, c_in, kh, kw]`).
+    pub weight: Param,
+    /// Optional bias (PyTorch name `bias`).
+    pub bias: Option<Param>,
+    out: Tensor,
+    dx: Tensor,
+    scratch: Vec<Scratch>,
+    last_input: Option<[usize; 4]>,
+}
+
+impl Conv2d {
+    /// A convolution with Kaiming-normal weights (fan-out, ReLU gain, as torchvision's ResNets)
+    /// and a zero bias.
+    pub fn new(cfg: Conv2dConfig, rng: &mut Rng) -> Result<Self, NnError> {
+        let (kh, kw) = cfg.kernel;
+        if cfg.c_in == 0
+            || cfg.c_out == 0
+            || kh == 0
+            || kw == 0
+            || cfg.stride.0 == 0
+            || cfg.stride.1 == 0
+        {
+            return Err(NnError::Config(format!(
+                "Conv2d needs positive channels, kernel and stride, got {cfg:?}"
+            )));
+        }
+        let len = kh * kw * cfg.c_in * cfg.c_out;
+        let std = (2.0 / (cfg.c_out * kh * kw) as f32).sqrt();
+        let mut weight = Param::new(
+            (0..len).map(|_| rng.normal() * std).collect(),
+            ParamRole::ConvWeight,
+            vec![cfg.c_out, cfg.c_in, kh, kw],
+        );
+        weight.layout = ParamLayout::ConvHwio {
+            c_out: cfg.c_out,
+            c_in: cfg.c_in,
+            kh,
+            kw,
+        };
+        let bias = cfg
+            .bias
+            .then(|| Param::new(vec![0.0; cfg.c_out], ParamRole::Bias, vec![cfg.c_out]));
+        Ok(Self {
+            cfg,
+            weight,
+            bias,
+            out: Tensor::default(),
+            dx: Tensor::default(),
+            scratch: Vec::new(),
+            last_input: None,
+        })
+    }
+
+    /// The layer's configuration.
+    pub fn config(&self) -> Conv2dConfig {
+        self.cfg
+    }
+
+    fn geom(&self, input: [usize; 4]) -> Result<Geom, NnError> {
+        let [n, h, w, c] = input;
+        let (kh, kw) = self.cfg.kernel;
+        let (sh, sw) = self.cfg.stride;
+        let (ph, pw) = self.cfg.padding;
+        if c != self.cfg.c_in {
+            return Err(NnError::InputShape {
+                layer: self.describe(),
+                found: input,
+                reason: format!("expected {} channels", self.cfg.c_in),
+            });
+        }
+        if h + 2 * ph < kh || w + 2 * pw < kw {
+            return Err(NnError::InputShape {
+                layer: self.describe(),
+                found: input,
+                reason: "padded input smaller than the kernel".into(),
+            });
+        }
+        Ok(Geom {
+            n,
+            h,
+            w,
+            c,
+            oh: (h + 2 * ph - kh) / sh + 1,
+            ow: (w + 2 * pw - kw) / sw + 1,
+            kh,
+            kw,
+            sh,
+            sw,
+            ph,
+            pw,
+        })
+    }
+
+    fn chunk_rows(k: usize, group_rows: usize) -> usize {
+        (CHUNK_VALUES / k)
+            .max(MIN_CHUNK_ROWS)
+            .min(group_rows)
+            .max(1)
+    }
+}
+
+impl Layer for Conv2d {
+    fn describe(&self) -> String {
+        let c = &self.cfg;
+        format!(
+            "Conv2d({}→{}, {}×{}, stride {:?}, padding {:?}{})",
+            c.c_in,
+            c.c_out,
+            c.kernel.0,
+            c.kernel.1,
+            c.stride,
+            c.padding,
+            if c.bias { ", bias" } else { "" }
+        )
+    }
+
+    fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4], NnError> {
+        let g = self.geom(input)?;
+        Ok([g.n, g.oh, g.ow, self.cfg.c_out])
+    }
+
+    fn forward(&mut self, x: &Tensor, _mode: Mode) -> Result<&Tensor, NnError> {
+        let g = self.geom(x.shape())?;
+        let cout = self.cfg.c_out;
+        self.out.reshape_uninit([g.n, g.oh, g.ow, cout]);
+        self.last_input = Some(x.shape());
+        if g.n == 0 {
+            return Ok(&self.out);
+        }
+        let k = g.k();
+        let img_rows = g.oh * g.ow;
+        let (per, groups) = image_groups(g.n);
+        if self.scratch.len() < groups {
+            self.scratch.resize_with(groups, Scratch::default);
+        }
+        let w = &self.weight.value;
+        let bias = self.bias.as_ref().map(|b| &b.value[..]);
+        let xd = x.data();
+        self.out
+            .data_mut()
+            .par_chunks_mut(per * img_rows * cout)
+            .zip(self.scratch.par_iter_mut())
+            .enumerate()
+            .for_each(|(gi, (out_g, s))| {
+                let row_begin = gi * per * img_rows;
+                let grows = out_g.len() / cout;
+                let chunk = Self::chunk_rows(k, grows);
+                if !g.pointwise() && s.col.len() < chunk * k {
+                    s.col.resize(chunk * k, 0.0);
+                }
+                let mut start = 0;
+                while start < grows {
+                    let r = chunk.min(grows - start);
+                    let lhs = if g.pointwise() {
+                        &xd[(row_begin + start) * k..(row_begin + start + r) * k]
+                    } else {
+                        im2col(&g, xd, row_begin + start, r, &mut s.col[..r * k]);
+                        &s.col[..r * k]
+                    };
+                    matmul(
+                        r,
+                        cout,
+                        k,
+                        &mut out_g[start * cout..(start + r) * cout],
+                        cout,
+                        false,
+                        View::rows(lhs, k),
+                        View::rows(w, cout),
+                        Parallelism::None,
+                    );
+                    start += r;
+                }
+                if let Some(b) = bias {
+                    for row in out_g.chunks_exact_mut(cout) {
+                        for (o, bv) in row.iter_mut().zip(b) {
+                            *o += bv;
+                        }
+                    }
+                }
+            });
+        Ok(&self.out)
+    }
+
+    fn output(&self) -> &Tensor {
+        &self.out
+    }
+
+    fn backward(&mut self, x: &Tensor, dy: &Tensor, need_input_grad: bool) -> Result<(), NnError> {
+        if self.last_input != Some(x.shape()) {
+            return Err(NnError::NoForward {
+                layer: self.describe(),
+            });
+        }
+        let g = self.geom(x.shape())?;
+        let cout = self.cfg.c_out;
+        check_grad_shape(&self.describe(), [g.n, g.oh, g.ow, cout], dy)?;
+        let k = g.k();
+        let img_rows = g.oh * g.ow;
+        let img_in = g.h * g.w * g.c;
+        let (per, groups) = image_groups(g.n.max(1));
+        if self.scratch.len() < groups {
+            self.scratch.resize_with(groups, Scratch::default);
+        }
+        if need_input_grad {
+            self.dx.reshape_uninit(x.shape());
+        } else {
+            self.dx.reshape_uninit([0, 0, 0, 0]);
+        }
+        let mut dx_parts: Vec<&mut [f32]> = if need_input_grad {
+            self.dx.data_mut().chunks_mut(per * img_in).collect()
+        } else {
+            Vec::new()
+        };
+        dx_parts.resize_with(groups, Default::default);
+        let w = &self.weight.value;
+        let xd = x.data();
+        let dyd = dy.data();
+        let has_bias = self.bias.is_some();
+        if g.n == 0 {
+            self.weight.grad.fill(0.0);
+            if let Some(b) = &mut self.bias {
+                b.grad.fill(0.0);
+            }
+            return Ok(());
+        }
+        self.scratch[..groups]
+            .par_iter_mut()
+            .zip(dx_parts.into_par_iter())
+            .enumerate()
+            .for_each(|(gi, (s, dx_g))| {
+                let row_begin = gi * per * img_rows;
+                let grows = (per * img_rows).min(g.n * img_rows - row_begin);
+                let chunk = Self::chunk_rows(k, grows);
+                s.dw.resize(k * cout, 0.0);
+                if !g.pointwise() {
+                    if s.col.len() < chunk * k {
+                        s.col.resize(chunk * k, 0.0);
+                    }
+                    if need_input_grad && s.dcol.len() < chunk * k {
+                        s.dcol.resize(chunk * k, 0.0);
+                    }
+                    dx_g.fill(0.0);
+                }
+                let mut start = 0;
+                while start < grows {
+                    let r = chunk.min(grows - start);
+                    let rows = row_begin + start;
+                    let dy_c = &dyd[rows * cout..(rows + r) * cout];
+                    let col = if g.pointwise() {
+                        &xd[rows * k..(rows + r) * k]
+                    } else {
+                        im2col(&g, xd, rows, r, &mut s.col[..r * k]);
+                        &s.col[..r * k]
+                    };
+                    matmul(
+                        k,
+                        cout,
+                        r,
+                        &mut s.dw,
+                        cout,
+                        start > 0,
+                        View::transposed(col, k),
+                        View::rows(dy_c, cout),
+                        Parallelism::None,
+                    );
+                    if need_input_grad {
+                        if g.pointwise() {
+                            matmul(
+                                r,
+                                k,
+                                cout,
+                                &mut dx_g[start * k..(start + r) * k],
+                                k,
+                                false,
+                                View::rows(dy_c, cout),
+                                View::transposed(w, cout),
+                                Parallelism::None,
+                            );
+                        } else {
+                            matmul(
+                                r,
+                                k,
+                                cout,
+                                &mut s.dcol[..r * k],
+                                k,
+                                false,
+                                View::rows(dy_c, cout),
+                                View::transposed(w, cout),
+                                Parallelism::None,
+                            );
+                            col2im(&g, &s.dcol[..r * k], rows, r, gi * per, dx_g);
+                        }
+                    }
+                    start += r;
+                }
+                if has_bias {
+                    s.db.clear();
+                    s.db.resize(cout, 0.0);
+                    for row in dyd[row_begin * cout..(row_begin + grows) * cout].chunks_exact(cout)
+                    {
+                        for (acc, v) in s.db.iter_mut().zip(row) {
+                            *acc += *v as f64;
+                        }
+                    }
+                }
+            });
+        let scratch = &self.scratch[..groups];
+        self.weight
+            .grad
+            .par_chunks_mut(4096)
+            .enumerate()
+            .for_each(|(ci, dst)| {
+                let off = ci * 4096;
+                let len = dst.len();
+                dst.copy_from_slice(&scratch[0].dw[off..off + len]);
+                for s in &scratch[1..] {
+                    for (d, v) in dst.iter_mut().zip(&s.dw[off..off + len]) {
+                        *d += v;
+                    }
+                }
+            });
+        if let Some(b) = &mut self.bias {
+            for (o, gb) in b.grad.iter_mut().enumerate() {
+                *gb = scratch.iter().map(|s| s.db[o]).sum::<f64>() as f32;
+            }
+        }
+        Ok(())
+    }
+
+    fn input_grad(&self) -> &Tensor {
+        &self.dx
+    }
+
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        f(&join_name(prefix, "weight"), &mut self.weight);
+        if let Some(b) = &mut self.bias {
+            f(&join_name(prefix, "bias"), b);
+        }
+    }
+
+    fn macs(&self, input: [usize; 4]) -> u64 {
+        match self.geom(input) {
+            Ok(g) => (g.oh * g.ow * g.k() * self.cfg.c_out) as u64,
+            Err(_) => 0,
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}

@@ -1,0 +1,19 @@
+//! Layer implementations.
+
+mod batchnorm;
+mod block;
+mod conv;
+mod flatten;
+mod linear;
+mod pool;
+mod relu;
+mod sequential;
+
+pub use batchnorm::BatchNorm2d;
+pub use block::BasicBlock;
+pub use conv::{Conv2d, Conv2dConfig};
+pub use flatten::Flatten;
+pub use linear::Linear;
+pub use pool::{GlobalAvgPool, MaxPool2d};
+pub use relu::Relu;
+pub use sequential::Sequential;

@@ -1,0 +1,251 @@
+//! Max pooling and global average pooling.
+
+use std::any::Any;
+
+use rayon::prelude::*;
+
+use crate::error::NnError;
+use crate::layer::{check_grad_shape, Layer, Mode};
+use crate::tensor::Tensor;
+
+/// Max pooling with a square window, no padding, floor rounding (PyTorch `MaxPool2d(k, s)`).
+/// Ties go to the first maximum in scan order.
+pub struct MaxPool2d {
+    kernel: usize,
+    stride: usize,
+    out: Tensor,
+    dx: Tensor,
+    /// For every output value, the offset of the chosen input inside its image.
+    argmax: Vec<u32>,
+    last: Option<[usize; 4]>,
+}
+
+impl MaxPool2d {
+    /// A `kernel×kernel` max pool with the given stride (both positive).
+    pub fn new(kernel: usize, stride: usize) -> Result<Self, NnError> {
+        if kernel == 0 || stride == 0 {
+            return Err(NnError::Config(format!(
+                "MaxPool2d needs a positive kernel and stride, got {kernel} and {stride}"
+            )));
+        }
+        Ok(Self {
+            kernel,
+            stride,
+            out: Tensor::default(),
+            dx: Tensor::default(),
+            argmax: Vec::new(),
+            last: None,
+        })
+    }
+}
+
+impl Layer for MaxPool2d {
+    fn describe(&self) -> String {
+        format!("MaxPool2d({}, stride {})", self.kernel, self.stride)
+    }
+
+    fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4], NnError> {
+        let [n, h, w, c] = input;
+        if h < self.kernel || w < self.kernel {
+            return Err(NnError::InputShape {
+                layer: self.describe(),
+                found: input,
+                reason: "input smaller than the pooling window".into(),
+            });
+        }
+        Ok([
+            n,
+            (h - self.kernel) / self.stride + 1,
+            (w - self.kernel) / self.stride + 1,
+            c,
+        ])
+    }
+
+    fn forward(&mut self, x: &Tensor, _mode: Mode) -> Result<&Tensor, NnError> {
+        let os = self.output_shape(x.shape())?;
+        let [_, _, w, c] = x.shape();
+        let (oh, ow) = (os[1], os[2]);
+        self.out.reshape_uninit(os);
+        self.argmax.resize(self.out.len(), 0);
+        let (k, s) = (self.kernel, self.stride);
+        let per_out = oh * ow * c;
+        if per_out == 0 {
+            self.last = Some(x.shape());
+            return Ok(&self.out);
+        }
+        self.out
+            .data_mut()
+            .par_chunks_mut(per_out)
+            .zip(self.argmax.par_chunks_mut(per_out))
+            .enumerate()
+            .for_each(|(img, (o, am))| {
+                let xi = x.image(img);
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let ob = (oy * ow + ox) * c;
+                        let first = ((oy * s) * w + ox * s) * c;
+                        o[ob..ob + c].copy_from_slice(&xi[first..first + c]);
+                        for (ch, a) in am[ob..ob + c].iter_mut().enumerate() {
+                            *a = (first + ch) as u32;
+                        }
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let base = ((oy * s + ky) * w + ox * s + kx) * c;
+                                for ch in 0..c {
+                                    let v = xi[base + ch];
+                                    if v > o[ob + ch] {
+                                        o[ob + ch] = v;
+                                        am[ob + ch] = (base + ch) as u32;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        self.last = Some(x.shape());
+        Ok(&self.out)
+    }
+
+    fn output(&self) -> &Tensor {
+        &self.out
+    }
+
+    fn backward(&mut self, x: &Tensor, dy: &Tensor, need_input_grad: bool) -> Result<(), NnError> {
+        if self.last != Some(x.shape()) {
+            return Err(NnError::NoForward {
+                layer: self.describe(),
+            });
+        }
+        check_grad_shape(&self.describe(), self.out.shape(), dy)?;
+        if !need_input_grad {
+            self.dx.reshape_uninit([0, 0, 0, 0]);
+            return Ok(());
+        }
+        self.dx.reshape_uninit(x.shape());
+        let per_in = x.h() * x.w() * x.c();
+        let per_out = self.out.h() * self.out.w() * self.out.c();
+        if per_in == 0 || per_out == 0 {
+            self.dx.fill_zero();
+            return Ok(());
+        }
+        let argmax = &self.argmax;
+        self.dx
+            .data_mut()
+            .par_chunks_mut(per_in)
+            .enumerate()
+            .for_each(|(img, d)| {
+                d.fill(0.0);
+                let g = &dy.data()[img * per_out..(img + 1) * per_out];
+                let a = &argmax[img * per_out..(img + 1) * per_out];
+                for (&gi, &ai) in g.iter().zip(a) {
+                    d[ai as usize] += gi;
+                }
+            });
+        Ok(())
+    }
+
+    fn input_grad(&self) -> &Tensor {
+        &self.dx
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// Global average pooling: `[n, h, w, c] → [n, 1, 1, c]`.
+#[derive(Default)]
+pub struct GlobalAvgPool {
+    out: Tensor,
+    dx: Tensor,
+}
+
+impl GlobalAvgPool {
+    /// A global average pool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Layer for GlobalAvgPool {
+    fn describe(&self) -> String {
+        "GlobalAvgPool".into()
+    }
+
+    fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4], NnError> {
+        if input[1] == 0 || input[2] == 0 {
+            return Err(NnError::InputShape {
+                layer: self.describe(),
+                found: input,
+                reason: "empty spatial extent".into(),
+            });
+        }
+        Ok([input[0], 1, 1, input[3]])
+    }
+
+    fn forward(&mut self, x: &Tensor, _mode: Mode) -> Result<&Tensor, NnError> {
+        let os = self.output_shape(x.shape())?;
+        let c = x.c();
+        let hw = x.h() * x.w();
+        self.out.reshape_uninit(os);
+        let inv = 1.0 / hw as f32;
+        for (img, o) in self.out.data_mut().chunks_exact_mut(c.max(1)).enumerate() {
+            o.fill(0.0);
+            for px in x.image(img).chunks_exact(c) {
+                for (a, v) in o.iter_mut().zip(px) {
+                    *a += v;
+                }
+            }
+            for a in o.iter_mut() {
+                *a *= inv;
+            }
+        }
+        Ok(&self.out)
+    }
+
+    fn output(&self) -> &Tensor {
+        &self.out
+    }
+
+    fn backward(&mut self, x: &Tensor, dy: &Tensor, need_input_grad: bool) -> Result<(), NnError> {
+        let os = self.output_shape(x.shape())?;
+        check_grad_shape("GlobalAvgPool", os, dy)?;
+        if !need_input_grad {
+            self.dx.reshape_uninit([0, 0, 0, 0]);
+            return Ok(());
+        }
+        self.dx.reshape_uninit(x.shape());
+        let c = x.c();
+        let hw = x.h() * x.w();
+        let inv = 1.0 / hw as f32;
+        if c == 0 {
+            return Ok(());
+        }
+        for (img, d) in self.dx.data_mut().chunks_exact_mut(hw * c).enumerate() {
+            let g = &dy.data()[img * c..(img + 1) * c];
+            for px in d.chunks_exact_mut(c) {
+                for (o, v) in px.iter_mut().zip(g) {
+                    *o = v * inv;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn input_grad(&self) -> &Tensor {
+        &self.dx
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}

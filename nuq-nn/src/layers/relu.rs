@@ -1,0 +1,84 @@
+//! Stand-alone ReLU (models fuse it into [`crate::BatchNorm2d`] where one precedes it).
+
+use std::any::Any;
+
+use rayon::prelude::*;
+
+use crate::error::NnError;
+use crate::layer::{check_grad_shape, Layer, Mode};
+use crate::tensor::Tensor;
+
+const BLOCK: usize = 1 << 15;
+
+/// `max(0, x)` element-wise.
+#[derive(Default)]
+pub struct Relu {
+    out: Tensor,
+    dx: Tensor,
+}
+
+impl Relu {
+    /// A ReLU layer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Layer for Relu {
+    fn describe(&self) -> String {
+        "ReLU".into()
+    }
+
+    fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4], NnError> {
+        Ok(input)
+    }
+
+    fn forward(&mut self, x: &Tensor, _mode: Mode) -> Result<&Tensor, NnError> {
+        self.out.reshape_uninit(x.shape());
+        self.out
+            .data_mut()
+            .par_chunks_mut(BLOCK)
+            .zip(x.data().par_chunks(BLOCK))
+            .for_each(|(o, i)| {
+                for (o, &v) in o.iter_mut().zip(i) {
+                    *o = v.max(0.0);
+                }
+            });
+        Ok(&self.out)
+    }
+
+    fn output(&self) -> &Tensor {
+        &self.out
+    }
+
+    fn backward(&mut self, x: &Tensor, dy: &Tensor, need_input_grad: bool) -> Result<(), NnError> {
+        check_grad_shape("ReLU", x.shape(), dy)?;
+        if !need_input_grad {
+            self.dx.reshape_uninit([0, 0, 0, 0]);
+            return Ok(());
+        }
+        self.dx.reshape_uninit(x.shape());
+        self.dx
+            .data_mut()
+            .par_chunks_mut(BLOCK)
+            .zip(x.data().par_chunks(BLOCK).zip(dy.data().par_chunks(BLOCK)))
+            .for_each(|(d, (xi, g))| {
+                for ((d, &v), &g) in d.iter_mut().zip(xi).zip(g) {
+                    *d = if v > 0.0 { g } else { 0.0 };
+                }
+            });
+        Ok(())
+    }
+
+    fn input_grad(&self) -> &Tensor {
+        &self.dx
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}

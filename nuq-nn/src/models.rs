@@ -1,0 +1,270 @@
+//! The CIFAR-style networks of the paper's experiments, with PyTorch parameter names.
+//!
+//! | model | layout | names |
+//! |---|---|---|
+//! | ResNet-18 | conv3×3(64)–BN–ReLU, 4 stages × 2 BasicBlocks (64/128/256/512, stride 2 at stages 2–4, 1×1 conv+BN projection), global average pool, FC | torchvision: `conv1`, `bn1`, `layer{1-4}.{0,1}.{conv1,bn1,conv2,bn2}`, `layer{2-4}.0.downsample.{0,1}`, `fc` |
+//! | ResNet-20 | conv3×3(16)–BN–ReLU, 3 stages × 3 BasicBlocks (16/32/64), projection shortcuts (option B), global average pool, FC | as ResNet-18, `layer1`–`layer3` |
+//! | VGG-Small | 2×conv128 – maxpool – 2×conv256 – maxpool – 2×conv512 – maxpool – FC, every conv 3×3 + BN + ReLU, no conv bias | PyTorch `nn.Sequential` indices counting ReLU and pool modules: convs `features.{0,3,7,10,14,17}`, BNs `features.{1,4,8,11,15,18}`, pools 6/13/20, `classifier` |
+//!
+//! The CIFAR stem has no max-pool. A model trained in PyTorch with the kuangliu
+//! `pytorch-cifar` names loads after renaming `shortcut` → `downsample` and `linear` → `fc`.
+//! The width multiplier scales every hidden channel count (rounded, at least 1); input channels
+//! and classes are parameters, so the same code serves 32×32×3 CIFAR and 28×28×1 Fashion-MNIST.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::NnError;
+use crate::layer::{Layer, Mode};
+use crate::layers::{
+    BasicBlock, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Linear, MaxPool2d,
+    Sequential,
+};
+use crate::param::{BufferMut, Param};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+/// Which network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// ResNet-18, CIFAR variant.
+    ResNet18,
+    /// ResNet-20.
+    ResNet20,
+    /// VGG-Small.
+    VggSmall,
+}
+
+impl Arch {
+    /// The canonical name (`resnet18`, `resnet20`, `vgg-small`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::ResNet18 => "resnet18",
+            Arch::ResNet20 => "resnet20",
+            Arch::VggSmall => "vgg-small",
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Arch {
+    type Err = NnError;
+
+    fn from_str(s: &str) -> Result<Self, NnError> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "resnet18" | "resnet-18" => Ok(Arch::ResNet18),
+            "resnet20" | "resnet-20" => Ok(Arch::ResNet20),
+            "vgg-small" | "vggsmall" | "vgg" => Ok(Arch::VggSmall),
+            other => Err(NnError::Config(format!(
+                "unknown model {other:?} (expected resnet18, resnet20 or vgg-small)"
+            ))),
+        }
+    }
+}
+
+/// Model hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ModelConfig {
+    /// Architecture.
+    pub arch: Arch,
+    /// Channel width multiplier (1.0 = as published).
+    pub width: f32,
+    /// Input channels (3 for CIFAR, 1 for Fashion-MNIST).
+    pub in_channels: usize,
+    /// Number of classes.
+    pub classes: usize,
+    /// Input height and width (32 for CIFAR, 28 for Fashion-MNIST).
+    pub input_size: (usize, usize),
+}
+
+impl ModelConfig {
+    /// A CIFAR-10 shaped configuration at width 1.
+    pub fn cifar10(arch: Arch) -> Self {
+        Self {
+            arch,
+            width: 1.0,
+            in_channels: 3,
+            classes: 10,
+            input_size: (32, 32),
+        }
+    }
+
+    /// A Fashion-MNIST shaped configuration (28×28×1, 10 classes) at the given width.
+    pub fn fashion_mnist(arch: Arch, width: f32) -> Self {
+        Self {
+            arch,
+            width,
+            in_channels: 1,
+            classes: 10,
+            input_size: (28, 28),
+        }
+    }
+
+    fn ch(&self, base: usize) -> usize {
+        ((base as f32 * self.width).round() as usize).max(1)
+    }
+}
+
+/// A network: its layers (a [`Sequential`] whose children carry the PyTorch names) and config.
+pub struct Network {
+    config: ModelConfig,
+    /// The layers, top-level children named as in PyTorch.
+    pub body: Sequential,
+}
+
+fn resnet(
+    cfg: &ModelConfig,
+    stages: &[(usize, usize)],
+    rng: &mut Rng,
+) -> Result<Sequential, NnError> {
+    let mut s = Sequential::new();
+    let stem = cfg.ch(stages[0].0);
+    s.push(
+        "conv1",
+        Conv2d::new(Conv2dConfig::square(cfg.in_channels, stem, 3, 1, 1), rng)?,
+    )
+    .push("bn1", BatchNorm2d::new(stem, true));
+    let mut c_in = stem;
+    for (si, &(base, blocks)) in stages.iter().enumerate() {
+        let c_out = cfg.ch(base);
+        for b in 0..blocks {
+            let stride = if si > 0 && b == 0 { 2 } else { 1 };
+            s.push(
+                format!("layer{}.{b}", si + 1),
+                BasicBlock::new(c_in, c_out, stride, rng)?,
+            );
+            c_in = c_out;
+        }
+    }
+    s.push("avgpool", GlobalAvgPool::new())
+        .push("fc", Linear::new(c_in, cfg.classes, true, rng)?);
+    Ok(s)
+}
+
+fn vgg_small(cfg: &ModelConfig, rng: &mut Rng) -> Result<Sequential, NnError> {
+    let mut s = Sequential::new();
+    let mut c_in = cfg.in_channels;
+    let (mut h, mut w) = cfg.input_size;
+    let mut idx = 0;
+    for base in [128, 256, 512] {
+        let c = cfg.ch(base);
+        for _ in 0..2 {
+            s.push(
+                format!("features.{idx}"),
+                Conv2d::new(Conv2dConfig::square(c_in, c, 3, 1, 1), rng)?,
+            )
+            .push(format!("features.{}", idx + 1), BatchNorm2d::new(c, true));
+            idx += 3;
+            c_in = c;
+        }
+        s.push(format!("features.{idx}"), MaxPool2d::new(2, 2)?);
+        idx += 1;
+        if h < 2 || w < 2 {
+            return Err(NnError::Config(format!(
+                "VGG-Small input {:?} too small for three 2×2 max-pools",
+                cfg.input_size
+            )));
+        }
+        h /= 2;
+        w /= 2;
+    }
+    s.push("flatten", Flatten::new()).push(
+        "classifier",
+        Linear::new(c_in * h * w, cfg.classes, true, rng)?,
+    );
+    Ok(s)
+}
+
+impl Network {
+    /// Builds a freshly initialised network; `seed` fixes the initial weights.
+    pub fn new(config: ModelConfig, seed: u64) -> Result<Self, NnError> {
+        if !(config.width > 0.0 && config.width.is_finite())
+            || config.in_channels == 0
+            || config.classes == 0
+        {
+            return Err(NnError::Config(format!(
+                "model needs a positive width, input channels and classes, got {config:?}"
+            )));
+        }
+        let mut rng = Rng::new(seed);
+        let body = match config.arch {
+            Arch::ResNet18 => resnet(&config, &[(64, 2), (128, 2), (256, 2), (512, 2)], &mut rng)?,
+            Arch::ResNet20 => resnet(&config, &[(16, 3), (32, 3), (64, 3)], &mut rng)?,
+            Arch::VggSmall => vgg_small(&config, &mut rng)?,
+        };
+        let net = Self { config, body };
+        net.body.output_shape([
+            1,
+            config.input_size.0,
+            config.input_size.1,
+            config.in_channels,
+        ])?;
+        Ok(net)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Logits `[n, 1, 1, classes]` for a batch `[n, h, w, in_channels]`.
+    pub fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<&Tensor, NnError> {
+        self.body.forward(x, mode)
+    }
+
+    /// The logits of the last forward.
+    pub fn logits(&self) -> &Tensor {
+        self.body.output()
+    }
+
+    /// Back-propagates the logit gradient; parameter gradients are overwritten.
+    pub fn backward(&mut self, x: &Tensor, dlogits: &Tensor) -> Result<(), NnError> {
+        self.body.backward(x, dlogits, false)
+    }
+
+    /// Visits every trainable parameter with its PyTorch name, in a fixed order.
+    pub fn visit_params(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
+        self.body.visit_params("", f);
+    }
+
+    /// Visits every BatchNorm running statistic with its PyTorch name.
+    pub fn visit_buffers(&mut self, f: &mut dyn FnMut(&str, BufferMut<'_>)) {
+        self.body.visit_buffers("", f);
+    }
+
+    /// Number of trainable values.
+    pub fn num_params(&mut self) -> usize {
+        let mut n = 0;
+        self.visit_params(&mut |_, p| n += p.len());
+        n
+    }
+
+    /// Forward multiply-accumulates per image at the configured input size.
+    pub fn macs_per_image(&self) -> u64 {
+        let (h, w) = self.config.input_size;
+        self.body.macs([1, h, w, self.config.in_channels])
+    }
+}
+
+/// Anything with named trainable parameters (networks and layers), for optimisers.
+pub trait Parameterized {
+    /// Visits every trainable parameter with its name, in a fixed order.
+    fn for_each_param(&mut self, f: &mut dyn FnMut(&str, &mut Param));
+}
+
+impl Parameterized for Network {
+    fn for_each_param(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
+        self.visit_params(f);
+    }
+}
+
+impl<L: Layer> Parameterized for L {
+    fn for_each_param(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
+        self.visit_params("", f);
+    }
+}

@@ -1,0 +1,327 @@
+//! Finite-difference gradient checks for every layer and for a small residual network.
+
+use std::any::Any;
+
+use nuq_nn::gradcheck::{check_layer, GradCheckConfig};
+use nuq_nn::{
+    BasicBlock, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Layer, Linear,
+    MaxPool2d, Mode, NnError, Relu, Rng, Sequential, Tensor,
+};
+
+fn random_tensor(shape: [usize; 4], seed: u64) -> Tensor {
+    let mut rng = Rng::new(seed);
+    let n = shape.iter().product();
+    Tensor::from_vec(shape, (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect()).unwrap()
+}
+
+/// Values bounded away from zero and from each other, so ReLU kinks and max-pool ties are
+/// never within one finite-difference step.
+fn separated_tensor(shape: [usize; 4], seed: u64) -> Tensor {
+    let mut rng = Rng::new(seed);
+    let n: usize = shape.iter().product();
+    let mut vals: Vec<f32> = (0..n).map(|i| 0.1 + 0.05 * i as f32).collect();
+    rng.shuffle(&mut vals);
+    for v in vals.iter_mut() {
+        if rng.below(2) == 0 {
+            *v = -*v;
+        }
+    }
+    Tensor::from_vec(shape, vals).unwrap()
+}
+
+fn assert_passes(layer: &mut dyn Layer, x: &Tensor, cfg: &GradCheckConfig) {
+    let report = check_layer(layer, x, cfg).unwrap();
+    assert!(report.checked > 0);
+    assert!(
+        report.skipped * 6 < report.checked,
+        "{}: too many non-smooth coordinates ({} skipped, {} checked)",
+        layer.describe(),
+        report.skipped,
+        report.checked
+    );
+    assert_eq!(
+        report.failed,
+        0,
+        "{}: {} of {} coordinates off, worst {} (ratio {:.2})",
+        layer.describe(),
+        report.failed,
+        report.checked,
+        report.worst,
+        report.worst_ratio
+    );
+}
+
+#[test]
+fn conv2d_gradients() {
+    let cases = [
+        (Conv2dConfig::square(3, 4, 3, 1, 1), [3, 5, 6, 3]),
+        (Conv2dConfig::square(4, 5, 3, 2, 1), [2, 7, 6, 4]),
+        (Conv2dConfig::square(4, 3, 1, 1, 0), [3, 4, 4, 4]),
+        (Conv2dConfig::square(4, 3, 1, 2, 0), [2, 5, 5, 4]),
+        (
+            Conv2dConfig {
+                c_in: 2,
+                c_out: 3,
+                kernel: (2, 3),
+                stride: (2, 1),
+                padding: (0, 2),
+                bias: true,
+            },
+            [2, 5, 4, 2],
+        ),
+    ];
+    let cfg = GradCheckConfig::default();
+    for (i, (cc, shape)) in cases.into_iter().enumerate() {
+        let mut rng = Rng::new(10 + i as u64);
+        let mut conv = Conv2d::new(cc, &mut rng).unwrap();
+        if let Some(b) = &mut conv.bias {
+            b.value.iter_mut().for_each(|v| *v = rng.uniform(-0.5, 0.5));
+        }
+        assert_passes(&mut conv, &random_tensor(shape, 20 + i as u64), &cfg);
+    }
+}
+
+#[test]
+fn conv2d_matches_direct_convolution() {
+    let cc = Conv2dConfig {
+        c_in: 3,
+        c_out: 2,
+        kernel: (3, 2),
+        stride: (1, 2),
+        padding: (1, 1),
+        bias: true,
+    };
+    let mut rng = Rng::new(5);
+    let mut conv = Conv2d::new(cc, &mut rng).unwrap();
+    conv.bias.as_mut().unwrap().value = vec![0.25, -0.5];
+    let x = random_tensor([2, 4, 5, 3], 6);
+    let y = conv.forward(&x, Mode::Eval).unwrap().clone();
+    let w = conv.weight.to_torch();
+    let [n, oh, ow, co] = y.shape();
+    for img in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for o in 0..co {
+                    let mut s = [0.25f64, -0.5][o];
+                    for i in 0..3 {
+                        for ky in 0..3 {
+                            for kx in 0..2 {
+                                let iy = (oy + ky) as isize - 1;
+                                let ix = (ox * 2 + kx) as isize - 1;
+                                if iy < 0 || ix < 0 || iy >= 4 || ix >= 5 {
+                                    continue;
+                                }
+                                let xv =
+                                    x.data()[((img * 4 + iy as usize) * 5 + ix as usize) * 3 + i];
+                                s += xv as f64 * w[((o * 3 + i) * 3 + ky) * 2 + kx] as f64;
+                            }
+                        }
+                    }
+                    let got = y.data()[((img * oh + oy) * ow + ox) * co + o];
+                    assert!((got as f64 - s).abs() < 1e-5, "{got} vs {s}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn batchnorm_gradients_train_and_eval() {
+    for (fused, mode) in [
+        (false, Mode::Train),
+        (true, Mode::Train),
+        (false, Mode::Eval),
+        (true, Mode::Eval),
+    ] {
+        let mut bn = BatchNorm2d::new(3, fused);
+        let mut rng = Rng::new(3);
+        bn.weight
+            .value
+            .iter_mut()
+            .for_each(|v| *v = rng.uniform(0.5, 1.5));
+        bn.bias
+            .value
+            .iter_mut()
+            .for_each(|v| *v = rng.uniform(-0.3, 0.3));
+        bn.running_mean = vec![0.1, -0.2, 0.05];
+        bn.running_var = vec![0.8, 1.3, 0.6];
+        let cfg = GradCheckConfig {
+            mode,
+            step: 1e-3,
+            ..GradCheckConfig::default()
+        };
+        // Momentum 0 keeps eval-mode statistics fixed while the checker perturbs inputs.
+        bn.momentum = 0.0;
+        let x = random_tensor([4, 3, 2, 3], 7);
+        assert_passes(&mut bn, &x, &cfg);
+    }
+}
+
+#[test]
+fn batchnorm_statistics_follow_pytorch() {
+    let mut bn = BatchNorm2d::new(2, false);
+    // channel 0: 1, 2, 3, 4 ; channel 1: 0, 0, 0, 8
+    let x = Tensor::from_vec([1, 2, 2, 2], vec![1.0, 0.0, 2.0, 0.0, 3.0, 0.0, 4.0, 8.0]).unwrap();
+    let y = bn.forward(&x, Mode::Train).unwrap().clone();
+    // mean 2.5, biased var 1.25 → y0 = (1 − 2.5)/sqrt(1.25 + 1e-5)
+    assert!((y.data()[0] - (-1.5 / (1.25f32 + 1e-5).sqrt())).abs() < 1e-5);
+    // running_mean = 0.9·0 + 0.1·2.5; running_var = 0.9·1 + 0.1·(unbiased 5/3)
+    assert!((bn.running_mean[0] - 0.25).abs() < 1e-6);
+    assert!((bn.running_var[0] - (0.9 + 0.1 * 5.0 / 3.0)).abs() < 1e-6);
+    assert!((bn.running_mean[1] - 0.2).abs() < 1e-6);
+    assert!((bn.running_var[1] - (0.9 + 0.1 * 16.0)).abs() < 1e-5);
+    assert_eq!(bn.num_batches_tracked, 1);
+    let e = bn.forward(&x, Mode::Eval).unwrap().clone();
+    let want = (1.0 - 0.25) / (bn.running_var[0] + 1e-5).sqrt();
+    assert!((e.data()[0] - want).abs() < 1e-5);
+    assert_eq!(bn.num_batches_tracked, 1);
+}
+
+#[test]
+fn elementwise_and_pooling_gradients() {
+    let cfg = GradCheckConfig {
+        step: 1e-3,
+        ..GradCheckConfig::default()
+    };
+    let x = separated_tensor([2, 4, 6, 3], 9);
+    assert_passes(&mut Relu::new(), &x, &cfg);
+    assert_passes(&mut MaxPool2d::new(2, 2).unwrap(), &x, &cfg);
+    assert_passes(&mut MaxPool2d::new(3, 1).unwrap(), &x, &cfg);
+    assert_passes(&mut GlobalAvgPool::new(), &x, &cfg);
+    assert_passes(&mut Flatten::new(), &x, &cfg);
+}
+
+#[test]
+fn flatten_uses_channel_major_order() {
+    let x = Tensor::from_vec([1, 1, 2, 2], vec![1.0, 10.0, 2.0, 20.0]).unwrap();
+    let mut f = Flatten::new();
+    assert_eq!(
+        f.forward(&x, Mode::Eval).unwrap().data(),
+        &[1.0, 2.0, 10.0, 20.0]
+    );
+}
+
+#[test]
+fn linear_gradients() {
+    let mut rng = Rng::new(4);
+    let mut lin = Linear::new(7, 5, true, &mut rng).unwrap();
+    assert_passes(
+        &mut lin,
+        &random_tensor([3, 1, 1, 7], 8),
+        &GradCheckConfig::default(),
+    );
+    assert!(matches!(
+        lin.forward(&Tensor::zeros([3, 2, 1, 7]), Mode::Eval),
+        Err(NnError::InputShape { .. })
+    ));
+}
+
+#[test]
+fn basic_block_gradients() {
+    let cfg = GradCheckConfig {
+        step: 1e-3,
+        atol: 3e-3,
+        ..GradCheckConfig::default()
+    };
+    for (c_in, c_out, stride) in [(3, 3, 1), (3, 5, 2)] {
+        let mut rng = Rng::new(30 + stride as u64);
+        let mut block = BasicBlock::new(c_in, c_out, stride, &mut rng).unwrap();
+        assert_eq!(block.downsample.is_some(), stride != 1 || c_in != c_out);
+        assert_passes(&mut block, &random_tensor([3, 6, 5, c_in], 31), &cfg);
+    }
+}
+
+#[test]
+fn small_network_gradients() {
+    let mut rng = Rng::new(40);
+    let mut net = Sequential::new();
+    net.push(
+        "conv1",
+        Conv2d::new(Conv2dConfig::square(2, 4, 3, 1, 1), &mut rng).unwrap(),
+    )
+    .push("bn1", BatchNorm2d::new(4, true))
+    .push("layer1.0", BasicBlock::new(4, 6, 2, &mut rng).unwrap())
+    .push("pool", MaxPool2d::new(2, 2).unwrap())
+    .push("flatten", Flatten::new())
+    .push("fc", Linear::new(6 * 2 * 2, 3, true, &mut rng).unwrap());
+    let cfg = GradCheckConfig {
+        step: 1e-3,
+        atol: 3e-3,
+        max_checks_per_tensor: 24,
+        ..GradCheckConfig::default()
+    };
+    assert_passes(&mut net, &random_tensor([3, 8, 8, 2], 41), &cfg);
+    let mut names = Vec::new();
+    net.visit_params("", &mut |n, _| names.push(n.to_string()));
+    assert!(
+        names.contains(&"layer1.0.downsample.0.weight".to_string()),
+        "{names:?}"
+    );
+    assert!(names.contains(&"layer1.0.bn2.bias".to_string()));
+}
+
+/// A layer with a deliberately wrong backward pass: the checker must reject it.
+struct WrongBackward {
+    out: Tensor,
+    dx: Tensor,
+}
+
+impl Layer for WrongBackward {
+    fn describe(&self) -> String {
+        "WrongBackward".into()
+    }
+    fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4], NnError> {
+        Ok(input)
+    }
+    fn forward(&mut self, x: &Tensor, _mode: Mode) -> Result<&Tensor, NnError> {
+        self.out = Tensor::from_vec(x.shape(), x.data().iter().map(|v| 2.0 * v).collect())?;
+        Ok(&self.out)
+    }
+    fn output(&self) -> &Tensor {
+        &self.out
+    }
+    fn backward(&mut self, _x: &Tensor, dy: &Tensor, _need: bool) -> Result<(), NnError> {
+        // 5 % too large.
+        self.dx = Tensor::from_vec(dy.shape(), dy.data().iter().map(|v| 2.1 * v).collect())?;
+        Ok(())
+    }
+    fn input_grad(&self) -> &Tensor {
+        &self.dx
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+#[test]
+fn checker_rejects_a_wrong_gradient() {
+    let mut bad = WrongBackward {
+        out: Tensor::default(),
+        dx: Tensor::default(),
+    };
+    let report = check_layer(
+        &mut bad,
+        &random_tensor([2, 3, 3, 2], 50),
+        &GradCheckConfig::default(),
+    )
+    .unwrap();
+    assert!(report.failed > 0, "{report:?}");
+}
+
+#[test]
+fn backward_without_forward_is_an_error() {
+    let mut rng = Rng::new(1);
+    let mut conv = Conv2d::new(Conv2dConfig::square(2, 2, 3, 1, 1), &mut rng).unwrap();
+    let x = Tensor::zeros([1, 4, 4, 2]);
+    assert!(matches!(
+        conv.backward(&x, &x, true),
+        Err(NnError::NoForward { .. })
+    ));
+    assert!(matches!(
+        conv.forward(&Tensor::zeros([1, 4, 4, 3]), Mode::Eval),
+        Err(NnError::InputShape { .. })
+    ));
+}
