@@ -101,14 +101,6 @@ pub enum ErrorKind {
         /// Largest allowed value.
         max: i64,
     },
-    /// An offset is not a multiple of the required alignment.
-    #[error("offset {found} is not a multiple of {alignment}")]
-    Misaligned {
-        /// The offset.
-        found: u64,
-        /// The required alignment.
-        alignment: u64,
-    },
     /// A region lies (partly) outside its container.
     #[error("region {offset}+{length} exceeds the {limit} available bytes")]
     OutOfBounds {
@@ -167,6 +159,33 @@ pub enum ErrorKind {
     /// Size arithmetic overflowed.
     #[error("size computation overflows")]
     Overflow,
+}
+
+impl ErrorKind {
+    /// A stable short name of the kind (the C loader reports the same names).
+    pub const fn name(&self) -> &'static str {
+        match self {
+            ErrorKind::Truncated { .. } => "truncated",
+            ErrorKind::BadMagic => "bad_magic",
+            ErrorKind::ByteOrder { .. } => "byte_order",
+            ErrorKind::NewerMajor { .. } => "newer_major",
+            ErrorKind::OlderMajor { .. } => "older_major",
+            ErrorKind::Crc { .. } => "crc",
+            ErrorKind::Invalid { .. } => "invalid",
+            ErrorKind::Mismatch { .. } => "mismatch",
+            ErrorKind::OutOfRange { .. } => "out_of_range",
+            ErrorKind::OutOfBounds { .. } => "out_of_bounds",
+            ErrorKind::Layout { .. } => "layout",
+            ErrorKind::CountCap { .. } => "count_cap",
+            ErrorKind::NonZeroPadding { .. } => "nonzero_padding",
+            ErrorKind::DuplicateSection => "duplicate_section",
+            ErrorKind::MissingSection => "missing_section",
+            ErrorKind::BadReference { .. } => "bad_reference",
+            ErrorKind::NotUtf8 => "not_utf8",
+            ErrorKind::NotSorted { .. } => "not_sorted",
+            ErrorKind::Overflow => "overflow",
+        }
+    }
 }
 
 /// A reader error: what is wrong, and exactly where.

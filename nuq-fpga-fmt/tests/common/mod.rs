@@ -1,7 +1,12 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use nuq_fpga_fmt::{encode, reseal, samples, Model, NuqFile, SectionKind, WriteOptions};
+use nuq_fpga_fmt::model::{Codebook, Layer, Metadata, ThresholdTable, WeightTensor};
+use nuq_fpga_fmt::reader::Scale;
+use nuq_fpga_fmt::{
+    encode, reseal, samples, CodebookKind, Direction, LayerOp, Model, NuqFile, SectionKind,
+    TileOrder, WriteOptions,
+};
 use std::path::PathBuf;
 
 /// `tests/golden/`.
@@ -103,4 +108,133 @@ pub fn payloads(bytes: &[u8]) -> Vec<(u32, Vec<u8>)> {
             )
         })
         .collect()
+}
+
+/// A valid chain model (input, then conv / pool / relu steps, an optional residual add, a
+/// global pool) built deterministically from its parameters.
+pub fn build(
+    c0: u32,
+    hw: u32,
+    steps: &[(u8, u8, u32, usize, u8)],
+    seed: u64,
+    entries: std::collections::BTreeMap<String, String>,
+    residual: bool,
+) -> Model {
+    let mut rng = seed | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut m = Model {
+        metadata: Metadata {
+            producer: "proptest".into(),
+            producer_version: format!("{seed}"),
+            entries,
+        },
+        ..Default::default()
+    };
+    m.scales.push(Scale {
+        value: 0.5,
+        exponent: Some(-1),
+        multiplier_shift: None,
+    });
+    let mut input = Layer::new("input", LayerOp::Input, &[], [c0, hw, hw]);
+    input.act_bits = 8;
+    input.act_scale = Some(0);
+    m.layers.push(input);
+    let mut shape = [c0, hw, hw];
+    let words = [32u16, 64, 128, 256, 512];
+    for (k, &(kind, bits, ch, word, order)) in steps.iter().enumerate() {
+        let prev = m.layers.len() as u32 - 1;
+        match kind {
+            0 | 3 => {
+                let levels: Vec<i32> = (0..(1i32 << bits)).map(|v| v * 2 - (1 << bits)).collect();
+                m.codebooks
+                    .push(Codebook::new(CodebookKind::Custom, bits + 2, true, levels));
+                let cb = m.codebooks.len() as u32 - 1;
+                let n = (ch * shape[0] * 9) as usize;
+                m.weights.push(WeightTensor {
+                    bits,
+                    word_bits: words[word],
+                    order: if order == 1 {
+                        TileOrder::RowPerOutput
+                    } else {
+                        TileOrder::Flat
+                    },
+                    dims: vec![ch, shape[0], 3, 3],
+                    indices: (0..n).map(|_| (next() % (1 << bits)) as u8).collect(),
+                });
+                let mut l = Layer::new(
+                    &format!("conv{k}"),
+                    LayerOp::Conv2d,
+                    &[prev],
+                    [ch, shape[1], shape[2]],
+                )
+                .with_window([3, 3], [1, 1], [1; 4]);
+                l.weight_bits = bits;
+                l.weights = Some(m.weights.len() as u32 - 1);
+                l.weight_codebook = Some(cb);
+                l.weight_scale = Some(0);
+                if kind == 3 {
+                    m.biases.push((0..ch).map(|_| next() as i32).collect());
+                    l.bias = Some(m.biases.len() as u32 - 1);
+                }
+                let abits = (bits % 4) + 1;
+                let per = (1usize << abits) - 1;
+                let mut values = Vec::new();
+                for _ in 0..ch {
+                    let mut row: Vec<i32> = (0..per).map(|_| next() as i32 >> 8).collect();
+                    row.sort();
+                    values.extend(row);
+                }
+                m.thresholds.push(ThresholdTable {
+                    bits: abits,
+                    values,
+                    directions: (0..ch)
+                        .map(|_| {
+                            if next() % 3 == 0 {
+                                Direction::Falling
+                            } else {
+                                Direction::Rising
+                            }
+                        })
+                        .collect(),
+                });
+                l.act_bits = abits;
+                l.thresholds = Some(m.thresholds.len() as u32 - 1);
+                shape = [ch, shape[1], shape[2]];
+                m.layers.push(l);
+            }
+            1 => {
+                if shape[1] >= 2 && shape[2] >= 2 {
+                    shape = [shape[0], shape[1] / 2, shape[2] / 2];
+                    m.layers.push(
+                        Layer::new(&format!("pool{k}"), LayerOp::MaxPool2d, &[prev], shape)
+                            .with_window([2, 2], [2, 2], [0; 4]),
+                    );
+                }
+            }
+            _ => m.layers.push(Layer::new(
+                &format!("relu{k}"),
+                LayerOp::Relu,
+                &[prev],
+                shape,
+            )),
+        }
+    }
+    if residual && m.layers.len() >= 2 {
+        let last = m.layers.len() as u32 - 1;
+        m.layers
+            .push(Layer::new("add", LayerOp::Add, &[last, last], shape));
+    }
+    let prev = m.layers.len() as u32 - 1;
+    m.layers.push(Layer::new(
+        "gap",
+        LayerOp::GlobalAvgPool,
+        &[prev],
+        [shape[0], 1, 1],
+    ));
+    m
 }
