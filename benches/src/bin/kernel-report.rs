@@ -1,0 +1,183 @@
+//! Short GEMM measurement for `benches/PERF.md` and the `kernels-report` check:
+//! `cargo run --release -p nuq-benches --bin kernel-report`.
+//!
+//! Shapes: the im2col GEMMs of CIFAR ResNet-18's 3×3 convolutions (`m = batch·H·W`,
+//! `n = Cout`, `k = 9·Cin`) at batch 32 and 1. Paths: every available integer path plus
+//! the packed 4-bit codebook GEMM (`cb4-*`), each next to fp32 `gemm` (crate `gemm`,
+//! AVX-512) on the same shape in the same run. Figures are medians of timed repetitions.
+//! Also prints the register-only `vpdpbusd` peak. Set `KERNEL_REPORT_QUICK=1` for a
+//! shorter, noisier run.
+
+use nuq_kernels::peak::vnni_peak_gmacs;
+use nuq_kernels::{
+    gemm_codebook, gemm_u8i8, CodebookScope, CodebookWeights, KernelPath, PackedWeights,
+};
+use rayon::ThreadPool;
+use std::time::{Duration, Instant};
+
+struct Shape {
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+fn shapes() -> Vec<Shape> {
+    let mut v = Vec::new();
+    for batch in [32, 1] {
+        for (hw, c) in [(32, 64), (16, 128), (8, 256), (4, 512)] {
+            v.push(Shape {
+                m: batch * hw * hw,
+                n: c,
+                k: 9 * c,
+            });
+        }
+    }
+    v
+}
+
+fn lcg(seed: u64) -> impl FnMut() -> u8 {
+    let mut s = seed;
+    move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 56) as u8
+    }
+}
+
+/// Median seconds per call of `f`, timing whole calls until `budget` is spent
+/// (at least 3 and at most 200 calls, after one warm-up call).
+fn median_secs(budget: Duration, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 3 || (start.elapsed() < budget && times.len() < 200) {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).expect("finite times"));
+    times[times.len() / 2]
+}
+
+fn pool(threads: usize) -> ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("rayon pool")
+}
+
+fn sgemm_secs(s: &Shape, threads: usize, pool: &ThreadPool, budget: Duration) -> f64 {
+    let mut r = lcg(7);
+    let a: Vec<f32> = (0..s.m * s.k).map(|_| f32::from(r()) / 255.0).collect();
+    let w: Vec<f32> = (0..s.n * s.k)
+        .map(|_| f32::from(r() as i8) / 128.0)
+        .collect();
+    let mut c = vec![0f32; s.m * s.n];
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    pool.install(|| {
+        median_secs(budget, || {
+            // SAFETY: `a` is m×k row-major (row stride k), `w` is n×k row-major read as the
+            // k×n right operand (row stride 1, column stride k), `c` is m×n row-major; all
+            // three buffers have exactly those sizes and do not alias.
+            unsafe {
+                gemm::gemm(
+                    s.m,
+                    s.n,
+                    s.k,
+                    c.as_mut_ptr(),
+                    1,
+                    s.n as isize,
+                    false,
+                    a.as_ptr(),
+                    1,
+                    s.k as isize,
+                    w.as_ptr(),
+                    s.k as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    par,
+                )
+            }
+        })
+    })
+}
+
+fn main() {
+    let quick = std::env::var_os("KERNEL_REPORT_QUICK").is_some();
+    let budget = Duration::from_millis(if quick { 60 } else { 250 });
+    let pools = [(1, pool(1)), (2, pool(2))];
+    if KernelPath::Avx512Vnni.is_available() {
+        for threads in [1, 2] {
+            let mut runs: Vec<f64> = (0..3)
+                .map(|_| {
+                    vnni_peak_gmacs(threads, Duration::from_millis(200)).expect("VNNI available")
+                })
+                .collect();
+            runs.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+            println!(
+                "peak path=avx512vnni threads={threads} gmacs={:.1}",
+                runs[1]
+            );
+        }
+    }
+    for s in shapes() {
+        let mut r = lcg(11);
+        let a: Vec<u8> = (0..s.m * s.k).map(|_| r()).collect();
+        let w: Vec<i8> = (0..s.n * s.k).map(|_| r() as i8).collect();
+        let pw = PackedWeights::from_rows(&w, s.n, s.k).expect("weights");
+        let idx: Vec<u8> = (0..s.n * s.k).map(|_| r() & 15).collect();
+        let book: Vec<i8> = (0..16).map(|i| (i * 17 - 128) as i8).collect();
+        let cw = CodebookWeights::pack(&idx, s.n, s.k, 4, &book, CodebookScope::PerTensor)
+            .expect("codebook");
+        let mut c = vec![0i32; s.m * s.n];
+        let macs = (s.m * s.n * s.k) as f64;
+        for (threads, pool) in &pools {
+            let sg = macs / sgemm_secs(&s, *threads, pool, budget) / 1e9;
+            let line = |name: String, secs: f64| {
+                let g = macs / secs / 1e9;
+                println!(
+                    "gemm m={} n={} k={} path={name} threads={threads} gmacs={g:.1} sgemm_gmacs={sg:.1} speedup={:.2}",
+                    s.m,
+                    s.n,
+                    s.k,
+                    g / sg
+                );
+            };
+            for path in KernelPath::available() {
+                // The slow reference paths are reported on two threads only, with fewer calls.
+                if *threads == 1 && matches!(path, KernelPath::Scalar | KernelPath::Portable) {
+                    continue;
+                }
+                let b = if path == KernelPath::Scalar {
+                    Duration::ZERO
+                } else {
+                    budget
+                };
+                let secs = pool.install(|| {
+                    median_secs(b, || {
+                        gemm_u8i8(path, &a, s.k, s.m, &pw, &mut c, s.n).expect("gemm")
+                    })
+                });
+                line(path.name().to_string(), secs);
+                if matches!(path, KernelPath::Avx2 | KernelPath::Avx512Vnni) {
+                    let secs = pool.install(|| {
+                        median_secs(budget, || {
+                            gemm_codebook(path, &a, s.k, s.m, &cw, &mut c, s.n)
+                                .expect("codebook gemm")
+                        })
+                    });
+                    line(format!("cb4-{}", path.name()), secs);
+                }
+            }
+        }
+    }
+}

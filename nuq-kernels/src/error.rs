@@ -1,0 +1,95 @@
+//! The error type shared by every kernel.
+
+use thiserror::Error;
+
+/// Why a kernel refused its input. Kernels never panic on bad input and never return
+/// numbers they cannot vouch for: a shape mismatch, an unsorted threshold table or an
+/// accumulator that could overflow `i32` is reported here instead.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum KernelError {
+    /// A slice is shorter than the shape it is used with requires.
+    #[error("{what}: slice holds {found} elements, the shape needs at least {expected}")]
+    SliceTooShort {
+        /// Which argument.
+        what: &'static str,
+        /// Elements the shape needs.
+        expected: usize,
+        /// Elements the slice holds.
+        found: usize,
+    },
+    /// Two arguments disagree about a dimension.
+    #[error("{what}: expected {expected}, found {found}")]
+    ShapeMismatch {
+        /// Which dimension.
+        what: &'static str,
+        /// Value implied by the other arguments.
+        expected: usize,
+        /// Value given.
+        found: usize,
+    },
+    /// A parameter lies outside the range a kernel supports.
+    #[error("{what} = {value} is not supported: {allowed}")]
+    Unsupported {
+        /// Which parameter.
+        what: &'static str,
+        /// The offending value.
+        value: i64,
+        /// What is allowed.
+        allowed: &'static str,
+    },
+    /// `K × max|w| × max|a|` exceeds `i32::MAX`, so an `i32` accumulator could overflow.
+    #[error(
+        "accumulator could overflow i32: k = {k} × max|w| = {max_w} × max|a| = {max_a} = {bound} > {}",
+        i32::MAX
+    )]
+    AccumulatorOverflow {
+        /// Reduction length.
+        k: usize,
+        /// Largest weight magnitude.
+        max_w: u32,
+        /// Largest activation magnitude (as fed to the multiplier).
+        max_a: u32,
+        /// Their product.
+        bound: u128,
+    },
+    /// A threshold table is not sorted in the direction declared for its channel.
+    #[error(
+        "thresholds of channel {channel} are not sorted {direction}: entry {index} = {value} follows {previous}"
+    )]
+    UnsortedThresholds {
+        /// Channel whose table is out of order.
+        channel: usize,
+        /// "ascending" or "descending".
+        direction: &'static str,
+        /// Position of the first out-of-order entry.
+        index: usize,
+        /// The out-of-order entry.
+        value: i32,
+        /// The entry before it.
+        previous: i32,
+    },
+    /// An index in a packed codebook tensor does not address an entry of its codebook.
+    #[error("index {index} at output channel {channel}, k = {k} exceeds the {bits}-bit range")]
+    IndexOutOfRange {
+        /// Output channel.
+        channel: usize,
+        /// Reduction position.
+        k: usize,
+        /// The index found.
+        index: u8,
+        /// Index width in bits.
+        bits: u8,
+    },
+    /// The kernel path asked for cannot run on this CPU.
+    #[error("kernel path {path} is not available on this CPU")]
+    PathUnavailable {
+        /// The path's name.
+        path: &'static str,
+    },
+    /// `NUQ_KERNEL` or a path name could not be parsed.
+    #[error("unknown kernel path {name:?}: expected scalar, portable, avx2 or avx512")]
+    UnknownPath {
+        /// The text given.
+        name: String,
+    },
+}

@@ -1,0 +1,311 @@
+//! AVX-512 VNNI path: `vpdpbusd` (u8 × i8 → i32, four products per lane) on an 8-row ×
+//! 32-column register tile — 16 independent `zmm` accumulators, enough to hide the
+//! 4-cycle latency — fed by one broadcast activation group per row and two 64-byte weight
+//! vectors per reduction group.
+//!
+//! Codebook weights are decoded in registers: per-tensor 4-bit with one `vpermb` per
+//! weight vector (the 64-byte table repeats the 16 levels four times, so the high index
+//! bits left over after a 4-bit shift do not matter), per-tensor 2-bit likewise from a
+//! 16-fold repeated table. One decode serves all 8 rows of the tile (8 `vpdpbusd`), which
+//! keeps the shuffle port far from the multiplier's. Other formats (3-bit, per-channel
+//! codebooks) are decoded once per panel into int8 scratch and run the int8 kernel.
+
+use super::{tail_group, with_decoded_panel, OutPtr, Problem, Weights};
+use crate::packed::{CodebookScope, PANEL};
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+const INT8: u8 = 0;
+const CB4: u8 = 1;
+const CB2: u8 = 2;
+
+/// Register tile rows.
+const MR: usize = 8;
+
+/// Computes rows `rows` × the columns of `panels`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F/BW/VL/VNNI/VBMI, and this call must own the output block
+/// it writes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+    let kind = match p.w {
+        Weights::Int8(_) => Some(INT8),
+        Weights::Codebook(w) if w.scope() == CodebookScope::PerTensor && w.bits() == 4 => Some(CB4),
+        Weights::Codebook(w) if w.scope() == CodebookScope::PerTensor && w.bits() == 2 => Some(CB2),
+        Weights::Codebook(_) => None,
+    };
+    let panel_src = |panel: usize| -> &[u8] {
+        match p.w {
+            Weights::Int8(w) => w.panel_bytes(panel),
+            Weights::Codebook(w) => w.panel_bytes(panel),
+        }
+    };
+    let lut: &[u8; 64] = match p.w {
+        Weights::Codebook(w) => w.lut64(),
+        Weights::Int8(_) => &[0; 64],
+    };
+    // Rows outer (each 8-row activation block stays in L1 while it meets every panel of the
+    // tile) when the tile's weights fit in L2; panels outer otherwise.
+    let tile_weight_bytes = panels.len() * panel_src(panels.start).len();
+    match kind {
+        Some(kind) if tile_weight_bytes <= ROWS_OUTER_MAX_WEIGHT_BYTES => {
+            let mut r = rows.start;
+            while r < rows.end {
+                let block = r..(r + MR).min(rows.end);
+                for panel in panels.clone() {
+                    // SAFETY: forwarded from the caller.
+                    unsafe {
+                        dispatch_kind(kind, p, block.clone(), panel, panel_src(panel), lut, out)
+                    }
+                }
+                r = block.end;
+            }
+        }
+        Some(kind) => {
+            for panel in panels {
+                // SAFETY: forwarded from the caller.
+                unsafe { dispatch_kind(kind, p, rows.clone(), panel, panel_src(panel), lut, out) }
+            }
+        }
+        None => {
+            let Weights::Codebook(w) = p.w else {
+                unreachable!("only codebook formats are decoded to scratch")
+            };
+            for panel in panels {
+                with_decoded_panel(w, panel, |bytes| {
+                    // SAFETY: forwarded from the caller.
+                    unsafe { panel_rows::<INT8>(p, rows.clone(), panel, bytes, &[0; 64], out) }
+                });
+            }
+        }
+    }
+}
+
+/// Weight bytes per tile up to which the tile runs rows-outer.
+const ROWS_OUTER_MAX_WEIGHT_BYTES: usize = 192 * 1024;
+
+/// # Safety
+/// As [`panel_rows`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+unsafe fn dispatch_kind(
+    kind: u8,
+    p: &Problem<'_>,
+    rows: Range<usize>,
+    panel: usize,
+    w: &[u8],
+    lut: &[u8; 64],
+    out: &OutPtr,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match kind {
+            INT8 => panel_rows::<INT8>(p, rows, panel, w, lut, out),
+            CB4 => panel_rows::<CB4>(p, rows, panel, w, lut, out),
+            _ => panel_rows::<CB2>(p, rows, panel, w, lut, out),
+        }
+    }
+}
+
+/// Rows `rows` (any count) × one panel, in register tiles of up to [`MR`] rows.
+///
+/// # Safety
+/// AVX-512 F/BW/VL/VNNI/VBMI must be available, `w` must be the panel's bytes in `KIND`'s
+/// layout, and this call must own the output block it writes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+unsafe fn panel_rows<const KIND: u8>(
+    p: &Problem<'_>,
+    rows: Range<usize>,
+    panel: usize,
+    w: &[u8],
+    lut: &[u8; 64],
+    out: &OutPtr,
+) {
+    let ncols = (p.w.n() - panel * PANEL).min(PANEL);
+    let comp = &p.w.col_sums()[panel * PANEL..panel * PANEL + PANEL];
+    let mut r = rows.start;
+    while r < rows.end {
+        let mr = (rows.end - r).min(MR);
+        // SAFETY: the rows `r..r+mr` of `p.a` hold `k` bytes each at stride `lda`
+        // (`validate`), `w` holds this panel's `kp` groups, and this tile owns the output
+        // block `(r..r+mr) × (panel columns)`, which lies inside the output.
+        unsafe {
+            let c = out.at(r, panel * PANEL);
+            match mr {
+                8 => kernel::<8, KIND>(p, r, w, lut, c, out.ldc, ncols, comp),
+                7 => kernel::<7, KIND>(p, r, w, lut, c, out.ldc, ncols, comp),
+                6 => kernel::<6, KIND>(p, r, w, lut, c, out.ldc, ncols, comp),
+                5 => kernel::<5, KIND>(p, r, w, lut, c, out.ldc, ncols, comp),
+                4 => kernel::<4, KIND>(p, r, w, lut, c, out.ldc, ncols, comp),
+                3 => kernel::<3, KIND>(p, r, w, lut, c, out.ldc, ncols, comp),
+                2 => kernel::<2, KIND>(p, r, w, lut, c, out.ldc, ncols, comp),
+                _ => kernel::<1, KIND>(p, r, w, lut, c, out.ldc, ncols, comp),
+            }
+        }
+        r += mr;
+    }
+}
+
+/// The two weight vectors (channels 0..16 and 16..32 of the panel) of group `g`.
+///
+/// # Safety
+/// `w` must point at the panel's packed bytes, which hold group `g`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+#[inline]
+unsafe fn group_weights<const KIND: u8>(
+    w: *const u8,
+    lut: __m512i,
+    g: usize,
+) -> (__m512i, __m512i) {
+    // SAFETY: the caller guarantees the bytes read lie inside the panel.
+    unsafe {
+        match KIND {
+            INT8 => (
+                _mm512_loadu_si512(w.add(g * 128).cast()),
+                _mm512_loadu_si512(w.add(g * 128 + 64).cast()),
+            ),
+            CB4 => {
+                let packed = _mm512_loadu_si512(w.add(g * 64).cast());
+                (
+                    _mm512_permutexvar_epi8(packed, lut),
+                    _mm512_permutexvar_epi8(_mm512_srli_epi16::<4>(packed), lut),
+                )
+            }
+            _ => {
+                let packed = _mm512_loadu_si512(w.add((g / 2) * 64).cast());
+                let base = if g.is_multiple_of(2) {
+                    packed
+                } else {
+                    _mm512_srli_epi16::<4>(packed)
+                };
+                (
+                    _mm512_permutexvar_epi8(base, lut),
+                    _mm512_permutexvar_epi8(_mm512_srli_epi16::<2>(base), lut),
+                )
+            }
+        }
+    }
+}
+
+/// Multiply-accumulates one group: `acc[r] += a[r] (4 bytes, broadcast) · (w0, w1)`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+#[inline]
+fn step<const R: usize>(acc: &mut [[__m512i; 2]; R], a: &[__m512i; R], w0: __m512i, w1: __m512i) {
+    for (acc_r, &av) in acc.iter_mut().zip(a.iter()) {
+        acc_r[0] = _mm512_dpbusd_epi32(acc_r[0], av, w0);
+        acc_r[1] = _mm512_dpbusd_epi32(acc_r[1], av, w1);
+    }
+}
+
+/// `R` rows × 32 columns over the whole reduction.
+///
+/// # Safety
+/// Rows `r0..r0+R` of `p.a` must be readable for `k` bytes, `w` must hold the panel's
+/// `kp / 4` groups in `KIND`'s layout, and `c` must be writable for `R` rows of `ncols`
+/// columns at stride `ldc`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+unsafe fn kernel<const R: usize, const KIND: u8>(
+    p: &Problem<'_>,
+    r0: usize,
+    w: &[u8],
+    lut: &[u8; 64],
+    c: *mut i32,
+    ldc: usize,
+    ncols: usize,
+    comp: &[i32],
+) {
+    let k = p.w.k();
+    let groups = p.w.kp() / 4;
+    let full = k / 4;
+    let wp = w.as_ptr();
+    // SAFETY: `lut` is 64 readable bytes.
+    let lutv = unsafe { _mm512_loadu_si512(lut.as_ptr().cast()) };
+    let flip = _mm512_set1_epi32(if p.signed { 0x8080_8080u32 as i32 } else { 0 });
+    let rows: [*const u8; R] = std::array::from_fn(|i| p.a[(r0 + i) * p.lda..].as_ptr());
+    // The next row block's activations, prefetched a line per group while this one runs
+    // (a hint only: addresses past the slice are never dereferenced).
+    let next = p.a.as_ptr().wrapping_add((r0 + R) * p.lda);
+    let next_lines = (R * p.lda).div_ceil(64);
+    let mut acc = [[_mm512_setzero_si512(); 2]; R];
+    let load_a = |g: usize| -> [__m512i; R] {
+        std::array::from_fn(|i| {
+            // SAFETY: `g < full = k / 4`, so bytes `4g .. 4g+4` of row `i` are inside it;
+            // the 4-byte read is unaligned.
+            let word = unsafe { rows[i].add(4 * g).cast::<i32>().read_unaligned() };
+            _mm512_xor_si512(_mm512_set1_epi32(word), flip)
+        })
+    };
+    let mut g = 0;
+    if KIND == CB2 {
+        // Pairs of groups share one 64-byte packed vector: decode both at once.
+        while g + 2 <= full {
+            // SAFETY: groups `g`, `g+1 < groups` lie inside the panel.
+            let packed = unsafe { _mm512_loadu_si512(wp.add((g / 2) * 64).cast()) };
+            let d0 = _mm512_permutexvar_epi8(packed, lutv);
+            let d1 = _mm512_permutexvar_epi8(_mm512_srli_epi16::<2>(packed), lutv);
+            let d2 = _mm512_permutexvar_epi8(_mm512_srli_epi16::<4>(packed), lutv);
+            let d3 = _mm512_permutexvar_epi8(_mm512_srli_epi16::<6>(packed), lutv);
+            if g < next_lines {
+                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64).cast());
+                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64 + 64).cast());
+            }
+            step(&mut acc, &load_a(g), d0, d1);
+            step(&mut acc, &load_a(g + 1), d2, d3);
+            g += 2;
+        }
+    } else {
+        while g < full {
+            // SAFETY: `g < groups`, inside the panel.
+            let (w0, w1) = unsafe { group_weights::<KIND>(wp, lutv, g) };
+            if g < next_lines {
+                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64).cast());
+            }
+            step(&mut acc, &load_a(g), w0, w1);
+            g += 1;
+        }
+    }
+    // Groups that are partly or wholly past `k`: activations zero-padded.
+    while g < groups {
+        // SAFETY: `g < groups`, inside the panel.
+        let (w0, w1) = unsafe { group_weights::<KIND>(wp, lutv, g) };
+        let a: [__m512i; R] = std::array::from_fn(|i| {
+            let row = &p.a[(r0 + i) * p.lda..];
+            _mm512_set1_epi32(i32::from_le_bytes(tail_group(row, k, g, p.signed)))
+        });
+        step(&mut acc, &a, w0, w1);
+        g += 1;
+    }
+    let m0: __mmask16 = if ncols >= 16 {
+        0xFFFF
+    } else {
+        (1u16 << ncols) - 1
+    };
+    let m1: __mmask16 = if ncols >= 32 {
+        0xFFFF
+    } else if ncols > 16 {
+        (1u16 << (ncols - 16)) - 1
+    } else {
+        0
+    };
+    let (comp0, comp1) = if p.signed {
+        // SAFETY: `comp` holds the panel's 32 column sums.
+        unsafe {
+            (
+                _mm512_slli_epi32::<7>(_mm512_loadu_si512(comp.as_ptr().cast())),
+                _mm512_slli_epi32::<7>(_mm512_loadu_si512(comp.as_ptr().add(16).cast())),
+            )
+        }
+    } else {
+        (_mm512_setzero_si512(), _mm512_setzero_si512())
+    };
+    for (i, acc_r) in acc.iter().enumerate() {
+        // SAFETY: the caller guarantees row `i` of `c` is writable for `ncols` columns; the
+        // masks limit the stores to those columns.
+        unsafe {
+            let dst = c.add(i * ldc);
+            _mm512_mask_storeu_epi32(dst, m0, _mm512_sub_epi32(acc_r[0], comp0));
+            _mm512_mask_storeu_epi32(dst.add(16), m1, _mm512_sub_epi32(acc_r[1], comp1));
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! Integer GEMM: `C[m][n] = Σ_k A[m][k] · W[n][k]` with `i32` accumulators.
+//!
+//! * `A` is row-major (`lda ≥ k` elements between rows): unsigned activation levels
+//!   ([`gemm_u8i8`], [`gemm_codebook`]) or signed ones ([`gemm_i8i8`], computed as
+//!   `Σ (a + 128)·w − 128·Σ w` with the column sums stored in the packed weights).
+//! * `W` is pre-packed once: [`PackedWeights`] (int8 levels) or [`CodebookWeights`]
+//!   (packed 2/3/4-bit indices + int8 codebook); layouts in [`crate::packed`].
+//! * `C` is row-major with `ldc ≥ n`; only columns `0..n` of rows `0..m` are written.
+//!
+//! Work is split into tiles of rows × weight panels run on the current rayon pool
+//! (`pool.install(..)` chooses the thread count). Each output element is computed by
+//! exactly one tile with exact integer arithmetic, so the result does not depend on the
+//! thread count or the path.
+//!
+//! Paths: scalar reference loops; portable `wide` (`i16` widening + `pmaddwd`); AVX2
+//! (same scheme with intrinsics — exact, unlike an `i16`-accumulating `vpmaddubsw`, which
+//! saturates when both operands span the full 8-bit range); AVX-512 VNNI (`vpdpbusd`, an
+//! 8-row × 32-column register tile, codebook weights decoded in registers by `vpermb`).
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod portable;
+mod scalar;
+
+use crate::overflow::check_accumulator_bound;
+use crate::packed::{CodebookWeights, PackedWeights, PANEL};
+use crate::{KernelError, KernelPath};
+use rayon::prelude::*;
+use std::cell::RefCell;
+use std::ops::Range;
+
+/// Rows per register tile of the widest kernel; tiles are multiples of it.
+const ROW_BLOCK: usize = 8;
+
+/// The weights a GEMM reads.
+#[derive(Clone, Copy)]
+pub(crate) enum Weights<'a> {
+    Int8(&'a PackedWeights),
+    Codebook(&'a CodebookWeights),
+}
+
+impl<'a> Weights<'a> {
+    fn n(self) -> usize {
+        match self {
+            Weights::Int8(w) => w.n(),
+            Weights::Codebook(w) => w.n(),
+        }
+    }
+    fn k(self) -> usize {
+        match self {
+            Weights::Int8(w) => w.k(),
+            Weights::Codebook(w) => w.k(),
+        }
+    }
+    fn kp(self) -> usize {
+        match self {
+            Weights::Int8(w) => w.k_padded(),
+            Weights::Codebook(w) => w.k_padded(),
+        }
+    }
+    fn max_abs(self) -> u32 {
+        match self {
+            Weights::Int8(w) => w.max_abs(),
+            Weights::Codebook(w) => w.max_abs(),
+        }
+    }
+    fn col_sums(&self) -> &'a [i32] {
+        match *self {
+            Weights::Int8(w) => w.col_sums(),
+            Weights::Codebook(w) => w.col_sums(),
+        }
+    }
+    fn level(self, ch: usize, kk: usize) -> i8 {
+        match self {
+            Weights::Int8(w) => w.weight(ch, kk),
+            Weights::Codebook(w) => w.level(ch, kk),
+        }
+    }
+}
+
+/// Where a tile writes: the output matrix as a raw pointer so that tiles running on
+/// different threads can each write their own disjoint block of it.
+pub(crate) struct OutPtr {
+    ptr: *mut i32,
+    ldc: usize,
+}
+
+// SAFETY: an `OutPtr` is only created from a `&mut [i32]` that outlives the parallel loop,
+// and every tile writes a block (rows × columns) disjoint from every other tile's block, so
+// sharing the pointer between threads cannot cause a data race.
+unsafe impl Sync for OutPtr {}
+// SAFETY: as above.
+unsafe impl Send for OutPtr {}
+
+impl OutPtr {
+    /// Row `r`, columns `c0 .. c0 + len`, as a mutable slice.
+    ///
+    /// # Safety
+    /// The caller must own that block (no other live reference to it), it must lie inside
+    /// the slice the `OutPtr` was made from, and the returned slice (lifetime `'o`, chosen
+    /// by the caller) must not outlive that slice's borrow.
+    unsafe fn row<'o>(&self, r: usize, c0: usize, len: usize) -> &'o mut [i32] {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.ldc + c0), len) }
+    }
+
+    /// Pointer to element `(r, c)`.
+    ///
+    /// # Safety
+    /// `(r, c)` must lie inside the slice the `OutPtr` was made from.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn at(&self, r: usize, c: usize) -> *mut i32 {
+        // SAFETY: guaranteed by the caller.
+        unsafe { self.ptr.add(r * self.ldc + c) }
+    }
+}
+
+/// A GEMM problem after validation.
+pub(crate) struct Problem<'a> {
+    pub a: &'a [u8],
+    pub lda: usize,
+    pub m: usize,
+    pub w: Weights<'a>,
+    /// Activations are `i8` reinterpreted as bytes.
+    pub signed: bool,
+}
+
+thread_local! {
+    /// Per-thread scratch for decoding one codebook panel to int8 (grows to the largest
+    /// panel once, then is reused: no allocation per call in steady state).
+    static DECODE_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with the int8 bytes of codebook panel `panel`, decoded into thread-local
+/// scratch.
+pub(crate) fn with_decoded_panel<R>(
+    w: &CodebookWeights,
+    panel: usize,
+    f: impl FnOnce(&[u8]) -> R,
+) -> R {
+    DECODE_SCRATCH.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        let len = PANEL * w.k_padded();
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        w.decode_panel(panel, &mut buf[..len]);
+        f(&buf[..len])
+    })
+}
+
+/// Loads the 4 activation bytes of group `g` of a row, zero beyond `k` (and `^ 0x80` for
+/// signed activations, so that padding stays 0 in the offset domain).
+#[inline]
+pub(crate) fn tail_group(row: &[u8], k: usize, g: usize, signed: bool) -> [u8; 4] {
+    let mut out = [0u8; 4];
+    for (t, o) in out.iter_mut().enumerate() {
+        let kk = 4 * g + t;
+        if kk < k {
+            *o = if signed { row[kk] ^ 0x80 } else { row[kk] };
+        }
+    }
+    out
+}
+
+fn validate(
+    path: KernelPath,
+    a_len: usize,
+    lda: usize,
+    m: usize,
+    w: Weights<'_>,
+    c_len: usize,
+    ldc: usize,
+) -> Result<(), KernelError> {
+    path.ensure_available()?;
+    let (n, k) = (w.n(), w.k());
+    if m == 0 {
+        return Ok(());
+    }
+    if lda < k {
+        return Err(KernelError::ShapeMismatch {
+            what: "lda (must be ≥ k)",
+            expected: k,
+            found: lda,
+        });
+    }
+    if ldc < n {
+        return Err(KernelError::ShapeMismatch {
+            what: "ldc (must be ≥ n)",
+            expected: n,
+            found: ldc,
+        });
+    }
+    let need_a = (m - 1) * lda + k;
+    if a_len < need_a {
+        return Err(KernelError::SliceTooShort {
+            what: "activations",
+            expected: need_a,
+            found: a_len,
+        });
+    }
+    let need_c = (m - 1) * ldc + n;
+    if c_len < need_c {
+        return Err(KernelError::SliceTooShort {
+            what: "output",
+            expected: need_c,
+            found: c_len,
+        });
+    }
+    Ok(())
+}
+
+/// Checks the accumulator bound, first with the type's full range (`255` for the
+/// multiplier's unsigned operand) and, only if that fails, with the actual maximum.
+fn check_bound(p: &Problem<'_>) -> Result<(), KernelError> {
+    let (k, max_w) = (p.w.k(), p.w.max_abs());
+    if check_accumulator_bound(k, max_w, 255).is_ok() {
+        return Ok(());
+    }
+    let mut max_a = 0u8;
+    for r in 0..p.m {
+        for &v in &p.a[r * p.lda..r * p.lda + k] {
+            max_a = max_a.max(if p.signed { v ^ 0x80 } else { v });
+        }
+    }
+    check_accumulator_bound(k, max_w, u32::from(max_a))
+}
+
+fn run(path: KernelPath, p: &Problem<'_>, c: &mut [i32], ldc: usize) -> Result<(), KernelError> {
+    check_bound(p)?;
+    if p.m == 0 {
+        return Ok(());
+    }
+    let n = p.w.n();
+    let panels = n.div_ceil(PANEL);
+    let (mc, pc) = tile_sizes(p.m, panels, rayon::current_num_threads());
+    let row_tiles = p.m.div_ceil(mc);
+    let panel_tiles = panels.div_ceil(pc);
+    let out = OutPtr {
+        ptr: c.as_mut_ptr(),
+        ldc,
+    };
+    (0..row_tiles * panel_tiles).into_par_iter().for_each(|t| {
+        let (rt, pt) = (t / panel_tiles, t % panel_tiles);
+        let rows = rt * mc..((rt + 1) * mc).min(p.m);
+        let pans = pt * pc..((pt + 1) * pc).min(panels);
+        tile(path, p, rows, pans, &out);
+    });
+    Ok(())
+}
+
+/// Rows and panels per tile: big enough to reuse each panel over many rows, small enough
+/// to give every thread several tiles.
+fn tile_sizes(m: usize, panels: usize, threads: usize) -> (usize, usize) {
+    let want = 4 * threads.max(1);
+    let mut mc = m.min(128).div_ceil(ROW_BLOCK) * ROW_BLOCK;
+    let mut pc = panels;
+    let count = |mc: usize, pc: usize| m.div_ceil(mc) * panels.div_ceil(pc);
+    while count(mc, pc) < want && pc > 1 {
+        pc = pc.div_ceil(2);
+    }
+    while count(mc, pc) < want && mc > ROW_BLOCK {
+        mc = (mc / 2).div_ceil(ROW_BLOCK) * ROW_BLOCK;
+    }
+    (mc, pc)
+}
+
+/// Computes output rows `rows` × the columns of panels `panels`.
+fn tile(path: KernelPath, p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+    match path {
+        KernelPath::Scalar => scalar::tile(p, rows, panels, out),
+        KernelPath::Portable => portable::tile(p, rows, panels, out),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `run` is only reached after `ensure_available` confirmed AVX2, and the
+        // tile's block of `out` is owned by this call.
+        KernelPath::Avx2 => unsafe { avx2::tile(p, rows, panels, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, for AVX-512 F/BW/VL/VNNI/VBMI.
+        KernelPath::Avx512Vnni => unsafe { avx512::tile(p, rows, panels, out) },
+        #[cfg(not(target_arch = "x86_64"))]
+        KernelPath::Avx2 | KernelPath::Avx512Vnni => {
+            unreachable!("ensure_available rejects x86 paths on other targets")
+        }
+    }
+}
+
+/// `C = A · Wᵀ` for unsigned activations `a` (`m × k`, row stride `lda`) and int8
+/// weights; writes `c[r·ldc + j]` for `r < m`, `j < n`.
+///
+/// # Errors
+/// [`KernelError::PathUnavailable`], [`KernelError::ShapeMismatch`] /
+/// [`KernelError::SliceTooShort`] for inconsistent shapes,
+/// [`KernelError::AccumulatorOverflow`] when `k · max|w| · max|a|` exceeds `i32::MAX`.
+pub fn gemm_u8i8(
+    path: KernelPath,
+    a: &[u8],
+    lda: usize,
+    m: usize,
+    w: &PackedWeights,
+    c: &mut [i32],
+    ldc: usize,
+) -> Result<(), KernelError> {
+    let w = Weights::Int8(w);
+    validate(path, a.len(), lda, m, w, c.len(), ldc)?;
+    let p = Problem {
+        a,
+        lda,
+        m,
+        w,
+        signed: false,
+    };
+    run(path, &p, c, ldc)
+}
+
+/// As [`gemm_u8i8`] for signed activations, computed through the unsigned multiplier as
+/// `Σ (a + 128)·w − 128 · Σ w` (the bound uses `max(a + 128)`).
+///
+/// # Errors
+/// As [`gemm_u8i8`].
+pub fn gemm_i8i8(
+    path: KernelPath,
+    a: &[i8],
+    lda: usize,
+    m: usize,
+    w: &PackedWeights,
+    c: &mut [i32],
+    ldc: usize,
+) -> Result<(), KernelError> {
+    let w = Weights::Int8(w);
+    validate(path, a.len(), lda, m, w, c.len(), ldc)?;
+    let p = Problem {
+        a: bytemuck::cast_slice(a),
+        lda,
+        m,
+        w,
+        signed: true,
+    };
+    run(path, &p, c, ldc)
+}
+
+/// As [`gemm_u8i8`] with codebook weights (packed indices decoded to int8 levels inside
+/// the kernel).
+///
+/// # Errors
+/// As [`gemm_u8i8`].
+pub fn gemm_codebook(
+    path: KernelPath,
+    a: &[u8],
+    lda: usize,
+    m: usize,
+    w: &CodebookWeights,
+    c: &mut [i32],
+    ldc: usize,
+) -> Result<(), KernelError> {
+    let w = Weights::Codebook(w);
+    validate(path, a.len(), lda, m, w, c.len(), ldc)?;
+    let p = Problem {
+        a,
+        lda,
+        m,
+        w,
+        signed: false,
+    };
+    run(path, &p, c, ldc)
+}
+
+/// As [`gemm_codebook`] for signed activations (offset compensation as in
+/// [`gemm_i8i8`]).
+///
+/// # Errors
+/// As [`gemm_u8i8`].
+pub fn gemm_codebook_i8(
+    path: KernelPath,
+    a: &[i8],
+    lda: usize,
+    m: usize,
+    w: &CodebookWeights,
+    c: &mut [i32],
+    ldc: usize,
+) -> Result<(), KernelError> {
+    let w = Weights::Codebook(w);
+    validate(path, a.len(), lda, m, w, c.len(), ldc)?;
+    let p = Problem {
+        a: bytemuck::cast_slice(a),
+        lda,
+        m,
+        w,
+        signed: true,
+    };
+    run(path, &p, c, ldc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tile_sizes_cover_and_split() {
+        for &(m, panels) in &[(1, 1), (16, 16), (1024, 2), (32768, 2), (64, 8), (7, 3)] {
+            for threads in [1, 2, 8] {
+                let (mc, pc) = tile_sizes(m, panels, threads);
+                assert!(mc >= 1 && pc >= 1 && mc % ROW_BLOCK == 0);
+                assert!(pc <= panels);
+            }
+        }
+        assert_eq!(tile_sizes(16, 16, 2), (16, 2));
+    }
+}

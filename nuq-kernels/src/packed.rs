@@ -1,0 +1,567 @@
+//! Pre-packed weight panels: int8 levels ([`PackedWeights`]) and packed codebook indices
+//! ([`CodebookWeights`]).
+//!
+//! # Logical weights
+//! A layer's weights are a matrix `W[n][k]`: `n` output channels, `k` reduction positions.
+//! For a convolution with OHWI weights, row `n` is the flattened `(ky, kx, ci)` filter, which
+//! is exactly the column order of the im2col matrix built by [`crate::conv`].
+//!
+//! # Int8 panel layout ([`PackedWeights`])
+//! `k` is padded with zeros to `kp = round_up(k, 4)` and `n` to a multiple of [`PANEL`] = 32.
+//! Panel `p` holds output channels `32p .. 32p + 32`; inside it, reduction group
+//! `g = kk / 4` occupies 128 consecutive bytes, and the byte for channel `32p + j`, position
+//! `kk` sits at
+//!
+//! ```text
+//! offset(ch, kk) = p·32·kp + g·128 + j·4 + kk % 4        (p = ch / 32, j = ch % 32)
+//! ```
+//!
+//! so one 64-byte load is the `vpdpbusd` operand for 16 channels × 4 positions (bytes 0..64:
+//! channels `32p .. 32p+16`, bytes 64..128: channels `32p+16 .. 32p+32`). The buffer is
+//! 64-byte aligned.
+//!
+//! # Packed index layouts ([`CodebookWeights`])
+//! Indices address an int8 codebook of `2^bits` levels, one per tensor or one per output
+//! channel. Padding positions (`kk ≥ k` or `ch ≥ n`) hold index 0 and are never
+//! multiplied by a non-zero activation or stored. Within a panel, "lane byte" `b ∈ 0..64`
+//! of half `h ∈ {0, 1}` at group `g` means channel `32p + 16h + b/4`, position `4g + b%4`
+//! (the byte the decoded value occupies in the int8 layout above). Bits are filled
+//! least-significant first.
+//!
+//! * **4-bit** (`kp = round_up(k, 4)`): per panel, per group `g`, 64 bytes; byte `b` holds
+//!   half 0's index in its low nibble and half 1's in its high nibble. One `vpermb` on the
+//!   byte and one on the byte shifted right by 4 decode both halves (a 64-byte table that
+//!   repeats the 16 levels four times makes the stray upper index bits irrelevant).
+//! * **2-bit** (`kp = round_up(k, 8)`): per panel, per group pair `(2q, 2q+1)`, 64 bytes;
+//!   byte `b` holds four indices, bits `2r .. 2r+2` for `r = 2·(g − 2q) + h`.
+//! * **3-bit** (`kp = round_up(k, 8)`): per panel, per group pair, 96 bytes: the 2-bit
+//!   layout of `index & 3` (64 bytes) followed by a 32-byte bit plane of `index >> 2`,
+//!   element `e = 4b + r` at byte `e / 8`, bit `e % 8`.
+
+use crate::KernelError;
+
+/// Output channels per weight panel.
+pub const PANEL: usize = 32;
+
+/// One cache line; gives the packed buffers 64-byte alignment.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+pub(crate) struct Line([u8; 64]);
+
+fn zeroed_lines(bytes: usize) -> Vec<Line> {
+    vec![Line([0; 64]); bytes.div_ceil(64)]
+}
+
+pub(crate) fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
+}
+
+/// Int8 weight levels pre-packed into the panel layout described in the [module docs](self).
+#[derive(Clone)]
+pub struct PackedWeights {
+    n: usize,
+    k: usize,
+    kp: usize,
+    data: Vec<Line>,
+    col_sums: Vec<i32>,
+    max_abs: u32,
+}
+
+impl std::fmt::Debug for PackedWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedWeights")
+            .field("n", &self.n)
+            .field("k", &self.k)
+            .field("max_abs", &self.max_abs)
+            .finish()
+    }
+}
+
+impl PackedWeights {
+    /// Packs row-major weights `w[n][k]` (row = output channel).
+    ///
+    /// # Errors
+    /// [`KernelError::SliceTooShort`] when `w.len() < n·k`;
+    /// [`KernelError::Unsupported`] when `n` or `k` is zero.
+    pub fn from_rows(w: &[i8], n: usize, k: usize) -> Result<Self, KernelError> {
+        check_dims(n, k)?;
+        let need = n * k;
+        if w.len() < need {
+            return Err(KernelError::SliceTooShort {
+                what: "weights",
+                expected: need,
+                found: w.len(),
+            });
+        }
+        let kp = round_up(k, 4);
+        let panels = n.div_ceil(PANEL);
+        let mut data = zeroed_lines(panels * PANEL * kp);
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut data);
+        let mut col_sums = vec![0i32; panels * PANEL];
+        let mut max_abs = 0u32;
+        for ch in 0..n {
+            let row = &w[ch * k..ch * k + k];
+            let mut sum = 0i32;
+            for (kk, &v) in row.iter().enumerate() {
+                bytes[int8_offset(ch, kk, kp)] = v as u8;
+                sum += i32::from(v);
+                max_abs = max_abs.max(u32::from(v.unsigned_abs()));
+            }
+            col_sums[ch] = sum;
+        }
+        Ok(PackedWeights {
+            n,
+            k,
+            kp,
+            data,
+            col_sums,
+            max_abs,
+        })
+    }
+
+    /// Output channels.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Reduction length.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Padded reduction length (`round_up(k, 4)`).
+    pub fn k_padded(&self) -> usize {
+        self.kp
+    }
+
+    /// Largest `|w|` over the tensor.
+    pub fn max_abs(&self) -> u32 {
+        self.max_abs
+    }
+
+    /// `Σ_k w[ch][k]` per output channel, padded with zeros to a multiple of [`PANEL`]
+    /// (used for the offset compensation of signed activations).
+    pub fn col_sums(&self) -> &[i32] {
+        &self.col_sums
+    }
+
+    /// The weight of output channel `ch` at reduction position `kk`.
+    ///
+    /// # Panics
+    /// When `ch ≥ n` or `kk ≥ k`.
+    pub fn weight(&self, ch: usize, kk: usize) -> i8 {
+        assert!(ch < self.n && kk < self.k, "weight index out of range");
+        self.bytes()[int8_offset(ch, kk, self.kp)] as i8
+    }
+
+    /// The packed bytes (panel layout).
+    pub fn bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.data)
+    }
+
+    /// Bytes of one panel (`32 · kp`).
+    pub(crate) fn panel_bytes(&self, panel: usize) -> &[u8] {
+        let len = PANEL * self.kp;
+        &self.bytes()[panel * len..(panel + 1) * len]
+    }
+}
+
+fn check_dims(n: usize, k: usize) -> Result<(), KernelError> {
+    if n == 0 {
+        return Err(KernelError::Unsupported {
+            what: "n",
+            value: 0,
+            allowed: "at least one output channel",
+        });
+    }
+    if k == 0 {
+        return Err(KernelError::Unsupported {
+            what: "k",
+            value: 0,
+            allowed: "a reduction length of at least 1",
+        });
+    }
+    Ok(())
+}
+
+/// Byte offset of `(ch, kk)` in the int8 panel layout.
+pub(crate) fn int8_offset(ch: usize, kk: usize, kp: usize) -> usize {
+    (ch / PANEL) * PANEL * kp + (kk / 4) * 128 + (ch % PANEL) * 4 + kk % 4
+}
+
+/// Whether a codebook is shared by the whole tensor or owned by each output channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodebookScope {
+    /// One codebook of `2^bits` levels for the whole tensor.
+    PerTensor,
+    /// One codebook per output channel (`n · 2^bits` levels, channel-major).
+    PerChannel,
+}
+
+/// Weights stored as packed 2-, 3- or 4-bit codebook indices plus int8 codebook(s), in the
+/// layouts described in the [module docs](self).
+#[derive(Clone)]
+pub struct CodebookWeights {
+    n: usize,
+    k: usize,
+    kp: usize,
+    bits: u8,
+    scope: CodebookScope,
+    codebooks: Vec<i8>,
+    lut64: [u8; 64],
+    data: Vec<Line>,
+    panel_stride: usize,
+    col_sums: Vec<i32>,
+    max_abs: u32,
+}
+
+impl std::fmt::Debug for CodebookWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodebookWeights")
+            .field("n", &self.n)
+            .field("k", &self.k)
+            .field("bits", &self.bits)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl CodebookWeights {
+    /// Packs row-major indices `indices[n][k]` (each `< 2^bits`) with their codebook(s):
+    /// `2^bits` levels for [`CodebookScope::PerTensor`], `n · 2^bits` (channel-major) for
+    /// [`CodebookScope::PerChannel`].
+    ///
+    /// # Errors
+    /// [`KernelError::Unsupported`] for `bits ∉ {2, 3, 4}` or a zero dimension,
+    /// [`KernelError::ShapeMismatch`] for a codebook of the wrong length,
+    /// [`KernelError::SliceTooShort`] for too few indices,
+    /// [`KernelError::IndexOutOfRange`] for an index `≥ 2^bits`.
+    pub fn pack(
+        indices: &[u8],
+        n: usize,
+        k: usize,
+        bits: u8,
+        codebooks: &[i8],
+        scope: CodebookScope,
+    ) -> Result<Self, KernelError> {
+        check_dims(n, k)?;
+        if !(2..=4).contains(&bits) {
+            return Err(KernelError::Unsupported {
+                what: "bits",
+                value: i64::from(bits),
+                allowed: "2, 3 or 4",
+            });
+        }
+        let levels = 1usize << bits;
+        let books = match scope {
+            CodebookScope::PerTensor => 1,
+            CodebookScope::PerChannel => n,
+        };
+        if codebooks.len() != books * levels {
+            return Err(KernelError::ShapeMismatch {
+                what: "codebook length",
+                expected: books * levels,
+                found: codebooks.len(),
+            });
+        }
+        if indices.len() < n * k {
+            return Err(KernelError::SliceTooShort {
+                what: "indices",
+                expected: n * k,
+                found: indices.len(),
+            });
+        }
+        let kp = if bits == 4 {
+            round_up(k, 4)
+        } else {
+            round_up(k, 8)
+        };
+        let panel_stride = kp * PANEL * usize::from(bits) / 8;
+        let panels = n.div_ceil(PANEL);
+        let mut data = zeroed_lines(panels * panel_stride);
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut data);
+        let mut col_sums = vec![0i32; panels * PANEL];
+        for ch in 0..n {
+            let book = &codebooks[(ch % books) * levels..][..levels];
+            let mut sum = 0i32;
+            for kk in 0..k {
+                let idx = indices[ch * k + kk];
+                if usize::from(idx) >= levels {
+                    return Err(KernelError::IndexOutOfRange {
+                        channel: ch,
+                        k: kk,
+                        index: idx,
+                        bits,
+                    });
+                }
+                store_index(bytes, panel_stride, bits, ch, kk, idx);
+                sum += i32::from(book[usize::from(idx)]);
+            }
+            col_sums[ch] = sum;
+        }
+        let max_abs = codebooks
+            .iter()
+            .map(|v| u32::from(v.unsigned_abs()))
+            .max()
+            .unwrap_or(0);
+        let mut lut64 = [0u8; 64];
+        for (i, slot) in lut64.iter_mut().enumerate() {
+            *slot = codebooks[i % levels] as u8;
+        }
+        Ok(CodebookWeights {
+            n,
+            k,
+            kp,
+            bits,
+            scope,
+            codebooks: codebooks.to_vec(),
+            lut64,
+            data,
+            panel_stride,
+            col_sums,
+            max_abs,
+        })
+    }
+
+    /// Output channels.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Reduction length.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Padded reduction length (`round_up(k, 4)` for 4-bit, `round_up(k, 8)` otherwise).
+    pub fn k_padded(&self) -> usize {
+        self.kp
+    }
+
+    /// Index width in bits.
+    pub fn bits(&self) -> u8 {
+        self.bits
+    }
+
+    /// Codebook scope.
+    pub fn scope(&self) -> CodebookScope {
+        self.scope
+    }
+
+    /// The codebook(s), channel-major for [`CodebookScope::PerChannel`].
+    pub fn codebooks(&self) -> &[i8] {
+        &self.codebooks
+    }
+
+    /// Largest `|level|` over the codebook(s).
+    pub fn max_abs(&self) -> u32 {
+        self.max_abs
+    }
+
+    /// `Σ_k level[ch][k]` per output channel, padded with zeros to a multiple of [`PANEL`].
+    pub fn col_sums(&self) -> &[i32] {
+        &self.col_sums
+    }
+
+    /// The packed bytes.
+    pub fn bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.data)
+    }
+
+    /// The stored index of output channel `ch` at position `kk`.
+    ///
+    /// # Panics
+    /// When `ch ≥ n` or `kk ≥ k`.
+    pub fn index(&self, ch: usize, kk: usize) -> u8 {
+        assert!(ch < self.n && kk < self.k, "index out of range");
+        load_index(self.bytes(), self.panel_stride, self.bits, ch, kk)
+    }
+
+    /// The int8 level of output channel `ch` at position `kk`.
+    ///
+    /// # Panics
+    /// When `ch ≥ n` or `kk ≥ k`.
+    pub fn level(&self, ch: usize, kk: usize) -> i8 {
+        let levels = 1usize << self.bits;
+        let book = match self.scope {
+            CodebookScope::PerTensor => 0,
+            CodebookScope::PerChannel => ch,
+        };
+        self.codebooks[book * levels + usize::from(self.index(ch, kk))]
+    }
+
+    /// Whether the AVX-512/AVX2 kernels decode this tensor in registers (per-tensor 4-bit
+    /// and, on AVX-512, per-tensor 2-bit); other formats are decoded panel by panel into
+    /// an int8 scratch panel first.
+    pub fn decodes_in_registers(&self) -> bool {
+        self.scope == CodebookScope::PerTensor && (self.bits == 4 || self.bits == 2)
+    }
+
+    /// The per-tensor codebook repeated to fill 64 bytes (`vpermb` table).
+    pub(crate) fn lut64(&self) -> &[u8; 64] {
+        &self.lut64
+    }
+
+    /// Packed bytes of one panel.
+    pub(crate) fn panel_bytes(&self, panel: usize) -> &[u8] {
+        &self.bytes()[panel * self.panel_stride..(panel + 1) * self.panel_stride]
+    }
+
+    /// Decodes panel `panel` into the int8 panel layout (`32 · kp` bytes of `out`);
+    /// padding channels decode to 0.
+    pub(crate) fn decode_panel(&self, panel: usize, out: &mut [u8]) {
+        let levels = 1usize << self.bits;
+        let src = self.panel_bytes(panel);
+        let groups = self.kp / 4;
+        for j in 0..PANEL {
+            let ch = panel * PANEL + j;
+            if ch >= self.n {
+                for g in 0..groups {
+                    out[g * 128 + j * 4..][..4].fill(0);
+                }
+                continue;
+            }
+            let book = match self.scope {
+                CodebookScope::PerTensor => &self.codebooks[..levels],
+                CodebookScope::PerChannel => &self.codebooks[ch * levels..][..levels],
+            };
+            for kk in 0..self.kp {
+                let idx = load_index_in_panel(src, self.bits, j, kk);
+                out[(kk / 4) * 128 + j * 4 + kk % 4] = book[usize::from(idx)] as u8;
+            }
+        }
+    }
+}
+
+/// Position of `(j, kk)` inside a panel as `(g, half, lane byte b)`.
+fn lane(j: usize, kk: usize) -> (usize, usize, usize) {
+    (kk / 4, j / 16, (j % 16) * 4 + kk % 4)
+}
+
+fn store_index(bytes: &mut [u8], panel_stride: usize, bits: u8, ch: usize, kk: usize, idx: u8) {
+    let base = (ch / PANEL) * panel_stride;
+    let (g, h, b) = lane(ch % PANEL, kk);
+    match bits {
+        4 => bytes[base + g * 64 + b] |= idx << (4 * h),
+        2 => {
+            let r = 2 * (g % 2) + h;
+            bytes[base + (g / 2) * 64 + b] |= idx << (2 * r);
+        }
+        _ => {
+            let r = 2 * (g % 2) + h;
+            let blk = base + (g / 2) * 96;
+            bytes[blk + b] |= (idx & 3) << (2 * r);
+            let e = 4 * b + r;
+            bytes[blk + 64 + e / 8] |= ((idx >> 2) & 1) << (e % 8);
+        }
+    }
+}
+
+fn load_index(bytes: &[u8], panel_stride: usize, bits: u8, ch: usize, kk: usize) -> u8 {
+    let base = (ch / PANEL) * panel_stride;
+    load_index_in_panel(&bytes[base..base + panel_stride], bits, ch % PANEL, kk)
+}
+
+fn load_index_in_panel(panel: &[u8], bits: u8, j: usize, kk: usize) -> u8 {
+    let (g, h, b) = lane(j, kk);
+    match bits {
+        4 => (panel[g * 64 + b] >> (4 * h)) & 0xF,
+        2 => {
+            let r = 2 * (g % 2) + h;
+            (panel[(g / 2) * 64 + b] >> (2 * r)) & 3
+        }
+        _ => {
+            let r = 2 * (g % 2) + h;
+            let blk = (g / 2) * 96;
+            let e = 4 * b + r;
+            let lo = (panel[blk + b] >> (2 * r)) & 3;
+            let hi = (panel[blk + 64 + e / 8] >> (e % 8)) & 1;
+            lo | (hi << 2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int8_round_trip_and_sums() {
+        let (n, k) = (37, 11);
+        let w: Vec<i8> = (0..n * k)
+            .map(|i| (i as i32 * 37 % 255 - 127) as i8)
+            .collect();
+        let p = PackedWeights::from_rows(&w, n, k).unwrap();
+        for ch in 0..n {
+            for kk in 0..k {
+                assert_eq!(p.weight(ch, kk), w[ch * k + kk]);
+            }
+            let s: i32 = w[ch * k..][..k].iter().map(|&v| i32::from(v)).sum();
+            assert_eq!(p.col_sums()[ch], s);
+        }
+        assert_eq!(p.bytes().as_ptr() as usize % 64, 0);
+        assert_eq!(p.k_padded(), 12);
+    }
+
+    #[test]
+    fn codebook_round_trip_all_widths() {
+        for bits in [2u8, 3, 4] {
+            for scope in [CodebookScope::PerTensor, CodebookScope::PerChannel] {
+                let (n, k) = (45, 13);
+                let levels = 1usize << bits;
+                let idx: Vec<u8> = (0..n * k)
+                    .map(|i| ((i * 7 + i / 5) % levels) as u8)
+                    .collect();
+                let books = if scope == CodebookScope::PerTensor {
+                    1
+                } else {
+                    n
+                };
+                let cb: Vec<i8> = (0..books * levels)
+                    .map(|i| (i as i32 * 29 % 256 - 128) as i8)
+                    .collect();
+                let w = CodebookWeights::pack(&idx, n, k, bits, &cb, scope).unwrap();
+                let mut dec = vec![0u8; PANEL * w.k_padded()];
+                for ch in 0..n {
+                    for kk in 0..k {
+                        assert_eq!(
+                            w.index(ch, kk),
+                            idx[ch * k + kk],
+                            "bits {bits} ch {ch} kk {kk}"
+                        );
+                    }
+                }
+                for p in 0..n.div_ceil(PANEL) {
+                    w.decode_panel(p, &mut dec);
+                    for j in 0..PANEL {
+                        let ch = p * PANEL + j;
+                        for kk in 0..k {
+                            let want = if ch < n { w.level(ch, kk) } else { 0 };
+                            assert_eq!(dec[int8_offset(j, kk, w.k_padded())] as i8, want);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(matches!(
+            CodebookWeights::pack(&[16], 1, 1, 4, &[0; 16], CodebookScope::PerTensor),
+            Err(KernelError::IndexOutOfRange { index: 16, .. })
+        ));
+        assert!(matches!(
+            CodebookWeights::pack(&[0], 1, 1, 5, &[0; 32], CodebookScope::PerTensor),
+            Err(KernelError::Unsupported { what: "bits", .. })
+        ));
+        assert!(matches!(
+            CodebookWeights::pack(&[0], 1, 1, 2, &[0; 5], CodebookScope::PerTensor),
+            Err(KernelError::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            PackedWeights::from_rows(&[0; 3], 2, 2),
+            Err(KernelError::SliceTooShort { .. })
+        ));
+    }
+}

@@ -1,0 +1,178 @@
+//! Which implementation a kernel runs: run-time detection and overrides.
+//!
+//! Every kernel takes a [`KernelPath`]. [`KernelPath::detect`] picks the fastest path this
+//! CPU supports unless the environment variable `NUQ_KERNEL` names one
+//! (`scalar`, `portable`, `avx2`, `avx512`/`avx512vnni`); tests and benchmarks pass a path
+//! explicitly. All paths compute bit-identical results.
+
+use crate::KernelError;
+use std::fmt;
+use std::str::FromStr;
+
+/// One implementation of the kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KernelPath {
+    /// Straightforward loops: the reference every other path is tested against.
+    Scalar,
+    /// Explicit SIMD through the `wide` crate; builds on every target.
+    Portable,
+    /// x86-64 AVX2 intrinsics (exact: products are widened to `i16` before `vpmaddwd`).
+    Avx2,
+    /// x86-64 AVX-512 F/BW/VL + VNNI (`vpdpbusd`) + VBMI (`vpermb` codebook decode).
+    Avx512Vnni,
+}
+
+impl KernelPath {
+    /// All paths, slowest first.
+    pub const ALL: [KernelPath; 4] = [
+        KernelPath::Scalar,
+        KernelPath::Portable,
+        KernelPath::Avx2,
+        KernelPath::Avx512Vnni,
+    ];
+
+    /// The path's name as used by `NUQ_KERNEL` and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelPath::Scalar => "scalar",
+            KernelPath::Portable => "portable",
+            KernelPath::Avx2 => "avx2",
+            KernelPath::Avx512Vnni => "avx512vnni",
+        }
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn is_available(self) -> bool {
+        match self {
+            KernelPath::Scalar | KernelPath::Portable => true,
+            KernelPath::Avx2 => has_avx2(),
+            KernelPath::Avx512Vnni => has_avx512vnni(),
+        }
+    }
+
+    /// The fastest path this CPU supports, ignoring `NUQ_KERNEL`.
+    pub fn best_available() -> KernelPath {
+        if has_avx512vnni() {
+            KernelPath::Avx512Vnni
+        } else if has_avx2() {
+            KernelPath::Avx2
+        } else {
+            KernelPath::Portable
+        }
+    }
+
+    /// Every path this CPU supports, slowest first.
+    pub fn available() -> Vec<KernelPath> {
+        KernelPath::ALL
+            .into_iter()
+            .filter(|p| p.is_available())
+            .collect()
+    }
+
+    /// The path named by `NUQ_KERNEL`, if set.
+    ///
+    /// # Errors
+    /// [`KernelError::UnknownPath`] for an unknown name, [`KernelError::PathUnavailable`]
+    /// when the named path cannot run on this CPU.
+    pub fn from_env() -> Result<Option<KernelPath>, KernelError> {
+        match std::env::var("NUQ_KERNEL") {
+            Ok(name) if !name.trim().is_empty() => {
+                let path: KernelPath = name.parse()?;
+                path.ensure_available()?;
+                Ok(Some(path))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `NUQ_KERNEL` if set, else [`KernelPath::best_available`].
+    ///
+    /// # Errors
+    /// As [`KernelPath::from_env`].
+    pub fn detect() -> Result<KernelPath, KernelError> {
+        Ok(KernelPath::from_env()?.unwrap_or_else(KernelPath::best_available))
+    }
+
+    /// `Ok(())` when the path can run here.
+    ///
+    /// # Errors
+    /// [`KernelError::PathUnavailable`] otherwise.
+    pub fn ensure_available(self) -> Result<(), KernelError> {
+        if self.is_available() {
+            Ok(())
+        } else {
+            Err(KernelError::PathUnavailable { path: self.name() })
+        }
+    }
+}
+
+impl fmt::Display for KernelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for KernelPath {
+    type Err = KernelError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "scalar" => Ok(KernelPath::Scalar),
+            "portable" => Ok(KernelPath::Portable),
+            "avx2" => Ok(KernelPath::Avx2),
+            "avx512" | "avx512vnni" => Ok(KernelPath::Avx512Vnni),
+            _ => Err(KernelError::UnknownPath { name: s.to_owned() }),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx2() -> bool {
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx512vnni() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512vnni")
+        && std::arch::is_x86_feature_detected!("avx512vbmi")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx512vnni() -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for p in KernelPath::ALL {
+            assert_eq!(p.name().parse::<KernelPath>().unwrap(), p);
+        }
+        assert_eq!(
+            "AVX512".parse::<KernelPath>().unwrap(),
+            KernelPath::Avx512Vnni
+        );
+        assert!(matches!(
+            "neon".parse::<KernelPath>(),
+            Err(KernelError::UnknownPath { .. })
+        ));
+    }
+
+    #[test]
+    fn scalar_and_portable_always_available() {
+        assert!(KernelPath::Scalar.is_available());
+        assert!(KernelPath::Portable.is_available());
+        assert!(KernelPath::best_available().is_available());
+    }
+}

@@ -1,0 +1,77 @@
+//! Register-only `vpdpbusd` throughput loop: the ceiling the GEMM kernels are measured
+//! against (reported by `kernel-report`).
+
+use crate::{KernelError, KernelPath};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// Independent accumulator chains: more than latency (4) × issue rate needs.
+pub const CHAINS: usize = 12;
+
+/// Measured `vpdpbusd` (zmm) throughput in GMAC/s with `threads` threads each running
+/// [`CHAINS`] independent chains for about `duration`.
+///
+/// # Errors
+/// [`KernelError::PathUnavailable`] when the CPU lacks AVX-512 VNNI.
+pub fn vnni_peak_gmacs(threads: usize, duration: Duration) -> Result<f64, KernelError> {
+    KernelPath::Avx512Vnni.ensure_available()?;
+    #[cfg(target_arch = "x86_64")]
+    {
+        let threads = threads.max(1);
+        // Calibrate the iteration count on one thread.
+        let mut iters: u64 = 1 << 16;
+        loop {
+            let t = Instant::now();
+            // SAFETY: AVX-512 VNNI availability was checked above.
+            black_box(unsafe { x86::chains(iters) });
+            if t.elapsed() > duration / 8 || iters > 1 << 40 {
+                break;
+            }
+            iters *= 2;
+        }
+        let iters = iters * 8;
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                // SAFETY: as above.
+                s.spawn(move || black_box(unsafe { x86::chains(iters) }));
+            }
+        });
+        let secs = start.elapsed().as_secs_f64();
+        let macs = threads as f64 * iters as f64 * CHAINS as f64 * 64.0;
+        Ok(macs / secs / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (threads, duration);
+        unreachable!("ensure_available rejects AVX-512 on other targets")
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::CHAINS;
+    use std::arch::x86_64::*;
+    use std::hint::black_box;
+
+    /// Runs `iters` rounds of [`CHAINS`] dependent `vpdpbusd` chains.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and VNNI.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub(super) unsafe fn chains(iters: u64) -> i32 {
+        let a = _mm512_set1_epi32(black_box(0x0102_0304));
+        let b = _mm512_set1_epi32(black_box(0x0101_0101));
+        let mut acc = [_mm512_setzero_si512(); CHAINS];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_dpbusd_epi32(*v, a, b);
+            }
+        }
+        let mut sum = _mm512_setzero_si512();
+        for v in acc {
+            sum = _mm512_add_epi32(sum, v);
+        }
+        _mm512_reduce_add_epi32(sum)
+    }
+}
