@@ -10,12 +10,17 @@
 //! [`packed`]); accumulators are `i32`, row-major `[pixel][channel]`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod conv;
 mod error;
+pub mod fixed_point;
 pub mod gemm;
 pub mod overflow;
 pub mod packed;
 mod path;
 pub mod peak;
+pub mod pool;
+pub mod residual;
+pub mod threshold;
 
 pub use error::KernelError;
 pub use gemm::{gemm_codebook, gemm_codebook_i8, gemm_i8i8, gemm_u8i8};

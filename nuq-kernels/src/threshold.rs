@@ -1,0 +1,318 @@
+//! Threshold requantization (the paper's MAC thresholds; FINN's `MultiThreshold`).
+//!
+//! Each channel `c` has `2^b − 1` thresholds. For an *ascending* channel (positive
+//! batch-norm scale) they are sorted non-decreasing and the output index is the number of
+//! thresholds reached, `#{t : acc ≥ T[c][t]}`. For a *descending* channel (negative scale)
+//! they are sorted non-increasing and the index is `#{t : acc ≤ T[c][t]}`. Either way the
+//! result is a `b`-bit index in `0 ..= 2^b − 1`.
+//!
+//! The SIMD paths work channel-parallel: thresholds are stored transposed (`[t][c]`, padded
+//! to 16 channels) and descending channels are mapped to ascending ones with `x ↦ !x`
+//! (`!x = −x − 1` reverses the order of `i32` without overflow), so every lane runs the same
+//! compare-and-count loop.
+
+use crate::{KernelError, KernelPath};
+use rayon::prelude::*;
+
+/// Lanes the transposed table is padded to.
+const PAD: usize = 16;
+
+/// Per-channel sorted thresholds for `b`-bit outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thresholds {
+    channels: usize,
+    bits: u8,
+    raw: Vec<i32>,
+    descending: Vec<bool>,
+    /// `[t][cp]` thresholds in the ascending domain.
+    table: Vec<i32>,
+    /// Per channel `0` (ascending) or `-1` (descending), padded to `cp`.
+    flip: Vec<i32>,
+    cp: usize,
+}
+
+impl Thresholds {
+    /// `thresholds` is `[channel][2^bits − 1]`; `descending[c]` gives channel `c`'s
+    /// direction.
+    ///
+    /// # Errors
+    /// [`KernelError::Unsupported`] for `bits ∉ 1..=8` or zero channels,
+    /// [`KernelError::ShapeMismatch`] for wrong lengths,
+    /// [`KernelError::UnsortedThresholds`] when a channel's table is out of order.
+    pub fn new(
+        bits: u8,
+        channels: usize,
+        thresholds: &[i32],
+        descending: &[bool],
+    ) -> Result<Self, KernelError> {
+        if !(1..=8).contains(&bits) {
+            return Err(KernelError::Unsupported {
+                what: "bits",
+                value: i64::from(bits),
+                allowed: "1 ..= 8",
+            });
+        }
+        if channels == 0 {
+            return Err(KernelError::Unsupported {
+                what: "channels",
+                value: 0,
+                allowed: "at least 1",
+            });
+        }
+        let count = (1usize << bits) - 1;
+        if thresholds.len() != channels * count {
+            return Err(KernelError::ShapeMismatch {
+                what: "threshold count (channels × (2^bits − 1))",
+                expected: channels * count,
+                found: thresholds.len(),
+            });
+        }
+        if descending.len() != channels {
+            return Err(KernelError::ShapeMismatch {
+                what: "direction flags (one per channel)",
+                expected: channels,
+                found: descending.len(),
+            });
+        }
+        for (c, (row, &desc)) in thresholds.chunks_exact(count).zip(descending).enumerate() {
+            for (i, pair) in row.windows(2).enumerate() {
+                let ok = if desc {
+                    pair[1] <= pair[0]
+                } else {
+                    pair[1] >= pair[0]
+                };
+                if !ok {
+                    return Err(KernelError::UnsortedThresholds {
+                        channel: c,
+                        direction: if desc { "descending" } else { "ascending" },
+                        index: i + 1,
+                        value: pair[1],
+                        previous: pair[0],
+                    });
+                }
+            }
+        }
+        let cp = channels.div_ceil(PAD) * PAD;
+        let mut table = vec![i32::MAX; count * cp];
+        let mut flip = vec![0; cp];
+        for c in 0..channels {
+            flip[c] = if descending[c] { -1 } else { 0 };
+            for t in 0..count {
+                table[t * cp + c] = thresholds[c * count + t] ^ flip[c];
+            }
+        }
+        Ok(Thresholds {
+            channels,
+            bits,
+            raw: thresholds.to_vec(),
+            descending: descending.to_vec(),
+            table,
+            flip,
+            cp,
+        })
+    }
+
+    /// Channels.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Output bits.
+    pub fn bits(&self) -> u8 {
+        self.bits
+    }
+
+    /// The scalar definition for one accumulator of channel `c`.
+    ///
+    /// # Panics
+    /// When `c ≥ channels`.
+    pub fn quantize_one(&self, c: usize, acc: i32) -> u8 {
+        let count = (1usize << self.bits) - 1;
+        let row = &self.raw[c * count..(c + 1) * count];
+        let n = if self.descending[c] {
+            row.iter().filter(|&&t| acc <= t).count()
+        } else {
+            row.iter().filter(|&&t| acc >= t).count()
+        };
+        n as u8
+    }
+
+    /// Quantizes `acc` (`[rows][channels]`, e.g. NHWC conv accumulators) into `b`-bit
+    /// indices in `out`; rows are spread over the current rayon pool.
+    ///
+    /// # Errors
+    /// [`KernelError::ShapeMismatch`] when `acc` is not whole rows,
+    /// [`KernelError::SliceTooShort`] for a short `out`, [`KernelError::PathUnavailable`].
+    pub fn apply(&self, path: KernelPath, acc: &[i32], out: &mut [u8]) -> Result<(), KernelError> {
+        path.ensure_available()?;
+        let ch = self.channels;
+        if !acc.len().is_multiple_of(ch) {
+            return Err(KernelError::ShapeMismatch {
+                what: "accumulator length (whole rows of channels)",
+                expected: acc.len().div_ceil(ch) * ch,
+                found: acc.len(),
+            });
+        }
+        if out.len() < acc.len() {
+            return Err(KernelError::SliceTooShort {
+                what: "threshold output",
+                expected: acc.len(),
+                found: out.len(),
+            });
+        }
+        const ROWS_PER_TASK: usize = 256;
+        acc.par_chunks(ch * ROWS_PER_TASK)
+            .zip(out[..acc.len()].par_chunks_mut(ch * ROWS_PER_TASK))
+            .for_each(|(a, o)| {
+                for (a, o) in a.chunks_exact(ch).zip(o.chunks_exact_mut(ch)) {
+                    self.row(path, a, o);
+                }
+            });
+        Ok(())
+    }
+
+    fn row(&self, path: KernelPath, acc: &[i32], out: &mut [u8]) {
+        match path {
+            KernelPath::Scalar => {
+                for (c, (&a, o)) in acc.iter().zip(out.iter_mut()).enumerate() {
+                    *o = self.quantize_one(c, a);
+                }
+            }
+            KernelPath::Portable => self.row_portable(acc, out),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `apply` checked AVX2 is available.
+            KernelPath::Avx2 => unsafe { self.row_avx2(acc, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `apply` checked AVX-512 is available.
+            KernelPath::Avx512Vnni => unsafe { self.row_avx512(acc, out) },
+            #[cfg(not(target_arch = "x86_64"))]
+            KernelPath::Avx2 | KernelPath::Avx512Vnni => {
+                unreachable!("ensure_available rejects x86 paths on other targets")
+            }
+        }
+    }
+
+    fn row_portable(&self, acc: &[i32], out: &mut [u8]) {
+        use wide::i32x8;
+        let count = (1usize << self.bits) - 1;
+        for c0 in (0..self.channels).step_by(8) {
+            let lanes = (self.channels - c0).min(8);
+            let mut x = [0i32; 8];
+            x[..lanes].copy_from_slice(&acc[c0..c0 + lanes]);
+            let flip: [i32; 8] = self.flip[c0..c0 + 8].try_into().expect("padded");
+            let x = i32x8::new(x) ^ i32x8::new(flip);
+            // Σ_t (T > x) as −1 per lane; result = count − #(T > x).
+            let mut below = i32x8::splat(0);
+            for t in 0..count {
+                let tv: [i32; 8] = self.table[t * self.cp + c0..][..8]
+                    .try_into()
+                    .expect("padded");
+                below += i32x8::new(tv).simd_gt(x);
+            }
+            let n = (i32x8::splat(count as i32) + below).to_array();
+            for (o, v) in out[c0..c0 + lanes].iter_mut().zip(n) {
+                *o = v as u8;
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX2 must be available.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn row_avx2(&self, acc: &[i32], out: &mut [u8]) {
+        use std::arch::x86_64::*;
+        let count = (1usize << self.bits) - 1;
+        for c0 in (0..self.channels).step_by(8) {
+            let lanes = (self.channels - c0).min(8);
+            let mut x = [0i32; 8];
+            x[..lanes].copy_from_slice(&acc[c0..c0 + lanes]);
+            let mut n = [0i32; 8];
+            // SAFETY: `x`, `n` are 8 lanes; `flip` and every table row are padded to a
+            // multiple of 16 channels, so 8 lanes from `c0` are in bounds.
+            unsafe {
+                let flip = _mm256_loadu_si256(self.flip.as_ptr().add(c0).cast());
+                let xv = _mm256_xor_si256(_mm256_loadu_si256(x.as_ptr().cast()), flip);
+                let mut below = _mm256_setzero_si256();
+                for t in 0..count {
+                    let tv = _mm256_loadu_si256(self.table.as_ptr().add(t * self.cp + c0).cast());
+                    below = _mm256_add_epi32(below, _mm256_cmpgt_epi32(tv, xv));
+                }
+                let nv = _mm256_add_epi32(_mm256_set1_epi32(count as i32), below);
+                _mm256_storeu_si256(n.as_mut_ptr().cast(), nv);
+            }
+            for (o, v) in out[c0..c0 + lanes].iter_mut().zip(n) {
+                *o = v as u8;
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX-512 F must be available.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn row_avx512(&self, acc: &[i32], out: &mut [u8]) {
+        use std::arch::x86_64::*;
+        let count = (1usize << self.bits) - 1;
+        let one = _mm512_set1_epi32(1);
+        for c0 in (0..self.channels).step_by(16) {
+            let lanes = (self.channels - c0).min(16);
+            let k: __mmask16 = if lanes == 16 {
+                0xFFFF
+            } else {
+                (1u16 << lanes) - 1
+            };
+            // SAFETY: masked loads/stores touch lanes `c0 .. c0 + lanes` of `acc`/`out`;
+            // `flip` and the table rows are padded to 16-channel multiples.
+            unsafe {
+                let flip = _mm512_loadu_si512(self.flip.as_ptr().add(c0).cast());
+                let x = _mm512_xor_si512(_mm512_maskz_loadu_epi32(k, acc.as_ptr().add(c0)), flip);
+                let mut n = _mm512_setzero_si512();
+                for t in 0..count {
+                    let tv = _mm512_loadu_si512(self.table.as_ptr().add(t * self.cp + c0).cast());
+                    let reached = _mm512_cmpge_epi32_mask(x, tv);
+                    n = _mm512_mask_add_epi32(n, reached, n, one);
+                }
+                _mm512_mask_cvtepi32_storeu_epi8(out.as_mut_ptr().add(c0).cast(), k, n);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_reached_thresholds_both_directions() {
+        let t = Thresholds::new(2, 2, &[-5, 0, 5, 5, 0, -5], &[false, true]).unwrap();
+        let acc = [-6, -6, -5, -5, 0, 0, 4, 4, 5, 5, 100, 100];
+        let mut out = [0u8; 12];
+        for path in KernelPath::available() {
+            t.apply(path, &acc, &mut out).unwrap();
+            assert_eq!(out, [0, 3, 1, 3, 2, 2, 2, 1, 3, 1, 3, 0], "{path}");
+        }
+    }
+
+    #[test]
+    fn rejects_unsorted_and_bad_shapes() {
+        assert!(matches!(
+            Thresholds::new(2, 1, &[0, 2, 1], &[false]),
+            Err(KernelError::UnsortedThresholds {
+                channel: 0,
+                index: 2,
+                value: 1,
+                previous: 2,
+                ..
+            })
+        ));
+        assert!(Thresholds::new(2, 1, &[2, 1, 1], &[true]).is_ok());
+        assert!(matches!(
+            Thresholds::new(2, 2, &[0, 1, 2], &[false, false]),
+            Err(KernelError::ShapeMismatch { .. })
+        ));
+        let t = Thresholds::new(1, 3, &[0, 0, 0], &[false; 3]).unwrap();
+        assert!(t.apply(KernelPath::Scalar, &[0; 4], &mut [0; 4]).is_err());
+        assert!(t.apply(KernelPath::Scalar, &[0; 3], &mut [0; 2]).is_err());
+    }
+}
