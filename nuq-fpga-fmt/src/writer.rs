@@ -134,8 +134,14 @@ impl SectionBuf {
     }
 }
 
-fn reference(v: Option<u32>) -> U32Le {
-    U32Le::new(v.unwrap_or(NONE))
+fn reference(v: Option<u32>, layer: usize, field: &str) -> Result<U32Le, WriteError> {
+    match v {
+        Some(NONE) => Err(enc(
+            format!("layers[{layer}].{field}"),
+            "0xffffffff is reserved for \"no reference\"",
+        )),
+        v => Ok(U32Le::new(v.unwrap_or(NONE))),
+    }
 }
 
 fn graph(layers: &[Layer]) -> Result<Vec<u8>, WriteError> {
@@ -166,13 +172,13 @@ fn graph(layers: &[Layer]) -> Result<Vec<u8>, WriteError> {
             padding: w(&l.padding).try_into().unwrap_or([U32Le::new(0); 4]),
             dilation: w(&l.dilation).try_into().unwrap_or([U32Le::new(0); 2]),
             groups: U32Le::new(l.groups),
-            weights: reference(l.weights),
-            weight_codebook: reference(l.weight_codebook),
-            weight_scale: reference(l.weight_scale),
-            bias: reference(l.bias),
-            thresholds: reference(l.thresholds),
-            act_codebook: reference(l.act_codebook),
-            act_scale: reference(l.act_scale),
+            weights: reference(l.weights, i, "weights")?,
+            weight_codebook: reference(l.weight_codebook, i, "weight_codebook")?,
+            weight_scale: reference(l.weight_scale, i, "weight_scale")?,
+            bias: reference(l.bias, i, "bias")?,
+            thresholds: reference(l.thresholds, i, "thresholds")?,
+            act_codebook: reference(l.act_codebook, i, "act_codebook")?,
+            act_scale: reference(l.act_scale, i, "act_scale")?,
             reserved1: U32Le::new(0),
             name,
         };

@@ -131,3 +131,12 @@ proptest! {
         prop_assert_eq!(encode(&m, &WriteOptions::default()).unwrap(), bytes);
     }
 }
+
+#[test]
+fn the_reserved_none_value_is_not_a_reference() {
+    // Found by the fmt_roundtrip fuzzer: Some(0xffffffff) used to be written as "no reference".
+    let mut m = samples::tiny();
+    m.layers[2].act_scale = Some(u32::MAX);
+    let e = encode(&m, &WriteOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("layers[2].act_scale"), "{e}");
+}

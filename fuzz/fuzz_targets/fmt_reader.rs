@@ -1,0 +1,40 @@
+//! Fuzzes the `.nuq` reader on arbitrary bytes, twice: as given (almost always stopped by a
+//! checksum) and with every checksum recomputed, so the input reaches every check behind them.
+//! Oracles: no panic; whatever is accepted is canonical (re-encoding its model gives the same
+//! bytes, up to the minor version and informational flags), and every accessor, the report and
+//! the memory-image export work on it.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use nuq_fpga_fmt::{encode, memory, report, reseal, Model, NuqFile, WriteOptions};
+
+fn check(bytes: &[u8]) {
+    let Ok(file) = NuqFile::parse(bytes) else {
+        return;
+    };
+    let model = Model::from_file(&file);
+    let again = encode(
+        &model,
+        &WriteOptions {
+            alignment: file.alignment(),
+        },
+    )
+    .expect("an accepted file re-encodes");
+    let mut expect = bytes.to_vec();
+    expect[10..12].fill(0);
+    expect[20..24].fill(0);
+    reseal(&mut expect);
+    assert!(again == expect, "accepted a non-canonical file");
+    let mut text = String::new();
+    report::write_report(&file, &mut text).expect("report");
+    for img in memory::memories(&file, 64).expect("64-bit words fit every lane") {
+        let _ = (img.to_readmemh(), img.to_coe(), img.to_mif());
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    check(data);
+    let mut sealed = data.to_vec();
+    reseal(&mut sealed);
+    check(&sealed);
+});
