@@ -54,4 +54,7 @@ pub enum NnError {
     /// An invalid configuration value (layer, model, optimiser or schedule).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Checkpoint reading or writing failed.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
 }

@@ -15,20 +15,20 @@
 //!   [`train`]: one-step training and evaluation helpers; [`gradcheck`]: finite differences.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-//pub mod checkpoint;
-//pub mod data;
+pub mod checkpoint;
+pub mod data;
 pub mod error;
 pub mod gradcheck;
 pub mod layer;
 pub mod layers;
+mod loss;
 mod matmul;
 pub mod models;
-//pub mod optim;
+pub mod optim;
 pub mod param;
 pub mod rng;
 pub mod tensor;
-//pub mod train;
-mod loss;
+pub mod train;
 
 pub use error::NnError;
 pub use layer::{Layer, Mode};

@@ -1,0 +1,107 @@
+//! Training throughput report: forward + backward + SGD step at batch 128 on 2 threads for
+//! CIFAR-shaped full-width ResNet-18 and VGG-Small.
+//!
+//! `cargo run --release -p nuq-benches --bin train-report` prints one line per model:
+//! `train model=resnet18 input=32x32x3 batch=128 threads=2 img_per_s=… gflops=…`
+//! (GFLOP/s counts 3 × 2 × forward MACs per image: forward and the two backward GEMMs).
+//! Options: `--steps N` timed steps (default 5), `--warmup N` (default 2), `--threads T`,
+//! `--batch B`, `--model NAME` (repeatable).
+
+use std::time::Instant;
+
+use nuq_nn::optim::{Optimizer, Sgd};
+use nuq_nn::train::train_step;
+use nuq_nn::{Arch, CrossEntropy, ModelConfig, Network, Rng, Tensor};
+
+struct Args {
+    steps: usize,
+    warmup: usize,
+    threads: usize,
+    batch: usize,
+    models: Vec<Arch>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        steps: 5,
+        warmup: 2,
+        threads: 2,
+        batch: 128,
+        models: Vec::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--steps" => a.steps = val()?.parse().map_err(|e| format!("--steps: {e}"))?,
+            "--warmup" => a.warmup = val()?.parse().map_err(|e| format!("--warmup: {e}"))?,
+            "--threads" => a.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--batch" => a.batch = val()?.parse().map_err(|e| format!("--batch: {e}"))?,
+            "--model" => a.models.push(val()?.parse().map_err(|e| format!("--model: {e}"))?),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    if a.models.is_empty() {
+        a.models = vec![Arch::ResNet18, Arch::VggSmall];
+    }
+    if a.steps == 0 || a.batch == 0 || a.threads == 0 {
+        return Err("--steps, --batch and --threads must be positive".into());
+    }
+    Ok(a)
+}
+
+fn run(arch: Arch, a: &Args) -> Result<(f64, f64), nuq_nn::NnError> {
+    let cfg = ModelConfig::cifar10(arch);
+    let mut net = Network::new(cfg, 1)?;
+    let mut rng = Rng::new(2);
+    let x = Tensor::from_vec(
+        [a.batch, 32, 32, 3],
+        (0..a.batch * 32 * 32 * 3).map(|_| rng.normal()).collect(),
+    )?;
+    let labels: Vec<u32> = (0..a.batch).map(|_| rng.below(10) as u32).collect();
+    let mut loss = CrossEntropy::new(0.0)?;
+    let mut opt = Sgd::new(0.9, 5e-4);
+    for _ in 0..a.warmup {
+        train_step(&mut net, &mut loss, &mut opt, &x, &labels, 0.01)?;
+    }
+    let mut times = Vec::with_capacity(a.steps);
+    for _ in 0..a.steps {
+        let t = Instant::now();
+        train_step(&mut net, &mut loss, &mut opt, &x, &labels, 0.01)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let _ = opt.state();
+    times.sort_by(|p, q| p.total_cmp(q));
+    let median = times[times.len() / 2];
+    let img_per_s = a.batch as f64 / median;
+    let gflops = img_per_s * net.macs_per_image() as f64 * 6.0 / 1e9;
+    Ok((img_per_s, gflops))
+}
+
+fn main() {
+    let a = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("train-report: {e}");
+            std::process::exit(2);
+        }
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads)
+        .build()
+        .expect("thread pool");
+    for &arch in &a.models {
+        match pool.install(|| run(arch, &a)) {
+            Ok((ips, gf)) => println!(
+                "train model={} input=32x32x3 batch={} threads={} img_per_s={ips:.1} gflops={gf:.0}",
+                arch.name(),
+                a.batch,
+                a.threads
+            ),
+            Err(e) => {
+                eprintln!("train-report: {}: {e}", arch.name());
+                std::process::exit(1);
+            }
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! Safetensors checkpoints with PyTorch tensor names and layouts, and resumable training state.
+//!
+//! A model file holds every parameter and BatchNorm buffer under its PyTorch name
+//! (`conv1.weight` as `[out, in, kh, kw]`, `bn1.running_mean`, `bn1.num_batches_tracked` as an
+//! `i64` scalar, `layer2.0.downsample.0.weight`, `fc.bias`; see [`crate::models`]), so a
+//! `state_dict` saved from PyTorch with `safetensors.torch.save_file` loads here and back.
+//! Loading is strict: every tensor must be present with its exact shape and no unknown tensor
+//! may remain. The training state (optimiser buffers, step counts, epoch, RNG) lives in a
+//! separate safetensors file. Files are written to a temporary name in the same folder and
+//! renamed into place, so a crash never leaves a truncated checkpoint.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+use thiserror::Error;
+
+use crate::error::NnError;
+use crate::models::Network;
+use crate::optim::StateTensor;
+use crate::param::BufferMut;
+
+/// Errors from reading or writing checkpoints.
+#[derive(Debug, Error)]
+pub enum CheckpointError {
+    /// File system error.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid safetensors.
+    #[error("{}: not a valid safetensors file: {message}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A tensor the model needs is absent.
+    #[error("{}: tensor {name:?} missing", path.display())]
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// Tensor name.
+        name: String,
+    },
+    /// A tensor has the wrong shape.
+    #[error("{}: tensor {name:?} has shape {found:?}, expected {expected:?}", path.display())]
+    Shape {
+        /// The file.
+        path: PathBuf,
+        /// Tensor name.
+        name: String,
+        /// Shape the model needs.
+        expected: Vec<usize>,
+        /// Shape in the file.
+        found: Vec<usize>,
+    },
+    /// A tensor has the wrong element type.
+    #[error("{}: tensor {name:?} has dtype {found}, expected {expected}", path.display())]
+    Dtype {
+        /// The file.
+        path: PathBuf,
+        /// Tensor name.
+        name: String,
+        /// Expected type.
+        expected: String,
+        /// Type in the file.
+        found: String,
+    },
+    /// The file holds tensors the model does not have.
+    #[error("{}: unexpected tensors {names:?}", path.display())]
+    Unexpected {
+        /// The file.
+        path: PathBuf,
+        /// Their names.
+        names: Vec<String>,
+    },
+    /// A metadata entry is missing or malformed.
+    #[error("{}: metadata {key:?}: {message}", path.display())]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// Metadata key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// An owned tensor to be written.
+struct Owned {
+    name: String,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn write_atomic(
+    path: &Path,
+    tensors: &[Owned],
+    metadata: HashMap<String, String>,
+) -> Result<(), CheckpointError> {
+    let io = |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|t| {
+            TensorView::new(t.dtype, t.shape.clone(), &t.bytes)
+                .map(|v| (t.name.clone(), v))
+                .map_err(|e| CheckpointError::Format {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let bytes =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| CheckpointError::Format {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, CheckpointError> {
+    SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+fn metadata(path: &Path, bytes: &[u8]) -> Result<HashMap<String, String>, CheckpointError> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| CheckpointError::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(meta
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect())
+}
+
+fn f32_tensor(
+    st: &SafeTensors<'_>,
+    path: &Path,
+    name: &str,
+    shape: &[usize],
+) -> Result<Vec<f32>, CheckpointError> {
+    let t = st.tensor(name).map_err(|_| CheckpointError::Missing {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+    })?;
+    if t.dtype() != Dtype::F32 {
+        return Err(CheckpointError::Dtype {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            expected: "F32".into(),
+            found: format!("{:?}", t.dtype()),
+        });
+    }
+    if t.shape() != shape {
+        return Err(CheckpointError::Shape {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            expected: shape.to_vec(),
+            found: t.shape().to_vec(),
+        });
+    }
+    Ok(t.data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect())
+}
+
+fn i64_scalar(st: &SafeTensors<'_>, path: &Path, name: &str) -> Result<i64, CheckpointError> {
+    let t = st.tensor(name).map_err(|_| CheckpointError::Missing {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+    })?;
+    if t.dtype() != Dtype::I64 {
+        return Err(CheckpointError::Dtype {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            expected: "I64".into(),
+            found: format!("{:?}", t.dtype()),
+        });
+    }
+    if t.shape().iter().product::<usize>() != 1 || t.shape().len() > 1 {
+        return Err(CheckpointError::Shape {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            expected: vec![],
+            found: t.shape().to_vec(),
+        });
+    }
+    Ok(i64::from_le_bytes(t.data().try_into().expect("8 bytes")))
+}
+
+/// Writes every parameter and buffer of `net` under its PyTorch name and layout, with the
+/// model configuration as metadata.
+pub fn save_model(net: &mut Network, path: &Path) -> Result<(), NnError> {
+    let mut tensors = Vec::new();
+    net.visit_params(&mut |name, p| {
+        tensors.push(Owned {
+            name: name.to_string(),
+            dtype: Dtype::F32,
+            shape: p.torch_shape.clone(),
+            bytes: f32_bytes(&p.to_torch()),
+        })
+    });
+    net.visit_buffers(&mut |name, b| {
+        tensors.push(match b {
+            BufferMut::F32(v) => Owned {
+                name: name.to_string(),
+                dtype: Dtype::F32,
+                shape: vec![v.len()],
+                bytes: f32_bytes(v),
+            },
+            BufferMut::I64(v) => Owned {
+                name: name.to_string(),
+                dtype: Dtype::I64,
+                shape: vec![],
+                bytes: v.to_le_bytes().to_vec(),
+            },
+        })
+    });
+    let c = net.config();
+    let meta = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("nuq.arch".to_string(), c.arch.name().to_string()),
+        ("nuq.width".to_string(), c.width.to_string()),
+        ("nuq.in_channels".to_string(), c.in_channels.to_string()),
+        ("nuq.classes".to_string(), c.classes.to_string()),
+        (
+            "nuq.input_size".to_string(),
+            format!("{}x{}", c.input_size.0, c.input_size.1),
+        ),
+    ]);
+    write_atomic(path, &tensors, meta)?;
+    Ok(())
+}
+
+/// Loads parameters and buffers into `net` (built with the matching configuration). Strict:
+/// a missing, mis-shaped, mistyped or unexpected tensor is an error and `net` is left
+/// unchanged.
+pub fn load_model(net: &mut Network, path: &Path) -> Result<(), NnError> {
+    let bytes = read_file(path)?;
+    let st = parse(path, &bytes)?;
+    // Read and validate everything first, then assign.
+    let mut params: Vec<Vec<f32>> = Vec::new();
+    let mut bufs: Vec<(Option<Vec<f32>>, Option<i64>)> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    let mut err: Option<CheckpointError> = None;
+    net.visit_params(&mut |name, p| {
+        if err.is_none() {
+            match f32_tensor(&st, path, name, &p.torch_shape) {
+                Ok(v) => params.push(v),
+                Err(e) => err = Some(e),
+            }
+            seen.push(name.to_string());
+        }
+    });
+    net.visit_buffers(&mut |name, b| {
+        if err.is_none() {
+            let r = match b {
+                BufferMut::F32(v) => {
+                    f32_tensor(&st, path, name, &[v.len()]).map(|x| (Some(x), None))
+                }
+                BufferMut::I64(_) => i64_scalar(&st, path, name).map(|x| (None, Some(x))),
+            };
+            match r {
+                Ok(v) => bufs.push(v),
+                Err(e) => err = Some(e),
+            }
+            seen.push(name.to_string());
+        }
+    });
+    if let Some(e) = err {
+        return Err(e.into());
+    }
+    let mut extra: Vec<String> = st
+        .names()
+        .into_iter()
+        .filter(|n| !seen.iter().any(|s| s == n))
+        .map(str::to_string)
+        .collect();
+    if !extra.is_empty() {
+        extra.sort();
+        return Err(CheckpointError::Unexpected {
+            path: path.to_path_buf(),
+            names: extra,
+        }
+        .into());
+    }
+    let mut pi = params.into_iter();
+    net.visit_params(&mut |_, p| p.set_from_torch(&pi.next().expect("one per parameter")));
+    let mut bi = bufs.into_iter();
+    net.visit_buffers(&mut |_, b| match (b, bi.next().expect("one per buffer")) {
+        (BufferMut::F32(v), (Some(x), _)) => *v = x,
+        (BufferMut::I64(v), (_, Some(x))) => *v = x,
+        _ => unreachable!("buffer kinds visited in the same order"),
+    });
+    Ok(())
+}
+
+/// Everything besides the model needed to resume training.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: u64,
+    /// Optimiser steps taken (drives the schedule).
+    pub step: u64,
+    /// State of the training RNG.
+    pub rng: [u64; 4],
+    /// Optimiser state tensors by name ([`crate::optim::Optimizer::state`]).
+    pub optimizer: Vec<StateTensor>,
+    /// The optimiser's own step count.
+    pub optimizer_steps: u64,
+    /// Free-form entries (e.g. the command line), stored as metadata.
+    pub extra: Vec<(String, String)>,
+}
+
+/// Writes a [`TrainState`] (tensors for the optimiser, metadata for the scalars).
+pub fn save_train_state(state: &TrainState, path: &Path) -> Result<(), NnError> {
+    let tensors: Vec<Owned> = state
+        .optimizer
+        .iter()
+        .map(|(n, v)| Owned {
+            name: n.clone(),
+            dtype: Dtype::F32,
+            shape: vec![v.len()],
+            bytes: f32_bytes(v),
+        })
+        .collect();
+    let mut meta: HashMap<String, String> = state
+        .extra
+        .iter()
+        .map(|(k, v)| (format!("extra.{k}"), v.clone()))
+        .collect();
+    meta.insert("nuq.epoch".into(), state.epoch.to_string());
+    meta.insert("nuq.step".into(), state.step.to_string());
+    meta.insert(
+        "nuq.optimizer_steps".into(),
+        state.optimizer_steps.to_string(),
+    );
+    meta.insert(
+        "nuq.rng".into(),
+        state
+            .rng
+            .iter()
+            .map(|v| format!("{v:016x}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    write_atomic(path, &tensors, meta)?;
+    Ok(())
+}
+
+/// Reads a [`TrainState`] written by [`save_train_state`].
+pub fn load_train_state(path: &Path) -> Result<TrainState, NnError> {
+    let bytes = read_file(path)?;
+    let st = parse(path, &bytes)?;
+    let meta = metadata(path, &bytes)?;
+    let get = |key: &str| -> Result<&String, CheckpointError> {
+        meta.get(key).ok_or_else(|| CheckpointError::Metadata {
+            path: path.to_path_buf(),
+            key: key.into(),
+            message: "missing".into(),
+        })
+    };
+    let num = |key: &str| -> Result<u64, CheckpointError> {
+        get(key)?.parse().map_err(|e| CheckpointError::Metadata {
+            path: path.to_path_buf(),
+            key: key.into(),
+            message: format!("not an integer: {e}"),
+        })
+    };
+    let rng_text = get("nuq.rng")?;
+    let words: Vec<u64> = rng_text
+        .split(',')
+        .map(|w| u64::from_str_radix(w, 16))
+        .collect::<Result<_, _>>()
+        .map_err(|e| CheckpointError::Metadata {
+            path: path.to_path_buf(),
+            key: "nuq.rng".into(),
+            message: e.to_string(),
+        })?;
+    let rng: [u64; 4] = words
+        .try_into()
+        .map_err(|w: Vec<u64>| CheckpointError::Metadata {
+            path: path.to_path_buf(),
+            key: "nuq.rng".into(),
+            message: format!("expected 4 words, found {}", w.len()),
+        })?;
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    let mut optimizer = Vec::new();
+    for n in names {
+        let len = st
+            .tensor(&n)
+            .map(|t| t.shape().iter().product::<usize>())
+            .unwrap_or(0);
+        optimizer.push((n.clone(), f32_tensor(&st, path, &n, &[len])?));
+    }
+    let mut extra: Vec<(String, String)> = meta
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("extra.").map(|k| (k.to_string(), v.clone())))
+        .collect();
+    extra.sort();
+    Ok(TrainState {
+        epoch: num("nuq.epoch")?,
+        step: num("nuq.step")?,
+        rng,
+        optimizer,
+        optimizer_steps: num("nuq.optimizer_steps")?,
+        extra,
+    })
+}
