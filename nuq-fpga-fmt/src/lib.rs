@@ -11,6 +11,25 @@
 //!   [`memory`] (`$readmemh`, `.coe`, `.mif` images) and [`samples`] (small reference models).
 //! - [`report::write_report`] prints the canonical text report that the C loader's test driver
 //!   also prints, line for line.
+//!
+//! ```
+//! # #[cfg(feature = "std")] {
+//! use nuq_fpga_fmt::{encode, samples, Model, NuqFile, WriteOptions};
+//!
+//! let model = samples::tiny();
+//! let bytes = encode(&model, &WriteOptions::default()).unwrap();
+//! let file = NuqFile::parse(&bytes).unwrap(); // validates everything, copies nothing
+//! assert_eq!(file.graph().len(), 4);
+//! assert_eq!(file.codebooks().get(0).unwrap().levels().collect::<Vec<_>>(), [-3, -1, 1, 3]);
+//! assert_eq!(Model::from_file(&file), model);
+//!
+//! // Any damage is an error that names where it is.
+//! let mut bad = bytes.clone();
+//! bad[700] ^= 1;
+//! let err = NuqFile::parse(&bad).unwrap_err();
+//! assert_eq!(err.field, "file_crc");
+//! # }
+//! ```
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]

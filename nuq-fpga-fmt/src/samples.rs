@@ -70,7 +70,47 @@ fn conv(name: &str, input: u32, out: [u32; 3], k: u32, stride: u32, pad: u32) ->
     Layer::new(name, LayerOp::Conv2d, &[input], out).with_window([k, k], [stride, stride], [pad; 4])
 }
 
-/// The worked example of `FORMAT.md`: input 1×4×4 (2-bit codes) → conv 3×3 to 2 channels
+/// The worked example of `FORMAT.md` (written with alignment 8 there): a 4-channel input of 2-bit
+/// codes and one linear layer to 2 outputs with 2-bit weights, nothing else.
+pub fn minimal() -> Model {
+    let mut input = Layer::new("x", LayerOp::Input, &[], [4, 1, 1]);
+    input.act_bits = 2;
+    input.act_codebook = Some(0);
+    let mut fc = Layer::new("fc", LayerOp::Linear, &[0], [2, 1, 1]);
+    fc.weight_bits = 2;
+    fc.weights = Some(0);
+    fc.weight_codebook = Some(1);
+    fc.weight_scale = Some(0);
+    fc.bias = Some(0);
+    Model {
+        layers: vec![input, fc],
+        codebooks: vec![
+            Codebook::new(CodebookKind::Uniform, 8, false, vec![0, 1, 2, 3]),
+            Codebook::new(CodebookKind::PowerOfTwo, 8, true, vec![-4, -1, 1, 4]),
+        ],
+        weights: vec![WeightTensor {
+            bits: 2,
+            word_bits: 32,
+            order: TileOrder::Flat,
+            dims: vec![2, 4],
+            indices: vec![0, 1, 2, 3, 3, 2, 1, 0],
+        }],
+        biases: vec![vec![100, -100]],
+        thresholds: vec![],
+        scales: vec![Scale {
+            value: 0.015625,
+            exponent: Some(-6),
+            multiplier_shift: Some((1, 6)),
+        }],
+        metadata: Metadata {
+            producer: "nuq".into(),
+            producer_version: "0.1".into(),
+            ..Default::default()
+        },
+    }
+}
+
+/// A tiny conv net: input 1×4×4 (2-bit codes) → conv 3×3 to 2 channels
 /// (2-bit weights, thresholds to 2-bit codes) → global average pool → linear to 2 logits.
 pub fn tiny() -> Model {
     let mut g = Gen(1);

@@ -20,7 +20,10 @@ fn readmemh_text() {
     );
     // 12-bit words hold 6 lanes: one word 0x339.
     let wide = MemoryImage::pack("m", 2, 12, [[1u64, 2, 3, 0, 3]]).unwrap();
-    assert_eq!(wide.to_readmemh(), "// m: 1 words of 12 bits, 6 lanes of 2 bits per word, lane 0 in the low bits\n339\n");
+    assert_eq!(
+        wide.to_readmemh(),
+        "// m: 1 words of 12 bits, 6 lanes of 2 bits per word, lane 0 in the low bits\n339\n"
+    );
 }
 
 #[test]
@@ -56,9 +59,18 @@ fn mif_text() {
 #[test]
 fn rows_start_new_words_and_bad_widths_are_refused() {
     let img = MemoryImage::pack("r", 4, 16, [vec![1u64, 2, 3], vec![4, 5]]).unwrap();
-    assert_eq!((img.depth(), img.hex(0, false), img.hex(1, false)), (2, "0321".to_string(), "0054".to_string()));
-    assert_eq!(MemoryImage::pack("x", 8, 0, [[1u64]]).unwrap_err(), MemoryError::WordWidth(0));
-    assert!(matches!(MemoryImage::pack("x", 9, 8, [[1u64]]), Err(MemoryError::LaneTooWide { .. })));
+    assert_eq!(
+        (img.depth(), img.hex(0, false), img.hex(1, false)),
+        (2, "0321".to_string(), "0054".to_string())
+    );
+    assert_eq!(
+        MemoryImage::pack("x", 8, 0, [[1u64]]).unwrap_err(),
+        MemoryError::WordWidth(0)
+    );
+    assert!(matches!(
+        MemoryImage::pack("x", 9, 8, [[1u64]]),
+        Err(MemoryError::LaneTooWide { .. })
+    ));
 }
 
 #[test]
@@ -67,13 +79,38 @@ fn tiny_model_memories() {
     let file = NuqFile::parse(&bytes).unwrap();
     let mems = memories(&file, 64).unwrap();
     let names: Vec<&str> = mems.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["weights0", "weights1", "codebook0", "codebook1", "thresholds0", "thresholds0_dir", "bias0"]);
+    assert_eq!(
+        names,
+        [
+            "weights0",
+            "weights1",
+            "codebook0",
+            "codebook1",
+            "thresholds0",
+            "thresholds0_dir",
+            "bias0"
+        ]
+    );
     let text = |name: &str| mems.iter().find(|m| m.name == name).unwrap().to_readmemh();
-    let body = |name: &str| text(name).lines().skip(1).map(String::from).collect::<Vec<_>>();
+    let body = |name: &str| {
+        text(name)
+            .lines()
+            .skip(1)
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
     // Codebook 0: [-3, -1, 1, 3] on a signed 4-bit grid: nibbles d, f, 1, 3 (lane 0 low).
     assert_eq!(body("codebook0"), ["00000000000031fd"]);
     // Thresholds: one row per channel; channel 0 [-4, 3, 11], channel 1 [-2, 6, 9].
-    assert_eq!(body("thresholds0"), ["00000003fffffffc", "000000000000000b", "00000006fffffffe", "0000000000000009"]);
+    assert_eq!(
+        body("thresholds0"),
+        [
+            "00000003fffffffc",
+            "000000000000000b",
+            "00000006fffffffe",
+            "0000000000000009"
+        ]
+    );
     assert_eq!(body("thresholds0_dir"), ["0000000000000002"]);
     assert_eq!(body("bias0"), ["fffffff900000005"]);
 }
