@@ -1,0 +1,147 @@
+//! GEMM and convolution benchmarks on CIFAR ResNet-18's 3×3 conv shapes (im2col
+//! `m = batch·H·W`, `n = Cout`, `k = 9·Cin`, batch 32 and 1): int8 GEMM on every available
+//! path, packed 4-bit codebook GEMM, fp32 `gemm` on the same shape, and the full NHWC
+//! convolution (im2col + GEMM) at batch 1. Throughput is in MACs.
+//!
+//! `cargo bench -p nuq-benches --bench kernels` (about a minute with the defaults below);
+//! filter with e.g. `-- m=1024`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use nuq_kernels::conv::{Conv2d, ConvGeometry};
+use nuq_kernels::{
+    gemm_codebook, gemm_u8i8, CodebookScope, CodebookWeights, KernelPath, PackedWeights,
+};
+use std::hint::black_box;
+use std::time::Duration;
+
+fn shapes() -> Vec<(usize, usize, usize)> {
+    let mut v = Vec::new();
+    for batch in [32, 1] {
+        for (hw, c) in [(32, 64), (16, 128), (8, 256), (4, 512)] {
+            v.push((batch, hw, c));
+        }
+    }
+    v
+}
+
+fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed;
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 56) as u8
+        })
+        .collect()
+}
+
+fn gemm_benches(c: &mut Criterion) {
+    for (batch, hw, ch) in shapes() {
+        let (m, n, k) = (batch * hw * hw, ch, 9 * ch);
+        let mut g = c.benchmark_group(format!("gemm m={m} n={n} k={k}"));
+        g.throughput(Throughput::Elements((m * n * k) as u64));
+        g.sample_size(10);
+        g.warm_up_time(Duration::from_millis(300));
+        g.measurement_time(Duration::from_millis(800));
+        let a = bytes(m * k, 1);
+        let w: Vec<i8> = bytes(n * k, 2).into_iter().map(|b| b as i8).collect();
+        let pw = PackedWeights::from_rows(&w, n, k).expect("weights");
+        let idx: Vec<u8> = bytes(n * k, 3).into_iter().map(|b| b & 15).collect();
+        let book: Vec<i8> = (0..16).map(|i| (i * 17 - 128) as i8).collect();
+        let cw = CodebookWeights::pack(&idx, n, k, 4, &book, CodebookScope::PerTensor)
+            .expect("codebook");
+        let mut out = vec![0i32; m * n];
+        for path in KernelPath::available() {
+            // The reference path is far too slow for the batch-32 shapes.
+            if path == KernelPath::Scalar && batch > 1 {
+                continue;
+            }
+            g.bench_function(BenchmarkId::new("int8", path.name()), |b| {
+                b.iter(|| gemm_u8i8(path, black_box(&a), k, m, &pw, &mut out, n).expect("gemm"))
+            });
+            if matches!(path, KernelPath::Avx2 | KernelPath::Avx512Vnni) {
+                g.bench_function(BenchmarkId::new("cb4", path.name()), |b| {
+                    b.iter(|| {
+                        gemm_codebook(path, black_box(&a), k, m, &cw, &mut out, n)
+                            .expect("cb4 gemm")
+                    })
+                });
+            }
+        }
+        let af: Vec<f32> = a.iter().map(|&v| f32::from(v)).collect();
+        let wf: Vec<f32> = w.iter().map(|&v| f32::from(v)).collect();
+        let mut cf = vec![0f32; m * n];
+        let threads = rayon::current_num_threads();
+        g.bench_function(BenchmarkId::new("sgemm", "gemm-crate"), |b| {
+            b.iter(|| {
+                // SAFETY: `af` is m×k row-major, `wf` n×k row-major read as the k×n right
+                // operand (row stride 1, column stride k), `cf` m×n row-major; the sizes match
+                // and the buffers do not alias.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        cf.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        black_box(af.as_ptr()),
+                        1,
+                        k as isize,
+                        wf.as_ptr(),
+                        k as isize,
+                        1,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::Rayon(threads),
+                    )
+                }
+            })
+        });
+        g.finish();
+    }
+}
+
+fn conv_benches(c: &mut Criterion) {
+    let path = KernelPath::best_available();
+    for (batch, hw, ch) in shapes().into_iter().filter(|s| s.0 == 1) {
+        let geom = ConvGeometry {
+            batch,
+            height: hw,
+            width: hw,
+            in_channels: ch,
+            out_channels: ch,
+            kernel: 3,
+            stride: 1,
+            pad: 1,
+        };
+        let mut g = c.benchmark_group(format!("conv3x3 b={batch} hw={hw} c={ch}"));
+        g.throughput(Throughput::Elements((geom.m() * ch * geom.k()) as u64));
+        g.sample_size(10);
+        g.warm_up_time(Duration::from_millis(300));
+        g.measurement_time(Duration::from_millis(800));
+        let x = bytes(geom.input_len(), 4);
+        let w: Vec<i8> = bytes(ch * geom.k(), 5)
+            .into_iter()
+            .map(|b| b as i8)
+            .collect();
+        let pw = PackedWeights::from_rows(&w, ch, geom.k()).expect("weights");
+        let mut conv = Conv2d::new(geom).expect("geometry");
+        let mut out = vec![0i32; geom.output_len()];
+        g.bench_function(BenchmarkId::new("int8", path.name()), |b| {
+            b.iter(|| {
+                conv.forward_u8(path, black_box(&x), 0, &pw, &mut out)
+                    .expect("conv")
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, gemm_benches, conv_benches);
+criterion_main!(benches);
