@@ -1,0 +1,141 @@
+//! Reading a `.nuq` file from disk and validating it, with failures phrased for the person at
+//! the terminal: which file, what is wrong with it, and what to do about it.
+
+use crate::exit::Failure;
+use nuq_fpga_fmt::{Error, ErrorKind, Location, NuqFile};
+use std::io;
+use std::path::Path;
+
+/// Reads the whole file at `path`.
+pub fn read(path: &Path) -> Result<Vec<u8>, Failure> {
+    let shown = path.display();
+    if path.is_dir() {
+        return Err(Failure::new(format!(
+            "{shown}: is a directory; pass the path of a .nuq model file"
+        )));
+    }
+    std::fs::read(path).map_err(|e| {
+        Failure::new(match e.kind() {
+            io::ErrorKind::NotFound => format!("{shown}: no such file; check the path"),
+            io::ErrorKind::PermissionDenied => {
+                format!("{shown}: permission denied; check the file's permissions")
+            }
+            _ => format!("{shown}: cannot read the file: {e}"),
+        })
+    })
+}
+
+/// Validates `bytes` (the contents of `path`) as a `.nuq` file: header, every checksum, every
+/// section and the graph's references.
+pub fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<NuqFile<'a>, Failure> {
+    NuqFile::parse(bytes).map_err(|e| Failure::new(explain(path, bytes.len(), &e)))
+}
+
+/// One line that says what is wrong with the file at `path` (of `len` bytes) and what to do.
+fn explain(path: &Path, len: usize, e: &Error) -> String {
+    let shown = path.display();
+    const REGENERATE: &str = "copy it again or regenerate it";
+    match e.kind {
+        ErrorKind::BadMagic => format!(
+            "{shown}: not a .nuq file (it does not start with the .nuq magic bytes); pass a model written in the nuq format"
+        ),
+        ErrorKind::Truncated { .. } if e.location == Location::Header && len == 0 => {
+            format!("{shown}: the file is empty, not a .nuq model; {REGENERATE}")
+        }
+        ErrorKind::Truncated { .. } if e.location == Location::Header => format!(
+            "{shown}: only {len} bytes, too short to be a .nuq file (the header alone is 64 bytes); {REGENERATE}"
+        ),
+        ErrorKind::NewerMajor { .. } | ErrorKind::OlderMajor { .. } => {
+            format!("{shown}: {}", e.kind)
+        }
+        ErrorKind::Crc { .. } => format!(
+            "{shown}: corrupt file: checksum of the {} does not match ({e}); the bytes changed after the file was written: {REGENERATE}",
+            match e.location {
+                Location::Header => "whole file".to_string(),
+                Location::SectionTable => match e.record {
+                    Some(r) => format!("payload of section {r}"),
+                    None => "section table".to_string(),
+                },
+                other => other.to_string(),
+            }
+        ),
+        ErrorKind::Mismatch { .. } if e.field == "file_length" => format!(
+            "{shown}: the file is {len} bytes, which does not match its header ({e}); it was truncated or extended after it was written: {REGENERATE}"
+        ),
+        ErrorKind::Truncated { .. } | ErrorKind::OutOfBounds { .. } => format!(
+            "{shown}: truncated or damaged .nuq file ({e}); {REGENERATE}"
+        ),
+        _ => format!(
+            "{shown}: invalid .nuq file ({e}); the file was edited or its writer is broken: regenerate it"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nuq_fpga_fmt::{encode, samples, WriteOptions};
+
+    fn tiny() -> Vec<u8> {
+        encode(&samples::tiny(), &WriteOptions::default()).expect("the tiny sample encodes")
+    }
+
+    fn message(bytes: &[u8]) -> String {
+        match parse(Path::new("m.nuq"), bytes) {
+            Ok(_) => panic!("expected a failure"),
+            Err(f) => f.to_string(),
+        }
+    }
+
+    #[test]
+    fn valid_bytes_parse() {
+        let bytes = tiny();
+        assert!(parse(Path::new("m.nuq"), &bytes).is_ok());
+    }
+
+    #[test]
+    fn explains_each_common_failure() {
+        let bytes = tiny();
+        assert!(message(&[]).contains("m.nuq: the file is empty"));
+        assert!(message(b"hello").contains("only 5 bytes"));
+        let mut magic = bytes.clone();
+        magic[1] = b'X';
+        assert!(message(&magic).contains("m.nuq: not a .nuq file"));
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x40;
+        let m = message(&flipped);
+        assert!(
+            m.contains("corrupt file") && m.contains("whole file"),
+            "{m}"
+        );
+        let cut = message(&bytes[..bytes.len() - 8]);
+        assert!(cut.contains("truncated or extended"), "{cut}");
+    }
+
+    #[test]
+    fn section_crc_failure_names_the_section() {
+        let mut bytes = tiny();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        // Fix the whole-file CRC so that the per-section check is the one that fails.
+        let crc = nuq_fpga_fmt::reader::file_crc(&bytes);
+        bytes[40..44].copy_from_slice(&crc.to_le_bytes());
+        let m = message(&bytes);
+        assert!(m.contains("payload of section"), "{m}");
+    }
+
+    #[test]
+    fn missing_file_and_directory_are_explained() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = read(&dir.path().join("absent.nuq"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.ends_with("absent.nuq: no such file; check the path"),
+            "{missing}"
+        );
+        let is_dir = read(dir.path()).unwrap_err().to_string();
+        assert!(is_dir.contains("is a directory"), "{is_dir}");
+    }
+}
