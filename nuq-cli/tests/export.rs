@@ -177,7 +177,9 @@ fn sample_file(dir: &Path, name: &str, model: &Model) -> PathBuf {
 #[test]
 fn mem_images_decode_back_to_the_model_at_every_width() {
     let dir = tempfile::tempdir().expect("temp dir");
-    for (name, model) in samples::all() {
+    let mut models = samples::all();
+    models.push(("minimal", samples::minimal()));
+    for (name, model) in models {
         let path = sample_file(dir.path(), name, &model);
         for bits in WIDTHS {
             let out = dir.path().join(format!("{name}-{bits}"));

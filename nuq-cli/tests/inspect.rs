@@ -48,7 +48,9 @@ fn human_output_lists_every_part_of_the_file() {
 #[test]
 fn json_output_is_one_object_with_the_documented_keys() {
     let dir = tempfile::tempdir().expect("temp dir");
-    for (name, model) in samples::all() {
+    let mut models = samples::all();
+    models.push(("minimal", samples::minimal()));
+    for (name, model) in models {
         let path = write_model(dir.path(), &format!("{name}.nuq"), &model);
         let bytes = fs::read(&path).expect("read");
         let file = NuqFile::parse(&bytes).expect("valid");
@@ -146,7 +148,11 @@ fn json_output_is_one_object_with_the_documented_keys() {
             model.scales.len()
         );
         assert_eq!(v["metadata"]["producer"], model.metadata.producer.as_str());
-        assert_eq!(v["metadata"]["entries"]["model"], name);
+        assert_eq!(
+            v["metadata"]["entries"],
+            serde_json::json!(model.metadata.entries),
+            "{name}"
+        );
         assert!(v["totals"]["weight_bytes"].as_u64().expect("bytes") > 0);
     }
 }
@@ -200,6 +206,24 @@ fn plots_are_written_for_each_weighted_layer_and_threshold_table() {
     let v: Value = serde_json::from_str(&out).expect("valid JSON");
     assert_eq!(v["plots"].as_array().expect("plots").len(), 5);
     assert_eq!(listing(&plots), expected, "rewriting replaces the plots");
+}
+
+#[test]
+fn a_model_without_threshold_tables_gets_only_weight_plots() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write_model(dir.path(), "minimal.nuq", &samples::minimal());
+    let plots = dir.path().join("plots");
+    let out = ok(&nuq([
+        "inspect".as_ref(),
+        path.as_os_str(),
+        "--plot".as_ref(),
+        plots.as_os_str(),
+    ]));
+    assert_eq!(listing(&plots), ["layer1_fc_weights.svg"]);
+    assert!(
+        !out.contains("\nthresholds\n"),
+        "no empty thresholds table:\n{out}"
+    );
 }
 
 #[test]
@@ -272,6 +296,28 @@ fn corrupt_and_truncated_files_fail_cleanly() {
     fs::write(&bad, &bytes[..bytes.len() - 1]).expect("write");
     let err = fails(&nuq(["inspect".as_ref(), bad.as_os_str()]));
     assert!(err.contains("truncated or extended"), "{err}");
+}
+
+#[test]
+fn a_reader_that_closes_stdout_early_is_not_an_error() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write_model(dir.path(), "conv_net.nuq", &samples::conv_net());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nuq"))
+        .args(["inspect".as_ref(), path.as_os_str()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the nuq binary runs");
+    // Close the read end at once, like `nuq inspect m.nuq | head -0`.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("nuq ends");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -13,6 +13,10 @@ use plotters::prelude::*;
 /// Plot size in pixels.
 const SIZE: (u32, u32) = (900, 540);
 
+/// Threshold plots mark every point up to this many channels; wider tables get lines only,
+/// which keeps the SVG small and readable.
+const MARKED_CHANNELS: usize = 64;
+
 /// One rendered plot.
 #[derive(Debug, Clone)]
 pub struct Plot {
@@ -237,13 +241,15 @@ fn threshold_plot(index: usize, t: &ThresholdTable, users: &[&str]) -> Result<Pl
                     ))
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color));
             }
-            chart
-                .draw_series(
-                    points
-                        .iter()
-                        .map(|p| Circle::new(p.clone(), 3, color.filled())),
-                )
-                .map_err(|e| draw_error(&what, e))?;
+            if channels <= MARKED_CHANNELS {
+                chart
+                    .draw_series(
+                        points
+                            .iter()
+                            .map(|p| Circle::new(p.clone(), 3, color.filled())),
+                    )
+                    .map_err(|e| draw_error(&what, e))?;
+            }
         }
         chart
             .configure_series_labels()
