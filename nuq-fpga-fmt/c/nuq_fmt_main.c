@@ -4,8 +4,10 @@
  *
  *   nuq_fmt_main FILE          validate FILE and print the canonical report (same text as the
  *                              Rust reader's report::write_report), or one "error ..." line
- *   nuq_fmt_main --flips FILE  for every byte i and mask x in {0x01, 0x80}: flip, recompute the
- *                              checksums, validate; print one line per case
+ *   nuq_fmt_main --mutations FILE
+ *                              for every byte: XOR it with 0x01 and 0x80, and set it to each of
+ *                              0, 1, 8, 9, 32, 33, 63, 64, 127, 128, 255 (when different);
+ *                              recompute the checksums, validate; print one line per case
  *
  * Exit status: 0 valid, 1 invalid, 2 usage or I/O error.
  */
@@ -182,21 +184,25 @@ int main(int argc, char **argv) {
     uint8_t *data;
     nuq_file f;
     nuq_error e;
-    if (argc == 3 && strcmp(argv[1], "--flips") == 0) {
+    if (argc == 3 && strcmp(argv[1], "--mutations") == 0) {
+        /* Same list as tests/c_loader.rs: two XOR masks, then boundary values. */
+        static const uint8_t xors[2] = {0x01, 0x80};
+        static const uint8_t sets[11] = {0, 1, 8, 9, 32, 33, 63, 64, 127, 128, 255};
         uint8_t *work;
         size_t i;
-        static const uint8_t masks[2] = {0x01, 0x80};
+        unsigned m;
         data = read_file(argv[2], &len);
         if (!data) { fprintf(stderr, "cannot read %s\n", argv[2]); return 2; }
         work = malloc(len + 1);
         if (!work) return 2;
         for (i = 0; i < len; i++) {
-            unsigned m;
-            for (m = 0; m < 2; m++) {
+            for (m = 0; m < 13; m++) {
                 memcpy(work, data, len);
-                work[i] ^= masks[m];
+                if (m < 2) work[i] ^= xors[m];
+                else if (work[i] == sets[m - 2]) continue;
+                else work[i] = sets[m - 2];
                 reseal(work, len);
-                printf("flip %zu 0x%02x: ", i, masks[m]);
+                printf("%s %zu 0x%02x: ", m < 2 ? "xor" : "set", i, m < 2 ? xors[m] : sets[m - 2]);
                 if (nuq_open(&f, work, len, &e) == NUQ_OK) printf("ok crc 0x%08" PRIx32 "\n", f.file_crc);
                 else print_error(&e);
             }
@@ -206,7 +212,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc != 2) {
-        fprintf(stderr, "usage: %s FILE | --flips FILE\n", argv[0]);
+        fprintf(stderr, "usage: %s FILE | --mutations FILE\n", argv[0]);
         return 2;
     }
     data = read_file(argv[1], &len);

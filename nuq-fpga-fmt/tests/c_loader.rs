@@ -17,8 +17,14 @@ fn c_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("c")
 }
 
-/// Compiles the driver, or `None` (after printing why) when no C compiler is available.
+/// The compiled driver (built once per test binary), or `None` without a C compiler.
 fn compile() -> Option<PathBuf> {
+    static EXE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    EXE.get_or_init(build_driver).clone()
+}
+
+/// Compiles the driver, or `None` (after printing why) when no C compiler is available.
+fn build_driver() -> Option<PathBuf> {
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     if Command::new(&cc).arg("--version").output().is_err() {
         if std::env::var("CI").as_deref() == Ok("true") {
@@ -226,14 +232,16 @@ fn c_loader_reports_match_the_rust_reader() {
 }
 
 #[test]
-fn c_loader_finds_the_same_first_error_for_every_resealed_bit_flip() {
+fn c_loader_finds_the_same_first_error_for_every_resealed_byte_mutation() {
     let Some(exe) = compile() else { return };
     let dir = tempfile::tempdir().unwrap();
+    const XORS: [u8; 2] = [0x01, 0x80];
+    const SETS: [u8; 11] = [0, 1, 8, 9, 32, 33, 63, 64, 127, 128, 255];
     for (name, golden, _) in goldens() {
         let path = dir.path().join(format!("{name}.nuq"));
         std::fs::write(&path, &golden).unwrap();
         let out = Command::new(&exe)
-            .arg("--flips")
+            .arg("--mutations")
             .arg(&path)
             .output()
             .expect("run the C driver");
@@ -241,10 +249,16 @@ fn c_loader_finds_the_same_first_error_for_every_resealed_bit_flip() {
         let c = String::from_utf8(out.stdout).unwrap();
         let mut rust = String::new();
         let (mut ok, mut err) = (0, 0);
+        let mut b = golden.clone();
         for i in 0..golden.len() {
-            for x in [0x01u8, 0x80] {
-                let mut b = golden.clone();
-                b[i] ^= x;
+            let cases = XORS.iter().map(|&x| ("xor", x, golden[i] ^ x)).chain(
+                SETS.iter()
+                    .filter(|&&v| v != golden[i])
+                    .map(|&v| ("set", v, v)),
+            );
+            for (op, v, new) in cases {
+                b.copy_from_slice(&golden);
+                b[i] = new;
                 reseal(&mut b);
                 let line = match NuqFile::parse(&b) {
                     Ok(f) => {
@@ -256,10 +270,10 @@ fn c_loader_finds_the_same_first_error_for_every_resealed_bit_flip() {
                         error_line(&e)
                     }
                 };
-                rust.push_str(&format!("flip {i} {x:#04x}: {line}\n"));
+                rust.push_str(&format!("{op} {i} {v:#04x}: {line}\n"));
             }
         }
         assert!(ok > 0 && err > 0, "{name}: {ok} accepted, {err} refused");
-        assert_same(&format!("{name} flips"), &rust, &c);
+        assert_same(&format!("{name} mutations"), &rust, &c);
     }
 }
