@@ -51,19 +51,22 @@ fn gemm_benches(c: &mut Criterion) {
         let book: Vec<i8> = (0..16).map(|i| (i * 17 - 128) as i8).collect();
         let cw = CodebookWeights::pack(&idx, n, k, 4, &book, CodebookScope::PerTensor)
             .expect("codebook");
-        let mut out = vec![0i32; m * n];
+        // A 64-byte aligned output lets the AVX-512 kernel stream large outputs to memory.
+        let mut out_buf = vec![0i32; m * n + 16];
+        let off = out_buf.as_ptr().align_offset(64);
+        let out = &mut out_buf[off..off + m * n];
         for path in KernelPath::available() {
             // The reference path is far too slow for the batch-32 shapes.
             if path == KernelPath::Scalar && batch > 1 {
                 continue;
             }
             g.bench_function(BenchmarkId::new("int8", path.name()), |b| {
-                b.iter(|| gemm_u8i8(path, black_box(&a), k, m, &pw, &mut out, n).expect("gemm"))
+                b.iter(|| gemm_u8i8(path, black_box(&a), k, m, &pw, &mut *out, n).expect("gemm"))
             });
             if matches!(path, KernelPath::Avx2 | KernelPath::Avx512Vnni) {
                 g.bench_function(BenchmarkId::new("cb4", path.name()), |b| {
                     b.iter(|| {
-                        gemm_codebook(path, black_box(&a), k, m, &cw, &mut out, n)
+                        gemm_codebook(path, black_box(&a), k, m, &cw, &mut *out, n)
                             .expect("cb4 gemm")
                     })
                 });

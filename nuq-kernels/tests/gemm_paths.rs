@@ -186,3 +186,28 @@ fn shape_errors() {
         Err(KernelError::SliceTooShort { what: "output", .. })
     ));
 }
+
+#[test]
+fn large_outputs_match_scalar_aligned_or_not() {
+    // ≥ 8 MiB of output switches the AVX-512 kernel to streaming stores for aligned
+    // full-panel rows; check aligned and misaligned output starts.
+    let (m, n, k) = (33_000, 64, 7);
+    let mut rng = lcg(5);
+    let a: Vec<u8> = (0..m * k).map(|_| rng() as u8).collect();
+    let w: Vec<i8> = (0..n * k).map(|_| rng() as u8 as i8).collect();
+    let pw = PackedWeights::from_rows(&w, n, k).unwrap();
+    let mut want = vec![0; m * n];
+    gemm_u8i8(KernelPath::Scalar, &a, k, m, &pw, &mut want, n).unwrap();
+    let mut buf = vec![0i32; m * n + 16];
+    let aligned = buf.as_ptr().align_offset(64);
+    for path in paths() {
+        for off in [aligned, (aligned + 1) % 16] {
+            buf.fill(-1);
+            gemm_u8i8(path, &a, k, m, &pw, &mut buf[off..off + m * n], n).unwrap();
+            assert!(
+                buf[off..off + m * n] == want[..],
+                "path {path} offset {off}"
+            );
+        }
+    }
+}

@@ -138,7 +138,10 @@ fn main() {
         let book: Vec<i8> = (0..16).map(|i| (i * 17 - 128) as i8).collect();
         let cw = CodebookWeights::pack(&idx, s.n, s.k, 4, &book, CodebookScope::PerTensor)
             .expect("codebook");
-        let mut c = vec![0i32; s.m * s.n];
+        // A 64-byte aligned output lets the AVX-512 kernel stream large outputs to memory.
+        let mut c_buf = vec![0i32; s.m * s.n + 16];
+        let off = c_buf.as_ptr().align_offset(64);
+        let c = &mut c_buf[off..off + s.m * s.n];
         let macs = (s.m * s.n * s.k) as f64;
         for (threads, pool) in &pools {
             let sg = macs / sgemm_secs(&s, *threads, pool, budget) / 1e9;
@@ -164,14 +167,14 @@ fn main() {
                 };
                 let secs = pool.install(|| {
                     median_secs(b, || {
-                        gemm_u8i8(path, &a, s.k, s.m, &pw, &mut c, s.n).expect("gemm")
+                        gemm_u8i8(path, &a, s.k, s.m, &pw, &mut *c, s.n).expect("gemm")
                     })
                 });
                 line(path.name().to_string(), secs);
                 if matches!(path, KernelPath::Avx2 | KernelPath::Avx512Vnni) {
                     let secs = pool.install(|| {
                         median_secs(budget, || {
-                            gemm_codebook(path, &a, s.k, s.m, &cw, &mut c, s.n)
+                            gemm_codebook(path, &a, s.k, s.m, &cw, &mut *c, s.n)
                                 .expect("codebook gemm")
                         })
                     });

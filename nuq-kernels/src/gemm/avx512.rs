@@ -80,6 +80,10 @@ pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
             }
         }
     }
+    if out.stream {
+        // Order this tile's non-temporal stores before the tile is reported done.
+        _mm_sfence();
+    }
 }
 
 /// Weight bytes per tile up to which the tile runs rows-outer.
@@ -132,14 +136,14 @@ unsafe fn panel_rows<const KIND: u8>(
         unsafe {
             let c = out.at(r, panel * PANEL);
             match mr {
-                8 => kernel::<8, KIND>(p, r, w, lut, c, out.ldc, ncols, comp),
-                7 => kernel::<7, KIND>(p, r, w, lut, c, out.ldc, ncols, comp),
-                6 => kernel::<6, KIND>(p, r, w, lut, c, out.ldc, ncols, comp),
-                5 => kernel::<5, KIND>(p, r, w, lut, c, out.ldc, ncols, comp),
-                4 => kernel::<4, KIND>(p, r, w, lut, c, out.ldc, ncols, comp),
-                3 => kernel::<3, KIND>(p, r, w, lut, c, out.ldc, ncols, comp),
-                2 => kernel::<2, KIND>(p, r, w, lut, c, out.ldc, ncols, comp),
-                _ => kernel::<1, KIND>(p, r, w, lut, c, out.ldc, ncols, comp),
+                8 => kernel::<8, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
+                7 => kernel::<7, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
+                6 => kernel::<6, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
+                5 => kernel::<5, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
+                4 => kernel::<4, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
+                3 => kernel::<3, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
+                2 => kernel::<2, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
+                _ => kernel::<1, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
             }
         }
         r += mr;
@@ -214,6 +218,7 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     ldc: usize,
     ncols: usize,
     comp: &[i32],
+    stream: bool,
 ) {
     let k = p.w.k();
     let groups = p.w.kp() / 4;
@@ -300,12 +305,22 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
         (_mm512_setzero_si512(), _mm512_setzero_si512())
     };
     for (i, acc_r) in acc.iter().enumerate() {
+        let (v0, v1) = (
+            _mm512_sub_epi32(acc_r[0], comp0),
+            _mm512_sub_epi32(acc_r[1], comp1),
+        );
         // SAFETY: the caller guarantees row `i` of `c` is writable for `ncols` columns; the
-        // masks limit the stores to those columns.
+        // masks limit the stores to those columns, and the streaming stores are used only
+        // when all 32 columns are written and `dst` is 64-byte aligned (as they require).
         unsafe {
             let dst = c.add(i * ldc);
-            _mm512_mask_storeu_epi32(dst, m0, _mm512_sub_epi32(acc_r[0], comp0));
-            _mm512_mask_storeu_epi32(dst.add(16), m1, _mm512_sub_epi32(acc_r[1], comp1));
+            if stream && ncols == PANEL && (dst as usize).is_multiple_of(64) {
+                _mm512_stream_si512(dst.cast(), v0);
+                _mm512_stream_si512(dst.add(16).cast(), v1);
+            } else {
+                _mm512_mask_storeu_epi32(dst, m0, v0);
+                _mm512_mask_storeu_epi32(dst.add(16), m1, v1);
+            }
         }
     }
 }

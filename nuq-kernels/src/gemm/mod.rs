@@ -7,6 +7,10 @@
 //!   (packed 2/3/4-bit indices + int8 codebook); layouts in [`crate::packed`].
 //! * `C` is row-major with `ldc ≥ n`; only columns `0..n` of rows `0..m` are written.
 //!
+//! Outputs of 8 MiB or more whose rows start on 64-byte boundaries (aligned `c`, `ldc` a
+//! multiple of 16) are written by the AVX-512 path with non-temporal stores for whole
+//! 32-column panels, which saves the read-for-ownership of lines that are fully overwritten.
+//!
 //! Work is split into tiles of rows × weight panels run on the current rayon pool
 //! (`pool.install(..)` chooses the thread count). Each output element is computed by
 //! exactly one tile with exact integer arithmetic, so the result does not depend on the
@@ -30,6 +34,9 @@ use crate::{KernelError, KernelPath};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
+
+/// Output size from which the AVX-512 kernel stores full lines non-temporally.
+const STREAM_OUTPUT_BYTES: usize = 8 << 20;
 
 /// Rows per register tile of the widest kernel; tiles are multiples of it.
 const ROW_BLOCK: usize = 8;
@@ -85,6 +92,10 @@ impl<'a> Weights<'a> {
 pub(crate) struct OutPtr {
     ptr: *mut i32,
     ldc: usize,
+    /// The output is too large to stay in cache: SIMD paths may write whole aligned lines
+    /// with non-temporal stores (no read-for-ownership of lines about to be overwritten).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    stream: bool,
 }
 
 // SAFETY: an `OutPtr` is only created from a `&mut [i32]` that outlives the parallel loop,
@@ -241,6 +252,7 @@ fn run(path: KernelPath, p: &Problem<'_>, c: &mut [i32], ldc: usize) -> Result<(
     let out = OutPtr {
         ptr: c.as_mut_ptr(),
         ldc,
+        stream: p.m * ldc * std::mem::size_of::<i32>() >= STREAM_OUTPUT_BYTES,
     };
     (0..row_tiles * panel_tiles).into_par_iter().for_each(|t| {
         let (rt, pt) = (t / panel_tiles, t % panel_tiles);
