@@ -110,17 +110,23 @@ impl MemoryImage {
         self.words.len()
     }
 
-    /// Word `w` as hex digits, most significant first, `ceil(word_bits / 4)` digits.
-    pub fn hex(&self, w: usize, upper: bool) -> String {
+    /// Word `w` as hex digits, most significant first, `ceil(word_bits / 4)` digits; `None`
+    /// past the last word.
+    pub fn hex(&self, w: usize, upper: bool) -> Option<String> {
+        let word = self.words.get(w)?;
         let digits = self.word_bits.div_ceil(4) as usize;
         let mut s = String::with_capacity(digits);
         for d in (0..digits).rev() {
-            let byte = self.words[w][d / 2];
+            let byte = word.get(d / 2).copied().unwrap_or(0);
             let nib = if d % 2 == 0 { byte & 0xF } else { byte >> 4 };
             let c = char::from_digit(nib.into(), 16).unwrap_or('0');
             s.push(if upper { c.to_ascii_uppercase() } else { c });
         }
-        s
+        Some(s)
+    }
+
+    fn hex_words(&self, upper: bool) -> impl Iterator<Item = String> + '_ {
+        (0..self.depth()).filter_map(move |w| self.hex(w, upper))
     }
 
     fn describe(&self) -> String {
@@ -137,8 +143,8 @@ impl MemoryImage {
     /// Verilog `$readmemh` text: a `//` comment line, then one word per line.
     pub fn to_readmemh(&self) -> String {
         let mut s = format!("// {}\n", self.describe());
-        for w in 0..self.depth() {
-            s.push_str(&self.hex(w, false));
+        for word in self.hex_words(false) {
+            s.push_str(&word);
             s.push('\n');
         }
         s
@@ -150,8 +156,8 @@ impl MemoryImage {
             "; {}\nmemory_initialization_radix=16;\nmemory_initialization_vector=\n",
             self.describe()
         );
-        for w in 0..self.depth() {
-            s.push_str(&self.hex(w, false));
+        for (w, word) in self.hex_words(false).enumerate() {
+            s.push_str(&word);
             s.push_str(if w + 1 == self.depth() { ";\n" } else { ",\n" });
         }
         s
@@ -165,8 +171,8 @@ impl MemoryImage {
             self.word_bits,
             self.depth()
         );
-        for w in 0..self.depth() {
-            let _ = writeln!(s, "\t{w} : {};", self.hex(w, true));
+        for (w, word) in self.hex_words(true).enumerate() {
+            let _ = writeln!(s, "\t{w} : {word};");
         }
         s.push_str("END;\n");
         s

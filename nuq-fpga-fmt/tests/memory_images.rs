@@ -61,8 +61,9 @@ fn rows_start_new_words_and_bad_widths_are_refused() {
     let img = MemoryImage::pack("r", 4, 16, [vec![1u64, 2, 3], vec![4, 5]]).unwrap();
     assert_eq!(
         (img.depth(), img.hex(0, false), img.hex(1, false)),
-        (2, "0321".to_string(), "0054".to_string())
+        (2, Some("0321".to_string()), Some("0054".to_string()))
     );
+    assert_eq!(img.hex(2, false), None);
     assert_eq!(
         MemoryImage::pack("x", 8, 0, [[1u64]]).unwrap_err(),
         MemoryError::WordWidth(0)

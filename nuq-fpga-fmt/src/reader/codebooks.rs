@@ -244,16 +244,14 @@ impl<'a> Codebook<'a> {
 
     /// Level `k` (the level that index `k` decodes to).
     pub fn level(&self, k: usize) -> Option<i32> {
-        match self.elem_type() {
-            ElementType::I16 => {
-                let b = self.levels.get(2 * k..2 * k + 2)?;
-                Some(i32::from(i16::from_le_bytes([b[0], b[1]])))
-            }
-            ElementType::I32 => {
-                let b = self.levels.get(4 * k..4 * k + 4)?;
-                Some(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            }
-        }
+        let size = self.elem_type().size();
+        let start = k.checked_mul(size)?;
+        let b = self.levels.get(start..start.checked_add(size)?)?;
+        Some(match *b {
+            [lo, hi] => i32::from(i16::from_le_bytes([lo, hi])),
+            [a, b, c, d] => i32::from_le_bytes([a, b, c, d]),
+            _ => return None,
+        })
     }
 
     /// All levels in index order.

@@ -153,7 +153,7 @@ impl<'a> Thresholds<'a> {
     pub fn channel(&self, c: u32) -> Option<&'a [I32Le]> {
         let per = self.per_channel();
         let start = (c as usize).checked_mul(per)?;
-        self.values.get(start..start + per)
+        self.values.get(start..start.checked_add(per)?)
     }
 
     /// The direction of channel `c`.
