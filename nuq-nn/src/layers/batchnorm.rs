@@ -81,13 +81,14 @@ impl BatchNorm2d {
         self.channels
     }
 
-    /// Per-block sums of `a(row)` and `b(row)` products over rows, reduced in block order:
-    /// returns `(Σ first, Σ second)` per channel in `f64`.
+    /// Per-channel sums over rows, computed in fixed blocks of `BLOCK_ROWS` rows: `f` fills
+    /// two `f32` accumulators for the rows of one block (short enough for `f32`), and the
+    /// blocks are added in order in `f64`. Returns `(Σ first, Σ second)`.
     fn blocked_sums(
         partials: &mut Vec<f64>,
         c: usize,
         rows: usize,
-        f: impl Fn(usize, &mut [f64], &mut [f64]) + Sync,
+        f: impl Fn(std::ops::Range<usize>, &mut [f32], &mut [f32]) + Sync,
     ) -> (Vec<f64>, Vec<f64>) {
         let blocks = rows.div_ceil(BLOCK_ROWS).max(1);
         partials.clear();
@@ -96,10 +97,15 @@ impl BatchNorm2d {
             .par_chunks_mut(2 * c)
             .enumerate()
             .for_each(|(b, acc)| {
-                let (s1, s2) = acc.split_at_mut(c);
-                let r1 = ((b + 1) * BLOCK_ROWS).min(rows);
-                for r in b * BLOCK_ROWS..r1 {
-                    f(r, s1, s2);
+                let mut s1 = vec![0.0f32; c];
+                let mut s2 = vec![0.0f32; c];
+                f(
+                    b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(rows),
+                    &mut s1,
+                    &mut s2,
+                );
+                for (a, v) in acc.iter_mut().zip(s1.iter().chain(&s2)) {
+                    *a = *v as f64;
                 }
             });
         let mut t1 = vec![0.0f64; c];
@@ -148,22 +154,26 @@ impl Layer for BatchNorm2d {
         let xd = x.data();
         match mode {
             Mode::Train => {
-                let (sum, sumsq) = Self::blocked_sums(&mut self.partials, c, rows, |r, s1, s2| {
-                    for ((a, b), &v) in s1
-                        .iter_mut()
-                        .zip(s2.iter_mut())
-                        .zip(&xd[r * c..(r + 1) * c])
-                    {
-                        let v = v as f64;
-                        *a += v;
-                        *b += v * v;
-                    }
-                });
+                // Shifted sums (by the running mean) keep E[x²] − E[x]² well conditioned.
+                let shift = &self.running_mean;
+                let (sum, sumsq) =
+                    Self::blocked_sums(&mut self.partials, c, rows, |range, s1, s2| {
+                        for row in xd[range.start * c..range.end * c].chunks_exact(c) {
+                            for (((a, b), &v), &sh) in
+                                s1.iter_mut().zip(s2.iter_mut()).zip(row).zip(shift)
+                            {
+                                let d = v - sh;
+                                *a += d;
+                                *b += d * d;
+                            }
+                        }
+                    });
                 let m = rows as f64;
                 let mom = self.momentum as f64;
                 for i in 0..c {
-                    let mean = sum[i] / m;
-                    let var = (sumsq[i] / m - mean * mean).max(0.0);
+                    let shifted_mean = sum[i] / m;
+                    let var = (sumsq[i] / m - shifted_mean * shifted_mean).max(0.0);
+                    let mean = shifted_mean + self.running_mean[i] as f64;
                     self.mean[i] = mean as f32;
                     self.inv_std[i] = (1.0 / (var + self.eps as f64).sqrt()) as f32;
                     let unbiased = var * m / (m - 1.0);
@@ -224,20 +234,27 @@ impl Layer for BatchNorm2d {
         let (xd, dyd, yd) = (x.data(), dy.data(), self.out.data());
         let (mean, inv_std, relu) = (&self.mean, &self.inv_std, self.fused_relu);
         // Σ dy' and Σ dy'·x̂ per channel, dy' = dy masked by the fused ReLU.
-        let (dbeta, dgamma) = Self::blocked_sums(&mut self.partials, c, rows, |r, s1, s2| {
-            let span = r * c..(r + 1) * c;
-            for i in 0..c {
-                let idx = span.start + i;
-                let g = if relu && yd[idx] <= 0.0 {
-                    0.0
-                } else {
-                    dyd[idx]
-                };
-                let xhat = (xd[idx] - mean[i]) * inv_std[i];
-                s1[i] += g as f64;
-                s2[i] += (g * xhat) as f64;
+        // Σ dy' and Σ dy'·x per channel (dy' = dy masked by the fused ReLU); then
+        // Σ dy'·x̂ = σ⁻¹·(Σ dy'·x − μ·Σ dy').
+        let (dbeta, sum_gx) = Self::blocked_sums(&mut self.partials, c, rows, |range, s1, s2| {
+            let span = range.start * c..range.end * c;
+            for ((xr, gr), yr) in xd[span.clone()]
+                .chunks_exact(c)
+                .zip(dyd[span.clone()].chunks_exact(c))
+                .zip(yd[span].chunks_exact(c))
+            {
+                for ((((a, b), &xv), &gv), &yv) in
+                    s1.iter_mut().zip(s2.iter_mut()).zip(xr).zip(gr).zip(yr)
+                {
+                    let g = if relu && yv <= 0.0 { 0.0 } else { gv };
+                    *a += g;
+                    *b += g * xv;
+                }
             }
         });
+        let dgamma: Vec<f64> = (0..c)
+            .map(|i| inv_std[i] as f64 * (sum_gx[i] - mean[i] as f64 * dbeta[i]))
+            .collect();
         for i in 0..c {
             self.weight.grad[i] = dgamma[i] as f32;
             self.bias.grad[i] = dbeta[i] as f32;
@@ -247,32 +264,48 @@ impl Layer for BatchNorm2d {
             return Ok(());
         }
         self.dx.reshape_uninit(shape);
-        let m = rows as f32;
         let gamma = &self.weight.value;
         // Train: dx = γ·σ⁻¹·(dy' − Σdy'/m − x̂·Σ(dy'x̂)/m); eval: dx = γ·σ⁻¹·dy'.
-        let (k1, k2): (Vec<f32>, Vec<f32>) = match mode {
-            Mode::Train => (0..c)
-                .map(|i| ((dbeta[i] / m as f64) as f32, (dgamma[i] / m as f64) as f32))
-                .unzip(),
-            Mode::Eval => (vec![0.0; c], vec![0.0; c]),
-        };
-        let scale: Vec<f32> = (0..c).map(|i| gamma[i] * inv_std[i]).collect();
+        // dx = s·dy' + cx·x + c0 with s = γσ⁻¹ and, in training mode,
+        // cx = −s·σ⁻¹·Σ(dy'x̂)/m, c0 = −s·Σdy'/m − cx·μ (zero in evaluation mode).
+        let mut sc = vec![0.0f32; c];
+        let mut cx = vec![0.0f32; c];
+        let mut c0 = vec![0.0f32; c];
+        for i in 0..c {
+            let s_i = gamma[i] as f64 * inv_std[i] as f64;
+            sc[i] = s_i as f32;
+            if mode == Mode::Train {
+                let m = rows as f64;
+                let cx_i = -s_i * inv_std[i] as f64 * dgamma[i] / m;
+                cx[i] = cx_i as f32;
+                c0[i] = (-s_i * dbeta[i] / m - cx_i * mean[i] as f64) as f32;
+            }
+        }
         self.dx
             .data_mut()
             .par_chunks_mut(BLOCK_ROWS * c)
             .enumerate()
             .for_each(|(b, dxb)| {
                 let base = b * BLOCK_ROWS * c;
-                for (j, d) in dxb.iter_mut().enumerate() {
-                    let idx = base + j;
-                    let i = j % c;
-                    let g = if relu && yd[idx] <= 0.0 {
-                        0.0
-                    } else {
-                        dyd[idx]
-                    };
-                    let xhat = (xd[idx] - mean[i]) * inv_std[i];
-                    *d = scale[i] * (g - k1[i] - xhat * k2[i]);
+                let span = base..base + dxb.len();
+                for (((dr, xr), gr), yr) in dxb
+                    .chunks_exact_mut(c)
+                    .zip(xd[span.clone()].chunks_exact(c))
+                    .zip(dyd[span.clone()].chunks_exact(c))
+                    .zip(yd[span].chunks_exact(c))
+                {
+                    for ((((((d, &xv), &gv), &yv), &s_i), &cx_i), &c0_i) in dr
+                        .iter_mut()
+                        .zip(xr)
+                        .zip(gr)
+                        .zip(yr)
+                        .zip(&sc)
+                        .zip(&cx)
+                        .zip(&c0)
+                    {
+                        let g = if relu && yv <= 0.0 { 0.0 } else { gv };
+                        *d = s_i * g + cx_i * xv + c0_i;
+                    }
                 }
             });
         Ok(())

@@ -24,10 +24,11 @@ use crate::param::{join_name, Param, ParamLayout, ParamRole};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
-/// Target size of one column-matrix chunk in values (≈ 1 MiB of `f32`).
-const CHUNK_VALUES: usize = 1 << 18;
-/// Smallest chunk in rows, so that GEMM shapes stay efficient for large K.
-const MIN_CHUNK_ROWS: usize = 192;
+/// Target size of one column-matrix chunk in values (4 MiB of `f32`).
+const CHUNK_VALUES: usize = 1 << 20;
+/// Smallest chunk in rows: below ~512 rows the backward GEMMs of the 512-channel layers lose
+/// a quarter of their speed (measured with the `gemm_shapes` example).
+const MIN_CHUNK_ROWS: usize = 512;
 
 /// Shape hyper-parameters of a [`Conv2d`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,123 @@
+//! Single-thread GEMM efficiency on the convolution shapes, measured in thread CPU time
+//! (robust to other processes sharing the cores). Profiling aid for chunk sizing.
+
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    ars: isize,
+    acs: isize,
+    b: &[f32],
+    brs: isize,
+    bcs: isize,
+    c: &mut [f32],
+    acc: bool,
+) {
+    // SAFETY: callers size a (m×k), b (k×n) and c (m×n, row-major) for the strides given.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            acc,
+            a.as_ptr(),
+            acs,
+            ars,
+            b.as_ptr(),
+            bcs,
+            brs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+fn main() {
+    let shapes = [
+        (32usize, 64usize, 64usize),
+        (16, 128, 128),
+        (8, 256, 256),
+        (4, 512, 512),
+    ];
+    for &(hw, cin, cout) in &shapes {
+        let k = 9 * cin;
+        for &rows in &[128usize, 256, 512, 1024, 2048] {
+            let a = vec![0.5f32; rows * k];
+            let b = vec![0.25f32; k * cout];
+            let dy = vec![0.1f32; rows * cout];
+            let mut c = vec![0.0f32; rows * cout];
+            let mut dw = vec![0.0f32; k * cout];
+            let mut dcol = vec![0.0f32; rows * k];
+            let reps = (2e9 / (2.0 * (rows * k * cout) as f64)).ceil() as usize;
+            let flops = 2.0 * (rows * k * cout) as f64 * reps as f64;
+            let t = cpu_ns();
+            for _ in 0..reps {
+                run(
+                    rows,
+                    cout,
+                    k,
+                    &a,
+                    k as isize,
+                    1,
+                    &b,
+                    cout as isize,
+                    1,
+                    &mut c,
+                    false,
+                );
+            }
+            let f = flops / (cpu_ns() - t) as f64;
+            let t = cpu_ns();
+            for _ in 0..reps {
+                run(
+                    k,
+                    cout,
+                    rows,
+                    &a,
+                    1,
+                    k as isize,
+                    &dy,
+                    cout as isize,
+                    1,
+                    &mut dw,
+                    true,
+                );
+            }
+            let w = flops / (cpu_ns() - t) as f64;
+            let t = cpu_ns();
+            for _ in 0..reps {
+                run(
+                    rows,
+                    k,
+                    cout,
+                    &dy,
+                    cout as isize,
+                    1,
+                    &b,
+                    1,
+                    cout as isize,
+                    &mut dcol,
+                    false,
+                );
+            }
+            let d = flops / (cpu_ns() - t) as f64;
+            println!("{hw:>2}x{hw:<2} {cin:>3}->{cout:<3} rows {rows:>4}: fwd {f:5.1}  dW {w:5.1}  dcol {d:5.1} GFLOP/cpu-s");
+        }
+    }
+}
