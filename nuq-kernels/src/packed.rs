@@ -407,12 +407,49 @@ impl CodebookWeights {
         &self.bytes()[panel * self.panel_stride..(panel + 1) * self.panel_stride]
     }
 
+    /// The 16-entry codebooks of panel `panel`'s 32 channels, channel-major (`[j][16]`;
+    /// zeros for padding channels). Only meaningful for 4-bit tensors.
+    pub(crate) fn panel_tables(&self, panel: usize) -> [u8; PANEL * 16] {
+        let levels = 1usize << self.bits;
+        let mut t = [0u8; PANEL * 16];
+        for j in 0..PANEL {
+            let ch = panel * PANEL + j;
+            if ch < self.n {
+                let book = match self.scope {
+                    CodebookScope::PerTensor => 0,
+                    CodebookScope::PerChannel => ch,
+                };
+                for (e, &v) in self.codebooks[book * levels..][..levels].iter().enumerate() {
+                    t[j * 16 + e] = v as u8;
+                }
+            }
+        }
+        t
+    }
+
     /// Decodes panel `panel` into the int8 panel layout (`32 · kp` bytes of `out`);
     /// padding channels decode to 0.
     pub(crate) fn decode_panel(&self, panel: usize, out: &mut [u8]) {
-        let levels = 1usize << self.bits;
         let src = self.panel_bytes(panel);
         let groups = self.kp / 4;
+        if self.bits == 4 {
+            // One packed byte holds lane `b` of both halves.
+            let t = self.panel_tables(panel);
+            for (packed, dst) in src
+                .chunks_exact(64)
+                .zip(out.chunks_exact_mut(128))
+                .take(groups)
+            {
+                let (d0, d1) = dst.split_at_mut(64);
+                for (b, &byte) in packed.iter().enumerate() {
+                    let j = b / 4;
+                    d0[b] = t[j * 16 + usize::from(byte & 15)];
+                    d1[b] = t[(16 + j) * 16 + usize::from(byte >> 4)];
+                }
+            }
+            return;
+        }
+        let levels = 1usize << self.bits;
         for j in 0..PANEL {
             let ch = panel * PANEL + j;
             if ch >= self.n {

@@ -7,7 +7,7 @@
 //! are decoded into an int8 scratch panel first.
 
 use super::{tail_group, with_decoded_panel, OutPtr, Problem, Weights};
-use crate::packed::{CodebookScope, PANEL};
+use crate::packed::{CodebookScope, CodebookWeights, PANEL};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -35,10 +35,12 @@ pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
                     panel_rows::<CB4>(p, rows.clone(), panel, w.panel_bytes(panel), &lut, out)
                 }
             }
-            Weights::Codebook(w) => with_decoded_panel(w, panel, |bytes| {
-                // SAFETY: forwarded from the caller.
-                unsafe { panel_rows::<INT8>(p, rows.clone(), panel, bytes, &[0; 16], out) }
-            }),
+            Weights::Codebook(w) => {
+                with_decoded_panel(w, panel, CodebookWeights::decode_panel, |bytes| {
+                    // SAFETY: forwarded from the caller.
+                    unsafe { panel_rows::<INT8>(p, rows.clone(), panel, bytes, &[0; 16], out) }
+                })
+            }
         }
     }
 }

@@ -11,7 +11,7 @@
 //! codebooks) are decoded once per panel into int8 scratch and run the int8 kernel.
 
 use super::{tail_group, with_decoded_panel, OutPtr, Problem, Weights};
-use crate::packed::{CodebookScope, PANEL};
+use crate::packed::{CodebookScope, CodebookWeights, PANEL};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -73,7 +73,16 @@ pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
                 unreachable!("only codebook formats are decoded to scratch")
             };
             for panel in panels {
-                with_decoded_panel(w, panel, |bytes| {
+                let decode = |w: &CodebookWeights, panel: usize, out: &mut [u8]| {
+                    if w.bits() == 4 {
+                        // SAFETY: AVX-512 availability is forwarded from the caller; `out`
+                        // holds the panel's `32 · kp` bytes.
+                        unsafe { decode_cb4_panel(w, panel, out) }
+                    } else {
+                        w.decode_panel(panel, out)
+                    }
+                };
+                with_decoded_panel(w, panel, decode, |bytes| {
                     // SAFETY: forwarded from the caller.
                     unsafe { panel_rows::<INT8>(p, rows.clone(), panel, bytes, &[0; 64], out) }
                 });
@@ -83,6 +92,52 @@ pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
     if out.stream {
         // Order this tile's non-temporal stores before the tile is reported done.
         _mm_sfence();
+    }
+}
+
+/// Decodes a 4-bit panel with per-channel codebooks: two `vpermi2b` lookups (each over
+/// the 128-byte tables of 8 channels) and a blend per 64 output bytes.
+///
+/// # Safety
+/// AVX-512 F/BW/VBMI must be available and `out` must hold `32 · kp` bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+unsafe fn decode_cb4_panel(w: &CodebookWeights, panel: usize, out: &mut [u8]) {
+    let tables = w.panel_tables(panel);
+    // SAFETY: `tables` is 512 bytes: eight 64-byte loads.
+    let t: [__m512i; 8] =
+        std::array::from_fn(|i| unsafe { _mm512_loadu_si512(tables.as_ptr().add(64 * i).cast()) });
+    // Lane byte b belongs to channel b / 4 of its half; within a `vpermi2b` table pair the
+    // channel's 16 entries start at 16 · (channel % 8).
+    let chan_bytes: [u8; 64] = std::array::from_fn(|b| (((b / 4) % 8) << 4) as u8);
+    // SAFETY: 64 readable bytes.
+    let chan = unsafe { _mm512_loadu_si512(chan_bytes.as_ptr().cast()) };
+    let low = _mm512_set1_epi8(0x0F);
+    let upper: __mmask64 = 0xFFFF_FFFF_0000_0000;
+    let src = w.panel_bytes(panel);
+    let groups = w.k_padded() / 4;
+    assert!(
+        src.len() >= groups * 64 && out.len() >= groups * 128,
+        "panel sizes"
+    );
+    for g in 0..groups {
+        // SAFETY: the assertion above bounds the 64-byte load and the two 64-byte stores.
+        unsafe {
+            let p = _mm512_loadu_si512(src.as_ptr().add(g * 64).cast());
+            let lo = _mm512_or_si512(_mm512_and_si512(p, low), chan);
+            let hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(p), low), chan);
+            let d0 = _mm512_mask_blend_epi8(
+                upper,
+                _mm512_permutex2var_epi8(t[0], lo, t[1]),
+                _mm512_permutex2var_epi8(t[2], lo, t[3]),
+            );
+            let d1 = _mm512_mask_blend_epi8(
+                upper,
+                _mm512_permutex2var_epi8(t[4], hi, t[5]),
+                _mm512_permutex2var_epi8(t[6], hi, t[7]),
+            );
+            _mm512_storeu_si512(out.as_mut_ptr().add(g * 128).cast(), d0);
+            _mm512_storeu_si512(out.as_mut_ptr().add(g * 128 + 64).cast(), d1);
+        }
     }
 }
 

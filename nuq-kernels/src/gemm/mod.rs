@@ -144,11 +144,13 @@ thread_local! {
     static DECODE_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with the int8 bytes of codebook panel `panel`, decoded into thread-local
-/// scratch.
+/// Runs `f` with the int8 bytes of codebook panel `panel`, decoded by `decode` (which
+/// must fill the int8 panel layout exactly as [`CodebookWeights::decode_panel`] does) into
+/// thread-local scratch.
 pub(crate) fn with_decoded_panel<R>(
     w: &CodebookWeights,
     panel: usize,
+    decode: impl FnOnce(&CodebookWeights, usize, &mut [u8]),
     f: impl FnOnce(&[u8]) -> R,
 ) -> R {
     DECODE_SCRATCH.with(|cell| {
@@ -157,7 +159,7 @@ pub(crate) fn with_decoded_panel<R>(
         if buf.len() < len {
             buf.resize(len, 0);
         }
-        w.decode_panel(panel, &mut buf[..len]);
+        decode(w, panel, &mut buf[..len]);
         f(&buf[..len])
     })
 }

@@ -4,7 +4,7 @@
 //! is summed.
 
 use super::{tail_group, with_decoded_panel, OutPtr, Problem, Weights};
-use crate::packed::PANEL;
+use crate::packed::{CodebookWeights, PANEL};
 use std::ops::Range;
 use wide::{i16x16, i32x8, i8x16};
 
@@ -15,9 +15,11 @@ pub(super) fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, ou
     for panel in panels {
         match p.w {
             Weights::Int8(w) => panel_rows(p, rows.clone(), panel, w.panel_bytes(panel), out),
-            Weights::Codebook(w) => with_decoded_panel(w, panel, |bytes| {
-                panel_rows(p, rows.clone(), panel, bytes, out)
-            }),
+            Weights::Codebook(w) => {
+                with_decoded_panel(w, panel, CodebookWeights::decode_panel, |bytes| {
+                    panel_rows(p, rows.clone(), panel, bytes, out)
+                })
+            }
         }
     }
 }
