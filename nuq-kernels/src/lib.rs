@@ -10,6 +10,7 @@
 //! [`packed`]); accumulators are `i32`, row-major `[pixel][channel]`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod activations;
 pub mod conv;
 mod error;
 pub mod fixed_point;
