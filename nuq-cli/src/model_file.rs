@@ -125,6 +125,33 @@ mod tests {
         assert!(m.contains("payload of section"), "{m}");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 256,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x6e75_715f_636c_6901),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Any damage (flipped bytes, a cut) is refused with one line that names the file.
+        #[test]
+        fn any_damage_is_one_line_naming_the_file(
+            flips in proptest::collection::vec((0usize..4096, 1u8..=255), 1..4),
+            cut in proptest::option::of(0usize..4096),
+        ) {
+            let mut bytes = tiny();
+            for (at, x) in flips {
+                let at = at % bytes.len();
+                bytes[at] ^= x;
+            }
+            if let Some(c) = cut {
+                bytes.truncate(c % bytes.len());
+            }
+            let m = message(&bytes);
+            proptest::prop_assert!(m.starts_with("m.nuq: "), "{}", m);
+            proptest::prop_assert!(!m.contains('\n'), "{}", m);
+        }
+    }
+
     #[test]
     fn missing_file_and_directory_are_explained() {
         let dir = tempfile::tempdir().expect("temp dir");

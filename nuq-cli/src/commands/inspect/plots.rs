@@ -78,7 +78,7 @@ fn weight_plot(
     let tallest = counts.iter().map(|&(_, n)| n).max().unwrap_or(0) as f64;
     let top = tallest * 1.3 + 1.0;
     let line_top = tallest * 1.08 + 0.5;
-    let kind = CodebookKind::from_raw(cb.kind).map_or("custom", |k| k.name());
+    let kind = CodebookKind::from_raw(cb.kind).map_or("unknown", |k| k.name());
     let caption = format!(
         "{}: {} weights, {}-bit {kind} codebook (grid {} bits, {})",
         layer.name,

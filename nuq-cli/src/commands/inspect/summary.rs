@@ -573,6 +573,34 @@ mod tests {
         assert_eq!(s.totals.weighted_layers, 2);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 64,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x6e75_715f_636c_6902),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// For any weight indices, the counts per index add up to the tensor and match it.
+        #[test]
+        fn index_counts_match_random_indices(seed in proptest::collection::vec(0u8..=255, 1152)) {
+            let mut model = samples::conv_net();
+            for w in &mut model.weights {
+                let mask = (1u8 << w.bits) - 1;
+                for (i, x) in w.indices.iter_mut().enumerate() {
+                    *x = seed[i % seed.len()].rotate_left(i as u32 % 8) & mask;
+                }
+            }
+            let s = summary_of(&model);
+            for (w, info) in model.weights.iter().zip(&s.weights) {
+                proptest::prop_assert_eq!(info.index_counts.iter().sum::<u64>(), w.indices.len() as u64);
+                for (k, &n) in info.index_counts.iter().enumerate() {
+                    let expected = w.indices.iter().filter(|&&i| usize::from(i) == k).count();
+                    proptest::prop_assert_eq!(n, expected as u64);
+                }
+            }
+        }
+    }
+
     #[test]
     fn index_counts_match_the_indices_of_every_sample() {
         for (name, model) in samples::all() {
