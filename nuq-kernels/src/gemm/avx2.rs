@@ -92,26 +92,25 @@ unsafe fn panel_rows<const KIND: u8>(
 }
 
 /// Weights of group `g`, half `half`, chunk `q` (4 channels × 4 positions) as `i16`.
+///
+/// # Safety
+/// `w` must hold the panel's groups in `KIND`'s layout, group `g` included.
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn weights<const KIND: u8>(
-    w: &[u8],
+    w: *const u8,
     lutv: __m128i,
     g: usize,
     half: usize,
     q: usize,
 ) -> __m256i {
     if KIND == INT8 {
-        let off = g * 128 + half * 64 + q * 16;
-        let bytes: &[u8; 16] = w[off..off + 16].try_into().expect("16 bytes");
-        // SAFETY: `bytes` is 16 readable bytes; unaligned load.
-        let v = unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) };
+        // SAFETY: group `g` of the panel is inside `w` (caller); unaligned 16-byte load.
+        let v = unsafe { _mm_loadu_si128(w.add(g * 128 + half * 64 + q * 16).cast()) };
         _mm256_cvtepi8_epi16(v)
     } else {
-        let off = g * 64 + q * 16;
-        let bytes: &[u8; 16] = w[off..off + 16].try_into().expect("16 bytes");
-        // SAFETY: as above.
-        let packed = unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) };
+        // SAFETY: as above, in the 4-bit layout (64 bytes per group).
+        let packed = unsafe { _mm_loadu_si128(w.add(g * 64 + q * 16).cast()) };
         let nib = if half == 0 {
             packed
         } else {
@@ -137,24 +136,36 @@ unsafe fn block<const MR: usize, const KIND: u8>(
     // SAFETY: `lut` is 16 readable bytes.
     let lutv = unsafe { _mm_loadu_si128(lut.as_ptr().cast()) };
     let flip = if p.signed { 0x8080_8080u32 as i32 } else { 0 };
-    let rows: [&[u8]; MR] = std::array::from_fn(|i| &p.a[(r0 + i) * p.lda..]);
+    let group_bytes = if KIND == INT8 { 128 } else { 64 };
+    assert!(w.len() >= groups * group_bytes, "panel holds its groups");
+    let rows: [&[u8]; MR] = std::array::from_fn(|i| &p.a[(r0 + i) * p.lda..][..k]);
     let mut acc = [[_mm256_setzero_si256(); 4]; MR];
-    for g in 0..groups {
-        // SAFETY: `weights` reads 16 bytes inside `w` (bounds-checked slice).
-        let wv: [__m256i; 4] =
-            std::array::from_fn(|q| unsafe { weights::<KIND>(w, lutv, g, half, q) });
-        for (row, acc_row) in rows.iter().zip(acc.iter_mut()) {
-            let word = if g < full {
-                let b: [u8; 4] = row[4 * g..4 * g + 4].try_into().expect("4 bytes");
-                i32::from_le_bytes(b) ^ flip
-            } else {
-                i32::from_le_bytes(tail_group(row, k, g, p.signed))
-            };
+    let step = |acc: &mut [[__m256i; 4]; MR], wv: &[__m256i; 4], words: [i32; MR]| {
+        for (acc_row, word) in acc.iter_mut().zip(words) {
             let a16 = _mm256_cvtepu8_epi16(_mm_set1_epi32(word));
             for (v, wq) in acc_row.iter_mut().zip(wv.iter()) {
                 *v = _mm256_add_epi32(*v, _mm256_madd_epi16(a16, *wq));
             }
         }
+    };
+    for g in 0..full {
+        // SAFETY: `g < groups`, inside the panel (asserted above).
+        let wv: [__m256i; 4] =
+            std::array::from_fn(|q| unsafe { weights::<KIND>(w.as_ptr(), lutv, g, half, q) });
+        let words: [i32; MR] = std::array::from_fn(|i| {
+            // SAFETY: `4g + 4 ≤ k` and each row slice holds `k` bytes; unaligned read.
+            let word = unsafe { rows[i].as_ptr().add(4 * g).cast::<i32>().read_unaligned() };
+            word ^ flip
+        });
+        step(&mut acc, &wv, words);
+    }
+    for g in full..groups {
+        // SAFETY: as above.
+        let wv: [__m256i; 4] =
+            std::array::from_fn(|q| unsafe { weights::<KIND>(w.as_ptr(), lutv, g, half, q) });
+        let words: [i32; MR] =
+            std::array::from_fn(|i| i32::from_le_bytes(tail_group(rows[i], k, g, p.signed)));
+        step(&mut acc, &wv, words);
     }
     for (s, acc_row) in sums.iter_mut().zip(acc.iter()) {
         // Each accumulator holds (channel, pair) partial sums for 4 channels; `hadd`
