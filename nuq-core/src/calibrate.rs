@@ -98,11 +98,17 @@ impl Calibration {
         crate::quantizer::check_finite(data, 0)?;
         let (lo, hi) = outer_levels(codebook);
         match self {
-            Calibration::MaxAbs => Ok(data
-                .iter()
-                .filter_map(|&x| request(x as f64, lo, hi))
-                .reduce(f64::max)
-                .map_or(Scale::ONE, to_scale)),
+            Calibration::MaxAbs => {
+                // Requests grow away from zero on each side, so only the extremes matter.
+                let (mn, mx) = data.iter().fold((0f32, 0f32), |(mn, mx), &x| {
+                    (if x < mn { x } else { mn }, if x > mx { x } else { mx })
+                });
+                let r = [request(mn as f64, lo, hi), request(mx as f64, lo, hi)];
+                Ok(r.into_iter()
+                    .flatten()
+                    .reduce(f64::max)
+                    .map_or(Scale::ONE, to_scale))
+            }
             Calibration::Percentile(p) => {
                 let mut r: Vec<f64> = data
                     .iter()

@@ -445,8 +445,34 @@ impl QuantizedTensor {
     /// ```
     pub fn dequantize(&self) -> Vec<f32> {
         let mut out = vec![0f32; self.len()];
-        self.for_each_run(|r, idx, q| q.decode_block(idx, &mut out[r]));
+        self.decode_all(&mut out);
         out
+    }
+
+    /// Dequantizes into `out` (of length `len()`). Nibble-packed tensors whose scale blocks
+    /// start on byte boundaries decode a byte at a time through a 256-entry table of value
+    /// pairs; everything else unpacks a block and reads the level table.
+    fn decode_all(&self, out: &mut [f32]) {
+        let n = self.len();
+        let per = block_len(&self.shape, n, &self.scales).expect("validated at construction");
+        let pairs_pay = per >= 256 && (per % 2 == 0 || per == n);
+        if self.codebook.bits() != 4 || !pairs_pay {
+            self.for_each_run(|r, idx, q| q.decode_block(idx, &mut out[r]));
+            return;
+        }
+        let bytes = self.indices.as_bytes();
+        for (c, block) in out.chunks_mut(per).enumerate() {
+            let q = Quantizer::new(&self.codebook, self.scales.channel(c));
+            let pairs = q.pair_table();
+            let b0 = c * per / 2;
+            let mut halves = block.chunks_exact_mut(2);
+            for (o, &b) in (&mut halves).zip(&bytes[b0..]) {
+                o.copy_from_slice(&pairs[b as usize]);
+            }
+            if let [last] = halves.into_remainder() {
+                *last = pairs[bytes[b0 + per / 2] as usize][0];
+            }
+        }
     }
 
     /// Dequantizes into `out`, which must hold exactly `len()` values.
@@ -464,7 +490,7 @@ impl QuantizedTensor {
     /// ```
     pub fn dequantize_into(&self, out: &mut [f32]) -> Result<()> {
         check_len(self.len(), out.len())?;
-        self.for_each_run(|r, idx, q| q.decode_block(idx, &mut out[r]));
+        self.decode_all(out);
         Ok(())
     }
 
@@ -542,6 +568,36 @@ mod tests {
             let s = scales[i / per].get();
             assert_eq!(idx[i], cb.nearest(x / s));
             assert_eq!(back[i], cb.levels()[idx[i] as usize] as f32 * s);
+        }
+    }
+
+    #[test]
+    fn nibble_pair_decoding_matches_the_level_table() {
+        let cb = Codebook::iq4_nl();
+        let mut rng = crate::Rng::new(12);
+        // Per tensor with an odd length; per channel with even blocks long enough for pairs;
+        // per channel with odd blocks (general path).
+        for (shape, channels) in [(vec![1001], 0usize), (vec![3, 300], 3), (vec![2, 301], 2)] {
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = (0..n).map(|_| (rng.normal() * 0.5) as f32).collect();
+            let scales = if channels == 0 {
+                Scales::PerTensor(Scale::new(0.004).unwrap())
+            } else {
+                Scales::per_channel(
+                    (0..channels)
+                        .map(|c| Scale::new(0.003 + 0.001 * c as f32).unwrap())
+                        .collect(),
+                )
+            };
+            let q = QuantizedTensor::quantize(&data, &shape, &cb, scales.clone()).unwrap();
+            let per = n / channels.max(1);
+            let want: Vec<f32> = q
+                .indices()
+                .iter()
+                .enumerate()
+                .map(|(i, idx)| cb.levels()[idx as usize] as f32 * scales.channel(i / per).get())
+                .collect();
+            assert_eq!(q.dequantize(), want, "shape {shape:?}");
         }
     }
 

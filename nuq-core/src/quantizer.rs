@@ -278,6 +278,15 @@ impl<'a> Quantizer<'a> {
         }
     }
 
+    /// For 4-bit indices: the two values a packed byte decodes to, low nibble first.
+    pub(crate) fn pair_table(&self) -> [[f32; 2]; 256] {
+        let mut t = [[0f32; 2]; 256];
+        for (b, pair) in t.iter_mut().enumerate() {
+            *pair = [self.lut[b & 0x0F], self.lut[b >> 4]];
+        }
+        t
+    }
+
     /// Decodes valid indices (not checked).
     #[inline]
     pub(crate) fn decode_block(&self, indices: &[u8], out: &mut [f32]) {
