@@ -37,7 +37,9 @@ fn parse() -> Result<Args, String> {
             "--warmup" => a.warmup = val()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--threads" => a.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?,
             "--batch" => a.batch = val()?.parse().map_err(|e| format!("--batch: {e}"))?,
-            "--model" => a.models.push(val()?.parse().map_err(|e| format!("--model: {e}"))?),
+            "--model" => a
+                .models
+                .push(val()?.parse().map_err(|e| format!("--model: {e}"))?),
             other => return Err(format!("unknown option {other}")),
         }
     }

@@ -21,7 +21,7 @@ use crate::models::Parameterized;
 pub type StateTensor = (String, Vec<f32>);
 
 /// Common interface of the optimisers.
-pub trait Optimizer {
+pub trait Optimizer: Send {
     /// Applies one update with learning rate `lr` to every parameter, from its current gradient.
     fn step(&mut self, model: &mut dyn Parameterized, lr: f32) -> Result<(), NnError>;
 
