@@ -168,6 +168,7 @@ typedef struct {
     uint64_t head_size, record_size;
     uint32_t count;
     uint64_t cursor; /* blob cursor */
+    int extended;    /* head or records larger than in 1.0: later-minor blobs may follow ours */
 } table;
 
 static nuq_status table_parse(table *t, const sect *s, uint32_t min_head, uint32_t min_rec) {
@@ -188,6 +189,7 @@ static nuq_status table_parse(table *t, const sect *s, uint32_t min_head, uint32
     t->head_size = hs;
     t->record_size = rs;
     t->count = n;
+    t->extended = hs > min_head || rs > min_rec;
     end = (uint64_t)hs + (uint64_t)rs * n;
     st = sslice(s, -1, "records", hs, end - hs);
     if (st) return st;
@@ -217,7 +219,8 @@ static nuq_status take(table *t, int64_t rec, const char *field, uint64_t ref_re
 }
 
 static nuq_status table_finish(const table *t) {
-    if (t->cursor != t->s.len) return sfail(&t->s, NUQ_E_MISMATCH, -1, "length", t->cursor);
+    if (t->cursor != t->s.len && !(t->extended && t->cursor < t->s.len))
+        return sfail(&t->s, NUQ_E_MISMATCH, -1, "length", t->cursor);
     return NUQ_OK;
 }
 

@@ -38,6 +38,7 @@ fn golden_files_are_reproduced_and_read() {
         }
         let file = NuqFile::parse(&golden).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(file.version(), (1, 0));
+        assert!(!file.uses_extensions());
         assert_eq!(Model::from_file(&file), model, "{name}");
     }
 }
@@ -111,14 +112,16 @@ fn newer_major_is_refused_with_a_clear_error() {
 }
 
 #[test]
-fn a_newer_minor_with_unknown_sections_and_larger_header_is_read() {
+fn a_newer_minor_with_unknown_sections_larger_structures_and_new_blobs_is_read() {
     for (name, golden, model) in goldens() {
         let mut secs = payloads(&golden);
+        secs[0].1 = extend_graph(&secs[0].1);
         secs.insert(3, (99, b"a section from the future".to_vec()));
         secs.push((1000, Vec::new()));
         let b = relayout(7, 72, 40, 128, &secs);
         let f = NuqFile::parse(&b).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(f.version(), (1, 7));
+        assert!(f.uses_extensions());
         assert_eq!(f.section_count(), 9);
         assert_eq!(f.sections().filter(|s| s.kind.is_none()).count(), 2);
         assert_eq!(Model::from_file(&f), model, "{name}");
@@ -157,6 +160,21 @@ fn missing_and_duplicate_sections_are_refused() {
             Some(7),
             "kind",
             ErrorKind::DuplicateSection
+        )
+    );
+}
+
+#[test]
+fn trailing_bytes_are_refused_unless_structures_grew() {
+    let golden = &goldens()[1].1;
+    let mut secs = payloads(golden);
+    secs[0].1.extend_from_slice(b"junk");
+    let e = NuqFile::parse(&relayout(0, 64, 32, 64, &secs)).unwrap_err();
+    assert_eq!(
+        (e.location, e.field),
+        (
+            Location::Section(nuq_fpga_fmt::SectionKind::Graph),
+            "length"
         )
     );
 }

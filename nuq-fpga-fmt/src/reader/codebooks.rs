@@ -30,6 +30,11 @@ pub fn grid_range(grid_bits: u8, signed: bool) -> (i64, i64) {
 }
 
 impl<'a> Codebooks<'a> {
+    /// Whether this section's head or records are larger than in 1.0 (a later minor version).
+    pub(crate) fn extended(&self) -> bool {
+        self.table.extended
+    }
+
     pub(crate) fn parse(ctx: SectionCtx<'a>) -> Result<Self> {
         let table = Table::<RawCodebook>::parse(ctx, size_of::<RawTableHead>() as u32)?;
         let mut blobs = table.blobs();

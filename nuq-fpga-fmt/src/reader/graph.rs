@@ -74,6 +74,11 @@ pub fn window_out(
 }
 
 impl<'a> Graph<'a> {
+    /// Whether this section's head or records are larger than in 1.0 (a later minor version).
+    pub(crate) fn extended(&self) -> bool {
+        self.table.extended
+    }
+
     pub(crate) fn parse(ctx: SectionCtx<'a>) -> Result<Self> {
         let table = Table::<RawLayer>::parse(ctx, size_of::<RawTableHead>() as u32)?;
         let mut blobs = table.blobs();

@@ -15,6 +15,11 @@ pub struct Metadata<'a> {
 }
 
 impl<'a> Metadata<'a> {
+    /// Whether this section's head or records are larger than in 1.0 (a later minor version).
+    pub(crate) fn extended(&self) -> bool {
+        self.table.extended
+    }
+
     pub(crate) fn parse(ctx: SectionCtx<'a>) -> Result<Self> {
         let table = Table::<RawMetaEntry>::parse(ctx, size_of::<RawMetaHead>() as u32)?;
         let head: &RawMetaHead = ctx.pod(None, "head", 0)?;

@@ -434,6 +434,23 @@ impl<'a> NuqFile<'a> {
         })
     }
 
+    /// Whether the file uses structure a 1.0 writer does not produce: a larger header, table
+    /// entry, section head or record, or a section of a kind this version does not know. Such a
+    /// file (from a later minor version) is read by skipping what this version does not know;
+    /// a file without extensions is exactly what [`crate::encode`] writes for its model.
+    pub fn uses_extensions(&self) -> bool {
+        self.header.header_size.get() as usize > size_of::<RawHeader>()
+            || self.entry_size > size_of::<RawSectionEntry>()
+            || self.sections().any(|s| s.kind.is_none())
+            || self.graph.extended()
+            || self.codebooks.extended()
+            || self.weights.extended()
+            || self.biases.extended()
+            || self.thresholds.extended()
+            || self.scales.extended()
+            || self.metadata.extended()
+    }
+
     /// The file bytes.
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes

@@ -31,6 +31,11 @@ pub fn pow2_f32(e: i32) -> Option<f32> {
 }
 
 impl<'a> Scales<'a> {
+    /// Whether this section's head or records are larger than in 1.0 (a later minor version).
+    pub(crate) fn extended(&self) -> bool {
+        self.table.extended
+    }
+
     pub(crate) fn parse(ctx: SectionCtx<'a>) -> Result<Self> {
         let table = Table::<RawScale>::parse(ctx, size_of::<RawTableHead>() as u32)?;
         for i in 0..table.count {

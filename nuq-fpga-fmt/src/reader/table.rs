@@ -112,6 +112,9 @@ pub(crate) struct Table<'a, R> {
     pub head_size: u64,
     pub record_size: u64,
     pub count: u32,
+    /// Whether the head or the records are larger than in 1.0 (a later minor version): then
+    /// bytes may follow the last blob this version knows (blobs of the newer fields).
+    pub extended: bool,
     _r: PhantomData<R>,
 }
 
@@ -172,6 +175,7 @@ impl<'a, R: Pod> Table<'a, R> {
             head_size: head_size.into(),
             record_size: record_size.into(),
             count,
+            extended: head_size > min_head || record_size > min_rec,
             _r: PhantomData,
         };
         // The records themselves must fit.
@@ -210,6 +214,7 @@ impl<'a, R: Pod> Table<'a, R> {
         BlobCursor {
             ctx: self.ctx,
             cursor: self.records_end(),
+            extended: self.extended,
         }
     }
 
@@ -225,6 +230,7 @@ impl<'a, R: Pod> Table<'a, R> {
 pub(crate) struct BlobCursor<'a> {
     ctx: SectionCtx<'a>,
     cursor: u64,
+    extended: bool,
 }
 
 impl<'a> BlobCursor<'a> {
@@ -282,10 +288,11 @@ impl<'a> BlobCursor<'a> {
         Ok(data)
     }
 
-    /// Validates that nothing follows the last blob.
+    /// Validates that nothing follows the last blob, unless the section is extended by a later
+    /// minor version (whose blobs follow the ones this version knows).
     pub fn finish(self) -> Result<()> {
         let len = self.ctx.bytes.len() as u64;
-        if self.cursor != len {
+        if self.cursor != len && !(self.extended && self.cursor < len) {
             return Err(self.ctx.err(
                 None,
                 "length",

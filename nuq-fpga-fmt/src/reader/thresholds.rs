@@ -22,6 +22,11 @@ pub struct Thresholds<'a> {
 }
 
 impl<'a> ThresholdsSection<'a> {
+    /// Whether this section's head or records are larger than in 1.0 (a later minor version).
+    pub(crate) fn extended(&self) -> bool {
+        self.table.extended
+    }
+
     pub(crate) fn parse(ctx: SectionCtx<'a>) -> Result<Self> {
         let table = Table::<RawThresholds>::parse(ctx, size_of::<RawTableHead>() as u32)?;
         let mut blobs = table.blobs();

@@ -100,6 +100,11 @@ fn packing_of(r: &RawWeights) -> Option<Packing> {
 }
 
 impl<'a> WeightsSection<'a> {
+    /// Whether this section's head or records are larger than in 1.0 (a later minor version).
+    pub(crate) fn extended(&self) -> bool {
+        self.table.extended
+    }
+
     pub(crate) fn parse(ctx: SectionCtx<'a>) -> Result<Self> {
         let table = Table::<RawWeights>::parse(ctx, size_of::<RawTableHead>() as u32)?;
         let mut blobs = table.blobs();

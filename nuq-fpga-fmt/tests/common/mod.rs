@@ -238,3 +238,26 @@ pub fn build(
     ));
     m
 }
+
+/// Rewrites a GRAPH payload as a later minor version could: every layer record grows by 8 bytes
+/// (a new field), and a new blob follows the names.
+pub fn extend_graph(payload: &[u8]) -> Vec<u8> {
+    let rd = |at: usize| u64::from_le_bytes(payload[at..at + 8].try_into().unwrap());
+    let head = u32::from_le_bytes(payload[0..4].try_into().unwrap()) as usize;
+    let rec = u32::from_le_bytes(payload[4..8].try_into().unwrap()) as usize;
+    let count = u32::from_le_bytes(payload[8..12].try_into().unwrap()) as usize;
+    let grow = 8;
+    let mut out = payload[..head].to_vec();
+    out[4..8].copy_from_slice(&((rec + grow) as u32).to_le_bytes());
+    for i in 0..count {
+        let r = head + i * rec;
+        let mut record = payload[r..r + rec].to_vec();
+        let name_off = rd(r + 112) + (grow * count) as u64;
+        record[112..120].copy_from_slice(&name_off.to_le_bytes());
+        out.extend_from_slice(&record);
+        out.extend_from_slice(&[0xAB; 8]); // the new field
+    }
+    out.extend_from_slice(&payload[head + rec * count..]);
+    out.extend_from_slice(b"future blob");
+    out
+}
