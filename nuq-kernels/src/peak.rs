@@ -2,48 +2,73 @@
 //! against (reported by `kernel-report`).
 
 use crate::{KernelError, KernelPath};
+#[cfg(target_arch = "x86_64")]
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(target_arch = "x86_64")]
+use std::time::Instant;
 
 /// Independent accumulator chains: more than latency (4) × issue rate needs.
 pub const CHAINS: usize = 12;
 
-/// Measured `vpdpbusd` (zmm) throughput in GMAC/s with `threads` threads each running
-/// [`CHAINS`] independent chains for about `duration`.
+/// Measured `vpdpbusd` (zmm) throughput in GMAC/s: `threads` threads each run [`CHAINS`]
+/// independent chains for about `sample` per sample, started together at a barrier;
+/// the result is the median over `samples` samples (the same median-of-short-runs method
+/// the GEMM benchmarks use, so both see a loaded machine alike).
 ///
 /// # Errors
 /// [`KernelError::PathUnavailable`] when the CPU lacks AVX-512 VNNI.
-pub fn vnni_peak_gmacs(threads: usize, duration: Duration) -> Result<f64, KernelError> {
+pub fn vnni_peak_gmacs(
+    threads: usize,
+    samples: usize,
+    sample: Duration,
+) -> Result<f64, KernelError> {
     KernelPath::Avx512Vnni.ensure_available()?;
     #[cfg(target_arch = "x86_64")]
     {
+        use std::sync::Barrier;
         let threads = threads.max(1);
+        let samples = samples.max(1);
         // Calibrate the iteration count on one thread.
-        let mut iters: u64 = 1 << 16;
+        let mut iters: u64 = 1 << 10;
         loop {
             let t = Instant::now();
             // SAFETY: AVX-512 VNNI availability was checked above.
             black_box(unsafe { x86::chains(iters) });
-            if t.elapsed() > duration / 8 || iters > 1 << 40 {
+            if t.elapsed() >= sample || iters > 1 << 40 {
                 break;
             }
             iters *= 2;
         }
-        let iters = iters * 8;
-        let start = Instant::now();
-        std::thread::scope(|s| {
-            for _ in 0..threads {
+        let barrier = Barrier::new(threads);
+        let run = |record: bool| -> Vec<f64> {
+            let mut times = Vec::with_capacity(if record { samples } else { 0 });
+            for _ in 0..samples {
+                barrier.wait();
+                let t = Instant::now();
                 // SAFETY: as above.
-                s.spawn(move || black_box(unsafe { x86::chains(iters) }));
+                black_box(unsafe { x86::chains(iters) });
+                barrier.wait();
+                if record {
+                    times.push(t.elapsed().as_secs_f64());
+                }
             }
+            times
+        };
+        let mut times = std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(|| run(false));
+            }
+            run(true)
         });
-        let secs = start.elapsed().as_secs_f64();
+        times.sort_by(|a, b| a.partial_cmp(b).expect("finite times"));
+        let secs = times[times.len() / 2];
         let macs = threads as f64 * iters as f64 * CHAINS as f64 * 64.0;
         Ok(macs / secs / 1e9)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (threads, duration);
+        let _ = (threads, samples, sample);
         unreachable!("ensure_available rejects AVX-512 on other targets")
     }
 }

@@ -7,7 +7,7 @@
 //!   (packed 2/3/4-bit indices + int8 codebook); layouts in [`crate::packed`].
 //! * `C` is row-major with `ldc ≥ n`; only columns `0..n` of rows `0..m` are written.
 //!
-//! Outputs of 8 MiB or more whose rows start on 64-byte boundaries (aligned `c`, `ldc` a
+//! Outputs of 4 MiB or more whose rows start on 64-byte boundaries (aligned `c`, `ldc` a
 //! multiple of 16) are written by the AVX-512 path with non-temporal stores for whole
 //! 32-column panels, which saves the read-for-ownership of lines that are fully overwritten.
 //!
@@ -36,7 +36,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 /// Output size from which the AVX-512 kernel stores full lines non-temporally.
-const STREAM_OUTPUT_BYTES: usize = 8 << 20;
+const STREAM_OUTPUT_BYTES: usize = 4 << 20;
 
 /// Rows per register tile of the widest kernel; tiles are multiples of it.
 const ROW_BLOCK: usize = 8;
