@@ -9,6 +9,8 @@
  *                              0, 1, 8, 9, 32, 33, 63, 64, 127, 128, 255 (when different);
  *                              recompute the checksums, validate; print one line per case
  *
+ *   nuq_fmt_main --crc-check   print CRC-32C("123456789") (must be 0xe3069283)
+ *
  * Exit status: 0 valid, 1 invalid, 2 usage or I/O error.
  */
 #include "nuq_fmt.h"
@@ -184,6 +186,10 @@ int main(int argc, char **argv) {
     uint8_t *data;
     nuq_file f;
     nuq_error e;
+    if (argc == 2 && strcmp(argv[1], "--crc-check") == 0) {
+        printf("0x%08" PRIx32 "\n", nuq_crc32c(0, (const uint8_t *)"123456789", 9));
+        return 0;
+    }
     if (argc == 3 && strcmp(argv[1], "--mutations") == 0) {
         /* Same list as tests/c_loader.rs: two XOR masks, then boundary values. */
         static const uint8_t xors[2] = {0x01, 0x80};
@@ -212,7 +218,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc != 2) {
-        fprintf(stderr, "usage: %s FILE | --mutations FILE\n", argv[0]);
+        fprintf(stderr, "usage: %s FILE | --mutations FILE | --crc-check\n", argv[0]);
         return 2;
     }
     data = read_file(argv[1], &len);

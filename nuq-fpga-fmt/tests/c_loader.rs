@@ -202,6 +202,15 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
 #[test]
 fn c_loader_reports_match_the_rust_reader() {
     let Some(exe) = compile() else { return };
+    let crc = Command::new(&exe)
+        .arg("--crc-check")
+        .output()
+        .expect("run the C driver");
+    assert_eq!(
+        String::from_utf8_lossy(&crc.stdout),
+        "0xe3069283\n",
+        "C CRC-32C check value"
+    );
     let dir = tempfile::tempdir().unwrap();
     let corpus = corpus();
     for (name, bytes) in &corpus {
