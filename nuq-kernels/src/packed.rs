@@ -449,22 +449,28 @@ impl CodebookWeights {
             }
             return;
         }
-        let levels = 1usize << self.bits;
-        for j in 0..PANEL {
-            let ch = panel * PANEL + j;
-            if ch >= self.n {
-                for g in 0..groups {
-                    out[g * 128 + j * 4..][..4].fill(0);
+        // 2- and 3-bit: one 64-byte (+ 32-byte bit plane) block per group pair; element
+        // `r` of lane byte `b` is group `2q + r / 2`, half `r % 2`.
+        let t = self.panel_tables(panel);
+        let block = if self.bits == 2 { 64 } else { 96 };
+        for (q, packed) in src.chunks_exact(block).enumerate().take(groups.div_ceil(2)) {
+            for b in 0..64 {
+                let byte = packed[b];
+                let hi_bits = if self.bits == 3 {
+                    packed[64 + b / 2] >> (4 * (b % 2))
+                } else {
+                    0
+                };
+                for r in 0..4 {
+                    let g = 2 * q + r / 2;
+                    if g >= groups {
+                        break;
+                    }
+                    let h = r % 2;
+                    let idx =
+                        usize::from((byte >> (2 * r)) & 3) | usize::from((hi_bits >> r) & 1) << 2;
+                    out[g * 128 + h * 64 + b] = t[(16 * h + b / 4) * 16 + idx];
                 }
-                continue;
-            }
-            let book = match self.scope {
-                CodebookScope::PerTensor => &self.codebooks[..levels],
-                CodebookScope::PerChannel => &self.codebooks[ch * levels..][..levels],
-            };
-            for kk in 0..self.kp {
-                let idx = load_index_in_panel(src, self.bits, j, kk);
-                out[(kk / 4) * 128 + j * 4 + kk % 4] = book[usize::from(idx)] as u8;
             }
         }
     }
