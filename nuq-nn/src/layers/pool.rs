@@ -37,6 +37,16 @@ impl MaxPool2d {
             last: None,
         })
     }
+
+    /// The window size.
+    pub fn kernel(&self) -> usize {
+        self.kernel
+    }
+
+    /// The stride.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
 }
 
 impl Layer for MaxPool2d {

@@ -1,0 +1,29 @@
+//! The integer model and integer-only inference.
+//!
+//! An [`IntegerModel`] is what an FPGA computes, bit for bit: image bytes in, int32 logits
+//! out, with no float anywhere in between.
+//!
+//! - Convolutions multiply `u8` activation **levels** by `i8` weight levels decoded from
+//!   codebook indices, accumulating in int32 ([`ConvNode`]).
+//! - Batch-norm, the activation scale and the weight scale are folded into per-channel
+//!   integer **MAC thresholds**: the accumulator's output code is the number of thresholds
+//!   it reaches ([`Requant`]), and the code's level comes from the next codebook.
+//! - A residual join adds the main accumulator and the shortcut (accumulator or levels)
+//!   brought into the same units by a fixed-point multiply and shift ([`Align`]), then
+//!   requantizes ([`AddNode`]).
+//! - Max-pooling takes the max of levels; global average pooling rounds half up; the
+//!   classifier is an int8 linear layer producing int32 logits.
+//!
+//! [`IntegerRunner`] runs a model with the `nuq-kernels` GEMMs and can hand every node's
+//! output to a dump hook (golden vectors for a hardware testbench).
+
+mod infer;
+mod model;
+mod requant;
+
+pub use infer::{IntegerRunner, TensorData};
+pub use model::{
+    AddNode, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node,
+    TensorId, TensorInfo, TensorKind, WeightTable,
+};
+pub use requant::{Align, Requant};

@@ -1,0 +1,213 @@
+//! Threshold requantization (the paper's MAC thresholds) and fixed-point branch alignment.
+
+/// Requantization of an int32 accumulator to a `bits`-bit code by integer compares, and the
+/// code's activation level (what the next layer multiplies with).
+///
+/// For channel `c` with thresholds `T[c][0..2^b−1]` the code is
+/// `#{j : acc >= T[c][j]}` (rising) or `#{j : acc <= T[c][j]}` (falling — a channel whose
+/// folded batch-norm scale is negative). Thresholds are stored ascending in both cases; the
+/// count does not depend on their order. The level is `levels[code]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requant {
+    /// Code bits (1..=8).
+    pub bits: u8,
+    /// `channels × (2^bits − 1)` thresholds, channel-major, ascending within a channel.
+    pub thresholds: Vec<i32>,
+    /// Per channel: `true` when the code counts thresholds at or above the accumulator.
+    pub falling: Vec<bool>,
+    /// The output codebook: `2^bits` strictly increasing unsigned levels.
+    pub levels: Vec<u8>,
+}
+
+impl Requant {
+    /// Thresholds per channel (`2^bits − 1`).
+    pub fn per_channel(&self) -> usize {
+        (1usize << self.bits) - 1
+    }
+
+    /// Checks the table against a channel count; the message names the inconsistency.
+    pub(crate) fn validate(&self, channels: usize) -> Result<(), String> {
+        if !(1..=8).contains(&self.bits) {
+            return Err(format!(
+                "requantization to {} bits (1..=8 allowed)",
+                self.bits
+            ));
+        }
+        let t = self.per_channel();
+        if self.thresholds.len() != channels * t {
+            return Err(format!(
+                "{} thresholds, expected {channels} channels × {t}",
+                self.thresholds.len()
+            ));
+        }
+        if self.falling.len() != channels {
+            return Err(format!(
+                "{} directions for {channels} channels",
+                self.falling.len()
+            ));
+        }
+        if self.levels.len() != t + 1 || self.levels.windows(2).any(|p| p[0] >= p[1]) {
+            return Err(format!(
+                "output codebook needs {} strictly increasing levels, found {:?}",
+                t + 1,
+                self.levels
+            ));
+        }
+        if let Some(c) = (0..channels).find(|&c| {
+            self.thresholds[c * t..(c + 1) * t]
+                .windows(2)
+                .any(|p| p[0] > p[1])
+        }) {
+            return Err(format!("thresholds of channel {c} are not ascending"));
+        }
+        Ok(())
+    }
+
+    /// The code of accumulator `acc` in channel `c`.
+    #[inline]
+    pub fn code(&self, c: usize, acc: i64) -> u8 {
+        let t = self.per_channel();
+        let row = &self.thresholds[c * t..(c + 1) * t];
+        let n = if self.falling[c] {
+            row.iter().filter(|&&th| acc <= i64::from(th)).count()
+        } else {
+            row.iter().filter(|&&th| acc >= i64::from(th)).count()
+        };
+        n as u8
+    }
+
+    /// Requantizes `acc` (`[pixel][channel]`) into levels and, when given, codes.
+    pub fn apply(
+        &self,
+        acc: &[i64],
+        channels: usize,
+        levels: &mut [u8],
+        mut codes: Option<&mut [u8]>,
+    ) {
+        for (p, (a, l)) in acc
+            .chunks_exact(channels)
+            .zip(levels.chunks_exact_mut(channels))
+            .enumerate()
+        {
+            for c in 0..channels {
+                let code = self.code(c, a[c]);
+                l[c] = self.levels[usize::from(code)];
+                if let Some(codes) = codes.as_deref_mut() {
+                    codes[p * channels + c] = code;
+                }
+            }
+        }
+    }
+}
+
+/// A fixed-point factor `multiplier / 2^shift` applied as
+/// `(v · multiplier + 2^(shift−1)) >> shift` in 64-bit arithmetic (round half up; no rounding
+/// term when `shift == 0`). It aligns a residual branch to the other branch's units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Align {
+    /// Signed multiplier.
+    pub multiplier: i32,
+    /// Right shift, `0..=62`.
+    pub shift: u8,
+}
+
+impl Align {
+    /// The closest factor to `r` with the largest shift that keeps `|multiplier| < 2^31`;
+    /// `None` when `r` is not finite or `|r| ≥ 2^31`.
+    ///
+    /// The relative error is at most `2^−31` when `|r| ≥ 2^−31` (the multiplier then has 31
+    /// significant bits); smaller factors lose precision in absolute terms only.
+    pub fn from_f64(r: f64) -> Option<Align> {
+        if !r.is_finite() || r.abs() >= 2f64.powi(31) {
+            return None;
+        }
+        let mut shift = 62u8;
+        loop {
+            let m = (r * 2f64.powi(i32::from(shift))).round();
+            if m.abs() < 2f64.powi(31) {
+                return Some(Align {
+                    multiplier: m as i32,
+                    shift,
+                });
+            }
+            if shift == 0 {
+                return None;
+            }
+            shift -= 1;
+        }
+    }
+
+    /// The real factor this represents.
+    pub fn value(self) -> f64 {
+        f64::from(self.multiplier) / 2f64.powi(i32::from(self.shift))
+    }
+
+    /// `round_half_up(v · multiplier / 2^shift)`.
+    #[inline]
+    pub fn apply(self, v: i64) -> i64 {
+        let p = v * i64::from(self.multiplier);
+        if self.shift == 0 {
+            p
+        } else {
+            (p + (1i64 << (self.shift - 1))) >> self.shift
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn align_is_close_to_the_real_factor(r in -1.0e6f64..1.0e6, v in -100_000i64..100_000) {
+            let a = Align::from_f64(r).unwrap();
+            let exact = r * v as f64;
+            // Representation error of the factor plus the final rounding.
+            let tol = 0.5 + (a.value() - r).abs() * v.abs() as f64 + 1e-9;
+            prop_assert!((a.apply(v) as f64 - exact).abs() <= tol, "{a:?} {v} {exact}");
+        }
+
+        #[test]
+        fn rising_code_counts_reached_thresholds(acc in -1000i64..1000, mut t in proptest::collection::vec(-1000i32..1000, 3)) {
+            t.sort();
+            let r = Requant { bits: 2, thresholds: t.clone(), falling: vec![false], levels: vec![0, 1, 2, 3] };
+            let code = r.code(0, acc);
+            prop_assert_eq!(usize::from(code), t.iter().filter(|&&x| acc >= i64::from(x)).count());
+            // Monotone in the accumulator.
+            prop_assert!(r.code(0, acc + 1) >= code);
+            let f = Requant { falling: vec![true], ..r };
+            prop_assert!(f.code(0, acc + 1) <= f.code(0, acc));
+        }
+    }
+
+    #[test]
+    fn align_rounds_half_up_and_handles_large_factors() {
+        let half = Align::from_f64(0.5).unwrap();
+        assert_eq!(half.apply(3), 2); // 1.5 → 2
+        assert_eq!(half.apply(-3), -1); // −1.5 → −1 (half up)
+        let big = Align::from_f64(1000.25).unwrap();
+        assert_eq!(big.apply(4), 4001);
+        assert!(Align::from_f64(f64::NAN).is_none());
+        assert!(Align::from_f64(3.0e9).is_none());
+    }
+
+    #[test]
+    fn validate_names_the_problem() {
+        let r = Requant {
+            bits: 2,
+            thresholds: vec![3, 1, 2],
+            falling: vec![false],
+            levels: vec![0, 1, 2, 3],
+        };
+        assert!(r.validate(1).unwrap_err().contains("not ascending"));
+        let r = Requant {
+            bits: 2,
+            thresholds: vec![1, 2, 3],
+            falling: vec![false],
+            levels: vec![0, 1, 1, 3],
+        };
+        assert!(r.validate(1).unwrap_err().contains("strictly increasing"));
+    }
+}

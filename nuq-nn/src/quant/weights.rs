@@ -1,0 +1,228 @@
+//! Weight quantization: a codebook on the signed 8-bit grid and one scale per output row.
+
+use nuq_core::{Calibration, Codebook, EmpiricalDistribution, Grid, LloydMaxOptions, Polarity};
+
+use crate::integer::WeightTable;
+use crate::quant::Family;
+use crate::NnError;
+
+/// Weights of one layer as codebook indices and the scales that make them real:
+/// `w[row][k] ≈ scales[row] · levels[indices[row][k]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantizedWeights {
+    /// Codebook and indices, row-major `[rows][k]`.
+    pub table: WeightTable,
+    /// One scale per row (all equal for a per-tensor scale).
+    pub scales: Vec<f64>,
+}
+
+impl QuantizedWeights {
+    /// The real value of every weight, row-major.
+    pub fn dequantized(&self) -> Vec<f32> {
+        let k = self.table.indices.len() / self.scales.len().max(1);
+        self.table
+            .indices
+            .iter()
+            .enumerate()
+            .map(|(i, &q)| {
+                (self.scales[i / k] * f64::from(self.table.levels[usize::from(q)])) as f32
+            })
+            .collect()
+    }
+}
+
+fn core_err(what: &str) -> impl Fn(nuq_core::Error) -> NnError + '_ {
+    move |e| NnError::Config(format!("quantizing {what}: {e}"))
+}
+
+/// Quantizes a row-major `rows × k` weight matrix to `bits`-bit indices.
+///
+/// With `per_channel`, each row is first divided by its root-mean-square, one codebook is
+/// fitted on the pooled normalised weights, and row `r`'s scale is `rms[r] · s`. Without it,
+/// one codebook and one scale serve the whole tensor. 8-bit weights use the uniform grid
+/// `−127..=127` whatever the family (the first and last layers of a network).
+///
+/// # Errors
+/// [`NnError::Config`] for empty or non-finite weights or an impossible bit width.
+pub fn quantize_weights(
+    what: &str,
+    w: &[f32],
+    rows: usize,
+    bits: u8,
+    family: Family,
+    per_channel: bool,
+) -> Result<QuantizedWeights, NnError> {
+    if rows == 0 || w.is_empty() || w.len() % rows != 0 {
+        return Err(NnError::Config(format!(
+            "{what}: {} weights do not split into {rows} rows",
+            w.len()
+        )));
+    }
+    if !(1..=8).contains(&bits) {
+        return Err(NnError::Config(format!(
+            "{what}: weight bits must be 1..=8, got {bits}"
+        )));
+    }
+    if let Some(i) = w.iter().position(|v| !v.is_finite()) {
+        return Err(NnError::Config(format!(
+            "{what}: weight {i} is not finite ({})",
+            w[i]
+        )));
+    }
+    let k = w.len() / rows;
+    let norms: Vec<f64> = if per_channel {
+        w.chunks_exact(k)
+            .map(|row| {
+                let ms = row
+                    .iter()
+                    .map(|&v| f64::from(v) * f64::from(v))
+                    .sum::<f64>()
+                    / k as f64;
+                if ms > 0.0 {
+                    ms.sqrt()
+                } else {
+                    1.0
+                }
+            })
+            .collect()
+    } else {
+        vec![1.0; rows]
+    };
+    let normalised: Vec<f32> = w
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (f64::from(v) / norms[i / k]) as f32)
+        .collect();
+    let err = core_err(what);
+    let (codebook, scale) = if bits == 8 {
+        let cb = Codebook::uniform(Grid::I8, 8, Polarity::Signed).map_err(&err)?;
+        let s = Calibration::MseOptimal
+            .scale(&normalised, &cb)
+            .map_err(&err)?;
+        (cb, f64::from(s.get()))
+    } else {
+        match family {
+            Family::KQuantile | Family::LloydMax => {
+                let d = EmpiricalDistribution::from_values(&normalised).map_err(&err)?;
+                let fit = if family == Family::KQuantile {
+                    Codebook::k_quantile(Grid::I8, bits, &d)
+                } else {
+                    Codebook::lloyd_max(Grid::I8, bits, &d, &LloydMaxOptions::default())
+                }
+                .map_err(&err)?;
+                (fit.codebook, f64::from(fit.scale.get()))
+            }
+            Family::Apot | Family::Uniform => {
+                let cb = if family == Family::Apot {
+                    Codebook::apot(Grid::I8, bits, Polarity::Signed)
+                } else {
+                    Codebook::uniform(Grid::I8, bits, Polarity::Signed)
+                }
+                .map_err(&err)?;
+                let s = Calibration::MseOptimal
+                    .scale(&normalised, &cb)
+                    .map_err(&err)?;
+                (cb, f64::from(s.get()))
+            }
+        }
+    };
+    let mut indices = vec![0u8; w.len()];
+    let units: Vec<f32> = normalised
+        .iter()
+        .map(|&v| (f64::from(v) / scale) as f32)
+        .collect();
+    for (dst, &u) in indices.iter_mut().zip(&units) {
+        *dst = codebook.nearest(u);
+    }
+    let levels = codebook
+        .levels()
+        .iter()
+        .map(|&l| {
+            i8::try_from(l)
+                .map_err(|_| NnError::Config(format!("{what}: level {l} is off the int8 grid")))
+        })
+        .collect::<Result<Vec<i8>, _>>()?;
+    Ok(QuantizedWeights {
+        table: WeightTable {
+            bits,
+            levels,
+            indices,
+        },
+        scales: norms.iter().map(|n| n * scale).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weights(rows: usize, k: usize) -> Vec<f32> {
+        let mut rng = crate::Rng::new(7);
+        (0..rows * k)
+            .map(|i| rng.normal() * (1.0 + (i / k) as f32))
+            .collect()
+    }
+
+    #[test]
+    fn every_family_reconstructs_with_bounded_error() {
+        let (rows, k) = (8, 144);
+        let w = weights(rows, k);
+        let power: f64 = w.iter().map(|&v| f64::from(v).powi(2)).sum();
+        for family in [
+            Family::KQuantile,
+            Family::LloydMax,
+            Family::Apot,
+            Family::Uniform,
+        ] {
+            for per_channel in [false, true] {
+                let q = quantize_weights("test", &w, rows, 4, family, per_channel).unwrap();
+                assert!(q.table.levels.len() <= 16);
+                let err: f64 = q
+                    .dequantized()
+                    .iter()
+                    .zip(&w)
+                    .map(|(a, b)| f64::from(a - b).powi(2))
+                    .sum();
+                let sqnr = 10.0 * (power / err).log10();
+                assert!(
+                    sqnr > 14.0,
+                    "{family:?} per_channel={per_channel}: SQNR {sqnr:.1} dB"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn per_channel_scales_follow_row_magnitudes() {
+        let w = weights(4, 64);
+        let q = quantize_weights("test", &w, 4, 3, Family::LloydMax, true).unwrap();
+        assert!(q.scales.windows(2).all(|s| s[0] < s[1]), "{:?}", q.scales);
+        let t = quantize_weights("test", &w, 4, 3, Family::LloydMax, false).unwrap();
+        assert!(t.scales.windows(2).all(|s| s[0] == s[1]));
+    }
+
+    #[test]
+    fn eight_bits_is_fine_uniform() {
+        let w = weights(2, 50);
+        let q = quantize_weights("test", &w, 2, 8, Family::Apot, false).unwrap();
+        let max_err = q
+            .dequantized()
+            .iter()
+            .zip(&w)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(f64::from(max_err) <= q.scales[0] * 0.5 + 1e-6);
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        assert!(
+            quantize_weights("t", &[1.0, f32::NAN], 1, 4, Family::Uniform, false)
+                .unwrap_err()
+                .to_string()
+                .contains("weight 1 is not finite")
+        );
+        assert!(quantize_weights("t", &[1.0; 3], 2, 4, Family::Uniform, false).is_err());
+        assert!(quantize_weights("t", &[1.0; 4], 2, 9, Family::Uniform, false).is_err());
+    }
+}

@@ -1,0 +1,227 @@
+//! The integer model against its fake-quantized float twin, and against a naive reference.
+
+use nuq_kernels::KernelPath;
+use nuq_nn::integer::{IntegerRunner, TensorData};
+use nuq_nn::quant::{Family, InputNorm, QuantConfig, QuantizedNetwork};
+use nuq_nn::{Arch, BatchNorm2d, Mode, ModelConfig, Network, Rng};
+
+/// Random BN statistics (some negative scales) so the folding is exercised in every direction.
+fn randomise_bn(net: &mut Network, seed: u64, negative: bool) {
+    let mut rng = Rng::new(seed);
+    fn walk(s: &mut nuq_nn::Sequential, rng: &mut Rng, negative: bool) {
+        for (_, l) in s.layers_mut() {
+            let any = l.as_any_mut();
+            if let Some(bn) = any.downcast_mut::<BatchNorm2d>() {
+                for o in 0..bn.channels() {
+                    let sign = if negative && rng.next_f32() < 0.2 {
+                        -1.0
+                    } else {
+                        1.0
+                    };
+                    bn.weight.value[o] = sign * rng.uniform(0.5, 1.5);
+                    bn.bias.value[o] = rng.uniform(-0.2, 0.4);
+                    bn.running_mean[o] = rng.uniform(-0.3, 0.3);
+                    bn.running_var[o] = rng.uniform(0.5, 2.0);
+                }
+            } else if let Some(b) = any.downcast_mut::<nuq_nn::BasicBlock>() {
+                walk(&mut b.main, rng, negative);
+                if let Some(d) = b.downsample.as_mut() {
+                    walk(d, rng, negative);
+                }
+            }
+        }
+    }
+    walk(&mut net.body, &mut rng, negative);
+}
+
+fn images(n: usize, len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    // Smooth-ish images: a random gradient plus noise, so convolutions see structure.
+    (0..n * len)
+        .map(|i| {
+            let base = ((i % len) * 255 / len) as f32;
+            (base * 0.5 + rng.uniform(0.0, 127.0)) as u8
+        })
+        .collect()
+}
+
+struct Case {
+    arch: Arch,
+    width: f32,
+    size: usize,
+    channels: usize,
+    family: Family,
+    bits: u8,
+    per_channel: bool,
+    negative_bn: bool,
+}
+
+/// Float twin vs integer model: returns (top-1 agreement, share of images whose logits differ
+/// by more than 1e-4 of the logit range, the largest such difference).
+///
+/// The documented bound: the integer logits equal the twin's up to float rounding, except on
+/// images where some activation lies within float rounding of a threshold (the twin computes
+/// in f32), where one code moves by one step.
+fn agreement(case: &Case) -> (f64, f64, f64) {
+    let cfg = ModelConfig {
+        arch: case.arch,
+        width: case.width,
+        in_channels: case.channels,
+        classes: 10,
+        input_size: (case.size, case.size),
+    };
+    let mut net = Network::new(cfg, 11).unwrap();
+    randomise_bn(&mut net, 5, case.negative_bn);
+    let norm =
+        InputNorm::from_mean_std(&vec![0.3; case.channels], &vec![0.35; case.channels]).unwrap();
+    let mut qc = QuantConfig::new(case.bits, case.family);
+    qc.per_channel = case.per_channel;
+    let mut qn = QuantizedNetwork::prepare(net, qc, norm.clone()).unwrap();
+    let len = case.size * case.size * case.channels;
+    let calib = images(64, len, 1);
+    qn.calibrate(&norm.normalise(&calib, 64, case.size, case.size).unwrap())
+        .unwrap();
+    let model = qn.to_integer().unwrap();
+
+    let n = 200;
+    let test = images(n, len, 2);
+    let x = norm.normalise(&test, n, case.size, case.size).unwrap();
+    let float_logits = qn.net.forward(&x, Mode::Eval).unwrap().data().to_vec();
+    let mut runner = IntegerRunner::new(&model, KernelPath::best_available()).unwrap();
+    let int_logits = runner.forward(&test, n).unwrap().to_vec();
+    let unit = model.logit_scale;
+    let argmax = |r: &[f32]| (0..r.len()).fold(0, |b, j| if r[j] > r[b] { j } else { b });
+    let mut agree = 0;
+    let mut worst: f64 = 0.0;
+    let mut off = 0usize;
+    let spread = float_logits.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+    for i in 0..n {
+        let f = &float_logits[i * 10..(i + 1) * 10];
+        let q: Vec<f32> = int_logits[i * 10..(i + 1) * 10]
+            .iter()
+            .map(|&v| (f64::from(v) * unit) as f32)
+            .collect();
+        agree += usize::from(argmax(f) == argmax(&q));
+        let mut d: f64 = 0.0;
+        for j in 0..10 {
+            d = d.max(f64::from((f[j] - q[j]).abs()) / spread);
+        }
+        if d > 1e-4 {
+            off += 1;
+        }
+        worst = worst.max(d);
+    }
+    (agree as f64 / n as f64, off as f64 / n as f64, worst)
+}
+
+#[test]
+fn resnet_integer_model_agrees_with_fake_quant_twin() {
+    for (family, bits, per_channel, negative_bn) in [
+        (Family::KQuantile, 4, true, false),
+        (Family::LloydMax, 3, false, true),
+        (Family::Apot, 4, true, true),
+        (Family::Uniform, 2, true, false),
+    ] {
+        let case = Case {
+            arch: Arch::ResNet20,
+            width: 0.5,
+            size: 12,
+            channels: 3,
+            family,
+            bits,
+            per_channel,
+            negative_bn,
+        };
+        let (agree, off, worst) = agreement(&case);
+        assert!(
+            agree >= 0.99,
+            "{family:?} {bits} bits: top-1 agreement {agree}"
+        );
+        assert!(
+            off <= 0.03,
+            "{family:?} {bits} bits: {off} of images off by up to {worst}"
+        );
+        assert!(
+            worst < 0.25,
+            "{family:?} {bits} bits: logit difference {worst} of the logit range"
+        );
+    }
+}
+
+#[test]
+fn vgg_integer_model_agrees_with_fake_quant_twin() {
+    let case = Case {
+        arch: Arch::VggSmall,
+        width: 0.0625,
+        size: 16,
+        channels: 1,
+        family: Family::KQuantile,
+        bits: 4,
+        per_channel: true,
+        negative_bn: true,
+    };
+    let (agree, off, worst) = agreement(&case);
+    assert!(agree >= 0.99, "top-1 agreement {agree}");
+    assert!(off <= 0.03, "{off} of images off by up to {worst}");
+    assert!(worst < 0.25, "logit difference {worst}");
+}
+
+#[test]
+fn every_kernel_path_gives_identical_logits_and_dumps() {
+    let cfg = ModelConfig {
+        arch: Arch::ResNet20,
+        width: 0.25,
+        in_channels: 1,
+        classes: 10,
+        input_size: (8, 8),
+    };
+    let mut net = Network::new(cfg, 3).unwrap();
+    randomise_bn(&mut net, 9, true);
+    let norm = InputNorm::from_mean_std(&[0.5], &[0.25]).unwrap();
+    let mut qn =
+        QuantizedNetwork::prepare(net, QuantConfig::new(4, Family::KQuantile), norm.clone())
+            .unwrap();
+    let calib = images(32, 64, 4);
+    qn.calibrate(&norm.normalise(&calib, 32, 8, 8).unwrap())
+        .unwrap();
+    let model = qn.to_integer().unwrap();
+    let test = images(7, 64, 5);
+    let mut reference: Option<(Vec<i32>, Vec<Vec<u8>>)> = None;
+    for path in KernelPath::ALL.into_iter().filter(|p| p.is_available()) {
+        let mut runner = IntegerRunner::new(&model, path).unwrap();
+        let mut dumps = Vec::new();
+        let logits = runner
+            .forward_with(&test, 7, &mut |_, _, data| {
+                dumps.push(match data {
+                    TensorData::Levels(v) => v.to_vec(),
+                    TensorData::Int32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                })
+            })
+            .unwrap()
+            .to_vec();
+        assert_eq!(dumps.len(), model.nodes.len());
+        match &reference {
+            None => reference = Some((logits, dumps)),
+            Some((l, d)) => {
+                assert_eq!(&logits, l, "{path:?}");
+                assert_eq!(&dumps, d, "{path:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn uncalibrated_network_is_a_clear_error() {
+    let cfg = ModelConfig {
+        arch: Arch::VggSmall,
+        width: 0.0625,
+        in_channels: 1,
+        classes: 10,
+        input_size: (8, 8),
+    };
+    let net = Network::new(cfg, 1).unwrap();
+    let norm = InputNorm::from_mean_std(&[0.5], &[0.25]).unwrap();
+    let qn = QuantizedNetwork::prepare(net, QuantConfig::new(4, Family::Uniform), norm).unwrap();
+    let e = qn.to_integer().unwrap_err().to_string();
+    assert!(e.contains("not calibrated"), "{e}");
+}
