@@ -61,3 +61,8 @@ pub use model::Model;
 pub use seal::reseal;
 #[cfg(feature = "std")]
 pub use writer::{encode, write_file, WriteError, WriteOptions};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
