@@ -76,36 +76,42 @@ fn gemm_benches(c: &mut Criterion) {
         let wf: Vec<f32> = w.iter().map(|&v| f32::from(v)).collect();
         let mut cf = vec![0f32; m * n];
         let threads = rayon::current_num_threads();
-        g.bench_function(BenchmarkId::new("sgemm", "gemm-crate"), |b| {
-            b.iter(|| {
-                // SAFETY: `af` is m×k row-major, `wf` n×k row-major read as the k×n right
-                // operand (row stride 1, column stride k), `cf` m×n row-major; the sizes match
-                // and the buffers do not alias.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        n,
-                        k,
-                        cf.as_mut_ptr(),
-                        1,
-                        n as isize,
-                        false,
-                        black_box(af.as_ptr()),
-                        1,
-                        k as isize,
-                        wf.as_ptr(),
-                        k as isize,
-                        1,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::Rayon(threads),
-                    )
-                }
-            })
-        });
+        // fp32 `gemm` with the weights as w[n][k] (as the integer kernels read them) and as
+        // w[k][n]; the crate is much faster with the latter at small m.
+        for (layout, rhs_cs, rhs_rs) in
+            [("w[n][k]", k as isize, 1isize), ("w[k][n]", 1, n as isize)]
+        {
+            g.bench_function(BenchmarkId::new("sgemm", layout), |b| {
+                b.iter(|| {
+                    // SAFETY: `af` is m×k row-major, `wf` holds the k×n right operand at the
+                    // given strides (both address exactly n·k elements), `cf` is m×n
+                    // row-major; the sizes match and the buffers do not alias.
+                    unsafe {
+                        gemm::gemm(
+                            m,
+                            n,
+                            k,
+                            cf.as_mut_ptr(),
+                            1,
+                            n as isize,
+                            false,
+                            black_box(af.as_ptr()),
+                            1,
+                            k as isize,
+                            wf.as_ptr(),
+                            rhs_cs,
+                            rhs_rs,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::Rayon(threads),
+                        )
+                    }
+                })
+            });
+        }
         g.finish();
     }
 }
