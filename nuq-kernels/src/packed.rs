@@ -390,11 +390,11 @@ impl CodebookWeights {
         self.codebooks[book * levels + usize::from(self.index(ch, kk))]
     }
 
-    /// Whether the AVX-512/AVX2 kernels decode this tensor in registers (per-tensor 4-bit
-    /// and, on AVX-512, per-tensor 2-bit); other formats are decoded panel by panel into
-    /// an int8 scratch panel first.
+    /// Whether the AVX-512 kernel decodes this tensor in registers (every per-tensor
+    /// codebook; the AVX2 kernel does so for per-tensor 4-bit). Per-channel codebooks are
+    /// decoded once per panel and tile into an int8 scratch panel instead.
     pub fn decodes_in_registers(&self) -> bool {
-        self.scope == CodebookScope::PerTensor && (self.bits == 4 || self.bits == 2)
+        self.scope == CodebookScope::PerTensor
     }
 
     /// The per-tensor codebook repeated to fill 64 bytes (`vpermb` table).

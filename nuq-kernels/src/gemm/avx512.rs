@@ -6,9 +6,11 @@
 //! Codebook weights are decoded in registers: per-tensor 4-bit with one `vpermb` per
 //! weight vector (the 64-byte table repeats the 16 levels four times, so the high index
 //! bits left over after a 4-bit shift do not matter), per-tensor 2-bit likewise from a
-//! 16-fold repeated table. One decode serves all 8 rows of the tile (8 `vpdpbusd`), which
-//! keeps the shuffle port far from the multiplier's. Other formats (3-bit, per-channel
-//! codebooks) are decoded once per panel into int8 scratch and run the int8 kernel.
+//! 16-fold repeated table, per-tensor 3-bit with a bit-plane merge before the `vpermb`
+//! (see `cb3_block`). One decode serves all 8 rows of the tile (8 `vpdpbusd`), which keeps
+//! the shuffle port far from the multiplier's. Per-channel codebooks (a 16-channel vector
+//! would need 16 tables) are decoded once per panel and tile into int8 scratch — 4-bit ones
+//! with `vpermi2b` — and run the int8 kernel.
 
 use super::{tail_group, with_decoded_panel, OutPtr, Problem, Weights};
 use crate::packed::{CodebookScope, CodebookWeights, PANEL};
@@ -18,6 +20,7 @@ use std::ops::Range;
 const INT8: u8 = 0;
 const CB4: u8 = 1;
 const CB2: u8 = 2;
+const CB3: u8 = 3;
 
 /// Register tile rows.
 const MR: usize = 8;
@@ -33,6 +36,7 @@ pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
         Weights::Int8(_) => Some(INT8),
         Weights::Codebook(w) if w.scope() == CodebookScope::PerTensor && w.bits() == 4 => Some(CB4),
         Weights::Codebook(w) if w.scope() == CodebookScope::PerTensor && w.bits() == 2 => Some(CB2),
+        Weights::Codebook(w) if w.scope() == CodebookScope::PerTensor && w.bits() == 3 => Some(CB3),
         Weights::Codebook(_) => None,
     };
     let panel_src = |panel: usize| -> &[u8] {
@@ -161,7 +165,8 @@ unsafe fn dispatch_kind(
         match kind {
             INT8 => panel_rows::<INT8>(p, rows, panel, w, lut, out),
             CB4 => panel_rows::<CB4>(p, rows, panel, w, lut, out),
-            _ => panel_rows::<CB2>(p, rows, panel, w, lut, out),
+            CB2 => panel_rows::<CB2>(p, rows, panel, w, lut, out),
+            _ => panel_rows::<CB3>(p, rows, panel, w, lut, out),
         }
     }
 }
@@ -230,6 +235,14 @@ unsafe fn group_weights<const KIND: u8>(
                     _mm512_permutexvar_epi8(_mm512_srli_epi16::<4>(packed), lut),
                 )
             }
+            CB3 => {
+                let d = cb3_block(w.add((g / 2) * 96), lut);
+                if g.is_multiple_of(2) {
+                    (d[0], d[1])
+                } else {
+                    (d[2], d[3])
+                }
+            }
             _ => {
                 let packed = _mm512_loadu_si512(w.add((g / 2) * 64).cast());
                 let base = if g.is_multiple_of(2) {
@@ -244,6 +257,46 @@ unsafe fn group_weights<const KIND: u8>(
             }
         }
     }
+}
+
+/// Decodes one 3-bit group-pair block (64-byte 2-bit plane + 32-byte high-bit plane) into
+/// its four weight vectors `(g, half) = (0,0), (0,1), (1,0), (1,1)`. The high bit of lane
+/// byte `b`, element `r`, is bit `4·(b % 2) + r` of plane byte `b / 2`: a `vpermb` spreads
+/// the plane so byte `b` holds plane byte `b / 2`, odd bytes are shifted down by 4, and
+/// per element one shift moves bit `r` to bit 2 where a bit-select (`vpternlogd`) merges it
+/// with the two low index bits. The 64-byte table repeats the 8 levels, so index bits
+/// 3..5 do not matter.
+///
+/// # Safety
+/// `blk` must point at 96 readable bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+#[inline]
+unsafe fn cb3_block(blk: *const u8, lut: __m512i) -> [__m512i; 4] {
+    // SAFETY: the caller guarantees 96 readable bytes at `blk`.
+    let (low2, plane) = unsafe {
+        (
+            _mm512_loadu_si512(blk.cast()),
+            _mm512_castsi256_si512(_mm256_loadu_si256(blk.add(64).cast())),
+        )
+    };
+    let spread_bytes: [u8; 64] = std::array::from_fn(|b| (b / 2) as u8);
+    // SAFETY: 64 readable bytes.
+    let spread = unsafe { _mm512_loadu_si512(spread_bytes.as_ptr().cast()) };
+    let y = _mm512_permutexvar_epi8(spread, plane);
+    let odd: __mmask64 = 0xAAAA_AAAA_AAAA_AAAA;
+    let y = _mm512_mask_blend_epi8(odd, y, _mm512_srli_epi16::<4>(y));
+    let two_bits = _mm512_set1_epi8(0x03);
+    let merge = |lo: __m512i, hi: __m512i| {
+        // (two_bits & lo) | (!two_bits & hi)
+        let idx = _mm512_ternarylogic_epi32::<0xCA>(two_bits, lo, hi);
+        _mm512_permutexvar_epi8(idx, lut)
+    };
+    [
+        merge(low2, _mm512_slli_epi16::<2>(y)),
+        merge(_mm512_srli_epi16::<2>(low2), _mm512_slli_epi16::<1>(y)),
+        merge(_mm512_srli_epi16::<4>(low2), y),
+        merge(_mm512_srli_epi16::<6>(low2), _mm512_srli_epi16::<1>(y)),
+    ]
 }
 
 /// Multiply-accumulates one group: `acc[r] += a[r] (4 bytes, broadcast) · (w0, w1)`.
@@ -297,7 +350,19 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
         })
     };
     let mut g = 0;
-    if KIND == CB2 {
+    if KIND == CB3 {
+        while g + 2 <= full {
+            if g < next_lines {
+                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64).cast());
+                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64 + 64).cast());
+            }
+            // SAFETY: groups `g`, `g+1 < groups` lie inside the panel (96 bytes per pair).
+            let d = unsafe { cb3_block(wp.add((g / 2) * 96), lutv) };
+            step(&mut acc, &load_a(g), d[0], d[1]);
+            step(&mut acc, &load_a(g + 1), d[2], d[3]);
+            g += 2;
+        }
+    } else if KIND == CB2 {
         // Pairs of groups share one 64-byte packed vector: decode both at once.
         while g + 2 <= full {
             // SAFETY: groups `g`, `g+1 < groups` lie inside the panel.
