@@ -1,7 +1,7 @@
 //! The integer model against its fake-quantized float twin, and against a naive reference.
 
 use nuq_kernels::KernelPath;
-use nuq_nn::integer::{IntegerRunner, TensorData};
+use nuq_nn::integer::{from_file_model, to_file_model, IntegerRunner, TensorData};
 use nuq_nn::quant::{Family, InputNorm, QuantConfig, QuantizedNetwork};
 use nuq_nn::{Arch, BatchNorm2d, Mode, ModelConfig, Network, Rng};
 
@@ -224,4 +224,99 @@ fn uncalibrated_network_is_a_clear_error() {
     let qn = QuantizedNetwork::prepare(net, QuantConfig::new(4, Family::Uniform), norm).unwrap();
     let e = qn.to_integer().unwrap_err().to_string();
     assert!(e.contains("not calibrated"), "{e}");
+}
+
+#[test]
+fn vgg_model_round_trips_through_the_file_format() {
+    let cfg = ModelConfig {
+        arch: Arch::VggSmall,
+        width: 0.0625,
+        in_channels: 1,
+        classes: 10,
+        input_size: (16, 16),
+    };
+    let mut net = Network::new(cfg, 21).unwrap();
+    randomise_bn(&mut net, 4, true);
+    let norm = InputNorm::from_mean_std(&[0.0], &[0.3]).unwrap();
+    let mut qn =
+        QuantizedNetwork::prepare(net, QuantConfig::new(3, Family::LloydMax), norm.clone())
+            .unwrap();
+    qn.calibrate(&norm.normalise(&images(32, 256, 8), 32, 16, 16).unwrap())
+        .unwrap();
+    let model = qn.to_integer().unwrap();
+    let file_model = to_file_model(
+        &model,
+        nuq_fpga_fmt::CodebookKind::LloydMax,
+        Default::default(),
+    )
+    .unwrap();
+    let bytes = nuq_fpga_fmt::encode(&file_model, &nuq_fpga_fmt::WriteOptions::default()).unwrap();
+    let parsed = nuq_fpga_fmt::NuqFile::parse(&bytes).unwrap();
+    let back = from_file_model(&nuq_fpga_fmt::Model::from_file(&parsed)).unwrap();
+    let test = images(9, 256, 3);
+    let path = KernelPath::best_available();
+    let a = IntegerRunner::new(&model, path)
+        .unwrap()
+        .forward(&test, 9)
+        .unwrap()
+        .to_vec();
+    let b = IntegerRunner::new(&back, path)
+        .unwrap()
+        .forward(&test, 9)
+        .unwrap()
+        .to_vec();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn residual_models_and_input_offsets_are_refused_by_format_1_0() {
+    let cfg = ModelConfig {
+        arch: Arch::ResNet20,
+        width: 0.25,
+        in_channels: 1,
+        classes: 10,
+        input_size: (8, 8),
+    };
+    let norm = InputNorm::from_mean_std(&[0.0], &[0.3]).unwrap();
+    let mut qn = QuantizedNetwork::prepare(
+        Network::new(cfg, 1).unwrap(),
+        QuantConfig::new(4, Family::Uniform),
+        norm.clone(),
+    )
+    .unwrap();
+    qn.calibrate(&norm.normalise(&images(8, 64, 8), 8, 8, 8).unwrap())
+        .unwrap();
+    let e = to_file_model(
+        &qn.to_integer().unwrap(),
+        nuq_fpga_fmt::CodebookKind::Uniform,
+        Default::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("format 1.1") || e.to_string().contains("format 1.0"),
+        "{e}"
+    );
+    let cfg = ModelConfig {
+        arch: Arch::VggSmall,
+        width: 0.0625,
+        in_channels: 1,
+        classes: 10,
+        input_size: (8, 8),
+    };
+    let norm = InputNorm::from_mean_std(&[0.5], &[0.3]).unwrap();
+    let mut qn = QuantizedNetwork::prepare(
+        Network::new(cfg, 1).unwrap(),
+        QuantConfig::new(4, Family::Uniform),
+        norm.clone(),
+    )
+    .unwrap();
+    qn.calibrate(&norm.normalise(&images(8, 64, 8), 8, 8, 8).unwrap())
+        .unwrap();
+    let e = to_file_model(
+        &qn.to_integer().unwrap(),
+        nuq_fpga_fmt::CodebookKind::Uniform,
+        Default::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("zero point"), "{e}");
 }

@@ -17,10 +17,12 @@
 //! [`IntegerRunner`] runs a model with the `nuq-kernels` GEMMs and can hand every node's
 //! output to a dump hook (golden vectors for a hardware testbench).
 
+mod file;
 mod infer;
 mod model;
 mod requant;
 
+pub use file::{from_file_model, to_file_model};
 pub use infer::{IntegerRunner, TensorData};
 pub use model::{
     AddNode, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node,

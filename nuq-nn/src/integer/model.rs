@@ -48,7 +48,7 @@ impl WeightTable {
 
 /// What a convolution hands on: requantized activation levels, or the raw accumulator for
 /// a residual [`Node::Add`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ConvOutput {
     /// Threshold requantization to the next layer's codebook.
     Codes(Requant),
@@ -57,7 +57,7 @@ pub enum ConvOutput {
 }
 
 /// A 2-D convolution over NHWC activation levels (`u8`) with codebook weights.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConvNode {
     /// Input tensor.
     pub input: TensorId,
@@ -75,6 +75,9 @@ pub struct ConvNode {
     pub weights: WeightTable,
     /// Per-output-channel bias in accumulator units, added before requantization.
     pub bias: Vec<i32>,
+    /// Real value of one weight level (the mean of per-channel scales); informative only:
+    /// the thresholds already hold every scale.
+    pub weight_scale: f64,
     /// Requantized codes or the accumulator.
     pub output: ConvOutput,
 }
@@ -83,7 +86,7 @@ pub struct ConvNode {
 /// accumulator and `b` an accumulator (projection shortcut) or activation levels (identity
 /// shortcut). The sum is formed in 64-bit integers; `a_shift` gives the sum fractional bits
 /// so the rounding of `align(b)` costs `2^−a_shift` of an `a` unit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AddNode {
     /// The main branch: an accumulator tensor.
     pub a: TensorId,
@@ -111,7 +114,7 @@ pub struct MaxPoolNode {
 
 /// A fully connected layer over the flattened (NHWC order) activation levels, producing the
 /// class logits as int32.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LinearNode {
     /// Input tensor (flattened as `h, w, c`).
     pub input: TensorId,
@@ -123,10 +126,12 @@ pub struct LinearNode {
     pub weights: WeightTable,
     /// Bias in accumulator units.
     pub bias: Vec<i32>,
+    /// Real value of one weight level (informative).
+    pub weight_scale: f64,
 }
 
 /// One integer operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Node {
     /// Convolution.
     Conv(ConvNode),

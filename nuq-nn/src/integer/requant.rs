@@ -7,7 +7,7 @@
 /// `#{j : acc >= T[c][j]}` (rising) or `#{j : acc <= T[c][j]}` (falling — a channel whose
 /// folded batch-norm scale is negative). Thresholds are stored ascending in both cases; the
 /// count does not depend on their order. The level is `levels[code]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Requant {
     /// Code bits (1..=8).
     pub bits: u8,
@@ -17,6 +17,8 @@ pub struct Requant {
     pub falling: Vec<bool>,
     /// The output codebook: `2^bits` strictly increasing unsigned levels.
     pub levels: Vec<u8>,
+    /// Real value of one output level (informative; inference never uses it).
+    pub scale: f64,
 }
 
 impl Requant {
@@ -172,7 +174,7 @@ mod tests {
         #[test]
         fn rising_code_counts_reached_thresholds(acc in -1000i64..1000, mut t in proptest::collection::vec(-1000i32..1000, 3)) {
             t.sort();
-            let r = Requant { bits: 2, thresholds: t.clone(), falling: vec![false], levels: vec![0, 1, 2, 3] };
+            let r = Requant { bits: 2, thresholds: t.clone(), falling: vec![false], levels: vec![0, 1, 2, 3], scale: 1.0 };
             let code = r.code(0, acc);
             prop_assert_eq!(usize::from(code), t.iter().filter(|&&x| acc >= i64::from(x)).count());
             // Monotone in the accumulator.
@@ -200,6 +202,7 @@ mod tests {
             thresholds: vec![3, 1, 2],
             falling: vec![false],
             levels: vec![0, 1, 2, 3],
+            scale: 1.0,
         };
         assert!(r.validate(1).unwrap_err().contains("not ascending"));
         let r = Requant {
@@ -207,6 +210,7 @@ mod tests {
             thresholds: vec![1, 2, 3],
             falling: vec![false],
             levels: vec![0, 1, 1, 3],
+            scale: 1.0,
         };
         assert!(r.validate(1).unwrap_err().contains("strictly increasing"));
     }

@@ -486,6 +486,7 @@ fn requant(aff: &Affine, q: &ActQuantizer) -> Requant {
         thresholds,
         falling,
         levels: q.levels.clone(),
+        scale: q.scale,
     }
 }
 
@@ -556,6 +557,7 @@ impl Builder<'_> {
             padding: c.padding.0,
             weights: q.table.clone(),
             bias,
+            weight_scale: q.scales.iter().sum::<f64>() / q.scales.len() as f64,
             output,
         };
         Ok((node, u, oh, ow))
@@ -785,6 +787,7 @@ impl Builder<'_> {
             out_features: outs,
             weights: table,
             bias,
+            weight_scale: q.scales[0],
         };
         self.cur = self.push(Node::Linear(node), unit, 1, 1, outs);
         Ok(())

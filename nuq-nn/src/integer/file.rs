@@ -1,0 +1,489 @@
+//! The integer model in the `.nuq` file format (`nuq-fpga-fmt`).
+//!
+//! Mapping (format 1.0):
+//!
+//! | integer model | `.nuq` layers |
+//! |---|---|
+//! | input | `input` with an 8-bit identity codebook (codes are the image bytes) |
+//! | [`ConvNode`] with codes | `conv2d` with weights, weight codebook, scale, bias, thresholds, output codebook and scale |
+//! | [`Node::MaxPool`] | `maxpool2d` (codes pass through; the input's codebook still applies) |
+//! | [`Node::GlobalAvgPool`] | `global_avgpool` (levels averaged, rounded half up) |
+//! | [`LinearNode`] | `flatten` (when its input is not `1×1`) then `linear`, output logits (`act_bits = 0`) |
+//!
+//! Weights are stored `[out, in, kh, kw]` (PyTorch order) and the linear layer after a
+//! `flatten` reads features in `[c][h][w]` order, as the format defines; the integer model's
+//! NHWC orders are converted both ways. Residual joins ([`Node::Add`]) and an input zero
+//! point other than 0 need per-channel alignment factors and an input offset that format 1.0
+//! cannot hold yet: writing such a model is an error naming the node.
+
+use std::collections::BTreeMap;
+
+use nuq_fpga_fmt::model::{Codebook, Layer, Metadata, ThresholdTable, WeightTensor};
+use nuq_fpga_fmt::reader::Scale;
+use nuq_fpga_fmt::{CodebookKind, Direction, LayerOp, Model, TileOrder};
+
+use crate::integer::model::{
+    ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node, TensorKind,
+    WeightTable,
+};
+use crate::integer::requant::Requant;
+use crate::NnError;
+
+fn err(msg: String) -> NnError {
+    NnError::Config(msg)
+}
+
+fn scale(value: f64) -> Result<Scale, NnError> {
+    let v = value as f32;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(err(format!(
+            "scale {value} cannot be stored (must be finite and > 0)"
+        )));
+    }
+    Ok(Scale {
+        value: v,
+        exponent: None,
+        multiplier_shift: None,
+    })
+}
+
+struct Writer {
+    m: Model,
+    kind: CodebookKind,
+}
+
+impl Writer {
+    fn codebook(&mut self, bits: u8, signed: bool, levels: Vec<i32>, kind: CodebookKind) -> u32 {
+        let mut levels = levels;
+        let last = *levels.last().unwrap_or(&0);
+        levels.resize(1 << bits, last);
+        let cb = Codebook::new(kind, 8, signed, levels);
+        self.m.codebooks.push(cb);
+        (self.m.codebooks.len() - 1) as u32
+    }
+
+    fn scale(&mut self, v: f64) -> Result<u32, NnError> {
+        self.m.scales.push(scale(v)?);
+        Ok((self.m.scales.len() - 1) as u32)
+    }
+
+    fn weights(&mut self, table: &WeightTable, dims: Vec<u32>, indices: Vec<u8>) -> (u32, u32) {
+        self.m.weights.push(WeightTensor {
+            bits: table.bits,
+            word_bits: 32,
+            order: TileOrder::RowPerOutput,
+            dims,
+            indices,
+        });
+        let w = (self.m.weights.len() - 1) as u32;
+        let levels = table.levels.iter().map(|&l| i32::from(l)).collect();
+        let cb = self.codebook(
+            table.bits,
+            true,
+            levels,
+            if table.bits == 8 {
+                CodebookKind::Uniform
+            } else {
+                self.kind
+            },
+        );
+        (w, cb)
+    }
+
+    fn requant(&mut self, r: &Requant) -> Result<(u32, u32, u32), NnError> {
+        self.m.thresholds.push(ThresholdTable {
+            bits: r.bits,
+            values: r.thresholds.clone(),
+            directions: r
+                .falling
+                .iter()
+                .map(|&f| {
+                    if f {
+                        Direction::Falling
+                    } else {
+                        Direction::Rising
+                    }
+                })
+                .collect(),
+        });
+        let t = (self.m.thresholds.len() - 1) as u32;
+        let cb = self.codebook(
+            r.bits,
+            false,
+            r.levels.iter().map(|&l| i32::from(l)).collect(),
+            self.kind,
+        );
+        Ok((t, cb, self.scale(r.scale)?))
+    }
+
+    fn bias(&mut self, b: &[i32]) -> u32 {
+        self.m.biases.push(b.to_vec());
+        (self.m.biases.len() - 1) as u32
+    }
+}
+
+/// Converts an integer model to a `.nuq` model; `kind` names the activation/weight codebook
+/// family and `entries` go into the metadata.
+///
+/// # Errors
+/// [`NnError::Config`] for nodes format 1.0 cannot hold (residual joins, an input zero point)
+/// or an inconsistent model.
+pub fn to_file_model(
+    model: &IntegerModel,
+    kind: CodebookKind,
+    entries: BTreeMap<String, String>,
+) -> Result<Model, NnError> {
+    let infos = model.tensor_infos()?;
+    if model.input.zero_point.iter().any(|&z| z != 0) {
+        return Err(err(
+            "format 1.0 has no input zero point: train with a zero input mean to export".into(),
+        ));
+    }
+    let mut w = Writer {
+        m: Model::default(),
+        kind,
+    };
+    w.m.metadata = Metadata {
+        producer: "nuq".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        entries,
+    };
+    let inp = &model.input;
+    let mut input = Layer::new(
+        "input",
+        LayerOp::Input,
+        &[],
+        [inp.channels as u32, inp.height as u32, inp.width as u32],
+    );
+    input.act_bits = 8;
+    input.act_codebook = Some(w.codebook(8, false, (0..256).collect(), CodebookKind::Uniform));
+    w.m.layers.push(input);
+    // Tensor id → layer index in the file.
+    let mut layer_of = vec![0u32];
+    for (i, node) in model.nodes.iter().enumerate() {
+        let out = infos[i + 1];
+        let shape = [out.c as u32, out.h as u32, out.w as u32];
+        let layer = match node {
+            Node::Conv(c) => {
+                let ConvOutput::Codes(r) = &c.output else {
+                    return Err(err(format!(
+                        "node {i}: accumulator outputs (residual branches) need format 1.1"
+                    )));
+                };
+                let k = c.kernel;
+                // [o][ky][kx][ci] → [o][ci][ky][kx]
+                let mut idx = vec![0u8; c.weights.indices.len()];
+                for o in 0..c.c_out {
+                    for t in 0..k * k {
+                        for ci in 0..c.c_in {
+                            idx[((o * c.c_in + ci) * k * k) + t] =
+                                c.weights.indices[(o * k * k + t) * c.c_in + ci];
+                        }
+                    }
+                }
+                let (wi, wcb) = w.weights(
+                    &c.weights,
+                    vec![c.c_out as u32, c.c_in as u32, k as u32, k as u32],
+                    idx,
+                );
+                let (t, acb, asc) = w.requant(r)?;
+                let mut l = Layer::new(
+                    &format!("conv{i}"),
+                    LayerOp::Conv2d,
+                    &[layer_of[c.input]],
+                    shape,
+                )
+                .with_window(
+                    [k as u32; 2],
+                    [c.stride as u32; 2],
+                    [c.padding as u32; 4],
+                );
+                l.weight_bits = c.weights.bits;
+                l.act_bits = r.bits;
+                l.weights = Some(wi);
+                l.weight_codebook = Some(wcb);
+                l.weight_scale = Some(w.scale(c.weight_scale)?);
+                l.bias = Some(w.bias(&c.bias));
+                l.thresholds = Some(t);
+                l.act_codebook = Some(acb);
+                l.act_scale = Some(asc);
+                l
+            }
+            Node::Add(_) => {
+                return Err(err(format!("node {i}: residual joins need per-channel alignment, which format 1.0 cannot hold")));
+            }
+            Node::MaxPool(p) => Layer::new(
+                &format!("maxpool{i}"),
+                LayerOp::MaxPool2d,
+                &[layer_of[p.input]],
+                shape,
+            )
+            .with_window([p.kernel as u32; 2], [p.stride as u32; 2], [0; 4]),
+            Node::GlobalAvgPool { input } => Layer::new(
+                &format!("avgpool{i}"),
+                LayerOp::GlobalAvgPool,
+                &[layer_of[*input]],
+                shape,
+            ),
+            Node::Linear(lin) => {
+                let x = infos[lin.input];
+                let mut src = layer_of[lin.input];
+                let mut idx = lin.weights.indices.clone();
+                if x.h * x.w > 1 {
+                    w.m.layers.push(Layer::new(
+                        &format!("flatten{i}"),
+                        LayerOp::Flatten,
+                        &[src],
+                        [lin.in_features as u32, 1, 1],
+                    ));
+                    src = (w.m.layers.len() - 1) as u32;
+                    // NHWC feature order → [c][h][w].
+                    for o in 0..lin.out_features {
+                        let row =
+                            &lin.weights.indices[o * lin.in_features..(o + 1) * lin.in_features];
+                        let dst = &mut idx[o * lin.in_features..(o + 1) * lin.in_features];
+                        for ch in 0..x.c {
+                            for y in 0..x.h {
+                                for xx in 0..x.w {
+                                    dst[(ch * x.h + y) * x.w + xx] = row[(y * x.w + xx) * x.c + ch];
+                                }
+                            }
+                        }
+                    }
+                }
+                let (wi, wcb) = w.weights(
+                    &lin.weights,
+                    vec![lin.out_features as u32, lin.in_features as u32],
+                    idx,
+                );
+                let mut l = Layer::new(&format!("linear{i}"), LayerOp::Linear, &[src], shape);
+                l.weight_bits = lin.weights.bits;
+                l.weights = Some(wi);
+                l.weight_codebook = Some(wcb);
+                l.weight_scale = Some(w.scale(lin.weight_scale)?);
+                l.bias = Some(w.bias(&lin.bias));
+                l.act_scale = Some(w.scale(model.logit_scale)?);
+                l
+            }
+        };
+        w.m.layers.push(layer);
+        layer_of.push((w.m.layers.len() - 1) as u32);
+    }
+    Ok(w.m)
+}
+
+/// Rebuilds the integer model from a `.nuq` model written by [`to_file_model`] (or any file
+/// using the same subset: input, conv2d with thresholds, maxpool2d, global_avgpool, flatten,
+/// linear).
+///
+/// # Errors
+/// [`NnError::Config`] naming the layer that has no integer-model form.
+pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
+    let first = m
+        .layers
+        .first()
+        .ok_or_else(|| err("model has no layers".into()))?;
+    if first.op != LayerOp::Input {
+        return Err(err(format!("layer 0 is {}, expected input", first.op)));
+    }
+    let [c, h, w] = first.out_shape;
+    let input = InputSpec {
+        channels: c as usize,
+        height: h as usize,
+        width: w as usize,
+        zero_point: vec![0; c as usize],
+    };
+    let mut nodes = Vec::new();
+    // File layer index → tensor id (None for a flatten, resolved to its input).
+    let mut tensor_of: Vec<usize> = vec![0];
+    let mut shape_of: Vec<[u32; 3]> = vec![first.out_shape];
+    let mut logit_scale = 1.0;
+    let get = |v: &[i32]| v.to_vec();
+    for (li, l) in m.layers.iter().enumerate().skip(1) {
+        let name = format!("layer {li} ({})", l.name);
+        let src = *l
+            .inputs
+            .first()
+            .ok_or_else(|| err(format!("{name}: no input")))? as usize;
+        let (tid, in_shape) = (tensor_of[src], shape_of[src]);
+        let table =
+            |wi: Option<u32>, cb: Option<u32>| -> Result<(WeightTable, Vec<u32>), NnError> {
+                let t = m
+                    .weights
+                    .get(wi.unwrap_or(u32::MAX) as usize)
+                    .ok_or_else(|| err(format!("{name}: no weights")))?;
+                let book = m
+                    .codebooks
+                    .get(cb.unwrap_or(u32::MAX) as usize)
+                    .ok_or_else(|| err(format!("{name}: no weight codebook")))?;
+                let levels = book
+                    .levels
+                    .iter()
+                    .map(|&v| {
+                        i8::try_from(v)
+                            .map_err(|_| err(format!("{name}: weight level {v} is not int8")))
+                    })
+                    .collect::<Result<Vec<i8>, _>>()?;
+                // Padding repeats the last level; the integer model keeps the distinct prefix.
+                let mut distinct = levels.clone();
+                distinct.dedup();
+                if distinct.windows(2).any(|p| p[0] >= p[1]) {
+                    return Err(err(format!("{name}: weight codebook is not increasing")));
+                }
+                Ok((
+                    WeightTable {
+                        bits: t.bits,
+                        levels: distinct,
+                        indices: t.indices.clone(),
+                    },
+                    t.dims.clone(),
+                ))
+            };
+        let scale_of = |i: Option<u32>| {
+            i.and_then(|i| m.scales.get(i as usize))
+                .map_or(1.0, |s| f64::from(s.value))
+        };
+        match l.op {
+            LayerOp::Conv2d => {
+                let (mut wt, dims) = table(l.weights, l.weight_codebook)?;
+                let (co, ci, k) = (dims[0] as usize, dims[1] as usize, dims[2] as usize);
+                if dims[2] != dims[3]
+                    || l.stride[0] != l.stride[1]
+                    || l.padding.iter().any(|&p| p != l.padding[0])
+                    || l.groups != 1
+                {
+                    return Err(err(format!(
+                        "{name}: only square, ungrouped convolutions with uniform padding"
+                    )));
+                }
+                let src_idx = wt.indices.clone();
+                for o in 0..co {
+                    for t in 0..k * k {
+                        for cc in 0..ci {
+                            wt.indices[(o * k * k + t) * ci + cc] =
+                                src_idx[((o * ci + cc) * k * k) + t];
+                        }
+                    }
+                }
+                let th = m
+                    .thresholds
+                    .get(l.thresholds.unwrap_or(u32::MAX) as usize)
+                    .ok_or_else(|| err(format!("{name}: no thresholds")))?;
+                let acb = m
+                    .codebooks
+                    .get(l.act_codebook.unwrap_or(u32::MAX) as usize)
+                    .ok_or_else(|| err(format!("{name}: no output codebook")))?;
+                let levels = acb
+                    .levels
+                    .iter()
+                    .map(|&v| {
+                        u8::try_from(v)
+                            .map_err(|_| err(format!("{name}: output level {v} is not u8")))
+                    })
+                    .collect::<Result<Vec<u8>, _>>()?;
+                let bias = match l.bias {
+                    Some(b) => get(m
+                        .biases
+                        .get(b as usize)
+                        .ok_or_else(|| err(format!("{name}: bad bias index")))?),
+                    None => vec![0; co],
+                };
+                nodes.push(Node::Conv(ConvNode {
+                    input: tid,
+                    c_in: ci,
+                    c_out: co,
+                    kernel: k,
+                    stride: l.stride[0] as usize,
+                    padding: l.padding[0] as usize,
+                    weights: wt,
+                    bias,
+                    weight_scale: scale_of(l.weight_scale),
+                    output: ConvOutput::Codes(Requant {
+                        bits: th.bits,
+                        thresholds: th.values.clone(),
+                        falling: th
+                            .directions
+                            .iter()
+                            .map(|d| *d == Direction::Falling)
+                            .collect(),
+                        levels,
+                        scale: scale_of(l.act_scale),
+                    }),
+                }));
+            }
+            LayerOp::MaxPool2d => {
+                if l.kernel[0] != l.kernel[1]
+                    || l.stride[0] != l.stride[1]
+                    || l.padding.iter().any(|&p| p != 0)
+                {
+                    return Err(err(format!("{name}: only square, unpadded max-pools")));
+                }
+                nodes.push(Node::MaxPool(MaxPoolNode {
+                    input: tid,
+                    kernel: l.kernel[0] as usize,
+                    stride: l.stride[0] as usize,
+                }));
+            }
+            LayerOp::GlobalAvgPool => nodes.push(Node::GlobalAvgPool { input: tid }),
+            LayerOp::Flatten => {
+                tensor_of.push(tid);
+                shape_of.push(in_shape);
+                continue;
+            }
+            LayerOp::Linear => {
+                let (mut wt, dims) = table(l.weights, l.weight_codebook)?;
+                let (outs, ins) = (dims[0] as usize, dims[1] as usize);
+                let [c, h, w] = in_shape.map(|v| v as usize);
+                if c * h * w != ins {
+                    return Err(err(format!(
+                        "{name}: {ins} inputs for a {c}×{h}×{w} tensor"
+                    )));
+                }
+                let src_idx = wt.indices.clone();
+                for o in 0..outs {
+                    for ch in 0..c {
+                        for y in 0..h {
+                            for x in 0..w {
+                                wt.indices[o * ins + (y * w + x) * c + ch] =
+                                    src_idx[o * ins + (ch * h + y) * w + x];
+                            }
+                        }
+                    }
+                }
+                let bias = match l.bias {
+                    Some(b) => get(m
+                        .biases
+                        .get(b as usize)
+                        .ok_or_else(|| err(format!("{name}: bad bias index")))?),
+                    None => vec![0; outs],
+                };
+                logit_scale = scale_of(l.act_scale);
+                nodes.push(Node::Linear(LinearNode {
+                    input: tid,
+                    in_features: ins,
+                    out_features: outs,
+                    weights: wt,
+                    bias,
+                    weight_scale: scale_of(l.weight_scale),
+                }));
+            }
+            other => {
+                return Err(err(format!(
+                    "{name}: op {other} has no integer-model form yet"
+                )))
+            }
+        }
+        tensor_of.push(nodes.len());
+        shape_of.push(l.out_shape);
+    }
+    let model = IntegerModel {
+        input,
+        nodes,
+        logit_scale,
+    };
+    let infos = model.tensor_infos()?;
+    if infos.last().map(|t| t.kind) != Some(TensorKind::Logits) {
+        return Err(err("model does not end in logits".into()));
+    }
+    Ok(model)
+}
