@@ -36,7 +36,15 @@ pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
         Weights::Int8(_) => Some(INT8),
         Weights::Codebook(w) if w.scope() == CodebookScope::PerTensor && w.bits() == 4 => Some(CB4),
         Weights::Codebook(w) if w.scope() == CodebookScope::PerTensor && w.bits() == 2 => Some(CB2),
-        Weights::Codebook(w) if w.scope() == CodebookScope::PerTensor && w.bits() == 3 => Some(CB3),
+        // The 3-bit merge costs about a fifth of the multiplier's throughput, so tall tiles
+        // decode each panel once into scratch instead.
+        Weights::Codebook(w)
+            if w.scope() == CodebookScope::PerTensor
+                && w.bits() == 3
+                && rows.len() < CB3_SCRATCH_MIN_ROWS =>
+        {
+            Some(CB3)
+        }
         Weights::Codebook(_) => None,
     };
     let panel_src = |panel: usize| -> &[u8] {
@@ -78,13 +86,9 @@ pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
             };
             for panel in panels {
                 let decode = |w: &CodebookWeights, panel: usize, out: &mut [u8]| {
-                    if w.bits() == 4 {
-                        // SAFETY: AVX-512 availability is forwarded from the caller; `out`
-                        // holds the panel's `32 · kp` bytes.
-                        unsafe { decode_cb4_panel(w, panel, out) }
-                    } else {
-                        w.decode_panel(panel, out)
-                    }
+                    // SAFETY: AVX-512 availability is forwarded from the caller; `out`
+                    // holds the panel's `32 · kp` bytes.
+                    unsafe { decode_panel(w, panel, out) }
                 };
                 with_decoded_panel(w, panel, decode, |bytes| {
                     // SAFETY: forwarded from the caller.
@@ -99,50 +103,118 @@ pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
     }
 }
 
-/// Decodes a 4-bit panel with per-channel codebooks: two `vpermi2b` lookups (each over
-/// the 128-byte tables of 8 channels) and a blend per 64 output bytes.
+/// Rows from which a tile decodes 3-bit panels into scratch rather than in registers.
+const CB3_SCRATCH_MIN_ROWS: usize = 32;
+
+/// Decodes a codebook panel into the int8 panel layout (as
+/// [`CodebookWeights::decode_panel`]): index vectors as in the register kernels, then one
+/// `vpermb` per vector for a per-tensor codebook, or two `vpermi2b` (each over the 128-byte
+/// tables of 8 channels) and a blend for per-channel codebooks.
 ///
 /// # Safety
 /// AVX-512 F/BW/VBMI must be available and `out` must hold `32 · kp` bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-unsafe fn decode_cb4_panel(w: &CodebookWeights, panel: usize, out: &mut [u8]) {
+unsafe fn decode_panel(w: &CodebookWeights, panel: usize, out: &mut [u8]) {
+    let src = w.panel_bytes(panel);
+    let groups = w.k_padded() / 4;
+    assert!(out.len() >= groups * 128, "scratch holds the panel");
+    let per_channel = w.scope() == CodebookScope::PerChannel;
     let tables = w.panel_tables(panel);
     // SAFETY: `tables` is 512 bytes: eight 64-byte loads.
     let t: [__m512i; 8] =
         std::array::from_fn(|i| unsafe { _mm512_loadu_si512(tables.as_ptr().add(64 * i).cast()) });
+    // SAFETY: the table is 64 readable bytes.
+    let lut = unsafe { _mm512_loadu_si512(w.lut64().as_ptr().cast()) };
     // Lane byte b belongs to channel b / 4 of its half; within a `vpermi2b` table pair the
     // channel's 16 entries start at 16 · (channel % 8).
     let chan_bytes: [u8; 64] = std::array::from_fn(|b| (((b / 4) % 8) << 4) as u8);
     // SAFETY: 64 readable bytes.
     let chan = unsafe { _mm512_loadu_si512(chan_bytes.as_ptr().cast()) };
-    let low = _mm512_set1_epi8(0x0F);
+    let mask = _mm512_set1_epi8(((1u16 << w.bits()) - 1) as i8);
     let upper: __mmask64 = 0xFFFF_FFFF_0000_0000;
-    let src = w.panel_bytes(panel);
-    let groups = w.k_padded() / 4;
-    assert!(
-        src.len() >= groups * 64 && out.len() >= groups * 128,
-        "panel sizes"
-    );
-    for g in 0..groups {
-        // SAFETY: the assertion above bounds the 64-byte load and the two 64-byte stores.
-        unsafe {
-            let p = _mm512_loadu_si512(src.as_ptr().add(g * 64).cast());
-            let lo = _mm512_or_si512(_mm512_and_si512(p, low), chan);
-            let hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(p), low), chan);
-            let d0 = _mm512_mask_blend_epi8(
+    let lookup = |idx: __m512i, half: usize| {
+        if per_channel {
+            let i = _mm512_or_si512(_mm512_and_si512(idx, mask), chan);
+            let (a, b) = (4 * half, 4 * half + 2);
+            _mm512_mask_blend_epi8(
                 upper,
-                _mm512_permutex2var_epi8(t[0], lo, t[1]),
-                _mm512_permutex2var_epi8(t[2], lo, t[3]),
-            );
-            let d1 = _mm512_mask_blend_epi8(
-                upper,
-                _mm512_permutex2var_epi8(t[4], hi, t[5]),
-                _mm512_permutex2var_epi8(t[6], hi, t[7]),
-            );
-            _mm512_storeu_si512(out.as_mut_ptr().add(g * 128).cast(), d0);
-            _mm512_storeu_si512(out.as_mut_ptr().add(g * 128 + 64).cast(), d1);
+                _mm512_permutex2var_epi8(t[a], i, t[a + 1]),
+                _mm512_permutex2var_epi8(t[b], i, t[b + 1]),
+            )
+        } else {
+            _mm512_permutexvar_epi8(idx, lut)
+        }
+    };
+    let dst = out.as_mut_ptr();
+    if w.bits() == 4 {
+        assert!(src.len() >= groups * 64, "panel holds its groups");
+        for g in 0..groups {
+            // SAFETY: the assertions bound the 64-byte load and the two 64-byte stores.
+            unsafe {
+                let idx = cb4_indices(src.as_ptr().add(g * 64));
+                _mm512_storeu_si512(dst.add(g * 128).cast(), lookup(idx[0], 0));
+                _mm512_storeu_si512(dst.add(g * 128 + 64).cast(), lookup(idx[1], 1));
+            }
+        }
+    } else {
+        let block = if w.bits() == 2 { 64 } else { 96 };
+        assert!(
+            src.len() >= groups.div_ceil(2) * block,
+            "panel holds its group pairs"
+        );
+        for q in 0..groups.div_ceil(2) {
+            // SAFETY: the assertions bound the block load; stores stay below group
+            // `groups`, inside `out`.
+            unsafe {
+                let blk = src.as_ptr().add(q * block);
+                let idx = if w.bits() == 2 {
+                    cb2_indices(blk)
+                } else {
+                    cb3_indices(blk)
+                };
+                for (r, &v) in idx.iter().enumerate() {
+                    let g = 2 * q + r / 2;
+                    if g < groups {
+                        _mm512_storeu_si512(
+                            dst.add(g * 128 + (r % 2) * 64).cast(),
+                            lookup(v, r % 2),
+                        );
+                    }
+                }
+            }
         }
     }
+}
+
+/// Index vectors (halves 0 and 1) of one 4-bit group: the low `4` bits of each byte are
+/// the index, higher bits are left over from the neighbouring nibble.
+///
+/// # Safety
+/// `blk` must point at 64 readable bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+#[inline]
+unsafe fn cb4_indices(blk: *const u8) -> [__m512i; 2] {
+    // SAFETY: the caller guarantees 64 readable bytes.
+    let p = unsafe { _mm512_loadu_si512(blk.cast()) };
+    [p, _mm512_srli_epi16::<4>(p)]
+}
+
+/// Index vectors `(g, half) = (0,0), (0,1), (1,0), (1,1)` of one 2-bit group-pair block
+/// (low 2 bits valid).
+///
+/// # Safety
+/// `blk` must point at 64 readable bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+#[inline]
+unsafe fn cb2_indices(blk: *const u8) -> [__m512i; 4] {
+    // SAFETY: the caller guarantees 64 readable bytes.
+    let p = unsafe { _mm512_loadu_si512(blk.cast()) };
+    [
+        p,
+        _mm512_srli_epi16::<2>(p),
+        _mm512_srli_epi16::<4>(p),
+        _mm512_srli_epi16::<6>(p),
+    ]
 }
 
 /// Weight bytes per tile up to which the tile runs rows-outer.
@@ -259,19 +331,18 @@ unsafe fn group_weights<const KIND: u8>(
     }
 }
 
-/// Decodes one 3-bit group-pair block (64-byte 2-bit plane + 32-byte high-bit plane) into
-/// its four weight vectors `(g, half) = (0,0), (0,1), (1,0), (1,1)`. The high bit of lane
+/// Index vectors `(g, half) = (0,0), (0,1), (1,0), (1,1)` of one 3-bit group-pair block
+/// (64-byte 2-bit plane + 32-byte high-bit plane; low 3 bits valid). The high bit of lane
 /// byte `b`, element `r`, is bit `4·(b % 2) + r` of plane byte `b / 2`: a `vpermb` spreads
 /// the plane so byte `b` holds plane byte `b / 2`, odd bytes are shifted down by 4, and
 /// per element one shift moves bit `r` to bit 2 where a bit-select (`vpternlogd`) merges it
-/// with the two low index bits. The 64-byte table repeats the 8 levels, so index bits
-/// 3..5 do not matter.
+/// with the two low index bits.
 ///
 /// # Safety
 /// `blk` must point at 96 readable bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
 #[inline]
-unsafe fn cb3_block(blk: *const u8, lut: __m512i) -> [__m512i; 4] {
+unsafe fn cb3_indices(blk: *const u8) -> [__m512i; 4] {
     // SAFETY: the caller guarantees 96 readable bytes at `blk`.
     let (low2, plane) = unsafe {
         (
@@ -286,17 +357,26 @@ unsafe fn cb3_block(blk: *const u8, lut: __m512i) -> [__m512i; 4] {
     let odd: __mmask64 = 0xAAAA_AAAA_AAAA_AAAA;
     let y = _mm512_mask_blend_epi8(odd, y, _mm512_srli_epi16::<4>(y));
     let two_bits = _mm512_set1_epi8(0x03);
-    let merge = |lo: __m512i, hi: __m512i| {
-        // (two_bits & lo) | (!two_bits & hi)
-        let idx = _mm512_ternarylogic_epi32::<0xCA>(two_bits, lo, hi);
-        _mm512_permutexvar_epi8(idx, lut)
-    };
+    // (two_bits & lo) | (!two_bits & hi)
+    let merge = |lo: __m512i, hi: __m512i| _mm512_ternarylogic_epi32::<0xCA>(two_bits, lo, hi);
     [
         merge(low2, _mm512_slli_epi16::<2>(y)),
         merge(_mm512_srli_epi16::<2>(low2), _mm512_slli_epi16::<1>(y)),
         merge(_mm512_srli_epi16::<4>(low2), y),
         merge(_mm512_srli_epi16::<6>(low2), _mm512_srli_epi16::<1>(y)),
     ]
+}
+
+/// Decodes a 3-bit group-pair block through the per-tensor table (which repeats the 8
+/// levels, so index bits 3..5 do not matter).
+///
+/// # Safety
+/// `blk` must point at 96 readable bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+#[inline]
+unsafe fn cb3_block(blk: *const u8, lut: __m512i) -> [__m512i; 4] {
+    // SAFETY: forwarded from the caller.
+    unsafe { cb3_indices(blk) }.map(|idx| _mm512_permutexvar_epi8(idx, lut))
 }
 
 /// Multiply-accumulates one group: `acc[r] += a[r] (4 bytes, broadcast) · (w0, w1)`.
