@@ -398,6 +398,7 @@ impl CodebookWeights {
     }
 
     /// The per-tensor codebook repeated to fill 64 bytes (`vpermb` table).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn lut64(&self) -> &[u8; 64] {
         &self.lut64
     }
