@@ -101,12 +101,16 @@ impl Layer for MaxPool2d {
                         for ky in 0..k {
                             for kx in 0..k {
                                 let base = ((oy * s + ky) * w + ox * s + kx) * c;
-                                for ch in 0..c {
-                                    let v = xi[base + ch];
-                                    if v > o[ob + ch] {
-                                        o[ob + ch] = v;
-                                        am[ob + ch] = (base + ch) as u32;
-                                    }
+                                let taps = &xi[base..base + c];
+                                for (ch, ((ov, av), &v)) in o[ob..ob + c]
+                                    .iter_mut()
+                                    .zip(am[ob..ob + c].iter_mut())
+                                    .zip(taps)
+                                    .enumerate()
+                                {
+                                    let better = v > *ov;
+                                    *ov = if better { v } else { *ov };
+                                    *av = if better { (base + ch) as u32 } else { *av };
                                 }
                             }
                         }
