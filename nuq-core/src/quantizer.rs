@@ -214,7 +214,8 @@ impl<'a> Quantizer<'a> {
     pub(crate) fn encode_block(&self, xs: &[f32], out: &mut [u8]) {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
         if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked on the line above.
+            // SAFETY: `encode_block_avx2` only requires AVX2, which the CPU has (checked on
+            // the line above).
             #[allow(unsafe_code)]
             unsafe {
                 self.encode_block_avx2(xs, out)
@@ -224,9 +225,13 @@ impl<'a> Quantizer<'a> {
         self.encode_block_generic::<LANES>(xs, out);
     }
 
+    /// # Safety
+    /// The CPU must support AVX2. (An `unsafe fn` rather than a safe `#[target_feature]`
+    /// function, which needs Rust 1.86; the MSRV is 1.85.)
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     #[target_feature(enable = "avx2")]
-    fn encode_block_avx2(&self, xs: &[f32], out: &mut [u8]) {
+    #[allow(unsafe_code)]
+    unsafe fn encode_block_avx2(&self, xs: &[f32], out: &mut [u8]) {
         // Twice the lanes: four 8-lane registers of values and of counts.
         self.encode_block_generic::<32>(xs, out);
     }

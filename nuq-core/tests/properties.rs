@@ -25,6 +25,17 @@ fn codebook() -> impl Strategy<Value = Codebook> {
         })
 }
 
+/// The largest `f32` below finite `x` (`f32::next_down` needs Rust 1.86; MSRV is 1.85).
+fn next_below(x: f32) -> f32 {
+    if x == 0.0 {
+        -f32::from_bits(1)
+    } else if x > 0.0 {
+        f32::from_bits(x.to_bits() - 1)
+    } else {
+        f32::from_bits(x.to_bits() + 1)
+    }
+}
+
 /// The packing layout by definition: stream bit k is bit k % 8 of byte k / 8.
 fn reference_pack(indices: &[u8], bits: u8) -> Vec<u8> {
     let mut out = vec![0u8; packed_len(indices.len(), bits)];
@@ -102,7 +113,7 @@ proptest! {
         prop_assert_eq!(t.len(), cb.len() - 1);
         for (i, &ti) in t.iter().enumerate() {
             prop_assert_eq!(cb.nearest(ti) as usize, i + 1);
-            prop_assert_eq!(cb.nearest(ti.next_down()) as usize, i);
+            prop_assert_eq!(cb.nearest(next_below(ti)) as usize, i);
         }
         for (i, (&ti, &di)) in t.iter().zip(&cb.doubled_thresholds()).enumerate() {
             prop_assert_eq!(ti * 2.0, di as f32, "threshold {}", i);
