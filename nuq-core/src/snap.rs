@@ -120,14 +120,14 @@ pub(crate) fn fit_to_grid(
                     (lo, hi)
                 })
                 .collect();
-            descend(&mut q, s, data, grid, Some(&bounds), &mut buf);
+            descend(&mut q, s, data, grid, Some(&bounds));
         }
         Refinement::Descent => {
             for _ in 0..16 {
                 if let Some(better) = mse_optimal_scale(data, &q) {
                     s = better;
                 }
-                if !descend(&mut q, s, data, grid, None, &mut buf) {
+                if !descend(&mut q, s, data, grid, None) {
                     break;
                 }
             }
@@ -146,39 +146,66 @@ pub(crate) fn fit_to_grid(
     })
 }
 
+/// Weighted squared error (not divided by the total weight) of the samples that levels
+/// `lo..=hi` of `q` receive at scale `s`: the samples between the threshold below level `lo`
+/// and the threshold above level `hi`. Thresholds are computed exactly as in
+/// [`EmpiricalDistribution::quantization_mse`].
+fn span_cost(data: &EmpiricalDistribution, q: &[i32], s: f64, lo: usize, hi: usize) -> f64 {
+    let cut = |j: usize| -> usize {
+        if j == 0 {
+            0
+        } else if j == q.len() {
+            data.len()
+        } else {
+            data.lower_bound(0.5 * (q[j - 1] as f64 * s + q[j] as f64 * s))
+        }
+    };
+    let mut total = 0.0;
+    let mut a = cut(lo);
+    for (j, &level) in q.iter().enumerate().take(hi + 1).skip(lo) {
+        let b = cut(j + 1);
+        total += data.segment_cost(a, b, level as f64 * s);
+        a = b;
+    }
+    total
+}
+
 /// Coordinate descent over ±1 grid steps at scale `s`; returns whether any level moved.
+///
+/// Moving level `i` only changes the thresholds on either side of it, so only the samples of
+/// levels `i-1..=i+1` are re-costed: `O(log n)` per trial move.
 fn descend(
     q: &mut [i32],
     s: f64,
     data: &EmpiricalDistribution,
     grid: Grid,
     bounds: Option<&[(i32, i32)]>,
-    buf: &mut Vec<f64>,
 ) -> bool {
-    real_levels(q, s, buf);
-    let mut best = data.quantization_mse(buf);
+    let k = q.len();
+    let total = span_cost(data, q, s, 0, k - 1);
+    // A move must gain more than rounding noise of the whole sum to count, so this terminates.
+    let eps = 1e-12 * total;
     let mut moved_any = false;
-    // Each accepted move lowers the MSE, so this terminates; the cap only bounds the time.
     for _ in 0..10_000 {
         let mut moved = false;
-        for i in 0..q.len() {
+        for i in 0..k {
+            let (lo, hi) = (i.saturating_sub(1), (i + 1).min(k - 1));
             for step in [-1i32, 1] {
                 let v = q[i] + step;
-                let (lo, hi) = match bounds {
+                let (min, max) = match bounds {
                     Some(b) => b[i],
                     None => (grid.min(), grid.max()),
                 };
                 let below_ok = i == 0 || q[i - 1] < v;
-                let above_ok = i + 1 == q.len() || v < q[i + 1];
-                if v < lo || v > hi || !below_ok || !above_ok {
+                let above_ok = i + 1 == k || v < q[i + 1];
+                if v < min || v > max || !below_ok || !above_ok {
                     continue;
                 }
+                let before = span_cost(data, q, s, lo, hi);
                 let old = q[i];
                 q[i] = v;
-                real_levels(q, s, buf);
-                let c = data.quantization_mse(buf);
-                if c < best * (1.0 - 1e-12) {
-                    best = c;
+                let after = span_cost(data, q, s, lo, hi);
+                if after < before - eps {
                     moved = true;
                     moved_any = true;
                 } else {
@@ -238,6 +265,20 @@ mod tests {
         .unwrap();
         let l = fit.codebook.levels();
         assert!(l[0] >= 0 && l.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn span_costs_add_up_to_the_mse() {
+        let mut rng = crate::Rng::new(6);
+        let xs: alloc::vec::Vec<f32> = (0..3000).map(|_| rng.normal() as f32).collect();
+        let d = EmpiricalDistribution::from_values(&xs).unwrap();
+        let q = [-120, -50, -7, 0, 3, 40, 99, 127];
+        let s = 0.021;
+        let levels: alloc::vec::Vec<f64> = q.iter().map(|&l| l as f64 * s).collect();
+        let whole = span_cost(&d, &q, s, 0, q.len() - 1) / d.total_weight();
+        assert!((whole - d.quantization_mse(&levels)).abs() < 1e-12);
+        let parts: f64 = (0..q.len()).map(|j| span_cost(&d, &q, s, j, j)).sum();
+        assert!((parts / d.total_weight() - whole).abs() < 1e-12);
     }
 
     #[test]
