@@ -154,8 +154,9 @@ impl Layer for BatchNorm2d {
         let xd = x.data();
         match mode {
             Mode::Train => {
-                // Shifted sums (by the running mean) keep E[x²] − E[x]² well conditioned.
-                let shift = &self.running_mean;
+                // Sums shifted by the first pixel's values keep E[x²] − E[x]² well
+                // conditioned even when the mean is large against the spread.
+                let shift = &xd[..c];
                 let (sum, sumsq) =
                     Self::blocked_sums(&mut self.partials, c, rows, |range, s1, s2| {
                         for row in xd[range.start * c..range.end * c].chunks_exact(c) {
@@ -173,7 +174,7 @@ impl Layer for BatchNorm2d {
                 for i in 0..c {
                     let shifted_mean = sum[i] / m;
                     let var = (sumsq[i] / m - shifted_mean * shifted_mean).max(0.0);
-                    let mean = shifted_mean + self.running_mean[i] as f64;
+                    let mean = shifted_mean + shift[i] as f64;
                     self.mean[i] = mean as f32;
                     self.inv_std[i] = (1.0 / (var + self.eps as f64).sqrt()) as f32;
                     let unbiased = var * m / (m - 1.0);

@@ -1,0 +1,186 @@
+//! Property tests: convolution against a direct loop for random geometries, backward passes
+//! as exact adjoints of the forward maps, BatchNorm's normalisation, layout round trips.
+
+use nuq_nn::{
+    BatchNorm2d, Conv2d, Conv2dConfig, Flatten, Layer, Mode, Param, ParamLayout, ParamRole, Rng,
+    Tensor,
+};
+use proptest::prelude::*;
+
+fn random(shape: [usize; 4], rng: &mut Rng) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_vec(shape, (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect()).unwrap()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    cfg: Conv2dConfig,
+    input: [usize; 4],
+    seed: u64,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        1usize..4,
+        1usize..5,
+        1usize..4,
+        1usize..4,
+        1usize..3,
+        1usize..3,
+        0usize..3,
+        0usize..3,
+        1usize..4,
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_flat_map(|(ci, co, kh, kw, sh, sw, ph, pw, n, bias, seed)| {
+            let hmin = kh.saturating_sub(2 * ph).max(1);
+            let wmin = kw.saturating_sub(2 * pw).max(1);
+            (hmin..hmin + 6, wmin..wmin + 6).prop_map(move |(h, w)| Case {
+                cfg: Conv2dConfig {
+                    c_in: ci,
+                    c_out: co,
+                    kernel: (kh, kw),
+                    stride: (sh, sw),
+                    padding: (ph, pw),
+                    bias,
+                },
+                input: [n, h, w, ci],
+                seed,
+            })
+        })
+}
+
+fn direct(
+    cfg: &Conv2dConfig,
+    x: &Tensor,
+    torch_w: &[f32],
+    bias: Option<&[f32]>,
+    out: [usize; 4],
+) -> Vec<f32> {
+    let [n, h, w, ci] = x.shape();
+    let (kh, kw) = cfg.kernel;
+    let mut y = vec![0.0f32; out.iter().product()];
+    for img in 0..n {
+        for oy in 0..out[1] {
+            for ox in 0..out[2] {
+                for o in 0..cfg.c_out {
+                    let mut s = bias.map_or(0.0, |b| b[o] as f64);
+                    for i in 0..ci {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * cfg.stride.0 + ky) as isize - cfg.padding.0 as isize;
+                                let ix = (ox * cfg.stride.1 + kx) as isize - cfg.padding.1 as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                let xv =
+                                    x.data()[((img * h + iy as usize) * w + ix as usize) * ci + i];
+                                s += xv as f64 * torch_w[((o * ci + i) * kh + ky) * kw + kx] as f64;
+                            }
+                        }
+                    }
+                    y[((img * out[1] + oy) * out[2] + ox) * cfg.c_out + o] = s as f32;
+                }
+            }
+        }
+    }
+    y
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn conv_forward_matches_direct_loop(c in case()) {
+        let mut rng = Rng::new(c.seed);
+        let mut conv = Conv2d::new(c.cfg, &mut rng).unwrap();
+        if let Some(b) = &mut conv.bias {
+            b.value.iter_mut().for_each(|v| *v = rng.uniform(-1.0, 1.0));
+        }
+        let x = random(c.input, &mut rng);
+        let y = conv.forward(&x, Mode::Train).unwrap().clone();
+        let want = direct(&c.cfg, &x, &conv.weight.to_torch(), conv.bias.as_ref().map(|b| &b.value[..]), y.shape());
+        for (a, b) in y.data().iter().zip(&want) {
+            prop_assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+
+    /// The conv is linear in x and in W: ⟨y − b, dy⟩ = ⟨x, dX⟩ = ⟨W, dW⟩, and Σ dy = db.
+    #[test]
+    fn conv_backward_is_the_adjoint(c in case()) {
+        let mut rng = Rng::new(c.seed ^ 1);
+        let mut conv = Conv2d::new(c.cfg, &mut rng).unwrap();
+        let x = random(c.input, &mut rng);
+        let y = conv.forward(&x, Mode::Train).unwrap().clone();
+        let dy = random(y.shape(), &mut rng);
+        conv.backward(&x, &dy, true).unwrap();
+        let lhs = dot(y.data(), dy.data());
+        let by_x = dot(x.data(), conv.input_grad().data());
+        let by_w = dot(&conv.weight.value, &conv.weight.grad);
+        let tol = 1e-4 * (1.0 + lhs.abs());
+        prop_assert!((lhs - by_x).abs() < tol, "{lhs} vs {by_x}");
+        prop_assert!((lhs - by_w).abs() < tol, "{lhs} vs {by_w}");
+        if let Some(b) = &conv.bias {
+            let per_channel: Vec<f64> = (0..c.cfg.c_out)
+                .map(|o| dy.data().iter().skip(o).step_by(c.cfg.c_out).map(|&v| v as f64).sum())
+                .collect();
+            for (g, w) in b.grad.iter().zip(per_channel) {
+                prop_assert!((*g as f64 - w).abs() < 1e-4);
+            }
+        }
+    }
+
+    #[test]
+    fn batchnorm_train_output_has_affine_moments(
+        n in 1usize..4, h in 1usize..5, w in 2usize..5, c in 1usize..5, seed in any::<u64>()
+    ) {
+        let mut rng = Rng::new(seed);
+        let mut bn = BatchNorm2d::new(c, false);
+        let gamma: Vec<f32> = (0..c).map(|_| rng.uniform(0.5, 2.0)).collect();
+        let beta: Vec<f32> = (0..c).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        bn.weight.value = gamma.clone();
+        bn.bias.value = beta.clone();
+        let mut x = random([n, h, w, c], &mut rng);
+        // A large common offset checks that the statistics do not cancel catastrophically.
+        x.data_mut().iter_mut().for_each(|v| *v = *v * 3.0 + 100.0);
+        let y = bn.forward(&x, Mode::Train).unwrap();
+        let m = (n * h * w) as f64;
+        for ch in 0..c {
+            let vals: Vec<f64> = y.data().iter().skip(ch).step_by(c).map(|&v| v as f64).collect();
+            let mean = vals.iter().sum::<f64>() / m;
+            let var = vals.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / m;
+            prop_assert!((mean - beta[ch] as f64).abs() < 1e-3, "mean {mean} vs {}", beta[ch]);
+            let xs: Vec<f64> = x.data().iter().skip(ch).step_by(c).map(|&v| v as f64).collect();
+            let xm = xs.iter().sum::<f64>() / m;
+            let xv = xs.iter().map(|v| (v - xm) * (v - xm)).sum::<f64>() / m;
+            let want = (gamma[ch] as f64).powi(2) * xv / (xv + 1e-5);
+            prop_assert!((var - want).abs() < 2e-3 * (1.0 + want), "var {var} vs {want}");
+        }
+    }
+
+    #[test]
+    fn conv_weight_layout_round_trips(co in 1usize..5, ci in 1usize..5, kh in 1usize..4, kw in 1usize..4, seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let len = co * ci * kh * kw;
+        let torch: Vec<f32> = (0..len).map(|_| rng.normal()).collect();
+        let mut p = Param::new(vec![0.0; len], ParamRole::ConvWeight, vec![co, ci, kh, kw]);
+        p.layout = ParamLayout::ConvHwio { c_out: co, c_in: ci, kh, kw };
+        p.set_from_torch(&torch);
+        prop_assert_eq!(p.to_torch(), torch);
+    }
+
+    #[test]
+    fn flatten_backward_inverts_forward(n in 1usize..3, h in 1usize..4, w in 1usize..4, c in 1usize..4, seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let x = random([n, h, w, c], &mut rng);
+        let mut f = Flatten::new();
+        let y = f.forward(&x, Mode::Eval).unwrap().clone();
+        f.backward(&x, &y, true).unwrap();
+        prop_assert_eq!(f.input_grad(), &x);
+    }
+}
