@@ -317,7 +317,8 @@ pub(crate) fn mse_optimal_scale(dist: &EmpiricalDistribution, levels: &[i32]) ->
             }
         }
     }
-    Some(out.1 as f64)
+    // Tiny data can push the optimum below the normal f32 range; a Scale must be normal.
+    Some(out.1.clamp(f32::MIN_POSITIVE, f32::MAX) as f64)
 }
 
 #[cfg(test)]
@@ -376,6 +377,22 @@ mod tests {
                 .get(),
             0.01
         );
+    }
+
+    #[test]
+    fn tiny_data_still_gives_a_valid_scale() {
+        let cb = Codebook::uniform(Grid::I8, 4, Polarity::Signed).unwrap();
+        let data = [1e-38f32, -2e-38, 3e-39];
+        for m in [
+            Calibration::MaxAbs,
+            Calibration::Percentile(50.0),
+            Calibration::MseOptimal,
+        ] {
+            let s = m.scale(&data, &cb).unwrap();
+            assert!(s.get() >= f32::MIN_POSITIVE, "{m:?}");
+        }
+        let d = EmpiricalDistribution::from_values(&data).unwrap();
+        assert!(Codebook::lloyd_max(Grid::I8, 2, &d, &crate::LloydMaxOptions::default()).is_ok());
     }
 
     #[test]

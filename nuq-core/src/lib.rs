@@ -96,9 +96,10 @@
 //!
 //! ## Features
 //!
-//! * `std` (default): `std::error::Error` for [`Error`] through `thiserror/std`, and `std`
-//!   for `half` and `num-traits`. Without it the crate is `no_std` + `alloc`, using `libm`
-//!   for float functions; the API is identical.
+//! * `std` (default): `std::error::Error` for [`Error`] (through `thiserror/std`), `std` for
+//!   `half`, and on x86-64 an AVX2 build of the encoder chosen at run time (same results).
+//!   Without it the crate is `no_std` + `alloc` (it builds for `thumbv7em-none-eabihf`),
+//!   using `libm` for float functions; the API is identical.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(unsafe_code)] // one exception: calling the AVX2 build of the encoder after detection
