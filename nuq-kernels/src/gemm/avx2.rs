@@ -1,18 +1,29 @@
 //! AVX2 path. Exact: weights are sign-extended to `i16` (`vpmovsxbw`, 4 channels × 4
-//! positions per register), activations zero-extended (`vpmovzxbw` of a broadcast group)
-//! and multiplied with `vpmaddwd`, whose pair sums cannot overflow `i32`. (`vpmaddubsw`
-//! would be twice as wide but saturates its `i16` pair sums once both operands span the
-//! full 8-bit range.) Register tile: 2 rows × 16 channels (8 accumulators). Per-tensor
-//! 4-bit codebook weights are decoded in registers with `vpshufb`; other codebook formats
-//! are decoded into an int8 scratch panel first.
+//! positions per register), activations are widened to `i16` once per 6-row block, and
+//! products are summed by `vpmaddwd`, whose pair sums cannot overflow `i32`.
+//! (`vpmaddubsw` would be twice as wide but saturates its `i16` pair sums once both
+//! operands span the full 8-bit range.) Register tile: 6 rows × 8 channels — 12
+//! accumulators, 2 weight registers and one broadcast activation quadruple (`vpbroadcastq`
+//! from the widened rows) out of 16. Per-tensor 4-bit codebook weights are decoded in
+//! registers with `vpshufb`; other codebook formats are decoded into an int8 scratch
+//! panel first.
 
-use super::{tail_group, with_decoded_panel, OutPtr, Problem, Weights};
+use super::{with_decoded_panel, OutPtr, Problem, Weights};
 use crate::packed::{CodebookScope, CodebookWeights, PANEL};
 use std::arch::x86_64::*;
+use std::cell::RefCell;
 use std::ops::Range;
 
 const INT8: u8 = 0;
 const CB4: u8 = 1;
+
+/// Rows per register tile.
+const MR: usize = 6;
+
+thread_local! {
+    /// Per-thread scratch for one row block's activations widened to `i16`.
+    static WIDE_ROWS: RefCell<Vec<i16>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Computes rows `rows` × the columns of `panels`.
 ///
@@ -45,6 +56,10 @@ pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
     }
 }
 
+/// Rows `rows` × one panel whose bytes (`KIND`'s layout) are `w`.
+///
+/// # Safety
+/// AVX2 must be available and this call must own the output block it writes.
 #[target_feature(enable = "avx2")]
 unsafe fn panel_rows<const KIND: u8>(
     p: &Problem<'_>,
@@ -54,41 +69,64 @@ unsafe fn panel_rows<const KIND: u8>(
     lut: &[u8; 16],
     out: &OutPtr,
 ) {
+    let (k, kp) = (p.w.k(), p.w.kp());
+    let groups = kp / 4;
+    let group_bytes = if KIND == INT8 { 128 } else { 64 };
+    assert!(w.len() >= groups * group_bytes, "panel holds its groups");
     let ncols = (p.w.n() - panel * PANEL).min(PANEL);
     let comp = &p.w.col_sums()[panel * PANEL..panel * PANEL + PANEL];
-    for half in 0..2 {
-        let c0 = half * 16;
-        if c0 >= ncols {
-            break;
+    let flip = if p.signed { 0x80 } else { 0 };
+    WIDE_ROWS.with(|cell| {
+        let mut wide = cell.borrow_mut();
+        if wide.len() < MR * kp {
+            wide.resize(MR * kp, 0);
         }
         let mut r = rows.start;
         while r < rows.end {
-            let mr = (rows.end - r).min(2);
-            let mut sums = [[0i32; 16]; 2];
-            // SAFETY: AVX2 is enabled; `block` reads `w` and rows `r..r+mr` of `p.a`
-            // within the bounds `validate` checked.
-            unsafe {
-                if mr == 2 {
-                    block::<2, KIND>(p, r, w, lut, half, &mut sums);
-                } else {
-                    block::<1, KIND>(p, r, w, lut, half, &mut sums);
+            let mr = (rows.end - r).min(MR);
+            // Widen the block's rows (offset for signed activations; zero past k).
+            for i in 0..mr {
+                let src = &p.a[(r + i) * p.lda..(r + i) * p.lda + k];
+                let dst = &mut wide[i * kp..(i + 1) * kp];
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = i16::from(s ^ flip);
                 }
+                dst[k..].fill(0);
             }
-            let len = (ncols - c0).min(16);
-            for (i, s) in sums.iter().enumerate().take(mr) {
-                // SAFETY: this tile owns these rows and this panel's columns.
-                let dst = unsafe { out.row(r + i, panel * PANEL + c0, len) };
-                for (j, d) in dst.iter_mut().enumerate() {
-                    *d = if p.signed {
-                        s[j].wrapping_sub(comp[c0 + j].wrapping_mul(128))
-                    } else {
-                        s[j]
-                    };
+            for quarter in 0..4 {
+                let c0 = quarter * 8;
+                if c0 >= ncols {
+                    break;
+                }
+                let mut sums = [[0i32; 8]; MR];
+                // SAFETY: AVX2 is enabled; `wide` holds `mr` rows of `kp` values and `w`
+                // holds the panel's groups (asserted above).
+                unsafe {
+                    match mr {
+                        6 => block::<6, KIND>(&wide, kp, w, lut, quarter, &mut sums),
+                        5 => block::<5, KIND>(&wide, kp, w, lut, quarter, &mut sums),
+                        4 => block::<4, KIND>(&wide, kp, w, lut, quarter, &mut sums),
+                        3 => block::<3, KIND>(&wide, kp, w, lut, quarter, &mut sums),
+                        2 => block::<2, KIND>(&wide, kp, w, lut, quarter, &mut sums),
+                        _ => block::<1, KIND>(&wide, kp, w, lut, quarter, &mut sums),
+                    }
+                }
+                let len = (ncols - c0).min(8);
+                for (i, s) in sums.iter().enumerate().take(mr) {
+                    // SAFETY: this tile owns these rows and this panel's columns.
+                    let dst = unsafe { out.row(r + i, panel * PANEL + c0, len) };
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        *d = if p.signed {
+                            s[j].wrapping_sub(comp[c0 + j].wrapping_mul(128))
+                        } else {
+                            s[j]
+                        };
+                    }
                 }
             }
             r += mr;
         }
-    }
+    });
 }
 
 /// Weights of group `g`, half `half`, chunk `q` (4 channels × 4 positions) as `i16`.
@@ -121,63 +159,48 @@ unsafe fn weights<const KIND: u8>(
     }
 }
 
+/// `R` widened rows × the 8 channels of `quarter` over all `kp / 4` groups.
+///
+/// # Safety
+/// AVX2 must be available, `wide` must hold `R` rows of `kp` values, and `w` the panel's
+/// groups in `KIND`'s layout.
 #[target_feature(enable = "avx2")]
-unsafe fn block<const MR: usize, const KIND: u8>(
-    p: &Problem<'_>,
-    r0: usize,
+unsafe fn block<const R: usize, const KIND: u8>(
+    wide: &[i16],
+    kp: usize,
     w: &[u8],
     lut: &[u8; 16],
-    half: usize,
-    sums: &mut [[i32; 16]; 2],
+    quarter: usize,
+    sums: &mut [[i32; 8]; MR],
 ) {
-    let k = p.w.k();
-    let groups = p.w.kp() / 4;
-    let full = k / 4;
+    assert!(wide.len() >= R * kp, "widened rows");
+    let groups = kp / 4;
     // SAFETY: `lut` is 16 readable bytes.
     let lutv = unsafe { _mm_loadu_si128(lut.as_ptr().cast()) };
-    let flip = if p.signed { 0x8080_8080u32 as i32 } else { 0 };
-    let group_bytes = if KIND == INT8 { 128 } else { 64 };
-    assert!(w.len() >= groups * group_bytes, "panel holds its groups");
-    let rows: [&[u8]; MR] = std::array::from_fn(|i| &p.a[(r0 + i) * p.lda..][..k]);
-    let mut acc = [[_mm256_setzero_si256(); 4]; MR];
-    let step = |acc: &mut [[__m256i; 4]; MR], wv: &[__m256i; 4], words: [i32; MR]| {
-        for (acc_row, word) in acc.iter_mut().zip(words) {
-            let a16 = _mm256_cvtepu8_epi16(_mm_set1_epi32(word));
-            for (v, wq) in acc_row.iter_mut().zip(wv.iter()) {
-                *v = _mm256_add_epi32(*v, _mm256_madd_epi16(a16, *wq));
-            }
+    let (half, q0) = (quarter / 2, (quarter % 2) * 2);
+    let a = wide.as_ptr();
+    let mut acc = [[_mm256_setzero_si256(); 2]; R];
+    for g in 0..groups {
+        // SAFETY: `g < groups`, inside the panel (caller).
+        let (w0, w1) = unsafe {
+            (
+                weights::<KIND>(w.as_ptr(), lutv, g, half, q0),
+                weights::<KIND>(w.as_ptr(), lutv, g, half, q0 + 1),
+            )
+        };
+        for (i, acc_r) in acc.iter_mut().enumerate() {
+            // SAFETY: row `i < R` holds `kp ≥ 4g + 4` values (asserted above).
+            let quad = unsafe { a.add(i * kp + 4 * g).cast::<i64>().read_unaligned() };
+            let av = _mm256_set1_epi64x(quad);
+            acc_r[0] = _mm256_add_epi32(acc_r[0], _mm256_madd_epi16(av, w0));
+            acc_r[1] = _mm256_add_epi32(acc_r[1], _mm256_madd_epi16(av, w1));
         }
-    };
-    for g in 0..full {
-        // SAFETY: `g < groups`, inside the panel (asserted above).
-        let wv: [__m256i; 4] =
-            std::array::from_fn(|q| unsafe { weights::<KIND>(w.as_ptr(), lutv, g, half, q) });
-        let words: [i32; MR] = std::array::from_fn(|i| {
-            // SAFETY: `4g + 4 ≤ k` and each row slice holds `k` bytes; unaligned read.
-            let word = unsafe { rows[i].as_ptr().add(4 * g).cast::<i32>().read_unaligned() };
-            word ^ flip
-        });
-        step(&mut acc, &wv, words);
     }
-    for g in full..groups {
-        // SAFETY: as above.
-        let wv: [__m256i; 4] =
-            std::array::from_fn(|q| unsafe { weights::<KIND>(w.as_ptr(), lutv, g, half, q) });
-        let words: [i32; MR] =
-            std::array::from_fn(|i| i32::from_le_bytes(tail_group(rows[i], k, g, p.signed)));
-        step(&mut acc, &wv, words);
-    }
-    for (s, acc_row) in sums.iter_mut().zip(acc.iter()) {
+    for (s, acc_r) in sums.iter_mut().zip(acc.iter()) {
         // Each accumulator holds (channel, pair) partial sums for 4 channels; `hadd`
         // folds pairs, the permute restores channel order.
-        let lo =
-            _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(acc_row[0], acc_row[1]));
-        let hi =
-            _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(acc_row[2], acc_row[3]));
-        // SAFETY: `s` holds 16 i32; two unaligned 8-lane stores fill it.
-        unsafe {
-            _mm256_storeu_si256(s.as_mut_ptr().cast(), lo);
-            _mm256_storeu_si256(s.as_mut_ptr().add(8).cast(), hi);
-        }
+        let v = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(acc_r[0], acc_r[1]));
+        // SAFETY: `s` holds 8 i32.
+        unsafe { _mm256_storeu_si256(s.as_mut_ptr().cast(), v) };
     }
 }
