@@ -87,13 +87,12 @@ impl MemoryImage {
                 let Some(word) = words.last_mut() else {
                     continue;
                 };
-                let v = v & mask;
+                // Lane k occupies bits bit0 .. bit0 + lane_bits: OR it in byte by byte.
                 let bit0 = (k % lanes) * lane_bits as usize;
-                for b in 0..lane_bits as usize {
-                    if (v >> b) & 1 == 1 {
-                        let bit = bit0 + b;
-                        word[bit / 8] |= 1 << (bit % 8);
-                    }
+                let v = u128::from(v & mask) << (bit0 % 8);
+                let span = (bit0 % 8 + lane_bits as usize).div_ceil(8);
+                for (b, byte) in word.iter_mut().skip(bit0 / 8).take(span).enumerate() {
+                    *byte |= (v >> (8 * b)) as u8;
                 }
             }
         }

@@ -76,6 +76,7 @@ pub struct WeightsSection<'a> {
 pub struct Weights<'a> {
     raw: &'a RawWeights,
     data: &'a [u8],
+    packing: Packing,
 }
 
 fn packing_of(r: &RawWeights) -> Option<Packing> {
@@ -291,6 +292,7 @@ impl<'a> WeightsSection<'a> {
         Some(Weights {
             raw,
             data: self.table.blob_bytes(&raw.data),
+            packing: packing_of(raw)?,
         })
     }
 
@@ -351,13 +353,7 @@ impl<'a> Weights<'a> {
 
     /// The packing geometry.
     pub fn packing(&self) -> Packing {
-        packing_of(self.raw).unwrap_or(Packing {
-            bits: 1,
-            word_bits: 32,
-            order: TileOrder::Flat,
-            elements: 0,
-            row_len: 0,
-        })
+        self.packing
     }
 
     /// The packed words as stored (`word_count * word_bits / 8` bytes).
@@ -377,19 +373,29 @@ impl<'a> Weights<'a> {
         if i >= self.element_count() {
             return None;
         }
-        let p = self.packing();
-        let (w, lane) = p.position(i);
+        let (w, lane) = self.packing.position(i);
+        self.lane(w, lane)
+    }
+
+    /// Lane `lane` of word `w`.
+    fn lane(&self, w: u64, lane: u64) -> Option<u8> {
+        let bits = self.packing.bits;
         let word = self.word(w)?;
-        let bit = lane * u64::from(p.bits);
+        let bit = lane * u64::from(bits);
         let byte = usize::try_from(bit / 8).ok()?;
         let lo = u16::from(*word.get(byte)?);
         let hi = u16::from(word.get(byte + 1).copied().unwrap_or(0));
         let v = ((hi << 8) | lo) >> (bit % 8);
-        Some((v & ((1u16 << p.bits) - 1)) as u8)
+        Some((v & ((1u16 << bits) - 1)) as u8)
     }
 
-    /// All indices in row-major order.
+    /// All indices in row-major order (a sequential walk over rows, words and lanes).
     pub fn indices(&self) -> impl Iterator<Item = u8> + '_ {
-        (0..self.element_count()).filter_map(|i| self.index(i))
+        let p = self.packing;
+        let (lanes, wpr) = (p.lanes(), p.words_per_row());
+        let rows = p.elements.checked_div(p.row_len).unwrap_or(0);
+        (0..rows).flat_map(move |r| {
+            (0..p.row_len).filter_map(move |j| self.lane(r * wpr + j / lanes, j % lanes))
+        })
     }
 }
