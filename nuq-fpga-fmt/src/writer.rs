@@ -158,7 +158,6 @@ fn graph(layers: &[Layer]) -> Result<Vec<u8>, WriteError> {
             *slot = U32Le::new(x);
         }
         let name = s.string(&l.name, &format!("layers[{i}].name"))?;
-        let w = |a: &[u32]| -> Vec<U32Le> { a.iter().map(|&x| U32Le::new(x)).collect() };
         let raw = RawLayer {
             op: U16Le::new(l.op.raw()),
             weight_bits: l.weight_bits,
@@ -166,11 +165,11 @@ fn graph(layers: &[Layer]) -> Result<Vec<u8>, WriteError> {
             input_count: l.inputs.len() as u8,
             reserved0: [0; 3],
             inputs,
-            out_shape: w(&l.out_shape).try_into().unwrap_or([U32Le::new(0); 3]),
-            kernel: w(&l.kernel).try_into().unwrap_or([U32Le::new(0); 2]),
-            stride: w(&l.stride).try_into().unwrap_or([U32Le::new(0); 2]),
-            padding: w(&l.padding).try_into().unwrap_or([U32Le::new(0); 4]),
-            dilation: w(&l.dilation).try_into().unwrap_or([U32Le::new(0); 2]),
+            out_shape: l.out_shape.map(U32Le::new),
+            kernel: l.kernel.map(U32Le::new),
+            stride: l.stride.map(U32Le::new),
+            padding: l.padding.map(U32Le::new),
+            dilation: l.dilation.map(U32Le::new),
             groups: U32Le::new(l.groups),
             weights: reference(l.weights, i, "weights")?,
             weight_codebook: reference(l.weight_codebook, i, "weight_codebook")?,
