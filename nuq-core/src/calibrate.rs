@@ -38,6 +38,7 @@ use crate::scale::{Scale, Scales};
 /// # Ok::<(), nuq_core::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive] // more methods may come: match with a wildcard arm
 pub enum Calibration {
     /// No clipping: the largest magnitude maps to the outermost level.
     MaxAbs,

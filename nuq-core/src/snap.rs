@@ -38,6 +38,7 @@ use crate::scale::Scale;
 /// # Ok::<(), nuq_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive] // more fields may come: read them, do not build the struct
 pub struct FittedCodebook {
     /// The integer codebook.
     pub codebook: Codebook,

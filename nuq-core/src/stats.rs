@@ -16,6 +16,7 @@ use crate::error::Result;
 /// # Ok::<(), nuq_core::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive] // more fields may come: read them, do not build the struct
 pub struct ErrorStats {
     /// Number of elements compared.
     pub count: usize,
