@@ -1,15 +1,25 @@
-//! Portable SIMD through `wide`: weights widened to `i16` (4 channels × 4 positions per
-//! `i16x16`), activations zero-extended and repeated, `pmaddwd`-style `dot` into `i32x8`
-//! holding two partial sums per channel. Exact: no intermediate narrower than `i32`
-//! is summed.
+//! Portable SIMD through `wide` (SSE2 on baseline x86-64, NEON on aarch64): activations
+//! widened to `i16` once per 2-row block, weights sign-extended to `i16x16` (4 channels ×
+//! 4 positions), and `pmaddwd`-style `dot` into `i32x8` holding two partial sums per
+//! channel. Exact: no intermediate narrower than `i32` is summed. Register tile: 2 rows ×
+//! 8 channels, which fits the 16 vector registers of SSE2 (each `wide` 256-bit type is
+//! two of them).
 
-use super::{tail_group, with_decoded_panel, OutPtr, Problem, Weights};
+use super::{with_decoded_panel, OutPtr, Problem, Weights};
 use crate::packed::{CodebookWeights, PANEL};
+use std::cell::RefCell;
 use std::ops::Range;
-use wide::{i16x16, i32x8, i8x16};
+use wide::{i16x16, i32x8, i64x4, i8x16};
 
 /// Rows per register tile.
-const MR: usize = 4;
+const MR: usize = 2;
+
+thread_local! {
+    /// Per-thread scratch for one row block's activations widened to `i16`.
+    static WIDE_ROWS: RefCell<Vec<i16>> = const { RefCell::new(Vec::new()) };
+    /// Per-thread scratch for one panel's weights widened to `i16`.
+    static WIDE_PANEL: RefCell<Vec<i16x16>> = const { RefCell::new(Vec::new()) };
+}
 
 pub(super) fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
     for panel in panels {
@@ -25,73 +35,83 @@ pub(super) fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, ou
 }
 
 fn panel_rows(p: &Problem<'_>, rows: Range<usize>, panel: usize, w: &[u8], out: &OutPtr) {
-    let n = p.w.n();
-    let ncols = (n - panel * PANEL).min(PANEL);
+    let (k, kp) = (p.w.k(), p.w.kp());
+    let ncols = (p.w.n() - panel * PANEL).min(PANEL);
     let comp = &p.w.col_sums()[panel * PANEL..panel * PANEL + PANEL];
-    for half in 0..2 {
-        let c0 = half * 16;
-        if c0 >= ncols {
-            break;
-        }
-        let mut r = rows.start;
-        while r < rows.end {
-            let mr = (rows.end - r).min(MR);
-            let sums = block(p, r, mr, w, half);
-            for (i, row_sums) in sums.iter().enumerate().take(mr) {
-                let len = (ncols - c0).min(16);
-                // SAFETY: this tile owns these rows and the columns of `panel`, inside
-                // the output as checked by `validate`.
-                let dst = unsafe { out.row(r + i, panel * PANEL + c0, len) };
-                for (j, d) in dst.iter_mut().enumerate() {
-                    let s = row_sums[j];
-                    *d = if p.signed {
-                        s.wrapping_sub(comp[c0 + j].wrapping_mul(128))
-                    } else {
-                        s
-                    };
-                }
+    let flip = if p.signed { 0x80 } else { 0 };
+    WIDE_PANEL.with(|panel_cell| {
+        WIDE_ROWS.with(|cell| {
+            // The panel's weights as i16x16 chunks: chunk `q` of group `g` (channels 4q..4q+4).
+            let mut chunks = panel_cell.borrow_mut();
+            chunks.clear();
+            chunks.extend(w[..kp * PANEL].chunks_exact(16).map(|c| {
+                let bytes: [u8; 16] = c.try_into().expect("16 bytes");
+                i16x16::from(i8x16::new(bytes.map(|b| b as i8)))
+            }));
+            let mut wide = cell.borrow_mut();
+            if wide.len() < MR * kp {
+                wide.resize(MR * kp, 0);
             }
-            r += mr;
-        }
-    }
+            let mut r = rows.start;
+            while r < rows.end {
+                let mr = (rows.end - r).min(MR);
+                for i in 0..mr {
+                    let src = &p.a[(r + i) * p.lda..(r + i) * p.lda + k];
+                    let dst = &mut wide[i * kp..(i + 1) * kp];
+                    for (d, &s) in dst.iter_mut().zip(src) {
+                        *d = i16::from(s ^ flip);
+                    }
+                    dst[k..].fill(0);
+                }
+                for quarter in 0..4 {
+                    let c0 = quarter * 8;
+                    if c0 >= ncols {
+                        break;
+                    }
+                    let sums = block(&wide[..MR * kp], kp, mr, &chunks, quarter);
+                    let len = (ncols - c0).min(8);
+                    for (i, s) in sums.iter().enumerate().take(mr) {
+                        // SAFETY: this tile owns these rows and the columns of `panel`, inside
+                        // the output as checked by `validate`.
+                        let dst = unsafe { out.row(r + i, panel * PANEL + c0, len) };
+                        for (j, d) in dst.iter_mut().enumerate() {
+                            *d = if p.signed {
+                                s[j].wrapping_sub(comp[c0 + j].wrapping_mul(128))
+                            } else {
+                                s[j]
+                            };
+                        }
+                    }
+                }
+                r += mr;
+            }
+        })
+    });
 }
 
-/// Sums for up to `MR` rows starting at `r0` and the 16 channels of `half`.
-fn block(p: &Problem<'_>, r0: usize, mr: usize, w: &[u8], half: usize) -> [[i32; 16]; MR] {
-    let k = p.w.k();
-    let groups = p.w.kp() / 4;
-    let full = k / 4;
-    let mut acc = [[i32x8::splat(0); 4]; MR];
-    for g in 0..groups {
-        let mut wv = [i16x16::splat(0); 4];
-        for (q, v) in wv.iter_mut().enumerate() {
-            let off = g * 128 + half * 64 + q * 16;
-            let bytes: [u8; 16] = w[off..off + 16].try_into().expect("16 bytes");
-            *v = i16x16::from(i8x16::new(bytes.map(|b| b as i8)));
-        }
-        for (i, acc_row) in acc.iter_mut().enumerate().take(mr) {
-            let row = &p.a[(r0 + i) * p.lda..];
-            let a4 = if g < full {
-                let mut t: [u8; 4] = row[4 * g..4 * g + 4].try_into().expect("4 bytes");
-                if p.signed {
-                    t = t.map(|b| b ^ 0x80);
-                }
-                t
-            } else {
-                tail_group(row, k, g, p.signed)
-            };
-            let a16 = i16x16::new(std::array::from_fn(|i| i16::from(a4[i % 4])));
-            for (q, v) in acc_row.iter_mut().enumerate() {
-                *v += a16.dot(wv[q]);
-            }
+/// Sums for up to `MR` widened rows and the 8 channels of `quarter`.
+fn block(wide: &[i16], kp: usize, mr: usize, chunks: &[i16x16], quarter: usize) -> [[i32; 8]; MR] {
+    let (half, q0) = (quarter / 2, (quarter % 2) * 2);
+    let mut acc = [[i32x8::splat(0); 2]; MR];
+    for (g, group) in chunks.chunks_exact(8).enumerate() {
+        let (w0, w1) = (group[half * 4 + q0], group[half * 4 + q0 + 1]);
+        for (i, acc_r) in acc.iter_mut().enumerate().take(mr) {
+            // The 4 values read as one i64 in memory order (so any endianness keeps
+            // their lane order), repeated over the 16 lanes.
+            let quad: i64 = bytemuck::pod_read_unaligned(bytemuck::cast_slice(
+                &wide[i * kp + 4 * g..i * kp + 4 * g + 4],
+            ));
+            let av: i16x16 = bytemuck::cast(i64x4::splat(quad));
+            acc_r[0] += av.dot(w0);
+            acc_r[1] += av.dot(w1);
         }
     }
-    let mut sums = [[0i32; 16]; MR];
-    for (s, acc_row) in sums.iter_mut().zip(acc.iter()) {
-        for (q, v) in acc_row.iter().enumerate() {
+    let mut sums = [[0i32; 8]; MR];
+    for (s, acc_r) in sums.iter_mut().zip(acc.iter()) {
+        for (c, v) in acc_r.iter().enumerate() {
             let l = v.to_array();
-            for c in 0..4 {
-                s[q * 4 + c] = l[2 * c].wrapping_add(l[2 * c + 1]);
+            for j in 0..4 {
+                s[c * 4 + j] = l[2 * j].wrapping_add(l[2 * j + 1]);
             }
         }
     }
