@@ -137,7 +137,6 @@ fn check(data: &[u8]) {
                 Location::Header => -1,
                 Location::SectionTable => -2,
                 Location::Section(k) => k.raw() as i32,
-                Location::UnknownSection(k) => k as i32,
             };
             let rec = e.record.map_or(-1, i64::from);
             assert_eq!(

@@ -14,8 +14,6 @@ pub enum Location {
     SectionTable,
     /// The payload of a section of a known kind.
     Section(SectionKind),
-    /// The payload of a section of a kind this version does not define.
-    UnknownSection(u32),
 }
 
 impl fmt::Display for Location {
@@ -24,7 +22,6 @@ impl fmt::Display for Location {
             Location::Header => f.write_str("header"),
             Location::SectionTable => f.write_str("section table"),
             Location::Section(k) => write!(f, "section {k}"),
-            Location::UnknownSection(k) => write!(f, "section of unknown kind {k}"),
         }
     }
 }

@@ -103,7 +103,6 @@ fn error_line(e: &Error) -> String {
         Location::Header => "header",
         Location::SectionTable => "table",
         Location::Section(k) => k.name(),
-        Location::UnknownSection(_) => "unknown",
     };
     let rec = e.record.map_or("-".to_string(), |r| r.to_string());
     format!(
