@@ -327,7 +327,15 @@ pub fn load_model(net: &mut Network, path: &Path) -> Result<(), NnError> {
         .into());
     }
     let mut pi = params.into_iter();
-    net.visit_params(&mut |_, p| p.set_from_torch(&pi.next().expect("one per parameter")));
+    let mut set_err = None;
+    net.visit_params(&mut |_, p| {
+        if let Err(e) = p.set_from_torch(&pi.next().expect("one per parameter")) {
+            set_err.get_or_insert(e);
+        }
+    });
+    if let Some(e) = set_err {
+        return Err(e);
+    }
     let mut bi = bufs.into_iter();
     net.visit_buffers(&mut |_, b| match (b, bi.next().expect("one per buffer")) {
         (BufferMut::F32(v), (Some(x), _)) => *v = x,

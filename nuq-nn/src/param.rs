@@ -108,10 +108,16 @@ impl Param {
         }
     }
 
-    /// Sets the values from a tensor in PyTorch order (`src.len()` must equal `self.len()`;
-    /// checkpoint loading checks the shape before calling this).
-    pub fn set_from_torch(&mut self, src: &[f32]) {
-        assert_eq!(src.len(), self.value.len(), "parameter length");
+    /// Sets the values from a tensor in PyTorch order; `src` must hold `self.len()` values.
+    pub fn set_from_torch(&mut self, src: &[f32]) -> Result<(), crate::NnError> {
+        if src.len() != self.value.len() {
+            return Err(crate::NnError::Config(format!(
+                "parameter of PyTorch shape {:?} needs {} values, got {}",
+                self.torch_shape,
+                self.value.len(),
+                src.len()
+            )));
+        }
         match self.layout {
             ParamLayout::Torch => self.value.copy_from_slice(src),
             ParamLayout::ConvHwio {
@@ -132,6 +138,7 @@ impl Param {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -175,7 +182,8 @@ mod tests {
             kh,
             kw,
         };
-        p.set_from_torch(&torch);
+        p.set_from_torch(&torch).unwrap();
+        assert!(p.set_from_torch(&torch[1..]).is_err());
         // torch [o=2][i=1][y=1][x=2] lives at hwio [y=1][x=2][i=1][o=2]
         let t_idx = ((2 * c_in + 1) * kh + 1) * kw + 2;
         let h_idx = ((kw + 2) * c_in + 1) * c_out + 2;

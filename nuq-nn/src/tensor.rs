@@ -118,6 +118,9 @@ impl Tensor {
     }
 
     /// Values of one image (`[h][w][c]`).
+    ///
+    /// # Panics
+    /// If `i` is not below the batch size.
     pub fn image(&self, i: usize) -> &[f32] {
         let per = self.shape[1] * self.shape[2] * self.shape[3];
         &self.data[i * per..(i + 1) * per]

@@ -66,11 +66,15 @@ impl Augment {
             (0, 0)
         };
         let flip = self.hflip && rng.below(2) == 1;
+        // Statistics repeat cyclically over channels; missing ones mean 0 / 1.
+        let pick = |v: &[f32], ch: usize, default: f32| {
+            v.get(ch % v.len().max(1)).copied().unwrap_or(default)
+        };
         let scale: Vec<f32> = (0..c)
-            .map(|ch| 1.0 / (255.0 * self.std[ch % self.std.len()]))
+            .map(|ch| 1.0 / (255.0 * pick(&self.std, ch, 1.0)))
             .collect();
         let shift: Vec<f32> = (0..c)
-            .map(|ch| -self.mean[ch % self.mean.len()] / self.std[ch % self.std.len()])
+            .map(|ch| -pick(&self.mean, ch, 0.0) / pick(&self.std, ch, 1.0))
             .collect();
         for y in 0..h {
             let sy = y as isize + dy;

@@ -109,6 +109,9 @@ impl Dataset {
     }
 
     /// Pixels of image `i`.
+    ///
+    /// # Panics
+    /// If `i` is not below [`Dataset::len`].
     pub fn image(&self, i: usize) -> &[u8] {
         let l = self.image_len();
         &self.images[i * l..(i + 1) * l]
