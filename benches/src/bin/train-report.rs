@@ -5,11 +5,12 @@
 //! `train model=resnet18 input=32x32x3 batch=128 threads=2 img_per_s=… gflops=…`
 //! (GFLOP/s counts 3 × 2 × forward MACs per image: forward and the two backward GEMMs).
 //! Options: `--steps N` timed steps (default 5), `--warmup N` (default 2), `--threads T`,
-//! `--batch B`, `--model NAME` (repeatable).
+//! `--batch B`, `--model NAME` (repeatable), `--width W` (default 1), `--input HxWxC`
+//! (default 32x32x3; PERF.md's PyTorch table also has ResNet-18 width 0.25 at 28x28x1).
 
 use std::time::Instant;
 
-use nuq_nn::optim::{Optimizer, Sgd};
+use nuq_nn::optim::Sgd;
 use nuq_nn::train::train_step;
 use nuq_nn::{Arch, CrossEntropy, ModelConfig, Network, Rng, Tensor};
 
@@ -19,6 +20,19 @@ struct Args {
     threads: usize,
     batch: usize,
     models: Vec<Arch>,
+    width: f32,
+    input: (usize, usize, usize),
+}
+
+fn parse_input(v: &str) -> Result<(usize, usize, usize), String> {
+    let p: Vec<usize> = v
+        .split('x')
+        .map(|t| t.parse().map_err(|e| format!("--input {v}: {e}")))
+        .collect::<Result<_, _>>()?;
+    match p[..] {
+        [h, w, c] if h > 0 && w > 0 && c > 0 => Ok((h, w, c)),
+        _ => Err(format!("--input {v}: expected HxWxC")),
+    }
 }
 
 fn parse() -> Result<Args, String> {
@@ -28,6 +42,8 @@ fn parse() -> Result<Args, String> {
         threads: 2,
         batch: 128,
         models: Vec::new(),
+        width: 1.0,
+        input: (32, 32, 3),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -40,25 +56,34 @@ fn parse() -> Result<Args, String> {
             "--model" => a
                 .models
                 .push(val()?.parse().map_err(|e| format!("--model: {e}"))?),
+            "--width" => a.width = val()?.parse().map_err(|e| format!("--width: {e}"))?,
+            "--input" => a.input = parse_input(&val()?)?,
             other => return Err(format!("unknown option {other}")),
         }
     }
     if a.models.is_empty() {
         a.models = vec![Arch::ResNet18, Arch::VggSmall];
     }
-    if a.steps == 0 || a.batch == 0 || a.threads == 0 {
-        return Err("--steps, --batch and --threads must be positive".into());
+    if a.steps == 0 || a.batch == 0 || a.threads == 0 || a.width.is_nan() || a.width <= 0.0 {
+        return Err("--steps, --batch, --threads and --width must be positive".into());
     }
     Ok(a)
 }
 
 fn run(arch: Arch, a: &Args) -> Result<(f64, f64), nuq_nn::NnError> {
-    let cfg = ModelConfig::cifar10(arch);
+    let (h, w, c) = a.input;
+    let cfg = ModelConfig {
+        arch,
+        width: a.width,
+        in_channels: c,
+        classes: 10,
+        input_size: (h, w),
+    };
     let mut net = Network::new(cfg, 1)?;
     let mut rng = Rng::new(2);
     let x = Tensor::from_vec(
-        [a.batch, 32, 32, 3],
-        (0..a.batch * 32 * 32 * 3).map(|_| rng.normal()).collect(),
+        [a.batch, h, w, c],
+        (0..a.batch * h * w * c).map(|_| rng.normal()).collect(),
     )?;
     let labels: Vec<u32> = (0..a.batch).map(|_| rng.below(10) as u32).collect();
     let mut loss = CrossEntropy::new(0.0)?;
@@ -72,7 +97,6 @@ fn run(arch: Arch, a: &Args) -> Result<(f64, f64), nuq_nn::NnError> {
         train_step(&mut net, &mut loss, &mut opt, &x, &labels, 0.01)?;
         times.push(t.elapsed().as_secs_f64());
     }
-    let _ = opt.state();
     times.sort_by(|p, q| p.total_cmp(q));
     let median = times[times.len() / 2];
     let img_per_s = a.batch as f64 / median;
@@ -94,12 +118,20 @@ fn main() {
         .expect("thread pool");
     for &arch in &a.models {
         match pool.install(|| run(arch, &a)) {
-            Ok((ips, gf)) => println!(
-                "train model={} input=32x32x3 batch={} threads={} img_per_s={ips:.1} gflops={gf:.0}",
-                arch.name(),
-                a.batch,
-                a.threads
-            ),
+            Ok((ips, gf)) => {
+                let (h, w, c) = a.input;
+                let width = if a.width == 1.0 {
+                    String::new()
+                } else {
+                    format!(" width={}", a.width)
+                };
+                println!(
+                    "train model={}{width} input={h}x{w}x{c} batch={} threads={} img_per_s={ips:.1} gflops={gf:.0}",
+                    arch.name(),
+                    a.batch,
+                    a.threads
+                )
+            }
             Err(e) => {
                 eprintln!("train-report: {}: {e}", arch.name());
                 std::process::exit(1);
