@@ -11,6 +11,30 @@ use std::time::Instant;
 /// Independent accumulator chains: more than latency (4) × issue rate needs.
 pub const CHAINS: usize = 12;
 
+/// Multiply-accumulates per iteration of [`vnni_chains`] (`CHAINS` × 64).
+pub const MACS_PER_ITERATION: u64 = CHAINS as u64 * 64;
+
+/// Runs `iterations` rounds of the register-only loop ([`CHAINS`] dependent `vpdpbusd`
+/// chains) on the calling thread and returns a value derived from the accumulators (so
+/// the work cannot be optimised away). Lets a caller time the peak inside its own thread
+/// pool, interleaved with the kernels it compares against it.
+///
+/// # Errors
+/// [`KernelError::PathUnavailable`] when the CPU lacks AVX-512 VNNI.
+pub fn vnni_chains(iterations: u64) -> Result<i32, KernelError> {
+    KernelPath::Avx512Vnni.ensure_available()?;
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: AVX-512 VNNI availability was checked above.
+        Ok(unsafe { x86::chains(iterations) })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = iterations;
+        unreachable!("ensure_available rejects AVX-512 on other targets")
+    }
+}
+
 /// Measured `vpdpbusd` (zmm) throughput in GMAC/s: `threads` threads each run [`CHAINS`]
 /// independent chains for about `sample` per sample, started together at a barrier;
 /// the result is the median over `samples` samples (the same median-of-short-runs method

@@ -4,12 +4,15 @@
 //! Shapes: the im2col GEMMs of CIFAR ResNet-18's 3×3 convolutions (`m = batch·H·W`,
 //! `n = Cout`, `k = 9·Cin`) at batch 32 and 1. Paths: every available integer path plus
 //! the packed 4-bit codebook GEMM (`cb4-*`), each next to fp32 `gemm` (crate `gemm`,
-//! AVX-512) on the same shape in the same run. Figures are medians of timed repetitions.
-//! Also prints the register-only `vpdpbusd` peak (median of samples taken before and after
-//! the GEMM rows). Set `KERNEL_REPORT_QUICK=1` for a
+//! AVX-512, with the faster of two weight layouts) on the same shape in the same run.
+//! Figures are medians of timed calls; fp32 and the AVX2/AVX-512 integer paths are timed in
+//! interleaved rounds so that they see the same machine load.
+//! Also prints the register-only `vpdpbusd` peak, timed (~1 ms calls on every thread of the
+//! pool) as one more item of each shape's interleaved rounds; the line is the median over
+//! shapes. Set `KERNEL_REPORT_QUICK=1` for a
 //! shorter, noisier run.
 
-use nuq_kernels::peak::vnni_peak_gmacs;
+use nuq_kernels::peak::{vnni_chains, MACS_PER_ITERATION};
 use nuq_kernels::{
     gemm_codebook, gemm_u8i8, CodebookScope, CodebookWeights, KernelPath, PackedWeights,
 };
@@ -68,82 +71,55 @@ fn pool(threads: usize) -> ThreadPool {
         .expect("rayon pool")
 }
 
-/// Median seconds of fp32 `gemm` on the shape, with the weights in whichever of the two
-/// natural layouts (`w[n][k]`, as the integer kernels read them, or `w[k][n]`) the crate
-/// runs faster on this shape: the comparison is against its best.
-fn sgemm_secs(s: &Shape, threads: usize, pool: &ThreadPool, budget: Duration) -> f64 {
-    let mut r = lcg(7);
-    let a: Vec<f32> = (0..s.m * s.k).map(|_| f32::from(r()) / 255.0).collect();
-    let w: Vec<f32> = (0..s.n * s.k)
-        .map(|_| f32::from(r() as i8) / 128.0)
-        .collect();
-    let mut c = vec![0f32; s.m * s.n];
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // (column stride, row stride) of the k×n right operand for w[n][k] and w[k][n].
-    let layouts = [(s.k as isize, 1isize), (1, s.n as isize)];
-    layouts
+/// What one timed call runs.
+#[derive(Clone, Copy)]
+enum Item {
+    /// Integer GEMM on a path.
+    Int8(KernelPath),
+    /// Packed 4-bit codebook GEMM on a path.
+    Cb4(KernelPath),
+    /// fp32 `gemm` with the weights as `w[n][k]` (`false`) or `w[k][n]` (`true`).
+    Sgemm(bool),
+    /// The register-only `vpdpbusd` loop on every thread of the pool.
+    Peak,
+}
+
+/// Median seconds per call of each of `items`, timed in interleaved rounds (one call of
+/// each item per round, after one warm-up call each) until `total` is spent (at least 5
+/// and at most 200 rounds), so that all items see the same machine load.
+fn interleaved_medians(total: Duration, items: &[Item], mut run: impl FnMut(Item)) -> Vec<f64> {
+    for &it in items {
+        run(it);
+    }
+    let mut times = vec![Vec::new(); items.len()];
+    let start = Instant::now();
+    while times[0].len() < 5 || (start.elapsed() < total && times[0].len() < 200) {
+        for (&it, t) in items.iter().zip(times.iter_mut()) {
+            let t0 = Instant::now();
+            run(it);
+            t.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    times
         .into_iter()
-        .map(|(rhs_cs, rhs_rs)| {
-            pool.install(|| {
-                median_secs(budget, || {
-                    // SAFETY: `a` is m×k row-major (row stride k), `w` holds the k×n right
-                    // operand at the given strides (both layouts address exactly n·k
-                    // elements), `c` is m×n row-major; the buffers do not alias.
-                    unsafe {
-                        gemm::gemm(
-                            s.m,
-                            s.n,
-                            s.k,
-                            c.as_mut_ptr(),
-                            1,
-                            s.n as isize,
-                            false,
-                            a.as_ptr(),
-                            1,
-                            s.k as isize,
-                            w.as_ptr(),
-                            rhs_cs,
-                            rhs_rs,
-                            0.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            par,
-                        )
-                    }
-                })
-            })
+        .map(|mut t| {
+            t.sort_by(|a, b| a.partial_cmp(b).expect("finite times"));
+            t[t.len() / 2]
         })
-        .fold(f64::INFINITY, f64::min)
+        .collect()
 }
 
 fn main() {
     let quick = std::env::var_os("KERNEL_REPORT_QUICK").is_some();
     let budget = Duration::from_millis(if quick { 60 } else { 200 });
+    // Time spent on the interleaved rounds of one shape and thread count.
+    let round_time = Duration::from_millis(if quick { 300 } else { 1500 });
     let pools = [(1, pool(1)), (2, pool(2))];
-    // The peak is sampled before and after the GEMM runs (each sample itself a median of
-    // 100 short runs, like the GEMM figures) and reported as the median sample, so that it
-    // sees the same machine load as the rows it is compared with.
+    // The peak loop is timed as one more item of every interleaved round below, so that
+    // it sees the same machine load as the GEMM rows; `peak_iters` makes one call ~1 ms.
     let vnni = KernelPath::Avx512Vnni.is_available();
+    let peak_iters = if vnni { calibrate_peak() } else { 0 };
     let mut peaks: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-    let sample_peaks = |peaks: &mut [Vec<f64>; 2], runs: usize| {
-        for (threads, samples) in [1, 2].into_iter().zip(peaks.iter_mut()) {
-            for _ in 0..runs {
-                samples.push(
-                    vnni_peak_gmacs(threads, 100, Duration::from_millis(1))
-                        .expect("VNNI available"),
-                );
-            }
-        }
-    };
-    if vnni {
-        sample_peaks(&mut peaks, 2);
-    }
     for s in shapes() {
         let mut r = lcg(11);
         let a: Vec<u8> = (0..s.m * s.k).map(|_| r()).collect();
@@ -158,8 +134,79 @@ fn main() {
         let off = c_buf.as_ptr().align_offset(64);
         let c = &mut c_buf[off..off + s.m * s.n];
         let macs = (s.m * s.n * s.k) as f64;
+        let af: Vec<f32> = a.iter().map(|&v| f32::from(v) / 255.0).collect();
+        let wf: Vec<f32> = w.iter().map(|&v| f32::from(v) / 128.0).collect();
+        let mut cf = vec![0f32; s.m * s.n];
         for (threads, pool) in &pools {
-            let sg = macs / sgemm_secs(&s, *threads, pool, budget) / 1e9;
+            let par = if *threads > 1 {
+                gemm::Parallelism::Rayon(*threads)
+            } else {
+                gemm::Parallelism::None
+            };
+            let mut run = |item: Item| match item {
+                Item::Int8(path) => gemm_u8i8(path, &a, s.k, s.m, &pw, &mut *c, s.n).expect("gemm"),
+                Item::Cb4(path) => {
+                    gemm_codebook(path, &a, s.k, s.m, &cw, &mut *c, s.n).expect("codebook gemm")
+                }
+                Item::Peak => {
+                    rayon::broadcast(|_| std::hint::black_box(vnni_chains(peak_iters)));
+                }
+                Item::Sgemm(kn) => {
+                    // (column stride, row stride) of the k×n right operand.
+                    let (rhs_cs, rhs_rs) = if kn {
+                        (1, s.n as isize)
+                    } else {
+                        (s.k as isize, 1)
+                    };
+                    // SAFETY: `af` is m×k row-major (row stride k), `wf` holds the k×n
+                    // right operand at these strides (both layouts address exactly n·k
+                    // elements), `cf` is m×n row-major; the buffers do not alias.
+                    unsafe {
+                        gemm::gemm(
+                            s.m,
+                            s.n,
+                            s.k,
+                            cf.as_mut_ptr(),
+                            1,
+                            s.n as isize,
+                            false,
+                            af.as_ptr(),
+                            1,
+                            s.k as isize,
+                            wf.as_ptr(),
+                            rhs_cs,
+                            rhs_rs,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            par,
+                        )
+                    }
+                }
+            };
+            // fp32 in its faster weight layout (probed with a few calls each), the peak loop
+            // and the fast integer paths, interleaved.
+            let (t_kn, t_nk) = pool.install(|| {
+                (
+                    median_secs(Duration::ZERO, || run(Item::Sgemm(true))),
+                    median_secs(Duration::ZERO, || run(Item::Sgemm(false))),
+                )
+            });
+            let kn = t_kn < t_nk;
+            let mut items = vec![Item::Sgemm(kn)];
+            if vnni {
+                items.push(Item::Peak);
+            }
+            for path in KernelPath::available() {
+                if matches!(path, KernelPath::Avx2 | KernelPath::Avx512Vnni) {
+                    items.push(Item::Int8(path));
+                    items.push(Item::Cb4(path));
+                }
+            }
+            let medians = pool.install(|| interleaved_medians(round_time, &items, &mut run));
+            let sg = macs / medians[0] / 1e9;
             let line = |name: String, secs: f64| {
                 let g = macs / secs / 1e9;
                 println!(
@@ -170,36 +217,33 @@ fn main() {
                     g / sg
                 );
             };
-            for path in KernelPath::available() {
-                // The slow reference paths are reported on two threads only, with fewer calls.
-                if *threads == 1 && matches!(path, KernelPath::Scalar | KernelPath::Portable) {
-                    continue;
+            // The slow reference paths: two threads only, timed on their own, fewer calls.
+            if *threads == 2 {
+                for (path, b) in [
+                    (KernelPath::Scalar, Duration::ZERO),
+                    (KernelPath::Portable, budget),
+                ] {
+                    let secs = pool.install(|| median_secs(b, || run(Item::Int8(path))));
+                    line(path.name().to_string(), secs);
                 }
-                let b = if path == KernelPath::Scalar {
-                    Duration::ZERO
-                } else {
-                    budget
+            }
+            for (item, secs) in items.iter().zip(&medians) {
+                let name = match *item {
+                    Item::Int8(path) => path.name().to_string(),
+                    Item::Cb4(path) => format!("cb4-{}", path.name()),
+                    Item::Sgemm(_) => continue,
+                    Item::Peak => {
+                        let macs = (*threads as u64 * peak_iters * MACS_PER_ITERATION) as f64;
+                        peaks[*threads - 1].push(macs / secs / 1e9);
+                        continue;
+                    }
                 };
-                let secs = pool.install(|| {
-                    median_secs(b, || {
-                        gemm_u8i8(path, &a, s.k, s.m, &pw, &mut *c, s.n).expect("gemm")
-                    })
-                });
-                line(path.name().to_string(), secs);
-                if matches!(path, KernelPath::Avx2 | KernelPath::Avx512Vnni) {
-                    let secs = pool.install(|| {
-                        median_secs(budget, || {
-                            gemm_codebook(path, &a, s.k, s.m, &cw, &mut *c, s.n)
-                                .expect("codebook gemm")
-                        })
-                    });
-                    line(format!("cb4-{}", path.name()), secs);
-                }
+                line(name, *secs);
             }
         }
     }
     if vnni {
-        sample_peaks(&mut peaks, 1);
+        // One interleaved peak median per shape; report their median.
         for (threads, mut samples) in [1, 2].into_iter().zip(peaks) {
             samples.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
             println!(
@@ -207,5 +251,18 @@ fn main() {
                 samples[samples.len() / 2]
             );
         }
+    }
+}
+
+/// Iterations of the peak loop that take about 1 ms on one thread.
+fn calibrate_peak() -> u64 {
+    let mut iters = 1u64 << 10;
+    loop {
+        let t = Instant::now();
+        std::hint::black_box(vnni_chains(iters).expect("VNNI available"));
+        if t.elapsed() >= Duration::from_millis(1) || iters >= 1 << 30 {
+            return iters;
+        }
+        iters *= 2;
     }
 }
