@@ -124,3 +124,24 @@ mod x86 {
         _mm512_reduce_add_epi32(sum)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_compute_what_they_claim() {
+        if !KernelPath::Avx512Vnni.is_available() {
+            assert!(matches!(
+                vnni_chains(1),
+                Err(KernelError::PathUnavailable { .. })
+            ));
+            return;
+        }
+        // Bytes (4, 3, 2, 1) · (1, 1, 1, 1) = 10 per lane and iteration, over
+        // 12 chains × 16 lanes.
+        assert_eq!(vnni_chains(100).unwrap(), 100 * 10 * 16 * CHAINS as i32);
+        let g = vnni_peak_gmacs(1, 3, Duration::from_micros(200)).unwrap();
+        assert!(g.is_finite() && g > 0.0);
+    }
+}
