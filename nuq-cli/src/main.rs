@@ -8,6 +8,7 @@ mod commands;
 mod exit;
 mod model_file;
 mod output;
+mod progress;
 mod text_table;
 
 use clap::{Parser, Subcommand};
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 #[command(
     name = "nuq",
     version,
-    about = "Non-uniform quantization of CNNs for FPGA accelerators: inspect and export .nuq models",
+    about = "Non-uniform quantization of CNNs for FPGA accelerators: demo, inspect and export .nuq models",
     long_about = "nuq quantizes convolutional networks to few-bit non-uniform codebooks whose \
         integer levels an FPGA can use directly, and stores the result as a .nuq file: a \
         versioned, checksummed model holding the layer graph, the codebooks, the packed weight \
@@ -27,6 +28,7 @@ use std::process::ExitCode;
         it into block-RAM images for your design. Every subcommand has its own --help with \
         examples.",
     after_help = "Examples:\n  \
+        nuq demo --json\n  \
         nuq inspect model.nuq --plot plots/\n  \
         nuq export model.nuq --out mem/ --format mem --word-bits 64\n\n\
         Exit status: 0 success, 1 failure (one `error:` line says what to do), 2 usage error.",
@@ -40,6 +42,7 @@ struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 enum Command {
+    Demo(commands::demo::DemoArgs),
     Inspect(commands::inspect::InspectArgs),
     Export(commands::export::ExportArgs),
 }
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
     // Usage errors, --help and --version exit here (codes 2 and 0).
     let cli = Cli::parse();
     exit::finish(|| match &cli.command {
+        Command::Demo(args) => commands::demo::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Export(args) => commands::export::run(args),
     })

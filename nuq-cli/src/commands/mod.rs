@@ -1,4 +1,5 @@
 //! The subcommands, one module each.
 
+pub mod demo;
 pub mod export;
 pub mod inspect;

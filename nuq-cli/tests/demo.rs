@@ -1,0 +1,123 @@
+//! `nuq demo` end to end on tiny Fashion-MNIST-shaped IDX files the test writes.
+
+mod common;
+
+use common::{fails, nuq, ok, usage_error};
+use serde_json::Value;
+use std::fs;
+use std::path::Path;
+
+fn idx(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut v = magic.to_be_bytes().to_vec();
+    for d in dims {
+        v.extend_from_slice(&d.to_be_bytes());
+    }
+    v.extend_from_slice(data);
+    v
+}
+
+/// Two easy classes (bright top half vs bright bottom half) among ten labels.
+fn write_fashion_like(dir: &Path, train: usize, test: usize) {
+    for (name, n) in [("train", train), ("t10k", test)] {
+        let mut pixels = Vec::with_capacity(n * 784);
+        let mut labels = Vec::with_capacity(n);
+        for i in 0..n {
+            let class = (i % 2) as u8;
+            labels.push(class);
+            for p in 0..784 {
+                let top = p < 392;
+                let bright = (class == 0) == top;
+                pixels.push(if bright {
+                    200 + (p % 50) as u8
+                } else {
+                    (p * 7 % 40) as u8
+                });
+            }
+        }
+        fs::write(
+            dir.join(format!("{name}-images-idx3-ubyte")),
+            idx(0x803, &[n as u32, 28, 28], &pixels),
+        )
+        .unwrap();
+        fs::write(
+            dir.join(format!("{name}-labels-idx1-ubyte")),
+            idx(0x801, &[n as u32], &labels),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn demo_trains_quantizes_and_writes_a_readable_model() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_like(dir.path(), 512, 200);
+    let out = dir.path().join("demo.nuq");
+    let o = nuq([
+        "demo".as_ref(),
+        "--data".as_ref(),
+        dir.path().as_os_str(),
+        "--epochs".as_ref(),
+        "1".as_ref(),
+        "--width".as_ref(),
+        "0.0625".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    let text = ok(&o);
+    let json = text.lines().last().expect("a JSON line");
+    let v: Value = serde_json::from_str(json).expect("JSON object last");
+    for key in [
+        "float_acc",
+        "int_acc",
+        "uniform_int_acc",
+        "model_bytes",
+        "seconds",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key} in {json}");
+    }
+    // The two classes are trivially separable: even one short epoch learns them, and the
+    // integer models must keep it.
+    assert!(v["float_acc"].as_f64().unwrap() > 0.9, "{json}");
+    assert!(v["int_acc"].as_f64().unwrap() > 0.9, "{json}");
+    assert_eq!(
+        v["model_bytes"].as_u64().unwrap(),
+        fs::metadata(&out).unwrap().len()
+    );
+    assert!(text.contains("k-quantile"), "{text}");
+    // The written model is a valid .nuq that inspect reads.
+    let listing = ok(&nuq(["inspect".as_ref(), out.as_os_str()]));
+    assert!(
+        listing.contains("conv2d") && listing.contains("k_quantile"),
+        "{listing}"
+    );
+}
+
+#[test]
+fn missing_data_says_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let err = fails(&nuq([
+        "demo".as_ref(),
+        "--data".as_ref(),
+        missing.as_os_str(),
+    ]));
+    assert!(
+        err.contains("apt-get install dataset-fashion-mnist"),
+        "{err}"
+    );
+    assert!(!dir.path().join("demo.nuq").exists());
+    // A directory without the files names the missing file.
+    let err = fails(&nuq([
+        "demo".as_ref(),
+        "--data".as_ref(),
+        dir.path().as_os_str(),
+    ]));
+    assert!(err.contains("train-images-idx3-ubyte"), "{err}");
+}
+
+#[test]
+fn impossible_settings_are_usage_errors() {
+    usage_error(&nuq(["demo", "--bits", "9"]));
+    usage_error(&nuq(["demo", "--epochs", "0"]));
+}
