@@ -38,6 +38,10 @@ use std::ops::Range;
 /// Output size from which the AVX-512 kernel stores full lines non-temporally.
 const STREAM_OUTPUT_BYTES: usize = 4 << 20;
 
+/// Activation bytes per tile (rows × padded k) aimed for, so that they and one weight
+/// panel share a 1 MiB L2 with room to spare.
+const TILE_ACTIVATION_BYTES: usize = 256 << 10;
+
 /// Rows per register tile of the widest kernel; tiles are multiples of it.
 const ROW_BLOCK: usize = 8;
 
@@ -248,7 +252,7 @@ fn run(path: KernelPath, p: &Problem<'_>, c: &mut [i32], ldc: usize) -> Result<(
     }
     let n = p.w.n();
     let panels = n.div_ceil(PANEL);
-    let (mc, pc) = tile_sizes(p.m, panels, rayon::current_num_threads());
+    let (mc, pc) = tile_sizes(p.m, p.w.kp(), panels, rayon::current_num_threads());
     let row_tiles = p.m.div_ceil(mc);
     let panel_tiles = panels.div_ceil(pc);
     let out = OutPtr {
@@ -267,9 +271,12 @@ fn run(path: KernelPath, p: &Problem<'_>, c: &mut [i32], ldc: usize) -> Result<(
 
 /// Rows and panels per tile: big enough to reuse each panel over many rows, small enough
 /// to give every thread several tiles.
-fn tile_sizes(m: usize, panels: usize, threads: usize) -> (usize, usize) {
+fn tile_sizes(m: usize, kp: usize, panels: usize, threads: usize) -> (usize, usize) {
     let want = 4 * threads.max(1);
-    let mut mc = m.min(128).div_ceil(ROW_BLOCK) * ROW_BLOCK;
+    // A tile's activation rows (mc · kp bytes) should stay in L2 next to a weight panel.
+    let rows_in_budget = (TILE_ACTIVATION_BYTES / kp.max(1)) / ROW_BLOCK * ROW_BLOCK;
+    let cap = rows_in_budget.clamp(ROW_BLOCK, 128);
+    let mut mc = m.min(cap).div_ceil(ROW_BLOCK) * ROW_BLOCK;
     let mut pc = panels;
     let count = |mc: usize, pc: usize| m.div_ceil(mc) * panels.div_ceil(pc);
     while count(mc, pc) < want && pc > 1 {
@@ -414,11 +421,15 @@ mod tests {
     fn tile_sizes_cover_and_split() {
         for &(m, panels) in &[(1, 1), (16, 16), (1024, 2), (32768, 2), (64, 8), (7, 3)] {
             for threads in [1, 2, 8] {
-                let (mc, pc) = tile_sizes(m, panels, threads);
-                assert!(mc >= 1 && pc >= 1 && mc % ROW_BLOCK == 0);
-                assert!(pc <= panels);
+                for kp in [4, 576, 4608, 1 << 20] {
+                    let (mc, pc) = tile_sizes(m, kp, panels, threads);
+                    assert!(mc >= ROW_BLOCK && pc >= 1 && mc % ROW_BLOCK == 0);
+                    assert!(pc <= panels && mc <= 128);
+                }
             }
         }
-        assert_eq!(tile_sizes(16, 16, 2), (16, 2));
+        assert_eq!(tile_sizes(16, 4608, 16, 2), (16, 2));
+        assert_eq!(tile_sizes(512, 4608, 16, 2), (56, 16));
+        assert_eq!(tile_sizes(32768, 576, 2, 2), (128, 2));
     }
 }
