@@ -12,7 +12,7 @@
 //! would need 16 tables) are decoded once per panel and tile into int8 scratch — 4-bit ones
 //! with `vpermi2b` — and run the int8 kernel.
 
-use super::{tail_group, with_decoded_panel, OutPtr, Problem, Weights};
+use super::{with_decoded_panel, OutPtr, Problem, Weights};
 use crate::packed::{CodebookScope, CodebookWeights, PANEL};
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -523,4 +523,18 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
             }
         }
     }
+}
+
+/// Loads the 4 activation bytes of group `g` of a row, zero beyond `k` (and `^ 0x80` for
+/// signed activations, so that padding stays 0 in the offset domain).
+#[inline]
+fn tail_group(row: &[u8], k: usize, g: usize, signed: bool) -> [u8; 4] {
+    let mut out = [0u8; 4];
+    for (t, o) in out.iter_mut().enumerate() {
+        let kk = 4 * g + t;
+        if kk < k {
+            *o = if signed { row[kk] ^ 0x80 } else { row[kk] };
+        }
+    }
+    out
 }

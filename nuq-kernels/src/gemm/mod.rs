@@ -168,20 +168,6 @@ pub(crate) fn with_decoded_panel<R>(
     })
 }
 
-/// Loads the 4 activation bytes of group `g` of a row, zero beyond `k` (and `^ 0x80` for
-/// signed activations, so that padding stays 0 in the offset domain).
-#[inline]
-pub(crate) fn tail_group(row: &[u8], k: usize, g: usize, signed: bool) -> [u8; 4] {
-    let mut out = [0u8; 4];
-    for (t, o) in out.iter_mut().enumerate() {
-        let kk = 4 * g + t;
-        if kk < k {
-            *o = if signed { row[kk] ^ 0x80 } else { row[kk] };
-        }
-    }
-    out
-}
-
 fn validate(
     path: KernelPath,
     a_len: usize,
