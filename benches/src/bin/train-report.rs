@@ -4,7 +4,10 @@
 //! `cargo run --release -p nuq-benches --bin train-report` prints one line per model:
 //! `train model=resnet18 input=32x32x3 batch=128 threads=2 img_per_s=… gflops=…`
 //! (GFLOP/s counts 3 × 2 × forward MACs per image: forward and the two backward GEMMs).
-//! Options: `--steps N` timed steps (default 5), `--warmup N` (default 2), `--threads T`,
+//! Each model runs warm-up steps, then timed steps; the median step time gives img/s. To stay
+//! under two minutes on a busy machine, timing stops after 3 steps once a model has spent
+//! `--budget S` seconds (default 30) in timed steps.
+//! Options: `--steps N` timed steps (default 5), `--warmup N` (default 1), `--threads T`,
 //! `--batch B`, `--model NAME` (repeatable), `--width W` (default 1), `--input HxWxC`
 //! (default 32x32x3; PERF.md's PyTorch table also has ResNet-18 width 0.25 at 28x28x1).
 
@@ -22,6 +25,7 @@ struct Args {
     models: Vec<Arch>,
     width: f32,
     input: (usize, usize, usize),
+    budget: f64,
 }
 
 fn parse_input(v: &str) -> Result<(usize, usize, usize), String> {
@@ -38,7 +42,8 @@ fn parse_input(v: &str) -> Result<(usize, usize, usize), String> {
 fn parse() -> Result<Args, String> {
     let mut a = Args {
         steps: 5,
-        warmup: 2,
+        warmup: 1,
+        budget: 30.0,
         threads: 2,
         batch: 128,
         models: Vec::new(),
@@ -56,6 +61,7 @@ fn parse() -> Result<Args, String> {
             "--model" => a
                 .models
                 .push(val()?.parse().map_err(|e| format!("--model: {e}"))?),
+            "--budget" => a.budget = val()?.parse().map_err(|e| format!("--budget: {e}"))?,
             "--width" => a.width = val()?.parse().map_err(|e| format!("--width: {e}"))?,
             "--input" => a.input = parse_input(&val()?)?,
             other => return Err(format!("unknown option {other}")),
@@ -93,6 +99,9 @@ fn run(arch: Arch, a: &Args) -> Result<(f64, f64), nuq_nn::NnError> {
     }
     let mut times = Vec::with_capacity(a.steps);
     for _ in 0..a.steps {
+        if times.len() >= 3 && times.iter().sum::<f64>() > a.budget {
+            break;
+        }
         let t = Instant::now();
         train_step(&mut net, &mut loss, &mut opt, &x, &labels, 0.01)?;
         times.push(t.elapsed().as_secs_f64());
