@@ -7,6 +7,8 @@
 //! Each model runs warm-up steps, then timed steps; the median step time gives img/s. To stay
 //! under two minutes on a busy machine, timing stops after 3 steps once a model has spent
 //! `--budget S` seconds (default 30) in timed steps.
+//! On stderr it also prints the process CPU time per step and the img/s that would give with
+//! each thread on its own core (useful when other jobs share the machine).
 //! Options: `--steps N` timed steps (default 5), `--warmup N` (default 1), `--threads T`,
 //! `--batch B`, `--model NAME` (repeatable), `--width W` (default 1), `--input HxWxC`
 //! (default 32x32x3; PERF.md's PyTorch table also has ResNet-18 width 0.25 at 28x28x1).
@@ -76,7 +78,17 @@ fn parse() -> Result<Args, String> {
     Ok(a)
 }
 
-fn run(arch: Arch, a: &Args) -> Result<(f64, f64), nuq_nn::NnError> {
+/// Process CPU time (user + system, all threads) in seconds from `/proc/self/stat`, if readable.
+fn process_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15 of the file, in clock ticks of 1/100 s on Linux.
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// Median img/s, GFLOP/s, and process CPU seconds per timed step.
+fn run(arch: Arch, a: &Args) -> Result<(f64, f64, Option<f64>), nuq_nn::NnError> {
     let (h, w, c) = a.input;
     let cfg = ModelConfig {
         arch,
@@ -98,6 +110,7 @@ fn run(arch: Arch, a: &Args) -> Result<(f64, f64), nuq_nn::NnError> {
         train_step(&mut net, &mut loss, &mut opt, &x, &labels, 0.01)?;
     }
     let mut times = Vec::with_capacity(a.steps);
+    let cpu0 = process_cpu_s();
     for _ in 0..a.steps {
         if times.len() >= 3 && times.iter().sum::<f64>() > a.budget {
             break;
@@ -107,10 +120,14 @@ fn run(arch: Arch, a: &Args) -> Result<(f64, f64), nuq_nn::NnError> {
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(|p, q| p.total_cmp(q));
+    let cpu_per_step = match (cpu0, process_cpu_s()) {
+        (Some(c0), Some(c1)) => Some((c1 - c0) / times.len() as f64),
+        _ => None,
+    };
     let median = times[times.len() / 2];
     let img_per_s = a.batch as f64 / median;
     let gflops = img_per_s * net.macs_per_image() as f64 * 6.0 / 1e9;
-    Ok((img_per_s, gflops))
+    Ok((img_per_s, gflops, cpu_per_step))
 }
 
 fn main() {
@@ -127,7 +144,7 @@ fn main() {
         .expect("thread pool");
     for &arch in &a.models {
         match pool.install(|| run(arch, &a)) {
-            Ok((ips, gf)) => {
+            Ok((ips, gf, cpu)) => {
                 let (h, w, c) = a.input;
                 let width = if a.width == 1.0 {
                     String::new()
@@ -139,7 +156,18 @@ fn main() {
                     arch.name(),
                     a.batch,
                     a.threads
-                )
+                );
+                // Diagnostic for shared machines (stderr, outside the parsed format): the
+                // throughput the process's CPU time per step would give with every thread on
+                // its own core.
+                if let Some(cpu) = cpu {
+                    eprintln!(
+                        "  {}: {cpu:.2} CPU-s per step → {:.1} img/s at full use of {} cores",
+                        arch.name(),
+                        a.batch as f64 * a.threads as f64 / cpu,
+                        a.threads
+                    );
+                }
             }
             Err(e) => {
                 eprintln!("train-report: {}: {e}", arch.name());
