@@ -7,15 +7,16 @@
 //! AVX-512, with the faster of two weight layouts) on the same shape in the same run.
 //! Figures are medians of timed calls; fp32 and the AVX2/AVX-512 integer paths are timed in
 //! interleaved rounds so that they see the same machine load.
-//! Also prints the register-only `vpdpbusd` peak, timed (~1 ms calls on every thread of the
-//! pool) as one more item of each shape's interleaved rounds; the line is the median over
-//! shapes. Set `KERNEL_REPORT_QUICK=1` for a
+//! Also prints the register-only `vpdpbusd` peak, timed as one more item of each shape's
+//! interleaved rounds (as many multiply-accumulates as the shape's GEMM, in 8 chunks per
+//! thread scheduled by rayon like the GEMM tiles); the line is the median over shapes. Set `KERNEL_REPORT_QUICK=1` for a
 //! shorter, noisier run.
 
 use nuq_kernels::peak::{vnni_chains, MACS_PER_ITERATION};
 use nuq_kernels::{
     gemm_codebook, gemm_u8i8, CodebookScope, CodebookWeights, KernelPath, PackedWeights,
 };
+use rayon::prelude::*;
 use rayon::ThreadPool;
 use std::time::{Duration, Instant};
 
@@ -80,7 +81,7 @@ enum Item {
     Cb4(KernelPath),
     /// fp32 `gemm` with the weights as `w[n][k]` (`false`) or `w[k][n]` (`true`).
     Sgemm(bool),
-    /// The register-only `vpdpbusd` loop on every thread of the pool.
+    /// The register-only `vpdpbusd` loop, split into chunks over the pool.
     Peak,
 }
 
@@ -115,10 +116,10 @@ fn main() {
     // Time spent on the interleaved rounds of one shape and thread count.
     let round_time = Duration::from_millis(if quick { 300 } else { 1500 });
     let pools = [(1, pool(1)), (2, pool(2))];
-    // The peak loop is timed as one more item of every interleaved round below, so that
-    // it sees the same machine load as the GEMM rows; `peak_iters` makes one call ~1 ms.
+    // The peak loop is timed as one more item of every interleaved round below, doing as
+    // many multiply-accumulates as the shape's GEMM, so that it sees the same machine load
+    // and the same call length as the GEMM rows.
     let vnni = KernelPath::Avx512Vnni.is_available();
-    let peak_iters = if vnni { calibrate_peak() } else { 0 };
     let mut peaks: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for s in shapes() {
         let mut r = lcg(11);
@@ -143,13 +144,22 @@ fn main() {
             } else {
                 gemm::Parallelism::None
             };
+            let peak_chunks = 8 * *threads as u64;
+            let peak_chunk_iters = ((macs / MACS_PER_ITERATION as f64) / peak_chunks as f64)
+                .ceil()
+                .max(1.0) as u64;
             let mut run = |item: Item| match item {
                 Item::Int8(path) => gemm_u8i8(path, &a, s.k, s.m, &pw, &mut *c, s.n).expect("gemm"),
                 Item::Cb4(path) => {
                     gemm_codebook(path, &a, s.k, s.m, &cw, &mut *c, s.n).expect("codebook gemm")
                 }
                 Item::Peak => {
-                    rayon::broadcast(|_| std::hint::black_box(vnni_chains(peak_iters)));
+                    // 8 chunks per thread, scheduled by rayon like the GEMM's tiles.
+                    (0..peak_chunks).into_par_iter().for_each(|_| {
+                        std::hint::black_box(
+                            vnni_chains(peak_chunk_iters).expect("VNNI available"),
+                        );
+                    });
                 }
                 Item::Sgemm(kn) => {
                     // (column stride, row stride) of the k×n right operand.
@@ -233,8 +243,14 @@ fn main() {
                     Item::Cb4(path) => format!("cb4-{}", path.name()),
                     Item::Sgemm(_) => continue,
                     Item::Peak => {
-                        let macs = (*threads as u64 * peak_iters * MACS_PER_ITERATION) as f64;
-                        peaks[*threads - 1].push(macs / secs / 1e9);
+                        let macs = (peak_chunks * peak_chunk_iters * MACS_PER_ITERATION) as f64;
+                        let g = macs / secs / 1e9;
+                        peaks[*threads - 1].push(g);
+                        // Same-conditions peak of this shape; the overall lines come last.
+                        println!(
+                            "peak m={} n={} k={} path=avx512vnni threads={threads} gmacs={g:.1}",
+                            s.m, s.n, s.k
+                        );
                         continue;
                     }
                 };
@@ -243,7 +259,8 @@ fn main() {
         }
     }
     if vnni {
-        // One interleaved peak median per shape; report their median.
+        // One interleaved peak median per shape (printed with its shape above); the
+        // overall figure is their median.
         for (threads, mut samples) in [1, 2].into_iter().zip(peaks) {
             samples.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
             println!(
@@ -251,18 +268,5 @@ fn main() {
                 samples[samples.len() / 2]
             );
         }
-    }
-}
-
-/// Iterations of the peak loop that take about 1 ms on one thread.
-fn calibrate_peak() -> u64 {
-    let mut iters = 1u64 << 10;
-    loop {
-        let t = Instant::now();
-        std::hint::black_box(vnni_chains(iters).expect("VNNI available"));
-        if t.elapsed() >= Duration::from_millis(1) || iters >= 1 << 30 {
-            return iters;
-        }
-        iters *= 2;
     }
 }
