@@ -1,5 +1,10 @@
 //! Single-thread GEMM efficiency on the convolution shapes, measured in thread CPU time
 //! (robust to other processes sharing the cores). Profiling aid for chunk sizing.
+//!
+//! `gemm_shapes par` instead compares, on 2 threads, the two ways of parallelising a forward
+//! conv GEMM of 2048 rows: rayon over two row halves each running a single-threaded `gemm`
+//! (what `Conv2d` does) versus one `gemm` call with its own 2-thread parallelism, in process
+//! CPU time and wall time.
 
 fn cpu_ns() -> u64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -48,7 +53,63 @@ fn run(
     }
 }
 
+fn process_cpu_s() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let f: Vec<&str> = s
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
+fn compare_parallelism() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("pool");
+    let rows = 2048;
+    for &(cin, cout) in &[(64usize, 64usize), (128, 128), (256, 256), (512, 512)] {
+        let k = 9 * cin;
+        let a = vec![0.5f32; rows * k];
+        let b = vec![0.25f32; k * cout];
+        let mut c = vec![0.0f32; rows * cout];
+        let reps = (2e10 / (2.0 * (rows * k * cout) as f64)).ceil() as usize;
+        let flops = 2.0 * (rows * k * cout) as f64 * reps as f64;
+        pool.install(|| {
+            let (cpu, t) = (process_cpu_s(), std::time::Instant::now());
+            for _ in 0..reps {
+                let (top, bottom) = c.split_at_mut(rows / 2 * cout);
+                let half = rows / 2 * k;
+                rayon::join(
+                    || run(rows / 2, cout, k, &a[..half], k as isize, 1, &b, cout as isize, 1, top, false),
+                    || run(rows / 2, cout, k, &a[half..], k as isize, 1, &b, cout as isize, 1, bottom, false),
+                );
+            }
+            let (cg, wg) = (process_cpu_s() - cpu, t.elapsed().as_secs_f64());
+            let (cpu, t) = (process_cpu_s(), std::time::Instant::now());
+            for _ in 0..reps {
+                // SAFETY: a is rows×k, b is k×cout, c is rows×cout, all row-major.
+                unsafe {
+                    gemm::gemm(rows, cout, k, c.as_mut_ptr(), 1, cout as isize, false, a.as_ptr(), 1, k as isize, b.as_ptr(), 1, cout as isize, 1.0, 1.0, false, false, false, gemm::Parallelism::Rayon(2));
+                }
+            }
+            let (ci, wi) = (process_cpu_s() - cpu, t.elapsed().as_secs_f64());
+            println!(
+                "{cin:>3}->{cout:<3} rows {rows}: row halves {:6.1} GFLOP/cpu-s ({:6.1} wall) | gemm Rayon(2) {:6.1} GFLOP/cpu-s ({:6.1} wall)",
+                flops / cg / 1e9, flops / wg / 1e9, flops / ci / 1e9, flops / wi / 1e9
+            );
+        });
+    }
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("par") {
+        compare_parallelism();
+        return;
+    }
     let shapes = [
         (32usize, 64usize, 64usize),
         (16, 128, 128),
