@@ -73,3 +73,49 @@ fn fashion_mnist_shapes_and_width() {
     assert!(Network::new(ModelConfig::fashion_mnist(Arch::ResNet18, 0.0), 1).is_err());
     assert!("vgg-small".parse::<Arch>().is_ok() && "alexnet".parse::<Arch>().is_err());
 }
+
+#[test]
+fn layers_can_be_swapped_and_reached_by_name() {
+    use nuq_nn::{BasicBlock, BatchNorm2d, Conv2d, Linear, Relu, Rng};
+    let mut net = Network::new(ModelConfig::fashion_mnist(Arch::ResNet20, 0.25), 3).unwrap();
+    // Reach a conv weight and a BN inside a block through the concrete types.
+    let block = net.body.get_mut("layer2.0").unwrap();
+    let block = block.as_any_mut().downcast_mut::<BasicBlock>().unwrap();
+    let conv = block
+        .main
+        .get_mut("conv1")
+        .unwrap()
+        .as_any_mut()
+        .downcast_mut::<Conv2d>()
+        .unwrap();
+    assert_eq!(conv.weight.torch_shape, [8, 4, 3, 3]);
+    let bn = block.downsample.as_mut().unwrap().get_mut("1").unwrap();
+    assert!(bn.as_any_mut().downcast_mut::<BatchNorm2d>().is_some());
+    // Swap the classifier for a fresh one and insert an extra layer before it.
+    let mut rng = Rng::new(9);
+    let old = net
+        .body
+        .replace(
+            "fc",
+            Box::new(Linear::new(16, 10, false, &mut rng).unwrap()),
+        )
+        .unwrap();
+    assert!(old.as_any().downcast_ref::<Linear>().is_some());
+    let pos = net
+        .body
+        .layers()
+        .iter()
+        .position(|(n, _)| n == "fc")
+        .unwrap();
+    net.body
+        .insert(pos, "extra_relu", Box::new(Relu::new()))
+        .unwrap();
+    assert!(net.body.replace("nope", Box::new(Relu::new())).is_err());
+    let logits = net
+        .forward(&Tensor::zeros([2, 28, 28, 1]), Mode::Eval)
+        .unwrap();
+    assert_eq!(logits.shape(), [2, 1, 1, 10]);
+    let mut names = Vec::new();
+    net.visit_params(&mut |n, _| names.push(n.to_string()));
+    assert!(names.contains(&"fc.weight".to_string()) && !names.contains(&"fc.bias".to_string()));
+}

@@ -1,8 +1,13 @@
 //! AdamW (decoupled weight decay, PyTorch semantics).
 
+use rayon::prelude::*;
+
 use crate::error::NnError;
 use crate::models::Parameterized;
 use crate::optim::{Optimizer, Slots, StateTensor};
+
+/// Values per parallel task of the element-wise update.
+const CHUNK: usize = 1 << 15;
 
 /// AdamW: `w ← w·(1 − lr·λ)`, `m = β₁m + (1−β₁)g`, `v = β₂v + (1−β₂)g²`,
 /// `w ← w − lr·m̂/(√v̂ + ε)` with bias-corrected `m̂ = m/(1−β₁ᵗ)`, `v̂ = v/(1−β₂ᵗ)`
@@ -65,18 +70,19 @@ impl Optimizer for AdamW {
                 }
             };
             let (m, v) = bufs.split_at_mut(1);
-            for (((w, &g), m), v) in p
-                .value
-                .iter_mut()
-                .zip(&p.grad)
-                .zip(m[0].iter_mut())
-                .zip(v[0].iter_mut())
-            {
-                *w *= 1.0 - lr * wd;
-                *m = b1 * *m + (1.0 - b1) * g;
-                *v = b2 * *v + (1.0 - b2) * g * g;
-                *w -= step_size * *m / (v.sqrt() * inv_c2_sqrt + eps);
-            }
+            let shrink = 1.0 - lr * wd;
+            p.value
+                .par_chunks_mut(CHUNK)
+                .zip(p.grad.par_chunks(CHUNK))
+                .zip(m[0].par_chunks_mut(CHUNK).zip(v[0].par_chunks_mut(CHUNK)))
+                .for_each(|((ws, gs), (ms, vs))| {
+                    for (((w, &g), m), v) in ws.iter_mut().zip(gs).zip(ms).zip(vs) {
+                        *w *= shrink;
+                        *m = b1 * *m + (1.0 - b1) * g;
+                        *v = b2 * *v + (1.0 - b2) * g * g;
+                        *w -= step_size * *m / (v.sqrt() * inv_c2_sqrt + eps);
+                    }
+                });
             index += 1;
         });
         if let Some(e) = err {

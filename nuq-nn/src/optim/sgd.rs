@@ -1,8 +1,13 @@
 //! Stochastic gradient descent with momentum, Nesterov and weight decay (PyTorch semantics).
 
+use rayon::prelude::*;
+
 use crate::error::NnError;
 use crate::models::Parameterized;
 use crate::optim::{Optimizer, Slots, StateTensor};
+
+/// Values per parallel task of the element-wise update.
+const CHUNK: usize = 1 << 15;
 
 /// How weight decay enters the update.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,10 +77,15 @@ impl Optimizer for Sgd {
                 1.0
             };
             if mu == 0.0 {
-                for (w, &g) in p.value.iter_mut().zip(&p.grad) {
-                    let g = g + l2 * *w;
-                    *w = *w * shrink - lr * g;
-                }
+                p.value
+                    .par_chunks_mut(CHUNK)
+                    .zip(p.grad.par_chunks(CHUNK))
+                    .for_each(|(ws, gs)| {
+                        for (w, &g) in ws.iter_mut().zip(gs) {
+                            let g = g + l2 * *w;
+                            *w = *w * shrink - lr * g;
+                        }
+                    });
             } else {
                 let bufs = match self.slots.get(index, name, p.value.len(), 1) {
                     Ok(b) => b,
@@ -84,12 +94,18 @@ impl Optimizer for Sgd {
                         return;
                     }
                 };
-                for ((w, &g), b) in p.value.iter_mut().zip(&p.grad).zip(bufs[0].iter_mut()) {
-                    let g = g + l2 * *w;
-                    *b = mu * *b + g;
-                    let d = if nesterov { g + mu * *b } else { *b };
-                    *w = *w * shrink - lr * d;
-                }
+                p.value
+                    .par_chunks_mut(CHUNK)
+                    .zip(p.grad.par_chunks(CHUNK))
+                    .zip(bufs[0].par_chunks_mut(CHUNK))
+                    .for_each(|((ws, gs), bs)| {
+                        for ((w, &g), b) in ws.iter_mut().zip(gs).zip(bs) {
+                            let g = g + l2 * *w;
+                            *b = mu * *b + g;
+                            let d = if nesterov { g + mu * *b } else { *b };
+                            *w = *w * shrink - lr * d;
+                        }
+                    });
             }
             index += 1;
         });
