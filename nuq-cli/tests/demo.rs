@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fails, nuq, ok, usage_error};
+use common::{fails, nuq, ok, stderr, stdout, usage_error};
 use serde_json::Value;
 use std::fs;
 use std::path::Path;
@@ -60,11 +60,16 @@ fn demo_trains_quantizes_and_writes_a_readable_model() {
         "1".as_ref(),
         "--width".as_ref(),
         "0.0625".as_ref(),
+        "--qat-images".as_ref(),
+        "256".as_ref(),
         "--out".as_ref(),
         out.as_os_str(),
         "--json".as_ref(),
     ]);
-    let text = ok(&o);
+    // Progress notes go to stderr; stdout holds the table and the JSON object.
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("float test accuracy"), "{}", stderr(&o));
+    let text = stdout(&o);
     let json = text.lines().last().expect("a JSON line");
     let v: Value = serde_json::from_str(json).expect("JSON object last");
     for key in [

@@ -57,6 +57,9 @@ pub struct DemoArgs {
     /// Weight and activation bits of the inner layers.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=8))]
     pub bits: u8,
+    /// Training images of quantization-aware fine-tuning per codebook (0: calibration only).
+    #[arg(long, default_value_t = 20_000)]
+    pub qat_images: usize,
     /// Where to write the k-quantile integer model.
     #[arg(long, default_value = "demo.nuq")]
     pub out: PathBuf,
@@ -209,19 +212,46 @@ fn calibration_batch(train: &Dataset, norm: &InputNorm, n: usize) -> Result<Tens
     .map_err(nn)
 }
 
+/// Calibrates the activation quantizers, then fine-tunes with the quantizers in the loop
+/// (straight-through) on `a.qat_images` training images, and folds into the integer model.
 fn quantize(
     cfg: ModelConfig,
     weights: &Path,
     family: Family,
-    bits: u8,
-    calib: &Tensor,
+    a: &DemoArgs,
+    data: &(Arc<Dataset>, Tensor),
     norm: &InputNorm,
+    progress: &Progress,
 ) -> Result<IntegerModel, Failure> {
+    let (train, calib) = data;
     let mut net = Network::new(cfg, 0).map_err(nn)?;
     load_model(&mut net, weights).map_err(nn)?;
-    let mut qn =
-        QuantizedNetwork::prepare(net, QuantConfig::new(bits, family), norm.clone()).map_err(nn)?;
+    let mut qn = QuantizedNetwork::prepare(net, QuantConfig::new(a.bits, family), norm.clone())
+        .map_err(nn)?;
     qn.calibrate(calib).map_err(nn)?;
+    let batch = 128;
+    let steps = a.qat_images / batch;
+    if steps > 0 {
+        let mut opt = Sgd::new(0.9, 5e-4);
+        opt.nesterov = true;
+        opt.decay_mode = WeightDecay::L2;
+        let schedule = Schedule::Cosine {
+            lr: 0.01,
+            min_lr: 0.0,
+            warmup: 0,
+            total: steps,
+        };
+        schedule.validate().map_err(nn)?;
+        let mut ce = CrossEntropy::new(0.0).map_err(nn)?;
+        let bar = progress.bar(steps as u64, &format!("QAT {family}"));
+        let loader = BatchLoader::new(train.clone(), batch, augment(), true, true, a.seed + 1, 0);
+        for (step, b) in loader.take(steps).enumerate() {
+            qn.qat_step(&mut ce, &mut opt, &b.images, &b.labels, schedule.lr(step))
+                .map_err(nn)?;
+            bar.inc(1);
+        }
+        bar.finish();
+    }
     qn.to_integer().map_err(nn)
 }
 
@@ -234,7 +264,7 @@ pub fn run(a: &DemoArgs) -> CmdResult {
             a.width
         )));
     }
-    let progress = Progress::new(!a.json);
+    let progress = Progress::new(true);
     let (train_set, test_set) = load(&a.data)?;
     progress.note(&format!(
         "Fashion-MNIST from {}: {} train / {} test images",
@@ -257,14 +287,23 @@ pub fn run(a: &DemoArgs) -> CmdResult {
     let norm = InputNorm::from_mean_std(&augment().mean, &augment().std).map_err(nn)?;
     let calib = calibration_batch(&train_set, &norm, 2000)?;
 
-    let kq = quantize(cfg, &weights, Family::KQuantile, a.bits, &calib, &norm)?;
+    let qdata = (train_set.clone(), calib);
+    let kq = quantize(
+        cfg,
+        &weights,
+        Family::KQuantile,
+        a,
+        &qdata,
+        &norm,
+        &progress,
+    )?;
     let int_acc = integer_accuracy(&kq, &test_set)?;
     progress.note(&format!(
         "{}-bit k-quantile integer accuracy {:.2}%",
         a.bits,
         100.0 * int_acc
     ));
-    let uni = quantize(cfg, &weights, Family::Uniform, a.bits, &calib, &norm)?;
+    let uni = quantize(cfg, &weights, Family::Uniform, a, &qdata, &norm, &progress)?;
     let uniform_int_acc = integer_accuracy(&uni, &test_set)?;
     progress.note(&format!(
         "{}-bit uniform integer accuracy {:.2}%",

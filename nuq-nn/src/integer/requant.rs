@@ -167,7 +167,7 @@ mod tests {
             let a = Align::from_f64(r).unwrap();
             let exact = r * v as f64;
             // Representation error of the factor plus the final rounding.
-            let tol = 0.5 + (a.value() - r).abs() * v.abs() as f64 + 1e-9;
+            let tol = 0.5 + (a.value() - r).abs() * v.abs() as f64 + 1e-9 * exact.abs() + 1e-9;
             prop_assert!((a.apply(v) as f64 - exact).abs() <= tol, "{a:?} {v} {exact}");
         }
 

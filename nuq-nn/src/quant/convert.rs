@@ -39,6 +39,7 @@ use crate::layers::{
 };
 use crate::models::Network;
 use crate::quant::layers::{ActQuant, GridRound, QuantBlock};
+use crate::quant::qat::WeightSlot;
 use crate::quant::weights::{quantize_weights, QuantizedWeights};
 use crate::quant::{ActQuantizer, Family};
 use crate::tensor::Tensor;
@@ -142,7 +143,7 @@ pub struct QuantizedNetwork {
     pub config: QuantConfig,
     /// The input normalisation.
     pub input_norm: InputNorm,
-    weights: BTreeMap<String, QuantizedWeights>,
+    pub(crate) slots: BTreeMap<String, WeightSlot>,
 }
 
 /// `[kh][kw][ci][co]` → rows `[co][kh·kw·ci]`.
@@ -186,7 +187,7 @@ fn downcast<'a, T: 'static>(
 struct Prep<'a> {
     cfg: QuantConfig,
     norm: &'a InputNorm,
-    weights: BTreeMap<String, QuantizedWeights>,
+    slots: BTreeMap<String, WeightSlot>,
     first: bool,
 }
 
@@ -234,8 +235,20 @@ impl Prep<'_> {
             .enumerate()
             .map(|(i, &v)| (f64::from(v) * input_factor(i)) as f32)
             .collect();
-        conv.weight.value = rows_to_hwio(&deq, taps, c.c_in, c.c_out);
-        self.weights.insert(name.to_string(), q);
+        let shadow = std::mem::replace(
+            &mut conv.weight.value,
+            rows_to_hwio(&deq, taps, c.c_in, c.c_out),
+        );
+        let input_factor = first.then(|| (0..c.c_in).map(input_factor).collect());
+        self.slots.insert(
+            name.to_string(),
+            WeightSlot {
+                q,
+                shadow,
+                conv: Some((taps, c.c_in, c.c_out)),
+                input_factor,
+            },
+        );
         Ok(())
     }
 
@@ -274,8 +287,16 @@ impl Prep<'_> {
                     self.cfg.weight_family,
                     per_channel,
                 )?;
-                lin.weight.value = q.dequantized();
-                self.weights.insert(name, q);
+                let shadow = std::mem::replace(&mut lin.weight.value, q.dequantized());
+                self.slots.insert(
+                    name,
+                    WeightSlot {
+                        q,
+                        shadow,
+                        conv: None,
+                        input_factor: None,
+                    },
+                );
             } else if let Some(bb) = any.downcast_mut::<BasicBlock>() {
                 // Take the block out (a 1-channel placeholder keeps the slot valid) and wrap it.
                 let placeholder = BasicBlock::new(1, 1, 1, &mut crate::Rng::new(0))?;
@@ -325,16 +346,16 @@ impl QuantizedNetwork {
         let mut prep = Prep {
             cfg: config,
             norm: &input_norm,
-            weights: BTreeMap::new(),
+            slots: BTreeMap::new(),
             first: true,
         };
         prep.seq("", &mut net.body, last_linear.as_deref())?;
-        let weights = prep.weights;
+        let slots = prep.slots;
         Ok(Self {
             net,
             config,
             input_norm,
-            weights,
+            slots,
         })
     }
 
@@ -504,8 +525,9 @@ impl Builder<'_> {
 
     fn weights(&self, name: &str) -> Result<&QuantizedWeights, NnError> {
         self.qn
-            .weights
+            .slots
             .get(name)
+            .map(|s| &s.q)
             .ok_or_else(|| NnError::Config(format!("layer {name} has no quantized weights")))
     }
 

@@ -10,6 +10,7 @@
 mod act;
 pub mod convert;
 mod layers;
+mod qat;
 mod weights;
 
 pub use act::ActQuantizer;
