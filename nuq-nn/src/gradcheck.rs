@@ -11,6 +11,10 @@
 //! `(L(v + h) − L(v)) / h` and `(L(v) − L(v − h)) / h` disagree by more than the tolerance —
 //! and counted as skipped instead of compared. At a smooth point the two agree, so a wrong
 //! gradient is still caught; callers bound the skipped fraction.
+//!
+//! A check runs many forward passes: in [`Mode::Train`], BatchNorm running statistics and
+//! `num_batches_tracked` change along the way (the checked function itself does not depend on
+//! them).
 
 use crate::error::NnError;
 use crate::layer::{Layer, Mode};
