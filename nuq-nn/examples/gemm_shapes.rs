@@ -79,7 +79,19 @@ fn compare_parallelism() {
         let reps = (1e11 / (2.0 * (rows * k * cout) as f64)).ceil() as usize;
         let flops = 2.0 * (rows * k * cout) as f64 * reps as f64;
         // Touch every buffer once so that neither variant pays the first page faults.
-        run(rows, cout, k, &a, k as isize, 1, &b, cout as isize, 1, &mut c, false);
+        run(
+            rows,
+            cout,
+            k,
+            &a,
+            k as isize,
+            1,
+            &b,
+            cout as isize,
+            1,
+            &mut c,
+            false,
+        );
         pool.install(|| {
             let (cpu, t) = (process_cpu_s(), std::time::Instant::now());
             for _ in 0..reps {
