@@ -7,15 +7,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// Progress reporting for one command.
 pub struct Progress {
-    notes: bool,
     bars: bool,
 }
 
 impl Progress {
-    /// Notes on stderr when `notes`; bars only when stderr is a terminal.
-    pub fn new(notes: bool) -> Self {
+    /// Notes always go to stderr; bars only when stderr is a terminal.
+    pub fn new() -> Self {
         Self {
-            notes,
             bars: std::io::stderr().is_terminal(),
         }
     }
@@ -37,8 +35,12 @@ impl Progress {
 
     /// One line of progress on stderr.
     pub fn note(&self, line: &str) {
-        if self.notes {
-            eprintln!("{line}");
-        }
+        eprintln!("{line}");
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
     }
 }

@@ -36,7 +36,7 @@ pub const DEFAULT_DATA: &str = "/usr/share/datasets/fashion-mnist";
         and to 4-bit uniform weights and activations (first conv and classifier at 8 bits), \
         folds batch-norm and the scales into integer MAC thresholds, evaluates both integer \
         models with integers only, prints float vs integer accuracy and model size, and writes \
-        the k-quantile model to demo.nuq. About three minutes on two cores.",
+        the k-quantile model to demo.nuq. About two minutes on two idle cores.",
     after_help = "Examples:\n  \
         nuq demo\n  \
         nuq demo --data ~/fashion-mnist --epochs 3 --json\n\n\
@@ -49,7 +49,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = DEFAULT_DATA)]
     pub data: PathBuf,
     /// Training epochs.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub epochs: u32,
     /// Channel width multiplier of VGG-Small (1.0 = 128/256/512 channels).
     #[arg(long, default_value_t = 0.125)]
@@ -58,7 +58,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=8))]
     pub bits: u8,
     /// Training images of quantization-aware fine-tuning per codebook (0: calibration only).
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 30_000)]
     pub qat_images: usize,
     /// Where to write the k-quantile integer model.
     #[arg(long, default_value = "demo.nuq")]
@@ -264,7 +264,7 @@ pub fn run(a: &DemoArgs) -> CmdResult {
             a.width
         )));
     }
-    let progress = Progress::new(true);
+    let progress = Progress::new();
     let (train_set, test_set) = load(&a.data)?;
     progress.note(&format!(
         "Fashion-MNIST from {}: {} train / {} test images",
