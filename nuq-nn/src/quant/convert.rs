@@ -593,6 +593,27 @@ impl Builder<'_> {
         })
     }
 
+    /// The convolution at layer `i` of `s` and the batch-norm after it, as an accumulator node
+    /// and the affine map `z = d · acc + c` of its output (not pushed yet).
+    fn conv_bn(
+        &self,
+        prefix: &str,
+        s: &Sequential,
+        i: usize,
+        input: Cur,
+    ) -> Result<(ConvNode, Affine, usize, usize), NnError> {
+        let l = s.layers();
+        let name = format!("{prefix}{}", l[i].0);
+        let conv = downcast::<Conv2d>(l[i].1.as_ref(), &name, "Conv2d")?;
+        let (bn_name, bn) = l
+            .get(i + 1)
+            .ok_or_else(|| NnError::Config(format!("layer {name}: no BatchNorm after it")))?;
+        let bn = downcast::<BatchNorm2d>(bn.as_ref(), bn_name, "BatchNorm2d")?;
+        let (node, u, oh, ow) = self.conv_node(&name, conv, input, ConvOutput::Accumulator)?;
+        let aff = bn_affine(bn, &u, conv.bias.as_ref().map(|b| b.value.as_slice()));
+        Ok((node, aff, oh, ow))
+    }
+
     /// Conv → BN(ReLU) → ActQuant starting at layer `i` of `s`; returns the new current tensor.
     fn conv_bn_act(
         &mut self,
@@ -601,22 +622,17 @@ impl Builder<'_> {
         i: usize,
         input: Cur,
     ) -> Result<Cur, NnError> {
-        let l = s.layers();
-        let name = format!("{prefix}{}", l[i].0);
-        let conv = downcast::<Conv2d>(l[i].1.as_ref(), &name, "Conv2d")?;
-        let (bn_name, bn) = l
-            .get(i + 1)
-            .ok_or_else(|| NnError::Config(format!("layer {name}: no BatchNorm after it")))?;
-        let bn = downcast::<BatchNorm2d>(bn.as_ref(), bn_name, "BatchNorm2d")?;
-        let (aq_name, aq) = l.get(i + 2).ok_or_else(|| {
-            NnError::Config(format!("layer {name}: no activation quantizer after it"))
+        let (mut node, aff, oh, ow) = self.conv_bn(prefix, s, i, input)?;
+        let (aq_name, aq) = s.layers().get(i + 2).ok_or_else(|| {
+            NnError::Config(format!(
+                "layer {prefix}{}: no activation quantizer after it",
+                s.layers()[i].0
+            ))
         })?;
         let q = Self::fitted(
             downcast::<ActQuant>(aq.as_ref(), aq_name, "ActQuant")?,
             aq_name,
         )?;
-        let (mut node, u, oh, ow) = self.conv_node(&name, conv, input, ConvOutput::Accumulator)?;
-        let aff = bn_affine(bn, &u, conv.bias.as_ref().map(|b| b.value.as_slice()));
         node.output = ConvOutput::Codes(requant(&aff, q));
         let c_out = node.c_out;
         Ok(self.push(Node::Conv(node), q.scale, oh, ow, c_out))
@@ -630,15 +646,7 @@ impl Builder<'_> {
         i: usize,
         input: Cur,
     ) -> Result<(Cur, Affine), NnError> {
-        let l = s.layers();
-        let name = format!("{prefix}{}", l[i].0);
-        let conv = downcast::<Conv2d>(l[i].1.as_ref(), &name, "Conv2d")?;
-        let (bn_name, bn) = l
-            .get(i + 1)
-            .ok_or_else(|| NnError::Config(format!("layer {name}: no BatchNorm after it")))?;
-        let bn = downcast::<BatchNorm2d>(bn.as_ref(), bn_name, "BatchNorm2d")?;
-        let (node, u, oh, ow) = self.conv_node(&name, conv, input, ConvOutput::Accumulator)?;
-        let aff = bn_affine(bn, &u, conv.bias.as_ref().map(|b| b.value.as_slice()));
+        let (node, aff, oh, ow) = self.conv_bn(prefix, s, i, input)?;
         let c_out = node.c_out;
         Ok((self.push(Node::Conv(node), f64::NAN, oh, ow, c_out), aff))
     }
