@@ -23,8 +23,8 @@ use nuq_fpga_fmt::reader::Scale;
 use nuq_fpga_fmt::{CodebookKind, Direction, LayerOp, Model, TileOrder};
 
 use crate::integer::model::{
-    ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node, TensorKind,
-    WeightTable,
+    transpose_rows, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node,
+    TensorKind, WeightTable,
 };
 use crate::integer::requant::Requant;
 use crate::NnError;
@@ -172,15 +172,7 @@ pub fn to_file_model(
                 };
                 let k = c.kernel;
                 // [o][ky][kx][ci] → [o][ci][ky][kx]
-                let mut idx = vec![0u8; c.weights.indices.len()];
-                for o in 0..c.c_out {
-                    for t in 0..k * k {
-                        for ci in 0..c.c_in {
-                            idx[((o * c.c_in + ci) * k * k) + t] =
-                                c.weights.indices[(o * k * k + t) * c.c_in + ci];
-                        }
-                    }
-                }
+                let idx = transpose_rows(&c.weights.indices, k * k, c.c_in);
                 let (wi, wcb) = w.weights(
                     &c.weights,
                     vec![c.c_out as u32, c.c_in as u32, k as u32, k as u32],
@@ -238,18 +230,7 @@ pub fn to_file_model(
                     ));
                     src = (w.m.layers.len() - 1) as u32;
                     // NHWC feature order → [c][h][w].
-                    for o in 0..lin.out_features {
-                        let row =
-                            &lin.weights.indices[o * lin.in_features..(o + 1) * lin.in_features];
-                        let dst = &mut idx[o * lin.in_features..(o + 1) * lin.in_features];
-                        for ch in 0..x.c {
-                            for y in 0..x.h {
-                                for xx in 0..x.w {
-                                    dst[(ch * x.h + y) * x.w + xx] = row[(y * x.w + xx) * x.c + ch];
-                                }
-                            }
-                        }
-                    }
+                    idx = transpose_rows(&lin.weights.indices, x.h * x.w, x.c);
                 }
                 let (wi, wcb) = w.weights(
                     &lin.weights,
@@ -356,15 +337,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                         "{name}: only square, ungrouped convolutions with uniform padding"
                     )));
                 }
-                let src_idx = wt.indices.clone();
-                for o in 0..co {
-                    for t in 0..k * k {
-                        for cc in 0..ci {
-                            wt.indices[(o * k * k + t) * ci + cc] =
-                                src_idx[((o * ci + cc) * k * k) + t];
-                        }
-                    }
-                }
+                wt.indices = transpose_rows(&wt.indices, ci, k * k);
                 let th = m
                     .thresholds
                     .get(l.thresholds.unwrap_or(u32::MAX) as usize)
@@ -439,17 +412,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                         "{name}: {ins} inputs for a {c}×{h}×{w} tensor"
                     )));
                 }
-                let src_idx = wt.indices.clone();
-                for o in 0..outs {
-                    for ch in 0..c {
-                        for y in 0..h {
-                            for x in 0..w {
-                                wt.indices[o * ins + (y * w + x) * c + ch] =
-                                    src_idx[o * ins + (ch * h + y) * w + x];
-                            }
-                        }
-                    }
-                }
+                wt.indices = transpose_rows(&wt.indices, c, h * w);
                 let bias = match l.bias {
                     Some(b) => get(m
                         .biases

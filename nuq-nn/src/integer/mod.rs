@@ -29,3 +29,5 @@ pub use model::{
     TensorId, TensorInfo, TensorKind, WeightTable,
 };
 pub use requant::{Align, Requant};
+
+pub(crate) use model::transpose_rows;

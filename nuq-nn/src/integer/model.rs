@@ -418,3 +418,33 @@ fn check_weights(node: usize, w: &WeightTable, rows: usize, k: usize) -> Result<
     }
     Ok(())
 }
+
+/// Transposes every row of `src`, laid out `[a][b]`, to `[b][a]` (rows of `a · b` values).
+///
+/// The weight layouts differ only by such a per-row transposition: a convolution row is
+/// `[ky·kx][c_in]` here and `[c_in][ky·kx]` in PyTorch and the `.nuq` file, and a classifier
+/// row after a flatten is `[h·w][c]` here (NHWC) and `[c][h·w]` there.
+pub(crate) fn transpose_rows<T: Copy>(src: &[T], a: usize, b: usize) -> Vec<T> {
+    let mut dst = src.to_vec();
+    for (s, d) in src.chunks_exact(a * b).zip(dst.chunks_exact_mut(a * b)) {
+        for i in 0..a {
+            for j in 0..b {
+                d[j * a + i] = s[i * b + j];
+            }
+        }
+    }
+    dst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transpose_rows;
+
+    #[test]
+    fn transpose_rows_swaps_each_row_and_round_trips() {
+        let src: Vec<u8> = (0..12).collect();
+        let t = transpose_rows(&src, 2, 3);
+        assert_eq!(t, vec![0, 3, 1, 4, 2, 5, 6, 9, 7, 10, 8, 11]);
+        assert_eq!(transpose_rows(&t, 3, 2), src);
+    }
+}

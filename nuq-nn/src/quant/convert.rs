@@ -29,6 +29,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::integer::transpose_rows;
 use crate::integer::{
     AddNode, Align, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node,
     Requant, TensorId,
@@ -790,17 +791,7 @@ impl Builder<'_> {
         let mut table = q.table.clone();
         if let Some((c, h, w)) = self.flatten_chw {
             // PyTorch flattens [c][h][w]; the integer model reads NHWC ([h][w][c]).
-            for o in 0..outs {
-                let row = &q.table.indices[o * ins..(o + 1) * ins];
-                let dst = &mut table.indices[o * ins..(o + 1) * ins];
-                for ch in 0..c {
-                    for y in 0..h {
-                        for x in 0..w {
-                            dst[(y * w + x) * c + ch] = row[(ch * h + y) * w + x];
-                        }
-                    }
-                }
-            }
+            table.indices = transpose_rows(&q.table.indices, c, h * w);
         }
         let unit = q.scales[0] * cur.scale;
         let bias = match &lin.bias {
