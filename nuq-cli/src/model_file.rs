@@ -2,7 +2,10 @@
 //! the terminal: which file, what is wrong with it, and what to do about it.
 
 use crate::exit::Failure;
-use nuq_fpga_fmt::{Error, ErrorKind, Location, NuqFile};
+use nuq_fpga_fmt::{CodebookKind, Error, ErrorKind, Location, Model, NuqFile, WriteOptions};
+use nuq_nn::integer::{from_file_model, to_file_model, IntegerModel};
+use nuq_nn::quant::Family;
+use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
@@ -29,6 +32,49 @@ pub fn read(path: &Path) -> Result<Vec<u8>, Failure> {
 /// section and the graph's references.
 pub fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<NuqFile<'a>, Failure> {
     NuqFile::parse(bytes).map_err(|e| Failure::new(explain(path, bytes.len(), &e)))
+}
+
+/// Reads, validates and maps the `.nuq` file at `path` to the integer model it describes.
+pub fn read_integer_model(path: &Path) -> Result<IntegerModel, Failure> {
+    let bytes = read(path)?;
+    let file = parse(path, &bytes)?;
+    from_file_model(&Model::from_file(&file)).map_err(|e| {
+        Failure::new(format!(
+            "{}: a valid .nuq file, but not an integer model nuq can run: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// The format's codebook kind for a family.
+pub fn codebook_kind(family: Family) -> CodebookKind {
+    match family {
+        Family::KQuantile => CodebookKind::KQuantile,
+        Family::LloydMax => CodebookKind::LloydMax,
+        Family::Apot => CodebookKind::Apot,
+        Family::Uniform => CodebookKind::Uniform,
+    }
+}
+
+/// Writes `model` to `path` (temporary file + rename: a failed run leaves no partial file)
+/// and returns the file's size in bytes.
+pub fn write_model(
+    path: &Path,
+    model: &IntegerModel,
+    kind: CodebookKind,
+    metadata: BTreeMap<String, String>,
+) -> Result<u64, Failure> {
+    let shown = path.display();
+    let file_model = to_file_model(model, kind, metadata).map_err(|e| {
+        Failure::new(format!(
+            "{shown}: cannot express the model in the .nuq format: {e}"
+        ))
+    })?;
+    nuq_fpga_fmt::write_file(path, &file_model, &WriteOptions::default())
+        .map_err(|e| Failure::new(format!("{shown}: {e}")))?;
+    Ok(std::fs::metadata(path)
+        .map_err(|e| Failure::new(format!("{shown}: {e}")))?
+        .len())
 }
 
 /// One line that says what is wrong with the file at `path` (of `len` bytes) and what to do.

@@ -2,50 +2,9 @@
 
 mod common;
 
-use common::{fails, nuq, ok, stderr, stdout, usage_error};
+use common::{fails, nuq, ok, stderr, stdout, usage_error, write_fashion_like};
 use serde_json::Value;
 use std::fs;
-use std::path::Path;
-
-fn idx(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut v = magic.to_be_bytes().to_vec();
-    for d in dims {
-        v.extend_from_slice(&d.to_be_bytes());
-    }
-    v.extend_from_slice(data);
-    v
-}
-
-/// Two easy classes (bright top half vs bright bottom half) among ten labels.
-fn write_fashion_like(dir: &Path, train: usize, test: usize) {
-    for (name, n) in [("train", train), ("t10k", test)] {
-        let mut pixels = Vec::with_capacity(n * 784);
-        let mut labels = Vec::with_capacity(n);
-        for i in 0..n {
-            let class = (i % 2) as u8;
-            labels.push(class);
-            for p in 0..784 {
-                let top = p < 392;
-                let bright = (class == 0) == top;
-                pixels.push(if bright {
-                    200 + (p % 50) as u8
-                } else {
-                    (p * 7 % 40) as u8
-                });
-            }
-        }
-        fs::write(
-            dir.join(format!("{name}-images-idx3-ubyte")),
-            idx(0x803, &[n as u32, 28, 28], &pixels),
-        )
-        .unwrap();
-        fs::write(
-            dir.join(format!("{name}-labels-idx1-ubyte")),
-            idx(0x801, &[n as u32], &labels),
-        )
-        .unwrap();
-    }
-}
 
 #[test]
 fn demo_trains_quantizes_and_writes_a_readable_model() {

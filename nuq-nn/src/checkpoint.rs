@@ -18,7 +18,7 @@ use safetensors::{Dtype, SafeTensors};
 use thiserror::Error;
 
 use crate::error::NnError;
-use crate::models::Network;
+use crate::models::{Arch, ModelConfig, Network};
 use crate::optim::StateTensor;
 use crate::param::BufferMut;
 
@@ -272,6 +272,71 @@ pub fn save_model(net: &mut Network, path: &Path) -> Result<(), NnError> {
     ]);
     write_atomic(path, &tensors, meta)?;
     Ok(())
+}
+
+/// The model configuration [`save_model`] stored in the checkpoint's metadata, or `None` for a
+/// checkpoint without it (e.g. one written by PyTorch): the caller must then say which model
+/// the tensors belong to.
+///
+/// # Errors
+/// An unreadable or malformed file, or nuq metadata that is present but incomplete or invalid
+/// (the error names the key).
+pub fn read_model_config(path: &Path) -> Result<Option<ModelConfig>, NnError> {
+    let bytes = read_file(path)?;
+    let meta = metadata(path, &bytes)?;
+    if !meta.contains_key("nuq.arch") {
+        return Ok(None);
+    }
+    let bad = |key: &str, message: String| CheckpointError::Metadata {
+        path: path.to_path_buf(),
+        key: key.into(),
+        message,
+    };
+    let get = |key: &str| -> Result<&String, CheckpointError> {
+        meta.get(key).ok_or_else(|| bad(key, "missing".into()))
+    };
+    let count = |key: &str| -> Result<usize, CheckpointError> {
+        let text = get(key)?;
+        match text.parse::<usize>() {
+            Ok(v) if v > 0 => Ok(v),
+            _ => Err(bad(
+                key,
+                format!("expected a positive integer, found {text:?}"),
+            )),
+        }
+    };
+    let arch: Arch = get("nuq.arch")?
+        .parse()
+        .map_err(|e: NnError| bad("nuq.arch", e.to_string()))?;
+    let width_text = get("nuq.width")?;
+    let width = match width_text.parse::<f32>() {
+        Ok(w) if w > 0.0 && w.is_finite() => w,
+        _ => {
+            return Err(bad(
+                "nuq.width",
+                format!("expected a positive number, found {width_text:?}"),
+            )
+            .into())
+        }
+    };
+    let size_text = get("nuq.input_size")?;
+    let input_size = size_text
+        .split_once('x')
+        .and_then(|(h, w)| Some((h.parse::<usize>().ok()?, w.parse::<usize>().ok()?)))
+        .filter(|&(h, w)| h > 0 && w > 0)
+        .ok_or_else(|| {
+            bad(
+                "nuq.input_size",
+                format!("expected HxW, found {size_text:?}"),
+            )
+        })?;
+    Ok(Some(ModelConfig {
+        arch,
+        width,
+        in_channels: count("nuq.in_channels")?,
+        classes: count("nuq.classes")?,
+        input_size,
+    }))
 }
 
 /// Loads parameters and buffers into `net` (built with the matching configuration). Strict:

@@ -1,7 +1,8 @@
 //! Checkpoint round trips, PyTorch layout and strict loading; resumable training.
 
 use nuq_nn::checkpoint::{
-    load_model, load_train_state, save_model, save_train_state, CheckpointError, TrainState,
+    load_model, load_train_state, read_model_config, save_model, save_train_state, CheckpointError,
+    TrainState,
 };
 use nuq_nn::optim::{Optimizer, Sgd};
 use nuq_nn::train::train_step;
@@ -171,4 +172,39 @@ fn resumed_training_matches_uninterrupted() {
     let mut wb = Vec::new();
     b.visit_params(&mut |_, p| wb.extend_from_slice(&p.value));
     assert_eq!(wa, wb);
+}
+
+#[test]
+fn model_config_is_read_back_from_the_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let cfg = small(Arch::VggSmall);
+    let mut net = Network::new(cfg, 3).unwrap();
+    save_model(&mut net, &path).unwrap();
+    assert_eq!(read_model_config(&path).unwrap(), Some(cfg));
+
+    // A checkpoint without nuq metadata (as PyTorch writes it) has no configuration.
+    let bytes = std::fs::read(&path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let plain = dir.path().join("plain.safetensors");
+    let tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+        st.tensors().into_iter().collect();
+    std::fs::write(&plain, safetensors::serialize(tensors, None).unwrap()).unwrap();
+    assert_eq!(read_model_config(&plain).unwrap(), None);
+
+    // Present but malformed metadata is an error naming the key.
+    let broken = dir.path().join("broken.safetensors");
+    let meta = std::collections::HashMap::from([
+        ("nuq.arch".to_string(), "vgg-small".to_string()),
+        ("nuq.width".to_string(), "-1".to_string()),
+    ]);
+    let tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+        st.tensors().into_iter().collect();
+    std::fs::write(
+        &broken,
+        safetensors::serialize(tensors, Some(meta)).unwrap(),
+    )
+    .unwrap();
+    let err = read_model_config(&broken).unwrap_err().to_string();
+    assert!(err.contains("nuq.width") && err.contains("-1"), "{err}");
 }

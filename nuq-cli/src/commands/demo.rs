@@ -5,28 +5,27 @@
 //! converts both to the integer model (BN and scales folded into MAC thresholds), evaluates
 //! them with integers only, prints a table and writes the k-quantile model as `demo.nuq`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use nuq_fpga_fmt::{CodebookKind, WriteOptions};
-use nuq_kernels::KernelPath;
-use nuq_nn::checkpoint::{load_model, save_model};
-use nuq_nn::data::{load_mnist_like, Augment, BatchLoader, Dataset, Split};
-use nuq_nn::integer::{to_file_model, IntegerModel, IntegerRunner};
-use nuq_nn::optim::{LrSchedule, Optimizer, Schedule, Sgd, WeightDecay};
-use nuq_nn::quant::{Family, InputNorm, QuantConfig, QuantizedNetwork};
-use nuq_nn::train::{eval_batch, train_step, Stats};
-use nuq_nn::{Arch, CrossEntropy, ModelConfig, Network, Tensor};
+use nuq_fpga_fmt::CodebookKind;
+use nuq_nn::checkpoint::save_model;
+use nuq_nn::data::{Augment, Split};
+use nuq_nn::quant::{Family, QuantConfig};
+use nuq_nn::{Arch, ModelConfig, Network};
 use serde::Serialize;
 
+use crate::dataset::{load_split, DatasetKind, FASHION_MNIST_DIR};
+use crate::evaluation::{float_stats, integer_accuracy};
 use crate::exit::{CmdResult, Failure};
+use crate::float_model;
+use crate::model_file::write_model;
 use crate::output;
 use crate::progress::Progress;
-
-/// Where Debian's `dataset-fashion-mnist` package puts the data.
-pub const DEFAULT_DATA: &str = "/usr/share/datasets/fashion-mnist";
+use crate::quantization::{quantize, Recipe};
+use crate::training::{nn, train_float, Flow, Plan, Position, ScheduleKind};
 
 /// Train, quantize (4-bit k-quantile and 4-bit uniform) and run integer-only on Fashion-MNIST.
 #[derive(Debug, Args)]
@@ -46,7 +45,7 @@ pub const DEFAULT_DATA: &str = "/usr/share/datasets/fashion-mnist";
 )]
 pub struct DemoArgs {
     /// Directory with the Fashion-MNIST IDX files (gzipped or not).
-    #[arg(long, default_value = DEFAULT_DATA)]
+    #[arg(long, default_value = FASHION_MNIST_DIR)]
     pub data: PathBuf,
     /// Training epochs.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -96,163 +95,34 @@ pub struct DemoReport {
     pub model_path: String,
 }
 
-fn nn(e: nuq_nn::NnError) -> Failure {
-    Failure::new(e.to_string())
-}
-
-fn load(dir: &Path) -> Result<(Dataset, Dataset), Failure> {
-    if !dir.is_dir() {
-        return Err(Failure::new(format!(
-            "Fashion-MNIST not found: {} is not a directory; install it with `apt-get install dataset-fashion-mnist` or pass --data DIR",
-            dir.display()
-        )));
-    }
-    let train = load_mnist_like(dir, Split::Train).map_err(|e| {
-        Failure::new(format!(
-            "{e} (install `dataset-fashion-mnist` or pass --data DIR with the IDX files)"
-        ))
-    })?;
-    let test = load_mnist_like(dir, Split::Test).map_err(|e| Failure::new(e.to_string()))?;
-    Ok((train, test))
-}
-
-/// The demo's input normalisation: zero mean offset (format 1.0 has no input zero point),
-/// Fashion-MNIST's standard deviation. No crops or flips: a two-epoch run converges faster
-/// without them and is too short to overfit.
+/// The demo's input normalisation: zero mean offset (the input byte is the level, no zero
+/// point), Fashion-MNIST's standard deviation. No crops or flips: a two-epoch run converges
+/// faster without them and is too short to overfit.
 fn augment() -> Augment {
     Augment::normalize_only(vec![0.0], vec![0.353])
 }
 
-fn train(
-    net: &mut Network,
-    data: &Arc<Dataset>,
-    a: &DemoArgs,
-    progress: &Progress,
-) -> Result<(), Failure> {
-    let batch = 128;
-    let steps = data.len() / batch;
-    let total = steps * a.epochs as usize;
-    let mut opt = Sgd::new(0.9, 5e-4);
-    opt.nesterov = true;
-    opt.decay_mode = WeightDecay::L2;
-    let schedule = Schedule::one_cycle(0.1, total.max(2));
-    schedule.validate().map_err(nn)?;
-    let mut ce = CrossEntropy::new(0.0).map_err(nn)?;
-    let bar = progress.bar(total as u64, "training");
-    let mut step = 0;
-    for epoch in 0..a.epochs {
-        let mut stats = Stats::default();
-        for b in BatchLoader::new(
-            data.clone(),
-            batch,
-            augment(),
-            true,
-            true,
-            a.seed,
-            u64::from(epoch),
-        ) {
-            let s = train_step(
-                net,
-                &mut ce,
-                &mut opt as &mut dyn Optimizer,
-                &b.images,
-                &b.labels,
-                schedule.lr(step),
-            )
-            .map_err(nn)?;
-            stats.add(s);
-            step += 1;
-            bar.inc(1);
-        }
-        progress.note(&format!(
-            "epoch {}/{}: train loss {:.4}, accuracy {:.2}%",
-            epoch + 1,
-            a.epochs,
-            stats.mean_loss(),
-            100.0 * stats.accuracy()
-        ));
+/// The demo's float training: SGD + Nesterov, one-cycle to 0.1, batch 128.
+fn plan(a: &DemoArgs) -> Plan {
+    Plan {
+        epochs: a.epochs,
+        batch: 128,
+        lr: 0.1,
+        wd: 5e-4,
+        schedule: ScheduleKind::Onecycle,
+        seed: a.seed,
     }
-    bar.finish();
-    Ok(())
 }
 
-fn float_accuracy(net: &mut Network, test: &Arc<Dataset>) -> Result<f64, Failure> {
-    let mut ce = CrossEntropy::new(0.0).map_err(nn)?;
-    let mut stats = Stats::default();
-    for b in BatchLoader::new(test.clone(), 500, augment().eval(), false, false, 0, 0) {
-        stats.add(eval_batch(net, &mut ce, &b.images, &b.labels).map_err(nn)?);
+/// Calibration on 2000 training images, then `a.qat_images` of fine-tuning.
+fn recipe(a: &DemoArgs, family: Family) -> Recipe {
+    Recipe {
+        config: QuantConfig::new(a.bits, family),
+        calib_images: 2000,
+        qat_images: a.qat_images,
+        qat_lr: 0.01,
+        seed: a.seed + 1,
     }
-    Ok(stats.accuracy())
-}
-
-/// Top-1 accuracy of an integer model on a dataset, integers only.
-pub fn integer_accuracy(model: &IntegerModel, test: &Dataset) -> Result<f64, Failure> {
-    let mut runner = IntegerRunner::new(model, KernelPath::best_available()).map_err(nn)?;
-    let per = test.image_len();
-    let mut correct = 0usize;
-    for (chunk, labels) in test.images.chunks(per * 500).zip(test.labels.chunks(500)) {
-        let pred = runner.predict(chunk, labels.len()).map_err(nn)?;
-        correct += pred
-            .iter()
-            .zip(labels)
-            .filter(|(p, &l)| **p == usize::from(l))
-            .count();
-    }
-    Ok(correct as f64 / test.len().max(1) as f64)
-}
-
-fn calibration_batch(train: &Dataset, norm: &InputNorm, n: usize) -> Result<Tensor, Failure> {
-    let n = n.min(train.len());
-    norm.normalise(
-        &train.images[..n * train.image_len()],
-        n,
-        train.height,
-        train.width,
-    )
-    .map_err(nn)
-}
-
-/// Calibrates the activation quantizers, then fine-tunes with the quantizers in the loop
-/// (straight-through) on `a.qat_images` training images, and folds into the integer model.
-fn quantize(
-    cfg: ModelConfig,
-    weights: &Path,
-    family: Family,
-    a: &DemoArgs,
-    data: &(Arc<Dataset>, Tensor),
-    norm: &InputNorm,
-    progress: &Progress,
-) -> Result<IntegerModel, Failure> {
-    let (train, calib) = data;
-    let mut net = Network::new(cfg, 0).map_err(nn)?;
-    load_model(&mut net, weights).map_err(nn)?;
-    let mut qn = QuantizedNetwork::prepare(net, QuantConfig::new(a.bits, family), norm.clone())
-        .map_err(nn)?;
-    qn.calibrate(calib).map_err(nn)?;
-    let batch = 128;
-    let steps = a.qat_images / batch;
-    if steps > 0 {
-        let mut opt = Sgd::new(0.9, 5e-4);
-        opt.nesterov = true;
-        opt.decay_mode = WeightDecay::L2;
-        let schedule = Schedule::Cosine {
-            lr: 0.01,
-            min_lr: 0.0,
-            warmup: 0,
-            total: steps,
-        };
-        schedule.validate().map_err(nn)?;
-        let mut ce = CrossEntropy::new(0.0).map_err(nn)?;
-        let bar = progress.bar(steps as u64, &format!("QAT {family}"));
-        let loader = BatchLoader::new(train.clone(), batch, augment(), true, true, a.seed + 1, 0);
-        for (step, b) in loader.take(steps).enumerate() {
-            qn.qat_step(&mut ce, &mut opt, &b.images, &b.labels, schedule.lr(step))
-                .map_err(nn)?;
-            bar.inc(1);
-        }
-        bar.finish();
-    }
-    qn.to_integer().map_err(nn)
 }
 
 /// Runs the demo.
@@ -265,7 +135,8 @@ pub fn run(a: &DemoArgs) -> CmdResult {
         )));
     }
     let progress = Progress::new();
-    let (train_set, test_set) = load(&a.data)?;
+    let train_set = load_split(DatasetKind::FashionMnist, &a.data, Split::Train)?;
+    let test_set = load_split(DatasetKind::FashionMnist, &a.data, Split::Test)?;
     progress.note(&format!(
         "Fashion-MNIST from {}: {} train / {} test images",
         a.data.display(),
@@ -276,25 +147,39 @@ pub fn run(a: &DemoArgs) -> CmdResult {
     let mut net = Network::new(cfg, a.seed).map_err(nn)?;
     let train_set = Arc::new(train_set);
     let test_set = Arc::new(test_set);
-    train(&mut net, &train_set, a, &progress)?;
-    let float_acc = float_accuracy(&mut net, &test_set)?;
+    let plan = plan(a);
+    let mut opt = plan.optimizer();
+    train_float(
+        &mut net,
+        &mut opt,
+        &train_set,
+        &augment(),
+        &plan,
+        Position::default(),
+        &progress,
+        &mut |_, _, at, stats| {
+            progress.note(&format!(
+                "epoch {}/{}: train loss {:.4}, accuracy {:.2}%",
+                at.epoch,
+                a.epochs,
+                stats.mean_loss(),
+                100.0 * stats.accuracy()
+            ));
+            Ok(Flow::Continue)
+        },
+    )?;
+    let float_acc = float_stats(&mut net, &test_set, &augment())?.accuracy();
     progress.note(&format!("float test accuracy {:.2}%", 100.0 * float_acc));
 
     let scratch = tempfile::tempdir()
         .map_err(|e| Failure::new(format!("cannot create a temporary directory: {e}")))?;
     let weights = scratch.path().join("float.safetensors");
     save_model(&mut net, &weights).map_err(nn)?;
-    let norm = InputNorm::from_mean_std(&augment().mean, &augment().std).map_err(nn)?;
-    let calib = calibration_batch(&train_set, &norm, 2000)?;
-
-    let qdata = (train_set.clone(), calib);
     let kq = quantize(
-        cfg,
-        &weights,
-        Family::KQuantile,
-        a,
-        &qdata,
-        &norm,
+        float_model::load(&weights, cfg)?,
+        &recipe(a, Family::KQuantile),
+        &train_set,
+        &augment(),
         &progress,
     )?;
     let int_acc = integer_accuracy(&kq, &test_set)?;
@@ -303,7 +188,13 @@ pub fn run(a: &DemoArgs) -> CmdResult {
         a.bits,
         100.0 * int_acc
     ));
-    let uni = quantize(cfg, &weights, Family::Uniform, a, &qdata, &norm, &progress)?;
+    let uni = quantize(
+        float_model::load(&weights, cfg)?,
+        &recipe(a, Family::Uniform),
+        &train_set,
+        &augment(),
+        &progress,
+    )?;
     let uniform_int_acc = integer_accuracy(&uni, &test_set)?;
     progress.note(&format!(
         "{}-bit uniform integer accuracy {:.2}%",
@@ -320,12 +211,7 @@ pub fn run(a: &DemoArgs) -> CmdResult {
         "quantizer".to_string(),
         format!("k-quantile W{0}/A{0}, first/last 8-bit", a.bits),
     );
-    let file_model = to_file_model(&kq, CodebookKind::KQuantile, meta).map_err(nn)?;
-    nuq_fpga_fmt::write_file(&a.out, &file_model, &WriteOptions::default())
-        .map_err(|e| Failure::new(format!("{}: {e}", a.out.display())))?;
-    let model_bytes = std::fs::metadata(&a.out)
-        .map_err(|e| Failure::new(format!("{}: {e}", a.out.display())))?
-        .len();
+    let model_bytes = write_model(&a.out, &kq, CodebookKind::KQuantile, meta)?;
 
     let report = DemoReport {
         float_acc,

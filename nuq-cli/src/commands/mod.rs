@@ -1,5 +1,10 @@
 //! The subcommands, one module each.
 
+pub mod bench;
 pub mod demo;
+pub mod eval;
 pub mod export;
 pub mod inspect;
+pub mod quantize;
+pub mod train;
+pub mod vectors;

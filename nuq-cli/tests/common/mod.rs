@@ -77,3 +77,115 @@ pub fn listing(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// An IDX file: magic, dimensions, data.
+pub fn idx(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut v = magic.to_be_bytes().to_vec();
+    for d in dims {
+        v.extend_from_slice(&d.to_be_bytes());
+    }
+    v.extend_from_slice(data);
+    v
+}
+
+/// Two easy classes (bright top half vs bright bottom half) among ten labels.
+pub fn write_fashion_like(dir: &Path, train: usize, test: usize) {
+    for (name, n) in [("train", train), ("t10k", test)] {
+        let mut pixels = Vec::with_capacity(n * 784);
+        let mut labels = Vec::with_capacity(n);
+        for i in 0..n {
+            let class = (i % 2) as u8;
+            labels.push(class);
+            for p in 0..784 {
+                let top = p < 392;
+                let bright = (class == 0) == top;
+                pixels.push(if bright {
+                    200 + (p % 50) as u8
+                } else {
+                    (p * 7 % 40) as u8
+                });
+            }
+        }
+        std::fs::write(
+            dir.join(format!("{name}-images-idx3-ubyte")),
+            idx(0x803, &[n as u32, 28, 28], &pixels),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{name}-labels-idx1-ubyte")),
+            idx(0x801, &[n as u32], &labels),
+        )
+        .unwrap();
+    }
+}
+
+/// CIFAR-10 binary batches (`data_batch_1..5.bin`, `test_batch.bin`; records of a label byte
+/// and 3072 channel-planar pixels): two easy classes, reddish vs bluish images, `per_batch`
+/// images in each training batch and `test` in the test batch.
+pub fn write_cifar10_like(dir: &Path, per_batch: usize, test: usize) {
+    let record = |i: usize| {
+        let class = (i % 2) as u8;
+        let mut r = vec![class];
+        for plane in 0..3usize {
+            for p in 0..1024usize {
+                let strong = (class == 0 && plane == 0) || (class == 1 && plane == 2);
+                r.push(if strong {
+                    180 + (p % 70) as u8
+                } else {
+                    ((p * 13 + plane * 7) % 60) as u8
+                });
+            }
+        }
+        r
+    };
+    for b in 1..=5 {
+        let bytes: Vec<u8> = (0..per_batch).flat_map(|i| record(i + b)).collect();
+        std::fs::write(dir.join(format!("data_batch_{b}.bin")), bytes).unwrap();
+    }
+    let bytes: Vec<u8> = (0..test).flat_map(record).collect();
+    std::fs::write(dir.join("test_batch.bin"), bytes).unwrap();
+}
+
+/// Trains a tiny VGG-Small float checkpoint with `nuq train` on the easy Fashion-MNIST-like
+/// data in `data` (written by [`write_fashion_like`]) and returns its path.
+pub fn train_tiny(data: &Path, out: &Path) -> PathBuf {
+    let o = nuq([
+        "train".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--width".as_ref(),
+        "0.0625".as_ref(),
+        "--epochs".as_ref(),
+        "1".as_ref(),
+        "--batch".as_ref(),
+        "32".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    out.to_path_buf()
+}
+
+/// `args` as OS strings (paths and plain strings mixed).
+pub fn os<const N: usize>(args: [&dyn AsRef<std::ffi::OsStr>; N]) -> Vec<std::ffi::OsString> {
+    args.iter().map(|a| a.as_ref().to_os_string()).collect()
+}
+
+/// A tiny 4-bit k-quantile `.nuq` model of the easy Fashion-MNIST-like data in `data`.
+pub fn tiny_nuq(data: &Path) -> PathBuf {
+    let ckpt = train_tiny(data, &data.join("float.safetensors"));
+    let out = data.join("tiny.nuq");
+    let o = nuq(os([
+        &"quantize",
+        &ckpt,
+        &"--data",
+        &data,
+        &"--mean",
+        &"0",
+        &"--no-eval",
+        &"--out",
+        &out,
+    ]));
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    out
+}

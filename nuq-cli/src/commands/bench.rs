@@ -1,0 +1,146 @@
+//! `nuq bench`: integer-only inference speed of a `.nuq` model.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use nuq_kernels::KernelPath;
+use nuq_nn::integer::IntegerRunner;
+use nuq_nn::Rng;
+use serde::Serialize;
+
+use crate::exit::{CmdResult, Failure};
+use crate::model_file::read_integer_model;
+use crate::output;
+use crate::training::nn;
+
+/// A kernel path by name, or `auto` (the best this CPU has).
+#[derive(Debug, Clone, Copy)]
+struct KernelChoice(Option<KernelPath>);
+
+/// Parses a kernel path name.
+fn parse_kernel(s: &str) -> Result<KernelChoice, String> {
+    if s == "auto" {
+        return Ok(KernelChoice(None));
+    }
+    KernelPath::ALL
+        .into_iter()
+        .find(|p| p.name() == s)
+        .map(|p| KernelChoice(Some(p)))
+        .ok_or_else(|| {
+            let names: Vec<&str> = KernelPath::ALL.iter().map(|p| p.name()).collect();
+            format!("unknown kernel path {s:?} (auto, {})", names.join(", "))
+        })
+}
+
+/// Measure integer-only inference images/s of a .nuq model.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Runs the integer model on random image bytes at each --batch size and \
+        prints images per second: one warm-up pass, then timed passes until --seconds have \
+        passed (at least three), reporting the median pass.",
+    after_help = "Examples:\n  \
+        nuq bench demo.nuq\n  \
+        nuq bench r18.nuq --batch 1,64 --threads 2 --json\n  \
+        nuq bench demo.nuq --kernel scalar"
+)]
+pub struct BenchArgs {
+    /// The .nuq integer model.
+    model: PathBuf,
+    /// Batch sizes (comma list).
+    #[arg(long, value_delimiter = ',', default_value = "1,64", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    batch: Vec<u64>,
+    /// Seconds of timed passes per batch size.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Threads (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    threads: Option<u64>,
+    /// Kernel path: auto, scalar, portable, avx2 or avx512.
+    #[arg(long, default_value = "auto", value_parser = parse_kernel)]
+    kernel: KernelChoice,
+    /// Print one JSON object with the results at the end.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One batch size's result.
+#[derive(Debug, Serialize)]
+struct BenchLine {
+    batch: usize,
+    img_per_s: f64,
+    ms_per_batch: f64,
+    passes: usize,
+}
+
+/// The `--json` object.
+#[derive(Debug, Serialize)]
+struct BenchReport {
+    model: String,
+    threads: usize,
+    kernel: &'static str,
+    results: Vec<BenchLine>,
+}
+
+/// Runs the command.
+pub fn run(a: &BenchArgs) -> CmdResult {
+    if !(a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= 3600.0) {
+        return Err(Failure::new(format!(
+            "--seconds must be in (0, 3600], got {}",
+            a.seconds
+        )));
+    }
+    let path = a.kernel.0.unwrap_or_else(KernelPath::best_available);
+    let model = read_integer_model(&a.model)?;
+    let threads = a.threads.map_or(0, |t| t as usize);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Failure::new(format!("cannot start {threads} threads: {e}")))?;
+    let mut runner = IntegerRunner::new(&model, path).map_err(nn)?;
+    let per = model.input.height * model.input.width * model.input.channels;
+    let mut rng = Rng::new(1);
+    let mut results = Vec::new();
+    for &b in &a.batch {
+        let b = b as usize;
+        let images: Vec<u8> = (0..b * per).map(|_| rng.below(256) as u8).collect();
+        let mut times = Vec::new();
+        pool.install(|| -> CmdResult {
+            runner.forward(&images, b).map_err(nn)?;
+            let budget = Duration::from_secs_f64(a.seconds);
+            let start = Instant::now();
+            while times.len() < 3 || start.elapsed() < budget {
+                let t = Instant::now();
+                runner.forward(&images, b).map_err(nn)?;
+                times.push(t.elapsed().as_secs_f64());
+            }
+            Ok(())
+        })?;
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        results.push(BenchLine {
+            batch: b,
+            img_per_s: b as f64 / median,
+            ms_per_batch: 1e3 * median,
+            passes: times.len(),
+        });
+    }
+    let report = BenchReport {
+        model: a.model.display().to_string(),
+        threads: pool.current_num_threads(),
+        kernel: path.name(),
+        results,
+    };
+    let mut text = String::new();
+    for r in &report.results {
+        text.push_str(&format!(
+            "bench model={} batch={} threads={} kernel={} img_per_s={:.1} ms_per_batch={:.3}\n",
+            report.model, r.batch, report.threads, report.kernel, r.img_per_s, r.ms_per_batch
+        ));
+    }
+    output::print(&text)?;
+    if a.json {
+        output::print_json(&report)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! `nuq quantize`: a float checkpoint plus calibration data in, a verified `.nuq` integer
+//! model out.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use nuq_nn::data::Split;
+use serde::Serialize;
+
+use crate::dataset::DataArgs;
+use crate::evaluation::{float_stats, integer_accuracy};
+use crate::exit::{CmdResult, Failure};
+use crate::float_model::{self, ModelArgs};
+use crate::model_file::{codebook_kind, write_model};
+use crate::output;
+use crate::progress::Progress;
+use crate::quantization::{quantize, QuantArgs};
+
+/// Quantize a float checkpoint to a .nuq integer model.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Quantizes a float safetensors checkpoint (written by `nuq train`, or by \
+        PyTorch with torchvision-style names: pass --model and --width) to the integer model: \
+        weights become codebook indices (--family, --weight-bits), every activation gets a \
+        codebook whose thresholds are calibrated on training images (k-quantile: equal-mass \
+        quantiles of the MAC result, the paper's quantizer), batch-norm and the scales fold \
+        into per-channel integer MAC thresholds. --qat-epochs adds quantization-aware \
+        fine-tuning. The result is evaluated with integers only on the test split (unless \
+        --no-eval) and written to --out.",
+    after_help = "Examples:\n  \
+        nuq quantize vgg.safetensors --out vgg-w4a4.nuq\n  \
+        nuq quantize vgg.safetensors --bits 3 --family lloyd --qat-epochs 1 --out vgg-w3a3.nuq\n  \
+        nuq quantize resnet18.pt.safetensors --model resnet18 --width 1 --dataset cifar10 \\\n      \
+        --data ~/cifar-10-batches-bin --weight-bits 4 --act-bits 4 --out r18.nuq"
+)]
+pub struct QuantizeArgs {
+    /// The float checkpoint (.safetensors).
+    checkpoint: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    quant: QuantArgs,
+    /// Where to write the integer model.
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed of the fine-tuning's batch order.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Skip the float and integer test-set evaluation.
+    #[arg(long)]
+    no_eval: bool,
+    /// Print one JSON object with the results at the end.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The `--json` object.
+#[derive(Debug, Serialize)]
+struct QuantizeReport {
+    model: String,
+    width: f32,
+    quantizer: String,
+    qat_epochs: f32,
+    float_acc: Option<f64>,
+    int_acc: Option<f64>,
+    model_bytes: u64,
+    seconds: f64,
+    out: String,
+}
+
+/// Runs the command.
+pub fn run(a: &QuantizeArgs) -> CmdResult {
+    let t0 = Instant::now();
+    if a.out.extension().is_some_and(|e| e == "safetensors") {
+        return Err(Failure::new(format!(
+            "{}: the integer model is a .nuq file, not safetensors; choose another --out",
+            a.out.display()
+        )));
+    }
+    let progress = Progress::new();
+    let train = Arc::new(a.data.load(Split::Train)?);
+    let cfg = float_model::resolve(&a.checkpoint, &a.model, &train)?;
+    let augment = a.data.eval_augment(train.channels)?;
+    let test = if a.no_eval {
+        None
+    } else {
+        Some(Arc::new(a.data.load(Split::Test)?))
+    };
+    let mut net = float_model::load(&a.checkpoint, cfg)?;
+    let float_acc = match &test {
+        Some(t) => Some(float_stats(&mut net, t, &augment)?.accuracy()),
+        None => None,
+    };
+    let recipe = a.quant.recipe(train.len(), a.seed);
+    let model = quantize(net, &recipe, &train, &augment, &progress)?;
+    let int_acc = match &test {
+        Some(t) => Some(integer_accuracy(&model, t)?),
+        None => None,
+    };
+    let mut meta = BTreeMap::new();
+    meta.insert("model".into(), format!("{} width {}", cfg.arch, cfg.width));
+    meta.insert("dataset".into(), a.data.dataset.name().into());
+    meta.insert("quantizer".into(), a.quant.describe());
+    meta.insert("qat_epochs".into(), a.quant.qat_epochs.to_string());
+    meta.insert(
+        "source".into(),
+        a.checkpoint
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+    if let Some(f) = float_acc {
+        meta.insert("float_accuracy".into(), format!("{f:.4}"));
+    }
+    if let Some(i) = int_acc {
+        meta.insert("integer_accuracy".into(), format!("{i:.4}"));
+    }
+    let family = a.quant.weight_family.unwrap_or(a.quant.family);
+    let model_bytes = write_model(&a.out, &model, codebook_kind(family), meta)?;
+    let report = QuantizeReport {
+        model: cfg.arch.to_string(),
+        width: cfg.width,
+        quantizer: a.quant.describe(),
+        qat_epochs: a.quant.qat_epochs,
+        float_acc,
+        int_acc,
+        model_bytes,
+        seconds: t0.elapsed().as_secs_f64(),
+        out: a.out.display().to_string(),
+    };
+    let mut text = format!(
+        "{} ×{}: {}, {} QAT epochs\n",
+        report.model, report.width, report.quantizer, report.qat_epochs
+    );
+    if let (Some(f), Some(i)) = (float_acc, int_acc) {
+        text.push_str(&format!(
+            "test accuracy: float {:.2}%, integer-only {:.2}% ({:+.2} points)\n",
+            100.0 * f,
+            100.0 * i,
+            100.0 * (i - f)
+        ));
+    }
+    text.push_str(&format!("wrote {} ({} bytes)\n", report.out, model_bytes));
+    output::print(&text)?;
+    if a.json {
+        output::print_json(&report)?;
+    }
+    Ok(())
+}

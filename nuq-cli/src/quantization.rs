@@ -1,0 +1,177 @@
+//! From a float network to the integer model: the quantizer options the commands share,
+//! calibration of the activation quantizers, optional quantization-aware fine-tuning, and
+//! the fold into integers.
+
+use std::sync::Arc;
+
+use clap::Args;
+use nuq_nn::data::{Augment, Dataset};
+use nuq_nn::integer::IntegerModel;
+use nuq_nn::quant::{Family, InputNorm, QuantConfig, QuantizedNetwork};
+use nuq_nn::Network;
+
+use crate::exit::Failure;
+use crate::progress::Progress;
+use crate::training::{fine_tune, nn};
+
+/// Parses a codebook family for clap.
+pub fn parse_family(s: &str) -> Result<Family, String> {
+    s.parse::<Family>().map_err(|e| e.to_string())
+}
+
+/// How to quantize.
+#[derive(Debug, Clone, Args)]
+pub struct QuantArgs {
+    /// Bits of the inner layers' weights and activations (2..=8).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=8))]
+    pub bits: u8,
+    /// Weight bits, if different from --bits.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=8))]
+    pub weight_bits: Option<u8>,
+    /// Activation bits, if different from --bits.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=8))]
+    pub act_bits: Option<u8>,
+    /// Codebook family of weights and activations: kquantile (the paper), lloyd, apot, uniform.
+    #[arg(long, default_value = "kquantile", value_parser = parse_family)]
+    pub family: Family,
+    /// Weight codebook family, if different from --family.
+    #[arg(long, value_parser = parse_family)]
+    pub weight_family: Option<Family>,
+    /// Activation codebook family, if different from --family.
+    #[arg(long, value_parser = parse_family)]
+    pub act_family: Option<Family>,
+    /// One weight scale per tensor instead of one per output channel.
+    #[arg(long)]
+    pub per_tensor: bool,
+    /// Weight bits of the first convolution and the classifier.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(2..=8))]
+    pub edge_bits: u8,
+    /// Training images the activation quantizers are calibrated on.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub calib_images: u64,
+    /// Epochs of quantization-aware fine-tuning after calibration (fractions allowed; 0:
+    /// post-training quantization only).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_epochs)]
+    pub qat_epochs: f32,
+    /// Peak learning rate of the fine-tuning (cosine decay to zero).
+    #[arg(long, default_value_t = 0.01)]
+    pub qat_lr: f32,
+}
+
+fn parse_epochs(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(e) if (0.0..=1000.0).contains(&e) => Ok(e),
+        _ => Err(format!(
+            "expected a number of epochs in [0, 1000], got {s:?}"
+        )),
+    }
+}
+
+impl QuantArgs {
+    /// The library configuration these options describe.
+    pub fn config(&self) -> QuantConfig {
+        let mut c = QuantConfig::new(self.bits, self.family);
+        c.weight_bits = self.weight_bits.unwrap_or(self.bits);
+        c.act_bits = self.act_bits.unwrap_or(self.bits);
+        c.weight_family = self.weight_family.unwrap_or(self.family);
+        c.act_family = self.act_family.unwrap_or(self.family);
+        c.per_channel = !self.per_tensor;
+        c.edge_bits = self.edge_bits;
+        c
+    }
+
+    /// A short description, e.g. `W4/A4 kquantile/kquantile per-channel, edges 8-bit`.
+    pub fn describe(&self) -> String {
+        let c = self.config();
+        format!(
+            "W{}/A{} {}/{} {}, first/last {}-bit",
+            c.weight_bits,
+            c.act_bits,
+            c.weight_family,
+            c.act_family,
+            if c.per_channel {
+                "per-channel"
+            } else {
+                "per-tensor"
+            },
+            c.edge_bits
+        )
+    }
+}
+
+/// Everything that decides how a float network becomes an integer model.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    /// Bits and codebook families.
+    pub config: QuantConfig,
+    /// Training images the activation quantizers are calibrated on.
+    pub calib_images: usize,
+    /// Training images of quantization-aware fine-tuning (0: none).
+    pub qat_images: usize,
+    /// Peak learning rate of the fine-tuning.
+    pub qat_lr: f32,
+    /// Seed of the fine-tuning's batch order.
+    pub seed: u64,
+}
+
+impl QuantArgs {
+    /// The recipe for a training set of `train_len` images.
+    pub fn recipe(&self, train_len: usize, seed: u64) -> Recipe {
+        Recipe {
+            config: self.config(),
+            calib_images: usize::try_from(self.calib_images).unwrap_or(usize::MAX),
+            qat_images: (f64::from(self.qat_epochs) * train_len as f64).round() as usize,
+            qat_lr: self.qat_lr,
+            seed,
+        }
+    }
+}
+
+/// Quantizes `net`: weights to codebooks, activation quantizers calibrated on the first
+/// training images, quantization-aware fine-tuning, then the fold into the integer model.
+/// `augment` gives the input normalisation (its random parts are not used).
+pub fn quantize(
+    net: Network,
+    r: &Recipe,
+    train: &Arc<Dataset>,
+    augment: &Augment,
+    progress: &Progress,
+) -> Result<IntegerModel, Failure> {
+    if !(r.qat_lr.is_finite() && r.qat_lr > 0.0) {
+        return Err(Failure::new(format!(
+            "--qat-lr must be positive, got {}",
+            r.qat_lr
+        )));
+    }
+    if train.is_empty() {
+        return Err(Failure::new(
+            "calibration needs training images; the training set is empty",
+        ));
+    }
+    let norm = InputNorm::from_mean_std(&augment.mean, &augment.std).map_err(nn)?;
+    let n = r.calib_images.clamp(1, train.len());
+    let calib = norm
+        .normalise(
+            &train.images[..n * train.image_len()],
+            n,
+            train.height,
+            train.width,
+        )
+        .map_err(nn)?;
+    let mut qn = QuantizedNetwork::prepare(net, r.config, norm).map_err(nn)?;
+    qn.calibrate(&calib).map_err(nn)?;
+    // Fine-tuning sees the images with the normalisation the integer model will use (the
+    // zero point rounded to a byte), without random crops and flips.
+    let tune = Augment::normalize_only(qn.input_norm.mean(), qn.input_norm.std.clone());
+    fine_tune(
+        &mut qn,
+        train,
+        &tune,
+        r.qat_images,
+        r.qat_lr,
+        r.seed,
+        progress,
+        &format!("QAT {}", r.config.act_family),
+    )?;
+    qn.to_integer().map_err(nn)
+}

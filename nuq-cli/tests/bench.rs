@@ -1,0 +1,55 @@
+//! `nuq bench`: images/s of a `.nuq` model per batch size and kernel path.
+
+mod common;
+
+use common::{fails, nuq, ok, os, tiny_nuq, usage_error, write_fashion_like};
+use serde_json::Value;
+
+#[test]
+fn bench_reports_each_batch_size() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_like(dir.path(), 512, 10);
+    let model = tiny_nuq(dir.path());
+    let text = ok(&nuq(os([
+        &"bench",
+        &model,
+        &"--batch",
+        &"1,3",
+        &"--seconds",
+        &"0.05",
+        &"--threads",
+        &"1",
+        &"--json",
+    ])));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("bench model=") && lines[0].contains("batch=1 threads=1"),
+        "{text}"
+    );
+    assert!(lines[1].contains("batch=3"), "{text}");
+    let v: Value = serde_json::from_str(lines[2]).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for r in results {
+        assert!(r["img_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["passes"].as_u64().unwrap() >= 3, "{r}");
+    }
+    // Every kernel path can be chosen by name; scalar is always available.
+    let text = ok(&nuq(os([
+        &"bench",
+        &model,
+        &"--batch",
+        &"2",
+        &"--seconds",
+        &"0.01",
+        &"--kernel",
+        &"scalar",
+    ])));
+    assert!(text.contains("kernel=scalar"), "{text}");
+    usage_error(&nuq(os([&"bench", &model, &"--kernel", &"gpu"])));
+    usage_error(&nuq(os([&"bench", &model, &"--batch", &"0"])));
+    let err = fails(&nuq(os([&"bench", &model, &"--seconds", &"0"])));
+    assert!(err.contains("--seconds"), "{err}");
+    let err = fails(&nuq(os([&"bench", &dir.path().join("nope.nuq")])));
+    assert!(err.contains("nope.nuq: no such file"), "{err}");
+}

@@ -1,0 +1,224 @@
+//! `nuq quantize` and `nuq eval` on tiny data the tests write: float checkpoint in, verified
+//! integer model out, accuracies that `nuq eval` reproduces.
+
+mod common;
+
+use common::{fails, nuq, ok, os, stderr, stdout, train_tiny, usage_error, write_fashion_like};
+use serde_json::Value;
+use std::path::Path;
+
+fn last_json(text: &str) -> Value {
+    serde_json::from_str(text.lines().last().expect("a JSON line")).expect("JSON object last")
+}
+
+fn quantize(data: &Path, ckpt: &Path, out: &Path, extra: &[&str]) -> Value {
+    let mut args = os([
+        &"quantize",
+        &ckpt,
+        &"--data",
+        &data,
+        &"--out",
+        &out,
+        &"--json",
+    ]);
+    args.extend(extra.iter().map(Into::into));
+    let o = nuq(&args);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    last_json(&stdout(&o))
+}
+
+#[test]
+fn quantized_models_keep_the_accuracy_and_eval_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_like(dir.path(), 512, 100);
+    let ckpt = train_tiny(dir.path(), &dir.path().join("f.safetensors"));
+    for (family, bits) in [("kquantile", "4"), ("apot", "3"), ("uniform", "2")] {
+        let out = dir.path().join(format!("{family}.nuq"));
+        let v = quantize(
+            dir.path(),
+            &ckpt,
+            &out,
+            &[
+                "--mean",
+                "0",
+                "--family",
+                family,
+                "--bits",
+                bits,
+                "--qat-epochs",
+                "0.5",
+            ],
+        );
+        let int_acc = v["int_acc"].as_f64().unwrap();
+        assert!(int_acc > 0.9, "{family}: {v}");
+        assert!(v["float_acc"].as_f64().unwrap() > 0.9, "{v}");
+        assert!(
+            v["quantizer"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("W{bits}/A{bits} {family}/{family}")),
+            "{v}"
+        );
+        // `nuq eval` runs the written file with integers only and finds the same accuracy.
+        let e = nuq(os([&"eval", &out, &"--data", &dir.path(), &"--json"]));
+        let e = last_json(&ok(&e));
+        assert_eq!(e["kind"], "integer");
+        assert_eq!(e["accuracy"].as_f64().unwrap(), int_acc, "{family}");
+        assert_eq!(e["images"], 100);
+    }
+    // The float checkpoint evaluates in float.
+    let e = last_json(&ok(&nuq(os([
+        &"eval",
+        &ckpt,
+        &"--data",
+        &dir.path(),
+        &"--json",
+    ]))));
+    assert_eq!(e["kind"], "float");
+    assert!(e["accuracy"].as_f64().unwrap() > 0.9, "{e}");
+}
+
+#[test]
+fn pytorch_checkpoints_need_the_model_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_like(dir.path(), 512, 100);
+    let ckpt = train_tiny(dir.path(), &dir.path().join("f.safetensors"));
+    // The same tensors without nuq's metadata, as PyTorch's safetensors writer leaves them.
+    let bytes = std::fs::read(&ckpt).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let plain = dir.path().join("torch.safetensors");
+    std::fs::write(&plain, safetensors::serialize(st.tensors(), None).unwrap()).unwrap();
+    let out = dir.path().join("m.nuq");
+    let err = fails(&nuq(os([
+        &"quantize",
+        &plain,
+        &"--data",
+        &dir.path(),
+        &"--out",
+        &out,
+    ])));
+    assert!(
+        err.contains("--model") && err.contains("no nuq metadata"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    // Named, it quantizes; the wrong width is refused with the tensor that does not fit.
+    let v = quantize(
+        dir.path(),
+        &plain,
+        &out,
+        &[
+            "--model",
+            "vgg-small",
+            "--width",
+            "0.0625",
+            "--mean",
+            "0",
+            "--no-eval",
+        ],
+    );
+    assert!(
+        v["int_acc"].is_null() && v["model_bytes"].as_u64().unwrap() > 0,
+        "{v}"
+    );
+    let err = fails(&nuq(os([
+        &"quantize",
+        &plain,
+        &"--data",
+        &dir.path(),
+        &"--model",
+        &"vgg-small",
+        &"--width",
+        &"0.125",
+        &"--out",
+        &dir.path().join("w.nuq"),
+    ])));
+    assert!(
+        err.contains("features.0.weight") || err.contains("shape"),
+        "{err}"
+    );
+    // A nuq checkpoint contradicting --model is refused.
+    let err = fails(&nuq(os([
+        &"quantize",
+        &ckpt,
+        &"--data",
+        &dir.path(),
+        &"--model",
+        &"resnet18",
+        &"--out",
+        &dir.path().join("r.nuq"),
+    ])));
+    assert!(err.contains("holds vgg-small"), "{err}");
+}
+
+#[test]
+fn bad_input_gets_one_line_and_no_output_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_like(dir.path(), 64, 10);
+    let out = dir.path().join("m.nuq");
+    let missing = dir.path().join("absent.safetensors");
+    let err = fails(&nuq(os([
+        &"quantize",
+        &missing,
+        &"--data",
+        &dir.path(),
+        &"--out",
+        &out,
+    ])));
+    assert!(
+        err.contains("absent.safetensors") && err.contains("no such"),
+        "{err}"
+    );
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"definitely not safetensors").unwrap();
+    let err = fails(&nuq(os([
+        &"quantize",
+        &garbage,
+        &"--data",
+        &dir.path(),
+        &"--out",
+        &out,
+    ])));
+    assert!(err.contains("garbage.safetensors"), "{err}");
+    assert!(!out.exists());
+    usage_error(&nuq(os([
+        &"quantize",
+        &garbage,
+        &"--out",
+        &out,
+        &"--bits",
+        &"1",
+    ])));
+    usage_error(&nuq(os([
+        &"quantize",
+        &garbage,
+        &"--out",
+        &out,
+        &"--family",
+        &"fancy",
+    ])));
+    usage_error(&nuq(os([
+        &"quantize",
+        &garbage,
+        &"--out",
+        &out,
+        &"--qat-epochs",
+        &"-1",
+    ])));
+    usage_error(&nuq(os([&"quantize", &garbage])));
+    // eval: missing, corrupt and wrong-shape inputs.
+    let err = fails(&nuq(os([
+        &"eval",
+        &dir.path().join("none.nuq"),
+        &"--data",
+        &dir.path(),
+    ])));
+    assert!(
+        err.contains("none.nuq") && err.contains("no such file"),
+        "{err}"
+    );
+    let corrupt = dir.path().join("corrupt.nuq");
+    std::fs::write(&corrupt, b"\x89NUQ\r\n\x1a\nbut then nothing sensible").unwrap();
+    let err = fails(&nuq(os([&"eval", &corrupt, &"--data", &dir.path()])));
+    assert!(err.contains("corrupt.nuq"), "{err}");
+}

@@ -1,0 +1,181 @@
+//! `nuq train`: float training with checkpoints and resume, and quantization-aware training
+//! to a `.nuq` model, on tiny data the tests write.
+
+mod common;
+
+use common::{fails, nuq, os, stderr, stdout, train_tiny, usage_error, write_fashion_like};
+use serde_json::Value;
+
+fn last_json(text: &str) -> Value {
+    serde_json::from_str(text.lines().last().expect("a JSON line")).expect("JSON object last")
+}
+
+#[test]
+fn float_training_checkpoints_every_epoch_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_like(dir.path(), 512, 100);
+    let ckpt = dir.path().join("vgg.safetensors");
+    let base = |epochs: &str| {
+        os([
+            &"train",
+            &"--data",
+            &dir.path(),
+            &"--width",
+            &"0.0625",
+            &"--batch",
+            &"32",
+            &"--epochs",
+            &epochs,
+            &"--out",
+            &ckpt,
+            &"--json",
+        ])
+    };
+    let mut first = base("2");
+    first.extend(["--stop-after".into(), "1".into()]);
+    let o = nuq(&first);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("epoch   1/2") && text.contains("stopped after epoch 1 of 2"),
+        "{text}"
+    );
+    let v = last_json(&text);
+    assert!(v["test_acc"].as_f64().unwrap() > 0.9, "{text}");
+    assert_eq!(v["history"].as_array().unwrap().len(), 1);
+    assert!(ckpt.is_file());
+    assert!(dir.path().join("vgg.safetensors.state").is_file());
+
+    // A second run with --resume continues at epoch 2 of 2.
+    let mut args = base("2");
+    args.push("--resume".into());
+    let o = nuq(&args);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("epoch   2/2") && !text.contains("epoch   1/2"),
+        "{text}"
+    );
+    assert!(stderr(&o).contains("resuming"), "{}", stderr(&o));
+
+    // Resuming a finished run, or with other settings, is refused.
+    let err = fails(&nuq(&args));
+    assert!(err.contains("already finished 2 of 2 epochs"), "{err}");
+    let mut other = base("2");
+    other.extend(["--resume".into(), "--seed".into(), "9".into()]);
+    let err = fails(&nuq(&other));
+    assert!(
+        err.contains("seed") && err.contains("same settings"),
+        "{err}"
+    );
+    let mut wrong_model = base("2");
+    wrong_model.extend(["--resume".into(), "--model".into(), "resnet20".into()]);
+    let err = fails(&nuq(&wrong_model));
+    assert!(
+        err.contains("vgg-small") && err.contains("--model"),
+        "{err}"
+    );
+}
+
+#[test]
+fn quantization_aware_training_writes_an_integer_model() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_like(dir.path(), 512, 100);
+    let ckpt = train_tiny(dir.path(), &dir.path().join("f.safetensors"));
+    let out = dir.path().join("w3a3.nuq");
+    let o = nuq(os([
+        &"train",
+        &"--data",
+        &dir.path(),
+        &"--bits",
+        &"3",
+        &"--family",
+        &"lloyd",
+        &"--init",
+        &ckpt,
+        &"--epochs",
+        &"1",
+        &"--mean",
+        &"0",
+        &"--out",
+        &out,
+        &"--json",
+    ]));
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let text = stdout(&o);
+    let v = last_json(&text);
+    assert!(v["int_acc"].as_f64().unwrap() > 0.9, "{text}");
+    assert!(
+        v["quantizer"]
+            .as_str()
+            .unwrap()
+            .contains("W3/A3 lloyd/lloyd"),
+        "{text}"
+    );
+    assert_eq!(
+        v["model_bytes"].as_u64().unwrap(),
+        std::fs::metadata(&out).unwrap().len()
+    );
+}
+
+#[test]
+fn bad_requests_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_like(dir.path(), 64, 10);
+    let out = dir.path().join("m.safetensors");
+    // Usage errors.
+    usage_error(&nuq(os([&"train", &"--out", &out, &"--bits", &"4"])));
+    usage_error(&nuq(os([
+        &"train", &"--out", &out, &"--bits", &"9", &"--init", &out,
+    ])));
+    usage_error(&nuq(os([&"train", &"--out", &out, &"--model", &"alexnet"])));
+    usage_error(&nuq(os([&"train", &"--out", &out, &"--width", &"0"])));
+    usage_error(&nuq(["train"]));
+    // Runtime failures name the problem and leave no file behind.
+    let err = fails(&nuq(os([
+        &"train",
+        &"--data",
+        &dir.path().join("missing"),
+        &"--out",
+        &out,
+    ])));
+    assert!(err.contains("missing") && err.contains("--data"), "{err}");
+    let err = fails(&nuq(os([
+        &"train",
+        &"--data",
+        &dir.path(),
+        &"--out",
+        &dir.path().join("m.nuq"),
+    ])));
+    assert!(err.contains(".safetensors"), "{err}");
+    let err = fails(&nuq(os([
+        &"train",
+        &"--data",
+        &dir.path(),
+        &"--batch",
+        &"1000",
+        &"--out",
+        &out,
+    ])));
+    assert!(err.contains("fewer than one batch"), "{err}");
+    let err = fails(&nuq(os([
+        &"train",
+        &"--data",
+        &dir.path(),
+        &"--batch",
+        &"32",
+        &"--out",
+        &out,
+        &"--resume",
+    ])));
+    assert!(err.contains("start the run without --resume"), "{err}");
+    let err = fails(&nuq(os([
+        &"train",
+        &"--dataset",
+        &"cifar10",
+        &"--out",
+        &out,
+    ])));
+    assert!(err.contains("--data DIR"), "{err}");
+    assert!(!out.exists());
+}

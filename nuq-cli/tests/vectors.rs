@@ -1,0 +1,159 @@
+//! `nuq vectors`: golden test vectors that match the model's own inference, in both encodings.
+
+mod common;
+
+use common::{fails, listing, nuq, ok, os, tiny_nuq, usage_error, write_fashion_like};
+use serde_json::Value;
+
+#[test]
+fn vectors_hold_every_layer_in_hex_and_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_like(dir.path(), 512, 100);
+    let model = tiny_nuq(dir.path());
+    let out = dir.path().join("vec");
+    let text = ok(&nuq(os([
+        &"vectors",
+        &model,
+        &"--out",
+        &out,
+        &"--data",
+        &dir.path(),
+        &"--index",
+        &"10",
+        &"--count",
+        &"3",
+    ])));
+    assert!(text.contains("3 image(s)"), "{text}");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let tensors = manifest["tensors"].as_array().unwrap();
+    assert!(tensors.len() > 5, "{manifest}");
+    assert_eq!(tensors[0]["kind"], "input");
+    assert_eq!(tensors.last().unwrap()["kind"], "logits");
+    // Every file is there, nothing else (no staging leftovers).
+    let mut expected: Vec<String> = tensors
+        .iter()
+        .flat_map(|t| {
+            [
+                t["hex"].as_str().unwrap().to_string(),
+                t["bin"].as_str().unwrap().to_string(),
+            ]
+        })
+        .collect();
+    expected.push("manifest.json".into());
+    expected.sort();
+    assert_eq!(listing(&out), expected);
+    for t in tensors {
+        let shape: Vec<usize> = t["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(shape[0], 3);
+        let elems: usize = shape.iter().product();
+        let width = if t["dtype"] == "u8" { 1 } else { 4 };
+        let bin = std::fs::read(out.join(t["bin"].as_str().unwrap())).unwrap();
+        assert_eq!(bin.len(), elems * width, "{t}");
+        let hex = std::fs::read_to_string(out.join(t["hex"].as_str().unwrap())).unwrap();
+        let lines: Vec<&str> = hex.lines().collect();
+        assert_eq!(lines.len(), elems, "{t}");
+        // The two encodings hold the same numbers.
+        for (i, l) in lines.iter().enumerate().step_by(97) {
+            assert_eq!(l.len(), 2 * width, "{t}");
+            let v = u32::from_str_radix(l, 16).unwrap();
+            let b = if width == 1 {
+                u32::from(bin[i])
+            } else {
+                u32::from_le_bytes(bin[4 * i..4 * i + 4].try_into().unwrap())
+            };
+            assert_eq!(v, b, "{t} element {i}");
+        }
+    }
+    // The logits file matches the manifest's logits and predictions, and the predictions the
+    // labels (the data is easy).
+    let last = tensors.last().unwrap();
+    let bin = std::fs::read(out.join(last["bin"].as_str().unwrap())).unwrap();
+    let logits: Vec<i32> = bin
+        .chunks(4)
+        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let rows = manifest["logits"].as_array().unwrap();
+    let flat: Vec<i32> = rows
+        .iter()
+        .flat_map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap() as i32)
+        })
+        .collect();
+    assert_eq!(logits, flat);
+    assert_eq!(manifest["predictions"], manifest["labels"], "{manifest}");
+    // The input file holds test images 10..13: labels alternate 0/1 from image 10.
+    assert_eq!(manifest["labels"], serde_json::json!([0, 1, 0]));
+
+    // Random inputs need no dataset; the same seed gives the same vectors.
+    let r1 = dir.path().join("r1");
+    let r2 = dir.path().join("r2");
+    for r in [&r1, &r2] {
+        ok(&nuq(os([
+            &"vectors",
+            &model,
+            &"--out",
+            r,
+            &"--random",
+            &"--seed",
+            &"5",
+        ])));
+    }
+    for name in listing(&r1) {
+        assert_eq!(
+            std::fs::read(r1.join(&name)).unwrap(),
+            std::fs::read(r2.join(&name)).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn bad_requests_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_like(dir.path(), 512, 20);
+    let model = tiny_nuq(dir.path());
+    let out = dir.path().join("vec");
+    let err = fails(&nuq(os([
+        &"vectors",
+        &model,
+        &"--out",
+        &out,
+        &"--data",
+        &dir.path(),
+        &"--index",
+        &"19",
+        &"--count",
+        &"2",
+    ])));
+    assert!(err.contains("past the 20 test images"), "{err}");
+    assert!(!out.exists());
+    let corrupt = dir.path().join("bad.nuq");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&corrupt, bytes).unwrap();
+    let err = fails(&nuq(os([
+        &"vectors",
+        &corrupt,
+        &"--out",
+        &out,
+        &"--random",
+    ])));
+    assert!(err.contains("bad.nuq") && err.contains("corrupt"), "{err}");
+    assert!(!out.exists());
+    usage_error(&nuq(os([
+        &"vectors", &model, &"--out", &out, &"--count", &"0",
+    ])));
+    usage_error(&nuq(os([
+        &"vectors", &model, &"--out", &out, &"--seed", &"3",
+    ])));
+}
