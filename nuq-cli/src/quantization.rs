@@ -12,7 +12,7 @@ use nuq_nn::Network;
 
 use crate::exit::Failure;
 use crate::progress::Progress;
-use crate::training::{fine_tune, nn};
+use crate::training::{fine_tune, nn, Tuning};
 
 /// Parses a codebook family for clap.
 pub fn parse_family(s: &str) -> Result<Family, String> {
@@ -56,6 +56,15 @@ pub struct QuantArgs {
     /// Peak learning rate of the fine-tuning (cosine decay to zero).
     #[arg(long, default_value_t = 0.01)]
     pub qat_lr: f32,
+    /// Refit the weight codebooks to the float masters and recalibrate the activation
+    /// quantizers every N fine-tuning steps (0: keep the first calibration).
+    #[arg(long, default_value_t = 0, value_name = "STEPS")]
+    pub recalib_every: u64,
+    /// Progressive bit reduction: fine-tune at these wider bit widths first (comma list,
+    /// descending, e.g. 8,4 before --bits 3); the fine-tuning images are split equally
+    /// between the stages and the final width.
+    #[arg(long, value_delimiter = ',', value_name = "BITS", value_parser = clap::value_parser!(u8).range(2..=8))]
+    pub progressive: Vec<u8>,
 }
 
 fn parse_epochs(s: &str) -> Result<f32, String> {
@@ -80,22 +89,29 @@ impl QuantArgs {
         c
     }
 
-    /// A short description, e.g. `W4/A4 kquantile/kquantile per-channel, edges 8-bit`.
+    /// A short description, e.g. `W4/A4 kquantile/kquantile per-channel, first/last 8-bit`.
     pub fn describe(&self) -> String {
         let c = self.config();
-        format!(
-            "W{}/A{} {}/{} {}, first/last {}-bit",
-            c.weight_bits,
-            c.act_bits,
-            c.weight_family,
-            c.act_family,
-            if c.per_channel {
-                "per-channel"
-            } else {
-                "per-tensor"
-            },
-            c.edge_bits
-        )
+        let scope = if c.per_channel {
+            "per-channel"
+        } else {
+            "per-tensor"
+        };
+        let mut d = format!(
+            "W{}/A{} {}/{} {scope}, first/last {}-bit",
+            c.weight_bits, c.act_bits, c.weight_family, c.act_family, c.edge_bits
+        );
+        if !self.progressive.is_empty() {
+            let stages: Vec<String> = self.progressive.iter().map(u8::to_string).collect();
+            d.push_str(&format!(", progressive {} first", stages.join("→")));
+        }
+        if self.recalib_every > 0 {
+            d.push_str(&format!(
+                ", recalibrated every {} steps",
+                self.recalib_every
+            ));
+        }
+        d
     }
 }
 
@@ -112,6 +128,10 @@ pub struct Recipe {
     pub qat_lr: f32,
     /// Seed of the fine-tuning's batch order.
     pub seed: u64,
+    /// Recalibration interval in fine-tuning steps (0: never).
+    pub recalib_every: usize,
+    /// Wider bit widths fine-tuned first (progressive reduction), descending.
+    pub stages: Vec<u8>,
 }
 
 impl QuantArgs {
@@ -123,6 +143,8 @@ impl QuantArgs {
             qat_images: (f64::from(self.qat_epochs) * train_len as f64).round() as usize,
             qat_lr: self.qat_lr,
             seed,
+            recalib_every: usize::try_from(self.recalib_every).unwrap_or(usize::MAX),
+            stages: self.progressive.clone(),
         }
     }
 }
@@ -158,20 +180,57 @@ pub fn quantize(
             train.width,
         )
         .map_err(nn)?;
-    let mut qn = QuantizedNetwork::prepare(net, r.config, norm).map_err(nn)?;
+    let last = r.config.weight_bits.min(r.config.act_bits);
+    if let Some(w) = r.stages.windows(2).find(|w| w[0] <= w[1]) {
+        return Err(Failure::new(format!(
+            "--progressive must be descending, got {} before {}",
+            w[0], w[1]
+        )));
+    }
+    if let Some(&b) = r.stages.last().filter(|&&b| b <= last) {
+        return Err(Failure::new(format!(
+            "--progressive stage {b} is not wider than the final {last} bits"
+        )));
+    }
+    if !r.stages.is_empty() && r.qat_images == 0 {
+        return Err(Failure::new(
+            "--progressive needs fine-tuning images: add --qat-epochs",
+        ));
+    }
+    // Stage widths for weights and activations, the final one last.
+    let mut widths: Vec<(u8, u8)> = r.stages.iter().map(|&b| (b, b)).collect();
+    widths.push((r.config.weight_bits, r.config.act_bits));
+    let mut first = r.config;
+    (first.weight_bits, first.act_bits) = widths[0];
+    let mut qn = QuantizedNetwork::prepare(net, first, norm).map_err(nn)?;
     qn.calibrate(&calib).map_err(nn)?;
     // Fine-tuning sees the images with the normalisation the integer model will use (the
     // zero point rounded to a byte), without random crops and flips.
     let tune = Augment::normalize_only(qn.input_norm.mean(), qn.input_norm.std.clone());
-    fine_tune(
-        &mut qn,
-        train,
-        &tune,
-        r.qat_images,
-        r.qat_lr,
-        r.seed,
-        progress,
-        &format!("QAT {}", r.config.act_family),
-    )?;
+    let per_stage = r.qat_images / widths.len();
+    for (i, &(wb, ab)) in widths.iter().enumerate() {
+        if i > 0 {
+            qn.set_bits(wb, ab, &calib).map_err(nn)?;
+        }
+        let images = if i + 1 == widths.len() {
+            r.qat_images - per_stage * i
+        } else {
+            per_stage
+        };
+        fine_tune(
+            &mut qn,
+            train,
+            &tune,
+            &calib,
+            &Tuning {
+                images,
+                lr: r.qat_lr,
+                seed: r.seed + i as u64,
+                recalib_every: r.recalib_every,
+            },
+            progress,
+            &format!("QAT W{wb}/A{ab} {}", r.config.act_family),
+        )?;
+    }
     qn.to_integer().map_err(nn)
 }

@@ -9,7 +9,7 @@ use nuq_nn::data::{Augment, BatchLoader, Dataset};
 use nuq_nn::optim::{LrSchedule, Optimizer, Schedule, Sgd, WeightDecay};
 use nuq_nn::quant::QuantizedNetwork;
 use nuq_nn::train::{train_step, Stats};
-use nuq_nn::{CrossEntropy, Network};
+use nuq_nn::{CrossEntropy, Network, Tensor};
 
 use crate::exit::{CmdResult, Failure};
 use crate::progress::Progress;
@@ -161,21 +161,33 @@ pub fn train_float(
     Ok(())
 }
 
-/// Quantization-aware fine-tuning: `images` training images (rounded down to whole batches
-/// of 128) with the quantizers in the loop, SGD with Nesterov momentum, cosine decay from
-/// `lr`. Batches continue across epochs of the data when `images` exceeds the training set.
-#[allow(clippy::too_many_arguments)]
+/// One quantization-aware fine-tuning run.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Training images (rounded down to whole batches of 128, at least one batch).
+    pub images: usize,
+    /// Peak learning rate (cosine decay to zero).
+    pub lr: f32,
+    /// Seed of the batch order.
+    pub seed: u64,
+    /// Recalibrate every this many steps (0: never).
+    pub recalib_every: usize,
+}
+
+/// Quantization-aware fine-tuning with the quantizers in the loop, SGD with Nesterov
+/// momentum, cosine decay; every `recalib_every` steps the codebooks are refitted and the
+/// activation quantizers recalibrated on `calib`. Batches continue across epochs of the data
+/// when `images` exceeds the training set.
 pub fn fine_tune(
     qn: &mut QuantizedNetwork,
     data: &Arc<Dataset>,
     augment: &Augment,
-    images: usize,
-    lr: f32,
-    seed: u64,
+    calib: &Tensor,
+    t: &Tuning,
     progress: &Progress,
     label: &str,
 ) -> CmdResult {
-    if images == 0 {
+    if t.images == 0 {
         return Ok(());
     }
     if data.is_empty() {
@@ -184,18 +196,18 @@ pub fn fine_tune(
         ));
     }
     let batch = 128usize.min(data.len());
-    let steps = (images / batch).max(1);
+    let steps = (t.images / batch).max(1);
     let mut opt = Plan {
         epochs: 1,
         batch,
-        lr,
+        lr: t.lr,
         wd: 5e-4,
         schedule: ScheduleKind::Cosine,
-        seed,
+        seed: t.seed,
     }
     .optimizer();
     let schedule = Schedule::Cosine {
-        lr,
+        lr: t.lr,
         min_lr: 0.0,
         warmup: 0,
         total: steps,
@@ -212,7 +224,7 @@ pub fn fine_tune(
             augment.clone(),
             true,
             true,
-            seed,
+            t.seed,
             epoch,
         );
         for b in loader.take(steps - step) {
@@ -220,6 +232,9 @@ pub fn fine_tune(
                 .map_err(nn)?;
             step += 1;
             bar.inc(1);
+            if t.recalib_every > 0 && step % t.recalib_every == 0 && step < steps {
+                qn.recalibrate(calib).map_err(nn)?;
+            }
         }
         epoch += 1;
     }

@@ -66,6 +66,53 @@ fn quantized_models_keep_the_accuracy_and_eval_agrees() {
         assert_eq!(e["accuracy"].as_f64().unwrap(), int_acc, "{family}");
         assert_eq!(e["images"], 100);
     }
+    // Progressive reduction with periodic recalibration reaches 2 bits.
+    let out = dir.path().join("progressive.nuq");
+    let v = quantize(
+        dir.path(),
+        &ckpt,
+        &out,
+        &[
+            "--mean",
+            "0",
+            "--bits",
+            "2",
+            "--progressive",
+            "4,3",
+            "--qat-epochs",
+            "0.75",
+            "--recalib-every",
+            "1",
+        ],
+    );
+    assert!(v["int_acc"].as_f64().unwrap() > 0.9, "{v}");
+    let q = v["quantizer"].as_str().unwrap();
+    assert!(q.contains("W2/A2") && q.contains("progressive 4→3"), "{v}");
+    for (flags, want) in [
+        (
+            &["--progressive", "3,4", "--qat-epochs", "0.5"][..],
+            "descending",
+        ),
+        (&["--progressive", "8"][..], "--qat-epochs"),
+        (
+            &["--progressive", "4", "--bits", "4", "--qat-epochs", "0.5"][..],
+            "not wider",
+        ),
+    ] {
+        let mut args = os([
+            &"quantize",
+            &ckpt,
+            &"--data",
+            &dir.path(),
+            &"--mean",
+            &"0",
+            &"--out",
+            &dir.path().join("x.nuq"),
+        ]);
+        args.extend(flags.iter().map(Into::into));
+        let err = fails(&nuq(&args));
+        assert!(err.contains(want), "{flags:?}: {err}");
+    }
     // The float checkpoint evaluates in float.
     let e = last_json(&ok(&nuq(os([
         &"eval",

@@ -122,6 +122,8 @@ fn recipe(a: &DemoArgs, family: Family) -> Recipe {
         qat_images: a.qat_images,
         qat_lr: 0.01,
         seed: a.seed + 1,
+        recalib_every: 0,
+        stages: Vec::new(),
     }
 }
 

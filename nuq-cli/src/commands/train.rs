@@ -408,6 +408,8 @@ fn run_qat(a: &TrainArgs, bits: u8) -> CmdResult {
         calib_images: 2000,
         qat_epochs: a.epochs as f32,
         qat_lr: a.lr.unwrap_or(0.01),
+        recalib_every: 0,
+        progressive: Vec::new(),
     };
     let recipe = q.recipe(train.len(), a.seed);
     let model = quantize(net, &recipe, &train, &augment, &progress)?;

@@ -148,7 +148,7 @@ pub struct QuantizedNetwork {
 }
 
 /// `[kh][kw][ci][co]` → rows `[co][kh·kw·ci]`.
-fn hwio_to_rows(w: &[f32], taps: usize, ci: usize, co: usize) -> Vec<f32> {
+pub(crate) fn hwio_to_rows(w: &[f32], taps: usize, ci: usize, co: usize) -> Vec<f32> {
     let mut rows = vec![0.0; w.len()];
     for t in 0..taps {
         for i in 0..ci {
@@ -160,7 +160,7 @@ fn hwio_to_rows(w: &[f32], taps: usize, ci: usize, co: usize) -> Vec<f32> {
     rows
 }
 
-fn rows_to_hwio(rows: &[f32], taps: usize, ci: usize, co: usize) -> Vec<f32> {
+pub(crate) fn rows_to_hwio(rows: &[f32], taps: usize, ci: usize, co: usize) -> Vec<f32> {
     let mut w = vec![0.0; rows.len()];
     for t in 0..taps {
         for i in 0..ci {
@@ -248,6 +248,8 @@ impl Prep<'_> {
                 shadow,
                 conv: Some((taps, c.c_in, c.c_out)),
                 input_factor,
+                edge: first,
+                per_channel: self.cfg.per_channel,
             },
         );
         Ok(())
@@ -296,6 +298,8 @@ impl Prep<'_> {
                         shadow,
                         conv: None,
                         input_factor: None,
+                        edge: true,
+                        per_channel,
                     },
                 );
             } else if let Some(bb) = any.downcast_mut::<BasicBlock>() {

@@ -49,6 +49,17 @@ impl ActQuant {
     pub fn reset(&mut self) {
         self.quantizer = None;
     }
+
+    /// Code bits.
+    pub fn bits(&self) -> u8 {
+        self.bits
+    }
+
+    /// Changes the code width and forgets the quantizer (the next forward recalibrates).
+    pub fn set_bits(&mut self, bits: u8) {
+        self.bits = bits;
+        self.quantizer = None;
+    }
 }
 
 impl Layer for ActQuant {

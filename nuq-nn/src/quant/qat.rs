@@ -1,10 +1,15 @@
-//! Quantization-aware fine-tuning: float master weights, re-quantized with fixed codebooks and
-//! scales before every forward pass (straight-through estimator).
+//! Quantization-aware fine-tuning: float master weights, re-quantized with their codebooks and
+//! scales before every forward pass (straight-through estimator); codebooks refitted to the
+//! masters and activation quantizers recalibrated on demand ([`QuantizedNetwork::recalibrate`]),
+//! and bit widths lowered in stages ([`QuantizedNetwork::set_bits`], progressive reduction).
 
+use crate::layers::Sequential;
 use crate::loss::CrossEntropy;
 use crate::optim::Optimizer;
-use crate::quant::convert::QuantizedNetwork;
-use crate::quant::weights::QuantizedWeights;
+use crate::quant::convert::{hwio_to_rows, QuantizedNetwork};
+use crate::quant::layers::{ActQuant, QuantBlock};
+use crate::quant::weights::{quantize_weights, QuantizedWeights};
+use crate::quant::Family;
 use crate::tensor::Tensor;
 use crate::train::Stats;
 use crate::{Mode, NnError};
@@ -20,6 +25,10 @@ pub(crate) struct WeightSlot {
     pub conv: Option<(usize, usize, usize)>,
     /// Per-input-channel factor folded into the first layer's weights (`255 · std`).
     pub input_factor: Option<Vec<f64>>,
+    /// First convolution or classifier: quantized with the edge bit width.
+    pub edge: bool,
+    /// One scale per output row (else one per tensor).
+    pub per_channel: bool,
 }
 
 /// The index of the level nearest to `u` (ties to the upper level, as `nuq-core`).
@@ -40,6 +49,37 @@ fn nearest(levels: &[i8], u: f64) -> u8 {
 }
 
 impl WeightSlot {
+    /// The float masters as the row-major `[rows][k]` table the codebook is fitted on (the
+    /// first layer's input factor divided out).
+    fn master_rows(&self) -> Vec<f32> {
+        match self.conv {
+            Some((taps, c_in, c_out)) => {
+                let mut rows = hwio_to_rows(&self.shadow, taps, c_in, c_out);
+                if let Some(f) = &self.input_factor {
+                    for (i, v) in rows.iter_mut().enumerate() {
+                        *v = (f64::from(*v) / f[i % c_in]) as f32;
+                    }
+                }
+                rows
+            }
+            None => self.shadow.clone(),
+        }
+    }
+
+    /// Fits a new codebook and new scales to the float masters.
+    fn refit(&mut self, name: &str, bits: u8, family: Family) -> Result<(), NnError> {
+        let rows = self.q.scales.len();
+        self.q = quantize_weights(
+            name,
+            &self.master_rows(),
+            rows,
+            bits,
+            family,
+            self.per_channel,
+        )?;
+        Ok(())
+    }
+
     /// Re-quantizes the master weights with the slot's codebook and scales, updates the
     /// indices and returns the dequantized values in the parameter's layout.
     pub fn requantize(&mut self) -> Vec<f32> {
@@ -66,6 +106,64 @@ impl WeightSlot {
 }
 
 impl QuantizedNetwork {
+    /// Refits every weight codebook and scale to the current float masters, then refits
+    /// every activation quantizer in one forward pass over `images` (normalised with
+    /// [`QuantizedNetwork::input_norm`]). Calling it at an interval during fine-tuning keeps
+    /// the codebooks matched to the weights and activations as they move.
+    ///
+    /// # Errors
+    /// As [`quantize_weights`] and [`QuantizedNetwork::calibrate`].
+    pub fn recalibrate(&mut self, images: &Tensor) -> Result<(), NnError> {
+        let cfg = self.config;
+        for (name, slot) in self.slots.iter_mut() {
+            let bits = if slot.edge {
+                cfg.edge_bits
+            } else {
+                cfg.weight_bits
+            };
+            slot.refit(name, bits, cfg.weight_family)?;
+        }
+        self.load_quantized_weights();
+        self.reset_activations();
+        self.calibrate(images)
+    }
+
+    /// Progressive bit reduction: sets the inner layers' weight and activation bits (the
+    /// first convolution and the classifier keep [`crate::quant::QuantConfig::edge_bits`]),
+    /// then [`QuantizedNetwork::recalibrate`]s on `images`.
+    ///
+    /// # Errors
+    /// [`NnError::Config`] for bits outside `1..=8`; as [`QuantizedNetwork::recalibrate`].
+    pub fn set_bits(
+        &mut self,
+        weight_bits: u8,
+        act_bits: u8,
+        images: &Tensor,
+    ) -> Result<(), NnError> {
+        for (what, b) in [("weight", weight_bits), ("activation", act_bits)] {
+            if !(1..=8).contains(&b) {
+                return Err(NnError::Config(format!(
+                    "{what} bits must be 1..=8, got {b}"
+                )));
+            }
+        }
+        fn walk(s: &mut Sequential, bits: u8) {
+            for (_, l) in s.layers_mut() {
+                let any = l.as_any_mut();
+                if let Some(a) = any.downcast_mut::<ActQuant>() {
+                    a.set_bits(bits);
+                } else if let Some(b) = any.downcast_mut::<QuantBlock>() {
+                    b.act.set_bits(bits);
+                    walk(&mut b.block.main, bits);
+                }
+            }
+        }
+        walk(&mut self.net.body, act_bits);
+        self.config.weight_bits = weight_bits;
+        self.config.act_bits = act_bits;
+        self.recalibrate(images)
+    }
+
     fn load_quantized_weights(&mut self) {
         let slots = &mut self.slots;
         self.net.visit_params(&mut |name, p| {
