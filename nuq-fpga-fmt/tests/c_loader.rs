@@ -191,7 +191,7 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
         ));
     }
     // A file of a newer minor version with unknown sections and a larger header and entries.
-    let mut secs = payloads(&goldens()[2].1);
+    let mut secs = as_1_1(&payloads(&goldens()[2].1));
     secs[0].1 = extend_graph(&secs[0].1);
     secs.insert(1, (42, b"future".to_vec()));
     files.push(("newer_minor".into(), relayout(3, 80, 48, 64, &secs)));

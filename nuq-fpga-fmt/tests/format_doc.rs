@@ -217,6 +217,10 @@ fn annotate(bytes: &[u8]) -> String {
                     }
                     d.field("reserved1", 4, V::U(4));
                     d.blob_ref("name");
+                    if rsize >= 136 {
+                        d.field("align", 4, V::R);
+                        d.field("zero_point", 4, V::R);
+                    }
                     blobs.push((format!("layer {i} name"), r + 112, V::S));
                 }
                 SectionKind::Codebooks => {
@@ -268,6 +272,22 @@ fn annotate(bytes: &[u8]) -> String {
                     d.field("exponent", 4, V::I(4));
                     d.field("multiplier", 4, V::I(4));
                     d.field("reserved1", 8, V::B);
+                }
+                SectionKind::Aligns => {
+                    d.field("channels", 4, V::U(4));
+                    d.field("main_shift", 1, V::U(1));
+                    d.field("reserved", 3, V::B);
+                    d.blob_ref("multipliers");
+                    d.blob_ref("shifts");
+                    blobs.push((format!("align {i} multipliers"), r + 8, V::I(4)));
+                    blobs.push((format!("align {i} shifts"), r + 24, V::U(1)));
+                }
+                SectionKind::ZeroPoints => {
+                    d.field("channels", 4, V::U(4));
+                    d.field("bits", 1, V::U(1));
+                    d.field("reserved", 3, V::B);
+                    d.blob_ref("values");
+                    blobs.push((format!("zero_point {i} values"), r + 8, V::U(1)));
                 }
                 SectionKind::Metadata => {
                     d.blob_ref("key");
