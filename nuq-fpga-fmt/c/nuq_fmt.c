@@ -1034,6 +1034,16 @@ uint32_t nuq_threshold_code(const nuq_thresholds *t, uint32_t c, int32_t acc) {
     return code;
 }
 
+uint32_t nuq_threshold_code64(const nuq_thresholds *t, uint32_t c, int64_t acc) {
+    uint32_t per = (1u << t->bits) - 1u, k, code = 0;
+    int falling = c < t->channels && t->directions[c] == NUQ_DIR_FALLING;
+    for (k = 0; k < per; k++) {
+        int64_t th = nuq_threshold(t, c, k);
+        code += falling ? acc <= th : acc >= th;
+    }
+    return code;
+}
+
 nuq_status nuq_get_scale(const nuq_file *f, uint32_t i, nuq_scale *o) {
     const uint8_t *r = record(f, NUQ_SECTION_SCALES, i);
     if (!r) return NUQ_E_BAD_REFERENCE;

@@ -209,6 +209,8 @@ int32_t nuq_bias_value(const nuq_bias *b, uint32_t k);
 nuq_status nuq_get_thresholds(const nuq_file *f, uint32_t i, nuq_thresholds *out);
 int32_t nuq_threshold(const nuq_thresholds *t, uint32_t channel, uint32_t k);
 uint32_t nuq_threshold_code(const nuq_thresholds *t, uint32_t channel, int32_t acc);
+/* The code of a 64-bit sum (an aligned_add), compared with the sign-extended thresholds. */
+uint32_t nuq_threshold_code64(const nuq_thresholds *t, uint32_t channel, int64_t acc);
 nuq_status nuq_get_scale(const nuq_file *f, uint32_t i, nuq_scale *out);
 nuq_status nuq_get_producer(const nuq_file *f, nuq_meta_entry *out); /* key = producer, value = producer version */
 nuq_status nuq_get_align(const nuq_file *f, uint32_t i, nuq_align *out);

@@ -113,6 +113,61 @@ pub fn minimal() -> Model {
     }
 }
 
+/// The format 1.1 worked example of `FORMAT.md` (written with alignment 8 there): a 2-channel
+/// input of 2-bit codes with zero points `[1, 2]` (`input_zp`), a linear layer to 2 accumulators
+/// (`act_bits` 0), and an `aligned_add` of that accumulator and the input's levels to 1-bit codes.
+pub fn minimal_1_1() -> Model {
+    let mut input = Layer::new("x", LayerOp::InputZp, &[], [2, 1, 1]);
+    input.act_bits = 2;
+    input.act_codebook = Some(0);
+    input.zero_point = Some(0);
+    let mut fc = Layer::new("fc", LayerOp::Linear, &[0], [2, 1, 1]);
+    fc.weight_bits = 2;
+    fc.weights = Some(0);
+    fc.weight_codebook = Some(1);
+    fc.weight_scale = Some(0);
+    fc.bias = Some(0);
+    let mut join = Layer::new("join", LayerOp::AlignedAdd, &[1, 0], [2, 1, 1]);
+    join.act_bits = 1;
+    join.thresholds = Some(0);
+    join.align = Some(0);
+    Model {
+        layers: vec![input, fc, join],
+        codebooks: vec![
+            Codebook::new(CodebookKind::Uniform, 8, false, vec![0, 1, 2, 3]),
+            Codebook::new(CodebookKind::PowerOfTwo, 8, true, vec![-4, -1, 1, 4]),
+        ],
+        weights: vec![WeightTensor {
+            bits: 2,
+            word_bits: 32,
+            order: TileOrder::Flat,
+            dims: vec![2, 2],
+            indices: vec![0, 3, 2, 1],
+        }],
+        biases: vec![vec![-3, 5]],
+        thresholds: vec![ThresholdTable {
+            bits: 1,
+            values: vec![0, 10],
+            directions: vec![Direction::Rising, Direction::Falling],
+        }],
+        scales: vec![pow2_scale(-6)],
+        metadata: Metadata {
+            producer: "nuq".into(),
+            producer_version: "0.1".into(),
+            ..Default::default()
+        },
+        aligns: vec![AlignTable {
+            main_shift: 2,
+            multipliers: vec![3, -1],
+            shifts: vec![1, 0],
+        }],
+        zero_points: vec![ZeroPointTable {
+            bits: 2,
+            values: vec![1, 2],
+        }],
+    }
+}
+
 /// A tiny conv net: input 1×4×4 (2-bit codes) → conv 3×3 to 2 channels
 /// (2-bit weights, thresholds to 2-bit codes) → global average pool → linear to 2 logits.
 pub fn tiny() -> Model {

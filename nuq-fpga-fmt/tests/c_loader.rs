@@ -211,6 +211,15 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
         "v1_1_layout_of_1_0_model".into(),
         relayout(1, 64, 32, 16, &as_1_1(&payloads(tiny))),
     ));
+    for (name, m) in [
+        ("minimal", samples::minimal()),
+        ("minimal_1_1", samples::minimal_1_1()),
+    ] {
+        files.push((
+            name.into(),
+            encode(&m, &WriteOptions { alignment: 8 }).unwrap(),
+        ));
+    }
     let mut later = sample_bytes(&samples::int_resnet());
     later[10..12].copy_from_slice(&4u16.to_le_bytes());
     reseal(&mut later);

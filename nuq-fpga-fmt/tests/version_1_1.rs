@@ -279,3 +279,46 @@ proptest! {
         prop_assert_eq!(i128::from(align_value(v, m, s)), want);
     }
 }
+
+/// The computation FORMAT.md walks through for `samples::minimal_1_1()`, done from the file.
+#[test]
+fn the_worked_example_computes_as_the_spec_says() {
+    let bytes = encode(&samples::minimal_1_1(), &WriteOptions { alignment: 8 }).unwrap();
+    let f = NuqFile::parse(&bytes).unwrap();
+    let input_levels = f.codebooks().get(0).unwrap();
+    let weight_levels = f.codebooks().get(1).unwrap();
+    let w = f.weights().get(0).unwrap();
+    let bias = f.biases().get(0).unwrap();
+    let x: Vec<i32> = [1usize, 3]
+        .iter()
+        .map(|&c| input_levels.level(c).unwrap())
+        .collect();
+    let acc: Vec<i32> = (0..2u64)
+        .map(|o| {
+            bias[o as usize].get()
+                + (0..2u64)
+                    .map(|i| {
+                        let k = usize::from(w.index(o * 2 + i).unwrap());
+                        weight_levels.level(k).unwrap() * x[i as usize]
+                    })
+                    .sum::<i32>()
+        })
+        .collect();
+    assert_eq!(acc, [5, 3]);
+    let join = f.graph().get(2).unwrap();
+    let align = f.aligns().get(join.align().unwrap()).unwrap();
+    let sums: Vec<i64> = (0..2u32)
+        .map(|c| align.sum(c, acc[c as usize], x[c as usize]).unwrap())
+        .collect();
+    assert_eq!(sums, [22, 9]);
+    let t = f.thresholds().get(join.thresholds().unwrap()).unwrap();
+    let codes: Vec<u32> = (0..2u32)
+        .map(|c| t.code_wide(c, sums[c as usize]).unwrap())
+        .collect();
+    assert_eq!(codes, [1, 1]);
+    assert_eq!(
+        f.zero_points().get(0).unwrap().values(),
+        [1, 2],
+        "zero points of the input_zp layer"
+    );
+}

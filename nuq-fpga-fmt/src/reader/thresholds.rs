@@ -176,4 +176,14 @@ impl<'a> Thresholds<'a> {
         let t = self.channel(c)?;
         Some(self.direction(c)?.code(acc, t.iter().map(|v| v.get())))
     }
+
+    /// The output code of channel `c` for a 64-bit sum (an `aligned_add`), comparing it with
+    /// the sign-extended thresholds.
+    pub fn code_wide(&self, c: u32, acc: i64) -> Option<u32> {
+        let t = self.channel(c)?.iter().map(|v| i64::from(v.get()));
+        Some(match self.direction(c)? {
+            crate::Direction::Rising => t.filter(|&th| acc >= th).count() as u32,
+            crate::Direction::Falling => t.filter(|&th| acc <= th).count() as u32,
+        })
+    }
 }
