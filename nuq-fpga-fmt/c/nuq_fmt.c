@@ -205,7 +205,7 @@ typedef struct {
     uint64_t head_size, record_size;
     uint32_t count;
     uint64_t cursor; /* blob cursor */
-    int extended;    /* head or records larger than in 1.0: later-minor blobs may follow ours */
+    int extended;    /* head or records larger than in the declared version: later-minor blobs may follow ours */
 } table;
 
 static nuq_status table_parse(table *t, const sect *s, uint32_t min_head, uint32_t min_rec) {
