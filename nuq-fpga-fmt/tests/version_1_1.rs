@@ -276,7 +276,12 @@ proptest! {
             // floor(exact / 2^s + 1/2)
             (exact + (1i128 << (s - 1))).div_euclid(1i128 << s)
         };
-        prop_assert_eq!(i128::from(align_value(v, m, s)), want);
+        prop_assert_eq!(align_value(v, m, s).map(i128::from), Some(want));
+    }
+
+    #[test]
+    fn shifts_the_format_forbids_have_no_value(v in any::<i32>(), m in any::<i32>(), s in 63u8..) {
+        prop_assert_eq!(align_value(v, m, s), None);
     }
 }
 

@@ -24,16 +24,18 @@ pub struct AlignTable<'a> {
 
 /// `round_half_up(v · multiplier / 2^shift)` in 64-bit arithmetic:
 /// `(v · multiplier + 2^(shift − 1)) >> shift` (arithmetic shift), or `v · multiplier` when
-/// `shift` is 0. Exact for every `i32` `v` and `multiplier` and `shift` in `0..=62`: the
-/// magnitudes stay below `2^62 + 2^61`.
-pub fn align_value(v: i32, multiplier: i32, shift: u8) -> i64 {
+/// `shift` is 0. Exact for every `i32` `v` and `multiplier` and `shift` in `0..=62` (the
+/// magnitudes stay below `2^62 + 2^61`); `None` for a larger shift, which the format forbids.
+pub fn align_value(v: i32, multiplier: i32, shift: u8) -> Option<i64> {
+    if shift > caps::ALIGN_SHIFT {
+        return None;
+    }
     let p = i64::from(v) * i64::from(multiplier);
-    if shift == 0 {
+    Some(if shift == 0 {
         p
     } else {
-        let s = u32::from(shift.min(caps::ALIGN_SHIFT));
-        (p + (1i64 << (s - 1))) >> s
-    }
+        (p + (1i64 << (shift - 1))) >> shift
+    })
 }
 
 impl<'a> AlignsSection<'a> {
@@ -173,9 +175,9 @@ impl<'a> AlignTable<'a> {
     /// `(main << main_shift) + align_value(shortcut, multiplier_c, shift_c)`.
     pub fn sum(&self, c: u32, main: i32, shortcut: i32) -> Option<i64> {
         let (m, s) = self.factor(c)?;
-        Some(
-            (i64::from(main) << self.main_shift.min(caps::MAIN_SHIFT))
-                + align_value(shortcut, m, s),
-        )
+        if self.main_shift > caps::MAIN_SHIFT {
+            return None;
+        }
+        Some((i64::from(main) << self.main_shift) + align_value(shortcut, m, s)?)
     }
 }
