@@ -38,6 +38,8 @@ void nuq_fuzz_open(const uint8_t *data, size_t len, nuq_fuzz_result *out) {
         for (k = 0; k < l.input_count; k++) h = mix(h, l.inputs[k]);
         for (k = 0; k < 3; k++) h = mix(h, l.out_shape[k]);
         h = mix(h, l.name_len);
+        h = mix(h, l.align);
+        h = mix(h, l.zero_point);
     }
     for (i = 0; i < nuq_count(&f, NUQ_SECTION_CODEBOOKS); i++) {
         nuq_codebook c;
@@ -62,6 +64,8 @@ void nuq_fuzz_open(const uint8_t *data, size_t len, nuq_fuzz_result *out) {
         for (c = 0; c < t.channels; c++) {
             for (k = 0; k + 1 < (1u << t.bits); k++) h = mix(h, (uint64_t)(int64_t)nuq_threshold(&t, c, k));
             h = mix(h, nuq_threshold_code(&t, c, 0));
+            h = mix(h, nuq_threshold_code64(&t, c, (int64_t)1 << 40));
+            h = mix(h, nuq_threshold_code64(&t, c, -((int64_t)1 << 40)));
         }
     }
     for (i = 0; i < nuq_count(&f, NUQ_SECTION_SCALES); i++) {
@@ -74,6 +78,24 @@ void nuq_fuzz_open(const uint8_t *data, size_t len, nuq_fuzz_result *out) {
         nuq_get_meta(&f, i, &m);
         h = mix(h, m.key_len);
         h = mix(h, m.value_len);
+    }
+    for (i = 0; i < nuq_count(&f, NUQ_SECTION_ALIGNS); i++) {
+        static const int32_t xs[3] = {12345, INT32_MAX, INT32_MIN}, ys[3] = {-6789, INT32_MIN, INT32_MAX};
+        nuq_align a;
+        uint32_t c, j;
+        nuq_get_align(&f, i, &a);
+        h = mix(h, a.main_shift);
+        for (c = 0; c < a.channels; c++) {
+            h = mix(h, (uint64_t)(int64_t)nuq_align_multiplier(&a, c));
+            h = mix(h, nuq_align_shift(&a, c));
+            for (j = 0; j < 3; j++) h = mix(h, (uint64_t)nuq_align_sum(&a, c, xs[j], ys[j]));
+        }
+    }
+    for (i = 0; i < nuq_count(&f, NUQ_SECTION_ZERO_POINTS); i++) {
+        nuq_zero_points z;
+        nuq_get_zero_points(&f, i, &z);
+        h = mix(h, z.bits);
+        for (k = 0; k < z.channels; k++) h = mix(h, z.values[k]);
     }
     out->digest = h;
 }

@@ -39,6 +39,8 @@ fn rust_digest(f: &NuqFile<'_>) -> u64 {
             h = mix(h, d.into());
         }
         h = mix(h, l.name().len() as u64);
+        h = mix(h, l.align().unwrap_or(u32::MAX).into());
+        h = mix(h, l.zero_point().unwrap_or(u32::MAX).into());
     }
     for c in f.codebooks().iter() {
         for v in c.levels() {
@@ -61,6 +63,8 @@ fn rust_digest(f: &NuqFile<'_>) -> u64 {
                 h = mix(h, i64::from(v.get()) as u64);
             }
             h = mix(h, t.code(c, 0).unwrap_or(0).into());
+            h = mix(h, t.code_wide(c, 1 << 40).unwrap_or(0).into());
+            h = mix(h, t.code_wide(c, -(1 << 40)).unwrap_or(0).into());
         }
     }
     for s in f.scales().iter() {
@@ -69,6 +73,24 @@ fn rust_digest(f: &NuqFile<'_>) -> u64 {
     for (k, v) in f.metadata().iter() {
         h = mix(h, k.len() as u64);
         h = mix(h, v.len() as u64);
+    }
+    for a in f.aligns().iter() {
+        h = mix(h, a.main_shift().into());
+        for c in 0..a.channels() {
+            let (m, s) = a.factor(c).unwrap_or((0, 0));
+            h = mix(h, i64::from(m) as u64);
+            h = mix(h, s.into());
+            // The join's 64-bit arithmetic, at the extremes of its operands.
+            for (x, y) in [(12345, -6789), (i32::MAX, i32::MIN), (i32::MIN, i32::MAX)] {
+                h = mix(h, a.sum(c, x, y).unwrap_or(0) as u64);
+            }
+        }
+    }
+    for z in f.zero_points().iter() {
+        h = mix(h, z.bits().into());
+        for &v in z.values() {
+            h = mix(h, v.into());
+        }
     }
     h
 }

@@ -1,5 +1,5 @@
-//! Fuzzes the writer → reader round trip on structured models: a chain of layers (input, conv,
-//! linear, pools, relu, add, flatten) with codebooks, packed weights in every word width and tile
+//! Fuzzes the writer → reader round trip on structured models: a chain of layers (input or
+//! input with zero points, conv, linear, pools, relu, add, aligned add, flatten) with codebooks, packed weights in every word width and tile
 //! order, biases, threshold tables, scales and metadata, all drawn from the fuzz input, with the
 //! occasional deliberately wrong field. Oracles: the writer either refuses the model or produces
 //! a file the reader accepts and reads back as the same model; encoding is deterministic.
@@ -7,7 +7,9 @@
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use nuq_fpga_fmt::model::{Codebook, Layer, Metadata, ThresholdTable, WeightTensor};
+use nuq_fpga_fmt::model::{
+    AlignTable, Codebook, Layer, Metadata, ThresholdTable, WeightTensor, ZeroPointTable,
+};
 use nuq_fpga_fmt::reader::{pow2_f32, Scale};
 use nuq_fpga_fmt::{
     encode, CodebookKind, Direction, LayerOp, Model, NuqFile, TileOrder, WriteOptions,
@@ -108,11 +110,22 @@ fn model(u: &mut Unstructured<'_>) -> Result<Model> {
     ];
     let mut input = Layer::new("input", LayerOp::Input, &[], shape);
     input.act_scale = Some(0);
+    if u.ratio(1, 3)? {
+        // Format 1.1: codes with per-channel zero points (occasionally one out of range).
+        let bits = u.int_in_range(1u8..=8)?;
+        let values = (0..shape[0])
+            .map(|_| Ok(u.arbitrary::<u8>()? & if u.ratio(1, 16)? { 0xFF } else { ((1u16 << bits) - 1) as u8 }))
+            .collect::<Result<Vec<u8>>>()?;
+        m.zero_points.push(ZeroPointTable { bits, values });
+        input.op = LayerOp::InputZp;
+        input.act_bits = bits;
+        input.zero_point = Some(0);
+    }
     m.layers.push(input);
     for k in 0..u.int_in_range(0..=6)? {
         let prev = m.layers.len() as u32 - 1;
         let name = format!("l{k}");
-        match u.int_in_range(0..=6)? {
+        match u.int_in_range(0..=7)? {
             0 => {
                 let (kh, kw) = (u.int_in_range(1u32..=3)?, u.int_in_range(1u32..=3)?);
                 let (s, p) = (u.int_in_range(1u32..=2)?, u.int_in_range(0u32..=1)?);
@@ -171,6 +184,39 @@ fn model(u: &mut Unstructured<'_>) -> Result<Model> {
                 shape = [shape[0], 1, 1];
                 m.layers
                     .push(Layer::new(&name, LayerOp::GlobalAvgPool, &[prev], shape));
+            }
+            6 => {
+                // Format 1.1 aligned residual join; refused unless `prev` is an accumulator.
+                let same: Vec<u32> = (0..=prev)
+                    .filter(|&j| m.layers[j as usize].out_shape == shape)
+                    .collect();
+                let other = pick(u, &same)?;
+                let c = shape[0] as usize;
+                let abits = u.int_in_range(1u8..=4)?;
+                let per = (1usize << abits) - 1;
+                let mut values = Vec::with_capacity(c * per);
+                for _ in 0..c {
+                    let mut row: Vec<i32> = (0..per).map(|_| u.arbitrary()).collect::<Result<_>>()?;
+                    row.sort_unstable();
+                    values.extend(row);
+                }
+                m.thresholds.push(ThresholdTable {
+                    bits: abits,
+                    values,
+                    directions: vec![Direction::Rising; c],
+                });
+                m.aligns.push(AlignTable {
+                    main_shift: u.int_in_range(0..=31)?,
+                    multipliers: (0..c).map(|_| u.arbitrary()).collect::<Result<_>>()?,
+                    shifts: (0..c)
+                        .map(|_| u.int_in_range(0..=63))
+                        .collect::<Result<_>>()?,
+                });
+                let mut l = Layer::new(&name, LayerOp::AlignedAdd, &[prev, other], shape);
+                l.act_bits = abits;
+                l.thresholds = Some(m.thresholds.len() as u32 - 1);
+                l.align = Some(m.aligns.len() as u32 - 1);
+                m.layers.push(l);
             }
             _ => {}
         }

@@ -61,7 +61,11 @@ fn json_output_is_one_object_with_the_documented_keys() {
         ]));
         assert_eq!(out.lines().count(), 1, "{name}: one line of JSON");
         let v: Value = serde_json::from_str(&out).expect("valid JSON");
-        assert_eq!(v["format_version"], "1.0", "{name}");
+        assert_eq!(
+            v["format_version"],
+            format!("1.{}", model.minor_version()),
+            "{name}"
+        );
         assert_eq!(v["file_bytes"], bytes.len() as u64, "{name}");
         assert_eq!(v["crc32c"], file.file_crc(), "{name}");
         assert_eq!(v["crc_verified"], true, "{name}");
@@ -154,7 +158,88 @@ fn json_output_is_one_object_with_the_documented_keys() {
             "{name}"
         );
         assert!(v["totals"]["weight_bytes"].as_u64().expect("bytes") > 0);
+        let aligns = v["aligns"].as_array().expect("aligns");
+        assert_eq!(aligns.len(), model.aligns.len(), "{name}");
+        for (a, m) in aligns.iter().zip(&model.aligns) {
+            assert_eq!(a["channels"], m.shifts.len(), "{name}");
+            assert_eq!(a["main_shift"], m.main_shift, "{name}");
+            assert_eq!(
+                a["negative"],
+                m.multipliers.iter().filter(|&&x| x < 0).count(),
+                "{name}"
+            );
+        }
+        let zps = v["zero_points"].as_array().expect("zero_points");
+        assert_eq!(zps.len(), model.zero_points.len(), "{name}");
+        for (z, m) in zps.iter().zip(&model.zero_points) {
+            assert_eq!(z["values"], serde_json::json!(m.values), "{name}");
+        }
+        for (l, m) in layers.iter().zip(&model.layers) {
+            assert_eq!(l["tables"]["align"], serde_json::json!(m.align), "{name}");
+            assert_eq!(
+                l["tables"]["zero_point"],
+                serde_json::json!(m.zero_point),
+                "{name}"
+            );
+        }
     }
+}
+
+#[test]
+fn a_format_1_1_file_shows_its_residual_alignments_and_zero_points() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write_model(dir.path(), "int_resnet.nuq", &samples::int_resnet());
+    let out = ok(&nuq(["inspect".as_ref(), path.as_os_str()]));
+    let first = out.lines().next().expect("a first line");
+    assert!(first.contains("nuq format 1.1"), "{first}");
+    for heading in [
+        "
+residual alignments (multiplier / 2^shift)
+",
+        "
+input zero points
+",
+        "ALIGNS",
+        "ZERO_POINTS",
+    ] {
+        assert!(
+            out.contains(heading),
+            "missing {heading:?} in
+{out}"
+        );
+    }
+    let row = |needle: &str| {
+        out.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no line with {needle:?} in
+{out}"
+                )
+            })
+            .to_string()
+    };
+    assert!(row("input_zp").contains("zp0"), "{out}");
+    let join = row("down.add");
+    assert!(
+        join.contains("aligned_add") && join.contains("al1"),
+        "{join}"
+    );
+    // Table 1: 6 channels, main shift 0, multipliers -2^31..7 (two negative), shifts 0..62.
+    let table = out
+        .lines()
+        .skip_while(|l| !l.starts_with("residual alignments"))
+        .find(|l| l.contains("down.add"))
+        .expect("alignment row of down.add");
+    for cell in ["-2147483648..7", "0..62", "down.add"] {
+        assert!(table.contains(cell), "{cell:?} missing in {table:?}");
+    }
+    let zp = out
+        .lines()
+        .skip_while(|l| !l.starts_with("input zero points"))
+        .nth(2)
+        .expect("zero-point row");
+    assert!(zp.contains("7 9") && zp.contains("input"), "{zp}");
 }
 
 #[test]

@@ -107,14 +107,20 @@ const char *nuq_status_name(nuq_status s) {
 
 const char *nuq_section_name(uint32_t kind) {
     static const char *const names[] = {"unknown", "GRAPH", "CODEBOOKS", "WEIGHTS", "BIASES",
-                                        "THRESHOLDS", "SCALES", "METADATA"};
-    return kind < 8 ? names[kind] : "unknown";
+                                        "THRESHOLDS", "SCALES", "METADATA", "ALIGNS", "ZERO_POINTS"};
+    return kind < 10 ? names[kind] : "unknown";
 }
+
+/* The last section kind a file declaring rules minor `minor` defines. */
+static uint32_t last_kind(uint16_t minor) { return minor >= 1 ? NUQ_SECTION_ZERO_POINTS : NUQ_SECTION_METADATA; }
+
+int nuq_section_known(const nuq_file *f, uint32_t kind) { return kind >= 1 && kind <= last_kind(f->rules_minor); }
 
 const char *nuq_op_name(uint16_t op) {
     static const char *const names[] = {"unknown", "input", "conv2d", "linear", "maxpool2d",
-                                        "avgpool2d", "global_avgpool", "add", "flatten", "relu"};
-    return op < 10 ? names[op] : "unknown";
+                                        "avgpool2d", "global_avgpool", "add", "flatten", "relu",
+                                        "aligned_add", "input_zp"};
+    return op < 12 ? names[op] : "unknown";
 }
 
 /* ---- error plumbing ------------------------------------------------------------------------- */
@@ -135,6 +141,7 @@ typedef struct {
     const uint8_t *p;
     uint64_t len, base;
     int32_t loc;
+    uint16_t minor; /* the minor version whose rules apply */
     nuq_error *err;
 } sect;
 
@@ -198,7 +205,7 @@ typedef struct {
     uint64_t head_size, record_size;
     uint32_t count;
     uint64_t cursor; /* blob cursor */
-    int extended;    /* head or records larger than in 1.0: later-minor blobs may follow ours */
+    int extended;    /* head or records larger than in the declared version: later-minor blobs may follow ours */
 } table;
 
 static nuq_status table_parse(table *t, const sect *s, uint32_t min_head, uint32_t min_rec) {
@@ -467,6 +474,51 @@ static nuq_status parse_scales(const sect *s) {
     return table_finish(&t);
 }
 
+/* ---- ALIGNS, ZERO_POINTS (format 1.1) ------------------------------------------------------ */
+
+static nuq_status parse_aligns(const sect *s) {
+    table t;
+    uint32_t i;
+    nuq_status st = table_parse(&t, s, 16, 40);
+    if (st) return st;
+    for (i = 0; i < t.count; i++) {
+        uint64_t ro = rec_off(&t, i), off, len, soff, slen, c;
+        uint32_t ch = ld32(s->p + ro);
+        if (ch == 0 || ch > CAP_CHANNELS) return sfail(s, NUQ_E_INVALID, i, "channels", ro);
+        if (s->p[ro + 4] > 30) return sfail(s, NUQ_E_INVALID, i, "main_shift", ro + 4);
+        st = reserved_zero(s, i, "reserved", ro + 5, 3);
+        if (st) return st;
+        st = take(&t, i, "multipliers", ro + 8, 8, 1, 4ull * ch, &off, &len);
+        if (st) return st;
+        st = take(&t, i, "shifts", ro + 24, 1, 1, ch, &soff, &slen);
+        if (st) return st;
+        for (c = 0; c < ch; c++)
+            if (s->p[soff + c] > 62) return sfail(s, NUQ_E_INVALID, i, "shifts", soff + c);
+    }
+    return table_finish(&t);
+}
+
+static nuq_status parse_zero_points(const sect *s) {
+    table t;
+    uint32_t i;
+    nuq_status st = table_parse(&t, s, 16, 24);
+    if (st) return st;
+    for (i = 0; i < t.count; i++) {
+        uint64_t ro = rec_off(&t, i), off, len, c;
+        uint32_t ch = ld32(s->p + ro);
+        uint8_t bits = s->p[ro + 4];
+        if (ch == 0 || ch > CAP_CHANNELS) return sfail(s, NUQ_E_INVALID, i, "channels", ro);
+        if (bits < 1 || bits > 8) return sfail(s, NUQ_E_INVALID, i, "bits", ro + 4);
+        st = reserved_zero(s, i, "reserved", ro + 5, 3);
+        if (st) return st;
+        st = take(&t, i, "values", ro + 8, 1, 1, ch, &off, &len);
+        if (st) return st;
+        for (c = 0; c < ch; c++)
+            if ((uint32_t)s->p[off + c] >> bits) return sfail(s, NUQ_E_OUT_OF_RANGE, i, "values", off + c);
+    }
+    return table_finish(&t);
+}
+
 /* ---- METADATA ------------------------------------------------------------------------------- */
 
 static int bytes_cmp(const uint8_t *a, uint64_t an, const uint8_t *b, uint64_t bn) {
@@ -513,7 +565,8 @@ static nuq_status parse_metadata(const sect *s) {
 
 /* ---- GRAPH ---------------------------------------------------------------------------------- */
 
-static uint8_t arity(uint16_t op) { return op == NUQ_OP_INPUT ? 0 : op == NUQ_OP_ADD ? 2 : 1; }
+static int is_input(uint16_t op) { return op == NUQ_OP_INPUT || op == NUQ_OP_INPUT_ZP; }
+static uint8_t arity(uint16_t op) { return is_input(op) ? 0 : op == NUQ_OP_ADD || op == NUQ_OP_ALIGNED_ADD ? 2 : 1; }
 static int spatial(uint16_t op) { return op == NUQ_OP_CONV2D || op == NUQ_OP_MAXPOOL2D || op == NUQ_OP_AVGPOOL2D; }
 static int weighted(uint16_t op) { return op == NUQ_OP_CONV2D || op == NUQ_OP_LINEAR; }
 
@@ -523,14 +576,14 @@ static nuq_status parse_graph(const sect *s) {
     static const uint32_t sp_len[5] = {2, 2, 2, 1, 4};
     table t;
     uint32_t i, k, f;
-    nuq_status st = table_parse(&t, s, 16, 128);
+    nuq_status st = table_parse(&t, s, 16, s->minor >= 1 ? 136 : 128);
     if (st) return st;
     for (i = 0; i < t.count; i++) {
         uint64_t ro = rec_off(&t, i), off, len;
         const uint8_t *r = s->p + ro;
         uint16_t op = ld16(r);
         uint8_t n;
-        if (op < 1 || op > 9) return sfail(s, NUQ_E_INVALID, i, "op", ro);
+        if (op < 1 || op > (s->minor >= 1 ? 11 : 9)) return sfail(s, NUQ_E_INVALID, i, "op", ro);
         if (r[2] > 8) return sfail(s, NUQ_E_INVALID, i, "weight_bits", ro + 2);
         if (r[3] > 8) return sfail(s, NUQ_E_INVALID, i, "act_bits", ro + 3);
         n = arity(op);
@@ -587,6 +640,8 @@ static nuq_status validate_references(const nuq_file *f, nuq_error *e) {
         uint8_t wbits = r[2], abits = r[3];
         uint32_t w = ld32(r + 80), wcb = ld32(r + 84), wsc = ld32(r + 88), bias = ld32(r + 92);
         uint32_t thr = ld32(r + 96), acb = ld32(r + 100), asc = ld32(r + 104);
+        uint32_t al = f->rules_minor >= 1 ? ld32(r + 128) : NUQ_NONE;
+        uint32_t zp = f->rules_minor >= 1 ? ld32(r + 132) : NUQ_NONE;
 #define RFAIL(st, field, off) return fail(e, st, NUQ_SECTION_GRAPH, i, field, base + (off))
 #define REF(v, field, off, kind, required)                                                       \
     do {                                                                                          \
@@ -626,7 +681,7 @@ static nuq_status validate_references(const nuq_file *f, nuq_error *e) {
             FORBID(thr, "thresholds", 96);
             FORBID(acb, "act_codebook", 100);
         } else {
-            if (op == NUQ_OP_INPUT) FORBID(thr, "thresholds", 96);
+            if (is_input(op)) FORBID(thr, "thresholds", 96);
             REF(thr, "thresholds", 96, NUQ_SECTION_THRESHOLDS, 0);
             if (thr != NUQ_NONE) {
                 nuq_thresholds th;
@@ -642,7 +697,26 @@ static nuq_status validate_references(const nuq_file *f, nuq_error *e) {
             }
         }
         REF(asc, "act_scale", 104, NUQ_SECTION_SCALES, 0);
-        if (op == NUQ_OP_INPUT) continue;
+        /* Format 1.1 fields: the alignment of a residual join, the input zero points. */
+        if (op == NUQ_OP_ALIGNED_ADD) {
+            nuq_align a;
+            REF(thr, "thresholds", 96, NUQ_SECTION_THRESHOLDS, 1);
+            REF(al, "align", 128, NUQ_SECTION_ALIGNS, 1);
+            nuq_get_align(f, al, &a);
+            if (a.channels != out[0]) RFAIL(NUQ_E_MISMATCH, "align", 128);
+        } else {
+            FORBID(al, "align", 128);
+        }
+        if (op == NUQ_OP_INPUT_ZP) {
+            nuq_zero_points z;
+            REF(zp, "zero_point", 132, NUQ_SECTION_ZERO_POINTS, 1);
+            nuq_get_zero_points(f, zp, &z);
+            if (z.channels != out[0]) RFAIL(NUQ_E_MISMATCH, "zero_point", 132);
+            if (z.bits != abits) RFAIL(NUQ_E_MISMATCH, "zero_point", 132);
+        } else {
+            FORBID(zp, "zero_point", 132);
+        }
+        if (is_input(op)) continue;
         {
             nuq_layer src;
             nuq_get_layer(f, ld32(r + 8), &src);
@@ -685,8 +759,15 @@ static nuq_status validate_references(const nuq_file *f, nuq_error *e) {
         case NUQ_OP_GLOBAL_AVGPOOL:
             ex[0] = in[0]; ex[1] = 1; ex[2] = 1;
             break;
-        case NUQ_OP_ADD: {
+        case NUQ_OP_ADD:
+        case NUQ_OP_ALIGNED_ADD: {
             nuq_layer other;
+            if (op == NUQ_OP_ALIGNED_ADD) {
+                nuq_layer mainl;
+                nuq_get_layer(f, ld32(r + 8), &mainl);
+                if (!((mainl.op == NUQ_OP_CONV2D || mainl.op == NUQ_OP_LINEAR) && mainl.act_bits == 0))
+                    RFAIL(NUQ_E_INVALID, "inputs", 8);
+            }
             nuq_get_layer(f, ld32(r + 12), &other);
             for (k = 0; k < 3; k++)
                 if (other.out_shape[k] != in[k]) RFAIL(NUQ_E_MISMATCH, "inputs", 12);
@@ -721,7 +802,7 @@ nuq_status nuq_open(nuq_file *f, const uint8_t *d, size_t length, nuq_error *e) 
     uint32_t i, k, hs, align, count, esz;
     uint16_t major;
     nuq_status st;
-    for (k = 0; k < 8; k++) f->body[k].present = 0;
+    for (k = 0; k < 10; k++) f->body[k].present = 0;
     f->data = d;
     f->length = len;
     if (len < 16) return fail(e, NUQ_E_TRUNCATED, NUQ_AT_HEADER, -1, "magic", 0);
@@ -751,6 +832,7 @@ nuq_status nuq_open(nuq_file *f, const uint8_t *d, size_t length, nuq_error *e) 
     if (table_end > len) return fail(e, NUQ_E_OUT_OF_BOUNDS, NUQ_AT_HEADER, -1, "section_count", 28);
     f->version_major = major;
     f->version_minor = ld16(d + 10);
+    f->rules_minor = f->version_minor < NUQ_VERSION_MINOR ? f->version_minor : NUQ_VERSION_MINOR;
     f->flags = ld32(d + 20);
     f->alignment = align;
     f->section_count = count;
@@ -773,7 +855,7 @@ nuq_status nuq_open(nuq_file *f, const uint8_t *d, size_t length, nuq_error *e) 
         for (z = cursor; z < off; z++)
             if (d[z]) return fail(e, NUQ_E_NONZERO_PADDING, NUQ_AT_TABLE, i, "padding", z);
         if (nuq_crc32c(0, d + off, (size_t)n) != ld32(d + eo + 24)) return fail(e, NUQ_E_CRC, NUQ_AT_TABLE, i, "crc", eo + 24);
-        if (kind >= 1 && kind <= 7) {
+        if (nuq_section_known(f, kind)) {
             if (f->body[kind].present) return fail(e, NUQ_E_DUPLICATE_SECTION, NUQ_AT_TABLE, i, "kind", eo);
             f->body[kind].present = 1;
             f->body[kind].offset = off;
@@ -782,10 +864,10 @@ nuq_status nuq_open(nuq_file *f, const uint8_t *d, size_t length, nuq_error *e) 
         cursor = end;
     }
     if (cursor != len) return fail(e, NUQ_E_MISMATCH, NUQ_AT_HEADER, -1, "file_length", 32);
-    for (k = 1; k <= 7; k++) {
-        static nuq_status (*const parsers[8])(const sect *) = {0, parse_graph, parse_codebooks, parse_weights,
-                                                               parse_biases, parse_thresholds, parse_scales,
-                                                               parse_metadata};
+    for (k = 1; k <= last_kind(f->rules_minor); k++) {
+        static nuq_status (*const parsers[10])(const sect *) = {0, parse_graph, parse_codebooks, parse_weights,
+                                                                parse_biases, parse_thresholds, parse_scales,
+                                                                parse_metadata, parse_aligns, parse_zero_points};
         sect s;
         nuq_section_body *b = &f->body[k];
         if (!b->present) return fail(e, NUQ_E_MISSING_SECTION, (int32_t)k, -1, "kind", tstart);
@@ -793,6 +875,7 @@ nuq_status nuq_open(nuq_file *f, const uint8_t *d, size_t length, nuq_error *e) 
         s.len = b->length;
         s.base = b->offset;
         s.loc = (int32_t)k;
+        s.minor = f->rules_minor;
         s.err = e;
         st = parsers[k](&s);
         if (st) return st;
@@ -817,7 +900,7 @@ nuq_status nuq_get_section(const nuq_file *f, uint32_t i, nuq_section *out) {
 }
 
 uint32_t nuq_count(const nuq_file *f, uint32_t kind) {
-    return kind >= 1 && kind <= 7 && f->body[kind].present ? f->body[kind].count : 0;
+    return nuq_section_known(f, kind) && f->body[kind].present ? f->body[kind].count : 0;
 }
 
 /* Pointer to record i of section kind, or 0. */
@@ -855,6 +938,8 @@ nuq_status nuq_get_layer(const nuq_file *f, uint32_t i, nuq_layer *o) {
     o->thresholds = ld32(r + 96);
     o->act_codebook = ld32(r + 100);
     o->act_scale = ld32(r + 104);
+    o->align = f->rules_minor >= 1 ? ld32(r + 128) : NUQ_NONE;
+    o->zero_point = f->rules_minor >= 1 ? ld32(r + 132) : NUQ_NONE;
     o->name = blob(f, NUQ_SECTION_GRAPH, r + 112);
     o->name_len = (uint32_t)ld64(r + 120);
     return NUQ_OK;
@@ -949,6 +1034,16 @@ uint32_t nuq_threshold_code(const nuq_thresholds *t, uint32_t c, int32_t acc) {
     return code;
 }
 
+uint32_t nuq_threshold_code64(const nuq_thresholds *t, uint32_t c, int64_t acc) {
+    uint32_t per = (1u << t->bits) - 1u, k, code = 0;
+    int falling = c < t->channels && t->directions[c] == NUQ_DIR_FALLING;
+    for (k = 0; k < per; k++) {
+        int64_t th = nuq_threshold(t, c, k);
+        code += falling ? acc <= th : acc >= th;
+    }
+    return code;
+}
+
 nuq_status nuq_get_scale(const nuq_file *f, uint32_t i, nuq_scale *o) {
     const uint8_t *r = record(f, NUQ_SECTION_SCALES, i);
     if (!r) return NUQ_E_BAD_REFERENCE;
@@ -976,5 +1071,51 @@ nuq_status nuq_get_meta(const nuq_file *f, uint32_t i, nuq_meta_entry *o) {
     o->key_len = (uint32_t)ld64(r + 8);
     o->value = blob(f, NUQ_SECTION_METADATA, r + 16);
     o->value_len = (uint32_t)ld64(r + 24);
+    return NUQ_OK;
+}
+
+nuq_status nuq_get_align(const nuq_file *f, uint32_t i, nuq_align *o) {
+    const uint8_t *r = record(f, NUQ_SECTION_ALIGNS, i);
+    if (!r) {
+        o->channels = 0;
+        return NUQ_E_BAD_REFERENCE;
+    }
+    o->channels = ld32(r);
+    o->main_shift = r[4];
+    o->multipliers = blob(f, NUQ_SECTION_ALIGNS, r + 8);
+    o->shifts = blob(f, NUQ_SECTION_ALIGNS, r + 24);
+    return NUQ_OK;
+}
+
+int32_t nuq_align_multiplier(const nuq_align *a, uint32_t c) { return c < a->channels ? (int32_t)ld32(a->multipliers + 4u * c) : 0; }
+
+uint8_t nuq_align_shift(const nuq_align *a, uint32_t c) { return c < a->channels ? a->shifts[c] : 0; }
+
+/* Arithmetic right shift of a two's-complement value without relying on implementation-defined
+ * behaviour: floor(v / 2^s). */
+static int64_t asr64(int64_t v, unsigned s) {
+    return v >= 0 ? (int64_t)((uint64_t)v >> s) : -(int64_t)(((uint64_t)(-(v + 1)) >> s) + 1);
+}
+
+int64_t nuq_align_sum(const nuq_align *a, uint32_t c, int32_t main, int32_t shortcut) {
+    int64_t p = (int64_t)shortcut * nuq_align_multiplier(a, c);
+    uint8_t s = nuq_align_shift(a, c);
+    unsigned ms = a->main_shift > 30 ? 30u : a->main_shift;
+    int64_t m = (int64_t)main * ((int64_t)1 << ms);
+    if (s > 62) s = 62;
+    if (s > 0) p = asr64(p + ((int64_t)1 << (s - 1)), s);
+    return m + p;
+}
+
+nuq_status nuq_get_zero_points(const nuq_file *f, uint32_t i, nuq_zero_points *o) {
+    const uint8_t *r = record(f, NUQ_SECTION_ZERO_POINTS, i);
+    if (!r) {
+        o->channels = 0;
+        o->bits = 0;
+        return NUQ_E_BAD_REFERENCE;
+    }
+    o->channels = ld32(r);
+    o->bits = r[4];
+    o->values = blob(f, NUQ_SECTION_ZERO_POINTS, r + 8);
     return NUQ_OK;
 }

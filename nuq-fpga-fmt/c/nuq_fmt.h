@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 #define NUQ_VERSION_MAJOR 1u
-#define NUQ_VERSION_MINOR 0u
+#define NUQ_VERSION_MINOR 1u /* the newest minor version whose rules this loader applies */
 #define NUQ_NONE 0xFFFFFFFFu
 
 /* Section kinds (append-only). */
@@ -37,7 +37,9 @@ enum {
     NUQ_SECTION_BIASES = 4,
     NUQ_SECTION_THRESHOLDS = 5,
     NUQ_SECTION_SCALES = 6,
-    NUQ_SECTION_METADATA = 7
+    NUQ_SECTION_METADATA = 7,
+    NUQ_SECTION_ALIGNS = 8,     /* format 1.1 */
+    NUQ_SECTION_ZERO_POINTS = 9 /* format 1.1 */
 };
 
 /* Layer ops (append-only). */
@@ -50,7 +52,9 @@ enum {
     NUQ_OP_GLOBAL_AVGPOOL = 6,
     NUQ_OP_ADD = 7,
     NUQ_OP_FLATTEN = 8,
-    NUQ_OP_RELU = 9
+    NUQ_OP_RELU = 9,
+    NUQ_OP_ALIGNED_ADD = 10, /* format 1.1 */
+    NUQ_OP_INPUT_ZP = 11     /* format 1.1 */
 };
 
 /* Weight tile orders and threshold directions. */
@@ -104,8 +108,9 @@ typedef struct {
     const uint8_t *data;
     uint64_t length;
     uint16_t version_major, version_minor;
+    uint16_t rules_minor; /* the minor version whose rules apply: version_minor, at most 1 */
     uint32_t flags, alignment, section_count, header_size, entry_size, file_crc;
-    nuq_section_body body[8]; /* indexed by section kind 1..7 */
+    nuq_section_body body[10]; /* indexed by section kind 1..9 */
 } nuq_file;
 
 typedef struct {
@@ -120,7 +125,8 @@ typedef struct {
     uint32_t inputs[4];
     uint32_t out_shape[3], kernel[2], stride[2], padding[4], dilation[2], groups;
     uint32_t weights, weight_codebook, weight_scale, bias, thresholds, act_codebook, act_scale;
-    const uint8_t *name; /* UTF-8, not NUL-terminated */
+    uint32_t align, zero_point; /* format 1.1 (NUQ_NONE in a file declaring 1.0) */
+    const uint8_t *name;        /* UTF-8, not NUL-terminated */
     uint32_t name_len;
 } nuq_layer;
 
@@ -158,6 +164,19 @@ typedef struct {
 } nuq_scale;
 
 typedef struct {
+    uint32_t channels;
+    uint8_t main_shift;         /* left shift of the main accumulator, 0..30 */
+    const uint8_t *multipliers; /* channels little-endian i32 */
+    const uint8_t *shifts;      /* channels bytes, 0..62 */
+} nuq_align;
+
+typedef struct {
+    uint32_t channels;
+    uint8_t bits;          /* code bits */
+    const uint8_t *values; /* channels codes, each < 2^bits */
+} nuq_zero_points;
+
+typedef struct {
     const uint8_t *key, *value;
     uint32_t key_len, value_len;
 } nuq_meta_entry;
@@ -173,6 +192,8 @@ nuq_status nuq_open(nuq_file *f, const uint8_t *data, size_t length, nuq_error *
 
 const char *nuq_status_name(nuq_status s);
 const char *nuq_section_name(uint32_t kind); /* "GRAPH", ... or "unknown" */
+/* Whether the file's declared version defines section kind `kind` (else it was skipped). */
+int nuq_section_known(const nuq_file *f, uint32_t kind);
 const char *nuq_op_name(uint16_t op);
 
 nuq_status nuq_get_section(const nuq_file *f, uint32_t i, nuq_section *out);
@@ -188,8 +209,16 @@ int32_t nuq_bias_value(const nuq_bias *b, uint32_t k);
 nuq_status nuq_get_thresholds(const nuq_file *f, uint32_t i, nuq_thresholds *out);
 int32_t nuq_threshold(const nuq_thresholds *t, uint32_t channel, uint32_t k);
 uint32_t nuq_threshold_code(const nuq_thresholds *t, uint32_t channel, int32_t acc);
+/* The code of a 64-bit sum (an aligned_add), compared with the sign-extended thresholds. */
+uint32_t nuq_threshold_code64(const nuq_thresholds *t, uint32_t channel, int64_t acc);
 nuq_status nuq_get_scale(const nuq_file *f, uint32_t i, nuq_scale *out);
 nuq_status nuq_get_producer(const nuq_file *f, nuq_meta_entry *out); /* key = producer, value = producer version */
+nuq_status nuq_get_align(const nuq_file *f, uint32_t i, nuq_align *out);
+int32_t nuq_align_multiplier(const nuq_align *a, uint32_t channel);
+uint8_t nuq_align_shift(const nuq_align *a, uint32_t channel);
+/* (main << main_shift) + round_half_up(shortcut * multiplier / 2^shift), exact in 64 bits. */
+int64_t nuq_align_sum(const nuq_align *a, uint32_t channel, int32_t main, int32_t shortcut);
+nuq_status nuq_get_zero_points(const nuq_file *f, uint32_t i, nuq_zero_points *out);
 nuq_status nuq_get_meta(const nuq_file *f, uint32_t i, nuq_meta_entry *out);
 
 #ifdef __cplusplus

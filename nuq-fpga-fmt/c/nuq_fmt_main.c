@@ -62,7 +62,7 @@ static void report(const nuq_file *f) {
         nuq_section s;
         nuq_get_section(f, i, &s);
         printf("section %" PRIu32 " kind %" PRIu32 " %s offset %" PRIu64 " length %" PRIu64 " crc 0x%08" PRIx32 "\n", i, s.kind,
-               nuq_section_name(s.kind), s.offset, s.length, s.crc);
+               nuq_section_known(f, s.kind) ? nuq_section_name(s.kind) : "unknown", s.offset, s.length, s.crc);
     }
     for (i = 0; i < nuq_count(f, NUQ_SECTION_GRAPH); i++) {
         nuq_layer l;
@@ -83,6 +83,10 @@ static void report(const nuq_file *f) {
         ref("thr", l.thresholds);
         ref("acb", l.act_codebook);
         ref("ascale", l.act_scale);
+        if (f->rules_minor >= 1) {
+            ref("align", l.align);
+            ref("zp", l.zero_point);
+        }
         printf("\n");
     }
     for (i = 0; i < nuq_count(f, NUQ_SECTION_CODEBOOKS); i++) {
@@ -142,6 +146,26 @@ static void report(const nuq_file *f) {
             nuq_get_meta(f, i, &m);
             printf("meta \"%.*s\" \"%.*s\"\n", (int)m.key_len, (const char *)m.key, (int)m.value_len, (const char *)m.value);
         }
+    }
+    for (i = 0; i < nuq_count(f, NUQ_SECTION_ALIGNS); i++) {
+        nuq_align a;
+        int64_t msum = 0;
+        uint64_t ssum = 0;
+        nuq_get_align(f, i, &a);
+        for (k = 0; k < a.channels; k++) {
+            msum += nuq_align_multiplier(&a, k);
+            ssum += nuq_align_shift(&a, k);
+        }
+        printf("align %" PRIu32 " channels %" PRIu32 " main_shift %u multiplier_sum %" PRId64 " shift_sum %" PRIu64
+               " crc 0x%08" PRIx32 "\n",
+               i, a.channels, a.main_shift, msum, ssum, nuq_crc32c(0, a.multipliers, 4u * (size_t)a.channels));
+    }
+    for (i = 0; i < nuq_count(f, NUQ_SECTION_ZERO_POINTS); i++) {
+        nuq_zero_points z;
+        nuq_get_zero_points(f, i, &z);
+        printf("zero_point %" PRIu32 " channels %" PRIu32 " bits %u values", i, z.channels, z.bits);
+        for (k = 0; k < z.channels; k++) printf("%s%u", k ? "," : " ", z.values[k]);
+        printf("\n");
     }
 }
 

@@ -68,6 +68,30 @@ wire_enum! {
         Scales = 6 => "SCALES",
         /// Producer, producer version and free key/value pairs.
         Metadata = 7 => "METADATA",
+        /// Per-channel fixed-point factors of aligned residual joins (format 1.1).
+        Aligns = 8 => "ALIGNS",
+        /// Per-channel input zero points (format 1.1).
+        ZeroPoints = 9 => "ZERO_POINTS",
+    }
+}
+
+impl SectionKind {
+    /// The minor version of format 1.x that introduced this kind. A file declaring an older
+    /// minor version treats a section of this kind as unknown (skipped).
+    pub const fn since_minor(self) -> u16 {
+        match self {
+            SectionKind::Aligns | SectionKind::ZeroPoints => 1,
+            _ => 0,
+        }
+    }
+
+    /// The kind for a raw code in a file declaring minor version `minor`, or `None` when that
+    /// version does not define it.
+    pub const fn from_raw_in(raw: u32, minor: u16) -> Option<Self> {
+        match SectionKind::from_raw(raw) {
+            Some(k) if k.since_minor() <= minor => Some(k),
+            _ => None,
+        }
     }
 }
 
@@ -92,6 +116,36 @@ wire_enum! {
         Flatten = 8 => "flatten",
         /// Rectified linear unit.
         Relu = 9 => "relu",
+        /// Residual join of an accumulator and a shortcut brought to its units by per-channel
+        /// fixed-point factors, then requantized by thresholds (format 1.1).
+        AlignedAdd = 10 => "aligned_add",
+        /// A model input whose codes have per-channel zero points (format 1.1).
+        InputZp = 11 => "input_zp",
+    }
+}
+
+impl LayerOp {
+    /// The minor version of format 1.x that introduced this op. A file declaring an older minor
+    /// version cannot use it (an older reader would refuse it).
+    pub const fn since_minor(self) -> u16 {
+        match self {
+            LayerOp::AlignedAdd | LayerOp::InputZp => 1,
+            _ => 0,
+        }
+    }
+
+    /// The op for a raw code in a file declaring minor version `minor`, or `None` when that
+    /// version does not define it.
+    pub const fn from_raw_in(raw: u16, minor: u16) -> Option<Self> {
+        match LayerOp::from_raw(raw) {
+            Some(op) if op.since_minor() <= minor => Some(op),
+            _ => None,
+        }
+    }
+
+    /// Whether the op is a model input (`input` or `input_zp`).
+    pub const fn is_input(self) -> bool {
+        matches!(self, LayerOp::Input | LayerOp::InputZp)
     }
 }
 

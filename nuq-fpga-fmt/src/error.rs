@@ -133,7 +133,7 @@ pub enum ErrorKind {
     /// A section kind this version defines appears twice.
     #[error("section appears twice")]
     DuplicateSection,
-    /// A section every 1.0 file must have is missing.
+    /// A section every file of its declared version must have is missing.
     #[error("required section is missing")]
     MissingSection,
     /// A reference points past the end of the table it names, or to a later layer.

@@ -1,4 +1,5 @@
-//! The on-disk structures of format version 1.0, as `bytemuck::Pod` types of alignment 1.
+//! The on-disk structures of format version 1.1 (and the 1.0 subset), as `bytemuck::Pod` types
+//! of alignment 1.
 //!
 //! Sizes and field offsets are those of `FORMAT.md`; the tests at the bottom pin them.
 
@@ -10,8 +11,13 @@ use bytemuck::{Pod, Zeroable};
 pub const MAGIC: [u8; 8] = [0x89, b'N', b'U', b'Q', 0x0D, 0x0A, 0x1A, 0x0A];
 /// The major version this crate reads and writes.
 pub const VERSION_MAJOR: u16 = 1;
-/// The minor version this crate writes.
-pub const VERSION_MINOR: u16 = 0;
+/// The newest minor version this crate reads by its own rules and writes. The writer declares
+/// the lowest minor version whose features the model uses (0 or 1), see `Model::minor_version`.
+pub const VERSION_MINOR: u16 = 1;
+/// Size of a layer record in format 1.0.
+pub const LAYER_RECORD_1_0: u32 = 128;
+/// Size of a layer record in format 1.1 (the 1.0 record and [`RawLayerExt`]).
+pub const LAYER_RECORD_1_1: u32 = 136;
 /// The byte-order marker: written little-endian it reads `0D 0C 0B 0A`.
 pub const BYTE_ORDER_MARK: u32 = 0x0A0B_0C0D;
 /// Default payload alignment in bytes.
@@ -47,6 +53,10 @@ pub mod caps {
     pub const STRING: u64 = 1 << 16;
     /// Maximum number of channels of a threshold table or entries of a bias vector.
     pub const CHANNELS: u32 = 1 << 24;
+    /// Largest left shift of the main accumulator of an aligned residual join.
+    pub const MAIN_SHIFT: u8 = 30;
+    /// Largest right shift of an alignment factor.
+    pub const ALIGN_SHIFT: u8 = 62;
     /// Maximum header size and head size a reader accepts.
     pub const HEAD: u32 = 4096;
 }
@@ -172,6 +182,46 @@ pub struct RawLayer {
     pub reserved1: U32Le,
     /// The layer name (UTF-8).
     pub name: RawBlob,
+}
+
+/// The 8 bytes format 1.1 appends to a layer record (offsets 128..136).
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+pub struct RawLayerExt {
+    /// ALIGNS index (required by `aligned_add`, `NONE` for every other op).
+    pub align: U32Le,
+    /// ZERO_POINTS index (required by `input_zp`, `NONE` for every other op).
+    pub zero_point: U32Le,
+}
+
+/// A 40-byte record of the ALIGNS section (format 1.1).
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+pub struct RawAlign {
+    /// Number of channels `C`.
+    pub channels: U32Le,
+    /// Left shift of the main accumulator (0..=30).
+    pub main_shift: u8,
+    /// Zero.
+    pub reserved: [u8; 3],
+    /// `C` `i32` multipliers.
+    pub multipliers: RawBlob,
+    /// `C` right shifts (`u8`, 0..=62).
+    pub shifts: RawBlob,
+}
+
+/// A 24-byte record of the ZERO_POINTS section (format 1.1).
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+pub struct RawZeroPoints {
+    /// Number of channels `C`.
+    pub channels: U32Le,
+    /// Code bits `b` (1..=8); every zero point is a code `< 2^b`.
+    pub bits: u8,
+    /// Zero.
+    pub reserved: [u8; 3],
+    /// `C` zero-point codes (`u8`).
+    pub values: RawBlob,
 }
 
 /// A 32-byte codebook record.
@@ -325,6 +375,16 @@ mod tests {
         assert_eq!(size_of::<RawScale>(), 24);
         assert_eq!(size_of::<RawMetaHead>(), 48);
         assert_eq!(size_of::<RawMetaEntry>(), 32);
+        assert_eq!(size_of::<RawLayer>() as u32, LAYER_RECORD_1_0);
+        assert_eq!(
+            (size_of::<RawLayer>() + size_of::<RawLayerExt>()) as u32,
+            LAYER_RECORD_1_1
+        );
+        assert_eq!(size_of::<RawAlign>(), 40);
+        assert_eq!(offset_of!(RawAlign, multipliers), 8);
+        assert_eq!(offset_of!(RawAlign, shifts), 24);
+        assert_eq!(size_of::<RawZeroPoints>(), 24);
+        assert_eq!(offset_of!(RawZeroPoints, values), 8);
         assert_eq!(align_of::<RawHeader>(), 1);
         assert_eq!(align_of::<RawLayer>(), 1);
         assert_eq!(align_of::<RawWeights>(), 1);

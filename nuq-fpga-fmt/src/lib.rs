@@ -1,7 +1,7 @@
 //! # nuq-fpga-fmt
 //!
 //! The stable, versioned, checksummed binary model format that an FPGA loader reads: its
-//! specification (`FORMAT.md`, version 1.0), a deterministic writer, a zero-copy `no_std` reader
+//! specification (`FORMAT.md`, version 1.1), a deterministic writer, a zero-copy `no_std` reader
 //! that validates everything before exposing data, memory-image export, and a freestanding C99
 //! loader (`c/`).
 //!

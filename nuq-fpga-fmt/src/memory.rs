@@ -10,6 +10,9 @@
 //! | `thresholds<i>` | thresholds of each channel, ascending, two's complement | 32 | one per channel |
 //! | `thresholds<i>_dir` | direction bit of each channel (1 = falling) | 1 | one |
 //! | `bias<i>` | biases, two's complement | 32 | one |
+//! | `align<i>_mul` | alignment multipliers, one per channel, two's complement | 32 | one |
+//! | `align<i>_shift` | alignment right shifts, one per channel | 6 | one |
+//! | `zero_point<i>` | input zero-point codes, one per channel | `b` (code bits) | one |
 
 use crate::reader::NuqFile;
 use std::fmt::Write;
@@ -245,6 +248,28 @@ pub fn memories(file: &NuqFile<'_>, word_bits: u32) -> Result<Vec<MemoryImage>, 
                 [b.iter().map(|v| twos(v.get(), 32))],
             )?);
         }
+    }
+    for (i, a) in file.aligns().iter().enumerate() {
+        out.push(MemoryImage::pack(
+            &format!("align{i}_mul"),
+            32,
+            word_bits,
+            [a.multipliers().iter().map(|v| twos(v.get(), 32))],
+        )?);
+        out.push(MemoryImage::pack(
+            &format!("align{i}_shift"),
+            6,
+            word_bits,
+            [a.shifts().iter().map(|&v| u64::from(v))],
+        )?);
+    }
+    for (i, z) in file.zero_points().iter().enumerate() {
+        out.push(MemoryImage::pack(
+            &format!("zero_point{i}"),
+            u32::from(z.bits()),
+            word_bits,
+            [z.values().iter().map(|&v| u64::from(v))],
+        )?);
     }
     Ok(out)
 }

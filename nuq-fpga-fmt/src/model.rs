@@ -23,6 +23,10 @@ pub struct Model {
     pub scales: Vec<Scale>,
     /// Producer and free key/values.
     pub metadata: Metadata,
+    /// Alignment tables of residual joins (format 1.1).
+    pub aligns: Vec<AlignTable>,
+    /// Input zero-point tables (format 1.1).
+    pub zero_points: Vec<ZeroPointTable>,
 }
 
 /// One layer. Fields an op does not use stay zero / `None` (see `FORMAT.md`).
@@ -64,6 +68,10 @@ pub struct Layer {
     pub act_codebook: Option<u32>,
     /// SCALES index of the output scale.
     pub act_scale: Option<u32>,
+    /// ALIGNS index (`aligned_add` only; format 1.1).
+    pub align: Option<u32>,
+    /// ZERO_POINTS index (`input_zp` only; format 1.1).
+    pub zero_point: Option<u32>,
 }
 
 impl Layer {
@@ -88,6 +96,8 @@ impl Layer {
             thresholds: None,
             act_codebook: None,
             act_scale: None,
+            align: None,
+            zero_point: None,
         }
     }
 
@@ -169,6 +179,28 @@ pub struct ThresholdTable {
     pub directions: Vec<Direction>,
 }
 
+/// The alignment of the shortcut of an `aligned_add` layer: per channel `c` the sum is
+/// `(main << main_shift) + ((shortcut · multipliers[c] + 2^(shifts[c] − 1)) >> shifts[c])`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlignTable {
+    /// Left shift of the main accumulator (0..=30).
+    pub main_shift: u8,
+    /// One multiplier per channel.
+    pub multipliers: Vec<i32>,
+    /// One right shift per channel (0..=62); as many as `multipliers`.
+    pub shifts: Vec<u8>,
+}
+
+/// The per-channel input codes that stand for a real zero (the padding value of an
+/// `input_zp` layer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZeroPointTable {
+    /// Code bits (the input's `act_bits`).
+    pub bits: u8,
+    /// One code per channel, each `< 2^bits`.
+    pub values: Vec<u8>,
+}
+
 /// Producer, producer version and free key/values (sorted by key on disk).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Metadata {
@@ -181,6 +213,21 @@ pub struct Metadata {
 }
 
 impl Model {
+    /// The lowest minor version of format 1.x that can hold this model, which the writer
+    /// declares: 1 when it has an `aligned_add` or `input_zp` layer, a layer with an `align` or
+    /// `zero_point` reference, or an alignment or zero-point table; else 0 (a 1.0 file, readable
+    /// by every 1.x reader).
+    pub fn minor_version(&self) -> u16 {
+        let layer =
+            |l: &Layer| l.op.since_minor() >= 1 || l.align.is_some() || l.zero_point.is_some();
+        if self.layers.iter().any(layer) || !self.aligns.is_empty() || !self.zero_points.is_empty()
+        {
+            1
+        } else {
+            0
+        }
+    }
+
     /// Copies a validated file into an owned model.
     pub fn from_file(file: &NuqFile<'_>) -> Self {
         let layers = file
@@ -205,6 +252,8 @@ impl Model {
                 thresholds: l.thresholds(),
                 act_codebook: l.act_codebook(),
                 act_scale: l.act_scale(),
+                align: l.align(),
+                zero_point: l.zero_point(),
             })
             .collect();
         let codebooks = file
@@ -257,6 +306,23 @@ impl Model {
                 producer_version: m.producer_version().into(),
                 entries: m.iter().map(|(k, v)| (k.into(), v.into())).collect(),
             },
+            aligns: file
+                .aligns()
+                .iter()
+                .map(|a| AlignTable {
+                    main_shift: a.main_shift(),
+                    multipliers: a.multipliers().iter().map(|v| v.get()).collect(),
+                    shifts: a.shifts().to_vec(),
+                })
+                .collect(),
+            zero_points: file
+                .zero_points()
+                .iter()
+                .map(|z| ZeroPointTable {
+                    bits: z.bits(),
+                    values: z.values().to_vec(),
+                })
+                .collect(),
         }
     }
 }

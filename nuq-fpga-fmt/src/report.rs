@@ -40,6 +40,8 @@ pub fn write_report(file: &NuqFile<'_>, out: &mut dyn Write) -> fmt::Result {
             s.kind_raw, s.offset, s.length, s.crc
         )?;
     }
+    // Files read under the 1.1 rules show the 1.1 fields; a 1.0 file's report is unchanged.
+    let v11 = file.rules_minor() >= 1;
     for (i, l) in file.graph().iter().enumerate() {
         write!(out, "layer {i} {} name \"{}\" inputs", l.op(), l.name())?;
         let mut any = false;
@@ -55,7 +57,7 @@ pub fn write_report(file: &NuqFile<'_>, out: &mut dyn Write) -> fmt::Result {
         let [sh, sw] = l.stride();
         let [pt, pl, pb, pr] = l.padding();
         let [dh, dw] = l.dilation();
-        writeln!(
+        write!(
             out,
             " out {c}x{h}x{w} kernel {kh}x{kw} stride {sh}x{sw} pad {pt},{pl},{pb},{pr} dilation {dh}x{dw} groups {} wbits {} abits {} weights {} wcb {} wscale {} bias {} thr {} acb {} ascale {}",
             l.groups(),
@@ -69,6 +71,10 @@ pub fn write_report(file: &NuqFile<'_>, out: &mut dyn Write) -> fmt::Result {
             Ref(l.act_codebook()),
             Ref(l.act_scale())
         )?;
+        if v11 {
+            write!(out, " align {} zp {}", Ref(l.align()), Ref(l.zero_point()))?;
+        }
+        writeln!(out)?;
     }
     for (i, cb) in file.codebooks().iter().enumerate() {
         write!(
@@ -148,6 +154,29 @@ pub fn write_report(file: &NuqFile<'_>, out: &mut dyn Write) -> fmt::Result {
     )?;
     for (k, v) in m.iter() {
         writeln!(out, "meta \"{k}\" \"{v}\"")?;
+    }
+    for (i, a) in file.aligns().iter().enumerate() {
+        let msum: i64 = a.multipliers().iter().map(|v| i64::from(v.get())).sum();
+        let ssum: u64 = a.shifts().iter().map(|&v| u64::from(v)).sum();
+        writeln!(
+            out,
+            "align {i} channels {} main_shift {} multiplier_sum {msum} shift_sum {ssum} crc {:#010x}",
+            a.channels(),
+            a.main_shift(),
+            crc32c(bytemuck::cast_slice(a.multipliers()))
+        )?;
+    }
+    for (i, z) in file.zero_points().iter().enumerate() {
+        write!(
+            out,
+            "zero_point {i} channels {} bits {} values",
+            z.channels(),
+            z.bits()
+        )?;
+        for (k, v) in z.values().iter().enumerate() {
+            write!(out, "{}{v}", if k == 0 { " " } else { "," })?;
+        }
+        writeln!(out)?;
     }
     Ok(())
 }

@@ -3,7 +3,9 @@
 //! them as bring-up vectors.
 
 use crate::enums::{CodebookKind, Direction, LayerOp, TileOrder};
-use crate::model::{Codebook, Layer, Metadata, Model, ThresholdTable, WeightTensor};
+use crate::model::{
+    AlignTable, Codebook, Layer, Metadata, Model, ThresholdTable, WeightTensor, ZeroPointTable,
+};
 use crate::reader::{pow2_f32, Scale};
 
 /// A tiny deterministic generator (SplitMix64) so the samples need no RNG crate.
@@ -107,6 +109,62 @@ pub fn minimal() -> Model {
             producer_version: "0.1".into(),
             ..Default::default()
         },
+        ..Default::default()
+    }
+}
+
+/// The format 1.1 worked example of `FORMAT.md` (written with alignment 8 there): a 2-channel
+/// input of 2-bit codes with zero points `[1, 2]` (`input_zp`), a linear layer to 2 accumulators
+/// (`act_bits` 0), and an `aligned_add` of that accumulator and the input's levels to 1-bit codes.
+pub fn minimal_1_1() -> Model {
+    let mut input = Layer::new("x", LayerOp::InputZp, &[], [2, 1, 1]);
+    input.act_bits = 2;
+    input.act_codebook = Some(0);
+    input.zero_point = Some(0);
+    let mut fc = Layer::new("fc", LayerOp::Linear, &[0], [2, 1, 1]);
+    fc.weight_bits = 2;
+    fc.weights = Some(0);
+    fc.weight_codebook = Some(1);
+    fc.weight_scale = Some(0);
+    fc.bias = Some(0);
+    let mut join = Layer::new("join", LayerOp::AlignedAdd, &[1, 0], [2, 1, 1]);
+    join.act_bits = 1;
+    join.thresholds = Some(0);
+    join.align = Some(0);
+    Model {
+        layers: vec![input, fc, join],
+        codebooks: vec![
+            Codebook::new(CodebookKind::Uniform, 8, false, vec![0, 1, 2, 3]),
+            Codebook::new(CodebookKind::PowerOfTwo, 8, true, vec![-4, -1, 1, 4]),
+        ],
+        weights: vec![WeightTensor {
+            bits: 2,
+            word_bits: 32,
+            order: TileOrder::Flat,
+            dims: vec![2, 2],
+            indices: vec![0, 3, 2, 1],
+        }],
+        biases: vec![vec![-3, 5]],
+        thresholds: vec![ThresholdTable {
+            bits: 1,
+            values: vec![0, 10],
+            directions: vec![Direction::Rising, Direction::Falling],
+        }],
+        scales: vec![pow2_scale(-6)],
+        metadata: Metadata {
+            producer: "nuq".into(),
+            producer_version: "0.1".into(),
+            ..Default::default()
+        },
+        aligns: vec![AlignTable {
+            main_shift: 2,
+            multipliers: vec![3, -1],
+            shifts: vec![1, 0],
+        }],
+        zero_points: vec![ZeroPointTable {
+            bits: 2,
+            values: vec![1, 2],
+        }],
     }
 }
 
@@ -171,6 +229,7 @@ pub fn tiny() -> Model {
             },
         ],
         metadata: metadata("tiny", None),
+        ..Default::default()
     }
 }
 
@@ -289,6 +348,7 @@ pub fn conv_net() -> Model {
             pow2_scale(-4),
         ],
         metadata: metadata("conv_net", Some("0.9012")),
+        ..Default::default()
     }
 }
 
@@ -392,6 +452,151 @@ pub fn residual() -> Model {
             pow2_scale(-10),
         ],
         metadata: metadata("residual", Some("0.875")),
+        ..Default::default()
+    }
+}
+
+/// A conv layer with `bits`-bit weights (tensor `w`, weight codebook 1, scale 0) and either
+/// thresholds `thr` to 3-bit codes (levels: codebook 0) or, with `thr = None`, an accumulator
+/// output (`act_bits` 0) with bias `bias`.
+#[allow(clippy::too_many_arguments)]
+fn int_conv(
+    name: &str,
+    input: u32,
+    out: [u32; 3],
+    k: u32,
+    stride: u32,
+    w: u32,
+    thr: Option<u32>,
+    bias: Option<u32>,
+) -> Layer {
+    let mut l = conv(name, input, out, k, stride, k / 2);
+    l.weight_bits = 2;
+    l.weights = Some(w);
+    l.weight_codebook = Some(1);
+    l.weight_scale = Some(0);
+    l.bias = bias;
+    if thr.is_some() {
+        l.act_bits = 3;
+        l.thresholds = thr;
+        l.act_codebook = Some(0);
+        l.act_scale = Some(1);
+    }
+    l
+}
+
+/// A small integer ResNet in format 1.1 on a 2×5×5 input of 4-bit codes with per-channel zero
+/// points (`input_zp`): stem conv → block with an identity shortcut (`aligned_add` of the
+/// second conv's accumulator and the stem's levels) → down-sampling block with a 1×1
+/// projection shortcut (`aligned_add` of two accumulators, one negative factor) → global
+/// average pool → linear → 3 logits.
+pub fn int_resnet() -> Model {
+    let mut g = Gen(4);
+    let mut input = Layer::new("input", LayerOp::InputZp, &[], [2, 5, 5]);
+    input.act_bits = 4;
+    input.zero_point = Some(0);
+    input.act_scale = Some(1);
+    let stem = int_conv("stem", 0, [4, 5, 5], 3, 1, 0, Some(0), None);
+    let c1 = int_conv("block.conv1", 1, [4, 5, 5], 3, 1, 1, Some(1), None);
+    let c2 = int_conv("block.conv2", 2, [4, 5, 5], 3, 1, 2, None, Some(0));
+    let mut add = Layer::new("block.add", LayerOp::AlignedAdd, &[3, 1], [4, 5, 5]);
+    add.act_bits = 3;
+    add.thresholds = Some(2);
+    add.act_codebook = Some(0);
+    add.act_scale = Some(1);
+    add.align = Some(0);
+    let d1 = int_conv("down.conv1", 4, [6, 3, 3], 3, 2, 3, Some(3), None);
+    let d2 = int_conv("down.conv2", 5, [6, 3, 3], 3, 1, 4, None, None);
+    let proj = int_conv("down.proj", 4, [6, 3, 3], 1, 2, 5, None, Some(1));
+    let mut dadd = Layer::new("down.add", LayerOp::AlignedAdd, &[6, 7], [6, 3, 3]);
+    dadd.act_bits = 3;
+    dadd.thresholds = Some(4);
+    dadd.act_codebook = Some(0);
+    dadd.act_scale = Some(1);
+    dadd.align = Some(1);
+    let gap = Layer::new("gap", LayerOp::GlobalAvgPool, &[8], [6, 1, 1]);
+    let mut fc = Layer::new("fc", LayerOp::Linear, &[9], [3, 1, 1]);
+    fc.weight_bits = 2;
+    fc.weights = Some(6);
+    fc.weight_codebook = Some(1);
+    fc.weight_scale = Some(0);
+    fc.bias = Some(2);
+    fc.act_scale = Some(2);
+    let tensor = |g: &mut Gen, dims: Vec<u32>| {
+        let n = dims.iter().product::<u32>() as usize;
+        WeightTensor {
+            bits: 2,
+            word_bits: 32,
+            order: TileOrder::RowPerOutput,
+            dims,
+            indices: g.indices(n, 2),
+        }
+    };
+    let weights = vec![
+        tensor(&mut g, vec![4, 2, 3, 3]),
+        tensor(&mut g, vec![4, 4, 3, 3]),
+        tensor(&mut g, vec![4, 4, 3, 3]),
+        tensor(&mut g, vec![6, 4, 3, 3]),
+        tensor(&mut g, vec![6, 6, 3, 3]),
+        tensor(&mut g, vec![6, 4, 1, 1]),
+        tensor(&mut g, vec![3, 6]),
+    ];
+    let thresholds = [4usize, 4, 4, 6, 6]
+        .iter()
+        .map(|&c| ThresholdTable {
+            bits: 3,
+            values: g.thresholds(c, 3),
+            directions: (0..c)
+                .map(|k| {
+                    if k % 3 == 2 {
+                        Direction::Falling
+                    } else {
+                        Direction::Rising
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    Model {
+        layers: vec![input, stem, c1, c2, add, d1, d2, proj, dadd, gap, fc],
+        codebooks: vec![
+            Codebook::new(
+                CodebookKind::KQuantile,
+                8,
+                false,
+                vec![0, 3, 7, 12, 20, 33, 54, 90],
+            ),
+            Codebook::new(CodebookKind::Apot, 8, true, vec![-6, -1, 1, 6]),
+        ],
+        weights,
+        biases: vec![g.ints(4, 200), g.ints(6, 200), g.ints(3, 3000)],
+        thresholds,
+        scales: vec![
+            pow2_scale(-5),
+            Scale {
+                value: 0.0625,
+                exponent: Some(-4),
+                multiplier_shift: None,
+            },
+            pow2_scale(-9),
+        ],
+        metadata: metadata("int_resnet", Some("0.5")),
+        aligns: vec![
+            AlignTable {
+                main_shift: 4,
+                multipliers: vec![1_234_567, 987_654, 2_000_001, 1_048_576],
+                shifts: vec![17, 16, 18, 16],
+            },
+            AlignTable {
+                main_shift: 0,
+                multipliers: vec![3, -5, 7, 1, 0, -2_147_483_648],
+                shifts: vec![1, 2, 0, 62, 9, 40],
+            },
+        ],
+        zero_points: vec![ZeroPointTable {
+            bits: 4,
+            values: vec![7, 9],
+        }],
     }
 }
 
@@ -401,5 +606,6 @@ pub fn all() -> Vec<(&'static str, Model)> {
         ("tiny", tiny()),
         ("conv_net", conv_net()),
         ("residual", residual()),
+        ("int_resnet", int_resnet()),
     ]
 }

@@ -5,7 +5,9 @@
 use crate::enums::SectionKind;
 use crate::layout::*;
 use crate::le::{U16Le, U32Le, U64Le};
-use crate::model::{Codebook, Layer, Model, ThresholdTable, WeightTensor};
+use crate::model::{
+    AlignTable, Codebook, Layer, Model, ThresholdTable, WeightTensor, ZeroPointTable,
+};
 use crate::reader::{NuqFile, Packing, Scale};
 use crate::seal::reseal;
 use bytemuck::bytes_of;
@@ -144,8 +146,14 @@ fn reference(v: Option<u32>, layer: usize, field: &str) -> Result<U32Le, WriteEr
     }
 }
 
-fn graph(layers: &[Layer]) -> Result<Vec<u8>, WriteError> {
-    let mut s = SectionBuf::new(16, size_of::<RawLayer>(), layers.len(), "layers")?;
+/// The GRAPH section; `minor` 1 writes the 1.1 record (with `align` and `zero_point`).
+fn graph(layers: &[Layer], minor: u16) -> Result<Vec<u8>, WriteError> {
+    let record = if minor >= 1 {
+        LAYER_RECORD_1_1
+    } else {
+        LAYER_RECORD_1_0
+    } as usize;
+    let mut s = SectionBuf::new(16, record, layers.len(), "layers")?;
     for (i, l) in layers.iter().enumerate() {
         if l.inputs.len() > caps::LAYER_INPUTS as usize {
             return Err(enc(
@@ -180,6 +188,54 @@ fn graph(layers: &[Layer]) -> Result<Vec<u8>, WriteError> {
             act_scale: reference(l.act_scale, i, "act_scale")?,
             reserved1: U32Le::new(0),
             name,
+        };
+        s.records.extend_from_slice(bytes_of(&raw));
+        if minor >= 1 {
+            s.records.extend_from_slice(bytes_of(&RawLayerExt {
+                align: reference(l.align, i, "align")?,
+                zero_point: reference(l.zero_point, i, "zero_point")?,
+            }));
+        }
+    }
+    Ok(s.finish())
+}
+
+fn aligns(ts: &[AlignTable]) -> Result<Vec<u8>, WriteError> {
+    let mut s = SectionBuf::new(16, size_of::<RawAlign>(), ts.len(), "aligns")?;
+    for (i, t) in ts.iter().enumerate() {
+        if t.multipliers.len() != t.shifts.len() {
+            return Err(enc(
+                format!("aligns[{i}]"),
+                format!(
+                    "{} multipliers but {} shifts",
+                    t.multipliers.len(),
+                    t.shifts.len()
+                ),
+            ));
+        }
+        let multipliers = s.blob(&i32_bytes(&t.multipliers), NUMERIC_BLOB_ALIGN);
+        let shifts = s.blob(&t.shifts, BYTE_BLOB_ALIGN);
+        let raw = RawAlign {
+            channels: U32Le::new(u32_of(t.shifts.len(), &format!("aligns[{i}].shifts"))?),
+            main_shift: t.main_shift,
+            reserved: [0; 3],
+            multipliers,
+            shifts,
+        };
+        s.records.extend_from_slice(bytes_of(&raw));
+    }
+    Ok(s.finish())
+}
+
+fn zero_points(ts: &[ZeroPointTable]) -> Result<Vec<u8>, WriteError> {
+    let mut s = SectionBuf::new(16, size_of::<RawZeroPoints>(), ts.len(), "zero_points")?;
+    for (i, t) in ts.iter().enumerate() {
+        let values = s.blob(&t.values, BYTE_BLOB_ALIGN);
+        let raw = RawZeroPoints {
+            channels: U32Le::new(u32_of(t.values.len(), &format!("zero_points[{i}].values"))?),
+            bits: t.bits,
+            reserved: [0; 3],
+            values,
         };
         s.records.extend_from_slice(bytes_of(&raw));
     }
@@ -397,6 +453,11 @@ fn metadata(m: &crate::model::Metadata) -> Result<Vec<u8>, WriteError> {
 }
 
 /// Serializes `model`. Deterministic: equal models give equal bytes.
+///
+/// The file declares the lowest minor version that holds the model ([`Model::minor_version`]):
+/// a model without 1.1 features is written exactly as format 1.0 (seven sections, 128-byte
+/// layer records), so 1.0 files re-encode byte for byte; a model with them is written as 1.1
+/// (136-byte layer records, the ALIGNS and ZERO_POINTS sections after METADATA).
 pub fn encode(model: &Model, opts: &WriteOptions) -> Result<Vec<u8>, WriteError> {
     let a = opts.alignment;
     if !a.is_power_of_two() || !(MIN_ALIGNMENT..=MAX_ALIGNMENT).contains(&a) {
@@ -405,8 +466,9 @@ pub fn encode(model: &Model, opts: &WriteOptions) -> Result<Vec<u8>, WriteError>
             format!("{a} is not a power of two in 8..=65536"),
         ));
     }
-    let payloads = [
-        (SectionKind::Graph, graph(&model.layers)?),
+    let minor = model.minor_version();
+    let mut payloads = vec![
+        (SectionKind::Graph, graph(&model.layers, minor)?),
         (SectionKind::Codebooks, codebooks(&model.codebooks)?),
         (SectionKind::Weights, weights(&model.weights)?),
         (SectionKind::Biases, biases(&model.biases)?),
@@ -414,6 +476,10 @@ pub fn encode(model: &Model, opts: &WriteOptions) -> Result<Vec<u8>, WriteError>
         (SectionKind::Scales, scales(&model.scales)?),
         (SectionKind::Metadata, metadata(&model.metadata)?),
     ];
+    if minor >= 1 {
+        payloads.push((SectionKind::Aligns, aligns(&model.aligns)?));
+        payloads.push((SectionKind::ZeroPoints, zero_points(&model.zero_points)?));
+    }
     let header_size = size_of::<RawHeader>();
     let table_end = header_size + payloads.len() * size_of::<RawSectionEntry>();
     let mut body = Vec::new();
@@ -434,7 +500,7 @@ pub fn encode(model: &Model, opts: &WriteOptions) -> Result<Vec<u8>, WriteError>
     let header = RawHeader {
         magic: MAGIC,
         version_major: U16Le::new(VERSION_MAJOR),
-        version_minor: U16Le::new(VERSION_MINOR),
+        version_minor: U16Le::new(minor),
         byte_order: U32Le::new(BYTE_ORDER_MARK),
         header_size: U32Le::new(header_size as u32),
         flags: U32Le::new(0),

@@ -8,7 +8,9 @@ mod common;
 
 use common::*;
 use nuq_fpga_fmt::report::write_report;
-use nuq_fpga_fmt::{encode, reseal, samples, Error, Location, Model, NuqFile, WriteOptions};
+use nuq_fpga_fmt::{
+    encode, reseal, samples, Error, Location, Model, NuqFile, SectionKind, WriteOptions,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -191,10 +193,37 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
         ));
     }
     // A file of a newer minor version with unknown sections and a larger header and entries.
-    let mut secs = payloads(&goldens()[2].1);
+    let mut secs = as_1_1(&payloads(&goldens()[2].1));
     secs[0].1 = extend_graph(&secs[0].1);
     secs.insert(1, (42, b"future".to_vec()));
     files.push(("newer_minor".into(), relayout(3, 80, 48, 64, &secs)));
+    // Version rules: a 1.0 file with sections of the 1.1 kinds (skipped unread), the 1.1
+    // layout of a 1.0 model, and a 1.1 file declaring a later minor version.
+    let tiny = &goldens()[0].1;
+    let mut with_unknown = payloads(tiny);
+    with_unknown.push((SectionKind::Aligns.raw(), b"not a table".to_vec()));
+    with_unknown.push((SectionKind::ZeroPoints.raw(), Vec::new()));
+    files.push((
+        "v1_0_with_kinds_8_9".into(),
+        relayout(0, 64, 32, 64, &with_unknown),
+    ));
+    files.push((
+        "v1_1_layout_of_1_0_model".into(),
+        relayout(1, 64, 32, 16, &as_1_1(&payloads(tiny))),
+    ));
+    for (name, m) in [
+        ("minimal", samples::minimal()),
+        ("minimal_1_1", samples::minimal_1_1()),
+    ] {
+        files.push((
+            name.into(),
+            encode(&m, &WriteOptions { alignment: 8 }).unwrap(),
+        ));
+    }
+    let mut later = sample_bytes(&samples::int_resnet());
+    later[10..12].copy_from_slice(&4u16.to_le_bytes());
+    reseal(&mut later);
+    files.push(("int_resnet_declared_1_4".into(), later));
     files
 }
 
@@ -233,6 +262,20 @@ fn c_loader_reports_match_the_rust_reader() {
     let mut flipped = golden.clone();
     flipped[golden.len() / 2] ^= 4;
     damaged.push(("flipped".into(), flipped));
+    // 1.1 features in a file declaring 1.0, and a 1.0 layout declaring 1.1.
+    let mut as_1_0 = sample_bytes(&samples::int_resnet());
+    as_1_0[10..12].copy_from_slice(&0u16.to_le_bytes());
+    reseal(&mut as_1_0);
+    damaged.push(("int_resnet_declared_1_0".into(), as_1_0));
+    let mut declared_1_1 = golden.clone();
+    declared_1_1[10..12].copy_from_slice(&1u16.to_le_bytes());
+    reseal(&mut declared_1_1);
+    damaged.push(("conv_net_declared_1_1".into(), declared_1_1));
+    let secs = as_1_1(&payloads(golden));
+    damaged.push((
+        "v1_1_without_zero_points".into(),
+        relayout(1, 64, 32, 64, &secs[..8]),
+    ));
     for (name, bytes) in &damaged {
         let rust = rust_report(bytes);
         assert!(rust.starts_with("error "), "{name}: {rust}");

@@ -175,7 +175,7 @@ fn graph_errors() {
     assert_eq!(
         e.to_string(),
         format!(
-            "section GRAPH, record 1, field `op` at byte {}: value 77 is invalid: expected a layer op defined by this version (1..=9)",
+            "section GRAPH, record 1, field `op` at byte {}: value 77 is invalid: expected a layer op defined by format 1.0 (1..=9; declare version 1.1 for 10, 11)",
             e.offset
         )
     );

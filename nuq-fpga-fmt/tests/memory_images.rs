@@ -129,3 +129,33 @@ fn weight_memories_at_the_file_word_width_equal_the_stored_words() {
         }
     }
 }
+
+#[test]
+fn alignment_and_zero_point_memories() {
+    let bytes = sample_bytes(&samples::int_resnet());
+    let file = NuqFile::parse(&bytes).unwrap();
+    let mems = memories(&file, 32).unwrap();
+    let body = |name: &str| {
+        mems.iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("no memory {name}"))
+            .to_readmemh()
+            .lines()
+            .skip(1)
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    // Table 1: multipliers 3, -5, 7, 1, 0, -2^31 (one per 32-bit word); shifts 1, 2, 0, 62,
+    // 9, 40 in 6-bit lanes, five per word, lane 0 in the low bits.
+    assert_eq!(
+        body("align1_mul"),
+        ["00000003", "fffffffb", "00000007", "00000001", "00000000", "80000000"]
+    );
+    let w0 = 1 | 2 << 6 | 62 << 18 | 9 << 24;
+    assert_eq!(
+        body("align1_shift"),
+        [format!("{w0:08x}"), format!("{:08x}", 40)]
+    );
+    // Zero points 7 and 9 as 4-bit codes.
+    assert_eq!(body("zero_point0"), ["00000097"]);
+}

@@ -267,35 +267,3 @@ fn vgg_model_round_trips_through_the_file_format() {
         .to_vec();
     assert_eq!(a, b);
 }
-
-/// An untrained, calibrated 4-bit uniform model on 8×8 grey images.
-fn small_model(arch: Arch, width: f32, mean: f32) -> nuq_nn::integer::IntegerModel {
-    let cfg = ModelConfig {
-        arch,
-        width,
-        in_channels: 1,
-        classes: 10,
-        input_size: (8, 8),
-    };
-    let norm = InputNorm::from_mean_std(&[mean], &[0.3]).unwrap();
-    let net = Network::new(cfg, 1).unwrap();
-    let mut qn =
-        QuantizedNetwork::prepare(net, QuantConfig::new(4, Family::Uniform), norm.clone()).unwrap();
-    qn.calibrate(&norm.normalise(&images(8, 64, 8), 8, 8, 8).unwrap())
-        .unwrap();
-    qn.to_integer().unwrap()
-}
-
-#[test]
-fn residual_models_and_input_offsets_are_refused_by_format_1_0() {
-    let kind = nuq_fpga_fmt::CodebookKind::Uniform;
-    let resnet = small_model(Arch::ResNet20, 0.25, 0.0);
-    let e = to_file_model(&resnet, kind, Default::default()).unwrap_err();
-    assert!(
-        e.to_string().contains("format 1.1") || e.to_string().contains("format 1.0"),
-        "{e}"
-    );
-    let offset = small_model(Arch::VggSmall, 0.0625, 0.5);
-    let e = to_file_model(&offset, kind, Default::default()).unwrap_err();
-    assert!(e.to_string().contains("zero point"), "{e}");
-}

@@ -13,7 +13,8 @@ pub struct Biases<'a> {
 }
 
 impl<'a> Biases<'a> {
-    /// Whether this section's head or records are larger than in 1.0 (a later minor version).
+    /// Whether this section's head or records are larger than in the declared version (a
+    /// later minor version).
     pub(crate) fn extended(&self) -> bool {
         self.table.extended
     }

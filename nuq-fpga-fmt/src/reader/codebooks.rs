@@ -30,7 +30,8 @@ pub fn grid_range(grid_bits: u8, signed: bool) -> (i64, i64) {
 }
 
 impl<'a> Codebooks<'a> {
-    /// Whether this section's head or records are larger than in 1.0 (a later minor version).
+    /// Whether this section's head or records are larger than in the declared version (a
+    /// later minor version).
     pub(crate) fn extended(&self) -> bool {
         self.table.extended
     }

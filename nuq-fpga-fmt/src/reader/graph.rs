@@ -3,10 +3,15 @@
 //! [`validate_references`].
 
 use super::table::{field_err, reserved_zero, string, SectionCtx, Table};
-use super::{Biases, Codebooks, Scales, ThresholdsSection, WeightsSection};
+use super::{
+    AlignsSection, Biases, Codebooks, Scales, ThresholdsSection, WeightsSection, ZeroPointsSection,
+};
 use crate::enums::LayerOp;
 use crate::error::{Error, ErrorKind, Result};
-use crate::layout::{caps, RawLayer, RawTableHead, BYTE_BLOB_ALIGN, NONE};
+use crate::layout::{
+    caps, RawLayer, RawLayerExt, RawTableHead, BYTE_BLOB_ALIGN, LAYER_RECORD_1_0, LAYER_RECORD_1_1,
+    NONE,
+};
 use crate::le::U32Le;
 use core::mem::{offset_of, size_of};
 
@@ -14,12 +19,16 @@ use core::mem::{offset_of, size_of};
 #[derive(Debug, Clone, Copy)]
 pub struct Graph<'a> {
     table: Table<'a, RawLayer>,
+    /// The minor version whose rules apply (the declared one, at most 1).
+    minor: u16,
 }
 
 /// One validated layer, viewed in place.
 #[derive(Debug, Clone, Copy)]
 pub struct Layer<'a> {
     raw: &'a RawLayer,
+    /// The format 1.1 fields (absent in a file declaring 1.0).
+    ext: Option<&'a RawLayerExt>,
     name: &'a str,
 }
 
@@ -50,8 +59,8 @@ pub fn has_weights(op: LayerOp) -> bool {
 /// Number of inputs `op` takes.
 pub fn input_arity(op: LayerOp) -> u8 {
     match op {
-        LayerOp::Input => 0,
-        LayerOp::Add => 2,
+        LayerOp::Input | LayerOp::InputZp => 0,
+        LayerOp::Add | LayerOp::AlignedAdd => 2,
         _ => 1,
     }
 }
@@ -74,18 +83,25 @@ pub fn window_out(
 }
 
 impl<'a> Graph<'a> {
-    /// Whether this section's head or records are larger than in 1.0 (a later minor version).
+    /// Whether this section's head or records are larger than in the declared version (a
+    /// later minor version).
     pub(crate) fn extended(&self) -> bool {
         self.table.extended
     }
 
-    pub(crate) fn parse(ctx: SectionCtx<'a>) -> Result<Self> {
-        let table = Table::<RawLayer>::parse(ctx, size_of::<RawTableHead>() as u32)?;
+    /// Validates the section under the rules of minor version `minor` (0 or 1).
+    pub(crate) fn parse(ctx: SectionCtx<'a>, minor: u16) -> Result<Self> {
+        let min_rec = if minor >= 1 {
+            LAYER_RECORD_1_1
+        } else {
+            LAYER_RECORD_1_0
+        };
+        let table = Table::<RawLayer>::parse_sized(ctx, size_of::<RawTableHead>() as u32, min_rec)?;
         let mut blobs = table.blobs();
         for i in 0..table.count {
             let r = table.record(i)?;
             let ro = table.record_offset(i);
-            let Some(op) = LayerOp::from_raw(r.op.get()) else {
+            let Some(op) = LayerOp::from_raw_in(r.op.get(), minor) else {
                 return Err(field_err!(
                     ctx,
                     i,
@@ -94,7 +110,11 @@ impl<'a> Graph<'a> {
                     op,
                     ErrorKind::Invalid {
                         found: r.op.get().into(),
-                        expected: "a layer op defined by this version (1..=9)"
+                        expected: if minor >= 1 {
+                            "a layer op defined by format 1.1 (1..=11)"
+                        } else {
+                            "a layer op defined by format 1.0 (1..=9; declare version 1.1 for 10, 11)"
+                        }
                     }
                 ));
             };
@@ -199,7 +219,7 @@ impl<'a> Graph<'a> {
             string(&ctx, Some(i), "name", no, name)?;
         }
         blobs.finish()?;
-        Ok(Graph { table })
+        Ok(Graph { table, minor })
     }
 
     /// Number of layers.
@@ -216,7 +236,24 @@ impl<'a> Graph<'a> {
     pub fn get(&self, i: u32) -> Option<Layer<'a>> {
         let raw = self.table.get(i)?;
         let name = core::str::from_utf8(self.table.blob_bytes(&raw.name)).ok()?;
-        Some(Layer { raw, name })
+        Some(Layer {
+            raw,
+            ext: self.ext(i),
+            name,
+        })
+    }
+
+    /// The format 1.1 fields of record `i` (only in a file declaring 1.1 or later, where every
+    /// record has them).
+    fn ext(&self, i: u32) -> Option<&'a RawLayerExt> {
+        if self.minor == 0 {
+            return None;
+        }
+        let at = self.table.record_offset(i) + u64::from(LAYER_RECORD_1_0);
+        self.table
+            .ctx
+            .pod::<RawLayerExt>(Some(i), "record", at)
+            .ok()
     }
 
     /// All layers in order.
@@ -272,6 +309,8 @@ fn check_spatial(ctx: &SectionCtx<'_>, i: u32, ro: u64, r: &RawLayer, op: LayerO
 
 /// The sections a graph refers to.
 pub(crate) struct Tables<'s, 'a> {
+    pub aligns: &'s AlignsSection<'a>,
+    pub zero_points: &'s ZeroPointsSection<'a>,
     pub codebooks: &'s Codebooks<'a>,
     pub weights: &'s WeightsSection<'a>,
     pub biases: &'s Biases<'a>,
@@ -287,6 +326,10 @@ pub(crate) fn validate_references(graph: &Graph<'_>, t: &Tables<'_, '_>) -> Resu
         let ro = graph.record_offset(i);
         let r = graph.table.record(i)?;
         let op = LayerOp::from_raw(r.op.get()).unwrap_or(LayerOp::Input);
+        let none = U32Le::new(NONE);
+        let (align, zero_point) = graph
+            .ext(i)
+            .map_or((&none, &none), |e| (&e.align, &e.zero_point));
         let fe = |field: &'static str, off: usize, kind: ErrorKind| -> Error {
             ctx.err(Some(i), field, ro + off as u64, kind)
         };
@@ -442,7 +485,7 @@ pub(crate) fn validate_references(graph: &Graph<'_>, t: &Tables<'_, '_>) -> Resu
                 &r.act_codebook,
             )?;
         } else {
-            if op == LayerOp::Input {
+            if op.is_input() {
                 forbid(
                     "thresholds",
                     offset_of!(RawLayer, thresholds),
@@ -506,8 +549,64 @@ pub(crate) fn validate_references(graph: &Graph<'_>, t: &Tables<'_, '_>) -> Resu
             t.scales.len(),
             false,
         )?;
+        // Format 1.1 fields: the alignment of a residual join, the input zero points.
+        let align_off = LAYER_RECORD_1_0 as usize + offset_of!(RawLayerExt, align);
+        let zp_off = LAYER_RECORD_1_0 as usize + offset_of!(RawLayerExt, zero_point);
+        if op == LayerOp::AlignedAdd {
+            reference(
+                "thresholds",
+                offset_of!(RawLayer, thresholds),
+                &r.thresholds,
+                t.thresholds.len(),
+                true,
+            )?;
+            let a = reference("align", align_off, align, t.aligns.len(), true)?.unwrap_or(0);
+            let ch = t.aligns.get(a).map_or(0, |x| x.channels());
+            if ch != out[0] {
+                return Err(fe(
+                    "align",
+                    align_off,
+                    ErrorKind::Mismatch {
+                        found: ch.into(),
+                        expected: out[0].into(),
+                    },
+                ));
+            }
+        } else {
+            forbid("align", align_off, align)?;
+        }
+        if op == LayerOp::InputZp {
+            let z = reference("zero_point", zp_off, zero_point, t.zero_points.len(), true)?
+                .unwrap_or(0);
+            let (ch, bits) = t
+                .zero_points
+                .get(z)
+                .map_or((0, 0), |x| (x.channels(), x.bits()));
+            if ch != out[0] {
+                return Err(fe(
+                    "zero_point",
+                    zp_off,
+                    ErrorKind::Mismatch {
+                        found: ch.into(),
+                        expected: out[0].into(),
+                    },
+                ));
+            }
+            if bits != r.act_bits {
+                return Err(fe(
+                    "zero_point",
+                    zp_off,
+                    ErrorKind::Mismatch {
+                        found: bits.into(),
+                        expected: r.act_bits.into(),
+                    },
+                ));
+            }
+        } else {
+            forbid("zero_point", zp_off, zero_point)?;
+        }
         // Shapes.
-        if op == LayerOp::Input {
+        if op.is_input() {
             continue;
         }
         let input_shape = |k: usize| -> [u32; 3] {
@@ -518,7 +617,7 @@ pub(crate) fn validate_references(graph: &Graph<'_>, t: &Tables<'_, '_>) -> Resu
         };
         let inp = input_shape(0);
         let expected: [u32; 3] = match op {
-            LayerOp::Input => out,
+            LayerOp::Input | LayerOp::InputZp => out,
             LayerOp::Conv2d | LayerOp::MaxPool2d | LayerOp::AvgPool2d => {
                 let [kh, kw] = get2(&r.kernel);
                 let [sh, sw] = get2(&r.stride);
@@ -577,7 +676,25 @@ pub(crate) fn validate_references(graph: &Graph<'_>, t: &Tables<'_, '_>) -> Resu
                 [out[0], 1, 1]
             }
             LayerOp::GlobalAvgPool => [inp[0], 1, 1],
-            LayerOp::Add => {
+            LayerOp::Add | LayerOp::AlignedAdd => {
+                if op == LayerOp::AlignedAdd {
+                    let main = graph.table.get(r.inputs[0].get());
+                    let (main_op, main_abits) = main.map_or((0, 0), |l| (l.op.get(), l.act_bits));
+                    let accumulator = matches!(
+                        LayerOp::from_raw(main_op),
+                        Some(LayerOp::Conv2d | LayerOp::Linear)
+                    ) && main_abits == 0;
+                    if !accumulator {
+                        return Err(fe(
+                            "inputs",
+                            offset_of!(RawLayer, inputs),
+                            ErrorKind::Invalid {
+                                found: main_op.into(),
+                                expected: "a conv2d or linear layer with act_bits 0 (an accumulator) as the main input",
+                            },
+                        ));
+                    }
+                }
                 let other = input_shape(1);
                 if other != inp {
                     let found = u64::from(other[0]) * u64::from(other[1]) * u64::from(other[2]);
@@ -659,6 +776,16 @@ fn check_weight_dims(
 }
 
 impl<'a> Layer<'a> {
+    /// ALIGNS index of an `aligned_add` layer (format 1.1).
+    pub fn align(&self) -> Option<u32> {
+        self.ext.and_then(|e| opt(&e.align))
+    }
+
+    /// ZERO_POINTS index of an `input_zp` layer (format 1.1).
+    pub fn zero_point(&self) -> Option<u32> {
+        self.ext.and_then(|e| opt(&e.zero_point))
+    }
+
     /// The operation.
     pub fn op(&self) -> LayerOp {
         LayerOp::from_raw(self.raw.op.get()).unwrap_or(LayerOp::Input)

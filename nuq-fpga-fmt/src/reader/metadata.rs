@@ -15,7 +15,8 @@ pub struct Metadata<'a> {
 }
 
 impl<'a> Metadata<'a> {
-    /// Whether this section's head or records are larger than in 1.0 (a later minor version).
+    /// Whether this section's head or records are larger than in the declared version (a
+    /// later minor version).
     pub(crate) fn extended(&self) -> bool {
         self.table.extended
     }

@@ -4,6 +4,7 @@
 //! Every on-disk type has alignment 1 (see [`crate::le`]), so the input buffer may sit at any
 //! address: nothing is copied and nothing is rejected for alignment.
 
+mod aligns;
 mod biases;
 mod codebooks;
 mod graph;
@@ -12,7 +13,9 @@ mod scales;
 mod table;
 mod thresholds;
 mod weights;
+mod zero_points;
 
+pub use aligns::{align_value, AlignTable, AlignsSection};
 pub use biases::Biases;
 pub use codebooks::{grid_range, Codebook, Codebooks};
 pub use graph::{has_weights, input_arity, is_spatial, window_out, Graph, Layer};
@@ -20,13 +23,14 @@ pub use metadata::Metadata;
 pub use scales::{pow2_f32, Scale, Scales};
 pub use thresholds::{Thresholds, ThresholdsSection};
 pub use weights::{Packing, Weights, WeightsSection, WORD_BITS};
+pub use zero_points::{ZeroPoints, ZeroPointsSection};
 
 use crate::crc32c::Crc32c;
 use crate::enums::SectionKind;
 use crate::error::{Error, ErrorKind, Location, Result};
 use crate::layout::{
     caps, RawHeader, RawSectionEntry, BYTE_ORDER_MARK, FILE_CRC_OFFSET, MAGIC, MAX_ALIGNMENT,
-    MIN_ALIGNMENT, VERSION_MAJOR,
+    MIN_ALIGNMENT, VERSION_MAJOR, VERSION_MINOR,
 };
 use core::mem::{offset_of, size_of};
 use table::{align_up, SectionCtx};
@@ -36,7 +40,8 @@ use table::{align_up, SectionCtx};
 pub struct SectionInfo {
     /// The raw kind.
     pub kind_raw: u32,
-    /// The kind, or `None` for a kind this version does not define (such sections are skipped).
+    /// The kind, or `None` for a kind the file's declared version does not define (such
+    /// sections are skipped).
     pub kind: Option<SectionKind>,
     /// Offset of the payload in the file.
     pub offset: u64,
@@ -60,6 +65,8 @@ pub struct NuqFile<'a> {
     thresholds: ThresholdsSection<'a>,
     scales: Scales<'a>,
     metadata: Metadata<'a>,
+    aligns: AlignsSection<'a>,
+    zero_points: ZeroPointsSection<'a>,
 }
 
 fn herr(field: &'static str, offset: usize, kind: ErrorKind) -> Error {
@@ -142,8 +149,13 @@ pub fn file_crc(bytes: &[u8]) -> u32 {
 impl<'a> NuqFile<'a> {
     /// Validates `bytes` completely: header, whole-file CRC, section table, every section's CRC,
     /// every section's records and blobs, and the graph's references and shapes.
+    ///
+    /// The rules applied are those of the minor version the file declares, up to 1.1: a file
+    /// declaring 1.0 is read exactly as a 1.0 reader reads it (sections and ops of 1.1 are
+    /// unknown to it), a file declaring 1.1 or later must follow the 1.1 rules.
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
-        check_identity(bytes)?;
+        let (_, declared) = check_identity(bytes)?;
+        let minor = declared.min(VERSION_MINOR);
         let hsize = size_of::<RawHeader>();
         let len = bytes.len() as u64;
         if bytes.len() < hsize {
@@ -277,7 +289,7 @@ impl<'a> NuqFile<'a> {
 
         // Walk the table: canonical placement, CRCs, known kinds at most once.
         let mut cursor = table_end;
-        let mut found: [Option<SectionCtx<'a>>; 8] = [None; 8];
+        let mut found: [Option<SectionCtx<'a>>; 10] = [None; 10];
         for i in 0..count {
             let eo = table_start + u64::from(i) * entry_size as u64;
             let e: &RawSectionEntry = bytemuck::from_bytes(
@@ -370,7 +382,7 @@ impl<'a> NuqFile<'a> {
                     },
                 ));
             }
-            if let Some(kind) = SectionKind::from_raw(kind_raw) {
+            if let Some(kind) = SectionKind::from_raw_in(kind_raw, minor) {
                 let slot = &mut found[kind_raw as usize];
                 if slot.is_some() {
                     return Err(terr(i, "kind", eo, ErrorKind::DuplicateSection));
@@ -402,16 +414,26 @@ impl<'a> NuqFile<'a> {
                 kind: ErrorKind::MissingSection,
             })
         };
-        let graph = Graph::parse(need(SectionKind::Graph)?)?;
+        let graph = Graph::parse(need(SectionKind::Graph)?, minor)?;
         let codebooks = Codebooks::parse(need(SectionKind::Codebooks)?)?;
         let weights = WeightsSection::parse(need(SectionKind::Weights)?)?;
         let biases = Biases::parse(need(SectionKind::Biases)?)?;
         let thresholds = ThresholdsSection::parse(need(SectionKind::Thresholds)?)?;
         let scales = Scales::parse(need(SectionKind::Scales)?)?;
         let metadata = Metadata::parse(need(SectionKind::Metadata)?)?;
+        let (aligns, zero_points) = if minor >= 1 {
+            (
+                AlignsSection::parse(need(SectionKind::Aligns)?)?,
+                ZeroPointsSection::parse(need(SectionKind::ZeroPoints)?)?,
+            )
+        } else {
+            (AlignsSection::absent(), ZeroPointsSection::absent())
+        };
         graph::validate_references(
             &graph,
             &graph::Tables {
+                aligns: &aligns,
+                zero_points: &zero_points,
                 codebooks: &codebooks,
                 weights: &weights,
                 biases: &biases,
@@ -431,15 +453,30 @@ impl<'a> NuqFile<'a> {
             thresholds,
             scales,
             metadata,
+            aligns,
+            zero_points,
         })
     }
 
-    /// Whether the file uses structure a 1.0 writer does not produce: a larger header, table
-    /// entry, section head or record, or a section of a kind this version does not know. Such a
-    /// file (from a later minor version) is read by skipping what this version does not know;
-    /// a file without extensions is exactly what [`crate::encode`] writes for its model.
+    /// The minor version whose rules this reader applied: the declared one, at most 1.
+    pub fn rules_minor(&self) -> u16 {
+        self.header.version_minor.get().min(VERSION_MINOR)
+    }
+
+    /// Whether the file has structure that [`crate::encode`] does not write for its model: a
+    /// header, table entry, section head or record larger than in the version whose rules apply,
+    /// a section of a kind that version does not know (both from a later minor version, read by
+    /// skipping what is unknown), or the 1.1 layout for a model that uses no 1.1 feature (the
+    /// writer declares 1.0 for such a model). A file without extensions is exactly what
+    /// [`crate::encode`] writes for its model, up to the minor version number when it declares
+    /// a later one and the informational header flags.
     pub fn uses_extensions(&self) -> bool {
-        self.header.header_size.get() as usize > size_of::<RawHeader>()
+        let minor = self.rules_minor();
+        let uses_1_1 = !self.aligns.is_empty()
+            || !self.zero_points.is_empty()
+            || self.graph.iter().any(|l| l.op().since_minor() >= 1);
+        (minor >= 1 && !uses_1_1)
+            || self.header.header_size.get() as usize > size_of::<RawHeader>()
             || self.entry_size > size_of::<RawSectionEntry>()
             || self.sections().any(|s| s.kind.is_none())
             || self.graph.extended()
@@ -449,6 +486,8 @@ impl<'a> NuqFile<'a> {
             || self.thresholds.extended()
             || self.scales.extended()
             || self.metadata.extended()
+            || self.aligns.extended()
+            || self.zero_points.extended()
     }
 
     /// The file bytes.
@@ -493,7 +532,7 @@ impl<'a> NuqFile<'a> {
         let e: &RawSectionEntry = bytemuck::try_from_bytes(raw).ok()?;
         Some(SectionInfo {
             kind_raw: e.kind.get(),
-            kind: SectionKind::from_raw(e.kind.get()),
+            kind: SectionKind::from_raw_in(e.kind.get(), self.rules_minor()),
             offset: e.offset.get(),
             length: e.length.get(),
             crc: e.crc.get(),
@@ -538,5 +577,15 @@ impl<'a> NuqFile<'a> {
     /// The metadata.
     pub fn metadata(&self) -> &Metadata<'a> {
         &self.metadata
+    }
+
+    /// The alignment tables of residual joins (empty in a file declaring 1.0).
+    pub fn aligns(&self) -> &AlignsSection<'a> {
+        &self.aligns
+    }
+
+    /// The input zero-point tables (empty in a file declaring 1.0).
+    pub fn zero_points(&self) -> &ZeroPointsSection<'a> {
+        &self.zero_points
     }
 }

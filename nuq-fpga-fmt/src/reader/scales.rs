@@ -31,7 +31,8 @@ pub fn pow2_f32(e: i32) -> Option<f32> {
 }
 
 impl<'a> Scales<'a> {
-    /// Whether this section's head or records are larger than in 1.0 (a later minor version).
+    /// Whether this section's head or records are larger than in the declared version (a
+    /// later minor version).
     pub(crate) fn extended(&self) -> bool {
         self.table.extended
     }

@@ -112,8 +112,9 @@ pub(crate) struct Table<'a, R> {
     pub head_size: u64,
     pub record_size: u64,
     pub count: u32,
-    /// Whether the head or the records are larger than in 1.0 (a later minor version): then
-    /// bytes may follow the last blob this version knows (blobs of the newer fields).
+    /// Whether the head or the records are larger than in the declared version (a later minor
+    /// version): then bytes may follow the last blob this version knows (blobs of the newer
+    /// fields).
     pub extended: bool,
     _r: PhantomData<R>,
 }
@@ -121,6 +122,12 @@ pub(crate) struct Table<'a, R> {
 impl<'a, R: Pod> Table<'a, R> {
     /// Validates the common head (given the size of this kind's head in 1.0).
     pub fn parse(ctx: SectionCtx<'a>, min_head: u32) -> Result<Self> {
+        Self::parse_sized(ctx, min_head, size_of::<R>() as u32)
+    }
+
+    /// As [`Table::parse`], with the smallest record size the declared version allows
+    /// (`min_rec >= size_of::<R>()`: a later minor version may have grown the record).
+    pub fn parse_sized(ctx: SectionCtx<'a>, min_head: u32, min_rec: u32) -> Result<Self> {
         let head: &RawTableHead = ctx.pod(None, "head", 0)?;
         let head_size = head.head_size.get();
         if head_size < min_head || head_size > caps::HEAD || head_size % 8 != 0 {
@@ -130,12 +137,11 @@ impl<'a, R: Pod> Table<'a, R> {
                 0,
                 ErrorKind::Invalid {
                     found: head_size.into(),
-                    expected: "a multiple of 8, at least this kind's 1.0 head size, at most 4096",
+                    expected: "a multiple of 8, at least this kind's head size, at most 4096",
                 },
             ));
         }
         let record_size = head.record_size.get();
-        let min_rec = size_of::<R>() as u32;
         if record_size < min_rec || record_size > caps::HEAD || record_size % 8 != 0 {
             return Err(ctx.err(
                 None,
@@ -143,7 +149,7 @@ impl<'a, R: Pod> Table<'a, R> {
                 4,
                 ErrorKind::Invalid {
                     found: record_size.into(),
-                    expected: "a multiple of 8, at least this kind's 1.0 record size, at most 4096",
+                    expected: "a multiple of 8, at least this kind's record size in the declared version, at most 4096",
                 },
             ));
         }

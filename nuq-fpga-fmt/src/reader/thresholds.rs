@@ -22,7 +22,8 @@ pub struct Thresholds<'a> {
 }
 
 impl<'a> ThresholdsSection<'a> {
-    /// Whether this section's head or records are larger than in 1.0 (a later minor version).
+    /// Whether this section's head or records are larger than in the declared version (a
+    /// later minor version).
     pub(crate) fn extended(&self) -> bool {
         self.table.extended
     }
@@ -175,5 +176,15 @@ impl<'a> Thresholds<'a> {
     pub fn code(&self, c: u32, acc: i32) -> Option<u32> {
         let t = self.channel(c)?;
         Some(self.direction(c)?.code(acc, t.iter().map(|v| v.get())))
+    }
+
+    /// The output code of channel `c` for a 64-bit sum (an `aligned_add`), comparing it with
+    /// the sign-extended thresholds.
+    pub fn code_wide(&self, c: u32, acc: i64) -> Option<u32> {
+        let t = self.channel(c)?.iter().map(|v| i64::from(v.get()));
+        Some(match self.direction(c)? {
+            crate::Direction::Rising => t.filter(|&th| acc >= th).count() as u32,
+            crate::Direction::Falling => t.filter(|&th| acc <= th).count() as u32,
+        })
     }
 }

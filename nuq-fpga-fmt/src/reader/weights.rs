@@ -101,7 +101,8 @@ fn packing_of(r: &RawWeights) -> Option<Packing> {
 }
 
 impl<'a> WeightsSection<'a> {
-    /// Whether this section's head or records are larger than in 1.0 (a later minor version).
+    /// Whether this section's head or records are larger than in the declared version (a
+    /// later minor version).
     pub(crate) fn extended(&self) -> bool {
         self.table.extended
     }

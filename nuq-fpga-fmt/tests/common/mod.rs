@@ -242,11 +242,17 @@ pub fn build(
 /// Rewrites a GRAPH payload as a later minor version could: every layer record grows by 8 bytes
 /// (a new field), and a new blob follows the names.
 pub fn extend_graph(payload: &[u8]) -> Vec<u8> {
+    grow_graph(payload, &[0xAB; 8], b"future blob")
+}
+
+/// Rewrites a GRAPH payload with `extra` appended to every layer record and `trailing` after
+/// the last blob.
+pub fn grow_graph(payload: &[u8], extra: &[u8], trailing: &[u8]) -> Vec<u8> {
     let rd = |at: usize| u64::from_le_bytes(payload[at..at + 8].try_into().unwrap());
     let head = u32::from_le_bytes(payload[0..4].try_into().unwrap()) as usize;
     let rec = u32::from_le_bytes(payload[4..8].try_into().unwrap()) as usize;
     let count = u32::from_le_bytes(payload[8..12].try_into().unwrap()) as usize;
-    let grow = 8;
+    let grow = extra.len();
     let mut out = payload[..head].to_vec();
     out[4..8].copy_from_slice(&((rec + grow) as u32).to_le_bytes());
     for i in 0..count {
@@ -255,9 +261,38 @@ pub fn extend_graph(payload: &[u8]) -> Vec<u8> {
         let name_off = rd(r + 112) + (grow * count) as u64;
         record[112..120].copy_from_slice(&name_off.to_le_bytes());
         out.extend_from_slice(&record);
-        out.extend_from_slice(&[0xAB; 8]); // the new field
+        out.extend_from_slice(extra);
     }
     out.extend_from_slice(&payload[head + rec * count..]);
-    out.extend_from_slice(b"future blob");
+    out.extend_from_slice(trailing);
+    out
+}
+
+/// The payloads of a format 1.0 file rewritten in the 1.1 layout (what a file declaring 1.1 or
+/// later must have): layer records grow by `align` and `zero_point` (both none), and empty
+/// ALIGNS and ZERO_POINTS sections follow. Payloads already in the 1.1 layout are returned as
+/// they are.
+pub fn as_1_1(secs: &[(u32, Vec<u8>)]) -> Vec<(u32, Vec<u8>)> {
+    if secs.iter().any(|(k, _)| *k == SectionKind::Aligns.raw()) {
+        return secs.to_vec();
+    }
+    let empty = |record: u32| {
+        [16u32, record, 0, 0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>()
+    };
+    let mut out: Vec<(u32, Vec<u8>)> = secs
+        .iter()
+        .map(|(k, p)| {
+            if *k == SectionKind::Graph.raw() {
+                (*k, grow_graph(p, &[0xFF; 8], b""))
+            } else {
+                (*k, p.clone())
+            }
+        })
+        .collect();
+    out.push((SectionKind::Aligns.raw(), empty(40)));
+    out.push((SectionKind::ZeroPoints.raw(), empty(24)));
     out
 }

@@ -1,32 +1,39 @@
 //! The integer model in the `.nuq` file format (`nuq-fpga-fmt`).
 //!
-//! Mapping (format 1.0):
+//! Mapping (format 1.1; a model without residual joins and with a zero input zero point uses
+//! only the 1.0 subset, and the writer then declares 1.0):
 //!
 //! | integer model | `.nuq` layers |
 //! |---|---|
-//! | input | `input` with an 8-bit identity codebook (codes are the image bytes) |
+//! | input | `input` with an 8-bit identity codebook (codes are the image bytes); `input_zp` with a ZERO_POINTS table when a zero point is not 0 (1.1) |
 //! | [`ConvNode`] with codes | `conv2d` with weights, weight codebook, scale, bias, thresholds, output codebook and scale |
+//! | [`ConvNode`] with an accumulator | `conv2d` with weights, weight codebook, scale and bias, `act_bits = 0` |
+//! | [`AddNode`] | `aligned_add` of the main accumulator and the shortcut, with an ALIGNS table (`a_shift`, per-channel multiplier and shift), thresholds, output codebook and scale (1.1) |
 //! | [`Node::MaxPool`] | `maxpool2d` (codes pass through; the input's codebook still applies) |
 //! | [`Node::GlobalAvgPool`] | `global_avgpool` (levels averaged, rounded half up) |
 //! | [`LinearNode`] | `flatten` (when its input is not `1×1`) then `linear`, output logits (`act_bits = 0`) |
 //!
 //! Weights are stored `[out, in, kh, kw]` (PyTorch order) and the linear layer after a
 //! `flatten` reads features in `[c][h][w]` order, as the format defines; the integer model's
-//! NHWC orders are converted both ways. Residual joins ([`Node::Add`]) and an input zero
-//! point other than 0 need per-channel alignment factors and an input offset that format 1.0
-//! cannot hold yet: writing such a model is an error naming the node.
+//! NHWC orders are converted both ways. The first convolution's bias already holds the input
+//! zero point's contribution (`−Σ w · zero_point`), exactly as the format's `input_zp` defines
+//! it, so biases are stored as they are. Scales are informative and stored as `f32`.
+//! Every other layer op (`add`, `relu`, `avgpool2d`, ...) has no integer-model form: reading
+//! a file that uses one is an error naming the layer.
 
 use std::collections::BTreeMap;
 
-use nuq_fpga_fmt::model::{Codebook, Layer, Metadata, ThresholdTable, WeightTensor};
+use nuq_fpga_fmt::model::{
+    AlignTable, Codebook, Layer, Metadata, ThresholdTable, WeightTensor, ZeroPointTable,
+};
 use nuq_fpga_fmt::reader::Scale;
 use nuq_fpga_fmt::{CodebookKind, Direction, LayerOp, Model, TileOrder};
 
 use crate::integer::model::{
-    transpose_rows, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node,
-    TensorKind, WeightTable,
+    transpose_rows, AddNode, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode,
+    MaxPoolNode, Node, TensorKind, WeightTable,
 };
-use crate::integer::requant::Requant;
+use crate::integer::requant::{Align, Requant};
 use crate::NnError;
 
 fn err(msg: String) -> NnError {
@@ -126,19 +133,13 @@ impl Writer {
 /// family and `entries` go into the metadata.
 ///
 /// # Errors
-/// [`NnError::Config`] for nodes format 1.0 cannot hold (residual joins, an input zero point)
-/// or an inconsistent model.
+/// [`NnError::Config`] for an inconsistent model or a scale that cannot be stored.
 pub fn to_file_model(
     model: &IntegerModel,
     kind: CodebookKind,
     entries: BTreeMap<String, String>,
 ) -> Result<Model, NnError> {
     let infos = model.tensor_infos()?;
-    if model.input.zero_point.iter().any(|&z| z != 0) {
-        return Err(err(
-            "format 1.0 has no input zero point: train with a zero input mean to export".into(),
-        ));
-    }
     let mut w = Writer {
         m: Model::default(),
         kind,
@@ -157,6 +158,14 @@ pub fn to_file_model(
     );
     input.act_bits = 8;
     input.act_codebook = Some(w.codebook(8, false, (0..256).collect(), CodebookKind::Uniform));
+    if inp.zero_point.iter().any(|&z| z != 0) {
+        w.m.zero_points.push(ZeroPointTable {
+            bits: 8,
+            values: inp.zero_point.clone(),
+        });
+        input.op = LayerOp::InputZp;
+        input.zero_point = Some((w.m.zero_points.len() - 1) as u32);
+    }
     w.m.layers.push(input);
     // Tensor id → layer index in the file.
     let mut layer_of = vec![0u32];
@@ -165,11 +174,6 @@ pub fn to_file_model(
         let shape = [out.c as u32, out.h as u32, out.w as u32];
         let layer = match node {
             Node::Conv(c) => {
-                let ConvOutput::Codes(r) = &c.output else {
-                    return Err(err(format!(
-                        "node {i}: accumulator outputs (residual branches) need format 1.1"
-                    )));
-                };
                 let k = c.kernel;
                 // [o][ky][kx][ci] → [o][ci][ky][kx]
                 let idx = transpose_rows(&c.weights.indices, k * k, c.c_in);
@@ -178,7 +182,6 @@ pub fn to_file_model(
                     vec![c.c_out as u32, c.c_in as u32, k as u32, k as u32],
                     idx,
                 );
-                let (t, acb, asc) = w.requant(r)?;
                 let mut l = Layer::new(
                     &format!("conv{i}"),
                     LayerOp::Conv2d,
@@ -191,18 +194,38 @@ pub fn to_file_model(
                     [c.padding as u32; 4],
                 );
                 l.weight_bits = c.weights.bits;
-                l.act_bits = r.bits;
                 l.weights = Some(wi);
                 l.weight_codebook = Some(wcb);
                 l.weight_scale = Some(w.scale(c.weight_scale)?);
                 l.bias = Some(w.bias(&c.bias));
+                if let ConvOutput::Codes(r) = &c.output {
+                    let (t, acb, asc) = w.requant(r)?;
+                    l.act_bits = r.bits;
+                    l.thresholds = Some(t);
+                    l.act_codebook = Some(acb);
+                    l.act_scale = Some(asc);
+                }
+                l
+            }
+            Node::Add(a) => {
+                w.m.aligns.push(AlignTable {
+                    main_shift: a.a_shift,
+                    multipliers: a.align.iter().map(|f| f.multiplier).collect(),
+                    shifts: a.align.iter().map(|f| f.shift).collect(),
+                });
+                let (t, acb, asc) = w.requant(&a.output)?;
+                let mut l = Layer::new(
+                    &format!("add{i}"),
+                    LayerOp::AlignedAdd,
+                    &[layer_of[a.a], layer_of[a.b]],
+                    shape,
+                );
+                l.act_bits = a.output.bits;
                 l.thresholds = Some(t);
                 l.act_codebook = Some(acb);
                 l.act_scale = Some(asc);
+                l.align = Some((w.m.aligns.len() - 1) as u32);
                 l
-            }
-            Node::Add(_) => {
-                return Err(err(format!("node {i}: residual joins need per-channel alignment, which format 1.0 cannot hold")));
             }
             Node::MaxPool(p) => Layer::new(
                 &format!("maxpool{i}"),
@@ -254,8 +277,8 @@ pub fn to_file_model(
 }
 
 /// Rebuilds the integer model from a `.nuq` model written by [`to_file_model`] (or any file
-/// using the same subset: input, conv2d with thresholds, maxpool2d, global_avgpool, flatten,
-/// linear).
+/// using the same subset: input or input_zp, conv2d with thresholds or an accumulator output,
+/// aligned_add, maxpool2d, global_avgpool, flatten, linear).
 ///
 /// # Errors
 /// [`NnError::Config`] naming the layer that has no integer-model form.
@@ -264,15 +287,22 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
         .layers
         .first()
         .ok_or_else(|| err("model has no layers".into()))?;
-    if first.op != LayerOp::Input {
-        return Err(err(format!("layer 0 is {}, expected input", first.op)));
-    }
     let [c, h, w] = first.out_shape;
+    let zero_point = match first.op {
+        LayerOp::Input => vec![0; c as usize],
+        LayerOp::InputZp => m
+            .zero_points
+            .get(first.zero_point.unwrap_or(u32::MAX) as usize)
+            .ok_or_else(|| err("layer 0: input_zp without a zero-point table".into()))?
+            .values
+            .clone(),
+        other => return Err(err(format!("layer 0 is {other}, expected input"))),
+    };
     let input = InputSpec {
         channels: c as usize,
         height: h as usize,
         width: w as usize,
-        zero_point: vec![0; c as usize],
+        zero_point,
     };
     let mut nodes = Vec::new();
     // File layer index → tensor id (None for a flatten, resolved to its input).
@@ -338,22 +368,11 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                     )));
                 }
                 wt.indices = transpose_rows(&wt.indices, ci, k * k);
-                let th = m
-                    .thresholds
-                    .get(l.thresholds.unwrap_or(u32::MAX) as usize)
-                    .ok_or_else(|| err(format!("{name}: no thresholds")))?;
-                let acb = m
-                    .codebooks
-                    .get(l.act_codebook.unwrap_or(u32::MAX) as usize)
-                    .ok_or_else(|| err(format!("{name}: no output codebook")))?;
-                let levels = acb
-                    .levels
-                    .iter()
-                    .map(|&v| {
-                        u8::try_from(v)
-                            .map_err(|_| err(format!("{name}: output level {v} is not u8")))
-                    })
-                    .collect::<Result<Vec<u8>, _>>()?;
+                let output = if l.act_bits == 0 {
+                    ConvOutput::Accumulator
+                } else {
+                    ConvOutput::Codes(requant(m, l, &name)?)
+                };
                 let bias = match l.bias {
                     Some(b) => get(m
                         .biases
@@ -371,17 +390,30 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                     weights: wt,
                     bias,
                     weight_scale: scale_of(l.weight_scale),
-                    output: ConvOutput::Codes(Requant {
-                        bits: th.bits,
-                        thresholds: th.values.clone(),
-                        falling: th
-                            .directions
-                            .iter()
-                            .map(|d| *d == Direction::Falling)
-                            .collect(),
-                        levels,
-                        scale: scale_of(l.act_scale),
-                    }),
+                    output,
+                }));
+            }
+            LayerOp::AlignedAdd => {
+                let table = m
+                    .aligns
+                    .get(l.align.unwrap_or(u32::MAX) as usize)
+                    .ok_or_else(|| err(format!("{name}: no alignment table")))?;
+                let shortcut = *l
+                    .inputs
+                    .get(1)
+                    .ok_or_else(|| err(format!("{name}: no shortcut input")))?
+                    as usize;
+                nodes.push(Node::Add(AddNode {
+                    a: tid,
+                    a_shift: table.main_shift,
+                    b: tensor_of[shortcut],
+                    align: table
+                        .multipliers
+                        .iter()
+                        .zip(&table.shifts)
+                        .map(|(&multiplier, &shift)| Align { multiplier, shift })
+                        .collect(),
+                    output: requant(m, l, &name)?,
                 }));
             }
             LayerOp::MaxPool2d => {
@@ -449,4 +481,35 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
         return Err(err("model does not end in logits".into()));
     }
     Ok(model)
+}
+
+/// The threshold requantization of layer `l` (its thresholds, output codebook and scale).
+fn requant(m: &Model, l: &Layer, name: &str) -> Result<Requant, NnError> {
+    let th = m
+        .thresholds
+        .get(l.thresholds.unwrap_or(u32::MAX) as usize)
+        .ok_or_else(|| err(format!("{name}: no thresholds")))?;
+    let acb = m
+        .codebooks
+        .get(l.act_codebook.unwrap_or(u32::MAX) as usize)
+        .ok_or_else(|| err(format!("{name}: no output codebook")))?;
+    let levels = acb
+        .levels
+        .iter()
+        .map(|&v| u8::try_from(v).map_err(|_| err(format!("{name}: output level {v} is not u8"))))
+        .collect::<Result<Vec<u8>, _>>()?;
+    Ok(Requant {
+        bits: th.bits,
+        thresholds: th.values.clone(),
+        falling: th
+            .directions
+            .iter()
+            .map(|d| *d == Direction::Falling)
+            .collect(),
+        levels,
+        scale: m
+            .scales
+            .get(l.act_scale.unwrap_or(u32::MAX) as usize)
+            .map_or(1.0, |s| f64::from(s.value)),
+    })
 }

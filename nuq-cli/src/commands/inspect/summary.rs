@@ -39,6 +39,10 @@ pub struct Summary {
     pub thresholds: Vec<ThresholdInfo>,
     /// Scales.
     pub scales: Vec<ScaleInfo>,
+    /// Alignment tables of residual joins (format 1.1).
+    pub aligns: Vec<AlignInfo>,
+    /// Input zero-point tables (format 1.1).
+    pub zero_points: Vec<ZeroPointInfo>,
     /// Producer and free key/values.
     pub metadata: MetadataInfo,
     /// Whole-model counts.
@@ -105,6 +109,10 @@ pub struct TableRefs {
     pub act_codebook: Option<u32>,
     /// SCALES index of the output scale.
     pub act_scale: Option<u32>,
+    /// ALIGNS index of a residual join's alignment (format 1.1).
+    pub align: Option<u32>,
+    /// ZERO_POINTS index of an input's zero points (format 1.1).
+    pub zero_point: Option<u32>,
 }
 
 impl TableRefs {
@@ -117,6 +125,8 @@ impl TableRefs {
             thresholds: l.thresholds,
             act_codebook: l.act_codebook,
             act_scale: l.act_scale,
+            align: l.align,
+            zero_point: l.zero_point,
         }
     }
 
@@ -130,6 +140,8 @@ impl TableRefs {
             ("thresholds", self.thresholds),
             ("act_codebook", self.act_codebook),
             ("act_scale", self.act_scale),
+            ("align", self.align),
+            ("zero_point", self.zero_point),
         ]
         .into_iter()
         .filter_map(|(role, i)| i.map(|i| (role, i)))
@@ -271,6 +283,39 @@ pub struct ScaleInfo {
     pub multiplier: Option<i32>,
     /// `shift` of the fixed-point form.
     pub shift: Option<u8>,
+    /// Layers that use it.
+    pub used_by: Vec<Use>,
+}
+
+/// One alignment table: the per-channel fixed-point factors `multiplier / 2^shift` that bring a
+/// residual join's shortcut into the units of its main accumulator, shifted left by `main_shift`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlignInfo {
+    /// ALIGNS index.
+    pub index: u32,
+    /// Number of channels.
+    pub channels: usize,
+    /// Left shift of the main accumulator.
+    pub main_shift: u8,
+    /// Smallest and largest multiplier (`None` when empty).
+    pub multiplier_range: Option<[i32; 2]>,
+    /// Channels with a negative multiplier (branches of opposite sign).
+    pub negative: usize,
+    /// Smallest and largest right shift (`None` when empty).
+    pub shift_range: Option<[u8; 2]>,
+    /// Layers that use it.
+    pub used_by: Vec<Use>,
+}
+
+/// One zero-point table: the input code that stands for a real zero, per channel.
+#[derive(Debug, Clone, Serialize)]
+pub struct ZeroPointInfo {
+    /// ZERO_POINTS index.
+    pub index: u32,
+    /// Code bits.
+    pub bits: u8,
+    /// The zero-point code of each channel.
+    pub values: Vec<u8>,
     /// Layers that use it.
     pub used_by: Vec<Use>,
 }
@@ -485,6 +530,39 @@ pub fn summarize(shown: &str, file: &NuqFile<'_>, model: &Model) -> Summary {
             used_by: uses(&layers, &["weight_scale", "act_scale"], i as u32),
         })
         .collect();
+    let aligns = model
+        .aligns
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let range = |v: &[i32]| Some([*v.iter().min()?, *v.iter().max()?]);
+            AlignInfo {
+                index: i as u32,
+                channels: a.shifts.len(),
+                main_shift: a.main_shift,
+                multiplier_range: range(&a.multipliers),
+                negative: a.multipliers.iter().filter(|&&m| m < 0).count(),
+                shift_range: a
+                    .shifts
+                    .iter()
+                    .min()
+                    .zip(a.shifts.iter().max())
+                    .map(|(&lo, &hi)| [lo, hi]),
+                used_by: uses(&layers, &["align"], i as u32),
+            }
+        })
+        .collect();
+    let zero_points = model
+        .zero_points
+        .iter()
+        .enumerate()
+        .map(|(i, z)| ZeroPointInfo {
+            index: i as u32,
+            bits: z.bits,
+            values: z.values.clone(),
+            used_by: uses(&layers, &["zero_point"], i as u32),
+        })
+        .collect();
     let totals = Totals {
         layers: layers.len(),
         weighted_layers: layers.iter().filter(|l| l.tables.weights.is_some()).count(),
@@ -508,6 +586,8 @@ pub fn summarize(shown: &str, file: &NuqFile<'_>, model: &Model) -> Summary {
         biases,
         thresholds,
         scales,
+        aligns,
+        zero_points,
         metadata: MetadataInfo {
             producer: model.metadata.producer.clone(),
             producer_version: model.metadata.producer_version.clone(),

@@ -61,6 +61,8 @@ fn tables(l: &LayerInfo) -> String {
         "bias" => "b",
         "thresholds" => "t",
         "act_codebook" => "acb",
+        "align" => "al",
+        "zero_point" => "zp",
         _ => "as",
     };
     let parts: Vec<String> = l
@@ -176,7 +178,7 @@ pub fn render(s: &Summary) -> String {
     section(&mut out, "layers", &t);
     if !s.layers.is_empty() {
         out.push_str(
-            "  tables: w weights, wcb weight codebook, ws weight scale, b bias, t thresholds, acb output codebook, as output scale\n",
+            "  tables: w weights, wcb weight codebook, ws weight scale, b bias, t thresholds, acb output codebook, as output scale, al residual alignment, zp input zero points\n",
         );
     }
 
@@ -271,6 +273,46 @@ pub fn render(s: &Summary) -> String {
         ]);
     }
     section(&mut out, "scales", &t);
+
+    let mut t = TextTable::new(&[
+        "#",
+        "channels",
+        "main shift",
+        "multipliers",
+        "negative",
+        "shifts",
+        "used by",
+    ]);
+    let range =
+        |r: Option<[String; 2]>| r.map_or_else(|| "-".to_string(), |[a, b]| format!("{a}..{b}"));
+    for a in &s.aligns {
+        t.row(vec![
+            a.index.to_string(),
+            a.channels.to_string(),
+            a.main_shift.to_string(),
+            range(a.multiplier_range.map(|r| r.map(|v| v.to_string()))),
+            a.negative.to_string(),
+            range(a.shift_range.map(|r| r.map(|v| v.to_string()))),
+            users(&a.used_by),
+        ]);
+    }
+    section(&mut out, "residual alignments (multiplier / 2^shift)", &t);
+
+    let mut t = TextTable::new(&["#", "bits", "zero points", "used by"]);
+    for z in &s.zero_points {
+        let shown: Vec<u8> = z.values.iter().copied().take(LEVELS_SHOWN).collect();
+        let mut values = joined(&shown, " ");
+        if z.values.len() > LEVELS_SHOWN {
+            let _ = write!(values, " ... ({} channels)", z.values.len());
+        }
+        t.row(vec![
+            z.index.to_string(),
+            z.bits.to_string(),
+            values,
+            users(&z.used_by),
+        ]);
+    }
+    section(&mut out, "input zero points", &t);
 
     let n = &s.totals;
     let _ = writeln!(
