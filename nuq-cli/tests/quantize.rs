@@ -269,3 +269,70 @@ fn bad_input_gets_one_line_and_no_output_file() {
     let err = fails(&nuq(os([&"eval", &corrupt, &"--data", &dir.path()])));
     assert!(err.contains("corrupt.nuq"), "{err}");
 }
+
+/// The same pipeline on data in the CIFAR-10 binary layout, with a residual network and the
+/// dataset's own normalisation (input zero points): train → quantize → eval.
+#[test]
+fn cifar_layout_resnet_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_cifar10_like(dir.path(), 96, 100);
+    let ckpt = dir.path().join("r20.safetensors");
+    let o = nuq(os([
+        &"train",
+        &"--dataset",
+        &"cifar10",
+        &"--data",
+        &dir.path(),
+        &"--model",
+        &"resnet20",
+        &"--width",
+        &"0.25",
+        &"--epochs",
+        &"2",
+        &"--batch",
+        &"32",
+        &"--out",
+        &ckpt,
+    ]));
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = dir.path().join("r20.nuq");
+    let mut args = os([
+        &"quantize",
+        &ckpt,
+        &"--dataset",
+        &"cifar10",
+        &"--data",
+        &dir.path(),
+        &"--out",
+        &out,
+        &"--json",
+    ]);
+    args.extend(["--qat-epochs", "1"].iter().map(Into::into));
+    let o = nuq(&args);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let v = last_json(&stdout(&o));
+    assert!(v["float_acc"].as_f64().unwrap() > 0.9, "{v}");
+    assert!(v["int_acc"].as_f64().unwrap() > 0.9, "{v}");
+    let e = last_json(&ok(&nuq(os([
+        &"eval",
+        &out,
+        &"--dataset",
+        &"cifar10",
+        &"--data",
+        &dir.path(),
+        &"--json",
+    ]))));
+    assert_eq!(e["accuracy"], v["int_acc"]);
+    // The file holds the residual joins and the input zero points (format 1.1).
+    let listing = ok(&nuq(os([&"inspect", &out])));
+    assert!(
+        listing.contains("aligned_add") && listing.contains("input_zp"),
+        "{listing}"
+    );
+    // A Fashion-MNIST model does not take CIFAR images.
+    let fm = dir.path().join("fm");
+    std::fs::create_dir(&fm).unwrap();
+    write_fashion_like(&fm, 512, 10);
+    let err = fails(&nuq(os([&"eval", &out, &"--data", &fm])));
+    assert!(err.contains("32x32x3") && err.contains("28x28x1"), "{err}");
+}
