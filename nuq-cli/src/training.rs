@@ -37,8 +37,10 @@ pub struct Plan {
     pub batch: usize,
     /// Peak learning rate.
     pub lr: f32,
-    /// L2 weight decay (not applied to BN parameters and biases).
+    /// L2 weight decay.
     pub wd: f32,
+    /// Whether the decay also applies to batch-norm parameters and biases.
+    pub decay_bn: bool,
     /// Schedule shape.
     pub schedule: ScheduleKind,
     /// Seed of batch order and augmentation.
@@ -79,6 +81,7 @@ impl Plan {
         let mut opt = Sgd::new(0.9, self.wd);
         opt.nesterov = true;
         opt.decay_mode = WeightDecay::L2;
+        opt.decay_bn_and_bias = self.decay_bn;
         opt
     }
 }
@@ -202,6 +205,7 @@ pub fn fine_tune(
         batch,
         lr: t.lr,
         wd: 5e-4,
+        decay_bn: true,
         schedule: ScheduleKind::Cosine,
         seed: t.seed,
     }

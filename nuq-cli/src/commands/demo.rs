@@ -109,6 +109,7 @@ fn plan(a: &DemoArgs) -> Plan {
         batch: 128,
         lr: 0.1,
         wd: 5e-4,
+        decay_bn: true,
         schedule: ScheduleKind::Onecycle,
         seed: a.seed,
     }

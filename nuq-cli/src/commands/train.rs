@@ -194,6 +194,7 @@ fn run_float(a: &TrainArgs) -> CmdResult {
         batch: a.batch as usize,
         lr: a.lr.unwrap_or(0.1),
         wd: a.wd,
+        decay_bn: false,
         schedule: a.schedule,
         seed: a.seed,
     };
