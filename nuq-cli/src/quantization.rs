@@ -159,6 +159,18 @@ pub fn quantize(
     augment: &Augment,
     progress: &Progress,
 ) -> Result<IntegerModel, Failure> {
+    quantize_with_twin(net, r, train, augment, progress).map(|(model, _)| model)
+}
+
+/// As [`quantize`], also returning the fake-quantized float twin the integer model was folded
+/// from (to measure how closely the two agree).
+pub fn quantize_with_twin(
+    net: Network,
+    r: &Recipe,
+    train: &Arc<Dataset>,
+    augment: &Augment,
+    progress: &Progress,
+) -> Result<(IntegerModel, QuantizedNetwork), Failure> {
     if !(r.qat_lr.is_finite() && r.qat_lr > 0.0) {
         return Err(Failure::new(format!(
             "--qat-lr must be positive, got {}",
@@ -232,5 +244,6 @@ pub fn quantize(
             &format!("QAT W{wb}/A{ab} {}", r.config.act_family),
         )?;
     }
-    qn.to_integer().map_err(nn)
+    let model = qn.to_integer().map_err(nn)?;
+    Ok((model, qn))
 }

@@ -52,6 +52,7 @@ fn quantized_models_keep_the_accuracy_and_eval_agrees() {
         let int_acc = v["int_acc"].as_f64().unwrap();
         assert!(int_acc > 0.9, "{family}: {v}");
         assert!(v["float_acc"].as_f64().unwrap() > 0.9, "{v}");
+        assert!(v["twin_agreement"].as_f64().unwrap() >= 0.99, "{v}");
         assert!(
             v["quantizer"]
                 .as_str()

@@ -11,13 +11,13 @@ use nuq_nn::data::Split;
 use serde::Serialize;
 
 use crate::dataset::DataArgs;
-use crate::evaluation::{float_stats, integer_accuracy};
+use crate::evaluation::{float_stats, integer_accuracy, twin_agreement};
 use crate::exit::{CmdResult, Failure};
 use crate::float_model::{self, ModelArgs};
 use crate::model_file::{codebook_kind, write_model};
 use crate::output;
 use crate::progress::Progress;
-use crate::quantization::{quantize, QuantArgs};
+use crate::quantization::{quantize_with_twin, QuantArgs};
 
 /// Quantize a float checkpoint to a .nuq integer model.
 #[derive(Debug, Args)]
@@ -68,6 +68,10 @@ struct QuantizeReport {
     qat_epochs: f32,
     float_acc: Option<f64>,
     int_acc: Option<f64>,
+    /// Accuracy of the fake-quantized float twin the integer model was folded from.
+    twin_acc: Option<f64>,
+    /// Share of test images on which the twin and the integer model predict the same class.
+    twin_agreement: Option<f64>,
     model_bytes: u64,
     seconds: f64,
     out: String,
@@ -97,10 +101,13 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
         None => None,
     };
     let recipe = a.quant.recipe(train.len(), a.seed);
-    let model = quantize(net, &recipe, &train, &augment, &progress)?;
-    let int_acc = match &test {
-        Some(t) => Some(integer_accuracy(&model, t)?),
-        None => None,
+    let (model, mut twin) = quantize_with_twin(net, &recipe, &train, &augment, &progress)?;
+    let (int_acc, agreement) = match &test {
+        Some(t) => (
+            Some(integer_accuracy(&model, t)?),
+            Some(twin_agreement(&mut twin, &model, t)?),
+        ),
+        None => (None, None),
     };
     let mut meta = BTreeMap::new();
     meta.insert("model".into(), format!("{} width {}", cfg.arch, cfg.width));
@@ -129,6 +136,8 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
         qat_epochs: a.quant.qat_epochs,
         float_acc,
         int_acc,
+        twin_acc: agreement.map(|a| a.twin_acc),
+        twin_agreement: agreement.map(|a| a.top1),
         model_bytes,
         seconds: t0.elapsed().as_secs_f64(),
         out: a.out.display().to_string(),
@@ -143,6 +152,13 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
             100.0 * f,
             100.0 * i,
             100.0 * (i - f)
+        ));
+    }
+    if let Some(a) = agreement {
+        text.push_str(&format!(
+            "fake-quantized float twin {:.2}%, same prediction as the integer model on {:.2}% of the test images\n",
+            100.0 * a.twin_acc,
+            100.0 * a.top1
         ));
     }
     text.push_str(&format!("wrote {} ({} bytes)\n", report.out, model_bytes));
