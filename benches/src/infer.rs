@@ -38,6 +38,21 @@ pub struct Measurement {
     pub gmacs: f64,
     /// Timed forward passes.
     pub runs: usize,
+    /// Process CPU time (user + system, all threads) per image over the timed passes, in
+    /// milliseconds, where `/proc/self/stat` is readable. On a shared machine this is
+    /// steadier than wall time; with several threads it includes the pool's spin-waiting.
+    pub cpu_ms_per_img: Option<f64>,
+}
+
+/// Process CPU seconds (user + system) from `/proc/self/stat` (Linux reports them in
+/// `USER_HZ` = 100 ticks per second).
+fn process_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 /// Times forward passes of `batch` images on the current rayon pool: a runner is built
@@ -59,12 +74,16 @@ pub fn bench_model(
         runner.forward(&images, batch)?;
     }
     let mut times = Vec::new();
+    let cpu0 = process_cpu_secs();
     let start = Instant::now();
     while times.len() < 5 || start.elapsed() < budget {
         let t = Instant::now();
         std::hint::black_box(runner.forward(&images, batch)?);
         times.push(t.elapsed().as_secs_f64());
     }
+    let cpu_ms_per_img = cpu0
+        .zip(process_cpu_secs())
+        .map(|(a, b)| (b - a) * 1e3 / (times.len() * batch) as f64);
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let img_per_s = batch as f64 / median;
@@ -73,5 +92,6 @@ pub fn bench_model(
         img_per_s,
         gmacs: macs * img_per_s / 1e9,
         runs: times.len(),
+        cpu_ms_per_img,
     })
 }

@@ -41,6 +41,8 @@ pub mod pool;
 pub mod residual;
 pub mod residual_threshold;
 pub mod threshold;
+#[cfg(target_arch = "x86_64")]
+mod threshold_search;
 
 pub use error::KernelError;
 pub use gemm::{gemm_block, gemm_codebook, gemm_codebook_i8, gemm_i8i8, gemm_u8i8, BlockWeights};

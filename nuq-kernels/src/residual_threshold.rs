@@ -20,11 +20,14 @@
 //! with `x ↦ !x`, which reverses the order of `i64` without overflow; the other paths use
 //! the scalar definition.
 
+#[cfg(target_arch = "x86_64")]
+use crate::threshold_search::{search16, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
 use rayon::prelude::*;
 
-/// Lanes the per-channel tables are padded to.
-const LANES: usize = 8;
+/// Channels the per-channel tables are padded to (one 16-lane `i32` vector, two 8-lane
+/// `i64` vectors).
+const LANES: usize = 16;
 
 /// Elements per parallel task (rows are grouped to about this many).
 const TASK_ELEMENTS: usize = 16 * 1024;
@@ -59,8 +62,11 @@ pub struct ResidualThresholds {
     /// `[channel][2^bits − 1]` as given.
     raw: Vec<i64>,
     falling: Vec<bool>,
-    /// `[t][cp]` thresholds in the rising domain (`!T` for falling channels).
+    /// `[t][cp]` thresholds in the rising domain (`!T` for falling channels), each
+    /// channel's column sorted ascending (the count does not depend on the order).
     table: Vec<i64>,
+    /// `table` clamped to the `i32` range, for sums known to lie strictly inside it.
+    table32: Vec<i32>,
     /// Per channel `0` (rising) or `−1` (falling), padded to `cp`.
     flip: Vec<i64>,
     levels: Vec<u8>,
@@ -152,11 +158,23 @@ impl ResidualThresholds {
         };
         let flip = pad(falling.iter().map(|&f| -i64::from(f)).collect());
         let mut table = vec![i64::MAX; count * cp];
+        let mut column = Vec::with_capacity(count);
         for c in 0..channels {
-            for t in 0..count {
-                table[t * cp + c] = thresholds[c * count + t] ^ flip[c];
+            column.clear();
+            column.extend(
+                thresholds[c * count..(c + 1) * count]
+                    .iter()
+                    .map(|&t| t ^ flip[c]),
+            );
+            column.sort_unstable();
+            for (t, &v) in column.iter().enumerate() {
+                table[t * cp + c] = v;
             }
         }
+        let table32 = table
+            .iter()
+            .map(|&t| t.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
+            .collect();
         Ok(Self {
             channels,
             bits,
@@ -170,6 +188,7 @@ impl ResidualThresholds {
             raw: thresholds.to_vec(),
             falling: falling.to_vec(),
             table,
+            table32,
             flip,
             levels: levels.to_vec(),
             cp,
@@ -281,68 +300,114 @@ impl ResidualThresholds {
     /// # Safety
     /// AVX-512 F/BW/VL must be available; `a`, `b` and `out` hold the same number of
     /// whole rows.
+    ///
+    /// Sixteen channels per step: the sums are formed as two 8-lane `i64` vectors; when all
+    /// of them lie in `(i32::MIN, i32::MAX)` (the usual case) they are narrowed and counted
+    /// against the `i32`-clamped table, which is exact there (a threshold clamped down to
+    /// `i32::MIN` is reached, one clamped up to `i32::MAX` is not, as for the originals),
+    /// with a binary search for codes of up to 4 bits; otherwise both halves are counted in
+    /// 64 bits.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     unsafe fn rows_avx512(&self, a: &[i32], b: Shortcut<'_>, out: &mut [u8]) {
         use std::arch::x86_64::*;
         let ch = self.channels;
         let count = (1usize << self.bits) - 1;
-        let one = _mm512_set1_epi64(1);
         let a_shift = _mm512_set1_epi64(i64::from(self.a_shift));
+        let lo_bound = _mm512_set1_epi64(i64::from(i32::MIN) + 1);
+        let hi_bound = _mm512_set1_epi64(i64::from(i32::MAX) - 1);
         let small: Option<__m512i> = (self.levels.len() <= 16).then(|| {
             let t: [i32; 16] =
                 std::array::from_fn(|i| i32::from(self.levels.get(i).copied().unwrap_or(0)));
             // SAFETY: 64 readable bytes.
             unsafe { _mm512_loadu_si512(t.as_ptr().cast()) }
         });
+        // The flipped sum of the 8 channels from `c` (lanes outside `k` read zeros).
+        // SAFETY: for every call below, `at` is the element of channel `c` in its row, the
+        // masked loads touch only the row's own lanes, and the per-channel tables are padded
+        // to a multiple of 16 channels.
+        let sum8 = |at: usize, c: usize, k: __mmask8| unsafe {
+            let av = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, a.as_ptr().add(at)));
+            let bv = match b {
+                Shortcut::Int32(v) => {
+                    _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, v.as_ptr().add(at)))
+                }
+                Shortcut::Levels(v) => _mm512_cvtepu8_epi64(_mm_maskz_loadu_epi8(
+                    u16::from(k),
+                    v.as_ptr().add(at).cast(),
+                )),
+            };
+            let m = _mm512_loadu_si512(self.multiplier.as_ptr().add(c).cast());
+            let s = _mm512_loadu_si512(self.shift.as_ptr().add(c).cast());
+            let rd = _mm512_loadu_si512(self.round.as_ptr().add(c).cast());
+            // `vpmuldq`: the exact product of the low signed 32 bits of each lane.
+            let p = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(bv, m), rd), s);
+            let sum = _mm512_add_epi64(_mm512_sllv_epi64(av, a_shift), p);
+            _mm512_xor_si512(sum, _mm512_loadu_si512(self.flip.as_ptr().add(c).cast()))
+        };
+        // 64-bit count of 8 channels from `c`, as 8 `i32` codes.
+        // SAFETY: for every call below, table rows are padded to 16-channel multiples.
+        let count8 = |x: __m512i, c: usize| unsafe {
+            let mut n = _mm512_setzero_si512();
+            for t in 0..count {
+                let tv = _mm512_loadu_si512(self.table.as_ptr().add(t * self.cp + c).cast());
+                let reached = _mm512_cmpge_epi64_mask(x, tv);
+                n = _mm512_mask_add_epi64(n, reached, n, _mm512_set1_epi64(1));
+            }
+            _mm512_cvtepi64_epi32(n)
+        };
         for (r, o_row) in out[..a.len()].chunks_exact_mut(ch).enumerate() {
             for c0 in (0..ch).step_by(LANES) {
                 let lanes = (ch - c0).min(LANES);
-                let k: __mmask8 = if lanes == LANES {
-                    0xFF
+                let k: __mmask16 = if lanes == LANES {
+                    0xFFFF
                 } else {
-                    (1u8 << lanes) - 1
+                    (1u16 << lanes) - 1
                 };
                 let at = r * ch + c0;
-                // SAFETY: the masked loads and the store touch lanes `c0 .. c0 + lanes` of
-                // row `r`, inside `a`, `b` and `out`; the per-channel tables are padded to a
-                // multiple of 8 channels.
-                unsafe {
-                    let av = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, a.as_ptr().add(at)));
-                    let bv = match b {
-                        Shortcut::Int32(v) => {
-                            _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, v.as_ptr().add(at)))
-                        }
-                        Shortcut::Levels(v) => _mm512_cvtepu8_epi64(_mm_maskz_loadu_epi8(
-                            u16::from(k),
-                            v.as_ptr().add(at).cast(),
-                        )),
-                    };
-                    let m = _mm512_loadu_si512(self.multiplier.as_ptr().add(c0).cast());
-                    let s = _mm512_loadu_si512(self.shift.as_ptr().add(c0).cast());
-                    let rd = _mm512_loadu_si512(self.round.as_ptr().add(c0).cast());
-                    // `vpmuldq`: the exact product of the low signed 32 bits of each lane.
-                    let p = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(bv, m), rd), s);
-                    let sum = _mm512_add_epi64(_mm512_sllv_epi64(av, a_shift), p);
-                    let flip = _mm512_loadu_si512(self.flip.as_ptr().add(c0).cast());
-                    let x = _mm512_xor_si512(sum, flip);
-                    let mut n = _mm512_setzero_si512();
-                    for t in 0..count {
-                        let tv =
-                            _mm512_loadu_si512(self.table.as_ptr().add(t * self.cp + c0).cast());
-                        n = _mm512_mask_add_epi64(n, _mm512_cmpge_epi64_mask(x, tv), n, one);
-                    }
-                    let codes = _mm512_zextsi256_si512(_mm512_cvtepi64_epi32(n));
-                    let v = match small {
-                        Some(lut) => _mm512_permutexvar_epi32(codes, lut),
-                        None => codes,
-                    };
-                    _mm512_mask_cvtepi32_storeu_epi8(
-                        o_row.as_mut_ptr().add(c0).cast(),
-                        u16::from(k),
-                        v,
+                let x_lo = sum8(at, c0, k as __mmask8);
+                let x_hi = sum8(at + 8, c0 + 8, (k >> 8) as __mmask8);
+                let inside = |x: __m512i| {
+                    _mm512_cmpge_epi64_mask(x, lo_bound) & _mm512_cmple_epi64_mask(x, hi_bound)
+                };
+                let codes = if inside(x_lo) & inside(x_hi) == 0xFF {
+                    let x = _mm512_inserti64x4::<1>(
+                        _mm512_castsi256_si512(_mm512_cvtepi64_epi32(x_lo)),
+                        _mm512_cvtepi64_epi32(x_hi),
                     );
-                }
+                    let t32 = self.table32.as_ptr();
+                    if self.bits <= SEARCH_MAX_BITS {
+                        // SAFETY: `table32` columns are ascending and padded to 16 channels.
+                        unsafe { search16(x, t32.add(c0), self.cp, self.bits) }
+                    } else {
+                        let mut n = _mm512_setzero_si512();
+                        for t in 0..count {
+                            // SAFETY: rows are padded to 16-channel multiples.
+                            let tv =
+                                unsafe { _mm512_loadu_si512(t32.add(t * self.cp + c0).cast()) };
+                            n = _mm512_mask_add_epi32(
+                                n,
+                                _mm512_cmpge_epi32_mask(x, tv),
+                                n,
+                                _mm512_set1_epi32(1),
+                            );
+                        }
+                        n
+                    }
+                } else {
+                    _mm512_inserti64x4::<1>(
+                        _mm512_castsi256_si512(count8(x_lo, c0)),
+                        count8(x_hi, c0 + 8),
+                    )
+                };
+                let v = match small {
+                    Some(lut) => _mm512_permutexvar_epi32(codes, lut),
+                    None => codes,
+                };
+                // SAFETY: the mask limits the store to the row's lanes `c0 .. c0 + lanes`.
+                unsafe {
+                    _mm512_mask_cvtepi32_storeu_epi8(o_row.as_mut_ptr().add(c0).cast(), k, v)
+                };
                 if small.is_none() {
                     for o in &mut o_row[c0..c0 + lanes] {
                         *o = self.levels[usize::from(*o)];

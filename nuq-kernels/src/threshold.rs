@@ -11,6 +11,8 @@
 //! (`!x = −x − 1` reverses the order of `i32` without overflow), so every lane runs the same
 //! compare-and-count loop.
 
+#[cfg(target_arch = "x86_64")]
+use crate::threshold_search::{search16, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
 use rayon::prelude::*;
 
@@ -190,7 +192,9 @@ impl Thresholds {
             KernelPath::Avx2 => unsafe { self.row_avx2(acc, c0, width, out) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: callers checked AVX-512 is available; no level table (codes out).
-            KernelPath::Avx512Vnni => unsafe { self.row_avx512(acc, c0, width, None, out) },
+            KernelPath::Avx512Vnni => unsafe {
+                self.block_avx512(acc, width, 1, c0, width, None, out, width)
+            },
             #[cfg(not(target_arch = "x86_64"))]
             KernelPath::Avx2 | KernelPath::Avx512Vnni => {
                 unreachable!("ensure_available rejects x86 paths on other targets")
@@ -274,19 +278,20 @@ impl Thresholds {
                 });
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        if path == KernelPath::Avx512Vnni {
+            // SAFETY: `ensure_available` confirmed AVX-512; the slices hold `rows` rows of
+            // `width` at their strides, `c0` is a multiple of 16 and `levels` has 2^bits
+            // entries (all checked above).
+            unsafe { self.block_avx512(acc, lda, rows, c0, width, Some(levels), out, ldo) };
+            return Ok(());
+        }
         for r in 0..rows {
             let a = &acc[r * lda..r * lda + width];
             let o = &mut out[r * ldo..r * ldo + width];
-            match path {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `ensure_available` confirmed AVX-512; `levels` has 2^bits entries.
-                KernelPath::Avx512Vnni => unsafe { self.row_avx512(a, c0, width, Some(levels), o) },
-                _ => {
-                    self.row_codes(path, a, c0, width, o);
-                    for v in o.iter_mut() {
-                        *v = levels[usize::from(*v)];
-                    }
-                }
+            self.row_codes(path, a, c0, width, o);
+            for v in o.iter_mut() {
+                *v = levels[usize::from(*v)];
             }
         }
         Ok(())
@@ -350,20 +355,27 @@ impl Thresholds {
         }
     }
 
-    /// Codes (or, with `levels`, their levels) of channels `base .. base + width`.
+    /// Codes (or, with `levels`, their levels) of channels `base .. base + width` for
+    /// `rows` rows (`acc` row stride `lda`, `out` row stride `ldo`), channel blocks outer so
+    /// that a block's table rows stay in L1 across the rows.
     ///
     /// # Safety
     /// AVX-512 F must be available; `base` is a multiple of 16, `base + width ≤ channels`,
-    /// `acc` and `out` hold `width` elements and `levels`, when given, `2^bits` entries.
+    /// `acc` and `out` hold `rows` rows of `width` elements at their strides and `levels`,
+    /// when given, `2^bits` entries.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn row_avx512(
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block_avx512(
         &self,
         acc: &[i32],
+        lda: usize,
+        rows: usize,
         base: usize,
         width: usize,
         levels: Option<&[u8]>,
         out: &mut [u8],
+        ldo: usize,
     ) {
         use std::arch::x86_64::*;
         let count = (1usize << self.bits) - 1;
@@ -382,26 +394,38 @@ impl Thresholds {
             } else {
                 (1u16 << lanes) - 1
             };
-            // SAFETY: masked loads/stores touch lanes `j0 .. j0 + lanes` of `acc`/`out`;
-            // `flip` and the table rows are padded to 16-channel multiples and `c0` is a
-            // multiple of 16 below `channels`.
-            unsafe {
-                let flip = _mm512_loadu_si512(self.flip.as_ptr().add(c0).cast());
-                let x = _mm512_xor_si512(_mm512_maskz_loadu_epi32(k, acc.as_ptr().add(j0)), flip);
-                let mut n = _mm512_setzero_si512();
-                for t in 0..count {
-                    let tv = _mm512_loadu_si512(self.table.as_ptr().add(t * self.cp + c0).cast());
-                    let reached = _mm512_cmpge_epi32_mask(x, tv);
-                    n = _mm512_mask_add_epi32(n, reached, n, one);
+            // SAFETY: 16 lanes from `c0`, padded to a 16-channel multiple.
+            let flip = unsafe { _mm512_loadu_si512(self.flip.as_ptr().add(c0).cast()) };
+            let table = self.table.as_ptr().wrapping_add(c0);
+            for r in 0..rows {
+                // SAFETY: masked loads/stores touch lanes `j0 .. j0 + lanes` of row `r` of
+                // `acc`/`out`; the table rows are padded to 16-channel multiples and `c0` is
+                // a multiple of 16 below `channels`.
+                unsafe {
+                    let src = acc.as_ptr().add(r * lda + j0);
+                    let x = _mm512_xor_si512(_mm512_maskz_loadu_epi32(k, src), flip);
+                    let mut n = _mm512_setzero_si512();
+                    if self.bits <= SEARCH_MAX_BITS {
+                        // Every table row is ascending in the flipped domain (validated
+                        // order, `i32::MAX` padding).
+                        n = search16(x, table, self.cp, self.bits);
+                    } else {
+                        for t in 0..count {
+                            let tv = _mm512_loadu_si512(table.add(t * self.cp).cast());
+                            let reached = _mm512_cmpge_epi32_mask(x, tv);
+                            n = _mm512_mask_add_epi32(n, reached, n, one);
+                        }
+                    }
+                    if let Some(lut) = small {
+                        n = _mm512_permutexvar_epi32(n, lut);
+                    }
+                    let dst = out.as_mut_ptr().add(r * ldo + j0);
+                    _mm512_mask_cvtepi32_storeu_epi8(dst.cast(), k, n);
                 }
-                if let Some(lut) = small {
-                    n = _mm512_permutexvar_epi32(n, lut);
-                }
-                _mm512_mask_cvtepi32_storeu_epi8(out.as_mut_ptr().add(j0).cast(), k, n);
-            }
-            if let (Some(l), None) = (levels, small) {
-                for o in &mut out[j0..j0 + lanes] {
-                    *o = l[usize::from(*o)];
+                if let (Some(l), None) = (levels, small) {
+                    for o in &mut out[r * ldo + j0..r * ldo + j0 + lanes] {
+                        *o = l[usize::from(*o)];
+                    }
                 }
             }
         }

@@ -356,3 +356,76 @@ fn extreme_case(c_in: usize) {
         }
     }
 }
+
+/// An accumulator plus bias beyond `i32` is a clear error, not wrapped numbers.
+#[test]
+fn accumulator_overflow_is_an_error() {
+    let conv = ConvNode {
+        input: 0,
+        c_in: 3,
+        c_out: 3,
+        kernel: 1,
+        stride: 1,
+        padding: 0,
+        weights: WeightTable {
+            bits: 4,
+            levels: (1..=16).collect(),
+            indices: vec![15; 9],
+        },
+        bias: vec![0, i32::MAX - 10, 0],
+        weight_scale: 1.0,
+        output: ConvOutput::Accumulator,
+    };
+    let add = nuq_nn::integer::AddNode {
+        a: 1,
+        a_shift: 0,
+        b: 0,
+        align: vec![
+            nuq_nn::integer::Align {
+                multiplier: 1,
+                shift: 0
+            };
+            3
+        ],
+        output: Requant {
+            bits: 1,
+            thresholds: vec![0; 3],
+            falling: vec![false; 3],
+            levels: vec![0, 1],
+            scale: 1.0,
+        },
+    };
+    let model = IntegerModel {
+        input: InputSpec {
+            channels: 3,
+            height: 1,
+            width: 2,
+            zero_point: vec![0; 3],
+        },
+        nodes: vec![
+            Node::Conv(conv),
+            Node::Add(add),
+            Node::GlobalAvgPool { input: 2 },
+            Node::Linear(LinearNode {
+                input: 3,
+                in_features: 3,
+                out_features: 1,
+                weights: WeightTable {
+                    bits: 2,
+                    levels: vec![-1, 0, 1],
+                    indices: vec![0, 1, 2],
+                },
+                bias: vec![0],
+                weight_scale: 1.0,
+            }),
+        ],
+        logit_scale: 1.0,
+    };
+    for path in KernelPath::available() {
+        let mut runner = IntegerRunner::new(&model, path).unwrap();
+        // Zero images stay in range; bright ones overflow channel 1.
+        assert!(runner.forward(&[0; 6], 1).is_ok());
+        let e = runner.forward(&[200; 6], 1).unwrap_err().to_string();
+        assert!(e.contains("overflows int32"), "{path}: {e}");
+    }
+}

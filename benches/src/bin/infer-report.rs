@@ -69,12 +69,14 @@ fn main() {
                 .install(|| bench_model(&model, path, batch, budget))
                 .unwrap_or_else(|e| fail(&e.to_string()));
             println!(
-                "infer model={} input=32x32x3 bits={bits} batch={batch} threads={threads} img_per_s={:.1} gmacs={:.1} path={} runs={}",
+                "infer model={} input=32x32x3 bits={bits} batch={batch} threads={threads} img_per_s={:.1} gmacs={:.1} path={} runs={} cpu_ms_per_img={}",
                 arch.name(),
                 m.img_per_s,
                 m.gmacs,
                 path.name(),
-                m.runs
+                m.runs,
+                m.cpu_ms_per_img
+                    .map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}"))
             );
         }
     }

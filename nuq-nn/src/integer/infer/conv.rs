@@ -309,17 +309,25 @@ impl ConvOp {
                 Ok(())
             }
             (Epilogue::Accumulator { bias }, ConvOut::Int32(o)) => {
+                // A signed add overflowed iff the sum's sign differs from both operands';
+                // the sign bits are gathered rather than checked per element, so that the
+                // loop vectorises.
+                let bias = &bias[chans.clone()];
+                let mut signs = 0i32;
                 for r in 0..rows {
                     let src = &acc[r * lda..r * lda + width];
                     let dst = &mut o[r * ldo..r * ldo + width];
-                    for ((d, &a), &b) in dst.iter_mut().zip(src).zip(&bias[chans.clone()]) {
-                        *d = a.checked_add(b).ok_or_else(|| {
-                            NnError::Config(format!(
-                                "node {}: accumulator + bias overflows int32",
-                                self.node
-                            ))
-                        })?;
+                    for ((d, &a), &b) in dst.iter_mut().zip(src).zip(bias) {
+                        let v = a.wrapping_add(b);
+                        *d = v;
+                        signs |= (a ^ v) & (b ^ v);
                     }
+                }
+                if signs < 0 {
+                    return Err(NnError::Config(format!(
+                        "node {}: accumulator + bias overflows int32",
+                        self.node
+                    )));
                 }
                 Ok(())
             }
