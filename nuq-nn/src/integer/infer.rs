@@ -8,7 +8,8 @@
 //!
 //! [`IntegerRunner::new`] compiles every node once: weights are packed for the kernel path,
 //! requantization tables are laid out for the SIMD kernels (a convolution's bias folded into
-//! its thresholds, see [`conv`]), residual joins get 64-bit threshold tables. A batch is one
+//! its thresholds, see the `conv` submodule), residual joins get 64-bit threshold tables
+//! (counted in 32 bits whenever a vector of sums fits). A batch is one
 //! GEMM problem per convolution (`m = batch · OH · OW` rows). A convolution runs as tiles of
 //! output rows on the current rayon pool; each tile unfolds its rows, multiplies them with
 //! [`nuq_kernels::gemm_block`] and requantizes its block straight to levels while it is in
@@ -130,7 +131,7 @@ impl<'m> IntegerRunner<'m> {
     /// Logits (`n × classes`, int32) for `n` images of NHWC bytes.
     ///
     /// # Errors
-    /// [`NnError::Shape`]-style config errors for a wrong input length, kernel errors
+    /// [`NnError::Config`] for a wrong input length; kernel errors
     /// (e.g. a possible accumulator overflow) as [`NnError::Config`].
     pub fn forward(&mut self, images: &[u8], n: usize) -> Result<&[i32], NnError> {
         self.forward_with(images, n, &mut |_, _, _| {})
