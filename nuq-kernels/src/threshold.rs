@@ -11,6 +11,8 @@
 //! (`!x = −x − 1` reverses the order of `i32` without overflow), so every lane runs the same
 //! compare-and-count loop.
 
+#[cfg(target_arch = "x86_64")]
+use crate::threshold_search::{search16, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
 use rayon::prelude::*;
 
@@ -172,19 +174,27 @@ impl Thresholds {
     }
 
     fn row(&self, path: KernelPath, acc: &[i32], out: &mut [u8]) {
+        self.row_codes(path, acc, 0, self.channels, out);
+    }
+
+    /// Codes of channels `c0 .. c0 + width` (`acc[j]` is channel `c0 + j`) into
+    /// `out[..width]`; `c0` is a multiple of 16.
+    fn row_codes(&self, path: KernelPath, acc: &[i32], c0: usize, width: usize, out: &mut [u8]) {
         match path {
             KernelPath::Scalar => {
-                for (c, (&a, o)) in acc.iter().zip(out.iter_mut()).enumerate() {
-                    *o = self.quantize_one(c, a);
+                for (j, (&a, o)) in acc[..width].iter().zip(out.iter_mut()).enumerate() {
+                    *o = self.quantize_one(c0 + j, a);
                 }
             }
-            KernelPath::Portable => self.row_portable(acc, out),
+            KernelPath::Portable => self.row_portable(acc, c0, width, out),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `apply` checked AVX2 is available.
-            KernelPath::Avx2 => unsafe { self.row_avx2(acc, out) },
+            // SAFETY: callers checked AVX2 is available.
+            KernelPath::Avx2 => unsafe { self.row_avx2(acc, c0, width, out) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `apply` checked AVX-512 is available.
-            KernelPath::Avx512Vnni => unsafe { self.row_avx512(acc, out) },
+            // SAFETY: callers checked AVX-512 is available; no level table (codes out).
+            KernelPath::Avx512Vnni => unsafe {
+                self.block_avx512(acc, width, 1, c0, width, None, out, width)
+            },
             #[cfg(not(target_arch = "x86_64"))]
             KernelPath::Avx2 | KernelPath::Avx512Vnni => {
                 unreachable!("ensure_available rejects x86 paths on other targets")
@@ -192,13 +202,109 @@ impl Thresholds {
         }
     }
 
-    fn row_portable(&self, acc: &[i32], out: &mut [u8]) {
+    /// Requantizes a block of accumulator rows straight to activation levels, on the
+    /// calling thread: row `r < rows` of `acc` (stride `lda`) holds channels
+    /// `c0 .. c0 + width` (column `j` is channel `c0 + j`), and `out[r·ldo + j]` receives
+    /// `levels[code]`, the level of the code [`Thresholds::quantize_one`] gives. This is the
+    /// epilogue of a convolution tile; `levels` has `2^bits` entries.
+    ///
+    /// # Errors
+    /// [`KernelError::PathUnavailable`]; [`KernelError::Unsupported`] for `c0` not a
+    /// multiple of 16; [`KernelError::ShapeMismatch`] for a channel range past the table, a
+    /// level table of the wrong length or strides narrower than `width`;
+    /// [`KernelError::SliceTooShort`] for short slices.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_levels_block(
+        &self,
+        path: KernelPath,
+        acc: &[i32],
+        lda: usize,
+        rows: usize,
+        c0: usize,
+        width: usize,
+        levels: &[u8],
+        out: &mut [u8],
+        ldo: usize,
+    ) -> Result<(), KernelError> {
+        path.ensure_available()?;
+        if !c0.is_multiple_of(PAD) {
+            return Err(KernelError::Unsupported {
+                what: "first channel of a threshold block",
+                value: c0 as i64,
+                allowed: "a multiple of 16",
+            });
+        }
+        if c0 + width > self.channels {
+            return Err(KernelError::ShapeMismatch {
+                what: "threshold block channels (c0 + width ≤ channels)",
+                expected: self.channels,
+                found: c0 + width,
+            });
+        }
+        if levels.len() != 1 << self.bits {
+            return Err(KernelError::ShapeMismatch {
+                what: "level table length (2^bits)",
+                expected: 1 << self.bits,
+                found: levels.len(),
+            });
+        }
+        if lda < width || ldo < width {
+            return Err(KernelError::ShapeMismatch {
+                what: "block row strides (≥ width)",
+                expected: width,
+                found: lda.min(ldo),
+            });
+        }
+        if rows == 0 || width == 0 {
+            return Ok(());
+        }
+        for (what, found, expected) in [
+            (
+                "threshold block accumulators",
+                acc.len(),
+                (rows - 1) * lda + width,
+            ),
+            (
+                "threshold block output",
+                out.len(),
+                (rows - 1) * ldo + width,
+            ),
+        ] {
+            if found < expected {
+                return Err(KernelError::SliceTooShort {
+                    what,
+                    expected,
+                    found,
+                });
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if path == KernelPath::Avx512Vnni {
+            // SAFETY: `ensure_available` confirmed AVX-512; the slices hold `rows` rows of
+            // `width` at their strides, `c0` is a multiple of 16 and `levels` has 2^bits
+            // entries (all checked above).
+            unsafe { self.block_avx512(acc, lda, rows, c0, width, Some(levels), out, ldo) };
+            return Ok(());
+        }
+        for r in 0..rows {
+            let a = &acc[r * lda..r * lda + width];
+            let o = &mut out[r * ldo..r * ldo + width];
+            self.row_codes(path, a, c0, width, o);
+            for v in o.iter_mut() {
+                *v = levels[usize::from(*v)];
+            }
+        }
+        Ok(())
+    }
+
+    fn row_portable(&self, acc: &[i32], base: usize, width: usize, out: &mut [u8]) {
         use wide::i32x8;
         let count = (1usize << self.bits) - 1;
-        for c0 in (0..self.channels).step_by(8) {
-            let lanes = (self.channels - c0).min(8);
+        for j0 in (0..width).step_by(8) {
+            let c0 = base + j0;
+            let lanes = (width - j0).min(8);
             let mut x = [0i32; 8];
-            x[..lanes].copy_from_slice(&acc[c0..c0 + lanes]);
+            x[..lanes].copy_from_slice(&acc[j0..j0 + lanes]);
             let flip: [i32; 8] = self.flip[c0..c0 + 8].try_into().expect("padded");
             let x = i32x8::new(x) ^ i32x8::new(flip);
             // Σ_t (T > x) as −1 per lane; result = count − #(T > x).
@@ -210,26 +316,28 @@ impl Thresholds {
                 below += i32x8::new(tv).simd_gt(x);
             }
             let n = (i32x8::splat(count as i32) + below).to_array();
-            for (o, v) in out[c0..c0 + lanes].iter_mut().zip(n) {
+            for (o, v) in out[j0..j0 + lanes].iter_mut().zip(n) {
                 *o = v as u8;
             }
         }
     }
 
     /// # Safety
-    /// AVX2 must be available.
+    /// AVX2 must be available; `base` is a multiple of 8 and `base + width ≤ channels`.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn row_avx2(&self, acc: &[i32], out: &mut [u8]) {
+    unsafe fn row_avx2(&self, acc: &[i32], base: usize, width: usize, out: &mut [u8]) {
         use std::arch::x86_64::*;
         let count = (1usize << self.bits) - 1;
-        for c0 in (0..self.channels).step_by(8) {
-            let lanes = (self.channels - c0).min(8);
+        for j0 in (0..width).step_by(8) {
+            let c0 = base + j0;
+            let lanes = (width - j0).min(8);
             let mut x = [0i32; 8];
-            x[..lanes].copy_from_slice(&acc[c0..c0 + lanes]);
+            x[..lanes].copy_from_slice(&acc[j0..j0 + lanes]);
             let mut n = [0i32; 8];
             // SAFETY: `x`, `n` are 8 lanes; `flip` and every table row are padded to a
-            // multiple of 16 channels, so 8 lanes from `c0` are in bounds.
+            // multiple of 16 channels and `c0` is a multiple of 8 below `channels`, so 8
+            // lanes from `c0` are in bounds.
             unsafe {
                 let flip = _mm256_loadu_si256(self.flip.as_ptr().add(c0).cast());
                 let xv = _mm256_xor_si256(_mm256_loadu_si256(x.as_ptr().cast()), flip);
@@ -241,39 +349,84 @@ impl Thresholds {
                 let nv = _mm256_add_epi32(_mm256_set1_epi32(count as i32), below);
                 _mm256_storeu_si256(n.as_mut_ptr().cast(), nv);
             }
-            for (o, v) in out[c0..c0 + lanes].iter_mut().zip(n) {
+            for (o, v) in out[j0..j0 + lanes].iter_mut().zip(n) {
                 *o = v as u8;
             }
         }
     }
 
+    /// Codes (or, with `levels`, their levels) of channels `base .. base + width` for
+    /// `rows` rows (`acc` row stride `lda`, `out` row stride `ldo`), channel blocks outer so
+    /// that a block's table rows stay in L1 across the rows.
+    ///
     /// # Safety
-    /// AVX-512 F must be available.
+    /// AVX-512 F must be available; `base` is a multiple of 16, `base + width ≤ channels`,
+    /// `acc` and `out` hold `rows` rows of `width` elements at their strides and `levels`,
+    /// when given, `2^bits` entries.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn row_avx512(&self, acc: &[i32], out: &mut [u8]) {
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block_avx512(
+        &self,
+        acc: &[i32],
+        lda: usize,
+        rows: usize,
+        base: usize,
+        width: usize,
+        levels: Option<&[u8]>,
+        out: &mut [u8],
+        ldo: usize,
+    ) {
         use std::arch::x86_64::*;
         let count = (1usize << self.bits) - 1;
         let one = _mm512_set1_epi32(1);
-        for c0 in (0..self.channels).step_by(16) {
-            let lanes = (self.channels - c0).min(16);
+        // Up to 16 levels map in a register (`vpermd`); longer tables after the count.
+        let small: Option<__m512i> = levels.filter(|l| l.len() <= 16).map(|l| {
+            let t: [i32; 16] = std::array::from_fn(|i| i32::from(l.get(i).copied().unwrap_or(0)));
+            // SAFETY: 64 readable bytes.
+            unsafe { _mm512_loadu_si512(t.as_ptr().cast()) }
+        });
+        for j0 in (0..width).step_by(16) {
+            let c0 = base + j0;
+            let lanes = (width - j0).min(16);
             let k: __mmask16 = if lanes == 16 {
                 0xFFFF
             } else {
                 (1u16 << lanes) - 1
             };
-            // SAFETY: masked loads/stores touch lanes `c0 .. c0 + lanes` of `acc`/`out`;
-            // `flip` and the table rows are padded to 16-channel multiples.
-            unsafe {
-                let flip = _mm512_loadu_si512(self.flip.as_ptr().add(c0).cast());
-                let x = _mm512_xor_si512(_mm512_maskz_loadu_epi32(k, acc.as_ptr().add(c0)), flip);
-                let mut n = _mm512_setzero_si512();
-                for t in 0..count {
-                    let tv = _mm512_loadu_si512(self.table.as_ptr().add(t * self.cp + c0).cast());
-                    let reached = _mm512_cmpge_epi32_mask(x, tv);
-                    n = _mm512_mask_add_epi32(n, reached, n, one);
+            // SAFETY: 16 lanes from `c0`, padded to a 16-channel multiple.
+            let flip = unsafe { _mm512_loadu_si512(self.flip.as_ptr().add(c0).cast()) };
+            let table = self.table.as_ptr().wrapping_add(c0);
+            for r in 0..rows {
+                // SAFETY: masked loads/stores touch lanes `j0 .. j0 + lanes` of row `r` of
+                // `acc`/`out`; the table rows are padded to 16-channel multiples and `c0` is
+                // a multiple of 16 below `channels`.
+                unsafe {
+                    let src = acc.as_ptr().add(r * lda + j0);
+                    let x = _mm512_xor_si512(_mm512_maskz_loadu_epi32(k, src), flip);
+                    let mut n = _mm512_setzero_si512();
+                    if self.bits <= SEARCH_MAX_BITS {
+                        // Every table row is ascending in the flipped domain (validated
+                        // order, `i32::MAX` padding).
+                        n = search16(x, table, self.cp, self.bits);
+                    } else {
+                        for t in 0..count {
+                            let tv = _mm512_loadu_si512(table.add(t * self.cp).cast());
+                            let reached = _mm512_cmpge_epi32_mask(x, tv);
+                            n = _mm512_mask_add_epi32(n, reached, n, one);
+                        }
+                    }
+                    if let Some(lut) = small {
+                        n = _mm512_permutexvar_epi32(n, lut);
+                    }
+                    let dst = out.as_mut_ptr().add(r * ldo + j0);
+                    _mm512_mask_cvtepi32_storeu_epi8(dst.cast(), k, n);
                 }
-                _mm512_mask_cvtepi32_storeu_epi8(out.as_mut_ptr().add(c0).cast(), k, n);
+                if let (Some(l), None) = (levels, small) {
+                    for o in &mut out[r * ldo + j0..r * ldo + j0 + lanes] {
+                        *o = l[usize::from(*o)];
+                    }
+                }
             }
         }
     }

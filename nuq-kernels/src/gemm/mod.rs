@@ -96,6 +96,9 @@ impl<'a> Weights<'a> {
 pub(crate) struct OutPtr {
     ptr: *mut i32,
     ldc: usize,
+    /// Column of the problem that `ptr` points at (a block GEMM writes columns
+    /// `col0 ..` of the problem into a buffer starting at column 0).
+    col0: usize,
     /// The output is too large to stay in cache: SIMD paths may write whole aligned lines
     /// with non-temporal stores (no read-for-ownership of lines about to be overwritten).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -117,8 +120,8 @@ impl OutPtr {
     /// the slice the `OutPtr` was made from, and the returned slice (lifetime `'o`, chosen
     /// by the caller) must not outlive that slice's borrow.
     unsafe fn row<'o>(&self, r: usize, c0: usize, len: usize) -> &'o mut [i32] {
-        // SAFETY: guaranteed by the caller.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.ldc + c0), len) }
+        // SAFETY: guaranteed by the caller (`c0 ≥ col0` for every block the tiles write).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.ldc + c0 - self.col0), len) }
     }
 
     /// Pointer to element `(r, c)`.
@@ -127,8 +130,8 @@ impl OutPtr {
     /// `(r, c)` must lie inside the slice the `OutPtr` was made from.
     #[cfg(target_arch = "x86_64")]
     unsafe fn at(&self, r: usize, c: usize) -> *mut i32 {
-        // SAFETY: guaranteed by the caller.
-        unsafe { self.ptr.add(r * self.ldc + c) }
+        // SAFETY: guaranteed by the caller (`c ≥ col0` for every block the tiles write).
+        unsafe { self.ptr.add(r * self.ldc + c - self.col0) }
     }
 }
 
@@ -244,6 +247,7 @@ fn run(path: KernelPath, p: &Problem<'_>, c: &mut [i32], ldc: usize) -> Result<(
     let out = OutPtr {
         ptr: c.as_mut_ptr(),
         ldc,
+        col0: 0,
         stream: p.m * ldc * std::mem::size_of::<i32>() >= STREAM_OUTPUT_BYTES,
     };
     (0..row_tiles * panel_tiles).into_par_iter().for_each(|t| {
@@ -397,6 +401,122 @@ pub fn gemm_codebook_i8(
         signed: true,
     };
     run(path, &p, c, ldc)
+}
+
+/// Weights for [`gemm_block`]: int8 panels or packed codebook indices.
+#[derive(Debug, Clone, Copy)]
+pub enum BlockWeights<'a> {
+    /// Pre-packed int8 weights.
+    Int8(&'a PackedWeights),
+    /// Pre-packed codebook weights.
+    Codebook(&'a CodebookWeights),
+}
+
+impl<'a> BlockWeights<'a> {
+    fn weights(self) -> Weights<'a> {
+        match self {
+            BlockWeights::Int8(w) => Weights::Int8(w),
+            BlockWeights::Codebook(w) => Weights::Codebook(w),
+        }
+    }
+
+    /// Output columns (`n`).
+    pub fn n(self) -> usize {
+        self.weights().n()
+    }
+
+    /// Reduction length (`k`).
+    pub fn k(self) -> usize {
+        self.weights().k()
+    }
+}
+
+/// One block of `C = A · Wᵀ` for unsigned activations, computed on the calling thread:
+/// rows `0..m` of `a` times the output columns of weight panels `panels` (columns
+/// `panels.start · PANEL .. min(panels.end · PANEL, n)`). Column `j` of the problem lands
+/// in column `j − panels.start · PANEL` of `c` (row stride `ldc`).
+///
+/// This is the building block for callers that schedule their own parallel work (e.g. a
+/// convolution that builds its im2col rows and requantizes its outputs tile by tile); the
+/// results are those of [`gemm_u8i8`] / [`gemm_codebook`] bit for bit.
+///
+/// # Errors
+/// As [`gemm_u8i8`]; [`KernelError::ShapeMismatch`] for an empty or out-of-range panel
+/// range or `ldc` narrower than the block.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_block(
+    path: KernelPath,
+    a: &[u8],
+    lda: usize,
+    m: usize,
+    w: BlockWeights<'_>,
+    panels: Range<usize>,
+    c: &mut [i32],
+    ldc: usize,
+) -> Result<(), KernelError> {
+    let w = w.weights();
+    let n = w.n();
+    let total = n.div_ceil(PANEL);
+    if panels.start >= panels.end || panels.end > total {
+        return Err(KernelError::ShapeMismatch {
+            what: "block panel range end (non-empty, within the weights' panels)",
+            expected: total,
+            found: panels.end,
+        });
+    }
+    let col0 = panels.start * PANEL;
+    let width = (panels.end * PANEL).min(n) - col0;
+    path.ensure_available()?;
+    if m == 0 {
+        return Ok(());
+    }
+    let k = w.k();
+    if lda < k {
+        return Err(KernelError::ShapeMismatch {
+            what: "lda (must be ≥ k)",
+            expected: k,
+            found: lda,
+        });
+    }
+    if ldc < width {
+        return Err(KernelError::ShapeMismatch {
+            what: "ldc (must be ≥ the block's columns)",
+            expected: width,
+            found: ldc,
+        });
+    }
+    let need_a = (m - 1) * lda + k;
+    if a.len() < need_a {
+        return Err(KernelError::SliceTooShort {
+            what: "activations",
+            expected: need_a,
+            found: a.len(),
+        });
+    }
+    let need_c = (m - 1) * ldc + width;
+    if c.len() < need_c {
+        return Err(KernelError::SliceTooShort {
+            what: "output",
+            expected: need_c,
+            found: c.len(),
+        });
+    }
+    let p = Problem {
+        a,
+        lda,
+        m,
+        w,
+        signed: false,
+    };
+    check_bound(&p)?;
+    let out = OutPtr {
+        ptr: c.as_mut_ptr(),
+        ldc,
+        col0,
+        stream: false,
+    };
+    tile(path, &p, 0..m, panels, &out);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,54 +1,47 @@
-//! Integer-only inference over an [`IntegerModel`] with the `nuq-kernels` GEMMs.
+//! Integer-only inference over an [`IntegerModel`] with the `nuq-kernels` kernels.
 //!
 //! Every operation in the forward pass is integer: im2col copies bytes, the GEMM multiplies
 //! `u8` levels by `i8` weight levels into `i32`, requantization compares against integer
 //! thresholds, pooling adds and divides integers, and alignment multiplies and shifts.
+//!
+//! ## How it runs
+//!
+//! [`IntegerRunner::new`] compiles every node once: weights are packed for the kernel path,
+//! requantization tables are laid out for the SIMD kernels (a convolution's bias folded into
+//! its thresholds, see the `conv` submodule), residual joins get 64-bit threshold tables
+//! (counted in 32 bits whenever a vector of sums fits). A batch is one
+//! GEMM problem per convolution (`m = batch · OH · OW` rows). A convolution runs as tiles of
+//! output rows on the current rayon pool; each tile unfolds its rows, multiplies them with
+//! [`nuq_kernels::gemm_block`] and requantizes its block straight to levels while it is in
+//! cache (short outputs, such as late layers at batch 1, split the weight panels instead).
+//! Residual joins, max-pooling and the classifier run on the kernels' paths as well.
+//! Tensor buffers belong to the runner and per-tile scratch to the worker threads; both grow
+//! to the largest batch once and are reused, so steady-state calls do not allocate.
+//!
+//! Every output element is computed by exactly one tile with exact integer arithmetic, so
+//! logits are bit-identical across kernel paths, thread counts and batch splits.
 
-use nuq_kernels::{
-    gemm_codebook, gemm_u8i8, CodebookScope, CodebookWeights, KernelPath, PackedWeights,
-};
+mod conv;
+mod im2col;
+mod weights;
 
-use crate::integer::model::{ConvOutput, IntegerModel, Node, TensorInfo, TensorKind, WeightTable};
+use nuq_kernels::pool::{max_pool_u8, PoolGeometry};
+use nuq_kernels::residual_threshold::{ResidualThresholds, Shortcut};
+use nuq_kernels::{gemm_codebook, gemm_u8i8, KernelPath};
+use rayon::prelude::*;
+
+use crate::integer::model::{IntegerModel, Node, TensorInfo, TensorKind};
 use crate::NnError;
+use conv::{grow, ConvOp, ConvOut};
+use weights::{kernel_err, Packed};
 
-/// Weights in the kernels' packed layouts.
-enum Packed {
-    Codebook(CodebookWeights),
-    Int8(PackedWeights),
-}
-
-impl Packed {
-    fn new(w: &WeightTable, rows: usize, k: usize) -> Result<Packed, NnError> {
-        let kerr = |e: nuq_kernels::KernelError| NnError::Config(format!("packing weights: {e}"));
-        if (2..=4).contains(&w.bits) {
-            // The kernels take exactly 2^bits levels: unused indices repeat the last level.
-            let mut book = w.levels.clone();
-            book.resize(1 << w.bits, *w.levels.last().unwrap_or(&0));
-            CodebookWeights::pack(&w.indices, rows, k, w.bits, &book, CodebookScope::PerTensor)
-                .map(Packed::Codebook)
-                .map_err(kerr)
-        } else {
-            PackedWeights::from_rows(&w.decoded(), rows, k)
-                .map(Packed::Int8)
-                .map_err(kerr)
-        }
-    }
-
-    fn gemm(
-        &self,
-        path: KernelPath,
-        a: &[u8],
-        lda: usize,
-        m: usize,
-        c: &mut [i32],
-        ldc: usize,
-    ) -> Result<(), NnError> {
-        match self {
-            Packed::Codebook(w) => gemm_codebook(path, a, lda, m, w, c, ldc),
-            Packed::Int8(w) => gemm_u8i8(path, a, lda, m, w, c, ldc),
-        }
-        .map_err(|e| NnError::Config(format!("integer GEMM: {e}")))
-    }
+/// A node compiled for the runner.
+enum Op {
+    Conv(Box<ConvOp>),
+    Add(ResidualThresholds),
+    MaxPool(PoolGeometry),
+    GlobalAvgPool,
+    Linear(Packed),
 }
 
 /// One tensor's values for a batch, as handed to a dump hook.
@@ -66,31 +59,33 @@ enum Buf {
 }
 
 impl Buf {
-    fn data(&self) -> TensorData<'_> {
+    /// The first `len` values.
+    fn data(&self, len: usize) -> TensorData<'_> {
         match self {
-            Buf::Levels(v) => TensorData::Levels(v),
-            Buf::Int32(v) => TensorData::Int32(v),
+            Buf::Levels(v) => TensorData::Levels(&v[..len]),
+            Buf::Int32(v) => TensorData::Int32(&v[..len]),
         }
     }
 }
 
-/// Runs an [`IntegerModel`]: weights are packed once, buffers are reused across calls.
+/// Runs an [`IntegerModel`]: nodes are compiled once, buffers are reused across calls.
 pub struct IntegerRunner<'m> {
     model: &'m IntegerModel,
     infos: Vec<TensorInfo>,
-    packed: Vec<Option<Packed>>,
+    ops: Vec<Op>,
     path: KernelPath,
     bufs: Vec<Buf>,
+    /// im2col matrix and accumulators of column-split convolutions.
     cols: Vec<u8>,
     acc: Vec<i32>,
-    wide: Vec<i64>,
 }
 
 impl<'m> IntegerRunner<'m> {
-    /// Validates the model and packs its weights for `path`.
+    /// Validates the model, packs its weights for `path` and lays out its tables.
     ///
     /// # Errors
-    /// [`NnError::Config`] for an inconsistent model or an unavailable kernel path.
+    /// [`NnError::Config`] for an inconsistent model, tables the kernels reject (e.g. an
+    /// alignment shift above 62) or an unavailable kernel path.
     pub fn new(model: &'m IntegerModel, path: KernelPath) -> Result<Self, NnError> {
         if !path.is_available() {
             return Err(NnError::Config(format!(
@@ -99,16 +94,11 @@ impl<'m> IntegerRunner<'m> {
             )));
         }
         let infos = model.tensor_infos()?;
-        let packed = model
+        let ops = model
             .nodes
             .iter()
-            .map(|n| match n {
-                Node::Conv(c) => {
-                    Packed::new(&c.weights, c.c_out, c.kernel * c.kernel * c.c_in).map(Some)
-                }
-                Node::Linear(l) => Packed::new(&l.weights, l.out_features, l.in_features).map(Some),
-                _ => Ok(None),
-            })
+            .enumerate()
+            .map(|(i, node)| compile(model, &infos, i, node))
             .collect::<Result<Vec<_>, _>>()?;
         let bufs = infos
             .iter()
@@ -120,12 +110,11 @@ impl<'m> IntegerRunner<'m> {
         Ok(Self {
             model,
             infos,
-            packed,
+            ops,
             path,
             bufs,
             cols: Vec::new(),
             acc: Vec::new(),
-            wide: Vec::new(),
         })
     }
 
@@ -142,7 +131,7 @@ impl<'m> IntegerRunner<'m> {
     /// Logits (`n × classes`, int32) for `n` images of NHWC bytes.
     ///
     /// # Errors
-    /// [`NnError::Shape`]-style config errors for a wrong input length, kernel errors
+    /// [`NnError::Config`] for a wrong input length; kernel errors
     /// (e.g. a possible accumulator overflow) as [`NnError::Config`].
     pub fn forward(&mut self, images: &[u8], n: usize) -> Result<&[i32], NnError> {
         self.forward_with(images, n, &mut |_, _, _| {})
@@ -192,15 +181,21 @@ impl<'m> IntegerRunner<'m> {
             )));
         }
         if let Buf::Levels(v) = &mut self.bufs[0] {
-            v.clear();
-            v.extend_from_slice(images);
+            grow(v, images.len());
+            v[..images.len()].copy_from_slice(images);
         }
-        for i in 0..self.model.nodes.len() {
+        for i in 0..self.ops.len() {
+            let info = self.infos[i + 1];
+            match &mut self.bufs[i + 1] {
+                Buf::Levels(v) => grow(v, n * info.len()),
+                Buf::Int32(v) => grow(v, n * info.len()),
+            }
             self.run_node(i, n)?;
-            dump(i, self.infos[i + 1], self.bufs[i + 1].data());
+            dump(i, info, self.bufs[i + 1].data(n * info.len()));
         }
+        let len = n * self.classes();
         match self.bufs.last() {
-            Some(Buf::Int32(v)) => Ok(v),
+            Some(Buf::Int32(v)) => Ok(&v[..len]),
             _ => Err(NnError::Config(
                 "integer model does not end in logits".into(),
             )),
@@ -208,145 +203,82 @@ impl<'m> IntegerRunner<'m> {
     }
 
     fn run_node(&mut self, i: usize, n: usize) -> Result<(), NnError> {
+        let path = self.path;
         let out_info = self.infos[i + 1];
+        let out_len = n * out_info.len();
         let (before, rest) = self.bufs.split_at_mut(i + 1);
         let out = &mut rest[0];
-        match &self.model.nodes[i] {
-            Node::Conv(c) => {
-                let x_info = self.infos[c.input];
-                let Buf::Levels(x) = &before[c.input] else {
-                    unreachable!("validated: conv reads levels")
-                };
-                let k = c.kernel * c.kernel * c.c_in;
-                let m = n * out_info.h * out_info.w;
-                let pad: Vec<u8> = if c.input == 0 {
-                    self.model.input.zero_point.clone()
-                } else {
-                    vec![0; c.c_in]
-                };
-                let direct = c.kernel == 1 && c.stride == 1 && c.padding == 0;
-                if !direct {
-                    im2col(
-                        x,
-                        n,
-                        x_info,
-                        c.kernel,
-                        c.stride,
-                        c.padding,
-                        &pad,
-                        out_info,
-                        &mut self.cols,
-                    );
-                }
-                let a: &[u8] = if direct { x } else { &self.cols };
-                self.acc.resize(m * c.c_out, 0);
-                let packed = self.packed[i].as_ref().expect("conv weights are packed");
-                packed.gemm(self.path, a, k, m, &mut self.acc, c.c_out)?;
-                match &c.output {
-                    ConvOutput::Codes(r) => {
-                        self.wide.clear();
-                        self.wide
-                            .extend(self.acc.chunks_exact(c.c_out).flat_map(|row| {
-                                row.iter()
-                                    .zip(&c.bias)
-                                    .map(|(&a, &b)| i64::from(a) + i64::from(b))
-                            }));
-                        let Buf::Levels(o) = out else { unreachable!() };
-                        o.resize(m * c.c_out, 0);
-                        r.apply(&self.wide, c.c_out, o, None);
-                    }
-                    ConvOutput::Accumulator => {
-                        let Buf::Int32(o) = out else { unreachable!() };
-                        o.clear();
-                        for row in self.acc.chunks_exact(c.c_out) {
-                            for (&a, &b) in row.iter().zip(&c.bias) {
-                                o.push(a.checked_add(b).ok_or_else(|| {
-                                    NnError::Config(format!(
-                                        "node {i}: accumulator + bias overflows int32"
-                                    ))
-                                })?);
-                            }
-                        }
-                    }
-                }
+        let levels_in = |id: usize| -> &[u8] {
+            match &before[id] {
+                Buf::Levels(v) => &v[..n * self.infos[id].len()],
+                Buf::Int32(_) => unreachable!("validated: the node reads levels"),
             }
-            Node::Add(add) => {
+        };
+        match (&self.ops[i], &self.model.nodes[i]) {
+            (Op::Conv(op), Node::Conv(c)) => {
+                let x = levels_in(c.input);
+                let dst = match out {
+                    Buf::Levels(o) => ConvOut::Levels(&mut o[..out_len]),
+                    Buf::Int32(o) => ConvOut::Int32(&mut o[..out_len]),
+                };
+                op.run(path, x, n, dst, &mut self.cols, &mut self.acc)
+            }
+            (Op::Add(rt), Node::Add(add)) => {
                 let Buf::Int32(a) = &before[add.a] else {
                     unreachable!("validated: add reads an accumulator")
                 };
-                let ch = out_info.c;
-                self.wide.clear();
-                let sh = add.a_shift;
-                match &before[add.b] {
-                    Buf::Int32(b) => {
-                        self.wide
-                            .extend(a.iter().zip(b).enumerate().map(|(j, (&x, &y))| {
-                                (i64::from(x) << sh) + add.align[j % ch].apply(i64::from(y))
-                            }))
-                    }
-                    Buf::Levels(b) => {
-                        self.wide
-                            .extend(a.iter().zip(b).enumerate().map(|(j, (&x, &y))| {
-                                (i64::from(x) << sh) + add.align[j % ch].apply(i64::from(y))
-                            }))
-                    }
-                }
-                let Buf::Levels(o) = out else { unreachable!() };
-                o.resize(self.wide.len(), 0);
-                add.output.apply(&self.wide, ch, o, None);
-            }
-            Node::MaxPool(p) => {
-                let x_info = self.infos[p.input];
-                let Buf::Levels(x) = &before[p.input] else {
-                    unreachable!()
+                let b = match &before[add.b] {
+                    Buf::Int32(b) => Shortcut::Int32(&b[..out_len]),
+                    Buf::Levels(b) => Shortcut::Levels(&b[..out_len]),
                 };
-                let Buf::Levels(o) = out else { unreachable!() };
-                o.clear();
-                for img in x.chunks_exact(x_info.len()) {
-                    for oy in 0..out_info.h {
-                        for ox in 0..out_info.w {
-                            for c in 0..x_info.c {
-                                let mut best = 0u8;
-                                for ky in 0..p.kernel {
-                                    for kx in 0..p.kernel {
-                                        let (y, xx) = (oy * p.stride + ky, ox * p.stride + kx);
-                                        best = best.max(img[(y * x_info.w + xx) * x_info.c + c]);
-                                    }
-                                }
-                                o.push(best);
-                            }
-                        }
-                    }
-                }
+                let Buf::Levels(o) = out else {
+                    unreachable!("validated: add writes levels")
+                };
+                rt.apply(path, &a[..out_len], b, &mut o[..out_len])
+                    .map_err(kernel_err("residual join"))
             }
-            Node::GlobalAvgPool { input } => {
+            (Op::MaxPool(g), Node::MaxPool(p)) => {
+                let x = levels_in(p.input);
+                let Buf::Levels(o) = out else {
+                    unreachable!("validated: max-pool writes levels")
+                };
+                let in_len = self.infos[p.input].len();
+                o[..out_len]
+                    .par_chunks_mut(out_info.len())
+                    .zip(x.par_chunks(in_len))
+                    .try_for_each(|(o, x)| max_pool_u8(g, x, o))
+                    .map_err(kernel_err("max-pool"))
+            }
+            (Op::GlobalAvgPool, Node::GlobalAvgPool { input }) => {
                 let x_info = self.infos[*input];
-                let Buf::Levels(x) = &before[*input] else {
-                    unreachable!()
+                let x = levels_in(*input);
+                let Buf::Levels(o) = out else {
+                    unreachable!("validated: pooling writes levels")
                 };
-                let Buf::Levels(o) = out else { unreachable!() };
-                o.clear();
+                let ch = x_info.c;
                 let hw = (x_info.h * x_info.w) as u64;
-                for img in x.chunks_exact(x_info.len()) {
-                    for c in 0..x_info.c {
-                        let sum: u64 = img
-                            .iter()
-                            .skip(c)
-                            .step_by(x_info.c)
-                            .map(|&v| u64::from(v))
-                            .sum();
-                        o.push(((sum + hw / 2) / hw) as u8);
+                for (img, o) in x.chunks_exact(x_info.len()).zip(o.chunks_exact_mut(ch)) {
+                    for (c, o) in o.iter_mut().enumerate() {
+                        let sum: u64 = img.iter().skip(c).step_by(ch).map(|&v| u64::from(v)).sum();
+                        // A rounded mean of u8 levels is a u8 level.
+                        *o = ((sum + hw / 2) / hw) as u8;
                     }
                 }
+                Ok(())
             }
-            Node::Linear(l) => {
-                let Buf::Levels(x) = &before[l.input] else {
-                    unreachable!()
+            (Op::Linear(w), Node::Linear(l)) => {
+                let x = levels_in(l.input);
+                let Buf::Int32(o) = out else {
+                    unreachable!("validated: the classifier writes logits")
                 };
-                let Buf::Int32(o) = out else { unreachable!() };
-                o.resize(n * l.out_features, 0);
-                let packed = self.packed[i].as_ref().expect("linear weights are packed");
-                packed.gemm(self.path, x, l.in_features, n, o, l.out_features)?;
+                let o = &mut o[..out_len];
+                match w {
+                    Packed::Codebook(w) => {
+                        gemm_codebook(path, x, l.in_features, n, w, o, l.out_features)
+                    }
+                    Packed::Int8(w) => gemm_u8i8(path, x, l.in_features, n, w, o, l.out_features),
+                }
+                .map_err(|e| NnError::Config(format!("node {i}: integer GEMM: {e}")))?;
                 for row in o.chunks_exact_mut(l.out_features) {
                     for (v, &b) in row.iter_mut().zip(&l.bias) {
                         *v = v.checked_add(b).ok_or_else(|| {
@@ -354,48 +286,63 @@ impl<'m> IntegerRunner<'m> {
                         })?;
                     }
                 }
+                Ok(())
             }
+            _ => unreachable!("ops are compiled from the nodes in order"),
         }
-        Ok(())
     }
 }
 
-/// Unfolds NHWC `x` into rows of `kernel · kernel · c` bytes (order `ky, kx, c`), one per
-/// output pixel, writing `pad[c]` outside the image.
-#[allow(clippy::too_many_arguments)]
-fn im2col(
-    x: &[u8],
-    n: usize,
-    xi: TensorInfo,
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-    pad: &[u8],
-    oi: TensorInfo,
-    cols: &mut Vec<u8>,
-) {
-    let k = kernel * kernel * xi.c;
-    cols.resize(n * oi.h * oi.w * k, 0);
-    let mut row = 0;
-    for img in x.chunks_exact(xi.len()).take(n) {
-        for oy in 0..oi.h {
-            for ox in 0..oi.w {
-                let dst = &mut cols[row * k..(row + 1) * k];
-                for ky in 0..kernel {
-                    let y = (oy * stride + ky) as isize - padding as isize;
-                    for kx in 0..kernel {
-                        let xx = (ox * stride + kx) as isize - padding as isize;
-                        let d = &mut dst[(ky * kernel + kx) * xi.c..][..xi.c];
-                        if y < 0 || xx < 0 || y as usize >= xi.h || xx as usize >= xi.w {
-                            d.copy_from_slice(pad);
-                        } else {
-                            let s = (y as usize * xi.w + xx as usize) * xi.c;
-                            d.copy_from_slice(&img[s..s + xi.c]);
-                        }
-                    }
-                }
-                row += 1;
-            }
+/// Compiles node `i`.
+fn compile(
+    model: &IntegerModel,
+    infos: &[TensorInfo],
+    i: usize,
+    node: &Node,
+) -> Result<Op, NnError> {
+    let out = infos[i + 1];
+    Ok(match node {
+        Node::Conv(c) => {
+            let x = infos[c.input];
+            let pad = if c.input == 0 {
+                model.input.zero_point.clone()
+            } else {
+                vec![0; c.c_in]
+            };
+            Op::Conv(Box::new(ConvOp::new(i, c, x.h, x.w, out.h, out.w, pad)?))
         }
-    }
+        Node::Add(a) => {
+            let r = &a.output;
+            let multiplier: Vec<i32> = a.align.iter().map(|al| al.multiplier).collect();
+            let shift: Vec<u8> = a.align.iter().map(|al| al.shift).collect();
+            let thresholds: Vec<i64> = r.thresholds.iter().map(|&t| i64::from(t)).collect();
+            Op::Add(
+                ResidualThresholds::new(
+                    r.bits,
+                    out.c,
+                    a.a_shift,
+                    &multiplier,
+                    &shift,
+                    &thresholds,
+                    &r.falling,
+                    &r.levels,
+                )
+                .map_err(|e| NnError::Config(format!("integer model node {i}: {e}")))?,
+            )
+        }
+        Node::MaxPool(p) => {
+            let x = infos[p.input];
+            Op::MaxPool(PoolGeometry {
+                batch: 1,
+                height: x.h,
+                width: x.w,
+                channels: x.c,
+                kernel: p.kernel,
+                stride: p.stride,
+                pad: 0,
+            })
+        }
+        Node::GlobalAvgPool { .. } => Op::GlobalAvgPool,
+        Node::Linear(l) => Op::Linear(Packed::new(&l.weights, l.out_features, l.in_features)?),
+    })
 }

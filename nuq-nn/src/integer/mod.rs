@@ -20,6 +20,7 @@
 mod file;
 mod infer;
 mod model;
+pub mod random;
 mod requant;
 
 pub use file::{from_file_model, to_file_model};

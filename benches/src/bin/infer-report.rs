@@ -1,0 +1,88 @@
+//! Integer-only inference speed for `benches/PERF.md` and the `qat-infer` check:
+//! `cargo run --release -p nuq-benches --bin infer-report [-- --threads N]`.
+//!
+//! Models: CIFAR-shaped (32×32×3), full-width ResNet-18 and VGG-Small with 4-bit k-quantile
+//! codebook weights and activations (8-bit first convolution and classifier), built with
+//! random weights through the real conversion path ([`nuq_nn::integer::random`]).
+//! For each model and batch (1 and 64) the runner is warmed up, then whole forward passes are
+//! timed until a time budget is spent; the line reports the median:
+//!
+//! `infer model=resnet18 input=32x32x3 bits=4 batch=64 threads=2 img_per_s=612.3 gmacs=...`
+//!
+//! `gmacs` is the multiply-accumulate rate (`macs_per_image · img_per_s`). The kernel path is
+//! [`KernelPath::detect`] (override with `NUQ_KERNEL`). `--quick` shortens the budgets;
+//! `--model NAME` and `--batch N` restrict the run to one model or batch.
+
+use nuq_benches::infer::{bench_model, Measurement};
+use nuq_kernels::KernelPath;
+use nuq_nn::Arch;
+use std::time::Duration;
+
+fn main() {
+    let mut threads = 2usize;
+    let mut quick = false;
+    let mut archs = vec![Arch::ResNet18, Arch::VggSmall];
+    let mut batches = vec![1usize, 64];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--threads" => {
+                threads = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&t| t > 0)
+                    .unwrap_or_else(|| fail("--threads needs a positive integer"));
+            }
+            "--quick" => quick = true,
+            "--model" => {
+                archs = vec![args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| fail("--model needs resnet18 or vgg-small"))];
+            }
+            "--batch" => {
+                batches = vec![args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&b| b > 0)
+                    .unwrap_or_else(|| fail("--batch needs a positive integer"))];
+            }
+            "-h" | "--help" => {
+                println!("usage: infer-report [--threads N] [--quick] [--model NAME] [--batch N]");
+                return;
+            }
+            other => fail(&format!("unknown argument {other:?}")),
+        }
+    }
+    let path = KernelPath::detect().unwrap_or_else(|e| fail(&e.to_string()));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let budget = Duration::from_millis(if quick { 700 } else { 4000 });
+    let bits = 4;
+    for &arch in &archs {
+        let model =
+            nuq_benches::infer::cifar_model(arch, bits).unwrap_or_else(|e| fail(&e.to_string()));
+        for &batch in &batches {
+            let m: Measurement = pool
+                .install(|| bench_model(&model, path, batch, budget))
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            println!(
+                "infer model={} input=32x32x3 bits={bits} batch={batch} threads={threads} img_per_s={:.1} gmacs={:.1} path={} runs={} cpu_ms_per_img={}",
+                arch.name(),
+                m.img_per_s,
+                m.gmacs,
+                path.name(),
+                m.runs,
+                m.cpu_ms_per_img
+                    .map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}"))
+            );
+        }
+    }
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("infer-report: {msg}");
+    std::process::exit(2)
+}

@@ -1,0 +1,419 @@
+//! Residual join straight to activation levels: a shifted accumulator plus a fixed-point
+//! aligned shortcut, requantized by 64-bit per-channel thresholds.
+//!
+//! For element `(row, c)` with main branch `a` (an `i32` accumulator) and shortcut `b` (an
+//! `i32` accumulator or `u8` activation levels):
+//!
+//! ```text
+//! s    = (a << a_shift) + align_c(b)          align_c(v) = (v·M_c + 2^(S_c−1)) >> S_c
+//! code = #{t : s ≥ T[c][t]}   (rising channel)      (no rounding term when S_c = 0)
+//!        #{t : s ≤ T[c][t]}   (falling channel)
+//! out  = levels[code]
+//! ```
+//!
+//! all in exact 64-bit arithmetic: with `|a|, |b|, |M| ≤ 2^31`, `a_shift ≤ 30` and
+//! `S ≤ 62` no intermediate exceeds `2^62 + 2^61`, so nothing can wrap. The threshold order
+//! within a channel does not matter (the code counts them).
+//!
+//! The AVX-512 path runs 8 channels per vector (`vpmuldq` for the exact 32×32→64 product,
+//! `vpsravq` for the per-channel rounding shift) and maps falling channels to rising ones
+//! with `x ↦ !x`, which reverses the order of `i64` without overflow; the other paths use
+//! the scalar definition.
+
+#[cfg(target_arch = "x86_64")]
+use crate::threshold_search::{search16, SEARCH_MAX_BITS};
+use crate::{KernelError, KernelPath};
+use rayon::prelude::*;
+
+/// Channels the per-channel tables are padded to (one 16-lane `i32` vector, two 8-lane
+/// `i64` vectors).
+const LANES: usize = 16;
+
+/// Elements per parallel task (rows are grouped to about this many).
+const TASK_ELEMENTS: usize = 16 * 1024;
+
+/// The shortcut branch of a residual join.
+#[derive(Debug, Clone, Copy)]
+pub enum Shortcut<'a> {
+    /// Accumulators (a projection shortcut), `[rows][channels]`.
+    Int32(&'a [i32]),
+    /// Activation levels (an identity shortcut), `[rows][channels]`.
+    Levels(&'a [u8]),
+}
+
+impl Shortcut<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Shortcut::Int32(v) => v.len(),
+            Shortcut::Levels(v) => v.len(),
+        }
+    }
+}
+
+/// Per-channel alignment and thresholds of a residual join (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResidualThresholds {
+    channels: usize,
+    bits: u8,
+    a_shift: u8,
+    multiplier: Vec<i64>,
+    shift: Vec<i64>,
+    round: Vec<i64>,
+    /// `[channel][2^bits − 1]` as given.
+    raw: Vec<i64>,
+    falling: Vec<bool>,
+    /// `[t][cp]` thresholds in the rising domain (`!T` for falling channels), each
+    /// channel's column sorted ascending (the count does not depend on the order).
+    table: Vec<i64>,
+    /// `table` clamped to the `i32` range, for sums known to lie strictly inside it.
+    table32: Vec<i32>,
+    /// Per channel `0` (rising) or `−1` (falling), padded to `cp`.
+    flip: Vec<i64>,
+    levels: Vec<u8>,
+    cp: usize,
+}
+
+/// `(v·m + 2^(s−1)) >> s`, no rounding term for `s = 0`.
+#[inline]
+fn align(v: i64, m: i64, s: i64, round: i64) -> i64 {
+    (v * m + round) >> s
+}
+
+impl ResidualThresholds {
+    /// `multiplier[c]`, `shift[c]` (`0..=62`) align the shortcut of channel `c`;
+    /// `thresholds` is `[channel][2^bits − 1]`, `falling[c]` gives the direction and
+    /// `levels` (`2^bits` entries) the output level of each code.
+    ///
+    /// # Errors
+    /// [`KernelError::Unsupported`] for `bits ∉ 1..=8`, zero channels, `a_shift > 30` or
+    /// a shift above 62; [`KernelError::ShapeMismatch`] for wrong lengths.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        bits: u8,
+        channels: usize,
+        a_shift: u8,
+        multiplier: &[i32],
+        shift: &[u8],
+        thresholds: &[i64],
+        falling: &[bool],
+        levels: &[u8],
+    ) -> Result<Self, KernelError> {
+        if !(1..=8).contains(&bits) {
+            return Err(KernelError::Unsupported {
+                what: "bits",
+                value: i64::from(bits),
+                allowed: "1 ..= 8",
+            });
+        }
+        if channels == 0 {
+            return Err(KernelError::Unsupported {
+                what: "channels",
+                value: 0,
+                allowed: "at least 1",
+            });
+        }
+        if a_shift > 30 {
+            return Err(KernelError::Unsupported {
+                what: "main-branch shift",
+                value: i64::from(a_shift),
+                allowed: "0 ..= 30",
+            });
+        }
+        if let Some(&s) = shift.iter().find(|&&s| s > 62) {
+            return Err(KernelError::Unsupported {
+                what: "shortcut alignment shift",
+                value: i64::from(s),
+                allowed: "0 ..= 62",
+            });
+        }
+        let count = (1usize << bits) - 1;
+        for (what, found, expected) in [
+            (
+                "alignment multipliers (one per channel)",
+                multiplier.len(),
+                channels,
+            ),
+            ("alignment shifts (one per channel)", shift.len(), channels),
+            (
+                "threshold count (channels × (2^bits − 1))",
+                thresholds.len(),
+                channels * count,
+            ),
+            ("direction flags (one per channel)", falling.len(), channels),
+            ("level table (2^bits entries)", levels.len(), count + 1),
+        ] {
+            if found != expected {
+                return Err(KernelError::ShapeMismatch {
+                    what,
+                    expected,
+                    found,
+                });
+            }
+        }
+        let cp = channels.div_ceil(LANES) * LANES;
+        let pad = |v: Vec<i64>| {
+            let mut v = v;
+            v.resize(cp, 0);
+            v
+        };
+        let flip = pad(falling.iter().map(|&f| -i64::from(f)).collect());
+        let mut table = vec![i64::MAX; count * cp];
+        let mut column = Vec::with_capacity(count);
+        for c in 0..channels {
+            column.clear();
+            column.extend(
+                thresholds[c * count..(c + 1) * count]
+                    .iter()
+                    .map(|&t| t ^ flip[c]),
+            );
+            column.sort_unstable();
+            for (t, &v) in column.iter().enumerate() {
+                table[t * cp + c] = v;
+            }
+        }
+        let table32 = table
+            .iter()
+            .map(|&t| t.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
+            .collect();
+        Ok(Self {
+            channels,
+            bits,
+            a_shift,
+            multiplier: pad(multiplier.iter().map(|&m| i64::from(m)).collect()),
+            shift: pad(shift.iter().map(|&s| i64::from(s)).collect()),
+            round: pad(shift
+                .iter()
+                .map(|&s| if s == 0 { 0 } else { 1i64 << (s - 1) })
+                .collect()),
+            raw: thresholds.to_vec(),
+            falling: falling.to_vec(),
+            table,
+            table32,
+            flip,
+            levels: levels.to_vec(),
+            cp,
+        })
+    }
+
+    /// Channels.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// The scalar definition for one element of channel `c`: the output level.
+    ///
+    /// # Panics
+    /// When `c ≥ channels`.
+    pub fn level_one(&self, c: usize, a: i32, b: i32) -> u8 {
+        let s = (i64::from(a) << self.a_shift)
+            + align(
+                i64::from(b),
+                self.multiplier[c],
+                self.shift[c],
+                self.round[c],
+            );
+        let count = (1usize << self.bits) - 1;
+        let row = &self.raw[c * count..(c + 1) * count];
+        let code = if self.falling[c] {
+            row.iter().filter(|&&t| s <= t).count()
+        } else {
+            row.iter().filter(|&&t| s >= t).count()
+        };
+        self.levels[code]
+    }
+
+    /// Joins `a` and `b` (`[rows][channels]` each) into levels in `out`; rows are spread
+    /// over the current rayon pool.
+    ///
+    /// # Errors
+    /// [`KernelError::PathUnavailable`]; [`KernelError::ShapeMismatch`] when `a` is not
+    /// whole rows or `b` differs in length; [`KernelError::SliceTooShort`] for a short
+    /// `out`.
+    pub fn apply(
+        &self,
+        path: KernelPath,
+        a: &[i32],
+        b: Shortcut<'_>,
+        out: &mut [u8],
+    ) -> Result<(), KernelError> {
+        path.ensure_available()?;
+        let ch = self.channels;
+        if !a.len().is_multiple_of(ch) {
+            return Err(KernelError::ShapeMismatch {
+                what: "residual accumulator length (whole rows of channels)",
+                expected: a.len().div_ceil(ch) * ch,
+                found: a.len(),
+            });
+        }
+        if b.len() != a.len() {
+            return Err(KernelError::ShapeMismatch {
+                what: "residual shortcut length",
+                expected: a.len(),
+                found: b.len(),
+            });
+        }
+        if out.len() < a.len() {
+            return Err(KernelError::SliceTooShort {
+                what: "residual output",
+                expected: a.len(),
+                found: out.len(),
+            });
+        }
+        let rows_per_task = (TASK_ELEMENTS / ch).max(1);
+        let chunk = rows_per_task * ch;
+        a.par_chunks(chunk)
+            .zip(out[..a.len()].par_chunks_mut(chunk))
+            .enumerate()
+            .for_each(|(i, (a, o))| {
+                let start = i * chunk;
+                let b = match b {
+                    Shortcut::Int32(v) => Shortcut::Int32(&v[start..start + a.len()]),
+                    Shortcut::Levels(v) => Shortcut::Levels(&v[start..start + a.len()]),
+                };
+                self.rows(path, a, b, o);
+            });
+        Ok(())
+    }
+
+    /// Whole rows on the calling thread (lengths checked by the caller).
+    fn rows(&self, path: KernelPath, a: &[i32], b: Shortcut<'_>, out: &mut [u8]) {
+        match path {
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512Vnni => {
+                // SAFETY: `apply` confirmed AVX-512 F/BW/VL; `a`, `b`, `out` hold the same
+                // whole rows.
+                unsafe { self.rows_avx512(a, b, out) }
+            }
+            _ => {
+                let ch = self.channels;
+                for (j, (o, &x)) in out.iter_mut().zip(a).enumerate() {
+                    let y = match b {
+                        Shortcut::Int32(v) => v[j],
+                        Shortcut::Levels(v) => i32::from(v[j]),
+                    };
+                    *o = self.level_one(j % ch, x, y);
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX-512 F/BW/VL must be available; `a`, `b` and `out` hold the same number of
+    /// whole rows.
+    ///
+    /// Sixteen channels per step: the sums are formed as two 8-lane `i64` vectors; when all
+    /// of them lie in `(i32::MIN, i32::MAX)` (the usual case) they are narrowed and counted
+    /// against the `i32`-clamped table, which is exact there (a threshold clamped down to
+    /// `i32::MIN` is reached, one clamped up to `i32::MAX` is not, as for the originals),
+    /// with a binary search for codes of up to 4 bits; otherwise both halves are counted in
+    /// 64 bits.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn rows_avx512(&self, a: &[i32], b: Shortcut<'_>, out: &mut [u8]) {
+        use std::arch::x86_64::*;
+        let ch = self.channels;
+        let count = (1usize << self.bits) - 1;
+        let a_shift = _mm512_set1_epi64(i64::from(self.a_shift));
+        let lo_bound = _mm512_set1_epi64(i64::from(i32::MIN) + 1);
+        let hi_bound = _mm512_set1_epi64(i64::from(i32::MAX) - 1);
+        let small: Option<__m512i> = (self.levels.len() <= 16).then(|| {
+            let t: [i32; 16] =
+                std::array::from_fn(|i| i32::from(self.levels.get(i).copied().unwrap_or(0)));
+            // SAFETY: 64 readable bytes.
+            unsafe { _mm512_loadu_si512(t.as_ptr().cast()) }
+        });
+        // The flipped sum of the 8 channels from `c` (lanes outside `k` read zeros).
+        // SAFETY: for every call below, `at` is the element of channel `c` in its row, the
+        // masked loads touch only the row's own lanes, and the per-channel tables are padded
+        // to a multiple of 16 channels.
+        let sum8 = |at: usize, c: usize, k: __mmask8| unsafe {
+            let av = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, a.as_ptr().add(at)));
+            let bv = match b {
+                Shortcut::Int32(v) => {
+                    _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, v.as_ptr().add(at)))
+                }
+                Shortcut::Levels(v) => _mm512_cvtepu8_epi64(_mm_maskz_loadu_epi8(
+                    u16::from(k),
+                    v.as_ptr().add(at).cast(),
+                )),
+            };
+            let m = _mm512_loadu_si512(self.multiplier.as_ptr().add(c).cast());
+            let s = _mm512_loadu_si512(self.shift.as_ptr().add(c).cast());
+            let rd = _mm512_loadu_si512(self.round.as_ptr().add(c).cast());
+            // `vpmuldq`: the exact product of the low signed 32 bits of each lane.
+            let p = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(bv, m), rd), s);
+            let sum = _mm512_add_epi64(_mm512_sllv_epi64(av, a_shift), p);
+            _mm512_xor_si512(sum, _mm512_loadu_si512(self.flip.as_ptr().add(c).cast()))
+        };
+        // 64-bit count of 8 channels from `c`, as 8 `i32` codes.
+        // SAFETY: for every call below, table rows are padded to 16-channel multiples.
+        let count8 = |x: __m512i, c: usize| unsafe {
+            let mut n = _mm512_setzero_si512();
+            for t in 0..count {
+                let tv = _mm512_loadu_si512(self.table.as_ptr().add(t * self.cp + c).cast());
+                let reached = _mm512_cmpge_epi64_mask(x, tv);
+                n = _mm512_mask_add_epi64(n, reached, n, _mm512_set1_epi64(1));
+            }
+            _mm512_cvtepi64_epi32(n)
+        };
+        for (r, o_row) in out[..a.len()].chunks_exact_mut(ch).enumerate() {
+            for c0 in (0..ch).step_by(LANES) {
+                let lanes = (ch - c0).min(LANES);
+                let k: __mmask16 = if lanes == LANES {
+                    0xFFFF
+                } else {
+                    (1u16 << lanes) - 1
+                };
+                let at = r * ch + c0;
+                let x_lo = sum8(at, c0, k as __mmask8);
+                let x_hi = sum8(at + 8, c0 + 8, (k >> 8) as __mmask8);
+                let inside = |x: __m512i| {
+                    _mm512_cmpge_epi64_mask(x, lo_bound) & _mm512_cmple_epi64_mask(x, hi_bound)
+                };
+                let codes = if inside(x_lo) & inside(x_hi) == 0xFF {
+                    let x = _mm512_inserti64x4::<1>(
+                        _mm512_castsi256_si512(_mm512_cvtepi64_epi32(x_lo)),
+                        _mm512_cvtepi64_epi32(x_hi),
+                    );
+                    let t32 = self.table32.as_ptr();
+                    if self.bits <= SEARCH_MAX_BITS {
+                        // SAFETY: `table32` columns are ascending and padded to 16 channels.
+                        unsafe { search16(x, t32.add(c0), self.cp, self.bits) }
+                    } else {
+                        let mut n = _mm512_setzero_si512();
+                        for t in 0..count {
+                            // SAFETY: rows are padded to 16-channel multiples.
+                            let tv =
+                                unsafe { _mm512_loadu_si512(t32.add(t * self.cp + c0).cast()) };
+                            n = _mm512_mask_add_epi32(
+                                n,
+                                _mm512_cmpge_epi32_mask(x, tv),
+                                n,
+                                _mm512_set1_epi32(1),
+                            );
+                        }
+                        n
+                    }
+                } else {
+                    _mm512_inserti64x4::<1>(
+                        _mm512_castsi256_si512(count8(x_lo, c0)),
+                        count8(x_hi, c0 + 8),
+                    )
+                };
+                let v = match small {
+                    Some(lut) => _mm512_permutexvar_epi32(codes, lut),
+                    None => codes,
+                };
+                // SAFETY: the mask limits the store to the row's lanes `c0 .. c0 + lanes`.
+                unsafe {
+                    _mm512_mask_cvtepi32_storeu_epi8(o_row.as_mut_ptr().add(c0).cast(), k, v)
+                };
+                if small.is_none() {
+                    for o in &mut o_row[c0..c0 + lanes] {
+                        *o = self.levels[usize::from(*o)];
+                    }
+                }
+            }
+        }
+    }
+}

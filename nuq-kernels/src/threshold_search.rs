@@ -1,0 +1,80 @@
+//! Channel-parallel threshold counting for the AVX-512 requantization kernels.
+//!
+//! Lane `l` of a 16-lane `i32` vector belongs to channel `c0 + l`; the table holds row `t`
+//! of every channel at `table[t · stride + c]`, each channel's rows **ascending** in `t`.
+//! The code of `x` is `#{t : T[t] ≤ x}`, which for ascending rows is the position where `x`
+//! would be inserted after equal values: found by a binary search in `b` steps, each a blend
+//! tree picking every lane's middle threshold from the bits decided so far, then one
+//! compare. For 4-bit codes that is 4 compares and 11 blends instead of 15 compares and 15
+//! masked adds. (Code bits are decided most significant first: bit 3 compares with row 7,
+//! bit 2 with row 3 or 11, and so on.)
+
+use std::arch::x86_64::*;
+
+/// Binary search up to this many bits (the blend tree doubles per bit).
+pub(crate) const SEARCH_MAX_BITS: u8 = 4;
+
+/// `#{t < 2^bits − 1 : T[t][lane] ≤ x[lane]}` for ascending rows.
+///
+/// # Safety
+/// AVX-512 F must be available, `bits ∈ 1..=SEARCH_MAX_BITS`, and `table` must be readable
+/// for 16 `i32` at `t · stride` for every `t < 2^bits − 1`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) unsafe fn search16(x: __m512i, table: *const i32, stride: usize, bits: u8) -> __m512i {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match bits {
+            1 => search::<1>(x, table, stride),
+            2 => search::<2>(x, table, stride),
+            3 => search::<3>(x, table, stride),
+            _ => search::<4>(x, table, stride),
+        }
+    }
+}
+
+/// [`search16`] for a fixed bit count, written out so that every candidate stays in a
+/// register: `T(i)` is row `i`, `m_j` the mask of code bit `j`.
+///
+/// # Safety
+/// As [`search16`] with `bits = BITS`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn search<const BITS: usize>(x: __m512i, table: *const i32, stride: usize) -> __m512i {
+    // SAFETY: the caller guarantees each row read is inside the table.
+    let t = |i: usize| unsafe { _mm512_loadu_si512(table.add(i * stride).cast()) };
+    let ge = |v: __m512i| _mm512_cmpge_epi32_mask(x, v);
+    let pick = |m: __mmask16, lo: __m512i, hi: __m512i| _mm512_mask_blend_epi32(m, lo, hi);
+    let bit = |code: __m512i, m: __mmask16, v: i32| {
+        _mm512_mask_add_epi32(code, m, code, _mm512_set1_epi32(v))
+    };
+    let zero = _mm512_setzero_si512();
+    match BITS {
+        1 => bit(zero, ge(t(0)), 1),
+        2 => {
+            let m1 = ge(t(1));
+            let m0 = ge(pick(m1, t(0), t(2)));
+            bit(bit(zero, m1, 2), m0, 1)
+        }
+        3 => {
+            let m2 = ge(t(3));
+            let m1 = ge(pick(m2, t(1), t(5)));
+            let (c0, c1) = (pick(m2, t(0), t(4)), pick(m2, t(2), t(6)));
+            let m0 = ge(pick(m1, c0, c1));
+            bit(bit(bit(zero, m2, 4), m1, 2), m0, 1)
+        }
+        _ => {
+            let m3 = ge(t(7));
+            let m2 = ge(pick(m3, t(3), t(11)));
+            let (a, b) = (pick(m3, t(1), t(9)), pick(m3, t(5), t(13)));
+            let m1 = ge(pick(m2, a, b));
+            let c0 = pick(m3, t(0), t(8));
+            let c1 = pick(m3, t(2), t(10));
+            let c2 = pick(m3, t(4), t(12));
+            let c3 = pick(m3, t(6), t(14));
+            let (d0, d1) = (pick(m2, c0, c2), pick(m2, c1, c3));
+            let m0 = ge(pick(m1, d0, d1));
+            bit(bit(bit(bit(zero, m3, 8), m2, 4), m1, 2), m0, 1)
+        }
+    }
+}

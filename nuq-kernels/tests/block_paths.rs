@@ -1,0 +1,231 @@
+//! The tile-level kernels a caller schedules itself — [`gemm_block`], threshold blocks to
+//! levels and the residual join to levels — on every path against their scalar
+//! definitions, bit for bit.
+
+use nuq_kernels::residual_threshold::{ResidualThresholds, Shortcut};
+use nuq_kernels::threshold::Thresholds;
+use nuq_kernels::{
+    gemm_block, gemm_codebook, gemm_u8i8, BlockWeights, CodebookScope, CodebookWeights,
+    KernelError, KernelPath, PackedWeights, PANEL,
+};
+use proptest::prelude::*;
+
+fn lcg(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed ^ 0x9E37_79B9_7F4A_7C15;
+    move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        s >> 33
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn gemm_block_is_a_block_of_the_full_gemm(
+        m in 1usize..40, n in 1usize..100, k in 1usize..70, bits in prop::sample::select(vec![2u8, 3, 4, 8]),
+        p0 in 0usize..4, p_len in 1usize..4, pad_c in 0usize..3, seed: u64,
+    ) {
+        let mut rng = lcg(seed);
+        let panels = n.div_ceil(PANEL);
+        let p0 = p0 % panels;
+        let pans = p0..(p0 + p_len).min(panels);
+        let a: Vec<u8> = (0..m * k).map(|_| rng() as u8).collect();
+        let cb;
+        let int8;
+        let w = if bits == 8 {
+            let levels: Vec<i8> = (0..n * k).map(|_| rng() as i8).collect();
+            int8 = PackedWeights::from_rows(&levels, n, k).unwrap();
+            BlockWeights::Int8(&int8)
+        } else {
+            let mut book: Vec<i8> = (0..1 << bits).map(|_| rng() as i8).collect();
+            book.sort_unstable();
+            let idx: Vec<u8> = (0..n * k).map(|_| (rng() % (1 << bits)) as u8).collect();
+            cb = CodebookWeights::pack(&idx, n, k, bits, &book, CodebookScope::PerTensor).unwrap();
+            BlockWeights::Codebook(&cb)
+        };
+        let mut full = vec![0i32; m * n];
+        match w {
+            BlockWeights::Int8(w) => gemm_u8i8(KernelPath::Scalar, &a, k, m, w, &mut full, n),
+            BlockWeights::Codebook(w) => gemm_codebook(KernelPath::Scalar, &a, k, m, w, &mut full, n),
+        }
+        .unwrap();
+        let c0 = pans.start * PANEL;
+        let width = (pans.end * PANEL).min(n) - c0;
+        let ldc = width + pad_c;
+        for path in KernelPath::available() {
+            let mut got = vec![i32::MIN + 3; (m - 1) * ldc + width + 2];
+            gemm_block(path, &a, k, m, w, pans.clone(), &mut got, ldc).unwrap();
+            for r in 0..m {
+                prop_assert_eq!(&got[r * ldc..r * ldc + width], &full[r * n + c0..r * n + c0 + width], "{} row {}", path, r);
+                if r + 1 < m {
+                    prop_assert!(got[r * ldc + width..(r + 1) * ldc].iter().all(|&v| v == i32::MIN + 3));
+                }
+            }
+            prop_assert_eq!(&got[(m - 1) * ldc + width..], &[i32::MIN + 3; 2][..]);
+        }
+    }
+
+    #[test]
+    fn threshold_blocks_give_the_levels_of_the_scalar_codes(
+        rows in 1usize..5, channels in 1usize..70, bits in 1u8..=6, c0 in 0usize..4, width in 1usize..70, pad in 0usize..3, seed: u64,
+    ) {
+        let mut rng = lcg(seed);
+        let count = (1usize << bits) - 1;
+        let c0 = (c0 * 16).min(channels.saturating_sub(1) / 16 * 16);
+        let width = width.min(channels - c0);
+        let descending: Vec<bool> = (0..channels).map(|_| rng().is_multiple_of(3)).collect();
+        let mut table = Vec::new();
+        for &desc in &descending {
+            let mut row: Vec<i32> = (0..count).map(|_| (rng() % 2001) as i32 - 1000).collect();
+            row.sort_unstable();
+            if desc {
+                row.reverse();
+            }
+            table.extend(row);
+        }
+        let t = Thresholds::new(bits, channels, &table, &descending).unwrap();
+        let levels: Vec<u8> = (0..=count).map(|_| rng() as u8).collect();
+        let lda = width + pad;
+        let acc: Vec<i32> = (0..rows * lda)
+            .map(|_| match rng() % 5 {
+                0 => if rng().is_multiple_of(2) { i32::MIN } else { i32::MAX },
+                1 => table[rng() as usize % table.len()],
+                _ => (rng() % 2201) as i32 - 1100,
+            })
+            .collect();
+        for path in KernelPath::available() {
+            let ldo = width + 1;
+            let mut out = vec![0xEEu8; rows * ldo];
+            t.apply_levels_block(path, &acc, lda, rows, c0, width, &levels, &mut out, ldo).unwrap();
+            for r in 0..rows {
+                for j in 0..width {
+                    let want = levels[usize::from(t.quantize_one(c0 + j, acc[r * lda + j]))];
+                    prop_assert_eq!(out[r * ldo + j], want, "{} r{} c{}", path, r, c0 + j);
+                }
+                prop_assert_eq!(out[r * ldo + width], 0xEE);
+            }
+        }
+    }
+
+    #[test]
+    fn residual_join_matches_its_definition(
+        rows in 1usize..5, channels in 1usize..40, bits in 1u8..=5, a_shift in 0u8..=30, levels_in: bool,
+        moderate: bool, seed: u64,
+    ) {
+        // `moderate` keeps every sum inside the i32 range (the narrowed fast path); otherwise
+        // extremes push most vectors to the 64-bit count.
+        let mut rng = lcg(seed);
+        let count = (1usize << bits) - 1;
+        let a_shift = if moderate { a_shift % 8 } else { a_shift };
+        let wide = |rng: &mut dyn FnMut() -> u64| -> i32 {
+            if moderate {
+                return (rng() % 4001) as i32 - 2000;
+            }
+            match rng() % 4 {
+                0 => if rng().is_multiple_of(2) { i32::MIN } else { i32::MAX },
+                1 => (rng() as u32) as i32,
+                _ => (rng() % 4001) as i32 - 2000,
+            }
+        };
+        let multiplier: Vec<i32> = (0..channels).map(|_| wide(&mut rng)).collect();
+        let shift: Vec<u8> = (0..channels)
+            .map(|_| if moderate { (rng() % 12) as u8 } else { (rng() % 63) as u8 })
+            .collect();
+        let falling: Vec<bool> = (0..channels).map(|_| rng().is_multiple_of(3)).collect();
+        let thresholds: Vec<i64> = (0..channels * count)
+            .map(|_| match rng() % 4 {
+                3 if moderate => ((rng() % 4001) as i64 - 2000) << (rng() % 8),
+                0 => (rng() as i64) << (rng() % 30),
+                1 => -((rng() as i64) << (rng() % 30)),
+                _ => (rng() % 4001) as i64 - 2000,
+            })
+            .collect();
+        let levels: Vec<u8> = (0..=count).map(|_| rng() as u8).collect();
+        let rt = ResidualThresholds::new(bits, channels, a_shift, &multiplier, &shift, &thresholds, &falling, &levels).unwrap();
+        let len = rows * channels;
+        let a: Vec<i32> = (0..len).map(|_| wide(&mut rng)).collect();
+        let b32: Vec<i32> = (0..len).map(|_| wide(&mut rng)).collect();
+        let b8: Vec<u8> = (0..len).map(|_| rng() as u8).collect();
+        let (b, bv): (Shortcut<'_>, Vec<i64>) = if levels_in {
+            (Shortcut::Levels(&b8), b8.iter().map(|&v| i64::from(v)).collect())
+        } else {
+            (Shortcut::Int32(&b32), b32.iter().map(|&v| i64::from(v)).collect())
+        };
+        // The definition, written out independently of the kernel's helpers.
+        let want: Vec<u8> = (0..len)
+            .map(|j| {
+                let c = j % channels;
+                let (m, s) = (i64::from(multiplier[c]), u32::from(shift[c]));
+                let aligned = if s == 0 { bv[j] * m } else { (bv[j] * m + (1i64 << (s - 1))) >> s };
+                let sum = (i64::from(a[j]) << a_shift) + aligned;
+                let row = &thresholds[c * count..(c + 1) * count];
+                let code = if falling[c] {
+                    row.iter().filter(|&&t| sum <= t).count()
+                } else {
+                    row.iter().filter(|&&t| sum >= t).count()
+                };
+                levels[code]
+            })
+            .collect();
+        for path in KernelPath::available() {
+            let mut got = vec![0u8; len];
+            rt.apply(path, &a, b, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "{}", path);
+        }
+    }
+}
+
+#[test]
+fn block_kernels_reject_bad_shapes() {
+    let w = PackedWeights::from_rows(&[1; 40 * 8], 40, 8).unwrap();
+    let bw = BlockWeights::Int8(&w);
+    let a = [1u8; 16];
+    let mut c = [0i32; 64];
+    let p = KernelPath::Scalar;
+    assert!(matches!(
+        gemm_block(p, &a, 8, 2, bw, 2..3, &mut c, 32),
+        Err(KernelError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        gemm_block(p, &a, 8, 2, bw, 1..1, &mut c, 32),
+        Err(KernelError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        gemm_block(p, &a, 8, 2, bw, 0..1, &mut c, 16),
+        Err(KernelError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        gemm_block(p, &a, 8, 3, bw, 0..2, &mut c, 40),
+        Err(KernelError::SliceTooShort { .. })
+    ));
+    let t = Thresholds::new(1, 20, &[0; 20], &[false; 20]).unwrap();
+    let acc = [0i32; 40];
+    let mut out = [0u8; 40];
+    assert!(matches!(
+        t.apply_levels_block(p, &acc, 20, 2, 8, 4, &[0, 1], &mut out, 20),
+        Err(KernelError::Unsupported { .. })
+    ));
+    assert!(matches!(
+        t.apply_levels_block(p, &acc, 20, 2, 16, 8, &[0, 1], &mut out, 20),
+        Err(KernelError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        t.apply_levels_block(p, &acc, 20, 2, 0, 20, &[0, 1, 2], &mut out, 20),
+        Err(KernelError::ShapeMismatch { .. })
+    ));
+    assert!(ResidualThresholds::new(1, 1, 31, &[1], &[0], &[0], &[false], &[0, 1]).is_err());
+    assert!(ResidualThresholds::new(1, 1, 0, &[1], &[63], &[0], &[false], &[0, 1]).is_err());
+    let rt =
+        ResidualThresholds::new(1, 2, 0, &[1, 1], &[0, 0], &[0, 0], &[false; 2], &[0, 1]).unwrap();
+    assert!(matches!(
+        rt.apply(p, &[0; 3], Shortcut::Levels(&[0; 3]), &mut [0; 3]),
+        Err(KernelError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        rt.apply(p, &[0; 4], Shortcut::Int32(&[0; 2]), &mut [0; 4]),
+        Err(KernelError::ShapeMismatch { .. })
+    ));
+}

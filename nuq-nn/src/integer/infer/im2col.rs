@@ -1,0 +1,73 @@
+//! im2col of a range of output pixels into a caller's buffer (NHWC, taps in `(ky, kx, c)`
+//! order, the weights' order), with a per-channel padding byte.
+
+/// Where a convolution reads from and what it pads with.
+#[derive(Debug, Clone)]
+pub(super) struct Unfold {
+    /// Input height, width, channels (per image).
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    /// Output height and width.
+    pub oh: usize,
+    pub ow: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    /// The byte of each channel written outside the image.
+    pub pad: Vec<u8>,
+}
+
+impl Unfold {
+    /// Bytes per im2col row (`kernel² · c`).
+    pub(super) fn k(&self) -> usize {
+        self.kernel * self.kernel * self.c
+    }
+
+    /// Whether the input already is the im2col matrix (1×1, stride 1, no padding).
+    pub(super) fn direct(&self) -> bool {
+        self.kernel == 1 && self.stride == 1 && self.padding == 0
+    }
+
+    /// Writes the rows of output pixels `first .. first + rows` (pixels counted across the
+    /// batch) of the im2col matrix of `x` into `dst` (row stride `k`).
+    pub(super) fn rows(&self, x: &[u8], first: usize, rows: usize, dst: &mut [u8]) {
+        let (c, k, kernel) = (self.c, self.k(), self.kernel);
+        let per_image = self.oh * self.ow;
+        let img_len = self.h * self.w * c;
+        for (i, row) in dst[..rows * k].chunks_exact_mut(k).enumerate() {
+            let pix = first + i;
+            let (b, rest) = (pix / per_image, pix % per_image);
+            let (oy, ox) = (rest / self.ow, rest % self.ow);
+            let img = &x[b * img_len..(b + 1) * img_len];
+            let x0 = (ox * self.stride) as isize - self.padding as isize;
+            // With stride-1 taps inside the image, a kernel row is one contiguous run.
+            let inside_x = x0 >= 0 && x0 as usize + kernel <= self.w;
+            for ky in 0..kernel {
+                let seg = &mut row[ky * kernel * c..(ky + 1) * kernel * c];
+                let iy = (oy * self.stride + ky) as isize - self.padding as isize;
+                if iy < 0 || iy as usize >= self.h {
+                    for tap in seg.chunks_exact_mut(c) {
+                        tap.copy_from_slice(&self.pad);
+                    }
+                    continue;
+                }
+                let line = &img[iy as usize * self.w * c..(iy as usize + 1) * self.w * c];
+                if inside_x {
+                    let s = x0 as usize * c;
+                    seg.copy_from_slice(&line[s..s + kernel * c]);
+                    continue;
+                }
+                for (kx, tap) in seg.chunks_exact_mut(c).enumerate() {
+                    let ix = x0 + kx as isize;
+                    if ix < 0 || ix as usize >= self.w {
+                        tap.copy_from_slice(&self.pad);
+                    } else {
+                        let s = ix as usize * c;
+                        tap.copy_from_slice(&line[s..s + c]);
+                    }
+                }
+            }
+        }
+    }
+}

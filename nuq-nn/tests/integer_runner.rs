@@ -1,0 +1,431 @@
+//! The integer runner against a naive interpreter of the model's definitions, on every
+//! kernel path, at every batch split and thread count, and on both tiling schemes
+//! (row tiles for tall outputs, column tiles for short ones).
+
+use nuq_kernels::KernelPath;
+use nuq_nn::integer::random::{random_images, random_model, RandomModelSpec};
+use nuq_nn::integer::{
+    ConvNode, ConvOutput, InputSpec, IntegerModel, IntegerRunner, LinearNode, Node, Requant,
+    TensorData, TensorKind, WeightTable,
+};
+use nuq_nn::quant::Family;
+use nuq_nn::{Arch, ModelConfig, Rng};
+
+/// One tensor as the reference computes it.
+#[derive(Debug, Clone, PartialEq)]
+enum Val {
+    Levels(Vec<u8>),
+    Int32(Vec<i32>),
+}
+
+/// Straight from the definitions in `nuq_nn::integer::model` (no kernels, no folding):
+/// every node's output for `n` images.
+fn reference(model: &IntegerModel, images: &[u8], n: usize) -> Vec<Val> {
+    let infos = model.tensor_infos().unwrap();
+    let mut vals = vec![Val::Levels(images.to_vec())];
+    for (i, node) in model.nodes.iter().enumerate() {
+        let o = infos[i + 1];
+        let levels = |id: usize| match &vals[id] {
+            Val::Levels(v) => v.clone(),
+            Val::Int32(_) => panic!("levels expected"),
+        };
+        let v = match node {
+            Node::Conv(c) => {
+                let xi = infos[c.input];
+                let x = levels(c.input);
+                let w = c.weights.decoded();
+                let k = c.kernel * c.kernel * c.c_in;
+                let mut codes = Vec::new();
+                let mut accs = Vec::new();
+                for b in 0..n {
+                    for oy in 0..o.h {
+                        for ox in 0..o.w {
+                            for co in 0..c.c_out {
+                                let mut acc = 0i64;
+                                for ky in 0..c.kernel {
+                                    for kx in 0..c.kernel {
+                                        for ci in 0..c.c_in {
+                                            let y =
+                                                (oy * c.stride + ky) as isize - c.padding as isize;
+                                            let xx =
+                                                (ox * c.stride + kx) as isize - c.padding as isize;
+                                            let a = if y < 0
+                                                || xx < 0
+                                                || y as usize >= xi.h
+                                                || xx as usize >= xi.w
+                                            {
+                                                if c.input == 0 {
+                                                    model.input.zero_point[ci]
+                                                } else {
+                                                    0
+                                                }
+                                            } else {
+                                                x[((b * xi.h + y as usize) * xi.w + xx as usize)
+                                                    * xi.c
+                                                    + ci]
+                                            };
+                                            let wv = w[co * k + (ky * c.kernel + kx) * c.c_in + ci];
+                                            acc += i64::from(a) * i64::from(wv);
+                                        }
+                                    }
+                                }
+                                let v = acc + i64::from(c.bias[co]);
+                                match &c.output {
+                                    ConvOutput::Codes(r) => {
+                                        codes.push(r.levels[usize::from(r.code(co, v))])
+                                    }
+                                    ConvOutput::Accumulator => accs.push(i32::try_from(v).unwrap()),
+                                }
+                            }
+                        }
+                    }
+                }
+                match &c.output {
+                    ConvOutput::Codes(_) => Val::Levels(codes),
+                    ConvOutput::Accumulator => Val::Int32(accs),
+                }
+            }
+            Node::Add(a) => {
+                let Val::Int32(x) = &vals[a.a] else {
+                    panic!("accumulator expected")
+                };
+                let y: Vec<i64> = match &vals[a.b] {
+                    Val::Int32(v) => v.iter().map(|&v| i64::from(v)).collect(),
+                    Val::Levels(v) => v.iter().map(|&v| i64::from(v)).collect(),
+                };
+                Val::Levels(
+                    x.iter()
+                        .zip(&y)
+                        .enumerate()
+                        .map(|(j, (&x, &y))| {
+                            let c = j % o.c;
+                            let s = (i64::from(x) << a.a_shift) + a.align[c].apply(y);
+                            a.output.levels[usize::from(a.output.code(c, s))]
+                        })
+                        .collect(),
+                )
+            }
+            Node::MaxPool(p) => {
+                let xi = infos[p.input];
+                let x = levels(p.input);
+                let mut out = Vec::new();
+                for b in 0..n {
+                    for oy in 0..o.h {
+                        for ox in 0..o.w {
+                            for c in 0..o.c {
+                                let mut m = 0u8;
+                                for ky in 0..p.kernel {
+                                    for kx in 0..p.kernel {
+                                        let (y, xx) = (oy * p.stride + ky, ox * p.stride + kx);
+                                        m = m.max(x[((b * xi.h + y) * xi.w + xx) * xi.c + c]);
+                                    }
+                                }
+                                out.push(m);
+                            }
+                        }
+                    }
+                }
+                Val::Levels(out)
+            }
+            Node::GlobalAvgPool { input } => {
+                let xi = infos[*input];
+                let x = levels(*input);
+                let hw = (xi.h * xi.w) as u64;
+                let mut out = Vec::new();
+                for b in 0..n {
+                    for c in 0..xi.c {
+                        let s: u64 = (0..xi.h * xi.w)
+                            .map(|p| u64::from(x[(b * xi.h * xi.w + p) * xi.c + c]))
+                            .sum();
+                        out.push(((s + hw / 2) / hw) as u8);
+                    }
+                }
+                Val::Levels(out)
+            }
+            Node::Linear(l) => {
+                let x = levels(l.input);
+                let w = l.weights.decoded();
+                let mut out = Vec::new();
+                for b in 0..n {
+                    for j in 0..l.out_features {
+                        let s: i64 = (0..l.in_features)
+                            .map(|f| {
+                                i64::from(x[b * l.in_features + f])
+                                    * i64::from(w[j * l.in_features + f])
+                            })
+                            .sum();
+                        out.push(i32::try_from(s + i64::from(l.bias[j])).unwrap());
+                    }
+                }
+                Val::Int32(out)
+            }
+        };
+        vals.push(v);
+    }
+    vals.remove(0);
+    vals
+}
+
+/// Logits and every node's dump from the runner.
+fn run(model: &IntegerModel, path: KernelPath, images: &[u8], n: usize) -> Vec<Val> {
+    let mut runner = IntegerRunner::new(model, path).unwrap();
+    let mut dumps = Vec::new();
+    let logits = runner
+        .forward_with(images, n, &mut |_, info, data| {
+            dumps.push(match data {
+                TensorData::Levels(v) => {
+                    assert_eq!(info.kind, TensorKind::Levels);
+                    Val::Levels(v.to_vec())
+                }
+                TensorData::Int32(v) => Val::Int32(v.to_vec()),
+            })
+        })
+        .unwrap()
+        .to_vec();
+    assert_eq!(dumps.last(), Some(&Val::Int32(logits)));
+    dumps
+}
+
+fn small(
+    arch: Arch,
+    width: f32,
+    size: usize,
+    channels: usize,
+    bits: u8,
+    seed: u64,
+) -> IntegerModel {
+    let spec = RandomModelSpec {
+        config: ModelConfig {
+            arch,
+            width,
+            in_channels: channels,
+            classes: 10,
+            input_size: (size, size),
+        },
+        bits,
+        family: Family::KQuantile,
+        calibration_images: 8,
+    };
+    random_model(&spec, seed).unwrap()
+}
+
+fn image_len(model: &IntegerModel) -> usize {
+    model.tensor_infos().unwrap()[0].len()
+}
+
+#[test]
+fn runner_matches_the_naive_definition_on_every_path() {
+    let models = [
+        small(Arch::ResNet18, 0.125, 12, 3, 4, 1),
+        small(Arch::ResNet20, 0.5, 8, 1, 3, 2),
+        small(Arch::VggSmall, 0.125, 16, 3, 2, 3),
+    ];
+    for model in &models {
+        let n = 3;
+        let images = random_images(n, image_len(model), 11);
+        let want = reference(model, &images, n);
+        for path in KernelPath::available() {
+            assert_eq!(run(model, path, &images, n), want, "{path}");
+        }
+    }
+}
+
+#[test]
+fn batches_and_thread_counts_do_not_change_a_bit() {
+    // Batch 1 runs late layers as column tiles, batch 24 as row tiles.
+    let model = small(Arch::ResNet18, 0.25, 16, 3, 4, 5);
+    let len = image_len(&model);
+    let n = 24;
+    let images = random_images(n, len, 12);
+    let path = KernelPath::best_available();
+    let whole = run(&model, path, &images, n);
+    let classes = 10;
+    let Some(Val::Int32(logits)) = whole.last() else {
+        panic!("logits expected")
+    };
+    let mut runner = IntegerRunner::new(&model, path).unwrap();
+    for (i, img) in images.chunks_exact(len).enumerate() {
+        let one = runner.forward(img, 1).unwrap();
+        assert_eq!(one, &logits[i * classes..(i + 1) * classes], "image {i}");
+    }
+    // The runner reused for a smaller and again a larger batch.
+    assert_eq!(
+        runner.forward(&images[..5 * len], 5).unwrap(),
+        &logits[..5 * classes]
+    );
+    assert_eq!(runner.forward(&images, n).unwrap(), &logits[..]);
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for batch in [1, n] {
+            let got = pool.install(|| run(&model, path, &images[..batch * len], batch));
+            let want =
+                pool.install(|| run(&model, KernelPath::Scalar, &images[..batch * len], batch));
+            assert_eq!(got, want, "{threads} threads, batch {batch}");
+            if batch == n {
+                assert_eq!(got, whole, "{threads} threads");
+            }
+        }
+    }
+}
+
+/// Thresholds that leave the `i32` range once the bias is folded in, both with the folded
+/// `i32` requantization (300 input channels) and with a layer whose accumulator bound
+/// (`k · max|w| · 255`) exceeds `i32::MAX`, which keeps the 64-bit one (70 000 channels).
+#[test]
+fn wide_accumulator_bound_and_extreme_thresholds_stay_exact() {
+    for c_in in [300, 70_000] {
+        extreme_case(c_in);
+    }
+}
+
+fn extreme_case(c_in: usize) {
+    let mut rng = Rng::new(3);
+    let weights = WeightTable {
+        bits: 8,
+        levels: (-127i8..=127).collect(),
+        indices: (0..3 * c_in).map(|_| rng.below(255) as u8).collect(),
+    };
+    let requant = |bias: i32| Requant {
+        bits: 2,
+        // Channel 0: ordinary; 1: beyond i32 after the bias; 2: falling.
+        thresholds: vec![
+            -2000,
+            0,
+            2000,
+            i32::MIN,
+            i32::MIN + 5,
+            i32::MAX,
+            -1000,
+            10,
+            i32::MAX - bias.max(0),
+        ],
+        falling: vec![false, false, true],
+        levels: vec![0, 3, 9, 40],
+        scale: 1.0,
+    };
+    for bias in [-1_500_000_000, 0, 1_500_000_000] {
+        let conv = |id: usize, weights: WeightTable| ConvNode {
+            input: id,
+            c_in,
+            c_out: 3,
+            kernel: 1,
+            stride: 1,
+            padding: 0,
+            weights,
+            bias: vec![bias, bias, -bias],
+            weight_scale: 1.0,
+            output: ConvOutput::Codes(requant(bias)),
+        };
+        let model = IntegerModel {
+            input: InputSpec {
+                channels: c_in,
+                height: 1,
+                width: 2,
+                zero_point: vec![0; c_in],
+            },
+            nodes: vec![
+                Node::Conv(conv(0, weights.clone())),
+                Node::GlobalAvgPool { input: 1 },
+                Node::Linear(LinearNode {
+                    input: 2,
+                    in_features: 3,
+                    out_features: 2,
+                    weights: WeightTable {
+                        bits: 4,
+                        levels: (-8..8).collect(),
+                        indices: vec![0, 5, 15, 3, 9, 12],
+                    },
+                    bias: vec![7, -7],
+                    weight_scale: 1.0,
+                }),
+            ],
+            logit_scale: 1.0,
+        };
+        // Small levels keep the kernels' actual-value bound within i32.
+        let images: Vec<u8> = (0..2 * 2 * c_in).map(|_| rng.below(12) as u8).collect();
+        let want = reference(&model, &images, 2);
+        for path in KernelPath::available() {
+            assert_eq!(
+                run(&model, path, &images, 2),
+                want,
+                "{path} bias {bias} c_in {c_in}"
+            );
+        }
+    }
+}
+
+/// An accumulator plus bias beyond `i32` is a clear error, not wrapped numbers.
+#[test]
+fn accumulator_overflow_is_an_error() {
+    let conv = ConvNode {
+        input: 0,
+        c_in: 3,
+        c_out: 3,
+        kernel: 1,
+        stride: 1,
+        padding: 0,
+        weights: WeightTable {
+            bits: 4,
+            levels: (1..=16).collect(),
+            indices: vec![15; 9],
+        },
+        bias: vec![0, i32::MAX - 10, 0],
+        weight_scale: 1.0,
+        output: ConvOutput::Accumulator,
+    };
+    let add = nuq_nn::integer::AddNode {
+        a: 1,
+        a_shift: 0,
+        b: 0,
+        align: vec![
+            nuq_nn::integer::Align {
+                multiplier: 1,
+                shift: 0
+            };
+            3
+        ],
+        output: Requant {
+            bits: 1,
+            thresholds: vec![0; 3],
+            falling: vec![false; 3],
+            levels: vec![0, 1],
+            scale: 1.0,
+        },
+    };
+    let model = IntegerModel {
+        input: InputSpec {
+            channels: 3,
+            height: 1,
+            width: 2,
+            zero_point: vec![0; 3],
+        },
+        nodes: vec![
+            Node::Conv(conv),
+            Node::Add(add),
+            Node::GlobalAvgPool { input: 2 },
+            Node::Linear(LinearNode {
+                input: 3,
+                in_features: 3,
+                out_features: 1,
+                weights: WeightTable {
+                    bits: 2,
+                    levels: vec![-1, 0, 1],
+                    indices: vec![0, 1, 2],
+                },
+                bias: vec![0],
+                weight_scale: 1.0,
+            }),
+        ],
+        logit_scale: 1.0,
+    };
+    for path in KernelPath::available() {
+        let mut runner = IntegerRunner::new(&model, path).unwrap();
+        // Zero images stay in range; bright ones overflow channel 1.
+        assert!(runner.forward(&[0; 6], 1).is_ok());
+        let e = runner.forward(&[200; 6], 1).unwrap_err().to_string();
+        assert!(e.contains("overflows int32"), "{path}: {e}");
+    }
+}
