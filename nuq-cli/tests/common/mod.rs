@@ -126,13 +126,21 @@ pub fn write_cifar10_like(dir: &Path, per_batch: usize, test: usize) {
     let record = |i: usize| {
         let class = (i % 2) as u8;
         let mut r = vec![class];
+        // Per-image noise from a small xorshift generator seeded by the image index.
+        let mut state = (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut noise = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 48) as u8
+        };
         for plane in 0..3usize {
             for p in 0..1024usize {
                 let strong = (class == 0 && plane == 0) || (class == 1 && plane == 2);
                 r.push(if strong {
-                    180 + (p % 70) as u8
+                    160 + (p % 48) as u8 + noise()
                 } else {
-                    ((p * 13 + plane * 7) % 60) as u8
+                    ((p * 13 + plane * 7) % 48) as u8 + noise()
                 });
             }
         }
