@@ -13,6 +13,17 @@ use nuq_nn::{CrossEntropy, Network};
 use crate::exit::Failure;
 use crate::training::nn;
 
+/// Index of the first largest value (the predicted class, as the integer runner picks it).
+pub fn argmax<T: PartialOrd>(row: &[T]) -> usize {
+    let mut best = 0;
+    for (j, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = j;
+        }
+    }
+    best
+}
+
 /// Images per evaluation batch.
 const BATCH: usize = 500;
 
@@ -105,12 +116,7 @@ pub fn twin_agreement(
         let logits = qn.net.forward(&x, Mode::Eval).map_err(nn)?;
         let classes = logits.data().len() / n.max(1);
         for (i, row) in logits.data().chunks_exact(classes).enumerate() {
-            let mut best = 0;
-            for (j, &v) in row.iter().enumerate() {
-                if v > row[best] {
-                    best = j;
-                }
-            }
+            let best = argmax(row);
             same += usize::from(best == int_pred[i]);
             right += usize::from(best == usize::from(labels[i]));
         }

@@ -12,6 +12,7 @@ use nuq_nn::Rng;
 use serde::Serialize;
 
 use crate::dataset::DataArgs;
+use crate::evaluation::{argmax, check_input_shape};
 use crate::exit::{CmdResult, Failure};
 use crate::model_file::read_integer_model;
 use crate::output::{self, StagedDir};
@@ -132,7 +133,7 @@ pub fn run(a: &VectorsArgs) -> CmdResult {
         (bytes, None, format!("random bytes, seed {}", a.seed))
     } else {
         let test = a.data.load(Split::Test)?;
-        crate::evaluation::check_input_shape(&model, &test)?;
+        check_input_shape(&model, &test)?;
         let first = usize::try_from(a.index).unwrap_or(usize::MAX);
         if first.saturating_add(n) > test.len() {
             return Err(Failure::new(format!(
@@ -216,19 +217,7 @@ pub fn run(a: &VectorsArgs) -> CmdResult {
     }
     let classes = runner.classes();
     let logits: Vec<Vec<i32>> = logits.chunks(classes.max(1)).map(<[i32]>::to_vec).collect();
-    let predictions = logits
-        .iter()
-        .map(|row| {
-            // The first maximal logit, as the runner predicts.
-            let mut best = 0;
-            for (j, &v) in row.iter().enumerate() {
-                if v > row[best] {
-                    best = j;
-                }
-            }
-            best
-        })
-        .collect();
+    let predictions = logits.iter().map(|row| argmax(row)).collect();
     let manifest = Manifest {
         model: a.model.display().to_string(),
         images: n,
