@@ -21,6 +21,7 @@
 //! the scalar definition.
 
 #[cfg(target_arch = "x86_64")]
+use crate::threshold::thresholds_per_channel;
 use crate::threshold_search::{search16, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
 use rayon::prelude::*;
@@ -98,20 +99,7 @@ impl ResidualThresholds {
         falling: &[bool],
         levels: &[u8],
     ) -> Result<Self, KernelError> {
-        if !(1..=8).contains(&bits) {
-            return Err(KernelError::Unsupported {
-                what: "bits",
-                value: i64::from(bits),
-                allowed: "1 ..= 8",
-            });
-        }
-        if channels == 0 {
-            return Err(KernelError::Unsupported {
-                what: "channels",
-                value: 0,
-                allowed: "at least 1",
-            });
-        }
+        let count = thresholds_per_channel(bits, channels)?;
         if a_shift > 30 {
             return Err(KernelError::Unsupported {
                 what: "main-branch shift",
@@ -126,7 +114,6 @@ impl ResidualThresholds {
                 allowed: "0 ..= 62",
             });
         }
-        let count = (1usize << bits) - 1;
         for (what, found, expected) in [
             (
                 "alignment multipliers (one per channel)",

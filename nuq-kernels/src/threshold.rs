@@ -33,6 +33,26 @@ pub struct Thresholds {
     cp: usize,
 }
 
+/// Checks the shape of a per-channel threshold table (`bits ∈ 1..=8`, at least one
+/// channel) and returns the thresholds per channel, `2^bits − 1`.
+pub(crate) fn thresholds_per_channel(bits: u8, channels: usize) -> Result<usize, KernelError> {
+    if !(1..=8).contains(&bits) {
+        return Err(KernelError::Unsupported {
+            what: "bits",
+            value: i64::from(bits),
+            allowed: "1 ..= 8",
+        });
+    }
+    if channels == 0 {
+        return Err(KernelError::Unsupported {
+            what: "channels",
+            value: 0,
+            allowed: "at least 1",
+        });
+    }
+    Ok((1usize << bits) - 1)
+}
+
 impl Thresholds {
     /// `thresholds` is `[channel][2^bits − 1]`; `descending[c]` gives channel `c`'s
     /// direction.
@@ -47,21 +67,7 @@ impl Thresholds {
         thresholds: &[i32],
         descending: &[bool],
     ) -> Result<Self, KernelError> {
-        if !(1..=8).contains(&bits) {
-            return Err(KernelError::Unsupported {
-                what: "bits",
-                value: i64::from(bits),
-                allowed: "1 ..= 8",
-            });
-        }
-        if channels == 0 {
-            return Err(KernelError::Unsupported {
-                what: "channels",
-                value: 0,
-                allowed: "at least 1",
-            });
-        }
-        let count = (1usize << bits) - 1;
+        let count = thresholds_per_channel(bits, channels)?;
         if thresholds.len() != channels * count {
             return Err(KernelError::ShapeMismatch {
                 what: "threshold count (channels × (2^bits − 1))",
