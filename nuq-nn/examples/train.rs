@@ -20,7 +20,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use nuq_nn::checkpoint::{load_model, load_train_state, save_model, save_train_state, TrainState};
+use nuq_nn::checkpoint::{
+    load_model, load_train_state, save_model, save_train_state, train_state_path, TrainState,
+};
 use nuq_nn::data::{
     load_cifar10, load_cifar100, load_mnist_like, Augment, BatchLoader, Cifar100Labels, Dataset,
     Split, FASHION_MNIST_DIR,
@@ -217,7 +219,7 @@ fn run(a: Args) -> Result<(), Error> {
     let mut step = 0usize;
     if let Some(path) = &a.resume {
         load_model(&mut net, path)?;
-        let st = load_train_state(&state_path(path))?;
+        let st = load_train_state(&train_state_path(path))?;
         opt.load_state(st.optimizer, st.optimizer_steps)?;
         first_epoch = st.epoch;
         step = st.step as usize;
@@ -304,17 +306,11 @@ fn run(a: Args) -> Result<(), Error> {
                     optimizer_steps: opt_steps,
                     extra: vec![("args".into(), format!("{a:?}"))],
                 },
-                &state_path(path),
+                &train_state_path(path),
             )?;
         }
     }
     Ok(())
-}
-
-fn state_path(model: &std::path::Path) -> PathBuf {
-    let mut s = model.as_os_str().to_owned();
-    s.push(".state");
-    PathBuf::from(s)
 }
 
 fn main() {

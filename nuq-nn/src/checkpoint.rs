@@ -410,6 +410,14 @@ pub fn load_model(net: &mut Network, path: &Path) -> Result<(), NnError> {
     Ok(())
 }
 
+/// Where the training state of the model checkpoint at `model` is kept: `model` with
+/// `.state` appended (`vgg.safetensors` → `vgg.safetensors.state`).
+pub fn train_state_path(model: &Path) -> PathBuf {
+    let mut s = model.as_os_str().to_owned();
+    s.push(".state");
+    PathBuf::from(s)
+}
+
 /// Everything besides the model needed to resume training.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainState {

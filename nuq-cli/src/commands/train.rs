@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use nuq_nn::checkpoint::{load_model, load_train_state, save_model, save_train_state, TrainState};
+use nuq_nn::checkpoint::{
+    load_model, load_train_state, save_model, save_train_state, train_state_path, TrainState,
+};
 use nuq_nn::data::Split;
 use nuq_nn::optim::Optimizer;
 use nuq_nn::{Arch, ModelConfig, Network, Rng};
@@ -132,13 +134,6 @@ struct QatReport {
     out: String,
 }
 
-/// The file holding the optimiser state next to `model`.
-fn state_path(model: &Path) -> PathBuf {
-    let mut s = model.as_os_str().to_owned();
-    s.push(".state");
-    PathBuf::from(s)
-}
-
 /// Settings a resumed run must share with the run it continues.
 fn plan_entries(a: &TrainArgs) -> Vec<(String, String)> {
     vec![
@@ -208,7 +203,7 @@ fn run_float(a: &TrainArgs) -> CmdResult {
     let mut net = Network::new(cfg, a.seed).map_err(nn)?;
     let mut opt = plan.optimizer();
     let mut from = Position::default();
-    let state_file = state_path(&a.out);
+    let state_file = train_state_path(&a.out);
     if a.resume {
         from = resume(a, &mut net, &mut opt, &state_file)?;
         progress.note(&format!(
