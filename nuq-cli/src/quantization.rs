@@ -46,6 +46,15 @@ pub struct QuantArgs {
     /// Weight bits of the first convolution and the classifier.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(2..=8))]
     pub edge_bits: u8,
+    /// Activation thresholds per output channel (k-quantile: each channel's own equal-mass
+    /// quantiles, one level table per layer); default one threshold set per layer.
+    #[arg(long)]
+    pub act_per_channel: bool,
+    /// Learn the activation clips and weight scales during fine-tuning (APoT-style clip
+    /// gradient from every element, LSQ gradient scaling); default: kept where calibration
+    /// put them.
+    #[arg(long)]
+    pub learn_clip: bool,
     /// Training images the activation quantizers are calibrated on.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub calib_images: u64,
@@ -86,6 +95,8 @@ impl QuantArgs {
         c.act_family = self.act_family.unwrap_or(self.family);
         c.per_channel = !self.per_tensor;
         c.edge_bits = self.edge_bits;
+        c.act_per_channel = self.act_per_channel;
+        c.learn_clip = self.learn_clip;
         c
     }
 
@@ -101,6 +112,12 @@ impl QuantArgs {
             "W{}/A{} {}/{} {scope}, first/last {}-bit",
             c.weight_bits, c.act_bits, c.weight_family, c.act_family, c.edge_bits
         );
+        if c.act_per_channel {
+            d.push_str(", per-channel activation thresholds");
+        }
+        if c.learn_clip {
+            d.push_str(", learned clips");
+        }
         if !self.progressive.is_empty() {
             let stages: Vec<String> = self.progressive.iter().map(u8::to_string).collect();
             d.push_str(&format!(", progressive {} first", stages.join("→")));

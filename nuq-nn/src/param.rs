@@ -14,6 +14,8 @@ pub enum ParamRole {
     BnWeight,
     /// BatchNorm shift (β, PyTorch `bias`).
     BnBias,
+    /// A learned quantizer clip (the real value of an activation quantizer's top level).
+    QuantClip,
 }
 
 /// How a parameter's values are ordered in memory, relative to PyTorch's tensor.

@@ -54,6 +54,7 @@ struct Case {
     bits: u8,
     per_channel: bool,
     negative_bn: bool,
+    act_per_channel: bool,
 }
 
 /// Float twin vs integer model: returns (top-1 agreement, share of images whose logits differ
@@ -76,6 +77,7 @@ fn agreement(case: &Case) -> (f64, f64, f64) {
         InputNorm::from_mean_std(&vec![0.3; case.channels], &vec![0.35; case.channels]).unwrap();
     let mut qc = QuantConfig::new(case.bits, case.family);
     qc.per_channel = case.per_channel;
+    qc.act_per_channel = case.act_per_channel;
     let mut qn = QuantizedNetwork::prepare(net, qc, norm.clone()).unwrap();
     let len = case.size * case.size * case.channels;
     let calib = images(64, len, 1);
@@ -116,11 +118,12 @@ fn agreement(case: &Case) -> (f64, f64, f64) {
 
 #[test]
 fn resnet_integer_model_agrees_with_fake_quant_twin() {
-    for (family, bits, per_channel, negative_bn) in [
-        (Family::KQuantile, 4, true, false),
-        (Family::LloydMax, 3, false, true),
-        (Family::Apot, 4, true, true),
-        (Family::Uniform, 2, true, false),
+    for (family, bits, per_channel, negative_bn, act_per_channel) in [
+        (Family::KQuantile, 4, true, false, false),
+        (Family::KQuantile, 3, true, true, true),
+        (Family::LloydMax, 3, false, true, false),
+        (Family::Apot, 4, true, true, false),
+        (Family::Uniform, 2, true, false, false),
     ] {
         let case = Case {
             arch: Arch::ResNet20,
@@ -131,6 +134,7 @@ fn resnet_integer_model_agrees_with_fake_quant_twin() {
             bits,
             per_channel,
             negative_bn,
+            act_per_channel,
         };
         let (agree, off, worst) = agreement(&case);
         assert!(
@@ -150,20 +154,60 @@ fn resnet_integer_model_agrees_with_fake_quant_twin() {
 
 #[test]
 fn vgg_integer_model_agrees_with_fake_quant_twin() {
-    let case = Case {
+    for act_per_channel in [false, true] {
+        let case = Case {
+            arch: Arch::VggSmall,
+            width: 0.0625,
+            size: 16,
+            channels: 1,
+            family: Family::KQuantile,
+            bits: 4,
+            per_channel: true,
+            negative_bn: true,
+            act_per_channel,
+        };
+        let (agree, off, worst) = agreement(&case);
+        assert!(agree >= 0.99, "{act_per_channel}: top-1 agreement {agree}");
+        assert!(
+            off <= 0.03,
+            "{act_per_channel}: {off} of images off by up to {worst}"
+        );
+        assert!(worst < 0.25, "{act_per_channel}: logit difference {worst}");
+    }
+}
+
+/// Per-channel k-quantile thresholds reach the integer model: channels of one layer get
+/// different MAC thresholds beyond what batch-norm folding alone would give.
+#[test]
+fn per_channel_activation_thresholds_differ_between_channels() {
+    let cfg = ModelConfig {
         arch: Arch::VggSmall,
         width: 0.0625,
-        size: 16,
-        channels: 1,
-        family: Family::KQuantile,
-        bits: 4,
-        per_channel: true,
-        negative_bn: true,
+        in_channels: 1,
+        classes: 10,
+        input_size: (16, 16),
     };
-    let (agree, off, worst) = agreement(&case);
-    assert!(agree >= 0.99, "top-1 agreement {agree}");
-    assert!(off <= 0.03, "{off} of images off by up to {worst}");
-    assert!(worst < 0.25, "logit difference {worst}");
+    let norm = InputNorm::from_mean_std(&[0.3], &[0.35]).unwrap();
+    let calib = images(32, 256, 1);
+    let x = norm.normalise(&calib, 32, 16, 16).unwrap();
+    let thresholds = |per: bool| {
+        let mut qc = QuantConfig::new(3, Family::KQuantile);
+        qc.act_per_channel = per;
+        let mut qn =
+            QuantizedNetwork::prepare(Network::new(cfg, 11).unwrap(), qc, norm.clone()).unwrap();
+        qn.calibrate(&x).unwrap();
+        let model = qn.to_integer().unwrap();
+        match &model.nodes[1] {
+            nuq_nn::integer::Node::Conv(c) => match &c.output {
+                nuq_nn::integer::ConvOutput::Codes(r) => r.thresholds.clone(),
+                other => panic!("second conv outputs {other:?}"),
+            },
+            other => panic!("node 1 is {other:?}"),
+        }
+    };
+    let (layer, channel) = (thresholds(false), thresholds(true));
+    assert_eq!(layer.len(), channel.len());
+    assert_ne!(layer, channel);
 }
 
 #[test]

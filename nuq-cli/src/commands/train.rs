@@ -91,6 +91,10 @@ pub struct TrainArgs {
     /// Float checkpoint quantization-aware training starts from.
     #[arg(long, requires = "bits")]
     init: Option<PathBuf>,
+    /// Learn the activation clips and weight scales during --bits training (APoT-style clip
+    /// gradient, LSQ gradient scaling).
+    #[arg(long, requires = "bits")]
+    learn_clip: bool,
     /// Threads (default: all cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
@@ -401,6 +405,8 @@ fn run_qat(a: &TrainArgs, bits: u8) -> CmdResult {
         act_family: None,
         per_tensor: false,
         edge_bits: 8,
+        act_per_channel: false,
+        learn_clip: a.learn_clip,
         calib_images: 2000,
         qat_epochs: a.epochs as f32,
         qat_lr: a.lr.unwrap_or(0.01),

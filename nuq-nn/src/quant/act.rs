@@ -5,19 +5,26 @@ use nuq_core::{Calibration, Codebook, EmpiricalDistribution, Grid, LloydMaxOptio
 use crate::quant::Family;
 use crate::NnError;
 
-/// Most samples a fit looks at; larger calibration sets are thinned with a fixed stride.
+/// Most samples a per-layer fit looks at; larger calibration sets are thinned to every
+/// n-th pixel (all channels of a kept pixel are kept, so every channel is represented).
 const MAX_SAMPLES: usize = 1 << 18;
+
+/// Fewest samples per channel a per-channel fit keeps before thinning pixels.
+const MIN_CHANNEL_SAMPLES: usize = 1 << 12;
 
 /// A quantizer of post-ReLU activations: `code(x) = #{j : x >= thresholds[j]}`, real value
 /// `scale · levels[code]`.
 ///
 /// Always `2^bits` strictly increasing levels with `levels[0] = 0` (ReLU's zero is exact)
-/// and `2^bits − 1` ascending thresholds. A threshold of `+∞` is never reached.
+/// and `2^bits − 1` ascending thresholds per group. A quantizer fitted per layer has one
+/// group; one fitted per channel ([`ActQuantizer::fit_nhwc`]) has one group per channel, all
+/// sharing the level table (the next layer decodes a code through one lookup table). A
+/// threshold of `+∞` is never reached.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActQuantizer {
     /// Code bits.
     pub bits: u8,
-    /// Real thresholds, ascending.
+    /// Real thresholds: `groups × (2^bits − 1)` values, group-major, ascending in each group.
     pub thresholds: Vec<f64>,
     /// Integer levels on the unsigned 8-bit grid.
     pub levels: Vec<u8>,
@@ -26,12 +33,12 @@ pub struct ActQuantizer {
 }
 
 impl ActQuantizer {
-    /// Fits a quantizer of `family` to post-ReLU samples (non-negative; negative values are
-    /// treated as 0).
+    /// Fits a quantizer of `family` to post-ReLU samples in any order (non-negative;
+    /// negative values are treated as 0), one group for all of them.
     ///
     /// - [`Family::KQuantile`] (the paper): the first threshold is the ReLU cut (every
     ///   positive value gets a code ≥ 1); the other `2^b − 2` sit at equal-mass quantiles of
-    ///   the positive values (halfway between the two samples around each quantile), so each
+    ///   the positive values (in the gap between the two samples around each quantile), so each
     ///   of the `2^b − 1` positive bins holds the same mass; each
     ///   level is its bin's centroid, snapped to the grid with the scale that puts the top
     ///   centroid on 255.
@@ -43,6 +50,28 @@ impl ActQuantizer {
     /// # Errors
     /// [`NnError::Config`] for bits outside `1..=8`, no samples or non-finite samples.
     pub fn fit(family: Family, bits: u8, samples: &[f32]) -> Result<ActQuantizer, NnError> {
+        Self::fit_nhwc(family, bits, samples, 1, false)
+    }
+
+    /// Fits a quantizer to channel-last samples (`samples[i]` belongs to channel
+    /// `i % channels`), as [`ActQuantizer::fit`] does, on every channel.
+    ///
+    /// Large sample sets are thinned by whole pixels, so every channel keeps its share.
+    /// With `per_channel`, a k-quantile quantizer places each channel's thresholds at that
+    /// channel's own equal-mass quantiles and takes each shared level as the centroid of
+    /// everything the code stands for, over all channels; the other families' thresholds
+    /// follow their levels, so they stay one group.
+    ///
+    /// # Errors
+    /// As [`ActQuantizer::fit`]; also [`NnError::Config`] when `samples` do not split into
+    /// `channels` channels.
+    pub fn fit_nhwc(
+        family: Family,
+        bits: u8,
+        samples: &[f32],
+        channels: usize,
+        per_channel: bool,
+    ) -> Result<ActQuantizer, NnError> {
         if !(1..=8).contains(&bits) {
             return Err(NnError::Config(format!(
                 "activation bits must be 1..=8, got {bits}"
@@ -53,16 +82,29 @@ impl ActQuantizer {
                 "activation calibration saw no samples".into(),
             ));
         }
+        if channels == 0 || samples.len() % channels != 0 {
+            return Err(NnError::Config(format!(
+                "activation calibration: {} samples do not split into {channels} channels",
+                samples.len()
+            )));
+        }
         if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
             return Err(NnError::Config(format!(
                 "activation calibration sample {i} is not finite ({})",
                 samples[i]
             )));
         }
-        let stride = samples.len().div_ceil(MAX_SAMPLES);
+        let per_channel = per_channel && channels > 1 && family == Family::KQuantile;
+        let pixels = samples.len() / channels;
+        let stride = if per_channel {
+            pixels.div_ceil(MIN_CHANNEL_SAMPLES)
+        } else {
+            samples.len().div_ceil(MAX_SAMPLES)
+        };
         let xs: Vec<f32> = samples
-            .iter()
+            .chunks_exact(channels)
             .step_by(stride)
+            .flatten()
             .map(|&v| v.max(0.0))
             .collect();
         let n = 1usize << bits;
@@ -82,6 +124,7 @@ impl ActQuantizer {
         }
         positive.sort_by(f64::total_cmp);
         let q = match family {
+            Family::KQuantile if per_channel => k_quantile_per_channel(bits, &xs, channels),
             Family::KQuantile => k_quantile(bits, &positive),
             Family::LloydMax => {
                 let d = EmpiricalDistribution::from_values(&xs).map_err(core_err)?;
@@ -103,11 +146,30 @@ impl ActQuantizer {
         Ok(q)
     }
 
-    /// The code of `x`.
+    /// Threshold groups: 1 for a per-layer quantizer, the channel count for a per-channel one.
+    pub fn groups(&self) -> usize {
+        self.thresholds.len() / (self.levels.len() - 1).max(1)
+    }
+
+    /// The thresholds of `group` (taken modulo [`ActQuantizer::groups`], so group 0 of a
+    /// per-layer quantizer serves every channel).
+    pub fn thresholds_of(&self, group: usize) -> &[f64] {
+        let per = self.levels.len() - 1;
+        let g = group % self.groups().max(1);
+        &self.thresholds[g * per..(g + 1) * per]
+    }
+
+    /// The code of `x` in the first group (the only one of a per-layer quantizer).
     #[inline]
     pub fn code(&self, x: f32) -> u8 {
+        self.code_in(x, 0)
+    }
+
+    /// The code of `x` in channel `group` (see [`ActQuantizer::thresholds_of`]).
+    #[inline]
+    pub fn code_in(&self, x: f32, group: usize) -> u8 {
         let x = f64::from(x);
-        self.thresholds.partition_point(|&t| x >= t) as u8
+        self.thresholds_of(group).partition_point(|&t| x >= t) as u8
     }
 
     /// The real value of a code.
@@ -120,6 +182,26 @@ impl ActQuantizer {
     #[inline]
     pub fn fake_quantize(&self, x: f32) -> f32 {
         self.value(self.code(x))
+    }
+
+    /// The real value of the top level, the clip: every value above it is represented below
+    /// it.
+    pub fn clip(&self) -> f64 {
+        self.scale * f64::from(self.levels.last().copied().unwrap_or(0))
+    }
+
+    /// The same quantizer stretched to a new level step: the integer levels stay, the scale
+    /// becomes `scale` and every threshold moves with it (a learned clip, see
+    /// [`crate::quant::ActQuant`]). A scale that is not finite and positive changes nothing.
+    pub fn rescale(&mut self, scale: f64) {
+        if !(scale.is_finite() && scale > 0.0) || self.scale <= 0.0 {
+            return;
+        }
+        let ratio = scale / self.scale;
+        for t in &mut self.thresholds {
+            *t *= ratio;
+        }
+        self.scale = scale;
     }
 }
 
@@ -140,40 +222,152 @@ fn distinct_levels(wanted: &[f64]) -> Vec<u8> {
     levels
 }
 
-fn k_quantile(bits: u8, positive: &[f64]) -> ActQuantizer {
-    let n = 1usize << bits;
-    let bins = n - 1;
+/// Equal-mass bins over sorted positive values: the `bins` thresholds (the first is the
+/// ReLU cut) and each positive code's sample sum and count (index 0 is code 1).
+struct EqualMass {
+    thresholds: Vec<f64>,
+    sums: Vec<f64>,
+    counts: Vec<usize>,
+}
+
+fn equal_mass(bins: usize, positive: &[f64]) -> EqualMass {
     let len = positive.len();
     // Bin i (1..=bins) holds sorted positives [bounds[i-1], bounds[i]).
     let bounds: Vec<usize> = (0..=bins).map(|j| j * len / bins).collect();
-    let mut centroids = vec![0.0f64; n];
-    for i in 1..=bins {
-        let part = &positive[bounds[i - 1]..bounds[i]];
-        centroids[i] = if part.is_empty() {
-            positive[bounds[i - 1].min(len - 1)]
-        } else {
-            part.iter().sum::<f64>() / part.len() as f64
-        };
-    }
-    let top = centroids[bins].max(f64::MIN_POSITIVE);
-    let scale = top / 255.0;
-    let wanted: Vec<f64> = centroids.iter().map(|c| c / scale).collect();
-    let levels = distinct_levels(&wanted);
     let mut thresholds = Vec::with_capacity(bins);
     thresholds.push(f64::from(f32::MIN_POSITIVE));
     for j in 1..bins {
-        // Halfway between the last sample of bin j and the first of bin j + 1: a threshold on
-        // a sample value would put later values equal to it on a knife edge.
-        let b = bounds[j].clamp(1, len - 1);
-        let t = 0.5 * (positive[b - 1] + positive[b]);
+        if len < 2 {
+            // One sample: it is code 1's; higher codes are never reached.
+            thresholds.push(f64::INFINITY);
+            continue;
+        }
+        let t = split_between_samples(positive, bounds[j].clamp(1, len - 1));
         thresholds.push(t.max(thresholds[j - 1]));
     }
+    let (mut sums, mut counts) = (vec![0.0; bins], vec![0usize; bins]);
+    for (code, pair) in bounds.windows(2).enumerate() {
+        let part = &positive[pair[0]..pair[1]];
+        sums[code] = part.iter().sum();
+        counts[code] = part.len();
+    }
+    EqualMass {
+        thresholds,
+        sums,
+        counts,
+    }
+}
+
+/// Where a threshold cuts the gap between two neighbouring distinct samples, as a fraction
+/// of the gap: the golden section rather than the midpoint. Calibration samples of one
+/// channel lie on the lattice `d · acc + c` of its integer accumulator, and the midpoint of
+/// two lattice points an even number of steps apart is itself a lattice point, which an
+/// unseen value would then hit exactly: a knife edge between float and integer arithmetic.
+/// An irrational fraction lands on the lattice only by accident.
+const GAP_SPLIT: f64 = 0.381_966_011_250_105;
+
+/// A threshold splitting sorted `values` as near index `b` as ties allow: inside the gap
+/// between two neighbouring distinct values ([`GAP_SPLIT`]), never on a sample value. A run
+/// of equal values around `b` goes wholly to the side that keeps the split nearer `b`; `+∞`
+/// when all values are equal.
+fn split_between_samples(values: &[f64], b: usize) -> f64 {
+    let cut = |lo: f64, hi: f64| lo + GAP_SPLIT * (hi - lo);
+    let v = values[b];
+    if values[b - 1] < v {
+        return cut(values[b - 1], v);
+    }
+    let lo = values.partition_point(|&x| x < v);
+    let hi = values.partition_point(|&x| x <= v);
+    let below = (lo > 0).then(|| (b - lo, cut(values[lo - 1], v)));
+    let above = (hi < values.len()).then(|| (hi - b, cut(v, values[hi])));
+    match (below, above) {
+        (Some(a), Some(c)) => {
+            if a.0 <= c.0 {
+                a.1
+            } else {
+                c.1
+            }
+        }
+        (Some(a), None) => a.1,
+        (None, Some(c)) => c.1,
+        (None, None) => f64::INFINITY,
+    }
+}
+
+/// Levels and scale from real centroids (index 0 is code 0, the ReLU zero).
+fn snap_centroids(bits: u8, centroids: &[f64], thresholds: Vec<f64>) -> ActQuantizer {
+    let top = centroids[centroids.len() - 1].max(f64::MIN_POSITIVE);
+    let scale = top / 255.0;
+    let wanted: Vec<f64> = centroids.iter().map(|c| c / scale).collect();
     ActQuantizer {
         bits,
         thresholds,
-        levels,
+        levels: distinct_levels(&wanted),
         scale,
     }
+}
+
+fn k_quantile(bits: u8, positive: &[f64]) -> ActQuantizer {
+    let bins = (1usize << bits) - 1;
+    let len = positive.len();
+    let m = equal_mass(bins, positive);
+    let mut centroids = vec![0.0f64; bins + 1];
+    for i in 1..=bins {
+        centroids[i] = if m.counts[i - 1] == 0 {
+            // Fewer samples than bins: the empty bin stands at the sample where it starts.
+            positive[((i - 1) * len / bins).min(len - 1)]
+        } else {
+            m.sums[i - 1] / m.counts[i - 1] as f64
+        };
+    }
+    snap_centroids(bits, &centroids, m.thresholds)
+}
+
+/// Per-channel equal-mass thresholds over channel-last samples `xs` (already ≥ 0), levels
+/// at the pooled centroids of every code.
+fn k_quantile_per_channel(bits: u8, xs: &[f32], channels: usize) -> ActQuantizer {
+    let bins = (1usize << bits) - 1;
+    let mut per: Vec<Vec<f64>> = vec![Vec::new(); channels];
+    for pixel in xs.chunks_exact(channels) {
+        for (c, &v) in pixel.iter().enumerate() {
+            if v > 0.0 {
+                per[c].push(f64::from(v));
+            }
+        }
+    }
+    let (mut sums, mut counts) = (vec![0.0f64; bins], vec![0usize; bins]);
+    let mut groups: Vec<Option<Vec<f64>>> = Vec::with_capacity(channels);
+    for values in &mut per {
+        if values.is_empty() {
+            groups.push(None);
+            continue;
+        }
+        values.sort_by(f64::total_cmp);
+        let m = equal_mass(bins, values);
+        for b in 0..bins {
+            sums[b] += m.sums[b];
+            counts[b] += m.counts[b];
+        }
+        groups.push(Some(m.thresholds));
+    }
+    let mut centroids = vec![0.0f64; bins + 1];
+    for i in 1..=bins {
+        centroids[i] = if counts[i - 1] == 0 {
+            centroids[i - 1]
+        } else {
+            sums[i - 1] / counts[i - 1] as f64
+        };
+    }
+    // A channel that never fired keeps the ReLU cut and never reaches a higher code than 1
+    // (its thresholds above the cut are unreachable).
+    let silent: Vec<f64> = std::iter::once(f64::from(f32::MIN_POSITIVE))
+        .chain(std::iter::repeat_n(f64::INFINITY, bins - 1))
+        .collect();
+    let thresholds = groups
+        .into_iter()
+        .flat_map(|g| g.unwrap_or_else(|| silent.clone()))
+        .collect();
+    snap_centroids(bits, &centroids, thresholds)
 }
 
 fn nearest(bits: u8, fitted: &[i32], scale: f64) -> ActQuantizer {
@@ -273,6 +467,114 @@ mod tests {
             mse(&uniform)
         );
         assert!(mse(&lloyd) < 0.005);
+    }
+
+    /// Channel `c` of `pixels` pixels holds `(c + 1) · |normal|`.
+    fn scaled_channels(pixels: usize, channels: usize) -> Vec<f32> {
+        let mut rng = crate::Rng::new(5);
+        (0..pixels * channels)
+            .map(|i| (i % channels + 1) as f32 * rng.normal().abs())
+            .collect()
+    }
+
+    #[test]
+    fn thinning_keeps_every_channel() {
+        // 2^21 samples: a stride of 8 over 8 channels would see channel 0 alone.
+        let channels = 8;
+        let xs = scaled_channels((MAX_SAMPLES * 8) / channels, channels);
+        for family in Family::ALL {
+            let q = ActQuantizer::fit_nhwc(family, 4, &xs, channels, false).unwrap();
+            assert_eq!(q.groups(), 1);
+            // Channel 0 alone would put the clip near 3; all channels put it well above.
+            assert!(q.clip() > 5.0, "{family:?} clip {}", q.clip());
+        }
+    }
+
+    #[test]
+    fn per_channel_k_quantile_has_equal_mass_in_every_channel() {
+        let channels = 4;
+        let xs = scaled_channels(20_000, channels);
+        let q = ActQuantizer::fit_nhwc(Family::KQuantile, 2, &xs, channels, true).unwrap();
+        assert_eq!(q.groups(), channels);
+        assert_eq!(q.thresholds.len(), channels * 3);
+        for c in 0..channels {
+            let t = q.thresholds_of(c);
+            assert!(t.windows(2).all(|p| p[0] <= p[1]));
+            let mut counts = [0usize; 4];
+            for x in xs.iter().skip(c).step_by(channels) {
+                counts[usize::from(q.code_in(*x, c))] += 1;
+            }
+            for &n in &counts[1..] {
+                assert!(
+                    (n as f64 / 20_000.0 - 1.0 / 3.0).abs() < 0.02,
+                    "{c}: {counts:?}"
+                );
+            }
+        }
+        // The wider channels' quantiles sit proportionally higher.
+        let (t0, t3) = (q.thresholds_of(0)[2], q.thresholds_of(3)[2]);
+        assert!((t3 / t0 - 4.0).abs() < 0.4, "{t0} {t3}");
+        // Other families' thresholds follow their levels: one group.
+        let u = ActQuantizer::fit_nhwc(Family::Uniform, 2, &xs, channels, true).unwrap();
+        assert_eq!(u.groups(), 1);
+        assert!(ActQuantizer::fit_nhwc(Family::KQuantile, 2, &xs[1..], channels, true).is_err());
+    }
+
+    #[test]
+    fn a_silent_channel_maps_everything_positive_to_code_one() {
+        let xs: Vec<f32> = (0..400)
+            .map(|i| if i % 2 == 0 { 0.0 } else { i as f32 })
+            .collect();
+        let q = ActQuantizer::fit_nhwc(Family::KQuantile, 3, &xs, 2, true).unwrap();
+        // A single positive sample, per layer or in a channel, is code 1's.
+        let one = ActQuantizer::fit(Family::KQuantile, 3, &[0.0, 2.0, 0.0]).unwrap();
+        assert_eq!((one.code(2.0), one.code(9.0), one.code(0.0)), (1, 1, 0));
+        let mut lone = vec![0.0f32; 8];
+        lone[3] = 1.5;
+        let q2 = ActQuantizer::fit_nhwc(Family::KQuantile, 2, &lone, 4, true).unwrap();
+        assert_eq!(q2.code_in(1.5, 3), 1);
+        assert_eq!(q.code_in(0.0, 0), 0);
+        assert_eq!(q.code_in(1e6, 0), 1);
+        assert_eq!(q.code_in(1e6, 1), 7);
+    }
+
+    #[test]
+    fn thresholds_never_sit_on_a_sample_value() {
+        // Heavy ties: values 1..=5, the run of 3s holding half the mass.
+        let mut xs = vec![3.0f32; 500];
+        xs.extend((0..500).map(|i| [1.0, 2.0, 4.0, 5.0][i % 4]));
+        let q = ActQuantizer::fit(Family::KQuantile, 2, &xs).unwrap();
+        for &t in &q.thresholds[1..] {
+            assert!(t.is_infinite() || t.fract() != 0.0, "{:?}", q.thresholds);
+        }
+        let split = |v: &[f64], b| split_between_samples(v, b);
+        assert_eq!(split(&[1.0, 1.0, 1.0], 1), f64::INFINITY);
+        let run = [1.0, 2.0, 2.0, 2.0, 9.0];
+        assert!((split(&run, 2) - (1.0 + GAP_SPLIT)).abs() < 1e-12);
+        assert!((split(&run, 3) - (2.0 + 7.0 * GAP_SPLIT)).abs() < 1e-12);
+        assert!((split(&[1.0, 1.0, 1.0, 2.0], 1) - (1.0 + GAP_SPLIT)).abs() < 1e-12);
+        // Two lattice points an even number of steps apart: the cut is off the lattice.
+        let t = split(&[10.0, 14.0], 1);
+        assert!((t - t.round()).abs() > 0.4, "{t}");
+    }
+
+    #[test]
+    fn rescaling_moves_thresholds_with_the_scale() {
+        let xs = relu_normal(10_000);
+        for family in Family::ALL {
+            let q = ActQuantizer::fit(family, 3, &xs).unwrap();
+            let mut r = q.clone();
+            r.rescale(q.scale * 1.5);
+            assert_eq!(r.levels, q.levels);
+            assert!((r.clip() - 1.5 * q.clip()).abs() < 1e-9);
+            for &x in xs.iter().take(2000) {
+                assert_eq!(r.code(x * 1.5), q.code(x), "{family:?} at {x}");
+            }
+            let mut same = q.clone();
+            same.rescale(f64::NAN);
+            same.rescale(-1.0);
+            assert_eq!(same, q);
+        }
     }
 
     #[test]

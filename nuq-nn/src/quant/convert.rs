@@ -61,6 +61,13 @@ pub struct QuantConfig {
     pub per_channel: bool,
     /// Weight bits of the first convolution and the classifier.
     pub edge_bits: u8,
+    /// Activation thresholds per channel (k-quantile: each channel's own equal-mass
+    /// quantiles, one shared level table), else one threshold set per layer.
+    pub act_per_channel: bool,
+    /// Learn the activation clips and the weight scales during fine-tuning
+    /// ([`crate::quant::ActQuant`], [`QuantizedNetwork::qat_step`]); else they stay where
+    /// calibration put them.
+    pub learn_clip: bool,
 }
 
 impl QuantConfig {
@@ -74,6 +81,8 @@ impl QuantConfig {
             act_family: family,
             per_channel: true,
             edge_bits: 8,
+            act_per_channel: false,
+            learn_clip: false,
         }
     }
 }
@@ -250,6 +259,7 @@ impl Prep<'_> {
                 input_factor,
                 edge: first,
                 per_channel: self.cfg.per_channel,
+                velocity: Vec::new(),
             },
         );
         Ok(())
@@ -261,7 +271,11 @@ impl Prep<'_> {
         s: &mut Sequential,
         last_linear: Option<&str>,
     ) -> Result<(), NnError> {
-        let act = |cfg: &QuantConfig| ActQuant::new(cfg.act_family, cfg.act_bits);
+        let act = |cfg: &QuantConfig| {
+            ActQuant::new(cfg.act_family, cfg.act_bits)
+                .per_channel(cfg.act_per_channel)
+                .learn_clip(cfg.learn_clip)
+        };
         let mut i = 0;
         while i < s.len() {
             let child = s.layers()[i].0.clone();
@@ -300,6 +314,7 @@ impl Prep<'_> {
                         input_factor: None,
                         edge: true,
                         per_channel,
+                        velocity: Vec::new(),
                     },
                 );
             } else if let Some(bb) = any.downcast_mut::<BasicBlock>() {
@@ -371,19 +386,29 @@ impl QuantizedNetwork {
     /// As the forward pass.
     pub fn calibrate(&mut self, images: &Tensor) -> Result<(), NnError> {
         self.net.forward(images, Mode::Eval)?;
-        // The rounding after the global pool uses the scale of the quantizer before it.
-        let mut last_scale = None;
-        for (_, l) in self.net.body.layers_mut() {
-            let any = l.as_any_mut();
-            if let Some(b) = any.downcast_mut::<QuantBlock>() {
-                last_scale = b.act.quantizer.as_ref().map(|q| q.scale);
-            } else if let Some(a) = any.downcast_mut::<ActQuant>() {
-                last_scale = a.quantizer.as_ref().map(|q| q.scale);
-            } else if let Some(r) = any.downcast_mut::<GridRound>() {
-                r.scale = last_scale;
+        self.sync_scales();
+        Ok(())
+    }
+
+    /// Stretches every quantizer to its learned clip and points the rounding after the
+    /// global pool at the scale of the quantizer before it.
+    pub(crate) fn sync_scales(&mut self) {
+        fn walk(s: &mut Sequential, last_scale: &mut Option<f64>) {
+            for (_, l) in s.layers_mut() {
+                let any = l.as_any_mut();
+                if let Some(b) = any.downcast_mut::<QuantBlock>() {
+                    walk(&mut b.block.main, last_scale);
+                    b.act.apply_clip();
+                    *last_scale = b.act.quantizer.as_ref().map(|q| q.scale);
+                } else if let Some(a) = any.downcast_mut::<ActQuant>() {
+                    a.apply_clip();
+                    *last_scale = a.quantizer.as_ref().map(|q| q.scale);
+                } else if let Some(r) = any.downcast_mut::<GridRound>() {
+                    r.scale = *last_scale;
+                }
             }
         }
-        Ok(())
+        walk(&mut self.net.body, &mut None);
     }
 
     /// Forgets every activation quantizer so the next [`QuantizedNetwork::calibrate`] refits.
@@ -482,14 +507,22 @@ fn to_i32(x: f64) -> i32 {
     x.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32
 }
 
-/// Integer thresholds for `code = #{j : d·acc + c ≥ t_j}` per channel.
-fn requant(aff: &Affine, q: &ActQuantizer) -> Requant {
-    let per = q.thresholds.len();
+/// Integer thresholds for `code = #{j : d·acc + c ≥ t_j}` per channel (`t` the quantizer's
+/// thresholds of that channel).
+fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnError> {
+    let groups = q.groups();
+    if groups != 1 && groups != aff.d.len() {
+        return Err(NnError::Config(format!(
+            "activation quantizer {name}: {groups} threshold groups for {} channels",
+            aff.d.len()
+        )));
+    }
+    let per = q.levels.len() - 1;
     let mut thresholds = Vec::with_capacity(aff.d.len() * per);
     let mut falling = Vec::with_capacity(aff.d.len());
-    for (&d, &c) in aff.d.iter().zip(&aff.c) {
+    for (o, (&d, &c)) in aff.d.iter().zip(&aff.c).enumerate() {
         let mut row: Vec<i32> = q
-            .thresholds
+            .thresholds_of(o)
             .iter()
             .map(|&t| {
                 if d > 0.0 {
@@ -507,13 +540,13 @@ fn requant(aff: &Affine, q: &ActQuantizer) -> Requant {
         thresholds.extend(row);
         falling.push(d < 0.0);
     }
-    Requant {
+    Ok(Requant {
         bits: q.bits,
         thresholds,
         falling,
         levels: q.levels.clone(),
         scale: q.scale,
-    }
+    })
 }
 
 impl Builder<'_> {
@@ -638,7 +671,7 @@ impl Builder<'_> {
             downcast::<ActQuant>(aq.as_ref(), aq_name, "ActQuant")?,
             aq_name,
         )?;
-        node.output = ConvOutput::Codes(requant(&aff, q));
+        node.output = ConvOutput::Codes(requant(&aff, q, &format!("{prefix}{aq_name}"))?);
         let c_out = node.c_out;
         Ok(self.push(Node::Conv(node), q.scale, oh, ow, c_out))
     }
@@ -714,7 +747,7 @@ impl Builder<'_> {
             a_shift,
             b: b.id,
             align,
-            output: requant(&unit, q),
+            output: requant(&unit, q, name)?,
         };
         self.cur = self.push(Node::Add(node), q.scale, a.h, a.w, a.c);
         Ok(())

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use crate::error::NnError;
 use crate::layer::{check_grad_shape, Layer, Mode};
 use crate::layers::BasicBlock;
-use crate::param::{BufferMut, Param};
+use crate::param::{join_name, BufferMut, Param, ParamRole};
 use crate::quant::{ActQuantizer, Family};
 use crate::tensor::Tensor;
 
@@ -20,29 +20,61 @@ const BLOCK: usize = 1 << 15;
 
 /// Activation fake-quantization after a ReLU.
 ///
-/// Until it has a quantizer, the first `forward` fits one ([`ActQuantizer::fit`]) on the
+/// Until it has a quantizer, the first `forward` fits one ([`ActQuantizer::fit_nhwc`]) on the
 /// values it sees (calibration), so a single pass over a calibration batch calibrates a whole
 /// network in order, each layer seeing already-quantized inputs. The backward pass is the
-/// straight-through estimator clipped at the top level: `dx = dy` where `x ≤ scale · 255`.
+/// straight-through estimator clipped at the top level: `dx = dy` where `x ≤ clip`.
+///
+/// With a learned clip ([`ActQuant::learn_clip`]) the quantizer's clip `α = scale · L_top`
+/// is a trainable parameter (`clip`): the optimiser moves it, the next forward stretches the
+/// quantizer to it ([`ActQuantizer::rescale`], levels fixed), and the backward pass gives it
+/// the gradient of every element — `∂q/∂α = (L[code] − x/scale) / L_top` below the clip and
+/// `1` above it (APoT's clipping gradient on the non-uniform levels) — scaled by
+/// `1/√(N · (2^b − 1))` for `N` values per image (LSQ's gradient scale).
 pub struct ActQuant {
     family: Family,
     bits: u8,
+    per_channel: bool,
     /// The fitted quantizer (`None` until calibrated).
     pub quantizer: Option<ActQuantizer>,
+    clip: Option<Param>,
     out: Tensor,
     dx: Tensor,
 }
 
 impl ActQuant {
-    /// An uncalibrated quantizer of `family` with `bits`-bit codes.
+    /// An uncalibrated quantizer of `family` with `bits`-bit codes, one threshold set for the
+    /// layer.
     pub fn new(family: Family, bits: u8) -> Self {
         Self {
             family,
             bits,
+            per_channel: false,
             quantizer: None,
+            clip: None,
             out: Tensor::default(),
             dx: Tensor::default(),
         }
+    }
+
+    /// Fits thresholds per channel (k-quantile only, see [`ActQuantizer::fit_nhwc`]).
+    pub fn per_channel(mut self, per_channel: bool) -> Self {
+        self.per_channel = per_channel;
+        self
+    }
+
+    /// Makes the clip a trainable parameter (see the type's documentation).
+    pub fn learn_clip(mut self, learn: bool) -> Self {
+        self.clip = learn.then(|| Param::new(vec![0.0], ParamRole::QuantClip, vec![1]));
+        self
+    }
+
+    /// The learned clip's current value, if it is learned and calibrated.
+    pub fn learned_clip(&self) -> Option<f32> {
+        self.clip
+            .as_ref()
+            .filter(|_| self.quantizer.is_some())
+            .map(|p| p.value[0])
     }
 
     /// Forgets the quantizer so the next forward recalibrates.
@@ -60,6 +92,18 @@ impl ActQuant {
         self.bits = bits;
         self.quantizer = None;
     }
+
+    /// Stretches the quantizer to the learned clip (after an optimiser step); nothing
+    /// without a learned clip or a quantizer.
+    pub fn apply_clip(&mut self) {
+        if let (Some(q), Some(p)) = (self.quantizer.as_mut(), self.clip.as_ref()) {
+            let top = f64::from(q.levels.last().copied().unwrap_or(0));
+            let alpha = f64::from(p.value[0]);
+            if top > 0.0 && (alpha - q.clip()).abs() > 1e-12 * alpha.abs() {
+                q.rescale(alpha / top);
+            }
+        }
+    }
 }
 
 impl Layer for ActQuant {
@@ -72,18 +116,34 @@ impl Layer for ActQuant {
     }
 
     fn forward(&mut self, x: &Tensor, _mode: Mode) -> Result<&Tensor, NnError> {
+        let channels = x.shape()[3];
         if self.quantizer.is_none() {
-            self.quantizer = Some(ActQuantizer::fit(self.family, self.bits, x.data())?);
+            let q = ActQuantizer::fit_nhwc(
+                self.family,
+                self.bits,
+                x.data(),
+                channels,
+                self.per_channel,
+            )?;
+            if let Some(p) = self.clip.as_mut() {
+                p.value[0] = q.clip() as f32;
+            }
+            self.quantizer = Some(q);
         }
+        self.apply_clip();
         let q = self.quantizer.as_ref().expect("fitted above");
         self.out.reshape_uninit(x.shape());
+        // BLOCK is a multiple of every channel count that divides it; a block's first value
+        // is then channel 0, otherwise the offset is carried.
         self.out
             .data_mut()
             .par_chunks_mut(BLOCK)
             .zip(x.data().par_chunks(BLOCK))
-            .for_each(|(o, i)| {
-                for (o, &v) in o.iter_mut().zip(i) {
-                    *o = q.fake_quantize(v);
+            .enumerate()
+            .for_each(|(b, (o, i))| {
+                let first = (b * BLOCK) % channels;
+                for (j, (o, &v)) in o.iter_mut().zip(i).enumerate() {
+                    *o = q.value(q.code_in(v, (first + j) % channels));
                 }
             });
         Ok(&self.out)
@@ -95,6 +155,9 @@ impl Layer for ActQuant {
 
     fn backward(&mut self, x: &Tensor, dy: &Tensor, need_input_grad: bool) -> Result<(), NnError> {
         check_grad_shape("ActQuant", x.shape(), dy)?;
+        if let (Some(q), Some(p)) = (self.quantizer.as_ref(), self.clip.as_mut()) {
+            p.grad[0] = clip_gradient(q, x, dy) as f32;
+        }
         if !need_input_grad {
             self.dx.reshape_uninit([0, 0, 0, 0]);
             return Ok(());
@@ -116,6 +179,12 @@ impl Layer for ActQuant {
         Ok(())
     }
 
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        if let Some(p) = self.clip.as_mut() {
+            f(&join_name(prefix, "clip"), p);
+        }
+    }
+
     fn input_grad(&self) -> &Tensor {
         &self.dx
     }
@@ -127,6 +196,43 @@ impl Layer for ActQuant {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
+}
+
+/// `Σ dy · ∂q/∂α` over a batch with the LSQ gradient scale (see [`ActQuant`]).
+fn clip_gradient(q: &ActQuantizer, x: &Tensor, dy: &Tensor) -> f64 {
+    let [n, h, w, c] = x.shape();
+    let top = f64::from(q.levels.last().copied().unwrap_or(0));
+    if top <= 0.0 || n == 0 {
+        return 0.0;
+    }
+    let per_image = (h * w * c) as f64;
+    let positive_levels = f64::from((1u32 << q.bits) - 1);
+    let g = 1.0 / (per_image * positive_levels).sqrt();
+    let clip = q.clip();
+    let sum: f64 = x
+        .data()
+        .par_chunks(BLOCK)
+        .zip(dy.data().par_chunks(BLOCK))
+        .enumerate()
+        .map(|(b, (xi, gi))| {
+            let first = (b * BLOCK) % c;
+            let mut acc = 0.0f64;
+            for (j, (&v, &d)) in xi.iter().zip(gi).enumerate() {
+                let v = f64::from(v);
+                let dq = if v <= 0.0 {
+                    0.0
+                } else if v >= clip {
+                    1.0
+                } else {
+                    let code = q.code_in(v as f32, (first + j) % c);
+                    (f64::from(q.levels[usize::from(code)]) - v / q.scale) / top
+                };
+                acc += f64::from(d) * dq;
+            }
+            acc
+        })
+        .sum();
+    sum * g
 }
 
 /// Rounds values to multiples of `scale`, half up: `scale · ⌊x / scale + ½⌋`. It mirrors the
@@ -239,6 +345,7 @@ impl Layer for QuantBlock {
 
     fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
         self.block.visit_params(prefix, f);
+        self.act.visit_params(&join_name(prefix, "act"), f);
     }
 
     fn visit_buffers(&mut self, prefix: &str, f: &mut dyn FnMut(&str, BufferMut<'_>)) {

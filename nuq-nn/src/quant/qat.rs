@@ -1,5 +1,6 @@
 //! Quantization-aware fine-tuning: float master weights, re-quantized with their codebooks and
-//! scales before every forward pass (straight-through estimator); codebooks refitted to the
+//! scales before every forward pass (straight-through estimator); scales and activation clips
+//! optionally learned (LSQ / APoT gradients); codebooks refitted to the
 //! masters and activation quantizers recalibrated on demand ([`QuantizedNetwork::recalibrate`]),
 //! and bit widths lowered in stages ([`QuantizedNetwork::set_bits`], progressive reduction).
 
@@ -29,7 +30,12 @@ pub(crate) struct WeightSlot {
     pub edge: bool,
     /// One scale per output row (else one per tensor).
     pub per_channel: bool,
+    /// Momentum of the learned scales (empty until the first step).
+    pub velocity: Vec<f64>,
 }
+
+/// Momentum of the learned weight scales.
+const SCALE_MOMENTUM: f64 = 0.9;
 
 /// The index of the level nearest to `u` (ties to the upper level, as `nuq-core`).
 fn nearest(levels: &[i8], u: f64) -> u8 {
@@ -77,7 +83,66 @@ impl WeightSlot {
             family,
             self.per_channel,
         )?;
+        self.velocity.clear();
         Ok(())
+    }
+
+    /// Where parameter position `pos` lands: (row, column of the row-major table, input
+    /// factor of the first layer or 1).
+    fn locate(&self, pos: usize, k: usize) -> (usize, usize, f64) {
+        let (row, col, ci) = match self.conv {
+            Some((_, c_in, c_out)) => {
+                let (tap_ci, o) = (pos / c_out, pos % c_out);
+                (o, tap_ci, tap_ci % c_in)
+            }
+            None => (pos / k, pos % k, 0),
+        };
+        let factor = self.input_factor.as_ref().map_or(1.0, |f| f[ci]);
+        (row, col, factor)
+    }
+
+    /// One momentum-SGD step on the scales, learned as clips `α = scale · L_max` (`L_max`
+    /// the largest level magnitude), from `grad`, the loss gradient with respect to the
+    /// dequantized weights in the parameter's layout: `∂q/∂α = (L[index] − w/scale) / L_max`
+    /// inside the codebook's range, `L[index] / L_max` outside it, summed over the row (or
+    /// the tensor, for one scale) and scaled by `1/√(K · (2^(b−1) − 1))` (LSQ).
+    fn learn_scales(&mut self, grad: &[f32], lr: f32) {
+        let rows = self.q.scales.len();
+        let levels = &self.q.table.levels;
+        if rows == 0 || grad.len() != self.shadow.len() || levels.is_empty() {
+            return;
+        }
+        let k = self.shadow.len() / rows;
+        let (lo, hi) = (f64::from(levels[0]), f64::from(levels[levels.len() - 1]));
+        let l_max = lo.abs().max(hi.abs());
+        if l_max == 0.0 {
+            return;
+        }
+        let mut ds = vec![0.0f64; rows];
+        for (pos, (&w, &g)) in self.shadow.iter().zip(grad).enumerate() {
+            let (row, col, factor) = self.locate(pos, k);
+            let u = f64::from(w) / factor / self.q.scales[row];
+            let l = f64::from(levels[usize::from(self.q.table.indices[row * k + col])]);
+            let dq = if (lo..=hi).contains(&u) { l - u } else { l };
+            ds[row] += f64::from(g) * dq * factor;
+        }
+        let positive_levels = f64::from((1u32 << (self.q.table.bits - 1)).saturating_sub(1).max(1));
+        let per_scale = if self.per_channel { k } else { rows * k };
+        let g = 1.0 / ((per_scale as f64) * positive_levels).sqrt();
+        if !self.per_channel {
+            let total: f64 = ds.iter().sum();
+            ds.fill(total);
+        }
+        if self.velocity.len() != rows {
+            self.velocity = vec![0.0; rows];
+        }
+        for ((s, v), d) in self.q.scales.iter_mut().zip(&mut self.velocity).zip(&ds) {
+            let alpha = *s * l_max;
+            *v = SCALE_MOMENTUM * *v + d * g / l_max;
+            // One step moves a clip by at most a factor of ten either way.
+            let next = (alpha - f64::from(lr) * *v).clamp(0.1 * alpha, 10.0 * alpha);
+            *s = next / l_max;
+        }
     }
 
     /// Re-quantizes the master weights with the slot's codebook and scales, updates the
@@ -87,15 +152,7 @@ impl WeightSlot {
         let k = self.shadow.len() / rows.max(1);
         let mut out = vec![0.0f32; self.shadow.len()];
         for (pos, &w) in self.shadow.iter().enumerate() {
-            // Position in the parameter layout → (row, column of the row-major table).
-            let (row, col, ci) = match self.conv {
-                Some((_, c_in, c_out)) => {
-                    let (tap_ci, o) = (pos / c_out, pos % c_out);
-                    (o, tap_ci, tap_ci % c_in)
-                }
-                None => (pos / k, pos % k, 0),
-            };
-            let factor = self.input_factor.as_ref().map_or(1.0, |f| f[ci]);
+            let (row, col, factor) = self.locate(pos, k);
             let s = self.q.scales[row];
             let idx = nearest(&self.q.table.levels, f64::from(w) / factor / s);
             self.q.table.indices[row * k + col] = idx;
@@ -174,8 +231,11 @@ impl QuantizedNetwork {
     }
 
     /// One quantization-aware training step: the weights are re-quantized from their float
-    /// masters (fixed codebooks and scales), the forward and backward passes run through the
-    /// activation quantizers (straight-through), and the optimiser updates the float masters.
+    /// masters (fixed codebooks), the forward and backward passes run through the activation
+    /// quantizers (straight-through), and the optimiser updates the float masters. With
+    /// [`crate::quant::QuantConfig::learn_clip`] the weight scales take a step too (LSQ-style,
+    /// momentum SGD at `lr`) and the activation clips, being parameters of the network, move
+    /// with the optimiser.
     ///
     /// # Errors
     /// As the forward/backward passes and the optimiser.
@@ -191,16 +251,22 @@ impl QuantizedNetwork {
         let logits = self.net.forward(x, Mode::Train)?;
         let out = loss.forward(logits, labels)?;
         self.net.backward(x, loss.grad())?;
-        // The gradient with respect to the quantized weights updates the float masters.
+        // The gradient with respect to the quantized weights updates the float masters (and
+        // the scales, when they are learned).
         {
+            let learn = self.config.learn_clip;
             let slots = &mut self.slots;
             self.net.visit_params(&mut |name, p| {
                 if let Some(slot) = name.strip_suffix(".weight").and_then(|n| slots.get_mut(n)) {
+                    if learn {
+                        slot.learn_scales(&p.grad, lr);
+                    }
                     p.value.copy_from_slice(&slot.shadow);
                 }
             });
         }
         opt.step(&mut self.net, lr)?;
+        self.sync_scales();
         {
             let slots = &mut self.slots;
             self.net.visit_params(&mut |name, p| {
@@ -220,7 +286,70 @@ impl QuantizedNetwork {
 
 #[cfg(test)]
 mod tests {
-    use super::nearest;
+    use super::{nearest, WeightSlot};
+    use crate::quant::weights::quantize_weights;
+    use crate::quant::Family;
+
+    fn slot(per_channel: bool, bits: u8, family: Family) -> WeightSlot {
+        let mut rng = crate::Rng::new(21);
+        let (rows, k) = (4, 72);
+        let shadow: Vec<f32> = (0..rows * k)
+            .map(|i| rng.normal() * 0.05 * (1 + i / k) as f32)
+            .collect();
+        let q = quantize_weights("t", &shadow, rows, bits, family, per_channel).unwrap();
+        WeightSlot {
+            q,
+            shadow,
+            conv: None,
+            input_factor: None,
+            edge: false,
+            per_channel,
+            velocity: Vec::new(),
+        }
+    }
+
+    fn mse(slot: &mut WeightSlot) -> f64 {
+        let q = slot.requantize();
+        q.iter()
+            .zip(&slot.shadow)
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum::<f64>()
+            / q.len() as f64
+    }
+
+    /// With the reconstruction error as the loss, learned scales pulled far from the
+    /// calibrated ones come back: the clip gradient points the right way in both directions.
+    #[test]
+    fn learned_scales_reduce_the_reconstruction_error() {
+        for per_channel in [true, false] {
+            for (family, factor) in [(Family::Uniform, 0.3), (Family::LloydMax, 3.0)] {
+                let mut s = slot(per_channel, 3, family);
+                let calibrated = mse(&mut s);
+                for v in &mut s.q.scales {
+                    *v *= factor;
+                }
+                let start = mse(&mut s);
+                assert!(start > 2.0 * calibrated);
+                for _ in 0..3000 {
+                    let q = s.requantize();
+                    let grad: Vec<f32> = q
+                        .iter()
+                        .zip(&s.shadow)
+                        .map(|(a, b)| 2.0 * (a - b))
+                        .collect();
+                    s.learn_scales(&grad, 0.5);
+                }
+                let end = mse(&mut s);
+                assert!(
+                    end < 0.5 * start && end < 2.0 * calibrated,
+                    "{family:?} per_channel={per_channel}: {calibrated:e} → ×{factor} {start:e} → {end:e}"
+                );
+                if !per_channel {
+                    assert!(s.q.scales.windows(2).all(|p| p[0] == p[1]));
+                }
+            }
+        }
+    }
 
     #[test]
     fn nearest_level_ties_go_up() {
