@@ -55,6 +55,11 @@ pub struct QuantArgs {
     /// put them.
     #[arg(long)]
     pub learn_clip: bool,
+    /// Weight normalisation for fine-tuning: each inner convolution's output channel uses
+    /// its weights minus their mean (APoT's (w − mean)/std; the per-channel scale divides by
+    /// the spread).
+    #[arg(long)]
+    pub weight_norm: bool,
     /// Training images the activation quantizers are calibrated on.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub calib_images: u64,
@@ -97,6 +102,7 @@ impl QuantArgs {
         c.edge_bits = self.edge_bits;
         c.act_per_channel = self.act_per_channel;
         c.learn_clip = self.learn_clip;
+        c.weight_norm = self.weight_norm;
         c
     }
 
@@ -117,6 +123,9 @@ impl QuantArgs {
         }
         if c.learn_clip {
             d.push_str(", learned clips");
+        }
+        if c.weight_norm {
+            d.push_str(", weight normalisation");
         }
         if !self.progressive.is_empty() {
             let stages: Vec<String> = self.progressive.iter().map(u8::to_string).collect();

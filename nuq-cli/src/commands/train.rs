@@ -407,6 +407,7 @@ fn run_qat(a: &TrainArgs, bits: u8) -> CmdResult {
         edge_bits: 8,
         act_per_channel: false,
         learn_clip: a.learn_clip,
+        weight_norm: false,
         calib_images: 2000,
         qat_epochs: a.epochs as f32,
         qat_lr: a.lr.unwrap_or(0.01),

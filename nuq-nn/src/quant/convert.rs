@@ -41,7 +41,7 @@ use crate::layers::{
 use crate::models::Network;
 use crate::quant::layers::{ActQuant, GridRound, QuantBlock};
 use crate::quant::qat::WeightSlot;
-use crate::quant::weights::{quantize_weights, QuantizedWeights};
+use crate::quant::weights::{center_rows, quantize_weights, QuantizedWeights};
 use crate::quant::{ActQuantizer, Family};
 use crate::tensor::Tensor;
 use crate::NnError;
@@ -68,6 +68,10 @@ pub struct QuantConfig {
     /// ([`crate::quant::ActQuant`], [`QuantizedNetwork::qat_step`]); else they stay where
     /// calibration put them.
     pub learn_clip: bool,
+    /// Weight normalisation of the inner convolutions: each output channel's weights are
+    /// used minus their mean (APoT's `(w − mean) / std`; the per-channel scale divides out
+    /// the magnitude). It changes the function, so it is meant for fine-tuning.
+    pub weight_norm: bool,
 }
 
 impl QuantConfig {
@@ -83,6 +87,7 @@ impl QuantConfig {
             edge_bits: 8,
             act_per_channel: false,
             learn_clip: false,
+            weight_norm: false,
         }
     }
 }
@@ -231,6 +236,10 @@ impl Prep<'_> {
         } else {
             self.cfg.weight_bits
         };
+        let center = self.cfg.weight_norm && !first;
+        if center {
+            center_rows(&mut rows, taps * c.c_in);
+        }
         let q = quantize_weights(
             name,
             &rows,
@@ -260,6 +269,7 @@ impl Prep<'_> {
                 edge: first,
                 per_channel: self.cfg.per_channel,
                 velocity: Vec::new(),
+                center,
             },
         );
         Ok(())
@@ -315,6 +325,7 @@ impl Prep<'_> {
                         edge: true,
                         per_channel,
                         velocity: Vec::new(),
+                        center: false,
                     },
                 );
             } else if let Some(bb) = any.downcast_mut::<BasicBlock>() {

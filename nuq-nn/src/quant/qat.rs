@@ -9,7 +9,7 @@ use crate::loss::CrossEntropy;
 use crate::optim::Optimizer;
 use crate::quant::convert::{hwio_to_rows, QuantizedNetwork};
 use crate::quant::layers::{ActQuant, QuantBlock};
-use crate::quant::weights::{quantize_weights, QuantizedWeights};
+use crate::quant::weights::{center_rows, quantize_weights, QuantizedWeights};
 use crate::quant::Family;
 use crate::tensor::Tensor;
 use crate::train::Stats;
@@ -32,6 +32,9 @@ pub(crate) struct WeightSlot {
     pub per_channel: bool,
     /// Momentum of the learned scales (empty until the first step).
     pub velocity: Vec<f64>,
+    /// Weight normalisation: every row is used minus its mean (the effective weights of a
+    /// row sum to about zero; the per-row scale already divides out the magnitude).
+    pub center: bool,
 }
 
 /// Momentum of the learned weight scales.
@@ -58,6 +61,16 @@ impl WeightSlot {
     /// The float masters as the row-major `[rows][k]` table the codebook is fitted on (the
     /// first layer's input factor divided out).
     fn master_rows(&self) -> Vec<f32> {
+        let mut rows = self.raw_rows();
+        if self.center {
+            let k = rows.len() / self.q.scales.len().max(1);
+            center_rows(&mut rows, k);
+        }
+        rows
+    }
+
+    /// The float masters as the row-major table, uncentred.
+    fn raw_rows(&self) -> Vec<f32> {
         match self.conv {
             Some((taps, c_in, c_out)) => {
                 let mut rows = hwio_to_rows(&self.shadow, taps, c_in, c_out);
@@ -85,6 +98,43 @@ impl WeightSlot {
         )?;
         self.velocity.clear();
         Ok(())
+    }
+
+    /// Each row's mean of the masters (divided by the input factor), or zeros without
+    /// [`WeightSlot::center`].
+    fn row_means(&self) -> Vec<f64> {
+        let rows = self.q.scales.len();
+        let mut means = vec![0.0f64; rows];
+        if !self.center || rows == 0 {
+            return means;
+        }
+        let k = self.shadow.len() / rows;
+        for (pos, &w) in self.shadow.iter().enumerate() {
+            let (row, _, factor) = self.locate(pos, k);
+            means[row] += f64::from(w) / factor;
+        }
+        for m in &mut means {
+            *m /= k as f64;
+        }
+        means
+    }
+
+    /// The gradient with respect to the masters from the one with respect to the effective
+    /// (centred) weights: each row's mean gradient removed. Nothing without centring.
+    fn center_gradient(&self, grad: &mut [f32]) {
+        let rows = self.q.scales.len();
+        if !self.center || rows == 0 || grad.len() != self.shadow.len() {
+            return;
+        }
+        let k = self.shadow.len() / rows;
+        let mut means = vec![0.0f64; rows];
+        for (pos, &g) in grad.iter().enumerate() {
+            means[self.locate(pos, k).0] += f64::from(g);
+        }
+        for (pos, g) in grad.iter_mut().enumerate() {
+            let row = self.locate(pos, k).0;
+            *g = (f64::from(*g) - means[row] / k as f64) as f32;
+        }
     }
 
     /// Where parameter position `pos` lands: (row, column of the row-major table, input
@@ -118,10 +168,11 @@ impl WeightSlot {
         if l_max == 0.0 {
             return;
         }
+        let means = self.row_means();
         let mut ds = vec![0.0f64; rows];
         for (pos, (&w, &g)) in self.shadow.iter().zip(grad).enumerate() {
             let (row, col, factor) = self.locate(pos, k);
-            let u = f64::from(w) / factor / self.q.scales[row];
+            let u = (f64::from(w) / factor - means[row]) / self.q.scales[row];
             let l = f64::from(levels[usize::from(self.q.table.indices[row * k + col])]);
             let dq = if (lo..=hi).contains(&u) { l - u } else { l };
             ds[row] += f64::from(g) * dq * factor;
@@ -150,11 +201,13 @@ impl WeightSlot {
     pub fn requantize(&mut self) -> Vec<f32> {
         let rows = self.q.scales.len();
         let k = self.shadow.len() / rows.max(1);
+        let means = self.row_means();
         let mut out = vec![0.0f32; self.shadow.len()];
         for (pos, &w) in self.shadow.iter().enumerate() {
             let (row, col, factor) = self.locate(pos, k);
             let s = self.q.scales[row];
-            let idx = nearest(&self.q.table.levels, f64::from(w) / factor / s);
+            let u = (f64::from(w) / factor - means[row]) / s;
+            let idx = nearest(&self.q.table.levels, u);
             self.q.table.indices[row * k + col] = idx;
             out[pos] = (s * f64::from(self.q.table.levels[usize::from(idx)]) * factor) as f32;
         }
@@ -261,6 +314,7 @@ impl QuantizedNetwork {
                     if learn {
                         slot.learn_scales(&p.grad, lr);
                     }
+                    slot.center_gradient(&mut p.grad);
                     p.value.copy_from_slice(&slot.shadow);
                 }
             });
@@ -305,6 +359,7 @@ mod tests {
             edge: false,
             per_channel,
             velocity: Vec::new(),
+            center: false,
         }
     }
 
@@ -315,6 +370,44 @@ mod tests {
             .map(|(a, b)| f64::from(a - b).powi(2))
             .sum::<f64>()
             / q.len() as f64
+    }
+
+    /// Weight normalisation: the effective weights are the masters minus their row mean, up
+    /// to half a level step, and the masters' gradient has zero row sums.
+    #[test]
+    fn centred_rows_track_the_masters_minus_their_mean() {
+        let mut s = slot(true, 4, Family::Uniform);
+        for v in &mut s.shadow {
+            *v += 0.3;
+        }
+        s.center = true;
+        s.refit("t", 4, Family::Uniform).unwrap();
+        let k = s.shadow.len() / s.q.scales.len();
+        let q = s.requantize();
+        for (r, (qrow, wrow)) in q.chunks(k).zip(s.shadow.chunks(k)).enumerate() {
+            let mean = wrow.iter().map(|&v| f64::from(v)).sum::<f64>() / k as f64;
+            let step = s.q.scales[r] * 16.0;
+            for (&a, &w) in qrow.iter().zip(wrow) {
+                let want = f64::from(w) - mean;
+                // Inside the codebook's range the error is at most half a (uniform) step.
+                if want.abs() < s.q.scales[r] * 100.0 {
+                    assert!(
+                        (f64::from(a) - want).abs() <= step,
+                        "row {r}: {a} vs {want}"
+                    );
+                }
+            }
+        }
+        let mut grad: Vec<f32> = (0..s.shadow.len()).map(|i| (i % 7) as f32).collect();
+        s.center_gradient(&mut grad);
+        for row in grad.chunks(k) {
+            assert!(row.iter().map(|&g| f64::from(g)).sum::<f64>().abs() < 1e-3);
+        }
+        let mut plain = slot(true, 4, Family::Uniform);
+        let mut g2: Vec<f32> = vec![1.0; plain.shadow.len()];
+        plain.center_gradient(&mut g2);
+        assert!(g2.iter().all(|&g| g == 1.0));
+        plain.requantize();
     }
 
     /// With the reconstruction error as the loss, learned scales pulled far from the

@@ -31,6 +31,17 @@ impl QuantizedWeights {
     }
 }
 
+/// Subtracts each row's mean from a row-major table with rows of `k` values (weight
+/// normalisation).
+pub(crate) fn center_rows(rows: &mut [f32], k: usize) {
+    for row in rows.chunks_exact_mut(k.max(1)) {
+        let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / row.len() as f64;
+        for v in row {
+            *v = (f64::from(*v) - mean) as f32;
+        }
+    }
+}
+
 fn core_err(what: &str) -> impl Fn(nuq_core::Error) -> NnError + '_ {
     move |e| NnError::Config(format!("quantizing {what}: {e}"))
 }
