@@ -89,6 +89,34 @@ fn quantized_models_keep_the_accuracy_and_eval_agrees() {
     assert!(v["int_acc"].as_f64().unwrap() > 0.9, "{v}");
     let q = v["quantizer"].as_str().unwrap();
     assert!(q.contains("W2/A2") && q.contains("progressive 4→3"), "{v}");
+    // Learned clips, weight normalisation and per-channel k-quantile thresholds together.
+    let out = dir.path().join("learned.nuq");
+    let v = quantize(
+        dir.path(),
+        &ckpt,
+        &out,
+        &[
+            "--mean",
+            "0",
+            "--bits",
+            "3",
+            "--qat-epochs",
+            "0.5",
+            "--learn-clip",
+            "--weight-norm",
+            "--act-per-channel",
+        ],
+    );
+    assert!(v["int_acc"].as_f64().unwrap() > 0.9, "{v}");
+    assert!(v["twin_agreement"].as_f64().unwrap() >= 0.99, "{v}");
+    let q = v["quantizer"].as_str().unwrap();
+    for want in [
+        "per-channel activation thresholds",
+        "learned clips",
+        "weight normalisation",
+    ] {
+        assert!(q.contains(want), "{want}: {v}");
+    }
     for (flags, want) in [
         (
             &["--progressive", "3,4", "--qat-epochs", "0.5"][..],
