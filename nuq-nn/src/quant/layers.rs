@@ -69,14 +69,6 @@ impl ActQuant {
         self
     }
 
-    /// The learned clip's current value, if it is learned and calibrated.
-    pub fn learned_clip(&self) -> Option<f32> {
-        self.clip
-            .as_ref()
-            .filter(|_| self.quantizer.is_some())
-            .map(|p| p.value[0])
-    }
-
     /// Forgets the quantizer so the next forward recalibrates.
     pub fn reset(&mut self) {
         self.quantizer = None;

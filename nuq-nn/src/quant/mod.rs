@@ -6,6 +6,12 @@
 //! (above the ReLU cut), levels at bin centroids snapped to the 8-bit grid. Folded through
 //! batch-norm and the scales, those thresholds become the integer MAC thresholds of the
 //! integer model ([`convert`]).
+//!
+//! Options of [`QuantConfig`]: per-channel or per-tensor weight scales, per-channel
+//! k-quantile activation thresholds, learned activation clips and weight scales during
+//! fine-tuning (APoT's clipping gradient, LSQ's gradient scale), weight normalisation, and the
+//! bit width of the first and last layers; [`QuantizedNetwork::recalibrate`] and
+//! [`QuantizedNetwork::set_bits`] refit codebooks and lower bit widths during fine-tuning.
 
 mod act;
 pub mod convert;
