@@ -258,40 +258,48 @@ fn equal_mass(bins: usize, positive: &[f64]) -> EqualMass {
     }
 }
 
-/// Where a threshold cuts the gap between two neighbouring distinct samples, as a fraction
-/// of the gap: the golden section rather than the midpoint. Calibration samples of one
-/// channel lie on the lattice `d · acc + c` of its integer accumulator, and the midpoint of
-/// two lattice points an even number of steps apart is itself a lattice point, which an
-/// unseen value would then hit exactly: a knife edge between float and integer arithmetic.
-/// An irrational fraction lands on the lattice only by accident.
+/// Where a threshold cuts the gap between two neighbouring samples, as a fraction of the
+/// gap: the golden section rather than the midpoint. Calibration samples of one channel lie
+/// on the lattice `d · acc + c` of its integer accumulator, and the midpoint of two lattice
+/// points an even number of steps apart is itself a lattice point, which an unseen value
+/// would then hit exactly: a knife edge between float and integer arithmetic. An irrational
+/// fraction lands on the lattice only by accident.
 const GAP_SPLIT: f64 = 0.381_966_011_250_105;
 
-/// A threshold splitting sorted `values` as near index `b` as ties allow: inside the gap
-/// between two neighbouring distinct values ([`GAP_SPLIT`]), never on a sample value. A run
-/// of equal values around `b` goes wholly to the side that keeps the split nearer `b`; `+∞`
-/// when all values are equal.
+/// The narrowest gap, relative to the values around it, that a threshold may cut. The float
+/// twin computes activations in `f32` (relative rounding about 6e-8 per operation), so a
+/// threshold within a few ulps of a value that many images produce — a background pixel's
+/// activation, repeated in every image — splits that value's images between two codes
+/// differently in the twin and in the integer model. Cutting only gaps wider than this keeps
+/// every threshold at least `0.38 · 1e-5` (about 60 `f32` ulps) away from every calibration
+/// sample.
+const MIN_GAP: f64 = 1e-5;
+
+/// A threshold splitting sorted `values` as near index `b` as the data allows: inside the
+/// nearest gap between neighbours `values[i − 1] < values[i]` that is wider than [`MIN_GAP`]
+/// (relative), cut at [`GAP_SPLIT`]; a run of equal or nearly equal values around `b` thus
+/// goes wholly to one side. `+∞` when no gap is wide enough.
 fn split_between_samples(values: &[f64], b: usize) -> f64 {
-    let cut = |lo: f64, hi: f64| lo + GAP_SPLIT * (hi - lo);
-    let v = values[b];
-    if values[b - 1] < v {
-        return cut(values[b - 1], v);
-    }
-    let lo = values.partition_point(|&x| x < v);
-    let hi = values.partition_point(|&x| x <= v);
-    let below = (lo > 0).then(|| (b - lo, cut(values[lo - 1], v)));
-    let above = (hi < values.len()).then(|| (hi - b, cut(v, values[hi])));
-    match (below, above) {
-        (Some(a), Some(c)) => {
-            if a.0 <= c.0 {
-                a.1
-            } else {
-                c.1
-            }
+    let wide = |i: usize| {
+        let (lo, hi) = (values[i - 1], values[i]);
+        hi - lo > MIN_GAP * lo.abs().max(hi.abs()).max(f64::MIN_POSITIVE)
+    };
+    let cut = |i: usize| values[i - 1] + GAP_SPLIT * (values[i] - values[i - 1]);
+    let n = values.len();
+    // Gap `i` lies between `values[i − 1]` and `values[i]`; try `b`, then `b ∓ 1`, `b ∓ 2`, …
+    // (at equal distance the gap below `b` first).
+    for d in 0..n {
+        if b < d + 1 && b + d >= n {
+            break;
         }
-        (Some(a), None) => a.1,
-        (None, Some(c)) => c.1,
-        (None, None) => f64::INFINITY,
+        if b > d && b - d < n && wide(b - d) {
+            return cut(b - d);
+        }
+        if d > 0 && b + d < n && wide(b + d) {
+            return cut(b + d);
+        }
     }
+    f64::INFINITY
 }
 
 /// Levels and scale from real centroids (index 0 is code 0, the ReLU zero).
@@ -550,12 +558,19 @@ mod tests {
         let split = |v: &[f64], b| split_between_samples(v, b);
         assert_eq!(split(&[1.0, 1.0, 1.0], 1), f64::INFINITY);
         let run = [1.0, 2.0, 2.0, 2.0, 9.0];
+        assert!((split(&run, 1) - (1.0 + GAP_SPLIT)).abs() < 1e-12);
         assert!((split(&run, 2) - (1.0 + GAP_SPLIT)).abs() < 1e-12);
         assert!((split(&run, 3) - (2.0 + 7.0 * GAP_SPLIT)).abs() < 1e-12);
         assert!((split(&[1.0, 1.0, 1.0, 2.0], 1) - (1.0 + GAP_SPLIT)).abs() < 1e-12);
         // Two lattice points an even number of steps apart: the cut is off the lattice.
         let t = split(&[10.0, 14.0], 1);
         assert!((t - t.round()).abs() > 0.4, "{t}");
+        // Values a few f32 ulps apart count as one: the cut goes to the next real gap.
+        let near = [0.5, 0.382_327_44, 0.382_327_46, 0.382_327_47, 0.7];
+        let mut sorted = near;
+        sorted.sort_by(f64::total_cmp);
+        let t = split(&sorted, 2);
+        assert!(t > 0.382_327_47 + 1e-6 || t < 0.382_327_44 - 1e-6, "{t}");
     }
 
     #[test]
