@@ -162,7 +162,8 @@ impl ActQuantizer {
     /// The code of `x` in the first group (the only one of a per-layer quantizer).
     #[inline]
     pub fn code(&self, x: f32) -> u8 {
-        self.code_in(x, 0)
+        let x = f64::from(x);
+        self.thresholds[..self.levels.len() - 1].partition_point(|&t| x >= t) as u8
     }
 
     /// The code of `x` in channel `group` (see [`ActQuantizer::thresholds_of`]).

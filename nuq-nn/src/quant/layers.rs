@@ -133,9 +133,16 @@ impl Layer for ActQuant {
             .zip(x.data().par_chunks(BLOCK))
             .enumerate()
             .for_each(|(b, (o, i))| {
-                let first = (b * BLOCK) % channels;
-                for (j, (o, &v)) in o.iter_mut().zip(i).enumerate() {
-                    *o = q.value(q.code_in(v, (first + j) % channels));
+                if q.groups() == 1 {
+                    for (o, &v) in o.iter_mut().zip(i) {
+                        *o = q.fake_quantize(v);
+                    }
+                    return;
+                }
+                let mut c = (b * BLOCK) % channels;
+                for (o, &v) in o.iter_mut().zip(i) {
+                    *o = q.value(q.code_in(v, c));
+                    c = if c + 1 == channels { 0 } else { c + 1 };
                 }
             });
         Ok(&self.out)
@@ -207,16 +214,18 @@ fn clip_gradient(q: &ActQuantizer, x: &Tensor, dy: &Tensor) -> f64 {
         .zip(dy.data().par_chunks(BLOCK))
         .enumerate()
         .map(|(b, (xi, gi))| {
-            let first = (b * BLOCK) % c;
+            let mut group = (b * BLOCK) % c;
             let mut acc = 0.0f64;
-            for (j, (&v, &d)) in xi.iter().zip(gi).enumerate() {
+            for (&v, &d) in xi.iter().zip(gi) {
+                let channel = group;
+                group = if group + 1 == c { 0 } else { group + 1 };
                 let v = f64::from(v);
                 let dq = if v <= 0.0 {
                     0.0
                 } else if v >= clip {
                     1.0
                 } else {
-                    let code = q.code_in(v as f32, (first + j) % c);
+                    let code = q.code_in(v as f32, channel);
                     (f64::from(q.levels[usize::from(code)]) - v / q.scale) / top
                 };
                 acc += f64::from(d) * dq;
