@@ -22,7 +22,10 @@ fn simulator_present(sim: Simulator) -> bool {
         "{} is not installed: apt-get install -y verilator iverilog yosys",
         sim.name()
     );
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg} (CI must simulate)");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{msg} (CI must simulate)"
+    );
     eprintln!("SKIPPED: {msg}");
     false
 }
@@ -42,7 +45,8 @@ fn prepare(spec: ModelSpec, dir: &Path, images: usize) -> (std::path::PathBuf, s
     } else {
         None
     };
-    nuq().vectors(&model, &vec, images, data.as_deref())
+    nuq()
+        .vectors(&model, &vec, images, data.as_deref())
         .expect("nuq vectors");
     (mem, vec)
 }
@@ -71,13 +75,22 @@ fn vgg_and_resnet_run_bit_exact_on_the_sequencer() {
         assert_eq!(run.layers, expected_layers, "{spec:?}");
         // every convolution did all its MACs, and the lanes were busy
         let model = spec.build(3).unwrap();
-        let macs: u64 = run.per_layer.iter().filter(|l| l.op == 2 || l.op == 3).map(|l| l.macs).sum();
+        let macs: u64 = run
+            .per_layer
+            .iter()
+            .filter(|l| l.op == 2 || l.op == 3)
+            .map(|l| l.macs)
+            .sum();
         assert_eq!(macs, model.macs_per_image().unwrap(), "{spec:?}");
-        assert!(run.conv_mac_util() >= 0.8, "{spec:?}: {}", run.conv_mac_util());
+        assert!(
+            run.conv_mac_util() >= 0.8,
+            "{spec:?}: {}",
+            run.conv_mac_util()
+        );
     }
 
     // Bad input: a damaged vectors file, vectors of another model, a cycle limit.
-    let (mem0, vec0) = (dir.path().join("m0/mem"), dir.path().join("m0/vec"));
+    let mem0 = dir.path().join("m0/mem");
     let (mem1, vec1) = (dir.path().join("m1/mem"), dir.path().join("m1/vec"));
     let err = build.run(&mem0, &vec1, 4).unwrap_err();
     assert!(matches!(err, RtlError::BadInput(_)), "{err}");
@@ -97,12 +110,19 @@ fn vgg_and_resnet_run_bit_exact_on_the_sequencer() {
     assert!(err.to_string().contains("truncated"), "{err}");
     // a changed value is reported with its layer and position
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    lines[7] = if lines[7] == "00" { "01".into() } else { "00".into() };
+    lines[7] = if lines[7] == "00" {
+        "01".into()
+    } else {
+        "00".into()
+    };
     std::fs::write(&levels, lines.join("\n") + "\n").unwrap();
     let run = build.run(&mem1, &vec1, 4).unwrap();
     assert_eq!(run.mismatches, 1);
     let first = run.first_mismatch.unwrap();
-    assert!(first.contains("kind=levels") && first.contains("position=7"), "{first}");
+    assert!(
+        first.contains("kind=levels") && first.contains("position=7"),
+        "{first}"
+    );
 }
 
 #[test]

@@ -69,7 +69,9 @@ fn vectors_hold_every_layer_in_hex_and_binary() {
             let v = u64::from_str_radix(l, 16).unwrap();
             let b = match width {
                 1 => u64::from(bin[i]),
-                4 => u64::from(u32::from_le_bytes(bin[4 * i..4 * i + 4].try_into().unwrap())),
+                4 => u64::from(u32::from_le_bytes(
+                    bin[4 * i..4 * i + 4].try_into().unwrap(),
+                )),
                 _ => u64::from_le_bytes(bin[8 * i..8 * i + 8].try_into().unwrap()),
             };
             assert_eq!(v, b, "{t} element {i}");
@@ -126,7 +128,14 @@ fn vectors_hold_every_layer_in_hex_and_binary() {
 
     // --accumulators adds what the comparator banks compare: i32 for convolutions.
     let acc = dir.path().join("acc");
-    ok(&nuq(os([&"vectors", &model, &"--out", &acc, &"--random", &"--accumulators"])));
+    ok(&nuq(os([
+        &"vectors",
+        &model,
+        &"--out",
+        &acc,
+        &"--random",
+        &"--accumulators",
+    ])));
     let m: Value =
         serde_json::from_str(&std::fs::read_to_string(acc.join("manifest.json")).unwrap()).unwrap();
     let pre: Vec<&Value> = m["tensors"]

@@ -39,6 +39,8 @@ pub enum Unit {
 pub enum Flow {
     /// `synth_xilinx -family xc7`.
     Xc7,
+    /// `synth_xilinx -family xc7 -nodsp`: multipliers in LUTs.
+    Xc7NoDsp,
     /// Generic `synth`.
     Generic,
 }
@@ -60,7 +62,7 @@ pub struct Counts {
 
 impl Unit {
     /// The P = 16 PE at b = 2, 3, 4 with codebook weights and with int8 weights, and the
-    /// requantizer as thresholds at b = 2, 3, 4 and as fixed point at b = 4.
+    /// requantizer as thresholds and as fixed point at b = 2, 3, 4.
     pub fn report_set() -> Vec<Unit> {
         let mut v: Vec<Unit> = [2, 3, 4]
             .iter()
@@ -75,16 +77,14 @@ impl Unit {
             wbits: 8,
             codebook: false,
         });
-        for b in [2, 3, 4] {
-            v.push(Unit::Requant {
-                bits: b,
-                thresholds: true,
-            });
+        for thresholds in [true, false] {
+            for b in [2, 3, 4] {
+                v.push(Unit::Requant {
+                    bits: b,
+                    thresholds,
+                });
+            }
         }
-        v.push(Unit::Requant {
-            bits: 4,
-            thresholds: false,
-        });
         v
     }
 
@@ -127,6 +127,9 @@ impl Unit {
         let files: Vec<String> = files.iter().map(|f| format!("hdl/{f}")).collect();
         let synth = match flow {
             Flow::Xc7 => format!("synth_xilinx -family xc7 -top {top} -flatten -noiopad"),
+            Flow::Xc7NoDsp => {
+                format!("synth_xilinx -family xc7 -top {top} -flatten -noiopad -nodsp")
+            }
             Flow::Generic => format!("synth -top {top} -flatten"),
         };
         format!("read_verilog {}; {chparam}; {synth}; stat", files.join(" "))
@@ -172,7 +175,7 @@ pub fn parse_stat(log: &str, flow: Flow) -> Counts {
         }
         let Ok(n) = n.parse::<u64>() else { continue };
         match flow {
-            Flow::Xc7 => {
+            Flow::Xc7 | Flow::Xc7NoDsp => {
                 if name.starts_with("LUT") {
                     c.luts += n;
                 } else if name.starts_with("FD") {

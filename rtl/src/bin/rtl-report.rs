@@ -324,6 +324,17 @@ fn main() -> Result<()> {
                     c.carry,
                     c.dsps
                 );
+                if matches!(unit, Unit::Pe { .. }) {
+                    let n = synthesize(unit, Flow::Xc7NoDsp, None)?;
+                    println!(
+                        "synth_nodsp {} luts={} ffs={} carry={} dsps={} flow=xc7-nodsp",
+                        unit.describe(),
+                        n.luts,
+                        n.ffs,
+                        n.carry,
+                        n.dsps
+                    );
+                }
                 let g = synthesize(unit, Flow::Generic, None)?;
                 println!(
                     "synth_generic {} gates={} ffs={} cells={} flow=generic",
