@@ -116,9 +116,13 @@ impl ModelSpec {
     /// Builds the model and writes it as a `.nuq` file.
     ///
     /// # Errors
-    /// As [`ModelSpec::build`]; [`RtlError::Model`] when the file cannot be written.
+    /// As [`ModelSpec::build`]; [`RtlError::Model`] or [`RtlError::Io`] when the file cannot
+    /// be written (its directory is created if missing).
     pub fn write(&self, path: &Path, seed: u64) -> Result<IntegerModel, RtlError> {
         let model = self.build(seed)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
         let mut meta = BTreeMap::new();
         meta.insert(
             "model".to_string(),

@@ -32,7 +32,8 @@ module tb_linear;
     reg [8*1024-1:0] memdir, vecdir, fname;
     integer errors, checks, li, nl, vi, op, cb_base, bias_base, w_base, img, images, j, p, fd;
     integer ic, ih, iw, c, y, x, cycles, got_n;
-    always @(*) begin
+    // sensitive to the addresses only (the memories are loaded before the unit starts)
+    always @(act_addr or w_addr or w_base) begin
         for (p = 0; p < P; p = p + 1) begin
             act_data[8*p +: 8] = feat[act_addr[32*p +: 32] % 65536];
             w_data[W*p +: W] = words[(w_base + w_addr[32*p +: 32]) % 65536];
