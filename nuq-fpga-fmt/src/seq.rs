@@ -396,6 +396,12 @@ pub fn seq_images(file: &NuqFile<'_>, word_bits: u32) -> Result<SeqImages, SeqEr
                         .weights()
                         .get(wi)
                         .ok_or_else(|| unsupported("bad weights".into()))?;
+                    if wt.order() != crate::enums::TileOrder::RowPerOutput {
+                        return Err(unsupported(
+                            "weights in flat tile order (the sequencer reads row_per_output)"
+                                .into(),
+                        ));
+                    }
                     let mut p = wt.packing();
                     p.word_bits = word_bits;
                     set(d, Field::WeightBase, weight_base[wi as usize]);
@@ -531,4 +537,70 @@ pub fn field(layers: &[u32], layer: usize, f: Field) -> Option<u32> {
 /// Reads header word `h` from the `seq_layers` words.
 pub fn header(layers: &[u32], h: Header) -> Option<u32> {
     layers.get(h as usize).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::samples;
+    use crate::writer::{encode, WriteOptions};
+
+    fn images(model: &crate::model::Model) -> Result<SeqImages, SeqError> {
+        let bytes = encode(model, &WriteOptions::default()).expect("encodes");
+        let file = NuqFile::parse(&bytes).expect("parses");
+        seq_images(&file, 64)
+    }
+
+    fn words32(m: &MemoryImage) -> Vec<u32> {
+        m.words
+            .iter()
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect()
+    }
+
+    #[test]
+    fn flat_weights_are_refused() {
+        let e = images(&samples::minimal()).unwrap_err();
+        assert!(e.to_string().contains("flat tile order"), "{e}");
+    }
+
+    #[test]
+    fn resnet_joins_and_zero_points_are_described() {
+        let s = images(&samples::int_resnet()).expect("the sequencer runs it");
+        let names: Vec<&str> = s.images.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names.len(), 9, "{names:?}");
+        let d = words32(&s.images[0]);
+        assert_eq!(header(&d, Header::Magic), Some(MAGIC));
+        assert_eq!(header(&d, Header::WordBits), Some(64));
+        let n = header(&d, Header::Layers).unwrap() as usize;
+        let ops: Vec<u32> = (0..n).map(|l| field(&d, l, Field::Op).unwrap()).collect();
+        let join = ops.iter().position(|&o| o == 10).expect("an aligned_add");
+        assert_ne!(field(&d, join, Field::Align), Some(NONE));
+        assert_eq!(field(&d, join, Field::In0I32), Some(1));
+        // the stem reads the input_zp layer: it pads with the zero points
+        assert_eq!(ops[0], 11);
+        let stem = ops.iter().position(|&o| o == 2).expect("a conv");
+        assert_ne!(field(&d, stem, Field::PadZeroPoint), Some(NONE));
+        assert_eq!(
+            field(&d, stem, Field::In0Base),
+            header(&d, Header::InputBase)
+        );
+        // the classifier ends the graph and writes the logits
+        assert_eq!(ops[n - 1], 3);
+        assert_eq!(
+            field(&d, n - 1, Field::OutBase),
+            header(&d, Header::LogitsBase)
+        );
+        assert_eq!(field(&d, n - 1, Field::OutI32), Some(1));
+        // every executed layer has a vectors index, in order
+        let idx: Vec<usize> = s.vector_index.iter().flatten().copied().collect();
+        assert_eq!(idx, (0..idx.len()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn ops_without_an_integer_form_are_refused_by_name() {
+        let e = images(&samples::residual()).unwrap_err();
+        assert!(matches!(e, SeqError::Unsupported { .. }), "{e}");
+        assert!(e.to_string().starts_with("layer "), "{e}");
+    }
 }
