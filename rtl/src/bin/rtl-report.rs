@@ -339,7 +339,7 @@ fn main() -> Result<()> {
                     c.carry,
                     c.dsps
                 );
-                if matches!(unit, Unit::Pe { .. }) {
+                if c.dsps > 0 {
                     let n = synthesize(unit, Flow::Xc7NoDsp, None)?;
                     println!(
                         "synth_nodsp {} luts={} ffs={} carry={} dsps={} flow=xc7-nodsp",
