@@ -491,3 +491,39 @@ pub fn run_unit(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_layers_summary_and_utilisation() {
+        let text = "LAYER image=0 layer=1 op=2 cycles=100 macs=1200 \n\
+                    LAYER image=0 layer=2 op=4 cycles=50 macs=0\n\
+                    LAYER image=1 layer=1 op=2 cycles=100 macs=1200\n\
+                    MISMATCH layer=1 vec=1 op=conv kind=codes image=0 position=3 expected=2 got=1\n\
+                    SUMMARY images=2 layers=3 mismatches=1 cycles=300\n";
+        let r = parse_run(text, Simulator::Verilator, 16).unwrap();
+        assert_eq!(r.images, 2);
+        assert_eq!(r.layers, 3);
+        assert_eq!(r.mismatches, 1);
+        assert_eq!(r.per_layer.len(), 2, "image 0 only");
+        assert_eq!(r.cycles_per_image(), 150);
+        assert!((r.conv_mac_util() - 0.75).abs() < 1e-12);
+        assert!(r.first_mismatch.unwrap().contains("position=3"));
+    }
+
+    #[test]
+    fn an_error_line_or_a_missing_summary_is_an_error() {
+        let e = parse_run("LAYER image=0 layer=1 op=2 cycles=1 macs=1\nERROR cycle limit 10 reached in layer 1 (image 0)\n", Simulator::Icarus, 16)
+            .unwrap_err();
+        assert!(e.to_string().contains("cycle limit 10"), "{e}");
+        let e = parse_run(
+            "LAYER image=0 layer=1 op=2 cycles=1 macs=1\n",
+            Simulator::Icarus,
+            16,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no SUMMARY"), "{e}");
+    }
+}

@@ -223,3 +223,65 @@ pub fn synthesize(unit: Unit, flow: Flow, log: Option<&Path>) -> Result<Counts, 
     }
     Ok(parse_stat(&text, flow))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const XC7: &str = "
+   Number of cells:                200
+     CARRY4                         10
+     DSP48E1                         2
+     FDRE                           30
+     FDSE                            2
+     LUT2                           40
+     LUT6                           60
+";
+
+    #[test]
+    fn counts_xc7_cells() {
+        let c = parse_stat(XC7, Flow::Xc7);
+        assert_eq!(
+            c,
+            Counts {
+                luts: 100,
+                ffs: 32,
+                carry: 10,
+                dsps: 2,
+                cells: 200
+            }
+        );
+    }
+
+    #[test]
+    fn counts_generic_gates_and_the_last_block() {
+        let log = "   Number of cells: 5\n     $_AND_ 5\n\
+                   === again ===\n   Number of cells:                 7\n     $_AND_                          3\n     $_MUX_                          2\n     $_DFF_P_                        2\n";
+        let c = parse_stat(log, Flow::Generic);
+        assert_eq!((c.luts, c.ffs, c.cells), (5, 2, 7));
+    }
+
+    #[test]
+    fn scripts_name_the_top_and_parameters() {
+        let s = Unit::Pe {
+            lanes: 16,
+            wbits: 3,
+            codebook: true,
+        }
+        .script(Flow::Xc7);
+        assert!(
+            s.contains("chparam -set P 16 -set B 3 -set CODEBOOK 1 nuq_pe"),
+            "{s}"
+        );
+        assert!(s.contains("synth_xilinx -family xc7 -top nuq_pe"), "{s}");
+        let r = Unit::Requant {
+            bits: 2,
+            thresholds: false,
+        };
+        assert!(r
+            .script(Flow::Generic)
+            .contains("synth -top nuq_requant_fxp"));
+        assert_eq!(r.describe(), "unit=requant bits=2 kind=fixed_point");
+        assert_eq!(Unit::report_set().len(), 10);
+    }
+}
