@@ -80,18 +80,6 @@ pub enum KernelError {
         /// Index width in bits.
         bits: u8,
     },
-    /// An activation index does not address an entry of the activation codebook.
-    #[error(
-        "activation index {index} at position {position} is outside the {levels}-level codebook"
-    )]
-    ActivationIndexOutOfRange {
-        /// Position in the index slice.
-        position: usize,
-        /// The index found.
-        index: u8,
-        /// Codebook size.
-        levels: usize,
-    },
     /// The kernel path asked for cannot run on this CPU.
     #[error("kernel path {path} is not available on this CPU")]
     PathUnavailable {
