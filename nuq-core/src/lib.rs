@@ -133,3 +133,8 @@ pub use rng::Rng;
 pub use scale::{Pow2Scale, Scale, Scales};
 pub use snap::FittedCodebook;
 pub use stats::ErrorStats;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
