@@ -2,9 +2,9 @@
 //! the terminal: which file, what is wrong with it, and what to do about it.
 
 use crate::exit::Failure;
-use nuq_fpga_fmt::{CodebookKind, Error, ErrorKind, Location, Model, NuqFile, WriteOptions};
-use nuq_nn::integer::{from_file_model, to_file_model, IntegerModel};
-use nuq_nn::quant::Family;
+use nuq_fpga_fmt::{CodebookKind, Error, ErrorKind, Location, Model, NuqFile, WriteError};
+use nuq_nn::integer::{from_file_model, IntegerModel};
+use nuq_nn::NnError;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
@@ -46,16 +46,6 @@ pub fn read_integer_model(path: &Path) -> Result<IntegerModel, Failure> {
     })
 }
 
-/// The format's codebook kind for a family.
-pub fn codebook_kind(family: Family) -> CodebookKind {
-    match family {
-        Family::KQuantile => CodebookKind::KQuantile,
-        Family::LloydMax => CodebookKind::LloydMax,
-        Family::Apot => CodebookKind::Apot,
-        Family::Uniform => CodebookKind::Uniform,
-    }
-}
-
 /// Writes `model` to `path` (temporary file + rename: a failed run leaves no partial file)
 /// and returns the file's size in bytes.
 pub fn write_model(
@@ -64,17 +54,16 @@ pub fn write_model(
     kind: CodebookKind,
     metadata: BTreeMap<String, String>,
 ) -> Result<u64, Failure> {
-    let shown = path.display();
-    let file_model = to_file_model(model, kind, metadata).map_err(|e| {
-        Failure::new(format!(
-            "{shown}: cannot express the model in the .nuq format: {e}"
-        ))
-    })?;
-    nuq_fpga_fmt::write_file(path, &file_model, &WriteOptions::default())
-        .map_err(|e| Failure::new(format!("{shown}: {e}")))?;
-    Ok(std::fs::metadata(path)
-        .map_err(|e| Failure::new(format!("{shown}: {e}")))?
-        .len())
+    nuq_nn::pipeline::write_model(path, model, kind, metadata).map_err(|e| {
+        Failure::new(match e {
+            NnError::Write(WriteError::Io { .. }) | NnError::Io { .. } => e.to_string(),
+            NnError::Write(_) => format!("{}: {e}", path.display()),
+            _ => format!(
+                "{}: cannot express the model in the .nuq format: {e}",
+                path.display()
+            ),
+        })
+    })
 }
 
 /// One line that says what is wrong with the file at `path` (of `len` bytes) and what to do.

@@ -9,10 +9,10 @@ use nuq_nn::integer::IntegerRunner;
 use nuq_nn::Rng;
 use serde::Serialize;
 
+use crate::exit::nn;
 use crate::exit::{CmdResult, Failure};
 use crate::model_file::read_integer_model;
 use crate::output;
-use crate::training::nn;
 
 /// A kernel path by name, or `auto` (the best this CPU has).
 #[derive(Debug, Clone, Copy)]

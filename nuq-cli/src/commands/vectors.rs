@@ -12,11 +12,11 @@ use nuq_nn::Rng;
 use serde::Serialize;
 
 use crate::dataset::DataArgs;
-use crate::evaluation::{argmax, check_input_shape};
+use crate::exit::nn;
 use crate::exit::{CmdResult, Failure};
 use crate::model_file::read_integer_model;
 use crate::output::{self, StagedDir};
-use crate::training::nn;
+use nuq_nn::pipeline::{argmax, check_input_shape};
 
 /// Write golden test vectors (input and every layer's output) for a .nuq model.
 #[derive(Debug, Args)]
