@@ -3,8 +3,9 @@
 use thiserror::Error;
 
 /// Why a kernel refused its input. Kernels never panic on bad input and never return
-/// numbers they cannot vouch for: a shape mismatch, an unsorted threshold table or an
-/// accumulator that could overflow `i32` is reported here instead.
+/// numbers they cannot vouch for: a shape mismatch or an accumulator that could overflow
+/// `i32` is reported here instead (threshold tables arrive checked, as `nuq-core`'s
+/// `MacThresholds`).
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum KernelError {
     /// A slice is shorter than the shape it is used with requires.
@@ -51,22 +52,6 @@ pub enum KernelError {
         max_a: u32,
         /// Their product.
         bound: u128,
-    },
-    /// A threshold table is not sorted in the direction declared for its channel.
-    #[error(
-        "thresholds of channel {channel} are not sorted {direction}: entry {index} = {value} follows {previous}"
-    )]
-    UnsortedThresholds {
-        /// Channel whose table is out of order.
-        channel: usize,
-        /// "ascending" or "descending".
-        direction: &'static str,
-        /// Position of the first out-of-order entry.
-        index: usize,
-        /// The out-of-order entry.
-        value: i32,
-        /// The entry before it.
-        previous: i32,
     },
     /// An index in a packed codebook tensor does not address an entry of its codebook.
     #[error("index {index} at output channel {channel}, k = {k} exceeds the {bits}-bit range")]

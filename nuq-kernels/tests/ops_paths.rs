@@ -1,5 +1,6 @@
 //! Threshold requantization: every path against the scalar reference, bit for bit.
 
+use nuq_core::{Direction, MacThresholds};
 use nuq_kernels::threshold::Thresholds;
 use nuq_kernels::KernelPath;
 use proptest::prelude::*;
@@ -22,16 +23,15 @@ proptest! {
         let mut rng = lcg(seed);
         let count = (1usize << bits) - 1;
         let mut table = Vec::new();
-        let descending: Vec<bool> = (0..channels).map(|_| rng().is_multiple_of(2)).collect();
-        for &desc in &descending {
+        let directions: Vec<Direction> = (0..channels)
+            .map(|_| if rng().is_multiple_of(2) { Direction::Falling } else { Direction::Rising })
+            .collect();
+        for _ in 0..channels {
             let mut row: Vec<i32> = (0..count).map(|_| (rng() % 2001) as i32 - 1000).collect();
             row.sort_unstable();
-            if desc {
-                row.reverse();
-            }
             table.extend(row);
         }
-        let t = Thresholds::new(bits, channels, &table, &descending).unwrap();
+        let t = Thresholds::new(&MacThresholds::new(bits, table.clone(), directions).unwrap());
         // Accumulators near the thresholds, equal to them, and at the i32 extremes.
         let acc: Vec<i32> = (0..rows * channels)
             .map(|i| match rng() % 5 {

@@ -308,19 +308,13 @@ fn compile(
             let r = &a.output;
             let multiplier: Vec<i32> = a.align.iter().map(|al| al.multiplier).collect();
             let shift: Vec<u8> = a.align.iter().map(|al| al.shift).collect();
-            let thresholds: Vec<i64> = r.thresholds.iter().map(|&t| i64::from(t)).collect();
+            let mac = r.mac_thresholds().map_err(|source| NnError::Core {
+                what: format!("integer model node {i}: residual thresholds"),
+                source,
+            })?;
             Op::Add(
-                ResidualThresholds::new(
-                    r.bits,
-                    out.c,
-                    a.a_shift,
-                    &multiplier,
-                    &shift,
-                    &thresholds,
-                    &r.falling,
-                    &r.levels,
-                )
-                .map_err(|e| NnError::Config(format!("integer model node {i}: {e}")))?,
+                ResidualThresholds::new(a.a_shift, &multiplier, &shift, &mac, &r.levels)
+                    .map_err(|e| NnError::Config(format!("integer model node {i}: {e}")))?,
             )
         }
         Node::MaxPool(p) => {
