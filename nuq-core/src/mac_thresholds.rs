@@ -260,8 +260,8 @@ mod tests {
         let bias = [7, -2_000_000_000];
         let f = t.offset(&bias).unwrap();
         for acc in [i32::MIN + 1, -10, -4, 0, 3, 99, i32::MAX - 1] {
-            for c in 0..2 {
-                let v = i64::from(acc) + i64::from(bias[c]);
+            for (c, &b) in bias.iter().enumerate() {
+                let v = i64::from(acc) + i64::from(b);
                 assert_eq!(f.code(c, i64::from(acc)), t.code(c, v), "c={c} acc={acc}");
             }
         }

@@ -136,6 +136,10 @@ pub enum Flow {
     Stop,
 }
 
+/// Called after every epoch with the network, the optimiser, the position reached and the
+/// epoch's training statistics; decides whether the run goes on.
+pub type AfterEpoch<'a, E> = dyn FnMut(&mut Network, &Sgd, Position, Stats) -> Result<Flow, E> + 'a;
+
 /// Trains `net` from `from` up to `plan.epochs`, calling `after_epoch` after each epoch with
 /// the network, the optimiser, the position reached and that epoch's training statistics; it
 /// may stop the run early (to checkpoint and resume later, the position and the optimiser
@@ -154,7 +158,7 @@ pub fn train_float<E: From<NnError>>(
     plan: &Plan,
     from: Position,
     progress: &dyn Progress,
-    after_epoch: &mut dyn FnMut(&mut Network, &Sgd, Position, Stats) -> Result<Flow, E>,
+    after_epoch: &mut AfterEpoch<'_, E>,
 ) -> Result<(), E> {
     let steps = plan.steps_per_epoch(data.len())?;
     let schedule = plan.schedule(steps)?;

@@ -83,7 +83,7 @@ impl ActQuantizer {
         if samples.is_empty() {
             return Err(NnError::NoSamples("activation calibration"));
         }
-        if channels == 0 || samples.len() % channels != 0 {
+        if channels == 0 || !samples.len().is_multiple_of(channels) {
             return Err(NnError::InvalidParameter {
                 what: "activation calibration sample count".into(),
                 allowed: "a multiple of the (positive) channel count",

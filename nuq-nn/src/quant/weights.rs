@@ -67,7 +67,7 @@ pub fn quantize_weights(
     family: Family,
     per_channel: bool,
 ) -> Result<QuantizedWeights, NnError> {
-    if rows == 0 || w.is_empty() || w.len() % rows != 0 {
+    if rows == 0 || w.is_empty() || !w.len().is_multiple_of(rows) {
         return Err(NnError::InvalidParameter {
             what: format!("{what}: weight count"),
             allowed: "a positive multiple of the (positive) row count",
