@@ -1,5 +1,5 @@
 //! The quantizer options the commands share, turned into the library's
-//! [`Recipe`](nuq_nn::pipeline::Recipe).
+//! [`Recipe`].
 
 use clap::Args;
 use nuq_nn::pipeline::Recipe;

@@ -24,7 +24,7 @@ pub struct QuantConfig {
     /// quantiles, one shared level table), else one threshold set per layer.
     pub act_per_channel: bool,
     /// Learn the activation clips and the weight scales during fine-tuning
-    /// ([`crate::quant::ActQuant`], [`QuantizedNetwork::qat_step`]); else they stay where
+    /// ([`crate::quant::ActQuant`], [`QuantizedNetwork::qat_step`](crate::quant::QuantizedNetwork::qat_step)); else they stay where
     /// calibration put them.
     pub learn_clip: bool,
     /// Weight normalisation of the inner convolutions: each output channel's weights are

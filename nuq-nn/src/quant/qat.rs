@@ -20,7 +20,7 @@ impl QuantizedNetwork {
     /// the codebooks matched to the weights and activations as they move.
     ///
     /// # Errors
-    /// As [`quantize_weights`] and [`QuantizedNetwork::calibrate`].
+    /// As [`quantize_weights`](crate::quant::quantize_weights) and [`QuantizedNetwork::calibrate`].
     pub fn recalibrate(&mut self, images: &Tensor) -> Result<(), NnError> {
         let cfg = self.config;
         for (name, slot) in self.slots.iter_mut() {
