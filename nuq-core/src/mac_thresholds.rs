@@ -21,6 +21,39 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// Both directions, in the order of their codes.
+    pub const ALL: &'static [Direction] = &[Direction::Rising, Direction::Falling];
+
+    /// The direction of a one-byte code (`0` rising, `1` falling; the `.nuq` file's encoding),
+    /// `None` for any other byte.
+    ///
+    /// ```
+    /// use nuq_core::Direction;
+    /// assert_eq!(Direction::from_raw(1), Some(Direction::Falling));
+    /// assert_eq!(Direction::from_raw(2), None);
+    /// assert_eq!(Direction::Falling.raw(), 1);
+    /// ```
+    pub const fn from_raw(raw: u8) -> Option<Direction> {
+        match raw {
+            0 => Some(Direction::Rising),
+            1 => Some(Direction::Falling),
+            _ => None,
+        }
+    }
+
+    /// The one-byte code.
+    pub const fn raw(self) -> u8 {
+        self as u8
+    }
+
+    /// `"rising"` or `"falling"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Direction::Rising => "rising",
+            Direction::Falling => "falling",
+        }
+    }
+
     /// The direction of a channel whose folded scale has the given sign.
     ///
     /// ```
@@ -54,6 +87,12 @@ impl Direction {
             Direction::Falling => thresholds.iter().filter(|&&t| acc <= i64::from(t)).count(),
         };
         n as u8
+    }
+}
+
+impl core::fmt::Display for Direction {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
