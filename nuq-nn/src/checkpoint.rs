@@ -219,15 +219,18 @@ fn i64_scalar(st: &SafeTensors<'_>, path: &Path, name: &str) -> Result<i64, Chec
             found: format!("{:?}", t.dtype()),
         });
     }
-    if t.shape().iter().product::<usize>() != 1 || t.shape().len() > 1 {
-        return Err(CheckpointError::Shape {
+    let bytes: Option<[u8; 8]> = t.data().try_into().ok();
+    match bytes {
+        Some(b) if t.shape().len() <= 1 && t.shape().iter().all(|&d| d == 1) => {
+            Ok(i64::from_le_bytes(b))
+        }
+        _ => Err(CheckpointError::Shape {
             path: path.to_path_buf(),
             name: name.to_string(),
             expected: vec![],
             found: t.shape().to_vec(),
-        });
+        }),
     }
-    Ok(i64::from_le_bytes(t.data().try_into().expect("8 bytes")))
 }
 
 /// Writes every parameter and buffer of `net` under its PyTorch name and layout, with the
@@ -282,8 +285,16 @@ pub fn save_model(net: &mut Network, path: &Path) -> Result<(), NnError> {
 /// An unreadable or malformed file, or nuq metadata that is present but incomplete or invalid
 /// (the error names the key).
 pub fn read_model_config(path: &Path) -> Result<Option<ModelConfig>, NnError> {
-    let bytes = read_file(path)?;
-    let meta = metadata(path, &bytes)?;
+    read_model_config_bytes(path, &read_file(path)?)
+}
+
+/// As [`read_model_config`] for the contents `bytes` of a checkpoint (`path` only names it in
+/// errors).
+///
+/// # Errors
+/// As [`read_model_config`].
+pub fn read_model_config_bytes(path: &Path, bytes: &[u8]) -> Result<Option<ModelConfig>, NnError> {
+    let meta = metadata(path, bytes)?;
     if !meta.contains_key("nuq.arch") {
         return Ok(None);
     }
@@ -343,8 +354,16 @@ pub fn read_model_config(path: &Path) -> Result<Option<ModelConfig>, NnError> {
 /// a missing, mis-shaped, mistyped or unexpected tensor is an error and `net` is left
 /// unchanged.
 pub fn load_model(net: &mut Network, path: &Path) -> Result<(), NnError> {
-    let bytes = read_file(path)?;
-    let st = parse(path, &bytes)?;
+    load_model_bytes(net, path, &read_file(path)?)
+}
+
+/// As [`load_model`] for the contents `bytes` of a checkpoint (`path` only names it in
+/// errors).
+///
+/// # Errors
+/// As [`load_model`].
+pub fn load_model_bytes(net: &mut Network, path: &Path, bytes: &[u8]) -> Result<(), NnError> {
+    let st = parse(path, bytes)?;
     // Read and validate everything first, then assign.
     let mut params: Vec<Vec<f32>> = Vec::new();
     let mut bufs: Vec<(Option<Vec<f32>>, Option<i64>)> = Vec::new();
@@ -473,9 +492,17 @@ pub fn save_train_state(state: &TrainState, path: &Path) -> Result<(), NnError> 
 
 /// Reads a [`TrainState`] written by [`save_train_state`].
 pub fn load_train_state(path: &Path) -> Result<TrainState, NnError> {
-    let bytes = read_file(path)?;
-    let st = parse(path, &bytes)?;
-    let meta = metadata(path, &bytes)?;
+    load_train_state_bytes(path, &read_file(path)?)
+}
+
+/// As [`load_train_state`] for the contents `bytes` of a state file (`path` only names it in
+/// errors).
+///
+/// # Errors
+/// As [`load_train_state`].
+pub fn load_train_state_bytes(path: &Path, bytes: &[u8]) -> Result<TrainState, NnError> {
+    let st = parse(path, bytes)?;
+    let meta = metadata(path, bytes)?;
     let get = |key: &str| -> Result<&String, CheckpointError> {
         meta.get(key).ok_or_else(|| CheckpointError::Metadata {
             path: path.to_path_buf(),
@@ -513,7 +540,8 @@ pub fn load_train_state(path: &Path) -> Result<TrainState, NnError> {
     for n in names {
         let len = st
             .tensor(&n)
-            .map(|t| t.shape().iter().product::<usize>())
+            .ok()
+            .and_then(|t| t.shape().iter().try_fold(1usize, |p, &d| p.checked_mul(d)))
             .unwrap_or(0);
         optimizer.push((n.clone(), f32_tensor(&st, path, &n, &[len])?));
     }

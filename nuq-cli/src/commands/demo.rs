@@ -228,11 +228,7 @@ pub fn run(a: &DemoArgs) -> CmdResult {
         test_images: test_set.len(),
         model_path: a.out.display().to_string(),
     };
-    output::print(&table(&report))?;
-    if a.json {
-        output::print_json(&report)?;
-    }
-    Ok(())
+    output::finish(a.json, &table(&report), &report)
 }
 
 fn table(r: &DemoReport) -> String {

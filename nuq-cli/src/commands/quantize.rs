@@ -162,9 +162,5 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
         ));
     }
     text.push_str(&format!("wrote {} ({} bytes)\n", report.out, model_bytes));
-    output::print(&text)?;
-    if a.json {
-        output::print_json(&report)?;
-    }
-    Ok(())
+    output::finish(a.json, &text, &report)
 }

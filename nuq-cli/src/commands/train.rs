@@ -264,7 +264,7 @@ fn run_float(a: &TrainArgs) -> CmdResult {
                 test_acc: te.accuracy(),
                 seconds: epoch_start.elapsed().as_secs_f64(),
             };
-            output::print(&format!(
+            output::human(a.json, &format!(
                 "epoch {:>3}/{}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  {:.1} s\n",
                 e.epoch,
                 a.epochs,
@@ -285,10 +285,13 @@ fn run_float(a: &TrainArgs) -> CmdResult {
     trained?;
     let stopped_at = history.last().map_or(from.epoch, |e| e.epoch);
     if stopped_at < a.epochs {
-        output::print(&format!(
-            "stopped after epoch {stopped_at} of {} as asked; continue with --resume\n",
-            a.epochs
-        ))?;
+        output::human(
+            a.json,
+            &format!(
+                "stopped after epoch {stopped_at} of {} as asked; continue with --resume\n",
+                a.epochs
+            ),
+        )?;
     }
     let test_acc = match history.last() {
         Some(e) => e.test_acc,
@@ -304,17 +307,14 @@ fn run_float(a: &TrainArgs) -> CmdResult {
         out: a.out.display().to_string(),
         history,
     };
-    output::print(&format!(
+    let text = format!(
         "test accuracy {:.2}% after {} epochs; model in {} (state in {})\n",
         100.0 * report.test_acc,
         stopped_at,
         a.out.display(),
         state_file.display()
-    ))?;
-    if a.json {
-        output::print_json(&report)?;
-    }
-    Ok(())
+    );
+    output::finish(a.json, &text, &report)
 }
 
 /// Loads the model and optimiser state of an interrupted run, checking it is the same run.
@@ -432,16 +432,13 @@ fn run_qat(a: &TrainArgs, bits: u8) -> CmdResult {
         seconds: t0.elapsed().as_secs_f64(),
         out: a.out.display().to_string(),
     };
-    output::print(&format!(
+    let text = format!(
         "{}: {} epochs of quantization-aware training, integer-only test accuracy {:.2}%; wrote {} ({} bytes)\n",
         report.quantizer,
         a.epochs,
         100.0 * int_acc,
         report.out,
         model_bytes
-    ))?;
-    if a.json {
-        output::print_json(&report)?;
-    }
-    Ok(())
+    );
+    output::finish(a.json, &text, &report)
 }
