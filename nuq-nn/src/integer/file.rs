@@ -589,12 +589,17 @@ fn requant(m: &Model, l: &Layer, name: &str) -> Result<Requant, NnError> {
         .thresholds
         .get(l.thresholds.unwrap_or(u32::MAX) as usize)
         .ok_or_else(|| err(format!("{name}: no thresholds")))?;
-    let acb = m
-        .codebooks
-        .get(l.act_codebook.unwrap_or(u32::MAX) as usize)
-        .ok_or_else(|| err(format!("{name}: no output codebook")))?;
-    let levels = acb
-        .levels
+    // Without an act_codebook a code's level is the code itself (FORMAT.md §6.1).
+    let levels: Vec<i32> = match l.act_codebook {
+        None => (0..1i32 << th.bits.min(8)).collect(),
+        Some(cb) => m
+            .codebooks
+            .get(cb as usize)
+            .ok_or_else(|| err(format!("{name}: bad act_codebook index")))?
+            .levels
+            .clone(),
+    };
+    let levels = levels
         .iter()
         .map(|&v| u8::try_from(v).map_err(|_| err(format!("{name}: output level {v} is not u8"))))
         .collect::<Result<Vec<u8>, _>>()?;
