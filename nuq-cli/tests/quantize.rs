@@ -3,13 +3,9 @@
 
 mod common;
 
-use common::{fails, nuq, ok, os, stderr, stdout, train_tiny, usage_error, write_fashion_like};
+use common::{fails, json, nuq, ok, os, stderr, train_tiny, usage_error, write_fashion_like};
 use serde_json::Value;
 use std::path::Path;
-
-fn last_json(text: &str) -> Value {
-    serde_json::from_str(text.lines().last().expect("a JSON line")).expect("JSON object last")
-}
 
 fn quantize(data: &Path, ckpt: &Path, out: &Path, extra: &[&str]) -> Value {
     let mut args = os([
@@ -22,9 +18,7 @@ fn quantize(data: &Path, ckpt: &Path, out: &Path, extra: &[&str]) -> Value {
         &"--json",
     ]);
     args.extend(extra.iter().map(Into::into));
-    let o = nuq(&args);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    last_json(&stdout(&o))
+    json(&nuq(&args))
 }
 
 #[test]
@@ -62,7 +56,7 @@ fn quantized_models_keep_the_accuracy_and_eval_agrees() {
         );
         // `nuq eval` runs the written file with integers only and finds the same accuracy.
         let e = nuq(os([&"eval", &out, &"--data", &dir.path(), &"--json"]));
-        let e = last_json(&ok(&e));
+        let e = json(&e);
         assert_eq!(e["kind"], "integer");
         assert_eq!(e["accuracy"].as_f64().unwrap(), int_acc, "{family}");
         assert_eq!(e["images"], 100);
@@ -143,13 +137,13 @@ fn quantized_models_keep_the_accuracy_and_eval_agrees() {
         assert!(err.contains(want), "{flags:?}: {err}");
     }
     // The float checkpoint evaluates in float.
-    let e = last_json(&ok(&nuq(os([
+    let e = json(&nuq(os([
         &"eval",
         &ckpt,
         &"--data",
         &dir.path(),
         &"--json",
-    ]))));
+    ])));
     assert_eq!(e["kind"], "float");
     assert!(e["accuracy"].as_f64().unwrap() > 0.9, "{e}");
 }
@@ -337,12 +331,10 @@ fn cifar_layout_resnet_pipeline() {
         &"--json",
     ]);
     args.extend(["--qat-epochs", "1"].iter().map(Into::into));
-    let o = nuq(&args);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let v = last_json(&stdout(&o));
+    let v = json(&nuq(&args));
     assert!(v["float_acc"].as_f64().unwrap() > 0.9, "{v}");
     assert!(v["int_acc"].as_f64().unwrap() > 0.9, "{v}");
-    let e = last_json(&ok(&nuq(os([
+    let e = json(&nuq(os([
         &"eval",
         &out,
         &"--dataset",
@@ -350,7 +342,7 @@ fn cifar_layout_resnet_pipeline() {
         &"--data",
         &dir.path(),
         &"--json",
-    ]))));
+    ])));
     assert_eq!(e["accuracy"], v["int_acc"]);
     // The file holds the residual joins and the input zero points (format 1.1).
     let listing = ok(&nuq(os([&"inspect", &out])));

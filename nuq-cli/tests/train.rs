@@ -3,12 +3,7 @@
 
 mod common;
 
-use common::{fails, nuq, os, stderr, stdout, train_tiny, usage_error, write_fashion_like};
-use serde_json::Value;
-
-fn last_json(text: &str) -> Value {
-    serde_json::from_str(text.lines().last().expect("a JSON line")).expect("JSON object last")
-}
+use common::{fails, json, nuq, os, stderr, train_tiny, usage_error, write_fashion_like};
 
 #[test]
 fn float_training_checkpoints_every_epoch_and_resumes() {
@@ -34,13 +29,13 @@ fn float_training_checkpoints_every_epoch_and_resumes() {
     let mut first = base("2");
     first.extend(["--stop-after".into(), "1".into()]);
     let o = nuq(&first);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let text = stdout(&o);
+    // With --json stdout is one JSON document; the progress lines go to stderr.
+    let v = json(&o);
+    let text = stderr(&o);
     assert!(
         text.contains("epoch   1/2") && text.contains("stopped after epoch 1 of 2"),
         "{text}"
     );
-    let v = last_json(&text);
     assert!(v["test_acc"].as_f64().unwrap() > 0.9, "{text}");
     assert_eq!(v["history"].as_array().unwrap().len(), 1);
     assert!(ckpt.is_file());
@@ -50,8 +45,8 @@ fn float_training_checkpoints_every_epoch_and_resumes() {
     let mut args = base("2");
     args.push("--resume".into());
     let o = nuq(&args);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let text = stdout(&o);
+    json(&o);
+    let text = stderr(&o);
     assert!(
         text.contains("epoch   2/2") && !text.contains("epoch   1/2"),
         "{text}"
@@ -101,9 +96,8 @@ fn quantization_aware_training_writes_an_integer_model() {
         &out,
         &"--json",
     ]));
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let text = stdout(&o);
-    let v = last_json(&text);
+    let v = json(&o);
+    let text = v.to_string();
     assert!(v["int_acc"].as_f64().unwrap() > 0.9, "{text}");
     assert!(
         v["quantizer"]
