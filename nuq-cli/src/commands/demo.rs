@@ -65,7 +65,7 @@ pub struct DemoArgs {
     /// Random seed (weights, batch order, augmentation).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Print one JSON object with the results at the end.
+    /// Print the results as one JSON object on stdout (the text goes to stderr).
     #[arg(long)]
     pub json: bool,
 }

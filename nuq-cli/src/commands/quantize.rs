@@ -54,7 +54,7 @@ pub struct QuantizeArgs {
     /// Skip the float and integer test-set evaluation.
     #[arg(long)]
     no_eval: bool,
-    /// Print one JSON object with the results at the end.
+    /// Print the results as one JSON object on stdout (the text goes to stderr).
     #[arg(long)]
     json: bool,
 }

@@ -18,8 +18,10 @@
 //! NHWC orders are converted both ways. The first convolution's bias already holds the input
 //! zero point's contribution (`−Σ w · zero_point`), exactly as the format's `input_zp` defines
 //! it, so biases are stored as they are. Scales are informative and stored as `f32`.
-//! Every other layer op (`add`, `relu`, `avgpool2d`, ...) has no integer-model form: reading
-//! a file that uses one is an error naming the layer.
+//! Every other layer op (`add`, `relu`, `avgpool2d`, ...) and every field value the integer
+//! model cannot compute exactly (dilation, groups, an input codebook other than the identity,
+//! requantization fields on pools or logits, ...) is refused before anything runs, with an
+//! error naming the layer and the field: FORMAT.md's "Executor notes" list them.
 
 use std::collections::BTreeMap;
 
@@ -326,7 +328,10 @@ pub fn to_file_model(
 /// aligned_add, maxpool2d, global_avgpool, flatten, linear).
 ///
 /// # Errors
-/// [`NnError::Config`] naming the layer that has no integer-model form.
+/// [`NnError::Unsupported`] naming the layer and the field the integer executor does not
+/// implement (FORMAT.md, "Executor notes"); [`NnError::TooLarge`] for a tensor above
+/// [`crate::integer::MAX_TENSOR_ELEMENTS`] elements; [`NnError::Config`] for anything else
+/// the integer model cannot express.
 pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
     let first = m
         .layers
@@ -548,9 +553,11 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                 }));
             }
             other => {
-                return Err(err(format!(
-                    "{name}: op {other} has no integer-model form yet"
-                )))
+                return Err(NnError::Unsupported {
+                    layer: name,
+                    field: "op",
+                    value: other.to_string(),
+                })
             }
         }
         tensor_of.push(nodes.len());
