@@ -357,3 +357,45 @@ fn cifar_layout_resnet_pipeline() {
     let err = fails(&nuq(os([&"eval", &out, &"--data", &fm])));
     assert!(err.contains("32x32x3") && err.contains("28x28x1"), "{err}");
 }
+
+#[test]
+fn an_interrupted_quantize_leaves_no_partial_model() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_like(dir.path(), 512, 50);
+    let ckpt = train_tiny(dir.path(), &dir.path().join("f.safetensors"));
+    let out = dir.path().join("q.nuq");
+    let args = os([
+        &"quantize",
+        &ckpt,
+        &"--data",
+        &dir.path(),
+        &"--mean",
+        &"0",
+        &"--qat-epochs",
+        &"0.5",
+        &"--out",
+        &out,
+    ]);
+    // Kill (SIGKILL) the run at growing delays: whenever it dies, the output path either does
+    // not exist or holds a complete, valid model.
+    let mut killed = 0;
+    for delay_ms in [50u64, 200, 400, 800, 1200, 1600, 2400] {
+        let _ = std::fs::remove_file(&out);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nuq"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        if !child.wait().unwrap().success() {
+            killed += 1;
+        }
+        if out.exists() {
+            let bytes = std::fs::read(&out).unwrap();
+            nuq_fpga_fmt::NuqFile::parse(&bytes).expect("a complete model or none");
+        }
+    }
+    assert!(killed >= 3, "only {killed} runs were interrupted");
+}

@@ -173,3 +173,67 @@ fn bad_requests_fail_cleanly() {
     assert!(err.contains("--data DIR"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn a_run_killed_mid_epoch_resumes_to_the_same_checkpoint_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_like(dir.path(), 1024, 50);
+    let args = |out: &std::path::Path| {
+        os([
+            &"train",
+            &"--data",
+            &dir.path(),
+            &"--width",
+            &"0.0625",
+            &"--batch",
+            &"32",
+            &"--epochs",
+            &"3",
+            &"--threads",
+            &"2",
+            &"--out",
+            &out,
+            &"--json",
+        ])
+    };
+    // The uninterrupted run.
+    let whole = dir.path().join("whole.safetensors");
+    let v = json(&nuq(&args(&whole)));
+    let epoch_seconds = v["history"][1]["seconds"].as_f64().unwrap();
+
+    // The same run, killed (SIGKILL) half-way through epoch 2.
+    let killed = dir.path().join("killed.safetensors");
+    let state = dir.path().join("killed.safetensors.state");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nuq"))
+        .args(args(&killed))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !state.exists() {
+        assert!(start.elapsed().as_secs() < 120, "epoch 1 never finished");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_secs_f64(epoch_seconds / 2.0));
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the run finished before it was killed");
+    // Nothing half-written is left next to the checkpoint.
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.len() <= 2, "{leftovers:?}");
+
+    let mut resume = args(&killed);
+    resume.push("--resume".into());
+    let o = nuq(&resume);
+    json(&o);
+    assert!(stderr(&o).contains("resuming"), "{}", stderr(&o));
+    assert!(
+        std::fs::read(&whole).unwrap() == std::fs::read(&killed).unwrap(),
+        "the resumed run's checkpoint differs from the uninterrupted run's"
+    );
+}

@@ -1,8 +1,9 @@
 //! Checkpoint round trips, PyTorch layout and strict loading; resumable training.
 
 use nuq_nn::checkpoint::{
-    load_model, load_model_bytes, load_train_state, load_train_state_bytes, read_model_config,
-    read_model_config_bytes, save_model, save_train_state, CheckpointError, TrainState,
+    load_model, load_model_bytes, load_train_state, load_train_state_bytes, model_bytes,
+    read_model_config, read_model_config_bytes, save_model, save_train_state, CheckpointError,
+    TrainState,
 };
 use nuq_nn::optim::{Optimizer, Sgd};
 use nuq_nn::train::train_step;
@@ -147,8 +148,14 @@ fn resumed_training_matches_uninterrupted() {
         optimizer: tensors,
         optimizer_steps: steps,
         extra: vec![("note".into(), "test".into())],
+        model: Some(model_bytes(&mut a).unwrap()),
     };
     save_train_state(&state, &sp).unwrap();
+    // The state holds the model checkpoint byte for byte; equal networks give equal bytes.
+    assert_eq!(
+        load_train_state(&sp).unwrap().model.as_deref(),
+        Some(&std::fs::read(&mp).unwrap()[..])
+    );
     let (x, l) = batch(20);
     train_step(&mut a, &mut ce, &mut opt, &x, &l, 0.05).unwrap();
 

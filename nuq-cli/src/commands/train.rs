@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use clap::Args;
 use nuq_nn::checkpoint::{
-    load_model, load_train_state, save_model, save_train_state, train_state_path, TrainState,
+    load_model, load_model_bytes, load_train_state, model_bytes, save_model, save_train_state,
+    train_state_path, TrainState,
 };
 use nuq_nn::data::Split;
 use nuq_nn::optim::Optimizer;
@@ -241,6 +242,9 @@ fn run_float(a: &TrainArgs) -> CmdResult {
         &progress,
         &mut |net, opt, at, stats| {
             let te = float_stats(net, &test, &augment)?;
+            // The state file carries the model too: a run killed between the two writes
+            // resumes from the state's consistent pair.
+            let model = model_bytes(net).map_err(nn)?;
             save_model(net, &a.out).map_err(nn)?;
             let (tensors, optimizer_steps) = opt.state();
             save_train_state(
@@ -252,6 +256,7 @@ fn run_float(a: &TrainArgs) -> CmdResult {
                     optimizer: tensors,
                     optimizer_steps,
                     extra: plan_entries(a),
+                    model: Some(model),
                 },
                 &state_file,
             )
@@ -344,8 +349,11 @@ fn resume(
             a.width
         )));
     }
-    load_model(net, &a.out).map_err(nn)?;
     let st = load_train_state(state_file).map_err(nn)?;
+    match &st.model {
+        Some(bytes) => load_model_bytes(net, state_file, bytes).map_err(nn)?,
+        None => load_model(net, &a.out).map_err(nn)?,
+    }
     let want = plan_entries(a);
     for (k, v) in &want {
         match st.extra.iter().find(|(sk, _)| sk == k) {
