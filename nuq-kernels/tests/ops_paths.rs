@@ -135,38 +135,41 @@ proptest! {
     }
 
     #[test]
-    fn thresholds_match_scalar(rows in 1usize..6, channels in 1usize..40, bits in 1u8..=5, seed: u64) {
-        let mut rng = lcg(seed);
-        let count = (1usize << bits) - 1;
-        let mut table = Vec::new();
-        let descending: Vec<bool> = (0..channels).map(|_| rng().is_multiple_of(2)).collect();
-        for &desc in &descending {
-            let mut row: Vec<i32> = (0..count).map(|_| (rng() % 2001) as i32 - 1000).collect();
-            row.sort_unstable();
-            if desc {
-                row.reverse();
+    fn thresholds_match_scalar(rows in 1usize..6, channels in 1usize..40, seed: u64) {
+        // Every allowed width, in every case.
+        for bits in 1u8..=8 {
+            let mut rng = lcg(seed);
+            let count = (1usize << bits) - 1;
+            let mut table = Vec::new();
+            let descending: Vec<bool> = (0..channels).map(|_| rng().is_multiple_of(2)).collect();
+            for &desc in &descending {
+                let mut row: Vec<i32> = (0..count).map(|_| (rng() % 2001) as i32 - 1000).collect();
+                row.sort_unstable();
+                if desc {
+                    row.reverse();
+                }
+                table.extend(row);
             }
-            table.extend(row);
-        }
-        let t = Thresholds::new(bits, channels, &table, &descending).unwrap();
-        // Accumulators near the thresholds, equal to them, and at the i32 extremes.
-        let acc: Vec<i32> = (0..rows * channels)
-            .map(|i| match rng() % 5 {
-                0 => table[(i % channels) * count + (rng() as usize % count)],
-                1 => if rng().is_multiple_of(2) { i32::MIN } else { i32::MAX },
-                _ => (rng() % 2201) as i32 - 1100,
-            })
-            .collect();
-        let mut want = vec![0u8; acc.len()];
-        t.apply(KernelPath::Scalar, &acc, &mut want).unwrap();
-        for (i, &v) in acc.iter().enumerate() {
-            prop_assert_eq!(want[i], t.quantize_one(i % channels, v));
-            prop_assert!(usize::from(want[i]) <= count);
-        }
-        for path in KernelPath::available() {
-            let mut got = vec![0u8; acc.len()];
-            t.apply(path, &acc, &mut got).unwrap();
-            prop_assert_eq!(&got, &want, "path {}", path);
+            let t = Thresholds::new(bits, channels, &table, &descending).unwrap();
+            // Accumulators near the thresholds, equal to them, and at the i32 extremes.
+            let acc: Vec<i32> = (0..rows * channels)
+                .map(|i| match rng() % 5 {
+                    0 => table[(i % channels) * count + (rng() as usize % count)],
+                    1 => if rng().is_multiple_of(2) { i32::MIN } else { i32::MAX },
+                    _ => (rng() % 2201) as i32 - 1100,
+                })
+                .collect();
+            let mut want = vec![0u8; acc.len()];
+            t.apply(KernelPath::Scalar, &acc, &mut want).unwrap();
+            for (i, &v) in acc.iter().enumerate() {
+                prop_assert_eq!(want[i], t.quantize_one(i % channels, v));
+                prop_assert!(usize::from(want[i]) <= count);
+            }
+            for path in KernelPath::available() {
+                let mut got = vec![0u8; acc.len()];
+                t.apply(path, &acc, &mut got).unwrap();
+                prop_assert_eq!(&got, &want, "path {}", path);
+            }
         }
     }
 
