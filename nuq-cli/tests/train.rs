@@ -198,7 +198,7 @@ fn a_run_killed_mid_epoch_resumes_to_the_same_checkpoint_bytes() {
     };
     // The uninterrupted run.
     let whole = dir.path().join("whole.safetensors");
-    let v = json(&nuq(&args(&whole)));
+    let v = json(&nuq(args(&whole)));
     let epoch_seconds = v["history"][1]["seconds"].as_f64().unwrap();
 
     // The same run, killed (SIGKILL) half-way through epoch 2.

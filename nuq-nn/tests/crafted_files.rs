@@ -202,7 +202,7 @@ fn repeated_codebook_levels_decode_every_index_to_its_own_level() {
     // The images reach every code of both conv channels, so every codebook entry is used.
     let mut seen = [[false; 4]; 2];
     for img in images.chunks_exact(9) {
-        for o in 0..2 {
+        for (o, seen_o) in seen.iter_mut().enumerate() {
             for (y, x) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
                 let mut acc = m.biases[0][o];
                 for ky in 0..2 {
@@ -218,7 +218,7 @@ fn repeated_codebook_levels_decode_every_index_to_its_own_level() {
                 } else {
                     t.iter().filter(|&&t| acc <= t).count()
                 };
-                seen[o][code] = true;
+                seen_o[code] = true;
             }
         }
     }
