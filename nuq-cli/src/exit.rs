@@ -40,6 +40,37 @@ impl fmt::Display for Failure {
     }
 }
 
+impl From<nuq_nn::NnError> for Failure {
+    /// The library's message, with the command-line hint where one helps.
+    fn from(e: nuq_nn::NnError) -> Self {
+        use nuq_nn::NnError;
+        Failure::new(match &e {
+            NnError::FewerThanOneBatch { .. } => format!("{e}; lower --batch"),
+            NnError::MemoryLimit { .. } => {
+                format!("{e}: pass --memory-limit BYTES (e.g. --memory-limit 64G) to allow more")
+            }
+            NnError::ImageShape { .. } => {
+                format!("{e}; pass the dataset the model was trained on (--dataset, --data)")
+            }
+            NnError::StagesNotDescending { before, after } => {
+                format!("--progressive must be descending, got {before} before {after}")
+            }
+            NnError::StageNotWider { stage, last } => {
+                format!("--progressive stage {stage} is not wider than the final {last} bits")
+            }
+            NnError::StagesWithoutFineTuning => {
+                "--progressive needs fine-tuning images: add --qat-epochs".to_string()
+            }
+            _ => e.to_string(),
+        })
+    }
+}
+
+/// Turns a library error into a one-line failure (for `map_err`).
+pub fn nn(e: nuq_nn::NnError) -> Failure {
+    Failure::from(e)
+}
+
 /// Result of a command.
 pub type CmdResult = Result<(), Failure>;
 

@@ -2,6 +2,7 @@
 //! levels and the residual join to levels — on every path against their scalar
 //! definitions, bit for bit.
 
+use nuq_core::{Direction, MacThresholds};
 use nuq_kernels::residual_threshold::{ResidualThresholds, Shortcut};
 use nuq_kernels::threshold::Thresholds;
 use nuq_kernels::{
@@ -78,17 +79,16 @@ proptest! {
             let count = (1usize << bits) - 1;
             let c0 = (c0 * 16).min(channels.saturating_sub(1) / 16 * 16);
             let width = width.min(channels - c0);
-            let descending: Vec<bool> = (0..channels).map(|_| rng().is_multiple_of(3)).collect();
+            let directions: Vec<Direction> = (0..channels)
+                .map(|_| if rng().is_multiple_of(3) { Direction::Falling } else { Direction::Rising })
+                .collect();
             let mut table = Vec::new();
-            for &desc in &descending {
+            for _ in 0..channels {
                 let mut row: Vec<i32> = (0..count).map(|_| (rng() % 2001) as i32 - 1000).collect();
                 row.sort_unstable();
-                if desc {
-                    row.reverse();
-                }
                 table.extend(row);
             }
-            let t = Thresholds::new(bits, channels, &table, &descending).unwrap();
+            let t = Thresholds::new(&MacThresholds::new(bits, table.clone(), directions).unwrap());
             let levels: Vec<u8> = (0..=count).map(|_| rng() as u8).collect();
             let lda = width + pad;
             let acc: Vec<i32> = (0..rows * lda)
@@ -139,17 +139,23 @@ proptest! {
             let shift: Vec<u8> = (0..channels)
                 .map(|_| if moderate { (rng() % 12) as u8 } else { (rng() % 63) as u8 })
                 .collect();
-            let falling: Vec<bool> = (0..channels).map(|_| rng().is_multiple_of(3)).collect();
-            let thresholds: Vec<i64> = (0..channels * count)
+            let directions: Vec<Direction> = (0..channels)
+                .map(|_| if rng().is_multiple_of(3) { Direction::Falling } else { Direction::Rising })
+                .collect();
+            let mut thresholds: Vec<i32> = (0..channels * count)
                 .map(|_| match rng() % 4 {
-                    3 if moderate => ((rng() % 4001) as i64 - 2000) << (rng() % 8),
-                    0 => (rng() as i64) << (rng() % 30),
-                    1 => -((rng() as i64) << (rng() % 30)),
-                    _ => (rng() % 4001) as i64 - 2000,
+                    3 if moderate => ((rng() % 4001) as i32 - 2000) << (rng() % 8),
+                    0 => (rng() as i32) >> (rng() % 30),
+                    1 => -((rng() as i32) >> (rng() % 30)).saturating_abs(),
+                    _ => (rng() % 4001) as i32 - 2000,
                 })
                 .collect();
+            for row in thresholds.chunks_mut(count) {
+                row.sort_unstable();
+            }
+            let mac = MacThresholds::new(bits, thresholds, directions).unwrap();
             let levels: Vec<u8> = (0..=count).map(|_| rng() as u8).collect();
-            let rt = ResidualThresholds::new(bits, channels, a_shift, &multiplier, &shift, &thresholds, &falling, &levels).unwrap();
+            let rt = ResidualThresholds::new(a_shift, &multiplier, &shift, &mac, &levels).unwrap();
             let len = rows * channels;
             let a: Vec<i32> = (0..len).map(|_| wide(&mut rng)).collect();
             let b32: Vec<i32> = (0..len).map(|_| wide(&mut rng)).collect();
@@ -166,11 +172,11 @@ proptest! {
                     let (m, s) = (i64::from(multiplier[c]), u32::from(shift[c]));
                     let aligned = if s == 0 { bv[j] * m } else { (bv[j] * m + (1i64 << (s - 1))) >> s };
                     let sum = (i64::from(a[j]) << a_shift) + aligned;
-                    let row = &thresholds[c * count..(c + 1) * count];
-                    let code = if falling[c] {
-                        row.iter().filter(|&&t| sum <= t).count()
+                    let row = mac.row(c);
+                    let code = if mac.directions()[c] == Direction::Falling {
+                        row.iter().filter(|&&t| sum <= i64::from(t)).count()
                     } else {
-                        row.iter().filter(|&&t| sum >= t).count()
+                        row.iter().filter(|&&t| sum >= i64::from(t)).count()
                     };
                     levels[code]
                 })
@@ -207,7 +213,8 @@ fn block_kernels_reject_bad_shapes() {
         gemm_block(p, &a, 8, 3, bw, 0..2, &mut c, 40),
         Err(KernelError::SliceTooShort { .. })
     ));
-    let t = Thresholds::new(1, 20, &[0; 20], &[false; 20]).unwrap();
+    let t =
+        Thresholds::new(&MacThresholds::new(1, vec![0; 20], vec![Direction::Rising; 20]).unwrap());
     let acc = [0i32; 40];
     let mut out = [0u8; 40];
     assert!(matches!(
@@ -222,10 +229,12 @@ fn block_kernels_reject_bad_shapes() {
         t.apply_levels_block(p, &acc, 20, 2, 0, 20, &[0, 1, 2], &mut out, 20),
         Err(KernelError::ShapeMismatch { .. })
     ));
-    assert!(ResidualThresholds::new(1, 1, 31, &[1], &[0], &[0], &[false], &[0, 1]).is_err());
-    assert!(ResidualThresholds::new(1, 1, 0, &[1], &[63], &[0], &[false], &[0, 1]).is_err());
-    let rt =
-        ResidualThresholds::new(1, 2, 0, &[1, 1], &[0, 0], &[0, 0], &[false; 2], &[0, 1]).unwrap();
+    let one = MacThresholds::new(1, vec![0], vec![Direction::Rising]).unwrap();
+    assert!(ResidualThresholds::new(31, &[1], &[0], &one, &[0, 1]).is_err());
+    assert!(ResidualThresholds::new(0, &[1], &[63], &one, &[0, 1]).is_err());
+    assert!(ResidualThresholds::new(0, &[1, 1], &[0], &one, &[0, 1]).is_err());
+    let two = MacThresholds::new(1, vec![0, 0], vec![Direction::Rising; 2]).unwrap();
+    let rt = ResidualThresholds::new(0, &[1, 1], &[0, 0], &two, &[0, 1]).unwrap();
     assert!(matches!(
         rt.apply(p, &[0; 3], Shortcut::Levels(&[0; 3]), &mut [0; 3]),
         Err(KernelError::ShapeMismatch { .. })

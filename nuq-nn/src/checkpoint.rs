@@ -15,83 +15,13 @@ use std::path::{Path, PathBuf};
 
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
-use thiserror::Error;
 
 use crate::error::NnError;
 use crate::models::{Arch, ModelConfig, Network};
 use crate::optim::StateTensor;
 use crate::param::BufferMut;
 
-/// Errors from reading or writing checkpoints.
-#[derive(Debug, Error)]
-pub enum CheckpointError {
-    /// File system error.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The file is not valid safetensors.
-    #[error("{}: not a valid safetensors file: {message}", path.display())]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message.
-        message: String,
-    },
-    /// A tensor the model needs is absent.
-    #[error("{}: tensor {name:?} missing", path.display())]
-    Missing {
-        /// The file.
-        path: PathBuf,
-        /// Tensor name.
-        name: String,
-    },
-    /// A tensor has the wrong shape.
-    #[error("{}: tensor {name:?} has shape {found:?}, expected {expected:?}", path.display())]
-    Shape {
-        /// The file.
-        path: PathBuf,
-        /// Tensor name.
-        name: String,
-        /// Shape the model needs.
-        expected: Vec<usize>,
-        /// Shape in the file.
-        found: Vec<usize>,
-    },
-    /// A tensor has the wrong element type.
-    #[error("{}: tensor {name:?} has dtype {found}, expected {expected}", path.display())]
-    Dtype {
-        /// The file.
-        path: PathBuf,
-        /// Tensor name.
-        name: String,
-        /// Expected type.
-        expected: String,
-        /// Type in the file.
-        found: String,
-    },
-    /// The file holds tensors the model does not have.
-    #[error("{}: unexpected tensors {names:?}", path.display())]
-    Unexpected {
-        /// The file.
-        path: PathBuf,
-        /// Their names.
-        names: Vec<String>,
-    },
-    /// A metadata entry is missing or malformed.
-    #[error("{}: metadata {key:?}: {message}", path.display())]
-    Metadata {
-        /// The file.
-        path: PathBuf,
-        /// Metadata key.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
-}
+pub use crate::error::CheckpointError;
 
 /// An owned tensor to be written.
 struct Owned {

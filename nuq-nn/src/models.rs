@@ -60,9 +60,11 @@ impl FromStr for Arch {
             "resnet18" | "resnet-18" => Ok(Arch::ResNet18),
             "resnet20" | "resnet-20" => Ok(Arch::ResNet20),
             "vgg-small" | "vggsmall" | "vgg" => Ok(Arch::VggSmall),
-            other => Err(NnError::Config(format!(
-                "unknown model {other:?} (expected resnet18, resnet20 or vgg-small)"
-            ))),
+            other => Err(NnError::UnknownName {
+                what: "model",
+                found: other.to_string(),
+                expected: "resnet18, resnet20 or vgg-small",
+            }),
         }
     }
 }
@@ -165,10 +167,11 @@ fn vgg_small(cfg: &ModelConfig, rng: &mut Rng) -> Result<Sequential, NnError> {
         s.push(format!("features.{idx}"), MaxPool2d::new(2, 2)?);
         idx += 1;
         if h < 2 || w < 2 {
-            return Err(NnError::Config(format!(
-                "VGG-Small input {:?} too small for three 2×2 max-pools",
-                cfg.input_size
-            )));
+            return Err(NnError::InvalidParameter {
+                what: "VGG-Small input size".into(),
+                allowed: "large enough for three 2×2 max-pools (8×8 or more)",
+                found: format!("{:?}", cfg.input_size),
+            });
         }
         h /= 2;
         w /= 2;
@@ -197,9 +200,11 @@ impl Network {
             || config.in_channels == 0
             || config.classes == 0
         {
-            return Err(NnError::Config(format!(
-                "model needs a positive width, input channels and classes, got {config:?}"
-            )));
+            return Err(NnError::InvalidParameter {
+                what: "model width, input channels and classes".into(),
+                allowed: "positive",
+                found: format!("{config:?}"),
+            });
         }
         if config.width > MAX_WIDTH
             || config.in_channels > MAX_IN_CHANNELS

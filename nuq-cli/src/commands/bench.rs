@@ -9,9 +9,9 @@ use nuq_nn::integer::IntegerRunner;
 use nuq_nn::Rng;
 use serde::Serialize;
 
-use crate::evaluation::{runner_err, MemoryArgs};
-use crate::exit::{CmdResult, Failure};
+use crate::exit::{nn, CmdResult, Failure};
 use crate::model_file::read_integer_model;
+use crate::model_file::MemoryArgs;
 use crate::output;
 
 /// A kernel path by name, or `auto` (the best this CPU has).
@@ -99,11 +99,11 @@ pub fn run(a: &BenchArgs) -> CmdResult {
         .num_threads(threads)
         .build()
         .map_err(|e| Failure::new(format!("cannot start {threads} threads: {e}")))?;
-    let mut runner = IntegerRunner::with_memory_limit(&model, path, a.memory.memory_limit)
-        .map_err(runner_err)?;
+    let mut runner =
+        IntegerRunner::with_memory_limit(&model, path, a.memory.memory_limit).map_err(nn)?;
     // Refuse a batch that does not fit before allocating anything for it.
     for &b in &a.batch {
-        runner.check_batch(b as usize).map_err(runner_err)?;
+        runner.check_batch(b as usize).map_err(nn)?;
     }
     let per = model.input.height * model.input.width * model.input.channels;
     let mut rng = Rng::new(1);
@@ -113,12 +113,12 @@ pub fn run(a: &BenchArgs) -> CmdResult {
         let images: Vec<u8> = (0..b * per).map(|_| rng.below(256) as u8).collect();
         let mut times = Vec::new();
         pool.install(|| -> CmdResult {
-            runner.forward(&images, b).map_err(runner_err)?;
+            runner.forward(&images, b).map_err(nn)?;
             let budget = Duration::from_secs_f64(a.seconds);
             let start = Instant::now();
             while times.len() < 3 || start.elapsed() < budget {
                 let t = Instant::now();
-                runner.forward(&images, b).map_err(runner_err)?;
+                runner.forward(&images, b).map_err(nn)?;
                 times.push(t.elapsed().as_secs_f64());
             }
             Ok(())

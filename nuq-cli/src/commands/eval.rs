@@ -12,11 +12,12 @@ use nuq_nn::data::Split;
 use serde::Serialize;
 
 use crate::dataset::DataArgs;
-use crate::evaluation::{float_stats, integer_accuracy, MemoryArgs};
 use crate::exit::{CmdResult, Failure};
 use crate::float_model::{self, ModelArgs};
 use crate::model_file::read_integer_model;
+use crate::model_file::MemoryArgs;
 use crate::output;
+use nuq_nn::pipeline::{float_stats, integer_accuracy};
 
 /// Measure the test accuracy of a .nuq integer model or a float checkpoint.
 #[derive(Debug, Args)]

@@ -17,14 +17,15 @@ use nuq_nn::{Arch, ModelConfig, Network, Rng};
 use serde::Serialize;
 
 use crate::dataset::DataArgs;
-use crate::evaluation::{float_stats, integer_accuracy};
-use crate::exit::{CmdResult, Failure};
+use crate::exit::{nn, CmdResult, Failure};
 use crate::float_model::{self, parse_arch, parse_width, ModelArgs};
-use crate::model_file::{codebook_kind, write_model};
+use crate::model_file::write_model;
 use crate::output;
 use crate::progress::Progress;
-use crate::quantization::{parse_family, quantize, QuantArgs};
-use crate::training::{nn, train_float, Flow, Plan, Position, ScheduleKind};
+use crate::quantization::{parse_family, QuantArgs};
+use nuq_nn::pipeline::{
+    float_stats, integer_accuracy, quantize, train_float, Flow, Plan, Position, ScheduleKind,
+};
 
 /// Train a network in float, or fine-tune it with quantizers in the loop.
 #[derive(Debug, Args)]
@@ -65,8 +66,9 @@ pub struct TrainArgs {
     /// L2 weight decay (not on batch-norm parameters and biases).
     #[arg(long, default_value_t = 5e-4)]
     wd: f32,
-    /// Learning-rate schedule.
-    #[arg(long, value_enum, default_value_t = ScheduleKind::Onecycle)]
+    /// Learning-rate schedule: onecycle (warm-up, then cosine to zero) or cosine (one epoch
+    /// of warm-up).
+    #[arg(long, default_value = "onecycle", value_parser = parse_schedule)]
     schedule: ScheduleKind,
     /// Seed of the initial weights, batch order and augmentation.
     #[arg(long, default_value_t = 1)]
@@ -153,6 +155,11 @@ fn plan_entries(a: &TrainArgs) -> Vec<(String, String)> {
     ]
 }
 
+/// Parses a schedule name for clap.
+fn parse_schedule(s: &str) -> Result<ScheduleKind, String> {
+    s.parse::<ScheduleKind>().map_err(|e| e.to_string())
+}
+
 /// Runs the command on a thread pool of `--threads` threads.
 pub fn run(a: &TrainArgs) -> CmdResult {
     let threads = a.threads.map_or(0, |t| t as usize);
@@ -232,7 +239,7 @@ fn run_float(a: &TrainArgs) -> CmdResult {
     ));
     let mut history = Vec::new();
     let mut epoch_start = Instant::now();
-    let trained = train_float(
+    let trained = train_float::<Failure>(
         &mut net,
         &mut opt,
         &train,
@@ -431,7 +438,7 @@ fn run_qat(a: &TrainArgs, bits: u8) -> CmdResult {
     meta.insert("quantizer".into(), q.describe());
     meta.insert("qat_epochs".into(), a.epochs.to_string());
     meta.insert("integer_accuracy".into(), format!("{int_acc:.4}"));
-    let model_bytes = write_model(&a.out, &model, codebook_kind(a.family), meta)?;
+    let model_bytes = write_model(&a.out, &model, a.family.codebook_kind(), meta)?;
     let report = QatReport {
         quantizer: q.describe(),
         epochs: a.epochs,

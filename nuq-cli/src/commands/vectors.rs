@@ -12,10 +12,11 @@ use nuq_nn::Rng;
 use serde::Serialize;
 
 use crate::dataset::DataArgs;
-use crate::evaluation::{argmax, check_input_shape, runner_err, MemoryArgs};
+use crate::exit::nn;
 use crate::exit::{CmdResult, Failure};
-use crate::model_file::read_integer_model;
+use crate::model_file::{read_integer_model, MemoryArgs};
 use crate::output::{self, StagedDir};
+use nuq_nn::pipeline::{argmax, check_input_shape};
 
 /// Write golden test vectors (input and every layer's output) for a .nuq model.
 #[derive(Debug, Args)]
@@ -134,8 +135,8 @@ pub fn run(a: &VectorsArgs) -> CmdResult {
         KernelPath::best_available(),
         a.memory.memory_limit,
     )
-    .map_err(runner_err)?;
-    runner.check_batch(n).map_err(runner_err)?;
+    .map_err(nn)?;
+    runner.check_batch(n).map_err(nn)?;
     let (images, labels, source) = if a.random {
         let mut rng = Rng::new(a.seed);
         let bytes = (0..n * per).map(|_| rng.below(256) as u8).collect();
@@ -218,7 +219,7 @@ pub fn run(a: &VectorsArgs) -> CmdResult {
                 }
             }
         })
-        .map_err(runner_err)?
+        .map_err(nn)?
         .to_vec();
     if let Some(f) = failure {
         return Err(f);

@@ -647,7 +647,7 @@ pub(crate) fn validate_references(graph: &Graph<'_>, t: &Tables<'_, '_>) -> Resu
                 };
                 if op == LayerOp::Conv2d {
                     let g = r.groups.get();
-                    if inp[0] % g != 0 || out[0] % g != 0 {
+                    if inp[0] % g != 0 || !out[0].is_multiple_of(g) {
                         return Err(fe(
                             "groups",
                             offset_of!(RawLayer, groups),

@@ -83,7 +83,7 @@ pub fn relayout(
     out[44..48].copy_from_slice(&(header_size as u32).to_le_bytes());
     out[48..52].copy_from_slice(&(entry_size as u32).to_le_bytes());
     for (i, (kind, payload)) in sections.iter().enumerate() {
-        while out.len() % alignment != 0 {
+        while !out.len().is_multiple_of(alignment) {
             out.push(0);
         }
         let e = header_size + i * entry_size;

@@ -44,7 +44,7 @@ fn append_records(
     ds: &mut Dataset,
 ) -> Result<(), DataError> {
     let rec = label_bytes + PIXELS;
-    if bytes.is_empty() || bytes.len() % rec != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(rec) {
         return Err(DataError::Size {
             path: path.to_path_buf(),
             what: format!("a whole number of {rec}-byte records"),

@@ -25,7 +25,7 @@ mod conv;
 mod im2col;
 mod weights;
 
-use nuq_kernels::pool::{max_pool_u8, PoolGeometry};
+use nuq_kernels::pool::{global_avg_pool_u8, max_pool_u8, PoolGeometry};
 use nuq_kernels::residual_threshold::{ResidualThresholds, Shortcut};
 use nuq_kernels::{gemm_codebook, gemm_u8i8, KernelPath};
 use rayon::prelude::*;
@@ -294,16 +294,9 @@ impl<'m> IntegerRunner<'m> {
                 let Buf::Levels(o) = out else {
                     unreachable!("validated: pooling writes levels")
                 };
-                let ch = x_info.c;
-                let hw = (x_info.h * x_info.w) as u64;
-                for (img, o) in x.chunks_exact(x_info.len()).zip(o.chunks_exact_mut(ch)) {
-                    for (c, o) in o.iter_mut().enumerate() {
-                        let sum: u64 = img.iter().skip(c).step_by(ch).map(|&v| u64::from(v)).sum();
-                        // A rounded mean of u8 levels is a u8 level.
-                        *o = ((sum + hw / 2) / hw) as u8;
-                    }
-                }
-                Ok(())
+                let (hw, ch) = (x_info.h * x_info.w, x_info.c);
+                global_avg_pool_u8(&x[..n * hw * ch], n, hw, ch, &mut o[..out_len])
+                    .map_err(kernel_err("global average pool"))
             }
             (Op::Linear(w), Node::Linear(l)) => {
                 let x = levels_in(l.input);
@@ -354,19 +347,13 @@ fn compile(
             let r = &a.output;
             let multiplier: Vec<i32> = a.align.iter().map(|al| al.multiplier).collect();
             let shift: Vec<u8> = a.align.iter().map(|al| al.shift).collect();
-            let thresholds: Vec<i64> = r.thresholds.iter().map(|&t| i64::from(t)).collect();
+            let mac = r.mac_thresholds().map_err(|source| NnError::Core {
+                what: format!("integer model node {i}: residual thresholds"),
+                source,
+            })?;
             Op::Add(
-                ResidualThresholds::new(
-                    r.bits,
-                    out.c,
-                    a.a_shift,
-                    &multiplier,
-                    &shift,
-                    &thresholds,
-                    &r.falling,
-                    &r.levels,
-                )
-                .map_err(|e| NnError::Config(format!("integer model node {i}: {e}")))?,
+                ResidualThresholds::new(a.a_shift, &multiplier, &shift, &mac, &r.levels)
+                    .map_err(|e| NnError::Config(format!("integer model node {i}: {e}")))?,
             )
         }
         Node::MaxPool(p) => {

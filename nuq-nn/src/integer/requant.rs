@@ -1,5 +1,7 @@
 //! Threshold requantization (the paper's MAC thresholds) and fixed-point branch alignment.
 
+use nuq_core::{Direction, MacThresholds};
+
 /// Requantization of an int32 accumulator to a `bits`-bit code by integer compares, and the
 /// code's activation level (what the next layer multiplies with).
 ///
@@ -25,6 +27,27 @@ impl Requant {
     /// Thresholds per channel (`2^bits − 1`).
     pub fn per_channel(&self) -> usize {
         (1usize << self.bits) - 1
+    }
+
+    /// The thresholds and directions as `nuq-core`'s table (what the kernels compile).
+    ///
+    /// # Errors
+    /// [`nuq_core::Error`] when the table is not a valid [`MacThresholds`].
+    pub fn mac_thresholds(&self) -> Result<MacThresholds, nuq_core::Error> {
+        MacThresholds::new(
+            self.bits,
+            self.thresholds.clone(),
+            self.falling
+                .iter()
+                .map(|&f| {
+                    if f {
+                        Direction::Falling
+                    } else {
+                        Direction::Rising
+                    }
+                })
+                .collect(),
+        )
     }
 
     /// Checks the table against a channel count; the message names the inconsistency.

@@ -29,9 +29,11 @@ impl Linear {
     /// A linear layer with PyTorch's default initialisation, U(−1/√in, 1/√in) for weight and bias.
     pub fn new(inputs: usize, outputs: usize, bias: bool, rng: &mut Rng) -> Result<Self, NnError> {
         if inputs == 0 || outputs == 0 {
-            return Err(NnError::Config(format!(
-                "Linear needs positive sizes, got {inputs}→{outputs}"
-            )));
+            return Err(NnError::InvalidParameter {
+                what: "Linear inputs → outputs".into(),
+                allowed: "positive",
+                found: format!("{inputs}→{outputs}"),
+            });
         }
         if inputs as u128 * outputs as u128 > u128::from(MAX_LINEAR_WEIGHTS) {
             return Err(NnError::TooLarge {

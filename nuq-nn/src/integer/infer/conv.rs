@@ -71,23 +71,16 @@ thread_local! {
     static TILE_SCRATCH: RefCell<(Vec<u8>, Vec<i32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Bias-folded `i32` thresholds (see the module docs), in the kernels' layout (falling
-/// channels descending).
-fn folded_thresholds(r: &Requant, bias: &[i32], channels: usize) -> Result<Thresholds, NnError> {
-    let t = r.per_channel();
-    let mut table = Vec::with_capacity(channels * t);
-    for (c, (row, &b)) in r.thresholds.chunks_exact(t).zip(bias).enumerate() {
-        let fold = |th: &i32| {
-            (i64::from(*th) - i64::from(b)).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
-        };
-        if r.falling[c] {
-            table.extend(row.iter().rev().map(fold));
-        } else {
-            table.extend(row.iter().map(fold));
-        }
-    }
-    Thresholds::new(r.bits, channels, &table, &r.falling)
-        .map_err(kernel_err("requantization thresholds"))
+/// Bias-folded `i32` thresholds (see the module docs), compiled for the kernels.
+fn folded_thresholds(r: &Requant, bias: &[i32]) -> Result<Thresholds, NnError> {
+    let folded = r
+        .mac_thresholds()
+        .and_then(|t| t.offset(bias))
+        .map_err(|source| NnError::Core {
+            what: "requantization thresholds".into(),
+            source,
+        })?;
+    Ok(Thresholds::new(&folded))
 }
 
 impl ConvOp {
@@ -117,7 +110,7 @@ impl ConvOp {
         let bound = k as u128 * u128::from(weights.max_abs()) * 255;
         let epilogue = match &c.output {
             ConvOutput::Codes(r) if bound < i32::MAX as u128 => Epilogue::Levels {
-                thresholds: folded_thresholds(r, &c.bias, c.c_out)?,
+                thresholds: folded_thresholds(r, &c.bias)?,
                 levels: r.levels.clone(),
             },
             ConvOutput::Codes(r) => Epilogue::Wide {
