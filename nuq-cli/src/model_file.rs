@@ -9,6 +9,46 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
+/// The `--memory-limit` option of the commands that run a `.nuq` model.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MemoryArgs {
+    /// Working memory the integer model may use (bytes, or with a K, M, G or T suffix, powers
+    /// of 1024); a model or batch that needs more is refused before anything is allocated.
+    #[arg(long, value_name = "BYTES", default_value = "8G", value_parser = parse_bytes)]
+    pub memory_limit: u64,
+}
+
+impl MemoryArgs {
+    /// Makes the limit the one the pipeline's evaluations use in this process.
+    pub fn apply(&self) {
+        nuq_nn::pipeline::set_memory_limit(self.memory_limit);
+    }
+}
+
+/// Parses `8G`, `512M`, `64K`, `1T` or a plain byte count.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("unknown size suffix {c:?}; use K, M, G or T")),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("expected a byte count such as 8G or 512M, found {text:?}"))?;
+    n.checked_mul(1 << shift)
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("{text:?} is not a positive size below 2^64 bytes"))
+}
+
 /// Reads the whole file at `path`.
 pub fn read(path: &Path) -> Result<Vec<u8>, Failure> {
     let shown = path.display();

@@ -239,6 +239,20 @@ fn graph_errors() {
         &2u32.to_le_bytes(),
     ));
     assert_eq!((e.record, e.field), (Some(2), "dilation"));
+    // A flatten whose input has more than 2^64 elements (2^64 + 26) is over the cap, not a
+    // 64-bit product wrapped to 26.
+    let e = err(&wrapping_flatten());
+    assert_eq!(
+        (e.record, e.field, e.kind),
+        (
+            Some(1),
+            "out_shape",
+            ErrorKind::CountCap {
+                count: u64::MAX,
+                cap: 1 << 24
+            }
+        )
+    );
 }
 
 #[test]

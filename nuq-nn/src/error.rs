@@ -56,6 +56,38 @@ pub enum NnError {
     /// An invalid configuration value (layer, model, optimiser or schedule).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A valid `.nuq` file uses a feature nuq's integer executor does not implement; it is
+    /// refused before anything runs (see FORMAT.md, "Executor notes").
+    #[error("{layer}: {field} = {value} is not supported by nuq's integer executor")]
+    Unsupported {
+        /// Layer index and name, e.g. `layer 3 (conv3)`.
+        layer: String,
+        /// The format field (as named in FORMAT.md).
+        field: &'static str,
+        /// The value found.
+        value: String,
+    },
+    /// A size computed from a model or data header does not fit the arithmetic or exceeds a
+    /// documented cap.
+    #[error("{what}: size too large ({detail})")]
+    TooLarge {
+        /// What was being sized.
+        what: String,
+        /// The sizes involved.
+        detail: String,
+    },
+    /// Running the model would need more working memory than the limit allows.
+    #[error(
+        "the model needs about {needed} bytes of working memory for a batch of {batch}, above the limit of {limit} bytes; raise the limit if the machine has the memory"
+    )]
+    MemoryLimit {
+        /// Bytes needed (saturating at `u64::MAX`).
+        needed: u64,
+        /// The limit in force.
+        limit: u64,
+        /// The batch size asked for.
+        batch: usize,
+    },
     /// A parameter outside the values allowed for it.
     #[error("{what} must be {allowed}, got {found}")]
     InvalidParameter {

@@ -57,7 +57,8 @@ mod recipe;
 mod write;
 
 pub use evaluate::{
-    argmax, check_input_shape, float_stats, integer_accuracy, twin_agreement, TwinAgreement,
+    argmax, check_input_shape, float_stats, integer_accuracy, memory_limit, set_memory_limit,
+    twin_agreement, TwinAgreement,
 };
 pub use fine_tune::{fine_tune, Tuning, QAT_BATCH};
 pub use float::{train_float, AfterEpoch, Flow, Plan, Position, ScheduleKind};

@@ -66,7 +66,7 @@ pub struct DemoArgs {
     /// Random seed (weights, batch order, augmentation).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Print one JSON object with the results at the end.
+    /// Print the results as one JSON object on stdout (the text goes to stderr).
     #[arg(long)]
     pub json: bool,
 }
@@ -229,11 +229,7 @@ pub fn run(a: &DemoArgs) -> CmdResult {
         test_images: test_set.len(),
         model_path: a.out.display().to_string(),
     };
-    output::print(&table(&report))?;
-    if a.json {
-        output::print_json(&report)?;
-    }
-    Ok(())
+    output::finish(a.json, &table(&report), &report)
 }
 
 fn table(r: &DemoReport) -> String {

@@ -54,7 +54,7 @@ pub struct QuantizeArgs {
     /// Skip the float and integer test-set evaluation.
     #[arg(long)]
     no_eval: bool,
-    /// Print one JSON object with the results at the end.
+    /// Print the results as one JSON object on stdout (the text goes to stderr).
     #[arg(long)]
     json: bool,
 }
@@ -162,9 +162,5 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
         ));
     }
     text.push_str(&format!("wrote {} ({} bytes)\n", report.out, model_bytes));
-    output::print(&text)?;
-    if a.json {
-        output::print_json(&report)?;
-    }
-    Ok(())
+    output::finish(a.json, &text, &report)
 }

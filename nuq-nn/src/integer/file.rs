@@ -18,8 +18,10 @@
 //! NHWC orders are converted both ways. The first convolution's bias already holds the input
 //! zero point's contribution (`−Σ w · zero_point`), exactly as the format's `input_zp` defines
 //! it, so biases are stored as they are. Scales are informative and stored as `f32`.
-//! Every other layer op (`add`, `relu`, `avgpool2d`, ...) has no integer-model form: reading
-//! a file that uses one is an error naming the layer.
+//! Every other layer op (`add`, `relu`, `avgpool2d`, ...) and every field value the integer
+//! model cannot compute exactly (dilation, groups, an input codebook other than the identity,
+//! requantization fields on pools or logits, ...) is refused before anything runs, with an
+//! error naming the layer and the field: FORMAT.md's "Executor notes" list them.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +40,51 @@ use crate::NnError;
 
 fn err(msg: String) -> NnError {
     NnError::Config(msg)
+}
+
+/// The refusal of a field value the integer executor does not implement.
+fn unsupported(layer: &str, field: &'static str, value: impl std::fmt::Debug) -> NnError {
+    NnError::Unsupported {
+        layer: layer.to_string(),
+        field,
+        value: format!("{value:?}"),
+    }
+}
+
+/// Refuses requantization fields on a layer that hands on its input's values (pools,
+/// flatten) or produces logits (linear): the integer model would ignore them.
+fn no_requant(l: &Layer, name: &str) -> Result<(), NnError> {
+    if l.act_bits != 0 {
+        return Err(unsupported(name, "act_bits", l.act_bits));
+    }
+    if let Some(t) = l.thresholds {
+        return Err(unsupported(name, "thresholds", t));
+    }
+    if let Some(c) = l.act_codebook {
+        return Err(unsupported(name, "act_codebook", c));
+    }
+    Ok(())
+}
+
+/// Refuses a window the integer model cannot express: non-square kernels or strides, uneven
+/// padding, dilation other than 1, grouped convolutions.
+fn plain_window(l: &Layer, name: &str) -> Result<(), NnError> {
+    if l.kernel[0] != l.kernel[1] {
+        return Err(unsupported(name, "kernel", l.kernel));
+    }
+    if l.stride[0] != l.stride[1] {
+        return Err(unsupported(name, "stride", l.stride));
+    }
+    if l.padding.iter().any(|&p| p != l.padding[0]) {
+        return Err(unsupported(name, "padding", l.padding));
+    }
+    if l.dilation != [1, 1] {
+        return Err(unsupported(name, "dilation", l.dilation));
+    }
+    if l.groups != 1 {
+        return Err(unsupported(name, "groups", l.groups));
+    }
+    Ok(())
 }
 
 fn scale(value: f64) -> Result<Scale, NnError> {
@@ -281,13 +328,35 @@ pub fn to_file_model(
 /// aligned_add, maxpool2d, global_avgpool, flatten, linear).
 ///
 /// # Errors
-/// [`NnError::Config`] naming the layer that has no integer-model form.
+/// [`NnError::Unsupported`] naming the layer and the field the integer executor does not
+/// implement (FORMAT.md, "Executor notes"); [`NnError::TooLarge`] for a tensor above
+/// [`crate::integer::MAX_TENSOR_ELEMENTS`] elements; [`NnError::Config`] for anything else
+/// the integer model cannot express.
 pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
     let first = m
         .layers
         .first()
         .ok_or_else(|| err("model has no layers".into()))?;
     let [c, h, w] = first.out_shape;
+    let input_name = format!("layer 0 ({})", first.name);
+    // Image bytes are the input codes and the integer model multiplies them as levels: the
+    // input must have 8-bit codes whose codebook (if any) is the identity.
+    if first.act_bits != 8 {
+        return Err(unsupported(&input_name, "act_bits", first.act_bits));
+    }
+    if let Some(cb) = first.act_codebook {
+        let book = m
+            .codebooks
+            .get(cb as usize)
+            .ok_or_else(|| err(format!("{input_name}: bad act_codebook index")))?;
+        if !book.levels.iter().copied().eq(0..256) {
+            return Err(unsupported(
+                &input_name,
+                "act_codebook",
+                format!("codebook {cb} (not the identity 0..=255)"),
+            ));
+        }
+    }
     let zero_point = match first.op {
         LayerOp::Input => vec![0; c as usize],
         LayerOp::InputZp => m
@@ -316,7 +385,10 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
             .inputs
             .first()
             .ok_or_else(|| err(format!("{name}: no input")))? as usize;
-        let (tid, in_shape) = (tensor_of[src], shape_of[src]);
+        let (tid, in_shape) = match (tensor_of.get(src), shape_of.get(src)) {
+            (Some(&t), Some(&s)) => (t, s),
+            _ => return Err(err(format!("{name}: input {src} is not an earlier layer"))),
+        };
         let table =
             |wi: Option<u32>, cb: Option<u32>| -> Result<(WeightTable, Vec<u32>), NnError> {
                 let t = m
@@ -327,7 +399,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                     .codebooks
                     .get(cb.unwrap_or(u32::MAX) as usize)
                     .ok_or_else(|| err(format!("{name}: no weight codebook")))?;
-                let levels = book
+                let mut levels = book
                     .levels
                     .iter()
                     .map(|&v| {
@@ -335,17 +407,29 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                             .map_err(|_| err(format!("{name}: weight level {v} is not int8")))
                     })
                     .collect::<Result<Vec<i8>, _>>()?;
-                // Padding repeats the last level; the integer model keeps the distinct prefix.
-                let mut distinct = levels.clone();
-                distinct.dedup();
-                if distinct.windows(2).any(|p| p[0] >= p[1]) {
-                    return Err(err(format!("{name}: weight codebook is not increasing")));
+                if levels.windows(2).any(|p| p[0] > p[1]) {
+                    return Err(err(format!(
+                        "{name}: weight codebook is not non-decreasing"
+                    )));
                 }
+                // The writer pads a short codebook by repeating its last level: the integer
+                // model keeps the table up to the first copy of the last level and indices
+                // into the padding decode through that copy (the same level). Repeats before
+                // it are kept, so every index decodes to its own entry.
+                let last = *levels
+                    .last()
+                    .ok_or_else(|| err(format!("{name}: empty weight codebook")))?;
+                let keep = levels
+                    .iter()
+                    .position(|&v| v == last)
+                    .map_or(levels.len(), |p| p + 1);
+                levels.truncate(keep);
+                let top = (keep - 1) as u8;
                 Ok((
                     WeightTable {
                         bits: t.bits,
-                        levels: distinct,
-                        indices: t.indices.clone(),
+                        levels,
+                        indices: t.indices.iter().map(|&i| i.min(top)).collect(),
                     },
                     t.dims.clone(),
                 ))
@@ -356,17 +440,12 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
         };
         match l.op {
             LayerOp::Conv2d => {
+                plain_window(l, &name)?;
                 let (mut wt, dims) = table(l.weights, l.weight_codebook)?;
-                let (co, ci, k) = (dims[0] as usize, dims[1] as usize, dims[2] as usize);
-                if dims[2] != dims[3]
-                    || l.stride[0] != l.stride[1]
-                    || l.padding.iter().any(|&p| p != l.padding[0])
-                    || l.groups != 1
-                {
-                    return Err(err(format!(
-                        "{name}: only square, ungrouped convolutions with uniform padding"
-                    )));
+                if dims.len() != 4 || dims[2] != dims[3] {
+                    return Err(unsupported(&name, "weights.dims", &dims));
                 }
+                let (co, ci, k) = (dims[0] as usize, dims[1] as usize, dims[2] as usize);
                 wt.indices = transpose_rows(&wt.indices, ci, k * k);
                 let output = if l.act_bits == 0 {
                     ConvOutput::Accumulator
@@ -406,7 +485,11 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                 nodes.push(Node::Add(AddNode {
                     a: tid,
                     a_shift: table.main_shift,
-                    b: tensor_of[shortcut],
+                    b: *tensor_of.get(shortcut).ok_or_else(|| {
+                        err(format!(
+                            "{name}: shortcut {shortcut} is not an earlier layer"
+                        ))
+                    })?,
                     align: table
                         .multipliers
                         .iter()
@@ -417,11 +500,10 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                 }));
             }
             LayerOp::MaxPool2d => {
-                if l.kernel[0] != l.kernel[1]
-                    || l.stride[0] != l.stride[1]
-                    || l.padding.iter().any(|&p| p != 0)
-                {
-                    return Err(err(format!("{name}: only square, unpadded max-pools")));
+                no_requant(l, &name)?;
+                plain_window(l, &name)?;
+                if l.padding[0] != 0 {
+                    return Err(unsupported(&name, "padding", l.padding));
                 }
                 nodes.push(Node::MaxPool(MaxPoolNode {
                     input: tid,
@@ -429,17 +511,25 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                     stride: l.stride[0] as usize,
                 }));
             }
-            LayerOp::GlobalAvgPool => nodes.push(Node::GlobalAvgPool { input: tid }),
+            LayerOp::GlobalAvgPool => {
+                no_requant(l, &name)?;
+                nodes.push(Node::GlobalAvgPool { input: tid });
+            }
             LayerOp::Flatten => {
+                no_requant(l, &name)?;
                 tensor_of.push(tid);
                 shape_of.push(in_shape);
                 continue;
             }
             LayerOp::Linear => {
+                no_requant(l, &name)?;
                 let (mut wt, dims) = table(l.weights, l.weight_codebook)?;
+                if dims.len() != 2 {
+                    return Err(unsupported(&name, "weights.dims", &dims));
+                }
                 let (outs, ins) = (dims[0] as usize, dims[1] as usize);
                 let [c, h, w] = in_shape.map(|v| v as usize);
-                if c * h * w != ins {
+                if (c as u64) * (h as u64) * (w as u64) != ins as u64 {
                     return Err(err(format!(
                         "{name}: {ins} inputs for a {c}×{h}×{w} tensor"
                     )));
@@ -463,9 +553,11 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                 }));
             }
             other => {
-                return Err(err(format!(
-                    "{name}: op {other} has no integer-model form yet"
-                )))
+                return Err(NnError::Unsupported {
+                    layer: name,
+                    field: "op",
+                    value: other.to_string(),
+                })
             }
         }
         tensor_of.push(nodes.len());
@@ -480,6 +572,21 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
     if infos.last().map(|t| t.kind) != Some(TensorKind::Logits) {
         return Err(err("model does not end in logits".into()));
     }
+    // Every layer's declared shape is the shape the integer model computes (a flatten is
+    // checked through the linear layer reading it).
+    for (li, l) in m.layers.iter().enumerate() {
+        if l.op == LayerOp::Flatten {
+            continue;
+        }
+        let t = infos[tensor_of[li]];
+        let computed = [t.c, t.h, t.w];
+        if computed != l.out_shape.map(|v| v as usize) {
+            return Err(err(format!(
+                "layer {li} ({}): out_shape {:?}, but the integer model computes {computed:?}",
+                l.name, l.out_shape
+            )));
+        }
+    }
     Ok(model)
 }
 
@@ -489,12 +596,17 @@ fn requant(m: &Model, l: &Layer, name: &str) -> Result<Requant, NnError> {
         .thresholds
         .get(l.thresholds.unwrap_or(u32::MAX) as usize)
         .ok_or_else(|| err(format!("{name}: no thresholds")))?;
-    let acb = m
-        .codebooks
-        .get(l.act_codebook.unwrap_or(u32::MAX) as usize)
-        .ok_or_else(|| err(format!("{name}: no output codebook")))?;
-    let levels = acb
-        .levels
+    // Without an act_codebook a code's level is the code itself (FORMAT.md §6.1).
+    let levels: Vec<i32> = match l.act_codebook {
+        None => (0..1i32 << th.bits.min(8)).collect(),
+        Some(cb) => m
+            .codebooks
+            .get(cb as usize)
+            .ok_or_else(|| err(format!("{name}: bad act_codebook index")))?
+            .levels
+            .clone(),
+    };
+    let levels = levels
         .iter()
         .map(|&v| u8::try_from(v).map_err(|_| err(format!("{name}: output level {v} is not u8"))))
         .collect::<Result<Vec<u8>, _>>()?;

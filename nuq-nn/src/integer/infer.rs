@@ -30,7 +30,7 @@ use nuq_kernels::residual_threshold::{ResidualThresholds, Shortcut};
 use nuq_kernels::{gemm_codebook, gemm_u8i8, KernelPath};
 use rayon::prelude::*;
 
-use crate::integer::model::{IntegerModel, Node, TensorInfo, TensorKind};
+use crate::integer::model::{IntegerModel, Node, TensorInfo, TensorKind, DEFAULT_MEMORY_LIMIT};
 use crate::NnError;
 use conv::{grow, ConvOp, ConvOut};
 use weights::{kernel_err, Packed};
@@ -78,15 +78,33 @@ pub struct IntegerRunner<'m> {
     /// im2col matrix and accumulators of column-split convolutions.
     cols: Vec<u8>,
     acc: Vec<i32>,
+    /// Bytes of working memory a batch may need ([`IntegerModel::working_set_bytes`]).
+    memory_limit: u64,
 }
 
 impl<'m> IntegerRunner<'m> {
-    /// Validates the model, packs its weights for `path` and lays out its tables.
+    /// Validates the model, packs its weights for `path` and lays out its tables, with the
+    /// default working-memory limit ([`DEFAULT_MEMORY_LIMIT`]).
     ///
     /// # Errors
     /// [`NnError::Config`] for an inconsistent model, tables the kernels reject (e.g. an
-    /// alignment shift above 62) or an unavailable kernel path.
+    /// alignment shift above 62) or an unavailable kernel path; [`NnError::MemoryLimit`] when
+    /// one image needs more working memory than the limit.
     pub fn new(model: &'m IntegerModel, path: KernelPath) -> Result<Self, NnError> {
+        Self::with_memory_limit(model, path, DEFAULT_MEMORY_LIMIT)
+    }
+
+    /// As [`IntegerRunner::new`] with a working-memory limit of `limit` bytes: a model whose
+    /// working set for one image exceeds it is refused here, and a batch whose working set
+    /// exceeds it is refused by [`IntegerRunner::forward`] before anything is allocated.
+    ///
+    /// # Errors
+    /// As [`IntegerRunner::new`].
+    pub fn with_memory_limit(
+        model: &'m IntegerModel,
+        path: KernelPath,
+        limit: u64,
+    ) -> Result<Self, NnError> {
         if !path.is_available() {
             return Err(NnError::Config(format!(
                 "kernel path {} is not available on this CPU",
@@ -94,6 +112,7 @@ impl<'m> IntegerRunner<'m> {
             )));
         }
         let infos = model.tensor_infos()?;
+        model.check_memory(1, limit)?;
         let ops = model
             .nodes
             .iter()
@@ -115,7 +134,22 @@ impl<'m> IntegerRunner<'m> {
             bufs,
             cols: Vec::new(),
             acc: Vec::new(),
+            memory_limit: limit,
         })
+    }
+
+    /// The working-memory limit in bytes.
+    pub fn memory_limit(&self) -> u64 {
+        self.memory_limit
+    }
+
+    /// Checks that a batch of `n` images fits the working-memory limit and returns the bytes
+    /// it needs (call it before allocating the images themselves).
+    ///
+    /// # Errors
+    /// [`NnError::MemoryLimit`].
+    pub fn check_batch(&self, n: usize) -> Result<u64, NnError> {
+        self.model.check_memory(n, self.memory_limit)
     }
 
     /// Shape and kind of every tensor (`[0]` is the input).
@@ -128,11 +162,12 @@ impl<'m> IntegerRunner<'m> {
         self.infos.last().map_or(0, |t| t.c)
     }
 
-    /// Logits (`n × classes`, int32) for `n` images of NHWC bytes.
+    /// Logits (`n × classes`, int32) for `n` images of NHWC bytes (`n = 0` gives none).
     ///
     /// # Errors
-    /// [`NnError::Config`] for a wrong input length; kernel errors
-    /// (e.g. a possible accumulator overflow) as [`NnError::Config`].
+    /// [`NnError::Config`] for a wrong input length; [`NnError::MemoryLimit`] for a batch
+    /// above the working-memory limit; kernel errors (e.g. a possible accumulator overflow)
+    /// as [`NnError::Config`].
     pub fn forward(&mut self, images: &[u8], n: usize) -> Result<&[i32], NnError> {
         self.forward_with(images, n, &mut |_, _, _| {})
     }
@@ -170,16 +205,20 @@ impl<'m> IntegerRunner<'m> {
         dump: &mut dyn FnMut(usize, TensorInfo, TensorData<'_>),
     ) -> Result<&[i32], NnError> {
         let inp = self.infos[0];
-        if images.len() != n * inp.len() {
+        if n.checked_mul(inp.len()) != Some(images.len()) {
             return Err(NnError::Config(format!(
                 "integer model input: {} bytes for {n} images of {}×{}×{}, expected {}",
                 images.len(),
                 inp.h,
                 inp.w,
                 inp.c,
-                n * inp.len()
+                n as u128 * inp.len() as u128
             )));
         }
+        if n == 0 {
+            return Ok(&[]);
+        }
+        self.check_batch(n)?;
         if let Buf::Levels(v) = &mut self.bufs[0] {
             grow(v, images.len());
             v[..images.len()].copy_from_slice(images);

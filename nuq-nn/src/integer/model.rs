@@ -30,7 +30,8 @@ pub struct InputSpec {
 pub struct WeightTable {
     /// Index bits (1..=8).
     pub bits: u8,
-    /// The codebook: at most `2^bits` strictly increasing levels on the signed 8-bit grid.
+    /// The codebook: at most `2^bits` non-decreasing levels on the signed 8-bit grid (a level
+    /// may repeat).
     pub levels: Vec<i8>,
     /// Row-major `[out][k]` indices; for a convolution `k` runs over `(ky, kx, c_in)`.
     pub indices: Vec<u8>,
@@ -100,8 +101,8 @@ pub struct AddNode {
     pub output: Requant,
 }
 
-/// Max-pooling of activation levels (exact: codebooks are increasing, so the max of levels
-/// is the level of the max code).
+/// Max-pooling of activation levels (exact: codebooks are non-decreasing, so the max of
+/// levels is the level of the max code).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaxPoolNode {
     /// Input tensor.
@@ -198,6 +199,9 @@ pub struct IntegerModel {
 }
 
 fn bad(node: usize, msg: String) -> NnError {
+    if node == usize::MAX {
+        return NnError::Config(format!("integer model input: {msg}"));
+    }
     NnError::Config(format!("integer model node {node}: {msg}"))
 }
 
@@ -226,6 +230,7 @@ impl IntegerModel {
             w: inp.width,
             c: inp.channels,
         }];
+        elements(usize::MAX, &infos[0])?;
         for (i, node) in self.nodes.iter().enumerate() {
             let get = |id: TensorId| -> Result<TensorInfo, NnError> {
                 infos
@@ -245,10 +250,26 @@ impl IntegerModel {
                             ),
                         ));
                     }
-                    if c.kernel == 0 || c.stride == 0 || x.h + 2 * c.padding < c.kernel {
-                        return Err(bad(i, "conv window does not fit its input".into()));
+                    if c.kernel == 0 || c.stride == 0 || c.c_out == 0 {
+                        return Err(bad(
+                            i,
+                            format!(
+                                "conv kernel {}, stride {} and {} output channels must be positive",
+                                c.kernel, c.stride, c.c_out
+                            ),
+                        ));
                     }
-                    check_weights(i, &c.weights, c.c_out, c.kernel * c.kernel * c.c_in)?;
+                    let oh = window_out(i, "conv", x.h, c.padding, c.kernel, c.stride)?;
+                    let ow = window_out(i, "conv", x.w, c.padding, c.kernel, c.stride)?;
+                    let k = c
+                        .kernel
+                        .checked_mul(c.kernel)
+                        .and_then(|kk| kk.checked_mul(c.c_in))
+                        .filter(|&k| k as u64 <= MAX_TENSOR_ELEMENTS)
+                        .ok_or_else(|| {
+                            too_large(i, "conv weight row", &[c.kernel, c.kernel, c.c_in])
+                        })?;
+                    check_weights(i, &c.weights, c.c_out, k)?;
                     if c.bias.len() != c.c_out {
                         return Err(bad(
                             i,
@@ -264,8 +285,8 @@ impl IntegerModel {
                     };
                     TensorInfo {
                         kind,
-                        h: (x.h + 2 * c.padding - c.kernel) / c.stride + 1,
-                        w: (x.w + 2 * c.padding - c.kernel) / c.stride + 1,
+                        h: oh,
+                        w: ow,
                         c: c.c_out,
                     }
                 }
@@ -298,20 +319,18 @@ impl IntegerModel {
                 }
                 Node::MaxPool(p) => {
                     let x = get(p.input)?;
-                    if x.kind != TensorKind::Levels
-                        || p.kernel == 0
-                        || p.stride == 0
-                        || x.h < p.kernel
-                        || x.w < p.kernel
-                    {
+                    if x.kind != TensorKind::Levels || p.kernel == 0 || p.stride == 0 {
                         return Err(bad(
                             i,
-                            format!("max-pool {}×{} does not fit {x:?}", p.kernel, p.kernel),
+                            format!(
+                                "max-pool {}×{} stride {} does not fit {x:?}",
+                                p.kernel, p.kernel, p.stride
+                            ),
                         ));
                     }
                     TensorInfo {
-                        h: (x.h - p.kernel) / p.stride + 1,
-                        w: (x.w - p.kernel) / p.stride + 1,
+                        h: window_out(i, "max-pool", x.h, 0, p.kernel, p.stride)?,
+                        w: window_out(i, "max-pool", x.w, 0, p.kernel, p.stride)?,
                         ..x
                     }
                 }
@@ -324,6 +343,9 @@ impl IntegerModel {
                 }
                 Node::Linear(l) => {
                     let x = get(l.input)?;
+                    if l.out_features == 0 {
+                        return Err(bad(i, "linear layer with no outputs".into()));
+                    }
                     if x.kind != TensorKind::Levels || x.len() != l.in_features {
                         return Err(bad(
                             i,
@@ -345,6 +367,7 @@ impl IntegerModel {
                     }
                 }
             };
+            elements(i, &info)?;
             infos.push(info);
         }
         match infos.last() {
@@ -372,14 +395,121 @@ impl IntegerModel {
         let mut macs = 0u64;
         for (i, node) in self.nodes.iter().enumerate() {
             let out = infos[i + 1];
-            macs += match node {
-                Node::Conv(c) => (out.h * out.w * c.c_out * c.kernel * c.kernel * c.c_in) as u64,
-                Node::Linear(l) => (l.in_features * l.out_features) as u64,
+            let product = |v: &[usize]| v.iter().fold(1u64, |p, &d| p.saturating_mul(d as u64));
+            macs = macs.saturating_add(match node {
+                Node::Conv(c) => product(&[out.len(), c.kernel, c.kernel, c.c_in]),
+                Node::Linear(l) => product(&[l.in_features, l.out_features]),
                 _ => 0,
-            };
+            });
         }
         Ok(macs)
     }
+
+    /// Bytes of working memory [`crate::integer::IntegerRunner`] needs for a batch of `batch`
+    /// images: every tensor of the graph (`u8` levels, `i32` accumulators and logits) plus the
+    /// largest convolution's unfolded input and accumulators (an upper bound; saturates at
+    /// `u64::MAX`).
+    ///
+    /// # Errors
+    /// As [`IntegerModel::tensor_infos`].
+    pub fn working_set_bytes(&self, batch: usize) -> Result<u64, NnError> {
+        let infos = self.tensor_infos()?;
+        let mut per_image: u128 = 0;
+        for t in &infos {
+            let bytes = if t.kind == TensorKind::Levels { 1 } else { 4 };
+            per_image += t.len() as u128 * bytes;
+        }
+        let mut scratch: u128 = 0;
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let Node::Conv(c) = node {
+                let out = infos[i + 1];
+                let rows = (out.h * out.w) as u128;
+                let k = (c.kernel * c.kernel * c.c_in) as u128;
+                scratch = scratch.max(rows * k + rows * c.c_out as u128 * 4);
+            }
+        }
+        let total = (per_image + scratch).saturating_mul(batch as u128);
+        Ok(u64::try_from(total).unwrap_or(u64::MAX))
+    }
+
+    /// Checks that a batch of `batch` images fits in `limit` bytes of working memory
+    /// ([`IntegerModel::working_set_bytes`]) and returns the bytes needed.
+    ///
+    /// # Errors
+    /// [`NnError::MemoryLimit`] above the limit; as [`IntegerModel::tensor_infos`].
+    pub fn check_memory(&self, batch: usize, limit: u64) -> Result<u64, NnError> {
+        let needed = self.working_set_bytes(batch)?;
+        if needed > limit {
+            return Err(NnError::MemoryLimit {
+                needed,
+                limit,
+                batch,
+            });
+        }
+        Ok(needed)
+    }
+}
+
+/// Most elements one tensor of one image may hold (2^32): every size the runner computes
+/// from a tensor's shape stays far from overflow.
+pub const MAX_TENSOR_ELEMENTS: u64 = 1 << 32;
+
+/// Default working-memory limit of [`crate::integer::IntegerRunner`] and the `nuq` commands
+/// that run a model (8 GiB); see [`IntegerModel::working_set_bytes`].
+pub const DEFAULT_MEMORY_LIMIT: u64 = 8 << 30;
+
+fn too_large(node: usize, what: &str, dims: &[usize]) -> NnError {
+    let place = if node == usize::MAX {
+        "integer model input".to_string()
+    } else {
+        format!("integer model node {node}")
+    };
+    NnError::TooLarge {
+        what: format!("{place}: {what}"),
+        detail: format!(
+            "{} exceeds {MAX_TENSOR_ELEMENTS} elements",
+            dims.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" × ")
+        ),
+    }
+}
+
+/// Checks that a tensor holds at most [`MAX_TENSOR_ELEMENTS`] elements per image (node
+/// `usize::MAX` is the input).
+fn elements(node: usize, t: &TensorInfo) -> Result<(), NnError> {
+    let n = (t.h as u128) * (t.w as u128) * (t.c as u128);
+    if n == 0 {
+        return Err(bad(node, format!("tensor {t:?} is empty")));
+    }
+    if n > u128::from(MAX_TENSOR_ELEMENTS) {
+        return Err(too_large(node, "tensor", &[t.c, t.h, t.w]));
+    }
+    Ok(())
+}
+
+/// Output size of a window of `kernel` with `stride` over `n` positions padded by `pad` on
+/// both sides, or an error naming the node when the window does not fit.
+fn window_out(
+    node: usize,
+    what: &str,
+    n: usize,
+    pad: usize,
+    kernel: usize,
+    stride: usize,
+) -> Result<usize, NnError> {
+    let padded = pad
+        .checked_mul(2)
+        .and_then(|p| p.checked_add(n))
+        .ok_or_else(|| too_large(node, "padded input", &[n, pad]))?;
+    if padded < kernel {
+        return Err(bad(
+            node,
+            format!("{what} window {kernel} does not fit {n} positions padded by {pad}"),
+        ));
+    }
+    Ok((padded - kernel) / stride + 1)
 }
 
 fn check_weights(node: usize, w: &WeightTable, rows: usize, k: usize) -> Result<(), NnError> {
@@ -394,13 +524,13 @@ fn check_weights(node: usize, w: &WeightTable, rows: usize, k: usize) -> Result<
             ),
         ));
     }
-    if w.levels.windows(2).any(|p| p[0] >= p[1]) {
+    if w.levels.windows(2).any(|p| p[0] > p[1]) {
         return Err(bad(
             node,
-            "weight codebook levels are not strictly increasing".into(),
+            "weight codebook levels are not non-decreasing".into(),
         ));
     }
-    if w.indices.len() != rows * k {
+    if rows.checked_mul(k) != Some(w.indices.len()) {
         return Err(bad(
             node,
             format!("{} weight indices, expected {rows} × {k}", w.indices.len()),
@@ -426,6 +556,9 @@ fn check_weights(node: usize, w: &WeightTable, rows: usize, k: usize) -> Result<
 /// row after a flatten is `[h·w][c]` here (NHWC) and `[c][h·w]` there.
 pub(crate) fn transpose_rows<T: Copy>(src: &[T], a: usize, b: usize) -> Vec<T> {
     let mut dst = src.to_vec();
+    if a * b == 0 {
+        return dst;
+    }
     for (s, d) in src.chunks_exact(a * b).zip(dst.chunks_exact_mut(a * b)) {
         for i in 0..a {
             for j in 0..b {

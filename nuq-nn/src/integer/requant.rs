@@ -17,7 +17,7 @@ pub struct Requant {
     pub thresholds: Vec<i32>,
     /// Per channel: `true` when the code counts thresholds at or above the accumulator.
     pub falling: Vec<bool>,
-    /// The output codebook: `2^bits` strictly increasing unsigned levels.
+    /// The output codebook: `2^bits` non-decreasing unsigned levels (a level may repeat).
     pub levels: Vec<u8>,
     /// Real value of one output level (informative; inference never uses it).
     pub scale: f64,
@@ -71,9 +71,9 @@ impl Requant {
                 self.falling.len()
             ));
         }
-        if self.levels.len() != t + 1 || self.levels.windows(2).any(|p| p[0] >= p[1]) {
+        if self.levels.len() != t + 1 || self.levels.windows(2).any(|p| p[0] > p[1]) {
             return Err(format!(
-                "output codebook needs {} strictly increasing levels, found {:?}",
+                "output codebook needs {} non-decreasing levels, found {:?}",
                 t + 1,
                 self.levels
             ));
@@ -235,6 +235,13 @@ mod tests {
             levels: vec![0, 1, 1, 3],
             scale: 1.0,
         };
-        assert!(r.validate(1).unwrap_err().contains("strictly increasing"));
+        // A repeated level is allowed (the format's codebooks are non-decreasing) ...
+        assert!(r.validate(1).is_ok());
+        let r = Requant {
+            levels: vec![0, 2, 1, 3],
+            ..r
+        };
+        // ... a decreasing one is not.
+        assert!(r.validate(1).unwrap_err().contains("non-decreasing"));
     }
 }

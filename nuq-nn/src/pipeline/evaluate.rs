@@ -1,13 +1,14 @@
 //! Test accuracy of a float network, of an integer model (integers only), and how closely the
 //! integer model follows the fake-quantized float twin it was folded from.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use nuq_kernels::KernelPath;
 
 use crate::data::{Augment, BatchLoader, Dataset};
 use crate::error::NnError;
-use crate::integer::{IntegerModel, IntegerRunner};
+use crate::integer::{IntegerModel, IntegerRunner, DEFAULT_MEMORY_LIMIT};
 use crate::layer::Mode;
 use crate::loss::CrossEntropy;
 use crate::models::Network;
@@ -30,6 +31,34 @@ pub fn argmax<T: PartialOrd>(row: &[T]) -> usize {
         }
     }
     best
+}
+
+/// The working-memory limit of the integer runners [`integer_accuracy`] and
+/// [`twin_agreement`] start (every pipeline step that evaluates an integer model).
+static MEMORY_LIMIT: AtomicU64 = AtomicU64::new(DEFAULT_MEMORY_LIMIT);
+
+/// Sets the working-memory limit (bytes) of the integer runners the evaluations of this
+/// process start (default [`DEFAULT_MEMORY_LIMIT`]); the `nuq` tool's `--memory-limit`.
+pub fn set_memory_limit(bytes: u64) {
+    MEMORY_LIMIT.store(bytes, Ordering::Relaxed);
+}
+
+/// The working-memory limit [`set_memory_limit`] set.
+pub fn memory_limit() -> u64 {
+    MEMORY_LIMIT.load(Ordering::Relaxed)
+}
+
+/// An integer runner on the best kernel path under the memory limit, and the largest batch up
+/// to 500 images that fits it.
+fn runner(model: &IntegerModel) -> Result<(IntegerRunner<'_>, usize), NnError> {
+    let runner =
+        IntegerRunner::with_memory_limit(model, KernelPath::best_available(), memory_limit())?;
+    let mut b = BATCH;
+    while runner.check_batch(b).is_err() && b > 1 {
+        b /= 2;
+    }
+    runner.check_batch(b)?;
+    Ok((runner, b))
 }
 
 /// Loss and top-1 accuracy of the float network (inference mode) on `data`.
@@ -71,7 +100,7 @@ pub fn check_input_shape(model: &IntegerModel, data: &Dataset) -> Result<(), NnE
 /// dataset, or an inference error.
 pub fn integer_accuracy(model: &IntegerModel, data: &Dataset) -> Result<f64, NnError> {
     check_input_shape(model, data)?;
-    let mut runner = IntegerRunner::new(model, KernelPath::best_available())?;
+    let (mut runner, batch) = runner(model)?;
     if runner.classes() < data.classes {
         return Err(NnError::ClassCount {
             model: runner.classes(),
@@ -82,8 +111,8 @@ pub fn integer_accuracy(model: &IntegerModel, data: &Dataset) -> Result<f64, NnE
     let mut correct = 0usize;
     for (chunk, labels) in data
         .images
-        .chunks(per * BATCH)
-        .zip(data.labels.chunks(BATCH))
+        .chunks(per * batch)
+        .zip(data.labels.chunks(batch))
     {
         let pred = runner.predict(chunk, labels.len())?;
         correct += pred
@@ -115,14 +144,14 @@ pub fn twin_agreement(
     data: &Dataset,
 ) -> Result<TwinAgreement, NnError> {
     check_input_shape(model, data)?;
-    let mut runner = IntegerRunner::new(model, KernelPath::best_available())?;
+    let (mut runner, batch) = runner(model)?;
     let norm = qn.input_norm.clone();
     let per = data.image_len();
     let (mut same, mut right) = (0usize, 0usize);
     for (chunk, labels) in data
         .images
-        .chunks(per * BATCH)
-        .zip(data.labels.chunks(BATCH))
+        .chunks(per * batch)
+        .zip(data.labels.chunks(batch))
     {
         let n = labels.len();
         let int_pred = runner.predict(chunk, n)?;
