@@ -25,11 +25,12 @@
 
 use std::collections::BTreeMap;
 
+use nuq_core::MacThresholds;
 use nuq_fpga_fmt::model::{
     AlignTable, Codebook, Layer, Metadata, ThresholdTable, WeightTensor, ZeroPointTable,
 };
 use nuq_fpga_fmt::reader::Scale;
-use nuq_fpga_fmt::{CodebookKind, Direction, LayerOp, Model, TileOrder};
+use nuq_fpga_fmt::{CodebookKind, LayerOp, Model, TileOrder};
 
 use crate::integer::model::{
     transpose_rows, AddNode, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode,
@@ -146,23 +147,13 @@ impl Writer {
 
     fn requant(&mut self, r: &Requant) -> Result<(u32, u32, u32), NnError> {
         self.m.thresholds.push(ThresholdTable {
-            bits: r.bits,
-            values: r.thresholds.clone(),
-            directions: r
-                .falling
-                .iter()
-                .map(|&f| {
-                    if f {
-                        Direction::Falling
-                    } else {
-                        Direction::Rising
-                    }
-                })
-                .collect(),
+            bits: r.bits(),
+            values: r.thresholds.values().to_vec(),
+            directions: r.thresholds.directions().to_vec(),
         });
         let t = (self.m.thresholds.len() - 1) as u32;
         let cb = self.codebook(
-            r.bits,
+            r.bits(),
             false,
             r.levels.iter().map(|&l| i32::from(l)).collect(),
             self.kind,
@@ -247,7 +238,7 @@ pub fn to_file_model(
                 l.bias = Some(w.bias(&c.bias));
                 if let ConvOutput::Codes(r) = &c.output {
                     let (t, acb, asc) = w.requant(r)?;
-                    l.act_bits = r.bits;
+                    l.act_bits = r.bits();
                     l.thresholds = Some(t);
                     l.act_codebook = Some(acb);
                     l.act_scale = Some(asc);
@@ -267,7 +258,7 @@ pub fn to_file_model(
                     &[layer_of[a.a], layer_of[a.b]],
                     shape,
                 );
-                l.act_bits = a.output.bits;
+                l.act_bits = a.output.bits();
                 l.thresholds = Some(t);
                 l.act_codebook = Some(acb);
                 l.act_scale = Some(asc);
@@ -610,14 +601,10 @@ fn requant(m: &Model, l: &Layer, name: &str) -> Result<Requant, NnError> {
         .iter()
         .map(|&v| u8::try_from(v).map_err(|_| err(format!("{name}: output level {v} is not u8"))))
         .collect::<Result<Vec<u8>, _>>()?;
+    let thresholds = MacThresholds::new(th.bits, th.values.clone(), th.directions.clone())
+        .map_err(|e| err(format!("{name}: thresholds: {e}")))?;
     Ok(Requant {
-        bits: th.bits,
-        thresholds: th.values.clone(),
-        falling: th
-            .directions
-            .iter()
-            .map(|d| *d == Direction::Falling)
-            .collect(),
+        thresholds,
         levels,
         scale: m
             .scales

@@ -347,12 +347,8 @@ fn compile(
             let r = &a.output;
             let multiplier: Vec<i32> = a.align.iter().map(|al| al.multiplier).collect();
             let shift: Vec<u8> = a.align.iter().map(|al| al.shift).collect();
-            let mac = r.mac_thresholds().map_err(|source| NnError::Core {
-                what: format!("integer model node {i}: residual thresholds"),
-                source,
-            })?;
             Op::Add(
-                ResidualThresholds::new(a.a_shift, &multiplier, &shift, &mac, &r.levels)
+                ResidualThresholds::new(a.a_shift, &multiplier, &shift, &r.thresholds, &r.levels)
                     .map_err(|e| NnError::Config(format!("integer model node {i}: {e}")))?,
             )
         }

@@ -31,6 +31,7 @@ use crate::quant::network::{downcast, QuantizedNetwork};
 use crate::quant::weights::QuantizedWeights;
 use crate::quant::ActQuantizer;
 use crate::NnError;
+use nuq_core::{Direction, MacThresholds};
 
 impl QuantizedNetwork {
     /// Folds everything into the integer model.
@@ -125,7 +126,7 @@ fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnErro
     }
     let per = q.levels.len() - 1;
     let mut thresholds = Vec::with_capacity(aff.d.len() * per);
-    let mut falling = Vec::with_capacity(aff.d.len());
+    let mut directions = Vec::with_capacity(aff.d.len());
     for (o, (&d, &c)) in aff.d.iter().zip(&aff.c).enumerate() {
         let mut row: Vec<i32> = q
             .thresholds_of(o)
@@ -144,12 +145,15 @@ fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnErro
             .collect();
         row.sort_unstable();
         thresholds.extend(row);
-        falling.push(d < 0.0);
+        directions.push(Direction::of_scale(d));
     }
     Ok(Requant {
-        bits: q.bits,
-        thresholds,
-        falling,
+        thresholds: MacThresholds::new(q.bits, thresholds, directions).map_err(|source| {
+            NnError::Core {
+                what: format!("activation quantizer {name}: MAC thresholds"),
+                source,
+            }
+        })?,
         levels: q.levels.clone(),
         scale: q.scale,
     })

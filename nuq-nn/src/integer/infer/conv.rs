@@ -73,13 +73,10 @@ thread_local! {
 
 /// Bias-folded `i32` thresholds (see the module docs), compiled for the kernels.
 fn folded_thresholds(r: &Requant, bias: &[i32]) -> Result<Thresholds, NnError> {
-    let folded = r
-        .mac_thresholds()
-        .and_then(|t| t.offset(bias))
-        .map_err(|source| NnError::Core {
-            what: "requantization thresholds".into(),
-            source,
-        })?;
+    let folded = r.thresholds.offset(bias).map_err(|source| NnError::Core {
+        what: "requantization thresholds".into(),
+        source,
+    })?;
     Ok(Thresholds::new(&folded))
 }
 
