@@ -53,9 +53,31 @@ pub enum NnError {
         /// Number of classes of the logits.
         classes: usize,
     },
-    /// An invalid configuration value (layer, model, optimiser or schedule).
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// An integer model whose graph is inconsistent, found before anything runs.
+    #[error("integer model {}: {problem}", node.map_or_else(|| "input".to_string(), |n| format!("node {n}")))]
+    InvalidModel {
+        /// The node (`None`: the model input).
+        node: Option<usize>,
+        /// What is wrong there.
+        problem: ModelProblem,
+    },
+    /// An integer sum that leaves the `i32` range at run time (a model whose bias pushes an
+    /// accumulator or a logit past it).
+    #[error("integer model node {node}: {what} overflows int32")]
+    Overflow {
+        /// The node.
+        node: usize,
+        /// The sum (e.g. `accumulator + bias`).
+        what: &'static str,
+    },
+    /// A `.nuq` layer that lacks a table or reference the integer model needs.
+    #[error("{layer}: no {what}")]
+    MissingTable {
+        /// Layer index and name, e.g. `layer 3 (conv3)`.
+        layer: String,
+        /// The table or reference (e.g. `weights`, `bias`, `thresholds`).
+        what: &'static str,
+    },
     /// A valid `.nuq` file uses a feature nuq's integer executor does not implement; it is
     /// refused before anything runs (see FORMAT.md, "Executor notes").
     #[error("{layer}: {field} = {value} is not supported by nuq's integer executor")]
@@ -323,4 +345,85 @@ pub enum CheckpointError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// What is inconsistent in an integer model ([`NnError::InvalidModel`] names the node).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ModelProblem {
+    /// A tensor with no element (a zero dimension).
+    #[error("tensor {0} is empty")]
+    EmptyTensor(String),
+    /// A count that does not match the shape it belongs to.
+    #[error("{found} {what}, expected {expected}")]
+    Count {
+        /// What was counted (e.g. `biases`, `zero points`).
+        what: &'static str,
+        /// The count the shape implies.
+        expected: usize,
+        /// The count found.
+        found: usize,
+    },
+    /// A node reads a tensor that a later node computes.
+    #[error("reads tensor {0}, which is not computed yet")]
+    ForwardReference(usize),
+    /// A node's input is not the kind or shape it takes.
+    #[error("{op} takes {expected}, found {found}")]
+    Input {
+        /// The operation.
+        op: &'static str,
+        /// What it takes.
+        expected: String,
+        /// The input tensor.
+        found: String,
+    },
+    /// A size that must be positive is zero.
+    #[error("{0} must be positive")]
+    NotPositive(&'static str),
+    /// A window larger than its padded input.
+    #[error("{op} window {kernel} does not fit {positions} positions padded by {padding}")]
+    Window {
+        /// The operation.
+        op: &'static str,
+        /// Window side.
+        kernel: usize,
+        /// Input positions along the axis.
+        positions: usize,
+        /// Padding on each side.
+        padding: usize,
+    },
+    /// A residual join's main-branch shift above 30.
+    #[error("add shift {0} exceeds 30")]
+    ShiftTooLarge(u8),
+    /// A weight codebook with no level, or more than its index bits address.
+    #[error("{bits}-bit weights need 1..={max} levels, found {found}")]
+    WeightLevels {
+        /// Index bits.
+        bits: u8,
+        /// Levels the bits address (`2^bits`, at most 256).
+        max: usize,
+        /// Levels found.
+        found: usize,
+    },
+    /// Weight codebook levels that decrease.
+    #[error("weight codebook levels are not non-decreasing")]
+    WeightLevelsDecreasing,
+    /// A weight index past its codebook.
+    #[error("weight index {index} at {position} is out of range")]
+    WeightIndex {
+        /// The index.
+        index: u8,
+        /// Its position in the weight table.
+        position: usize,
+    },
+    /// Output levels that are too few, too many or decreasing.
+    #[error("output codebook needs {expected} non-decreasing levels, found {found:?}")]
+    OutputLevels {
+        /// `2^bits`.
+        expected: usize,
+        /// The levels.
+        found: Vec<u8>,
+    },
+    /// The last node does not produce logits.
+    #[error("must end with a linear classifier")]
+    NoClassifier,
 }

@@ -37,7 +37,7 @@ pub mod rng;
 pub mod tensor;
 pub mod train;
 
-pub use error::NnError;
+pub use error::{ModelProblem, NnError};
 pub use layer::{Layer, Mode};
 pub use layers::{
     BasicBlock, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu,

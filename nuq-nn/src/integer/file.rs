@@ -39,8 +39,22 @@ use crate::integer::model::{
 use crate::integer::requant::{Align, Requant};
 use crate::NnError;
 
-fn err(msg: String) -> NnError {
-    NnError::Config(msg)
+fn missing(layer: &str, what: &'static str) -> NnError {
+    NnError::MissingTable {
+        layer: layer.to_string(),
+        what,
+    }
+}
+
+fn no_form(layer: &str, why: &'static str) -> NnError {
+    NnError::NoIntegerForm {
+        layer: layer.to_string(),
+        why,
+    }
+}
+
+fn unrepresentable(what: String, ty: &'static str, value: f64) -> NnError {
+    NnError::Unrepresentable { what, ty, value }
 }
 
 /// The refusal of a field value the integer executor does not implement.
@@ -91,9 +105,11 @@ fn plain_window(l: &Layer, name: &str) -> Result<(), NnError> {
 fn scale(value: f64) -> Result<Scale, NnError> {
     let v = value as f32;
     if !(v.is_finite() && v > 0.0) {
-        return Err(err(format!(
-            "scale {value} cannot be stored (must be finite and > 0)"
-        )));
+        return Err(unrepresentable(
+            "scale".into(),
+            "a finite, positive f32",
+            value,
+        ));
     }
     Ok(Scale {
         value: v,
@@ -171,7 +187,8 @@ impl Writer {
 /// family and `entries` go into the metadata.
 ///
 /// # Errors
-/// [`NnError::Config`] for an inconsistent model or a scale that cannot be stored.
+/// [`NnError::InvalidModel`] for an inconsistent model, [`NnError::Unrepresentable`] for a
+/// scale that cannot be stored.
 pub fn to_file_model(
     model: &IntegerModel,
     kind: CodebookKind,
@@ -321,13 +338,10 @@ pub fn to_file_model(
 /// # Errors
 /// [`NnError::Unsupported`] naming the layer and the field the integer executor does not
 /// implement (FORMAT.md, "Executor notes"); [`NnError::TooLarge`] for a tensor above
-/// [`crate::integer::MAX_TENSOR_ELEMENTS`] elements; [`NnError::Config`] for anything else
+/// [`crate::integer::MAX_TENSOR_ELEMENTS`] elements; [`NnError::MissingTable`], [`NnError::NoIntegerForm`], [`NnError::Unrepresentable`] or [`NnError::InvalidModel`] for anything else
 /// the integer model cannot express.
 pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
-    let first = m
-        .layers
-        .first()
-        .ok_or_else(|| err("model has no layers".into()))?;
+    let first = m.layers.first().ok_or_else(|| missing("model", "layers"))?;
     let [c, h, w] = first.out_shape;
     let input_name = format!("layer 0 ({})", first.name);
     // Image bytes are the input codes and the integer model multiplies them as levels: the
@@ -339,7 +353,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
         let book = m
             .codebooks
             .get(cb as usize)
-            .ok_or_else(|| err(format!("{input_name}: bad act_codebook index")))?;
+            .ok_or_else(|| missing(&input_name, "act_codebook"))?;
         if !book.levels.iter().copied().eq(0..256) {
             return Err(unsupported(
                 &input_name,
@@ -353,10 +367,16 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
         LayerOp::InputZp => m
             .zero_points
             .get(first.zero_point.unwrap_or(u32::MAX) as usize)
-            .ok_or_else(|| err("layer 0: input_zp without a zero-point table".into()))?
+            .ok_or_else(|| missing("layer 0", "zero-point table"))?
             .values
             .clone(),
-        other => return Err(err(format!("layer 0 is {other}, expected input"))),
+        other => {
+            return Err(NnError::UnexpectedLayer {
+                layer: "layer 0".into(),
+                expected: "input or input_zp",
+                found: other.to_string(),
+            })
+        }
     };
     let input = InputSpec {
         channels: c as usize,
@@ -372,36 +392,32 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
     let get = |v: &[i32]| v.to_vec();
     for (li, l) in m.layers.iter().enumerate().skip(1) {
         let name = format!("layer {li} ({})", l.name);
-        let src = *l
-            .inputs
-            .first()
-            .ok_or_else(|| err(format!("{name}: no input")))? as usize;
+        let src = *l.inputs.first().ok_or_else(|| missing(&name, "input"))? as usize;
         let (tid, in_shape) = match (tensor_of.get(src), shape_of.get(src)) {
             (Some(&t), Some(&s)) => (t, s),
-            _ => return Err(err(format!("{name}: input {src} is not an earlier layer"))),
+            _ => return Err(no_form(&name, "its input is not an earlier layer")),
         };
         let table =
             |wi: Option<u32>, cb: Option<u32>| -> Result<(WeightTable, Vec<u32>), NnError> {
                 let t = m
                     .weights
                     .get(wi.unwrap_or(u32::MAX) as usize)
-                    .ok_or_else(|| err(format!("{name}: no weights")))?;
+                    .ok_or_else(|| missing(&name, "weights"))?;
                 let book = m
                     .codebooks
                     .get(cb.unwrap_or(u32::MAX) as usize)
-                    .ok_or_else(|| err(format!("{name}: no weight codebook")))?;
+                    .ok_or_else(|| missing(&name, "weight codebook"))?;
                 let mut levels = book
                     .levels
                     .iter()
                     .map(|&v| {
-                        i8::try_from(v)
-                            .map_err(|_| err(format!("{name}: weight level {v} is not int8")))
+                        i8::try_from(v).map_err(|_| {
+                            unrepresentable(format!("{name}: weight level"), "i8", f64::from(v))
+                        })
                     })
                     .collect::<Result<Vec<i8>, _>>()?;
                 if levels.windows(2).any(|p| p[0] > p[1]) {
-                    return Err(err(format!(
-                        "{name}: weight codebook is not non-decreasing"
-                    )));
+                    return Err(no_form(&name, "weight codebook is not non-decreasing"));
                 }
                 // The writer pads a short codebook by repeating its last level: the integer
                 // model keeps the table up to the first copy of the last level and indices
@@ -409,7 +425,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                 // it are kept, so every index decodes to its own entry.
                 let last = *levels
                     .last()
-                    .ok_or_else(|| err(format!("{name}: empty weight codebook")))?;
+                    .ok_or_else(|| missing(&name, "weight codebook levels"))?;
                 let keep = levels
                     .iter()
                     .position(|&v| v == last)
@@ -447,7 +463,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                     Some(b) => get(m
                         .biases
                         .get(b as usize)
-                        .ok_or_else(|| err(format!("{name}: bad bias index")))?),
+                        .ok_or_else(|| missing(&name, "bias"))?),
                     None => vec![0; co],
                 };
                 nodes.push(Node::Conv(ConvNode {
@@ -467,20 +483,18 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                 let table = m
                     .aligns
                     .get(l.align.unwrap_or(u32::MAX) as usize)
-                    .ok_or_else(|| err(format!("{name}: no alignment table")))?;
+                    .ok_or_else(|| missing(&name, "alignment table"))?;
                 let shortcut = *l
                     .inputs
                     .get(1)
-                    .ok_or_else(|| err(format!("{name}: no shortcut input")))?
+                    .ok_or_else(|| missing(&name, "shortcut input"))?
                     as usize;
                 nodes.push(Node::Add(AddNode {
                     a: tid,
                     a_shift: table.main_shift,
-                    b: *tensor_of.get(shortcut).ok_or_else(|| {
-                        err(format!(
-                            "{name}: shortcut {shortcut} is not an earlier layer"
-                        ))
-                    })?,
+                    b: *tensor_of
+                        .get(shortcut)
+                        .ok_or_else(|| no_form(&name, "its shortcut is not an earlier layer"))?,
                     align: table
                         .multipliers
                         .iter()
@@ -521,16 +535,18 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                 let (outs, ins) = (dims[0] as usize, dims[1] as usize);
                 let [c, h, w] = in_shape.map(|v| v as usize);
                 if (c as u64) * (h as u64) * (w as u64) != ins as u64 {
-                    return Err(err(format!(
-                        "{name}: {ins} inputs for a {c}×{h}×{w} tensor"
-                    )));
+                    return Err(NnError::SizeMismatch {
+                        what: format!("{name}: inputs of a {c}×{h}×{w} tensor"),
+                        expected: c.saturating_mul(h).saturating_mul(w),
+                        found: ins,
+                    });
                 }
                 wt.indices = transpose_rows(&wt.indices, c, h * w);
                 let bias = match l.bias {
                     Some(b) => get(m
                         .biases
                         .get(b as usize)
-                        .ok_or_else(|| err(format!("{name}: bad bias index")))?),
+                        .ok_or_else(|| missing(&name, "bias"))?),
                     None => vec![0; outs],
                 };
                 logit_scale = scale_of(l.act_scale);
@@ -561,7 +577,10 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
     };
     let infos = model.tensor_infos()?;
     if infos.last().map(|t| t.kind) != Some(TensorKind::Logits) {
-        return Err(err("model does not end in logits".into()));
+        return Err(NnError::InvalidModel {
+            node: model.nodes.len().checked_sub(1),
+            problem: crate::ModelProblem::NoClassifier,
+        });
     }
     // Every layer's declared shape is the shape the integer model computes (a flatten is
     // checked through the linear layer reading it).
@@ -572,10 +591,11 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
         let t = infos[tensor_of[li]];
         let computed = [t.c, t.h, t.w];
         if computed != l.out_shape.map(|v| v as usize) {
-            return Err(err(format!(
-                "layer {li} ({}): out_shape {:?}, but the integer model computes {computed:?}",
-                l.name, l.out_shape
-            )));
+            return Err(NnError::InvalidParameter {
+                what: format!("layer {li} ({}) out_shape", l.name),
+                allowed: "the shape the integer model computes from its inputs",
+                found: format!("{:?}, computed {computed:?}", l.out_shape),
+            });
         }
     }
     Ok(model)
@@ -586,23 +606,29 @@ fn requant(m: &Model, l: &Layer, name: &str) -> Result<Requant, NnError> {
     let th = m
         .thresholds
         .get(l.thresholds.unwrap_or(u32::MAX) as usize)
-        .ok_or_else(|| err(format!("{name}: no thresholds")))?;
+        .ok_or_else(|| missing(name, "thresholds"))?;
     // Without an act_codebook a code's level is the code itself (FORMAT.md §6.1).
     let levels: Vec<i32> = match l.act_codebook {
         None => (0..1i32 << th.bits.min(8)).collect(),
         Some(cb) => m
             .codebooks
             .get(cb as usize)
-            .ok_or_else(|| err(format!("{name}: bad act_codebook index")))?
+            .ok_or_else(|| missing(name, "act_codebook"))?
             .levels
             .clone(),
     };
     let levels = levels
         .iter()
-        .map(|&v| u8::try_from(v).map_err(|_| err(format!("{name}: output level {v} is not u8"))))
+        .map(|&v| {
+            u8::try_from(v)
+                .map_err(|_| unrepresentable(format!("{name}: output level"), "u8", f64::from(v)))
+        })
         .collect::<Result<Vec<u8>, _>>()?;
     let thresholds = MacThresholds::new(th.bits, th.values.clone(), th.directions.clone())
-        .map_err(|e| err(format!("{name}: thresholds: {e}")))?;
+        .map_err(|source| NnError::Core {
+            what: format!("{name}: thresholds"),
+            source,
+        })?;
     Ok(Requant {
         thresholds,
         levels,

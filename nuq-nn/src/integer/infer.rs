@@ -87,7 +87,7 @@ impl<'m> IntegerRunner<'m> {
     /// default working-memory limit ([`DEFAULT_MEMORY_LIMIT`]).
     ///
     /// # Errors
-    /// [`NnError::Config`] for an inconsistent model, tables the kernels reject (e.g. an
+    /// [`NnError::InvalidModel`] for an inconsistent model, [`NnError::Kernel`] for tables the kernels reject (e.g. an
     /// alignment shift above 62) or an unavailable kernel path; [`NnError::MemoryLimit`] when
     /// one image needs more working memory than the limit.
     pub fn new(model: &'m IntegerModel, path: KernelPath) -> Result<Self, NnError> {
@@ -105,12 +105,10 @@ impl<'m> IntegerRunner<'m> {
         path: KernelPath,
         limit: u64,
     ) -> Result<Self, NnError> {
-        if !path.is_available() {
-            return Err(NnError::Config(format!(
-                "kernel path {} is not available on this CPU",
-                path.name()
-            )));
-        }
+        path.ensure_available().map_err(|source| NnError::Kernel {
+            what: "integer runner".into(),
+            source,
+        })?;
         let infos = model.tensor_infos()?;
         model.check_memory(1, limit)?;
         let ops = model
@@ -165,9 +163,9 @@ impl<'m> IntegerRunner<'m> {
     /// Logits (`n × classes`, int32) for `n` images of NHWC bytes (`n = 0` gives none).
     ///
     /// # Errors
-    /// [`NnError::Config`] for a wrong input length; [`NnError::MemoryLimit`] for a batch
-    /// above the working-memory limit; kernel errors (e.g. a possible accumulator overflow)
-    /// as [`NnError::Config`].
+    /// [`NnError::SizeMismatch`] for a wrong input length; [`NnError::MemoryLimit`] for a batch
+    /// above the working-memory limit; [`NnError::Kernel`] for kernel errors (e.g. a possible
+    /// accumulator overflow); [`NnError::Overflow`] when a bias pushes a sum past `i32`.
     pub fn forward(&mut self, images: &[u8], n: usize) -> Result<&[i32], NnError> {
         self.forward_with(images, n, &mut |_, _, _| {})
     }
@@ -206,14 +204,14 @@ impl<'m> IntegerRunner<'m> {
     ) -> Result<&[i32], NnError> {
         let inp = self.infos[0];
         if n.checked_mul(inp.len()) != Some(images.len()) {
-            return Err(NnError::Config(format!(
-                "integer model input: {} bytes for {n} images of {}×{}×{}, expected {}",
-                images.len(),
-                inp.h,
-                inp.w,
-                inp.c,
-                n as u128 * inp.len() as u128
-            )));
+            return Err(NnError::SizeMismatch {
+                what: format!(
+                    "integer model input: bytes of {n} images of {}×{}×{}",
+                    inp.h, inp.w, inp.c
+                ),
+                expected: n.saturating_mul(inp.len()),
+                found: images.len(),
+            });
         }
         if n == 0 {
             return Ok(&[]);
@@ -235,9 +233,10 @@ impl<'m> IntegerRunner<'m> {
         let len = n * self.classes();
         match self.bufs.last() {
             Some(Buf::Int32(v)) => Ok(&v[..len]),
-            _ => Err(NnError::Config(
-                "integer model does not end in logits".into(),
-            )),
+            _ => Err(NnError::InvalidModel {
+                node: self.ops.len().checked_sub(1),
+                problem: crate::ModelProblem::NoClassifier,
+            }),
         }
     }
 
@@ -310,11 +309,15 @@ impl<'m> IntegerRunner<'m> {
                     }
                     Packed::Int8(w) => gemm_u8i8(path, x, l.in_features, n, w, o, l.out_features),
                 }
-                .map_err(|e| NnError::Config(format!("node {i}: integer GEMM: {e}")))?;
+                .map_err(|source| NnError::Kernel {
+                    what: format!("node {i}: integer GEMM"),
+                    source,
+                })?;
                 for row in o.chunks_exact_mut(l.out_features) {
                     for (v, &b) in row.iter_mut().zip(&l.bias) {
-                        *v = v.checked_add(b).ok_or_else(|| {
-                            NnError::Config(format!("node {i}: logit + bias overflows int32"))
+                        *v = v.checked_add(b).ok_or(NnError::Overflow {
+                            node: i,
+                            what: "logit + bias",
                         })?;
                     }
                 }
@@ -349,7 +352,10 @@ fn compile(
             let shift: Vec<u8> = a.align.iter().map(|al| al.shift).collect();
             Op::Add(
                 ResidualThresholds::new(a.a_shift, &multiplier, &shift, &r.thresholds, &r.levels)
-                    .map_err(|e| NnError::Config(format!("integer model node {i}: {e}")))?,
+                    .map_err(|source| NnError::Kernel {
+                    what: format!("integer model node {i}: residual join"),
+                    source,
+                })?,
             )
         }
         Node::MaxPool(p) => {

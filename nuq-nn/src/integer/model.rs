@@ -1,5 +1,6 @@
 //! The integer model: a graph of integer-only operations over codebook levels.
 
+use crate::error::ModelProblem;
 use crate::integer::requant::{Align, Requant};
 use crate::NnError;
 
@@ -198,31 +199,40 @@ pub struct IntegerModel {
     pub logit_scale: f64,
 }
 
-fn bad(node: usize, msg: String) -> NnError {
-    if node == usize::MAX {
-        return NnError::Config(format!("integer model input: {msg}"));
+/// The error for `problem` at node `node` (`usize::MAX`: the input).
+fn bad(node: usize, problem: ModelProblem) -> NnError {
+    NnError::InvalidModel {
+        node: (node != usize::MAX).then_some(node),
+        problem,
     }
-    NnError::Config(format!("integer model node {node}: {msg}"))
+}
+
+/// An input of the wrong kind or shape for `op`.
+fn wrong_input(op: &'static str, expected: String, found: &TensorInfo) -> ModelProblem {
+    ModelProblem::Input {
+        op,
+        expected,
+        found: format!("{:?} {}×{}×{}", found.kind, found.h, found.w, found.c),
+    }
 }
 
 impl IntegerModel {
     /// Checks the graph and returns the shape and kind of every tensor (`[0]` is the input).
     ///
     /// # Errors
-    /// [`NnError::Config`] naming the node and the inconsistency.
+    /// [`NnError::InvalidModel`] naming the node and the [`ModelProblem`],
+    /// [`NnError::TooLarge`] for a tensor past [`MAX_TENSOR_ELEMENTS`].
     pub fn tensor_infos(&self) -> Result<Vec<TensorInfo>, NnError> {
         let inp = &self.input;
-        if inp.channels == 0 || inp.height == 0 || inp.width == 0 {
-            return Err(NnError::Config(
-                "integer model input has a zero dimension".into(),
-            ));
-        }
         if inp.zero_point.len() != inp.channels {
-            return Err(NnError::Config(format!(
-                "integer model input: {} zero points for {} channels",
-                inp.zero_point.len(),
-                inp.channels
-            )));
+            return Err(bad(
+                usize::MAX,
+                ModelProblem::Count {
+                    what: "zero points",
+                    expected: inp.channels,
+                    found: inp.zero_point.len(),
+                },
+            ));
         }
         let mut infos = vec![TensorInfo {
             kind: TensorKind::Levels,
@@ -236,7 +246,7 @@ impl IntegerModel {
                 infos
                     .get(id)
                     .copied()
-                    .ok_or_else(|| bad(i, format!("reads tensor {id}, which is not computed yet")))
+                    .ok_or_else(|| bad(i, ModelProblem::ForwardReference(id)))
             };
             let info = match node {
                 Node::Conv(c) => {
@@ -244,20 +254,17 @@ impl IntegerModel {
                     if x.kind != TensorKind::Levels || x.c != c.c_in {
                         return Err(bad(
                             i,
-                            format!(
-                                "conv expects {} input channels of levels, found {x:?}",
-                                c.c_in
-                            ),
+                            wrong_input("conv", format!("levels with {} channels", c.c_in), &x),
                         ));
                     }
-                    if c.kernel == 0 || c.stride == 0 || c.c_out == 0 {
-                        return Err(bad(
-                            i,
-                            format!(
-                                "conv kernel {}, stride {} and {} output channels must be positive",
-                                c.kernel, c.stride, c.c_out
-                            ),
-                        ));
+                    for (what, v) in [
+                        ("conv kernel", c.kernel),
+                        ("conv stride", c.stride),
+                        ("conv output channels", c.c_out),
+                    ] {
+                        if v == 0 {
+                            return Err(bad(i, ModelProblem::NotPositive(what)));
+                        }
                     }
                     let oh = window_out(i, "conv", x.h, c.padding, c.kernel, c.stride)?;
                     let ow = window_out(i, "conv", x.w, c.padding, c.kernel, c.stride)?;
@@ -273,7 +280,11 @@ impl IntegerModel {
                     if c.bias.len() != c.c_out {
                         return Err(bad(
                             i,
-                            format!("{} biases for {} channels", c.bias.len(), c.c_out),
+                            ModelProblem::Count {
+                                what: "biases",
+                                expected: c.c_out,
+                                found: c.bias.len(),
+                            },
                         ));
                     }
                     let kind = match &c.output {
@@ -299,16 +310,24 @@ impl IntegerModel {
                     {
                         return Err(bad(
                             i,
-                            format!("add of incompatible tensors {x:?} and {y:?}"),
+                            wrong_input(
+                                "add",
+                                format!("an accumulator and a shortcut of its shape ({x:?})"),
+                                &y,
+                            ),
                         ));
                     }
                     if a.a_shift > 30 {
-                        return Err(bad(i, format!("add shift {} exceeds 30", a.a_shift)));
+                        return Err(bad(i, ModelProblem::ShiftTooLarge(a.a_shift)));
                     }
                     if a.align.len() != x.c {
                         return Err(bad(
                             i,
-                            format!("{} align factors for {} channels", a.align.len(), x.c),
+                            ModelProblem::Count {
+                                what: "align factors",
+                                expected: x.c,
+                                found: a.align.len(),
+                            },
                         ));
                     }
                     a.output.validate(x.c).map_err(|e| bad(i, e))?;
@@ -319,13 +338,13 @@ impl IntegerModel {
                 }
                 Node::MaxPool(p) => {
                     let x = get(p.input)?;
-                    if x.kind != TensorKind::Levels || p.kernel == 0 || p.stride == 0 {
+                    if x.kind != TensorKind::Levels {
+                        return Err(bad(i, wrong_input("max-pool", "levels".into(), &x)));
+                    }
+                    if p.kernel == 0 || p.stride == 0 {
                         return Err(bad(
                             i,
-                            format!(
-                                "max-pool {}×{} stride {} does not fit {x:?}",
-                                p.kernel, p.kernel, p.stride
-                            ),
+                            ModelProblem::NotPositive("max-pool kernel and stride"),
                         ));
                     }
                     TensorInfo {
@@ -337,26 +356,33 @@ impl IntegerModel {
                 Node::GlobalAvgPool { input } => {
                     let x = get(*input)?;
                     if x.kind != TensorKind::Levels {
-                        return Err(bad(i, format!("global average pool of {x:?}")));
+                        return Err(bad(
+                            i,
+                            wrong_input("global average pool", "levels".into(), &x),
+                        ));
                     }
                     TensorInfo { h: 1, w: 1, ..x }
                 }
                 Node::Linear(l) => {
                     let x = get(l.input)?;
                     if l.out_features == 0 {
-                        return Err(bad(i, "linear layer with no outputs".into()));
+                        return Err(bad(i, ModelProblem::NotPositive("linear outputs")));
                     }
                     if x.kind != TensorKind::Levels || x.len() != l.in_features {
                         return Err(bad(
                             i,
-                            format!("linear expects {} input levels, found {x:?}", l.in_features),
+                            wrong_input("linear", format!("{} levels", l.in_features), &x),
                         ));
                     }
                     check_weights(i, &l.weights, l.out_features, l.in_features)?;
                     if l.bias.len() != l.out_features {
                         return Err(bad(
                             i,
-                            format!("{} biases for {} outputs", l.bias.len(), l.out_features),
+                            ModelProblem::Count {
+                                what: "biases",
+                                expected: l.out_features,
+                                found: l.bias.len(),
+                            },
                         ));
                     }
                     TensorInfo {
@@ -372,8 +398,9 @@ impl IntegerModel {
         }
         match infos.last() {
             Some(t) if t.kind == TensorKind::Logits && !self.nodes.is_empty() => Ok(infos),
-            _ => Err(NnError::Config(
-                "integer model must end with a linear classifier".into(),
+            _ => Err(bad(
+                self.nodes.len().checked_sub(1).unwrap_or(usize::MAX),
+                ModelProblem::NoClassifier,
             )),
         }
     }
@@ -481,7 +508,10 @@ fn too_large(node: usize, what: &str, dims: &[usize]) -> NnError {
 fn elements(node: usize, t: &TensorInfo) -> Result<(), NnError> {
     let n = (t.h as u128) * (t.w as u128) * (t.c as u128);
     if n == 0 {
-        return Err(bad(node, format!("tensor {t:?} is empty")));
+        return Err(bad(
+            node,
+            ModelProblem::EmptyTensor(format!("{:?} {}×{}×{}", t.kind, t.h, t.w, t.c)),
+        ));
     }
     if n > u128::from(MAX_TENSOR_ELEMENTS) {
         return Err(too_large(node, "tensor", &[t.c, t.h, t.w]));
@@ -493,7 +523,7 @@ fn elements(node: usize, t: &TensorInfo) -> Result<(), NnError> {
 /// both sides, or an error naming the node when the window does not fit.
 fn window_out(
     node: usize,
-    what: &str,
+    what: &'static str,
     n: usize,
     pad: usize,
     kernel: usize,
@@ -506,7 +536,12 @@ fn window_out(
     if padded < kernel {
         return Err(bad(
             node,
-            format!("{what} window {kernel} does not fit {n} positions padded by {pad}"),
+            ModelProblem::Window {
+                op: what,
+                kernel,
+                positions: n,
+                padding: pad,
+            },
         ));
     }
     Ok((padded - kernel) / stride + 1)
@@ -516,24 +551,24 @@ fn check_weights(node: usize, w: &WeightTable, rows: usize, k: usize) -> Result<
     if !(1..=8).contains(&w.bits) || w.levels.is_empty() || w.levels.len() > 1 << w.bits {
         return Err(bad(
             node,
-            format!(
-                "{}-bit weights need 1..={} levels, found {}",
-                w.bits,
-                1usize << w.bits.min(8),
-                w.levels.len()
-            ),
+            ModelProblem::WeightLevels {
+                bits: w.bits,
+                max: 1usize << w.bits.min(8),
+                found: w.levels.len(),
+            },
         ));
     }
     if w.levels.windows(2).any(|p| p[0] > p[1]) {
-        return Err(bad(
-            node,
-            "weight codebook levels are not non-decreasing".into(),
-        ));
+        return Err(bad(node, ModelProblem::WeightLevelsDecreasing));
     }
     if rows.checked_mul(k) != Some(w.indices.len()) {
         return Err(bad(
             node,
-            format!("{} weight indices, expected {rows} × {k}", w.indices.len()),
+            ModelProblem::Count {
+                what: "weight indices",
+                expected: rows.saturating_mul(k),
+                found: w.indices.len(),
+            },
         ));
     }
     if let Some(p) = w
@@ -543,7 +578,10 @@ fn check_weights(node: usize, w: &WeightTable, rows: usize, k: usize) -> Result<
     {
         return Err(bad(
             node,
-            format!("weight index {} at {p} is out of range", w.indices[p]),
+            ModelProblem::WeightIndex {
+                index: w.indices[p],
+                position: p,
+            },
         ));
     }
     Ok(())

@@ -2,6 +2,8 @@
 
 use nuq_core::MacThresholds;
 
+use crate::error::ModelProblem;
+
 /// Requantization of an accumulator to a code by integer compares ([`MacThresholds`]: per
 /// channel `#{j : acc >= T[c][j]}` rising, `#{j : acc <= T[c][j]}` falling — a channel whose
 /// folded batch-norm scale is negative), and the code's activation level (what the next
@@ -22,20 +24,21 @@ impl Requant {
         self.thresholds.bits()
     }
 
-    /// Checks the table against a channel count; the message names the inconsistency.
-    pub(crate) fn validate(&self, channels: usize) -> Result<(), String> {
+    /// Checks the table against a channel count.
+    pub(crate) fn validate(&self, channels: usize) -> Result<(), ModelProblem> {
         if self.thresholds.channels() != channels {
-            return Err(format!(
-                "thresholds for {} channels, expected {channels}",
-                self.thresholds.channels()
-            ));
+            return Err(ModelProblem::Count {
+                what: "threshold rows",
+                expected: channels,
+                found: self.thresholds.channels(),
+            });
         }
         let n = self.thresholds.per_channel() + 1;
         if self.levels.len() != n || self.levels.windows(2).any(|p| p[0] > p[1]) {
-            return Err(format!(
-                "output codebook needs {n} non-decreasing levels, found {:?}",
-                self.levels
-            ));
+            return Err(ModelProblem::OutputLevels {
+                expected: n,
+                found: self.levels.clone(),
+            });
         }
         Ok(())
     }
@@ -172,7 +175,14 @@ mod tests {
             levels: vec![0, 1, 1, 3],
             scale: 1.0,
         };
-        assert!(r.validate(2).unwrap_err().contains("2"));
+        assert!(matches!(
+            r.validate(2),
+            Err(ModelProblem::Count {
+                expected: 2,
+                found: 1,
+                ..
+            })
+        ));
         // A repeated level is allowed (the format's codebooks are non-decreasing) ...
         assert!(r.validate(1).is_ok());
         let r = Requant {
@@ -180,6 +190,9 @@ mod tests {
             ..r
         };
         // ... a decreasing one is not.
-        assert!(r.validate(1).unwrap_err().contains("non-decreasing"));
+        assert!(matches!(
+            r.validate(1),
+            Err(ModelProblem::OutputLevels { expected: 4, .. })
+        ));
     }
 }

@@ -26,7 +26,7 @@ use super::im2col::Unfold;
 use super::weights::{kernel_err, Packed};
 use crate::integer::model::{ConvNode, ConvOutput};
 use crate::integer::requant::Requant;
-use crate::NnError;
+use crate::{ModelProblem, NnError};
 
 /// Activation bytes a row tile's im2col block aims at (it stays in L2 with the tile's
 /// accumulators and the weight panel being read).
@@ -267,7 +267,10 @@ impl ConvOp {
             acc,
             ldc,
         )
-        .map_err(|e| NnError::Config(format!("node {}: integer GEMM: {e}", self.node)))
+        .map_err(|source| NnError::Kernel {
+            what: format!("node {}: integer GEMM", self.node),
+            source,
+        })
     }
 
     /// Requantizes (or biases) `rows` accumulator rows (stride `lda`) of channels
@@ -314,17 +317,21 @@ impl ConvOp {
                     }
                 }
                 if signs < 0 {
-                    return Err(NnError::Config(format!(
-                        "node {}: accumulator + bias overflows int32",
-                        self.node
-                    )));
+                    return Err(NnError::Overflow {
+                        node: self.node,
+                        what: "accumulator + bias",
+                    });
                 }
                 Ok(())
             }
-            _ => Err(NnError::Config(format!(
-                "node {}: output buffer of the wrong kind",
-                self.node
-            ))),
+            _ => Err(NnError::InvalidModel {
+                node: Some(self.node),
+                problem: ModelProblem::Input {
+                    op: "conv output",
+                    expected: "a buffer of the output's kind".into(),
+                    found: "another kind".into(),
+                },
+            }),
         }
     }
 }
