@@ -361,7 +361,12 @@ fn a_working_set_above_the_limit_is_refused_before_allocating() {
     // Under the default limit one image fits, 64 do not: `forward` refuses before growing
     // any buffer.
     let runner = IntegerRunner::new(&model, KernelPath::Scalar).unwrap();
-    assert!(runner.check_batch(1).is_ok());
+    for n in [1, 3] {
+        assert_eq!(
+            runner.check_batch(n).unwrap(),
+            model.working_set_bytes(n).unwrap()
+        );
+    }
     assert!(matches!(
         runner.check_batch(64),
         Err(NnError::MemoryLimit { batch: 64, .. })

@@ -80,6 +80,8 @@ pub struct IntegerRunner<'m> {
     acc: Vec<i32>,
     /// Bytes of working memory a batch may need ([`IntegerModel::working_set_bytes`]).
     memory_limit: u64,
+    /// Working memory of one image (the working set grows linearly with the batch).
+    bytes_per_image: u64,
 }
 
 impl<'m> IntegerRunner<'m> {
@@ -110,7 +112,7 @@ impl<'m> IntegerRunner<'m> {
             source,
         })?;
         let infos = model.tensor_infos()?;
-        model.check_memory(1, limit)?;
+        let bytes_per_image = model.check_memory(1, limit)?;
         let ops = model
             .nodes
             .iter()
@@ -133,6 +135,7 @@ impl<'m> IntegerRunner<'m> {
             cols: Vec::new(),
             acc: Vec::new(),
             memory_limit: limit,
+            bytes_per_image,
         })
     }
 
@@ -147,7 +150,16 @@ impl<'m> IntegerRunner<'m> {
     /// # Errors
     /// [`NnError::MemoryLimit`].
     pub fn check_batch(&self, n: usize) -> Result<u64, NnError> {
-        self.model.check_memory(n, self.memory_limit)
+        // Equal to `IntegerModel::check_memory(n, limit)`, without validating the model again.
+        let needed = self.bytes_per_image.saturating_mul(n as u64);
+        if needed > self.memory_limit {
+            return Err(NnError::MemoryLimit {
+                needed,
+                limit: self.memory_limit,
+                batch: n,
+            });
+        }
+        Ok(needed)
     }
 
     /// Shape and kind of every tensor (`[0]` is the input).
