@@ -52,7 +52,12 @@ fn vectors_hold_every_layer_in_hex_and_binary() {
             .collect();
         assert_eq!(shape[0], 3);
         let elems: usize = shape.iter().product();
-        let width = if t["dtype"] == "u8" { 1 } else { 4 };
+        let width = match t["dtype"].as_str().unwrap() {
+            "u8" => 1,
+            "i32" => 4,
+            "i64" => 8,
+            other => panic!("dtype {other}"),
+        };
         let bin = std::fs::read(out.join(t["bin"].as_str().unwrap())).unwrap();
         assert_eq!(bin.len(), elems * width, "{t}");
         let hex = std::fs::read_to_string(out.join(t["hex"].as_str().unwrap())).unwrap();
@@ -61,15 +66,43 @@ fn vectors_hold_every_layer_in_hex_and_binary() {
         // The two encodings hold the same numbers.
         for (i, l) in lines.iter().enumerate().step_by(97) {
             assert_eq!(l.len(), 2 * width, "{t}");
-            let v = u32::from_str_radix(l, 16).unwrap();
-            let b = if width == 1 {
-                u32::from(bin[i])
-            } else {
-                u32::from_le_bytes(bin[4 * i..4 * i + 4].try_into().unwrap())
+            let v = u64::from_str_radix(l, 16).unwrap();
+            let b = match width {
+                1 => u64::from(bin[i]),
+                4 => u64::from(u32::from_le_bytes(
+                    bin[4 * i..4 * i + 4].try_into().unwrap(),
+                )),
+                _ => u64::from_le_bytes(bin[8 * i..8 * i + 8].try_into().unwrap()),
             };
             assert_eq!(v, b, "{t} element {i}");
         }
     }
+    // Every kind is documented in the manifest; a requantized layer has both its codes (the
+    // comparator bank's output, small numbers) and its levels (on the 8-bit grid), and the
+    // codes index the levels consistently.
+    let kinds = manifest["kinds"].as_object().unwrap();
+    for t in tensors {
+        assert!(kinds.contains_key(t["kind"].as_str().unwrap()), "{t}");
+    }
+    let mut pairs = 0;
+    for t in tensors.iter().filter(|t| t["kind"] == "codes") {
+        let lv = tensors
+            .iter()
+            .find(|u| u["index"] == t["index"] && u["kind"] == "levels")
+            .expect("codes come with levels");
+        let codes = std::fs::read(out.join(t["bin"].as_str().unwrap())).unwrap();
+        let levels = std::fs::read(out.join(lv["bin"].as_str().unwrap())).unwrap();
+        assert!(codes.iter().all(|&c| c < 16), "{t}: codes of a 4-bit layer");
+        let mut book = [None; 16];
+        for (&c, &l) in codes.iter().zip(&levels) {
+            let e = book[usize::from(c)].get_or_insert(l);
+            assert_eq!(*e, l, "{t}: code {c} maps to two levels");
+        }
+        pairs += 1;
+    }
+    assert!(pairs >= 2, "{manifest}");
+    assert!(!tensors.iter().any(|t| t["kind"] == "prerequant"));
+
     // The logits file matches the manifest's logits and predictions, and the predictions the
     // labels (the data is easy).
     let last = tensors.last().unwrap();
@@ -92,6 +125,27 @@ fn vectors_hold_every_layer_in_hex_and_binary() {
     assert_eq!(manifest["predictions"], manifest["labels"], "{manifest}");
     // The input file holds test images 10..13: labels alternate 0/1 from image 10.
     assert_eq!(manifest["labels"], serde_json::json!([0, 1, 0]));
+
+    // --accumulators adds what the comparator banks compare: i32 for convolutions.
+    let acc = dir.path().join("acc");
+    ok(&nuq(os([
+        &"vectors",
+        &model,
+        &"--out",
+        &acc,
+        &"--random",
+        &"--accumulators",
+    ])));
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(acc.join("manifest.json")).unwrap()).unwrap();
+    let pre: Vec<&Value> = m["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "prerequant")
+        .collect();
+    assert!(!pre.is_empty() && pre.len() <= pairs, "{m}");
+    assert!(pre.iter().all(|t| t["dtype"] == "i32"), "{m}");
 
     // Random inputs need no dataset; the same seed gives the same vectors.
     let r1 = dir.path().join("r1");

@@ -50,6 +50,8 @@ pub mod model;
 #[cfg(feature = "std")]
 pub mod samples;
 #[cfg(feature = "std")]
+pub mod seq;
+#[cfg(feature = "std")]
 pub mod writer;
 
 pub use enums::{CodebookKind, Direction, ElementType, LayerOp, SectionKind, TileOrder};

@@ -7,6 +7,7 @@ use crate::text_table::TextTable;
 use clap::{Args, ValueEnum};
 use nuq_fpga_fmt::memory::{memories, MemoryImage};
 use nuq_fpga_fmt::reader::WORD_BITS;
+use nuq_fpga_fmt::seq::seq_images;
 use serde::Serialize;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -68,7 +69,9 @@ fn parse_word_bits(s: &str) -> Result<u32, String> {
         starting a new word for row_per_output tensors), codebook<i> (integer levels, two's \
         complement), thresholds<i> (each channel's thresholds, one channel per row of words), \
         thresholds<i>_dir (one direction bit per channel, 1 = falling) and bias<i> (32-bit \
-        two's complement). Lane 0 occupies the lowest bits of each word, as in the .nuq \
+        two's complement), and the layer sequencer's images seq_layers (32-word layer \
+        descriptors), seq_weights, seq_levels, seq_thresholds, seq_dirs, seq_bias, \
+        seq_align_mul, seq_align_shift and seq_zp (see rtl/README.md). Lane 0 occupies the lowest bits of each word, as in the .nuq \
         format. A manifest.json lists every file with its depth, \
         word width and lane width.\n\n\
         All files appear together or not at all: they are written to a staging directory \
@@ -130,20 +133,33 @@ pub struct Manifest {
     pub format: ImageFormat,
     /// Bits per word of every image.
     pub word_bits: u32,
-    /// The memories, in the order weights, codebooks, thresholds, biases.
+    /// The memories, in the order weights, codebooks, thresholds, biases, aligns, zero
+    /// points, then the layer sequencer's `seq_*` images.
     pub memories: Vec<ManifestEntry>,
+    /// Why the sequencer images are missing (a model the `rtl/` sequencer cannot run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
 }
 
 /// Runs `nuq export`.
 pub fn run(args: &ExportArgs) -> CmdResult {
     let bytes = model_file::read(&args.file)?;
     let file = model_file::parse(&args.file, &bytes)?;
-    let images = memories(&file, args.word_bits).map_err(|e| {
+    let mut images = memories(&file, args.word_bits).map_err(|e| {
         Failure::new(format!(
             "{}: cannot build memory images: {e}; choose a wider --word-bits",
             args.file.display()
         ))
     })?;
+    // The layer sequencer's images (rtl/): descriptors plus every table concatenated per
+    // kind. A model the sequencer cannot run still exports its per-table images.
+    let seq_note = match seq_images(&file, args.word_bits) {
+        Ok(s) => {
+            images.extend(s.images);
+            None
+        }
+        Err(e) => Some(format!("no sequencer images: {e}")),
+    };
     let ext = args.format.extension();
     let manifest = Manifest {
         source: args.file.display().to_string(),
@@ -162,6 +178,7 @@ pub fn run(args: &ExportArgs) -> CmdResult {
                 lanes_per_word: m.word_bits / m.lane_bits,
             })
             .collect(),
+        sequencer: seq_note,
     };
     let mut manifest_json = serde_json::to_string_pretty(&manifest)
         .map_err(|e| Failure::new(format!("cannot encode the manifest: {e}")))?;
@@ -194,6 +211,9 @@ pub fn run(args: &ExportArgs) -> CmdResult {
         args.out.display()
     );
     text.push_str(&t.render(2));
+    if let Some(note) = &manifest.sequencer {
+        let _ = writeln!(text, "  {note}");
+    }
     let _ = writeln!(text, "  manifest: {}", args.out.join(MANIFEST).display());
     output::print(&text)
 }
