@@ -1,13 +1,12 @@
-//! GEMM and convolution benchmarks on CIFAR ResNet-18's 3×3 conv shapes (im2col
-//! `m = batch·H·W`, `n = Cout`, `k = 9·Cin`, batch 32 and 1): int8 GEMM on every available
-//! path, packed 4-bit codebook GEMM, fp32 `gemm` on the same shape, and the full NHWC
-//! convolution (im2col + GEMM) at batch 1. Throughput is in MACs.
+//! GEMM benchmarks on CIFAR ResNet-18's 3×3 conv shapes (im2col `m = batch·H·W`,
+//! `n = Cout`, `k = 9·Cin`, batch 32 and 1): int8 GEMM on every available path, packed 4-bit
+//! codebook GEMM and fp32 `gemm` on the same shape. Throughput is in MACs. Whole
+//! convolutions (im2col + GEMM + threshold epilogue) are timed by the `infer` bench.
 //!
 //! `cargo bench -p nuq-benches --bench kernels` (about a minute with the defaults below);
 //! filter with e.g. `-- m=1024`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use nuq_kernels::conv::{Conv2d, ConvGeometry};
 use nuq_kernels::{
     gemm_codebook, gemm_u8i8, CodebookScope, CodebookWeights, KernelPath, PackedWeights,
 };
@@ -116,41 +115,5 @@ fn gemm_benches(c: &mut Criterion) {
     }
 }
 
-fn conv_benches(c: &mut Criterion) {
-    let path = KernelPath::best_available();
-    for (batch, hw, ch) in shapes().into_iter().filter(|s| s.0 == 1) {
-        let geom = ConvGeometry {
-            batch,
-            height: hw,
-            width: hw,
-            in_channels: ch,
-            out_channels: ch,
-            kernel: 3,
-            stride: 1,
-            pad: 1,
-        };
-        let mut g = c.benchmark_group(format!("conv3x3 b={batch} hw={hw} c={ch}"));
-        g.throughput(Throughput::Elements((geom.m() * ch * geom.k()) as u64));
-        g.sample_size(10);
-        g.warm_up_time(Duration::from_millis(300));
-        g.measurement_time(Duration::from_millis(800));
-        let x = bytes(geom.input_len(), 4);
-        let w: Vec<i8> = bytes(ch * geom.k(), 5)
-            .into_iter()
-            .map(|b| b as i8)
-            .collect();
-        let pw = PackedWeights::from_rows(&w, ch, geom.k()).expect("weights");
-        let mut conv = Conv2d::new(geom).expect("geometry");
-        let mut out = vec![0i32; geom.output_len()];
-        g.bench_function(BenchmarkId::new("int8", path.name()), |b| {
-            b.iter(|| {
-                conv.forward_u8(path, black_box(&x), 0, &pw, &mut out)
-                    .expect("conv")
-            })
-        });
-        g.finish();
-    }
-}
-
-criterion_group!(benches, gemm_benches, conv_benches);
+criterion_group!(benches, gemm_benches);
 criterion_main!(benches);

@@ -3,7 +3,8 @@
 //! Criterion benchmarks (`cargo bench -p nuq-benches`) and the measurement report binaries
 //! whose figures the README and `benches/PERF.md` quote.
 //!
-//! [`infer`] holds what the integer-inference report (`infer-report`) and bench share: the
+//! [`peak`] is the register-only VNNI loop the GEMM figures are measured against; [`infer`] holds what the integer-inference report (`infer-report`) and bench share: the
 //! random full-width CIFAR models and the timing loop.
 
 pub mod infer;
+pub mod peak;

@@ -6,7 +6,7 @@
 //! - `2`: the command line is wrong (clap prints the usage error and exits with 2 itself).
 //!
 //! A panic would be a bug in nuq; it is still reported as one `error:` line with exit code 1,
-//! never as a backtrace.
+//! followed by a backtrace only when `RUST_BACKTRACE` asks for one (set and not `0`).
 
 use std::any::Any;
 use std::fmt;
@@ -40,6 +40,37 @@ impl fmt::Display for Failure {
     }
 }
 
+impl From<nuq_nn::NnError> for Failure {
+    /// The library's message, with the command-line hint where one helps.
+    fn from(e: nuq_nn::NnError) -> Self {
+        use nuq_nn::NnError;
+        Failure::new(match &e {
+            NnError::FewerThanOneBatch { .. } => format!("{e}; lower --batch"),
+            NnError::MemoryLimit { .. } => {
+                format!("{e}: pass --memory-limit BYTES (e.g. --memory-limit 64G) to allow more")
+            }
+            NnError::ImageShape { .. } => {
+                format!("{e}; pass the dataset the model was trained on (--dataset, --data)")
+            }
+            NnError::StagesNotDescending { before, after } => {
+                format!("--progressive must be descending, got {before} before {after}")
+            }
+            NnError::StageNotWider { stage, last } => {
+                format!("--progressive stage {stage} is not wider than the final {last} bits")
+            }
+            NnError::StagesWithoutFineTuning => {
+                "--progressive needs fine-tuning images: add --qat-epochs".to_string()
+            }
+            _ => e.to_string(),
+        })
+    }
+}
+
+/// Turns a library error into a one-line failure (for `map_err`).
+pub fn nn(e: nuq_nn::NnError) -> Failure {
+    Failure::from(e)
+}
+
 /// Result of a command.
 pub type CmdResult = Result<(), Failure>;
 
@@ -51,6 +82,11 @@ fn one_line(message: &str) -> String {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Whether `RUST_BACKTRACE` (its value `value`) asks for backtraces: set and not `0`.
+fn backtrace_wanted(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v != "0")
 }
 
 /// The text of a panic payload.
@@ -66,7 +102,7 @@ fn payload_text(payload: &(dyn Any + Send)) -> &str {
 
 /// Runs `command` and turns its outcome into the process exit code, printing a failure as a
 /// single `error: ...` line on stderr. A panic (a bug) is reported the same way with exit
-/// code 1 instead of a backtrace.
+/// code 1, followed by its backtrace when `RUST_BACKTRACE` is set and not `0`.
 pub fn finish(command: impl FnOnce() -> CmdResult) -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         let place = info
@@ -80,6 +116,9 @@ pub fn finish(command: impl FnOnce() -> CmdResult) -> ExitCode {
                 payload_text(info.payload())
             ))
         );
+        if backtrace_wanted(std::env::var("RUST_BACKTRACE").ok().as_deref()) {
+            eprintln!("{}", std::backtrace::Backtrace::force_capture());
+        }
     }));
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(command)) {
         Ok(Ok(())) | Ok(Err(Failure::StdoutClosed)) => ExitCode::SUCCESS,
@@ -100,6 +139,14 @@ mod tests {
     fn one_line_joins_lines_and_drops_blank_ones() {
         assert_eq!(one_line("a\nb\r\n\n c "), "a b c");
         assert_eq!(one_line("plain"), "plain");
+    }
+
+    #[test]
+    fn backtraces_follow_rust_backtrace() {
+        assert!(!backtrace_wanted(None));
+        assert!(!backtrace_wanted(Some("0")));
+        assert!(backtrace_wanted(Some("1")));
+        assert!(backtrace_wanted(Some("full")));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use nuq_nn::checkpoint::{load_model, read_model_config};
 use nuq_nn::data::Dataset;
 use nuq_nn::{Arch, ModelConfig, Network};
 
+use crate::exit::nn;
 use crate::exit::Failure;
-use crate::training::nn;
 
 /// Parses a model name for clap.
 pub fn parse_arch(s: &str) -> Result<Arch, String> {

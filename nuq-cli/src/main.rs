@@ -6,7 +6,6 @@
 
 mod commands;
 mod dataset;
-mod evaluation;
 mod exit;
 mod float_model;
 mod model_file;
@@ -14,7 +13,6 @@ mod output;
 mod progress;
 mod quantization;
 mod text_table;
-mod training;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

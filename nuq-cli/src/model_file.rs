@@ -2,12 +2,52 @@
 //! the terminal: which file, what is wrong with it, and what to do about it.
 
 use crate::exit::Failure;
-use nuq_fpga_fmt::{CodebookKind, Error, ErrorKind, Location, Model, NuqFile, WriteOptions};
-use nuq_nn::integer::{from_file_model, to_file_model, IntegerModel};
-use nuq_nn::quant::Family;
+use nuq_fpga_fmt::{CodebookKind, Error, ErrorKind, Location, Model, NuqFile, WriteError};
+use nuq_nn::integer::{from_file_model, IntegerModel};
+use nuq_nn::NnError;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
+
+/// The `--memory-limit` option of the commands that run a `.nuq` model.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MemoryArgs {
+    /// Working memory the integer model may use (bytes, or with a K, M, G or T suffix, powers
+    /// of 1024); a model or batch that needs more is refused before anything is allocated.
+    #[arg(long, value_name = "BYTES", default_value = "8G", value_parser = parse_bytes)]
+    pub memory_limit: u64,
+}
+
+impl MemoryArgs {
+    /// Makes the limit the one the pipeline's evaluations use in this process.
+    pub fn apply(&self) {
+        nuq_nn::pipeline::set_memory_limit(self.memory_limit);
+    }
+}
+
+/// Parses `8G`, `512M`, `64K`, `1T` or a plain byte count.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("unknown size suffix {c:?}; use K, M, G or T")),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("expected a byte count such as 8G or 512M, found {text:?}"))?;
+    n.checked_mul(1 << shift)
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("{text:?} is not a positive size below 2^64 bytes"))
+}
 
 /// Reads the whole file at `path`.
 pub fn read(path: &Path) -> Result<Vec<u8>, Failure> {
@@ -46,16 +86,6 @@ pub fn read_integer_model(path: &Path) -> Result<IntegerModel, Failure> {
     })
 }
 
-/// The format's codebook kind for a family.
-pub fn codebook_kind(family: Family) -> CodebookKind {
-    match family {
-        Family::KQuantile => CodebookKind::KQuantile,
-        Family::LloydMax => CodebookKind::LloydMax,
-        Family::Apot => CodebookKind::Apot,
-        Family::Uniform => CodebookKind::Uniform,
-    }
-}
-
 /// Writes `model` to `path` (temporary file + rename: a failed run leaves no partial file)
 /// and returns the file's size in bytes.
 pub fn write_model(
@@ -64,17 +94,16 @@ pub fn write_model(
     kind: CodebookKind,
     metadata: BTreeMap<String, String>,
 ) -> Result<u64, Failure> {
-    let shown = path.display();
-    let file_model = to_file_model(model, kind, metadata).map_err(|e| {
-        Failure::new(format!(
-            "{shown}: cannot express the model in the .nuq format: {e}"
-        ))
-    })?;
-    nuq_fpga_fmt::write_file(path, &file_model, &WriteOptions::default())
-        .map_err(|e| Failure::new(format!("{shown}: {e}")))?;
-    Ok(std::fs::metadata(path)
-        .map_err(|e| Failure::new(format!("{shown}: {e}")))?
-        .len())
+    nuq_nn::pipeline::write_model(path, model, kind, metadata).map_err(|e| {
+        Failure::new(match e {
+            NnError::Write(WriteError::Io { .. }) | NnError::Io { .. } => e.to_string(),
+            NnError::Write(_) => format!("{}: {e}", path.display()),
+            _ => format!(
+                "{}: cannot express the model in the .nuq format: {e}",
+                path.display()
+            ),
+        })
+    })
 }
 
 /// One line that says what is wrong with the file at `path` (of `len` bytes) and what to do.

@@ -19,6 +19,29 @@ pub fn print(text: &str) -> CmdResult {
         })
 }
 
+/// Human-readable text of a command that may be running with `--json`: on stdout normally,
+/// on stderr with `--json` (stdout then holds exactly one JSON document).
+pub fn human(json: bool, text: &str) -> CmdResult {
+    if json {
+        let mut err = io::stderr().lock();
+        // A closed stderr is not a reason to fail the command.
+        let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
+        Ok(())
+    } else {
+        print(text)
+    }
+}
+
+/// The end of a command: its human-readable summary `text`, and with `json` the `value` as
+/// the one JSON document on stdout (the text then goes to stderr).
+pub fn finish<T: Serialize>(json: bool, text: &str, value: &T) -> CmdResult {
+    human(json, text)?;
+    if json {
+        print_json(value)?;
+    }
+    Ok(())
+}
+
 /// Prints `value` as one JSON object on one line.
 pub fn print_json<T: Serialize>(value: &T) -> CmdResult {
     let mut text = serde_json::to_string(value)

@@ -2,12 +2,15 @@
 //! short notes on stderr (stdout stays for results).
 
 use std::io::IsTerminal;
+use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Progress reporting for one command.
+/// Progress reporting for one command; the library's long steps report to it through
+/// [`nuq_nn::pipeline::Progress`].
 pub struct Progress {
     bars: bool,
+    current: Mutex<Option<ProgressBar>>,
 }
 
 impl Progress {
@@ -15,13 +18,26 @@ impl Progress {
     pub fn new() -> Self {
         Self {
             bars: std::io::stderr().is_terminal(),
+            current: Mutex::new(None),
         }
     }
 
-    /// A bar over `total` steps (hidden when stderr is not a terminal).
-    pub fn bar(&self, total: u64, what: &str) -> ProgressBar {
+    /// One line of progress on stderr.
+    pub fn note(&self, line: &str) {
+        eprintln!("{line}");
+    }
+
+    fn with_bar(&self, f: impl FnOnce(&mut Option<ProgressBar>)) {
+        if let Ok(mut bar) = self.current.lock() {
+            f(&mut bar);
+        }
+    }
+}
+
+impl nuq_nn::pipeline::Progress for Progress {
+    fn begin(&self, label: &str, total: u64) {
         if !self.bars {
-            return ProgressBar::hidden();
+            return;
         }
         let bar = ProgressBar::new(total);
         if let Ok(style) =
@@ -29,13 +45,24 @@ impl Progress {
         {
             bar.set_style(style.progress_chars("=> "));
         }
-        bar.set_message(what.to_string());
-        bar
+        bar.set_message(label.to_string());
+        self.with_bar(|b| *b = Some(bar));
     }
 
-    /// One line of progress on stderr.
-    pub fn note(&self, line: &str) {
-        eprintln!("{line}");
+    fn step(&self) {
+        self.with_bar(|b| {
+            if let Some(bar) = b {
+                bar.inc(1);
+            }
+        });
+    }
+
+    fn end(&self) {
+        self.with_bar(|b| {
+            if let Some(bar) = b.take() {
+                bar.finish_and_clear();
+            }
+        });
     }
 }
 

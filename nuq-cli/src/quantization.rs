@@ -1,18 +1,9 @@
-//! From a float network to the integer model: the quantizer options the commands share,
-//! calibration of the activation quantizers, optional quantization-aware fine-tuning, and
-//! the fold into integers.
-
-use std::sync::Arc;
+//! The quantizer options the commands share, turned into the library's
+//! [`Recipe`].
 
 use clap::Args;
-use nuq_nn::data::{Augment, Dataset};
-use nuq_nn::integer::IntegerModel;
-use nuq_nn::quant::{Family, InputNorm, QuantConfig, QuantizedNetwork};
-use nuq_nn::Network;
-
-use crate::exit::Failure;
-use crate::progress::Progress;
-use crate::training::{fine_tune, nn, Tuning};
+use nuq_nn::pipeline::Recipe;
+use nuq_nn::quant::{Family, QuantConfig};
 
 /// Parses a codebook family for clap.
 pub fn parse_family(s: &str) -> Result<Family, String> {
@@ -141,27 +132,8 @@ impl QuantArgs {
     }
 }
 
-/// Everything that decides how a float network becomes an integer model.
-#[derive(Debug, Clone)]
-pub struct Recipe {
-    /// Bits and codebook families.
-    pub config: QuantConfig,
-    /// Training images the activation quantizers are calibrated on.
-    pub calib_images: usize,
-    /// Training images of quantization-aware fine-tuning (0: none).
-    pub qat_images: usize,
-    /// Peak learning rate of the fine-tuning.
-    pub qat_lr: f32,
-    /// Seed of the fine-tuning's batch order.
-    pub seed: u64,
-    /// Recalibration interval in fine-tuning steps (0: never).
-    pub recalib_every: usize,
-    /// Wider bit widths fine-tuned first (progressive reduction), descending.
-    pub stages: Vec<u8>,
-}
-
 impl QuantArgs {
-    /// The recipe for a training set of `train_len` images.
+    /// The library recipe for a training set of `train_len` images.
     pub fn recipe(&self, train_len: usize, seed: u64) -> Recipe {
         Recipe {
             config: self.config(),
@@ -173,103 +145,4 @@ impl QuantArgs {
             stages: self.progressive.clone(),
         }
     }
-}
-
-/// Quantizes `net`: weights to codebooks, activation quantizers calibrated on the first
-/// training images, quantization-aware fine-tuning, then the fold into the integer model.
-/// `augment` gives the input normalisation (its random parts are not used).
-pub fn quantize(
-    net: Network,
-    r: &Recipe,
-    train: &Arc<Dataset>,
-    augment: &Augment,
-    progress: &Progress,
-) -> Result<IntegerModel, Failure> {
-    quantize_with_twin(net, r, train, augment, progress).map(|(model, _)| model)
-}
-
-/// As [`quantize`], also returning the fake-quantized float twin the integer model was folded
-/// from (to measure how closely the two agree).
-pub fn quantize_with_twin(
-    net: Network,
-    r: &Recipe,
-    train: &Arc<Dataset>,
-    augment: &Augment,
-    progress: &Progress,
-) -> Result<(IntegerModel, QuantizedNetwork), Failure> {
-    if !(r.qat_lr.is_finite() && r.qat_lr > 0.0) {
-        return Err(Failure::new(format!(
-            "--qat-lr must be positive, got {}",
-            r.qat_lr
-        )));
-    }
-    if train.is_empty() {
-        return Err(Failure::new(
-            "calibration needs training images; the training set is empty",
-        ));
-    }
-    let norm = InputNorm::from_mean_std(&augment.mean, &augment.std).map_err(nn)?;
-    let n = r.calib_images.clamp(1, train.len());
-    let calib = norm
-        .normalise(
-            &train.images[..n * train.image_len()],
-            n,
-            train.height,
-            train.width,
-        )
-        .map_err(nn)?;
-    let last = r.config.weight_bits.min(r.config.act_bits);
-    if let Some(w) = r.stages.windows(2).find(|w| w[0] <= w[1]) {
-        return Err(Failure::new(format!(
-            "--progressive must be descending, got {} before {}",
-            w[0], w[1]
-        )));
-    }
-    if let Some(&b) = r.stages.last().filter(|&&b| b <= last) {
-        return Err(Failure::new(format!(
-            "--progressive stage {b} is not wider than the final {last} bits"
-        )));
-    }
-    if !r.stages.is_empty() && r.qat_images == 0 {
-        return Err(Failure::new(
-            "--progressive needs fine-tuning images: add --qat-epochs",
-        ));
-    }
-    // Stage widths for weights and activations, the final one last.
-    let mut widths: Vec<(u8, u8)> = r.stages.iter().map(|&b| (b, b)).collect();
-    widths.push((r.config.weight_bits, r.config.act_bits));
-    let mut first = r.config;
-    (first.weight_bits, first.act_bits) = widths[0];
-    let mut qn = QuantizedNetwork::prepare(net, first, norm).map_err(nn)?;
-    qn.calibrate(&calib).map_err(nn)?;
-    // Fine-tuning sees the images with the normalisation the integer model will use (the
-    // zero point rounded to a byte), without random crops and flips.
-    let tune = Augment::normalize_only(qn.input_norm.mean(), qn.input_norm.std.clone());
-    let per_stage = r.qat_images / widths.len();
-    for (i, &(wb, ab)) in widths.iter().enumerate() {
-        if i > 0 {
-            qn.set_bits(wb, ab, &calib).map_err(nn)?;
-        }
-        let images = if i + 1 == widths.len() {
-            r.qat_images - per_stage * i
-        } else {
-            per_stage
-        };
-        fine_tune(
-            &mut qn,
-            train,
-            &tune,
-            &calib,
-            &Tuning {
-                images,
-                lr: r.qat_lr,
-                seed: r.seed + i as u64,
-                recalib_every: r.recalib_every,
-            },
-            progress,
-            &format!("QAT W{wb}/A{ab} {}", r.config.act_family),
-        )?;
-    }
-    let model = qn.to_integer().map_err(nn)?;
-    Ok((model, qn))
 }

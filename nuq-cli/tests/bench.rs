@@ -2,15 +2,14 @@
 
 mod common;
 
-use common::{fails, nuq, ok, os, tiny_nuq, usage_error, write_fashion_like};
-use serde_json::Value;
+use common::{fails, json, nuq, ok, os, stderr, tiny_nuq, usage_error, write_fashion_like};
 
 #[test]
 fn bench_reports_each_batch_size() {
     let dir = tempfile::tempdir().unwrap();
     write_fashion_like(dir.path(), 512, 10);
     let model = tiny_nuq(dir.path());
-    let text = ok(&nuq(os([
+    let o = nuq(os([
         &"bench",
         &model,
         &"--batch",
@@ -20,14 +19,16 @@ fn bench_reports_each_batch_size() {
         &"--threads",
         &"1",
         &"--json",
-    ])));
+    ]));
+    // stdout is exactly the JSON document; the text lines go to stderr.
+    let v = json(&o);
+    let text = stderr(&o);
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines[0].starts_with("bench model=") && lines[0].contains("batch=1 threads=1"),
         "{text}"
     );
     assert!(lines[1].contains("batch=3"), "{text}");
-    let v: Value = serde_json::from_str(lines[2]).unwrap();
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
     for r in results {

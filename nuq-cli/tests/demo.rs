@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fails, nuq, ok, stderr, stdout, usage_error, write_fashion_like};
+use common::{fails, json, nuq, ok, stderr, usage_error, write_fashion_like};
 use serde_json::Value;
 use std::fs;
 
@@ -25,12 +25,11 @@ fn demo_trains_quantizes_and_writes_a_readable_model() {
         out.as_os_str(),
         "--json".as_ref(),
     ]);
-    // Progress notes go to stderr; stdout holds the table and the JSON object.
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    // Progress notes and the table go to stderr; stdout is exactly one JSON document.
+    let v: Value = json(&o);
     assert!(stderr(&o).contains("float test accuracy"), "{}", stderr(&o));
-    let text = stdout(&o);
-    let json = text.lines().last().expect("a JSON line");
-    let v: Value = serde_json::from_str(json).expect("JSON object last");
+    assert!(stderr(&o).contains("integer-only"), "{}", stderr(&o));
+    let json = v.to_string();
     for key in [
         "float_acc",
         "int_acc",
@@ -48,6 +47,7 @@ fn demo_trains_quantizes_and_writes_a_readable_model() {
         v["model_bytes"].as_u64().unwrap(),
         fs::metadata(&out).unwrap().len()
     );
+    let text = stderr(&o);
     assert!(text.contains("k-quantile"), "{text}");
     // The written model is a valid .nuq that inspect reads.
     let listing = ok(&nuq(["inspect".as_ref(), out.as_os_str()]));

@@ -3,13 +3,9 @@
 
 mod common;
 
-use common::{fails, nuq, ok, os, stderr, stdout, train_tiny, usage_error, write_fashion_like};
+use common::{fails, json, nuq, ok, os, stderr, train_tiny, usage_error, write_fashion_like};
 use serde_json::Value;
 use std::path::Path;
-
-fn last_json(text: &str) -> Value {
-    serde_json::from_str(text.lines().last().expect("a JSON line")).expect("JSON object last")
-}
 
 fn quantize(data: &Path, ckpt: &Path, out: &Path, extra: &[&str]) -> Value {
     let mut args = os([
@@ -22,9 +18,7 @@ fn quantize(data: &Path, ckpt: &Path, out: &Path, extra: &[&str]) -> Value {
         &"--json",
     ]);
     args.extend(extra.iter().map(Into::into));
-    let o = nuq(&args);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    last_json(&stdout(&o))
+    json(&nuq(&args))
 }
 
 #[test]
@@ -62,7 +56,7 @@ fn quantized_models_keep_the_accuracy_and_eval_agrees() {
         );
         // `nuq eval` runs the written file with integers only and finds the same accuracy.
         let e = nuq(os([&"eval", &out, &"--data", &dir.path(), &"--json"]));
-        let e = last_json(&ok(&e));
+        let e = json(&e);
         assert_eq!(e["kind"], "integer");
         assert_eq!(e["accuracy"].as_f64().unwrap(), int_acc, "{family}");
         assert_eq!(e["images"], 100);
@@ -143,13 +137,13 @@ fn quantized_models_keep_the_accuracy_and_eval_agrees() {
         assert!(err.contains(want), "{flags:?}: {err}");
     }
     // The float checkpoint evaluates in float.
-    let e = last_json(&ok(&nuq(os([
+    let e = json(&nuq(os([
         &"eval",
         &ckpt,
         &"--data",
         &dir.path(),
         &"--json",
-    ]))));
+    ])));
     assert_eq!(e["kind"], "float");
     assert!(e["accuracy"].as_f64().unwrap() > 0.9, "{e}");
 }
@@ -337,12 +331,10 @@ fn cifar_layout_resnet_pipeline() {
         &"--json",
     ]);
     args.extend(["--qat-epochs", "1"].iter().map(Into::into));
-    let o = nuq(&args);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let v = last_json(&stdout(&o));
+    let v = json(&nuq(&args));
     assert!(v["float_acc"].as_f64().unwrap() > 0.9, "{v}");
     assert!(v["int_acc"].as_f64().unwrap() > 0.9, "{v}");
-    let e = last_json(&ok(&nuq(os([
+    let e = json(&nuq(os([
         &"eval",
         &out,
         &"--dataset",
@@ -350,7 +342,7 @@ fn cifar_layout_resnet_pipeline() {
         &"--data",
         &dir.path(),
         &"--json",
-    ]))));
+    ])));
     assert_eq!(e["accuracy"], v["int_acc"]);
     // The file holds the residual joins and the input zero points (format 1.1).
     let listing = ok(&nuq(os([&"inspect", &out])));
@@ -364,4 +356,46 @@ fn cifar_layout_resnet_pipeline() {
     write_fashion_like(&fm, 512, 10);
     let err = fails(&nuq(os([&"eval", &out, &"--data", &fm])));
     assert!(err.contains("32x32x3") && err.contains("28x28x1"), "{err}");
+}
+
+#[test]
+fn an_interrupted_quantize_leaves_no_partial_model() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_like(dir.path(), 512, 50);
+    let ckpt = train_tiny(dir.path(), &dir.path().join("f.safetensors"));
+    let out = dir.path().join("q.nuq");
+    let args = os([
+        &"quantize",
+        &ckpt,
+        &"--data",
+        &dir.path(),
+        &"--mean",
+        &"0",
+        &"--qat-epochs",
+        &"0.5",
+        &"--out",
+        &out,
+    ]);
+    // Kill (SIGKILL) the run at growing delays: whenever it dies, the output path either does
+    // not exist or holds a complete, valid model.
+    let mut killed = 0;
+    for delay_ms in [50u64, 200, 400, 800, 1200, 1600, 2400] {
+        let _ = std::fs::remove_file(&out);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nuq"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        if !child.wait().unwrap().success() {
+            killed += 1;
+        }
+        if out.exists() {
+            let bytes = std::fs::read(&out).unwrap();
+            nuq_fpga_fmt::NuqFile::parse(&bytes).expect("a complete model or none");
+        }
+    }
+    assert!(killed >= 3, "only {killed} runs were interrupted");
 }

@@ -3,12 +3,7 @@
 
 mod common;
 
-use common::{fails, nuq, os, stderr, stdout, train_tiny, usage_error, write_fashion_like};
-use serde_json::Value;
-
-fn last_json(text: &str) -> Value {
-    serde_json::from_str(text.lines().last().expect("a JSON line")).expect("JSON object last")
-}
+use common::{fails, json, nuq, os, stderr, train_tiny, usage_error, write_fashion_like};
 
 #[test]
 fn float_training_checkpoints_every_epoch_and_resumes() {
@@ -34,13 +29,13 @@ fn float_training_checkpoints_every_epoch_and_resumes() {
     let mut first = base("2");
     first.extend(["--stop-after".into(), "1".into()]);
     let o = nuq(&first);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let text = stdout(&o);
+    // With --json stdout is one JSON document; the progress lines go to stderr.
+    let v = json(&o);
+    let text = stderr(&o);
     assert!(
         text.contains("epoch   1/2") && text.contains("stopped after epoch 1 of 2"),
         "{text}"
     );
-    let v = last_json(&text);
     assert!(v["test_acc"].as_f64().unwrap() > 0.9, "{text}");
     assert_eq!(v["history"].as_array().unwrap().len(), 1);
     assert!(ckpt.is_file());
@@ -50,8 +45,8 @@ fn float_training_checkpoints_every_epoch_and_resumes() {
     let mut args = base("2");
     args.push("--resume".into());
     let o = nuq(&args);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let text = stdout(&o);
+    json(&o);
+    let text = stderr(&o);
     assert!(
         text.contains("epoch   2/2") && !text.contains("epoch   1/2"),
         "{text}"
@@ -101,9 +96,8 @@ fn quantization_aware_training_writes_an_integer_model() {
         &out,
         &"--json",
     ]));
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let text = stdout(&o);
-    let v = last_json(&text);
+    let v = json(&o);
+    let text = v.to_string();
     assert!(v["int_acc"].as_f64().unwrap() > 0.9, "{text}");
     assert!(
         v["quantizer"]
@@ -178,4 +172,68 @@ fn bad_requests_fail_cleanly() {
     ])));
     assert!(err.contains("--data DIR"), "{err}");
     assert!(!out.exists());
+}
+
+#[test]
+fn a_run_killed_mid_epoch_resumes_to_the_same_checkpoint_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_like(dir.path(), 1024, 50);
+    let args = |out: &std::path::Path| {
+        os([
+            &"train",
+            &"--data",
+            &dir.path(),
+            &"--width",
+            &"0.0625",
+            &"--batch",
+            &"32",
+            &"--epochs",
+            &"3",
+            &"--threads",
+            &"2",
+            &"--out",
+            &out,
+            &"--json",
+        ])
+    };
+    // The uninterrupted run.
+    let whole = dir.path().join("whole.safetensors");
+    let v = json(&nuq(args(&whole)));
+    let epoch_seconds = v["history"][1]["seconds"].as_f64().unwrap();
+
+    // The same run, killed (SIGKILL) half-way through epoch 2.
+    let killed = dir.path().join("killed.safetensors");
+    let state = dir.path().join("killed.safetensors.state");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nuq"))
+        .args(args(&killed))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !state.exists() {
+        assert!(start.elapsed().as_secs() < 120, "epoch 1 never finished");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_secs_f64(epoch_seconds / 2.0));
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the run finished before it was killed");
+    // Nothing half-written is left next to the checkpoint.
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.len() <= 2, "{leftovers:?}");
+
+    let mut resume = args(&killed);
+    resume.push("--resume".into());
+    let o = nuq(&resume);
+    json(&o);
+    assert!(stderr(&o).contains("resuming"), "{}", stderr(&o));
+    assert!(
+        std::fs::read(&whole).unwrap() == std::fs::read(&killed).unwrap(),
+        "the resumed run's checkpoint differs from the uninterrupted run's"
+    );
 }

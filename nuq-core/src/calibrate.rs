@@ -206,7 +206,7 @@ impl Calibration {
         channels: usize,
         codebook: &Codebook,
     ) -> Result<Scales> {
-        if channels == 0 || data.len() % channels != 0 {
+        if channels == 0 || !data.len().is_multiple_of(channels) {
             return Err(Error::InvalidParameter {
                 name: "channels",
                 value: channels as f64,

@@ -219,6 +219,33 @@ pub enum Error {
         /// The indices' width.
         found: u8,
     },
+    /// A threshold table without channels.
+    #[error("a threshold table needs at least one channel")]
+    NoChannels,
+    /// A threshold table of the wrong length for its channels and bits.
+    #[error("{channels} channels of {bits}-bit codes need {expected} thresholds, found {found}")]
+    ThresholdCount {
+        /// Channels (directions given).
+        channels: usize,
+        /// Code bits.
+        bits: u8,
+        /// `channels × (2^bits − 1)`.
+        expected: usize,
+        /// Thresholds given.
+        found: usize,
+    },
+    /// A channel's thresholds are not stored ascending.
+    #[error("threshold {index} of channel {channel} is {value}, below the previous {previous}")]
+    ThresholdsNotAscending {
+        /// Channel.
+        channel: usize,
+        /// Position within the channel.
+        index: usize,
+        /// The out-of-order value.
+        value: i32,
+        /// The value before it.
+        previous: i32,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

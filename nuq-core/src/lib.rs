@@ -8,7 +8,7 @@
 //! activations are **integers under a single scale**, a `b`-bit index decodes through a small
 //! lookup table into a plain integer, and hardware multiplies integers, never floats.
 //!
-//! ## The four concepts
+//! ## The concepts
 //!
 //! * A [`Grid`] is the set of integers levels may take: signed (symmetric, `-127..=127` at 8
 //!   bits) or unsigned (`0..=255`), 2 to 16 bits wide. It is what the multiplier takes.
@@ -53,8 +53,10 @@
 //! input scale `s_in`, weight scale `s_w` and output scale `s_out`, an int32 accumulator `a`
 //! stands for `a · s_in · s_w`, so its output index is `#{i : a >= ceil(t[i] · s_out /
 //! (s_in · s_w))}` — the thresholds of the output codebook multiplied into accumulator units
-//! are the paper's integer **MAC thresholds** (with batch-norm folded in, per channel). The
-//! kernels build them from these thresholds; `nuq-core` fixes the tie rule they must follow.
+//! are the paper's integer **MAC thresholds** (with batch-norm folded in, per channel). They
+//! are one type, [`MacThresholds`]: per channel `2^b − 1` ascending `i32` thresholds and a
+//! [`Direction`] (a negative folded scale makes a channel *falling*: `#{i : a <= T[i]}`),
+//! the table the integer model holds, the kernels compile and the `.nuq` file stores.
 //!
 //! ## Packing layout
 //!
@@ -112,6 +114,7 @@ mod empirical;
 mod error;
 mod fixed_point;
 mod grid;
+mod mac_thresholds;
 mod packing;
 mod quantized_tensor;
 mod quantizer;
@@ -126,6 +129,7 @@ pub use empirical::EmpiricalDistribution;
 pub use error::{Error, Result};
 pub use fixed_point::FixedPointMultiplier;
 pub use grid::Grid;
+pub use mac_thresholds::{Direction, MacThresholds};
 pub use packing::{packed_len, PackedIndices};
 pub use quantized_tensor::QuantizedTensor;
 pub use quantizer::Quantizer;
@@ -133,3 +137,8 @@ pub use rng::Rng;
 pub use scale::{Pow2Scale, Scale, Scales};
 pub use snap::FittedCodebook;
 pub use stats::ErrorStats;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

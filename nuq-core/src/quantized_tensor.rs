@@ -455,7 +455,7 @@ impl QuantizedTensor {
     fn decode_all(&self, out: &mut [f32]) {
         let n = self.len();
         let per = block_len(&self.shape, n, &self.scales).expect("validated at construction");
-        let pairs_pay = per >= 256 && (per % 2 == 0 || per == n);
+        let pairs_pay = per >= 256 && (per.is_multiple_of(2) || per == n);
         if self.codebook.bits() != 4 || !pairs_pay {
             self.for_each_run(|r, idx, q| q.decode_block(idx, &mut out[r]));
             return;

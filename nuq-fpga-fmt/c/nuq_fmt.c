@@ -775,7 +775,11 @@ static nuq_status validate_references(const nuq_file *f, nuq_error *e) {
             break;
         }
         case NUQ_OP_FLATTEN: {
-            uint64_t n = (uint64_t)in[0] * in[1] * in[2];
+            /* Each dimension is at most 2^24: c*h fits 64 bits, and once it is within the cap
+             * so does c*h*w (a 64-bit product of all three could wrap to a small count). */
+            uint64_t n = (uint64_t)in[0] * in[1];
+            if (n > CAP_DIM) RFAIL(NUQ_E_COUNT_CAP, "out_shape", 24);
+            n *= in[2];
             if (n > CAP_DIM) RFAIL(NUQ_E_COUNT_CAP, "out_shape", 24);
             ex[0] = (uint32_t)n; ex[1] = 1; ex[2] = 1;
             break;

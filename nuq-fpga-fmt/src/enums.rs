@@ -1,5 +1,6 @@
 //! The append-only enumerations of the format: section kinds, layer operations, codebook kinds,
-//! element types, weight tile orders and threshold directions.
+//! element types and weight tile orders; threshold directions are `nuq-core`'s, encoded as
+//! their `u8` code.
 //!
 //! Numeric values are frozen: a later minor version may only add new values.
 
@@ -206,24 +207,7 @@ wire_enum! {
     }
 }
 
-wire_enum! {
-    /// How a channel's accumulator maps to an output code through its thresholds
-    /// (one byte per channel, `u8`).
-    Direction: u8 {
-        /// `code = #{k : acc >= T[k]}` (non-negative folded scale).
-        Rising = 0 => "rising",
-        /// `code = #{k : acc <= T[k]}` (negative folded scale).
-        Falling = 1 => "falling",
-    }
-}
-
-impl Direction {
-    /// The code an accumulator maps to, given the channel's sorted thresholds.
-    pub fn code(self, acc: i32, thresholds: impl IntoIterator<Item = i32>) -> u32 {
-        let it = thresholds.into_iter();
-        match self {
-            Direction::Rising => it.filter(|&t| acc >= t).count() as u32,
-            Direction::Falling => it.filter(|&t| acc <= t).count() as u32,
-        }
-    }
-}
+/// How a channel's accumulator maps to an output code through its thresholds (one byte per
+/// channel, `u8`: 0 rising, 1 falling) — `nuq-core`'s [`Direction`](nuq_core::Direction),
+/// the one convention every nuq crate uses.
+pub use nuq_core::Direction;

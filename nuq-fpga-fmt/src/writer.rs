@@ -68,7 +68,7 @@ fn u32_of(v: usize, what: &str) -> Result<u32, WriteError> {
 }
 
 fn align_to(v: &mut Vec<u8>, base: u64, align: u64) {
-    while (base + v.len() as u64) % align != 0 {
+    while !(base + v.len() as u64).is_multiple_of(align) {
         v.push(0);
     }
 }

@@ -262,6 +262,7 @@ fn c_loader_reports_match_the_rust_reader() {
     let mut flipped = golden.clone();
     flipped[golden.len() / 2] ^= 4;
     damaged.push(("flipped".into(), flipped));
+    damaged.push(("wrapping_flatten".into(), wrapping_flatten()));
     // 1.1 features in a file declaring 1.0, and a 1.0 layout declaring 1.1.
     let mut as_1_0 = sample_bytes(&samples::int_resnet());
     as_1_0[10..12].copy_from_slice(&0u16.to_le_bytes());

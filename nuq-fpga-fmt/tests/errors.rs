@@ -239,6 +239,33 @@ fn graph_errors() {
         &2u32.to_le_bytes(),
     ));
     assert_eq!((e.record, e.field), (Some(2), "dilation"));
+    // A flatten whose input has more than 2^64 elements (2^64 + 26) is over the cap, not a
+    // 64-bit product wrapped to 26.
+    let wrapping = wrapping_flatten();
+    // The file is a fuzz seed of both reader targets (`NUQ_BLESS=1` rewrites them).
+    for target in ["fmt_reader", "fmt_c_loader"] {
+        let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/seeds")
+            .join(target)
+            .join("wrapping_flatten.nuq");
+        if std::env::var_os("NUQ_BLESS").is_some() {
+            std::fs::write(&seed, &wrapping).expect("write the seed");
+        }
+        let committed = std::fs::read(&seed).expect("the committed seed (NUQ_BLESS=1 writes it)");
+        assert!(committed == wrapping, "{} is out of date", seed.display());
+    }
+    let e = err(&wrapping);
+    assert_eq!(
+        (e.record, e.field, e.kind),
+        (
+            Some(1),
+            "out_shape",
+            ErrorKind::CountCap {
+                count: u64::MAX,
+                cap: 1 << 24
+            }
+        )
+    );
 }
 
 #[test]

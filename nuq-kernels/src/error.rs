@@ -3,8 +3,9 @@
 use thiserror::Error;
 
 /// Why a kernel refused its input. Kernels never panic on bad input and never return
-/// numbers they cannot vouch for: a shape mismatch, an unsorted threshold table or an
-/// accumulator that could overflow `i32` is reported here instead.
+/// numbers they cannot vouch for: a shape mismatch or an accumulator that could overflow
+/// `i32` is reported here instead (threshold tables arrive checked, as `nuq-core`'s
+/// `MacThresholds`).
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum KernelError {
     /// A slice is shorter than the shape it is used with requires.
@@ -52,22 +53,6 @@ pub enum KernelError {
         /// Their product.
         bound: u128,
     },
-    /// A threshold table is not sorted in the direction declared for its channel.
-    #[error(
-        "thresholds of channel {channel} are not sorted {direction}: entry {index} = {value} follows {previous}"
-    )]
-    UnsortedThresholds {
-        /// Channel whose table is out of order.
-        channel: usize,
-        /// "ascending" or "descending".
-        direction: &'static str,
-        /// Position of the first out-of-order entry.
-        index: usize,
-        /// The out-of-order entry.
-        value: i32,
-        /// The entry before it.
-        previous: i32,
-    },
     /// An index in a packed codebook tensor does not address an entry of its codebook.
     #[error("index {index} at output channel {channel}, k = {k} exceeds the {bits}-bit range")]
     IndexOutOfRange {
@@ -79,18 +64,6 @@ pub enum KernelError {
         index: u8,
         /// Index width in bits.
         bits: u8,
-    },
-    /// An activation index does not address an entry of the activation codebook.
-    #[error(
-        "activation index {index} at position {position} is outside the {levels}-level codebook"
-    )]
-    ActivationIndexOutOfRange {
-        /// Position in the index slice.
-        position: usize,
-        /// The index found.
-        index: u8,
-        /// Codebook size.
-        levels: usize,
     },
     /// The kernel path asked for cannot run on this CPU.
     #[error("kernel path {path} is not available on this CPU")]

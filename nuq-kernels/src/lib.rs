@@ -1,7 +1,7 @@
 //! # nuq-kernels
 //!
 //! SIMD integer kernels for codebook-quantized CNN inference — u8×i8 and codebook GEMM,
-//! NHWC convolution, threshold requantization, pooling and residual add — with AVX-512 VNNI,
+//! threshold requantization, the residual join and pooling — with AVX-512 VNNI,
 //! AVX2, portable (`wide`) and scalar reference paths that are bit-exact with each other and
 //! chosen at run time ([`KernelPath::detect`], overridable with `NUQ_KERNEL=scalar|portable|
 //! avx2|avx512`, and passed explicitly to every kernel).
@@ -10,15 +10,25 @@
 //! |---|---|
 //! | [`packed`] | weight pre-packing: [`PackedWeights`] (int8 panels), [`CodebookWeights`] (2/3/4-bit indices + int8 codebook per tensor or per channel); the layouts |
 //! | [`gemm`] | [`gemm_u8i8`], [`gemm_i8i8`] (offset compensation), [`gemm_codebook`], [`gemm_codebook_i8`]; rayon tiles, thread-count independent; [`gemm_block`] computes one block on the calling thread |
-//! | [`conv`] | [`conv::Conv2d`]: NHWC k×k / stride / pad convolution via im2col into owned scratch |
 //! | [`threshold`] | [`threshold::Thresholds`]: FINN MultiThreshold, per-channel ascending or descending |
-//! | [`fixed_point`] | gemmlowp multiplier + shift ([`fixed_point::FixedPointMultiplier`], [`fixed_point::Requantizer`]) |
-//! | [`residual`] | [`residual::residual_add`]: two branches aligned by multiplier + shift |
 //! | [`residual_threshold`] | [`residual_threshold::ResidualThresholds`]: residual join (shift + fixed-point aligned shortcut) requantized to levels by 64-bit thresholds |
-//! | [`pool`] | integer max-pool, global average pool (round half away from zero) |
-//! | [`activations`] | activation indices → unsigned levels |
+//! | [`pool`] | integer max-pool, global average pool (rounded half up) |
 //! | [`overflow`] | the `K·max|w|·max|a|` accumulator bound, enforced by every GEMM |
-//! | [`peak`] | register-only `vpdpbusd` throughput, the reference for benchmark figures |
+//!
+//! A 2-row × 3-column integer product on the best path this CPU has (every path gives the
+//! same integers):
+//!
+//! ```
+//! use nuq_kernels::{gemm_u8i8, KernelPath, PackedWeights};
+//!
+//! let a: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];                     // 2 × 4 activation levels
+//! let w: [i8; 12] = [1, 0, 0, 0, 0, 1, 0, 0, -1, -1, -1, -1];     // 3 × 4 weight levels
+//! let packed = PackedWeights::from_rows(&w, 3, 4)?;                // packed once per layer
+//! let mut c = [0i32; 6];
+//! gemm_u8i8(KernelPath::best_available(), &a, 4, 2, &packed, &mut c, 3)?;
+//! assert_eq!(c, [1, 2, -10, 5, 6, -26]);
+//! # Ok::<(), nuq_kernels::KernelError>(())
+//! ```
 //!
 //! Data layouts: activations are NHWC `u8` (levels of an unsigned activation codebook) or
 //! `i8`, row-major `[pixel][channel]`; weights are `W[cout][k]` with OHWI filters flattened
@@ -28,17 +38,12 @@
 //! in `tests/`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod activations;
-pub mod conv;
 mod error;
-pub mod fixed_point;
 pub mod gemm;
 pub mod overflow;
 pub mod packed;
 mod path;
-pub mod peak;
 pub mod pool;
-pub mod residual;
 pub mod residual_threshold;
 pub mod threshold;
 #[cfg(target_arch = "x86_64")]

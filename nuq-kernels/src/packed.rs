@@ -4,7 +4,7 @@
 //! # Logical weights
 //! A layer's weights are a matrix `W[n][k]`: `n` output channels, `k` reduction positions.
 //! For a convolution with OHWI weights, row `n` is the flattened `(ky, kx, ci)` filter, which
-//! is exactly the column order of the im2col matrix built by [`crate::conv`].
+//! is exactly the column order of an im2col matrix whose taps run `(ky, kx, ci)`.
 //!
 //! # Int8 panel layout ([`PackedWeights`])
 //! `k` is padded with zeros to `kp = round_up(k, 4)` and `n` to a multiple of [`PANEL`] = 32.

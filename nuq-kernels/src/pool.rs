@@ -5,9 +5,8 @@
 //!
 //! * [`max_pool_u8`]: window maximum; window positions in the padding are skipped (never
 //!   treated as 0), so the result is always one of the input levels.
-//! * [`global_avg_pool_u8`] / [`global_avg_pool_i32`]: the mean over `H·W` rounded to
-//!   nearest with **ties away from zero** (for the unsigned version: ties up), computed
-//!   exactly in integers: `q = (2·|Σ| + HW) / (2·HW)` with the sign of `Σ`.
+//! * [`global_avg_pool_u8`]: the mean over `H·W` rounded to nearest with **ties up**,
+//!   exactly in integers: `q = (Σ + ⌊HW/2⌋) / HW` (what the integer model defines).
 
 use crate::KernelError;
 
@@ -129,16 +128,6 @@ pub fn max_pool_u8(g: &PoolGeometry, input: &[u8], out: &mut [u8]) -> Result<(),
     Ok(())
 }
 
-/// Rounded mean of `sum` over `count` values, ties away from zero.
-pub fn div_round_half_away(sum: i64, count: u64) -> i64 {
-    let q = (2 * u128::from(sum.unsigned_abs()) + u128::from(count)) / (2 * u128::from(count));
-    if sum < 0 {
-        -(q as i64)
-    } else {
-        q as i64
-    }
-}
-
 /// Global average pool of `u8` levels: `out[b][c] = round(mean_{hw} input[b][hw][c])`,
 /// ties up.
 ///
@@ -162,35 +151,8 @@ pub fn global_avg_pool_u8(
             }
         }
         for (o, &s) in out[b * channels..(b + 1) * channels].iter_mut().zip(&sums) {
-            *o = div_round_half_away(s as i64, hw as u64) as u8;
-        }
-    }
-    Ok(())
-}
-
-/// Global average pool of `i32` values (e.g. accumulators), ties away from zero.
-///
-/// # Errors
-/// As [`global_avg_pool_u8`].
-pub fn global_avg_pool_i32(
-    input: &[i32],
-    batch: usize,
-    hw: usize,
-    channels: usize,
-    out: &mut [i32],
-) -> Result<(), KernelError> {
-    gap_checks(input.len(), batch, hw, channels, out.len())?;
-    let mut sums = vec![0i64; channels];
-    for b in 0..batch {
-        sums.fill(0);
-        for px in input[b * hw * channels..(b + 1) * hw * channels].chunks_exact(channels) {
-            for (s, &v) in sums.iter_mut().zip(px) {
-                *s += i64::from(v);
-            }
-        }
-        for (o, &s) in out[b * channels..(b + 1) * channels].iter_mut().zip(&sums) {
-            // The mean of i32 values is an i32.
-            *o = div_round_half_away(s, hw as u64) as i32;
+            // (Σ + ⌊hw/2⌋) / hw is the mean rounded half up for sums of non-negative values.
+            *o = ((s + hw as u64 / 2) / hw as u64) as u8;
         }
     }
     Ok(())
@@ -221,27 +183,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rounding_is_half_away_from_zero() {
-        assert_eq!(div_round_half_away(5, 2), 3);
-        assert_eq!(div_round_half_away(-5, 2), -3);
-        assert_eq!(div_round_half_away(4, 3), 1);
-        assert_eq!(div_round_half_away(5, 3), 2);
-        assert_eq!(div_round_half_away(-4, 3), -1);
-        assert_eq!(div_round_half_away(-5, 3), -2);
-        assert_eq!(
-            div_round_half_away(i64::from(i32::MIN) * 3, 3),
-            i64::from(i32::MIN)
-        );
-    }
-
-    #[test]
     fn gap_rounds_ties_up() {
         let mut out = [0u8; 2];
         global_avg_pool_u8(&[1, 0, 2, 255], 1, 2, 2, &mut out).unwrap();
         assert_eq!(out, [2, 128]);
-        let mut o32 = [0i32; 1];
-        global_avg_pool_i32(&[-1, -2], 1, 2, 1, &mut o32).unwrap();
-        assert_eq!(o32, [-2]);
+        global_avg_pool_u8(&[1, 2, 2], 1, 3, 1, &mut out[..1]).unwrap();
+        assert_eq!(out[0], 2); // 5/3 rounds to 2
+        global_avg_pool_u8(&[1, 1, 2], 1, 3, 1, &mut out[..1]).unwrap();
+        assert_eq!(out[0], 1); // 4/3 rounds to 1
     }
 
     #[test]

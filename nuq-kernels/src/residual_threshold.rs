@@ -20,10 +20,9 @@
 //! with `x ↦ !x`, which reverses the order of `i64` without overflow; the other paths use
 //! the scalar definition.
 
-#[cfg(target_arch = "x86_64")]
-use crate::threshold::thresholds_per_channel;
 use crate::threshold_search::{search16, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
+use nuq_core::MacThresholds;
 use rayon::prelude::*;
 
 /// Channels the per-channel tables are padded to (one 16-lane `i32` vector, two 8-lane
@@ -60,9 +59,8 @@ pub struct ResidualThresholds {
     multiplier: Vec<i64>,
     shift: Vec<i64>,
     round: Vec<i64>,
-    /// `[channel][2^bits − 1]` as given.
-    raw: Vec<i64>,
-    falling: Vec<bool>,
+    /// The table as given (the scalar definition).
+    mac: MacThresholds,
     /// `[t][cp]` thresholds in the rising domain (`!T` for falling channels), each
     /// channel's column sorted ascending (the count does not depend on the order).
     table: Vec<i64>,
@@ -81,25 +79,21 @@ fn align(v: i64, m: i64, s: i64, round: i64) -> i64 {
 }
 
 impl ResidualThresholds {
-    /// `multiplier[c]`, `shift[c]` (`0..=62`) align the shortcut of channel `c`;
-    /// `thresholds` is `[channel][2^bits − 1]`, `falling[c]` gives the direction and
-    /// `levels` (`2^bits` entries) the output level of each code.
+    /// `multiplier[c]`, `shift[c]` (`0..=62`) align the shortcut of channel `c`; `mac`
+    /// requantizes the sum and `levels` (`2^bits` entries) gives the output level of each
+    /// code.
     ///
     /// # Errors
-    /// [`KernelError::Unsupported`] for `bits ∉ 1..=8`, zero channels, `a_shift > 30` or
-    /// a shift above 62; [`KernelError::ShapeMismatch`] for wrong lengths.
-    #[allow(clippy::too_many_arguments)]
+    /// [`KernelError::Unsupported`] for `a_shift > 30` or a shift above 62;
+    /// [`KernelError::ShapeMismatch`] for wrong lengths.
     pub fn new(
-        bits: u8,
-        channels: usize,
         a_shift: u8,
         multiplier: &[i32],
         shift: &[u8],
-        thresholds: &[i64],
-        falling: &[bool],
+        mac: &MacThresholds,
         levels: &[u8],
     ) -> Result<Self, KernelError> {
-        let count = thresholds_per_channel(bits, channels)?;
+        let (bits, channels, count) = (mac.bits(), mac.channels(), mac.per_channel());
         if a_shift > 30 {
             return Err(KernelError::Unsupported {
                 what: "main-branch shift",
@@ -121,12 +115,6 @@ impl ResidualThresholds {
                 channels,
             ),
             ("alignment shifts (one per channel)", shift.len(), channels),
-            (
-                "threshold count (channels × (2^bits − 1))",
-                thresholds.len(),
-                channels * count,
-            ),
-            ("direction flags (one per channel)", falling.len(), channels),
             ("level table (2^bits entries)", levels.len(), count + 1),
         ] {
             if found != expected {
@@ -143,16 +131,16 @@ impl ResidualThresholds {
             v.resize(cp, 0);
             v
         };
-        let flip = pad(falling.iter().map(|&f| -i64::from(f)).collect());
+        let flip = pad(mac
+            .directions()
+            .iter()
+            .map(|d| -i64::from(d.is_falling()))
+            .collect());
         let mut table = vec![i64::MAX; count * cp];
         let mut column = Vec::with_capacity(count);
         for c in 0..channels {
             column.clear();
-            column.extend(
-                thresholds[c * count..(c + 1) * count]
-                    .iter()
-                    .map(|&t| t ^ flip[c]),
-            );
+            column.extend(mac.row(c).iter().map(|&t| i64::from(t) ^ flip[c]));
             column.sort_unstable();
             for (t, &v) in column.iter().enumerate() {
                 table[t * cp + c] = v;
@@ -172,8 +160,7 @@ impl ResidualThresholds {
                 .iter()
                 .map(|&s| if s == 0 { 0 } else { 1i64 << (s - 1) })
                 .collect()),
-            raw: thresholds.to_vec(),
-            falling: falling.to_vec(),
+            mac: mac.clone(),
             table,
             table32,
             flip,
@@ -199,14 +186,7 @@ impl ResidualThresholds {
                 self.shift[c],
                 self.round[c],
             );
-        let count = (1usize << self.bits) - 1;
-        let row = &self.raw[c * count..(c + 1) * count];
-        let code = if self.falling[c] {
-            row.iter().filter(|&&t| s <= t).count()
-        } else {
-            row.iter().filter(|&&t| s >= t).count()
-        };
-        self.levels[code]
+        self.levels[usize::from(self.mac.code(c, s))]
     }
 
     /// Joins `a` and `b` (`[rows][channels]` each) into levels in `out`; rows are spread

@@ -1,123 +1,80 @@
 //! Threshold requantization (the paper's MAC thresholds; FINN's `MultiThreshold`).
 //!
-//! Each channel `c` has `2^b − 1` thresholds. For an *ascending* channel (positive
-//! batch-norm scale) they are sorted non-decreasing and the output index is the number of
-//! thresholds reached, `#{t : acc ≥ T[c][t]}`. For a *descending* channel (negative scale)
-//! they are sorted non-increasing and the index is `#{t : acc ≤ T[c][t]}`. Either way the
-//! result is a `b`-bit index in `0 ..= 2^b − 1`.
+//! The table is `nuq-core`'s [`MacThresholds`]: each channel `c` has `2^b − 1` thresholds,
+//! ascending, and a [`Direction`](nuq_core::Direction); the output index of a rising channel
+//! is `#{t : acc ≥ T[c][t]}`, of a falling one (negative folded scale) `#{t : acc ≤ T[c][t]}`,
+//! a `b`-bit index in `0 ..= 2^b − 1`.
 //!
 //! The SIMD paths work channel-parallel: thresholds are stored transposed (`[t][c]`, padded
-//! to 16 channels) and descending channels are mapped to ascending ones with `x ↦ !x`
+//! to 16 channels) and falling channels are mapped to rising ones with `x ↦ !x`
 //! (`!x = −x − 1` reverses the order of `i32` without overflow), so every lane runs the same
 //! compare-and-count loop.
 
 #[cfg(target_arch = "x86_64")]
 use crate::threshold_search::{search16, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
+use nuq_core::MacThresholds;
 use rayon::prelude::*;
 
 /// Lanes the transposed table is padded to.
 const PAD: usize = 16;
 
-/// Per-channel sorted thresholds for `b`-bit outputs.
+/// A [`MacThresholds`] table compiled for the SIMD paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Thresholds {
     channels: usize,
     bits: u8,
-    raw: Vec<i32>,
-    descending: Vec<bool>,
-    /// `[t][cp]` thresholds in the ascending domain.
+    /// The table as given (the scalar definition).
+    mac: MacThresholds,
+    /// `[t][cp]` thresholds in the rising domain (`!T` for falling channels), each column
+    /// ascending.
     table: Vec<i32>,
-    /// Per channel `0` (ascending) or `-1` (descending), padded to `cp`.
+    /// Per channel `0` (rising) or `-1` (falling), padded to `cp`.
     flip: Vec<i32>,
     cp: usize,
 }
 
-/// Checks the shape of a per-channel threshold table (`bits ∈ 1..=8`, at least one
-/// channel) and returns the thresholds per channel, `2^bits − 1`.
-pub(crate) fn thresholds_per_channel(bits: u8, channels: usize) -> Result<usize, KernelError> {
-    if !(1..=8).contains(&bits) {
-        return Err(KernelError::Unsupported {
-            what: "bits",
-            value: i64::from(bits),
-            allowed: "1 ..= 8",
-        });
-    }
-    if channels == 0 {
-        return Err(KernelError::Unsupported {
-            what: "channels",
-            value: 0,
-            allowed: "at least 1",
-        });
-    }
-    Ok((1usize << bits) - 1)
-}
-
 impl Thresholds {
-    /// `thresholds` is `[channel][2^bits − 1]`; `descending[c]` gives channel `c`'s
-    /// direction.
+    /// Compiles `mac` (already checked: shape and order are `MacThresholds`' invariants).
     ///
-    /// # Errors
-    /// [`KernelError::Unsupported`] for `bits ∉ 1..=8` or zero channels,
-    /// [`KernelError::ShapeMismatch`] for wrong lengths,
-    /// [`KernelError::UnsortedThresholds`] when a channel's table is out of order.
-    pub fn new(
-        bits: u8,
-        channels: usize,
-        thresholds: &[i32],
-        descending: &[bool],
-    ) -> Result<Self, KernelError> {
-        let count = thresholds_per_channel(bits, channels)?;
-        if thresholds.len() != channels * count {
-            return Err(KernelError::ShapeMismatch {
-                what: "threshold count (channels × (2^bits − 1))",
-                expected: channels * count,
-                found: thresholds.len(),
-            });
-        }
-        if descending.len() != channels {
-            return Err(KernelError::ShapeMismatch {
-                what: "direction flags (one per channel)",
-                expected: channels,
-                found: descending.len(),
-            });
-        }
-        for (c, (row, &desc)) in thresholds.chunks_exact(count).zip(descending).enumerate() {
-            for (i, pair) in row.windows(2).enumerate() {
-                let ok = if desc {
-                    pair[1] <= pair[0]
-                } else {
-                    pair[1] >= pair[0]
-                };
-                if !ok {
-                    return Err(KernelError::UnsortedThresholds {
-                        channel: c,
-                        direction: if desc { "descending" } else { "ascending" },
-                        index: i + 1,
-                        value: pair[1],
-                        previous: pair[0],
-                    });
-                }
-            }
-        }
+    /// ```
+    /// use nuq_core::{Direction, MacThresholds};
+    /// use nuq_kernels::{threshold::Thresholds, KernelPath};
+    /// let mac = MacThresholds::new(1, vec![0, 0], vec![Direction::Rising, Direction::Falling])?;
+    /// let t = Thresholds::new(&mac);
+    /// let mut codes = [0u8; 4];
+    /// t.apply(KernelPath::best_available(), &[-1, -1, 1, 1], &mut codes).unwrap();
+    /// assert_eq!(codes, [0, 1, 1, 0]);
+    /// # Ok::<(), nuq_core::Error>(())
+    /// ```
+    pub fn new(mac: &MacThresholds) -> Self {
+        let (channels, count) = (mac.channels(), mac.per_channel());
         let cp = channels.div_ceil(PAD) * PAD;
         let mut table = vec![i32::MAX; count * cp];
         let mut flip = vec![0; cp];
         for c in 0..channels {
-            flip[c] = if descending[c] { -1 } else { 0 };
-            for t in 0..count {
-                table[t * cp + c] = thresholds[c * count + t] ^ flip[c];
+            let row = mac.row(c);
+            // `!x` reverses the order of i32: a falling channel's ascending row, flipped and
+            // read backwards, is ascending.
+            if mac.directions()[c].is_falling() {
+                flip[c] = -1;
+                for (t, &v) in row.iter().rev().enumerate() {
+                    table[t * cp + c] = !v;
+                }
+            } else {
+                for (t, &v) in row.iter().enumerate() {
+                    table[t * cp + c] = v;
+                }
             }
         }
-        Ok(Thresholds {
+        Thresholds {
             channels,
-            bits,
-            raw: thresholds.to_vec(),
-            descending: descending.to_vec(),
+            bits: mac.bits(),
+            mac: mac.clone(),
             table,
             flip,
             cp,
-        })
+        }
     }
 
     /// Channels.
@@ -135,14 +92,7 @@ impl Thresholds {
     /// # Panics
     /// When `c ≥ channels`.
     pub fn quantize_one(&self, c: usize, acc: i32) -> u8 {
-        let count = (1usize << self.bits) - 1;
-        let row = &self.raw[c * count..(c + 1) * count];
-        let n = if self.descending[c] {
-            row.iter().filter(|&&t| acc <= t).count()
-        } else {
-            row.iter().filter(|&&t| acc >= t).count()
-        };
-        n as u8
+        self.mac.code(c, i64::from(acc))
     }
 
     /// Quantizes `acc` (`[rows][channels]`, e.g. NHWC conv accumulators) into `b`-bit
@@ -441,10 +391,17 @@ impl Thresholds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nuq_core::Direction;
 
     #[test]
     fn counts_reached_thresholds_both_directions() {
-        let t = Thresholds::new(2, 2, &[-5, 0, 5, 5, 0, -5], &[false, true]).unwrap();
+        let mac = MacThresholds::new(
+            2,
+            vec![-5, 0, 5, -5, 0, 5],
+            vec![Direction::Rising, Direction::Falling],
+        )
+        .unwrap();
+        let t = Thresholds::new(&mac);
         let acc = [-6, -6, -5, -5, 0, 0, 4, 4, 5, 5, 100, 100];
         let mut out = [0u8; 12];
         for path in KernelPath::available() {
@@ -454,23 +411,9 @@ mod tests {
     }
 
     #[test]
-    fn rejects_unsorted_and_bad_shapes() {
-        assert!(matches!(
-            Thresholds::new(2, 1, &[0, 2, 1], &[false]),
-            Err(KernelError::UnsortedThresholds {
-                channel: 0,
-                index: 2,
-                value: 1,
-                previous: 2,
-                ..
-            })
-        ));
-        assert!(Thresholds::new(2, 1, &[2, 1, 1], &[true]).is_ok());
-        assert!(matches!(
-            Thresholds::new(2, 2, &[0, 1, 2], &[false, false]),
-            Err(KernelError::ShapeMismatch { .. })
-        ));
-        let t = Thresholds::new(1, 3, &[0, 0, 0], &[false; 3]).unwrap();
+    fn rejects_bad_shapes() {
+        let mac = MacThresholds::new(1, vec![0, 0, 0], vec![Direction::Rising; 3]).unwrap();
+        let t = Thresholds::new(&mac);
         assert!(t.apply(KernelPath::Scalar, &[0; 4], &mut [0; 4]).is_err());
         assert!(t.apply(KernelPath::Scalar, &[0; 3], &mut [0; 2]).is_err());
     }

@@ -2,6 +2,7 @@
 //! levels and the residual join to levels — on every path against their scalar
 //! definitions, bit for bit.
 
+use nuq_core::{Direction, MacThresholds};
 use nuq_kernels::residual_threshold::{ResidualThresholds, Shortcut};
 use nuq_kernels::threshold::Thresholds;
 use nuq_kernels::{
@@ -70,110 +71,121 @@ proptest! {
 
     #[test]
     fn threshold_blocks_give_the_levels_of_the_scalar_codes(
-        rows in 1usize..5, channels in 1usize..70, bits in 1u8..=6, c0 in 0usize..4, width in 1usize..70, pad in 0usize..3, seed: u64,
+        rows in 1usize..5, channels in 1usize..70, c0 in 0usize..4, width in 1usize..70, pad in 0usize..3, seed: u64,
     ) {
-        let mut rng = lcg(seed);
-        let count = (1usize << bits) - 1;
-        let c0 = (c0 * 16).min(channels.saturating_sub(1) / 16 * 16);
-        let width = width.min(channels - c0);
-        let descending: Vec<bool> = (0..channels).map(|_| rng().is_multiple_of(3)).collect();
-        let mut table = Vec::new();
-        for &desc in &descending {
-            let mut row: Vec<i32> = (0..count).map(|_| (rng() % 2001) as i32 - 1000).collect();
-            row.sort_unstable();
-            if desc {
-                row.reverse();
+        // Every allowed width, in every case.
+        for bits in 1u8..=8 {
+            let mut rng = lcg(seed);
+            let count = (1usize << bits) - 1;
+            let c0 = (c0 * 16).min(channels.saturating_sub(1) / 16 * 16);
+            let width = width.min(channels - c0);
+            let directions: Vec<Direction> = (0..channels)
+                .map(|_| if rng().is_multiple_of(3) { Direction::Falling } else { Direction::Rising })
+                .collect();
+            let mut table = Vec::new();
+            for _ in 0..channels {
+                let mut row: Vec<i32> = (0..count).map(|_| (rng() % 2001) as i32 - 1000).collect();
+                row.sort_unstable();
+                table.extend(row);
             }
-            table.extend(row);
-        }
-        let t = Thresholds::new(bits, channels, &table, &descending).unwrap();
-        let levels: Vec<u8> = (0..=count).map(|_| rng() as u8).collect();
-        let lda = width + pad;
-        let acc: Vec<i32> = (0..rows * lda)
-            .map(|_| match rng() % 5 {
-                0 => if rng().is_multiple_of(2) { i32::MIN } else { i32::MAX },
-                1 => table[rng() as usize % table.len()],
-                _ => (rng() % 2201) as i32 - 1100,
-            })
-            .collect();
-        for path in KernelPath::available() {
-            let ldo = width + 1;
-            let mut out = vec![0xEEu8; rows * ldo];
-            t.apply_levels_block(path, &acc, lda, rows, c0, width, &levels, &mut out, ldo).unwrap();
-            for r in 0..rows {
-                for j in 0..width {
-                    let want = levels[usize::from(t.quantize_one(c0 + j, acc[r * lda + j]))];
-                    prop_assert_eq!(out[r * ldo + j], want, "{} r{} c{}", path, r, c0 + j);
+            let t = Thresholds::new(&MacThresholds::new(bits, table.clone(), directions).unwrap());
+            let levels: Vec<u8> = (0..=count).map(|_| rng() as u8).collect();
+            let lda = width + pad;
+            let acc: Vec<i32> = (0..rows * lda)
+                .map(|_| match rng() % 5 {
+                    0 => if rng().is_multiple_of(2) { i32::MIN } else { i32::MAX },
+                    1 => table[rng() as usize % table.len()],
+                    _ => (rng() % 2201) as i32 - 1100,
+                })
+                .collect();
+            for path in KernelPath::available() {
+                let ldo = width + 1;
+                let mut out = vec![0xEEu8; rows * ldo];
+                t.apply_levels_block(path, &acc, lda, rows, c0, width, &levels, &mut out, ldo).unwrap();
+                for r in 0..rows {
+                    for j in 0..width {
+                        let want = levels[usize::from(t.quantize_one(c0 + j, acc[r * lda + j]))];
+                        prop_assert_eq!(out[r * ldo + j], want, "{} r{} c{}", path, r, c0 + j);
+                    }
+                    prop_assert_eq!(out[r * ldo + width], 0xEE);
                 }
-                prop_assert_eq!(out[r * ldo + width], 0xEE);
             }
         }
     }
 
     #[test]
     fn residual_join_matches_its_definition(
-        rows in 1usize..5, channels in 1usize..40, bits in 1u8..=5, a_shift in 0u8..=30, levels_in: bool,
+        rows in 1usize..5, channels in 1usize..40, a_shift in 0u8..=30, levels_in: bool,
         moderate: bool, seed: u64,
     ) {
-        // `moderate` keeps every sum inside the i32 range (the narrowed fast path); otherwise
-        // extremes push most vectors to the 64-bit count.
-        let mut rng = lcg(seed);
-        let count = (1usize << bits) - 1;
-        let a_shift = if moderate { a_shift % 8 } else { a_shift };
-        let wide = |rng: &mut dyn FnMut() -> u64| -> i32 {
-            if moderate {
-                return (rng() % 4001) as i32 - 2000;
+        // Every allowed width, in every case.
+        for bits in 1u8..=8 {
+            // `moderate` keeps every sum inside the i32 range (the narrowed fast path); otherwise
+            // extremes push most vectors to the 64-bit count.
+            let mut rng = lcg(seed);
+            let count = (1usize << bits) - 1;
+            let a_shift = if moderate { a_shift % 8 } else { a_shift };
+            let wide = |rng: &mut dyn FnMut() -> u64| -> i32 {
+                if moderate {
+                    return (rng() % 4001) as i32 - 2000;
+                }
+                match rng() % 4 {
+                    0 => if rng().is_multiple_of(2) { i32::MIN } else { i32::MAX },
+                    1 => (rng() as u32) as i32,
+                    _ => (rng() % 4001) as i32 - 2000,
+                }
+            };
+            let multiplier: Vec<i32> = (0..channels).map(|_| wide(&mut rng)).collect();
+            let shift: Vec<u8> = (0..channels)
+                .map(|_| if moderate { (rng() % 12) as u8 } else { (rng() % 63) as u8 })
+                .collect();
+            let directions: Vec<Direction> = (0..channels)
+                .map(|_| if rng().is_multiple_of(3) { Direction::Falling } else { Direction::Rising })
+                .collect();
+            let mut thresholds: Vec<i32> = (0..channels * count)
+                .map(|_| match rng() % 4 {
+                    3 if moderate => ((rng() % 4001) as i32 - 2000) << (rng() % 8),
+                    0 => (rng() as i32) >> (rng() % 30),
+                    1 => -((rng() as i32) >> (rng() % 30)).saturating_abs(),
+                    _ => (rng() % 4001) as i32 - 2000,
+                })
+                .collect();
+            for row in thresholds.chunks_mut(count) {
+                row.sort_unstable();
             }
-            match rng() % 4 {
-                0 => if rng().is_multiple_of(2) { i32::MIN } else { i32::MAX },
-                1 => (rng() as u32) as i32,
-                _ => (rng() % 4001) as i32 - 2000,
+            let mac = MacThresholds::new(bits, thresholds, directions).unwrap();
+            let levels: Vec<u8> = (0..=count).map(|_| rng() as u8).collect();
+            let rt = ResidualThresholds::new(a_shift, &multiplier, &shift, &mac, &levels).unwrap();
+            let len = rows * channels;
+            let a: Vec<i32> = (0..len).map(|_| wide(&mut rng)).collect();
+            let b32: Vec<i32> = (0..len).map(|_| wide(&mut rng)).collect();
+            let b8: Vec<u8> = (0..len).map(|_| rng() as u8).collect();
+            let (b, bv): (Shortcut<'_>, Vec<i64>) = if levels_in {
+                (Shortcut::Levels(&b8), b8.iter().map(|&v| i64::from(v)).collect())
+            } else {
+                (Shortcut::Int32(&b32), b32.iter().map(|&v| i64::from(v)).collect())
+            };
+            // The definition, written out independently of the kernel's helpers.
+            let want: Vec<u8> = (0..len)
+                .map(|j| {
+                    let c = j % channels;
+                    let (m, s) = (i64::from(multiplier[c]), u32::from(shift[c]));
+                    let aligned = if s == 0 { bv[j] * m } else { (bv[j] * m + (1i64 << (s - 1))) >> s };
+                    let sum = (i64::from(a[j]) << a_shift) + aligned;
+                    let row = mac.row(c);
+                    let code = if mac.directions()[c] == Direction::Falling {
+                        row.iter().filter(|&&t| sum <= i64::from(t)).count()
+                    } else {
+                        row.iter().filter(|&&t| sum >= i64::from(t)).count()
+                    };
+                    levels[code]
+                })
+                .collect();
+            for path in KernelPath::available() {
+                let mut got = vec![0u8; len];
+                rt.apply(path, &a, b, &mut got).unwrap();
+                prop_assert_eq!(&got, &want, "{}", path);
             }
-        };
-        let multiplier: Vec<i32> = (0..channels).map(|_| wide(&mut rng)).collect();
-        let shift: Vec<u8> = (0..channels)
-            .map(|_| if moderate { (rng() % 12) as u8 } else { (rng() % 63) as u8 })
-            .collect();
-        let falling: Vec<bool> = (0..channels).map(|_| rng().is_multiple_of(3)).collect();
-        let thresholds: Vec<i64> = (0..channels * count)
-            .map(|_| match rng() % 4 {
-                3 if moderate => ((rng() % 4001) as i64 - 2000) << (rng() % 8),
-                0 => (rng() as i64) << (rng() % 30),
-                1 => -((rng() as i64) << (rng() % 30)),
-                _ => (rng() % 4001) as i64 - 2000,
-            })
-            .collect();
-        let levels: Vec<u8> = (0..=count).map(|_| rng() as u8).collect();
-        let rt = ResidualThresholds::new(bits, channels, a_shift, &multiplier, &shift, &thresholds, &falling, &levels).unwrap();
-        let len = rows * channels;
-        let a: Vec<i32> = (0..len).map(|_| wide(&mut rng)).collect();
-        let b32: Vec<i32> = (0..len).map(|_| wide(&mut rng)).collect();
-        let b8: Vec<u8> = (0..len).map(|_| rng() as u8).collect();
-        let (b, bv): (Shortcut<'_>, Vec<i64>) = if levels_in {
-            (Shortcut::Levels(&b8), b8.iter().map(|&v| i64::from(v)).collect())
-        } else {
-            (Shortcut::Int32(&b32), b32.iter().map(|&v| i64::from(v)).collect())
-        };
-        // The definition, written out independently of the kernel's helpers.
-        let want: Vec<u8> = (0..len)
-            .map(|j| {
-                let c = j % channels;
-                let (m, s) = (i64::from(multiplier[c]), u32::from(shift[c]));
-                let aligned = if s == 0 { bv[j] * m } else { (bv[j] * m + (1i64 << (s - 1))) >> s };
-                let sum = (i64::from(a[j]) << a_shift) + aligned;
-                let row = &thresholds[c * count..(c + 1) * count];
-                let code = if falling[c] {
-                    row.iter().filter(|&&t| sum <= t).count()
-                } else {
-                    row.iter().filter(|&&t| sum >= t).count()
-                };
-                levels[code]
-            })
-            .collect();
-        for path in KernelPath::available() {
-            let mut got = vec![0u8; len];
-            rt.apply(path, &a, b, &mut got).unwrap();
-            prop_assert_eq!(&got, &want, "{}", path);
         }
     }
 }
@@ -201,7 +213,8 @@ fn block_kernels_reject_bad_shapes() {
         gemm_block(p, &a, 8, 3, bw, 0..2, &mut c, 40),
         Err(KernelError::SliceTooShort { .. })
     ));
-    let t = Thresholds::new(1, 20, &[0; 20], &[false; 20]).unwrap();
+    let t =
+        Thresholds::new(&MacThresholds::new(1, vec![0; 20], vec![Direction::Rising; 20]).unwrap());
     let acc = [0i32; 40];
     let mut out = [0u8; 40];
     assert!(matches!(
@@ -216,10 +229,12 @@ fn block_kernels_reject_bad_shapes() {
         t.apply_levels_block(p, &acc, 20, 2, 0, 20, &[0, 1, 2], &mut out, 20),
         Err(KernelError::ShapeMismatch { .. })
     ));
-    assert!(ResidualThresholds::new(1, 1, 31, &[1], &[0], &[0], &[false], &[0, 1]).is_err());
-    assert!(ResidualThresholds::new(1, 1, 0, &[1], &[63], &[0], &[false], &[0, 1]).is_err());
-    let rt =
-        ResidualThresholds::new(1, 2, 0, &[1, 1], &[0, 0], &[0, 0], &[false; 2], &[0, 1]).unwrap();
+    let one = MacThresholds::new(1, vec![0], vec![Direction::Rising]).unwrap();
+    assert!(ResidualThresholds::new(31, &[1], &[0], &one, &[0, 1]).is_err());
+    assert!(ResidualThresholds::new(0, &[1], &[63], &one, &[0, 1]).is_err());
+    assert!(ResidualThresholds::new(0, &[1, 1], &[0], &one, &[0, 1]).is_err());
+    let two = MacThresholds::new(1, vec![0, 0], vec![Direction::Rising; 2]).unwrap();
+    let rt = ResidualThresholds::new(0, &[1, 1], &[0, 0], &two, &[0, 1]).unwrap();
     assert!(matches!(
         rt.apply(p, &[0; 3], Shortcut::Levels(&[0; 3]), &mut [0; 3]),
         Err(KernelError::ShapeMismatch { .. })

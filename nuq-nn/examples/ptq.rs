@@ -1,5 +1,6 @@
-//! Post-training quantization of a float checkpoint to the integer model, evaluated with
-//! integers only on a dataset's test split.
+//! Post-training quantization (optionally with fine-tuning) of a float checkpoint to the
+//! integer model for several weight × activation codebook families, evaluated with integers
+//! only on a dataset's test split — a loop over [`nuq_nn::pipeline::quantize`].
 //!
 //! ```text
 //! cargo run --release -p nuq-nn --example ptq -- --checkpoint vgg.safetensors \
@@ -10,14 +11,12 @@
 
 use std::error::Error;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use nuq_kernels::KernelPath;
 use nuq_nn::checkpoint::load_model;
-use nuq_nn::data::{load_mnist_like, Augment, BatchLoader, Split};
-use nuq_nn::integer::IntegerRunner;
-use nuq_nn::optim::{LrSchedule, Schedule, Sgd};
-use nuq_nn::quant::{Family, InputNorm, QuantConfig, QuantizedNetwork};
-use nuq_nn::CrossEntropy;
+use nuq_nn::data::{load_mnist_like, Augment, Split};
+use nuq_nn::pipeline::{integer_accuracy, quantize, Quiet, Recipe};
+use nuq_nn::quant::{Family, QuantConfig};
 use nuq_nn::{Arch, ModelConfig, Network};
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -62,59 +61,23 @@ fn main() -> Result<(), Box<dyn Error>> {
         classes: train.classes,
         input_size: (train.height, train.width),
     };
-    let norm = InputNorm::from_mean_std(&[mean], &[std])?;
-    let n = calib.min(train.len());
-    let calib_x = norm.normalise(
-        &train.images[..n * train.image_len()],
-        n,
-        train.height,
-        train.width,
-    )?;
+    let train = Arc::new(train);
+    let augment = Augment::normalize_only(vec![mean], vec![std]);
     for &wf in &wfams {
         for &af in &afams {
             let mut net = Network::new(cfg, 0)?;
             load_model(&mut net, &checkpoint)?;
-            let mut qc = QuantConfig::new(bits, wf);
-            qc.act_family = af;
-            qc.per_channel = per_channel;
-            let mut qn = QuantizedNetwork::prepare(net, qc, norm.clone())?;
-            qn.calibrate(&calib_x)?;
-            if qat_images > 0 {
-                let train_set = std::sync::Arc::new(train.clone());
-                let batch = 128;
-                let steps = qat_images / batch;
-                let mut opt = Sgd::new(0.9, 5e-4);
-                opt.nesterov = true;
-                let schedule = Schedule::Cosine {
-                    lr: qat_lr,
-                    min_lr: 0.0,
-                    warmup: 0,
-                    total: steps.max(1),
-                };
-                let mut ce = CrossEntropy::new(0.0)?;
-                let aug = Augment::normalize_only(vec![mean], vec![std]);
-                for (step, b) in BatchLoader::new(train_set, batch, aug, true, true, 7, 0)
-                    .take(steps)
-                    .enumerate()
-                {
-                    qn.qat_step(&mut ce, &mut opt, &b.images, &b.labels, schedule.lr(step))?;
-                }
-            }
-            let model = qn.to_integer()?;
-            let mut runner = IntegerRunner::new(&model, KernelPath::best_available())?;
-            let per = test.image_len();
-            let mut correct = 0;
-            for (chunk, labels) in test.images.chunks(per * 500).zip(test.labels.chunks(500)) {
-                let pred = runner.predict(chunk, labels.len())?;
-                correct += pred
-                    .iter()
-                    .zip(labels)
-                    .filter(|(p, &l)| **p == usize::from(l))
-                    .count();
-            }
+            let mut recipe = Recipe::new(QuantConfig::new(bits, wf));
+            recipe.config.act_family = af;
+            recipe.config.per_channel = per_channel;
+            recipe.calib_images = calib;
+            recipe.qat_images = qat_images;
+            recipe.qat_lr = qat_lr;
+            recipe.seed = 7;
+            let model = quantize(net, &recipe, &train, &augment, &Quiet)?;
             println!(
                 "ptq model={arch} width={width} bits={bits} weights={wf} acts={af} qat_images={qat_images} int_acc={:.4}",
-                correct as f64 / test.len() as f64
+                integer_accuracy(&model, &test)?
             );
         }
     }

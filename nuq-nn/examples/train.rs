@@ -305,6 +305,7 @@ fn run(a: Args) -> Result<(), Error> {
                     optimizer: tensors,
                     optimizer_steps: opt_steps,
                     extra: vec![("args".into(), format!("{a:?}"))],
+                    model: None,
                 },
                 &train_state_path(path),
             )?;

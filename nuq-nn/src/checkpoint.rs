@@ -15,83 +15,13 @@ use std::path::{Path, PathBuf};
 
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
-use thiserror::Error;
 
 use crate::error::NnError;
 use crate::models::{Arch, ModelConfig, Network};
 use crate::optim::StateTensor;
 use crate::param::BufferMut;
 
-/// Errors from reading or writing checkpoints.
-#[derive(Debug, Error)]
-pub enum CheckpointError {
-    /// File system error.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The file is not valid safetensors.
-    #[error("{}: not a valid safetensors file: {message}", path.display())]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message.
-        message: String,
-    },
-    /// A tensor the model needs is absent.
-    #[error("{}: tensor {name:?} missing", path.display())]
-    Missing {
-        /// The file.
-        path: PathBuf,
-        /// Tensor name.
-        name: String,
-    },
-    /// A tensor has the wrong shape.
-    #[error("{}: tensor {name:?} has shape {found:?}, expected {expected:?}", path.display())]
-    Shape {
-        /// The file.
-        path: PathBuf,
-        /// Tensor name.
-        name: String,
-        /// Shape the model needs.
-        expected: Vec<usize>,
-        /// Shape in the file.
-        found: Vec<usize>,
-    },
-    /// A tensor has the wrong element type.
-    #[error("{}: tensor {name:?} has dtype {found}, expected {expected}", path.display())]
-    Dtype {
-        /// The file.
-        path: PathBuf,
-        /// Tensor name.
-        name: String,
-        /// Expected type.
-        expected: String,
-        /// Type in the file.
-        found: String,
-    },
-    /// The file holds tensors the model does not have.
-    #[error("{}: unexpected tensors {names:?}", path.display())]
-    Unexpected {
-        /// The file.
-        path: PathBuf,
-        /// Their names.
-        names: Vec<String>,
-    },
-    /// A metadata entry is missing or malformed.
-    #[error("{}: metadata {key:?}: {message}", path.display())]
-    Metadata {
-        /// The file.
-        path: PathBuf,
-        /// Metadata key.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
-}
+pub use crate::error::CheckpointError;
 
 /// An owned tensor to be written.
 struct Owned {
@@ -105,15 +35,14 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn write_atomic(
+/// Serializes `tensors` with `metadata` as safetensors bytes whose JSON header has its keys
+/// sorted, so equal contents give equal bytes in every process (the metadata map's own order
+/// is random per process).
+fn serialize(
     path: &Path,
     tensors: &[Owned],
     metadata: HashMap<String, String>,
-) -> Result<(), CheckpointError> {
-    let io = |source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+) -> Result<Vec<u8>, CheckpointError> {
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .map(|t| {
@@ -130,6 +59,50 @@ fn write_atomic(
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+    Ok(canonical_header(bytes))
+}
+
+/// `bytes` (safetensors) with the header's JSON objects re-serialized in sorted key order and
+/// padded with spaces to its original length (the data offsets are unchanged).
+fn canonical_header(mut bytes: Vec<u8>) -> Vec<u8> {
+    let Some(n) = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| bytes.len() >= 8 + n)
+    else {
+        return bytes;
+    };
+    let Ok(header) = serde_json::from_slice::<serde_json::Value>(&bytes[8..8 + n]) else {
+        return bytes;
+    };
+    // serde_json's map is a BTreeMap: keys come out sorted.
+    let Ok(text) = serde_json::to_vec(&header) else {
+        return bytes;
+    };
+    if text.len() <= n {
+        bytes[8..8 + text.len()].copy_from_slice(&text);
+        bytes[8 + text.len()..8 + n].fill(b' ');
+    }
+    bytes
+}
+
+fn write_atomic(
+    path: &Path,
+    tensors: &[Owned],
+    metadata: HashMap<String, String>,
+) -> Result<(), CheckpointError> {
+    let bytes = serialize(path, tensors, metadata)?;
+    write_bytes_atomic(path, &bytes)
+}
+
+/// Writes `bytes` to a temporary file next to `path`, flushes it and renames it over `path`.
+fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let io = |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -137,7 +110,7 @@ fn write_atomic(
     let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
@@ -219,20 +192,30 @@ fn i64_scalar(st: &SafeTensors<'_>, path: &Path, name: &str) -> Result<i64, Chec
             found: format!("{:?}", t.dtype()),
         });
     }
-    if t.shape().iter().product::<usize>() != 1 || t.shape().len() > 1 {
-        return Err(CheckpointError::Shape {
+    let bytes: Option<[u8; 8]> = t.data().try_into().ok();
+    match bytes {
+        Some(b) if t.shape().len() <= 1 && t.shape().iter().all(|&d| d == 1) => {
+            Ok(i64::from_le_bytes(b))
+        }
+        _ => Err(CheckpointError::Shape {
             path: path.to_path_buf(),
             name: name.to_string(),
             expected: vec![],
             found: t.shape().to_vec(),
-        });
+        }),
     }
-    Ok(i64::from_le_bytes(t.data().try_into().expect("8 bytes")))
 }
 
 /// Writes every parameter and buffer of `net` under its PyTorch name and layout, with the
-/// model configuration as metadata.
+/// model configuration as metadata (the bytes of [`model_bytes`]).
 pub fn save_model(net: &mut Network, path: &Path) -> Result<(), NnError> {
+    let bytes = model_bytes(net)?;
+    write_bytes_atomic(path, &bytes)?;
+    Ok(())
+}
+
+/// The checkpoint [`save_model`] writes, as bytes: equal networks give equal bytes.
+pub fn model_bytes(net: &mut Network) -> Result<Vec<u8>, NnError> {
     let mut tensors = Vec::new();
     net.visit_params(&mut |name, p| {
         tensors.push(Owned {
@@ -270,8 +253,7 @@ pub fn save_model(net: &mut Network, path: &Path) -> Result<(), NnError> {
             format!("{}x{}", c.input_size.0, c.input_size.1),
         ),
     ]);
-    write_atomic(path, &tensors, meta)?;
-    Ok(())
+    Ok(serialize(Path::new("model"), &tensors, meta)?)
 }
 
 /// The model configuration [`save_model`] stored in the checkpoint's metadata, or `None` for a
@@ -282,8 +264,16 @@ pub fn save_model(net: &mut Network, path: &Path) -> Result<(), NnError> {
 /// An unreadable or malformed file, or nuq metadata that is present but incomplete or invalid
 /// (the error names the key).
 pub fn read_model_config(path: &Path) -> Result<Option<ModelConfig>, NnError> {
-    let bytes = read_file(path)?;
-    let meta = metadata(path, &bytes)?;
+    read_model_config_bytes(path, &read_file(path)?)
+}
+
+/// As [`read_model_config`] for the contents `bytes` of a checkpoint (`path` only names it in
+/// errors).
+///
+/// # Errors
+/// As [`read_model_config`].
+pub fn read_model_config_bytes(path: &Path, bytes: &[u8]) -> Result<Option<ModelConfig>, NnError> {
+    let meta = metadata(path, bytes)?;
     if !meta.contains_key("nuq.arch") {
         return Ok(None);
     }
@@ -343,8 +333,16 @@ pub fn read_model_config(path: &Path) -> Result<Option<ModelConfig>, NnError> {
 /// a missing, mis-shaped, mistyped or unexpected tensor is an error and `net` is left
 /// unchanged.
 pub fn load_model(net: &mut Network, path: &Path) -> Result<(), NnError> {
-    let bytes = read_file(path)?;
-    let st = parse(path, &bytes)?;
+    load_model_bytes(net, path, &read_file(path)?)
+}
+
+/// As [`load_model`] for the contents `bytes` of a checkpoint (`path` only names it in
+/// errors).
+///
+/// # Errors
+/// As [`load_model`].
+pub fn load_model_bytes(net: &mut Network, path: &Path, bytes: &[u8]) -> Result<(), NnError> {
+    let st = parse(path, bytes)?;
     // Read and validate everything first, then assign.
     let mut params: Vec<Vec<f32>> = Vec::new();
     let mut bufs: Vec<(Option<Vec<f32>>, Option<i64>)> = Vec::new();
@@ -433,11 +431,18 @@ pub struct TrainState {
     pub optimizer_steps: u64,
     /// Free-form entries (e.g. the command line), stored as metadata.
     pub extra: Vec<(String, String)>,
+    /// The model checkpoint ([`model_bytes`]) this state belongs to, stored in the same file
+    /// (tensor [`MODEL_TENSOR`]) so that a run killed between writing the model and the state
+    /// still resumes from a consistent pair.
+    pub model: Option<Vec<u8>>,
 }
+
+/// Name of the `U8` tensor of a training-state file holding [`TrainState::model`].
+pub const MODEL_TENSOR: &str = "nuq.model";
 
 /// Writes a [`TrainState`] (tensors for the optimiser, metadata for the scalars).
 pub fn save_train_state(state: &TrainState, path: &Path) -> Result<(), NnError> {
-    let tensors: Vec<Owned> = state
+    let mut tensors: Vec<Owned> = state
         .optimizer
         .iter()
         .map(|(n, v)| Owned {
@@ -447,6 +452,14 @@ pub fn save_train_state(state: &TrainState, path: &Path) -> Result<(), NnError> 
             bytes: f32_bytes(v),
         })
         .collect();
+    if let Some(model) = &state.model {
+        tensors.push(Owned {
+            name: MODEL_TENSOR.into(),
+            dtype: Dtype::U8,
+            shape: vec![model.len()],
+            bytes: model.clone(),
+        });
+    }
     let mut meta: HashMap<String, String> = state
         .extra
         .iter()
@@ -473,9 +486,17 @@ pub fn save_train_state(state: &TrainState, path: &Path) -> Result<(), NnError> 
 
 /// Reads a [`TrainState`] written by [`save_train_state`].
 pub fn load_train_state(path: &Path) -> Result<TrainState, NnError> {
-    let bytes = read_file(path)?;
-    let st = parse(path, &bytes)?;
-    let meta = metadata(path, &bytes)?;
+    load_train_state_bytes(path, &read_file(path)?)
+}
+
+/// As [`load_train_state`] for the contents `bytes` of a state file (`path` only names it in
+/// errors).
+///
+/// # Errors
+/// As [`load_train_state`].
+pub fn load_train_state_bytes(path: &Path, bytes: &[u8]) -> Result<TrainState, NnError> {
+    let st = parse(path, bytes)?;
+    let meta = metadata(path, bytes)?;
     let get = |key: &str| -> Result<&String, CheckpointError> {
         meta.get(key).ok_or_else(|| CheckpointError::Metadata {
             path: path.to_path_buf(),
@@ -507,13 +528,32 @@ pub fn load_train_state(path: &Path) -> Result<TrainState, NnError> {
             key: "nuq.rng".into(),
             message: format!("expected 4 words, found {}", w.len()),
         })?;
-    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    let mut names: Vec<String> = st
+        .names()
+        .into_iter()
+        .filter(|&n| n != MODEL_TENSOR)
+        .map(str::to_string)
+        .collect();
     names.sort();
+    let model = match st.tensor(MODEL_TENSOR) {
+        Ok(t) if t.dtype() == Dtype::U8 && t.shape().len() == 1 => Some(t.data().to_vec()),
+        Ok(t) => {
+            return Err(CheckpointError::Dtype {
+                path: path.to_path_buf(),
+                name: MODEL_TENSOR.into(),
+                expected: "U8, one dimension".into(),
+                found: format!("{:?} {:?}", t.dtype(), t.shape()),
+            }
+            .into())
+        }
+        Err(_) => None,
+    };
     let mut optimizer = Vec::new();
     for n in names {
         let len = st
             .tensor(&n)
-            .map(|t| t.shape().iter().product::<usize>())
+            .ok()
+            .and_then(|t| t.shape().iter().try_fold(1usize, |p, &d| p.checked_mul(d)))
             .unwrap_or(0);
         optimizer.push((n.clone(), f32_tensor(&st, path, &n, &[len])?));
     }
@@ -529,5 +569,6 @@ pub fn load_train_state(path: &Path) -> Result<TrainState, NnError> {
         optimizer,
         optimizer_steps: num("nuq.optimizer_steps")?,
         extra,
+        model,
     })
 }

@@ -2,8 +2,8 @@
 //!
 //! A lean layer set for ResNet-18 / ResNet-20 / VGG-Small style CNNs: float training with
 //! explicit forward/backward passes, optimisers and schedules, dataset readers with
-//! augmentation, and safetensors checkpoints with PyTorch names. Later stages add
-//! quantization-aware training, BN folding and integer inference on the same layers.
+//! augmentation, safetensors checkpoints with PyTorch names, quantization-aware training with
+//! non-uniform codebooks, BN folding into integer MAC thresholds, and integer-only inference.
 //!
 //! - [`Tensor`]: dense NHWC `f32` activations (see [`tensor`] for why NHWC).
 //! - [`Layer`]: forward/backward with owned, reused buffers; [`layers`] holds Conv2d (im2col +
@@ -13,6 +13,10 @@
 //! - [`optim`]: SGD, AdamW and learning-rate schedules; [`data`]: CIFAR and IDX readers,
 //!   augmentation and a prefetching batch loader; [`checkpoint`]: safetensors I/O;
 //!   [`train`]: one-step training and evaluation helpers; [`gradcheck`]: finite differences.
+//! - [`quant`]: codebook quantizers, the fake-quantized float twin and the fold into the
+//!   [`integer`] model, which runs with integers only.
+//! - [`pipeline`]: the whole job as the `nuq` command line does it — float training,
+//!   calibration and fine-tuning, evaluation, the `.nuq` file.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod checkpoint;
@@ -27,12 +31,13 @@ mod matmul;
 pub mod models;
 pub mod optim;
 pub mod param;
+pub mod pipeline;
 pub mod quant;
 pub mod rng;
 pub mod tensor;
 pub mod train;
 
-pub use error::NnError;
+pub use error::{ModelProblem, NnError};
 pub use layer::{Layer, Mode};
 pub use layers::{
     BasicBlock, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu,

@@ -26,9 +26,11 @@ impl CrossEntropy {
     /// A loss with label smoothing `smoothing` (0 for plain cross-entropy).
     pub fn new(smoothing: f32) -> Result<Self, NnError> {
         if !(0.0..1.0).contains(&smoothing) {
-            return Err(NnError::Config(format!(
-                "label smoothing must be in [0, 1), got {smoothing}"
-            )));
+            return Err(NnError::InvalidParameter {
+                what: "label smoothing".into(),
+                allowed: "in [0, 1)",
+                found: smoothing.to_string(),
+            });
         }
         Ok(Self {
             smoothing,

@@ -60,9 +60,11 @@ impl FromStr for Arch {
             "resnet18" | "resnet-18" => Ok(Arch::ResNet18),
             "resnet20" | "resnet-20" => Ok(Arch::ResNet20),
             "vgg-small" | "vggsmall" | "vgg" => Ok(Arch::VggSmall),
-            other => Err(NnError::Config(format!(
-                "unknown model {other:?} (expected resnet18, resnet20 or vgg-small)"
-            ))),
+            other => Err(NnError::UnknownName {
+                what: "model",
+                found: other.to_string(),
+                expected: "resnet18, resnet20 or vgg-small",
+            }),
         }
     }
 }
@@ -165,10 +167,11 @@ fn vgg_small(cfg: &ModelConfig, rng: &mut Rng) -> Result<Sequential, NnError> {
         s.push(format!("features.{idx}"), MaxPool2d::new(2, 2)?);
         idx += 1;
         if h < 2 || w < 2 {
-            return Err(NnError::Config(format!(
-                "VGG-Small input {:?} too small for three 2×2 max-pools",
-                cfg.input_size
-            )));
+            return Err(NnError::InvalidParameter {
+                what: "VGG-Small input size".into(),
+                allowed: "large enough for three 2×2 max-pools (8×8 or more)",
+                found: format!("{:?}", cfg.input_size),
+            });
         }
         h /= 2;
         w /= 2;
@@ -180,6 +183,16 @@ fn vgg_small(cfg: &ModelConfig, rng: &mut Rng) -> Result<Sequential, NnError> {
     Ok(s)
 }
 
+/// Largest width multiplier [`Network::new`] builds (ResNet-18 at width 4 has about 180 M
+/// parameters): a checkpoint's metadata cannot make it allocate without bound.
+pub const MAX_WIDTH: f32 = 4.0;
+/// Most input channels [`Network::new`] accepts.
+pub const MAX_IN_CHANNELS: usize = 1024;
+/// Most classes [`Network::new`] accepts.
+pub const MAX_CLASSES: usize = 1 << 16;
+/// Largest input height or width [`Network::new`] accepts.
+pub const MAX_INPUT_SIDE: usize = 4096;
+
 impl Network {
     /// Builds a freshly initialised network; `seed` fixes the initial weights.
     pub fn new(config: ModelConfig, seed: u64) -> Result<Self, NnError> {
@@ -187,9 +200,29 @@ impl Network {
             || config.in_channels == 0
             || config.classes == 0
         {
-            return Err(NnError::Config(format!(
-                "model needs a positive width, input channels and classes, got {config:?}"
-            )));
+            return Err(NnError::InvalidParameter {
+                what: "model width, input channels and classes".into(),
+                allowed: "positive",
+                found: format!("{config:?}"),
+            });
+        }
+        if config.width > MAX_WIDTH
+            || config.in_channels > MAX_IN_CHANNELS
+            || config.classes > MAX_CLASSES
+            || config.input_size.0 > MAX_INPUT_SIDE
+            || config.input_size.1 > MAX_INPUT_SIDE
+        {
+            return Err(NnError::TooLarge {
+                what: format!("{} network", config.arch),
+                detail: format!(
+                    "width {}, {} input channels, {} classes, input {}x{}; the limits are width {MAX_WIDTH}, {MAX_IN_CHANNELS} channels, {MAX_CLASSES} classes, {MAX_INPUT_SIDE} pixels a side",
+                    config.width,
+                    config.in_channels,
+                    config.classes,
+                    config.input_size.0,
+                    config.input_size.1
+                ),
+            });
         }
         let mut rng = Rng::new(seed);
         let body = match config.arch {

@@ -113,12 +113,14 @@ impl Param {
     /// Sets the values from a tensor in PyTorch order; `src` must hold `self.len()` values.
     pub fn set_from_torch(&mut self, src: &[f32]) -> Result<(), crate::NnError> {
         if src.len() != self.value.len() {
-            return Err(crate::NnError::Config(format!(
-                "parameter of PyTorch shape {:?} needs {} values, got {}",
-                self.torch_shape,
-                self.value.len(),
-                src.len()
-            )));
+            return Err(crate::NnError::SizeMismatch {
+                what: format!(
+                    "values of a parameter of PyTorch shape {:?}",
+                    self.torch_shape
+                ),
+                expected: self.value.len(),
+                found: src.len(),
+            });
         }
         match self.layout {
             ParamLayout::Torch => self.value.copy_from_slice(src),

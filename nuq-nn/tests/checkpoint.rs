@@ -1,7 +1,8 @@
 //! Checkpoint round trips, PyTorch layout and strict loading; resumable training.
 
 use nuq_nn::checkpoint::{
-    load_model, load_train_state, read_model_config, save_model, save_train_state, CheckpointError,
+    load_model, load_model_bytes, load_train_state, load_train_state_bytes, model_bytes,
+    read_model_config, read_model_config_bytes, save_model, save_train_state, CheckpointError,
     TrainState,
 };
 use nuq_nn::optim::{Optimizer, Sgd};
@@ -147,8 +148,14 @@ fn resumed_training_matches_uninterrupted() {
         optimizer: tensors,
         optimizer_steps: steps,
         extra: vec![("note".into(), "test".into())],
+        model: Some(model_bytes(&mut a).unwrap()),
     };
     save_train_state(&state, &sp).unwrap();
+    // The state holds the model checkpoint byte for byte; equal networks give equal bytes.
+    assert_eq!(
+        load_train_state(&sp).unwrap().model.as_deref(),
+        Some(&std::fs::read(&mp).unwrap()[..])
+    );
     let (x, l) = batch(20);
     train_step(&mut a, &mut ce, &mut opt, &x, &l, 0.05).unwrap();
 
@@ -207,4 +214,81 @@ fn model_config_is_read_back_from_the_metadata() {
     .unwrap();
     let err = read_model_config(&broken).unwrap_err().to_string();
     assert!(err.contains("nuq.width") && err.contains("-1"), "{err}");
+}
+
+/// `bytes` (a safetensors file) with the metadata value of `key` replaced by `value`.
+fn with_metadata(bytes: &[u8], key: &str, value: &str) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    header["__metadata__"][key] = serde_json::Value::String(value.into());
+    let mut text = serde_json::to_string(&header).unwrap();
+    while !text.len().is_multiple_of(8) {
+        text.push(' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
+}
+
+#[test]
+fn crafted_metadata_cannot_make_the_network_allocate_without_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let mut net = Network::new(small(Arch::ResNet20), 3).unwrap();
+    save_model(&mut net, &path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    for (key, value, what) in [
+        ("nuq.width", "1000", "width 1000"),
+        ("nuq.classes", "1000000000000", "1000000000000 classes"),
+        ("nuq.input_size", "100000x100000", "input 100000x100000"),
+        ("nuq.in_channels", "99999", "99999 input channels"),
+    ] {
+        let crafted = with_metadata(&bytes, key, value);
+        let cfg = read_model_config_bytes(&path, &crafted)
+            .unwrap()
+            .expect("nuq metadata");
+        match Network::new(cfg, 0) {
+            Err(NnError::TooLarge { detail, .. }) => assert!(detail.contains(what), "{detail}"),
+            other => panic!("{key}={value}: expected TooLarge, got {:?}", other.err()),
+        }
+    }
+    // VGG-Small's classifier grows with the input: 4096×4096 images into 65536 classes would
+    // be a 2^40-weight linear layer.
+    let cfg = ModelConfig {
+        arch: Arch::VggSmall,
+        width: 0.25,
+        in_channels: 1,
+        classes: 1 << 16,
+        input_size: (4096, 4096),
+    };
+    assert!(matches!(
+        Network::new(cfg, 0),
+        Err(NnError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn byte_level_loaders_match_the_file_loaders() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let mut net = Network::new(small(Arch::VggSmall), 3).unwrap();
+    save_model(&mut net, &path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let cfg = read_model_config_bytes(&path, &bytes).unwrap().unwrap();
+    assert_eq!(cfg, small(Arch::VggSmall));
+    let mut a = Network::new(cfg, 9).unwrap();
+    let mut b = Network::new(cfg, 10).unwrap();
+    load_model(&mut a, &path).unwrap();
+    load_model_bytes(&mut b, &path, &bytes).unwrap();
+    let x = Tensor::zeros([1, 8, 8, 3]);
+    let la = a.forward(&x, Mode::Eval).unwrap().data().to_vec();
+    let lb = b.forward(&x, Mode::Eval).unwrap().data().to_vec();
+    assert_eq!(la, lb);
+    // Every truncation is an error, never a panic.
+    for cut in (0..bytes.len()).step_by(97) {
+        assert!(load_model_bytes(&mut b, &path, &bytes[..cut]).is_err());
+        assert!(load_train_state_bytes(&path, &bytes[..cut]).is_err());
+        let _ = read_model_config_bytes(&path, &bytes[..cut]);
+    }
 }

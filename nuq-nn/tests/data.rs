@@ -7,8 +7,8 @@ use std::sync::Arc;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use nuq_nn::data::{
-    load_cifar10, load_cifar100, load_mnist_like, Augment, BatchLoader, Cifar100Labels, DataError,
-    Dataset, Split,
+    decode_cifar10, decode_cifar100, decode_mnist_like, load_cifar10, load_cifar100,
+    load_mnist_like, parse_idx, Augment, BatchLoader, Cifar100Labels, DataError, Dataset, Split,
 };
 use nuq_nn::Rng;
 
@@ -269,4 +269,79 @@ fn loader_is_seeded_complete_and_prefetching() {
     let mut early = BatchLoader::new(data, 1, aug, true, false, 0, 0);
     assert!(early.next().is_some());
     drop(early);
+}
+
+#[test]
+fn idx_dimensions_whose_product_overflows_are_refused() {
+    // 2^32−1 cubed overflows 64 bits (it used to wrap); the payload is 3 bytes.
+    let bytes = idx_bytes(0x803, &[u32::MAX; 3], &[1, 2, 3]);
+    let e = parse_idx(Path::new("x"), &bytes, 3, 1 << 20).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DataError::Size {
+                expected: u64::MAX,
+                found: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // 2^16 · 2^16 · 2^16 = 2^48 exactly is not 3 bytes either.
+    let bytes = idx_bytes(0x803, &[1 << 16; 3], &[1, 2, 3]);
+    let e = parse_idx(Path::new("x"), &bytes, 3, 1 << 20).unwrap_err();
+    assert!(
+        matches!(e, DataError::Size { expected, .. } if expected == 1 << 48),
+        "{e}"
+    );
+}
+
+#[test]
+fn idx_gzip_bombs_stop_at_the_limit() {
+    // 1 MiB of zeros compresses to about 1 KiB; with a 64 KiB limit it is refused without
+    // decompressing it all.
+    let mut e = GzEncoder::new(Vec::new(), Compression::best());
+    e.write_all(&idx_bytes(0x803, &[1, 1024, 1024], &vec![0; 1 << 20]))
+        .unwrap();
+    let gz = e.finish().unwrap();
+    assert!(gz.len() < 4096);
+    let err = parse_idx(Path::new("bomb.gz"), &gz, 3, 64 << 10).unwrap_err();
+    assert!(
+        matches!(err, DataError::Size { expected, found, .. } if expected == 64 << 10 && found == (64 << 10) + 1),
+        "{err}"
+    );
+    // The same stream under a large enough limit is read.
+    let a = parse_idx(Path::new("ok.gz"), &gz, 3, 2 << 20).unwrap();
+    assert_eq!(a.dims, [1, 1024, 1024]);
+}
+
+#[test]
+fn idx_images_of_zero_pixels_are_refused() {
+    let images = idx_bytes(0x803, &[2, 0, 5], &[]);
+    let labels = idx_bytes(0x801, &[2], &[1, 2]);
+    let e = decode_mnist_like(&images, &labels, 1 << 20).unwrap_err();
+    assert!(matches!(e, DataError::Invalid { .. }), "{e}");
+    assert!(e.to_string().contains("0×5"), "{e}");
+}
+
+#[test]
+fn cifar_bytes_decode_like_files() {
+    let mut bytes = cifar_record(&[3]);
+    bytes.extend(cifar_record(&[9]));
+    let ds = decode_cifar10(Path::new("b"), &bytes).unwrap();
+    assert_eq!((ds.len(), ds.classes), (2, 10));
+    assert_eq!(ds.labels, [3, 9]);
+    let e = decode_cifar10(Path::new("b"), &bytes[..3000]).unwrap_err();
+    assert!(matches!(e, DataError::Size { .. }), "{e}");
+    let e = decode_cifar10(Path::new("b"), &[]).unwrap_err();
+    assert!(matches!(e, DataError::Size { .. }), "{e}");
+    let rec = cifar_record(&[19, 99]);
+    let coarse = decode_cifar100(Path::new("c"), &rec, Cifar100Labels::Coarse).unwrap();
+    let fine = decode_cifar100(Path::new("c"), &rec, Cifar100Labels::Fine).unwrap();
+    assert_eq!((coarse.labels[0], fine.labels[0]), (19, 99));
+    let bad = cifar_record(&[20, 99]);
+    assert!(matches!(
+        decode_cifar100(Path::new("c"), &bad, Cifar100Labels::Coarse),
+        Err(DataError::Invalid { .. })
+    ));
 }

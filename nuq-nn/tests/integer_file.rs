@@ -193,7 +193,7 @@ fn files_using_ops_without_an_integer_form_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains(&format!("layer {at}")) && e.contains("op add has no integer-model form"),
+        e.contains(&format!("layer {at}")) && e.contains("op = add is not supported"),
         "{e}"
     );
     // An owned model whose input_zp names a missing zero-point table is an error, not a panic.

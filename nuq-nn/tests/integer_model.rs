@@ -45,6 +45,9 @@ fn images(n: usize, len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Test images per case: agreement is measured to 1 in 1 000.
+const IMAGES: usize = 1000;
+
 struct Case {
     arch: Arch,
     width: f32,
@@ -85,7 +88,7 @@ fn agreement(case: &Case) -> (f64, f64, f64) {
         .unwrap();
     let model = qn.to_integer().unwrap();
 
-    let n = 200;
+    let n = IMAGES;
     let test = images(n, len, 2);
     let x = norm.normalise(&test, n, case.size, case.size).unwrap();
     let float_logits = qn.net.forward(&x, Mode::Eval).unwrap().data().to_vec();
@@ -137,9 +140,10 @@ fn resnet_integer_model_agrees_with_fake_quant_twin() {
             act_per_channel,
         };
         let (agree, off, worst) = agreement(&case);
+        eprintln!("{family:?} {bits} bits: top-1 agreement {agree} on {IMAGES} images");
         assert!(
-            agree >= 0.99,
-            "{family:?} {bits} bits: top-1 agreement {agree}"
+            agree >= 0.999,
+            "{family:?} {bits} bits: top-1 agreement {agree} on {IMAGES} images"
         );
         assert!(
             off <= 0.03,
@@ -167,7 +171,11 @@ fn vgg_integer_model_agrees_with_fake_quant_twin() {
             act_per_channel,
         };
         let (agree, off, worst) = agreement(&case);
-        assert!(agree >= 0.99, "{act_per_channel}: top-1 agreement {agree}");
+        eprintln!("VGG {act_per_channel}: top-1 agreement {agree} on {IMAGES} images");
+        assert!(
+            agree >= 0.999,
+            "{act_per_channel}: top-1 agreement {agree} on {IMAGES} images"
+        );
         assert!(
             off <= 0.03,
             "{act_per_channel}: {off} of images off by up to {worst}"
@@ -206,7 +214,7 @@ fn per_channel_activation_thresholds_differ_between_channels() {
         }
     };
     let (layer, channel) = (thresholds(false), thresholds(true));
-    assert_eq!(layer.len(), channel.len());
+    assert_eq!(layer.values().len(), channel.values().len());
     assert_ne!(layer, channel);
 }
 

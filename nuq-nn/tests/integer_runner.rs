@@ -2,6 +2,7 @@
 //! kernel path, at every batch split and thread count, and on both tiling schemes
 //! (row tiles for tall outputs, column tiles for short ones).
 
+use nuq_core::{Direction, MacThresholds};
 use nuq_kernels::KernelPath;
 use nuq_nn::integer::random::{random_images, random_model, RandomModelSpec};
 use nuq_nn::integer::{
@@ -289,20 +290,23 @@ fn extreme_case(c_in: usize) {
         indices: (0..3 * c_in).map(|_| rng.below(255) as u8).collect(),
     };
     let requant = |bias: i32| Requant {
-        bits: 2,
         // Channel 0: ordinary; 1: beyond i32 after the bias; 2: falling.
-        thresholds: vec![
-            -2000,
-            0,
-            2000,
-            i32::MIN,
-            i32::MIN + 5,
-            i32::MAX,
-            -1000,
-            10,
-            i32::MAX - bias.max(0),
-        ],
-        falling: vec![false, false, true],
+        thresholds: MacThresholds::new(
+            2,
+            vec![
+                -2000,
+                0,
+                2000,
+                i32::MIN,
+                i32::MIN + 5,
+                i32::MAX,
+                -1000,
+                10,
+                i32::MAX - bias.max(0),
+            ],
+            vec![Direction::Rising, Direction::Rising, Direction::Falling],
+        )
+        .unwrap(),
         levels: vec![0, 3, 9, 40],
         scale: 1.0,
     };
@@ -388,9 +392,7 @@ fn accumulator_overflow_is_an_error() {
             3
         ],
         output: Requant {
-            bits: 1,
-            thresholds: vec![0; 3],
-            falling: vec![false; 3],
+            thresholds: MacThresholds::new(1, vec![0; 3], vec![Direction::Rising; 3]).unwrap(),
             levels: vec![0, 1],
             scale: 1.0,
         },

@@ -119,7 +119,7 @@ fn progressive_reduction_reaches_the_integer_model() {
                 assert_eq!(c.weights.bits, want, "conv node {i}");
                 assert!(c.weights.levels.len() <= 1 << want);
                 if let ConvOutput::Codes(r) = &c.output {
-                    assert_eq!(r.bits, bits, "conv node {i}");
+                    assert_eq!(r.bits(), bits, "conv node {i}");
                 }
                 convs += 1;
             }

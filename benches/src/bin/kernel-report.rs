@@ -12,7 +12,7 @@
 //! thread scheduled by rayon like the GEMM tiles); the line is the median over shapes. Set `KERNEL_REPORT_QUICK=1` for a
 //! shorter, noisier run.
 
-use nuq_kernels::peak::{vnni_chains, MACS_PER_ITERATION};
+use nuq_benches::peak::{vnni_chains, MACS_PER_ITERATION};
 use nuq_kernels::{
     gemm_codebook, gemm_u8i8, CodebookScope, CodebookWeights, KernelPath, PackedWeights,
 };

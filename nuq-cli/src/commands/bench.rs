@@ -9,10 +9,10 @@ use nuq_nn::integer::IntegerRunner;
 use nuq_nn::Rng;
 use serde::Serialize;
 
-use crate::exit::{CmdResult, Failure};
+use crate::exit::{nn, CmdResult, Failure};
 use crate::model_file::read_integer_model;
+use crate::model_file::MemoryArgs;
 use crate::output;
-use crate::training::nn;
 
 /// A kernel path by name, or `auto` (the best this CPU has).
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +59,9 @@ pub struct BenchArgs {
     /// Kernel path: auto, scalar, portable, avx2 or avx512.
     #[arg(long, default_value = "auto", value_parser = parse_kernel)]
     kernel: KernelChoice,
-    /// Print one JSON object with the results at the end.
+    #[command(flatten)]
+    memory: MemoryArgs,
+    /// Print the results as one JSON object on stdout (the text lines go to stderr).
     #[arg(long)]
     json: bool,
 }
@@ -97,7 +99,12 @@ pub fn run(a: &BenchArgs) -> CmdResult {
         .num_threads(threads)
         .build()
         .map_err(|e| Failure::new(format!("cannot start {threads} threads: {e}")))?;
-    let mut runner = IntegerRunner::new(&model, path).map_err(nn)?;
+    let mut runner =
+        IntegerRunner::with_memory_limit(&model, path, a.memory.memory_limit).map_err(nn)?;
+    // Refuse a batch that does not fit before allocating anything for it.
+    for &b in &a.batch {
+        runner.check_batch(b as usize).map_err(nn)?;
+    }
     let per = model.input.height * model.input.width * model.input.channels;
     let mut rng = Rng::new(1);
     let mut results = Vec::new();
@@ -138,9 +145,5 @@ pub fn run(a: &BenchArgs) -> CmdResult {
             report.model, r.batch, report.threads, report.kernel, r.img_per_s, r.ms_per_batch
         ));
     }
-    output::print(&text)?;
-    if a.json {
-        output::print_json(&report)?;
-    }
-    Ok(())
+    output::finish(a.json, &text, &report)
 }

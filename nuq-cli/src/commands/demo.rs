@@ -18,14 +18,15 @@ use nuq_nn::{Arch, ModelConfig, Network};
 use serde::Serialize;
 
 use crate::dataset::{load_split, DatasetKind, FASHION_MNIST_DIR};
-use crate::evaluation::{float_stats, integer_accuracy};
-use crate::exit::{CmdResult, Failure};
+use crate::exit::{nn, CmdResult, Failure};
 use crate::float_model;
 use crate::model_file::write_model;
 use crate::output;
 use crate::progress::Progress;
-use crate::quantization::{quantize, Recipe};
-use crate::training::{nn, train_float, Flow, Plan, Position, ScheduleKind};
+use nuq_nn::pipeline::{
+    float_stats, integer_accuracy, quantize, train_float, Flow, Plan, Position, Recipe,
+    ScheduleKind,
+};
 
 /// Train, quantize (4-bit k-quantile and 4-bit uniform) and run integer-only on Fashion-MNIST.
 #[derive(Debug, Args)]
@@ -65,7 +66,7 @@ pub struct DemoArgs {
     /// Random seed (weights, batch order, augmentation).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Print one JSON object with the results at the end.
+    /// Print the results as one JSON object on stdout (the text goes to stderr).
     #[arg(long)]
     pub json: bool,
 }
@@ -152,7 +153,7 @@ pub fn run(a: &DemoArgs) -> CmdResult {
     let test_set = Arc::new(test_set);
     let plan = plan(a);
     let mut opt = plan.optimizer();
-    train_float(
+    train_float::<Failure>(
         &mut net,
         &mut opt,
         &train_set,
@@ -228,11 +229,7 @@ pub fn run(a: &DemoArgs) -> CmdResult {
         test_images: test_set.len(),
         model_path: a.out.display().to_string(),
     };
-    output::print(&table(&report))?;
-    if a.json {
-        output::print_json(&report)?;
-    }
-    Ok(())
+    output::finish(a.json, &table(&report), &report)
 }
 
 fn table(r: &DemoReport) -> String {

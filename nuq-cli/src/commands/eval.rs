@@ -12,11 +12,12 @@ use nuq_nn::data::Split;
 use serde::Serialize;
 
 use crate::dataset::DataArgs;
-use crate::evaluation::{float_stats, integer_accuracy};
 use crate::exit::{CmdResult, Failure};
 use crate::float_model::{self, ModelArgs};
 use crate::model_file::read_integer_model;
+use crate::model_file::MemoryArgs;
 use crate::output;
+use nuq_nn::pipeline::{float_stats, integer_accuracy};
 
 /// Measure the test accuracy of a .nuq integer model or a float checkpoint.
 #[derive(Debug, Args)]
@@ -37,7 +38,9 @@ pub struct EvalArgs {
     model: ModelArgs,
     #[command(flatten)]
     data: DataArgs,
-    /// Print one JSON object with the results at the end.
+    #[command(flatten)]
+    memory: MemoryArgs,
+    /// Print the results as one JSON object on stdout (the summary line goes to stderr).
     #[arg(long)]
     json: bool,
 }
@@ -73,6 +76,7 @@ fn is_nuq(path: &Path) -> Result<bool, Failure> {
 /// Runs the command.
 pub fn run(a: &EvalArgs) -> CmdResult {
     let t0 = Instant::now();
+    a.memory.apply();
     if a.model_file.is_dir() {
         return Err(Failure::new(format!(
             "{}: is a directory; pass a .nuq model or a .safetensors checkpoint",
@@ -102,16 +106,13 @@ pub fn run(a: &EvalArgs) -> CmdResult {
         dataset: a.data.dataset.name().into(),
         seconds: t0.elapsed().as_secs_f64(),
     };
-    output::print(&format!(
+    let text = format!(
         "{}: {} test accuracy {:.2}% on {} {} images\n",
         a.model_file.display(),
         if integer { "integer-only" } else { "float" },
         100.0 * accuracy,
         images,
         report.dataset
-    ))?;
-    if a.json {
-        output::print_json(&report)?;
-    }
-    Ok(())
+    );
+    output::finish(a.json, &text, &report)
 }

@@ -11,13 +11,13 @@ use nuq_nn::data::Split;
 use serde::Serialize;
 
 use crate::dataset::DataArgs;
-use crate::evaluation::{float_stats, integer_accuracy, twin_agreement};
 use crate::exit::{CmdResult, Failure};
 use crate::float_model::{self, ModelArgs};
-use crate::model_file::{codebook_kind, write_model};
+use crate::model_file::write_model;
 use crate::output;
 use crate::progress::Progress;
-use crate::quantization::{quantize_with_twin, QuantArgs};
+use crate::quantization::QuantArgs;
+use nuq_nn::pipeline::{float_stats, integer_accuracy, quantize_with_twin, twin_agreement};
 
 /// Quantize a float checkpoint to a .nuq integer model.
 #[derive(Debug, Args)]
@@ -54,7 +54,7 @@ pub struct QuantizeArgs {
     /// Skip the float and integer test-set evaluation.
     #[arg(long)]
     no_eval: bool,
-    /// Print one JSON object with the results at the end.
+    /// Print the results as one JSON object on stdout (the text goes to stderr).
     #[arg(long)]
     json: bool,
 }
@@ -128,7 +128,7 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
         meta.insert("integer_accuracy".into(), format!("{i:.4}"));
     }
     let family = a.quant.weight_family.unwrap_or(a.quant.family);
-    let model_bytes = write_model(&a.out, &model, codebook_kind(family), meta)?;
+    let model_bytes = write_model(&a.out, &model, family.codebook_kind(), meta)?;
     let report = QuantizeReport {
         model: cfg.arch.to_string(),
         width: cfg.width,
@@ -162,9 +162,5 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
         ));
     }
     text.push_str(&format!("wrote {} ({} bytes)\n", report.out, model_bytes));
-    output::print(&text)?;
-    if a.json {
-        output::print_json(&report)?;
-    }
-    Ok(())
+    output::finish(a.json, &text, &report)
 }

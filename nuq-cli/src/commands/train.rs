@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use clap::Args;
 use nuq_nn::checkpoint::{
-    load_model, load_train_state, save_model, save_train_state, train_state_path, TrainState,
+    load_model, load_model_bytes, load_train_state, model_bytes, save_model, save_train_state,
+    train_state_path, TrainState,
 };
 use nuq_nn::data::Split;
 use nuq_nn::optim::Optimizer;
@@ -16,14 +17,15 @@ use nuq_nn::{Arch, ModelConfig, Network, Rng};
 use serde::Serialize;
 
 use crate::dataset::DataArgs;
-use crate::evaluation::{float_stats, integer_accuracy};
-use crate::exit::{CmdResult, Failure};
+use crate::exit::{nn, CmdResult, Failure};
 use crate::float_model::{self, parse_arch, parse_width, ModelArgs};
-use crate::model_file::{codebook_kind, write_model};
+use crate::model_file::write_model;
 use crate::output;
 use crate::progress::Progress;
-use crate::quantization::{parse_family, quantize, QuantArgs};
-use crate::training::{nn, train_float, Flow, Plan, Position, ScheduleKind};
+use crate::quantization::{parse_family, QuantArgs};
+use nuq_nn::pipeline::{
+    float_stats, integer_accuracy, quantize, train_float, Flow, Plan, Position, ScheduleKind,
+};
 
 /// Train a network in float, or fine-tune it with quantizers in the loop.
 #[derive(Debug, Args)]
@@ -64,8 +66,9 @@ pub struct TrainArgs {
     /// L2 weight decay (not on batch-norm parameters and biases).
     #[arg(long, default_value_t = 5e-4)]
     wd: f32,
-    /// Learning-rate schedule.
-    #[arg(long, value_enum, default_value_t = ScheduleKind::Onecycle)]
+    /// Learning-rate schedule: onecycle (warm-up, then cosine to zero) or cosine (one epoch
+    /// of warm-up).
+    #[arg(long, default_value = "onecycle", value_parser = parse_schedule)]
     schedule: ScheduleKind,
     /// Seed of the initial weights, batch order and augmentation.
     #[arg(long, default_value_t = 1)]
@@ -98,7 +101,7 @@ pub struct TrainArgs {
     /// Threads (default: all cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
-    /// Print one JSON object with the results at the end.
+    /// Print the results as one JSON object on stdout (the text goes to stderr).
     #[arg(long)]
     json: bool,
 }
@@ -150,6 +153,11 @@ fn plan_entries(a: &TrainArgs) -> Vec<(String, String)> {
         ("seed".into(), a.seed.to_string()),
         ("augment".into(), (!a.no_augment).to_string()),
     ]
+}
+
+/// Parses a schedule name for clap.
+fn parse_schedule(s: &str) -> Result<ScheduleKind, String> {
+    s.parse::<ScheduleKind>().map_err(|e| e.to_string())
 }
 
 /// Runs the command on a thread pool of `--threads` threads.
@@ -231,7 +239,7 @@ fn run_float(a: &TrainArgs) -> CmdResult {
     ));
     let mut history = Vec::new();
     let mut epoch_start = Instant::now();
-    let trained = train_float(
+    let trained = train_float::<Failure>(
         &mut net,
         &mut opt,
         &train,
@@ -241,6 +249,9 @@ fn run_float(a: &TrainArgs) -> CmdResult {
         &progress,
         &mut |net, opt, at, stats| {
             let te = float_stats(net, &test, &augment)?;
+            // The state file carries the model too: a run killed between the two writes
+            // resumes from the state's consistent pair.
+            let model = model_bytes(net).map_err(nn)?;
             save_model(net, &a.out).map_err(nn)?;
             let (tensors, optimizer_steps) = opt.state();
             save_train_state(
@@ -252,6 +263,7 @@ fn run_float(a: &TrainArgs) -> CmdResult {
                     optimizer: tensors,
                     optimizer_steps,
                     extra: plan_entries(a),
+                    model: Some(model),
                 },
                 &state_file,
             )
@@ -264,7 +276,7 @@ fn run_float(a: &TrainArgs) -> CmdResult {
                 test_acc: te.accuracy(),
                 seconds: epoch_start.elapsed().as_secs_f64(),
             };
-            output::print(&format!(
+            output::human(a.json, &format!(
                 "epoch {:>3}/{}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  {:.1} s\n",
                 e.epoch,
                 a.epochs,
@@ -285,10 +297,13 @@ fn run_float(a: &TrainArgs) -> CmdResult {
     trained?;
     let stopped_at = history.last().map_or(from.epoch, |e| e.epoch);
     if stopped_at < a.epochs {
-        output::print(&format!(
-            "stopped after epoch {stopped_at} of {} as asked; continue with --resume\n",
-            a.epochs
-        ))?;
+        output::human(
+            a.json,
+            &format!(
+                "stopped after epoch {stopped_at} of {} as asked; continue with --resume\n",
+                a.epochs
+            ),
+        )?;
     }
     let test_acc = match history.last() {
         Some(e) => e.test_acc,
@@ -304,17 +319,14 @@ fn run_float(a: &TrainArgs) -> CmdResult {
         out: a.out.display().to_string(),
         history,
     };
-    output::print(&format!(
+    let text = format!(
         "test accuracy {:.2}% after {} epochs; model in {} (state in {})\n",
         100.0 * report.test_acc,
         stopped_at,
         a.out.display(),
         state_file.display()
-    ))?;
-    if a.json {
-        output::print_json(&report)?;
-    }
-    Ok(())
+    );
+    output::finish(a.json, &text, &report)
 }
 
 /// Loads the model and optimiser state of an interrupted run, checking it is the same run.
@@ -344,8 +356,11 @@ fn resume(
             a.width
         )));
     }
-    load_model(net, &a.out).map_err(nn)?;
     let st = load_train_state(state_file).map_err(nn)?;
+    match &st.model {
+        Some(bytes) => load_model_bytes(net, state_file, bytes).map_err(nn)?,
+        None => load_model(net, &a.out).map_err(nn)?,
+    }
     let want = plan_entries(a);
     for (k, v) in &want {
         match st.extra.iter().find(|(sk, _)| sk == k) {
@@ -423,7 +438,7 @@ fn run_qat(a: &TrainArgs, bits: u8) -> CmdResult {
     meta.insert("quantizer".into(), q.describe());
     meta.insert("qat_epochs".into(), a.epochs.to_string());
     meta.insert("integer_accuracy".into(), format!("{int_acc:.4}"));
-    let model_bytes = write_model(&a.out, &model, codebook_kind(a.family), meta)?;
+    let model_bytes = write_model(&a.out, &model, a.family.codebook_kind(), meta)?;
     let report = QatReport {
         quantizer: q.describe(),
         epochs: a.epochs,
@@ -432,16 +447,13 @@ fn run_qat(a: &TrainArgs, bits: u8) -> CmdResult {
         seconds: t0.elapsed().as_secs_f64(),
         out: a.out.display().to_string(),
     };
-    output::print(&format!(
+    let text = format!(
         "{}: {} epochs of quantization-aware training, integer-only test accuracy {:.2}%; wrote {} ({} bytes)\n",
         report.quantizer,
         a.epochs,
         100.0 * int_acc,
         report.out,
         model_bytes
-    ))?;
-    if a.json {
-        output::print_json(&report)?;
-    }
-    Ok(())
+    );
+    output::finish(a.json, &text, &report)
 }

@@ -12,11 +12,11 @@ use nuq_nn::Rng;
 use serde::Serialize;
 
 use crate::dataset::DataArgs;
-use crate::evaluation::{argmax, check_input_shape};
+use crate::exit::nn;
 use crate::exit::{CmdResult, Failure};
-use crate::model_file::read_integer_model;
+use crate::model_file::{read_integer_model, MemoryArgs};
 use crate::output::{self, StagedDir};
-use crate::training::nn;
+use nuq_nn::pipeline::{argmax, check_input_shape};
 
 /// Write golden test vectors (input and every layer's output) for a .nuq model.
 #[derive(Debug, Args)]
@@ -64,7 +64,9 @@ pub struct VectorsArgs {
     /// join), so a testbench can tell a MAC error from a comparator error.
     #[arg(long)]
     accumulators: bool,
-    /// Print the manifest as one JSON object.
+    #[command(flatten)]
+    memory: MemoryArgs,
+    /// Print the manifest as one JSON object on stdout (the summary line goes to stderr).
     #[arg(long)]
     json: bool,
 }
@@ -289,6 +291,14 @@ pub fn run(a: &VectorsArgs) -> CmdResult {
     let inp = &model.input;
     let per = inp.height * inp.width * inp.channels;
     let n = a.count as usize;
+    // Refuse a model or batch above the memory limit before allocating the images.
+    let mut runner = IntegerRunner::with_memory_limit(
+        &model,
+        KernelPath::best_available(),
+        a.memory.memory_limit,
+    )
+    .map_err(nn)?;
+    runner.check_batch(n).map_err(nn)?;
     let (images, labels, source) = if a.random {
         let mut rng = Rng::new(a.seed);
         let bytes = (0..n * per).map(|_| rng.below(256) as u8).collect();
@@ -315,7 +325,6 @@ pub fn run(a: &VectorsArgs) -> CmdResult {
             ),
         )
     };
-    let mut runner = IntegerRunner::new(&model, KernelPath::best_available()).map_err(nn)?;
     // Every tensor of the batch, input first (the pre-requantization values are recomputed
     // from them).
     let mut values: Vec<Values> = vec![Values::U8(images.clone())];
@@ -409,14 +418,11 @@ pub fn run(a: &VectorsArgs) -> CmdResult {
         .map_err(|e| Failure::new(format!("cannot encode the manifest: {e}")))?;
     staged.add("manifest.json", json.as_bytes())?;
     let files = staged.commit()?;
-    output::print(&format!(
+    let text = format!(
         "wrote {} files for {} tensors of {n} image(s) to {}\n",
         files.len(),
         manifest.tensors.len(),
         a.out.display()
-    ))?;
-    if a.json {
-        output::print_json(&manifest)?;
-    }
-    Ok(())
+    );
+    output::finish(a.json, &text, &manifest)
 }

@@ -36,6 +36,15 @@ pub fn ok(o: &Output) -> String {
     stdout(o)
 }
 
+/// Asserts a successful `--json` run: exit code 0 and stdout exactly one JSON document (the
+/// whole of it parsed; human-readable text may go to stderr); returns the document.
+pub fn json(o: &Output) -> serde_json::Value {
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(o));
+    let out = stdout(o);
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("stdout is not exactly one JSON document ({e}): {out}"))
+}
+
 /// Asserts a runtime failure: exit code 1, nothing on stdout, exactly one `error: ` line on
 /// stderr, no panic; returns that line.
 pub fn fails(o: &Output) -> String {

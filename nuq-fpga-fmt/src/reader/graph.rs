@@ -647,7 +647,7 @@ pub(crate) fn validate_references(graph: &Graph<'_>, t: &Tables<'_, '_>) -> Resu
                 };
                 if op == LayerOp::Conv2d {
                     let g = r.groups.get();
-                    if inp[0] % g != 0 || out[0] % g != 0 {
+                    if inp[0] % g != 0 || !out[0].is_multiple_of(g) {
                         return Err(fe(
                             "groups",
                             offset_of!(RawLayer, groups),
@@ -708,7 +708,10 @@ pub(crate) fn validate_references(graph: &Graph<'_>, t: &Tables<'_, '_>) -> Resu
                 inp
             }
             LayerOp::Flatten => {
-                let n = u64::from(inp[0]) * u64::from(inp[1]) * u64::from(inp[2]);
+                // Each dimension is at most 2^24, so the product of all three (up to 2^72)
+                // is formed in 128 bits: in 64 bits it could wrap to a small, accepted count.
+                let n = u128::from(inp[0]) * u128::from(inp[1]) * u128::from(inp[2]);
+                let n = u64::try_from(n).unwrap_or(u64::MAX);
                 if n > u64::from(caps::DIM) {
                     return Err(fe(
                         "out_shape",

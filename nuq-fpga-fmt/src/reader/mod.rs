@@ -193,7 +193,7 @@ impl<'a> NuqFile<'a> {
         let header_size = header.header_size.get();
         if header_size < hsize as u32
             || header_size > caps::HEAD
-            || header_size % 8 != 0
+            || !header_size.is_multiple_of(8)
             || u64::from(header_size) > len
         {
             return Err(herr(
@@ -260,7 +260,7 @@ impl<'a> NuqFile<'a> {
         let entry_size = header.entry_size.get();
         if entry_size < size_of::<RawSectionEntry>() as u32
             || entry_size > caps::HEAD
-            || entry_size % 8 != 0
+            || !entry_size.is_multiple_of(8)
         {
             return Err(herr(
                 "entry_size",

@@ -130,7 +130,7 @@ impl<'a, R: Pod> Table<'a, R> {
     pub fn parse_sized(ctx: SectionCtx<'a>, min_head: u32, min_rec: u32) -> Result<Self> {
         let head: &RawTableHead = ctx.pod(None, "head", 0)?;
         let head_size = head.head_size.get();
-        if head_size < min_head || head_size > caps::HEAD || head_size % 8 != 0 {
+        if head_size < min_head || head_size > caps::HEAD || !head_size.is_multiple_of(8) {
             return Err(ctx.err(
                 None,
                 "head_size",
@@ -142,7 +142,7 @@ impl<'a, R: Pod> Table<'a, R> {
             ));
         }
         let record_size = head.record_size.get();
-        if record_size < min_rec || record_size > caps::HEAD || record_size % 8 != 0 {
+        if record_size < min_rec || record_size > caps::HEAD || !record_size.is_multiple_of(8) {
             return Err(ctx.err(
                 None,
                 "record_size",

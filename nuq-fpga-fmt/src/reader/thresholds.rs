@@ -174,8 +174,7 @@ impl<'a> Thresholds<'a> {
 
     /// The output code of channel `c` for accumulator `acc`.
     pub fn code(&self, c: u32, acc: i32) -> Option<u32> {
-        let t = self.channel(c)?;
-        Some(self.direction(c)?.code(acc, t.iter().map(|v| v.get())))
+        self.code_wide(c, i64::from(acc))
     }
 
     /// The output code of channel `c` for a 64-bit sum (an `aligned_add`), comparing it with

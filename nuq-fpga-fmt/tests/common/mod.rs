@@ -83,7 +83,7 @@ pub fn relayout(
     out[44..48].copy_from_slice(&(header_size as u32).to_le_bytes());
     out[48..52].copy_from_slice(&(entry_size as u32).to_le_bytes());
     for (i, (kind, payload)) in sections.iter().enumerate() {
-        while out.len() % alignment != 0 {
+        while !out.len().is_multiple_of(alignment) {
             out.push(0);
         }
         let e = header_size + i * entry_size;
@@ -295,4 +295,44 @@ pub fn as_1_1(secs: &[(u32, Vec<u8>)]) -> Vec<(u32, Vec<u8>)> {
     out.push((SectionKind::Aligns.raw(), empty(40)));
     out.push((SectionKind::ZeroPoints.raw(), empty(24)));
     out
+}
+
+/// A file whose `flatten` reads a `252017 × 6444494 × 11357979` input: the product is
+/// `2^64 + 26`, which a 64-bit multiplication wraps to 26 (so a reader doing that would accept
+/// the declared `[26, 1, 1]`). Every other field is valid.
+pub fn wrapping_flatten() -> Vec<u8> {
+    let mut m = Model::default();
+    m.scales.push(Scale {
+        value: 1.0,
+        exponent: None,
+        multiplier_shift: None,
+    });
+    m.codebooks
+        .push(Codebook::new(CodebookKind::Uniform, 8, true, vec![-1, 1]));
+    // Written with a 26 × 1 × 1 input, then the input's out_shape (graph record 0, byte 24 of
+    // the 16-byte-headed record) is patched and every checksum fixed.
+    let mut input = Layer::new("in", LayerOp::Input, &[], [26, 1, 1]);
+    input.act_bits = 0;
+    m.layers.push(input);
+    m.layers
+        .push(Layer::new("flat", LayerOp::Flatten, &[0], [26, 1, 1]));
+    m.weights.push(WeightTensor {
+        bits: 1,
+        word_bits: 32,
+        order: TileOrder::RowPerOutput,
+        dims: vec![2, 26],
+        indices: vec![1; 52],
+    });
+    let mut fc = Layer::new("fc", LayerOp::Linear, &[1], [2, 1, 1]);
+    fc.weight_bits = 1;
+    fc.weights = Some(0);
+    fc.weight_codebook = Some(0);
+    fc.weight_scale = Some(0);
+    m.layers.push(fc);
+    let bytes = encode(&m, &WriteOptions::default()).expect("a valid model");
+    let dims: Vec<u8> = [252_017u32, 6_444_494, 11_357_979]
+        .iter()
+        .flat_map(|d| d.to_le_bytes())
+        .collect();
+    patch(&bytes, SectionKind::Graph, 16 + 24, &dims)
 }

@@ -44,7 +44,7 @@ fn append_records(
     ds: &mut Dataset,
 ) -> Result<(), DataError> {
     let rec = label_bytes + PIXELS;
-    if bytes.is_empty() || bytes.len() % rec != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(rec) {
         return Err(DataError::Size {
             path: path.to_path_buf(),
             what: format!("a whole number of {rec}-byte records"),
@@ -92,8 +92,40 @@ pub fn load_cifar10(dir: &Path, split: Split) -> Result<Dataset, DataError> {
     let mut ds = empty(10);
     for f in files {
         let bytes = read(&f)?;
-        append_records(&f, &bytes, 1, 0, 10, &mut ds)?;
+        let part = decode_cifar10(&f, &bytes)?;
+        ds.images.extend_from_slice(&part.images);
+        ds.labels.extend_from_slice(&part.labels);
     }
+    Ok(ds)
+}
+
+/// Decodes one CIFAR-10 batch file's contents (`path` only names it in errors).
+///
+/// # Errors
+/// [`DataError::Size`] for a length that is not a whole number of records,
+/// [`DataError::Invalid`] for a label not below 10.
+pub fn decode_cifar10(path: &Path, bytes: &[u8]) -> Result<Dataset, DataError> {
+    let mut ds = empty(10);
+    append_records(path, bytes, 1, 0, 10, &mut ds)?;
+    Ok(ds)
+}
+
+/// Decodes a CIFAR-100 file's contents (`path` only names it in errors) with coarse or fine
+/// labels.
+///
+/// # Errors
+/// As [`decode_cifar10`] (labels below 20 or 100).
+pub fn decode_cifar100(
+    path: &Path,
+    bytes: &[u8],
+    labels: Cifar100Labels,
+) -> Result<Dataset, DataError> {
+    let (index, classes) = match labels {
+        Cifar100Labels::Coarse => (0, 20),
+        Cifar100Labels::Fine => (1, 100),
+    };
+    let mut ds = empty(classes);
+    append_records(path, bytes, 2, index, classes, &mut ds)?;
     Ok(ds)
 }
 
@@ -107,12 +139,6 @@ pub fn load_cifar100(
         Split::Train => "train.bin",
         Split::Test => "test.bin",
     });
-    let (index, classes) = match labels {
-        Cifar100Labels::Coarse => (0, 20),
-        Cifar100Labels::Fine => (1, 100),
-    };
-    let mut ds = empty(classes);
     let bytes = read(&f)?;
-    append_records(&f, &bytes, 2, index, classes, &mut ds)?;
-    Ok(ds)
+    decode_cifar100(&f, &bytes, labels)
 }

@@ -39,20 +39,58 @@ fn locate(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     })
 }
 
+/// Largest IDX payload [`read_idx`] decompresses or reads (2^31 bytes; Fashion-MNIST's
+/// training images are 47 MB): a crafted gzip stream cannot exhaust memory.
+pub const MAX_IDX_BYTES: u64 = 1 << 31;
+
 /// Reads an IDX file of unsigned bytes with `ndims` dimensions (gzip detected by content).
+///
+/// # Errors
+/// [`DataError::Io`] for an unreadable file or a broken gzip stream; as [`parse_idx`].
 pub fn read_idx(path: &Path, ndims: u8) -> Result<IdxArray, DataError> {
-    let io = |source| DataError::Io {
+    let raw = std::fs::read(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
+    })?;
+    parse_idx(path, &raw, ndims, MAX_IDX_BYTES)
+}
+
+/// Parses the contents `raw` of an IDX file (`path` only names it in errors), decompressing
+/// gzip first; a payload of more than `max_bytes` bytes (after decompression) is refused.
+///
+/// # Errors
+/// [`DataError::Io`] for a broken gzip stream, [`DataError::Magic`], [`DataError::Size`] for
+/// a short header, a payload that does not match the dimensions or one above `max_bytes`.
+pub fn parse_idx(
+    path: &Path,
+    raw: &[u8],
+    ndims: u8,
+    max_bytes: u64,
+) -> Result<IdxArray, DataError> {
+    let too_big = |found: u64| DataError::Size {
+        path: path.to_path_buf(),
+        what: "IDX file (the limit)".into(),
+        expected: max_bytes,
+        found,
     };
-    let raw = std::fs::read(path).map_err(io)?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+    let decompressed;
+    let bytes: &[u8] = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(io)?;
-        out
+        GzDecoder::new(raw)
+            .take(max_bytes.saturating_add(1))
+            .read_to_end(&mut out)
+            .map_err(|source| DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        decompressed = out;
+        &decompressed
     } else {
         raw
     };
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_big(bytes.len() as u64));
+    }
     let header = 4 + 4 * ndims as usize;
     if bytes.len() < header {
         return Err(DataError::Size {
@@ -71,18 +109,18 @@ pub fn read_idx(path: &Path, ndims: u8) -> Result<IdxArray, DataError> {
             found: magic,
         });
     }
-    let dims: Vec<usize> = (0..ndims as usize)
-        .map(|i| {
-            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
-        })
+    let dims: Vec<usize> = bytes[4..header]
+        .chunks_exact(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .collect();
-    let count: u64 = dims.iter().map(|&d| d as u64).product();
+    // Each dimension is below 2^32, so the product of three fits in u128 exactly.
+    let count: u128 = dims.iter().map(|&d| d as u128).product();
     let found = (bytes.len() - header) as u64;
-    if found != count {
+    if count != u128::from(found) {
         return Err(DataError::Size {
             path: path.to_path_buf(),
             what: format!("IDX payload for dimensions {dims:?}"),
-            expected: count,
+            expected: u64::try_from(count).unwrap_or(u64::MAX),
             found,
         });
     }
@@ -103,9 +141,40 @@ pub fn load_mnist_like(dir: &Path, split: Split) -> Result<Dataset, DataError> {
     let lp = locate(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
     let images = read_idx(&ip, 3)?;
     let labels = read_idx(&lp, 1)?;
+    mnist_from_arrays(&ip, images, &lp, labels)
+}
+
+/// Decodes MNIST-like images and labels from the contents of their IDX files (each plain or
+/// gzipped, at most `max_bytes` after decompression), as [`load_mnist_like`] does.
+///
+/// # Errors
+/// As [`parse_idx`], and [`DataError::Invalid`] for inconsistent files.
+pub fn decode_mnist_like(
+    images: &[u8],
+    labels: &[u8],
+    max_bytes: u64,
+) -> Result<Dataset, DataError> {
+    let (ip, lp) = (Path::new("images"), Path::new("labels"));
+    let images = parse_idx(ip, images, 3, max_bytes)?;
+    let labels = parse_idx(lp, labels, 1, max_bytes)?;
+    mnist_from_arrays(ip, images, lp, labels)
+}
+
+fn mnist_from_arrays(
+    ip: &Path,
+    images: IdxArray,
+    lp: &Path,
+    labels: IdxArray,
+) -> Result<Dataset, DataError> {
+    if images.dims[1] == 0 || images.dims[2] == 0 {
+        return Err(DataError::Invalid {
+            path: ip.to_path_buf(),
+            message: format!("images of {}×{} pixels", images.dims[1], images.dims[2]),
+        });
+    }
     if images.dims[0] != labels.dims[0] {
         return Err(DataError::Invalid {
-            path: lp,
+            path: lp.to_path_buf(),
             message: format!(
                 "{} labels for {} images in {}",
                 labels.dims[0],
@@ -116,7 +185,7 @@ pub fn load_mnist_like(dir: &Path, split: Split) -> Result<Dataset, DataError> {
     }
     if let Some((i, &l)) = labels.data.iter().enumerate().find(|(_, &l)| l >= 10) {
         return Err(DataError::Invalid {
-            path: lp,
+            path: lp.to_path_buf(),
             message: format!("label {l} at index {i} is not below 10"),
         });
     }

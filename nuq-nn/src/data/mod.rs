@@ -11,8 +11,11 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub use augment::Augment;
-pub use cifar::{load_cifar10, load_cifar100, Cifar100Labels};
-pub use idx::{load_mnist_like, read_idx, IdxArray, FASHION_MNIST_DIR};
+pub use cifar::{decode_cifar10, decode_cifar100, load_cifar10, load_cifar100, Cifar100Labels};
+pub use idx::{
+    decode_mnist_like, load_mnist_like, parse_idx, read_idx, IdxArray, FASHION_MNIST_DIR,
+    MAX_IDX_BYTES,
+};
 pub use loader::{Batch, BatchLoader};
 
 /// Which part of a dataset.

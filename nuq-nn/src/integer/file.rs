@@ -18,16 +18,19 @@
 //! NHWC orders are converted both ways. The first convolution's bias already holds the input
 //! zero point's contribution (`−Σ w · zero_point`), exactly as the format's `input_zp` defines
 //! it, so biases are stored as they are. Scales are informative and stored as `f32`.
-//! Every other layer op (`add`, `relu`, `avgpool2d`, ...) has no integer-model form: reading
-//! a file that uses one is an error naming the layer.
+//! Every other layer op (`add`, `relu`, `avgpool2d`, ...) and every field value the integer
+//! model cannot compute exactly (dilation, groups, an input codebook other than the identity,
+//! requantization fields on pools or logits, ...) is refused before anything runs, with an
+//! error naming the layer and the field: FORMAT.md's "Executor notes" list them.
 
 use std::collections::BTreeMap;
 
+use nuq_core::MacThresholds;
 use nuq_fpga_fmt::model::{
     AlignTable, Codebook, Layer, Metadata, ThresholdTable, WeightTensor, ZeroPointTable,
 };
 use nuq_fpga_fmt::reader::Scale;
-use nuq_fpga_fmt::{CodebookKind, Direction, LayerOp, Model, TileOrder};
+use nuq_fpga_fmt::{CodebookKind, LayerOp, Model, TileOrder};
 
 use crate::integer::model::{
     transpose_rows, AddNode, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode,
@@ -36,16 +39,77 @@ use crate::integer::model::{
 use crate::integer::requant::{Align, Requant};
 use crate::NnError;
 
-fn err(msg: String) -> NnError {
-    NnError::Config(msg)
+fn missing(layer: &str, what: &'static str) -> NnError {
+    NnError::MissingTable {
+        layer: layer.to_string(),
+        what,
+    }
+}
+
+fn no_form(layer: &str, why: &'static str) -> NnError {
+    NnError::NoIntegerForm {
+        layer: layer.to_string(),
+        why,
+    }
+}
+
+fn unrepresentable(what: String, ty: &'static str, value: f64) -> NnError {
+    NnError::Unrepresentable { what, ty, value }
+}
+
+/// The refusal of a field value the integer executor does not implement.
+fn unsupported(layer: &str, field: &'static str, value: impl std::fmt::Debug) -> NnError {
+    NnError::Unsupported {
+        layer: layer.to_string(),
+        field,
+        value: format!("{value:?}"),
+    }
+}
+
+/// Refuses requantization fields on a layer that hands on its input's values (pools,
+/// flatten) or produces logits (linear): the integer model would ignore them.
+fn no_requant(l: &Layer, name: &str) -> Result<(), NnError> {
+    if l.act_bits != 0 {
+        return Err(unsupported(name, "act_bits", l.act_bits));
+    }
+    if let Some(t) = l.thresholds {
+        return Err(unsupported(name, "thresholds", t));
+    }
+    if let Some(c) = l.act_codebook {
+        return Err(unsupported(name, "act_codebook", c));
+    }
+    Ok(())
+}
+
+/// Refuses a window the integer model cannot express: non-square kernels or strides, uneven
+/// padding, dilation other than 1, grouped convolutions.
+fn plain_window(l: &Layer, name: &str) -> Result<(), NnError> {
+    if l.kernel[0] != l.kernel[1] {
+        return Err(unsupported(name, "kernel", l.kernel));
+    }
+    if l.stride[0] != l.stride[1] {
+        return Err(unsupported(name, "stride", l.stride));
+    }
+    if l.padding.iter().any(|&p| p != l.padding[0]) {
+        return Err(unsupported(name, "padding", l.padding));
+    }
+    if l.dilation != [1, 1] {
+        return Err(unsupported(name, "dilation", l.dilation));
+    }
+    if l.groups != 1 {
+        return Err(unsupported(name, "groups", l.groups));
+    }
+    Ok(())
 }
 
 fn scale(value: f64) -> Result<Scale, NnError> {
     let v = value as f32;
     if !(v.is_finite() && v > 0.0) {
-        return Err(err(format!(
-            "scale {value} cannot be stored (must be finite and > 0)"
-        )));
+        return Err(unrepresentable(
+            "scale".into(),
+            "a finite, positive f32",
+            value,
+        ));
     }
     Ok(Scale {
         value: v,
@@ -99,23 +163,13 @@ impl Writer {
 
     fn requant(&mut self, r: &Requant) -> Result<(u32, u32, u32), NnError> {
         self.m.thresholds.push(ThresholdTable {
-            bits: r.bits,
-            values: r.thresholds.clone(),
-            directions: r
-                .falling
-                .iter()
-                .map(|&f| {
-                    if f {
-                        Direction::Falling
-                    } else {
-                        Direction::Rising
-                    }
-                })
-                .collect(),
+            bits: r.bits(),
+            values: r.thresholds.values().to_vec(),
+            directions: r.thresholds.directions().to_vec(),
         });
         let t = (self.m.thresholds.len() - 1) as u32;
         let cb = self.codebook(
-            r.bits,
+            r.bits(),
             false,
             r.levels.iter().map(|&l| i32::from(l)).collect(),
             self.kind,
@@ -133,7 +187,8 @@ impl Writer {
 /// family and `entries` go into the metadata.
 ///
 /// # Errors
-/// [`NnError::Config`] for an inconsistent model or a scale that cannot be stored.
+/// [`NnError::InvalidModel`] for an inconsistent model, [`NnError::Unrepresentable`] for a
+/// scale that cannot be stored.
 pub fn to_file_model(
     model: &IntegerModel,
     kind: CodebookKind,
@@ -200,7 +255,7 @@ pub fn to_file_model(
                 l.bias = Some(w.bias(&c.bias));
                 if let ConvOutput::Codes(r) = &c.output {
                     let (t, acb, asc) = w.requant(r)?;
-                    l.act_bits = r.bits;
+                    l.act_bits = r.bits();
                     l.thresholds = Some(t);
                     l.act_codebook = Some(acb);
                     l.act_scale = Some(asc);
@@ -220,7 +275,7 @@ pub fn to_file_model(
                     &[layer_of[a.a], layer_of[a.b]],
                     shape,
                 );
-                l.act_bits = a.output.bits;
+                l.act_bits = a.output.bits();
                 l.thresholds = Some(t);
                 l.act_codebook = Some(acb);
                 l.act_scale = Some(asc);
@@ -281,22 +336,47 @@ pub fn to_file_model(
 /// aligned_add, maxpool2d, global_avgpool, flatten, linear).
 ///
 /// # Errors
-/// [`NnError::Config`] naming the layer that has no integer-model form.
+/// [`NnError::Unsupported`] naming the layer and the field the integer executor does not
+/// implement (FORMAT.md, "Executor notes"); [`NnError::TooLarge`] for a tensor above
+/// [`crate::integer::MAX_TENSOR_ELEMENTS`] elements; [`NnError::MissingTable`], [`NnError::NoIntegerForm`], [`NnError::Unrepresentable`] or [`NnError::InvalidModel`] for anything else
+/// the integer model cannot express.
 pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
-    let first = m
-        .layers
-        .first()
-        .ok_or_else(|| err("model has no layers".into()))?;
+    let first = m.layers.first().ok_or_else(|| missing("model", "layers"))?;
     let [c, h, w] = first.out_shape;
+    let input_name = format!("layer 0 ({})", first.name);
+    // Image bytes are the input codes and the integer model multiplies them as levels: the
+    // input must have 8-bit codes whose codebook (if any) is the identity.
+    if first.act_bits != 8 {
+        return Err(unsupported(&input_name, "act_bits", first.act_bits));
+    }
+    if let Some(cb) = first.act_codebook {
+        let book = m
+            .codebooks
+            .get(cb as usize)
+            .ok_or_else(|| missing(&input_name, "act_codebook"))?;
+        if !book.levels.iter().copied().eq(0..256) {
+            return Err(unsupported(
+                &input_name,
+                "act_codebook",
+                format!("codebook {cb} (not the identity 0..=255)"),
+            ));
+        }
+    }
     let zero_point = match first.op {
         LayerOp::Input => vec![0; c as usize],
         LayerOp::InputZp => m
             .zero_points
             .get(first.zero_point.unwrap_or(u32::MAX) as usize)
-            .ok_or_else(|| err("layer 0: input_zp without a zero-point table".into()))?
+            .ok_or_else(|| missing("layer 0", "zero-point table"))?
             .values
             .clone(),
-        other => return Err(err(format!("layer 0 is {other}, expected input"))),
+        other => {
+            return Err(NnError::UnexpectedLayer {
+                layer: "layer 0".into(),
+                expected: "input or input_zp",
+                found: other.to_string(),
+            })
+        }
     };
     let input = InputSpec {
         channels: c as usize,
@@ -312,40 +392,51 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
     let get = |v: &[i32]| v.to_vec();
     for (li, l) in m.layers.iter().enumerate().skip(1) {
         let name = format!("layer {li} ({})", l.name);
-        let src = *l
-            .inputs
-            .first()
-            .ok_or_else(|| err(format!("{name}: no input")))? as usize;
-        let (tid, in_shape) = (tensor_of[src], shape_of[src]);
+        let src = *l.inputs.first().ok_or_else(|| missing(&name, "input"))? as usize;
+        let (tid, in_shape) = match (tensor_of.get(src), shape_of.get(src)) {
+            (Some(&t), Some(&s)) => (t, s),
+            _ => return Err(no_form(&name, "its input is not an earlier layer")),
+        };
         let table =
             |wi: Option<u32>, cb: Option<u32>| -> Result<(WeightTable, Vec<u32>), NnError> {
                 let t = m
                     .weights
                     .get(wi.unwrap_or(u32::MAX) as usize)
-                    .ok_or_else(|| err(format!("{name}: no weights")))?;
+                    .ok_or_else(|| missing(&name, "weights"))?;
                 let book = m
                     .codebooks
                     .get(cb.unwrap_or(u32::MAX) as usize)
-                    .ok_or_else(|| err(format!("{name}: no weight codebook")))?;
-                let levels = book
+                    .ok_or_else(|| missing(&name, "weight codebook"))?;
+                let mut levels = book
                     .levels
                     .iter()
                     .map(|&v| {
-                        i8::try_from(v)
-                            .map_err(|_| err(format!("{name}: weight level {v} is not int8")))
+                        i8::try_from(v).map_err(|_| {
+                            unrepresentable(format!("{name}: weight level"), "i8", f64::from(v))
+                        })
                     })
                     .collect::<Result<Vec<i8>, _>>()?;
-                // Padding repeats the last level; the integer model keeps the distinct prefix.
-                let mut distinct = levels.clone();
-                distinct.dedup();
-                if distinct.windows(2).any(|p| p[0] >= p[1]) {
-                    return Err(err(format!("{name}: weight codebook is not increasing")));
+                if levels.windows(2).any(|p| p[0] > p[1]) {
+                    return Err(no_form(&name, "weight codebook is not non-decreasing"));
                 }
+                // The writer pads a short codebook by repeating its last level: the integer
+                // model keeps the table up to the first copy of the last level and indices
+                // into the padding decode through that copy (the same level). Repeats before
+                // it are kept, so every index decodes to its own entry.
+                let last = *levels
+                    .last()
+                    .ok_or_else(|| missing(&name, "weight codebook levels"))?;
+                let keep = levels
+                    .iter()
+                    .position(|&v| v == last)
+                    .map_or(levels.len(), |p| p + 1);
+                levels.truncate(keep);
+                let top = (keep - 1) as u8;
                 Ok((
                     WeightTable {
                         bits: t.bits,
-                        levels: distinct,
-                        indices: t.indices.clone(),
+                        levels,
+                        indices: t.indices.iter().map(|&i| i.min(top)).collect(),
                     },
                     t.dims.clone(),
                 ))
@@ -356,17 +447,12 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
         };
         match l.op {
             LayerOp::Conv2d => {
+                plain_window(l, &name)?;
                 let (mut wt, dims) = table(l.weights, l.weight_codebook)?;
-                let (co, ci, k) = (dims[0] as usize, dims[1] as usize, dims[2] as usize);
-                if dims[2] != dims[3]
-                    || l.stride[0] != l.stride[1]
-                    || l.padding.iter().any(|&p| p != l.padding[0])
-                    || l.groups != 1
-                {
-                    return Err(err(format!(
-                        "{name}: only square, ungrouped convolutions with uniform padding"
-                    )));
+                if dims.len() != 4 || dims[2] != dims[3] {
+                    return Err(unsupported(&name, "weights.dims", &dims));
                 }
+                let (co, ci, k) = (dims[0] as usize, dims[1] as usize, dims[2] as usize);
                 wt.indices = transpose_rows(&wt.indices, ci, k * k);
                 let output = if l.act_bits == 0 {
                     ConvOutput::Accumulator
@@ -377,7 +463,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                     Some(b) => get(m
                         .biases
                         .get(b as usize)
-                        .ok_or_else(|| err(format!("{name}: bad bias index")))?),
+                        .ok_or_else(|| missing(&name, "bias"))?),
                     None => vec![0; co],
                 };
                 nodes.push(Node::Conv(ConvNode {
@@ -397,16 +483,18 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                 let table = m
                     .aligns
                     .get(l.align.unwrap_or(u32::MAX) as usize)
-                    .ok_or_else(|| err(format!("{name}: no alignment table")))?;
+                    .ok_or_else(|| missing(&name, "alignment table"))?;
                 let shortcut = *l
                     .inputs
                     .get(1)
-                    .ok_or_else(|| err(format!("{name}: no shortcut input")))?
+                    .ok_or_else(|| missing(&name, "shortcut input"))?
                     as usize;
                 nodes.push(Node::Add(AddNode {
                     a: tid,
                     a_shift: table.main_shift,
-                    b: tensor_of[shortcut],
+                    b: *tensor_of
+                        .get(shortcut)
+                        .ok_or_else(|| no_form(&name, "its shortcut is not an earlier layer"))?,
                     align: table
                         .multipliers
                         .iter()
@@ -417,11 +505,10 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                 }));
             }
             LayerOp::MaxPool2d => {
-                if l.kernel[0] != l.kernel[1]
-                    || l.stride[0] != l.stride[1]
-                    || l.padding.iter().any(|&p| p != 0)
-                {
-                    return Err(err(format!("{name}: only square, unpadded max-pools")));
+                no_requant(l, &name)?;
+                plain_window(l, &name)?;
+                if l.padding[0] != 0 {
+                    return Err(unsupported(&name, "padding", l.padding));
                 }
                 nodes.push(Node::MaxPool(MaxPoolNode {
                     input: tid,
@@ -429,27 +516,37 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                     stride: l.stride[0] as usize,
                 }));
             }
-            LayerOp::GlobalAvgPool => nodes.push(Node::GlobalAvgPool { input: tid }),
+            LayerOp::GlobalAvgPool => {
+                no_requant(l, &name)?;
+                nodes.push(Node::GlobalAvgPool { input: tid });
+            }
             LayerOp::Flatten => {
+                no_requant(l, &name)?;
                 tensor_of.push(tid);
                 shape_of.push(in_shape);
                 continue;
             }
             LayerOp::Linear => {
+                no_requant(l, &name)?;
                 let (mut wt, dims) = table(l.weights, l.weight_codebook)?;
+                if dims.len() != 2 {
+                    return Err(unsupported(&name, "weights.dims", &dims));
+                }
                 let (outs, ins) = (dims[0] as usize, dims[1] as usize);
                 let [c, h, w] = in_shape.map(|v| v as usize);
-                if c * h * w != ins {
-                    return Err(err(format!(
-                        "{name}: {ins} inputs for a {c}×{h}×{w} tensor"
-                    )));
+                if (c as u64) * (h as u64) * (w as u64) != ins as u64 {
+                    return Err(NnError::SizeMismatch {
+                        what: format!("{name}: inputs of a {c}×{h}×{w} tensor"),
+                        expected: c.saturating_mul(h).saturating_mul(w),
+                        found: ins,
+                    });
                 }
                 wt.indices = transpose_rows(&wt.indices, c, h * w);
                 let bias = match l.bias {
                     Some(b) => get(m
                         .biases
                         .get(b as usize)
-                        .ok_or_else(|| err(format!("{name}: bad bias index")))?),
+                        .ok_or_else(|| missing(&name, "bias"))?),
                     None => vec![0; outs],
                 };
                 logit_scale = scale_of(l.act_scale);
@@ -463,9 +560,11 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                 }));
             }
             other => {
-                return Err(err(format!(
-                    "{name}: op {other} has no integer-model form yet"
-                )))
+                return Err(NnError::Unsupported {
+                    layer: name,
+                    field: "op",
+                    value: other.to_string(),
+                })
             }
         }
         tensor_of.push(nodes.len());
@@ -478,7 +577,26 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
     };
     let infos = model.tensor_infos()?;
     if infos.last().map(|t| t.kind) != Some(TensorKind::Logits) {
-        return Err(err("model does not end in logits".into()));
+        return Err(NnError::InvalidModel {
+            node: model.nodes.len().checked_sub(1),
+            problem: crate::ModelProblem::NoClassifier,
+        });
+    }
+    // Every layer's declared shape is the shape the integer model computes (a flatten is
+    // checked through the linear layer reading it).
+    for (li, l) in m.layers.iter().enumerate() {
+        if l.op == LayerOp::Flatten {
+            continue;
+        }
+        let t = infos[tensor_of[li]];
+        let computed = [t.c, t.h, t.w];
+        if computed != l.out_shape.map(|v| v as usize) {
+            return Err(NnError::InvalidParameter {
+                what: format!("layer {li} ({}) out_shape", l.name),
+                allowed: "the shape the integer model computes from its inputs",
+                found: format!("{:?}, computed {computed:?}", l.out_shape),
+            });
+        }
     }
     Ok(model)
 }
@@ -488,24 +606,31 @@ fn requant(m: &Model, l: &Layer, name: &str) -> Result<Requant, NnError> {
     let th = m
         .thresholds
         .get(l.thresholds.unwrap_or(u32::MAX) as usize)
-        .ok_or_else(|| err(format!("{name}: no thresholds")))?;
-    let acb = m
-        .codebooks
-        .get(l.act_codebook.unwrap_or(u32::MAX) as usize)
-        .ok_or_else(|| err(format!("{name}: no output codebook")))?;
-    let levels = acb
-        .levels
+        .ok_or_else(|| missing(name, "thresholds"))?;
+    // Without an act_codebook a code's level is the code itself (FORMAT.md §6.1).
+    let levels: Vec<i32> = match l.act_codebook {
+        None => (0..1i32 << th.bits.min(8)).collect(),
+        Some(cb) => m
+            .codebooks
+            .get(cb as usize)
+            .ok_or_else(|| missing(name, "act_codebook"))?
+            .levels
+            .clone(),
+    };
+    let levels = levels
         .iter()
-        .map(|&v| u8::try_from(v).map_err(|_| err(format!("{name}: output level {v} is not u8"))))
+        .map(|&v| {
+            u8::try_from(v)
+                .map_err(|_| unrepresentable(format!("{name}: output level"), "u8", f64::from(v)))
+        })
         .collect::<Result<Vec<u8>, _>>()?;
+    let thresholds = MacThresholds::new(th.bits, th.values.clone(), th.directions.clone())
+        .map_err(|source| NnError::Core {
+            what: format!("{name}: thresholds"),
+            source,
+        })?;
     Ok(Requant {
-        bits: th.bits,
-        thresholds: th.values.clone(),
-        falling: th
-            .directions
-            .iter()
-            .map(|d| *d == Direction::Falling)
-            .collect(),
+        thresholds,
         levels,
         scale: m
             .scales

@@ -25,12 +25,12 @@ mod conv;
 mod im2col;
 mod weights;
 
-use nuq_kernels::pool::{max_pool_u8, PoolGeometry};
+use nuq_kernels::pool::{global_avg_pool_u8, max_pool_u8, PoolGeometry};
 use nuq_kernels::residual_threshold::{ResidualThresholds, Shortcut};
 use nuq_kernels::{gemm_codebook, gemm_u8i8, KernelPath};
 use rayon::prelude::*;
 
-use crate::integer::model::{IntegerModel, Node, TensorInfo, TensorKind};
+use crate::integer::model::{IntegerModel, Node, TensorInfo, TensorKind, DEFAULT_MEMORY_LIMIT};
 use crate::NnError;
 use conv::{grow, ConvOp, ConvOut};
 use weights::{kernel_err, Packed};
@@ -78,22 +78,41 @@ pub struct IntegerRunner<'m> {
     /// im2col matrix and accumulators of column-split convolutions.
     cols: Vec<u8>,
     acc: Vec<i32>,
+    /// Bytes of working memory a batch may need ([`IntegerModel::working_set_bytes`]).
+    memory_limit: u64,
+    /// Working memory of one image (the working set grows linearly with the batch).
+    bytes_per_image: u64,
 }
 
 impl<'m> IntegerRunner<'m> {
-    /// Validates the model, packs its weights for `path` and lays out its tables.
+    /// Validates the model, packs its weights for `path` and lays out its tables, with the
+    /// default working-memory limit ([`DEFAULT_MEMORY_LIMIT`]).
     ///
     /// # Errors
-    /// [`NnError::Config`] for an inconsistent model, tables the kernels reject (e.g. an
-    /// alignment shift above 62) or an unavailable kernel path.
+    /// [`NnError::InvalidModel`] for an inconsistent model, [`NnError::Kernel`] for tables the kernels reject (e.g. an
+    /// alignment shift above 62) or an unavailable kernel path; [`NnError::MemoryLimit`] when
+    /// one image needs more working memory than the limit.
     pub fn new(model: &'m IntegerModel, path: KernelPath) -> Result<Self, NnError> {
-        if !path.is_available() {
-            return Err(NnError::Config(format!(
-                "kernel path {} is not available on this CPU",
-                path.name()
-            )));
-        }
+        Self::with_memory_limit(model, path, DEFAULT_MEMORY_LIMIT)
+    }
+
+    /// As [`IntegerRunner::new`] with a working-memory limit of `limit` bytes: a model whose
+    /// working set for one image exceeds it is refused here, and a batch whose working set
+    /// exceeds it is refused by [`IntegerRunner::forward`] before anything is allocated.
+    ///
+    /// # Errors
+    /// As [`IntegerRunner::new`].
+    pub fn with_memory_limit(
+        model: &'m IntegerModel,
+        path: KernelPath,
+        limit: u64,
+    ) -> Result<Self, NnError> {
+        path.ensure_available().map_err(|source| NnError::Kernel {
+            what: "integer runner".into(),
+            source,
+        })?;
         let infos = model.tensor_infos()?;
+        let bytes_per_image = model.check_memory(1, limit)?;
         let ops = model
             .nodes
             .iter()
@@ -115,7 +134,32 @@ impl<'m> IntegerRunner<'m> {
             bufs,
             cols: Vec::new(),
             acc: Vec::new(),
+            memory_limit: limit,
+            bytes_per_image,
         })
+    }
+
+    /// The working-memory limit in bytes.
+    pub fn memory_limit(&self) -> u64 {
+        self.memory_limit
+    }
+
+    /// Checks that a batch of `n` images fits the working-memory limit and returns the bytes
+    /// it needs (call it before allocating the images themselves).
+    ///
+    /// # Errors
+    /// [`NnError::MemoryLimit`].
+    pub fn check_batch(&self, n: usize) -> Result<u64, NnError> {
+        // Equal to `IntegerModel::check_memory(n, limit)`, without validating the model again.
+        let needed = self.bytes_per_image.saturating_mul(n as u64);
+        if needed > self.memory_limit {
+            return Err(NnError::MemoryLimit {
+                needed,
+                limit: self.memory_limit,
+                batch: n,
+            });
+        }
+        Ok(needed)
     }
 
     /// Shape and kind of every tensor (`[0]` is the input).
@@ -128,11 +172,12 @@ impl<'m> IntegerRunner<'m> {
         self.infos.last().map_or(0, |t| t.c)
     }
 
-    /// Logits (`n × classes`, int32) for `n` images of NHWC bytes.
+    /// Logits (`n × classes`, int32) for `n` images of NHWC bytes (`n = 0` gives none).
     ///
     /// # Errors
-    /// [`NnError::Config`] for a wrong input length; kernel errors
-    /// (e.g. a possible accumulator overflow) as [`NnError::Config`].
+    /// [`NnError::SizeMismatch`] for a wrong input length; [`NnError::MemoryLimit`] for a batch
+    /// above the working-memory limit; [`NnError::Kernel`] for kernel errors (e.g. a possible
+    /// accumulator overflow); [`NnError::Overflow`] when a bias pushes a sum past `i32`.
     pub fn forward(&mut self, images: &[u8], n: usize) -> Result<&[i32], NnError> {
         self.forward_with(images, n, &mut |_, _, _| {})
     }
@@ -170,16 +215,20 @@ impl<'m> IntegerRunner<'m> {
         dump: &mut dyn FnMut(usize, TensorInfo, TensorData<'_>),
     ) -> Result<&[i32], NnError> {
         let inp = self.infos[0];
-        if images.len() != n * inp.len() {
-            return Err(NnError::Config(format!(
-                "integer model input: {} bytes for {n} images of {}×{}×{}, expected {}",
-                images.len(),
-                inp.h,
-                inp.w,
-                inp.c,
-                n * inp.len()
-            )));
+        if n.checked_mul(inp.len()) != Some(images.len()) {
+            return Err(NnError::SizeMismatch {
+                what: format!(
+                    "integer model input: bytes of {n} images of {}×{}×{}",
+                    inp.h, inp.w, inp.c
+                ),
+                expected: n.saturating_mul(inp.len()),
+                found: images.len(),
+            });
         }
+        if n == 0 {
+            return Ok(&[]);
+        }
+        self.check_batch(n)?;
         if let Buf::Levels(v) = &mut self.bufs[0] {
             grow(v, images.len());
             v[..images.len()].copy_from_slice(images);
@@ -196,9 +245,10 @@ impl<'m> IntegerRunner<'m> {
         let len = n * self.classes();
         match self.bufs.last() {
             Some(Buf::Int32(v)) => Ok(&v[..len]),
-            _ => Err(NnError::Config(
-                "integer model does not end in logits".into(),
-            )),
+            _ => Err(NnError::InvalidModel {
+                node: self.ops.len().checked_sub(1),
+                problem: crate::ModelProblem::NoClassifier,
+            }),
         }
     }
 
@@ -255,16 +305,9 @@ impl<'m> IntegerRunner<'m> {
                 let Buf::Levels(o) = out else {
                     unreachable!("validated: pooling writes levels")
                 };
-                let ch = x_info.c;
-                let hw = (x_info.h * x_info.w) as u64;
-                for (img, o) in x.chunks_exact(x_info.len()).zip(o.chunks_exact_mut(ch)) {
-                    for (c, o) in o.iter_mut().enumerate() {
-                        let sum: u64 = img.iter().skip(c).step_by(ch).map(|&v| u64::from(v)).sum();
-                        // A rounded mean of u8 levels is a u8 level.
-                        *o = ((sum + hw / 2) / hw) as u8;
-                    }
-                }
-                Ok(())
+                let (hw, ch) = (x_info.h * x_info.w, x_info.c);
+                global_avg_pool_u8(&x[..n * hw * ch], n, hw, ch, &mut o[..out_len])
+                    .map_err(kernel_err("global average pool"))
             }
             (Op::Linear(w), Node::Linear(l)) => {
                 let x = levels_in(l.input);
@@ -278,11 +321,15 @@ impl<'m> IntegerRunner<'m> {
                     }
                     Packed::Int8(w) => gemm_u8i8(path, x, l.in_features, n, w, o, l.out_features),
                 }
-                .map_err(|e| NnError::Config(format!("node {i}: integer GEMM: {e}")))?;
+                .map_err(|source| NnError::Kernel {
+                    what: format!("node {i}: integer GEMM"),
+                    source,
+                })?;
                 for row in o.chunks_exact_mut(l.out_features) {
                     for (v, &b) in row.iter_mut().zip(&l.bias) {
-                        *v = v.checked_add(b).ok_or_else(|| {
-                            NnError::Config(format!("node {i}: logit + bias overflows int32"))
+                        *v = v.checked_add(b).ok_or(NnError::Overflow {
+                            node: i,
+                            what: "logit + bias",
                         })?;
                     }
                 }
@@ -315,19 +362,12 @@ fn compile(
             let r = &a.output;
             let multiplier: Vec<i32> = a.align.iter().map(|al| al.multiplier).collect();
             let shift: Vec<u8> = a.align.iter().map(|al| al.shift).collect();
-            let thresholds: Vec<i64> = r.thresholds.iter().map(|&t| i64::from(t)).collect();
             Op::Add(
-                ResidualThresholds::new(
-                    r.bits,
-                    out.c,
-                    a.a_shift,
-                    &multiplier,
-                    &shift,
-                    &thresholds,
-                    &r.falling,
-                    &r.levels,
-                )
-                .map_err(|e| NnError::Config(format!("integer model node {i}: {e}")))?,
+                ResidualThresholds::new(a.a_shift, &multiplier, &shift, &r.thresholds, &r.levels)
+                    .map_err(|source| NnError::Kernel {
+                    what: format!("integer model node {i}: residual join"),
+                    source,
+                })?,
             )
         }
         Node::MaxPool(p) => {

@@ -27,7 +27,7 @@ pub use file::{from_file_model, to_file_model};
 pub use infer::{IntegerRunner, TensorData};
 pub use model::{
     AddNode, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node,
-    TensorId, TensorInfo, TensorKind, WeightTable,
+    TensorId, TensorInfo, TensorKind, WeightTable, DEFAULT_MEMORY_LIMIT, MAX_TENSOR_ELEMENTS,
 };
 pub use requant::{Align, Requant};
 

@@ -1,5 +1,6 @@
 //! The integer model: a graph of integer-only operations over codebook levels.
 
+use crate::error::ModelProblem;
 use crate::integer::requant::{Align, Requant};
 use crate::NnError;
 
@@ -30,7 +31,8 @@ pub struct InputSpec {
 pub struct WeightTable {
     /// Index bits (1..=8).
     pub bits: u8,
-    /// The codebook: at most `2^bits` strictly increasing levels on the signed 8-bit grid.
+    /// The codebook: at most `2^bits` non-decreasing levels on the signed 8-bit grid (a level
+    /// may repeat).
     pub levels: Vec<i8>,
     /// Row-major `[out][k]` indices; for a convolution `k` runs over `(ky, kx, c_in)`.
     pub indices: Vec<u8>,
@@ -100,8 +102,8 @@ pub struct AddNode {
     pub output: Requant,
 }
 
-/// Max-pooling of activation levels (exact: codebooks are increasing, so the max of levels
-/// is the level of the max code).
+/// Max-pooling of activation levels (exact: codebooks are non-decreasing, so the max of
+/// levels is the level of the max code).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaxPoolNode {
     /// Input tensor.
@@ -197,28 +199,40 @@ pub struct IntegerModel {
     pub logit_scale: f64,
 }
 
-fn bad(node: usize, msg: String) -> NnError {
-    NnError::Config(format!("integer model node {node}: {msg}"))
+/// The error for `problem` at node `node` (`usize::MAX`: the input).
+fn bad(node: usize, problem: ModelProblem) -> NnError {
+    NnError::InvalidModel {
+        node: (node != usize::MAX).then_some(node),
+        problem,
+    }
+}
+
+/// An input of the wrong kind or shape for `op`.
+fn wrong_input(op: &'static str, expected: String, found: &TensorInfo) -> ModelProblem {
+    ModelProblem::Input {
+        op,
+        expected,
+        found: format!("{:?} {}×{}×{}", found.kind, found.h, found.w, found.c),
+    }
 }
 
 impl IntegerModel {
     /// Checks the graph and returns the shape and kind of every tensor (`[0]` is the input).
     ///
     /// # Errors
-    /// [`NnError::Config`] naming the node and the inconsistency.
+    /// [`NnError::InvalidModel`] naming the node and the [`ModelProblem`],
+    /// [`NnError::TooLarge`] for a tensor past [`MAX_TENSOR_ELEMENTS`].
     pub fn tensor_infos(&self) -> Result<Vec<TensorInfo>, NnError> {
         let inp = &self.input;
-        if inp.channels == 0 || inp.height == 0 || inp.width == 0 {
-            return Err(NnError::Config(
-                "integer model input has a zero dimension".into(),
-            ));
-        }
         if inp.zero_point.len() != inp.channels {
-            return Err(NnError::Config(format!(
-                "integer model input: {} zero points for {} channels",
-                inp.zero_point.len(),
-                inp.channels
-            )));
+            return Err(bad(
+                usize::MAX,
+                ModelProblem::Count {
+                    what: "zero points",
+                    expected: inp.channels,
+                    found: inp.zero_point.len(),
+                },
+            ));
         }
         let mut infos = vec![TensorInfo {
             kind: TensorKind::Levels,
@@ -226,12 +240,13 @@ impl IntegerModel {
             w: inp.width,
             c: inp.channels,
         }];
+        elements(usize::MAX, &infos[0])?;
         for (i, node) in self.nodes.iter().enumerate() {
             let get = |id: TensorId| -> Result<TensorInfo, NnError> {
                 infos
                     .get(id)
                     .copied()
-                    .ok_or_else(|| bad(i, format!("reads tensor {id}, which is not computed yet")))
+                    .ok_or_else(|| bad(i, ModelProblem::ForwardReference(id)))
             };
             let info = match node {
                 Node::Conv(c) => {
@@ -239,20 +254,37 @@ impl IntegerModel {
                     if x.kind != TensorKind::Levels || x.c != c.c_in {
                         return Err(bad(
                             i,
-                            format!(
-                                "conv expects {} input channels of levels, found {x:?}",
-                                c.c_in
-                            ),
+                            wrong_input("conv", format!("levels with {} channels", c.c_in), &x),
                         ));
                     }
-                    if c.kernel == 0 || c.stride == 0 || x.h + 2 * c.padding < c.kernel {
-                        return Err(bad(i, "conv window does not fit its input".into()));
+                    for (what, v) in [
+                        ("conv kernel", c.kernel),
+                        ("conv stride", c.stride),
+                        ("conv output channels", c.c_out),
+                    ] {
+                        if v == 0 {
+                            return Err(bad(i, ModelProblem::NotPositive(what)));
+                        }
                     }
-                    check_weights(i, &c.weights, c.c_out, c.kernel * c.kernel * c.c_in)?;
+                    let oh = window_out(i, "conv", x.h, c.padding, c.kernel, c.stride)?;
+                    let ow = window_out(i, "conv", x.w, c.padding, c.kernel, c.stride)?;
+                    let k = c
+                        .kernel
+                        .checked_mul(c.kernel)
+                        .and_then(|kk| kk.checked_mul(c.c_in))
+                        .filter(|&k| k as u64 <= MAX_TENSOR_ELEMENTS)
+                        .ok_or_else(|| {
+                            too_large(i, "conv weight row", &[c.kernel, c.kernel, c.c_in])
+                        })?;
+                    check_weights(i, &c.weights, c.c_out, k)?;
                     if c.bias.len() != c.c_out {
                         return Err(bad(
                             i,
-                            format!("{} biases for {} channels", c.bias.len(), c.c_out),
+                            ModelProblem::Count {
+                                what: "biases",
+                                expected: c.c_out,
+                                found: c.bias.len(),
+                            },
                         ));
                     }
                     let kind = match &c.output {
@@ -264,8 +296,8 @@ impl IntegerModel {
                     };
                     TensorInfo {
                         kind,
-                        h: (x.h + 2 * c.padding - c.kernel) / c.stride + 1,
-                        w: (x.w + 2 * c.padding - c.kernel) / c.stride + 1,
+                        h: oh,
+                        w: ow,
                         c: c.c_out,
                     }
                 }
@@ -278,16 +310,24 @@ impl IntegerModel {
                     {
                         return Err(bad(
                             i,
-                            format!("add of incompatible tensors {x:?} and {y:?}"),
+                            wrong_input(
+                                "add",
+                                format!("an accumulator and a shortcut of its shape ({x:?})"),
+                                &y,
+                            ),
                         ));
                     }
                     if a.a_shift > 30 {
-                        return Err(bad(i, format!("add shift {} exceeds 30", a.a_shift)));
+                        return Err(bad(i, ModelProblem::ShiftTooLarge(a.a_shift)));
                     }
                     if a.align.len() != x.c {
                         return Err(bad(
                             i,
-                            format!("{} align factors for {} channels", a.align.len(), x.c),
+                            ModelProblem::Count {
+                                what: "align factors",
+                                expected: x.c,
+                                found: a.align.len(),
+                            },
                         ));
                     }
                     a.output.validate(x.c).map_err(|e| bad(i, e))?;
@@ -298,43 +338,51 @@ impl IntegerModel {
                 }
                 Node::MaxPool(p) => {
                     let x = get(p.input)?;
-                    if x.kind != TensorKind::Levels
-                        || p.kernel == 0
-                        || p.stride == 0
-                        || x.h < p.kernel
-                        || x.w < p.kernel
-                    {
+                    if x.kind != TensorKind::Levels {
+                        return Err(bad(i, wrong_input("max-pool", "levels".into(), &x)));
+                    }
+                    if p.kernel == 0 || p.stride == 0 {
                         return Err(bad(
                             i,
-                            format!("max-pool {}×{} does not fit {x:?}", p.kernel, p.kernel),
+                            ModelProblem::NotPositive("max-pool kernel and stride"),
                         ));
                     }
                     TensorInfo {
-                        h: (x.h - p.kernel) / p.stride + 1,
-                        w: (x.w - p.kernel) / p.stride + 1,
+                        h: window_out(i, "max-pool", x.h, 0, p.kernel, p.stride)?,
+                        w: window_out(i, "max-pool", x.w, 0, p.kernel, p.stride)?,
                         ..x
                     }
                 }
                 Node::GlobalAvgPool { input } => {
                     let x = get(*input)?;
                     if x.kind != TensorKind::Levels {
-                        return Err(bad(i, format!("global average pool of {x:?}")));
+                        return Err(bad(
+                            i,
+                            wrong_input("global average pool", "levels".into(), &x),
+                        ));
                     }
                     TensorInfo { h: 1, w: 1, ..x }
                 }
                 Node::Linear(l) => {
                     let x = get(l.input)?;
+                    if l.out_features == 0 {
+                        return Err(bad(i, ModelProblem::NotPositive("linear outputs")));
+                    }
                     if x.kind != TensorKind::Levels || x.len() != l.in_features {
                         return Err(bad(
                             i,
-                            format!("linear expects {} input levels, found {x:?}", l.in_features),
+                            wrong_input("linear", format!("{} levels", l.in_features), &x),
                         ));
                     }
                     check_weights(i, &l.weights, l.out_features, l.in_features)?;
                     if l.bias.len() != l.out_features {
                         return Err(bad(
                             i,
-                            format!("{} biases for {} outputs", l.bias.len(), l.out_features),
+                            ModelProblem::Count {
+                                what: "biases",
+                                expected: l.out_features,
+                                found: l.bias.len(),
+                            },
                         ));
                     }
                     TensorInfo {
@@ -345,12 +393,14 @@ impl IntegerModel {
                     }
                 }
             };
+            elements(i, &info)?;
             infos.push(info);
         }
         match infos.last() {
             Some(t) if t.kind == TensorKind::Logits && !self.nodes.is_empty() => Ok(infos),
-            _ => Err(NnError::Config(
-                "integer model must end with a linear classifier".into(),
+            _ => Err(bad(
+                self.nodes.len().checked_sub(1).unwrap_or(usize::MAX),
+                ModelProblem::NoClassifier,
             )),
         }
     }
@@ -372,38 +422,153 @@ impl IntegerModel {
         let mut macs = 0u64;
         for (i, node) in self.nodes.iter().enumerate() {
             let out = infos[i + 1];
-            macs += match node {
-                Node::Conv(c) => (out.h * out.w * c.c_out * c.kernel * c.kernel * c.c_in) as u64,
-                Node::Linear(l) => (l.in_features * l.out_features) as u64,
+            let product = |v: &[usize]| v.iter().fold(1u64, |p, &d| p.saturating_mul(d as u64));
+            macs = macs.saturating_add(match node {
+                Node::Conv(c) => product(&[out.len(), c.kernel, c.kernel, c.c_in]),
+                Node::Linear(l) => product(&[l.in_features, l.out_features]),
                 _ => 0,
-            };
+            });
         }
         Ok(macs)
     }
+
+    /// Bytes of working memory [`crate::integer::IntegerRunner`] needs for a batch of `batch`
+    /// images: every tensor of the graph (`u8` levels, `i32` accumulators and logits) plus the
+    /// largest convolution's unfolded input and accumulators (an upper bound; saturates at
+    /// `u64::MAX`).
+    ///
+    /// # Errors
+    /// As [`IntegerModel::tensor_infos`].
+    pub fn working_set_bytes(&self, batch: usize) -> Result<u64, NnError> {
+        let infos = self.tensor_infos()?;
+        let mut per_image: u128 = 0;
+        for t in &infos {
+            let bytes = if t.kind == TensorKind::Levels { 1 } else { 4 };
+            per_image += t.len() as u128 * bytes;
+        }
+        let mut scratch: u128 = 0;
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let Node::Conv(c) = node {
+                let out = infos[i + 1];
+                let rows = (out.h * out.w) as u128;
+                let k = (c.kernel * c.kernel * c.c_in) as u128;
+                scratch = scratch.max(rows * k + rows * c.c_out as u128 * 4);
+            }
+        }
+        let total = (per_image + scratch).saturating_mul(batch as u128);
+        Ok(u64::try_from(total).unwrap_or(u64::MAX))
+    }
+
+    /// Checks that a batch of `batch` images fits in `limit` bytes of working memory
+    /// ([`IntegerModel::working_set_bytes`]) and returns the bytes needed.
+    ///
+    /// # Errors
+    /// [`NnError::MemoryLimit`] above the limit; as [`IntegerModel::tensor_infos`].
+    pub fn check_memory(&self, batch: usize, limit: u64) -> Result<u64, NnError> {
+        let needed = self.working_set_bytes(batch)?;
+        if needed > limit {
+            return Err(NnError::MemoryLimit {
+                needed,
+                limit,
+                batch,
+            });
+        }
+        Ok(needed)
+    }
+}
+
+/// Most elements one tensor of one image may hold (2^32): every size the runner computes
+/// from a tensor's shape stays far from overflow.
+pub const MAX_TENSOR_ELEMENTS: u64 = 1 << 32;
+
+/// Default working-memory limit of [`crate::integer::IntegerRunner`] and the `nuq` commands
+/// that run a model (8 GiB); see [`IntegerModel::working_set_bytes`].
+pub const DEFAULT_MEMORY_LIMIT: u64 = 8 << 30;
+
+fn too_large(node: usize, what: &str, dims: &[usize]) -> NnError {
+    let place = if node == usize::MAX {
+        "integer model input".to_string()
+    } else {
+        format!("integer model node {node}")
+    };
+    NnError::TooLarge {
+        what: format!("{place}: {what}"),
+        detail: format!(
+            "{} exceeds {MAX_TENSOR_ELEMENTS} elements",
+            dims.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" × ")
+        ),
+    }
+}
+
+/// Checks that a tensor holds at most [`MAX_TENSOR_ELEMENTS`] elements per image (node
+/// `usize::MAX` is the input).
+fn elements(node: usize, t: &TensorInfo) -> Result<(), NnError> {
+    let n = (t.h as u128) * (t.w as u128) * (t.c as u128);
+    if n == 0 {
+        return Err(bad(
+            node,
+            ModelProblem::EmptyTensor(format!("{:?} {}×{}×{}", t.kind, t.h, t.w, t.c)),
+        ));
+    }
+    if n > u128::from(MAX_TENSOR_ELEMENTS) {
+        return Err(too_large(node, "tensor", &[t.c, t.h, t.w]));
+    }
+    Ok(())
+}
+
+/// Output size of a window of `kernel` with `stride` over `n` positions padded by `pad` on
+/// both sides, or an error naming the node when the window does not fit.
+fn window_out(
+    node: usize,
+    what: &'static str,
+    n: usize,
+    pad: usize,
+    kernel: usize,
+    stride: usize,
+) -> Result<usize, NnError> {
+    let padded = pad
+        .checked_mul(2)
+        .and_then(|p| p.checked_add(n))
+        .ok_or_else(|| too_large(node, "padded input", &[n, pad]))?;
+    if padded < kernel {
+        return Err(bad(
+            node,
+            ModelProblem::Window {
+                op: what,
+                kernel,
+                positions: n,
+                padding: pad,
+            },
+        ));
+    }
+    Ok((padded - kernel) / stride + 1)
 }
 
 fn check_weights(node: usize, w: &WeightTable, rows: usize, k: usize) -> Result<(), NnError> {
     if !(1..=8).contains(&w.bits) || w.levels.is_empty() || w.levels.len() > 1 << w.bits {
         return Err(bad(
             node,
-            format!(
-                "{}-bit weights need 1..={} levels, found {}",
-                w.bits,
-                1usize << w.bits.min(8),
-                w.levels.len()
-            ),
+            ModelProblem::WeightLevels {
+                bits: w.bits,
+                max: 1usize << w.bits.min(8),
+                found: w.levels.len(),
+            },
         ));
     }
-    if w.levels.windows(2).any(|p| p[0] >= p[1]) {
-        return Err(bad(
-            node,
-            "weight codebook levels are not strictly increasing".into(),
-        ));
+    if w.levels.windows(2).any(|p| p[0] > p[1]) {
+        return Err(bad(node, ModelProblem::WeightLevelsDecreasing));
     }
-    if w.indices.len() != rows * k {
+    if rows.checked_mul(k) != Some(w.indices.len()) {
         return Err(bad(
             node,
-            format!("{} weight indices, expected {rows} × {k}", w.indices.len()),
+            ModelProblem::Count {
+                what: "weight indices",
+                expected: rows.saturating_mul(k),
+                found: w.indices.len(),
+            },
         ));
     }
     if let Some(p) = w
@@ -413,7 +578,10 @@ fn check_weights(node: usize, w: &WeightTable, rows: usize, k: usize) -> Result<
     {
         return Err(bad(
             node,
-            format!("weight index {} at {p} is out of range", w.indices[p]),
+            ModelProblem::WeightIndex {
+                index: w.indices[p],
+                position: p,
+            },
         ));
     }
     Ok(())
@@ -426,6 +594,9 @@ fn check_weights(node: usize, w: &WeightTable, rows: usize, k: usize) -> Result<
 /// row after a flatten is `[h·w][c]` here (NHWC) and `[c][h·w]` there.
 pub(crate) fn transpose_rows<T: Copy>(src: &[T], a: usize, b: usize) -> Vec<T> {
     let mut dst = src.to_vec();
+    if a * b == 0 {
+        return dst;
+    }
     for (s, d) in src.chunks_exact(a * b).zip(dst.chunks_exact_mut(a * b)) {
         for i in 0..a {
             for j in 0..b {

@@ -60,7 +60,8 @@ pub fn random_images(n: usize, len: usize, seed: u64) -> Vec<u8> {
 /// the same `spec` and `seed` give the same model.
 ///
 /// # Errors
-/// [`NnError::Config`] for a configuration the float network or the quantizer rejects.
+/// The errors of [`crate::Network::new`] and [`crate::pipeline::quantize`] for a configuration
+/// the float network or the quantizer rejects.
 pub fn random_model(spec: &RandomModelSpec, seed: u64) -> Result<IntegerModel, NnError> {
     let cfg = spec.config;
     let mut net = Network::new(cfg, seed)?;

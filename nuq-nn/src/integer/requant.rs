@@ -1,66 +1,44 @@
 //! Threshold requantization (the paper's MAC thresholds) and fixed-point branch alignment.
 
-/// Requantization of an int32 accumulator to a `bits`-bit code by integer compares, and the
-/// code's activation level (what the next layer multiplies with).
-///
-/// For channel `c` with thresholds `T[c][0..2^b−1]` the code is
-/// `#{j : acc >= T[c][j]}` (rising) or `#{j : acc <= T[c][j]}` (falling — a channel whose
-/// folded batch-norm scale is negative). Thresholds are stored ascending in both cases; the
-/// count does not depend on their order. The level is `levels[code]`.
+use nuq_core::MacThresholds;
+
+use crate::error::ModelProblem;
+
+/// Requantization of an accumulator to a code by integer compares ([`MacThresholds`]: per
+/// channel `#{j : acc >= T[c][j]}` rising, `#{j : acc <= T[c][j]}` falling — a channel whose
+/// folded batch-norm scale is negative), and the code's activation level (what the next
+/// layer multiplies with): `levels[code]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Requant {
-    /// Code bits (1..=8).
-    pub bits: u8,
-    /// `channels × (2^bits − 1)` thresholds, channel-major, ascending within a channel.
-    pub thresholds: Vec<i32>,
-    /// Per channel: `true` when the code counts thresholds at or above the accumulator.
-    pub falling: Vec<bool>,
-    /// The output codebook: `2^bits` strictly increasing unsigned levels.
+    /// The MAC thresholds, one row and direction per output channel.
+    pub thresholds: MacThresholds,
+    /// The output codebook: `2^bits` non-decreasing unsigned levels (a level may repeat).
     pub levels: Vec<u8>,
     /// Real value of one output level (informative; inference never uses it).
     pub scale: f64,
 }
 
 impl Requant {
-    /// Thresholds per channel (`2^bits − 1`).
-    pub fn per_channel(&self) -> usize {
-        (1usize << self.bits) - 1
+    /// Code bits.
+    pub fn bits(&self) -> u8 {
+        self.thresholds.bits()
     }
 
-    /// Checks the table against a channel count; the message names the inconsistency.
-    pub(crate) fn validate(&self, channels: usize) -> Result<(), String> {
-        if !(1..=8).contains(&self.bits) {
-            return Err(format!(
-                "requantization to {} bits (1..=8 allowed)",
-                self.bits
-            ));
+    /// Checks the table against a channel count.
+    pub(crate) fn validate(&self, channels: usize) -> Result<(), ModelProblem> {
+        if self.thresholds.channels() != channels {
+            return Err(ModelProblem::Count {
+                what: "threshold rows",
+                expected: channels,
+                found: self.thresholds.channels(),
+            });
         }
-        let t = self.per_channel();
-        if self.thresholds.len() != channels * t {
-            return Err(format!(
-                "{} thresholds, expected {channels} channels × {t}",
-                self.thresholds.len()
-            ));
-        }
-        if self.falling.len() != channels {
-            return Err(format!(
-                "{} directions for {channels} channels",
-                self.falling.len()
-            ));
-        }
-        if self.levels.len() != t + 1 || self.levels.windows(2).any(|p| p[0] >= p[1]) {
-            return Err(format!(
-                "output codebook needs {} strictly increasing levels, found {:?}",
-                t + 1,
-                self.levels
-            ));
-        }
-        if let Some(c) = (0..channels).find(|&c| {
-            self.thresholds[c * t..(c + 1) * t]
-                .windows(2)
-                .any(|p| p[0] > p[1])
-        }) {
-            return Err(format!("thresholds of channel {c} are not ascending"));
+        let n = self.thresholds.per_channel() + 1;
+        if self.levels.len() != n || self.levels.windows(2).any(|p| p[0] > p[1]) {
+            return Err(ModelProblem::OutputLevels {
+                expected: n,
+                found: self.levels.clone(),
+            });
         }
         Ok(())
     }
@@ -68,14 +46,7 @@ impl Requant {
     /// The code of accumulator `acc` in channel `c`.
     #[inline]
     pub fn code(&self, c: usize, acc: i64) -> u8 {
-        let t = self.per_channel();
-        let row = &self.thresholds[c * t..(c + 1) * t];
-        let n = if self.falling[c] {
-            row.iter().filter(|&&th| acc <= i64::from(th)).count()
-        } else {
-            row.iter().filter(|&&th| acc >= i64::from(th)).count()
-        };
-        n as u8
+        self.thresholds.code(c, acc)
     }
 
     /// Requantizes `acc` (`[pixel][channel]`) into levels and, when given, codes.
@@ -159,6 +130,7 @@ impl Align {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nuq_core::Direction;
     use proptest::prelude::*;
 
     proptest! {
@@ -174,12 +146,13 @@ mod tests {
         #[test]
         fn rising_code_counts_reached_thresholds(acc in -1000i64..1000, mut t in proptest::collection::vec(-1000i32..1000, 3)) {
             t.sort();
-            let r = Requant { bits: 2, thresholds: t.clone(), falling: vec![false], levels: vec![0, 1, 2, 3], scale: 1.0 };
+            let mac = |d| MacThresholds::new(2, t.clone(), vec![d]).unwrap();
+            let r = Requant { thresholds: mac(Direction::Rising), levels: vec![0, 1, 2, 3], scale: 1.0 };
             let code = r.code(0, acc);
             prop_assert_eq!(usize::from(code), t.iter().filter(|&&x| acc >= i64::from(x)).count());
             // Monotone in the accumulator.
             prop_assert!(r.code(0, acc + 1) >= code);
-            let f = Requant { falling: vec![true], ..r };
+            let f = Requant { thresholds: mac(Direction::Falling), ..r };
             prop_assert!(f.code(0, acc + 1) <= f.code(0, acc));
         }
     }
@@ -198,20 +171,28 @@ mod tests {
     #[test]
     fn validate_names_the_problem() {
         let r = Requant {
-            bits: 2,
-            thresholds: vec![3, 1, 2],
-            falling: vec![false],
-            levels: vec![0, 1, 2, 3],
-            scale: 1.0,
-        };
-        assert!(r.validate(1).unwrap_err().contains("not ascending"));
-        let r = Requant {
-            bits: 2,
-            thresholds: vec![1, 2, 3],
-            falling: vec![false],
+            thresholds: MacThresholds::new(2, vec![1, 2, 3], vec![Direction::Rising]).unwrap(),
             levels: vec![0, 1, 1, 3],
             scale: 1.0,
         };
-        assert!(r.validate(1).unwrap_err().contains("strictly increasing"));
+        assert!(matches!(
+            r.validate(2),
+            Err(ModelProblem::Count {
+                expected: 2,
+                found: 1,
+                ..
+            })
+        ));
+        // A repeated level is allowed (the format's codebooks are non-decreasing) ...
+        assert!(r.validate(1).is_ok());
+        let r = Requant {
+            levels: vec![0, 2, 1, 3],
+            ..r
+        };
+        // ... a decreasing one is not.
+        assert!(matches!(
+            r.validate(1),
+            Err(ModelProblem::OutputLevels { expected: 4, .. })
+        ));
     }
 }

@@ -220,9 +220,11 @@ impl Conv2d {
             || cfg.stride.0 == 0
             || cfg.stride.1 == 0
         {
-            return Err(NnError::Config(format!(
-                "Conv2d needs positive channels, kernel and stride, got {cfg:?}"
-            )));
+            return Err(NnError::InvalidParameter {
+                what: "Conv2d channels, kernel and stride".into(),
+                allowed: "positive",
+                found: format!("{cfg:?}"),
+            });
         }
         let len = kh * kw * cfg.c_in * cfg.c_out;
         let std = (2.0 / (cfg.c_out * kh * kw) as f32).sqrt();

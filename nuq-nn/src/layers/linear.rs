@@ -21,13 +21,27 @@ pub struct Linear {
     dx: Tensor,
 }
 
+/// Most weights one [`Linear`] layer may have (2^28, 1 GiB of `f32`): sizes computed from a
+/// checkpoint's metadata cannot make it allocate without bound.
+pub const MAX_LINEAR_WEIGHTS: u64 = 1 << 28;
+
 impl Linear {
     /// A linear layer with PyTorch's default initialisation, U(−1/√in, 1/√in) for weight and bias.
     pub fn new(inputs: usize, outputs: usize, bias: bool, rng: &mut Rng) -> Result<Self, NnError> {
         if inputs == 0 || outputs == 0 {
-            return Err(NnError::Config(format!(
-                "Linear needs positive sizes, got {inputs}→{outputs}"
-            )));
+            return Err(NnError::InvalidParameter {
+                what: "Linear inputs → outputs".into(),
+                allowed: "positive",
+                found: format!("{inputs}→{outputs}"),
+            });
+        }
+        if inputs as u128 * outputs as u128 > u128::from(MAX_LINEAR_WEIGHTS) {
+            return Err(NnError::TooLarge {
+                what: "Linear layer".into(),
+                detail: format!(
+                    "{inputs}→{outputs} weights exceed the limit of {MAX_LINEAR_WEIGHTS}"
+                ),
+            });
         }
         let bound = 1.0 / (inputs as f32).sqrt();
         let weight = Param::new(

@@ -24,9 +24,11 @@ impl MaxPool2d {
     /// A `kernel×kernel` max pool with the given stride (both positive).
     pub fn new(kernel: usize, stride: usize) -> Result<Self, NnError> {
         if kernel == 0 || stride == 0 {
-            return Err(NnError::Config(format!(
-                "MaxPool2d needs a positive kernel and stride, got {kernel} and {stride}"
-            )));
+            return Err(NnError::InvalidParameter {
+                what: "MaxPool2d kernel and stride".into(),
+                allowed: "positive",
+                found: format!("{kernel} and {stride}"),
+            });
         }
         Ok(Self {
             kernel,

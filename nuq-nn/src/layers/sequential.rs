@@ -43,10 +43,11 @@ impl Sequential {
         layer: Box<dyn Layer>,
     ) -> Result<(), NnError> {
         if index > self.layers.len() {
-            return Err(NnError::Config(format!(
-                "insert position {index} beyond the {} layers",
-                self.layers.len()
-            )));
+            return Err(NnError::InvalidParameter {
+                what: "insert position".into(),
+                allowed: "at most the number of layers",
+                found: format!("{index} of {}", self.layers.len()),
+            });
         }
         self.layers.insert(index, (name.into(), layer));
         Ok(())
@@ -62,7 +63,7 @@ impl Sequential {
             .layers
             .iter_mut()
             .find(|(n, _)| n == name)
-            .ok_or_else(|| NnError::Config(format!("no layer named {name:?}")))?;
+            .ok_or_else(|| NnError::NoSuchLayer(name.to_string()))?;
         Ok(std::mem::replace(&mut slot.1, layer))
     }
 
@@ -96,7 +97,11 @@ impl Sequential {
 
     fn need_layers(&self) -> Result<(), NnError> {
         if self.layers.is_empty() {
-            return Err(NnError::Config("empty Sequential".into()));
+            return Err(NnError::InvalidParameter {
+                what: "Sequential".into(),
+                allowed: "non-empty",
+                found: "no layers".into(),
+            });
         }
         Ok(())
     }

@@ -55,11 +55,14 @@ impl Slots {
             let bufs = match self.pending.remove(name) {
                 Some(b) if b.len() == k && b.iter().all(|v| v.len() == len) => b,
                 Some(b) => {
-                    return Err(NnError::Config(format!(
-                        "restored optimiser state for {name:?} has {} tensors of {:?} values, expected {k} of {len}",
-                        b.len(),
-                        b.iter().map(Vec::len).collect::<Vec<_>>()
-                    )))
+                    return Err(NnError::OptimizerState {
+                        name: name.to_string(),
+                        why: format!(
+                            "{} tensors of {:?} values restored, expected {k} of {len}",
+                            b.len(),
+                            b.iter().map(Vec::len).collect::<Vec<_>>()
+                        ),
+                    })
                 }
                 None => vec![vec![0.0; len]; k],
             };
@@ -68,10 +71,13 @@ impl Slots {
         }
         if index > self.names.len() || self.names[index] != name || self.bufs[index][0].len() != len
         {
-            return Err(NnError::Config(format!(
-                "optimiser state slot {index} belongs to {:?}, not to parameter {name:?} of {len} values",
-                self.names.get(index)
-            )));
+            return Err(NnError::OptimizerState {
+                name: name.to_string(),
+                why: format!(
+                    "slot {index} belongs to {:?}, not to this parameter of {len} values",
+                    self.names.get(index)
+                ),
+            });
         }
         Ok(&mut self.bufs[index])
     }
@@ -99,8 +105,9 @@ impl Slots {
                     full.strip_prefix(&format!("{k}."))
                         .map(|n| (i, n.to_string()))
                 })
-                .ok_or_else(|| {
-                    NnError::Config(format!("unknown optimiser state tensor {full:?}"))
+                .ok_or_else(|| NnError::OptimizerState {
+                    name: full.clone(),
+                    why: "not a state tensor of this optimiser".into(),
                 })?;
             let pos = match pending.iter().position(|(n, _)| *n == name) {
                 Some(p) => p,
@@ -113,8 +120,9 @@ impl Slots {
         }
         for (name, bufs) in pending {
             let bufs: Option<Vec<Vec<f32>>> = bufs.into_iter().collect();
-            let bufs = bufs.ok_or_else(|| {
-                NnError::Config(format!("optimiser state for {name:?} is incomplete"))
+            let bufs = bufs.ok_or_else(|| NnError::OptimizerState {
+                name: name.clone(),
+                why: "incomplete".into(),
             })?;
             slots.pending.insert(name, bufs);
         }

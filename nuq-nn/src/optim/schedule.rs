@@ -98,7 +98,11 @@ impl Schedule {
             } => !(nonneg(lr) && gamma.is_finite() && gamma > 0.0) || step_size == 0,
         };
         if bad {
-            return Err(NnError::Config(format!("invalid schedule {self:?}")));
+            return Err(NnError::InvalidParameter {
+                what: "learning-rate schedule".into(),
+                allowed: "finite, non-negative rates and positive lengths",
+                found: format!("{self:?}"),
+            });
         }
         Ok(())
     }

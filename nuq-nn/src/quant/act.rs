@@ -48,7 +48,8 @@ impl ActQuantizer {
     ///   the MSE-optimal scale, nearest-level thresholds.
     ///
     /// # Errors
-    /// [`NnError::Config`] for bits outside `1..=8`, no samples or non-finite samples.
+    /// [`NnError::InvalidParameter`] for bits outside `1..=8`, [`NnError::NoSamples`],
+    /// [`NnError::NonFinite`] for a non-finite sample, [`NnError::Core`] when the fit fails.
     pub fn fit(family: Family, bits: u8, samples: &[f32]) -> Result<ActQuantizer, NnError> {
         Self::fit_nhwc(family, bits, samples, 1, false)
     }
@@ -63,7 +64,7 @@ impl ActQuantizer {
     /// follow their levels, so they stay one group.
     ///
     /// # Errors
-    /// As [`ActQuantizer::fit`]; also [`NnError::Config`] when `samples` do not split into
+    /// As [`ActQuantizer::fit`]; also [`NnError::InvalidParameter`] when `samples` do not split into
     /// `channels` channels.
     pub fn fit_nhwc(
         family: Family,
@@ -73,26 +74,28 @@ impl ActQuantizer {
         per_channel: bool,
     ) -> Result<ActQuantizer, NnError> {
         if !(1..=8).contains(&bits) {
-            return Err(NnError::Config(format!(
-                "activation bits must be 1..=8, got {bits}"
-            )));
+            return Err(NnError::InvalidParameter {
+                what: "activation bits".into(),
+                allowed: "1..=8",
+                found: bits.to_string(),
+            });
         }
         if samples.is_empty() {
-            return Err(NnError::Config(
-                "activation calibration saw no samples".into(),
-            ));
+            return Err(NnError::NoSamples("activation calibration"));
         }
-        if channels == 0 || samples.len() % channels != 0 {
-            return Err(NnError::Config(format!(
-                "activation calibration: {} samples do not split into {channels} channels",
-                samples.len()
-            )));
+        if channels == 0 || !samples.len().is_multiple_of(channels) {
+            return Err(NnError::InvalidParameter {
+                what: "activation calibration sample count".into(),
+                allowed: "a multiple of the (positive) channel count",
+                found: format!("{} samples for {channels} channels", samples.len()),
+            });
         }
         if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
-            return Err(NnError::Config(format!(
-                "activation calibration sample {i} is not finite ({})",
-                samples[i]
-            )));
+            return Err(NnError::NonFinite {
+                what: "activation calibration sample".into(),
+                index: i,
+                value: samples[i],
+            });
         }
         let per_channel = per_channel && channels > 1 && family == Family::KQuantile;
         let pixels = samples.len() / channels;
@@ -207,7 +210,10 @@ impl ActQuantizer {
 }
 
 fn core_err(e: nuq_core::Error) -> NnError {
-    NnError::Config(format!("fitting an activation codebook: {e}"))
+    NnError::Core {
+        what: "fitting an activation codebook".into(),
+        source: e,
+    }
 }
 
 /// `2^bits` strictly increasing grid levels starting at 0, nearest to `wanted` (which starts

@@ -5,7 +5,7 @@
 //! ([`Family::KQuantile`]): thresholds at equal-mass quantiles of the values reaching it
 //! (above the ReLU cut), levels at bin centroids snapped to the 8-bit grid. Folded through
 //! batch-norm and the scales, those thresholds become the integer MAC thresholds of the
-//! integer model ([`convert`]).
+//! integer model ([`QuantizedNetwork::to_integer`]).
 //!
 //! Options of [`QuantConfig`]: per-channel or per-tensor weight scales, per-channel
 //! k-quantile activation thresholds, learned activation clips and weight scales during
@@ -14,14 +14,18 @@
 //! [`QuantizedNetwork::set_bits`] refit codebooks and lower bit widths during fine-tuning.
 
 mod act;
-pub mod convert;
+mod config;
+mod fold;
 mod layers;
+mod network;
 mod qat;
+mod slot;
 mod weights;
 
 pub use act::ActQuantizer;
-pub use convert::{InputNorm, QuantConfig, QuantizedNetwork};
+pub use config::{InputNorm, QuantConfig};
 pub use layers::{ActQuant, GridRound, QuantBlock};
+pub use network::QuantizedNetwork;
 pub use weights::{quantize_weights, QuantizedWeights};
 
 use std::fmt;
@@ -48,6 +52,17 @@ impl Family {
         Family::Apot,
         Family::Uniform,
     ];
+
+    /// The `.nuq` format's name for the family (stored with every codebook).
+    pub fn codebook_kind(self) -> nuq_fpga_fmt::CodebookKind {
+        use nuq_fpga_fmt::CodebookKind;
+        match self {
+            Family::KQuantile => CodebookKind::KQuantile,
+            Family::LloydMax => CodebookKind::LloydMax,
+            Family::Apot => CodebookKind::Apot,
+            Family::Uniform => CodebookKind::Uniform,
+        }
+    }
 
     /// The name used on command lines and in reports.
     pub fn name(self) -> &'static str {
@@ -77,10 +92,10 @@ impl FromStr for Family {
                     || (s == "k-quantile" && *f == Family::KQuantile)
                     || (s == "lloyd-max" && *f == Family::LloydMax)
             })
-            .ok_or_else(|| {
-                crate::NnError::Config(format!(
-                    "unknown codebook family {s:?} (kquantile, lloyd, apot, uniform)"
-                ))
+            .ok_or_else(|| crate::NnError::UnknownName {
+                what: "codebook family",
+                found: s.to_string(),
+                expected: "kquantile, lloyd, apot, uniform",
             })
     }
 }

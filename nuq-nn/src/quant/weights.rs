@@ -43,7 +43,10 @@ pub(crate) fn center_rows(rows: &mut [f32], k: usize) {
 }
 
 fn core_err(what: &str) -> impl Fn(nuq_core::Error) -> NnError + '_ {
-    move |e| NnError::Config(format!("quantizing {what}: {e}"))
+    move |source| NnError::Core {
+        what: format!("quantizing {what}"),
+        source,
+    }
 }
 
 /// Quantizes a row-major `rows × k` weight matrix to `bits`-bit indices.
@@ -54,7 +57,8 @@ fn core_err(what: &str) -> impl Fn(nuq_core::Error) -> NnError + '_ {
 /// `−127..=127` whatever the family (the first and last layers of a network).
 ///
 /// # Errors
-/// [`NnError::Config`] for empty or non-finite weights or an impossible bit width.
+/// [`NnError::InvalidParameter`] for an empty weight table or an impossible bit width,
+/// [`NnError::NonFinite`], [`NnError::Core`] when the codebook fit fails.
 pub fn quantize_weights(
     what: &str,
     w: &[f32],
@@ -63,22 +67,26 @@ pub fn quantize_weights(
     family: Family,
     per_channel: bool,
 ) -> Result<QuantizedWeights, NnError> {
-    if rows == 0 || w.is_empty() || w.len() % rows != 0 {
-        return Err(NnError::Config(format!(
-            "{what}: {} weights do not split into {rows} rows",
-            w.len()
-        )));
+    if rows == 0 || w.is_empty() || !w.len().is_multiple_of(rows) {
+        return Err(NnError::InvalidParameter {
+            what: format!("{what}: weight count"),
+            allowed: "a positive multiple of the (positive) row count",
+            found: format!("{} weights in {rows} rows", w.len()),
+        });
     }
     if !(1..=8).contains(&bits) {
-        return Err(NnError::Config(format!(
-            "{what}: weight bits must be 1..=8, got {bits}"
-        )));
+        return Err(NnError::InvalidParameter {
+            what: format!("{what}: weight bits"),
+            allowed: "1..=8",
+            found: bits.to_string(),
+        });
     }
     if let Some(i) = w.iter().position(|v| !v.is_finite()) {
-        return Err(NnError::Config(format!(
-            "{what}: weight {i} is not finite ({})",
-            w[i]
-        )));
+        return Err(NnError::NonFinite {
+            what: format!("{what}: weight"),
+            index: i,
+            value: w[i],
+        });
     }
     let k = w.len() / rows;
     let norms: Vec<f64> = if per_channel {
@@ -149,8 +157,11 @@ pub fn quantize_weights(
         .levels()
         .iter()
         .map(|&l| {
-            i8::try_from(l)
-                .map_err(|_| NnError::Config(format!("{what}: level {l} is off the int8 grid")))
+            i8::try_from(l).map_err(|_| NnError::Unrepresentable {
+                what: format!("{what}: weight level"),
+                ty: "i8",
+                value: f64::from(l),
+            })
         })
         .collect::<Result<Vec<i8>, _>>()?;
     Ok(QuantizedWeights {

@@ -26,7 +26,7 @@ use super::im2col::Unfold;
 use super::weights::{kernel_err, Packed};
 use crate::integer::model::{ConvNode, ConvOutput};
 use crate::integer::requant::Requant;
-use crate::NnError;
+use crate::{ModelProblem, NnError};
 
 /// Activation bytes a row tile's im2col block aims at (it stays in L2 with the tile's
 /// accumulators and the weight panel being read).
@@ -71,23 +71,13 @@ thread_local! {
     static TILE_SCRATCH: RefCell<(Vec<u8>, Vec<i32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Bias-folded `i32` thresholds (see the module docs), in the kernels' layout (falling
-/// channels descending).
-fn folded_thresholds(r: &Requant, bias: &[i32], channels: usize) -> Result<Thresholds, NnError> {
-    let t = r.per_channel();
-    let mut table = Vec::with_capacity(channels * t);
-    for (c, (row, &b)) in r.thresholds.chunks_exact(t).zip(bias).enumerate() {
-        let fold = |th: &i32| {
-            (i64::from(*th) - i64::from(b)).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
-        };
-        if r.falling[c] {
-            table.extend(row.iter().rev().map(fold));
-        } else {
-            table.extend(row.iter().map(fold));
-        }
-    }
-    Thresholds::new(r.bits, channels, &table, &r.falling)
-        .map_err(kernel_err("requantization thresholds"))
+/// Bias-folded `i32` thresholds (see the module docs), compiled for the kernels.
+fn folded_thresholds(r: &Requant, bias: &[i32]) -> Result<Thresholds, NnError> {
+    let folded = r.thresholds.offset(bias).map_err(|source| NnError::Core {
+        what: "requantization thresholds".into(),
+        source,
+    })?;
+    Ok(Thresholds::new(&folded))
 }
 
 impl ConvOp {
@@ -117,7 +107,7 @@ impl ConvOp {
         let bound = k as u128 * u128::from(weights.max_abs()) * 255;
         let epilogue = match &c.output {
             ConvOutput::Codes(r) if bound < i32::MAX as u128 => Epilogue::Levels {
-                thresholds: folded_thresholds(r, &c.bias, c.c_out)?,
+                thresholds: folded_thresholds(r, &c.bias)?,
                 levels: r.levels.clone(),
             },
             ConvOutput::Codes(r) => Epilogue::Wide {
@@ -277,7 +267,10 @@ impl ConvOp {
             acc,
             ldc,
         )
-        .map_err(|e| NnError::Config(format!("node {}: integer GEMM: {e}", self.node)))
+        .map_err(|source| NnError::Kernel {
+            what: format!("node {}: integer GEMM", self.node),
+            source,
+        })
     }
 
     /// Requantizes (or biases) `rows` accumulator rows (stride `lda`) of channels
@@ -324,17 +317,21 @@ impl ConvOp {
                     }
                 }
                 if signs < 0 {
-                    return Err(NnError::Config(format!(
-                        "node {}: accumulator + bias overflows int32",
-                        self.node
-                    )));
+                    return Err(NnError::Overflow {
+                        node: self.node,
+                        what: "accumulator + bias",
+                    });
                 }
                 Ok(())
             }
-            _ => Err(NnError::Config(format!(
-                "node {}: output buffer of the wrong kind",
-                self.node
-            ))),
+            _ => Err(NnError::InvalidModel {
+                node: Some(self.node),
+                problem: ModelProblem::Input {
+                    op: "conv output",
+                    expected: "a buffer of the output's kind".into(),
+                    found: "another kind".into(),
+                },
+            }),
         }
     }
 }

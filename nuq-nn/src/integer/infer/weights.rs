@@ -12,7 +12,10 @@ pub(super) enum Packed {
 }
 
 pub(super) fn kernel_err(what: &str) -> impl Fn(KernelError) -> NnError + '_ {
-    move |e| NnError::Config(format!("{what}: {e}"))
+    move |source| NnError::Kernel {
+        what: what.to_string(),
+        source,
+    }
 }
 
 impl Packed {

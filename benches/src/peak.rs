@@ -1,7 +1,7 @@
 //! Register-only `vpdpbusd` throughput loop: the ceiling the GEMM kernels are measured
 //! against (reported by `kernel-report`).
 
-use crate::{KernelError, KernelPath};
+use nuq_kernels::{KernelError, KernelPath};
 #[cfg(target_arch = "x86_64")]
 use std::hint::black_box;
 use std::time::Duration;

@@ -1,0 +1,157 @@
+//! From a float network to the integer model: calibration of the quantizers on training
+//! images, quantization-aware fine-tuning (optionally in stages of falling bit width), and the
+//! fold into integers.
+
+use std::sync::Arc;
+
+use crate::data::{Augment, Dataset};
+use crate::error::NnError;
+use crate::integer::IntegerModel;
+use crate::models::Network;
+use crate::pipeline::fine_tune::{fine_tune, Tuning};
+use crate::pipeline::Progress;
+use crate::quant::{InputNorm, QuantConfig, QuantizedNetwork};
+
+/// Everything that decides how a float network becomes an integer model.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    /// Bits and codebook families.
+    pub config: QuantConfig,
+    /// Training images the activation quantizers are calibrated on (the first ones of the
+    /// training set; at least one, at most all).
+    pub calib_images: usize,
+    /// Training images of quantization-aware fine-tuning (0: post-training quantization).
+    pub qat_images: usize,
+    /// Peak learning rate of the fine-tuning.
+    pub qat_lr: f32,
+    /// Seed of the fine-tuning's batch order (stage `i` uses `seed + i`).
+    pub seed: u64,
+    /// Recalibration interval in fine-tuning steps (0: never).
+    pub recalib_every: usize,
+    /// Wider bit widths fine-tuned first (progressive reduction), descending, each wider than
+    /// the final width; the fine-tuning images are split equally between the stages and the
+    /// final width.
+    pub stages: Vec<u8>,
+}
+
+impl Recipe {
+    /// Post-training quantization with `config`, calibrated on 2 000 images: no fine-tuning,
+    /// learning rate 0.01 and seed 1 for when `qat_images` is raised.
+    pub fn new(config: QuantConfig) -> Recipe {
+        Recipe {
+            config,
+            calib_images: 2000,
+            qat_images: 0,
+            qat_lr: 0.01,
+            seed: 1,
+            recalib_every: 0,
+            stages: Vec::new(),
+        }
+    }
+
+    /// Checks the parts of the recipe that [`QuantConfig`] does not.
+    ///
+    /// # Errors
+    /// [`NnError::LearningRate`], [`NnError::StagesNotDescending`], [`NnError::StageNotWider`]
+    /// or [`NnError::StagesWithoutFineTuning`].
+    pub fn validate(&self) -> Result<(), NnError> {
+        if !(self.qat_lr.is_finite() && self.qat_lr > 0.0) {
+            return Err(NnError::LearningRate(self.qat_lr));
+        }
+        if let Some(w) = self.stages.windows(2).find(|w| w[0] <= w[1]) {
+            return Err(NnError::StagesNotDescending {
+                before: w[0],
+                after: w[1],
+            });
+        }
+        let last = self.config.weight_bits.min(self.config.act_bits);
+        if let Some(&stage) = self.stages.last().filter(|&&b| b <= last) {
+            return Err(NnError::StageNotWider { stage, last });
+        }
+        if !self.stages.is_empty() && self.qat_images == 0 {
+            return Err(NnError::StagesWithoutFineTuning);
+        }
+        Ok(())
+    }
+}
+
+/// Quantizes `net` by `r`: weights to codebooks, activation quantizers calibrated on the first
+/// training images, quantization-aware fine-tuning, then the fold into the integer model.
+/// `augment` gives the input normalisation (its random parts are not used).
+///
+/// # Errors
+/// As [`quantize_with_twin`].
+pub fn quantize(
+    net: Network,
+    r: &Recipe,
+    train: &Arc<Dataset>,
+    augment: &Augment,
+    progress: &dyn Progress,
+) -> Result<IntegerModel, NnError> {
+    quantize_with_twin(net, r, train, augment, progress).map(|(model, _)| model)
+}
+
+/// As [`quantize`], also returning the fake-quantized float twin the integer model was folded
+/// from (to measure how closely the two agree, see
+/// [`twin_agreement`](crate::pipeline::twin_agreement)).
+///
+/// # Errors
+/// [`Recipe::validate`]'s errors, [`NnError::NoTrainingImages`], or an error of preparing,
+/// calibrating, fine-tuning or folding the network.
+pub fn quantize_with_twin(
+    net: Network,
+    r: &Recipe,
+    train: &Arc<Dataset>,
+    augment: &Augment,
+    progress: &dyn Progress,
+) -> Result<(IntegerModel, QuantizedNetwork), NnError> {
+    r.validate()?;
+    if train.is_empty() {
+        return Err(NnError::NoTrainingImages("calibration"));
+    }
+    let norm = InputNorm::from_mean_std(&augment.mean, &augment.std)?;
+    let n = r.calib_images.clamp(1, train.len());
+    let calib = norm.normalise(
+        &train.images[..n * train.image_len()],
+        n,
+        train.height,
+        train.width,
+    )?;
+    // Stage widths for weights and activations, the final one last.
+    let mut widths: Vec<(u8, u8)> = r.stages.iter().map(|&b| (b, b)).collect();
+    widths.push((r.config.weight_bits, r.config.act_bits));
+    let mut first = r.config;
+    (first.weight_bits, first.act_bits) = widths[0];
+    let mut qn = QuantizedNetwork::prepare(net, first, norm)?;
+    qn.calibrate(&calib)?;
+    // Fine-tuning sees the images with the normalisation the integer model will use (the
+    // zero point rounded to a byte), without random crops and flips.
+    let tune = Augment::normalize_only(qn.input_norm.mean(), qn.input_norm.std.clone());
+    let per_stage = r.qat_images / widths.len();
+    for (i, &(wb, ab)) in widths.iter().enumerate() {
+        if i > 0 {
+            qn.set_bits(wb, ab, &calib)?;
+        }
+        let images = if i + 1 == widths.len() {
+            r.qat_images - per_stage * i
+        } else {
+            per_stage
+        };
+        fine_tune(
+            &mut qn,
+            train,
+            &tune,
+            &calib,
+            &Tuning {
+                images,
+                lr: r.qat_lr,
+                seed: r.seed + i as u64,
+                recalib_every: r.recalib_every,
+            },
+            progress,
+            &format!("QAT W{wb}/A{ab} {}", r.config.act_family),
+        )?;
+    }
+    let model = qn.to_integer()?;
+    Ok((model, qn))
+}

@@ -1,0 +1,477 @@
+//! The fold of a calibrated [`QuantizedNetwork`] into the [`IntegerModel`]: batch-norm, the
+//! scales and the activation thresholds become integer MAC thresholds.
+//!
+//! ## Folding, per output channel `o`
+//!
+//! A convolution's accumulator `acc` (integer levels × integer weights) stands for
+//! `u_o · acc` with `u_o = s_in · s_w[o]`. Batch-norm in eval mode maps the conv output `y` to
+//! `z = g_o · y + c_o` with `g_o = γ_o / √(var_o + ε)` and `c_o = β_o − g_o · μ_o (+ g_o · bias_o)`.
+//! With `D = g_o · u_o`, the activation code `#{j : z ≥ t_j}` becomes `#{j : acc ≥ ⌈(t_j −
+//! c_o) / D⌉}` when `D > 0`, and `#{j : acc ≤ ⌊(t_j − c_o) / D⌋}` (a *falling* channel) when
+//! `D < 0`; when `D = 0` the code is constant. For a residual join, the shortcut (another
+//! accumulator with its own `D'`, or levels with scale `s_x`) is multiplied by `D' / D`
+//! (or `s_x / D`) as a fixed-point [`Align`] factor and its offset joins `c_o`.
+//!
+//! ## The input
+//!
+//! Images are bytes. The float network saw `(byte − zp_c) / (255 · std_c)` with integer
+//! zero points `zp_c = round(255 · mean_c)` (use [`QuantizedNetwork::input_norm`] to
+//! normalise calibration and evaluation images for the float twin). The first convolution's
+//! weights are quantized as `w / (255 · std_c)`, so its accumulator runs over raw bytes;
+//! padding with `zp_c` and the bias `−Σ w · zp` make it exact.
+
+use crate::integer::transpose_rows;
+use crate::integer::{
+    AddNode, Align, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node,
+    Requant, TensorId,
+};
+use crate::layers::{BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d, Sequential};
+use crate::quant::layers::{ActQuant, GridRound, QuantBlock};
+use crate::quant::network::{downcast, QuantizedNetwork};
+use crate::quant::weights::QuantizedWeights;
+use crate::quant::ActQuantizer;
+use crate::NnError;
+use nuq_core::{Direction, MacThresholds};
+
+impl QuantizedNetwork {
+    /// Folds everything into the integer model.
+    ///
+    /// # Errors
+    /// [`NnError::NotCalibrated`] when a quantizer is not calibrated, [`NnError::NoIntegerForm`],
+    /// [`NnError::UnexpectedLayer`] or [`NnError::Unrepresentable`] when the network has a shape the
+    /// integer model cannot express (non-square kernels, a residual branch with a zero
+    /// batch-norm scale, factors beyond the fixed-point range).
+    pub fn to_integer(&self) -> Result<IntegerModel, NnError> {
+        let cfg = self.net.config();
+        let (h, w) = cfg.input_size;
+        let mut b = Builder {
+            qn: self,
+            nodes: Vec::new(),
+            cur: Cur {
+                id: 0,
+                scale: 1.0,
+                h,
+                w,
+                c: cfg.in_channels,
+            },
+            flatten_chw: None,
+        };
+        b.seq("", &self.net.body)?;
+        let model = IntegerModel {
+            input: InputSpec {
+                channels: cfg.in_channels,
+                height: h,
+                width: w,
+                zero_point: self.input_norm.zero_point.clone(),
+            },
+            nodes: b.nodes,
+            logit_scale: b.cur.scale,
+        };
+        model.tensor_infos()?;
+        Ok(model)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Cur {
+    id: TensorId,
+    /// Real value of one unit of the tensor (level or accumulator).
+    scale: f64,
+    h: usize,
+    w: usize,
+    c: usize,
+}
+
+struct Builder<'a> {
+    qn: &'a QuantizedNetwork,
+    nodes: Vec<Node>,
+    cur: Cur,
+    flatten_chw: Option<(usize, usize, usize)>,
+}
+
+/// Per-channel affine `z = d[o] · acc + c[o]` of an accumulator.
+struct Affine {
+    d: Vec<f64>,
+    c: Vec<f64>,
+}
+
+fn bn_affine(bn: &BatchNorm2d, u: &[f64], bias: Option<&[f32]>) -> Affine {
+    let n = bn.channels();
+    let mut d = vec![0.0; n];
+    let mut c = vec![0.0; n];
+    for o in 0..n {
+        let g = f64::from(bn.weight.value[o])
+            / (f64::from(bn.running_var[o]) + f64::from(bn.eps)).sqrt();
+        let b = bias.map_or(0.0, |b| f64::from(b[o]));
+        d[o] = g * u[o];
+        c[o] = f64::from(bn.bias.value[o]) + g * (b - f64::from(bn.running_mean[o]));
+    }
+    Affine { d, c }
+}
+
+fn to_i32(x: f64) -> i32 {
+    x.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32
+}
+
+/// Integer thresholds for `code = #{j : d·acc + c ≥ t_j}` per channel (`t` the quantizer's
+/// thresholds of that channel).
+fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnError> {
+    let groups = q.groups();
+    if groups != 1 && groups != aff.d.len() {
+        return Err(NnError::SizeMismatch {
+            what: format!("activation quantizer {name}: threshold groups (1 or one per channel)"),
+            expected: aff.d.len(),
+            found: groups,
+        });
+    }
+    let per = q.levels.len() - 1;
+    let mut thresholds = Vec::with_capacity(aff.d.len() * per);
+    let mut directions = Vec::with_capacity(aff.d.len());
+    for (o, (&d, &c)) in aff.d.iter().zip(&aff.c).enumerate() {
+        let mut row: Vec<i32> = q
+            .thresholds_of(o)
+            .iter()
+            .map(|&t| {
+                if d > 0.0 {
+                    to_i32(((t - c) / d).ceil())
+                } else if d < 0.0 {
+                    to_i32(((t - c) / d).floor())
+                } else if c >= t {
+                    i32::MIN
+                } else {
+                    i32::MAX
+                }
+            })
+            .collect();
+        row.sort_unstable();
+        thresholds.extend(row);
+        directions.push(Direction::of_scale(d));
+    }
+    Ok(Requant {
+        thresholds: MacThresholds::new(q.bits, thresholds, directions).map_err(|source| {
+            NnError::Core {
+                what: format!("activation quantizer {name}: MAC thresholds"),
+                source,
+            }
+        })?,
+        levels: q.levels.clone(),
+        scale: q.scale,
+    })
+}
+
+impl Builder<'_> {
+    fn push(&mut self, node: Node, scale: f64, h: usize, w: usize, c: usize) -> Cur {
+        self.nodes.push(node);
+        Cur {
+            id: self.nodes.len(),
+            scale,
+            h,
+            w,
+            c,
+        }
+    }
+
+    fn weights(&self, name: &str) -> Result<&QuantizedWeights, NnError> {
+        self.qn
+            .slots
+            .get(name)
+            .map(|s| &s.q)
+            .ok_or_else(|| NnError::NoIntegerForm {
+                layer: name.to_string(),
+                why: "no quantized weights (was the network prepared?)",
+            })
+    }
+
+    /// A convolution node reading `input`; returns its node, accumulator affine map pieces
+    /// (`u[o] = s_in · s_w[o]`) and output size.
+    fn conv_node(
+        &self,
+        name: &str,
+        conv: &Conv2d,
+        input: Cur,
+        output: ConvOutput,
+    ) -> Result<(ConvNode, Vec<f64>, usize, usize), NnError> {
+        let c = conv.config();
+        if c.kernel.0 != c.kernel.1 || c.stride.0 != c.stride.1 || c.padding.0 != c.padding.1 {
+            return Err(NnError::NoIntegerForm {
+                layer: name.to_string(),
+                why: "the integer model needs square kernels, strides and padding",
+            });
+        }
+        let q = self.weights(name)?;
+        let k = c.kernel.0;
+        let (oh, ow) = (
+            (input.h + 2 * c.padding.0 - k) / c.stride.0 + 1,
+            (input.w + 2 * c.padding.0 - k) / c.stride.0 + 1,
+        );
+        let mut bias = vec![0i32; c.c_out];
+        if input.id == 0 {
+            // Raw bytes: remove the zero point's contribution (padding carries it too).
+            let zp = &self.qn.input_norm.zero_point;
+            let kk = k * k * c.c_in;
+            for (o, b) in bias.iter_mut().enumerate() {
+                let s: i64 = (0..kk)
+                    .map(|t| {
+                        i64::from(q.table.levels[usize::from(q.table.indices[o * kk + t])])
+                            * i64::from(zp[t % c.c_in])
+                    })
+                    .sum();
+                *b = i32::try_from(-s).map_err(|_| NnError::Unrepresentable {
+                    what: format!("layer {name}: zero-point bias of channel {o}"),
+                    ty: "i32",
+                    value: -s as f64,
+                })?;
+            }
+        }
+        let u = q.scales.iter().map(|s| s * input.scale).collect();
+        let node = ConvNode {
+            input: input.id,
+            c_in: c.c_in,
+            c_out: c.c_out,
+            kernel: k,
+            stride: c.stride.0,
+            padding: c.padding.0,
+            weights: q.table.clone(),
+            bias,
+            weight_scale: q.scales.iter().sum::<f64>() / q.scales.len() as f64,
+            output,
+        };
+        Ok((node, u, oh, ow))
+    }
+
+    fn fitted<'q>(act: &'q ActQuant, name: &str) -> Result<&'q ActQuantizer, NnError> {
+        act.quantizer
+            .as_ref()
+            .ok_or_else(|| NnError::NotCalibrated(name.to_string()))
+    }
+
+    /// The convolution at layer `i` of `s` and the batch-norm after it, as an accumulator node
+    /// and the affine map `z = d · acc + c` of its output (not pushed yet).
+    fn conv_bn(
+        &self,
+        prefix: &str,
+        s: &Sequential,
+        i: usize,
+        input: Cur,
+    ) -> Result<(ConvNode, Affine, usize, usize), NnError> {
+        let l = s.layers();
+        let name = format!("{prefix}{}", l[i].0);
+        let conv = downcast::<Conv2d>(l[i].1.as_ref(), &name, "Conv2d")?;
+        let (bn_name, bn) = l.get(i + 1).ok_or_else(|| NnError::NoIntegerForm {
+            layer: name.clone(),
+            why: "no BatchNorm after the convolution",
+        })?;
+        let bn = downcast::<BatchNorm2d>(bn.as_ref(), bn_name, "BatchNorm2d")?;
+        let (node, u, oh, ow) = self.conv_node(&name, conv, input, ConvOutput::Accumulator)?;
+        let aff = bn_affine(bn, &u, conv.bias.as_ref().map(|b| b.value.as_slice()));
+        Ok((node, aff, oh, ow))
+    }
+
+    /// Conv → BN(ReLU) → ActQuant starting at layer `i` of `s`; returns the new current tensor.
+    fn conv_bn_act(
+        &mut self,
+        prefix: &str,
+        s: &Sequential,
+        i: usize,
+        input: Cur,
+    ) -> Result<Cur, NnError> {
+        let (mut node, aff, oh, ow) = self.conv_bn(prefix, s, i, input)?;
+        let (aq_name, aq) = s
+            .layers()
+            .get(i + 2)
+            .ok_or_else(|| NnError::NoIntegerForm {
+                layer: format!("{prefix}{}", s.layers()[i].0),
+                why: "no activation quantizer after it",
+            })?;
+        let q = Self::fitted(
+            downcast::<ActQuant>(aq.as_ref(), aq_name, "ActQuant")?,
+            aq_name,
+        )?;
+        node.output = ConvOutput::Codes(requant(&aff, q, &format!("{prefix}{aq_name}"))?);
+        let c_out = node.c_out;
+        Ok(self.push(Node::Conv(node), q.scale, oh, ow, c_out))
+    }
+
+    /// Conv → BN (no ReLU) as an accumulator node; returns it and its affine map.
+    fn conv_bn_acc(
+        &mut self,
+        prefix: &str,
+        s: &Sequential,
+        i: usize,
+        input: Cur,
+    ) -> Result<(Cur, Affine), NnError> {
+        let (node, aff, oh, ow) = self.conv_bn(prefix, s, i, input)?;
+        let c_out = node.c_out;
+        Ok((self.push(Node::Conv(node), f64::NAN, oh, ow, c_out), aff))
+    }
+
+    fn block(&mut self, name: &str, qb: &QuantBlock) -> Result<(), NnError> {
+        let input = self.cur;
+        let main = &qb.block.main;
+        let mid = self.conv_bn_act(&format!("{name}."), main, 0, input)?;
+        let (a, aff_a) = self.conv_bn_acc(&format!("{name}."), main, 3, mid)?;
+        let (b, b_d, b_c) = match &qb.block.downsample {
+            Some(d) => {
+                let (b, aff_b) = self.conv_bn_acc(&format!("{name}.downsample."), d, 0, input)?;
+                (b, aff_b.d, aff_b.c)
+            }
+            None => (input, vec![input.scale; input.c], vec![0.0; input.c]),
+        };
+        let q = Self::fitted(&qb.act, name)?;
+        // Fractional bits for the sum: as many as keep the shifted main accumulator within
+        // 2^30 (its bound is K · max|w| · 255).
+        let Some(Node::Conv(conv2)) = self.nodes.get(a.id - 1) else {
+            return Err(NnError::NoIntegerForm {
+                layer: name.to_string(),
+                why: "the residual block's main branch does not end in a convolution",
+            });
+        };
+        let max_w = conv2
+            .weights
+            .levels
+            .iter()
+            .map(|l| i64::from(l.unsigned_abs()))
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let bound = (conv2.kernel * conv2.kernel * conv2.c_in) as i64 * max_w * 255;
+        let a_shift = (0u8..=16)
+            .rev()
+            .find(|&s| bound << s <= 1i64 << 30)
+            .unwrap_or(0);
+        let frac = f64::from(1u32 << a_shift);
+        let mut align = Vec::with_capacity(a.c);
+        let mut unit = Affine {
+            d: Vec::with_capacity(a.c),
+            c: Vec::with_capacity(a.c),
+        };
+        for o in 0..a.c {
+            let d = aff_a.d[o];
+            if d == 0.0 {
+                return Err(NnError::NoIntegerForm {
+                    layer: format!("{name} channel {o}"),
+                    why: "the main branch has a zero batch-norm scale",
+                });
+            }
+            let r = b_d[o] / d * frac;
+            align.push(Align::from_f64(r).ok_or_else(|| NnError::Unrepresentable {
+                what: format!("block {name}: channel {o} shortcut alignment factor"),
+                ty: "the fixed-point range (|r| < 2^31)",
+                value: r,
+            })?);
+            unit.d.push(d / frac);
+            unit.c.push(aff_a.c[o] + b_c[o]);
+        }
+        let node = AddNode {
+            a: a.id,
+            a_shift,
+            b: b.id,
+            align,
+            output: requant(&unit, q, name)?,
+        };
+        self.cur = self.push(Node::Add(node), q.scale, a.h, a.w, a.c);
+        Ok(())
+    }
+
+    fn seq(&mut self, prefix: &str, s: &Sequential) -> Result<(), NnError> {
+        let l = s.layers();
+        let mut i = 0;
+        while i < l.len() {
+            let name = format!("{prefix}{}", l[i].0);
+            let any = l[i].1.as_any();
+            if any.is::<Conv2d>() {
+                self.cur = self.conv_bn_act(prefix, s, i, self.cur)?;
+                i += 3;
+                continue;
+            } else if let Some(qb) = any.downcast_ref::<QuantBlock>() {
+                self.block(&name, qb)?;
+            } else if let Some(p) = any.downcast_ref::<MaxPool2d>() {
+                let cur = self.cur;
+                let (k, st) = (p.kernel(), p.stride());
+                if cur.h < k || cur.w < k {
+                    return Err(NnError::NoIntegerForm {
+                        layer: name.clone(),
+                        why: "pool window larger than its input",
+                    });
+                }
+                self.cur = self.push(
+                    Node::MaxPool(MaxPoolNode {
+                        input: cur.id,
+                        kernel: k,
+                        stride: st,
+                    }),
+                    cur.scale,
+                    (cur.h - k) / st + 1,
+                    (cur.w - k) / st + 1,
+                    cur.c,
+                );
+            } else if any.is::<GlobalAvgPool>() {
+                let cur = self.cur;
+                self.cur = self.push(
+                    Node::GlobalAvgPool { input: cur.id },
+                    cur.scale,
+                    1,
+                    1,
+                    cur.c,
+                );
+            } else if any.is::<GridRound>() {
+                // Folded into the integer pool's rounding.
+            } else if any.is::<Flatten>() {
+                self.flatten_chw = Some((self.cur.c, self.cur.h, self.cur.w));
+            } else if let Some(lin) = any.downcast_ref::<Linear>() {
+                self.linear(&name, lin)?;
+            } else {
+                return Err(NnError::UnexpectedLayer {
+                    layer: name,
+                    expected: "a layer with an integer form",
+                    found: l[i].1.describe(),
+                });
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn linear(&mut self, name: &str, lin: &Linear) -> Result<(), NnError> {
+        let q = self.weights(name)?;
+        let cur = self.cur;
+        let (outs, ins) = (lin.weight.torch_shape[0], lin.weight.torch_shape[1]);
+        if ins != cur.h * cur.w * cur.c {
+            return Err(NnError::SizeMismatch {
+                what: format!("layer {name}: inputs (the elements of the tensor before it)"),
+                expected: cur.h * cur.w * cur.c,
+                found: ins,
+            });
+        }
+        if q.scales.windows(2).any(|s| s[0] != s[1]) {
+            return Err(NnError::NoIntegerForm {
+                layer: name.to_string(),
+                why: "the classifier needs one weight scale (logits share units)",
+            });
+        }
+        let mut table = q.table.clone();
+        if let Some((c, h, w)) = self.flatten_chw {
+            // PyTorch flattens [c][h][w]; the integer model reads NHWC ([h][w][c]).
+            table.indices = transpose_rows(&q.table.indices, c, h * w);
+        }
+        let unit = q.scales[0] * cur.scale;
+        let bias = match &lin.bias {
+            Some(b) => b
+                .value
+                .iter()
+                .map(|&v| to_i32((f64::from(v) / unit).round()))
+                .collect(),
+            None => vec![0; outs],
+        };
+        let node = LinearNode {
+            input: cur.id,
+            in_features: ins,
+            out_features: outs,
+            weights: table,
+            bias,
+            weight_scale: q.scales[0],
+        };
+        self.cur = self.push(Node::Linear(node), unit, 1, 1, outs);
+        Ok(())
+    }
+}
