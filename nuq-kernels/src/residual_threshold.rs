@@ -53,8 +53,6 @@ impl Shortcut<'_> {
 /// Per-channel alignment and thresholds of a residual join (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResidualThresholds {
-    channels: usize,
-    bits: u8,
     a_shift: u8,
     multiplier: Vec<i64>,
     shift: Vec<i64>,
@@ -93,7 +91,7 @@ impl ResidualThresholds {
         mac: &MacThresholds,
         levels: &[u8],
     ) -> Result<Self, KernelError> {
-        let (bits, channels, count) = (mac.bits(), mac.channels(), mac.per_channel());
+        let (channels, count) = (mac.channels(), mac.per_channel());
         if a_shift > 30 {
             return Err(KernelError::Unsupported {
                 what: "main-branch shift",
@@ -151,8 +149,6 @@ impl ResidualThresholds {
             .map(|&t| t.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
             .collect();
         Ok(Self {
-            channels,
-            bits,
             a_shift,
             multiplier: pad(multiplier.iter().map(|&m| i64::from(m)).collect()),
             shift: pad(shift.iter().map(|&s| i64::from(s)).collect()),
@@ -171,7 +167,7 @@ impl ResidualThresholds {
 
     /// Channels.
     pub fn channels(&self) -> usize {
-        self.channels
+        self.mac.channels()
     }
 
     /// The scalar definition for one element of channel `c`: the output level.
@@ -204,7 +200,7 @@ impl ResidualThresholds {
         out: &mut [u8],
     ) -> Result<(), KernelError> {
         path.ensure_available()?;
-        let ch = self.channels;
+        let ch = self.mac.channels();
         if !a.len().is_multiple_of(ch) {
             return Err(KernelError::ShapeMismatch {
                 what: "residual accumulator length (whole rows of channels)",
@@ -252,7 +248,7 @@ impl ResidualThresholds {
                 unsafe { self.rows_avx512(a, b, out) }
             }
             _ => {
-                let ch = self.channels;
+                let ch = self.mac.channels();
                 for (j, (o, &x)) in out.iter_mut().zip(a).enumerate() {
                     let y = match b {
                         Shortcut::Int32(v) => v[j],
@@ -278,8 +274,8 @@ impl ResidualThresholds {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     unsafe fn rows_avx512(&self, a: &[i32], b: Shortcut<'_>, out: &mut [u8]) {
         use std::arch::x86_64::*;
-        let ch = self.channels;
-        let count = (1usize << self.bits) - 1;
+        let ch = self.mac.channels();
+        let count = self.mac.per_channel();
         let a_shift = _mm512_set1_epi64(i64::from(self.a_shift));
         let lo_bound = _mm512_set1_epi64(i64::from(i32::MIN) + 1);
         let hi_bound = _mm512_set1_epi64(i64::from(i32::MAX) - 1);
@@ -343,9 +339,9 @@ impl ResidualThresholds {
                         _mm512_cvtepi64_epi32(x_hi),
                     );
                     let t32 = self.table32.as_ptr();
-                    if self.bits <= SEARCH_MAX_BITS {
+                    if self.mac.bits() <= SEARCH_MAX_BITS {
                         // SAFETY: `table32` columns are ascending and padded to 16 channels.
-                        unsafe { search16(x, t32.add(c0), self.cp, self.bits) }
+                        unsafe { search16(x, t32.add(c0), self.cp, self.mac.bits()) }
                     } else {
                         let mut n = _mm512_setzero_si512();
                         for t in 0..count {

@@ -22,8 +22,6 @@ const PAD: usize = 16;
 /// A [`MacThresholds`] table compiled for the SIMD paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Thresholds {
-    channels: usize,
-    bits: u8,
     /// The table as given (the scalar definition).
     mac: MacThresholds,
     /// `[t][cp]` thresholds in the rising domain (`!T` for falling channels), each column
@@ -68,8 +66,6 @@ impl Thresholds {
             }
         }
         Thresholds {
-            channels,
-            bits: mac.bits(),
             mac: mac.clone(),
             table,
             flip,
@@ -79,12 +75,12 @@ impl Thresholds {
 
     /// Channels.
     pub fn channels(&self) -> usize {
-        self.channels
+        self.mac.channels()
     }
 
     /// Output bits.
     pub fn bits(&self) -> u8 {
-        self.bits
+        self.mac.bits()
     }
 
     /// The scalar definition for one accumulator of channel `c`.
@@ -103,7 +99,7 @@ impl Thresholds {
     /// [`KernelError::SliceTooShort`] for a short `out`, [`KernelError::PathUnavailable`].
     pub fn apply(&self, path: KernelPath, acc: &[i32], out: &mut [u8]) -> Result<(), KernelError> {
         path.ensure_available()?;
-        let ch = self.channels;
+        let ch = self.mac.channels();
         if !acc.len().is_multiple_of(ch) {
             return Err(KernelError::ShapeMismatch {
                 what: "accumulator length (whole rows of channels)",
@@ -130,7 +126,7 @@ impl Thresholds {
     }
 
     fn row(&self, path: KernelPath, acc: &[i32], out: &mut [u8]) {
-        self.row_codes(path, acc, 0, self.channels, out);
+        self.row_codes(path, acc, 0, self.mac.channels(), out);
     }
 
     /// Codes of channels `c0 .. c0 + width` (`acc[j]` is channel `c0 + j`) into
@@ -190,17 +186,17 @@ impl Thresholds {
                 allowed: "a multiple of 16",
             });
         }
-        if c0 + width > self.channels {
+        if c0 + width > self.mac.channels() {
             return Err(KernelError::ShapeMismatch {
                 what: "threshold block channels (c0 + width ≤ channels)",
-                expected: self.channels,
+                expected: self.mac.channels(),
                 found: c0 + width,
             });
         }
-        if levels.len() != 1 << self.bits {
+        if levels.len() != 1 << self.mac.bits() {
             return Err(KernelError::ShapeMismatch {
                 what: "level table length (2^bits)",
-                expected: 1 << self.bits,
+                expected: 1 << self.mac.bits(),
                 found: levels.len(),
             });
         }
@@ -255,7 +251,7 @@ impl Thresholds {
 
     fn row_portable(&self, acc: &[i32], base: usize, width: usize, out: &mut [u8]) {
         use wide::i32x8;
-        let count = (1usize << self.bits) - 1;
+        let count = self.mac.per_channel();
         for j0 in (0..width).step_by(8) {
             let c0 = base + j0;
             let lanes = (width - j0).min(8);
@@ -284,7 +280,7 @@ impl Thresholds {
     #[target_feature(enable = "avx2")]
     unsafe fn row_avx2(&self, acc: &[i32], base: usize, width: usize, out: &mut [u8]) {
         use std::arch::x86_64::*;
-        let count = (1usize << self.bits) - 1;
+        let count = self.mac.per_channel();
         for j0 in (0..width).step_by(8) {
             let c0 = base + j0;
             let lanes = (width - j0).min(8);
@@ -334,7 +330,7 @@ impl Thresholds {
         ldo: usize,
     ) {
         use std::arch::x86_64::*;
-        let count = (1usize << self.bits) - 1;
+        let count = self.mac.per_channel();
         let one = _mm512_set1_epi32(1);
         // Up to 16 levels map in a register (`vpermd`); longer tables after the count.
         let small: Option<__m512i> = levels.filter(|l| l.len() <= 16).map(|l| {
@@ -361,10 +357,10 @@ impl Thresholds {
                     let src = acc.as_ptr().add(r * lda + j0);
                     let x = _mm512_xor_si512(_mm512_maskz_loadu_epi32(k, src), flip);
                     let mut n = _mm512_setzero_si512();
-                    if self.bits <= SEARCH_MAX_BITS {
+                    if self.mac.bits() <= SEARCH_MAX_BITS {
                         // Every table row is ascending in the flipped domain (validated
                         // order, `i32::MAX` padding).
-                        n = search16(x, table, self.cp, self.bits);
+                        n = search16(x, table, self.cp, self.mac.bits());
                     } else {
                         for t in 0..count {
                             let tv = _mm512_loadu_si512(table.add(t * self.cp).cast());
