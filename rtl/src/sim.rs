@@ -332,7 +332,21 @@ impl SeqBuild {
     }
 }
 
-fn tail(text: &str, n: usize) -> String {
+/// Runs a build step (`tool` names it in the error) and fails with the last `keep` lines of
+/// its output unless it succeeds.
+fn build(cmd: Command, limit: Duration, tool: String, keep: usize) -> Result<(), RtlError> {
+    let (ok, text) = run_limited(cmd, limit)?;
+    if !ok {
+        return Err(RtlError::Tool {
+            tool,
+            detail: tail(&text, keep),
+        });
+    }
+    Ok(())
+}
+
+/// The last `n` lines of `text`.
+pub(crate) fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
@@ -442,13 +456,7 @@ pub fn run_unit(
             .arg(&exe)
             .arg(tb)
             .args(&hdl);
-            let (ok, text) = run_limited(c, Duration::from_secs(900))?;
-            if !ok {
-                return Err(RtlError::Tool {
-                    tool: format!("verilator {name}"),
-                    detail: tail(&text, 30),
-                });
-            }
+            build(c, Duration::from_secs(900), format!("verilator {name}"), 30)?;
             let mut r = Command::new(exe);
             r.args(plusargs);
             r
@@ -460,13 +468,7 @@ pub fn run_unit(
                 .arg(&exe)
                 .arg(tb)
                 .args(&hdl);
-            let (ok, text) = run_limited(c, Duration::from_secs(300))?;
-            if !ok {
-                return Err(RtlError::Tool {
-                    tool: format!("iverilog {name}"),
-                    detail: tail(&text, 30),
-                });
-            }
+            build(c, Duration::from_secs(300), format!("iverilog {name}"), 30)?;
             let mut r = Command::new("vvp");
             r.arg("-n").arg(exe).args(plusargs);
             r

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::sim::run_limited;
+use crate::sim::{run_limited, tail};
 use crate::{rtl_dir, RtlError};
 
 /// A synthesised configuration.
@@ -215,10 +215,9 @@ pub fn synthesize(unit: Unit, flow: Flow, log: Option<&Path>) -> Result<Counts, 
         std::fs::write(p, &text)?;
     }
     if !ok {
-        let tail: Vec<&str> = text.lines().rev().take(15).collect();
         return Err(RtlError::Tool {
             tool: format!("yosys ({})", unit.describe()),
-            detail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            detail: tail(&text, 15),
         });
     }
     Ok(parse_stat(&text, flow))
