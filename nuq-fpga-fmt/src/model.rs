@@ -1,7 +1,8 @@
 //! The owned model the writer serializes and [`Model::from_file`] rebuilds from a validated file.
 
-use crate::enums::{Direction, ElementType, LayerOp, TileOrder};
+use crate::enums::{ElementType, LayerOp, TileOrder};
 use crate::reader::{NuqFile, Scale};
+use nuq_core::{FixedPointMultiplier, MacThresholds};
 use std::collections::BTreeMap;
 use std::string::String;
 use std::vec::Vec;
@@ -17,8 +18,9 @@ pub struct Model {
     pub weights: Vec<WeightTensor>,
     /// Bias vectors.
     pub biases: Vec<Vec<i32>>,
-    /// MAC-threshold tables.
-    pub thresholds: Vec<ThresholdTable>,
+    /// MAC-threshold tables (`nuq-core`'s type: per channel `2^bits − 1` ascending
+    /// thresholds and a direction).
+    pub thresholds: Vec<MacThresholds>,
     /// Scales.
     pub scales: Vec<Scale>,
     /// Producer and free key/values.
@@ -168,27 +170,16 @@ pub struct WeightTensor {
     pub indices: Vec<u8>,
 }
 
-/// A MAC-threshold table: per channel `2^bits - 1` ascending thresholds and a direction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ThresholdTable {
-    /// Output code bits.
-    pub bits: u8,
-    /// `channels * (2^bits - 1)` thresholds, channel-major.
-    pub values: Vec<i32>,
-    /// One direction per channel.
-    pub directions: Vec<Direction>,
-}
-
 /// The alignment of the shortcut of an `aligned_add` layer: per channel `c` the sum is
-/// `(main << main_shift) + ((shortcut · multipliers[c] + 2^(shifts[c] − 1)) >> shifts[c])`.
+/// `(main << main_shift) + factors[c].apply_i64(shortcut)`, i.e.
+/// `(shortcut · M_c + 2^(S_c − 1)) >> S_c` (`nuq-core`'s [`FixedPointMultiplier`]; the file
+/// stores the multipliers and the shifts as two per-channel lists).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlignTable {
     /// Left shift of the main accumulator (0..=30).
     pub main_shift: u8,
-    /// One multiplier per channel.
-    pub multipliers: Vec<i32>,
-    /// One right shift per channel (0..=62); as many as `multipliers`.
-    pub shifts: Vec<u8>,
+    /// One factor per channel.
+    pub factors: Vec<FixedPointMultiplier>,
 }
 
 /// The per-channel input codes that stand for a real zero (the padding value of an
@@ -228,7 +219,8 @@ impl Model {
         }
     }
 
-    /// Copies a validated file into an owned model.
+    /// Copies a validated file into an owned model. The reader's checks are exactly the
+    /// invariants of the `nuq-core` types the model holds, so this cannot fail.
     pub fn from_file(file: &NuqFile<'_>) -> Self {
         let layers = file
             .graph()
@@ -287,10 +279,12 @@ impl Model {
         let thresholds = file
             .thresholds()
             .iter()
-            .map(|t| ThresholdTable {
-                bits: t.bits(),
-                values: t.values().iter().map(|v| v.get()).collect(),
-                directions: (0..t.channels()).filter_map(|c| t.direction(c)).collect(),
+            .map(|t| {
+                let values = t.values().iter().map(|v| v.get()).collect();
+                let directions = (0..t.channels()).filter_map(|c| t.direction(c)).collect();
+                // The reader checked bits, counts, order and directions.
+                MacThresholds::new(t.bits(), values, directions)
+                    .expect("a validated threshold table is a MacThresholds")
             })
             .collect();
         let m = file.metadata();
@@ -311,8 +305,16 @@ impl Model {
                 .iter()
                 .map(|a| AlignTable {
                     main_shift: a.main_shift(),
-                    multipliers: a.multipliers().iter().map(|v| v.get()).collect(),
-                    shifts: a.shifts().to_vec(),
+                    // The reader checked every shift is at most 62.
+                    factors: a
+                        .multipliers()
+                        .iter()
+                        .zip(a.shifts())
+                        .map(|(m, &s)| {
+                            FixedPointMultiplier::new(m.get(), s)
+                                .expect("a validated shift is in 0..=62")
+                        })
+                        .collect(),
                 })
                 .collect(),
             zero_points: file

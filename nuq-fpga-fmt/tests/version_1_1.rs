@@ -64,15 +64,26 @@ fn new_tables_are_validated() {
             }
         )
     );
-    let mut m = base.clone();
-    m.aligns[1].shifts[2] = 63;
-    let e = refused(&m);
+    // A shift above 62 or a shift list shorter than the multipliers cannot be built through
+    // the owned model (its factors are nuq-core's `FixedPointMultiplier`s): patch the bytes.
+    let bytes = sample_bytes(&base);
+    let shift_at = {
+        let f = NuqFile::parse(&bytes).unwrap();
+        f.aligns().get(1).unwrap().shifts().as_ptr() as usize - bytes.as_ptr() as usize + 2
+    };
+    let e = NuqFile::parse(&patch_abs(&bytes, shift_at, &[63])).unwrap_err();
     assert_eq!((e.record, e.field), (Some(1), "shifts"));
     assert!(matches!(e.kind, ErrorKind::Invalid { found: 63, .. }));
-    let mut m = base.clone();
-    m.aligns[0].shifts.pop();
-    let err = encode(&m, &WriteOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("aligns[0]"), "{err}");
+    // Record 0 (16-byte head, then 40-byte records): the shifts blob's length at 24 + 8.
+    let channels = base.aligns[0].factors.len() as u64;
+    let short = patch(
+        &bytes,
+        SectionKind::Aligns,
+        16 + 32,
+        &(channels - 1).to_le_bytes(),
+    );
+    let e = NuqFile::parse(&short).unwrap_err();
+    assert_eq!((e.record, e.field), (Some(0), "shifts"), "{e}");
     let mut m = base.clone();
     m.zero_points[0].values[1] = 16;
     let e = refused(&m);

@@ -143,7 +143,9 @@ fn resnet20_with_an_input_zero_point_round_trips_through_bytes() {
         .collect();
     assert_eq!(adds.len(), 9, "ResNet-20 has nine residual joins");
     assert!(
-        adds.iter().flat_map(|a| &a.align).any(|f| f.multiplier < 0),
+        adds.iter()
+            .flat_map(|a| &a.align)
+            .any(|f| f.multiplier() < 0),
         "negative batch-norm scales give negative alignment factors"
     );
     assert_round_trip(&model, 8, 3, 1);

@@ -100,7 +100,7 @@ fn reference(model: &IntegerModel, images: &[u8], n: usize) -> Vec<Val> {
                         .enumerate()
                         .map(|(j, (&x, &y))| {
                             let c = j % o.c;
-                            let s = (i64::from(x) << a.a_shift) + a.align[c].apply(y);
+                            let s = (i64::from(x) << a.a_shift) + a.align[c].apply_i64(y);
                             a.output.levels[usize::from(a.output.code(c, s))]
                         })
                         .collect(),
@@ -384,13 +384,7 @@ fn accumulator_overflow_is_an_error() {
         a: 1,
         a_shift: 0,
         b: 0,
-        align: vec![
-            nuq_nn::integer::Align {
-                multiplier: 1,
-                shift: 0
-            };
-            3
-        ],
+        align: vec![nuq_core::FixedPointMultiplier::new(1, 0).unwrap(); 3],
         output: Requant {
             thresholds: MacThresholds::new(1, vec![0; 3], vec![Direction::Rising; 3]).unwrap(),
             levels: vec![0, 1],

@@ -7,6 +7,7 @@ use crate::error::{ErrorKind, Result};
 use crate::layout::{caps, RawAlign, RawTableHead, BYTE_BLOB_ALIGN, NUMERIC_BLOB_ALIGN};
 use crate::le::I32Le;
 use core::mem::{offset_of, size_of};
+use nuq_core::FixedPointMultiplier;
 
 /// The validated ALIGNS section (empty in a file declaring format 1.0).
 #[derive(Debug, Clone, Copy)]
@@ -22,20 +23,13 @@ pub struct AlignTable<'a> {
     shifts: &'a [u8],
 }
 
-/// `round_half_up(v · multiplier / 2^shift)` in 64-bit arithmetic:
-/// `(v · multiplier + 2^(shift − 1)) >> shift` (arithmetic shift), or `v · multiplier` when
-/// `shift` is 0. Exact for every `i32` `v` and `multiplier` and `shift` in `0..=62` (the
-/// magnitudes stay below `2^62 + 2^61`); `None` for a larger shift, which the format forbids.
+/// `round_half_up(v · multiplier / 2^shift)` in 64-bit arithmetic — `nuq-core`'s
+/// [`FixedPointMultiplier::apply_i64`]: `(v · multiplier + 2^(shift − 1)) >> shift`
+/// (arithmetic shift), or `v · multiplier` when `shift` is 0. Exact for every `i32` `v` and
+/// `multiplier` and `shift` in `0..=62`; `None` for a larger shift, which the format forbids.
 pub fn align_value(v: i32, multiplier: i32, shift: u8) -> Option<i64> {
-    if shift > caps::ALIGN_SHIFT {
-        return None;
-    }
-    let p = i64::from(v) * i64::from(multiplier);
-    Some(if shift == 0 {
-        p
-    } else {
-        (p + (1i64 << (shift - 1))) >> shift
-    })
+    let f = FixedPointMultiplier::new(multiplier, shift).ok()?;
+    Some(f.apply_i64(i64::from(v)))
 }
 
 impl<'a> AlignsSection<'a> {

@@ -25,10 +25,7 @@
 
 use std::collections::BTreeMap;
 
-use nuq_core::MacThresholds;
-use nuq_fpga_fmt::model::{
-    AlignTable, Codebook, Layer, Metadata, ThresholdTable, WeightTensor, ZeroPointTable,
-};
+use nuq_fpga_fmt::model::{AlignTable, Codebook, Layer, Metadata, WeightTensor, ZeroPointTable};
 use nuq_fpga_fmt::reader::Scale;
 use nuq_fpga_fmt::{CodebookKind, LayerOp, Model, TileOrder};
 
@@ -36,7 +33,7 @@ use crate::integer::model::{
     transpose_rows, AddNode, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode,
     MaxPoolNode, Node, TensorKind, WeightTable,
 };
-use crate::integer::requant::{Align, Requant};
+use crate::integer::requant::Requant;
 use crate::NnError;
 
 fn missing(layer: &str, what: &'static str) -> NnError {
@@ -162,11 +159,7 @@ impl Writer {
     }
 
     fn requant(&mut self, r: &Requant) -> Result<(u32, u32, u32), NnError> {
-        self.m.thresholds.push(ThresholdTable {
-            bits: r.bits(),
-            values: r.thresholds.values().to_vec(),
-            directions: r.thresholds.directions().to_vec(),
-        });
+        self.m.thresholds.push(r.thresholds.clone());
         let t = (self.m.thresholds.len() - 1) as u32;
         let cb = self.codebook(
             r.bits(),
@@ -265,8 +258,7 @@ pub fn to_file_model(
             Node::Add(a) => {
                 w.m.aligns.push(AlignTable {
                     main_shift: a.a_shift,
-                    multipliers: a.align.iter().map(|f| f.multiplier).collect(),
-                    shifts: a.align.iter().map(|f| f.shift).collect(),
+                    factors: a.align.clone(),
                 });
                 let (t, acb, asc) = w.requant(&a.output)?;
                 let mut l = Layer::new(
@@ -495,12 +487,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                     b: *tensor_of
                         .get(shortcut)
                         .ok_or_else(|| no_form(&name, "its shortcut is not an earlier layer"))?,
-                    align: table
-                        .multipliers
-                        .iter()
-                        .zip(&table.shifts)
-                        .map(|(&multiplier, &shift)| Align { multiplier, shift })
-                        .collect(),
+                    align: table.factors.clone(),
                     output: requant(m, l, &name)?,
                 }));
             }
@@ -609,7 +596,7 @@ fn requant(m: &Model, l: &Layer, name: &str) -> Result<Requant, NnError> {
         .ok_or_else(|| missing(name, "thresholds"))?;
     // Without an act_codebook a code's level is the code itself (FORMAT.md §6.1).
     let levels: Vec<i32> = match l.act_codebook {
-        None => (0..1i32 << th.bits.min(8)).collect(),
+        None => (0..1i32 << th.bits()).collect(),
         Some(cb) => m
             .codebooks
             .get(cb as usize)
@@ -624,13 +611,8 @@ fn requant(m: &Model, l: &Layer, name: &str) -> Result<Requant, NnError> {
                 .map_err(|_| unrepresentable(format!("{name}: output level"), "u8", f64::from(v)))
         })
         .collect::<Result<Vec<u8>, _>>()?;
-    let thresholds = MacThresholds::new(th.bits, th.values.clone(), th.directions.clone())
-        .map_err(|source| NnError::Core {
-            what: format!("{name}: thresholds"),
-            source,
-        })?;
     Ok(Requant {
-        thresholds,
+        thresholds: th.clone(),
         levels,
         scale: m
             .scales

@@ -360,14 +360,13 @@ fn compile(
         }
         Node::Add(a) => {
             let r = &a.output;
-            let multiplier: Vec<i32> = a.align.iter().map(|al| al.multiplier).collect();
-            let shift: Vec<u8> = a.align.iter().map(|al| al.shift).collect();
             Op::Add(
-                ResidualThresholds::new(a.a_shift, &multiplier, &shift, &r.thresholds, &r.levels)
-                    .map_err(|source| NnError::Kernel {
-                    what: format!("integer model node {i}: residual join"),
-                    source,
-                })?,
+                ResidualThresholds::new(a.a_shift, &a.align, &r.thresholds, &r.levels).map_err(
+                    |source| NnError::Kernel {
+                        what: format!("integer model node {i}: residual join"),
+                        source,
+                    },
+                )?,
             )
         }
         Node::MaxPool(p) => {

@@ -1,7 +1,9 @@
 //! The integer model: a graph of integer-only operations over codebook levels.
 
 use crate::error::ModelProblem;
-use crate::integer::requant::{Align, Requant};
+use nuq_core::FixedPointMultiplier;
+
+use crate::integer::requant::Requant;
 use crate::NnError;
 
 /// Where a node reads a tensor from: the model input (`0`) or the output of node `i`
@@ -97,7 +99,7 @@ pub struct AddNode {
     /// The shortcut: an accumulator or activation levels.
     pub b: TensorId,
     /// Per-channel fixed-point factor bringing `b` into the units of `a`.
-    pub align: Vec<Align>,
+    pub align: Vec<FixedPointMultiplier>,
     /// Requantization of the sum.
     pub output: Requant,
 }

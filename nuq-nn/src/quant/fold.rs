@@ -10,7 +10,7 @@
 //! c_o) / D⌉}` when `D > 0`, and `#{j : acc ≤ ⌊(t_j − c_o) / D⌋}` (a *falling* channel) when
 //! `D < 0`; when `D = 0` the code is constant. For a residual join, the shortcut (another
 //! accumulator with its own `D'`, or levels with scale `s_x`) is multiplied by `D' / D`
-//! (or `s_x / D`) as a fixed-point [`Align`] factor and its offset joins `c_o`.
+//! (or `s_x / D`) as a fixed-point [`FixedPointMultiplier`] factor and its offset joins `c_o`.
 //!
 //! ## The input
 //!
@@ -22,8 +22,8 @@
 
 use crate::integer::transpose_rows;
 use crate::integer::{
-    AddNode, Align, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node,
-    Requant, TensorId,
+    AddNode, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node, Requant,
+    TensorId,
 };
 use crate::layers::{BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d, Sequential};
 use crate::quant::layers::{ActQuant, GridRound, QuantBlock};
@@ -31,7 +31,7 @@ use crate::quant::network::{downcast, QuantizedNetwork};
 use crate::quant::weights::QuantizedWeights;
 use crate::quant::ActQuantizer;
 use crate::NnError;
-use nuq_core::{Direction, MacThresholds};
+use nuq_core::{Direction, FixedPointMultiplier, MacThresholds};
 
 impl QuantizedNetwork {
     /// Folds everything into the integer model.
@@ -354,11 +354,12 @@ impl Builder<'_> {
                 });
             }
             let r = b_d[o] / d * frac;
-            align.push(Align::from_f64(r).ok_or_else(|| NnError::Unrepresentable {
-                what: format!("block {name}: channel {o} shortcut alignment factor"),
-                ty: "the fixed-point range (|r| < 2^31)",
-                value: r,
-            })?);
+            align.push(
+                FixedPointMultiplier::from_f64(r).map_err(|source| NnError::Core {
+                    what: format!("block {name}: channel {o} shortcut alignment factor"),
+                    source,
+                })?,
+            );
             unit.d.push(d / frac);
             unit.c.push(aff_a.c[o] + b_c[o]);
         }
