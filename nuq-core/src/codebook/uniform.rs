@@ -4,6 +4,7 @@ use alloc::vec::Vec;
 
 use crate::codebook::{check_index_bits, Codebook, Polarity};
 use crate::error::{Error, Result};
+use crate::family::Family;
 use crate::grid::Grid;
 
 const FAMILY: &str = "uniform";
@@ -59,7 +60,12 @@ impl Codebook {
                 grid,
             });
         }
-        Codebook::build(grid, bits, ks.iter().map(|&k| (k * step) as i32).collect())
+        Codebook::build(
+            Family::Uniform,
+            grid,
+            bits,
+            ks.iter().map(|&k| (k * step) as i32).collect(),
+        )
     }
 }
 

@@ -237,7 +237,12 @@ fn main() -> Result<()> {
         );
     }
     for spec in ModelSpec::all_standard() {
-        let tag = format!("{}-w{}-{}", spec.arch.name(), spec.bits, spec.family.name());
+        let tag = format!(
+            "{}-w{}-{}",
+            spec.arch.name(),
+            spec.bits,
+            nuq_nn::quant::family_name(spec.family)
+        );
         if a.only.as_ref().is_some_and(|o| !tag.contains(o.as_str())) {
             continue;
         }
@@ -261,7 +266,7 @@ fn main() -> Result<()> {
                     "model={} bits={} family={}",
                     spec.arch.name(),
                     spec.bits,
-                    spec.family.name()
+                    nuq_nn::quant::family_name(spec.family)
                 ),
                 &run,
             );
@@ -274,7 +279,7 @@ fn main() -> Result<()> {
                     spec.arch.name(),
                     &spec.width.to_string(),
                     u32::from(spec.bits),
-                    spec.family.name(),
+                    nuq_nn::quant::family_name(spec.family),
                     &run
                 )
             );
@@ -287,7 +292,14 @@ fn main() -> Result<()> {
         // zero points).
         let last = ModelSpec::all_standard()
             .last()
-            .map(|s| format!("{}-w{}-{}", s.arch.name(), s.bits, s.family.name()))
+            .map(|s| {
+                format!(
+                    "{}-w{}-{}",
+                    s.arch.name(),
+                    s.bits,
+                    nuq_nn::quant::family_name(s.family)
+                )
+            })
             .unwrap_or_default();
         let d = work.join("models").join(last);
         let plus = vec![
