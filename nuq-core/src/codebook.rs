@@ -6,7 +6,6 @@
 use alloc::vec::Vec;
 
 use crate::error::{Error, Result};
-use crate::family::Family;
 use crate::grid::Grid;
 
 mod apot;
@@ -86,7 +85,6 @@ impl Polarity {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Codebook {
-    family: Family,
     grid: Grid,
     bits: u8,
     levels: Vec<i32>,
@@ -120,12 +118,7 @@ pub(crate) fn check_index_bits(bits: u8) -> Result<()> {
 
 impl Codebook {
     /// Validates and builds; every constructor ends here.
-    pub(crate) fn build(
-        family: Family,
-        grid: Grid,
-        bits: u8,
-        levels: Vec<i32>,
-    ) -> Result<Codebook> {
+    pub(crate) fn build(grid: Grid, bits: u8, levels: Vec<i32>) -> Result<Codebook> {
         check_index_bits(bits)?;
         if levels.is_empty() {
             return Err(Error::NoLevels);
@@ -161,23 +154,11 @@ impl Codebook {
             .collect();
         search.resize(max - 1, f32::INFINITY);
         Ok(Codebook {
-            family,
             grid,
             bits,
             levels,
             search,
         })
-    }
-
-    /// How the levels were designed (informational: equality and hashing compare the grid,
-    /// the index bits and the levels only).
-    ///
-    /// ```
-    /// use nuq_core::{Codebook, Family};
-    /// assert_eq!(Codebook::iq4_nl().family(), Family::Iq4Nl);
-    /// ```
-    pub fn family(&self) -> Family {
-        self.family
     }
 
     /// The grid the levels live on.
@@ -385,7 +366,6 @@ pub(crate) fn check_len(expected: usize, found: usize) -> Result<()> {
 /// largest value, and checks they stay distinct.
 pub(crate) fn snap_normalized(
     family: &'static str,
-    kind: Family,
     grid: Grid,
     bits: u8,
     normalized: &[f64],
@@ -399,7 +379,7 @@ pub(crate) fn snap_normalized(
         }
         levels.push(q);
     }
-    Codebook::build(kind, grid, bits, levels)
+    Codebook::build(grid, bits, levels)
 }
 
 #[cfg(test)]
@@ -411,19 +391,16 @@ mod tests {
     fn build_rejects_each_bad_input() {
         let g = Grid::I8;
         assert_eq!(
-            Codebook::build(Family::Custom, g, 0, vec![1]),
+            Codebook::build(g, 0, vec![1]),
             Err(Error::InvalidIndexBits { bits: 0 })
         );
         assert_eq!(
-            Codebook::build(Family::Custom, g, 9, vec![1]),
+            Codebook::build(g, 9, vec![1]),
             Err(Error::InvalidIndexBits { bits: 9 })
         );
+        assert_eq!(Codebook::build(g, 2, vec![]), Err(Error::NoLevels));
         assert_eq!(
-            Codebook::build(Family::Custom, g, 2, vec![]),
-            Err(Error::NoLevels)
-        );
-        assert_eq!(
-            Codebook::build(Family::Custom, g, 1, vec![1, 2, 3]),
+            Codebook::build(g, 1, vec![1, 2, 3]),
             Err(Error::TooManyLevels {
                 levels: 3,
                 bits: 1,
@@ -431,7 +408,7 @@ mod tests {
             })
         );
         assert_eq!(
-            Codebook::build(Family::Custom, g, 2, vec![1, 1]),
+            Codebook::build(g, 2, vec![1, 1]),
             Err(Error::LevelsNotIncreasing {
                 index: 1,
                 previous: 1,
@@ -439,7 +416,7 @@ mod tests {
             })
         );
         assert_eq!(
-            Codebook::build(Family::Custom, g, 2, vec![-128, 1]),
+            Codebook::build(g, 2, vec![-128, 1]),
             Err(Error::LevelOffGrid {
                 index: 0,
                 level: -128,
@@ -451,7 +428,7 @@ mod tests {
 
     #[test]
     fn single_level_codebook_maps_everything_to_it() {
-        let cb = Codebook::build(Family::Custom, Grid::I8, 3, vec![5]).unwrap();
+        let cb = Codebook::build(Grid::I8, 3, vec![5]).unwrap();
         assert!(cb.thresholds().is_empty());
         for x in [-1e30f32, -1.0, 5.0, 1e30, f32::INFINITY] {
             assert_eq!(cb.nearest(x), 0);
@@ -460,7 +437,7 @@ mod tests {
 
     #[test]
     fn nearest_handles_infinities_and_nan() {
-        let cb = Codebook::build(Family::Custom, Grid::I8, 3, vec![-5, 0, 5]).unwrap();
+        let cb = Codebook::build(Grid::I8, 3, vec![-5, 0, 5]).unwrap();
         assert_eq!(cb.nearest(f32::INFINITY), 2);
         assert_eq!(cb.nearest(f32::NEG_INFINITY), 0);
         assert_eq!(cb.nearest(f32::NAN), 0);
@@ -468,8 +445,8 @@ mod tests {
 
     #[test]
     fn equality_ignores_nothing_that_matters() {
-        let a = Codebook::build(Family::Custom, Grid::I8, 2, vec![0, 1]).unwrap();
-        let b = Codebook::build(Family::Custom, Grid::I8, 3, vec![0, 1]).unwrap();
+        let a = Codebook::build(Grid::I8, 2, vec![0, 1]).unwrap();
+        let b = Codebook::build(Grid::I8, 3, vec![0, 1]).unwrap();
         assert_ne!(a, b);
         assert_eq!(a, a.clone());
     }

@@ -21,7 +21,6 @@ use crate::calibrate::mse_optimal_scale;
 use crate::codebook::Codebook;
 use crate::empirical::EmpiricalDistribution;
 use crate::error::{Error, Result};
-use crate::family::Family;
 use crate::grid::Grid;
 use crate::scale::Scale;
 
@@ -66,7 +65,6 @@ fn real_levels(q: &[i32], s: f64, buf: &mut Vec<f64>) {
 /// Snaps `real` (ascending, distinct, non-empty) onto `grid` and re-optimises.
 pub(crate) fn fit_to_grid(
     family: &'static str,
-    kind: Family,
     grid: Grid,
     bits: u8,
     real: &[f64],
@@ -88,7 +86,7 @@ pub(crate) fn fit_to_grid(
     }
     if !(s0 >= f32::MIN_POSITIVE as f64 && s0 <= f32::MAX as f64) {
         // Only zero (or unrepresentable) levels: a lone level at the grid value nearest 0.
-        let codebook = Codebook::build(kind, grid, bits, alloc::vec![grid.clamp(0)])?;
+        let codebook = Codebook::build(grid, bits, alloc::vec![grid.clamp(0)])?;
         let mse = data.quantization_mse(&[0.0]);
         return Ok(FittedCodebook {
             codebook,
@@ -143,7 +141,7 @@ pub(crate) fn fit_to_grid(
     let mse = data.quantization_mse(&buf);
     let scale = Scale::new(s as f32)?;
     Ok(FittedCodebook {
-        codebook: Codebook::build(kind, grid, bits, q)?,
+        codebook: Codebook::build(grid, bits, q)?,
         scale,
         mse,
     })
@@ -232,16 +230,7 @@ mod tests {
         let d = EmpiricalDistribution::from_values(&[0.0, 1.0]).unwrap();
         let grid = Grid::signed(3).unwrap(); // -3..=3
         let real = [-1.0, 0.99, 0.995, 0.999, 1.0];
-        let fit = fit_to_grid(
-            "test",
-            Family::Custom,
-            grid,
-            3,
-            &real,
-            &d,
-            Refinement::Neighbours,
-        )
-        .unwrap();
+        let fit = fit_to_grid("test", grid, 3, &real, &d, Refinement::Neighbours).unwrap();
         let l = fit.codebook.levels();
         assert_eq!(l.len(), 5);
         assert!(l.windows(2).all(|w| w[0] < w[1]));
@@ -254,15 +243,7 @@ mod tests {
         let grid = Grid::unsigned(2).unwrap();
         let real = [0.0, 1.0, 2.0, 3.0, 4.0];
         assert_eq!(
-            fit_to_grid(
-                "test",
-                Family::Custom,
-                grid,
-                3,
-                &real,
-                &d,
-                Refinement::Descent
-            ),
+            fit_to_grid("test", grid, 3, &real, &d, Refinement::Descent),
             Err(Error::GridTooCoarse {
                 family: "test",
                 bits: 3,
@@ -276,7 +257,6 @@ mod tests {
         let d = EmpiricalDistribution::from_values(&[-1.0, 0.0, 1.0, 2.0]).unwrap();
         let fit = fit_to_grid(
             "test",
-            Family::Custom,
             Grid::U8,
             2,
             &[-1.0, 0.0, 1.0, 2.0],
@@ -305,16 +285,7 @@ mod tests {
     #[test]
     fn all_zero_data_gives_a_zero_level() {
         let d = EmpiricalDistribution::from_values(&[0.0, 0.0]).unwrap();
-        let fit = fit_to_grid(
-            "test",
-            Family::Custom,
-            Grid::I8,
-            2,
-            &[0.0],
-            &d,
-            Refinement::Descent,
-        )
-        .unwrap();
+        let fit = fit_to_grid("test", Grid::I8, 2, &[0.0], &d, Refinement::Descent).unwrap();
         assert_eq!(fit.codebook.levels(), &[0]);
         assert_eq!(fit.mse, 0.0);
     }

@@ -409,7 +409,7 @@ fn narrow_conv_model() -> IntegerModel {
                     indices: vec![1; 9],
                 },
                 bias: vec![0],
-                weight_scale: 1.0,
+                weight_scale: nuq_core::Scale::ONE,
                 output: ConvOutput::Accumulator,
             }),
             Node::Linear(LinearNode {
@@ -422,10 +422,10 @@ fn narrow_conv_model() -> IntegerModel {
                     indices: vec![1; 6],
                 },
                 bias: vec![0],
-                weight_scale: 1.0,
+                weight_scale: nuq_core::Scale::ONE,
             }),
         ],
-        logit_scale: 1.0,
+        logit_scale: nuq_core::Scale::ONE,
     }
 }
 

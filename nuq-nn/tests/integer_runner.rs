@@ -308,7 +308,7 @@ fn extreme_case(c_in: usize) {
         )
         .unwrap(),
         levels: vec![0, 3, 9, 40],
-        scale: 1.0,
+        scale: nuq_core::Scale::ONE,
     };
     for bias in [-1_500_000_000, 0, 1_500_000_000] {
         let conv = |id: usize, weights: WeightTable| ConvNode {
@@ -320,7 +320,7 @@ fn extreme_case(c_in: usize) {
             padding: 0,
             weights,
             bias: vec![bias, bias, -bias],
-            weight_scale: 1.0,
+            weight_scale: nuq_core::Scale::ONE,
             output: ConvOutput::Codes(requant(bias)),
         };
         let model = IntegerModel {
@@ -343,10 +343,10 @@ fn extreme_case(c_in: usize) {
                         indices: vec![0, 5, 15, 3, 9, 12],
                     },
                     bias: vec![7, -7],
-                    weight_scale: 1.0,
+                    weight_scale: nuq_core::Scale::ONE,
                 }),
             ],
-            logit_scale: 1.0,
+            logit_scale: nuq_core::Scale::ONE,
         };
         // Small levels keep the kernels' actual-value bound within i32.
         let images: Vec<u8> = (0..2 * 2 * c_in).map(|_| rng.below(12) as u8).collect();
@@ -377,7 +377,7 @@ fn accumulator_overflow_is_an_error() {
             indices: vec![15; 9],
         },
         bias: vec![0, i32::MAX - 10, 0],
-        weight_scale: 1.0,
+        weight_scale: nuq_core::Scale::ONE,
         output: ConvOutput::Accumulator,
     };
     let add = nuq_nn::integer::AddNode {
@@ -388,7 +388,7 @@ fn accumulator_overflow_is_an_error() {
         output: Requant {
             thresholds: MacThresholds::new(1, vec![0; 3], vec![Direction::Rising; 3]).unwrap(),
             levels: vec![0, 1],
-            scale: 1.0,
+            scale: nuq_core::Scale::ONE,
         },
     };
     let model = IntegerModel {
@@ -412,10 +412,10 @@ fn accumulator_overflow_is_an_error() {
                     indices: vec![0, 1, 2],
                 },
                 bias: vec![0],
-                weight_scale: 1.0,
+                weight_scale: nuq_core::Scale::ONE,
             }),
         ],
-        logit_scale: 1.0,
+        logit_scale: nuq_core::Scale::ONE,
     };
     for path in KernelPath::available() {
         let mut runner = IntegerRunner::new(&model, path).unwrap();

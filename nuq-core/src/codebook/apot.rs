@@ -4,7 +4,6 @@ use alloc::vec::Vec;
 
 use crate::codebook::{check_index_bits, Codebook, Polarity};
 use crate::error::{Error, Result};
-use crate::family::Family;
 use crate::grid::Grid;
 
 const FAMILY: &str = "APoT";
@@ -92,7 +91,7 @@ impl Codebook {
             levels.extend(nums[1..].iter().rev().map(|&n| -n * factor));
         }
         levels.extend(nums.iter().map(|&n| n * factor));
-        Codebook::build(Family::Apot, grid, bits, levels)
+        Codebook::build(grid, bits, levels)
     }
 }
 

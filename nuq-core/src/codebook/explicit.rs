@@ -2,7 +2,6 @@
 
 use crate::codebook::Codebook;
 use crate::error::Result;
-use crate::family::Family;
 use crate::grid::Grid;
 
 /// llama.cpp's IQ4_NL levels, already on the signed 8-bit grid.
@@ -32,7 +31,7 @@ impl Codebook {
     /// # Ok::<(), nuq_core::Error>(())
     /// ```
     pub fn explicit(grid: Grid, bits: u8, levels: &[i32]) -> Result<Codebook> {
-        Codebook::build(Family::Custom, grid, bits, levels.to_vec())
+        Codebook::build(grid, bits, levels.to_vec())
     }
 
     /// llama.cpp's IQ4_NL non-linear 4-bit codebook on the signed 8-bit grid:
@@ -43,8 +42,7 @@ impl Codebook {
     /// assert_eq!((cb.bits(), cb.len()), (4, 16));
     /// ```
     pub fn iq4_nl() -> Codebook {
-        Codebook::build(Family::Iq4Nl, Grid::I8, 4, IQ4_NL.to_vec())
-            .expect("IQ4_NL levels are valid")
+        Codebook::build(Grid::I8, 4, IQ4_NL.to_vec()).expect("IQ4_NL levels are valid")
     }
 }
 

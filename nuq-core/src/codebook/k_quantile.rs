@@ -6,7 +6,6 @@ use alloc::vec::Vec;
 use crate::codebook::{check_index_bits, Codebook};
 use crate::empirical::EmpiricalDistribution;
 use crate::error::Result;
-use crate::family::Family;
 use crate::grid::Grid;
 use crate::snap::{fit_to_grid, FittedCodebook, Refinement};
 
@@ -85,15 +84,7 @@ impl Codebook {
     ) -> Result<FittedCodebook> {
         check_index_bits(bits)?;
         let levels = k_quantile_levels(data, 1 << bits);
-        fit_to_grid(
-            FAMILY,
-            Family::KQuantile,
-            grid,
-            bits,
-            &levels,
-            data,
-            Refinement::Neighbours,
-        )
+        fit_to_grid(FAMILY, grid, bits, &levels, data, Refinement::Neighbours)
     }
 }
 

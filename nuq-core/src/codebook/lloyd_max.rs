@@ -5,7 +5,6 @@ use alloc::vec::Vec;
 use crate::codebook::{check_index_bits, Codebook};
 use crate::empirical::EmpiricalDistribution;
 use crate::error::{Error, Result};
-use crate::family::Family;
 use crate::grid::Grid;
 use crate::rng::Rng;
 use crate::snap::{fit_to_grid, FittedCodebook, Refinement};
@@ -199,15 +198,7 @@ impl Codebook {
         let mut rng = Rng::new(options.seed);
         let init = kmeans_pp(data, k, &mut rng);
         let levels = lloyd_iterate(data, init, options);
-        fit_to_grid(
-            FAMILY,
-            Family::LloydMax,
-            grid,
-            bits,
-            &levels,
-            data,
-            Refinement::Descent,
-        )
+        fit_to_grid(FAMILY, grid, bits, &levels, data, Refinement::Descent)
     }
 }
 

@@ -4,7 +4,6 @@ use alloc::vec::Vec;
 
 use crate::codebook::{check_index_bits, snap_normalized, Codebook, Polarity};
 use crate::error::{Error, Result};
-use crate::family::Family;
 use crate::grid::Grid;
 
 const FAMILY: &str = "mu-law";
@@ -70,7 +69,7 @@ impl Codebook {
             .iter()
             .map(|&k| expand(k as f64 / top as f64, mu))
             .collect();
-        snap_normalized(FAMILY, Family::MuLaw, grid, bits, &normalized)
+        snap_normalized(FAMILY, grid, bits, &normalized)
     }
 }
 

@@ -4,7 +4,6 @@ use alloc::vec::Vec;
 
 use crate::codebook::{check_index_bits, snap_normalized, Codebook};
 use crate::error::{Error, Result};
-use crate::family::Family;
 use crate::grid::Grid;
 
 const FAMILY: &str = "normal-float";
@@ -100,7 +99,7 @@ impl Codebook {
         let mut normalized: Vec<f64> = negative.iter().map(|v| v / top).collect();
         normalized.push(0.0);
         normalized.extend(positive.iter().rev().map(|v| v / top));
-        snap_normalized(FAMILY, Family::Nf4, grid, bits, &normalized)
+        snap_normalized(FAMILY, grid, bits, &normalized)
     }
 }
 

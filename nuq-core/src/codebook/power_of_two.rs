@@ -4,7 +4,6 @@ use alloc::vec::Vec;
 
 use crate::codebook::{check_index_bits, Codebook, Polarity};
 use crate::error::{Error, Result};
-use crate::family::Family;
 use crate::grid::Grid;
 
 const FAMILY: &str = "power-of-two";
@@ -66,7 +65,7 @@ impl Codebook {
             levels.push(0);
         }
         levels.extend_from_slice(&positive);
-        Codebook::build(Family::PowerOfTwo, grid, bits, levels)
+        Codebook::build(grid, bits, levels)
     }
 }
 

@@ -4,7 +4,6 @@ use alloc::vec::Vec;
 
 use crate::codebook::{check_index_bits, Codebook, Polarity};
 use crate::error::{Error, Result};
-use crate::family::Family;
 use crate::grid::Grid;
 
 const FAMILY: &str = "uniform";
@@ -60,12 +59,7 @@ impl Codebook {
                 grid,
             });
         }
-        Codebook::build(
-            Family::Uniform,
-            grid,
-            bits,
-            ks.iter().map(|&k| (k * step) as i32).collect(),
-        )
+        Codebook::build(grid, bits, ks.iter().map(|&k| (k * step) as i32).collect())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Threshold requantization (the paper's MAC thresholds).
 
-use nuq_core::MacThresholds;
+use nuq_core::{MacThresholds, Scale};
 
 use crate::error::ModelProblem;
 
@@ -15,7 +15,7 @@ pub struct Requant {
     /// The output codebook: `2^bits` non-decreasing unsigned levels (a level may repeat).
     pub levels: Vec<u8>,
     /// Real value of one output level (informative; inference never uses it).
-    pub scale: f64,
+    pub scale: Scale,
 }
 
 impl Requant {
@@ -84,7 +84,7 @@ mod tests {
         fn rising_code_counts_reached_thresholds(acc in -1000i64..1000, mut t in proptest::collection::vec(-1000i32..1000, 3)) {
             t.sort();
             let mac = |d| MacThresholds::new(2, t.clone(), vec![d]).unwrap();
-            let r = Requant { thresholds: mac(Direction::Rising), levels: vec![0, 1, 2, 3], scale: 1.0 };
+            let r = Requant { thresholds: mac(Direction::Rising), levels: vec![0, 1, 2, 3], scale: Scale::ONE };
             let code = r.code(0, acc);
             prop_assert_eq!(usize::from(code), t.iter().filter(|&&x| acc >= i64::from(x)).count());
             // Monotone in the accumulator.
@@ -99,7 +99,7 @@ mod tests {
         let r = Requant {
             thresholds: MacThresholds::new(2, vec![1, 2, 3], vec![Direction::Rising]).unwrap(),
             levels: vec![0, 1, 1, 3],
-            scale: 1.0,
+            scale: Scale::ONE,
         };
         assert!(matches!(
             r.validate(2),

@@ -31,7 +31,7 @@ use crate::quant::network::{downcast, QuantizedNetwork};
 use crate::quant::weights::QuantizedWeights;
 use crate::quant::ActQuantizer;
 use crate::NnError;
-use nuq_core::{Direction, FixedPointMultiplier, MacThresholds};
+use nuq_core::{Direction, FixedPointMultiplier, MacThresholds, Scale};
 
 impl QuantizedNetwork {
     /// Folds everything into the integer model.
@@ -65,7 +65,7 @@ impl QuantizedNetwork {
                 zero_point: self.input_norm.zero_point.clone(),
             },
             nodes: b.nodes,
-            logit_scale: b.cur.scale,
+            logit_scale: informative_scale("logit scale", b.cur.scale)?,
         };
         model.tensor_infos()?;
         Ok(model)
@@ -115,6 +115,15 @@ fn to_i32(x: f64) -> i32 {
 
 /// Integer thresholds for `code = #{j : d·acc + c ≥ t_j}` per channel (`t` the quantizer's
 /// thresholds of that channel).
+/// An informative scale as the model and the file hold it (`f32`); the integer arithmetic
+/// never reads it.
+fn informative_scale(what: &str, value: f64) -> Result<Scale, NnError> {
+    Scale::new(value as f32).map_err(|source| NnError::Core {
+        what: what.to_string(),
+        source,
+    })
+}
+
 fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnError> {
     let groups = q.groups();
     if groups != 1 && groups != aff.d.len() {
@@ -155,7 +164,7 @@ fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnErro
             }
         })?,
         levels: q.levels.clone(),
-        scale: q.scale,
+        scale: informative_scale(&format!("activation quantizer {name}: scale"), q.scale)?,
     })
 }
 
@@ -233,7 +242,10 @@ impl Builder<'_> {
             padding: c.padding.0,
             weights: q.table.clone(),
             bias,
-            weight_scale: q.scales.iter().sum::<f64>() / q.scales.len() as f64,
+            weight_scale: informative_scale(
+                &format!("{name}: weight scale"),
+                q.scales.iter().sum::<f64>() / q.scales.len() as f64,
+            )?,
             output,
         };
         Ok((node, u, oh, ow))
@@ -470,7 +482,7 @@ impl Builder<'_> {
             out_features: outs,
             weights: table,
             bias,
-            weight_scale: q.scales[0],
+            weight_scale: informative_scale(&format!("{name}: weight scale"), q.scales[0])?,
         };
         self.cur = self.push(Node::Linear(node), unit, 1, 1, outs);
         Ok(())
