@@ -51,19 +51,8 @@ impl Family {
     ];
 
     /// The family of a one-byte code, `None` for a code this version does not define.
-    pub const fn from_raw(raw: u8) -> Option<Family> {
-        match raw {
-            0 => Some(Family::Custom),
-            1 => Some(Family::Uniform),
-            2 => Some(Family::PowerOfTwo),
-            3 => Some(Family::Apot),
-            4 => Some(Family::MuLaw),
-            5 => Some(Family::KQuantile),
-            6 => Some(Family::LloydMax),
-            7 => Some(Family::Nf4),
-            8 => Some(Family::Iq4Nl),
-            _ => None,
-        }
+    pub fn from_raw(raw: u8) -> Option<Family> {
+        Family::ALL.get(usize::from(raw)).copied()
     }
 
     /// The one-byte code.
@@ -110,9 +99,33 @@ mod tests {
     }
 
     #[test]
-    fn all_is_in_code_order() {
-        for (i, f) in Family::ALL.iter().enumerate() {
-            assert_eq!(usize::from(f.raw()), i);
+    fn constructors_name_their_family() {
+        use crate::{
+            Codebook as C, EmpiricalDistribution, Grid, LloydMaxOptions, Polarity::Signed,
+        };
+        const I8: Grid = Grid::I8;
+        let d = EmpiricalDistribution::from_values(&[-1.0, -0.4, 0.0, 0.3, 1.0]).unwrap();
+        let books = [
+            (C::explicit(I8, 2, &[-1, 1]).unwrap(), Family::Custom),
+            (C::uniform(I8, 2, Signed).unwrap(), Family::Uniform),
+            (C::power_of_two(I8, 3, Signed).unwrap(), Family::PowerOfTwo),
+            (C::apot(I8, 3, Signed).unwrap(), Family::Apot),
+            (C::mu_law(I8, 3, Signed, 255.0).unwrap(), Family::MuLaw),
+            (
+                C::k_quantile(I8, 2, &d).unwrap().codebook,
+                Family::KQuantile,
+            ),
+            (
+                C::lloyd_max(I8, 2, &d, &LloydMaxOptions::default())
+                    .unwrap()
+                    .codebook,
+                Family::LloydMax,
+            ),
+            (C::normal_float(I8, 4).unwrap(), Family::Nf4),
+            (C::iq4_nl(), Family::Iq4Nl),
+        ];
+        for (book, family) in books {
+            assert_eq!(book.family(), family);
         }
     }
 }

@@ -114,10 +114,17 @@ impl Layer {
     }
 }
 
-/// A codebook: `2^bits` ascending integer levels on a `grid_bits` grid.
+/// A codebook record: `2^bits` non-decreasing integer levels on a `grid_bits` grid.
+///
+/// This is the file's record, not `nuq-core`'s [`nuq_core::Codebook`], on purpose: a file may
+/// hold what a core codebook cannot — repeated levels (a short codebook padded with its last
+/// level, FORMAT.md §6.2), grids up to 32 bits (core's `Grid` stops at 16), a kind code a
+/// newer writer defined — and the element type is a storage choice. [`Codebook::from_core`]
+/// builds the record of a core codebook; [`Codebook::family`] reads the kind as core's family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Codebook {
-    /// Raw `CodebookKind` value (kept raw so kinds from newer files survive a round trip).
+    /// Raw [`CodebookKind`](crate::CodebookKind) code (kept raw so kinds from newer files
+    /// survive a round trip).
     pub kind: u8,
     /// Index bits.
     pub bits: u8,
@@ -132,6 +139,28 @@ pub struct Codebook {
 }
 
 impl Codebook {
+    /// The record of a `nuq-core` codebook: its family, grid and levels, padded to
+    /// `2^bits` entries by repeating the last level.
+    ///
+    /// ```
+    /// use nuq_core::{Codebook, Grid, Polarity};
+    /// let cb = nuq_fpga_fmt::model::Codebook::from_core(&Codebook::apot(Grid::I8, 2, Polarity::Signed)?);
+    /// assert_eq!((cb.bits, cb.grid_bits, cb.signed, cb.levels.len()), (2, 8, true, 4));
+    /// assert_eq!(cb.family(), Some(nuq_core::Family::Apot));
+    /// # Ok::<(), nuq_core::Error>(())
+    /// ```
+    pub fn from_core(cb: &nuq_core::Codebook) -> Self {
+        let mut levels = cb.levels().to_vec();
+        levels.resize(1 << cb.bits(), *cb.levels().last().unwrap_or(&0));
+        let grid = cb.grid();
+        Codebook::new(cb.family(), grid.bits(), grid.is_signed(), levels)
+    }
+
+    /// The kind as `nuq-core`'s family, `None` for a code this version does not define.
+    pub fn family(&self) -> Option<crate::CodebookKind> {
+        crate::CodebookKind::from_raw(self.kind)
+    }
+
     /// A codebook stored with the narrowest element type its grid fits.
     pub fn new(kind: crate::CodebookKind, grid_bits: u8, signed: bool, levels: Vec<i32>) -> Self {
         let bits = levels.len().max(2).trailing_zeros() as u8;

@@ -19,6 +19,10 @@ use nuq_nn::pipeline::{integer_accuracy, quantize, Quiet, Recipe};
 use nuq_nn::quant::{family_name, parse_family, Family, QuantConfig};
 use nuq_nn::{Arch, ModelConfig, Network};
 
+fn families(list: &str) -> Result<Vec<Family>, nuq_nn::NnError> {
+    list.split(',').map(parse_family).collect()
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
     let mut checkpoint = PathBuf::new();
     let mut arch = Arch::VggSmall;
@@ -43,18 +47,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             "--mean" => mean = v()?.parse()?,
             "--std" => std = v()?.parse()?,
             "--bits" => bits = v()?.parse()?,
-            "--weights" => {
-                wfams = v()?
-                    .split(',')
-                    .map(parse_family)
-                    .collect::<Result<_, _>>()?
-            }
-            "--acts" => {
-                afams = v()?
-                    .split(',')
-                    .map(parse_family)
-                    .collect::<Result<_, _>>()?
-            }
+            "--weights" => wfams = families(&v()?)?,
+            "--acts" => afams = families(&v()?)?,
             "--calib" => calib = v()?.parse()?,
             "--per-tensor" => per_channel = false,
             "--qat-images" => qat_images = v()?.parse()?,

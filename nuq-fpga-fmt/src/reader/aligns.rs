@@ -23,15 +23,6 @@ pub struct AlignTable<'a> {
     shifts: &'a [u8],
 }
 
-/// `round_half_up(v · multiplier / 2^shift)` in 64-bit arithmetic — `nuq-core`'s
-/// [`FixedPointMultiplier::apply_i64`]: `(v · multiplier + 2^(shift − 1)) >> shift`
-/// (arithmetic shift), or `v · multiplier` when `shift` is 0. Exact for every `i32` `v` and
-/// `multiplier` and `shift` in `0..=62`; `None` for a larger shift, which the format forbids.
-pub fn align_value(v: i32, multiplier: i32, shift: u8) -> Option<i64> {
-    let f = FixedPointMultiplier::new(multiplier, shift).ok()?;
-    Some(f.apply_i64(i64::from(v)))
-}
-
 impl<'a> AlignsSection<'a> {
     /// The section of a file that has none (declared version 1.0).
     pub(crate) fn absent() -> Self {
@@ -166,12 +157,15 @@ impl<'a> AlignTable<'a> {
     }
 
     /// The 64-bit sum an `aligned_add` forms in channel `c` before its thresholds:
-    /// `(main << main_shift) + align_value(shortcut, multiplier_c, shift_c)`.
+    /// `(main << main_shift) + round_half_up(shortcut · multiplier_c / 2^shift_c)`, exact
+    /// (`nuq-core`'s [`FixedPointMultiplier::apply_i64`]); `None` for a channel out of range
+    /// or a shift the format forbids.
     pub fn sum(&self, c: u32, main: i32, shortcut: i32) -> Option<i64> {
         let (m, s) = self.factor(c)?;
+        let align = FixedPointMultiplier::new(m, s).ok()?;
         if self.main_shift > caps::MAIN_SHIFT {
             return None;
         }
-        Some((i64::from(main) << self.main_shift) + align_value(shortcut, m, s)?)
+        Some((i64::from(main) << self.main_shift) + align.apply_i64(i64::from(shortcut)))
     }
 }

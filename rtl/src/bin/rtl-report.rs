@@ -15,6 +15,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use nuq_fpga_fmt::NuqFile;
+use nuq_nn::quant::family_name;
 use nuq_rtl::flow::{fashion_mnist_dir, Nuq};
 use nuq_rtl::models::ModelSpec;
 use nuq_rtl::sim::{missing_tools, run_unit, unit_testbenches, SeqBuild, SeqRun, Simulator};
@@ -241,7 +242,7 @@ fn main() -> Result<()> {
             "{}-w{}-{}",
             spec.arch.name(),
             spec.bits,
-            nuq_nn::quant::family_name(spec.family)
+            family_name(spec.family)
         );
         if a.only.as_ref().is_some_and(|o| !tag.contains(o.as_str())) {
             continue;
@@ -266,7 +267,7 @@ fn main() -> Result<()> {
                     "model={} bits={} family={}",
                     spec.arch.name(),
                     spec.bits,
-                    nuq_nn::quant::family_name(spec.family)
+                    family_name(spec.family)
                 ),
                 &run,
             );
@@ -279,7 +280,7 @@ fn main() -> Result<()> {
                     spec.arch.name(),
                     &spec.width.to_string(),
                     u32::from(spec.bits),
-                    nuq_nn::quant::family_name(spec.family),
+                    family_name(spec.family),
                     &run
                 )
             );
@@ -292,14 +293,7 @@ fn main() -> Result<()> {
         // zero points).
         let last = ModelSpec::all_standard()
             .last()
-            .map(|s| {
-                format!(
-                    "{}-w{}-{}",
-                    s.arch.name(),
-                    s.bits,
-                    nuq_nn::quant::family_name(s.family)
-                )
-            })
+            .map(|s| format!("{}-w{}-{}", s.arch.name(), s.bits, family_name(s.family)))
             .unwrap_or_default();
         let d = work.join("models").join(last);
         let plus = vec![

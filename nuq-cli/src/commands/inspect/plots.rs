@@ -8,7 +8,7 @@
 
 use nuq_core::MacThresholds;
 use nuq_fpga_fmt::model::{Codebook, Layer, Model, WeightTensor};
-use nuq_fpga_fmt::{CodebookKind, Direction};
+use nuq_fpga_fmt::Direction;
 use plotters::prelude::*;
 
 /// Plot size in pixels.
@@ -79,7 +79,7 @@ fn weight_plot(
     let tallest = counts.iter().map(|&(_, n)| n).max().unwrap_or(0) as f64;
     let top = tallest * 1.3 + 1.0;
     let line_top = tallest * 1.08 + 0.5;
-    let kind = CodebookKind::from_raw(cb.kind).map_or("unknown", |k| k.name());
+    let kind = cb.family().map_or("unknown", |k| k.name());
     let caption = format!(
         "{}: {} weights, {}-bit {kind} codebook (grid {} bits, {})",
         layer.name,

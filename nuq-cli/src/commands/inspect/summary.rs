@@ -3,7 +3,7 @@
 
 use nuq_fpga_fmt::model::{Layer, Model};
 use nuq_fpga_fmt::reader::{has_weights, is_spatial};
-use nuq_fpga_fmt::{CodebookKind, Direction, NuqFile};
+use nuq_fpga_fmt::{Direction, NuqFile};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -457,9 +457,7 @@ pub fn summarize(shown: &str, file: &NuqFile<'_>, model: &Model) -> Summary {
         .enumerate()
         .map(|(i, c)| CodebookInfo {
             index: i as u32,
-            kind: CodebookKind::from_raw(c.kind)
-                .map_or("unknown", |k| k.name())
-                .to_string(),
+            kind: c.family().map_or("unknown", |k| k.name()).to_string(),
             kind_raw: c.kind,
             bits: c.bits,
             grid_bits: c.grid_bits,
