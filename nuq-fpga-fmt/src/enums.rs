@@ -189,6 +189,6 @@ wire_enum! {
 }
 
 /// How a channel's accumulator maps to an output code through its thresholds (one byte per
-/// channel, `u8`: 0 rising, 1 falling) — `nuq-core`'s [`Direction`](nuq_core::Direction),
+/// channel, `u8`: 0 rising, 1 falling) — `nuq-core`'s [`Direction`],
 /// the one convention every nuq crate uses.
 pub use nuq_core::Direction;
