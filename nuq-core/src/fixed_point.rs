@@ -14,11 +14,10 @@ use crate::error::{Error, Result};
 /// below, the shift stays at 62 and the error is at most `2^-63` in absolute terms.
 /// [`new`](Self::new) takes any stored pair (a file may hold any `i32`).
 ///
-/// Three ways to apply it:
-/// * [`apply_i64`](Self::apply_i64): exact, `(v·M + 2^(shift−1)) >> shift` in `i64` (round
-///   half up; no rounding term at shift 0) — what the integer model and the kernels compute.
-/// * [`apply`](Self::apply): the same on an `i32`, saturated to `i32`. Error versus the exact
-///   `a·m`: at most `1/2 + |a|·|m|·2^-31`.
+/// Two ways to apply it:
+/// * [`apply`](Self::apply): exact, `(v·M + 2^(shift−1)) >> shift` in `i64` (round half up;
+///   no rounding term at shift 0) — what the integer model, the kernels and the `.nuq` file's
+///   aligned join compute. Error versus the exact `v·m`: at most `1/2 + |v|·|m|·2^-31`.
 /// * [`apply_gemmlowp`](Self::apply_gemmlowp): gemmlowp/TFLite's two-step form,
 ///   `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(a << left, M), right)`, bit-exact
 ///   with those libraries. It rounds twice: the high multiply to nearest (ties towards +inf, as
@@ -33,7 +32,7 @@ use crate::error::{Error, Result};
 /// assert_eq!(f.apply_gemmlowp(-15), -2); // gemmlowp rounds half away from zero
 /// assert!((f.value() - 0.1).abs() <= 0.1 * 2f64.powi(-31));
 /// let g = FixedPointMultiplier::from_f64(-0.5)?;
-/// assert_eq!((g.multiplier(), g.shift(), g.apply_i64(3)), (-(1 << 30), 31, -1));
+/// assert_eq!((g.multiplier(), g.shift(), g.apply(3)), (-(1 << 30), 31, -1));
 /// # Ok::<(), nuq_core::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -159,30 +158,17 @@ impl FixedPointMultiplier {
     ///
     /// ```
     /// let f = nuq_core::FixedPointMultiplier::from_f64(1000.25)?;
-    /// assert_eq!(f.apply_i64(4), 4001);
+    /// assert_eq!(f.apply(4), 4001);
     /// # Ok::<(), nuq_core::Error>(())
     /// ```
     #[inline]
-    pub fn apply_i64(self, v: i64) -> i64 {
+    pub fn apply(self, v: i64) -> i64 {
         let p = v * i64::from(self.multiplier);
         if self.shift == 0 {
             p
         } else {
             (p + (1i64 << (self.shift - 1))) >> self.shift
         }
-    }
-
-    /// [`apply_i64`](Self::apply_i64) of an `i32`, saturated to `i32`.
-    ///
-    /// ```
-    /// let f = nuq_core::FixedPointMultiplier::from_f64(0.5)?;
-    /// assert_eq!([f.apply(3), f.apply(-3), f.apply(i32::MIN)], [2, -1, -(1 << 30)]);
-    /// # Ok::<(), nuq_core::Error>(())
-    /// ```
-    pub fn apply(self, a: i32) -> i32 {
-        // |a · M| <= 2^62, and adding 2^61 stays below 2^63.
-        self.apply_i64(i64::from(a))
-            .clamp(i32::MIN as i64, i32::MAX as i64) as i32
     }
 
     /// gemmlowp's `MultiplyByQuantizedMultiplier`: with `left = max(0, 31 - shift)` and
@@ -299,7 +285,7 @@ mod tests {
         }
 
         #[test]
-        fn apply_is_within_half_plus_conversion_error(m in 1e-6f64..1e3, a in any::<i32>()) {
+        fn apply_is_within_half_plus_conversion_error(m in 1e-6f64..1e3, a in -(1i64 << 31)..(1i64 << 31)) {
             let f = FixedPointMultiplier::from_f64(m).unwrap();
             let exact = a as f64 * m;
             if exact.abs() < 2.0e9 {
@@ -312,12 +298,12 @@ mod tests {
         }
 
         #[test]
-        fn apply_i64_is_round_half_up_of_the_stored_pair(m in any::<i32>(), s in 0u8..=62, v in -(1i64 << 31)..(1i64 << 31)) {
+        fn apply_is_round_half_up_of_the_stored_pair(m in any::<i32>(), s in 0u8..=62, v in -(1i64 << 31)..(1i64 << 31)) {
             let f = FixedPointMultiplier::new(m, s).unwrap();
             // Exact in i128: floor((v·M + 2^(s−1)) / 2^s).
             let p = i128::from(v) * i128::from(m);
             let want = if s == 0 { p } else { (p + (1i128 << (s - 1))) >> s };
-            prop_assert_eq!(i128::from(f.apply_i64(v)), want);
+            prop_assert_eq!(i128::from(f.apply(v)), want);
         }
 
         #[test]

@@ -200,7 +200,7 @@ pub struct WeightTensor {
 }
 
 /// The alignment of the shortcut of an `aligned_add` layer: per channel `c` the sum is
-/// `(main << main_shift) + factors[c].apply_i64(shortcut)`, i.e.
+/// `(main << main_shift) + factors[c].apply(shortcut)`, i.e.
 /// `(shortcut · M_c + 2^(S_c − 1)) >> S_c` (`nuq-core`'s [`FixedPointMultiplier`]; the file
 /// stores the multipliers and the shifts as two per-channel lists).
 #[derive(Debug, Clone, PartialEq, Eq)]

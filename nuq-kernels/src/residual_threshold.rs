@@ -5,7 +5,7 @@
 //! `i32` accumulator or `u8` activation levels):
 //!
 //! ```text
-//! s    = (a << a_shift) + align_c(b)          align_c = FixedPointMultiplier::apply_i64
+//! s    = (a << a_shift) + align_c(b)          align_c = FixedPointMultiplier::apply
 //! code = #{t : s ≥ T[c][t]}   (rising channel)      ((v·M_c + 2^(S_c−1)) >> S_c)
 //!        #{t : s ≤ T[c][t]}   (falling channel)
 //! out  = levels[code]
@@ -161,7 +161,7 @@ impl ResidualThresholds {
     /// # Panics
     /// When `c ≥ channels`.
     pub fn level_one(&self, c: usize, a: i32, b: i32) -> u8 {
-        let s = (i64::from(a) << self.a_shift) + self.align[c].apply_i64(i64::from(b));
+        let s = (i64::from(a) << self.a_shift) + self.align[c].apply(i64::from(b));
         self.levels[usize::from(self.mac.code(c, s))]
     }
 

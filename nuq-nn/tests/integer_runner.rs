@@ -100,7 +100,7 @@ fn reference(model: &IntegerModel, images: &[u8], n: usize) -> Vec<Val> {
                         .enumerate()
                         .map(|(j, (&x, &y))| {
                             let c = j % o.c;
-                            let s = (i64::from(x) << a.a_shift) + a.align[c].apply_i64(y);
+                            let s = (i64::from(x) << a.a_shift) + a.align[c].apply(y);
                             a.output.levels[usize::from(a.output.code(c, s))]
                         })
                         .collect(),

@@ -276,7 +276,7 @@ fn prerequant(model: &IntegerModel, i: usize, tensors: &[Values], n: usize) -> O
             let out = (0..n * o.len())
                 .map(|e| {
                     let al = a.align[e % o.c];
-                    (ta.get(e) << a.a_shift) + al.apply_i64(tb.get(e))
+                    (ta.get(e) << a.a_shift) + al.apply(tb.get(e))
                 })
                 .collect();
             Some(Values::I64(out))

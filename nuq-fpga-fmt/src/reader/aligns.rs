@@ -158,7 +158,7 @@ impl<'a> AlignTable<'a> {
 
     /// The 64-bit sum an `aligned_add` forms in channel `c` before its thresholds:
     /// `(main << main_shift) + round_half_up(shortcut · multiplier_c / 2^shift_c)`, exact
-    /// (`nuq-core`'s [`FixedPointMultiplier::apply_i64`]); `None` for a channel out of range
+    /// (`nuq-core`'s [`FixedPointMultiplier::apply`]); `None` for a channel out of range
     /// or a shift the format forbids.
     pub fn sum(&self, c: u32, main: i32, shortcut: i32) -> Option<i64> {
         let (m, s) = self.factor(c)?;
@@ -166,6 +166,6 @@ impl<'a> AlignTable<'a> {
         if self.main_shift > caps::MAIN_SHIFT {
             return None;
         }
-        Some((i64::from(main) << self.main_shift) + align.apply_i64(i64::from(shortcut)))
+        Some((i64::from(main) << self.main_shift) + align.apply(i64::from(shortcut)))
     }
 }
