@@ -65,6 +65,16 @@ pub enum KernelError {
         /// Index width in bits.
         bits: u8,
     },
+    /// A convolution's `accumulator + bias` leaves the `i32` range.
+    #[error("accumulator + bias overflows int32")]
+    BiasOverflow,
+    /// A convolution was handed an output buffer of the other kind than it was compiled
+    /// for (levels or `i32`).
+    #[error("convolution output: expected a buffer of {expected}")]
+    OutputKind {
+        /// The kind the convolution writes.
+        expected: &'static str,
+    },
     /// The kernel path asked for cannot run on this CPU.
     #[error("kernel path {path} is not available on this CPU")]
     PathUnavailable {

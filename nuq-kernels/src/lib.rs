@@ -1,7 +1,7 @@
 //! # nuq-kernels
 //!
-//! SIMD integer kernels for codebook-quantized CNN inference — u8×i8 and codebook GEMM,
-//! threshold requantization, the residual join and pooling — with AVX-512 VNNI,
+//! SIMD integer kernels for codebook-quantized CNN inference — the fused convolution
+//! (im2col + codebook GEMM + threshold requantization), the residual join and pooling — with AVX-512 VNNI,
 //! AVX2, portable (`wide`) and scalar reference paths that are bit-exact with each other and
 //! chosen at run time ([`KernelPath::detect`], overridable with `NUQ_KERNEL=scalar|portable|
 //! avx2|avx512`, and passed explicitly to every kernel).
@@ -9,11 +9,13 @@
 //! | module | what |
 //! |---|---|
 //! | [`packed`] | weight pre-packing: [`PackedWeights`] (int8 panels), [`CodebookWeights`] (2/3/4-bit indices + int8 codebook per tensor or per channel); the layouts |
-//! | [`gemm`] | [`gemm_u8i8`], [`gemm_i8i8`] (offset compensation), [`gemm_codebook`], [`gemm_codebook_i8`]; rayon tiles, thread-count independent; [`gemm_block`] computes one block on the calling thread |
+//! | [`conv`] | [`conv::Conv`]: the fused convolution — row/column tiles that each unfold their im2col rows, run the block GEMM and requantize (bias folded into the thresholds) while in cache |
+//! | [`gemm`] | [`gemm_u8i8`], [`gemm_i8i8`] (offset compensation), [`gemm_codebook`], [`gemm_codebook_i8`]; rayon tiles, thread-count independent |
 //! | [`threshold`] | [`threshold::Thresholds`]: FINN MultiThreshold, per-channel ascending or descending |
 //! | [`residual_threshold`] | [`residual_threshold::ResidualThresholds`]: residual join (shift + fixed-point aligned shortcut) requantized to levels by 64-bit thresholds |
 //! | [`pool`] | integer max-pool, global average pool (rounded half up) |
 //! | [`overflow`] | the `K·max|w|·max|a|` accumulator bound, enforced by every GEMM |
+//! | [`archparam`] | every tiling and tuning number, each with what it trades off (one tile policy serves the GEMMs and the convolution) |
 //!
 //! A 2-row × 3-column integer product on the best path this CPU has (every path gives the
 //! same integers):
@@ -38,6 +40,8 @@
 //! in `tests/`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod archparam;
+pub mod conv;
 mod error;
 pub mod gemm;
 pub mod overflow;
@@ -48,8 +52,9 @@ pub mod residual_threshold;
 pub mod threshold;
 #[cfg(target_arch = "x86_64")]
 mod threshold_search;
+mod tiling;
 
 pub use error::KernelError;
-pub use gemm::{gemm_block, gemm_codebook, gemm_codebook_i8, gemm_i8i8, gemm_u8i8, BlockWeights};
+pub use gemm::{gemm_codebook, gemm_codebook_i8, gemm_i8i8, gemm_u8i8};
 pub use packed::{CodebookScope, CodebookWeights, PackedWeights, PANEL};
 pub use path::KernelPath;

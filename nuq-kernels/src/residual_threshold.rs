@@ -20,6 +20,7 @@
 //! with `x ↦ !x`, which reverses the order of `i64` without overflow; the other paths use
 //! the scalar definition.
 
+use crate::archparam::RESIDUAL_TASK_ELEMENTS;
 use crate::threshold_search::{search16, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
 use nuq_core::MacThresholds;
@@ -28,9 +29,6 @@ use rayon::prelude::*;
 /// Channels the per-channel tables are padded to (one 16-lane `i32` vector, two 8-lane
 /// `i64` vectors).
 const LANES: usize = 16;
-
-/// Elements per parallel task (rows are grouped to about this many).
-const TASK_ELEMENTS: usize = 16 * 1024;
 
 /// The shortcut branch of a residual join.
 #[derive(Debug, Clone, Copy)]
@@ -222,7 +220,7 @@ impl ResidualThresholds {
                 found: out.len(),
             });
         }
-        let rows_per_task = (TASK_ELEMENTS / ch).max(1);
+        let rows_per_task = (RESIDUAL_TASK_ELEMENTS / ch).max(1);
         let chunk = rows_per_task * ch;
         a.par_chunks(chunk)
             .zip(out[..a.len()].par_chunks_mut(chunk))

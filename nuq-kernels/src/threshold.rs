@@ -10,6 +10,7 @@
 //! (`!x = −x − 1` reverses the order of `i32` without overflow), so every lane runs the same
 //! compare-and-count loop.
 
+use crate::archparam::THRESHOLD_ROWS_PER_TASK;
 #[cfg(target_arch = "x86_64")]
 use crate::threshold_search::{search16, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
@@ -114,9 +115,8 @@ impl Thresholds {
                 found: out.len(),
             });
         }
-        const ROWS_PER_TASK: usize = 256;
-        acc.par_chunks(ch * ROWS_PER_TASK)
-            .zip(out[..acc.len()].par_chunks_mut(ch * ROWS_PER_TASK))
+        acc.par_chunks(ch * THRESHOLD_ROWS_PER_TASK)
+            .zip(out[..acc.len()].par_chunks_mut(ch * THRESHOLD_ROWS_PER_TASK))
             .for_each(|(a, o)| {
                 for (a, o) in a.chunks_exact(ch).zip(o.chunks_exact_mut(ch)) {
                     self.row(path, a, o);

@@ -13,6 +13,7 @@
 //! with `vpermi2b` — and run the int8 kernel.
 
 use super::{with_decoded_panel, OutPtr, Problem, Weights};
+use crate::archparam::{CB3_SCRATCH_MIN_ROWS, ROWS_OUTER_MAX_WEIGHT_BYTES};
 use crate::packed::{CodebookScope, CodebookWeights, PANEL};
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -102,9 +103,6 @@ pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
         _mm_sfence();
     }
 }
-
-/// Rows from which a tile decodes 3-bit panels into scratch rather than in registers.
-const CB3_SCRATCH_MIN_ROWS: usize = 32;
 
 /// Decodes a codebook panel into the int8 panel layout (as
 /// [`CodebookWeights::decode_panel`]): index vectors as in the register kernels, then one
@@ -216,9 +214,6 @@ unsafe fn cb2_indices(blk: *const u8) -> [__m512i; 4] {
         _mm512_srli_epi16::<6>(p),
     ]
 }
-
-/// Weight bytes per tile up to which the tile runs rows-outer.
-const ROWS_OUTER_MAX_WEIGHT_BYTES: usize = 192 * 1024;
 
 /// # Safety
 /// As [`panel_rows`].

@@ -28,22 +28,14 @@ mod avx512;
 mod portable;
 mod scalar;
 
+use crate::archparam::STREAM_OUTPUT_BYTES;
 use crate::overflow::check_accumulator_bound;
 use crate::packed::{CodebookWeights, PackedWeights, PANEL};
+use crate::tiling::GEMM;
 use crate::{KernelError, KernelPath};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
-
-/// Output size from which the AVX-512 kernel stores full lines non-temporally.
-const STREAM_OUTPUT_BYTES: usize = 4 << 20;
-
-/// Activation bytes per tile (rows × padded k) aimed for, so that they and one weight
-/// panel share a 1 MiB L2 with room to spare.
-const TILE_ACTIVATION_BYTES: usize = 256 << 10;
-
-/// Rows per register tile of the widest kernel; tiles are multiples of it.
-const ROW_BLOCK: usize = 8;
 
 /// The weights a GEMM reads.
 #[derive(Clone, Copy)]
@@ -53,13 +45,13 @@ pub(crate) enum Weights<'a> {
 }
 
 impl<'a> Weights<'a> {
-    fn n(self) -> usize {
+    pub(crate) fn n(self) -> usize {
         match self {
             Weights::Int8(w) => w.n(),
             Weights::Codebook(w) => w.n(),
         }
     }
-    fn k(self) -> usize {
+    pub(crate) fn k(self) -> usize {
         match self {
             Weights::Int8(w) => w.k(),
             Weights::Codebook(w) => w.k(),
@@ -71,7 +63,7 @@ impl<'a> Weights<'a> {
             Weights::Codebook(w) => w.k_padded(),
         }
     }
-    fn max_abs(self) -> u32 {
+    pub(crate) fn max_abs(self) -> u32 {
         match self {
             Weights::Int8(w) => w.max_abs(),
             Weights::Codebook(w) => w.max_abs(),
@@ -241,7 +233,8 @@ fn run(path: KernelPath, p: &Problem<'_>, c: &mut [i32], ldc: usize) -> Result<(
     }
     let n = p.w.n();
     let panels = n.div_ceil(PANEL);
-    let (mc, pc) = tile_sizes(p.m, p.w.kp(), panels, rayon::current_num_threads());
+    let plan = GEMM.plan(p.m, p.w.kp(), panels, rayon::current_num_threads());
+    let (mc, pc) = (plan.rows, plan.panels);
     let row_tiles = p.m.div_ceil(mc);
     let panel_tiles = panels.div_ceil(pc);
     let out = OutPtr {
@@ -257,25 +250,6 @@ fn run(path: KernelPath, p: &Problem<'_>, c: &mut [i32], ldc: usize) -> Result<(
         tile(path, p, rows, pans, &out);
     });
     Ok(())
-}
-
-/// Rows and panels per tile: big enough to reuse each panel over many rows, small enough
-/// to give every thread several tiles.
-fn tile_sizes(m: usize, kp: usize, panels: usize, threads: usize) -> (usize, usize) {
-    let want = 4 * threads.max(1);
-    // A tile's activation rows (mc · kp bytes) should stay in L2 next to a weight panel.
-    let rows_in_budget = (TILE_ACTIVATION_BYTES / kp.max(1)) / ROW_BLOCK * ROW_BLOCK;
-    let cap = rows_in_budget.clamp(ROW_BLOCK, 128);
-    let mut mc = m.min(cap).div_ceil(ROW_BLOCK) * ROW_BLOCK;
-    let mut pc = panels;
-    let count = |mc: usize, pc: usize| m.div_ceil(mc) * panels.div_ceil(pc);
-    while count(mc, pc) < want && pc > 1 {
-        pc = pc.div_ceil(2);
-    }
-    while count(mc, pc) < want && mc > ROW_BLOCK {
-        mc = (mc / 2).div_ceil(ROW_BLOCK) * ROW_BLOCK;
-    }
-    (mc, pc)
 }
 
 /// Computes output rows `rows` × the columns of panels `panels`.
@@ -403,58 +377,29 @@ pub fn gemm_codebook_i8(
     run(path, &p, c, ldc)
 }
 
-/// Weights for [`gemm_block`]: int8 panels or packed codebook indices.
-#[derive(Debug, Clone, Copy)]
-pub enum BlockWeights<'a> {
-    /// Pre-packed int8 weights.
-    Int8(&'a PackedWeights),
-    /// Pre-packed codebook weights.
-    Codebook(&'a CodebookWeights),
-}
-
-impl<'a> BlockWeights<'a> {
-    fn weights(self) -> Weights<'a> {
-        match self {
-            BlockWeights::Int8(w) => Weights::Int8(w),
-            BlockWeights::Codebook(w) => Weights::Codebook(w),
-        }
-    }
-
-    /// Output columns (`n`).
-    pub fn n(self) -> usize {
-        self.weights().n()
-    }
-
-    /// Reduction length (`k`).
-    pub fn k(self) -> usize {
-        self.weights().k()
-    }
-}
-
 /// One block of `C = A · Wᵀ` for unsigned activations, computed on the calling thread:
 /// rows `0..m` of `a` times the output columns of weight panels `panels` (columns
 /// `panels.start · PANEL .. min(panels.end · PANEL, n)`). Column `j` of the problem lands
 /// in column `j − panels.start · PANEL` of `c` (row stride `ldc`).
 ///
-/// This is the building block for callers that schedule their own parallel work (e.g. a
-/// convolution that builds its im2col rows and requantizes its outputs tile by tile); the
-/// results are those of [`gemm_u8i8`] / [`gemm_codebook`] bit for bit.
+/// This is the building block of the fused convolution ([`crate::conv`]), which schedules
+/// its own parallel work; the results are those of [`gemm_u8i8`] / [`gemm_codebook`] bit
+/// for bit.
 ///
 /// # Errors
 /// As [`gemm_u8i8`]; [`KernelError::ShapeMismatch`] for an empty or out-of-range panel
 /// range or `ldc` narrower than the block.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_block(
+pub(crate) fn gemm_block(
     path: KernelPath,
     a: &[u8],
     lda: usize,
     m: usize,
-    w: BlockWeights<'_>,
+    w: Weights<'_>,
     panels: Range<usize>,
     c: &mut [i32],
     ldc: usize,
 ) -> Result<(), KernelError> {
-    let w = w.weights();
     let n = w.n();
     let total = n.div_ceil(PANEL);
     if panels.start >= panels.end || panels.end > total {
@@ -517,25 +462,4 @@ pub fn gemm_block(
     };
     tile(path, &p, 0..m, panels, &out);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tile_sizes_cover_and_split() {
-        for &(m, panels) in &[(1, 1), (16, 16), (1024, 2), (32768, 2), (64, 8), (7, 3)] {
-            for threads in [1, 2, 8] {
-                for kp in [4, 576, 4608, 1 << 20] {
-                    let (mc, pc) = tile_sizes(m, kp, panels, threads);
-                    assert!(mc >= ROW_BLOCK && pc >= 1 && mc % ROW_BLOCK == 0);
-                    assert!(pc <= panels && mc <= 128);
-                }
-            }
-        }
-        assert_eq!(tile_sizes(16, 4608, 16, 2), (16, 2));
-        assert_eq!(tile_sizes(512, 4608, 16, 2), (56, 16));
-        assert_eq!(tile_sizes(32768, 576, 2, 2), (128, 2));
-    }
 }
