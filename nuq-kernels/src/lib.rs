@@ -10,7 +10,7 @@
 //! |---|---|
 //! | [`packed`] | weight pre-packing: [`PackedWeights`] (int8 panels), [`CodebookWeights`] (2/3/4-bit indices + int8 codebook per tensor or per channel); the layouts |
 //! | [`conv`] | [`conv::Conv`]: the fused convolution — row/column tiles that each unfold their im2col rows, run the block GEMM and requantize (bias folded into the thresholds) while in cache |
-//! | [`gemm`] | [`gemm_u8i8`], [`gemm_i8i8`] (offset compensation), [`gemm_codebook`], [`gemm_codebook_i8`]; rayon tiles, thread-count independent |
+//! | [`gemm`] | [`gemm_u8i8`], [`gemm_codebook`]; rayon tiles, thread-count independent |
 //! | [`threshold`] | [`threshold::Thresholds`]: FINN MultiThreshold, per-channel ascending or descending |
 //! | [`residual_threshold`] | [`residual_threshold::ResidualThresholds`]: residual join (shift + fixed-point aligned shortcut) requantized to levels by 64-bit thresholds |
 //! | [`pool`] | integer max-pool, global average pool (rounded half up) |
@@ -32,8 +32,8 @@
 //! # Ok::<(), nuq_kernels::KernelError>(())
 //! ```
 //!
-//! Data layouts: activations are NHWC `u8` (levels of an unsigned activation codebook) or
-//! `i8`, row-major `[pixel][channel]`; weights are `W[cout][k]` with OHWI filters flattened
+//! Data layouts: activations are NHWC `u8` (levels of an unsigned activation codebook),
+//! row-major `[pixel][channel]`; weights are `W[cout][k]` with OHWI filters flattened
 //! in `(ky, kx, ci)` order and pre-packed once (layouts in [`packed`]); accumulators are
 //! `i32`, row-major `[pixel][channel]`. Every `unsafe` block carries a `SAFETY:` comment
 //! and every SIMD path is compared bit for bit with the scalar reference by the proptests
@@ -55,6 +55,6 @@ mod threshold_search;
 mod tiling;
 
 pub use error::KernelError;
-pub use gemm::{gemm_codebook, gemm_codebook_i8, gemm_i8i8, gemm_u8i8};
+pub use gemm::{gemm_codebook, gemm_u8i8};
 pub use packed::{CodebookScope, CodebookWeights, PackedWeights, PANEL};
 pub use path::KernelPath;

@@ -63,7 +63,6 @@ pub struct PackedWeights {
     k: usize,
     kp: usize,
     data: Vec<Line>,
-    col_sums: Vec<i32>,
     max_abs: u32,
 }
 
@@ -97,24 +96,18 @@ impl PackedWeights {
         let panels = n.div_ceil(PANEL);
         let mut data = zeroed_lines(panels * PANEL * kp);
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut data);
-        let mut col_sums = vec![0i32; panels * PANEL];
         let mut max_abs = 0u32;
         for ch in 0..n {
-            let row = &w[ch * k..ch * k + k];
-            let mut sum = 0i32;
-            for (kk, &v) in row.iter().enumerate() {
+            for (kk, &v) in w[ch * k..ch * k + k].iter().enumerate() {
                 bytes[int8_offset(ch, kk, kp)] = v as u8;
-                sum += i32::from(v);
                 max_abs = max_abs.max(u32::from(v.unsigned_abs()));
             }
-            col_sums[ch] = sum;
         }
         Ok(PackedWeights {
             n,
             k,
             kp,
             data,
-            col_sums,
             max_abs,
         })
     }
@@ -137,12 +130,6 @@ impl PackedWeights {
     /// Largest `|w|` over the tensor.
     pub fn max_abs(&self) -> u32 {
         self.max_abs
-    }
-
-    /// `Σ_k w[ch][k]` per output channel, padded with zeros to a multiple of [`PANEL`]
-    /// (used for the offset compensation of signed activations).
-    pub fn col_sums(&self) -> &[i32] {
-        &self.col_sums
     }
 
     /// The weight of output channel `ch` at reduction position `kk`.
@@ -211,7 +198,6 @@ pub struct CodebookWeights {
     lut64: [u8; 64],
     data: Vec<Line>,
     panel_stride: usize,
-    col_sums: Vec<i32>,
     max_abs: u32,
 }
 
@@ -280,10 +266,7 @@ impl CodebookWeights {
         let panels = n.div_ceil(PANEL);
         let mut data = zeroed_lines(panels * panel_stride);
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut data);
-        let mut col_sums = vec![0i32; panels * PANEL];
         for ch in 0..n {
-            let book = &codebooks[(ch % books) * levels..][..levels];
-            let mut sum = 0i32;
             for kk in 0..k {
                 let idx = indices[ch * k + kk];
                 if usize::from(idx) >= levels {
@@ -295,9 +278,7 @@ impl CodebookWeights {
                     });
                 }
                 store_index(bytes, panel_stride, bits, ch, kk, idx);
-                sum += i32::from(book[usize::from(idx)]);
             }
-            col_sums[ch] = sum;
         }
         let max_abs = codebooks
             .iter()
@@ -318,7 +299,6 @@ impl CodebookWeights {
             lut64,
             data,
             panel_stride,
-            col_sums,
             max_abs,
         })
     }
@@ -356,11 +336,6 @@ impl CodebookWeights {
     /// Largest `|level|` over the codebook(s).
     pub fn max_abs(&self) -> u32 {
         self.max_abs
-    }
-
-    /// `Σ_k level[ch][k]` per output channel, padded with zeros to a multiple of [`PANEL`].
-    pub fn col_sums(&self) -> &[i32] {
-        &self.col_sums
     }
 
     /// The packed bytes.
@@ -530,7 +505,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn int8_round_trip_and_sums() {
+    fn int8_round_trip() {
         let (n, k) = (37, 11);
         let w: Vec<i8> = (0..n * k)
             .map(|i| (i as i32 * 37 % 255 - 127) as i8)
@@ -540,8 +515,6 @@ mod tests {
             for kk in 0..k {
                 assert_eq!(p.weight(ch, kk), w[ch * k + kk]);
             }
-            let s: i32 = w[ch * k..][..k].iter().map(|&v| i32::from(v)).sum();
-            assert_eq!(p.col_sums()[ch], s);
         }
         assert_eq!(p.bytes().as_ptr() as usize % 64, 0);
         assert_eq!(p.k_padded(), 12);

@@ -74,8 +74,6 @@ unsafe fn panel_rows<const KIND: u8>(
     let group_bytes = if KIND == INT8 { 128 } else { 64 };
     assert!(w.len() >= groups * group_bytes, "panel holds its groups");
     let ncols = (p.w.n() - panel * PANEL).min(PANEL);
-    let comp = &p.w.col_sums()[panel * PANEL..panel * PANEL + PANEL];
-    let flip = if p.signed { 0x80 } else { 0 };
     WIDE_ROWS.with(|cell| {
         let mut wide = cell.borrow_mut();
         if wide.len() < MR * kp {
@@ -84,12 +82,12 @@ unsafe fn panel_rows<const KIND: u8>(
         let mut r = rows.start;
         while r < rows.end {
             let mr = (rows.end - r).min(MR);
-            // Widen the block's rows (offset for signed activations; zero past k).
+            // Widen the block's rows (zero past k).
             for i in 0..mr {
                 let src = &p.a[(r + i) * p.lda..(r + i) * p.lda + k];
                 let dst = &mut wide[i * kp..(i + 1) * kp];
                 for (d, &s) in dst.iter_mut().zip(src) {
-                    *d = i16::from(s ^ flip);
+                    *d = i16::from(s);
                 }
                 dst[k..].fill(0);
             }
@@ -115,13 +113,7 @@ unsafe fn panel_rows<const KIND: u8>(
                 for (i, s) in sums.iter().enumerate().take(mr) {
                     // SAFETY: this tile owns these rows and this panel's columns.
                     let dst = unsafe { out.row(r + i, panel * PANEL + c0, len) };
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        *d = if p.signed {
-                            s[j].wrapping_sub(comp[c0 + j].wrapping_mul(128))
-                        } else {
-                            s[j]
-                        };
-                    }
+                    dst.copy_from_slice(&s[..len]);
                 }
             }
             r += mr;

@@ -253,7 +253,6 @@ unsafe fn panel_rows<const KIND: u8>(
     out: &OutPtr,
 ) {
     let ncols = (p.w.n() - panel * PANEL).min(PANEL);
-    let comp = &p.w.col_sums()[panel * PANEL..panel * PANEL + PANEL];
     let mut r = rows.start;
     while r < rows.end {
         let mr = (rows.end - r).min(MR);
@@ -263,14 +262,14 @@ unsafe fn panel_rows<const KIND: u8>(
         unsafe {
             let c = out.at(r, panel * PANEL);
             match mr {
-                8 => kernel::<8, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
-                7 => kernel::<7, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
-                6 => kernel::<6, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
-                5 => kernel::<5, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
-                4 => kernel::<4, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
-                3 => kernel::<3, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
-                2 => kernel::<2, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
-                _ => kernel::<1, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
+                8 => kernel::<8, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream),
+                7 => kernel::<7, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream),
+                6 => kernel::<6, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream),
+                5 => kernel::<5, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream),
+                4 => kernel::<4, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream),
+                3 => kernel::<3, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream),
+                2 => kernel::<2, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream),
+                _ => kernel::<1, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream),
             }
         }
         r += mr;
@@ -400,7 +399,6 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     c: *mut i32,
     ldc: usize,
     ncols: usize,
-    comp: &[i32],
     stream: bool,
 ) {
     let k = p.w.k();
@@ -409,7 +407,6 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     let wp = w.as_ptr();
     // SAFETY: `lut` is 64 readable bytes.
     let lutv = unsafe { _mm512_loadu_si512(lut.as_ptr().cast()) };
-    let flip = _mm512_set1_epi32(if p.signed { 0x8080_8080u32 as i32 } else { 0 });
     let rows: [*const u8; R] = std::array::from_fn(|i| p.a[(r0 + i) * p.lda..].as_ptr());
     // The next row block's activations, prefetched a line per group while this one runs
     // (a hint only: addresses past the slice are never dereferenced).
@@ -421,7 +418,7 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
             // SAFETY: `g < full = k / 4`, so bytes `4g .. 4g+4` of row `i` are inside it;
             // the 4-byte read is unaligned.
             let word = unsafe { rows[i].add(4 * g).cast::<i32>().read_unaligned() };
-            _mm512_xor_si512(_mm512_set1_epi32(word), flip)
+            _mm512_set1_epi32(word)
         })
     };
     let mut g = 0;
@@ -471,7 +468,7 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
         let (w0, w1) = unsafe { group_weights::<KIND>(wp, lutv, g) };
         let a: [__m512i; R] = std::array::from_fn(|i| {
             let row = &p.a[(r0 + i) * p.lda..];
-            _mm512_set1_epi32(i32::from_le_bytes(tail_group(row, k, g, p.signed)))
+            _mm512_set1_epi32(i32::from_le_bytes(tail_group(row, k, g)))
         });
         step(&mut acc, &a, w0, w1);
         g += 1;
@@ -488,22 +485,8 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     } else {
         0
     };
-    let (comp0, comp1) = if p.signed {
-        // SAFETY: `comp` holds the panel's 32 column sums.
-        unsafe {
-            (
-                _mm512_slli_epi32::<7>(_mm512_loadu_si512(comp.as_ptr().cast())),
-                _mm512_slli_epi32::<7>(_mm512_loadu_si512(comp.as_ptr().add(16).cast())),
-            )
-        }
-    } else {
-        (_mm512_setzero_si512(), _mm512_setzero_si512())
-    };
     for (i, acc_r) in acc.iter().enumerate() {
-        let (v0, v1) = (
-            _mm512_sub_epi32(acc_r[0], comp0),
-            _mm512_sub_epi32(acc_r[1], comp1),
-        );
+        let [v0, v1] = *acc_r;
         // SAFETY: the caller guarantees row `i` of `c` is writable for `ncols` columns; the
         // masks limit the stores to those columns, and the streaming stores are used only
         // when all 32 columns are written and `dst` is 64-byte aligned (as they require).
@@ -520,15 +503,14 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     }
 }
 
-/// Loads the 4 activation bytes of group `g` of a row, zero beyond `k` (and `^ 0x80` for
-/// signed activations, so that padding stays 0 in the offset domain).
+/// Loads the 4 activation bytes of group `g` of a row, zero beyond `k`.
 #[inline]
-fn tail_group(row: &[u8], k: usize, g: usize, signed: bool) -> [u8; 4] {
+fn tail_group(row: &[u8], k: usize, g: usize) -> [u8; 4] {
     let mut out = [0u8; 4];
     for (t, o) in out.iter_mut().enumerate() {
         let kk = 4 * g + t;
         if kk < k {
-            *o = if signed { row[kk] ^ 0x80 } else { row[kk] };
+            *o = row[kk];
         }
     }
     out

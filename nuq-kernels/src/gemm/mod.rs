@@ -1,8 +1,6 @@
 //! Integer GEMM: `C[m][n] = Σ_k A[m][k] · W[n][k]` with `i32` accumulators.
 //!
-//! * `A` is row-major (`lda ≥ k` elements between rows): unsigned activation levels
-//!   ([`gemm_u8i8`], [`gemm_codebook`]) or signed ones ([`gemm_i8i8`], computed as
-//!   `Σ (a + 128)·w − 128·Σ w` with the column sums stored in the packed weights).
+//! * `A` is row-major (`lda ≥ k` elements between rows): unsigned activation levels.
 //! * `W` is pre-packed once: [`PackedWeights`] (int8 levels) or [`CodebookWeights`]
 //!   (packed 2/3/4-bit indices + int8 codebook); layouts in [`crate::packed`].
 //! * `C` is row-major with `ldc ≥ n`; only columns `0..n` of rows `0..m` are written.
@@ -69,12 +67,6 @@ impl<'a> Weights<'a> {
             Weights::Codebook(w) => w.max_abs(),
         }
     }
-    fn col_sums(&self) -> &'a [i32] {
-        match *self {
-            Weights::Int8(w) => w.col_sums(),
-            Weights::Codebook(w) => w.col_sums(),
-        }
-    }
     fn level(self, ch: usize, kk: usize) -> i8 {
         match self {
             Weights::Int8(w) => w.weight(ch, kk),
@@ -133,8 +125,6 @@ pub(crate) struct Problem<'a> {
     pub lda: usize,
     pub m: usize,
     pub w: Weights<'a>,
-    /// Activations are `i8` reinterpreted as bytes.
-    pub signed: bool,
 }
 
 thread_local! {
@@ -210,8 +200,7 @@ fn validate(
     Ok(())
 }
 
-/// Checks the accumulator bound, first with the type's full range (`255` for the
-/// multiplier's unsigned operand) and, only if that fails, with the actual maximum.
+/// Checks the accumulator bound, first with the type's full range (`255`) and, only if that fails, with the actual maximum.
 fn check_bound(p: &Problem<'_>) -> Result<(), KernelError> {
     let (k, max_w) = (p.w.k(), p.w.max_abs());
     if check_accumulator_bound(k, max_w, 255).is_ok() {
@@ -220,7 +209,7 @@ fn check_bound(p: &Problem<'_>) -> Result<(), KernelError> {
     let mut max_a = 0u8;
     for r in 0..p.m {
         for &v in &p.a[r * p.lda..r * p.lda + k] {
-            max_a = max_a.max(if p.signed { v ^ 0x80 } else { v });
+            max_a = max_a.max(v);
         }
     }
     check_accumulator_bound(k, max_w, u32::from(max_a))
@@ -289,39 +278,7 @@ pub fn gemm_u8i8(
 ) -> Result<(), KernelError> {
     let w = Weights::Int8(w);
     validate(path, a.len(), lda, m, w, c.len(), ldc)?;
-    let p = Problem {
-        a,
-        lda,
-        m,
-        w,
-        signed: false,
-    };
-    run(path, &p, c, ldc)
-}
-
-/// As [`gemm_u8i8`] for signed activations, computed through the unsigned multiplier as
-/// `Σ (a + 128)·w − 128 · Σ w` (the bound uses `max(a + 128)`).
-///
-/// # Errors
-/// As [`gemm_u8i8`].
-pub fn gemm_i8i8(
-    path: KernelPath,
-    a: &[i8],
-    lda: usize,
-    m: usize,
-    w: &PackedWeights,
-    c: &mut [i32],
-    ldc: usize,
-) -> Result<(), KernelError> {
-    let w = Weights::Int8(w);
-    validate(path, a.len(), lda, m, w, c.len(), ldc)?;
-    let p = Problem {
-        a: bytemuck::cast_slice(a),
-        lda,
-        m,
-        w,
-        signed: true,
-    };
+    let p = Problem { a, lda, m, w };
     run(path, &p, c, ldc)
 }
 
@@ -341,39 +298,7 @@ pub fn gemm_codebook(
 ) -> Result<(), KernelError> {
     let w = Weights::Codebook(w);
     validate(path, a.len(), lda, m, w, c.len(), ldc)?;
-    let p = Problem {
-        a,
-        lda,
-        m,
-        w,
-        signed: false,
-    };
-    run(path, &p, c, ldc)
-}
-
-/// As [`gemm_codebook`] for signed activations (offset compensation as in
-/// [`gemm_i8i8`]).
-///
-/// # Errors
-/// As [`gemm_u8i8`].
-pub fn gemm_codebook_i8(
-    path: KernelPath,
-    a: &[i8],
-    lda: usize,
-    m: usize,
-    w: &CodebookWeights,
-    c: &mut [i32],
-    ldc: usize,
-) -> Result<(), KernelError> {
-    let w = Weights::Codebook(w);
-    validate(path, a.len(), lda, m, w, c.len(), ldc)?;
-    let p = Problem {
-        a: bytemuck::cast_slice(a),
-        lda,
-        m,
-        w,
-        signed: true,
-    };
+    let p = Problem { a, lda, m, w };
     run(path, &p, c, ldc)
 }
 
@@ -446,13 +371,7 @@ pub(crate) fn gemm_block(
             found: c.len(),
         });
     }
-    let p = Problem {
-        a,
-        lda,
-        m,
-        w,
-        signed: false,
-    };
+    let p = Problem { a, lda, m, w };
     check_bound(&p)?;
     let out = OutPtr {
         ptr: c.as_mut_ptr(),

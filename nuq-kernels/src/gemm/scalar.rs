@@ -16,11 +16,7 @@ pub(super) fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, ou
     let mut a = vec![0i32; k];
     for r in rows {
         for (dst, &v) in a.iter_mut().zip(&p.a[r * p.lda..r * p.lda + k]) {
-            *dst = if p.signed {
-                i32::from(v as i8)
-            } else {
-                i32::from(v)
-            };
+            *dst = i32::from(v);
         }
         // SAFETY: this tile owns rows `rows` × columns `c0..c1` of the output, which
         // `validate` checked lie inside it.
