@@ -7,9 +7,7 @@
 //! filter with e.g. `-- m=1024`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use nuq_kernels::{
-    gemm_codebook, gemm_u8i8, CodebookScope, CodebookWeights, KernelPath, PackedWeights,
-};
+use nuq_kernels::{gemm_codebook, gemm_u8i8, CodebookWeights, KernelPath, PackedWeights};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -48,8 +46,7 @@ fn gemm_benches(c: &mut Criterion) {
         let pw = PackedWeights::from_rows(&w, n, k).expect("weights");
         let idx: Vec<u8> = bytes(n * k, 3).into_iter().map(|b| b & 15).collect();
         let book: Vec<i8> = (0..16).map(|i| (i * 17 - 128) as i8).collect();
-        let cw = CodebookWeights::pack(&idx, n, k, 4, &book, CodebookScope::PerTensor)
-            .expect("codebook");
+        let cw = CodebookWeights::pack(&idx, n, k, 4, &book).expect("codebook");
         // A 64-byte aligned output lets the AVX-512 kernel stream large outputs to memory.
         let mut out_buf = vec![0i32; m * n + 16];
         let off = out_buf.as_ptr().align_offset(64);

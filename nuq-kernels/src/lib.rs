@@ -8,7 +8,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`packed`] | weight pre-packing: [`PackedWeights`] (int8 panels), [`CodebookWeights`] (2/3/4-bit indices + int8 codebook per tensor or per channel); the layouts |
+//! | [`packed`] | weight pre-packing: [`PackedWeights`] (int8 panels), [`CodebookWeights`] (2/3/4-bit indices + the tensor's int8 codebook); the layouts |
 //! | [`conv`] | [`conv::Conv`]: the fused convolution — row/column tiles that each unfold their im2col rows, run the block GEMM and requantize (bias folded into the thresholds) while in cache |
 //! | [`gemm`] | [`gemm_u8i8`], [`gemm_codebook`]; rayon tiles, thread-count independent |
 //! | [`threshold`] | [`threshold::Thresholds`]: FINN MultiThreshold, per-channel ascending or descending |
@@ -56,5 +56,5 @@ mod tiling;
 
 pub use error::KernelError;
 pub use gemm::{gemm_codebook, gemm_u8i8};
-pub use packed::{CodebookScope, CodebookWeights, PackedWeights, PANEL};
+pub use packed::{CodebookWeights, PackedWeights, PANEL};
 pub use path::KernelPath;

@@ -21,8 +21,7 @@
 //! 64-byte aligned.
 //!
 //! # Packed index layouts ([`CodebookWeights`])
-//! Indices address an int8 codebook of `2^bits` levels, one per tensor or one per output
-//! channel. Padding positions (`kk ≥ k` or `ch ≥ n`) hold index 0 and are never
+//! Indices address the tensor's int8 codebook of `2^bits` levels. Padding positions (`kk ≥ k` or `ch ≥ n`) hold index 0 and are never
 //! multiplied by a non-zero activation or stored. Within a panel, "lane byte" `b ∈ 0..64`
 //! of half `h ∈ {0, 1}` at group `g` means channel `32p + 16h + b/4`, position `4g + b%4`
 //! (the byte the decoded value occupies in the int8 layout above). Bits are filled
@@ -176,25 +175,15 @@ pub(crate) fn int8_offset(ch: usize, kk: usize, kp: usize) -> usize {
     (ch / PANEL) * PANEL * kp + (kk / 4) * 128 + (ch % PANEL) * 4 + kk % 4
 }
 
-/// Whether a codebook is shared by the whole tensor or owned by each output channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodebookScope {
-    /// One codebook of `2^bits` levels for the whole tensor.
-    PerTensor,
-    /// One codebook per output channel (`n · 2^bits` levels, channel-major).
-    PerChannel,
-}
-
-/// Weights stored as packed 2-, 3- or 4-bit codebook indices plus int8 codebook(s), in the
-/// layouts described in the [module docs](self).
+/// Weights stored as packed 2-, 3- or 4-bit codebook indices plus the tensor's int8
+/// codebook, in the layouts described in the [module docs](self).
 #[derive(Clone)]
 pub struct CodebookWeights {
     n: usize,
     k: usize,
     kp: usize,
     bits: u8,
-    scope: CodebookScope,
-    codebooks: Vec<i8>,
+    codebook: Vec<i8>,
     lut64: [u8; 64],
     data: Vec<Line>,
     panel_stride: usize,
@@ -207,15 +196,13 @@ impl std::fmt::Debug for CodebookWeights {
             .field("n", &self.n)
             .field("k", &self.k)
             .field("bits", &self.bits)
-            .field("scope", &self.scope)
             .finish()
     }
 }
 
 impl CodebookWeights {
-    /// Packs row-major indices `indices[n][k]` (each `< 2^bits`) with their codebook(s):
-    /// `2^bits` levels for [`CodebookScope::PerTensor`], `n · 2^bits` (channel-major) for
-    /// [`CodebookScope::PerChannel`].
+    /// Packs row-major indices `indices[n][k]` (each `< 2^bits`) with their codebook of
+    /// `2^bits` levels.
     ///
     /// # Errors
     /// [`KernelError::Unsupported`] for `bits ∉ {2, 3, 4}` or a zero dimension,
@@ -227,8 +214,7 @@ impl CodebookWeights {
         n: usize,
         k: usize,
         bits: u8,
-        codebooks: &[i8],
-        scope: CodebookScope,
+        codebook: &[i8],
     ) -> Result<Self, KernelError> {
         check_dims(n, k)?;
         if !(2..=4).contains(&bits) {
@@ -239,15 +225,11 @@ impl CodebookWeights {
             });
         }
         let levels = 1usize << bits;
-        let books = match scope {
-            CodebookScope::PerTensor => 1,
-            CodebookScope::PerChannel => n,
-        };
-        if codebooks.len() != books * levels {
+        if codebook.len() != levels {
             return Err(KernelError::ShapeMismatch {
                 what: "codebook length",
-                expected: books * levels,
-                found: codebooks.len(),
+                expected: levels,
+                found: codebook.len(),
             });
         }
         if indices.len() < n * k {
@@ -280,22 +262,21 @@ impl CodebookWeights {
                 store_index(bytes, panel_stride, bits, ch, kk, idx);
             }
         }
-        let max_abs = codebooks
+        let max_abs = codebook
             .iter()
             .map(|v| u32::from(v.unsigned_abs()))
             .max()
             .unwrap_or(0);
         let mut lut64 = [0u8; 64];
         for (i, slot) in lut64.iter_mut().enumerate() {
-            *slot = codebooks[i % levels] as u8;
+            *slot = codebook[i % levels] as u8;
         }
         Ok(CodebookWeights {
             n,
             k,
             kp,
             bits,
-            scope,
-            codebooks: codebooks.to_vec(),
+            codebook: codebook.to_vec(),
             lut64,
             data,
             panel_stride,
@@ -323,17 +304,12 @@ impl CodebookWeights {
         self.bits
     }
 
-    /// Codebook scope.
-    pub fn scope(&self) -> CodebookScope {
-        self.scope
+    /// The codebook (`2^bits` levels).
+    pub fn codebook(&self) -> &[i8] {
+        &self.codebook
     }
 
-    /// The codebook(s), channel-major for [`CodebookScope::PerChannel`].
-    pub fn codebooks(&self) -> &[i8] {
-        &self.codebooks
-    }
-
-    /// Largest `|level|` over the codebook(s).
+    /// Largest `|level|` of the codebook.
     pub fn max_abs(&self) -> u32 {
         self.max_abs
     }
@@ -357,22 +333,10 @@ impl CodebookWeights {
     /// # Panics
     /// When `ch ≥ n` or `kk ≥ k`.
     pub fn level(&self, ch: usize, kk: usize) -> i8 {
-        let levels = 1usize << self.bits;
-        let book = match self.scope {
-            CodebookScope::PerTensor => 0,
-            CodebookScope::PerChannel => ch,
-        };
-        self.codebooks[book * levels + usize::from(self.index(ch, kk))]
+        self.codebook[usize::from(self.index(ch, kk))]
     }
 
-    /// Whether the AVX-512 kernel decodes this tensor in registers (every per-tensor
-    /// codebook; the AVX2 kernel does so for per-tensor 4-bit). Per-channel codebooks are
-    /// decoded once per panel and tile into an int8 scratch panel instead.
-    pub fn decodes_in_registers(&self) -> bool {
-        self.scope == CodebookScope::PerTensor
-    }
-
-    /// The per-tensor codebook repeated to fill 64 bytes (`vpermb` table).
+    /// The codebook repeated to fill 64 bytes (`vpermb` table).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn lut64(&self) -> &[u8; 64] {
         &self.lut64
@@ -383,34 +347,21 @@ impl CodebookWeights {
         &self.bytes()[panel * self.panel_stride..(panel + 1) * self.panel_stride]
     }
 
-    /// The 16-entry codebooks of panel `panel`'s 32 channels, channel-major (`[j][16]`;
-    /// zeros for padding channels). Only meaningful for 4-bit tensors.
-    pub(crate) fn panel_tables(&self, panel: usize) -> [u8; PANEL * 16] {
-        let levels = 1usize << self.bits;
-        let mut t = [0u8; PANEL * 16];
-        for j in 0..PANEL {
-            let ch = panel * PANEL + j;
-            if ch < self.n {
-                let book = match self.scope {
-                    CodebookScope::PerTensor => 0,
-                    CodebookScope::PerChannel => ch,
-                };
-                for (e, &v) in self.codebooks[book * levels..][..levels].iter().enumerate() {
-                    t[j * 16 + e] = v as u8;
-                }
-            }
-        }
-        t
-    }
-
     /// Decodes panel `panel` into the int8 panel layout (`32 · kp` bytes of `out`);
     /// padding channels decode to 0.
     pub(crate) fn decode_panel(&self, panel: usize, out: &mut [u8]) {
         let src = self.panel_bytes(panel);
         let groups = self.kp / 4;
+        // The level of index `idx` in channel `j` of the panel.
+        let t = |j: usize, idx: usize| -> u8 {
+            if panel * PANEL + j < self.n {
+                self.codebook[idx] as u8
+            } else {
+                0
+            }
+        };
         if self.bits == 4 {
             // One packed byte holds lane `b` of both halves.
-            let t = self.panel_tables(panel);
             for (packed, dst) in src
                 .chunks_exact(64)
                 .zip(out.chunks_exact_mut(128))
@@ -419,15 +370,14 @@ impl CodebookWeights {
                 let (d0, d1) = dst.split_at_mut(64);
                 for (b, &byte) in packed.iter().enumerate() {
                     let j = b / 4;
-                    d0[b] = t[j * 16 + usize::from(byte & 15)];
-                    d1[b] = t[(16 + j) * 16 + usize::from(byte >> 4)];
+                    d0[b] = t(j, usize::from(byte & 15));
+                    d1[b] = t(16 + j, usize::from(byte >> 4));
                 }
             }
             return;
         }
         // 2- and 3-bit: one 64-byte (+ 32-byte bit plane) block per group pair; element
         // `r` of lane byte `b` is group `2q + r / 2`, half `r % 2`.
-        let t = self.panel_tables(panel);
         let block = if self.bits == 2 { 64 } else { 96 };
         for (q, packed) in src.chunks_exact(block).enumerate().take(groups.div_ceil(2)) {
             for b in 0..64 {
@@ -445,7 +395,7 @@ impl CodebookWeights {
                     let h = r % 2;
                     let idx =
                         usize::from((byte >> (2 * r)) & 3) | usize::from((hi_bits >> r) & 1) << 2;
-                    out[g * 128 + h * 64 + b] = t[(16 * h + b / 4) * 16 + idx];
+                    out[g * 128 + h * 64 + b] = t(16 * h + b / 4, idx);
                 }
             }
         }
@@ -523,21 +473,16 @@ mod tests {
     #[test]
     fn codebook_round_trip_all_widths() {
         for bits in [2u8, 3, 4] {
-            for scope in [CodebookScope::PerTensor, CodebookScope::PerChannel] {
+            {
                 let (n, k) = (45, 13);
                 let levels = 1usize << bits;
                 let idx: Vec<u8> = (0..n * k)
                     .map(|i| ((i * 7 + i / 5) % levels) as u8)
                     .collect();
-                let books = if scope == CodebookScope::PerTensor {
-                    1
-                } else {
-                    n
-                };
-                let cb: Vec<i8> = (0..books * levels)
+                let cb: Vec<i8> = (0..levels)
                     .map(|i| (i as i32 * 29 % 256 - 128) as i8)
                     .collect();
-                let w = CodebookWeights::pack(&idx, n, k, bits, &cb, scope).unwrap();
+                let w = CodebookWeights::pack(&idx, n, k, bits, &cb).unwrap();
                 let mut dec = vec![0u8; PANEL * w.k_padded()];
                 for ch in 0..n {
                     for kk in 0..k {
@@ -565,15 +510,15 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         assert!(matches!(
-            CodebookWeights::pack(&[16], 1, 1, 4, &[0; 16], CodebookScope::PerTensor),
+            CodebookWeights::pack(&[16], 1, 1, 4, &[0; 16]),
             Err(KernelError::IndexOutOfRange { index: 16, .. })
         ));
         assert!(matches!(
-            CodebookWeights::pack(&[0], 1, 1, 5, &[0; 32], CodebookScope::PerTensor),
+            CodebookWeights::pack(&[0], 1, 1, 5, &[0; 32]),
             Err(KernelError::Unsupported { what: "bits", .. })
         ));
         assert!(matches!(
-            CodebookWeights::pack(&[0], 1, 1, 2, &[0; 5], CodebookScope::PerTensor),
+            CodebookWeights::pack(&[0], 1, 1, 2, &[0; 5]),
             Err(KernelError::ShapeMismatch { .. })
         ));
         assert!(matches!(

@@ -2,8 +2,7 @@
 //! (odd and tiny ones included) and random data; plus thread-count independence.
 
 use nuq_kernels::{
-    gemm_codebook, gemm_u8i8, CodebookScope, CodebookWeights, KernelError, KernelPath,
-    PackedWeights,
+    gemm_codebook, gemm_u8i8, CodebookWeights, KernelError, KernelPath, PackedWeights,
 };
 use proptest::prelude::*;
 
@@ -72,15 +71,13 @@ proptest! {
 
     #[test]
     fn codebook_matches_scalar(
-        m in dim(), n in dim(), k in dim(), bits in 2u8..=4, per_channel: bool, seed: u64,
+        m in dim(), n in dim(), k in dim(), bits in 2u8..=4, seed: u64,
     ) {
         let mut rng = lcg(seed);
         let levels = 1usize << bits;
-        let scope = if per_channel { CodebookScope::PerChannel } else { CodebookScope::PerTensor };
-        let books = if per_channel { n } else { 1 };
-        let cb: Vec<i8> = (0..books * levels).map(|_| rng() as u8 as i8).collect();
+        let cb: Vec<i8> = (0..levels).map(|_| rng() as u8 as i8).collect();
         let idx: Vec<u8> = (0..n * k).map(|_| (rng() as usize % levels) as u8).collect();
-        let w = CodebookWeights::pack(&idx, n, k, bits, &cb, scope).unwrap();
+        let w = CodebookWeights::pack(&idx, n, k, bits, &cb).unwrap();
         let a: Vec<u8> = (0..m * k).map(|_| rng() as u8).collect();
         compare(m, n, n, |path, c| gemm_codebook(path, &a, k, m, &w, c, n));
         // Codebook GEMM equals int8 GEMM on the decoded levels.

@@ -13,9 +13,7 @@
 //! shorter, noisier run.
 
 use nuq_benches::peak::{vnni_chains, MACS_PER_ITERATION};
-use nuq_kernels::{
-    gemm_codebook, gemm_u8i8, CodebookScope, CodebookWeights, KernelPath, PackedWeights,
-};
+use nuq_kernels::{gemm_codebook, gemm_u8i8, CodebookWeights, KernelPath, PackedWeights};
 use rayon::prelude::*;
 use rayon::ThreadPool;
 use std::time::{Duration, Instant};
@@ -128,8 +126,7 @@ fn main() {
         let pw = PackedWeights::from_rows(&w, s.n, s.k).expect("weights");
         let idx: Vec<u8> = (0..s.n * s.k).map(|_| r() & 15).collect();
         let book: Vec<i8> = (0..16).map(|i| (i * 17 - 128) as i8).collect();
-        let cw = CodebookWeights::pack(&idx, s.n, s.k, 4, &book, CodebookScope::PerTensor)
-            .expect("codebook");
+        let cw = CodebookWeights::pack(&idx, s.n, s.k, 4, &book).expect("codebook");
         // A 64-byte aligned output lets the AVX-512 kernel stream large outputs to memory.
         let mut c_buf = vec![0i32; s.m * s.n + 16];
         let off = c_buf.as_ptr().align_offset(64);

@@ -2,7 +2,7 @@
 //! codebooks) or int8 levels (every other width).
 
 use crate::gemm::Weights;
-use crate::{CodebookScope, CodebookWeights, KernelError, PackedWeights};
+use crate::{CodebookWeights, KernelError, PackedWeights};
 
 /// A layer's weights `W[n][k]` packed once for the GEMM.
 #[derive(Debug, Clone)]
@@ -52,8 +52,7 @@ impl ConvWeights {
             // The GEMM takes exactly 2^bits levels: unused indices repeat the last level.
             let mut book = levels.to_vec();
             book.resize(1 << bits, *levels.last().unwrap_or(&0));
-            CodebookWeights::pack(indices, n, k, bits, &book, CodebookScope::PerTensor)
-                .map(ConvWeights::Codebook)
+            CodebookWeights::pack(indices, n, k, bits, &book).map(ConvWeights::Codebook)
         } else {
             let decoded: Vec<i8> = indices.iter().map(|&i| levels[usize::from(i)]).collect();
             PackedWeights::from_rows(&decoded, n, k).map(ConvWeights::Int8)

@@ -9,7 +9,7 @@
 //! panel first.
 
 use super::{with_decoded_panel, OutPtr, Problem, Weights};
-use crate::packed::{CodebookScope, CodebookWeights, PANEL};
+use crate::packed::{CodebookWeights, PANEL};
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 use std::ops::Range;
@@ -39,7 +39,7 @@ pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
                     panel_rows::<INT8>(p, rows.clone(), panel, w.panel_bytes(panel), &[0; 16], out)
                 }
             }
-            Weights::Codebook(w) if w.bits() == 4 && w.scope() == CodebookScope::PerTensor => {
+            Weights::Codebook(w) if w.bits() == 4 => {
                 let lut: [u8; 16] = w.lut64()[..16].try_into().expect("16 levels");
                 // SAFETY: forwarded from the caller.
                 unsafe {

@@ -3,18 +3,17 @@
 //! 4-cycle latency — fed by one broadcast activation group per row and two 64-byte weight
 //! vectors per reduction group.
 //!
-//! Codebook weights are decoded in registers: per-tensor 4-bit with one `vpermb` per
-//! weight vector (the 64-byte table repeats the 16 levels four times, so the high index
-//! bits left over after a 4-bit shift do not matter), per-tensor 2-bit likewise from a
-//! 16-fold repeated table, per-tensor 3-bit with a bit-plane merge before the `vpermb`
-//! (see `cb3_block`). One decode serves all 8 rows of the tile (8 `vpdpbusd`), which keeps
-//! the shuffle port far from the multiplier's. Per-channel codebooks (a 16-channel vector
-//! would need 16 tables) are decoded once per panel and tile into int8 scratch — 4-bit ones
-//! with `vpermi2b` — and run the int8 kernel.
+//! Codebook weights are decoded in registers: 4-bit with one `vpermb` per weight vector
+//! (the 64-byte table repeats the 16 levels four times, so the high index bits left over
+//! after a 4-bit shift do not matter), 2-bit likewise from a 16-fold repeated table, 3-bit
+//! with a bit-plane merge before the `vpermb` (see `cb3_block`). One decode serves all 8
+//! rows of the tile (8 `vpdpbusd`), which keeps the shuffle port far from the
+//! multiplier's. Tall 3-bit tiles decode each panel once into int8 scratch instead and run
+//! the int8 kernel.
 
 use super::{with_decoded_panel, OutPtr, Problem, Weights};
 use crate::archparam::{CB3_SCRATCH_MIN_ROWS, ROWS_OUTER_MAX_WEIGHT_BYTES};
-use crate::packed::{CodebookScope, CodebookWeights, PANEL};
+use crate::packed::{CodebookWeights, PANEL};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -35,17 +34,12 @@ const MR: usize = 8;
 pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
     let kind = match p.w {
         Weights::Int8(_) => Some(INT8),
-        Weights::Codebook(w) if w.scope() == CodebookScope::PerTensor && w.bits() == 4 => Some(CB4),
-        Weights::Codebook(w) if w.scope() == CodebookScope::PerTensor && w.bits() == 2 => Some(CB2),
+        Weights::Codebook(w) if w.bits() == 4 => Some(CB4),
+        Weights::Codebook(w) if w.bits() == 2 => Some(CB2),
         // The 3-bit merge costs about a fifth of the multiplier's throughput, so tall tiles
         // decode each panel once into scratch instead.
-        Weights::Codebook(w)
-            if w.scope() == CodebookScope::PerTensor
-                && w.bits() == 3
-                && rows.len() < CB3_SCRATCH_MIN_ROWS =>
-        {
-            Some(CB3)
-        }
+        Weights::Codebook(w) if w.bits() == 3 && rows.len() < CB3_SCRATCH_MIN_ROWS => Some(CB3),
+        // Tall 3-bit tiles (codebooks have 2, 3 or 4 bits).
         Weights::Codebook(_) => None,
     };
     let panel_src = |panel: usize| -> &[u8] {
@@ -83,13 +77,13 @@ pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
         }
         None => {
             let Weights::Codebook(w) = p.w else {
-                unreachable!("only codebook formats are decoded to scratch")
+                unreachable!("only 3-bit codebooks are decoded to scratch")
             };
             for panel in panels {
                 let decode = |w: &CodebookWeights, panel: usize, out: &mut [u8]| {
-                    // SAFETY: AVX-512 availability is forwarded from the caller; `out`
-                    // holds the panel's `32 · kp` bytes.
-                    unsafe { decode_panel(w, panel, out) }
+                    // SAFETY: AVX-512 availability is forwarded from the caller, `w` is
+                    // 3-bit (above) and `out` holds the panel's `32 · kp` bytes.
+                    unsafe { decode_cb3_panel(w, panel, out) }
                 };
                 with_decoded_panel(w, panel, decode, |bytes| {
                     // SAFETY: forwarded from the caller.
@@ -104,115 +98,39 @@ pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
     }
 }
 
-/// Decodes a codebook panel into the int8 panel layout (as
-/// [`CodebookWeights::decode_panel`]): index vectors as in the register kernels, then one
-/// `vpermb` per vector for a per-tensor codebook, or two `vpermi2b` (each over the 128-byte
-/// tables of 8 channels) and a blend for per-channel codebooks.
+/// Decodes a 3-bit codebook panel into the int8 panel layout (as
+/// [`CodebookWeights::decode_panel`], except that padding channels decode to level 0, not to
+/// zero: they are never stored): index vectors as in the register kernel, then one `vpermb`
+/// per vector.
 ///
 /// # Safety
-/// AVX-512 F/BW/VBMI must be available and `out` must hold `32 · kp` bytes.
+/// AVX-512 F/BW/VBMI must be available, `w` must be 3-bit and `out` must hold `32 · kp`
+/// bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-unsafe fn decode_panel(w: &CodebookWeights, panel: usize, out: &mut [u8]) {
+unsafe fn decode_cb3_panel(w: &CodebookWeights, panel: usize, out: &mut [u8]) {
     let src = w.panel_bytes(panel);
     let groups = w.k_padded() / 4;
     assert!(out.len() >= groups * 128, "scratch holds the panel");
-    let per_channel = w.scope() == CodebookScope::PerChannel;
-    let tables = w.panel_tables(panel);
-    // SAFETY: `tables` is 512 bytes: eight 64-byte loads.
-    let t: [__m512i; 8] =
-        std::array::from_fn(|i| unsafe { _mm512_loadu_si512(tables.as_ptr().add(64 * i).cast()) });
+    assert!(
+        src.len() >= groups.div_ceil(2) * 96,
+        "panel holds its group pairs"
+    );
     // SAFETY: the table is 64 readable bytes.
     let lut = unsafe { _mm512_loadu_si512(w.lut64().as_ptr().cast()) };
-    // Lane byte b belongs to channel b / 4 of its half; within a `vpermi2b` table pair the
-    // channel's 16 entries start at 16 · (channel % 8).
-    let chan_bytes: [u8; 64] = std::array::from_fn(|b| (((b / 4) % 8) << 4) as u8);
-    // SAFETY: 64 readable bytes.
-    let chan = unsafe { _mm512_loadu_si512(chan_bytes.as_ptr().cast()) };
-    let mask = _mm512_set1_epi8(((1u16 << w.bits()) - 1) as i8);
-    let upper: __mmask64 = 0xFFFF_FFFF_0000_0000;
-    let lookup = |idx: __m512i, half: usize| {
-        if per_channel {
-            let i = _mm512_or_si512(_mm512_and_si512(idx, mask), chan);
-            let (a, b) = (4 * half, 4 * half + 2);
-            _mm512_mask_blend_epi8(
-                upper,
-                _mm512_permutex2var_epi8(t[a], i, t[a + 1]),
-                _mm512_permutex2var_epi8(t[b], i, t[b + 1]),
-            )
-        } else {
-            _mm512_permutexvar_epi8(idx, lut)
-        }
-    };
     let dst = out.as_mut_ptr();
-    if w.bits() == 4 {
-        assert!(src.len() >= groups * 64, "panel holds its groups");
-        for g in 0..groups {
-            // SAFETY: the assertions bound the 64-byte load and the two 64-byte stores.
-            unsafe {
-                let idx = cb4_indices(src.as_ptr().add(g * 64));
-                _mm512_storeu_si512(dst.add(g * 128).cast(), lookup(idx[0], 0));
-                _mm512_storeu_si512(dst.add(g * 128 + 64).cast(), lookup(idx[1], 1));
-            }
-        }
-    } else {
-        let block = if w.bits() == 2 { 64 } else { 96 };
-        assert!(
-            src.len() >= groups.div_ceil(2) * block,
-            "panel holds its group pairs"
-        );
-        for q in 0..groups.div_ceil(2) {
-            // SAFETY: the assertions bound the block load; stores stay below group
-            // `groups`, inside `out`.
-            unsafe {
-                let blk = src.as_ptr().add(q * block);
-                let idx = if w.bits() == 2 {
-                    cb2_indices(blk)
-                } else {
-                    cb3_indices(blk)
-                };
-                for (r, &v) in idx.iter().enumerate() {
-                    let g = 2 * q + r / 2;
-                    if g < groups {
-                        _mm512_storeu_si512(
-                            dst.add(g * 128 + (r % 2) * 64).cast(),
-                            lookup(v, r % 2),
-                        );
-                    }
+    for q in 0..groups.div_ceil(2) {
+        // SAFETY: the assertions bound the block load; stores stay below group `groups`,
+        // inside `out`.
+        unsafe {
+            for (r, &v) in cb3_indices(src.as_ptr().add(q * 96)).iter().enumerate() {
+                let g = 2 * q + r / 2;
+                if g < groups {
+                    let d = _mm512_permutexvar_epi8(v, lut);
+                    _mm512_storeu_si512(dst.add(g * 128 + (r % 2) * 64).cast(), d);
                 }
             }
         }
     }
-}
-
-/// Index vectors (halves 0 and 1) of one 4-bit group: the low `4` bits of each byte are
-/// the index, higher bits are left over from the neighbouring nibble.
-///
-/// # Safety
-/// `blk` must point at 64 readable bytes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-#[inline]
-unsafe fn cb4_indices(blk: *const u8) -> [__m512i; 2] {
-    // SAFETY: the caller guarantees 64 readable bytes.
-    let p = unsafe { _mm512_loadu_si512(blk.cast()) };
-    [p, _mm512_srli_epi16::<4>(p)]
-}
-
-/// Index vectors `(g, half) = (0,0), (0,1), (1,0), (1,1)` of one 2-bit group-pair block
-/// (low 2 bits valid).
-///
-/// # Safety
-/// `blk` must point at 64 readable bytes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-#[inline]
-unsafe fn cb2_indices(blk: *const u8) -> [__m512i; 4] {
-    // SAFETY: the caller guarantees 64 readable bytes.
-    let p = unsafe { _mm512_loadu_si512(blk.cast()) };
-    [
-        p,
-        _mm512_srli_epi16::<2>(p),
-        _mm512_srli_epi16::<4>(p),
-        _mm512_srli_epi16::<6>(p),
-    ]
 }
 
 /// # Safety
