@@ -1,7 +1,8 @@
 //! Every tiling and tuning number of the kernels, in one place (as matrixmultiply's
 //! `archparam`). Each only moves work between threads, caches and instructions: results are
 //! exact integers and do not depend on any of them. Register tile sizes are not here: they
-//! are the shape of each micro-kernel ([`crate::gemm::GemmKernel`]).
+//! are the shape of each micro-kernel (the `MR` and `NR` of its `GemmKernel` impl in
+//! `gemm/`).
 
 /// Rows a tile is a multiple of: the rows of the widest register tile (AVX-512: 8 rows ×
 /// 32 columns), so that only a tile's last block runs a shorter kernel.

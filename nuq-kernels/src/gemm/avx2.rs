@@ -8,7 +8,7 @@
 //! registers with `vpshufb`; other codebook formats are decoded into an int8 scratch
 //! panel first.
 
-use super::{with_decoded_panel, OutPtr, Problem, Weights};
+use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
 use crate::packed::{CodebookWeights, PANEL};
 use std::arch::x86_64::*;
 use std::cell::RefCell;
@@ -25,12 +25,25 @@ thread_local! {
     static WIDE_ROWS: RefCell<Vec<i16>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The AVX2 kernel: 6 rows × 8 channels.
+pub(super) struct Avx2;
+
+impl GemmKernel for Avx2 {
+    const MR: usize = MR;
+    const NR: usize = 8;
+
+    unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+        // SAFETY: forwarded from the caller (AVX2 available, the block owned).
+        unsafe { tile(p, rows, panels, out) }
+    }
+}
+
 /// Computes rows `rows` × the columns of `panels`.
 ///
 /// # Safety
 /// The CPU must support AVX2, and this call must own the output block it writes.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
     for panel in panels {
         match p.w {
             Weights::Int8(w) => {

@@ -11,7 +11,7 @@
 //! multiplier's. Tall 3-bit tiles decode each panel once into int8 scratch instead and run
 //! the int8 kernel.
 
-use super::{with_decoded_panel, OutPtr, Problem, Weights};
+use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
 use crate::archparam::{CB3_SCRATCH_MIN_ROWS, ROWS_OUTER_MAX_WEIGHT_BYTES};
 use crate::packed::{CodebookWeights, PANEL};
 use std::arch::x86_64::*;
@@ -25,13 +25,27 @@ const CB3: u8 = 3;
 /// Register tile rows.
 const MR: usize = 8;
 
+/// The AVX-512 VNNI kernel: 8 rows × 32 channels.
+pub(super) struct Avx512;
+
+impl GemmKernel for Avx512 {
+    const MR: usize = MR;
+    const NR: usize = PANEL;
+
+    unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+        // SAFETY: forwarded from the caller (AVX-512 F/BW/VL/VNNI/VBMI available, the block
+        // owned).
+        unsafe { tile(p, rows, panels, out) }
+    }
+}
+
 /// Computes rows `rows` × the columns of `panels`.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F/BW/VL/VNNI/VBMI, and this call must own the output block
 /// it writes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
     let kind = match p.w {
         Weights::Int8(_) => Some(INT8),
         Weights::Codebook(w) if w.bits() == 4 => Some(CB4),

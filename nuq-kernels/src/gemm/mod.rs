@@ -241,21 +241,48 @@ fn run(path: KernelPath, p: &Problem<'_>, c: &mut [i32], ldc: usize) -> Result<(
     Ok(())
 }
 
-/// Computes output rows `rows` × the columns of panels `panels`.
+/// One instruction set's GEMM micro-kernels (as matrixmultiply's `GemmKernel`): the shape
+/// of its register tile and the tile loop built on it. [`KernelPath`] picks the impl
+/// ([`tile`]); the tile policy ([`crate::tiling`]) works in multiples of the widest `MR`.
+pub(crate) trait GemmKernel {
+    /// Rows of the register tile (output rows computed together).
+    const MR: usize;
+    /// Columns of the register tile (output channels computed together).
+    const NR: usize;
+
+    /// Computes output rows `rows` × the columns of panels `panels` into `out`.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel's path ([`KernelPath::ensure_available`]), the problem
+    /// must be validated, and the call must own the block of `out` it writes.
+    unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr);
+}
+
+// Tiles are multiples of the widest register tile, and panels of every kernel's columns.
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(
+    crate::archparam::ROW_ALIGN == avx512::Avx512::MR
+        && PANEL % avx512::Avx512::NR == 0
+        && PANEL % avx2::Avx2::NR == 0
+);
+const _: () = assert!(PANEL % portable::Portable::NR == 0 && PANEL % scalar::Scalar::NR == 0);
+
+/// Computes output rows `rows` × the columns of panels `panels` with `path`'s kernel.
 fn tile(path: KernelPath, p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
-    match path {
-        KernelPath::Scalar => scalar::tile(p, rows, panels, out),
-        KernelPath::Portable => portable::tile(p, rows, panels, out),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `run` is only reached after `ensure_available` confirmed AVX2, and the
-        // tile's block of `out` is owned by this call.
-        KernelPath::Avx2 => unsafe { avx2::tile(p, rows, panels, out) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above, for AVX-512 F/BW/VL/VNNI/VBMI.
-        KernelPath::Avx512Vnni => unsafe { avx512::tile(p, rows, panels, out) },
-        #[cfg(not(target_arch = "x86_64"))]
-        KernelPath::Avx2 | KernelPath::Avx512Vnni => {
-            unreachable!("ensure_available rejects x86 paths on other targets")
+    // SAFETY: `run` and `gemm_block` validate the problem and confirm the path with
+    // `ensure_available` before any tile runs, and each tile owns its block of `out`.
+    unsafe {
+        match path {
+            KernelPath::Scalar => scalar::Scalar::tile(p, rows, panels, out),
+            KernelPath::Portable => portable::Portable::tile(p, rows, panels, out),
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 => avx2::Avx2::tile(p, rows, panels, out),
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512Vnni => avx512::Avx512::tile(p, rows, panels, out),
+            #[cfg(not(target_arch = "x86_64"))]
+            KernelPath::Avx2 | KernelPath::Avx512Vnni => {
+                unreachable!("ensure_available rejects x86 paths on other targets")
+            }
         }
     }
 }

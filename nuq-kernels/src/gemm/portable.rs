@@ -5,7 +5,7 @@
 //! 8 channels, which fits the 16 vector registers of SSE2 (each `wide` 256-bit type is
 //! two of them).
 
-use super::{with_decoded_panel, OutPtr, Problem, Weights};
+use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
 use crate::packed::{CodebookWeights, PANEL};
 use std::cell::RefCell;
 use std::ops::Range;
@@ -21,7 +21,19 @@ thread_local! {
     static WIDE_PANEL: RefCell<Vec<i16x16>> = const { RefCell::new(Vec::new()) };
 }
 
-pub(super) fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+/// The `wide` kernel: 2 rows × 8 channels.
+pub(super) struct Portable;
+
+impl GemmKernel for Portable {
+    const MR: usize = MR;
+    const NR: usize = 8;
+
+    unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+        tile(p, rows, panels, out);
+    }
+}
+
+fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
     for panel in panels {
         match p.w {
             Weights::Int8(w) => panel_rows(p, rows.clone(), panel, w.panel_bytes(panel), out),

@@ -1,11 +1,23 @@
 //! Scalar reference: the plain definition `C[r][ch] = Σ_k a[r][k] · w[ch][k]`, reading the
 //! weights through their logical accessors (so the packed layouts are checked too).
 
-use super::{OutPtr, Problem};
+use super::{GemmKernel, OutPtr, Problem};
 use crate::packed::PANEL;
 use std::ops::Range;
 
-pub(super) fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+/// The scalar reference: one output at a time.
+pub(super) struct Scalar;
+
+impl GemmKernel for Scalar {
+    const MR: usize = 1;
+    const NR: usize = 1;
+
+    unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+        tile(p, rows, panels, out);
+    }
+}
+
+fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
     let (n, k) = (p.w.n(), p.w.k());
     let c0 = panels.start * PANEL;
     let c1 = (panels.end * PANEL).min(n);
