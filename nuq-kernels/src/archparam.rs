@@ -50,10 +50,6 @@ pub const CB3_SCRATCH_MIN_ROWS: usize = 32;
 /// tree that doubles per bit) rather than by counting every threshold.
 pub const SEARCH_MAX_BITS: u8 = 4;
 
-/// Rows of `i32` accumulators per parallel task of [`crate::threshold::Thresholds::apply`]:
+/// Elements per parallel task of the residual join (rows are grouped to about this many):
 /// enough work per task to amortise scheduling, enough tasks to balance the threads.
-pub const THRESHOLD_ROWS_PER_TASK: usize = 256;
-
-/// Elements per parallel task of the residual join (rows are grouped to about this many),
-/// as [`THRESHOLD_ROWS_PER_TASK`].
 pub const RESIDUAL_TASK_ELEMENTS: usize = 16 * 1024;
