@@ -88,3 +88,44 @@ pub enum KernelError {
         name: String,
     },
 }
+
+/// [`KernelError::SliceTooShort`] unless a slice of `found` elements holds `expected`.
+pub(crate) fn check_len(
+    what: &'static str,
+    expected: usize,
+    found: usize,
+) -> Result<(), KernelError> {
+    match found < expected {
+        true => Err(KernelError::SliceTooShort {
+            what,
+            expected,
+            found,
+        }),
+        false => Ok(()),
+    }
+}
+
+/// [`KernelError::ShapeMismatch`] unless `found == expected`.
+pub(crate) fn check_eq(
+    what: &'static str,
+    expected: usize,
+    found: usize,
+) -> Result<(), KernelError> {
+    match found == expected {
+        true => Ok(()),
+        false => Err(KernelError::ShapeMismatch {
+            what,
+            expected,
+            found,
+        }),
+    }
+}
+
+/// [`KernelError::ShapeMismatch`] unless `found ≥ expected`.
+pub(crate) fn check_min(
+    what: &'static str,
+    expected: usize,
+    found: usize,
+) -> Result<(), KernelError> {
+    check_eq(what, expected, found.min(expected))
+}

@@ -8,9 +8,9 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`packed`] | weight pre-packing: [`PackedWeights`] (int8 panels), [`CodebookWeights`] (2/3/4-bit indices + the tensor's int8 codebook); the layouts |
+//! | [`packed`] | weight pre-packing: [`Weights`] — [`PackedWeights`] (int8 panels) or [`CodebookWeights`] (2/3/4-bit indices + the tensor's int8 codebook); the layouts |
 //! | [`conv`] | [`conv::Conv`]: the fused convolution — row/column tiles that each unfold their im2col rows, run the block GEMM and requantize (bias folded into the thresholds) while in cache |
-//! | [`gemm`] | [`gemm_u8i8`], [`gemm_codebook`]; rayon tiles, thread-count independent |
+//! | [`gemm`] | [`gemm()`]: `u8` activations × packed weights; rayon tiles, thread-count independent; one `GemmKernel` per path |
 //! | [`threshold`] | [`threshold::Thresholds`]: FINN MultiThreshold, per-channel ascending or descending |
 //! | [`residual_threshold`] | [`residual_threshold::ResidualThresholds`]: residual join (shift + fixed-point aligned shortcut) requantized to levels by 64-bit thresholds |
 //! | [`pool`] | integer max-pool, global average pool (rounded half up) |
@@ -21,13 +21,13 @@
 //! same integers):
 //!
 //! ```
-//! use nuq_kernels::{gemm_u8i8, KernelPath, PackedWeights};
+//! use nuq_kernels::{gemm, KernelPath, Weights};
 //!
-//! let a: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];                     // 2 × 4 activation levels
-//! let w: [i8; 12] = [1, 0, 0, 0, 0, 1, 0, 0, -1, -1, -1, -1];     // 3 × 4 weight levels
-//! let packed = PackedWeights::from_rows(&w, 3, 4)?;                // packed once per layer
+//! let a: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];                 // 2 × 4 activation levels
+//! let idx: [u8; 12] = [1, 0, 0, 0, 0, 1, 0, 0, 2, 2, 2, 2];   // 3 × 4 weight indices ...
+//! let w = Weights::pack(&idx, 3, 4, 2, &[0, 1, -1])?;         // ... into a 2-bit codebook
 //! let mut c = [0i32; 6];
-//! gemm_u8i8(KernelPath::best_available(), &a, 4, 2, &packed, &mut c, 3)?;
+//! gemm(KernelPath::best_available(), &a, 4, 2, &w, &mut c, 3)?;
 //! assert_eq!(c, [1, 2, -10, 5, 6, -26]);
 //! # Ok::<(), nuq_kernels::KernelError>(())
 //! ```
@@ -55,6 +55,6 @@ mod threshold_search;
 mod tiling;
 
 pub use error::KernelError;
-pub use gemm::{gemm_codebook, gemm_u8i8};
-pub use packed::{CodebookWeights, PackedWeights, PANEL};
+pub use gemm::gemm;
+pub use packed::{CodebookWeights, PackedWeights, Weights, PANEL};
 pub use path::KernelPath;

@@ -37,6 +37,7 @@
 //!   layout of `index & 3` (64 bytes) followed by a 32-byte bit plane of `index >> 2`,
 //!   element `e = 4b + r` at byte `e / 8`, bit `e % 8`.
 
+use crate::error::{check_eq, check_len};
 use crate::KernelError;
 
 /// Output channels per weight panel.
@@ -83,14 +84,7 @@ impl PackedWeights {
     /// [`KernelError::Unsupported`] when `n` or `k` is zero.
     pub fn from_rows(w: &[i8], n: usize, k: usize) -> Result<Self, KernelError> {
         check_dims(n, k)?;
-        let need = n * k;
-        if w.len() < need {
-            return Err(KernelError::SliceTooShort {
-                what: "weights",
-                expected: need,
-                found: w.len(),
-            });
-        }
+        check_len("weights", n * k, w.len())?;
         let kp = round_up(k, 4);
         let panels = n.div_ceil(PANEL);
         let mut data = zeroed_lines(panels * PANEL * kp);
@@ -225,20 +219,8 @@ impl CodebookWeights {
             });
         }
         let levels = 1usize << bits;
-        if codebook.len() != levels {
-            return Err(KernelError::ShapeMismatch {
-                what: "codebook length",
-                expected: levels,
-                found: codebook.len(),
-            });
-        }
-        if indices.len() < n * k {
-            return Err(KernelError::SliceTooShort {
-                what: "indices",
-                expected: n * k,
-                found: indices.len(),
-            });
-        }
+        check_eq("codebook length", levels, codebook.len())?;
+        check_len("indices", n * k, indices.len())?;
         let kp = if bits == 4 {
             round_up(k, 4)
         } else {
@@ -302,11 +284,6 @@ impl CodebookWeights {
     /// Index width in bits.
     pub fn bits(&self) -> u8 {
         self.bits
-    }
-
-    /// The codebook (`2^bits` levels).
-    pub fn codebook(&self) -> &[i8] {
-        &self.codebook
     }
 
     /// Largest `|level|` of the codebook.
@@ -402,6 +379,106 @@ impl CodebookWeights {
     }
 }
 
+/// A layer's weights `W[n][k]`, packed once for the GEMM.
+#[derive(Debug, Clone)]
+pub enum Weights {
+    /// Int8 levels (1-bit and 5- to 8-bit codebooks, decoded when packed).
+    Int8(PackedWeights),
+    /// 2-, 3- or 4-bit indices and their codebook, decoded inside the GEMM.
+    Codebook(CodebookWeights),
+}
+
+impl Weights {
+    /// Packs row-major indices `indices[n][k]` (for a convolution `k` runs over
+    /// `(ky, kx, c_in)`) into the codebook `levels` (at most `2^bits` int8 levels): packed
+    /// indices for 2–4 bits, int8 levels otherwise.
+    ///
+    /// # Errors
+    /// [`KernelError::Unsupported`] for `bits ∉ 1..=8`, a zero dimension or more than
+    /// `2^bits` levels; [`KernelError::SliceTooShort`] for too few indices;
+    /// [`KernelError::IndexOutOfRange`] for an index without a level.
+    pub fn pack(
+        indices: &[u8],
+        n: usize,
+        k: usize,
+        bits: u8,
+        levels: &[i8],
+    ) -> Result<Weights, KernelError> {
+        if !(1..=8).contains(&bits) || levels.len() > 1 << bits {
+            return Err(KernelError::Unsupported {
+                what: "weight codebook (bits, levels)",
+                value: i64::from(bits),
+                allowed: "1 ..= 8 bits with at most 2^bits levels",
+            });
+        }
+        let indices = indices.get(..n * k).ok_or(KernelError::SliceTooShort {
+            what: "weight indices",
+            expected: n * k,
+            found: indices.len(),
+        })?;
+        if let Some(p) = indices.iter().position(|&i| usize::from(i) >= levels.len()) {
+            return Err(KernelError::IndexOutOfRange {
+                channel: p / k,
+                k: p % k,
+                index: indices[p],
+                bits,
+            });
+        }
+        if (2..=4).contains(&bits) {
+            // The GEMM takes exactly 2^bits levels: unused indices repeat the last level.
+            let mut book = levels.to_vec();
+            book.resize(1 << bits, *levels.last().unwrap_or(&0));
+            CodebookWeights::pack(indices, n, k, bits, &book).map(Weights::Codebook)
+        } else {
+            let decoded: Vec<i8> = indices.iter().map(|&i| levels[usize::from(i)]).collect();
+            PackedWeights::from_rows(&decoded, n, k).map(Weights::Int8)
+        }
+    }
+
+    /// Output channels (`n`).
+    pub fn n(&self) -> usize {
+        match self {
+            Weights::Int8(w) => w.n(),
+            Weights::Codebook(w) => w.n(),
+        }
+    }
+
+    /// Reduction length (`k`).
+    pub fn k(&self) -> usize {
+        match self {
+            Weights::Int8(w) => w.k(),
+            Weights::Codebook(w) => w.k(),
+        }
+    }
+
+    /// Padded reduction length.
+    pub fn k_padded(&self) -> usize {
+        match self {
+            Weights::Int8(w) => w.k_padded(),
+            Weights::Codebook(w) => w.k_padded(),
+        }
+    }
+
+    /// Largest `|weight level|`.
+    pub fn max_abs(&self) -> u32 {
+        match self {
+            Weights::Int8(w) => w.max_abs(),
+            Weights::Codebook(w) => w.max_abs(),
+        }
+    }
+
+    /// The level of output channel `ch` at position `kk`.
+    ///
+    /// # Panics
+    /// When `ch ≥ n` or `kk ≥ k`.
+    pub fn level(&self, ch: usize, kk: usize) -> i8 {
+        match self {
+            Weights::Int8(w) => w.weight(ch, kk),
+            Weights::Codebook(w) => w.level(ch, kk),
+        }
+    }
+}
+
 /// Position of `(j, kk)` inside a panel as `(g, half, lane byte b)`.
 fn lane(j: usize, kk: usize) -> (usize, usize, usize) {
     (kk / 4, j / 16, (j % 16) * 4 + kk % 4)
@@ -473,34 +550,32 @@ mod tests {
     #[test]
     fn codebook_round_trip_all_widths() {
         for bits in [2u8, 3, 4] {
-            {
-                let (n, k) = (45, 13);
-                let levels = 1usize << bits;
-                let idx: Vec<u8> = (0..n * k)
-                    .map(|i| ((i * 7 + i / 5) % levels) as u8)
-                    .collect();
-                let cb: Vec<i8> = (0..levels)
-                    .map(|i| (i as i32 * 29 % 256 - 128) as i8)
-                    .collect();
-                let w = CodebookWeights::pack(&idx, n, k, bits, &cb).unwrap();
-                let mut dec = vec![0u8; PANEL * w.k_padded()];
-                for ch in 0..n {
-                    for kk in 0..k {
-                        assert_eq!(
-                            w.index(ch, kk),
-                            idx[ch * k + kk],
-                            "bits {bits} ch {ch} kk {kk}"
-                        );
-                    }
+            let (n, k) = (45, 13);
+            let levels = 1usize << bits;
+            let idx: Vec<u8> = (0..n * k)
+                .map(|i| ((i * 7 + i / 5) % levels) as u8)
+                .collect();
+            let cb: Vec<i8> = (0..levels)
+                .map(|i| (i as i32 * 29 % 256 - 128) as i8)
+                .collect();
+            let w = CodebookWeights::pack(&idx, n, k, bits, &cb).unwrap();
+            let mut dec = vec![0u8; PANEL * w.k_padded()];
+            for ch in 0..n {
+                for kk in 0..k {
+                    assert_eq!(
+                        w.index(ch, kk),
+                        idx[ch * k + kk],
+                        "bits {bits} ch {ch} kk {kk}"
+                    );
                 }
-                for p in 0..n.div_ceil(PANEL) {
-                    w.decode_panel(p, &mut dec);
-                    for j in 0..PANEL {
-                        let ch = p * PANEL + j;
-                        for kk in 0..k {
-                            let want = if ch < n { w.level(ch, kk) } else { 0 };
-                            assert_eq!(dec[int8_offset(j, kk, w.k_padded())] as i8, want);
-                        }
+            }
+            for p in 0..n.div_ceil(PANEL) {
+                w.decode_panel(p, &mut dec);
+                for j in 0..PANEL {
+                    let ch = p * PANEL + j;
+                    for kk in 0..k {
+                        let want = if ch < n { w.level(ch, kk) } else { 0 };
+                        assert_eq!(dec[int8_offset(j, kk, w.k_padded())] as i8, want);
                     }
                 }
             }

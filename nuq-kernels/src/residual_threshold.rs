@@ -21,6 +21,7 @@
 //! the scalar definition.
 
 use crate::archparam::RESIDUAL_TASK_ELEMENTS;
+use crate::error::{check_eq, check_len};
 use crate::threshold_search::{search16, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
 use nuq_core::MacThresholds;
@@ -104,23 +105,13 @@ impl ResidualThresholds {
                 allowed: "0 ..= 62",
             });
         }
-        for (what, found, expected) in [
-            (
-                "alignment multipliers (one per channel)",
-                multiplier.len(),
-                channels,
-            ),
-            ("alignment shifts (one per channel)", shift.len(), channels),
-            ("level table (2^bits entries)", levels.len(), count + 1),
-        ] {
-            if found != expected {
-                return Err(KernelError::ShapeMismatch {
-                    what,
-                    expected,
-                    found,
-                });
-            }
-        }
+        check_eq(
+            "alignment multipliers (one per channel)",
+            channels,
+            multiplier.len(),
+        )?;
+        check_eq("alignment shifts (one per channel)", channels, shift.len())?;
+        check_eq("level table (2^bits entries)", count + 1, levels.len())?;
         let cp = channels.div_ceil(LANES) * LANES;
         let pad = |v: Vec<i64>| {
             let mut v = v;
@@ -206,20 +197,8 @@ impl ResidualThresholds {
                 found: a.len(),
             });
         }
-        if b.len() != a.len() {
-            return Err(KernelError::ShapeMismatch {
-                what: "residual shortcut length",
-                expected: a.len(),
-                found: b.len(),
-            });
-        }
-        if out.len() < a.len() {
-            return Err(KernelError::SliceTooShort {
-                what: "residual output",
-                expected: a.len(),
-                found: out.len(),
-            });
-        }
+        check_eq("residual shortcut length", a.len(), b.len())?;
+        check_len("residual output", a.len(), out.len())?;
         let rows_per_task = (RESIDUAL_TASK_ELEMENTS / ch).max(1);
         let chunk = rows_per_task * ch;
         a.par_chunks(chunk)

@@ -11,6 +11,7 @@
 //! compare-and-count loop.
 
 #[cfg(target_arch = "x86_64")]
+use crate::error::{check_eq, check_len, check_min};
 use crate::threshold_search::{search16, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
 use nuq_core::MacThresholds;
@@ -151,43 +152,15 @@ impl Thresholds {
                 found: c0 + width,
             });
         }
-        if levels.len() != 1 << self.mac.bits() {
-            return Err(KernelError::ShapeMismatch {
-                what: "level table length (2^bits)",
-                expected: 1 << self.mac.bits(),
-                found: levels.len(),
-            });
-        }
-        if lda < width || ldo < width {
-            return Err(KernelError::ShapeMismatch {
-                what: "block row strides (≥ width)",
-                expected: width,
-                found: lda.min(ldo),
-            });
-        }
+        let bits = self.mac.bits();
+        check_eq("level table length (2^bits)", 1 << bits, levels.len())?;
+        check_min("block row strides (≥ width)", width, lda.min(ldo))?;
         if rows == 0 || width == 0 {
             return Ok(());
         }
-        for (what, found, expected) in [
-            (
-                "threshold block accumulators",
-                acc.len(),
-                (rows - 1) * lda + width,
-            ),
-            (
-                "threshold block output",
-                out.len(),
-                (rows - 1) * ldo + width,
-            ),
-        ] {
-            if found < expected {
-                return Err(KernelError::SliceTooShort {
-                    what,
-                    expected,
-                    found,
-                });
-            }
-        }
+        let (acc_len, out_len) = ((rows - 1) * lda + width, (rows - 1) * ldo + width);
+        check_len("threshold block accumulators", acc_len, acc.len())?;
+        check_len("threshold block output", out_len, out.len())?;
         #[cfg(target_arch = "x86_64")]
         if path == KernelPath::Avx512Vnni {
             // SAFETY: `ensure_available` confirmed AVX-512; the slices hold `rows` rows of

@@ -5,8 +5,8 @@
 //! 64-bit requantization.
 
 use nuq_core::{Direction, MacThresholds};
-use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, ConvShape, ConvWeights, Requantize};
-use nuq_kernels::{KernelError, KernelPath};
+use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, ConvShape, Requantize};
+use nuq_kernels::{KernelError, KernelPath, Weights};
 use proptest::prelude::*;
 
 fn lcg(seed: u64) -> impl FnMut() -> u64 {
@@ -19,7 +19,7 @@ fn lcg(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
-/// One layer: plain data, as a caller hands it over.
+/// One layer as plain data, as a caller hands it over; `requant: None` is `acc + bias`.
 struct Layer {
     shape: ConvShape,
     pad: Vec<u8>,
@@ -28,55 +28,38 @@ struct Layer {
     levels: Vec<i8>,
     indices: Vec<u8>,
     bias: Vec<i32>,
-    /// `None`: the accumulator plus bias.
     requant: Option<(MacThresholds, Vec<u8>)>,
 }
 
 impl Layer {
-    fn conv(&self) -> Result<Conv, KernelError> {
-        let k = self.shape.k();
-        let w = ConvWeights::pack(&self.indices, self.c_out, k, self.bits, &self.levels)?;
-        let out = match &self.requant {
-            Some((t, l)) => Requantize::Levels {
-                thresholds: t,
-                levels: l,
-            },
-            None => Requantize::Accumulator,
-        };
-        Conv::new(self.shape, &self.pad, w, &self.bias, out)
-    }
-
-    /// `acc + bias` of every output, `[image][oy][ox][c]`, straight from the definition.
+    /// `acc + bias` of every output (`[image][oy][ox][c]`), straight from the definition.
     fn naive(&self, x: &[u8], images: usize) -> Vec<i64> {
         let s = self.shape;
-        let (oh, ow, k) = (s.out_height(), s.out_width(), s.k());
         let mut out = Vec::new();
         for b in 0..images {
-            for oy in 0..oh {
-                for ox in 0..ow {
+            for oy in 0..s.out_height() {
+                for ox in 0..s.out_width() {
                     for co in 0..self.c_out {
                         let mut acc = i64::from(self.bias[co]);
-                        for ky in 0..s.kernel {
-                            for kx in 0..s.kernel {
-                                let y = (oy * s.stride + ky) as isize - s.padding as isize;
-                                let xx = (ox * s.stride + kx) as isize - s.padding as isize;
-                                for ci in 0..s.channels {
-                                    let inside = y >= 0
-                                        && xx >= 0
-                                        && (y as usize) < s.height
-                                        && (xx as usize) < s.width;
-                                    let a = if inside {
-                                        x[((b * s.height + y as usize) * s.width + xx as usize)
-                                            * s.channels
-                                            + ci]
-                                    } else {
-                                        self.pad[ci]
-                                    };
-                                    let i = self.indices
-                                        [co * k + (ky * s.kernel + kx) * s.channels + ci];
-                                    acc += i64::from(a) * i64::from(self.levels[usize::from(i)]);
+                        for (t, &i) in self.indices[co * s.k()..][..s.k()].iter().enumerate() {
+                            let (ky, kx, ci) = (
+                                t / s.channels / s.kernel,
+                                t / s.channels % s.kernel,
+                                t % s.channels,
+                            );
+                            let y = (oy * s.stride + ky)
+                                .checked_sub(s.padding)
+                                .filter(|&y| y < s.height);
+                            let xx = (ox * s.stride + kx)
+                                .checked_sub(s.padding)
+                                .filter(|&v| v < s.width);
+                            let a = match (y, xx) {
+                                (Some(y), Some(xx)) => {
+                                    x[((b * s.height + y) * s.width + xx) * s.channels + ci]
                                 }
-                            }
+                                _ => self.pad[ci],
+                            };
+                            acc += i64::from(a) * i64::from(self.levels[usize::from(i)]);
                         }
                         out.push(acc);
                     }
@@ -86,55 +69,57 @@ impl Layer {
         out
     }
 
-    /// Checks the convolution of `x` on every path against [`Layer::naive`].
+    /// The convolution of `x` on every path against [`Layer::naive`].
     fn check(&self, x: &[u8], images: usize) -> Result<(), TestCaseError> {
-        let conv = self
-            .conv()
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let w = Weights::pack(
+            &self.indices,
+            self.c_out,
+            self.shape.k(),
+            self.bits,
+            &self.levels,
+        )
+        .unwrap();
+        let out = match &self.requant {
+            Some((thresholds, levels)) => Requantize::Levels { thresholds, levels },
+            None => Requantize::Accumulator,
+        };
+        let conv = Conv::new(self.shape, &self.pad, w, &self.bias, out).unwrap();
         let want = self.naive(x, images);
         let mut scratch = ConvScratch::default();
         for path in KernelPath::available() {
-            match &self.requant {
-                Some((t, l)) => {
-                    let expect: Vec<u8> = want
-                        .iter()
-                        .enumerate()
-                        .map(|(j, &v)| l[usize::from(t.code(j % self.c_out, v))])
-                        .collect();
-                    let mut got = vec![0xAAu8; want.len()];
-                    conv.run(path, x, images, ConvOut::Levels(&mut got), &mut scratch)
-                        .map_err(|e| TestCaseError::fail(format!("{path}: {e}")))?;
-                    prop_assert_eq!(&got, &expect, "{}", path);
-                }
-                None => {
-                    let mut got = vec![0i32; want.len()];
-                    let r = conv.run(path, x, images, ConvOut::Int32(&mut got), &mut scratch);
-                    match want
-                        .iter()
-                        .map(|&v| i32::try_from(v))
-                        .collect::<Result<Vec<_>, _>>()
-                    {
-                        Ok(expect) => {
-                            prop_assert!(r.is_ok(), "{}: {:?}", path, r);
-                            prop_assert_eq!(&got, &expect, "{}", path);
-                        }
-                        Err(_) => prop_assert_eq!(r, Err(KernelError::BiasOverflow), "{}", path),
-                    }
-                }
+            if let Some((t, l)) = &self.requant {
+                let expect: Vec<u8> = want
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &v)| l[usize::from(t.code(j % self.c_out, v))])
+                    .collect();
+                let mut got = vec![0xAAu8; want.len()];
+                conv.run(path, x, images, ConvOut::Levels(&mut got), &mut scratch)
+                    .unwrap();
+                prop_assert_eq!(&got, &expect, "{}", path);
+                continue;
+            }
+            let mut got = vec![0i32; want.len()];
+            let r = conv.run(path, x, images, ConvOut::Int32(&mut got), &mut scratch);
+            match want
+                .iter()
+                .map(|&v| i32::try_from(v))
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(expect) => prop_assert_eq!((r, &got), (Ok(()), &expect), "{}", path),
+                Err(_) => prop_assert_eq!(r, Err(KernelError::BiasOverflow), "{}", path),
             }
         }
         Ok(())
     }
 }
 
-/// Ascending thresholds per channel: mostly inside the accumulators' range, some at the
-/// ends of `i32` (which the bias fold clamps).
+/// Ascending thresholds per channel, mostly within `±span`, some at the ends of `i32`
+/// (which the bias fold clamps); a third of the channels falling.
 fn thresholds(rng: &mut impl FnMut() -> u64, bits: u8, c_out: usize, span: i64) -> MacThresholds {
-    let per = (1usize << bits) - 1;
     let mut values = Vec::new();
-    let mut dirs = Vec::new();
     for _ in 0..c_out {
-        let mut row: Vec<i32> = (0..per)
+        let mut row: Vec<i32> = (0..(1 << bits) - 1)
             .map(|_| match rng() % 8 {
                 0 => i32::MIN + (rng() % 3) as i32,
                 1 => i32::MAX - (rng() % 3) as i32,
@@ -143,13 +128,15 @@ fn thresholds(rng: &mut impl FnMut() -> u64, bits: u8, c_out: usize, span: i64) 
             .collect();
         row.sort_unstable();
         values.extend(row);
-        dirs.push(if rng() % 3 == 0 {
+    }
+    let dirs = (0..c_out).map(|_| {
+        if rng() % 3 == 0 {
             Direction::Falling
         } else {
             Direction::Rising
-        });
-    }
-    MacThresholds::new(bits, values, dirs).unwrap()
+        }
+    });
+    MacThresholds::new(bits, values, dirs.collect()).unwrap()
 }
 
 proptest! {
@@ -166,9 +153,10 @@ proptest! {
         prop_assume!(height.min(width) + 2 * padding >= kernel);
         let mut rng = lcg(seed);
         let k = shape.k();
-        let n_levels = (1usize << bits).min(1 + (rng() as usize % (1 << bits)));
+        let n_levels = 1 + rng() as usize % (1 << bits);
         let mut levels: Vec<i8> = (0..n_levels).map(|_| rng() as i8).collect();
         levels.sort_unstable();
+        let bias = |r: u64| if huge_bias { (r as i32).wrapping_mul(3) } else { (r % 20_001) as i32 - 10_000 };
         let layer = Layer {
             shape,
             pad: (0..channels).map(|_| rng() as u8).collect(),
@@ -176,9 +164,7 @@ proptest! {
             bits,
             indices: (0..c_out * k).map(|_| (rng() as usize % n_levels) as u8).collect(),
             levels,
-            bias: (0..c_out)
-                .map(|_| if huge_bias { (rng() as i32).wrapping_mul(3) } else { (rng() % 20_001) as i32 - 10_000 })
-                .collect(),
+            bias: (0..c_out).map(|_| bias(rng())).collect(),
             requant: (out_bits > 0).then(|| {
                 let t = thresholds(&mut rng, out_bits, c_out, 4000 * k as i64);
                 let mut l: Vec<u8> = (0..1 << out_bits).map(|_| rng() as u8).collect();
@@ -200,38 +186,29 @@ fn wide_bound_and_extreme_thresholds_stay_exact() {
     for channels in [300, 70_000] {
         let mut rng = lcg(3);
         for bias in [-1_500_000_000, 0, 1_500_000_000] {
-            let thresholds = MacThresholds::new(
-                2,
-                vec![
-                    -2000,
-                    0,
-                    2000,
-                    i32::MIN,
-                    i32::MIN + 5,
-                    i32::MAX,
-                    -1000,
-                    10,
-                    i32::MAX - bias.max(0),
-                ],
-                vec![Direction::Rising, Direction::Rising, Direction::Falling],
-            )
-            .unwrap();
+            let (lo, hi) = (i32::MIN, i32::MAX);
+            let t = [-2000, 0, 2000, lo, lo + 5, hi, -1000, 10, hi - bias.max(0)];
+            let dirs = vec![Direction::Rising, Direction::Rising, Direction::Falling];
+            let shape = ConvShape {
+                height: 1,
+                width: 2,
+                channels,
+                kernel: 1,
+                stride: 1,
+                padding: 0,
+            };
             let layer = Layer {
-                shape: ConvShape {
-                    height: 1,
-                    width: 2,
-                    channels,
-                    kernel: 1,
-                    stride: 1,
-                    padding: 0,
-                },
+                shape,
                 pad: vec![0; channels],
                 c_out: 3,
                 bits: 8,
                 levels: (-127i8..=127).collect(),
                 indices: (0..3 * channels).map(|_| (rng() % 255) as u8).collect(),
                 bias: vec![bias, bias, -bias],
-                requant: Some((thresholds, vec![0, 3, 9, 40])),
+                requant: Some((
+                    MacThresholds::new(2, t.to_vec(), dirs).unwrap(),
+                    vec![0, 3, 9, 40],
+                )),
             };
             // Small levels keep the GEMM's actual-value bound within i32.
             let x: Vec<u8> = (0..2 * 2 * channels).map(|_| (rng() % 12) as u8).collect();
@@ -250,50 +227,37 @@ fn conv_rejects_bad_input() {
         stride: 1,
         padding: 0,
     };
-    let w = || ConvWeights::pack(&[0; 18], 2, 9, 2, &[0, 1]).unwrap();
+    let w = || Weights::pack(&[0; 18], 2, 9, 2, &[0, 1]).unwrap();
     let acc = Requantize::Accumulator;
-    assert!(matches!(
-        Conv::new(shape, &[0], w(), &[0, 0], acc),
-        Err(KernelError::Unsupported { .. })
-    ));
+    let unsupported = Conv::new(shape, &[0], w(), &[0, 0], acc);
+    assert!(matches!(unsupported, Err(KernelError::Unsupported { .. })));
     let shape = ConvShape {
         padding: 1,
         ..shape
     };
-    assert!(matches!(
-        Conv::new(shape, &[0, 0], w(), &[0, 0], acc),
-        Err(KernelError::ShapeMismatch { .. })
-    ));
-    assert!(matches!(
-        Conv::new(shape, &[0], w(), &[0], acc),
-        Err(KernelError::ShapeMismatch { .. })
-    ));
+    for (pad, bias) in [(&[0, 0][..], &[0, 0][..]), (&[0], &[0])] {
+        let e = Conv::new(shape, pad, w(), bias, acc);
+        assert!(matches!(e, Err(KernelError::ShapeMismatch { .. })));
+    }
     let t = MacThresholds::new(1, vec![0, 0], vec![Direction::Rising; 2]).unwrap();
     let levels = Requantize::Levels {
         thresholds: &t,
         levels: &[0, 1, 2],
     };
+    let e = Conv::new(shape, &[0], w(), &[0, 0], levels);
+    assert!(matches!(e, Err(KernelError::ShapeMismatch { .. })));
+    let e = Weights::pack(&[2; 18], 2, 9, 2, &[0, 1]);
     assert!(matches!(
-        Conv::new(shape, &[0], w(), &[0, 0], levels),
-        Err(KernelError::ShapeMismatch { .. })
-    ));
-    assert!(matches!(
-        ConvWeights::pack(&[2; 18], 2, 9, 2, &[0, 1]),
+        e,
         Err(KernelError::IndexOutOfRange { index: 2, .. })
     ));
     let conv = Conv::new(shape, &[0], w(), &[0, 0], acc).unwrap();
-    let p = KernelPath::Scalar;
     let mut s = ConvScratch::default();
-    assert!(matches!(
-        conv.run(p, &[0; 4], 1, ConvOut::Levels(&mut [0; 8]), &mut s),
-        Err(KernelError::OutputKind { .. })
-    ));
-    assert!(matches!(
-        conv.run(p, &[0; 3], 1, ConvOut::Int32(&mut [0; 8]), &mut s),
-        Err(KernelError::SliceTooShort { .. })
-    ));
-    assert!(matches!(
-        conv.run(p, &[0; 4], 1, ConvOut::Int32(&mut [0; 7]), &mut s),
-        Err(KernelError::SliceTooShort { .. })
-    ));
+    let p = KernelPath::Scalar;
+    let e = conv.run(p, &[0; 4], 1, ConvOut::Levels(&mut [0; 8]), &mut s);
+    assert!(matches!(e, Err(KernelError::OutputKind { .. })));
+    for (x, o) in [(3, 8), (4, 7)] {
+        let e = conv.run(p, &vec![0; x], 1, ConvOut::Int32(&mut vec![0; o]), &mut s);
+        assert!(matches!(e, Err(KernelError::SliceTooShort { .. })));
+    }
 }

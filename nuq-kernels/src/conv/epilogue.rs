@@ -6,6 +6,7 @@ use std::ops::Range;
 
 use nuq_core::MacThresholds;
 
+use crate::error::check_eq;
 use crate::threshold::Thresholds;
 use crate::{KernelError, KernelPath};
 
@@ -83,26 +84,10 @@ impl Epilogue {
                 bias: bias.to_vec(),
             });
         };
-        for (what, expected, found) in [
-            (
-                "threshold rows (one per output channel)",
-                bias.len(),
-                thresholds.channels(),
-            ),
-            (
-                "output levels (2^bits)",
-                1 << thresholds.bits(),
-                levels.len(),
-            ),
-        ] {
-            if expected != found {
-                return Err(KernelError::ShapeMismatch {
-                    what,
-                    expected,
-                    found,
-                });
-            }
-        }
+        let rows = thresholds.channels();
+        check_eq("threshold rows (one per output channel)", bias.len(), rows)?;
+        let n_levels = levels.len();
+        check_eq("output levels (2^bits)", 1 << thresholds.bits(), n_levels)?;
         if bound < i32::MAX as u128 {
             let folded = thresholds
                 .offset(bias)

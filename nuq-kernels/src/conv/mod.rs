@@ -1,16 +1,15 @@
 //! The fused convolution: im2col, block GEMM and requantization, tiled so that each tile
 //! unfolds, multiplies and requantizes its own block while it is in cache.
 //!
-//! A [`Conv`] is compiled once per layer from plain data — the [`ConvShape`], packed
-//! [`ConvWeights`] (indices `[c_out][k]`, `k` in `(ky, kx, ci)` order, with their int8
-//! levels), the bias and the output wanted ([`Requantize`]: levels through
+//! A [`Conv`] is compiled once per layer from plain data — the [`ConvShape`], the packed
+//! [`Weights`] (indices `[c_out][k]`, `k` in `(ky, kx, ci)` order, with their int8 levels:
+//! [`Weights::pack`] chooses codebook indices for 2–4 bits, int8 otherwise), the bias and the output wanted ([`Requantize`]: levels through
 //! `nuq-core`'s [`MacThresholds`](nuq_core::MacThresholds), or `acc + bias`) — and run on
 //! batches of NHWC `u8` images into NHWC levels or `i32` ([`ConvOut`]).
 //!
 //! | file | what |
 //! |---|---|
 //! | `unfold` | the im2col plan ([`ConvShape`]) and the unfolding of a range of output pixels |
-//! | `weights` | the packed weights: codebook indices decoded in the GEMM (2–4 bit) or int8 |
 //! | `epilogue` | requantization with bias-folded `i32` thresholds, in 64-bit, or `acc + bias` |
 //! | `tiles` | the tile driver: row tiles, or column tiles over one im2col matrix for short outputs |
 //!
@@ -32,15 +31,15 @@
 //!
 //! ```
 //! use nuq_core::{Direction, MacThresholds};
-//! use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, ConvShape, ConvWeights, Requantize};
-//! use nuq_kernels::KernelPath;
+//! use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, ConvShape, Requantize};
+//! use nuq_kernels::{KernelPath, Weights};
 //!
 //! // A 3×3 convolution with padding 1 of one 2×2 single-channel image into two channels:
 //! // channel 0 sums the window, channel 1 negates the centre; 1-bit output codes.
 //! let shape = ConvShape { height: 2, width: 2, channels: 1, kernel: 3, stride: 1, padding: 1 };
 //! let mut indices = vec![1u8; 9]; // level 1 everywhere ...
 //! indices.extend([0, 0, 0, 0, 2, 0, 0, 0, 0]); // ... and −1 at the centre
-//! let weights = ConvWeights::pack(&indices, 2, 9, 2, &[0, 1, -1])?;
+//! let weights = Weights::pack(&indices, 2, 9, 2, &[0, 1, -1])?;
 //! let thresholds = MacThresholds::new(1, vec![10, 0], vec![Direction::Rising; 2]).unwrap();
 //! let out = Requantize::Levels { thresholds: &thresholds, levels: &[0, 7] };
 //! let conv = Conv::new(shape, &[0], weights, &[0, 0], out)?;
@@ -54,13 +53,12 @@
 mod epilogue;
 mod tiles;
 mod unfold;
-mod weights;
 
 pub use epilogue::{ConvOut, Requantize};
 pub use unfold::ConvShape;
-pub use weights::ConvWeights;
 
-use crate::{KernelError, KernelPath};
+use crate::error::{check_eq, check_len};
+use crate::{KernelError, KernelPath, Weights};
 use epilogue::Epilogue;
 
 /// A convolution compiled for the kernels (see the [module docs](self)).
@@ -69,7 +67,7 @@ pub struct Conv {
     shape: ConvShape,
     /// The byte each input channel pads with.
     pad: Vec<u8>,
-    weights: ConvWeights,
+    weights: Weights,
     epilogue: Epilogue,
 }
 
@@ -93,32 +91,15 @@ impl Conv {
     pub fn new(
         shape: ConvShape,
         pad: &[u8],
-        weights: ConvWeights,
+        weights: Weights,
         bias: &[i32],
         output: Requantize<'_>,
     ) -> Result<Conv, KernelError> {
         shape.validate()?;
-        for (what, expected, found) in [
-            (
-                "padding bytes (one per input channel)",
-                shape.channels,
-                pad.len(),
-            ),
-            (
-                "weight row length (kernel² · channels)",
-                shape.k(),
-                weights.k(),
-            ),
-            ("bias (one per output channel)", weights.n(), bias.len()),
-        ] {
-            if expected != found {
-                return Err(KernelError::ShapeMismatch {
-                    what,
-                    expected,
-                    found,
-                });
-            }
-        }
+        let (channels, k, n) = (shape.channels, shape.k(), weights.n());
+        check_eq("padding bytes (one per channel)", channels, pad.len())?;
+        check_eq("weight row length (kernel² · channels)", k, weights.k())?;
+        check_eq("bias (one per output channel)", n, bias.len())?;
         let bound = shape.k() as u128 * u128::from(weights.max_abs()) * 255;
         let epilogue = Epilogue::new(output, bias, bound)?;
         Ok(Conv {
@@ -127,11 +108,6 @@ impl Conv {
             weights,
             epilogue,
         })
-    }
-
-    /// The input geometry.
-    pub fn shape(&self) -> ConvShape {
-        self.shape
     }
 
     /// Output channels.
@@ -158,22 +134,9 @@ impl Conv {
         path.ensure_available()?;
         let s = self.shape;
         let m = images * s.out_height() * s.out_width();
-        for (what, expected, found) in [
-            (
-                "conv input",
-                images * s.height * s.width * s.channels,
-                x.len(),
-            ),
-            ("conv output", m * self.n(), out.len()),
-        ] {
-            if found < expected {
-                return Err(KernelError::SliceTooShort {
-                    what,
-                    expected,
-                    found,
-                });
-            }
-        }
+        let x_len = images * s.height * s.width * s.channels;
+        check_len("conv input", x_len, x.len())?;
+        check_len("conv output", m * self.n(), out.len())?;
         if matches!(out, ConvOut::Levels(_)) != self.epilogue.writes_levels() {
             return Err(self.epilogue.kind_error());
         }

@@ -144,7 +144,7 @@ impl Conv {
             a,
             self.shape.k(),
             rows,
-            self.weights.view(),
+            &self.weights,
             panels,
             acc,
             ldc,

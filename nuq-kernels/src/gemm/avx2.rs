@@ -82,7 +82,7 @@ unsafe fn panel_rows<const KIND: u8>(
     lut: &[u8; 16],
     out: &OutPtr,
 ) {
-    let (k, kp) = (p.w.k(), p.w.kp());
+    let (k, kp) = (p.w.k(), p.w.k_padded());
     let groups = kp / 4;
     let group_bytes = if KIND == INT8 { 128 } else { 64 };
     assert!(w.len() >= groups * group_bytes, "panel holds its groups");

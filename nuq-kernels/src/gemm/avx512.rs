@@ -334,7 +334,7 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     stream: bool,
 ) {
     let k = p.w.k();
-    let groups = p.w.kp() / 4;
+    let groups = p.w.k_padded() / 4;
     let full = k / 4;
     let wp = w.as_ptr();
     // SAFETY: `lut` is 64 readable bytes.

@@ -1,8 +1,8 @@
 //! Integer GEMM: `C[m][n] = Σ_k A[m][k] · W[n][k]` with `i32` accumulators.
 //!
 //! * `A` is row-major (`lda ≥ k` elements between rows): unsigned activation levels.
-//! * `W` is pre-packed once: [`PackedWeights`] (int8 levels) or [`CodebookWeights`]
-//!   (packed 2/3/4-bit indices + int8 codebook); layouts in [`crate::packed`].
+//! * `W` is pre-packed once as [`Weights`]: int8 levels or packed 2/3/4-bit indices + int8
+//!   codebook; layouts in [`crate::packed`].
 //! * `C` is row-major with `ldc ≥ n`; only columns `0..n` of rows `0..m` are written.
 //!
 //! Outputs of 4 MiB or more whose rows start on 64-byte boundaries (aligned `c`, `ldc` a
@@ -27,53 +27,14 @@ mod portable;
 mod scalar;
 
 use crate::archparam::STREAM_OUTPUT_BYTES;
+use crate::error::{check_len, check_min};
 use crate::overflow::check_accumulator_bound;
-use crate::packed::{CodebookWeights, PackedWeights, PANEL};
+use crate::packed::{CodebookWeights, Weights, PANEL};
 use crate::tiling::GEMM;
 use crate::{KernelError, KernelPath};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
-
-/// The weights a GEMM reads.
-#[derive(Clone, Copy)]
-pub(crate) enum Weights<'a> {
-    Int8(&'a PackedWeights),
-    Codebook(&'a CodebookWeights),
-}
-
-impl<'a> Weights<'a> {
-    pub(crate) fn n(self) -> usize {
-        match self {
-            Weights::Int8(w) => w.n(),
-            Weights::Codebook(w) => w.n(),
-        }
-    }
-    pub(crate) fn k(self) -> usize {
-        match self {
-            Weights::Int8(w) => w.k(),
-            Weights::Codebook(w) => w.k(),
-        }
-    }
-    fn kp(self) -> usize {
-        match self {
-            Weights::Int8(w) => w.k_padded(),
-            Weights::Codebook(w) => w.k_padded(),
-        }
-    }
-    pub(crate) fn max_abs(self) -> u32 {
-        match self {
-            Weights::Int8(w) => w.max_abs(),
-            Weights::Codebook(w) => w.max_abs(),
-        }
-    }
-    fn level(self, ch: usize, kk: usize) -> i8 {
-        match self {
-            Weights::Int8(w) => w.weight(ch, kk),
-            Weights::Codebook(w) => w.level(ch, kk),
-        }
-    }
-}
 
 /// Where a tile writes: the output matrix as a raw pointer so that tiles running on
 /// different threads can each write their own disjoint block of it.
@@ -124,7 +85,7 @@ pub(crate) struct Problem<'a> {
     pub a: &'a [u8],
     pub lda: usize,
     pub m: usize,
-    pub w: Weights<'a>,
+    pub w: &'a Weights,
 }
 
 thread_local! {
@@ -153,51 +114,27 @@ pub(crate) fn with_decoded_panel<R>(
     })
 }
 
+/// Checks a problem of `m` rows of `k` activations (stride `lda`) into `width` output
+/// columns (stride `ldc`).
+#[allow(clippy::too_many_arguments)]
 fn validate(
     path: KernelPath,
     a_len: usize,
     lda: usize,
     m: usize,
-    w: Weights<'_>,
+    k: usize,
+    width: usize,
     c_len: usize,
     ldc: usize,
 ) -> Result<(), KernelError> {
     path.ensure_available()?;
-    let (n, k) = (w.n(), w.k());
     if m == 0 {
         return Ok(());
     }
-    if lda < k {
-        return Err(KernelError::ShapeMismatch {
-            what: "lda (must be ≥ k)",
-            expected: k,
-            found: lda,
-        });
-    }
-    if ldc < n {
-        return Err(KernelError::ShapeMismatch {
-            what: "ldc (must be ≥ n)",
-            expected: n,
-            found: ldc,
-        });
-    }
-    let need_a = (m - 1) * lda + k;
-    if a_len < need_a {
-        return Err(KernelError::SliceTooShort {
-            what: "activations",
-            expected: need_a,
-            found: a_len,
-        });
-    }
-    let need_c = (m - 1) * ldc + n;
-    if c_len < need_c {
-        return Err(KernelError::SliceTooShort {
-            what: "output",
-            expected: need_c,
-            found: c_len,
-        });
-    }
-    Ok(())
+    check_min("lda (must be ≥ k)", k, lda)?;
+    check_min("ldc (must be ≥ the output's columns)", width, ldc)?;
+    check_len("activations", (m - 1) * lda + k, a_len)?;
+    check_len("output", (m - 1) * ldc + width, c_len)
 }
 
 /// Checks the accumulator bound, first with the type's full range (`255`) and, only if that fails, with the actual maximum.
@@ -222,7 +159,7 @@ fn run(path: KernelPath, p: &Problem<'_>, c: &mut [i32], ldc: usize) -> Result<(
     }
     let n = p.w.n();
     let panels = n.div_ceil(PANEL);
-    let plan = GEMM.plan(p.m, p.w.kp(), panels, rayon::current_num_threads());
+    let plan = GEMM.plan(p.m, p.w.k_padded(), panels, rayon::current_num_threads());
     let (mc, pc) = (plan.rows, plan.panels);
     let row_tiles = p.m.div_ceil(mc);
     let panel_tiles = panels.div_ceil(pc);
@@ -287,46 +224,25 @@ fn tile(path: KernelPath, p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
     }
 }
 
-/// `C = A · Wᵀ` for unsigned activations `a` (`m × k`, row stride `lda`) and int8
-/// weights; writes `c[r·ldc + j]` for `r < m`, `j < n`.
+/// `C = A · Wᵀ` for unsigned activations `a` (`m × k`, row stride `lda`) and packed
+/// weights `w` (int8 levels, or codebook indices decoded inside the kernel); writes
+/// `c[r·ldc + j]` for `r < m`, `j < n`.
 ///
 /// # Errors
 /// [`KernelError::PathUnavailable`], [`KernelError::ShapeMismatch`] /
 /// [`KernelError::SliceTooShort`] for inconsistent shapes,
 /// [`KernelError::AccumulatorOverflow`] when `k · max|w| · max|a|` exceeds `i32::MAX`.
-pub fn gemm_u8i8(
+pub fn gemm(
     path: KernelPath,
     a: &[u8],
     lda: usize,
     m: usize,
-    w: &PackedWeights,
+    w: &Weights,
     c: &mut [i32],
     ldc: usize,
 ) -> Result<(), KernelError> {
-    let w = Weights::Int8(w);
-    validate(path, a.len(), lda, m, w, c.len(), ldc)?;
-    let p = Problem { a, lda, m, w };
-    run(path, &p, c, ldc)
-}
-
-/// As [`gemm_u8i8`] with codebook weights (packed indices decoded to int8 levels inside
-/// the kernel).
-///
-/// # Errors
-/// As [`gemm_u8i8`].
-pub fn gemm_codebook(
-    path: KernelPath,
-    a: &[u8],
-    lda: usize,
-    m: usize,
-    w: &CodebookWeights,
-    c: &mut [i32],
-    ldc: usize,
-) -> Result<(), KernelError> {
-    let w = Weights::Codebook(w);
-    validate(path, a.len(), lda, m, w, c.len(), ldc)?;
-    let p = Problem { a, lda, m, w };
-    run(path, &p, c, ldc)
+    validate(path, a.len(), lda, m, w.k(), w.n(), c.len(), ldc)?;
+    run(path, &Problem { a, lda, m, w }, c, ldc)
 }
 
 /// One block of `C = A · Wᵀ` for unsigned activations, computed on the calling thread:
@@ -347,7 +263,7 @@ pub(crate) fn gemm_block(
     a: &[u8],
     lda: usize,
     m: usize,
-    w: Weights<'_>,
+    w: &Weights,
     panels: Range<usize>,
     c: &mut [i32],
     ldc: usize,
@@ -363,40 +279,9 @@ pub(crate) fn gemm_block(
     }
     let col0 = panels.start * PANEL;
     let width = (panels.end * PANEL).min(n) - col0;
-    path.ensure_available()?;
+    validate(path, a.len(), lda, m, w.k(), width, c.len(), ldc)?;
     if m == 0 {
         return Ok(());
-    }
-    let k = w.k();
-    if lda < k {
-        return Err(KernelError::ShapeMismatch {
-            what: "lda (must be ≥ k)",
-            expected: k,
-            found: lda,
-        });
-    }
-    if ldc < width {
-        return Err(KernelError::ShapeMismatch {
-            what: "ldc (must be ≥ the block's columns)",
-            expected: width,
-            found: ldc,
-        });
-    }
-    let need_a = (m - 1) * lda + k;
-    if a.len() < need_a {
-        return Err(KernelError::SliceTooShort {
-            what: "activations",
-            expected: need_a,
-            found: a.len(),
-        });
-    }
-    let need_c = (m - 1) * ldc + width;
-    if c.len() < need_c {
-        return Err(KernelError::SliceTooShort {
-            what: "output",
-            expected: need_c,
-            found: c.len(),
-        });
     }
     let p = Problem { a, lda, m, w };
     check_bound(&p)?;

@@ -47,7 +47,7 @@ fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr)
 }
 
 fn panel_rows(p: &Problem<'_>, rows: Range<usize>, panel: usize, w: &[u8], out: &OutPtr) {
-    let (k, kp) = (p.w.k(), p.w.kp());
+    let (k, kp) = (p.w.k(), p.w.k_padded());
     let ncols = (p.w.n() - panel * PANEL).min(PANEL);
     WIDE_PANEL.with(|panel_cell| {
         WIDE_ROWS.with(|cell| {

@@ -19,10 +19,10 @@
 //! Every output element is computed by exactly one tile with exact integer arithmetic, so
 //! logits are bit-identical across kernel paths, thread counts and batch splits.
 
-use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, ConvShape, ConvWeights, Requantize};
+use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, ConvShape, Requantize};
 use nuq_kernels::pool::{global_avg_pool_u8, max_pool_u8, PoolGeometry};
 use nuq_kernels::residual_threshold::{ResidualThresholds, Shortcut};
-use nuq_kernels::{KernelError, KernelPath};
+use nuq_kernels::{KernelError, KernelPath, Weights};
 use rayon::prelude::*;
 
 use crate::integer::model::{
@@ -329,11 +329,10 @@ fn compile(
                 stride: c.stride,
                 padding: c.padding,
             };
-            let zero = vec![0; c.c_in];
             let pad = if c.input == 0 {
-                &model.input.zero_point
+                model.input.zero_point.clone()
             } else {
-                &zero
+                vec![0; c.c_in]
             };
             let output = match &c.output {
                 ConvOutput::Codes(r) => Requantize::Levels {
@@ -342,10 +341,7 @@ fn compile(
                 },
                 ConvOutput::Accumulator => Requantize::Accumulator,
             };
-            let weights = pack(i, &c.weights, c.c_out, shape.k())?;
-            Op::Conv(Box::new(
-                Conv::new(shape, pad, weights, &c.bias, output).map_err(conv_err(i, node))?,
-            ))
+            conv(i, node, shape, &pad, &c.weights, &c.bias, output)?
         }
         Node::Add(a) => {
             let r = &a.output;
@@ -362,17 +358,16 @@ fn compile(
         Node::MaxPool(p) => {
             let x = infos[p.input];
             Op::MaxPool(PoolGeometry {
-                batch: 1,
                 height: x.h,
                 width: x.w,
                 channels: x.c,
                 kernel: p.kernel,
                 stride: p.stride,
-                pad: 0,
             })
         }
         Node::GlobalAvgPool { .. } => Op::GlobalAvgPool,
         Node::Linear(l) => {
+            // The classifier is a 1×1 convolution over a 1×1 image.
             let shape = ConvShape {
                 height: 1,
                 width: 1,
@@ -381,49 +376,59 @@ fn compile(
                 stride: 1,
                 padding: 0,
             };
-            let weights = pack(i, &l.weights, l.out_features, l.in_features)?;
             let pad = vec![0; l.in_features];
-            Op::Conv(Box::new(
-                Conv::new(shape, &pad, weights, &l.bias, Requantize::Accumulator)
-                    .map_err(conv_err(i, node))?,
-            ))
+            conv(
+                i,
+                node,
+                shape,
+                &pad,
+                &l.weights,
+                &l.bias,
+                Requantize::Accumulator,
+            )?
         }
     })
 }
 
-/// Packs node `i`'s weights (`rows × k`) for the kernels.
-fn pack(i: usize, w: &WeightTable, rows: usize, k: usize) -> Result<ConvWeights, NnError> {
-    ConvWeights::pack(&w.indices, rows, k, w.bits, &w.levels)
-        .map_err(kernel_err(&format!("node {i}: packing weights")))
+/// Node `i` as the kernels' convolution, one output channel per bias (the model's
+/// validation ties weights, bias and thresholds to the channel count). A bias that pushes a
+/// sum past `i32` is the model's [`NnError::Overflow`], other kernel errors
+/// [`NnError::Kernel`].
+fn conv(
+    i: usize,
+    node: &Node,
+    shape: ConvShape,
+    pad: &[u8],
+    w: &WeightTable,
+    bias: &[i32],
+    output: Requantize<'_>,
+) -> Result<Op, NnError> {
+    let err = conv_err(i, node);
+    let weights =
+        Weights::pack(&w.indices, bias.len(), shape.k(), w.bits, &w.levels).map_err(&err)?;
+    let conv = Conv::new(shape, pad, weights, bias, output).map_err(&err)?;
+    Ok(Op::Conv(Box::new(conv)))
+}
+
+/// Errors of node `i`'s convolution (or classifier), see [`conv`].
+fn conv_err(i: usize, node: &Node) -> impl Fn(KernelError) -> NnError {
+    let (op, sum) = match node {
+        Node::Linear(_) => ("classifier", "logit + bias"),
+        _ => ("convolution", "accumulator + bias"),
+    };
+    move |source| match source {
+        KernelError::BiasOverflow => NnError::Overflow { node: i, what: sum },
+        source => NnError::Kernel {
+            what: format!("node {i}: {op}"),
+            source,
+        },
+    }
 }
 
 fn kernel_err(what: &str) -> impl Fn(KernelError) -> NnError + '_ {
     move |source| NnError::Kernel {
         what: what.to_string(),
         source,
-    }
-}
-
-/// Errors of node `i`'s convolution (or classifier): a bias that pushes a sum past `i32` is
-/// the model's [`NnError::Overflow`], the rest the kernel's.
-fn conv_err(i: usize, node: &Node) -> impl Fn(KernelError) -> NnError {
-    let linear = matches!(node, Node::Linear(_));
-    move |source| match source {
-        KernelError::BiasOverflow => NnError::Overflow {
-            node: i,
-            what: if linear {
-                "logit + bias"
-            } else {
-                "accumulator + bias"
-            },
-        },
-        source => NnError::Kernel {
-            what: format!(
-                "node {i}: {}",
-                if linear { "classifier" } else { "convolution" }
-            ),
-            source,
-        },
     }
 }
 
