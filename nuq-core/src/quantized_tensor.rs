@@ -4,12 +4,11 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::Range;
 
-use half::{bf16, f16};
-
 use crate::codebook::{check_len, Codebook};
 use crate::error::{Error, Result};
 use crate::packing::{pack_into, packed_len, unpack_from, PackedIndices};
 use crate::quantizer::{check_finite, Quantizer, BLOCK};
+use crate::real::{f32_view, Real};
 use crate::scale::Scales;
 use crate::stats::ErrorStats;
 
@@ -75,42 +74,9 @@ fn block_len(shape: &[usize], len: usize, scales: &Scales) -> Result<usize> {
     }
 }
 
-/// Real-valued input of any supported float type.
-enum Input<'a> {
-    F32(&'a [f32]),
-    F16(&'a [f16]),
-    Bf16(&'a [bf16]),
-}
-
-impl Input<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Input::F32(d) => d.len(),
-            Input::F16(d) => d.len(),
-            Input::Bf16(d) => d.len(),
-        }
-    }
-
-    /// Elements `r` as `f32`, converting through `buf` when needed.
-    fn block<'s>(&'s self, r: Range<usize>, buf: &'s mut [f32; BLOCK]) -> &'s [f32] {
-        use half::slice::HalfFloatSliceExt;
-        let n = r.len();
-        match self {
-            Input::F32(d) => &d[r],
-            Input::F16(d) => {
-                d[r].convert_to_f32_slice(&mut buf[..n]);
-                &buf[..n]
-            }
-            Input::Bf16(d) => {
-                d[r].convert_to_f32_slice(&mut buf[..n]);
-                &buf[..n]
-            }
-        }
-    }
-}
-
 impl QuantizedTensor {
-    /// Quantizes `f32` data of `shape` onto `codebook` with `scales`.
+    /// Quantizes `data` of `shape` onto `codebook` with `scales`; `data` may be `f32`, `f64`,
+    /// `half::f16` or `half::bf16` ([`Real`]: converted to `f32`, exactly for the half types).
     ///
     /// # Errors
     /// [`Error::ShapeOverflow`], [`Error::ShapeMismatch`] (data length vs shape),
@@ -118,71 +84,28 @@ impl QuantizedTensor {
     /// [`Error::NonFinite`] naming the first NaN or infinite element.
     ///
     /// ```
+    /// use half::{bf16, f16};
     /// use nuq_core::{Codebook, Error, QuantizedTensor, Scale};
     /// let cb = Codebook::iq4_nl();
     /// let err = QuantizedTensor::quantize(&[1.0, f32::NAN], &[2], &cb, Scale::ONE).unwrap_err();
     /// assert!(matches!(err, Error::NonFinite { index: 1, .. }));
-    /// let empty = QuantizedTensor::quantize(&[], &[0, 3], &cb, Scale::ONE)?;
+    /// let empty = QuantizedTensor::quantize(&[0f32; 0], &[0, 3], &cb, Scale::ONE)?;
     /// assert!(empty.is_empty() && empty.dequantize().is_empty());
-    /// # Ok::<(), nuq_core::Error>(())
-    /// ```
-    pub fn quantize(
-        data: &[f32],
-        shape: &[usize],
-        codebook: &Codebook,
-        scales: impl Into<Scales>,
-    ) -> Result<QuantizedTensor> {
-        QuantizedTensor::quantize_input(Input::F32(data), shape, codebook, scales.into())
-    }
-
-    /// Quantizes `half::f16` data (converted exactly to `f32` first).
-    ///
-    /// # Errors
-    /// As [`QuantizedTensor::quantize`].
-    ///
-    /// ```
-    /// use half::f16;
-    /// use nuq_core::{Codebook, QuantizedTensor, Scale};
-    /// let data = [f16::from_f32(0.5), f16::from_f32(-1.0)];
-    /// let q = QuantizedTensor::quantize_f16(&data, &[2], &Codebook::iq4_nl(), Scale::new(0.01)?)?;
+    /// let half = [f16::from_f32(0.5), f16::from_f32(-1.0)];
+    /// let q = QuantizedTensor::quantize(&half, &[2], &cb, Scale::new(0.01)?)?;
     /// assert_eq!(q.integer_levels(), vec![53, -104]);
+    /// let bad = [bf16::from_f32(1.0), bf16::INFINITY];
+    /// assert!(QuantizedTensor::quantize(&bad, &[2], &cb, Scale::ONE).is_err());
     /// # Ok::<(), nuq_core::Error>(())
     /// ```
-    pub fn quantize_f16(
-        data: &[f16],
+    pub fn quantize<T: Real>(
+        data: &[T],
         shape: &[usize],
         codebook: &Codebook,
         scales: impl Into<Scales>,
     ) -> Result<QuantizedTensor> {
-        QuantizedTensor::quantize_input(Input::F16(data), shape, codebook, scales.into())
-    }
-
-    /// Quantizes `half::bf16` data (converted exactly to `f32` first).
-    ///
-    /// # Errors
-    /// As [`QuantizedTensor::quantize`].
-    ///
-    /// ```
-    /// use half::bf16;
-    /// use nuq_core::{Codebook, QuantizedTensor, Scale};
-    /// let data = [bf16::from_f32(1.0), bf16::INFINITY];
-    /// assert!(QuantizedTensor::quantize_bf16(&data, &[2], &Codebook::iq4_nl(), Scale::ONE).is_err());
-    /// ```
-    pub fn quantize_bf16(
-        data: &[bf16],
-        shape: &[usize],
-        codebook: &Codebook,
-        scales: impl Into<Scales>,
-    ) -> Result<QuantizedTensor> {
-        QuantizedTensor::quantize_input(Input::Bf16(data), shape, codebook, scales.into())
-    }
-
-    fn quantize_input(
-        input: Input<'_>,
-        shape: &[usize],
-        codebook: &Codebook,
-        scales: Scales,
-    ) -> Result<QuantizedTensor> {
+        let scales = scales.into();
+        let input = data;
         let n = element_count(shape)?;
         if input.len() != n {
             return Err(Error::ShapeMismatch {
@@ -200,7 +123,7 @@ impl QuantizedTensor {
         let mut start = 0;
         while start < n {
             let end = (start + BLOCK).min(n);
-            let xs = input.block(start..end, &mut fbuf);
+            let xs = f32_view(&input[start..end], &mut fbuf);
             check_finite(xs, start)?;
             // Split the block at channel boundaries.
             let mut i = start;
@@ -343,7 +266,7 @@ impl QuantizedTensor {
     ///
     /// ```
     /// use nuq_core::{Codebook, QuantizedTensor, Scale};
-    /// let q = QuantizedTensor::quantize(&[], &[0], &Codebook::iq4_nl(), Scale::ONE)?;
+    /// let q = QuantizedTensor::quantize(&[0f32; 0], &[0], &Codebook::iq4_nl(), Scale::ONE)?;
     /// assert!(q.is_empty());
     /// # Ok::<(), nuq_core::Error>(())
     /// ```
@@ -475,23 +398,51 @@ impl QuantizedTensor {
         }
     }
 
-    /// Dequantizes into `out`, which must hold exactly `len()` values.
+    /// Dequantizes into `out`, which must hold exactly `len()` values of any [`Real`] type
+    /// (`f32` is written in place; other types are converted from the `f32` values).
     ///
     /// # Errors
     /// [`Error::LengthMismatch`].
     ///
     /// ```
     /// use nuq_core::{Codebook, QuantizedTensor, Scale};
-    /// let q = QuantizedTensor::quantize(&[1.0], &[1], &Codebook::iq4_nl(), Scale::ONE)?;
+    /// let q = QuantizedTensor::quantize(&[1.0f32], &[1], &Codebook::iq4_nl(), Scale::ONE)?;
     /// let mut out = [0f32; 1];
     /// q.dequantize_into(&mut out)?;
     /// assert_eq!(out, [1.0]);
+    /// let mut wide = [0f64; 1];
+    /// q.dequantize_into(&mut wide)?;
+    /// assert_eq!(wide, [1.0]);
     /// # Ok::<(), nuq_core::Error>(())
     /// ```
-    pub fn dequantize_into(&self, out: &mut [f32]) -> Result<()> {
+    pub fn dequantize_into<T: Real>(&self, out: &mut [T]) -> Result<()> {
         check_len(self.len(), out.len())?;
-        self.decode_all(out);
+        match T::as_f32_mut(out) {
+            Some(out) => self.decode_all(out),
+            None => {
+                let values = self.dequantize();
+                for (o, v) in out.iter_mut().zip(values) {
+                    *o = T::from_f32(v);
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The real values as any [`Real`] type.
+    ///
+    /// ```
+    /// use half::f16;
+    /// use nuq_core::{Codebook, QuantizedTensor, Scale};
+    /// let q = QuantizedTensor::quantize(&[6.5f32], &[1], &Codebook::iq4_nl(), Scale::new(0.5)?)?;
+    /// assert_eq!(q.dequantize_as::<f16>(), vec![f16::from_f32(6.5)]); // level 13
+    /// # Ok::<(), nuq_core::Error>(())
+    /// ```
+    pub fn dequantize_as<T: Real>(&self) -> alloc::vec::Vec<T> {
+        let mut out = vec![T::zero(); self.len()];
+        self.dequantize_into(&mut out)
+            .expect("the buffer has len() values");
+        out
     }
 
     /// The integer level of every element (what integer hardware multiplies).
@@ -530,6 +481,7 @@ impl QuantizedTensor {
 mod tests {
     use super::*;
     use crate::{Grid, Polarity, Scale};
+    use half::{bf16, f16};
 
     #[test]
     fn per_channel_scales_apply_to_contiguous_blocks() {
@@ -613,7 +565,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            QuantizedTensor::quantize(&[], &[usize::MAX, 2], &cb, Scale::ONE),
+            QuantizedTensor::quantize(&[0f32; 0], &[usize::MAX, 2], &cb, Scale::ONE),
             Err(Error::ShapeOverflow { .. })
         ));
         assert_eq!(
@@ -634,7 +586,10 @@ mod tests {
                 .is_ok()
         );
         // Empty per-channel tensor with zero channels.
-        assert!(QuantizedTensor::quantize(&[], &[0, 4], &cb, Scales::per_channel(vec![])).is_ok());
+        assert!(
+            QuantizedTensor::quantize(&[0f32; 0], &[0, 4], &cb, Scales::per_channel(vec![]))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -676,17 +631,17 @@ mod tests {
         let s = Scale::new(0.02).unwrap();
         let n = [raw.len()];
         assert_eq!(
-            QuantizedTensor::quantize_f16(&h, &n, &cb, s).unwrap(),
+            QuantizedTensor::quantize(&h, &n, &cb, s).unwrap(),
             QuantizedTensor::quantize(&hf, &n, &cb, s).unwrap()
         );
         assert_eq!(
-            QuantizedTensor::quantize_bf16(&b, &n, &cb, s).unwrap(),
+            QuantizedTensor::quantize(&b, &n, &cb, s).unwrap(),
             QuantizedTensor::quantize(&bf, &n, &cb, s).unwrap()
         );
         let mut bad = h.clone();
         bad[1234] = f16::NAN;
         assert!(matches!(
-            QuantizedTensor::quantize_f16(&bad, &n, &cb, s),
+            QuantizedTensor::quantize(&bad, &n, &cb, s),
             Err(Error::NonFinite { index: 1234, .. })
         ));
     }

@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 
 use crate::codebook::{check_len, Codebook};
 use crate::error::{Error, Result};
+use crate::real::{f32_view, Real};
 use crate::scale::Scale;
 
 /// Elements processed per block: a multiple of 8, so every block starts on a byte boundary of
@@ -131,7 +132,7 @@ impl<'a> Quantizer<'a> {
         Scale::new(self.scale).expect("built from a valid scale")
     }
 
-    /// Real values to indices, `out[i] = codebook.nearest(xs[i] / scale)`.
+    /// Real values (any [`Real`] type) to indices, `out[i] = codebook.nearest(xs[i] / scale)`.
     ///
     /// # Errors
     /// [`Error::LengthMismatch`]; [`Error::NonFinite`] naming the first NaN or infinite
@@ -143,16 +144,18 @@ impl<'a> Quantizer<'a> {
     /// let mut idx = [0u8; 2];
     /// assert!(q.quantize(&[0.0, f32::INFINITY], &mut idx).is_err());
     /// ```
-    pub fn quantize(&self, xs: &[f32], out: &mut [u8]) -> Result<()> {
+    pub fn quantize<T: Real>(&self, xs: &[T], out: &mut [u8]) -> Result<()> {
         check_len(xs.len(), out.len())?;
+        let mut buf = [0f32; BLOCK];
         for (k, (x, o)) in xs.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).enumerate() {
+            let x = f32_view(x, &mut buf);
             check_finite(x, k * BLOCK)?;
             self.encode_block(x, o);
         }
         Ok(())
     }
 
-    /// Indices to real values, `out[i] = level(idx[i]) as f32 * scale`.
+    /// Indices to real values (any [`Real`] type), `out[i] = level(idx[i]) as f32 * scale`.
     ///
     /// # Errors
     /// [`Error::LengthMismatch`]; [`Error::IndexOutOfRange`] naming the first index
@@ -167,7 +170,7 @@ impl<'a> Quantizer<'a> {
     /// assert!(q.dequantize(&[16, 0], &mut out).is_err());
     /// # Ok::<(), nuq_core::Error>(())
     /// ```
-    pub fn dequantize(&self, indices: &[u8], out: &mut [f32]) -> Result<()> {
+    pub fn dequantize<T: Real>(&self, indices: &[u8], out: &mut [T]) -> Result<()> {
         check_len(indices.len(), out.len())?;
         let n = self.codebook.len();
         if let Some(position) = indices.iter().position(|&i| i as usize >= n) {
@@ -177,7 +180,19 @@ impl<'a> Quantizer<'a> {
                 levels: n,
             });
         }
-        self.decode_block(indices, out);
+        match T::as_f32_mut(out) {
+            Some(out) => self.decode_block(indices, out),
+            None => {
+                let mut buf = [0f32; BLOCK];
+                for (i, o) in indices.chunks(BLOCK).zip(out.chunks_mut(BLOCK)) {
+                    let b = &mut buf[..i.len()];
+                    self.decode_block(i, b);
+                    for (o, &v) in o.iter_mut().zip(b.iter()) {
+                        *o = T::from_f32(v);
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -196,13 +211,15 @@ impl<'a> Quantizer<'a> {
     /// assert_eq!(v, [0.5, -63.5]);
     /// # Ok::<(), nuq_core::Error>(())
     /// ```
-    pub fn fake_quantize(&self, xs: &mut [f32]) -> Result<()> {
+    pub fn fake_quantize<T: Real>(&self, xs: &mut [T]) -> Result<()> {
         let mut idx = [0u8; BLOCK];
         for (k, x) in xs.chunks_mut(BLOCK).enumerate() {
-            check_finite(x, k * BLOCK)?;
             let idx = &mut idx[..x.len()];
-            self.encode_block(x, idx);
-            self.decode_block(idx, x);
+            let mut buf = [0f32; BLOCK];
+            let v = f32_view(x, &mut buf);
+            check_finite(v, k * BLOCK)?;
+            self.encode_block(v, idx);
+            self.dequantize(idx, x)?;
         }
         Ok(())
     }

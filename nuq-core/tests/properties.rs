@@ -134,6 +134,40 @@ proptest! {
         prop_assert!(idx.iter().all(|&i| (i as usize) < cb.len()));
     }
 
+    /// Every [`nuq_core::Real`] type quantizes as its `f32` conversion does, and dequantizes
+    /// to the conversion of the `f32` values.
+    #[test]
+    fn every_real_type_goes_through_f32(cb in codebook(), xs in prop::collection::vec(-1e4f64..1e4, 0..700),
+                                        scale in 1e-3f32..100.0) {
+        use half::{bf16, f16};
+        let s = Scale::new(scale).unwrap();
+        let n = [xs.len()];
+        let as32: Vec<f32> = xs.iter().map(|&v| v as f32).collect();
+        let q32 = QuantizedTensor::quantize(&as32, &n, &cb, s).unwrap();
+        let idx = |q: QuantizedTensor| q.indices().unpack();
+        prop_assert_eq!(idx(QuantizedTensor::quantize(&xs, &n, &cb, s).unwrap()), q32.indices().unpack());
+        let h: Vec<f16> = as32.iter().map(|&v| f16::from_f32(v)).collect();
+        let h32: Vec<f32> = h.iter().map(|v| v.to_f32()).collect();
+        prop_assert_eq!(idx(QuantizedTensor::quantize(&h, &n, &cb, s).unwrap()),
+                        idx(QuantizedTensor::quantize(&h32, &n, &cb, s).unwrap()));
+        let b: Vec<bf16> = as32.iter().map(|&v| bf16::from_f32(v)).collect();
+        let b32: Vec<f32> = b.iter().map(|v| v.to_f32()).collect();
+        prop_assert_eq!(idx(QuantizedTensor::quantize(&b, &n, &cb, s).unwrap()),
+                        idx(QuantizedTensor::quantize(&b32, &n, &cb, s).unwrap()));
+        let back = q32.dequantize();
+        let wide: Vec<f64> = q32.dequantize_as();
+        prop_assert!(wide.iter().zip(&back).all(|(&w, &v)| w == f64::from(v)));
+        let q = Quantizer::new(&cb, s);
+        let mut direct = vec![0u8; xs.len()];
+        q.quantize(&xs, &mut direct).unwrap();
+        prop_assert_eq!(direct, q32.indices().unpack());
+        let mut fake = h.clone();
+        q.fake_quantize(&mut fake).unwrap();
+        let mut fake32 = h32.clone();
+        q.fake_quantize(&mut fake32).unwrap();
+        prop_assert!(fake.iter().zip(&fake32).all(|(a, &b)| *a == f16::from_f32(b)));
+    }
+
     #[test]
     fn quantize_is_idempotent(cb in codebook(), xs in prop::collection::vec(-1e4f32..1e4, 0..300),
                               scale in 1e-4f32..100.0) {

@@ -23,9 +23,10 @@ pub enum ParamRole {
 pub enum ParamLayout {
     /// Same order as the PyTorch tensor.
     Torch,
-    /// A convolution kernel stored `[kh][kw][c_in][c_out]` (the GEMM's `[K, N]` right-hand side);
-    /// PyTorch stores `[c_out][c_in][kh][kw]`.
-    ConvHwio {
+    /// A convolution kernel stored `[c_out][kh][kw][c_in]` (OHWI: one row per output channel in
+    /// the `(ky, kx, ci)` order of an NHWC im2col row — nuq's one weight layout, kept by the
+    /// quantizer, the integer model and the kernels); PyTorch stores `[c_out][c_in][kh][kw]`.
+    ConvOhwi {
         /// Output channels.
         c_out: usize,
         /// Input channels.
@@ -88,20 +89,18 @@ impl Param {
     pub fn to_torch(&self) -> Vec<f32> {
         match self.layout {
             ParamLayout::Torch => self.value.clone(),
-            ParamLayout::ConvHwio {
+            ParamLayout::ConvOhwi {
                 c_out,
                 c_in,
                 kh,
                 kw,
             } => {
                 let mut out = vec![0.0; self.value.len()];
-                for y in 0..kh {
-                    for x in 0..kw {
+                for o in 0..c_out {
+                    for t in 0..kh * kw {
                         for i in 0..c_in {
-                            for o in 0..c_out {
-                                out[((o * c_in + i) * kh + y) * kw + x] =
-                                    self.value[((y * kw + x) * c_in + i) * c_out + o];
-                            }
+                            out[(o * c_in + i) * kh * kw + t] =
+                                self.value[(o * kh * kw + t) * c_in + i];
                         }
                     }
                 }
@@ -124,19 +123,17 @@ impl Param {
         }
         match self.layout {
             ParamLayout::Torch => self.value.copy_from_slice(src),
-            ParamLayout::ConvHwio {
+            ParamLayout::ConvOhwi {
                 c_out,
                 c_in,
                 kh,
                 kw,
             } => {
-                for y in 0..kh {
-                    for x in 0..kw {
+                for o in 0..c_out {
+                    for t in 0..kh * kw {
                         for i in 0..c_in {
-                            for o in 0..c_out {
-                                self.value[((y * kw + x) * c_in + i) * c_out + o] =
-                                    src[((o * c_in + i) * kh + y) * kw + x];
-                            }
+                            self.value[(o * kh * kw + t) * c_in + i] =
+                                src[(o * c_in + i) * kh * kw + t];
                         }
                     }
                 }
@@ -180,7 +177,7 @@ mod tests {
             ParamRole::ConvWeight,
             vec![c_out, c_in, kh, kw],
         );
-        p.layout = ParamLayout::ConvHwio {
+        p.layout = ParamLayout::ConvOhwi {
             c_out,
             c_in,
             kh,
@@ -188,10 +185,10 @@ mod tests {
         };
         p.set_from_torch(&torch).unwrap();
         assert!(p.set_from_torch(&torch[1..]).is_err());
-        // torch [o=2][i=1][y=1][x=2] lives at hwio [y=1][x=2][i=1][o=2]
+        // torch [o=2][i=1][y=1][x=2] lives at ohwi [o=2][y=1][x=2][i=1]
         let t_idx = ((2 * c_in + 1) * kh + 1) * kw + 2;
-        let h_idx = ((kw + 2) * c_in + 1) * c_out + 2;
-        assert_eq!(p.value[h_idx], torch[t_idx]);
+        let o_idx = ((2 * kh + 1) * kw + 2) * c_in + 1;
+        assert_eq!(p.value[o_idx], torch[t_idx]);
         assert_eq!(p.to_torch(), torch);
     }
 

@@ -64,13 +64,14 @@ fn model_round_trip_in_pytorch_layout() {
         assert_eq!(w.shape(), [c_out, 3, 3, 3]);
         // PyTorch order [out][in][kh][kw]: element (o=1, i=2, ky=0, kx=1).
         let torch_val = f32::from_le_bytes(w.data()[4 * 46..4 * 47].try_into().unwrap());
-        let mut hwio_val = 0.0;
+        // nuq's OHWI order [out][kh][kw][in]: the same element.
+        let mut ohwi_val = 0.0;
         a.visit_params(&mut |n, p| {
             if n == format!("{first}.weight") {
-                hwio_val = p.value[(3 + 2) * c_out + 1];
+                ohwi_val = p.value[(3 * 3 + 1) * 3 + 2]; // ((o·kh + ky)·kw + kx)·c_in + i
             }
         });
-        assert_eq!(torch_val, hwio_val);
+        assert_eq!(torch_val, ohwi_val);
         let nbt = st.tensor(&format!("{bn}.num_batches_tracked")).unwrap();
         assert_eq!((nbt.dtype(), nbt.shape()), (Dtype::I64, &[][..]));
         assert_eq!(i64::from_le_bytes(nbt.data().try_into().unwrap()), 1);

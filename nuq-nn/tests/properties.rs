@@ -169,7 +169,7 @@ proptest! {
         let len = co * ci * kh * kw;
         let torch: Vec<f32> = (0..len).map(|_| rng.normal()).collect();
         let mut p = Param::new(vec![0.0; len], ParamRole::ConvWeight, vec![co, ci, kh, kw]);
-        p.layout = ParamLayout::ConvHwio { c_out: co, c_in: ci, kh, kw };
+        p.layout = ParamLayout::ConvOhwi { c_out: co, c_in: ci, kh, kw };
         p.set_from_torch(&torch).unwrap();
         prop_assert_eq!(p.to_torch(), torch);
     }

@@ -1,9 +1,12 @@
 //! 2-D convolution through im2col and the `gemm` crate.
 //!
-//! With NHWC activations and the kernel stored `[kh][kw][c_in][c_out]`, a convolution over the
-//! whole batch is one product `Y[M, c_out] = col[M, K] · W[K, c_out]` with `M = n·oh·ow` (batch
-//! folded into M) and `K = kh·kw·c_in`. The backward pass is two more products on the same
-//! shapes: `dW[K, c_out] = colᵀ · dY` and `dcol[M, K] = dY · Wᵀ`, followed by col2im.
+//! With NHWC activations and the kernel stored `[c_out][kh][kw][c_in]` (OHWI, nuq's one weight
+//! layout: row `o` is output channel `o` in the `(ky, kx, ci)` order of an im2col row), a
+//! convolution over the whole batch is one product `Y[M, c_out] = col[M, K] · Wᵀ` with
+//! `M = n·oh·ow` (batch folded into M) and `K = kh·kw·c_in`; the GEMM reads `W` through strides,
+//! never a transposed copy. The backward pass is two more products on the same shapes:
+//! `dWᵀ[K, c_out] = colᵀ · dY` (summed per thread, then reduced into the OHWI gradient) and
+//! `dcol[M, K] = dY · W`, followed by col2im.
 //!
 //! The column matrix is never materialised for the whole batch: the batch is split into one
 //! contiguous image range per rayon thread, and each thread walks its range in row chunks small
@@ -197,8 +200,8 @@ pub(crate) fn image_groups(n: usize) -> (usize, usize) {
 /// A 2-D convolution layer (cross-correlation, as in PyTorch).
 pub struct Conv2d {
     cfg: Conv2dConfig,
-    /// Kernel, stored `[kh][kw][c_in][c_out]` (PyTorch name `weight`, shape
-    /// `[c_out, c_in, kh, kw]`).
+    /// Kernel, stored `[c_out][kh][kw][c_in]` (PyTorch name `weight`, shape
+    /// `[c_out, c_in, kh, kw]`; see [`ParamLayout::ConvOhwi`]).
     pub weight: Param,
     /// Optional bias (PyTorch name `bias`).
     pub bias: Option<Param>,
@@ -226,14 +229,18 @@ impl Conv2d {
                 found: format!("{cfg:?}"),
             });
         }
-        let len = kh * kw * cfg.c_in * cfg.c_out;
-        let std = (2.0 / (cfg.c_out * kh * kw) as f32).sqrt();
-        let mut weight = Param::new(
-            (0..len).map(|_| rng.normal() * std).collect(),
-            ParamRole::ConvWeight,
-            vec![cfg.c_out, cfg.c_in, kh, kw],
-        );
-        weight.layout = ParamLayout::ConvHwio {
+        let (taps, ci, co) = (kh * kw, cfg.c_in, cfg.c_out);
+        let std = (2.0 / (co * taps) as f32).sqrt();
+        // Drawn in `[kh][kw][c_in][c_out]` order (the order of every earlier nuq version, so a
+        // seed keeps giving the same network) and stored OHWI.
+        let drawn: Vec<f32> = (0..taps * ci * co).map(|_| rng.normal() * std).collect();
+        let mut value = vec![0.0; drawn.len()];
+        for (j, &v) in drawn.iter().enumerate() {
+            let (t_i, o) = (j / co, j % co);
+            value[o * taps * ci + t_i] = v;
+        }
+        let mut weight = Param::new(value, ParamRole::ConvWeight, vec![co, ci, kh, kw]);
+        weight.layout = ParamLayout::ConvOhwi {
             c_out: cfg.c_out,
             c_in: cfg.c_in,
             kh,
@@ -367,7 +374,7 @@ impl Layer for Conv2d {
                         cout,
                         false,
                         View::rows(lhs, k),
-                        View::rows(w, cout),
+                        View::transposed(w, k),
                         Parallelism::None,
                     );
                     start += r;
@@ -475,7 +482,7 @@ impl Layer for Conv2d {
                                 k,
                                 false,
                                 View::rows(dy_c, cout),
-                                View::transposed(w, cout),
+                                View::rows(w, k),
                                 Parallelism::None,
                             );
                         } else {
@@ -487,7 +494,7 @@ impl Layer for Conv2d {
                                 k,
                                 false,
                                 View::rows(dy_c, cout),
-                                View::transposed(w, cout),
+                                View::rows(w, k),
                                 Parallelism::None,
                             );
                             col2im(&g, &s.dcol[..r * k], rows, r, gi * per, dx_g);
@@ -507,17 +514,17 @@ impl Layer for Conv2d {
                 }
             });
         let scratch = &self.scratch[..groups];
+        // Row `o` of the OHWI gradient is column `o` of every thread's `dWᵀ[K, c_out]`, summed
+        // in thread order.
         self.weight
             .grad
-            .par_chunks_mut(4096)
+            .par_chunks_mut(k)
             .enumerate()
-            .for_each(|(ci, dst)| {
-                let off = ci * 4096;
-                let len = dst.len();
-                dst.copy_from_slice(&scratch[0].dw[off..off + len]);
-                for s in &scratch[1..] {
-                    for (d, v) in dst.iter_mut().zip(&s.dw[off..off + len]) {
-                        *d += v;
+            .for_each(|(o, dst)| {
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = scratch[0].dw[j * cout + o];
+                    for s in &scratch[1..] {
+                        *d += s.dw[j * cout + o];
                     }
                 }
             });
@@ -553,5 +560,90 @@ impl Layer for Conv2d {
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
+    }
+}
+
+#[cfg(test)]
+/// The GEMM reads the OHWI kernel through strides: it must give the same bits as the
+/// `[K, c_out]` copy earlier versions multiplied, so a seed trains the same network.
+mod layout_check {
+    use super::*;
+    #[test]
+    fn strided_ohwi_products_equal_hwio_copies_bitwise() {
+        let mut rng = Rng::new(3);
+        for &(r, k, cout) in &[
+            (512usize, 576usize, 64usize),
+            (700, 27, 16),
+            (512, 1152, 128),
+            (96, 4608, 512),
+            (1024, 144, 16),
+            (33, 64, 10),
+        ] {
+            let col: Vec<f32> = (0..r * k).map(|_| rng.normal()).collect();
+            let dy: Vec<f32> = (0..r * cout).map(|_| rng.normal()).collect();
+            let ohwi: Vec<f32> = (0..k * cout).map(|_| rng.normal()).collect();
+            let mut hwio = vec![0.0; k * cout];
+            for o in 0..cout {
+                for j in 0..k {
+                    hwio[j * cout + o] = ohwi[o * k + j];
+                }
+            }
+            let mut a = vec![0.0; r * cout];
+            let mut b = vec![0.0; r * cout];
+            matmul(
+                r,
+                cout,
+                k,
+                &mut a,
+                cout,
+                false,
+                View::rows(&col, k),
+                View::rows(&hwio, cout),
+                Parallelism::None,
+            );
+            matmul(
+                r,
+                cout,
+                k,
+                &mut b,
+                cout,
+                false,
+                View::rows(&col, k),
+                View::transposed(&ohwi, k),
+                Parallelism::None,
+            );
+            assert!(
+                a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "fwd {r} {k} {cout}"
+            );
+            let mut a = vec![0.0; r * k];
+            let mut b = vec![0.0; r * k];
+            matmul(
+                r,
+                k,
+                cout,
+                &mut a,
+                k,
+                false,
+                View::rows(&dy, cout),
+                View::transposed(&hwio, cout),
+                Parallelism::None,
+            );
+            matmul(
+                r,
+                k,
+                cout,
+                &mut b,
+                k,
+                false,
+                View::rows(&dy, cout),
+                View::rows(&ohwi, k),
+                Parallelism::None,
+            );
+            assert!(
+                a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "dcol {r} {k} {cout}"
+            );
+        }
     }
 }

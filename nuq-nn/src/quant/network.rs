@@ -30,31 +30,6 @@ pub struct QuantizedNetwork {
     pub(crate) slots: BTreeMap<String, WeightSlot>,
 }
 
-/// `[kh][kw][ci][co]` → rows `[co][kh·kw·ci]`.
-pub(crate) fn hwio_to_rows(w: &[f32], taps: usize, ci: usize, co: usize) -> Vec<f32> {
-    let mut rows = vec![0.0; w.len()];
-    for t in 0..taps {
-        for i in 0..ci {
-            for o in 0..co {
-                rows[o * taps * ci + t * ci + i] = w[(t * ci + i) * co + o];
-            }
-        }
-    }
-    rows
-}
-
-pub(crate) fn rows_to_hwio(rows: &[f32], taps: usize, ci: usize, co: usize) -> Vec<f32> {
-    let mut w = vec![0.0; rows.len()];
-    for t in 0..taps {
-        for i in 0..ci {
-            for o in 0..co {
-                w[(t * ci + i) * co + o] = rows[o * taps * ci + t * ci + i];
-            }
-        }
-    }
-    w
-}
-
 pub(crate) fn downcast<'a, T: 'static>(
     layer: &'a dyn crate::Layer,
     name: &str,
@@ -81,7 +56,8 @@ impl Prep<'_> {
     fn conv(&mut self, name: &str, conv: &mut Conv2d) -> Result<(), NnError> {
         let c = conv.config();
         let taps = c.kernel.0 * c.kernel.1;
-        let mut rows = hwio_to_rows(&conv.weight.value, taps, c.c_in, c.c_out);
+        // The OHWI weight is already the row-major `[c_out][kh·kw·c_in]` table.
+        let mut rows = conv.weight.value.clone();
         let first = std::mem::replace(&mut self.first, false);
         let input_factor = |i: usize| -> f64 {
             if first {
@@ -125,17 +101,13 @@ impl Prep<'_> {
             .enumerate()
             .map(|(i, &v)| (f64::from(v) * input_factor(i)) as f32)
             .collect();
-        let shadow = std::mem::replace(
-            &mut conv.weight.value,
-            rows_to_hwio(&deq, taps, c.c_in, c.c_out),
-        );
+        let shadow = std::mem::replace(&mut conv.weight.value, deq);
         let input_factor = first.then(|| (0..c.c_in).map(input_factor).collect());
         self.slots.insert(
             name.to_string(),
             WeightSlot {
                 q,
                 shadow,
-                conv: Some((taps, c.c_in, c.c_out)),
                 input_factor,
                 edge: first,
                 per_channel: self.cfg.per_channel,
@@ -191,7 +163,6 @@ impl Prep<'_> {
                     WeightSlot {
                         q,
                         shadow,
-                        conv: None,
                         input_factor: None,
                         edge: true,
                         per_channel,

@@ -1,7 +1,6 @@
 //! One quantized weight tensor with its float master copy: the quantized view the network
 //! uses, re-quantized from the masters at every fine-tuning step, refitted and rescaled.
 
-use crate::quant::network::hwio_to_rows;
 use crate::quant::weights::{center_rows, quantize_weights, QuantizedWeights};
 use crate::quant::Family;
 use crate::NnError;
@@ -10,12 +9,11 @@ use crate::NnError;
 pub(crate) struct WeightSlot {
     /// Codebook, indices and per-row scales.
     pub q: QuantizedWeights,
-    /// Float master weights in the parameter's own layout.
+    /// Float master weights, row-major `[rows][k]` like the parameter (a convolution's OHWI
+    /// `[c_out][kh][kw][c_in]`, a linear layer's `[out][in]`).
     pub shadow: Vec<f32>,
-    /// `(taps, c_in, c_out)` for a convolution stored `[kh][kw][c_in][c_out]`; `None` for a
-    /// linear layer stored `[out][in]`.
-    pub conv: Option<(usize, usize, usize)>,
-    /// Per-input-channel factor folded into the first layer's weights (`255 · std`).
+    /// Per-input-channel factor folded into the first layer's weights (`255 · std`; column
+    /// `j` of a row belongs to input channel `j % c_in`).
     pub input_factor: Option<Vec<f64>>,
     /// First convolution or classifier: quantized with the edge bit width.
     pub edge: bool,
@@ -62,18 +60,13 @@ impl WeightSlot {
 
     /// The float masters as the row-major table, uncentred.
     fn raw_rows(&self) -> Vec<f32> {
-        match self.conv {
-            Some((taps, c_in, c_out)) => {
-                let mut rows = hwio_to_rows(&self.shadow, taps, c_in, c_out);
-                if let Some(f) = &self.input_factor {
-                    for (i, v) in rows.iter_mut().enumerate() {
-                        *v = (f64::from(*v) / f[i % c_in]) as f32;
-                    }
-                }
-                rows
+        let mut rows = self.shadow.clone();
+        if let Some(f) = &self.input_factor {
+            for (i, v) in rows.iter_mut().enumerate() {
+                *v = (f64::from(*v) / f[i % f.len()]) as f32;
             }
-            None => self.shadow.clone(),
         }
+        rows
     }
 
     /// Fits a new codebook and new scales to the float masters.
@@ -131,14 +124,8 @@ impl WeightSlot {
     /// Where parameter position `pos` lands: (row, column of the row-major table, input
     /// factor of the first layer or 1).
     fn locate(&self, pos: usize, k: usize) -> (usize, usize, f64) {
-        let (row, col, ci) = match self.conv {
-            Some((_, c_in, c_out)) => {
-                let (tap_ci, o) = (pos / c_out, pos % c_out);
-                (o, tap_ci, tap_ci % c_in)
-            }
-            None => (pos / k, pos % k, 0),
-        };
-        let factor = self.input_factor.as_ref().map_or(1.0, |f| f[ci]);
+        let (row, col) = (pos / k, pos % k);
+        let factor = self.input_factor.as_ref().map_or(1.0, |f| f[col % f.len()]);
         (row, col, factor)
     }
 
@@ -222,7 +209,6 @@ mod tests {
         WeightSlot {
             q,
             shadow,
-            conv: None,
             input_factor: None,
             edge: false,
             per_channel,
