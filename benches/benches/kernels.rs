@@ -7,7 +7,7 @@
 //! filter with e.g. `-- m=1024`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use nuq_kernels::{gemm, CodebookWeights, KernelPath, PackedWeights, Weights};
+use nuq_kernels::{CodebookWeights, KernelPath, PackedWeights, Weights};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -57,11 +57,16 @@ fn gemm_benches(c: &mut Criterion) {
                 continue;
             }
             g.bench_function(BenchmarkId::new("int8", path.name()), |b| {
-                b.iter(|| gemm(path, black_box(&a), k, m, &pw, &mut *out, n).expect("gemm"))
+                b.iter(|| {
+                    nuq_kernels::gemm(path, black_box(&a), k, m, &pw, &mut *out, n).expect("gemm")
+                })
             });
             if matches!(path, KernelPath::Avx2 | KernelPath::Avx512Vnni) {
                 g.bench_function(BenchmarkId::new("cb4", path.name()), |b| {
-                    b.iter(|| gemm(path, black_box(&a), k, m, &cw, &mut *out, n).expect("cb4 gemm"))
+                    b.iter(|| {
+                        nuq_kernels::gemm(path, black_box(&a), k, m, &cw, &mut *out, n)
+                            .expect("cb4 gemm")
+                    })
                 });
             }
         }

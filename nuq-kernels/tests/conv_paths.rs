@@ -130,7 +130,7 @@ fn thresholds(rng: &mut impl FnMut() -> u64, bits: u8, c_out: usize, span: i64) 
         values.extend(row);
     }
     let dirs = (0..c_out).map(|_| {
-        if rng() % 3 == 0 {
+        if rng().is_multiple_of(3) {
             Direction::Falling
         } else {
             Direction::Rising

@@ -13,7 +13,7 @@
 //! shorter, noisier run.
 
 use nuq_benches::peak::{vnni_chains, MACS_PER_ITERATION};
-use nuq_kernels::{gemm, CodebookWeights, KernelPath, PackedWeights, Weights};
+use nuq_kernels::{CodebookWeights, KernelPath, PackedWeights, Weights};
 use rayon::prelude::*;
 use rayon::ThreadPool;
 use std::time::{Duration, Instant};
@@ -147,9 +147,11 @@ fn main() {
                 .ceil()
                 .max(1.0) as u64;
             let mut run = |item: Item| match item {
-                Item::Int8(path) => gemm(path, &a, s.k, s.m, &pw, &mut *c, s.n).expect("gemm"),
+                Item::Int8(path) => {
+                    nuq_kernels::gemm(path, &a, s.k, s.m, &pw, &mut *c, s.n).expect("gemm")
+                }
                 Item::Cb4(path) => {
-                    gemm(path, &a, s.k, s.m, &cw, &mut *c, s.n).expect("codebook gemm")
+                    nuq_kernels::gemm(path, &a, s.k, s.m, &cw, &mut *c, s.n).expect("codebook gemm")
                 }
                 Item::Peak => {
                     // 8 chunks per thread, scheduled by rayon like the GEMM's tiles.

@@ -199,10 +199,10 @@ pub(crate) trait GemmKernel {
 #[cfg(target_arch = "x86_64")]
 const _: () = assert!(
     crate::archparam::ROW_ALIGN == avx512::Avx512::MR
-        && PANEL % avx512::Avx512::NR == 0
-        && PANEL % avx2::Avx2::NR == 0
+        && PANEL.is_multiple_of(avx512::Avx512::NR)
+        && PANEL.is_multiple_of(avx2::Avx2::NR)
 );
-const _: () = assert!(PANEL % portable::Portable::NR == 0 && PANEL % scalar::Scalar::NR == 0);
+const _: () = assert!(PANEL.is_multiple_of(portable::Portable::NR) && scalar::Scalar::NR == 1);
 
 /// Computes output rows `rows` × the columns of panels `panels` with `path`'s kernel.
 fn tile(path: KernelPath, p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
@@ -251,11 +251,10 @@ pub fn gemm(
 /// in column `j − panels.start · PANEL` of `c` (row stride `ldc`).
 ///
 /// This is the building block of the fused convolution ([`crate::conv`]), which schedules
-/// its own parallel work; the results are those of [`gemm_u8i8`] / [`gemm_codebook`] bit
-/// for bit.
+/// its own parallel work; the results are those of [`gemm()`] bit for bit.
 ///
 /// # Errors
-/// As [`gemm_u8i8`]; [`KernelError::ShapeMismatch`] for an empty or out-of-range panel
+/// As [`gemm()`]; [`KernelError::ShapeMismatch`] for an empty or out-of-range panel
 /// range or `ldc` narrower than the block.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_block(
