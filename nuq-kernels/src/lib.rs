@@ -10,7 +10,7 @@
 //! |---|---|
 //! | [`packed`] | weight pre-packing: [`Weights`] — [`PackedWeights`] (int8 panels) or [`CodebookWeights`] (2/3/4-bit indices + the tensor's int8 codebook); the layouts |
 //! | [`conv`] | [`conv::Conv`]: the fused convolution — row/column tiles that each unfold their im2col rows, run the block GEMM and requantize (bias folded into the thresholds) while in cache |
-//! | [`gemm`] | [`gemm()`]: `u8` activations × packed weights; rayon tiles, thread-count independent; one `GemmKernel` per path |
+//! | [`mod@gemm`] | [`gemm()`]: `u8` activations × packed weights; rayon tiles, thread-count independent; one `GemmKernel` per path |
 //! | [`threshold`] | [`threshold::Thresholds`]: FINN MultiThreshold, per-channel ascending or descending |
 //! | [`residual_threshold`] | [`residual_threshold::ResidualThresholds`]: residual join (shift + fixed-point aligned shortcut) requantized to levels by 64-bit thresholds |
 //! | [`pool`] | integer max-pool, global average pool (rounded half up) |
