@@ -21,11 +21,11 @@
 //! 64-byte aligned.
 //!
 //! # Packed index layouts ([`CodebookWeights`])
-//! Indices address the tensor's int8 codebook of `2^bits` levels. Padding positions (`kk ≥ k` or `ch ≥ n`) hold index 0 and are never
-//! multiplied by a non-zero activation or stored. Within a panel, "lane byte" `b ∈ 0..64`
-//! of half `h ∈ {0, 1}` at group `g` means channel `32p + 16h + b/4`, position `4g + b%4`
-//! (the byte the decoded value occupies in the int8 layout above). Bits are filled
-//! least-significant first.
+//! Indices address the tensor's int8 codebook of `2^bits` levels. Padding positions (`kk ≥ k` or
+//! `ch ≥ n`) hold index 0 and are never multiplied by a non-zero activation or stored. Within a
+//! panel, "lane byte" `b ∈ 0..64` of half `h ∈ {0, 1}` at group `g` means channel `32p + 16h +
+//! b/4`, position `4g + b%4` (the byte the decoded value occupies in the int8 layout above). Bits
+//! are filled least-significant first.
 //!
 //! * **4-bit** (`kp = round_up(k, 4)`): per panel, per group `g`, 64 bytes; byte `b` holds
 //!   half 0's index in its low nibble and half 1's in its high nibble. One `vpermb` on the

@@ -3,9 +3,10 @@
 //!
 //! A [`Conv`] is compiled once per layer from plain data — the [`ConvShape`], the packed
 //! [`Weights`] (indices `[c_out][k]`, `k` in `(ky, kx, ci)` order, with their int8 levels:
-//! [`Weights::pack`] chooses codebook indices for 2–4 bits, int8 otherwise), the bias and the output wanted ([`Requantize`]: levels through
-//! `nuq-core`'s [`MacThresholds`](nuq_core::MacThresholds), or `acc + bias`) — and run on
-//! batches of NHWC `u8` images into NHWC levels or `i32` ([`ConvOut`]).
+//! [`Weights::pack`] chooses codebook indices for 2–4 bits, int8 otherwise), the bias and the
+//! output wanted ([`Requantize`]: levels through `nuq-core`'s
+//! [`MacThresholds`](nuq_core::MacThresholds), or `acc + bias`) — and run on batches of NHWC `u8`
+//! images into NHWC levels or `i32` ([`ConvOut`]).
 //!
 //! | file | what |
 //! |---|---|
@@ -45,7 +46,8 @@
 //! let conv = Conv::new(shape, &[0], weights, &[0, 0], out)?;
 //! let mut levels = [0u8; 8];
 //! let image = [1, 2, 3, 4]; // sum 10
-//! conv.run(KernelPath::best_available(), &image, 1, ConvOut::Levels(&mut levels), &mut ConvScratch::default())?;
+//! let (path, mut scratch) = (KernelPath::best_available(), ConvScratch::default());
+//! conv.run(path, &image, 1, ConvOut::Levels(&mut levels), &mut scratch)?;
 //! assert_eq!(levels, [7, 0, 7, 0, 7, 0, 7, 0]);
 //! # Ok::<(), nuq_kernels::KernelError>(())
 //! ```

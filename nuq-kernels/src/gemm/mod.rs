@@ -137,7 +137,8 @@ fn validate(
     check_len("output", (m - 1) * ldc + width, c_len)
 }
 
-/// Checks the accumulator bound, first with the type's full range (`255`) and, only if that fails, with the actual maximum.
+/// Checks the accumulator bound, first with the type's full range (`255`) and, only if that fails,
+/// with the actual maximum.
 fn check_bound(p: &Problem<'_>) -> Result<(), KernelError> {
     let (k, max_w) = (p.w.k(), p.w.max_abs());
     if check_accumulator_bound(k, max_w, 255).is_ok() {
