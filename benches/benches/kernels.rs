@@ -7,9 +7,7 @@
 //! filter with e.g. `-- m=1024`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use nuq_kernels::{
-    gemm_codebook, gemm_u8i8, CodebookScope, CodebookWeights, KernelPath, PackedWeights,
-};
+use nuq_kernels::{CodebookWeights, KernelPath, PackedWeights, Weights};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -45,11 +43,10 @@ fn gemm_benches(c: &mut Criterion) {
         g.measurement_time(Duration::from_millis(800));
         let a = bytes(m * k, 1);
         let w: Vec<i8> = bytes(n * k, 2).into_iter().map(|b| b as i8).collect();
-        let pw = PackedWeights::from_rows(&w, n, k).expect("weights");
+        let pw = Weights::Int8(PackedWeights::from_rows(&w, n, k).expect("weights"));
         let idx: Vec<u8> = bytes(n * k, 3).into_iter().map(|b| b & 15).collect();
         let book: Vec<i8> = (0..16).map(|i| (i * 17 - 128) as i8).collect();
-        let cw = CodebookWeights::pack(&idx, n, k, 4, &book, CodebookScope::PerTensor)
-            .expect("codebook");
+        let cw = Weights::Codebook(CodebookWeights::pack(&idx, n, k, 4, &book).expect("codebook"));
         // A 64-byte aligned output lets the AVX-512 kernel stream large outputs to memory.
         let mut out_buf = vec![0i32; m * n + 16];
         let off = out_buf.as_ptr().align_offset(64);
@@ -60,12 +57,14 @@ fn gemm_benches(c: &mut Criterion) {
                 continue;
             }
             g.bench_function(BenchmarkId::new("int8", path.name()), |b| {
-                b.iter(|| gemm_u8i8(path, black_box(&a), k, m, &pw, &mut *out, n).expect("gemm"))
+                b.iter(|| {
+                    nuq_kernels::gemm(path, black_box(&a), k, m, &pw, &mut *out, n).expect("gemm")
+                })
             });
             if matches!(path, KernelPath::Avx2 | KernelPath::Avx512Vnni) {
                 g.bench_function(BenchmarkId::new("cb4", path.name()), |b| {
                     b.iter(|| {
-                        gemm_codebook(path, black_box(&a), k, m, &cw, &mut *out, n)
+                        nuq_kernels::gemm(path, black_box(&a), k, m, &cw, &mut *out, n)
                             .expect("cb4 gemm")
                     })
                 });

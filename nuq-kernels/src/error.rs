@@ -65,6 +65,16 @@ pub enum KernelError {
         /// Index width in bits.
         bits: u8,
     },
+    /// A convolution's `accumulator + bias` leaves the `i32` range.
+    #[error("accumulator + bias overflows int32")]
+    BiasOverflow,
+    /// A convolution was handed an output buffer of the other kind than it was compiled
+    /// for (levels or `i32`).
+    #[error("convolution output: expected a buffer of {expected}")]
+    OutputKind {
+        /// The kind the convolution writes.
+        expected: &'static str,
+    },
     /// The kernel path asked for cannot run on this CPU.
     #[error("kernel path {path} is not available on this CPU")]
     PathUnavailable {
@@ -77,4 +87,45 @@ pub enum KernelError {
         /// The text given.
         name: String,
     },
+}
+
+/// [`KernelError::SliceTooShort`] unless a slice of `found` elements holds `expected`.
+pub(crate) fn check_len(
+    what: &'static str,
+    expected: usize,
+    found: usize,
+) -> Result<(), KernelError> {
+    match found < expected {
+        true => Err(KernelError::SliceTooShort {
+            what,
+            expected,
+            found,
+        }),
+        false => Ok(()),
+    }
+}
+
+/// [`KernelError::ShapeMismatch`] unless `found == expected`.
+pub(crate) fn check_eq(
+    what: &'static str,
+    expected: usize,
+    found: usize,
+) -> Result<(), KernelError> {
+    match found == expected {
+        true => Ok(()),
+        false => Err(KernelError::ShapeMismatch {
+            what,
+            expected,
+            found,
+        }),
+    }
+}
+
+/// [`KernelError::ShapeMismatch`] unless `found ≥ expected`.
+pub(crate) fn check_min(
+    what: &'static str,
+    expected: usize,
+    found: usize,
+) -> Result<(), KernelError> {
+    check_eq(what, expected, found.min(expected))
 }

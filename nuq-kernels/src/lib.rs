@@ -1,43 +1,47 @@
 //! # nuq-kernels
 //!
-//! SIMD integer kernels for codebook-quantized CNN inference — u8×i8 and codebook GEMM,
-//! threshold requantization, the residual join and pooling — with AVX-512 VNNI,
-//! AVX2, portable (`wide`) and scalar reference paths that are bit-exact with each other and
-//! chosen at run time ([`KernelPath::detect`], overridable with `NUQ_KERNEL=scalar|portable|
-//! avx2|avx512`, and passed explicitly to every kernel).
+//! SIMD integer kernels for codebook-quantized CNN inference — the fused convolution
+//! (im2col + codebook GEMM + threshold requantization), the residual join and pooling —
+//! with AVX-512 VNNI, AVX2, portable (`wide`) and scalar reference paths that are bit-exact
+//! with each other and chosen at run time ([`KernelPath::detect`], overridable with
+//! `NUQ_KERNEL=scalar|portable|avx2|avx512`, and passed explicitly to every kernel).
 //!
 //! | module | what |
 //! |---|---|
-//! | [`packed`] | weight pre-packing: [`PackedWeights`] (int8 panels), [`CodebookWeights`] (2/3/4-bit indices + int8 codebook per tensor or per channel); the layouts |
-//! | [`gemm`] | [`gemm_u8i8`], [`gemm_i8i8`] (offset compensation), [`gemm_codebook`], [`gemm_codebook_i8`]; rayon tiles, thread-count independent; [`gemm_block`] computes one block on the calling thread |
+//! | [`packed`] | weight pre-packing: [`Weights`] — [`PackedWeights`] (int8 panels) or [`CodebookWeights`] (2/3/4-bit indices + the tensor's int8 codebook); the layouts |
+//! | [`conv`] | [`conv::Conv`]: the fused convolution — row/column tiles that each unfold their im2col rows, run the block GEMM and requantize (bias folded into the thresholds) while in cache |
+//! | [`mod@gemm`] | [`gemm()`]: `u8` activations × packed weights; rayon tiles, thread-count independent; one `GemmKernel` per path |
 //! | [`threshold`] | [`threshold::Thresholds`]: FINN MultiThreshold, per-channel ascending or descending |
 //! | [`residual_threshold`] | [`residual_threshold::ResidualThresholds`]: residual join (shift + fixed-point aligned shortcut) requantized to levels by 64-bit thresholds |
 //! | [`pool`] | integer max-pool, global average pool (rounded half up) |
 //! | [`overflow`] | the `K·max|w|·max|a|` accumulator bound, enforced by every GEMM |
+//! | [`archparam`] | every tiling and tuning number, each with what it trades off (one tile policy serves the GEMMs and the convolution) |
 //!
 //! A 2-row × 3-column integer product on the best path this CPU has (every path gives the
 //! same integers):
 //!
 //! ```
-//! use nuq_kernels::{gemm_u8i8, KernelPath, PackedWeights};
+//! use nuq_kernels::{gemm, KernelPath, Weights};
 //!
-//! let a: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];                     // 2 × 4 activation levels
-//! let w: [i8; 12] = [1, 0, 0, 0, 0, 1, 0, 0, -1, -1, -1, -1];     // 3 × 4 weight levels
-//! let packed = PackedWeights::from_rows(&w, 3, 4)?;                // packed once per layer
+//! let a: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];                 // 2 × 4 activation levels
+//! let idx: [u8; 12] = [1, 0, 0, 0, 0, 1, 0, 0, 2, 2, 2, 2];   // 3 × 4 weight indices ...
+//! let w = Weights::pack(&idx, 3, 4, 2, &[0, 1, -1])?;         // ... into a 2-bit codebook
 //! let mut c = [0i32; 6];
-//! gemm_u8i8(KernelPath::best_available(), &a, 4, 2, &packed, &mut c, 3)?;
+//! gemm(KernelPath::best_available(), &a, 4, 2, &w, &mut c, 3)?;
 //! assert_eq!(c, [1, 2, -10, 5, 6, -26]);
 //! # Ok::<(), nuq_kernels::KernelError>(())
 //! ```
 //!
-//! Data layouts: activations are NHWC `u8` (levels of an unsigned activation codebook) or
-//! `i8`, row-major `[pixel][channel]`; weights are `W[cout][k]` with OHWI filters flattened
+//! Data layouts: activations are NHWC `u8` (levels of an unsigned activation codebook),
+//! row-major `[pixel][channel]`; weights are `W[cout][k]` with OHWI filters flattened
 //! in `(ky, kx, ci)` order and pre-packed once (layouts in [`packed`]); accumulators are
 //! `i32`, row-major `[pixel][channel]`. Every `unsafe` block carries a `SAFETY:` comment
 //! and every SIMD path is compared bit for bit with the scalar reference by the proptests
 //! in `tests/`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod archparam;
+pub mod conv;
 mod error;
 pub mod gemm;
 pub mod overflow;
@@ -48,8 +52,9 @@ pub mod residual_threshold;
 pub mod threshold;
 #[cfg(target_arch = "x86_64")]
 mod threshold_search;
+mod tiling;
 
 pub use error::KernelError;
-pub use gemm::{gemm_block, gemm_codebook, gemm_codebook_i8, gemm_i8i8, gemm_u8i8, BlockWeights};
-pub use packed::{CodebookScope, CodebookWeights, PackedWeights, PANEL};
+pub use gemm::gemm;
+pub use packed::{CodebookWeights, PackedWeights, Weights, PANEL};
 pub use path::KernelPath;

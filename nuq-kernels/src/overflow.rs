@@ -3,9 +3,7 @@
 //! A dot product of length `K` with `|w| ≤ W` and `|a| ≤ A` is bounded by `K·W·A`, and so
 //! is every partial sum a kernel forms on the way (each is a sub-sum of the same terms).
 //! When `K·W·A ≤ i32::MAX` no path can overflow; otherwise the kernels return
-//! [`KernelError::AccumulatorOverflow`] rather than wrapped numbers. Signed activations
-//! are fed to the multiplier as `a + 128 ∈ [0, 255]` (offset compensation), so their bound
-//! uses `max(a + 128)`.
+//! [`KernelError::AccumulatorOverflow`] rather than wrapped numbers.
 
 use crate::KernelError;
 

@@ -21,12 +21,11 @@
 //! 64-byte aligned.
 //!
 //! # Packed index layouts ([`CodebookWeights`])
-//! Indices address an int8 codebook of `2^bits` levels, one per tensor or one per output
-//! channel. Padding positions (`kk ≥ k` or `ch ≥ n`) hold index 0 and are never
-//! multiplied by a non-zero activation or stored. Within a panel, "lane byte" `b ∈ 0..64`
-//! of half `h ∈ {0, 1}` at group `g` means channel `32p + 16h + b/4`, position `4g + b%4`
-//! (the byte the decoded value occupies in the int8 layout above). Bits are filled
-//! least-significant first.
+//! Indices address the tensor's int8 codebook of `2^bits` levels. Padding positions (`kk ≥ k` or
+//! `ch ≥ n`) hold index 0 and are never multiplied by a non-zero activation or stored. Within a
+//! panel, "lane byte" `b ∈ 0..64` of half `h ∈ {0, 1}` at group `g` means channel `32p + 16h +
+//! b/4`, position `4g + b%4` (the byte the decoded value occupies in the int8 layout above). Bits
+//! are filled least-significant first.
 //!
 //! * **4-bit** (`kp = round_up(k, 4)`): per panel, per group `g`, 64 bytes; byte `b` holds
 //!   half 0's index in its low nibble and half 1's in its high nibble. One `vpermb` on the
@@ -38,6 +37,7 @@
 //!   layout of `index & 3` (64 bytes) followed by a 32-byte bit plane of `index >> 2`,
 //!   element `e = 4b + r` at byte `e / 8`, bit `e % 8`.
 
+use crate::error::{check_eq, check_len};
 use crate::KernelError;
 
 /// Output channels per weight panel.
@@ -63,7 +63,6 @@ pub struct PackedWeights {
     k: usize,
     kp: usize,
     data: Vec<Line>,
-    col_sums: Vec<i32>,
     max_abs: u32,
 }
 
@@ -85,36 +84,23 @@ impl PackedWeights {
     /// [`KernelError::Unsupported`] when `n` or `k` is zero.
     pub fn from_rows(w: &[i8], n: usize, k: usize) -> Result<Self, KernelError> {
         check_dims(n, k)?;
-        let need = n * k;
-        if w.len() < need {
-            return Err(KernelError::SliceTooShort {
-                what: "weights",
-                expected: need,
-                found: w.len(),
-            });
-        }
+        check_len("weights", n * k, w.len())?;
         let kp = round_up(k, 4);
         let panels = n.div_ceil(PANEL);
         let mut data = zeroed_lines(panels * PANEL * kp);
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut data);
-        let mut col_sums = vec![0i32; panels * PANEL];
         let mut max_abs = 0u32;
         for ch in 0..n {
-            let row = &w[ch * k..ch * k + k];
-            let mut sum = 0i32;
-            for (kk, &v) in row.iter().enumerate() {
+            for (kk, &v) in w[ch * k..ch * k + k].iter().enumerate() {
                 bytes[int8_offset(ch, kk, kp)] = v as u8;
-                sum += i32::from(v);
                 max_abs = max_abs.max(u32::from(v.unsigned_abs()));
             }
-            col_sums[ch] = sum;
         }
         Ok(PackedWeights {
             n,
             k,
             kp,
             data,
-            col_sums,
             max_abs,
         })
     }
@@ -137,12 +123,6 @@ impl PackedWeights {
     /// Largest `|w|` over the tensor.
     pub fn max_abs(&self) -> u32 {
         self.max_abs
-    }
-
-    /// `Σ_k w[ch][k]` per output channel, padded with zeros to a multiple of [`PANEL`]
-    /// (used for the offset compensation of signed activations).
-    pub fn col_sums(&self) -> &[i32] {
-        &self.col_sums
     }
 
     /// The weight of output channel `ch` at reduction position `kk`.
@@ -189,29 +169,18 @@ pub(crate) fn int8_offset(ch: usize, kk: usize, kp: usize) -> usize {
     (ch / PANEL) * PANEL * kp + (kk / 4) * 128 + (ch % PANEL) * 4 + kk % 4
 }
 
-/// Whether a codebook is shared by the whole tensor or owned by each output channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodebookScope {
-    /// One codebook of `2^bits` levels for the whole tensor.
-    PerTensor,
-    /// One codebook per output channel (`n · 2^bits` levels, channel-major).
-    PerChannel,
-}
-
-/// Weights stored as packed 2-, 3- or 4-bit codebook indices plus int8 codebook(s), in the
-/// layouts described in the [module docs](self).
+/// Weights stored as packed 2-, 3- or 4-bit codebook indices plus the tensor's int8
+/// codebook, in the layouts described in the [module docs](self).
 #[derive(Clone)]
 pub struct CodebookWeights {
     n: usize,
     k: usize,
     kp: usize,
     bits: u8,
-    scope: CodebookScope,
-    codebooks: Vec<i8>,
+    codebook: Vec<i8>,
     lut64: [u8; 64],
     data: Vec<Line>,
     panel_stride: usize,
-    col_sums: Vec<i32>,
     max_abs: u32,
 }
 
@@ -221,15 +190,13 @@ impl std::fmt::Debug for CodebookWeights {
             .field("n", &self.n)
             .field("k", &self.k)
             .field("bits", &self.bits)
-            .field("scope", &self.scope)
             .finish()
     }
 }
 
 impl CodebookWeights {
-    /// Packs row-major indices `indices[n][k]` (each `< 2^bits`) with their codebook(s):
-    /// `2^bits` levels for [`CodebookScope::PerTensor`], `n · 2^bits` (channel-major) for
-    /// [`CodebookScope::PerChannel`].
+    /// Packs row-major indices `indices[n][k]` (each `< 2^bits`) with their codebook of
+    /// `2^bits` levels.
     ///
     /// # Errors
     /// [`KernelError::Unsupported`] for `bits ∉ {2, 3, 4}` or a zero dimension,
@@ -241,8 +208,7 @@ impl CodebookWeights {
         n: usize,
         k: usize,
         bits: u8,
-        codebooks: &[i8],
-        scope: CodebookScope,
+        codebook: &[i8],
     ) -> Result<Self, KernelError> {
         check_dims(n, k)?;
         if !(2..=4).contains(&bits) {
@@ -253,24 +219,8 @@ impl CodebookWeights {
             });
         }
         let levels = 1usize << bits;
-        let books = match scope {
-            CodebookScope::PerTensor => 1,
-            CodebookScope::PerChannel => n,
-        };
-        if codebooks.len() != books * levels {
-            return Err(KernelError::ShapeMismatch {
-                what: "codebook length",
-                expected: books * levels,
-                found: codebooks.len(),
-            });
-        }
-        if indices.len() < n * k {
-            return Err(KernelError::SliceTooShort {
-                what: "indices",
-                expected: n * k,
-                found: indices.len(),
-            });
-        }
+        check_eq("codebook length", levels, codebook.len())?;
+        check_len("indices", n * k, indices.len())?;
         let kp = if bits == 4 {
             round_up(k, 4)
         } else {
@@ -280,10 +230,7 @@ impl CodebookWeights {
         let panels = n.div_ceil(PANEL);
         let mut data = zeroed_lines(panels * panel_stride);
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut data);
-        let mut col_sums = vec![0i32; panels * PANEL];
         for ch in 0..n {
-            let book = &codebooks[(ch % books) * levels..][..levels];
-            let mut sum = 0i32;
             for kk in 0..k {
                 let idx = indices[ch * k + kk];
                 if usize::from(idx) >= levels {
@@ -295,30 +242,26 @@ impl CodebookWeights {
                     });
                 }
                 store_index(bytes, panel_stride, bits, ch, kk, idx);
-                sum += i32::from(book[usize::from(idx)]);
             }
-            col_sums[ch] = sum;
         }
-        let max_abs = codebooks
+        let max_abs = codebook
             .iter()
             .map(|v| u32::from(v.unsigned_abs()))
             .max()
             .unwrap_or(0);
         let mut lut64 = [0u8; 64];
         for (i, slot) in lut64.iter_mut().enumerate() {
-            *slot = codebooks[i % levels] as u8;
+            *slot = codebook[i % levels] as u8;
         }
         Ok(CodebookWeights {
             n,
             k,
             kp,
             bits,
-            scope,
-            codebooks: codebooks.to_vec(),
+            codebook: codebook.to_vec(),
             lut64,
             data,
             panel_stride,
-            col_sums,
             max_abs,
         })
     }
@@ -343,24 +286,9 @@ impl CodebookWeights {
         self.bits
     }
 
-    /// Codebook scope.
-    pub fn scope(&self) -> CodebookScope {
-        self.scope
-    }
-
-    /// The codebook(s), channel-major for [`CodebookScope::PerChannel`].
-    pub fn codebooks(&self) -> &[i8] {
-        &self.codebooks
-    }
-
-    /// Largest `|level|` over the codebook(s).
+    /// Largest `|level|` of the codebook.
     pub fn max_abs(&self) -> u32 {
         self.max_abs
-    }
-
-    /// `Σ_k level[ch][k]` per output channel, padded with zeros to a multiple of [`PANEL`].
-    pub fn col_sums(&self) -> &[i32] {
-        &self.col_sums
     }
 
     /// The packed bytes.
@@ -382,22 +310,10 @@ impl CodebookWeights {
     /// # Panics
     /// When `ch ≥ n` or `kk ≥ k`.
     pub fn level(&self, ch: usize, kk: usize) -> i8 {
-        let levels = 1usize << self.bits;
-        let book = match self.scope {
-            CodebookScope::PerTensor => 0,
-            CodebookScope::PerChannel => ch,
-        };
-        self.codebooks[book * levels + usize::from(self.index(ch, kk))]
+        self.codebook[usize::from(self.index(ch, kk))]
     }
 
-    /// Whether the AVX-512 kernel decodes this tensor in registers (every per-tensor
-    /// codebook; the AVX2 kernel does so for per-tensor 4-bit). Per-channel codebooks are
-    /// decoded once per panel and tile into an int8 scratch panel instead.
-    pub fn decodes_in_registers(&self) -> bool {
-        self.scope == CodebookScope::PerTensor
-    }
-
-    /// The per-tensor codebook repeated to fill 64 bytes (`vpermb` table).
+    /// The codebook repeated to fill 64 bytes (`vpermb` table).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn lut64(&self) -> &[u8; 64] {
         &self.lut64
@@ -408,34 +324,21 @@ impl CodebookWeights {
         &self.bytes()[panel * self.panel_stride..(panel + 1) * self.panel_stride]
     }
 
-    /// The 16-entry codebooks of panel `panel`'s 32 channels, channel-major (`[j][16]`;
-    /// zeros for padding channels). Only meaningful for 4-bit tensors.
-    pub(crate) fn panel_tables(&self, panel: usize) -> [u8; PANEL * 16] {
-        let levels = 1usize << self.bits;
-        let mut t = [0u8; PANEL * 16];
-        for j in 0..PANEL {
-            let ch = panel * PANEL + j;
-            if ch < self.n {
-                let book = match self.scope {
-                    CodebookScope::PerTensor => 0,
-                    CodebookScope::PerChannel => ch,
-                };
-                for (e, &v) in self.codebooks[book * levels..][..levels].iter().enumerate() {
-                    t[j * 16 + e] = v as u8;
-                }
-            }
-        }
-        t
-    }
-
     /// Decodes panel `panel` into the int8 panel layout (`32 · kp` bytes of `out`);
     /// padding channels decode to 0.
     pub(crate) fn decode_panel(&self, panel: usize, out: &mut [u8]) {
         let src = self.panel_bytes(panel);
         let groups = self.kp / 4;
+        // The level of index `idx` in channel `j` of the panel.
+        let t = |j: usize, idx: usize| -> u8 {
+            if panel * PANEL + j < self.n {
+                self.codebook[idx] as u8
+            } else {
+                0
+            }
+        };
         if self.bits == 4 {
             // One packed byte holds lane `b` of both halves.
-            let t = self.panel_tables(panel);
             for (packed, dst) in src
                 .chunks_exact(64)
                 .zip(out.chunks_exact_mut(128))
@@ -444,15 +347,14 @@ impl CodebookWeights {
                 let (d0, d1) = dst.split_at_mut(64);
                 for (b, &byte) in packed.iter().enumerate() {
                     let j = b / 4;
-                    d0[b] = t[j * 16 + usize::from(byte & 15)];
-                    d1[b] = t[(16 + j) * 16 + usize::from(byte >> 4)];
+                    d0[b] = t(j, usize::from(byte & 15));
+                    d1[b] = t(16 + j, usize::from(byte >> 4));
                 }
             }
             return;
         }
         // 2- and 3-bit: one 64-byte (+ 32-byte bit plane) block per group pair; element
         // `r` of lane byte `b` is group `2q + r / 2`, half `r % 2`.
-        let t = self.panel_tables(panel);
         let block = if self.bits == 2 { 64 } else { 96 };
         for (q, packed) in src.chunks_exact(block).enumerate().take(groups.div_ceil(2)) {
             for b in 0..64 {
@@ -470,9 +372,109 @@ impl CodebookWeights {
                     let h = r % 2;
                     let idx =
                         usize::from((byte >> (2 * r)) & 3) | usize::from((hi_bits >> r) & 1) << 2;
-                    out[g * 128 + h * 64 + b] = t[(16 * h + b / 4) * 16 + idx];
+                    out[g * 128 + h * 64 + b] = t(16 * h + b / 4, idx);
                 }
             }
+        }
+    }
+}
+
+/// A layer's weights `W[n][k]`, packed once for the GEMM.
+#[derive(Debug, Clone)]
+pub enum Weights {
+    /// Int8 levels (1-bit and 5- to 8-bit codebooks, decoded when packed).
+    Int8(PackedWeights),
+    /// 2-, 3- or 4-bit indices and their codebook, decoded inside the GEMM.
+    Codebook(CodebookWeights),
+}
+
+impl Weights {
+    /// Packs row-major indices `indices[n][k]` (for a convolution `k` runs over
+    /// `(ky, kx, c_in)`) into the codebook `levels` (at most `2^bits` int8 levels): packed
+    /// indices for 2–4 bits, int8 levels otherwise.
+    ///
+    /// # Errors
+    /// [`KernelError::Unsupported`] for `bits ∉ 1..=8`, a zero dimension or more than
+    /// `2^bits` levels; [`KernelError::SliceTooShort`] for too few indices;
+    /// [`KernelError::IndexOutOfRange`] for an index without a level.
+    pub fn pack(
+        indices: &[u8],
+        n: usize,
+        k: usize,
+        bits: u8,
+        levels: &[i8],
+    ) -> Result<Weights, KernelError> {
+        if !(1..=8).contains(&bits) || levels.len() > 1 << bits {
+            return Err(KernelError::Unsupported {
+                what: "weight codebook (bits, levels)",
+                value: i64::from(bits),
+                allowed: "1 ..= 8 bits with at most 2^bits levels",
+            });
+        }
+        let indices = indices.get(..n * k).ok_or(KernelError::SliceTooShort {
+            what: "weight indices",
+            expected: n * k,
+            found: indices.len(),
+        })?;
+        if let Some(p) = indices.iter().position(|&i| usize::from(i) >= levels.len()) {
+            return Err(KernelError::IndexOutOfRange {
+                channel: p / k,
+                k: p % k,
+                index: indices[p],
+                bits,
+            });
+        }
+        if (2..=4).contains(&bits) {
+            // The GEMM takes exactly 2^bits levels: unused indices repeat the last level.
+            let mut book = levels.to_vec();
+            book.resize(1 << bits, *levels.last().unwrap_or(&0));
+            CodebookWeights::pack(indices, n, k, bits, &book).map(Weights::Codebook)
+        } else {
+            let decoded: Vec<i8> = indices.iter().map(|&i| levels[usize::from(i)]).collect();
+            PackedWeights::from_rows(&decoded, n, k).map(Weights::Int8)
+        }
+    }
+
+    /// Output channels (`n`).
+    pub fn n(&self) -> usize {
+        match self {
+            Weights::Int8(w) => w.n(),
+            Weights::Codebook(w) => w.n(),
+        }
+    }
+
+    /// Reduction length (`k`).
+    pub fn k(&self) -> usize {
+        match self {
+            Weights::Int8(w) => w.k(),
+            Weights::Codebook(w) => w.k(),
+        }
+    }
+
+    /// Padded reduction length.
+    pub fn k_padded(&self) -> usize {
+        match self {
+            Weights::Int8(w) => w.k_padded(),
+            Weights::Codebook(w) => w.k_padded(),
+        }
+    }
+
+    /// Largest `|weight level|`.
+    pub fn max_abs(&self) -> u32 {
+        match self {
+            Weights::Int8(w) => w.max_abs(),
+            Weights::Codebook(w) => w.max_abs(),
+        }
+    }
+
+    /// The level of output channel `ch` at position `kk`.
+    ///
+    /// # Panics
+    /// When `ch ≥ n` or `kk ≥ k`.
+    pub fn level(&self, ch: usize, kk: usize) -> i8 {
+        match self {
+            Weights::Int8(w) => w.weight(ch, kk),
+            Weights::Codebook(w) => w.level(ch, kk),
         }
     }
 }
@@ -530,7 +532,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn int8_round_trip_and_sums() {
+    fn int8_round_trip() {
         let (n, k) = (37, 11);
         let w: Vec<i8> = (0..n * k)
             .map(|i| (i as i32 * 37 % 255 - 127) as i8)
@@ -540,8 +542,6 @@ mod tests {
             for kk in 0..k {
                 assert_eq!(p.weight(ch, kk), w[ch * k + kk]);
             }
-            let s: i32 = w[ch * k..][..k].iter().map(|&v| i32::from(v)).sum();
-            assert_eq!(p.col_sums()[ch], s);
         }
         assert_eq!(p.bytes().as_ptr() as usize % 64, 0);
         assert_eq!(p.k_padded(), 12);
@@ -550,39 +550,32 @@ mod tests {
     #[test]
     fn codebook_round_trip_all_widths() {
         for bits in [2u8, 3, 4] {
-            for scope in [CodebookScope::PerTensor, CodebookScope::PerChannel] {
-                let (n, k) = (45, 13);
-                let levels = 1usize << bits;
-                let idx: Vec<u8> = (0..n * k)
-                    .map(|i| ((i * 7 + i / 5) % levels) as u8)
-                    .collect();
-                let books = if scope == CodebookScope::PerTensor {
-                    1
-                } else {
-                    n
-                };
-                let cb: Vec<i8> = (0..books * levels)
-                    .map(|i| (i as i32 * 29 % 256 - 128) as i8)
-                    .collect();
-                let w = CodebookWeights::pack(&idx, n, k, bits, &cb, scope).unwrap();
-                let mut dec = vec![0u8; PANEL * w.k_padded()];
-                for ch in 0..n {
-                    for kk in 0..k {
-                        assert_eq!(
-                            w.index(ch, kk),
-                            idx[ch * k + kk],
-                            "bits {bits} ch {ch} kk {kk}"
-                        );
-                    }
+            let (n, k) = (45, 13);
+            let levels = 1usize << bits;
+            let idx: Vec<u8> = (0..n * k)
+                .map(|i| ((i * 7 + i / 5) % levels) as u8)
+                .collect();
+            let cb: Vec<i8> = (0..levels)
+                .map(|i| (i as i32 * 29 % 256 - 128) as i8)
+                .collect();
+            let w = CodebookWeights::pack(&idx, n, k, bits, &cb).unwrap();
+            let mut dec = vec![0u8; PANEL * w.k_padded()];
+            for ch in 0..n {
+                for kk in 0..k {
+                    assert_eq!(
+                        w.index(ch, kk),
+                        idx[ch * k + kk],
+                        "bits {bits} ch {ch} kk {kk}"
+                    );
                 }
-                for p in 0..n.div_ceil(PANEL) {
-                    w.decode_panel(p, &mut dec);
-                    for j in 0..PANEL {
-                        let ch = p * PANEL + j;
-                        for kk in 0..k {
-                            let want = if ch < n { w.level(ch, kk) } else { 0 };
-                            assert_eq!(dec[int8_offset(j, kk, w.k_padded())] as i8, want);
-                        }
+            }
+            for p in 0..n.div_ceil(PANEL) {
+                w.decode_panel(p, &mut dec);
+                for j in 0..PANEL {
+                    let ch = p * PANEL + j;
+                    for kk in 0..k {
+                        let want = if ch < n { w.level(ch, kk) } else { 0 };
+                        assert_eq!(dec[int8_offset(j, kk, w.k_padded())] as i8, want);
                     }
                 }
             }
@@ -592,15 +585,15 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         assert!(matches!(
-            CodebookWeights::pack(&[16], 1, 1, 4, &[0; 16], CodebookScope::PerTensor),
+            CodebookWeights::pack(&[16], 1, 1, 4, &[0; 16]),
             Err(KernelError::IndexOutOfRange { index: 16, .. })
         ));
         assert!(matches!(
-            CodebookWeights::pack(&[0], 1, 1, 5, &[0; 32], CodebookScope::PerTensor),
+            CodebookWeights::pack(&[0], 1, 1, 5, &[0; 32]),
             Err(KernelError::Unsupported { what: "bits", .. })
         ));
         assert!(matches!(
-            CodebookWeights::pack(&[0], 1, 1, 2, &[0; 5], CodebookScope::PerTensor),
+            CodebookWeights::pack(&[0], 1, 1, 2, &[0; 5]),
             Err(KernelError::ShapeMismatch { .. })
         ));
         assert!(matches!(

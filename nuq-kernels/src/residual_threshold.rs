@@ -20,6 +20,8 @@
 //! with `x ↦ !x`, which reverses the order of `i64` without overflow; the other paths use
 //! the scalar definition.
 
+use crate::archparam::RESIDUAL_TASK_ELEMENTS;
+use crate::error::{check_eq, check_len};
 use crate::threshold_search::{search16, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
 use nuq_core::{FixedPointMultiplier, MacThresholds};
@@ -28,9 +30,6 @@ use rayon::prelude::*;
 /// Channels the per-channel tables are padded to (one 16-lane `i32` vector, two 8-lane
 /// `i64` vectors).
 const LANES: usize = 16;
-
-/// Elements per parallel task (rows are grouped to about this many).
-const TASK_ELEMENTS: usize = 16 * 1024;
 
 /// The shortcut branch of a residual join.
 #[derive(Debug, Clone, Copy)]
@@ -93,18 +92,8 @@ impl ResidualThresholds {
                 allowed: "0 ..= 30",
             });
         }
-        for (what, found, expected) in [
-            ("alignment factors (one per channel)", align.len(), channels),
-            ("level table (2^bits entries)", levels.len(), count + 1),
-        ] {
-            if found != expected {
-                return Err(KernelError::ShapeMismatch {
-                    what,
-                    expected,
-                    found,
-                });
-            }
-        }
+        check_eq("alignment factors (one per channel)", channels, align.len())?;
+        check_eq("level table (2^bits entries)", count + 1, levels.len())?;
         let cp = channels.div_ceil(LANES) * LANES;
         let pad = |v: Vec<i64>| {
             let mut v = v;
@@ -188,21 +177,9 @@ impl ResidualThresholds {
                 found: a.len(),
             });
         }
-        if b.len() != a.len() {
-            return Err(KernelError::ShapeMismatch {
-                what: "residual shortcut length",
-                expected: a.len(),
-                found: b.len(),
-            });
-        }
-        if out.len() < a.len() {
-            return Err(KernelError::SliceTooShort {
-                what: "residual output",
-                expected: a.len(),
-                found: out.len(),
-            });
-        }
-        let rows_per_task = (TASK_ELEMENTS / ch).max(1);
+        check_eq("residual shortcut length", a.len(), b.len())?;
+        check_len("residual output", a.len(), out.len())?;
+        let rows_per_task = (RESIDUAL_TASK_ELEMENTS / ch).max(1);
         let chunk = rows_per_task * ch;
         a.par_chunks(chunk)
             .zip(out[..a.len()].par_chunks_mut(chunk))

@@ -11,10 +11,10 @@
 //! compare-and-count loop.
 
 #[cfg(target_arch = "x86_64")]
+use crate::error::{check_eq, check_len, check_min};
 use crate::threshold_search::{search16, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
 use nuq_core::MacThresholds;
-use rayon::prelude::*;
 
 /// Lanes the transposed table is padded to.
 const PAD: usize = 16;
@@ -40,9 +40,10 @@ impl Thresholds {
     /// use nuq_kernels::{threshold::Thresholds, KernelPath};
     /// let mac = MacThresholds::new(1, vec![0, 0], vec![Direction::Rising, Direction::Falling])?;
     /// let t = Thresholds::new(&mac);
-    /// let mut codes = [0u8; 4];
-    /// t.apply(KernelPath::best_available(), &[-1, -1, 1, 1], &mut codes).unwrap();
-    /// assert_eq!(codes, [0, 1, 1, 0]);
+    /// let mut levels = [0u8; 4];
+    /// let path = KernelPath::best_available();
+    /// t.apply_levels_block(path, &[-1, -1, 1, 1], 2, 2, 0, 2, &[5, 9], &mut levels, 2).unwrap();
+    /// assert_eq!(levels, [5, 9, 9, 5]);
     /// # Ok::<(), nuq_core::Error>(())
     /// ```
     pub fn new(mac: &MacThresholds) -> Self {
@@ -91,44 +92,6 @@ impl Thresholds {
         self.mac.code(c, i64::from(acc))
     }
 
-    /// Quantizes `acc` (`[rows][channels]`, e.g. NHWC conv accumulators) into `b`-bit
-    /// indices in `out`; rows are spread over the current rayon pool.
-    ///
-    /// # Errors
-    /// [`KernelError::ShapeMismatch`] when `acc` is not whole rows,
-    /// [`KernelError::SliceTooShort`] for a short `out`, [`KernelError::PathUnavailable`].
-    pub fn apply(&self, path: KernelPath, acc: &[i32], out: &mut [u8]) -> Result<(), KernelError> {
-        path.ensure_available()?;
-        let ch = self.mac.channels();
-        if !acc.len().is_multiple_of(ch) {
-            return Err(KernelError::ShapeMismatch {
-                what: "accumulator length (whole rows of channels)",
-                expected: acc.len().div_ceil(ch) * ch,
-                found: acc.len(),
-            });
-        }
-        if out.len() < acc.len() {
-            return Err(KernelError::SliceTooShort {
-                what: "threshold output",
-                expected: acc.len(),
-                found: out.len(),
-            });
-        }
-        const ROWS_PER_TASK: usize = 256;
-        acc.par_chunks(ch * ROWS_PER_TASK)
-            .zip(out[..acc.len()].par_chunks_mut(ch * ROWS_PER_TASK))
-            .for_each(|(a, o)| {
-                for (a, o) in a.chunks_exact(ch).zip(o.chunks_exact_mut(ch)) {
-                    self.row(path, a, o);
-                }
-            });
-        Ok(())
-    }
-
-    fn row(&self, path: KernelPath, acc: &[i32], out: &mut [u8]) {
-        self.row_codes(path, acc, 0, self.mac.channels(), out);
-    }
-
     /// Codes of channels `c0 .. c0 + width` (`acc[j]` is channel `c0 + j`) into
     /// `out[..width]`; `c0` is a multiple of 16.
     fn row_codes(&self, path: KernelPath, acc: &[i32], c0: usize, width: usize, out: &mut [u8]) {
@@ -142,15 +105,11 @@ impl Thresholds {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: callers checked AVX2 is available.
             KernelPath::Avx2 => unsafe { self.row_avx2(acc, c0, width, out) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: callers checked AVX-512 is available; no level table (codes out).
-            KernelPath::Avx512Vnni => unsafe {
-                self.block_avx512(acc, width, 1, c0, width, None, out, width)
-            },
-            #[cfg(not(target_arch = "x86_64"))]
-            KernelPath::Avx2 | KernelPath::Avx512Vnni => {
-                unreachable!("ensure_available rejects x86 paths on other targets")
+            KernelPath::Avx512Vnni => {
+                unreachable!("apply_levels_block runs AVX-512 blocks whole")
             }
+            #[cfg(not(target_arch = "x86_64"))]
+            KernelPath::Avx2 => unreachable!("ensure_available rejects x86 paths on other targets"),
         }
     }
 
@@ -193,49 +152,21 @@ impl Thresholds {
                 found: c0 + width,
             });
         }
-        if levels.len() != 1 << self.mac.bits() {
-            return Err(KernelError::ShapeMismatch {
-                what: "level table length (2^bits)",
-                expected: 1 << self.mac.bits(),
-                found: levels.len(),
-            });
-        }
-        if lda < width || ldo < width {
-            return Err(KernelError::ShapeMismatch {
-                what: "block row strides (≥ width)",
-                expected: width,
-                found: lda.min(ldo),
-            });
-        }
+        let bits = self.mac.bits();
+        check_eq("level table length (2^bits)", 1 << bits, levels.len())?;
+        check_min("block row strides (≥ width)", width, lda.min(ldo))?;
         if rows == 0 || width == 0 {
             return Ok(());
         }
-        for (what, found, expected) in [
-            (
-                "threshold block accumulators",
-                acc.len(),
-                (rows - 1) * lda + width,
-            ),
-            (
-                "threshold block output",
-                out.len(),
-                (rows - 1) * ldo + width,
-            ),
-        ] {
-            if found < expected {
-                return Err(KernelError::SliceTooShort {
-                    what,
-                    expected,
-                    found,
-                });
-            }
-        }
+        let (acc_len, out_len) = ((rows - 1) * lda + width, (rows - 1) * ldo + width);
+        check_len("threshold block accumulators", acc_len, acc.len())?;
+        check_len("threshold block output", out_len, out.len())?;
         #[cfg(target_arch = "x86_64")]
         if path == KernelPath::Avx512Vnni {
             // SAFETY: `ensure_available` confirmed AVX-512; the slices hold `rows` rows of
             // `width` at their strides, `c0` is a multiple of 16 and `levels` has 2^bits
             // entries (all checked above).
-            unsafe { self.block_avx512(acc, lda, rows, c0, width, Some(levels), out, ldo) };
+            unsafe { self.block_avx512(acc, lda, rows, c0, width, levels, out, ldo) };
             return Ok(());
         }
         for r in 0..rows {
@@ -307,14 +238,14 @@ impl Thresholds {
         }
     }
 
-    /// Codes (or, with `levels`, their levels) of channels `base .. base + width` for
+    /// Levels of the codes of channels `base .. base + width` for
     /// `rows` rows (`acc` row stride `lda`, `out` row stride `ldo`), channel blocks outer so
     /// that a block's table rows stay in L1 across the rows.
     ///
     /// # Safety
     /// AVX-512 F must be available; `base` is a multiple of 16, `base + width ≤ channels`,
-    /// `acc` and `out` hold `rows` rows of `width` elements at their strides and `levels`,
-    /// when given, `2^bits` entries.
+    /// `acc` and `out` hold `rows` rows of `width` elements at their strides and `levels`
+    /// `2^bits` entries.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
@@ -325,7 +256,7 @@ impl Thresholds {
         rows: usize,
         base: usize,
         width: usize,
-        levels: Option<&[u8]>,
+        levels: &[u8],
         out: &mut [u8],
         ldo: usize,
     ) {
@@ -333,8 +264,9 @@ impl Thresholds {
         let count = self.mac.per_channel();
         let one = _mm512_set1_epi32(1);
         // Up to 16 levels map in a register (`vpermd`); longer tables after the count.
-        let small: Option<__m512i> = levels.filter(|l| l.len() <= 16).map(|l| {
-            let t: [i32; 16] = std::array::from_fn(|i| i32::from(l.get(i).copied().unwrap_or(0)));
+        let small: Option<__m512i> = (levels.len() <= 16).then(|| {
+            let t: [i32; 16] =
+                std::array::from_fn(|i| i32::from(levels.get(i).copied().unwrap_or(0)));
             // SAFETY: 64 readable bytes.
             unsafe { _mm512_loadu_si512(t.as_ptr().cast()) }
         });
@@ -374,9 +306,9 @@ impl Thresholds {
                     let dst = out.as_mut_ptr().add(r * ldo + j0);
                     _mm512_mask_cvtepi32_storeu_epi8(dst.cast(), k, n);
                 }
-                if let (Some(l), None) = (levels, small) {
+                if small.is_none() {
                     for o in &mut out[r * ldo + j0..r * ldo + j0 + lanes] {
-                        *o = l[usize::from(*o)];
+                        *o = levels[usize::from(*o)];
                     }
                 }
             }
@@ -401,16 +333,9 @@ mod tests {
         let acc = [-6, -6, -5, -5, 0, 0, 4, 4, 5, 5, 100, 100];
         let mut out = [0u8; 12];
         for path in KernelPath::available() {
-            t.apply(path, &acc, &mut out).unwrap();
+            t.apply_levels_block(path, &acc, 2, 6, 0, 2, &[0, 1, 2, 3], &mut out, 2)
+                .unwrap();
             assert_eq!(out, [0, 3, 1, 3, 2, 2, 2, 1, 3, 1, 3, 0], "{path}");
         }
-    }
-
-    #[test]
-    fn rejects_bad_shapes() {
-        let mac = MacThresholds::new(1, vec![0, 0, 0], vec![Direction::Rising; 3]).unwrap();
-        let t = Thresholds::new(&mac);
-        assert!(t.apply(KernelPath::Scalar, &[0; 4], &mut [0; 4]).is_err());
-        assert!(t.apply(KernelPath::Scalar, &[0; 3], &mut [0; 2]).is_err());
     }
 }

@@ -11,8 +11,7 @@
 
 use std::arch::x86_64::*;
 
-/// Binary search up to this many bits (the blend tree doubles per bit).
-pub(crate) const SEARCH_MAX_BITS: u8 = 4;
+pub(crate) use crate::archparam::SEARCH_MAX_BITS;
 
 /// `#{t < 2^bits − 1 : T[t][lane] ≤ x[lane]}` for ascending rows.
 ///

@@ -1,14 +1,11 @@
-//! The tile-level kernels a caller schedules itself — [`gemm_block`], threshold blocks to
-//! levels and the residual join to levels — on every path against their scalar
+//! The block kernels of the convolution's epilogue and the residual join — threshold blocks
+//! to levels and the residual join to levels — on every path against their scalar
 //! definitions, bit for bit.
 
 use nuq_core::{Direction, FixedPointMultiplier, MacThresholds};
 use nuq_kernels::residual_threshold::{ResidualThresholds, Shortcut};
 use nuq_kernels::threshold::Thresholds;
-use nuq_kernels::{
-    gemm_block, gemm_codebook, gemm_u8i8, BlockWeights, CodebookScope, CodebookWeights,
-    KernelError, KernelPath, PackedWeights, PANEL,
-};
+use nuq_kernels::{KernelError, KernelPath};
 use proptest::prelude::*;
 
 fn lcg(seed: u64) -> impl FnMut() -> u64 {
@@ -23,51 +20,6 @@ fn lcg(seed: u64) -> impl FnMut() -> u64 {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
-
-    #[test]
-    fn gemm_block_is_a_block_of_the_full_gemm(
-        m in 1usize..40, n in 1usize..100, k in 1usize..70, bits in prop::sample::select(vec![2u8, 3, 4, 8]),
-        p0 in 0usize..4, p_len in 1usize..4, pad_c in 0usize..3, seed: u64,
-    ) {
-        let mut rng = lcg(seed);
-        let panels = n.div_ceil(PANEL);
-        let p0 = p0 % panels;
-        let pans = p0..(p0 + p_len).min(panels);
-        let a: Vec<u8> = (0..m * k).map(|_| rng() as u8).collect();
-        let cb;
-        let int8;
-        let w = if bits == 8 {
-            let levels: Vec<i8> = (0..n * k).map(|_| rng() as i8).collect();
-            int8 = PackedWeights::from_rows(&levels, n, k).unwrap();
-            BlockWeights::Int8(&int8)
-        } else {
-            let mut book: Vec<i8> = (0..1 << bits).map(|_| rng() as i8).collect();
-            book.sort_unstable();
-            let idx: Vec<u8> = (0..n * k).map(|_| (rng() % (1 << bits)) as u8).collect();
-            cb = CodebookWeights::pack(&idx, n, k, bits, &book, CodebookScope::PerTensor).unwrap();
-            BlockWeights::Codebook(&cb)
-        };
-        let mut full = vec![0i32; m * n];
-        match w {
-            BlockWeights::Int8(w) => gemm_u8i8(KernelPath::Scalar, &a, k, m, w, &mut full, n),
-            BlockWeights::Codebook(w) => gemm_codebook(KernelPath::Scalar, &a, k, m, w, &mut full, n),
-        }
-        .unwrap();
-        let c0 = pans.start * PANEL;
-        let width = (pans.end * PANEL).min(n) - c0;
-        let ldc = width + pad_c;
-        for path in KernelPath::available() {
-            let mut got = vec![i32::MIN + 3; (m - 1) * ldc + width + 2];
-            gemm_block(path, &a, k, m, w, pans.clone(), &mut got, ldc).unwrap();
-            for r in 0..m {
-                prop_assert_eq!(&got[r * ldc..r * ldc + width], &full[r * n + c0..r * n + c0 + width], "{} row {}", path, r);
-                if r + 1 < m {
-                    prop_assert!(got[r * ldc + width..(r + 1) * ldc].iter().all(|&v| v == i32::MIN + 3));
-                }
-            }
-            prop_assert_eq!(&got[(m - 1) * ldc + width..], &[i32::MIN + 3; 2][..]);
-        }
-    }
 
     #[test]
     fn threshold_blocks_give_the_levels_of_the_scalar_codes(
@@ -197,27 +149,7 @@ proptest! {
 
 #[test]
 fn block_kernels_reject_bad_shapes() {
-    let w = PackedWeights::from_rows(&[1; 40 * 8], 40, 8).unwrap();
-    let bw = BlockWeights::Int8(&w);
-    let a = [1u8; 16];
-    let mut c = [0i32; 64];
     let p = KernelPath::Scalar;
-    assert!(matches!(
-        gemm_block(p, &a, 8, 2, bw, 2..3, &mut c, 32),
-        Err(KernelError::ShapeMismatch { .. })
-    ));
-    assert!(matches!(
-        gemm_block(p, &a, 8, 2, bw, 1..1, &mut c, 32),
-        Err(KernelError::ShapeMismatch { .. })
-    ));
-    assert!(matches!(
-        gemm_block(p, &a, 8, 2, bw, 0..1, &mut c, 16),
-        Err(KernelError::ShapeMismatch { .. })
-    ));
-    assert!(matches!(
-        gemm_block(p, &a, 8, 3, bw, 0..2, &mut c, 40),
-        Err(KernelError::SliceTooShort { .. })
-    ));
     let t =
         Thresholds::new(&MacThresholds::new(1, vec![0; 20], vec![Direction::Rising; 20]).unwrap());
     let acc = [0i32; 40];

@@ -1,10 +1,7 @@
 //! Every GEMM path against the scalar reference, bit for bit, over random shapes
 //! (odd and tiny ones included) and random data; plus thread-count independence.
 
-use nuq_kernels::{
-    gemm_codebook, gemm_codebook_i8, gemm_i8i8, gemm_u8i8, CodebookScope, CodebookWeights,
-    KernelError, KernelPath, PackedWeights,
-};
+use nuq_kernels::{gemm, CodebookWeights, KernelError, KernelPath, PackedWeights, Weights};
 use proptest::prelude::*;
 
 const DIMS: &[usize] = &[1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65];
@@ -60,51 +57,35 @@ proptest! {
         let ldc = n + pad_c;
         let a: Vec<u8> = (0..(m - 1) * lda + k).map(|_| rng() as u8).collect();
         let w: Vec<i8> = (0..n * k).map(|_| rng() as u8 as i8).collect();
-        let pw = PackedWeights::from_rows(&w, n, k).unwrap();
-        compare(m, n, ldc, |path, c| gemm_u8i8(path, &a, lda, m, &pw, c, ldc));
-    }
-
-    #[test]
-    fn i8i8_matches_scalar(m in dim(), n in dim(), k in dim(), seed: u64) {
-        let mut rng = lcg(seed);
-        let a: Vec<i8> = (0..m * k).map(|_| rng() as u8 as i8).collect();
-        let w: Vec<i8> = (0..n * k).map(|_| rng() as u8 as i8).collect();
-        let pw = PackedWeights::from_rows(&w, n, k).unwrap();
-        compare(m, n, n, |path, c| gemm_i8i8(path, &a, k, m, &pw, c, n));
+        let pw = Weights::Int8(PackedWeights::from_rows(&w, n, k).unwrap());
+        compare(m, n, ldc, |path, c| gemm(path, &a, lda, m, &pw, c, ldc));
         // The reference itself is the definition.
-        let mut c = vec![0; m * n];
-        gemm_i8i8(KernelPath::Scalar, &a, k, m, &pw, &mut c, n).unwrap();
+        let mut c = vec![0; (m - 1) * ldc + n];
+        gemm(KernelPath::Scalar, &a, lda, m, &pw, &mut c, ldc).unwrap();
         let (r, j) = (m - 1, n - 1);
-        let s: i32 = (0..k).map(|kk| i32::from(a[r * k + kk]) * i32::from(w[j * k + kk])).sum();
-        prop_assert_eq!(c[r * n + j], s);
+        let s: i32 = (0..k).map(|kk| i32::from(a[r * lda + kk]) * i32::from(w[j * k + kk])).sum();
+        prop_assert_eq!(c[r * ldc + j], s);
     }
 
     #[test]
     fn codebook_matches_scalar(
-        m in dim(), n in dim(), k in dim(), bits in 2u8..=4, per_channel: bool, signed: bool, seed: u64,
+        m in dim(), n in dim(), k in dim(), bits in 2u8..=4, seed: u64,
     ) {
         let mut rng = lcg(seed);
         let levels = 1usize << bits;
-        let scope = if per_channel { CodebookScope::PerChannel } else { CodebookScope::PerTensor };
-        let books = if per_channel { n } else { 1 };
-        let cb: Vec<i8> = (0..books * levels).map(|_| rng() as u8 as i8).collect();
+        let cb: Vec<i8> = (0..levels).map(|_| rng() as u8 as i8).collect();
         let idx: Vec<u8> = (0..n * k).map(|_| (rng() as usize % levels) as u8).collect();
-        let w = CodebookWeights::pack(&idx, n, k, bits, &cb, scope).unwrap();
+        let w = Weights::Codebook(CodebookWeights::pack(&idx, n, k, bits, &cb).unwrap());
         let a: Vec<u8> = (0..m * k).map(|_| rng() as u8).collect();
-        if signed {
-            let a: Vec<i8> = a.iter().map(|&v| v as i8).collect();
-            compare(m, n, n, |path, c| gemm_codebook_i8(path, &a, k, m, &w, c, n));
-        } else {
-            compare(m, n, n, |path, c| gemm_codebook(path, &a, k, m, &w, c, n));
-        }
+        compare(m, n, n, |path, c| gemm(path, &a, k, m, &w, c, n));
         // Codebook GEMM equals int8 GEMM on the decoded levels.
         let levels_w: Vec<i8> = (0..n * k).map(|i| w.level(i / k, i % k)).collect();
-        let pw = PackedWeights::from_rows(&levels_w, n, k).unwrap();
+        let pw = Weights::Int8(PackedWeights::from_rows(&levels_w, n, k).unwrap());
         let mut c1 = vec![0; m * n];
         let mut c2 = vec![0; m * n];
         let best = KernelPath::best_available();
-        gemm_u8i8(best, &a, k, m, &pw, &mut c1, n).unwrap();
-        gemm_codebook(best, &a, k, m, &w, &mut c2, n).unwrap();
+        gemm(best, &a, k, m, &pw, &mut c1, n).unwrap();
+        gemm(best, &a, k, m, &w, &mut c2, n).unwrap();
         prop_assert_eq!(c1, c2);
     }
 }
@@ -115,7 +96,7 @@ fn result_independent_of_thread_count() {
     let mut rng = lcg(3);
     let a: Vec<u8> = (0..m * k).map(|_| rng() as u8).collect();
     let w: Vec<i8> = (0..n * k).map(|_| rng() as u8 as i8).collect();
-    let pw = PackedWeights::from_rows(&w, n, k).unwrap();
+    let pw = Weights::Int8(PackedWeights::from_rows(&w, n, k).unwrap());
     for path in KernelPath::available() {
         let mut outs = Vec::new();
         for threads in [1, 2, 3, 5] {
@@ -124,7 +105,7 @@ fn result_independent_of_thread_count() {
                 .build()
                 .unwrap();
             let mut c = vec![0; m * n];
-            pool.install(|| gemm_u8i8(path, &a, k, m, &pw, &mut c, n))
+            pool.install(|| gemm(path, &a, k, m, &pw, &mut c, n))
                 .unwrap();
             outs.push(c);
         }
@@ -138,10 +119,10 @@ fn extreme_values_are_exact() {
     let (m, n, k) = (9, 33, 1000);
     let a = vec![255u8; m * k];
     let w = vec![-128i8; n * k];
-    let pw = PackedWeights::from_rows(&w, n, k).unwrap();
+    let pw = Weights::Int8(PackedWeights::from_rows(&w, n, k).unwrap());
     for path in KernelPath::available() {
         let mut c = vec![0; m * n];
-        gemm_u8i8(path, &a, k, m, &pw, &mut c, n).unwrap();
+        gemm(path, &a, k, m, &pw, &mut c, n).unwrap();
         assert!(c.iter().all(|&v| v == -255 * 128 * 1000), "path {path}");
     }
 }
@@ -151,26 +132,26 @@ fn overflow_is_an_error_on_every_path() {
     let (m, n, k) = (1, 1, 70_000);
     let a = vec![255u8; k];
     let w = vec![-128i8; k];
-    let pw = PackedWeights::from_rows(&w, n, k).unwrap();
+    let pw = Weights::Int8(PackedWeights::from_rows(&w, n, k).unwrap());
     for path in KernelPath::available() {
         let mut c = vec![0; 1];
         assert!(matches!(
-            gemm_u8i8(path, &a, k, m, &pw, &mut c, n),
+            gemm(path, &a, k, m, &pw, &mut c, n),
             Err(KernelError::AccumulatorOverflow { k: 70_000, .. })
         ));
         // Small actual activations pass the refined bound.
         let small = vec![1u8; k];
-        gemm_u8i8(path, &small, k, m, &pw, &mut c, n).unwrap();
+        gemm(path, &small, k, m, &pw, &mut c, n).unwrap();
         assert_eq!(c[0], -128 * 70_000);
     }
 }
 
 #[test]
 fn shape_errors() {
-    let pw = PackedWeights::from_rows(&[1; 6], 2, 3).unwrap();
+    let pw = Weights::Int8(PackedWeights::from_rows(&[1; 6], 2, 3).unwrap());
     let mut c = vec![0; 4];
     assert!(matches!(
-        gemm_u8i8(KernelPath::Scalar, &[0; 5], 3, 2, &pw, &mut c, 2),
+        gemm(KernelPath::Scalar, &[0; 5], 3, 2, &pw, &mut c, 2),
         Err(KernelError::SliceTooShort {
             what: "activations",
             expected: 6,
@@ -178,11 +159,11 @@ fn shape_errors() {
         })
     ));
     assert!(matches!(
-        gemm_u8i8(KernelPath::Scalar, &[0; 6], 2, 2, &pw, &mut c, 2),
+        gemm(KernelPath::Scalar, &[0; 6], 2, 2, &pw, &mut c, 2),
         Err(KernelError::ShapeMismatch { .. })
     ));
     assert!(matches!(
-        gemm_u8i8(KernelPath::Scalar, &[0; 6], 3, 2, &pw, &mut c[..3], 2),
+        gemm(KernelPath::Scalar, &[0; 6], 3, 2, &pw, &mut c[..3], 2),
         Err(KernelError::SliceTooShort { what: "output", .. })
     ));
 }
@@ -195,15 +176,15 @@ fn large_outputs_match_scalar_aligned_or_not() {
     let mut rng = lcg(5);
     let a: Vec<u8> = (0..m * k).map(|_| rng() as u8).collect();
     let w: Vec<i8> = (0..n * k).map(|_| rng() as u8 as i8).collect();
-    let pw = PackedWeights::from_rows(&w, n, k).unwrap();
+    let pw = Weights::Int8(PackedWeights::from_rows(&w, n, k).unwrap());
     let mut want = vec![0; m * n];
-    gemm_u8i8(KernelPath::Scalar, &a, k, m, &pw, &mut want, n).unwrap();
+    gemm(KernelPath::Scalar, &a, k, m, &pw, &mut want, n).unwrap();
     let mut buf = vec![0i32; m * n + 16];
     let aligned = buf.as_ptr().align_offset(64);
     for path in paths() {
         for off in [aligned, (aligned + 1) % 16] {
             buf.fill(-1);
-            gemm_u8i8(path, &a, k, m, &pw, &mut buf[off..off + m * n], n).unwrap();
+            gemm(path, &a, k, m, &pw, &mut buf[off..off + m * n], n).unwrap();
             assert!(
                 buf[off..off + m * n] == want[..],
                 "path {path} offset {off}"

@@ -10,7 +10,7 @@ use nuq_nn::integer::{
     TensorData, TensorKind, WeightTable,
 };
 use nuq_nn::quant::Family;
-use nuq_nn::{Arch, ModelConfig, Rng};
+use nuq_nn::{Arch, ModelConfig};
 
 /// One tensor as the reference computes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -268,95 +268,6 @@ fn batches_and_thread_counts_do_not_change_a_bit() {
             if batch == n {
                 assert_eq!(got, whole, "{threads} threads");
             }
-        }
-    }
-}
-
-/// Thresholds that leave the `i32` range once the bias is folded in, both with the folded
-/// `i32` requantization (300 input channels) and with a layer whose accumulator bound
-/// (`k · max|w| · 255`) exceeds `i32::MAX`, which keeps the 64-bit one (70 000 channels).
-#[test]
-fn wide_accumulator_bound_and_extreme_thresholds_stay_exact() {
-    for c_in in [300, 70_000] {
-        extreme_case(c_in);
-    }
-}
-
-fn extreme_case(c_in: usize) {
-    let mut rng = Rng::new(3);
-    let weights = WeightTable {
-        bits: 8,
-        levels: (-127i8..=127).collect(),
-        indices: (0..3 * c_in).map(|_| rng.below(255) as u8).collect(),
-    };
-    let requant = |bias: i32| Requant {
-        // Channel 0: ordinary; 1: beyond i32 after the bias; 2: falling.
-        thresholds: MacThresholds::new(
-            2,
-            vec![
-                -2000,
-                0,
-                2000,
-                i32::MIN,
-                i32::MIN + 5,
-                i32::MAX,
-                -1000,
-                10,
-                i32::MAX - bias.max(0),
-            ],
-            vec![Direction::Rising, Direction::Rising, Direction::Falling],
-        )
-        .unwrap(),
-        levels: vec![0, 3, 9, 40],
-        scale: nuq_core::Scale::ONE,
-    };
-    for bias in [-1_500_000_000, 0, 1_500_000_000] {
-        let conv = |id: usize, weights: WeightTable| ConvNode {
-            input: id,
-            c_in,
-            c_out: 3,
-            kernel: 1,
-            stride: 1,
-            padding: 0,
-            weights,
-            bias: vec![bias, bias, -bias],
-            weight_scale: nuq_core::Scale::ONE,
-            output: ConvOutput::Codes(requant(bias)),
-        };
-        let model = IntegerModel {
-            input: InputSpec {
-                channels: c_in,
-                height: 1,
-                width: 2,
-                zero_point: vec![0; c_in],
-            },
-            nodes: vec![
-                Node::Conv(conv(0, weights.clone())),
-                Node::GlobalAvgPool { input: 1 },
-                Node::Linear(LinearNode {
-                    input: 2,
-                    in_features: 3,
-                    out_features: 2,
-                    weights: WeightTable {
-                        bits: 4,
-                        levels: (-8..8).collect(),
-                        indices: vec![0, 5, 15, 3, 9, 12],
-                    },
-                    bias: vec![7, -7],
-                    weight_scale: nuq_core::Scale::ONE,
-                }),
-            ],
-            logit_scale: nuq_core::Scale::ONE,
-        };
-        // Small levels keep the kernels' actual-value bound within i32.
-        let images: Vec<u8> = (0..2 * 2 * c_in).map(|_| rng.below(12) as u8).collect();
-        let want = reference(&model, &images, 2);
-        for path in KernelPath::available() {
-            assert_eq!(
-                run(&model, path, &images, 2),
-                want,
-                "{path} bias {bias} c_in {c_in}"
-            );
         }
     }
 }

@@ -13,9 +13,7 @@
 //! shorter, noisier run.
 
 use nuq_benches::peak::{vnni_chains, MACS_PER_ITERATION};
-use nuq_kernels::{
-    gemm_codebook, gemm_u8i8, CodebookScope, CodebookWeights, KernelPath, PackedWeights,
-};
+use nuq_kernels::{CodebookWeights, KernelPath, PackedWeights, Weights};
 use rayon::prelude::*;
 use rayon::ThreadPool;
 use std::time::{Duration, Instant};
@@ -125,11 +123,11 @@ fn main() {
         let mut r = lcg(11);
         let a: Vec<u8> = (0..s.m * s.k).map(|_| r()).collect();
         let w: Vec<i8> = (0..s.n * s.k).map(|_| r() as i8).collect();
-        let pw = PackedWeights::from_rows(&w, s.n, s.k).expect("weights");
+        let pw = Weights::Int8(PackedWeights::from_rows(&w, s.n, s.k).expect("weights"));
         let idx: Vec<u8> = (0..s.n * s.k).map(|_| r() & 15).collect();
         let book: Vec<i8> = (0..16).map(|i| (i * 17 - 128) as i8).collect();
-        let cw = CodebookWeights::pack(&idx, s.n, s.k, 4, &book, CodebookScope::PerTensor)
-            .expect("codebook");
+        let cw =
+            Weights::Codebook(CodebookWeights::pack(&idx, s.n, s.k, 4, &book).expect("codebook"));
         // A 64-byte aligned output lets the AVX-512 kernel stream large outputs to memory.
         let mut c_buf = vec![0i32; s.m * s.n + 16];
         let off = c_buf.as_ptr().align_offset(64);
@@ -149,9 +147,11 @@ fn main() {
                 .ceil()
                 .max(1.0) as u64;
             let mut run = |item: Item| match item {
-                Item::Int8(path) => gemm_u8i8(path, &a, s.k, s.m, &pw, &mut *c, s.n).expect("gemm"),
+                Item::Int8(path) => {
+                    nuq_kernels::gemm(path, &a, s.k, s.m, &pw, &mut *c, s.n).expect("gemm")
+                }
                 Item::Cb4(path) => {
-                    gemm_codebook(path, &a, s.k, s.m, &cw, &mut *c, s.n).expect("codebook gemm")
+                    nuq_kernels::gemm(path, &a, s.k, s.m, &cw, &mut *c, s.n).expect("codebook gemm")
                 }
                 Item::Peak => {
                     // 8 chunks per thread, scheduled by rayon like the GEMM's tiles.

@@ -8,8 +8,8 @@
 //! registers with `vpshufb`; other codebook formats are decoded into an int8 scratch
 //! panel first.
 
-use super::{with_decoded_panel, OutPtr, Problem, Weights};
-use crate::packed::{CodebookScope, CodebookWeights, PANEL};
+use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
+use crate::packed::{CodebookWeights, PANEL};
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 use std::ops::Range;
@@ -25,12 +25,25 @@ thread_local! {
     static WIDE_ROWS: RefCell<Vec<i16>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The AVX2 kernel: 6 rows × 8 channels.
+pub(super) struct Avx2;
+
+impl GemmKernel for Avx2 {
+    const MR: usize = MR;
+    const NR: usize = 8;
+
+    unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+        // SAFETY: forwarded from the caller (AVX2 available, the block owned).
+        unsafe { tile(p, rows, panels, out) }
+    }
+}
+
 /// Computes rows `rows` × the columns of `panels`.
 ///
 /// # Safety
 /// The CPU must support AVX2, and this call must own the output block it writes.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
     for panel in panels {
         match p.w {
             Weights::Int8(w) => {
@@ -39,7 +52,7 @@ pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
                     panel_rows::<INT8>(p, rows.clone(), panel, w.panel_bytes(panel), &[0; 16], out)
                 }
             }
-            Weights::Codebook(w) if w.bits() == 4 && w.scope() == CodebookScope::PerTensor => {
+            Weights::Codebook(w) if w.bits() == 4 => {
                 let lut: [u8; 16] = w.lut64()[..16].try_into().expect("16 levels");
                 // SAFETY: forwarded from the caller.
                 unsafe {
@@ -69,13 +82,11 @@ unsafe fn panel_rows<const KIND: u8>(
     lut: &[u8; 16],
     out: &OutPtr,
 ) {
-    let (k, kp) = (p.w.k(), p.w.kp());
+    let (k, kp) = (p.w.k(), p.w.k_padded());
     let groups = kp / 4;
     let group_bytes = if KIND == INT8 { 128 } else { 64 };
     assert!(w.len() >= groups * group_bytes, "panel holds its groups");
     let ncols = (p.w.n() - panel * PANEL).min(PANEL);
-    let comp = &p.w.col_sums()[panel * PANEL..panel * PANEL + PANEL];
-    let flip = if p.signed { 0x80 } else { 0 };
     WIDE_ROWS.with(|cell| {
         let mut wide = cell.borrow_mut();
         if wide.len() < MR * kp {
@@ -84,12 +95,12 @@ unsafe fn panel_rows<const KIND: u8>(
         let mut r = rows.start;
         while r < rows.end {
             let mr = (rows.end - r).min(MR);
-            // Widen the block's rows (offset for signed activations; zero past k).
+            // Widen the block's rows (zero past k).
             for i in 0..mr {
                 let src = &p.a[(r + i) * p.lda..(r + i) * p.lda + k];
                 let dst = &mut wide[i * kp..(i + 1) * kp];
                 for (d, &s) in dst.iter_mut().zip(src) {
-                    *d = i16::from(s ^ flip);
+                    *d = i16::from(s);
                 }
                 dst[k..].fill(0);
             }
@@ -115,13 +126,7 @@ unsafe fn panel_rows<const KIND: u8>(
                 for (i, s) in sums.iter().enumerate().take(mr) {
                     // SAFETY: this tile owns these rows and this panel's columns.
                     let dst = unsafe { out.row(r + i, panel * PANEL + c0, len) };
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        *d = if p.signed {
-                            s[j].wrapping_sub(comp[c0 + j].wrapping_mul(128))
-                        } else {
-                            s[j]
-                        };
-                    }
+                    dst.copy_from_slice(&s[..len]);
                 }
             }
             r += mr;

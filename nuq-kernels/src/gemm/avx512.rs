@@ -3,17 +3,17 @@
 //! 4-cycle latency — fed by one broadcast activation group per row and two 64-byte weight
 //! vectors per reduction group.
 //!
-//! Codebook weights are decoded in registers: per-tensor 4-bit with one `vpermb` per
-//! weight vector (the 64-byte table repeats the 16 levels four times, so the high index
-//! bits left over after a 4-bit shift do not matter), per-tensor 2-bit likewise from a
-//! 16-fold repeated table, per-tensor 3-bit with a bit-plane merge before the `vpermb`
-//! (see `cb3_block`). One decode serves all 8 rows of the tile (8 `vpdpbusd`), which keeps
-//! the shuffle port far from the multiplier's. Per-channel codebooks (a 16-channel vector
-//! would need 16 tables) are decoded once per panel and tile into int8 scratch — 4-bit ones
-//! with `vpermi2b` — and run the int8 kernel.
+//! Codebook weights are decoded in registers: 4-bit with one `vpermb` per weight vector
+//! (the 64-byte table repeats the 16 levels four times, so the high index bits left over
+//! after a 4-bit shift do not matter), 2-bit likewise from a 16-fold repeated table, 3-bit
+//! with a bit-plane merge before the `vpermb` (see `cb3_block`). One decode serves all 8
+//! rows of the tile (8 `vpdpbusd`), which keeps the shuffle port far from the
+//! multiplier's. Tall 3-bit tiles decode each panel once into int8 scratch instead and run
+//! the int8 kernel.
 
-use super::{with_decoded_panel, OutPtr, Problem, Weights};
-use crate::packed::{CodebookScope, CodebookWeights, PANEL};
+use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
+use crate::archparam::{CB3_SCRATCH_MIN_ROWS, ROWS_OUTER_MAX_WEIGHT_BYTES};
+use crate::packed::{CodebookWeights, PANEL};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -25,26 +25,35 @@ const CB3: u8 = 3;
 /// Register tile rows.
 const MR: usize = 8;
 
+/// The AVX-512 VNNI kernel: 8 rows × 32 channels.
+pub(super) struct Avx512;
+
+impl GemmKernel for Avx512 {
+    const MR: usize = MR;
+    const NR: usize = PANEL;
+
+    unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+        // SAFETY: forwarded from the caller (AVX-512 F/BW/VL/VNNI/VBMI available, the block
+        // owned).
+        unsafe { tile(p, rows, panels, out) }
+    }
+}
+
 /// Computes rows `rows` × the columns of `panels`.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F/BW/VL/VNNI/VBMI, and this call must own the output block
 /// it writes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
     let kind = match p.w {
         Weights::Int8(_) => Some(INT8),
-        Weights::Codebook(w) if w.scope() == CodebookScope::PerTensor && w.bits() == 4 => Some(CB4),
-        Weights::Codebook(w) if w.scope() == CodebookScope::PerTensor && w.bits() == 2 => Some(CB2),
+        Weights::Codebook(w) if w.bits() == 4 => Some(CB4),
+        Weights::Codebook(w) if w.bits() == 2 => Some(CB2),
         // The 3-bit merge costs about a fifth of the multiplier's throughput, so tall tiles
         // decode each panel once into scratch instead.
-        Weights::Codebook(w)
-            if w.scope() == CodebookScope::PerTensor
-                && w.bits() == 3
-                && rows.len() < CB3_SCRATCH_MIN_ROWS =>
-        {
-            Some(CB3)
-        }
+        Weights::Codebook(w) if w.bits() == 3 && rows.len() < CB3_SCRATCH_MIN_ROWS => Some(CB3),
+        // Tall 3-bit tiles (codebooks have 2, 3 or 4 bits).
         Weights::Codebook(_) => None,
     };
     let panel_src = |panel: usize| -> &[u8] {
@@ -82,13 +91,13 @@ pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
         }
         None => {
             let Weights::Codebook(w) = p.w else {
-                unreachable!("only codebook formats are decoded to scratch")
+                unreachable!("only 3-bit codebooks are decoded to scratch")
             };
             for panel in panels {
                 let decode = |w: &CodebookWeights, panel: usize, out: &mut [u8]| {
-                    // SAFETY: AVX-512 availability is forwarded from the caller; `out`
-                    // holds the panel's `32 · kp` bytes.
-                    unsafe { decode_panel(w, panel, out) }
+                    // SAFETY: AVX-512 availability is forwarded from the caller, `w` is
+                    // 3-bit (above) and `out` holds the panel's `32 · kp` bytes.
+                    unsafe { decode_cb3_panel(w, panel, out) }
                 };
                 with_decoded_panel(w, panel, decode, |bytes| {
                     // SAFETY: forwarded from the caller.
@@ -103,122 +112,40 @@ pub(super) unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
     }
 }
 
-/// Rows from which a tile decodes 3-bit panels into scratch rather than in registers.
-const CB3_SCRATCH_MIN_ROWS: usize = 32;
-
-/// Decodes a codebook panel into the int8 panel layout (as
-/// [`CodebookWeights::decode_panel`]): index vectors as in the register kernels, then one
-/// `vpermb` per vector for a per-tensor codebook, or two `vpermi2b` (each over the 128-byte
-/// tables of 8 channels) and a blend for per-channel codebooks.
+/// Decodes a 3-bit codebook panel into the int8 panel layout (as
+/// [`CodebookWeights::decode_panel`], except that padding channels decode to level 0, not to
+/// zero: they are never stored): index vectors as in the register kernel, then one `vpermb`
+/// per vector.
 ///
 /// # Safety
-/// AVX-512 F/BW/VBMI must be available and `out` must hold `32 · kp` bytes.
+/// AVX-512 F/BW/VBMI must be available, `w` must be 3-bit and `out` must hold `32 · kp`
+/// bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-unsafe fn decode_panel(w: &CodebookWeights, panel: usize, out: &mut [u8]) {
+unsafe fn decode_cb3_panel(w: &CodebookWeights, panel: usize, out: &mut [u8]) {
     let src = w.panel_bytes(panel);
     let groups = w.k_padded() / 4;
     assert!(out.len() >= groups * 128, "scratch holds the panel");
-    let per_channel = w.scope() == CodebookScope::PerChannel;
-    let tables = w.panel_tables(panel);
-    // SAFETY: `tables` is 512 bytes: eight 64-byte loads.
-    let t: [__m512i; 8] =
-        std::array::from_fn(|i| unsafe { _mm512_loadu_si512(tables.as_ptr().add(64 * i).cast()) });
+    assert!(
+        src.len() >= groups.div_ceil(2) * 96,
+        "panel holds its group pairs"
+    );
     // SAFETY: the table is 64 readable bytes.
     let lut = unsafe { _mm512_loadu_si512(w.lut64().as_ptr().cast()) };
-    // Lane byte b belongs to channel b / 4 of its half; within a `vpermi2b` table pair the
-    // channel's 16 entries start at 16 · (channel % 8).
-    let chan_bytes: [u8; 64] = std::array::from_fn(|b| (((b / 4) % 8) << 4) as u8);
-    // SAFETY: 64 readable bytes.
-    let chan = unsafe { _mm512_loadu_si512(chan_bytes.as_ptr().cast()) };
-    let mask = _mm512_set1_epi8(((1u16 << w.bits()) - 1) as i8);
-    let upper: __mmask64 = 0xFFFF_FFFF_0000_0000;
-    let lookup = |idx: __m512i, half: usize| {
-        if per_channel {
-            let i = _mm512_or_si512(_mm512_and_si512(idx, mask), chan);
-            let (a, b) = (4 * half, 4 * half + 2);
-            _mm512_mask_blend_epi8(
-                upper,
-                _mm512_permutex2var_epi8(t[a], i, t[a + 1]),
-                _mm512_permutex2var_epi8(t[b], i, t[b + 1]),
-            )
-        } else {
-            _mm512_permutexvar_epi8(idx, lut)
-        }
-    };
     let dst = out.as_mut_ptr();
-    if w.bits() == 4 {
-        assert!(src.len() >= groups * 64, "panel holds its groups");
-        for g in 0..groups {
-            // SAFETY: the assertions bound the 64-byte load and the two 64-byte stores.
-            unsafe {
-                let idx = cb4_indices(src.as_ptr().add(g * 64));
-                _mm512_storeu_si512(dst.add(g * 128).cast(), lookup(idx[0], 0));
-                _mm512_storeu_si512(dst.add(g * 128 + 64).cast(), lookup(idx[1], 1));
-            }
-        }
-    } else {
-        let block = if w.bits() == 2 { 64 } else { 96 };
-        assert!(
-            src.len() >= groups.div_ceil(2) * block,
-            "panel holds its group pairs"
-        );
-        for q in 0..groups.div_ceil(2) {
-            // SAFETY: the assertions bound the block load; stores stay below group
-            // `groups`, inside `out`.
-            unsafe {
-                let blk = src.as_ptr().add(q * block);
-                let idx = if w.bits() == 2 {
-                    cb2_indices(blk)
-                } else {
-                    cb3_indices(blk)
-                };
-                for (r, &v) in idx.iter().enumerate() {
-                    let g = 2 * q + r / 2;
-                    if g < groups {
-                        _mm512_storeu_si512(
-                            dst.add(g * 128 + (r % 2) * 64).cast(),
-                            lookup(v, r % 2),
-                        );
-                    }
+    for q in 0..groups.div_ceil(2) {
+        // SAFETY: the assertions bound the block load; stores stay below group `groups`,
+        // inside `out`.
+        unsafe {
+            for (r, &v) in cb3_indices(src.as_ptr().add(q * 96)).iter().enumerate() {
+                let g = 2 * q + r / 2;
+                if g < groups {
+                    let d = _mm512_permutexvar_epi8(v, lut);
+                    _mm512_storeu_si512(dst.add(g * 128 + (r % 2) * 64).cast(), d);
                 }
             }
         }
     }
 }
-
-/// Index vectors (halves 0 and 1) of one 4-bit group: the low `4` bits of each byte are
-/// the index, higher bits are left over from the neighbouring nibble.
-///
-/// # Safety
-/// `blk` must point at 64 readable bytes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-#[inline]
-unsafe fn cb4_indices(blk: *const u8) -> [__m512i; 2] {
-    // SAFETY: the caller guarantees 64 readable bytes.
-    let p = unsafe { _mm512_loadu_si512(blk.cast()) };
-    [p, _mm512_srli_epi16::<4>(p)]
-}
-
-/// Index vectors `(g, half) = (0,0), (0,1), (1,0), (1,1)` of one 2-bit group-pair block
-/// (low 2 bits valid).
-///
-/// # Safety
-/// `blk` must point at 64 readable bytes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-#[inline]
-unsafe fn cb2_indices(blk: *const u8) -> [__m512i; 4] {
-    // SAFETY: the caller guarantees 64 readable bytes.
-    let p = unsafe { _mm512_loadu_si512(blk.cast()) };
-    [
-        p,
-        _mm512_srli_epi16::<2>(p),
-        _mm512_srli_epi16::<4>(p),
-        _mm512_srli_epi16::<6>(p),
-    ]
-}
-
-/// Weight bytes per tile up to which the tile runs rows-outer.
-const ROWS_OUTER_MAX_WEIGHT_BYTES: usize = 192 * 1024;
 
 /// # Safety
 /// As [`panel_rows`].
@@ -258,7 +185,6 @@ unsafe fn panel_rows<const KIND: u8>(
     out: &OutPtr,
 ) {
     let ncols = (p.w.n() - panel * PANEL).min(PANEL);
-    let comp = &p.w.col_sums()[panel * PANEL..panel * PANEL + PANEL];
     let mut r = rows.start;
     while r < rows.end {
         let mr = (rows.end - r).min(MR);
@@ -268,14 +194,14 @@ unsafe fn panel_rows<const KIND: u8>(
         unsafe {
             let c = out.at(r, panel * PANEL);
             match mr {
-                8 => kernel::<8, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
-                7 => kernel::<7, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
-                6 => kernel::<6, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
-                5 => kernel::<5, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
-                4 => kernel::<4, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
-                3 => kernel::<3, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
-                2 => kernel::<2, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
-                _ => kernel::<1, KIND>(p, r, w, lut, c, out.ldc, ncols, comp, out.stream),
+                8 => kernel::<8, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream),
+                7 => kernel::<7, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream),
+                6 => kernel::<6, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream),
+                5 => kernel::<5, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream),
+                4 => kernel::<4, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream),
+                3 => kernel::<3, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream),
+                2 => kernel::<2, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream),
+                _ => kernel::<1, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream),
             }
         }
         r += mr;
@@ -405,16 +331,14 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     c: *mut i32,
     ldc: usize,
     ncols: usize,
-    comp: &[i32],
     stream: bool,
 ) {
     let k = p.w.k();
-    let groups = p.w.kp() / 4;
+    let groups = p.w.k_padded() / 4;
     let full = k / 4;
     let wp = w.as_ptr();
     // SAFETY: `lut` is 64 readable bytes.
     let lutv = unsafe { _mm512_loadu_si512(lut.as_ptr().cast()) };
-    let flip = _mm512_set1_epi32(if p.signed { 0x8080_8080u32 as i32 } else { 0 });
     let rows: [*const u8; R] = std::array::from_fn(|i| p.a[(r0 + i) * p.lda..].as_ptr());
     // The next row block's activations, prefetched a line per group while this one runs
     // (a hint only: addresses past the slice are never dereferenced).
@@ -426,7 +350,7 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
             // SAFETY: `g < full = k / 4`, so bytes `4g .. 4g+4` of row `i` are inside it;
             // the 4-byte read is unaligned.
             let word = unsafe { rows[i].add(4 * g).cast::<i32>().read_unaligned() };
-            _mm512_xor_si512(_mm512_set1_epi32(word), flip)
+            _mm512_set1_epi32(word)
         })
     };
     let mut g = 0;
@@ -476,7 +400,7 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
         let (w0, w1) = unsafe { group_weights::<KIND>(wp, lutv, g) };
         let a: [__m512i; R] = std::array::from_fn(|i| {
             let row = &p.a[(r0 + i) * p.lda..];
-            _mm512_set1_epi32(i32::from_le_bytes(tail_group(row, k, g, p.signed)))
+            _mm512_set1_epi32(i32::from_le_bytes(tail_group(row, k, g)))
         });
         step(&mut acc, &a, w0, w1);
         g += 1;
@@ -493,22 +417,8 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     } else {
         0
     };
-    let (comp0, comp1) = if p.signed {
-        // SAFETY: `comp` holds the panel's 32 column sums.
-        unsafe {
-            (
-                _mm512_slli_epi32::<7>(_mm512_loadu_si512(comp.as_ptr().cast())),
-                _mm512_slli_epi32::<7>(_mm512_loadu_si512(comp.as_ptr().add(16).cast())),
-            )
-        }
-    } else {
-        (_mm512_setzero_si512(), _mm512_setzero_si512())
-    };
     for (i, acc_r) in acc.iter().enumerate() {
-        let (v0, v1) = (
-            _mm512_sub_epi32(acc_r[0], comp0),
-            _mm512_sub_epi32(acc_r[1], comp1),
-        );
+        let [v0, v1] = *acc_r;
         // SAFETY: the caller guarantees row `i` of `c` is writable for `ncols` columns; the
         // masks limit the stores to those columns, and the streaming stores are used only
         // when all 32 columns are written and `dst` is 64-byte aligned (as they require).
@@ -525,15 +435,14 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     }
 }
 
-/// Loads the 4 activation bytes of group `g` of a row, zero beyond `k` (and `^ 0x80` for
-/// signed activations, so that padding stays 0 in the offset domain).
+/// Loads the 4 activation bytes of group `g` of a row, zero beyond `k`.
 #[inline]
-fn tail_group(row: &[u8], k: usize, g: usize, signed: bool) -> [u8; 4] {
+fn tail_group(row: &[u8], k: usize, g: usize) -> [u8; 4] {
     let mut out = [0u8; 4];
     for (t, o) in out.iter_mut().enumerate() {
         let kk = 4 * g + t;
         if kk < k {
-            *o = if signed { row[kk] ^ 0x80 } else { row[kk] };
+            *o = row[kk];
         }
     }
     out

@@ -1,10 +1,8 @@
 //! Integer GEMM: `C[m][n] = Σ_k A[m][k] · W[n][k]` with `i32` accumulators.
 //!
-//! * `A` is row-major (`lda ≥ k` elements between rows): unsigned activation levels
-//!   ([`gemm_u8i8`], [`gemm_codebook`]) or signed ones ([`gemm_i8i8`], computed as
-//!   `Σ (a + 128)·w − 128·Σ w` with the column sums stored in the packed weights).
-//! * `W` is pre-packed once: [`PackedWeights`] (int8 levels) or [`CodebookWeights`]
-//!   (packed 2/3/4-bit indices + int8 codebook); layouts in [`crate::packed`].
+//! * `A` is row-major (`lda ≥ k` elements between rows): unsigned activation levels.
+//! * `W` is pre-packed once as [`Weights`]: int8 levels or packed 2/3/4-bit indices + int8
+//!   codebook; layouts in [`crate::packed`].
 //! * `C` is row-major with `ldc ≥ n`; only columns `0..n` of rows `0..m` are written.
 //!
 //! Outputs of 4 MiB or more whose rows start on 64-byte boundaries (aligned `c`, `ldc` a
@@ -28,68 +26,15 @@ mod avx512;
 mod portable;
 mod scalar;
 
+use crate::archparam::STREAM_OUTPUT_BYTES;
+use crate::error::{check_len, check_min};
 use crate::overflow::check_accumulator_bound;
-use crate::packed::{CodebookWeights, PackedWeights, PANEL};
+use crate::packed::{CodebookWeights, Weights, PANEL};
+use crate::tiling::GEMM;
 use crate::{KernelError, KernelPath};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
-
-/// Output size from which the AVX-512 kernel stores full lines non-temporally.
-const STREAM_OUTPUT_BYTES: usize = 4 << 20;
-
-/// Activation bytes per tile (rows × padded k) aimed for, so that they and one weight
-/// panel share a 1 MiB L2 with room to spare.
-const TILE_ACTIVATION_BYTES: usize = 256 << 10;
-
-/// Rows per register tile of the widest kernel; tiles are multiples of it.
-const ROW_BLOCK: usize = 8;
-
-/// The weights a GEMM reads.
-#[derive(Clone, Copy)]
-pub(crate) enum Weights<'a> {
-    Int8(&'a PackedWeights),
-    Codebook(&'a CodebookWeights),
-}
-
-impl<'a> Weights<'a> {
-    fn n(self) -> usize {
-        match self {
-            Weights::Int8(w) => w.n(),
-            Weights::Codebook(w) => w.n(),
-        }
-    }
-    fn k(self) -> usize {
-        match self {
-            Weights::Int8(w) => w.k(),
-            Weights::Codebook(w) => w.k(),
-        }
-    }
-    fn kp(self) -> usize {
-        match self {
-            Weights::Int8(w) => w.k_padded(),
-            Weights::Codebook(w) => w.k_padded(),
-        }
-    }
-    fn max_abs(self) -> u32 {
-        match self {
-            Weights::Int8(w) => w.max_abs(),
-            Weights::Codebook(w) => w.max_abs(),
-        }
-    }
-    fn col_sums(&self) -> &'a [i32] {
-        match *self {
-            Weights::Int8(w) => w.col_sums(),
-            Weights::Codebook(w) => w.col_sums(),
-        }
-    }
-    fn level(self, ch: usize, kk: usize) -> i8 {
-        match self {
-            Weights::Int8(w) => w.weight(ch, kk),
-            Weights::Codebook(w) => w.level(ch, kk),
-        }
-    }
-}
 
 /// Where a tile writes: the output matrix as a raw pointer so that tiles running on
 /// different threads can each write their own disjoint block of it.
@@ -140,9 +85,7 @@ pub(crate) struct Problem<'a> {
     pub a: &'a [u8],
     pub lda: usize,
     pub m: usize,
-    pub w: Weights<'a>,
-    /// Activations are `i8` reinterpreted as bytes.
-    pub signed: bool,
+    pub w: &'a Weights,
 }
 
 thread_local! {
@@ -171,55 +114,31 @@ pub(crate) fn with_decoded_panel<R>(
     })
 }
 
+/// Checks a problem of `m` rows of `k` activations (stride `lda`) into `width` output
+/// columns (stride `ldc`).
+#[allow(clippy::too_many_arguments)]
 fn validate(
     path: KernelPath,
     a_len: usize,
     lda: usize,
     m: usize,
-    w: Weights<'_>,
+    k: usize,
+    width: usize,
     c_len: usize,
     ldc: usize,
 ) -> Result<(), KernelError> {
     path.ensure_available()?;
-    let (n, k) = (w.n(), w.k());
     if m == 0 {
         return Ok(());
     }
-    if lda < k {
-        return Err(KernelError::ShapeMismatch {
-            what: "lda (must be ≥ k)",
-            expected: k,
-            found: lda,
-        });
-    }
-    if ldc < n {
-        return Err(KernelError::ShapeMismatch {
-            what: "ldc (must be ≥ n)",
-            expected: n,
-            found: ldc,
-        });
-    }
-    let need_a = (m - 1) * lda + k;
-    if a_len < need_a {
-        return Err(KernelError::SliceTooShort {
-            what: "activations",
-            expected: need_a,
-            found: a_len,
-        });
-    }
-    let need_c = (m - 1) * ldc + n;
-    if c_len < need_c {
-        return Err(KernelError::SliceTooShort {
-            what: "output",
-            expected: need_c,
-            found: c_len,
-        });
-    }
-    Ok(())
+    check_min("lda (must be ≥ k)", k, lda)?;
+    check_min("ldc (must be ≥ the output's columns)", width, ldc)?;
+    check_len("activations", (m - 1) * lda + k, a_len)?;
+    check_len("output", (m - 1) * ldc + width, c_len)
 }
 
-/// Checks the accumulator bound, first with the type's full range (`255` for the
-/// multiplier's unsigned operand) and, only if that fails, with the actual maximum.
+/// Checks the accumulator bound, first with the type's full range (`255`) and, only if that fails,
+/// with the actual maximum.
 fn check_bound(p: &Problem<'_>) -> Result<(), KernelError> {
     let (k, max_w) = (p.w.k(), p.w.max_abs());
     if check_accumulator_bound(k, max_w, 255).is_ok() {
@@ -228,7 +147,7 @@ fn check_bound(p: &Problem<'_>) -> Result<(), KernelError> {
     let mut max_a = 0u8;
     for r in 0..p.m {
         for &v in &p.a[r * p.lda..r * p.lda + k] {
-            max_a = max_a.max(if p.signed { v ^ 0x80 } else { v });
+            max_a = max_a.max(v);
         }
     }
     check_accumulator_bound(k, max_w, u32::from(max_a))
@@ -241,7 +160,8 @@ fn run(path: KernelPath, p: &Problem<'_>, c: &mut [i32], ldc: usize) -> Result<(
     }
     let n = p.w.n();
     let panels = n.div_ceil(PANEL);
-    let (mc, pc) = tile_sizes(p.m, p.w.kp(), panels, rayon::current_num_threads());
+    let plan = GEMM.plan(p.m, p.w.k_padded(), panels, rayon::current_num_threads());
+    let (mc, pc) = (plan.rows, plan.panels);
     let row_tiles = p.m.div_ceil(mc);
     let panel_tiles = panels.div_ceil(pc);
     let out = OutPtr {
@@ -259,176 +179,71 @@ fn run(path: KernelPath, p: &Problem<'_>, c: &mut [i32], ldc: usize) -> Result<(
     Ok(())
 }
 
-/// Rows and panels per tile: big enough to reuse each panel over many rows, small enough
-/// to give every thread several tiles.
-fn tile_sizes(m: usize, kp: usize, panels: usize, threads: usize) -> (usize, usize) {
-    let want = 4 * threads.max(1);
-    // A tile's activation rows (mc · kp bytes) should stay in L2 next to a weight panel.
-    let rows_in_budget = (TILE_ACTIVATION_BYTES / kp.max(1)) / ROW_BLOCK * ROW_BLOCK;
-    let cap = rows_in_budget.clamp(ROW_BLOCK, 128);
-    let mut mc = m.min(cap).div_ceil(ROW_BLOCK) * ROW_BLOCK;
-    let mut pc = panels;
-    let count = |mc: usize, pc: usize| m.div_ceil(mc) * panels.div_ceil(pc);
-    while count(mc, pc) < want && pc > 1 {
-        pc = pc.div_ceil(2);
-    }
-    while count(mc, pc) < want && mc > ROW_BLOCK {
-        mc = (mc / 2).div_ceil(ROW_BLOCK) * ROW_BLOCK;
-    }
-    (mc, pc)
+/// One instruction set's GEMM micro-kernels (as matrixmultiply's `GemmKernel`): the shape
+/// of its register tile and the tile loop built on it. [`KernelPath`] picks the impl
+/// ([`tile`]); the tile policy ([`crate::tiling`]) works in multiples of the widest `MR`.
+pub(crate) trait GemmKernel {
+    /// Rows of the register tile (output rows computed together).
+    const MR: usize;
+    /// Columns of the register tile (output channels computed together).
+    const NR: usize;
+
+    /// Computes output rows `rows` × the columns of panels `panels` into `out`.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel's path ([`KernelPath::ensure_available`]), the problem
+    /// must be validated, and the call must own the block of `out` it writes.
+    unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr);
 }
 
-/// Computes output rows `rows` × the columns of panels `panels`.
+// Tiles are multiples of the widest register tile, and panels of every kernel's columns.
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(
+    crate::archparam::ROW_ALIGN == avx512::Avx512::MR
+        && PANEL.is_multiple_of(avx512::Avx512::NR)
+        && PANEL.is_multiple_of(avx2::Avx2::NR)
+);
+const _: () = assert!(PANEL.is_multiple_of(portable::Portable::NR) && scalar::Scalar::NR == 1);
+
+/// Computes output rows `rows` × the columns of panels `panels` with `path`'s kernel.
 fn tile(path: KernelPath, p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
-    match path {
-        KernelPath::Scalar => scalar::tile(p, rows, panels, out),
-        KernelPath::Portable => portable::tile(p, rows, panels, out),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `run` is only reached after `ensure_available` confirmed AVX2, and the
-        // tile's block of `out` is owned by this call.
-        KernelPath::Avx2 => unsafe { avx2::tile(p, rows, panels, out) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above, for AVX-512 F/BW/VL/VNNI/VBMI.
-        KernelPath::Avx512Vnni => unsafe { avx512::tile(p, rows, panels, out) },
-        #[cfg(not(target_arch = "x86_64"))]
-        KernelPath::Avx2 | KernelPath::Avx512Vnni => {
-            unreachable!("ensure_available rejects x86 paths on other targets")
+    // SAFETY: `run` and `gemm_block` validate the problem and confirm the path with
+    // `ensure_available` before any tile runs, and each tile owns its block of `out`.
+    unsafe {
+        match path {
+            KernelPath::Scalar => scalar::Scalar::tile(p, rows, panels, out),
+            KernelPath::Portable => portable::Portable::tile(p, rows, panels, out),
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 => avx2::Avx2::tile(p, rows, panels, out),
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512Vnni => avx512::Avx512::tile(p, rows, panels, out),
+            #[cfg(not(target_arch = "x86_64"))]
+            KernelPath::Avx2 | KernelPath::Avx512Vnni => {
+                unreachable!("ensure_available rejects x86 paths on other targets")
+            }
         }
     }
 }
 
-/// `C = A · Wᵀ` for unsigned activations `a` (`m × k`, row stride `lda`) and int8
-/// weights; writes `c[r·ldc + j]` for `r < m`, `j < n`.
+/// `C = A · Wᵀ` for unsigned activations `a` (`m × k`, row stride `lda`) and packed
+/// weights `w` (int8 levels, or codebook indices decoded inside the kernel); writes
+/// `c[r·ldc + j]` for `r < m`, `j < n`.
 ///
 /// # Errors
 /// [`KernelError::PathUnavailable`], [`KernelError::ShapeMismatch`] /
 /// [`KernelError::SliceTooShort`] for inconsistent shapes,
 /// [`KernelError::AccumulatorOverflow`] when `k · max|w| · max|a|` exceeds `i32::MAX`.
-pub fn gemm_u8i8(
+pub fn gemm(
     path: KernelPath,
     a: &[u8],
     lda: usize,
     m: usize,
-    w: &PackedWeights,
+    w: &Weights,
     c: &mut [i32],
     ldc: usize,
 ) -> Result<(), KernelError> {
-    let w = Weights::Int8(w);
-    validate(path, a.len(), lda, m, w, c.len(), ldc)?;
-    let p = Problem {
-        a,
-        lda,
-        m,
-        w,
-        signed: false,
-    };
-    run(path, &p, c, ldc)
-}
-
-/// As [`gemm_u8i8`] for signed activations, computed through the unsigned multiplier as
-/// `Σ (a + 128)·w − 128 · Σ w` (the bound uses `max(a + 128)`).
-///
-/// # Errors
-/// As [`gemm_u8i8`].
-pub fn gemm_i8i8(
-    path: KernelPath,
-    a: &[i8],
-    lda: usize,
-    m: usize,
-    w: &PackedWeights,
-    c: &mut [i32],
-    ldc: usize,
-) -> Result<(), KernelError> {
-    let w = Weights::Int8(w);
-    validate(path, a.len(), lda, m, w, c.len(), ldc)?;
-    let p = Problem {
-        a: bytemuck::cast_slice(a),
-        lda,
-        m,
-        w,
-        signed: true,
-    };
-    run(path, &p, c, ldc)
-}
-
-/// As [`gemm_u8i8`] with codebook weights (packed indices decoded to int8 levels inside
-/// the kernel).
-///
-/// # Errors
-/// As [`gemm_u8i8`].
-pub fn gemm_codebook(
-    path: KernelPath,
-    a: &[u8],
-    lda: usize,
-    m: usize,
-    w: &CodebookWeights,
-    c: &mut [i32],
-    ldc: usize,
-) -> Result<(), KernelError> {
-    let w = Weights::Codebook(w);
-    validate(path, a.len(), lda, m, w, c.len(), ldc)?;
-    let p = Problem {
-        a,
-        lda,
-        m,
-        w,
-        signed: false,
-    };
-    run(path, &p, c, ldc)
-}
-
-/// As [`gemm_codebook`] for signed activations (offset compensation as in
-/// [`gemm_i8i8`]).
-///
-/// # Errors
-/// As [`gemm_u8i8`].
-pub fn gemm_codebook_i8(
-    path: KernelPath,
-    a: &[i8],
-    lda: usize,
-    m: usize,
-    w: &CodebookWeights,
-    c: &mut [i32],
-    ldc: usize,
-) -> Result<(), KernelError> {
-    let w = Weights::Codebook(w);
-    validate(path, a.len(), lda, m, w, c.len(), ldc)?;
-    let p = Problem {
-        a: bytemuck::cast_slice(a),
-        lda,
-        m,
-        w,
-        signed: true,
-    };
-    run(path, &p, c, ldc)
-}
-
-/// Weights for [`gemm_block`]: int8 panels or packed codebook indices.
-#[derive(Debug, Clone, Copy)]
-pub enum BlockWeights<'a> {
-    /// Pre-packed int8 weights.
-    Int8(&'a PackedWeights),
-    /// Pre-packed codebook weights.
-    Codebook(&'a CodebookWeights),
-}
-
-impl<'a> BlockWeights<'a> {
-    fn weights(self) -> Weights<'a> {
-        match self {
-            BlockWeights::Int8(w) => Weights::Int8(w),
-            BlockWeights::Codebook(w) => Weights::Codebook(w),
-        }
-    }
-
-    /// Output columns (`n`).
-    pub fn n(self) -> usize {
-        self.weights().n()
-    }
-
-    /// Reduction length (`k`).
-    pub fn k(self) -> usize {
-        self.weights().k()
-    }
+    validate(path, a.len(), lda, m, w.k(), w.n(), c.len(), ldc)?;
+    run(path, &Problem { a, lda, m, w }, c, ldc)
 }
 
 /// One block of `C = A · Wᵀ` for unsigned activations, computed on the calling thread:
@@ -436,25 +251,23 @@ impl<'a> BlockWeights<'a> {
 /// `panels.start · PANEL .. min(panels.end · PANEL, n)`). Column `j` of the problem lands
 /// in column `j − panels.start · PANEL` of `c` (row stride `ldc`).
 ///
-/// This is the building block for callers that schedule their own parallel work (e.g. a
-/// convolution that builds its im2col rows and requantizes its outputs tile by tile); the
-/// results are those of [`gemm_u8i8`] / [`gemm_codebook`] bit for bit.
+/// This is the building block of the fused convolution ([`crate::conv`]), which schedules
+/// its own parallel work; the results are those of [`gemm()`] bit for bit.
 ///
 /// # Errors
-/// As [`gemm_u8i8`]; [`KernelError::ShapeMismatch`] for an empty or out-of-range panel
+/// As [`gemm()`]; [`KernelError::ShapeMismatch`] for an empty or out-of-range panel
 /// range or `ldc` narrower than the block.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_block(
+pub(crate) fn gemm_block(
     path: KernelPath,
     a: &[u8],
     lda: usize,
     m: usize,
-    w: BlockWeights<'_>,
+    w: &Weights,
     panels: Range<usize>,
     c: &mut [i32],
     ldc: usize,
 ) -> Result<(), KernelError> {
-    let w = w.weights();
     let n = w.n();
     let total = n.div_ceil(PANEL);
     if panels.start >= panels.end || panels.end > total {
@@ -466,48 +279,11 @@ pub fn gemm_block(
     }
     let col0 = panels.start * PANEL;
     let width = (panels.end * PANEL).min(n) - col0;
-    path.ensure_available()?;
+    validate(path, a.len(), lda, m, w.k(), width, c.len(), ldc)?;
     if m == 0 {
         return Ok(());
     }
-    let k = w.k();
-    if lda < k {
-        return Err(KernelError::ShapeMismatch {
-            what: "lda (must be ≥ k)",
-            expected: k,
-            found: lda,
-        });
-    }
-    if ldc < width {
-        return Err(KernelError::ShapeMismatch {
-            what: "ldc (must be ≥ the block's columns)",
-            expected: width,
-            found: ldc,
-        });
-    }
-    let need_a = (m - 1) * lda + k;
-    if a.len() < need_a {
-        return Err(KernelError::SliceTooShort {
-            what: "activations",
-            expected: need_a,
-            found: a.len(),
-        });
-    }
-    let need_c = (m - 1) * ldc + width;
-    if c.len() < need_c {
-        return Err(KernelError::SliceTooShort {
-            what: "output",
-            expected: need_c,
-            found: c.len(),
-        });
-    }
-    let p = Problem {
-        a,
-        lda,
-        m,
-        w,
-        signed: false,
-    };
+    let p = Problem { a, lda, m, w };
     check_bound(&p)?;
     let out = OutPtr {
         ptr: c.as_mut_ptr(),
@@ -517,25 +293,4 @@ pub fn gemm_block(
     };
     tile(path, &p, 0..m, panels, &out);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tile_sizes_cover_and_split() {
-        for &(m, panels) in &[(1, 1), (16, 16), (1024, 2), (32768, 2), (64, 8), (7, 3)] {
-            for threads in [1, 2, 8] {
-                for kp in [4, 576, 4608, 1 << 20] {
-                    let (mc, pc) = tile_sizes(m, kp, panels, threads);
-                    assert!(mc >= ROW_BLOCK && pc >= 1 && mc % ROW_BLOCK == 0);
-                    assert!(pc <= panels && mc <= 128);
-                }
-            }
-        }
-        assert_eq!(tile_sizes(16, 4608, 16, 2), (16, 2));
-        assert_eq!(tile_sizes(512, 4608, 16, 2), (56, 16));
-        assert_eq!(tile_sizes(32768, 576, 2, 2), (128, 2));
-    }
 }

@@ -5,7 +5,7 @@
 //! 8 channels, which fits the 16 vector registers of SSE2 (each `wide` 256-bit type is
 //! two of them).
 
-use super::{with_decoded_panel, OutPtr, Problem, Weights};
+use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
 use crate::packed::{CodebookWeights, PANEL};
 use std::cell::RefCell;
 use std::ops::Range;
@@ -21,7 +21,19 @@ thread_local! {
     static WIDE_PANEL: RefCell<Vec<i16x16>> = const { RefCell::new(Vec::new()) };
 }
 
-pub(super) fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+/// The `wide` kernel: 2 rows × 8 channels.
+pub(super) struct Portable;
+
+impl GemmKernel for Portable {
+    const MR: usize = MR;
+    const NR: usize = 8;
+
+    unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+        tile(p, rows, panels, out);
+    }
+}
+
+fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
     for panel in panels {
         match p.w {
             Weights::Int8(w) => panel_rows(p, rows.clone(), panel, w.panel_bytes(panel), out),
@@ -35,10 +47,8 @@ pub(super) fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, ou
 }
 
 fn panel_rows(p: &Problem<'_>, rows: Range<usize>, panel: usize, w: &[u8], out: &OutPtr) {
-    let (k, kp) = (p.w.k(), p.w.kp());
+    let (k, kp) = (p.w.k(), p.w.k_padded());
     let ncols = (p.w.n() - panel * PANEL).min(PANEL);
-    let comp = &p.w.col_sums()[panel * PANEL..panel * PANEL + PANEL];
-    let flip = if p.signed { 0x80 } else { 0 };
     WIDE_PANEL.with(|panel_cell| {
         WIDE_ROWS.with(|cell| {
             // The panel's weights as i16x16 chunks: chunk `q` of group `g` (channels 4q..4q+4).
@@ -59,7 +69,7 @@ fn panel_rows(p: &Problem<'_>, rows: Range<usize>, panel: usize, w: &[u8], out: 
                     let src = &p.a[(r + i) * p.lda..(r + i) * p.lda + k];
                     let dst = &mut wide[i * kp..(i + 1) * kp];
                     for (d, &s) in dst.iter_mut().zip(src) {
-                        *d = i16::from(s ^ flip);
+                        *d = i16::from(s);
                     }
                     dst[k..].fill(0);
                 }
@@ -74,13 +84,7 @@ fn panel_rows(p: &Problem<'_>, rows: Range<usize>, panel: usize, w: &[u8], out: 
                         // SAFETY: this tile owns these rows and the columns of `panel`, inside
                         // the output as checked by `validate`.
                         let dst = unsafe { out.row(r + i, panel * PANEL + c0, len) };
-                        for (j, d) in dst.iter_mut().enumerate() {
-                            *d = if p.signed {
-                                s[j].wrapping_sub(comp[c0 + j].wrapping_mul(128))
-                            } else {
-                                s[j]
-                            };
-                        }
+                        dst.copy_from_slice(&s[..len]);
                     }
                 }
                 r += mr;

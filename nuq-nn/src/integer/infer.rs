@@ -6,42 +6,37 @@
 //!
 //! ## How it runs
 //!
-//! [`IntegerRunner::new`] compiles every node once: weights are packed for the kernel path,
-//! requantization tables are laid out for the SIMD kernels (a convolution's bias folded into
-//! its thresholds, see the `conv` submodule), residual joins get 64-bit threshold tables
-//! (counted in 32 bits whenever a vector of sums fits). A batch is one
-//! GEMM problem per convolution (`m = batch · OH · OW` rows). A convolution runs as tiles of
-//! output rows on the current rayon pool; each tile unfolds its rows, multiplies them with
-//! [`nuq_kernels::gemm_block`] and requantizes its block straight to levels while it is in
-//! cache (short outputs, such as late layers at batch 1, split the weight panels instead).
-//! Residual joins, max-pooling and the classifier run on the kernels' paths as well.
+//! [`IntegerRunner::new`] compiles every node once for the kernels: a convolution becomes a
+//! [`nuq_kernels::conv::Conv`] (packed weights, bias folded into its thresholds), the
+//! classifier a 1×1 one over a 1×1 image, residual joins get 64-bit threshold tables
+//! (counted in 32 bits whenever a vector of sums fits). A batch is one GEMM problem per
+//! convolution (`m = batch · OH · OW` rows), which the kernel runs as tiles that unfold,
+//! multiply and requantize their own block while it is in cache. Residual joins and
+//! max-pooling run on the kernels' paths as well.
 //! Tensor buffers belong to the runner and per-tile scratch to the worker threads; both grow
 //! to the largest batch once and are reused, so steady-state calls do not allocate.
 //!
 //! Every output element is computed by exactly one tile with exact integer arithmetic, so
 //! logits are bit-identical across kernel paths, thread counts and batch splits.
 
-mod conv;
-mod im2col;
-mod weights;
-
+use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, ConvShape, Requantize};
 use nuq_kernels::pool::{global_avg_pool_u8, max_pool_u8, PoolGeometry};
 use nuq_kernels::residual_threshold::{ResidualThresholds, Shortcut};
-use nuq_kernels::{gemm_codebook, gemm_u8i8, KernelPath};
+use nuq_kernels::{KernelError, KernelPath, Weights};
 use rayon::prelude::*;
 
-use crate::integer::model::{IntegerModel, Node, TensorInfo, TensorKind, DEFAULT_MEMORY_LIMIT};
+use crate::integer::model::{
+    ConvNode, ConvOutput, IntegerModel, LinearNode, Node, TensorInfo, TensorKind, WeightTable,
+    DEFAULT_MEMORY_LIMIT,
+};
 use crate::NnError;
-use conv::{grow, ConvOp, ConvOut};
-use weights::{kernel_err, Packed};
 
-/// A node compiled for the runner.
+/// A node compiled for the runner (the classifier is a [`Conv`] too).
 enum Op {
-    Conv(Box<ConvOp>),
+    Conv(Box<Conv>),
     Add(ResidualThresholds),
     MaxPool(PoolGeometry),
     GlobalAvgPool,
-    Linear(Packed),
 }
 
 /// One tensor's values for a batch, as handed to a dump hook.
@@ -76,8 +71,7 @@ pub struct IntegerRunner<'m> {
     path: KernelPath,
     bufs: Vec<Buf>,
     /// im2col matrix and accumulators of column-split convolutions.
-    cols: Vec<u8>,
-    acc: Vec<i32>,
+    scratch: ConvScratch,
     /// Bytes of working memory a batch may need ([`IntegerModel::working_set_bytes`]).
     memory_limit: u64,
     /// Working memory of one image (the working set grows linearly with the batch).
@@ -132,8 +126,7 @@ impl<'m> IntegerRunner<'m> {
             ops,
             path,
             bufs,
-            cols: Vec::new(),
-            acc: Vec::new(),
+            scratch: ConvScratch::default(),
             memory_limit: limit,
             bytes_per_image,
         })
@@ -265,13 +258,17 @@ impl<'m> IntegerRunner<'m> {
             }
         };
         match (&self.ops[i], &self.model.nodes[i]) {
-            (Op::Conv(op), Node::Conv(c)) => {
-                let x = levels_in(c.input);
+            (
+                Op::Conv(conv),
+                Node::Conv(ConvNode { input, .. }) | Node::Linear(LinearNode { input, .. }),
+            ) => {
+                let x = levels_in(*input);
                 let dst = match out {
                     Buf::Levels(o) => ConvOut::Levels(&mut o[..out_len]),
                     Buf::Int32(o) => ConvOut::Int32(&mut o[..out_len]),
                 };
-                op.run(path, x, n, dst, &mut self.cols, &mut self.acc)
+                conv.run(path, x, n, dst, &mut self.scratch)
+                    .map_err(conv_err(i, &self.model.nodes[i]))
             }
             (Op::Add(rt), Node::Add(add)) => {
                 let Buf::Int32(a) = &before[add.a] else {
@@ -309,32 +306,6 @@ impl<'m> IntegerRunner<'m> {
                 global_avg_pool_u8(&x[..n * hw * ch], n, hw, ch, &mut o[..out_len])
                     .map_err(kernel_err("global average pool"))
             }
-            (Op::Linear(w), Node::Linear(l)) => {
-                let x = levels_in(l.input);
-                let Buf::Int32(o) = out else {
-                    unreachable!("validated: the classifier writes logits")
-                };
-                let o = &mut o[..out_len];
-                match w {
-                    Packed::Codebook(w) => {
-                        gemm_codebook(path, x, l.in_features, n, w, o, l.out_features)
-                    }
-                    Packed::Int8(w) => gemm_u8i8(path, x, l.in_features, n, w, o, l.out_features),
-                }
-                .map_err(|source| NnError::Kernel {
-                    what: format!("node {i}: integer GEMM"),
-                    source,
-                })?;
-                for row in o.chunks_exact_mut(l.out_features) {
-                    for (v, &b) in row.iter_mut().zip(&l.bias) {
-                        *v = v.checked_add(b).ok_or(NnError::Overflow {
-                            node: i,
-                            what: "logit + bias",
-                        })?;
-                    }
-                }
-                Ok(())
-            }
             _ => unreachable!("ops are compiled from the nodes in order"),
         }
     }
@@ -347,16 +318,30 @@ fn compile(
     i: usize,
     node: &Node,
 ) -> Result<Op, NnError> {
-    let out = infos[i + 1];
     Ok(match node {
         Node::Conv(c) => {
             let x = infos[c.input];
+            let shape = ConvShape {
+                height: x.h,
+                width: x.w,
+                channels: c.c_in,
+                kernel: c.kernel,
+                stride: c.stride,
+                padding: c.padding,
+            };
             let pad = if c.input == 0 {
                 model.input.zero_point.clone()
             } else {
                 vec![0; c.c_in]
             };
-            Op::Conv(Box::new(ConvOp::new(i, c, x.h, x.w, out.h, out.w, pad)?))
+            let output = match &c.output {
+                ConvOutput::Codes(r) => Requantize::Levels {
+                    thresholds: &r.thresholds,
+                    levels: &r.levels,
+                },
+                ConvOutput::Accumulator => Requantize::Accumulator,
+            };
+            conv(i, node, shape, &pad, &c.weights, &c.bias, output)?
         }
         Node::Add(a) => {
             let r = &a.output;
@@ -372,16 +357,83 @@ fn compile(
         Node::MaxPool(p) => {
             let x = infos[p.input];
             Op::MaxPool(PoolGeometry {
-                batch: 1,
                 height: x.h,
                 width: x.w,
                 channels: x.c,
                 kernel: p.kernel,
                 stride: p.stride,
-                pad: 0,
             })
         }
         Node::GlobalAvgPool { .. } => Op::GlobalAvgPool,
-        Node::Linear(l) => Op::Linear(Packed::new(&l.weights, l.out_features, l.in_features)?),
+        Node::Linear(l) => {
+            // The classifier is a 1×1 convolution over a 1×1 image.
+            let shape = ConvShape {
+                height: 1,
+                width: 1,
+                channels: l.in_features,
+                kernel: 1,
+                stride: 1,
+                padding: 0,
+            };
+            let pad = vec![0; l.in_features];
+            conv(
+                i,
+                node,
+                shape,
+                &pad,
+                &l.weights,
+                &l.bias,
+                Requantize::Accumulator,
+            )?
+        }
     })
+}
+
+/// Node `i` as the kernels' convolution, one output channel per bias (the model's
+/// validation ties weights, bias and thresholds to the channel count). A bias that pushes a
+/// sum past `i32` is the model's [`NnError::Overflow`], other kernel errors
+/// [`NnError::Kernel`].
+fn conv(
+    i: usize,
+    node: &Node,
+    shape: ConvShape,
+    pad: &[u8],
+    w: &WeightTable,
+    bias: &[i32],
+    output: Requantize<'_>,
+) -> Result<Op, NnError> {
+    let err = conv_err(i, node);
+    let weights =
+        Weights::pack(&w.indices, bias.len(), shape.k(), w.bits, &w.levels).map_err(&err)?;
+    let conv = Conv::new(shape, pad, weights, bias, output).map_err(&err)?;
+    Ok(Op::Conv(Box::new(conv)))
+}
+
+/// Errors of node `i`'s convolution (or classifier), see [`conv`].
+fn conv_err(i: usize, node: &Node) -> impl Fn(KernelError) -> NnError {
+    let (op, sum) = match node {
+        Node::Linear(_) => ("classifier", "logit + bias"),
+        _ => ("convolution", "accumulator + bias"),
+    };
+    move |source| match source {
+        KernelError::BiasOverflow => NnError::Overflow { node: i, what: sum },
+        source => NnError::Kernel {
+            what: format!("node {i}: {op}"),
+            source,
+        },
+    }
+}
+
+fn kernel_err(what: &str) -> impl Fn(KernelError) -> NnError + '_ {
+    move |source| NnError::Kernel {
+        what: what.to_string(),
+        source,
+    }
+}
+
+/// Grows `v` to at least `len` elements (never shrinks: buffers are reused).
+fn grow<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
+    if v.len() < len {
+        v.resize(len, T::default());
+    }
 }

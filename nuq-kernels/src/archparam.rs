@@ -1,0 +1,55 @@
+//! Every tiling and tuning number of the kernels, in one place (as matrixmultiply's
+//! `archparam`). Each only moves work between threads, caches and instructions: results are
+//! exact integers and do not depend on any of them. Register tile sizes are not here: they
+//! are the shape of each micro-kernel (the `MR` and `NR` of its `GemmKernel` impl in
+//! `gemm/`).
+
+/// Rows a tile is a multiple of: the rows of the widest register tile (AVX-512: 8 rows ×
+/// 32 columns), so that only a tile's last block runs a shorter kernel.
+pub const ROW_ALIGN: usize = 8;
+
+/// Activation bytes (`rows × k`) a tile aims at. Larger tiles reuse each weight panel over
+/// more rows; smaller ones keep the rows, the tile's accumulators and the panel being read
+/// together in a 1 MiB L2.
+pub const TILE_BYTES: usize = 256 << 10;
+
+/// Tiles per thread a problem is split into, at least. More tiles balance uneven threads
+/// (a shared or noisy machine); fewer spend less on scheduling and re-reading panels.
+pub const TILES_PER_THREAD: usize = 4;
+
+/// Most rows of a GEMM tile: the tile's output (`rows × 32` columns per panel) stays in
+/// L1/L2 while the panel loop runs; longer tiles gain little reuse.
+pub const GEMM_MAX_ROWS: usize = 128;
+
+/// Most rows of a convolution tile. Its output is levels (a quarter of the accumulators'
+/// bytes) written straight after the GEMM, so it affords twice the GEMM's rows.
+pub const CONV_MAX_ROWS: usize = 256;
+
+/// A convolution's row tiles are not split below this many rows to make more tiles; short
+/// outputs split the weight panels instead (the whole im2col matrix is built once and
+/// every column tile reads it), which keeps the per-tile unfold and requantization long
+/// enough to be worth a task.
+pub const CONV_MIN_SPLIT_ROWS: usize = 32;
+
+/// Output bytes from which the AVX-512 GEMM stores whole aligned lines non-temporally: it
+/// saves the read-for-ownership of lines that are fully overwritten, but an output that
+/// would have stayed in cache for its reader is then read back from memory.
+pub const STREAM_OUTPUT_BYTES: usize = 4 << 20;
+
+/// Weight bytes of an AVX-512 tile up to which it runs rows-outer (each 8-row activation
+/// block meets every panel of the tile while it is in L1); heavier tiles run panels-outer so
+/// that the panel, not the rows, stays in L2.
+pub const ROWS_OUTER_MAX_WEIGHT_BYTES: usize = 192 * 1024;
+
+/// Rows from which an AVX-512 tile decodes 3-bit codebook panels once into int8 scratch
+/// rather than in registers per row block: the in-register bit-plane merge costs about a
+/// fifth of the multiplier's throughput, the scratch decode a pass over the panel.
+pub const CB3_SCRATCH_MIN_ROWS: usize = 32;
+
+/// Code bits up to which the AVX-512 requantization finds a code by binary search (a blend
+/// tree that doubles per bit) rather than by counting every threshold.
+pub const SEARCH_MAX_BITS: u8 = 4;
+
+/// Elements per parallel task of the residual join (rows are grouped to about this many):
+/// enough work per task to amortise scheduling, enough tasks to balance the threads.
+pub const RESIDUAL_TASK_ELEMENTS: usize = 16 * 1024;

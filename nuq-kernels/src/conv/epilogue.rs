@@ -1,0 +1,185 @@
+//! What a convolution tile does with its `i32` accumulators while they are in cache:
+//! requantize them to levels (bias folded into `i32` thresholds, or in 64-bit when the
+//! accumulator bound does not allow the fold), or hand on `acc + bias`.
+
+use std::ops::Range;
+
+use nuq_core::MacThresholds;
+
+use crate::error::check_eq;
+use crate::threshold::Thresholds;
+use crate::{KernelError, KernelPath};
+
+/// A convolution's output, as its caller asks for it.
+#[derive(Debug, Clone, Copy)]
+pub enum Requantize<'a> {
+    /// `levels[code]` with `code` the [`MacThresholds`] code of `acc + bias` (64-bit);
+    /// `levels` has `2^bits` entries.
+    Levels {
+        /// The MAC thresholds, one row per output channel.
+        thresholds: &'a MacThresholds,
+        /// The output level of each code.
+        levels: &'a [u8],
+    },
+    /// `acc + bias` as `i32` ([`KernelError::BiasOverflow`] when it leaves the range).
+    Accumulator,
+}
+
+/// Where a convolution writes, `[pixel][channel]` across the batch.
+#[derive(Debug)]
+pub enum ConvOut<'a> {
+    /// Activation levels ([`Requantize::Levels`]).
+    Levels(&'a mut [u8]),
+    /// Accumulators plus bias ([`Requantize::Accumulator`]).
+    Int32(&'a mut [i32]),
+}
+
+impl ConvOut<'_> {
+    /// Elements the buffer holds.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            ConvOut::Levels(o) => o.len(),
+            ConvOut::Int32(o) => o.len(),
+        }
+    }
+
+    /// The buffer from element `at` on.
+    pub(crate) fn tail(&mut self, at: usize) -> ConvOut<'_> {
+        match self {
+            ConvOut::Levels(o) => ConvOut::Levels(&mut o[at..]),
+            ConvOut::Int32(o) => ConvOut::Int32(&mut o[at..]),
+        }
+    }
+}
+
+/// The compiled epilogue.
+#[derive(Debug, Clone)]
+pub(crate) enum Epilogue {
+    /// Requantize to levels with bias-folded `i32` thresholds (see the module docs).
+    Levels {
+        thresholds: Thresholds,
+        levels: Vec<u8>,
+    },
+    /// Requantize `acc + bias` in 64-bit, as [`Requantize::Levels`] defines it (layers whose
+    /// accumulator bound reaches `i32::MAX`).
+    Wide {
+        thresholds: MacThresholds,
+        levels: Vec<u8>,
+        bias: Vec<i32>,
+    },
+    /// Hand on `acc + bias` as `i32`.
+    Accumulator { bias: Vec<i32> },
+}
+
+impl Epilogue {
+    /// Compiles `output` for `bias.len()` channels whose accumulators are bounded by `bound`
+    /// in magnitude.
+    pub(crate) fn new(
+        output: Requantize<'_>,
+        bias: &[i32],
+        bound: u128,
+    ) -> Result<Epilogue, KernelError> {
+        let Requantize::Levels { thresholds, levels } = output else {
+            return Ok(Epilogue::Accumulator {
+                bias: bias.to_vec(),
+            });
+        };
+        let rows = thresholds.channels();
+        check_eq("threshold rows (one per output channel)", bias.len(), rows)?;
+        let n_levels = levels.len();
+        check_eq("output levels (2^bits)", 1 << thresholds.bits(), n_levels)?;
+        if bound < i32::MAX as u128 {
+            let folded = thresholds
+                .offset(bias)
+                .map_err(|_| KernelError::ShapeMismatch {
+                    what: "bias (one per output channel)",
+                    expected: thresholds.channels(),
+                    found: bias.len(),
+                })?;
+            Ok(Epilogue::Levels {
+                thresholds: Thresholds::new(&folded),
+                levels: levels.to_vec(),
+            })
+        } else {
+            Ok(Epilogue::Wide {
+                thresholds: thresholds.clone(),
+                levels: levels.to_vec(),
+                bias: bias.to_vec(),
+            })
+        }
+    }
+
+    /// Whether the output is levels (else `i32`).
+    pub(crate) fn writes_levels(&self) -> bool {
+        !matches!(self, Epilogue::Accumulator { .. })
+    }
+
+    /// Requantizes (or biases) `rows` accumulator rows (stride `lda`) of channels `chans`
+    /// into `out` (stride `ldo`, column 0 = channel `chans.start`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn apply(
+        &self,
+        path: KernelPath,
+        acc: &[i32],
+        lda: usize,
+        rows: usize,
+        chans: Range<usize>,
+        out: ConvOut<'_>,
+        ldo: usize,
+    ) -> Result<(), KernelError> {
+        let width = chans.len();
+        match (self, out) {
+            (Epilogue::Levels { thresholds, levels }, ConvOut::Levels(o)) => thresholds
+                .apply_levels_block(path, acc, lda, rows, chans.start, width, levels, o, ldo),
+            (
+                Epilogue::Wide {
+                    thresholds,
+                    levels,
+                    bias,
+                },
+                ConvOut::Levels(o),
+            ) => {
+                for r in 0..rows {
+                    for j in 0..width {
+                        let c = chans.start + j;
+                        let v = i64::from(acc[r * lda + j]) + i64::from(bias[c]);
+                        o[r * ldo + j] = levels[usize::from(thresholds.code(c, v))];
+                    }
+                }
+                Ok(())
+            }
+            (Epilogue::Accumulator { bias }, ConvOut::Int32(o)) => {
+                // A signed add overflowed iff the sum's sign differs from both operands';
+                // the sign bits are gathered rather than checked per element, so that the
+                // loop vectorises.
+                let bias = &bias[chans];
+                let mut signs = 0i32;
+                for r in 0..rows {
+                    let src = &acc[r * lda..r * lda + width];
+                    let dst = &mut o[r * ldo..r * ldo + width];
+                    for ((d, &a), &b) in dst.iter_mut().zip(src).zip(bias) {
+                        let v = a.wrapping_add(b);
+                        *d = v;
+                        signs |= (a ^ v) & (b ^ v);
+                    }
+                }
+                if signs < 0 {
+                    return Err(KernelError::BiasOverflow);
+                }
+                Ok(())
+            }
+            _ => Err(self.kind_error()),
+        }
+    }
+
+    /// The error for an output buffer of the other kind.
+    pub(crate) fn kind_error(&self) -> KernelError {
+        KernelError::OutputKind {
+            expected: if self.writes_levels() {
+                "u8 levels"
+            } else {
+                "i32 accumulators"
+            },
+        }
+    }
+}

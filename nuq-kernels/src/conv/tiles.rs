@@ -1,0 +1,153 @@
+//! The tile driver: row tiles that each unfold, multiply and requantize their own rows, or,
+//! for short outputs, the whole im2col matrix once and then tiles of weight panels.
+
+use std::cell::RefCell;
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::{Conv, ConvOut, ConvScratch};
+use crate::gemm::gemm_block;
+use crate::packed::PANEL;
+use crate::tiling::CONV;
+use crate::{KernelError, KernelPath};
+
+thread_local! {
+    /// Per-thread im2col rows and accumulators of one row tile (grown to the largest tile
+    /// once, then reused: no allocation per call in steady state).
+    static TILE_SCRATCH: RefCell<(Vec<u8>, Vec<i32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Grows `v` to at least `len` elements (never shrinks: buffers are reused).
+fn grow<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
+    if v.len() < len {
+        v.resize(len, T::default());
+    }
+}
+
+impl Conv {
+    /// Runs `m` output rows of the checked problem on the current rayon pool.
+    pub(super) fn tiles(
+        &self,
+        path: KernelPath,
+        x: &[u8],
+        m: usize,
+        out: ConvOut<'_>,
+        scratch: &mut ConvScratch,
+    ) -> Result<(), KernelError> {
+        let panels = self.n().div_ceil(PANEL);
+        let plan = CONV.plan(m, self.shape.k(), panels, rayon::current_num_threads());
+        if plan.panels == panels {
+            self.row_tiles(path, x, m, plan.rows, out)
+        } else {
+            self.column_tiles(path, x, m, plan.rows, plan.panels, out, scratch)
+        }
+    }
+
+    /// Tiles of `mc` whole output rows, each unfolding its own rows.
+    fn row_tiles(
+        &self,
+        path: KernelPath,
+        x: &[u8],
+        m: usize,
+        mc: usize,
+        out: ConvOut<'_>,
+    ) -> Result<(), KernelError> {
+        let (k, n) = (self.shape.k(), self.n());
+        let tile = |t: usize, out: ConvOut<'_>| -> Result<(), KernelError> {
+            let rows = t * mc..((t + 1) * mc).min(m);
+            TILE_SCRATCH.with(|cell| {
+                let mut scratch = cell.borrow_mut();
+                let (cols, acc) = &mut *scratch;
+                let a: &[u8] = if self.shape.direct() {
+                    &x[rows.start * k..rows.end * k]
+                } else {
+                    grow(cols, rows.len() * k);
+                    self.shape
+                        .unfold(x, &self.pad, rows.start, rows.len(), cols);
+                    cols
+                };
+                grow(acc, rows.len() * n);
+                self.gemm(path, a, rows.len(), 0..n.div_ceil(PANEL), acc, n)?;
+                self.epilogue.apply(path, acc, n, rows.len(), 0..n, out, n)
+            })
+        };
+        match out {
+            ConvOut::Levels(o) => o[..m * n]
+                .par_chunks_mut(mc * n)
+                .enumerate()
+                .try_for_each(|(t, o)| tile(t, ConvOut::Levels(o))),
+            ConvOut::Int32(o) => o[..m * n]
+                .par_chunks_mut(mc * n)
+                .enumerate()
+                .try_for_each(|(t, o)| tile(t, ConvOut::Int32(o))),
+        }
+    }
+
+    /// Short outputs: the whole im2col matrix once, then tiles of `pc` weight panels (all
+    /// rows) into the scratch accumulators laid out `[group][m][group columns]`, then the
+    /// epilogue.
+    #[allow(clippy::too_many_arguments)]
+    fn column_tiles(
+        &self,
+        path: KernelPath,
+        x: &[u8],
+        m: usize,
+        mc: usize,
+        pc: usize,
+        mut out: ConvOut<'_>,
+        scratch: &mut ConvScratch,
+    ) -> Result<(), KernelError> {
+        let (k, n) = (self.shape.k(), self.n());
+        let panels = n.div_ceil(PANEL);
+        let ConvScratch { cols, acc } = scratch;
+        let a: &[u8] = if self.shape.direct() {
+            &x[..m * k]
+        } else {
+            grow(cols, m * k);
+            cols[..m * k]
+                .par_chunks_mut(mc * k)
+                .enumerate()
+                .for_each(|(t, dst)| self.shape.unfold(x, &self.pad, t * mc, dst.len() / k, dst));
+            cols
+        };
+        let group_cols = pc * PANEL;
+        grow(acc, m * n);
+        acc[..m * n]
+            .par_chunks_mut(m * group_cols)
+            .enumerate()
+            .try_for_each(|(g, block)| {
+                let pans = g * pc..((g + 1) * pc).min(panels);
+                let width = block.len() / m;
+                self.gemm(path, a, m, pans, block, width)
+            })?;
+        for (g, block) in acc[..m * n].chunks(m * group_cols).enumerate() {
+            let c0 = g * group_cols;
+            let width = block.len() / m;
+            self.epilogue
+                .apply(path, block, width, m, c0..c0 + width, out.tail(c0), n)?;
+        }
+        Ok(())
+    }
+
+    fn gemm(
+        &self,
+        path: KernelPath,
+        a: &[u8],
+        rows: usize,
+        panels: Range<usize>,
+        acc: &mut [i32],
+        ldc: usize,
+    ) -> Result<(), KernelError> {
+        gemm_block(
+            path,
+            a,
+            self.shape.k(),
+            rows,
+            &self.weights,
+            panels,
+            acc,
+            ldc,
+        )
+    }
+}

@@ -1,0 +1,115 @@
+//! The im2col plan: where a convolution reads from, and the unfolding of a range of output
+//! pixels into a caller's buffer (NHWC, taps in `(ky, kx, c)` order — the weights' order —
+//! with a per-channel padding byte).
+
+use crate::KernelError;
+
+/// The geometry of a square 2-D convolution over NHWC images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Input channels.
+    pub channels: usize,
+    /// Square kernel side.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Padding on every side.
+    pub padding: usize,
+}
+
+impl ConvShape {
+    /// Output height, `(height + 2·padding − kernel) / stride + 1`.
+    pub fn out_height(&self) -> usize {
+        (self.height + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Output width.
+    pub fn out_width(&self) -> usize {
+        (self.width + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Bytes per im2col row, the GEMM's reduction length (`kernel² · channels`).
+    pub fn k(&self) -> usize {
+        self.kernel * self.kernel * self.channels
+    }
+
+    /// Whether the input already is the im2col matrix (1×1, stride 1, no padding).
+    pub(crate) fn direct(&self) -> bool {
+        self.kernel == 1 && self.stride == 1 && self.padding == 0
+    }
+
+    /// `Ok` for a shape whose kernel fits the padded input.
+    pub(crate) fn validate(&self) -> Result<(), KernelError> {
+        for (what, v) in [
+            ("conv height", self.height),
+            ("conv width", self.width),
+            ("conv channels", self.channels),
+            ("conv kernel", self.kernel),
+            ("conv stride", self.stride),
+        ] {
+            if v == 0 {
+                return Err(KernelError::Unsupported {
+                    what,
+                    value: 0,
+                    allowed: "at least 1",
+                });
+            }
+        }
+        if self.height.min(self.width) + 2 * self.padding < self.kernel {
+            return Err(KernelError::Unsupported {
+                what: "conv kernel",
+                value: self.kernel as i64,
+                allowed: "at most the padded input's height and width",
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes the rows of output pixels `first .. first + rows` (pixels counted across the
+    /// batch) of the im2col matrix of `x` into `dst` (row stride `k`); taps outside the
+    /// image read `pad` (one byte per channel).
+    pub(crate) fn unfold(&self, x: &[u8], pad: &[u8], first: usize, rows: usize, dst: &mut [u8]) {
+        let (c, k, kernel) = (self.channels, self.k(), self.kernel);
+        let (oh, ow) = (self.out_height(), self.out_width());
+        let per_image = oh * ow;
+        let img_len = self.height * self.width * c;
+        for (i, row) in dst[..rows * k].chunks_exact_mut(k).enumerate() {
+            let pix = first + i;
+            let (b, rest) = (pix / per_image, pix % per_image);
+            let (oy, ox) = (rest / ow, rest % ow);
+            let img = &x[b * img_len..(b + 1) * img_len];
+            let x0 = (ox * self.stride) as isize - self.padding as isize;
+            // With stride-1 taps inside the image, a kernel row is one contiguous run.
+            let inside_x = x0 >= 0 && x0 as usize + kernel <= self.width;
+            for ky in 0..kernel {
+                let seg = &mut row[ky * kernel * c..(ky + 1) * kernel * c];
+                let iy = (oy * self.stride + ky) as isize - self.padding as isize;
+                if iy < 0 || iy as usize >= self.height {
+                    for tap in seg.chunks_exact_mut(c) {
+                        tap.copy_from_slice(pad);
+                    }
+                    continue;
+                }
+                let line = &img[iy as usize * self.width * c..(iy as usize + 1) * self.width * c];
+                if inside_x {
+                    let s = x0 as usize * c;
+                    seg.copy_from_slice(&line[s..s + kernel * c]);
+                    continue;
+                }
+                for (kx, tap) in seg.chunks_exact_mut(c).enumerate() {
+                    let ix = x0 + kx as isize;
+                    if ix < 0 || ix as usize >= self.width {
+                        tap.copy_from_slice(pad);
+                    } else {
+                        let s = ix as usize * c;
+                        tap.copy_from_slice(&line[s..s + c]);
+                    }
+                }
+            }
+        }
+    }
+}

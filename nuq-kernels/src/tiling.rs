@@ -1,0 +1,126 @@
+//! How a GEMM-shaped problem (`m` rows × weight panels) is cut into parallel tiles: the one
+//! tile policy of the crate, used by the GEMMs and the fused convolution with their own
+//! numbers from [`crate::archparam`].
+
+use crate::archparam::{
+    CONV_MAX_ROWS, CONV_MIN_SPLIT_ROWS, GEMM_MAX_ROWS, ROW_ALIGN, TILES_PER_THREAD, TILE_BYTES,
+};
+
+/// Rows per tile and weight panels per tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TilePlan {
+    pub rows: usize,
+    pub panels: usize,
+}
+
+/// The bounds a caller's tiles keep to.
+pub(crate) struct TilePolicy {
+    /// Most rows per tile.
+    max_rows: usize,
+    /// Rows are halved down to this before panels are split.
+    split_rows_first: usize,
+    /// ... and down to this after panels are split.
+    min_rows: usize,
+}
+
+/// The GEMMs: panels are split before rows, rows down to one register tile.
+pub(crate) const GEMM: TilePolicy = TilePolicy {
+    max_rows: GEMM_MAX_ROWS,
+    split_rows_first: GEMM_MAX_ROWS,
+    min_rows: ROW_ALIGN,
+};
+
+/// The fused convolution: rows are split down to [`CONV_MIN_SPLIT_ROWS`], then panels.
+pub(crate) const CONV: TilePolicy = TilePolicy {
+    max_rows: CONV_MAX_ROWS,
+    split_rows_first: CONV_MIN_SPLIT_ROWS,
+    min_rows: CONV_MIN_SPLIT_ROWS,
+};
+
+impl TilePolicy {
+    /// Tiles for `m` rows of `row_bytes` activation bytes against `panels` weight panels on
+    /// `threads` threads: rows within [`TILE_BYTES`] (a multiple of [`ROW_ALIGN`]), then
+    /// halved (rows, panels, rows as the policy says) until there are
+    /// [`TILES_PER_THREAD`] tiles per thread or nothing is left to split.
+    pub(crate) fn plan(
+        &self,
+        m: usize,
+        row_bytes: usize,
+        panels: usize,
+        threads: usize,
+    ) -> TilePlan {
+        let want = TILES_PER_THREAD * threads.max(1);
+        let align = |r: usize| r.div_ceil(ROW_ALIGN) * ROW_ALIGN;
+        let cap =
+            (TILE_BYTES / row_bytes.max(1) / ROW_ALIGN * ROW_ALIGN).clamp(ROW_ALIGN, self.max_rows);
+        let mut mc = align(m.min(cap));
+        let mut pc = panels;
+        let count = |mc: usize, pc: usize| m.div_ceil(mc) * panels.div_ceil(pc);
+        while count(mc, pc) < want && mc > self.split_rows_first {
+            mc = align(mc / 2);
+        }
+        while count(mc, pc) < want && pc > 1 {
+            pc = pc.div_ceil(2);
+        }
+        while count(mc, pc) < want && mc > self.min_rows {
+            mc = align(mc / 2);
+        }
+        TilePlan {
+            rows: mc,
+            panels: pc,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_cover_and_split() {
+        for (m, panels, threads, kp) in [(1, 1, 1, 4), (16, 16, 8, 576), (7, 3, 2, 1 << 20)] {
+            for policy in [&GEMM, &CONV] {
+                let t = policy.plan(m, kp, panels, threads);
+                assert!(t.rows % ROW_ALIGN == 0 && (ROW_ALIGN..=policy.max_rows).contains(&t.rows));
+                assert!((1..=panels).contains(&t.panels));
+            }
+        }
+        let gemm = |m, kp, panels| GEMM.plan(m, kp, panels, 2);
+        assert_eq!(
+            gemm(16, 4608, 16),
+            TilePlan {
+                rows: 16,
+                panels: 2
+            }
+        );
+        assert_eq!(
+            gemm(512, 4608, 16),
+            TilePlan {
+                rows: 56,
+                panels: 16
+            }
+        );
+        assert_eq!(
+            gemm(32768, 576, 2),
+            TilePlan {
+                rows: 128,
+                panels: 2
+            }
+        );
+        // Short convolutions keep 32-row tiles and split panels instead.
+        assert_eq!(
+            CONV.plan(64, 4608, 16, 2),
+            TilePlan {
+                rows: 32,
+                panels: 4
+            }
+        );
+        assert_eq!(
+            CONV.plan(32768, 576, 2, 2),
+            TilePlan {
+                rows: 256,
+                panels: 2
+            }
+        );
+    }
+}

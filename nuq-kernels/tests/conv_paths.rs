@@ -1,0 +1,263 @@
+//! The fused convolution on every kernel path against a naive direct convolution, for
+//! random shapes, strides, padding, weight and output bit widths and thread counts (so both
+//! row tiles and the column tiles of short outputs run), including biases that push the
+//! folded thresholds past `i32` (clamped) and layers whose accumulator bound keeps the
+//! 64-bit requantization.
+
+use nuq_core::{Direction, MacThresholds};
+use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, ConvShape, Requantize};
+use nuq_kernels::{KernelError, KernelPath, Weights};
+use proptest::prelude::*;
+
+fn lcg(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed ^ 0x9E37_79B9_7F4A_7C15;
+    move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        s >> 33
+    }
+}
+
+/// One layer as plain data, as a caller hands it over; `requant: None` is `acc + bias`.
+struct Layer {
+    shape: ConvShape,
+    pad: Vec<u8>,
+    c_out: usize,
+    bits: u8,
+    levels: Vec<i8>,
+    indices: Vec<u8>,
+    bias: Vec<i32>,
+    requant: Option<(MacThresholds, Vec<u8>)>,
+}
+
+impl Layer {
+    /// `acc + bias` of every output (`[image][oy][ox][c]`), straight from the definition.
+    fn naive(&self, x: &[u8], images: usize) -> Vec<i64> {
+        let s = self.shape;
+        let mut out = Vec::new();
+        for b in 0..images {
+            for oy in 0..s.out_height() {
+                for ox in 0..s.out_width() {
+                    for co in 0..self.c_out {
+                        let mut acc = i64::from(self.bias[co]);
+                        for (t, &i) in self.indices[co * s.k()..][..s.k()].iter().enumerate() {
+                            let (ky, kx, ci) = (
+                                t / s.channels / s.kernel,
+                                t / s.channels % s.kernel,
+                                t % s.channels,
+                            );
+                            let y = (oy * s.stride + ky)
+                                .checked_sub(s.padding)
+                                .filter(|&y| y < s.height);
+                            let xx = (ox * s.stride + kx)
+                                .checked_sub(s.padding)
+                                .filter(|&v| v < s.width);
+                            let a = match (y, xx) {
+                                (Some(y), Some(xx)) => {
+                                    x[((b * s.height + y) * s.width + xx) * s.channels + ci]
+                                }
+                                _ => self.pad[ci],
+                            };
+                            acc += i64::from(a) * i64::from(self.levels[usize::from(i)]);
+                        }
+                        out.push(acc);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The convolution of `x` on every path against [`Layer::naive`].
+    fn check(&self, x: &[u8], images: usize) -> Result<(), TestCaseError> {
+        let w = Weights::pack(
+            &self.indices,
+            self.c_out,
+            self.shape.k(),
+            self.bits,
+            &self.levels,
+        )
+        .unwrap();
+        let out = match &self.requant {
+            Some((thresholds, levels)) => Requantize::Levels { thresholds, levels },
+            None => Requantize::Accumulator,
+        };
+        let conv = Conv::new(self.shape, &self.pad, w, &self.bias, out).unwrap();
+        let want = self.naive(x, images);
+        let mut scratch = ConvScratch::default();
+        for path in KernelPath::available() {
+            if let Some((t, l)) = &self.requant {
+                let expect: Vec<u8> = want
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &v)| l[usize::from(t.code(j % self.c_out, v))])
+                    .collect();
+                let mut got = vec![0xAAu8; want.len()];
+                conv.run(path, x, images, ConvOut::Levels(&mut got), &mut scratch)
+                    .unwrap();
+                prop_assert_eq!(&got, &expect, "{}", path);
+                continue;
+            }
+            let mut got = vec![0i32; want.len()];
+            let r = conv.run(path, x, images, ConvOut::Int32(&mut got), &mut scratch);
+            match want
+                .iter()
+                .map(|&v| i32::try_from(v))
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(expect) => prop_assert_eq!((r, &got), (Ok(()), &expect), "{}", path),
+                Err(_) => prop_assert_eq!(r, Err(KernelError::BiasOverflow), "{}", path),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Ascending thresholds per channel, mostly within `±span`, some at the ends of `i32`
+/// (which the bias fold clamps); a third of the channels falling.
+fn thresholds(rng: &mut impl FnMut() -> u64, bits: u8, c_out: usize, span: i64) -> MacThresholds {
+    let mut values = Vec::new();
+    for _ in 0..c_out {
+        let mut row: Vec<i32> = (0..(1 << bits) - 1)
+            .map(|_| match rng() % 8 {
+                0 => i32::MIN + (rng() % 3) as i32,
+                1 => i32::MAX - (rng() % 3) as i32,
+                _ => ((rng() as i64 % (2 * span + 1)) - span) as i32,
+            })
+            .collect();
+        row.sort_unstable();
+        values.extend(row);
+    }
+    let dirs = (0..c_out).map(|_| {
+        if rng().is_multiple_of(3) {
+            Direction::Falling
+        } else {
+            Direction::Rising
+        }
+    });
+    MacThresholds::new(bits, values, dirs.collect()).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fused_conv_matches_the_direct_convolution(
+        images in 1usize..4, height in 1usize..10, width in 1usize..10, channels in 1usize..7,
+        kernel in 1usize..4, stride in 1usize..3, padding in 0usize..2, c_out in 1usize..80,
+        bits in prop::sample::select(vec![1u8, 2, 3, 4, 8]), out_bits in 0u8..5,
+        huge_bias: bool, threads in 1usize..4, seed: u64,
+    ) {
+        let shape = ConvShape { height, width, channels, kernel, stride, padding };
+        prop_assume!(height.min(width) + 2 * padding >= kernel);
+        let mut rng = lcg(seed);
+        let k = shape.k();
+        let n_levels = 1 + rng() as usize % (1 << bits);
+        let mut levels: Vec<i8> = (0..n_levels).map(|_| rng() as i8).collect();
+        levels.sort_unstable();
+        let bias = |r: u64| if huge_bias { (r as i32).wrapping_mul(3) } else { (r % 20_001) as i32 - 10_000 };
+        let layer = Layer {
+            shape,
+            pad: (0..channels).map(|_| rng() as u8).collect(),
+            c_out,
+            bits,
+            indices: (0..c_out * k).map(|_| (rng() as usize % n_levels) as u8).collect(),
+            levels,
+            bias: (0..c_out).map(|_| bias(rng())).collect(),
+            requant: (out_bits > 0).then(|| {
+                let t = thresholds(&mut rng, out_bits, c_out, 4000 * k as i64);
+                let mut l: Vec<u8> = (0..1 << out_bits).map(|_| rng() as u8).collect();
+                l.sort_unstable();
+                (t, l)
+            }),
+        };
+        let x: Vec<u8> = (0..images * height * width * channels).map(|_| rng() as u8).collect();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| layer.check(&x, images))?;
+    }
+}
+
+/// Thresholds that leave the `i32` range once the bias is folded in, with the folded `i32`
+/// requantization (300 input channels) and with a layer whose accumulator bound
+/// (`k · max|w| · 255`) exceeds `i32::MAX`, which keeps the 64-bit one (70 000 channels).
+#[test]
+fn wide_bound_and_extreme_thresholds_stay_exact() {
+    for channels in [300, 70_000] {
+        let mut rng = lcg(3);
+        for bias in [-1_500_000_000, 0, 1_500_000_000] {
+            let (lo, hi) = (i32::MIN, i32::MAX);
+            let t = [-2000, 0, 2000, lo, lo + 5, hi, -1000, 10, hi - bias.max(0)];
+            let dirs = vec![Direction::Rising, Direction::Rising, Direction::Falling];
+            let shape = ConvShape {
+                height: 1,
+                width: 2,
+                channels,
+                kernel: 1,
+                stride: 1,
+                padding: 0,
+            };
+            let layer = Layer {
+                shape,
+                pad: vec![0; channels],
+                c_out: 3,
+                bits: 8,
+                levels: (-127i8..=127).collect(),
+                indices: (0..3 * channels).map(|_| (rng() % 255) as u8).collect(),
+                bias: vec![bias, bias, -bias],
+                requant: Some((
+                    MacThresholds::new(2, t.to_vec(), dirs).unwrap(),
+                    vec![0, 3, 9, 40],
+                )),
+            };
+            // Small levels keep the GEMM's actual-value bound within i32.
+            let x: Vec<u8> = (0..2 * 2 * channels).map(|_| (rng() % 12) as u8).collect();
+            layer.check(&x, 2).unwrap();
+        }
+    }
+}
+
+#[test]
+fn conv_rejects_bad_input() {
+    let shape = ConvShape {
+        height: 2,
+        width: 2,
+        channels: 1,
+        kernel: 3,
+        stride: 1,
+        padding: 0,
+    };
+    let w = || Weights::pack(&[0; 18], 2, 9, 2, &[0, 1]).unwrap();
+    let acc = Requantize::Accumulator;
+    let unsupported = Conv::new(shape, &[0], w(), &[0, 0], acc);
+    assert!(matches!(unsupported, Err(KernelError::Unsupported { .. })));
+    let shape = ConvShape {
+        padding: 1,
+        ..shape
+    };
+    for (pad, bias) in [(&[0, 0][..], &[0, 0][..]), (&[0], &[0])] {
+        let e = Conv::new(shape, pad, w(), bias, acc);
+        assert!(matches!(e, Err(KernelError::ShapeMismatch { .. })));
+    }
+    let t = MacThresholds::new(1, vec![0, 0], vec![Direction::Rising; 2]).unwrap();
+    let levels = Requantize::Levels {
+        thresholds: &t,
+        levels: &[0, 1, 2],
+    };
+    let e = Conv::new(shape, &[0], w(), &[0, 0], levels);
+    assert!(matches!(e, Err(KernelError::ShapeMismatch { .. })));
+    let e = Weights::pack(&[2; 18], 2, 9, 2, &[0, 1]);
+    assert!(matches!(
+        e,
+        Err(KernelError::IndexOutOfRange { index: 2, .. })
+    ));
+    let conv = Conv::new(shape, &[0], w(), &[0, 0], acc).unwrap();
+    let mut s = ConvScratch::default();
+    let p = KernelPath::Scalar;
+    let e = conv.run(p, &[0; 4], 1, ConvOut::Levels(&mut [0; 8]), &mut s);
+    assert!(matches!(e, Err(KernelError::OutputKind { .. })));
+    for (x, o) in [(3, 8), (4, 7)] {
+        let e = conv.run(p, &vec![0; x], 1, ConvOut::Int32(&mut vec![0; o]), &mut s);
+        assert!(matches!(e, Err(KernelError::SliceTooShort { .. })));
+    }
+}
