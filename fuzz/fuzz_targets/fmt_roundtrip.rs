@@ -7,9 +7,8 @@
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use nuq_fpga_fmt::model::{
-    AlignTable, Codebook, Layer, Metadata, ThresholdTable, WeightTensor, ZeroPointTable,
-};
+use nuq_core::{FixedPointMultiplier, MacThresholds};
+use nuq_fpga_fmt::model::{AlignTable, Codebook, Layer, Metadata, WeightTensor, ZeroPointTable};
 use nuq_fpga_fmt::reader::{pow2_f32, Scale};
 use nuq_fpga_fmt::{
     encode, CodebookKind, Direction, LayerOp, Model, NuqFile, TileOrder, WriteOptions,
@@ -79,11 +78,7 @@ fn weighted(u: &mut Unstructured<'_>, m: &mut Model, l: &mut Layer, dims: Vec<u3
                 })
             })
             .collect::<Result<_>>()?;
-        m.thresholds.push(ThresholdTable {
-            bits: abits,
-            values,
-            directions,
-        });
+        m.thresholds.push(MacThresholds::new(abits, values, directions).unwrap());
         l.act_bits = abits;
         l.thresholds = Some(m.thresholds.len() as u32 - 1);
     }
@@ -200,16 +195,15 @@ fn model(u: &mut Unstructured<'_>) -> Result<Model> {
                     row.sort_unstable();
                     values.extend(row);
                 }
-                m.thresholds.push(ThresholdTable {
-                    bits: abits,
-                    values,
-                    directions: vec![Direction::Rising; c],
-                });
+                m.thresholds.push(MacThresholds::new(abits, values, vec![Direction::Rising; c]).unwrap());
                 m.aligns.push(AlignTable {
                     main_shift: u.int_in_range(0..=31)?,
-                    multipliers: (0..c).map(|_| u.arbitrary()).collect::<Result<_>>()?,
-                    shifts: (0..c)
-                        .map(|_| u.int_in_range(0..=63))
+                    // Shifts above 62 are not expressible (`FixedPointMultiplier`).
+                    factors: (0..c)
+                        .map(|_| {
+                            let f = FixedPointMultiplier::new(u.arbitrary()?, u.int_in_range(0..=62)?);
+                            Ok(f.expect("a shift of at most 62"))
+                        })
                         .collect::<Result<_>>()?,
                 });
                 let mut l = Layer::new(&name, LayerOp::AlignedAdd, &[prev, other], shape);

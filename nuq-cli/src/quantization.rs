@@ -3,11 +3,11 @@
 
 use clap::Args;
 use nuq_nn::pipeline::Recipe;
-use nuq_nn::quant::{Family, QuantConfig};
+use nuq_nn::quant::{family_name, Family, QuantConfig};
 
 /// Parses a codebook family for clap.
 pub fn parse_family(s: &str) -> Result<Family, String> {
-    s.parse::<Family>().map_err(|e| e.to_string())
+    nuq_nn::quant::parse_family(s).map_err(|e| e.to_string())
 }
 
 /// How to quantize.
@@ -107,7 +107,11 @@ impl QuantArgs {
         };
         let mut d = format!(
             "W{}/A{} {}/{} {scope}, first/last {}-bit",
-            c.weight_bits, c.act_bits, c.weight_family, c.act_family, c.edge_bits
+            c.weight_bits,
+            c.act_bits,
+            family_name(c.weight_family),
+            family_name(c.act_family),
+            c.edge_bits
         );
         if c.act_per_channel {
             d.push_str(", per-channel activation thresholds");

@@ -124,30 +124,30 @@ fn check_images(model: &Model, out: &Path, ext: &str, word_bits: usize) {
         assert_eq!(got, want, "codebook{i} at {word_bits} bits");
     }
     for (i, t) in model.thresholds.iter().enumerate() {
-        let per = (1usize << t.bits) - 1;
+        let per = (1usize << t.bits()) - 1;
         let got: Vec<i64> = rows(
             &words(&file(&format!("thresholds{i}"))),
             word_bits,
             32,
             per,
-            t.directions.len(),
+            t.directions().len(),
         )
         .concat()
         .into_iter()
         .map(|v| signed(v, 32))
         .collect();
-        let want: Vec<i64> = t.values.iter().map(|&v| i64::from(v)).collect();
+        let want: Vec<i64> = t.values().iter().map(|&v| i64::from(v)).collect();
         assert_eq!(got, want, "thresholds{i} at {word_bits} bits");
         let dirs = rows(
             &words(&file(&format!("thresholds{i}_dir"))),
             word_bits,
             1,
-            t.directions.len(),
+            t.directions().len(),
             1,
         )
         .concat();
         let want: Vec<u64> = t
-            .directions
+            .directions()
             .iter()
             .map(|&d| u64::from(d == Direction::Falling))
             .collect();

@@ -132,18 +132,18 @@ fn json_output_is_one_object_with_the_documented_keys() {
         {
             assert_eq!(
                 t["min"],
-                m.values.iter().copied().min().expect("values"),
+                m.values().iter().copied().min().expect("values"),
                 "{name}"
             );
             assert_eq!(
                 t["max"],
-                m.values.iter().copied().max().expect("values"),
+                m.values().iter().copied().max().expect("values"),
                 "{name}"
             );
-            assert_eq!(t["channels"], m.directions.len(), "{name}");
+            assert_eq!(t["channels"], m.directions().len(), "{name}");
             assert_eq!(
                 t["channel_ranges"].as_array().expect("ranges").len(),
-                m.directions.len(),
+                m.directions().len(),
                 "{name}"
             );
         }
@@ -161,11 +161,11 @@ fn json_output_is_one_object_with_the_documented_keys() {
         let aligns = v["aligns"].as_array().expect("aligns");
         assert_eq!(aligns.len(), model.aligns.len(), "{name}");
         for (a, m) in aligns.iter().zip(&model.aligns) {
-            assert_eq!(a["channels"], m.shifts.len(), "{name}");
+            assert_eq!(a["channels"], m.factors.len(), "{name}");
             assert_eq!(a["main_shift"], m.main_shift, "{name}");
             assert_eq!(
                 a["negative"],
-                m.multipliers.iter().filter(|&&x| x < 0).count(),
+                m.factors.iter().filter(|f| f.multiplier() < 0).count(),
                 "{name}"
             );
         }

@@ -6,6 +6,7 @@
 use alloc::vec::Vec;
 
 use crate::error::{Error, Result};
+use crate::family::Family;
 use crate::grid::Grid;
 
 mod apot;
@@ -85,6 +86,7 @@ impl Polarity {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Codebook {
+    family: Family,
     grid: Grid,
     bits: u8,
     levels: Vec<i32>,
@@ -154,11 +156,28 @@ impl Codebook {
             .collect();
         search.resize(max - 1, f32::INFINITY);
         Ok(Codebook {
+            family: Family::Custom,
             grid,
             bits,
             levels,
             search,
         })
+    }
+
+    /// Sets the family (constructors of a named family).
+    pub(crate) fn with_family(mut self, family: Family) -> Codebook {
+        self.family = family;
+        self
+    }
+
+    /// How the levels were designed (informational: equality and hashing ignore it).
+    ///
+    /// ```
+    /// use nuq_core::{Codebook, Family};
+    /// assert_eq!(Codebook::iq4_nl().family(), Family::Iq4Nl);
+    /// ```
+    pub fn family(&self) -> Family {
+        self.family
     }
 
     /// The grid the levels live on.

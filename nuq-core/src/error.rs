@@ -141,14 +141,22 @@ pub enum Error {
         value: f64,
     },
     /// A real multiplier outside what a fixed-point multiplier can represent.
-    #[error("multiplier {value} is outside the fixed-point range [{min}, {max})")]
+    #[error("multiplier {value} is outside the fixed-point range ({min}, {max})")]
     MultiplierOutOfRange {
         /// The rejected value.
         value: f64,
-        /// Smallest representable value.
+        /// Bound below the representable values.
         min: f64,
         /// Bound above the representable values.
         max: f64,
+    },
+    /// A fixed-point right shift above [`FixedPointMultiplier::MAX_SHIFT`](crate::FixedPointMultiplier::MAX_SHIFT).
+    #[error("fixed-point shift {shift} is outside 0..={max}")]
+    ShiftOutOfRange {
+        /// The rejected shift.
+        shift: u8,
+        /// The largest shift.
+        max: u8,
     },
     /// The number of elements does not match the shape.
     #[error("shape {shape:?} holds {expected} elements, found {found}")]

@@ -3,16 +3,21 @@
 
 use crate::error::{Error, Result};
 
-/// A positive real multiplier `m ≈ M / 2^shift` with `M` in `[2^30, 2^31)` (an `i32` with its
-/// top bit as the leading one) and `shift` in `0..=62`.
+/// A real multiplier `m ≈ M / 2^shift`: a signed `i32` mantissa `M` and a right shift in
+/// `0..=62` — the one fixed-point form of every nuq crate (requantization factors, the
+/// alignment of a residual shortcut, the fixed-point form of a scale, the `.nuq` file's
+/// alignment tables).
 ///
-/// Conversion rounds `m · 2^shift` to the nearest integer, so the relative error is at most
-/// `2^-31`. Representable multipliers lie in `[2^-32, 2^31 - 1/2)`.
+/// [`from_f64`](Self::from_f64) chooses the **largest shift `≤ 62` with `|M| < 2^31`** and
+/// rounds `m · 2^shift` to nearest (ties away from zero): for `2^-32 ≤ |m|` the mantissa has
+/// 31 significant bits (`|M|` in `[2^30, 2^31)`), so the relative error is at most `2^-31`;
+/// below, the shift stays at 62 and the error is at most `2^-63` in absolute terms.
+/// [`new`](Self::new) takes any stored pair (a file may hold any `i32`).
 ///
-/// Two ways to apply it to an `i32` accumulator `a`:
-/// * [`apply`](Self::apply): one exact rounding, `floor(a·M / 2^shift + 1/2)` (round half up,
-///   i.e. add `2^(shift-1)` and shift right arithmetically), computed in `i64`, saturated to
-///   `i32`. Error versus the exact `a·m`: at most `1/2 + |a|·m·2^-31`.
+/// Two ways to apply it:
+/// * [`apply`](Self::apply): exact, `(v·M + 2^(shift−1)) >> shift` in `i64` (round half up;
+///   no rounding term at shift 0) — what the integer model, the kernels and the `.nuq` file's
+///   aligned join compute. Error versus the exact `v·m`: at most `1/2 + |v|·|m|·2^-31`.
 /// * [`apply_gemmlowp`](Self::apply_gemmlowp): gemmlowp/TFLite's two-step form,
 ///   `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(a << left, M), right)`, bit-exact
 ///   with those libraries. It rounds twice: the high multiply to nearest (ties towards +inf, as
@@ -26,6 +31,8 @@ use crate::error::{Error, Result};
 /// assert_eq!(f.apply(-15), -1);        // -1.5 rounds half up to -1
 /// assert_eq!(f.apply_gemmlowp(-15), -2); // gemmlowp rounds half away from zero
 /// assert!((f.value() - 0.1).abs() <= 0.1 * 2f64.powi(-31));
+/// let g = FixedPointMultiplier::from_f64(-0.5)?;
+/// assert_eq!((g.multiplier(), g.shift(), g.apply(3)), (-(1 << 30), 31, -1));
 /// # Ok::<(), nuq_core::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,42 +41,78 @@ pub struct FixedPointMultiplier {
     shift: u8,
 }
 
-const MIN_VALUE: f64 = 1.0 / (1u64 << 32) as f64;
+/// Bound above `|m|`: `m · 2^0` must round to `|M| < 2^31`.
 const MAX_VALUE: f64 = (1u64 << 31) as f64 - 0.5;
 
 impl FixedPointMultiplier {
-    /// The nearest fixed-point form of `m`.
+    /// The largest right shift.
+    pub const MAX_SHIFT: u8 = 62;
+
+    /// The multiplier `multiplier / 2^shift`, as stored (any `i32`).
     ///
     /// # Errors
-    /// [`Error::MultiplierOutOfRange`] unless `m` is finite and in `[2^-32, 2^31 - 1/2)`.
+    /// [`Error::ShiftOutOfRange`] for `shift > 62`.
+    ///
+    /// ```
+    /// use nuq_core::FixedPointMultiplier;
+    /// assert_eq!(FixedPointMultiplier::new(-3, 2)?.value(), -0.75);
+    /// assert!(FixedPointMultiplier::new(1, 63).is_err());
+    /// # Ok::<(), nuq_core::Error>(())
+    /// ```
+    pub fn new(multiplier: i32, shift: u8) -> Result<FixedPointMultiplier> {
+        if shift > Self::MAX_SHIFT {
+            return Err(Error::ShiftOutOfRange {
+                shift,
+                max: Self::MAX_SHIFT,
+            });
+        }
+        Ok(FixedPointMultiplier { multiplier, shift })
+    }
+
+    /// The nearest fixed-point form of `m` with the largest shift `≤ 62` that keeps
+    /// `|M| < 2^31` (see the type's docs); zero is `0 / 2^62`.
+    ///
+    /// # Errors
+    /// [`Error::MultiplierOutOfRange`] unless `m` is finite and `|m| < 2^31 - 1/2`.
     ///
     /// ```
     /// use nuq_core::FixedPointMultiplier;
     /// let f = FixedPointMultiplier::from_f64(1.0)?;
     /// assert_eq!((f.multiplier(), f.shift()), (1 << 30, 30));
-    /// assert!(FixedPointMultiplier::from_f64(0.0).is_err());
+    /// let tiny = FixedPointMultiplier::from_f64(2f64.powi(-40))?;
+    /// assert_eq!((tiny.multiplier(), tiny.shift()), (1 << 22, 62));
+    /// assert!(FixedPointMultiplier::from_f64(3.0e9).is_err());
     /// # Ok::<(), nuq_core::Error>(())
     /// ```
     pub fn from_f64(m: f64) -> Result<FixedPointMultiplier> {
         // NaN fails the range test too.
-        if !(MIN_VALUE..MAX_VALUE).contains(&m) {
+        if !(-MAX_VALUE < m && m < MAX_VALUE) {
             return Err(Error::MultiplierOutOfRange {
                 value: m,
-                min: MIN_VALUE,
+                min: -MAX_VALUE,
                 max: MAX_VALUE,
             });
         }
-        // m = f · 2^e with f in [0.5, 1): then m · 2^(31 - e) = f · 2^31 is in [2^30, 2^31).
+        // |m| = f · 2^e with f in [0.5, 1): |m| · 2^(31 - e) = f · 2^31 is in [2^30, 2^31),
+        // the largest shift with |M| < 2^31 unless it rounds up to 2^31 (then one less) or
+        // exceeds 62 (|m| < 2^-32: then 62, and |M| <= 2^30). Scaling by a power of two is
+        // exact, so this is one rounding of m · 2^shift.
         let (f, e) = libm::frexp(m);
+        if m == 0.0 || e < -31 {
+            let mant = libm::round(m * libm::exp2(62.0)) as i32;
+            return Ok(FixedPointMultiplier {
+                multiplier: mant,
+                shift: Self::MAX_SHIFT,
+            });
+        }
         let mut shift = 31 - e;
         let mut mant = libm::round(f * (1u64 << 31) as f64) as i64;
-        if mant == 1 << 31 {
-            mant = 1 << 30;
+        if mant.abs() == 1 << 31 {
+            mant /= 2;
             shift -= 1;
         }
-        // m >= 2^-32 gives e >= -31, so shift <= 62; m < 2^31 - 1/2 gives e <= 31, so
-        // shift >= 0, and at shift 0 it rounds to at most 2^31 - 1, so the carry (which lowers
-        // the shift) only happens at shifts above 0.
+        // e >= -31 gives shift <= 62; |m| < 2^31 - 1/2 gives e <= 31, so shift >= 0, and at
+        // shift 0 it rounds to at most 2^31 - 1, so the carry only happens at shifts above 0.
         debug_assert!((0..=62).contains(&shift));
         Ok(FixedPointMultiplier {
             multiplier: mant as i32,
@@ -77,7 +120,7 @@ impl FixedPointMultiplier {
         })
     }
 
-    /// `M`, in `[2^30, 2^31)`.
+    /// `M`.
     ///
     /// ```
     /// let f = nuq_core::FixedPointMultiplier::from_f64(0.5)?;
@@ -88,7 +131,7 @@ impl FixedPointMultiplier {
         self.multiplier
     }
 
-    /// The total right shift, in `0..=62`: the value is `M / 2^shift`.
+    /// The right shift, in `0..=62`: the value is `M / 2^shift`.
     ///
     /// ```
     /// let f = nuq_core::FixedPointMultiplier::from_f64(0.5)?;
@@ -110,22 +153,22 @@ impl FixedPointMultiplier {
         self.multiplier as f64 / libm::exp2(self.shift as f64)
     }
 
-    /// `round_half_up(a · M / 2^shift)` with one exact rounding, saturated to `i32`.
+    /// `round_half_up(v · M / 2^shift)`: `(v·M + 2^(shift−1)) >> shift` in `i64` (no rounding
+    /// term at shift 0), exact while `|v·M| < 2^62` (an `i32` or `u8` operand always is).
     ///
     /// ```
-    /// let f = nuq_core::FixedPointMultiplier::from_f64(0.5)?;
-    /// assert_eq!([f.apply(3), f.apply(-3), f.apply(i32::MIN)], [2, -1, -(1 << 30)]);
+    /// let f = nuq_core::FixedPointMultiplier::from_f64(1000.25)?;
+    /// assert_eq!(f.apply(4), 4001);
     /// # Ok::<(), nuq_core::Error>(())
     /// ```
-    pub fn apply(self, a: i32) -> i32 {
-        // |a · M| <= 2^31 · (2^31 - 1) < 2^62, and adding 2^61 stays below 2^63.
-        let prod = a as i64 * self.multiplier as i64;
-        let rounded = if self.shift == 0 {
-            prod
+    #[inline]
+    pub fn apply(self, v: i64) -> i64 {
+        let p = v * i64::from(self.multiplier);
+        if self.shift == 0 {
+            p
         } else {
-            (prod + (1i64 << (self.shift - 1))) >> self.shift
-        };
-        rounded.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+            (p + (1i64 << (self.shift - 1))) >> self.shift
+        }
     }
 
     /// gemmlowp's `MultiplyByQuantizedMultiplier`: with `left = max(0, 31 - shift)` and
@@ -181,17 +224,68 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// nuq-nn's former `Align::from_f64`, verbatim: the largest shift from 62 down whose
+    /// rounded mantissa stays below `2^31` in magnitude. `from_f64` must agree with it on
+    /// every input (the committed `.nuq` files were written with it).
+    fn reference(r: f64) -> Option<(i32, u8)> {
+        if !r.is_finite() || r.abs() >= 2f64.powi(31) {
+            return None;
+        }
+        let mut shift = 62u8;
+        loop {
+            let m = (r * 2f64.powi(i32::from(shift))).round();
+            if m.abs() < 2f64.powi(31) {
+                return Some((m as i32, shift));
+            }
+            if shift == 0 {
+                return None;
+            }
+            shift -= 1;
+        }
+    }
+
+    fn agrees(r: f64) -> core::result::Result<(), TestCaseError> {
+        let ours = FixedPointMultiplier::from_f64(r)
+            .ok()
+            .map(|f| (f.multiplier(), f.shift()));
+        prop_assert_eq!(ours, reference(r), "r = {:e}", r);
+        Ok(())
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+        /// Log-uniform magnitudes over the whole range and both tails, either sign.
         #[test]
-        fn conversion_error_is_below_two_to_minus_31(m in 2.4e-10f64..2.1e9) {
-            let f = FixedPointMultiplier::from_f64(m).unwrap();
-            prop_assert!((1 << 30..=i32::MAX).contains(&f.multiplier()));
-            prop_assert!(f.shift() <= 62);
-            prop_assert!((f.value() - m).abs() <= m * libm::exp2(-31.0));
+        fn from_f64_agrees_with_the_reference(e in -1100.0f64..32.0, f in 0.5f64..1.0, neg in any::<bool>()) {
+            let r = f * libm::exp2(libm::floor(e));
+            agrees(if neg { -r } else { r })?;
+        }
+
+        /// The carry: just below a power of two, `f · 2^31` rounds up to `2^31`.
+        #[test]
+        fn from_f64_agrees_at_the_carry(e in -70i32..32, ulps in 0u64..4096, neg in any::<bool>()) {
+            let r = f64::from_bits(libm::exp2(f64::from(e)).to_bits() - ulps);
+            agrees(if neg { -r } else { r })?;
+        }
+
+        /// Every bit pattern (NaN, infinities, subnormals included).
+        #[test]
+        fn from_f64_agrees_on_any_bits(bits in any::<u64>()) {
+            agrees(f64::from_bits(bits))?;
         }
 
         #[test]
-        fn apply_is_within_half_plus_conversion_error(m in 1e-6f64..1e3, a in any::<i32>()) {
+        fn conversion_error_is_below_two_to_minus_31(m in 2.4e-10f64..2.1e9, neg in any::<bool>()) {
+            let m = if neg { -m } else { m };
+            let f = FixedPointMultiplier::from_f64(m).unwrap();
+            prop_assert!((1u32 << 30..1u32 << 31).contains(&f.multiplier().unsigned_abs()));
+            prop_assert!(f.shift() <= 62);
+            prop_assert!((f.value() - m).abs() <= m.abs() * libm::exp2(-31.0));
+        }
+
+        #[test]
+        fn apply_is_within_half_plus_conversion_error(m in 1e-6f64..1e3, a in -(1i64 << 31)..(1i64 << 31)) {
             let f = FixedPointMultiplier::from_f64(m).unwrap();
             let exact = a as f64 * m;
             if exact.abs() < 2.0e9 {
@@ -201,6 +295,20 @@ mod tests {
                 let represented = a as f64 * f.value();
                 prop_assert_eq!(f.apply(a) as f64, libm::floor(represented + 0.5));
             }
+        }
+
+        #[test]
+        fn apply_is_round_half_up_of_the_stored_pair(m in any::<i32>(), s in 0u8..=62, v in -(1i64 << 31)..(1i64 << 31)) {
+            let f = FixedPointMultiplier::new(m, s).unwrap();
+            // Exact in i128: floor((v·M + 2^(s−1)) / 2^s).
+            let p = i128::from(v) * i128::from(m);
+            let want = if s == 0 { p } else { (p + (1i128 << (s - 1))) >> s };
+            prop_assert_eq!(i128::from(f.apply(v)), want);
+        }
+
+        #[test]
+        fn shifts_above_62_are_refused(m in any::<i32>(), s in 63u8..) {
+            prop_assert!(FixedPointMultiplier::new(m, s).is_err());
         }
 
         #[test]
@@ -217,15 +325,40 @@ mod tests {
 
     #[test]
     fn range_edges() {
-        assert!(FixedPointMultiplier::from_f64(MIN_VALUE).is_ok());
-        assert!(FixedPointMultiplier::from_f64(MIN_VALUE * 0.999).is_err());
+        let edges = [
+            0.0,
+            -0.0,
+            f64::MIN_POSITIVE,
+            5e-324,
+            libm::exp2(-32.0),
+            libm::exp2(-32.0) * (1.0 - f64::EPSILON),
+            libm::exp2(-33.0),
+            libm::exp2(-63.0),
+            libm::exp2(-64.0),
+            1.5 * libm::exp2(-64.0),
+            MAX_VALUE,
+            MAX_VALUE * (1.0 - 1e-12),
+            libm::exp2(31.0),
+            f64::INFINITY,
+            f64::NAN,
+        ];
+        for r in edges {
+            agrees(r).unwrap();
+            agrees(-r).unwrap();
+        }
         assert!(FixedPointMultiplier::from_f64(MAX_VALUE).is_err());
+        assert!(FixedPointMultiplier::from_f64(-MAX_VALUE).is_err());
         let top = FixedPointMultiplier::from_f64(MAX_VALUE * (1.0 - 1e-12)).unwrap();
         assert_eq!(top.shift(), 0);
         // Rounding carry: just below 1, rounds to exactly 1.
         let one = FixedPointMultiplier::from_f64(1.0 - 1e-12).unwrap();
         assert_eq!((one.multiplier(), one.shift()), (1 << 30, 30));
-        assert!(FixedPointMultiplier::from_f64(f64::NAN).is_err());
+        let zero = FixedPointMultiplier::from_f64(0.0).unwrap();
+        assert_eq!((zero.multiplier(), zero.shift()), (0, 62));
+        assert_eq!(
+            FixedPointMultiplier::new(1, 63),
+            Err(Error::ShiftOutOfRange { shift: 63, max: 62 })
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //!   [`apot`](Codebook::apot), [`mu_law`](Codebook::mu_law),
 //!   [`normal_float`](Codebook::normal_float), [`explicit`](Codebook::explicit) /
 //!   [`iq4_nl`](Codebook::iq4_nl), and the data-fitted [`k_quantile`](Codebook::k_quantile)
-//!   and [`lloyd_max`](Codebook::lloyd_max).
+//!   and [`lloyd_max`](Codebook::lloyd_max); a codebook carries its [`Family`], whose one-byte
+//!   code is what the `.nuq` file stores.
 //! * A [`Scale`] is the positive real `s` with `real = s × level`, one per tensor or one per
 //!   output channel ([`Scales`]). Its hardware forms are a power of two
 //!   ([`Scale::to_pow2`]) and a fixed-point multiplier ([`FixedPointMultiplier`]).
@@ -112,6 +113,7 @@ mod calibrate;
 mod codebook;
 mod empirical;
 mod error;
+mod family;
 mod fixed_point;
 mod grid;
 mod mac_thresholds;
@@ -128,6 +130,7 @@ pub use calibrate::Calibration;
 pub use codebook::{Codebook, LloydMaxOptions, Polarity};
 pub use empirical::EmpiricalDistribution;
 pub use error::{Error, Result};
+pub use family::Family;
 pub use fixed_point::FixedPointMultiplier;
 pub use grid::Grid;
 pub use mac_thresholds::{Direction, MacThresholds};

@@ -76,10 +76,10 @@ impl Scale {
     }
 
     /// The fixed-point form `M / 2^shift` (see [`FixedPointMultiplier`]), relative error at
-    /// most `2^-31`.
+    /// most `2^-31` for scales from `2^-32` up.
     ///
     /// # Errors
-    /// [`Error::MultiplierOutOfRange`] for scales below `2^-32` or at least `2^31 - 1/2`.
+    /// [`Error::MultiplierOutOfRange`] for scales of at least `2^31 - 1/2`.
     ///
     /// ```
     /// let fp = nuq_core::Scale::new(0.75)?.to_fixed_point()?;

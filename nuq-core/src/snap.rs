@@ -48,6 +48,13 @@ pub struct FittedCodebook {
     pub mse: f64,
 }
 
+impl FittedCodebook {
+    pub(crate) fn with_family(self, family: crate::Family) -> FittedCodebook {
+        let codebook = self.codebook.with_family(family);
+        FittedCodebook { codebook, ..self }
+    }
+}
+
 /// How far snapped levels may move while re-optimising on the grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refinement {

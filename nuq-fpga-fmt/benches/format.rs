@@ -5,7 +5,8 @@
 //! `cargo bench -p nuq-fpga-fmt --bench format`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use nuq_fpga_fmt::model::{Codebook, Layer, Metadata, ThresholdTable, WeightTensor};
+use nuq_core::MacThresholds;
+use nuq_fpga_fmt::model::{Codebook, Layer, Metadata, WeightTensor};
 use nuq_fpga_fmt::reader::Scale;
 use nuq_fpga_fmt::{
     crc32c, encode, memory, CodebookKind, Direction, LayerOp, Model, NuqFile, TileOrder,
@@ -79,11 +80,8 @@ fn vgg_small() -> Model {
         for _ in 0..step {
             values.extend((0..15).map(|t| t * 100 - 700));
         }
-        m.thresholds.push(ThresholdTable {
-            bits: 4,
-            values,
-            directions: vec![Direction::Rising; step as usize],
-        });
+        m.thresholds
+            .push(MacThresholds::new(4, values, vec![Direction::Rising; step as usize]).unwrap());
         m.biases
             .push((0..step).map(|_| next() as i32 >> 20).collect());
         shape = [step, shape[1], shape[2]];

@@ -1,6 +1,6 @@
-//! The append-only enumerations of the format: section kinds, layer operations, codebook kinds,
-//! element types and weight tile orders; threshold directions are `nuq-core`'s, encoded as
-//! their `u8` code.
+//! The append-only enumerations of the format: section kinds, layer operations, element types
+//! and weight tile orders; codebook kinds and threshold directions are `nuq-core`'s
+//! ([`CodebookKind`] is [`nuq_core::Family`]), encoded as their `u8` code.
 //!
 //! Numeric values are frozen: a later minor version may only add new values.
 
@@ -150,30 +150,11 @@ impl LayerOp {
     }
 }
 
-wire_enum! {
-    /// How a codebook's levels were designed (informational: the levels themselves are stored
-    /// explicitly). Field `kind` of a codebook record, `u8`.
-    CodebookKind: u8 {
-        /// Levels given explicitly with no named family.
-        Custom = 0 => "custom",
-        /// Uniform levels.
-        Uniform = 1 => "uniform",
-        /// Powers of two.
-        PowerOfTwo = 2 => "power_of_two",
-        /// Additive powers of two (APoT).
-        Apot = 3 => "apot",
-        /// mu-law companded levels.
-        MuLaw = 4 => "mu_law",
-        /// k-quantile (equal-mass) levels.
-        KQuantile = 5 => "k_quantile",
-        /// Lloyd-Max (minimum mean squared error) levels.
-        LloydMax = 6 => "lloyd_max",
-        /// The NF4 levels snapped to the grid.
-        Nf4 = 7 => "nf4",
-        /// The IQ4_NL levels.
-        Iq4Nl = 8 => "iq4_nl",
-    }
-}
+/// How a codebook's levels were designed (field `kind` of a codebook record, `u8`;
+/// informational: the levels themselves are stored explicitly) — `nuq-core`'s
+/// [`Family`](nuq_core::Family), whose one-byte codes are the format's: 0 custom, 1 uniform,
+/// 2 power_of_two, 3 apot, 4 mu_law, 5 k_quantile, 6 lloyd_max, 7 nf4, 8 iq4_nl.
+pub use nuq_core::Family as CodebookKind;
 
 wire_enum! {
     /// The element type of a codebook's level list (field `elem_type`, `u8`).
@@ -208,6 +189,6 @@ wire_enum! {
 }
 
 /// How a channel's accumulator maps to an output code through its thresholds (one byte per
-/// channel, `u8`: 0 rising, 1 falling) — `nuq-core`'s [`Direction`](nuq_core::Direction),
+/// channel, `u8`: 0 rising, 1 falling) — `nuq-core`'s [`Direction`],
 /// the one convention every nuq crate uses.
 pub use nuq_core::Direction;

@@ -56,7 +56,7 @@ pub mod caps {
     /// Largest left shift of the main accumulator of an aligned residual join.
     pub const MAIN_SHIFT: u8 = 30;
     /// Largest right shift of an alignment factor.
-    pub const ALIGN_SHIFT: u8 = 62;
+    pub const ALIGN_SHIFT: u8 = nuq_core::FixedPointMultiplier::MAX_SHIFT;
     /// Maximum header size and head size a reader accepts.
     pub const HEAD: u32 = 4096;
 }

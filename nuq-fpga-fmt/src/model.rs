@@ -1,7 +1,8 @@
 //! The owned model the writer serializes and [`Model::from_file`] rebuilds from a validated file.
 
-use crate::enums::{Direction, ElementType, LayerOp, TileOrder};
+use crate::enums::{ElementType, LayerOp, TileOrder};
 use crate::reader::{NuqFile, Scale};
+use nuq_core::{FixedPointMultiplier, MacThresholds};
 use std::collections::BTreeMap;
 use std::string::String;
 use std::vec::Vec;
@@ -17,8 +18,9 @@ pub struct Model {
     pub weights: Vec<WeightTensor>,
     /// Bias vectors.
     pub biases: Vec<Vec<i32>>,
-    /// MAC-threshold tables.
-    pub thresholds: Vec<ThresholdTable>,
+    /// MAC-threshold tables (`nuq-core`'s type: per channel `2^bits − 1` ascending
+    /// thresholds and a direction).
+    pub thresholds: Vec<MacThresholds>,
     /// Scales.
     pub scales: Vec<Scale>,
     /// Producer and free key/values.
@@ -112,10 +114,17 @@ impl Layer {
     }
 }
 
-/// A codebook: `2^bits` ascending integer levels on a `grid_bits` grid.
+/// A codebook record: `2^bits` non-decreasing integer levels on a `grid_bits` grid.
+///
+/// This is the file's record, not `nuq-core`'s [`nuq_core::Codebook`], on purpose: a file may
+/// hold what a core codebook cannot — repeated levels (a short codebook padded with its last
+/// level, FORMAT.md §6.2), grids up to 32 bits (core's `Grid` stops at 16), a kind code a
+/// newer writer defined — and the element type is a storage choice. [`Codebook::from_core`]
+/// builds the record of a core codebook; [`Codebook::family`] reads the kind as core's family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Codebook {
-    /// Raw `CodebookKind` value (kept raw so kinds from newer files survive a round trip).
+    /// Raw [`CodebookKind`](crate::CodebookKind) code (kept raw so kinds from newer files
+    /// survive a round trip).
     pub kind: u8,
     /// Index bits.
     pub bits: u8,
@@ -130,6 +139,28 @@ pub struct Codebook {
 }
 
 impl Codebook {
+    /// The record of a `nuq-core` codebook: its family, grid and levels, padded to
+    /// `2^bits` entries by repeating the last level.
+    ///
+    /// ```
+    /// use nuq_core::{Codebook, Grid, Polarity};
+    /// let cb = nuq_fpga_fmt::model::Codebook::from_core(&Codebook::apot(Grid::I8, 2, Polarity::Signed)?);
+    /// assert_eq!((cb.bits, cb.grid_bits, cb.signed, cb.levels.len()), (2, 8, true, 4));
+    /// assert_eq!(cb.family(), Some(nuq_core::Family::Apot));
+    /// # Ok::<(), nuq_core::Error>(())
+    /// ```
+    pub fn from_core(cb: &nuq_core::Codebook) -> Self {
+        let mut levels = cb.levels().to_vec();
+        levels.resize(1 << cb.bits(), *cb.levels().last().unwrap_or(&0));
+        let grid = cb.grid();
+        Codebook::new(cb.family(), grid.bits(), grid.is_signed(), levels)
+    }
+
+    /// The kind as `nuq-core`'s family, `None` for a code this version does not define.
+    pub fn family(&self) -> Option<crate::CodebookKind> {
+        crate::CodebookKind::from_raw(self.kind)
+    }
+
     /// A codebook stored with the narrowest element type its grid fits.
     pub fn new(kind: crate::CodebookKind, grid_bits: u8, signed: bool, levels: Vec<i32>) -> Self {
         let bits = levels.len().max(2).trailing_zeros() as u8;
@@ -168,27 +199,16 @@ pub struct WeightTensor {
     pub indices: Vec<u8>,
 }
 
-/// A MAC-threshold table: per channel `2^bits - 1` ascending thresholds and a direction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ThresholdTable {
-    /// Output code bits.
-    pub bits: u8,
-    /// `channels * (2^bits - 1)` thresholds, channel-major.
-    pub values: Vec<i32>,
-    /// One direction per channel.
-    pub directions: Vec<Direction>,
-}
-
 /// The alignment of the shortcut of an `aligned_add` layer: per channel `c` the sum is
-/// `(main << main_shift) + ((shortcut · multipliers[c] + 2^(shifts[c] − 1)) >> shifts[c])`.
+/// `(main << main_shift) + factors[c].apply(shortcut)`, i.e.
+/// `(shortcut · M_c + 2^(S_c − 1)) >> S_c` (`nuq-core`'s [`FixedPointMultiplier`]; the file
+/// stores the multipliers and the shifts as two per-channel lists).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlignTable {
     /// Left shift of the main accumulator (0..=30).
     pub main_shift: u8,
-    /// One multiplier per channel.
-    pub multipliers: Vec<i32>,
-    /// One right shift per channel (0..=62); as many as `multipliers`.
-    pub shifts: Vec<u8>,
+    /// One factor per channel.
+    pub factors: Vec<FixedPointMultiplier>,
 }
 
 /// The per-channel input codes that stand for a real zero (the padding value of an
@@ -228,7 +248,8 @@ impl Model {
         }
     }
 
-    /// Copies a validated file into an owned model.
+    /// Copies a validated file into an owned model. The reader's checks are exactly the
+    /// invariants of the `nuq-core` types the model holds, so this cannot fail.
     pub fn from_file(file: &NuqFile<'_>) -> Self {
         let layers = file
             .graph()
@@ -287,10 +308,12 @@ impl Model {
         let thresholds = file
             .thresholds()
             .iter()
-            .map(|t| ThresholdTable {
-                bits: t.bits(),
-                values: t.values().iter().map(|v| v.get()).collect(),
-                directions: (0..t.channels()).filter_map(|c| t.direction(c)).collect(),
+            .map(|t| {
+                let values = t.values().iter().map(|v| v.get()).collect();
+                let directions = (0..t.channels()).filter_map(|c| t.direction(c)).collect();
+                // The reader checked bits, counts, order and directions.
+                MacThresholds::new(t.bits(), values, directions)
+                    .expect("a validated threshold table is a MacThresholds")
             })
             .collect();
         let m = file.metadata();
@@ -311,8 +334,16 @@ impl Model {
                 .iter()
                 .map(|a| AlignTable {
                     main_shift: a.main_shift(),
-                    multipliers: a.multipliers().iter().map(|v| v.get()).collect(),
-                    shifts: a.shifts().to_vec(),
+                    // The reader checked every shift is at most 62.
+                    factors: a
+                        .multipliers()
+                        .iter()
+                        .zip(a.shifts())
+                        .map(|(m, &s)| {
+                            FixedPointMultiplier::new(m.get(), s)
+                                .expect("a validated shift is in 0..=62")
+                        })
+                        .collect(),
                 })
                 .collect(),
             zero_points: file

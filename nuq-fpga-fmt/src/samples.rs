@@ -3,10 +3,21 @@
 //! them as bring-up vectors.
 
 use crate::enums::{CodebookKind, Direction, LayerOp, TileOrder};
-use crate::model::{
-    AlignTable, Codebook, Layer, Metadata, Model, ThresholdTable, WeightTensor, ZeroPointTable,
-};
+use crate::model::{AlignTable, Codebook, Layer, Metadata, Model, WeightTensor, ZeroPointTable};
 use crate::reader::{pow2_f32, Scale};
+use nuq_core::{FixedPointMultiplier, MacThresholds};
+
+fn mac(bits: u8, values: Vec<i32>, directions: Vec<Direction>) -> MacThresholds {
+    MacThresholds::new(bits, values, directions).expect("sample thresholds are valid")
+}
+
+fn factors(multipliers: Vec<i32>, shifts: Vec<u8>) -> Vec<FixedPointMultiplier> {
+    multipliers
+        .into_iter()
+        .zip(shifts)
+        .map(|(m, s)| FixedPointMultiplier::new(m, s).expect("sample shifts are at most 62"))
+        .collect()
+}
 
 /// A tiny deterministic generator (SplitMix64) so the samples need no RNG crate.
 struct Gen(u64);
@@ -145,11 +156,11 @@ pub fn minimal_1_1() -> Model {
             indices: vec![0, 3, 2, 1],
         }],
         biases: vec![vec![-3, 5]],
-        thresholds: vec![ThresholdTable {
-            bits: 1,
-            values: vec![0, 10],
-            directions: vec![Direction::Rising, Direction::Falling],
-        }],
+        thresholds: vec![mac(
+            1,
+            vec![0, 10],
+            vec![Direction::Rising, Direction::Falling],
+        )],
         scales: vec![pow2_scale(-6)],
         metadata: Metadata {
             producer: "nuq".into(),
@@ -158,8 +169,7 @@ pub fn minimal_1_1() -> Model {
         },
         aligns: vec![AlignTable {
             main_shift: 2,
-            multipliers: vec![3, -1],
-            shifts: vec![1, 0],
+            factors: factors(vec![3, -1], vec![1, 0]),
         }],
         zero_points: vec![ZeroPointTable {
             bits: 2,
@@ -215,11 +225,11 @@ pub fn tiny() -> Model {
             },
         ],
         biases: vec![vec![5, -7]],
-        thresholds: vec![ThresholdTable {
-            bits: 2,
-            values: vec![-4, 3, 11, -2, 6, 9],
-            directions: vec![Direction::Rising, Direction::Falling],
-        }],
+        thresholds: vec![mac(
+            2,
+            vec![-4, 3, 11, -2, 6, 9],
+            vec![Direction::Rising, Direction::Falling],
+        )],
         scales: vec![
             pow2_scale(-3),
             Scale {
@@ -319,15 +329,11 @@ pub fn conv_net() -> Model {
         ],
         biases: vec![g.ints(8, 300), g.ints(16, 300), g.ints(10, 1000)],
         thresholds: vec![
-            ThresholdTable {
-                bits: 3,
-                values: g.thresholds(8, 3),
-                directions: vec![Direction::Rising; 8],
-            },
-            ThresholdTable {
-                bits: 3,
-                values: g.thresholds(16, 3),
-                directions: (0..16)
+            mac(3, g.thresholds(8, 3), vec![Direction::Rising; 8]),
+            mac(
+                3,
+                g.thresholds(16, 3),
+                (0..16)
                     .map(|c| {
                         if c % 5 == 3 {
                             Direction::Falling
@@ -336,7 +342,7 @@ pub fn conv_net() -> Model {
                         }
                     })
                     .collect(),
-            },
+            ),
         ],
         scales: vec![
             pow2_scale(-7),
@@ -426,21 +432,17 @@ pub fn residual() -> Model {
         ],
         biases: vec![g.ints(4, 100), g.ints(3, 5000)],
         thresholds: vec![
-            ThresholdTable {
-                bits: 4,
-                values: g.thresholds(4, 4),
-                directions: vec![
+            mac(
+                4,
+                g.thresholds(4, 4),
+                vec![
                     Direction::Rising,
                     Direction::Falling,
                     Direction::Rising,
                     Direction::Rising,
                 ],
-            },
-            ThresholdTable {
-                bits: 4,
-                values: g.thresholds(4, 4),
-                directions: vec![Direction::Rising; 4],
-            },
+            ),
+            mac(4, g.thresholds(4, 4), vec![Direction::Rising; 4]),
         ],
         scales: vec![
             pow2_scale(-6),
@@ -543,18 +545,20 @@ pub fn int_resnet() -> Model {
     ];
     let thresholds = [4usize, 4, 4, 6, 6]
         .iter()
-        .map(|&c| ThresholdTable {
-            bits: 3,
-            values: g.thresholds(c, 3),
-            directions: (0..c)
-                .map(|k| {
-                    if k % 3 == 2 {
-                        Direction::Falling
-                    } else {
-                        Direction::Rising
-                    }
-                })
-                .collect(),
+        .map(|&c| {
+            mac(
+                3,
+                g.thresholds(c, 3),
+                (0..c)
+                    .map(|k| {
+                        if k % 3 == 2 {
+                            Direction::Falling
+                        } else {
+                            Direction::Rising
+                        }
+                    })
+                    .collect(),
+            )
         })
         .collect();
     Model {
@@ -584,13 +588,17 @@ pub fn int_resnet() -> Model {
         aligns: vec![
             AlignTable {
                 main_shift: 4,
-                multipliers: vec![1_234_567, 987_654, 2_000_001, 1_048_576],
-                shifts: vec![17, 16, 18, 16],
+                factors: factors(
+                    vec![1_234_567, 987_654, 2_000_001, 1_048_576],
+                    vec![17, 16, 18, 16],
+                ),
             },
             AlignTable {
                 main_shift: 0,
-                multipliers: vec![3, -5, 7, 1, 0, -2_147_483_648],
-                shifts: vec![1, 2, 0, 62, 9, 40],
+                factors: factors(
+                    vec![3, -5, 7, 1, 0, -2_147_483_648],
+                    vec![1, 2, 0, 62, 9, 40],
+                ),
             },
         ],
         zero_points: vec![ZeroPointTable {

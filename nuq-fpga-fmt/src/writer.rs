@@ -5,12 +5,11 @@
 use crate::enums::SectionKind;
 use crate::layout::*;
 use crate::le::{U16Le, U32Le, U64Le};
-use crate::model::{
-    AlignTable, Codebook, Layer, Model, ThresholdTable, WeightTensor, ZeroPointTable,
-};
+use crate::model::{AlignTable, Codebook, Layer, Model, WeightTensor, ZeroPointTable};
 use crate::reader::{NuqFile, Packing, Scale};
 use crate::seal::reseal;
 use bytemuck::bytes_of;
+use nuq_core::MacThresholds;
 use std::io::Write;
 use std::mem::size_of;
 use std::path::Path;
@@ -203,20 +202,12 @@ fn graph(layers: &[Layer], minor: u16) -> Result<Vec<u8>, WriteError> {
 fn aligns(ts: &[AlignTable]) -> Result<Vec<u8>, WriteError> {
     let mut s = SectionBuf::new(16, size_of::<RawAlign>(), ts.len(), "aligns")?;
     for (i, t) in ts.iter().enumerate() {
-        if t.multipliers.len() != t.shifts.len() {
-            return Err(enc(
-                format!("aligns[{i}]"),
-                format!(
-                    "{} multipliers but {} shifts",
-                    t.multipliers.len(),
-                    t.shifts.len()
-                ),
-            ));
-        }
-        let multipliers = s.blob(&i32_bytes(&t.multipliers), NUMERIC_BLOB_ALIGN);
-        let shifts = s.blob(&t.shifts, BYTE_BLOB_ALIGN);
+        let m: Vec<i32> = t.factors.iter().map(|f| f.multiplier()).collect();
+        let sh: Vec<u8> = t.factors.iter().map(|f| f.shift()).collect();
+        let multipliers = s.blob(&i32_bytes(&m), NUMERIC_BLOB_ALIGN);
+        let shifts = s.blob(&sh, BYTE_BLOB_ALIGN);
         let raw = RawAlign {
-            channels: U32Le::new(u32_of(t.shifts.len(), &format!("aligns[{i}].shifts"))?),
+            channels: U32Le::new(u32_of(sh.len(), &format!("aligns[{i}].factors"))?),
             main_shift: t.main_shift,
             reserved: [0; 3],
             multipliers,
@@ -384,18 +375,18 @@ fn biases(bs: &[Vec<i32>]) -> Result<Vec<u8>, WriteError> {
     Ok(s.finish())
 }
 
-fn thresholds(ts: &[ThresholdTable]) -> Result<Vec<u8>, WriteError> {
+fn thresholds(ts: &[MacThresholds]) -> Result<Vec<u8>, WriteError> {
     let mut s = SectionBuf::new(16, size_of::<RawThresholds>(), ts.len(), "thresholds")?;
     for (i, t) in ts.iter().enumerate() {
-        let values = s.blob(&i32_bytes(&t.values), NUMERIC_BLOB_ALIGN);
-        let dirs: Vec<u8> = t.directions.iter().map(|d| d.raw()).collect();
+        let values = s.blob(&i32_bytes(t.values()), NUMERIC_BLOB_ALIGN);
+        let dirs: Vec<u8> = t.directions().iter().map(|d| d.raw()).collect();
         let directions = s.blob(&dirs, BYTE_BLOB_ALIGN);
         let raw = RawThresholds {
             channels: U32Le::new(u32_of(
-                t.directions.len(),
+                t.channels(),
                 &format!("thresholds[{i}].directions"),
             )?),
-            bits: t.bits,
+            bits: t.bits(),
             reserved: [0; 3],
             values,
             directions,

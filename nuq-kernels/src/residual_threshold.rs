@@ -5,8 +5,8 @@
 //! `i32` accumulator or `u8` activation levels):
 //!
 //! ```text
-//! s    = (a << a_shift) + align_c(b)          align_c(v) = (v·M_c + 2^(S_c−1)) >> S_c
-//! code = #{t : s ≥ T[c][t]}   (rising channel)      (no rounding term when S_c = 0)
+//! s    = (a << a_shift) + align_c(b)          align_c = FixedPointMultiplier::apply
+//! code = #{t : s ≥ T[c][t]}   (rising channel)      ((v·M_c + 2^(S_c−1)) >> S_c)
 //!        #{t : s ≤ T[c][t]}   (falling channel)
 //! out  = levels[code]
 //! ```
@@ -24,7 +24,7 @@ use crate::archparam::RESIDUAL_TASK_ELEMENTS;
 use crate::error::{check_eq, check_len};
 use crate::threshold_search::{search16, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
-use nuq_core::MacThresholds;
+use nuq_core::{FixedPointMultiplier, MacThresholds};
 use rayon::prelude::*;
 
 /// Channels the per-channel tables are padded to (one 16-lane `i32` vector, two 8-lane
@@ -53,6 +53,8 @@ impl Shortcut<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResidualThresholds {
     a_shift: u8,
+    /// The alignment as given (the scalar definition).
+    align: Vec<FixedPointMultiplier>,
     multiplier: Vec<i64>,
     shift: Vec<i64>,
     round: Vec<i64>,
@@ -69,24 +71,16 @@ pub struct ResidualThresholds {
     cp: usize,
 }
 
-/// `(v·m + 2^(s−1)) >> s`, no rounding term for `s = 0`.
-#[inline]
-fn align(v: i64, m: i64, s: i64, round: i64) -> i64 {
-    (v * m + round) >> s
-}
-
 impl ResidualThresholds {
-    /// `multiplier[c]`, `shift[c]` (`0..=62`) align the shortcut of channel `c`; `mac`
-    /// requantizes the sum and `levels` (`2^bits` entries) gives the output level of each
-    /// code.
+    /// `align[c]` aligns the shortcut of channel `c`; `mac` requantizes the sum and `levels`
+    /// (`2^bits` entries) gives the output level of each code.
     ///
     /// # Errors
-    /// [`KernelError::Unsupported`] for `a_shift > 30` or a shift above 62;
-    /// [`KernelError::ShapeMismatch`] for wrong lengths.
+    /// [`KernelError::Unsupported`] for `a_shift > 30`; [`KernelError::ShapeMismatch`] for
+    /// wrong lengths.
     pub fn new(
         a_shift: u8,
-        multiplier: &[i32],
-        shift: &[u8],
+        align: &[FixedPointMultiplier],
         mac: &MacThresholds,
         levels: &[u8],
     ) -> Result<Self, KernelError> {
@@ -98,19 +92,7 @@ impl ResidualThresholds {
                 allowed: "0 ..= 30",
             });
         }
-        if let Some(&s) = shift.iter().find(|&&s| s > 62) {
-            return Err(KernelError::Unsupported {
-                what: "shortcut alignment shift",
-                value: i64::from(s),
-                allowed: "0 ..= 62",
-            });
-        }
-        check_eq(
-            "alignment multipliers (one per channel)",
-            channels,
-            multiplier.len(),
-        )?;
-        check_eq("alignment shifts (one per channel)", channels, shift.len())?;
+        check_eq("alignment factors (one per channel)", channels, align.len())?;
         check_eq("level table (2^bits entries)", count + 1, levels.len())?;
         let cp = channels.div_ceil(LANES) * LANES;
         let pad = |v: Vec<i64>| {
@@ -139,12 +121,16 @@ impl ResidualThresholds {
             .collect();
         Ok(Self {
             a_shift,
-            multiplier: pad(multiplier.iter().map(|&m| i64::from(m)).collect()),
-            shift: pad(shift.iter().map(|&s| i64::from(s)).collect()),
-            round: pad(shift
+            multiplier: pad(align.iter().map(|f| i64::from(f.multiplier())).collect()),
+            shift: pad(align.iter().map(|f| i64::from(f.shift())).collect()),
+            round: pad(align
                 .iter()
-                .map(|&s| if s == 0 { 0 } else { 1i64 << (s - 1) })
+                .map(|f| match f.shift() {
+                    0 => 0,
+                    s => 1i64 << (s - 1),
+                })
                 .collect()),
+            align: align.to_vec(),
             mac: mac.clone(),
             table,
             table32,
@@ -164,13 +150,7 @@ impl ResidualThresholds {
     /// # Panics
     /// When `c ≥ channels`.
     pub fn level_one(&self, c: usize, a: i32, b: i32) -> u8 {
-        let s = (i64::from(a) << self.a_shift)
-            + align(
-                i64::from(b),
-                self.multiplier[c],
-                self.shift[c],
-                self.round[c],
-            );
+        let s = (i64::from(a) << self.a_shift) + self.align[c].apply(i64::from(b));
         self.levels[usize::from(self.mac.code(c, s))]
     }
 

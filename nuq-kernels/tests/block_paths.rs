@@ -2,7 +2,7 @@
 //! to levels and the residual join to levels — on every path against their scalar
 //! definitions, bit for bit.
 
-use nuq_core::{Direction, MacThresholds};
+use nuq_core::{Direction, FixedPointMultiplier, MacThresholds};
 use nuq_kernels::residual_threshold::{ResidualThresholds, Shortcut};
 use nuq_kernels::threshold::Thresholds;
 use nuq_kernels::{KernelError, KernelPath};
@@ -91,6 +91,11 @@ proptest! {
             let shift: Vec<u8> = (0..channels)
                 .map(|_| if moderate { (rng() % 12) as u8 } else { (rng() % 63) as u8 })
                 .collect();
+            let align: Vec<FixedPointMultiplier> = multiplier
+                .iter()
+                .zip(&shift)
+                .map(|(&m, &s)| FixedPointMultiplier::new(m, s).unwrap())
+                .collect();
             let directions: Vec<Direction> = (0..channels)
                 .map(|_| if rng().is_multiple_of(3) { Direction::Falling } else { Direction::Rising })
                 .collect();
@@ -107,7 +112,7 @@ proptest! {
             }
             let mac = MacThresholds::new(bits, thresholds, directions).unwrap();
             let levels: Vec<u8> = (0..=count).map(|_| rng() as u8).collect();
-            let rt = ResidualThresholds::new(a_shift, &multiplier, &shift, &mac, &levels).unwrap();
+            let rt = ResidualThresholds::new(a_shift, &align, &mac, &levels).unwrap();
             let len = rows * channels;
             let a: Vec<i32> = (0..len).map(|_| wide(&mut rng)).collect();
             let b32: Vec<i32> = (0..len).map(|_| wide(&mut rng)).collect();
@@ -162,11 +167,13 @@ fn block_kernels_reject_bad_shapes() {
         Err(KernelError::ShapeMismatch { .. })
     ));
     let one = MacThresholds::new(1, vec![0], vec![Direction::Rising]).unwrap();
-    assert!(ResidualThresholds::new(31, &[1], &[0], &one, &[0, 1]).is_err());
-    assert!(ResidualThresholds::new(0, &[1], &[63], &one, &[0, 1]).is_err());
-    assert!(ResidualThresholds::new(0, &[1, 1], &[0], &one, &[0, 1]).is_err());
+    let unit = FixedPointMultiplier::new(1, 0).unwrap();
+    assert!(ResidualThresholds::new(31, &[unit], &one, &[0, 1]).is_err());
+    // A shift above 62 is no longer expressible: the factor's constructor refuses it.
+    assert!(FixedPointMultiplier::new(1, 63).is_err());
+    assert!(ResidualThresholds::new(0, &[unit; 2], &one, &[0, 1]).is_err());
     let two = MacThresholds::new(1, vec![0, 0], vec![Direction::Rising; 2]).unwrap();
-    let rt = ResidualThresholds::new(0, &[1, 1], &[0, 0], &two, &[0, 1]).unwrap();
+    let rt = ResidualThresholds::new(0, &[unit; 2], &two, &[0, 1]).unwrap();
     assert!(matches!(
         rt.apply(p, &[0; 3], Shortcut::Levels(&[0; 3]), &mut [0; 3]),
         Err(KernelError::ShapeMismatch { .. })

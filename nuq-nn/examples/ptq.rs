@@ -16,8 +16,12 @@ use std::sync::Arc;
 use nuq_nn::checkpoint::load_model;
 use nuq_nn::data::{load_mnist_like, Augment, Split};
 use nuq_nn::pipeline::{integer_accuracy, quantize, Quiet, Recipe};
-use nuq_nn::quant::{Family, QuantConfig};
+use nuq_nn::quant::{family_name, parse_family, Family, QuantConfig};
 use nuq_nn::{Arch, ModelConfig, Network};
+
+fn families(list: &str) -> Result<Vec<Family>, nuq_nn::NnError> {
+    list.split(',').map(parse_family).collect()
+}
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut checkpoint = PathBuf::new();
@@ -43,8 +47,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             "--mean" => mean = v()?.parse()?,
             "--std" => std = v()?.parse()?,
             "--bits" => bits = v()?.parse()?,
-            "--weights" => wfams = v()?.split(',').map(str::parse).collect::<Result<_, _>>()?,
-            "--acts" => afams = v()?.split(',').map(str::parse).collect::<Result<_, _>>()?,
+            "--weights" => wfams = families(&v()?)?,
+            "--acts" => afams = families(&v()?)?,
             "--calib" => calib = v()?.parse()?,
             "--per-tensor" => per_channel = false,
             "--qat-images" => qat_images = v()?.parse()?,
@@ -76,7 +80,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             recipe.seed = 7;
             let model = quantize(net, &recipe, &train, &augment, &Quiet)?;
             println!(
-                "ptq model={arch} width={width} bits={bits} weights={wf} acts={af} qat_images={qat_images} int_acc={:.4}",
+                "ptq model={arch} width={width} bits={bits} weights={} acts={} qat_images={qat_images} int_acc={:.4}",
+                family_name(wf),
+                family_name(af),
                 integer_accuracy(&model, &test)?
             );
         }

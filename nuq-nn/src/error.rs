@@ -201,6 +201,14 @@ pub enum NnError {
         /// What is wrong.
         why: String,
     },
+    /// A codebook family the quantizers cannot fit (not one of [`crate::quant::TRAINABLE`]).
+    #[error("{what}: the {family} codebook family cannot be fitted (use kquantile, lloyd, apot or uniform)")]
+    UntrainableFamily {
+        /// What was being fitted.
+        what: String,
+        /// The family asked for.
+        family: nuq_core::Family,
+    },
     /// A name (of a schedule, a codebook family, ...) that is not one of the known ones.
     #[error("unknown {what} {found:?} ({expected})")]
     UnknownName {

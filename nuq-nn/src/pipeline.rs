@@ -43,7 +43,7 @@
 //! let acc = integer_accuracy(&model, &data)?; // integers only
 //! let dir = tempfile::tempdir()?;
 //! let path = dir.path().join("m.nuq");
-//! let bytes = write_model(&path, &model, Family::KQuantile.codebook_kind(), Default::default())?;
+//! let bytes = write_model(&path, &model, Family::KQuantile, Default::default())?;
 //! assert!(bytes > 0 && (0.0..=1.0).contains(&acc));
 //! # Ok(())
 //! # }

@@ -6,7 +6,8 @@
 
 use std::path::PathBuf;
 
-use nuq_fpga_fmt::model::{Codebook, Layer, ThresholdTable, WeightTensor};
+use nuq_core::MacThresholds;
+use nuq_fpga_fmt::model::{Codebook, Layer, WeightTensor};
 use nuq_fpga_fmt::reader::Scale;
 use nuq_fpga_fmt::{
     encode, CodebookKind, Direction, LayerOp, Model, NuqFile, TileOrder, WriteOptions,
@@ -69,11 +70,14 @@ fn tiny() -> Model {
         indices: vec![0, 1, 2, 3, 3, 2, 2, 1],
     });
     m.biases.push(vec![0, 5]);
-    m.thresholds.push(ThresholdTable {
-        bits: 2,
-        values: vec![-100, 50, 300, 400, 800, 1200],
-        directions: vec![Direction::Rising, Direction::Falling],
-    });
+    m.thresholds.push(
+        MacThresholds::new(
+            2,
+            vec![-100, 50, 300, 400, 800, 1200],
+            vec![Direction::Rising, Direction::Falling],
+        )
+        .unwrap(),
+    );
     let mut conv =
         Layer::new("conv", LayerOp::Conv2d, &[0], [2, 2, 2]).with_window([2, 2], [1, 1], [0; 4]);
     conv.weight_bits = 2;
@@ -126,8 +130,8 @@ fn tiny_reference(m: &Model, img: &[u8]) -> Vec<i32> {
                         acc += v * wcb[usize::from(w[o * 4 + ky * 2 + kx])];
                     }
                 }
-                let t = &th.values[o * 3..o * 3 + 3];
-                let code = match th.directions[o] {
+                let t = &th.values()[o * 3..o * 3 + 3];
+                let code = match th.directions()[o] {
                     Direction::Rising => t.iter().filter(|&&t| acc >= t).count(),
                     Direction::Falling => t.iter().filter(|&&t| acc <= t).count(),
                 };
@@ -212,7 +216,7 @@ fn repeated_codebook_levels_decode_every_index_to_its_own_level() {
                                 [usize::from(m.weights[0].indices[o * 4 + ky * 2 + kx])];
                     }
                 }
-                let t = &m.thresholds[0].values[o * 3..o * 3 + 3];
+                let t = &m.thresholds[0].values()[o * 3..o * 3 + 3];
                 let code = if o == 0 {
                     t.iter().filter(|&&t| acc >= t).count()
                 } else {
@@ -281,11 +285,8 @@ fn an_input_of_fewer_than_8_bits_is_refused() {
 #[test]
 fn requantized_logits_are_refused() {
     let mut m = tiny();
-    m.thresholds.push(ThresholdTable {
-        bits: 1,
-        values: vec![0, 0, 0],
-        directions: vec![Direction::Rising; 3],
-    });
+    m.thresholds
+        .push(MacThresholds::new(1, vec![0, 0, 0], vec![Direction::Rising; 3]).unwrap());
     m.layers[3].act_bits = 1;
     m.layers[3].thresholds = Some(1);
     let (layer, field, _) = unsupported(through_file("requantized_logits", &m));
@@ -408,7 +409,7 @@ fn narrow_conv_model() -> IntegerModel {
                     indices: vec![1; 9],
                 },
                 bias: vec![0],
-                weight_scale: 1.0,
+                weight_scale: nuq_core::Scale::ONE,
                 output: ConvOutput::Accumulator,
             }),
             Node::Linear(LinearNode {
@@ -421,10 +422,10 @@ fn narrow_conv_model() -> IntegerModel {
                     indices: vec![1; 6],
                 },
                 bias: vec![0],
-                weight_scale: 1.0,
+                weight_scale: nuq_core::Scale::ONE,
             }),
         ],
-        logit_scale: 1.0,
+        logit_scale: nuq_core::Scale::ONE,
     }
 }
 

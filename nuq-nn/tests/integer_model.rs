@@ -94,7 +94,7 @@ fn agreement(case: &Case) -> (f64, f64, f64) {
     let float_logits = qn.net.forward(&x, Mode::Eval).unwrap().data().to_vec();
     let mut runner = IntegerRunner::new(&model, KernelPath::best_available()).unwrap();
     let int_logits = runner.forward(&test, n).unwrap().to_vec();
-    let unit = model.logit_scale;
+    let unit = f64::from(model.logit_scale.get());
     let argmax = |r: &[f32]| (0..r.len()).fold(0, |b, j| if r[j] > r[b] { j } else { b });
     let mut agree = 0;
     let mut worst: f64 = 0.0;

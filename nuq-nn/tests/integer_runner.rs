@@ -288,24 +288,18 @@ fn accumulator_overflow_is_an_error() {
             indices: vec![15; 9],
         },
         bias: vec![0, i32::MAX - 10, 0],
-        weight_scale: 1.0,
+        weight_scale: nuq_core::Scale::ONE,
         output: ConvOutput::Accumulator,
     };
     let add = nuq_nn::integer::AddNode {
         a: 1,
         a_shift: 0,
         b: 0,
-        align: vec![
-            nuq_nn::integer::Align {
-                multiplier: 1,
-                shift: 0
-            };
-            3
-        ],
+        align: vec![nuq_core::FixedPointMultiplier::new(1, 0).unwrap(); 3],
         output: Requant {
             thresholds: MacThresholds::new(1, vec![0; 3], vec![Direction::Rising; 3]).unwrap(),
             levels: vec![0, 1],
-            scale: 1.0,
+            scale: nuq_core::Scale::ONE,
         },
     };
     let model = IntegerModel {
@@ -329,10 +323,10 @@ fn accumulator_overflow_is_an_error() {
                     indices: vec![0, 1, 2],
                 },
                 bias: vec![0],
-                weight_scale: 1.0,
+                weight_scale: nuq_core::Scale::ONE,
             }),
         ],
-        logit_scale: 1.0,
+        logit_scale: nuq_core::Scale::ONE,
     };
     for path in KernelPath::available() {
         let mut runner = IntegerRunner::new(&model, path).unwrap();

@@ -198,7 +198,7 @@ fn learned_clips_move_and_the_integer_model_follows() {
         for (t, i) in twin.chunks(10).zip(ints.chunks(10)) {
             let q: Vec<f32> = i
                 .iter()
-                .map(|&v| (f64::from(v) * model.logit_scale) as f32)
+                .map(|&v| (f64::from(v) * f64::from(model.logit_scale.get())) as f32)
                 .collect();
             agree += usize::from(argmax(t) == argmax(&q));
             for (a, b) in t.iter().zip(&q) {

@@ -17,17 +17,6 @@ use nuq_nn::ModelConfig;
 
 use crate::RtlError;
 
-/// The `.nuq` codebook kind recorded for a family.
-pub fn codebook_kind(family: Family) -> nuq_fpga_fmt::CodebookKind {
-    use nuq_fpga_fmt::CodebookKind as K;
-    match family {
-        Family::KQuantile => K::KQuantile,
-        Family::LloydMax => K::LloydMax,
-        Family::Apot => K::Apot,
-        Family::Uniform => K::Uniform,
-    }
-}
-
 /// The architectures of the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arch {
@@ -129,8 +118,8 @@ impl ModelSpec {
             format!("{} width {}", self.arch.name(), self.width),
         );
         meta.insert("source".to_string(), "nuq-rtl test model".to_string());
-        let file = to_file_model(&model, codebook_kind(self.family), meta)
-            .map_err(|e| RtlError::Model(e.to_string()))?;
+        let file =
+            to_file_model(&model, self.family, meta).map_err(|e| RtlError::Model(e.to_string()))?;
         nuq_fpga_fmt::write_file(path, &file, &nuq_fpga_fmt::WriteOptions::default())
             .map_err(|e| RtlError::Model(format!("{}: {e}", path.display())))?;
         Ok(model)

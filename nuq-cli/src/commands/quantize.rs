@@ -128,7 +128,7 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
         meta.insert("integer_accuracy".into(), format!("{i:.4}"));
     }
     let family = a.quant.weight_family.unwrap_or(a.quant.family);
-    let model_bytes = write_model(&a.out, &model, family.codebook_kind(), meta)?;
+    let model_bytes = write_model(&a.out, &model, family, meta)?;
     let report = QuantizeReport {
         model: cfg.arch.to_string(),
         width: cfg.width,

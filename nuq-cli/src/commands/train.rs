@@ -438,7 +438,7 @@ fn run_qat(a: &TrainArgs, bits: u8) -> CmdResult {
     meta.insert("quantizer".into(), q.describe());
     meta.insert("qat_epochs".into(), a.epochs.to_string());
     meta.insert("integer_accuracy".into(), format!("{int_acc:.4}"));
-    let model_bytes = write_model(&a.out, &model, a.family.codebook_kind(), meta)?;
+    let model_bytes = write_model(&a.out, &model, a.family, meta)?;
     let report = QatReport {
         quantizer: q.describe(),
         epochs: a.epochs,

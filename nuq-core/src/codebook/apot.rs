@@ -91,7 +91,7 @@ impl Codebook {
             levels.extend(nums[1..].iter().rev().map(|&n| -n * factor));
         }
         levels.extend(nums.iter().map(|&n| n * factor));
-        Codebook::build(grid, bits, levels)
+        Codebook::build(grid, bits, levels).map(|c| c.with_family(crate::Family::Apot))
     }
 }
 

@@ -42,7 +42,9 @@ impl Codebook {
     /// assert_eq!((cb.bits(), cb.len()), (4, 16));
     /// ```
     pub fn iq4_nl() -> Codebook {
-        Codebook::build(Grid::I8, 4, IQ4_NL.to_vec()).expect("IQ4_NL levels are valid")
+        Codebook::build(Grid::I8, 4, IQ4_NL.to_vec())
+            .expect("IQ4_NL levels are valid")
+            .with_family(crate::Family::Iq4Nl)
     }
 }
 

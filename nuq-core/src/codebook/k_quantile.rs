@@ -85,6 +85,7 @@ impl Codebook {
         check_index_bits(bits)?;
         let levels = k_quantile_levels(data, 1 << bits);
         fit_to_grid(FAMILY, grid, bits, &levels, data, Refinement::Neighbours)
+            .map(|f| f.with_family(crate::Family::KQuantile))
     }
 }
 

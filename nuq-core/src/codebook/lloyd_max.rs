@@ -199,6 +199,7 @@ impl Codebook {
         let init = kmeans_pp(data, k, &mut rng);
         let levels = lloyd_iterate(data, init, options);
         fit_to_grid(FAMILY, grid, bits, &levels, data, Refinement::Descent)
+            .map(|f| f.with_family(crate::Family::LloydMax))
     }
 }
 

@@ -70,6 +70,7 @@ impl Codebook {
             .map(|&k| expand(k as f64 / top as f64, mu))
             .collect();
         snap_normalized(FAMILY, grid, bits, &normalized)
+            .map(|c| c.with_family(crate::Family::MuLaw))
     }
 }
 

@@ -99,7 +99,7 @@ impl Codebook {
         let mut normalized: Vec<f64> = negative.iter().map(|v| v / top).collect();
         normalized.push(0.0);
         normalized.extend(positive.iter().rev().map(|v| v / top));
-        snap_normalized(FAMILY, grid, bits, &normalized)
+        snap_normalized(FAMILY, grid, bits, &normalized).map(|c| c.with_family(crate::Family::Nf4))
     }
 }
 

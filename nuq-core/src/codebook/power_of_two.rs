@@ -65,7 +65,7 @@ impl Codebook {
             levels.push(0);
         }
         levels.extend_from_slice(&positive);
-        Codebook::build(grid, bits, levels)
+        Codebook::build(grid, bits, levels).map(|c| c.with_family(crate::Family::PowerOfTwo))
     }
 }
 

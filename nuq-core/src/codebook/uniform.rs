@@ -60,6 +60,7 @@ impl Codebook {
             });
         }
         Codebook::build(grid, bits, ks.iter().map(|&k| (k * step) as i32).collect())
+            .map(|c| c.with_family(crate::Family::Uniform))
     }
 }
 

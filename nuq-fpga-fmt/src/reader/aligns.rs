@@ -7,6 +7,7 @@ use crate::error::{ErrorKind, Result};
 use crate::layout::{caps, RawAlign, RawTableHead, BYTE_BLOB_ALIGN, NUMERIC_BLOB_ALIGN};
 use crate::le::I32Le;
 use core::mem::{offset_of, size_of};
+use nuq_core::FixedPointMultiplier;
 
 /// The validated ALIGNS section (empty in a file declaring format 1.0).
 #[derive(Debug, Clone, Copy)]
@@ -20,22 +21,6 @@ pub struct AlignTable<'a> {
     main_shift: u8,
     multipliers: &'a [I32Le],
     shifts: &'a [u8],
-}
-
-/// `round_half_up(v · multiplier / 2^shift)` in 64-bit arithmetic:
-/// `(v · multiplier + 2^(shift − 1)) >> shift` (arithmetic shift), or `v · multiplier` when
-/// `shift` is 0. Exact for every `i32` `v` and `multiplier` and `shift` in `0..=62` (the
-/// magnitudes stay below `2^62 + 2^61`); `None` for a larger shift, which the format forbids.
-pub fn align_value(v: i32, multiplier: i32, shift: u8) -> Option<i64> {
-    if shift > caps::ALIGN_SHIFT {
-        return None;
-    }
-    let p = i64::from(v) * i64::from(multiplier);
-    Some(if shift == 0 {
-        p
-    } else {
-        (p + (1i64 << (shift - 1))) >> shift
-    })
 }
 
 impl<'a> AlignsSection<'a> {
@@ -172,12 +157,15 @@ impl<'a> AlignTable<'a> {
     }
 
     /// The 64-bit sum an `aligned_add` forms in channel `c` before its thresholds:
-    /// `(main << main_shift) + align_value(shortcut, multiplier_c, shift_c)`.
+    /// `(main << main_shift) + round_half_up(shortcut · multiplier_c / 2^shift_c)`, exact
+    /// (`nuq-core`'s [`FixedPointMultiplier::apply`]); `None` for a channel out of range
+    /// or a shift the format forbids.
     pub fn sum(&self, c: u32, main: i32, shortcut: i32) -> Option<i64> {
         let (m, s) = self.factor(c)?;
+        let align = FixedPointMultiplier::new(m, s).ok()?;
         if self.main_shift > caps::MAIN_SHIFT {
             return None;
         }
-        Some((i64::from(main) << self.main_shift) + align_value(shortcut, m, s)?)
+        Some((i64::from(main) << self.main_shift) + align.apply(i64::from(shortcut)))
     }
 }

@@ -15,7 +15,7 @@ mod thresholds;
 mod weights;
 mod zero_points;
 
-pub use aligns::{align_value, AlignTable, AlignsSection};
+pub use aligns::{AlignTable, AlignsSection};
 pub use biases::Biases;
 pub use codebooks::{grid_range, Codebook, Codebooks};
 pub use graph::{has_weights, input_arity, is_spatial, window_out, Graph, Layer};

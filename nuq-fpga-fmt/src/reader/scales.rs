@@ -22,6 +22,17 @@ pub struct Scale {
     pub multiplier_shift: Option<(i32, u8)>,
 }
 
+/// The record of a `nuq-core` scale: its value, no hardware forms.
+impl From<nuq_core::Scale> for Scale {
+    fn from(s: nuq_core::Scale) -> Scale {
+        Scale {
+            value: s.get(),
+            exponent: None,
+            multiplier_shift: None,
+        }
+    }
+}
+
 /// `2^e` as an `f32` for a normal exponent `e` in `-126..=127`.
 pub fn pow2_f32(e: i32) -> Option<f32> {
     if !(-126..=127).contains(&e) {

@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use nuq_fpga_fmt::model::{Codebook, Layer, Metadata, ThresholdTable, WeightTensor};
+use nuq_core::MacThresholds;
+use nuq_fpga_fmt::model::{Codebook, Layer, Metadata, WeightTensor};
 use nuq_fpga_fmt::reader::Scale;
 use nuq_fpga_fmt::{
     encode, reseal, samples, CodebookKind, Direction, LayerOp, Model, NuqFile, SectionKind,
@@ -189,19 +190,22 @@ pub fn build(
                     row.sort();
                     values.extend(row);
                 }
-                m.thresholds.push(ThresholdTable {
-                    bits: abits,
-                    values,
-                    directions: (0..ch)
-                        .map(|_| {
-                            if next() % 3 == 0 {
-                                Direction::Falling
-                            } else {
-                                Direction::Rising
-                            }
-                        })
-                        .collect(),
-                });
+                m.thresholds.push(
+                    MacThresholds::new(
+                        abits,
+                        values,
+                        (0..ch)
+                            .map(|_| {
+                                if next() % 3 == 0 {
+                                    Direction::Falling
+                                } else {
+                                    Direction::Rising
+                                }
+                            })
+                            .collect(),
+                    )
+                    .unwrap(),
+                );
                 l.act_bits = abits;
                 l.thresholds = Some(m.thresholds.len() as u32 - 1);
                 shape = [ch, shape[1], shape[2]];

@@ -25,10 +25,7 @@
 
 use std::collections::BTreeMap;
 
-use nuq_core::MacThresholds;
-use nuq_fpga_fmt::model::{
-    AlignTable, Codebook, Layer, Metadata, ThresholdTable, WeightTensor, ZeroPointTable,
-};
+use nuq_fpga_fmt::model::{AlignTable, Codebook, Layer, Metadata, WeightTensor, ZeroPointTable};
 use nuq_fpga_fmt::reader::Scale;
 use nuq_fpga_fmt::{CodebookKind, LayerOp, Model, TileOrder};
 
@@ -36,7 +33,7 @@ use crate::integer::model::{
     transpose_rows, AddNode, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode,
     MaxPoolNode, Node, TensorKind, WeightTable,
 };
-use crate::integer::requant::{Align, Requant};
+use crate::integer::requant::Requant;
 use crate::NnError;
 
 fn missing(layer: &str, what: &'static str) -> NnError {
@@ -102,22 +99,6 @@ fn plain_window(l: &Layer, name: &str) -> Result<(), NnError> {
     Ok(())
 }
 
-fn scale(value: f64) -> Result<Scale, NnError> {
-    let v = value as f32;
-    if !(v.is_finite() && v > 0.0) {
-        return Err(unrepresentable(
-            "scale".into(),
-            "a finite, positive f32",
-            value,
-        ));
-    }
-    Ok(Scale {
-        value: v,
-        exponent: None,
-        multiplier_shift: None,
-    })
-}
-
 struct Writer {
     m: Model,
     kind: CodebookKind,
@@ -133,9 +114,9 @@ impl Writer {
         (self.m.codebooks.len() - 1) as u32
     }
 
-    fn scale(&mut self, v: f64) -> Result<u32, NnError> {
-        self.m.scales.push(scale(v)?);
-        Ok((self.m.scales.len() - 1) as u32)
+    fn scale(&mut self, s: nuq_core::Scale) -> u32 {
+        self.m.scales.push(Scale::from(s));
+        (self.m.scales.len() - 1) as u32
     }
 
     fn weights(&mut self, table: &WeightTable, dims: Vec<u32>, indices: Vec<u8>) -> (u32, u32) {
@@ -162,11 +143,7 @@ impl Writer {
     }
 
     fn requant(&mut self, r: &Requant) -> Result<(u32, u32, u32), NnError> {
-        self.m.thresholds.push(ThresholdTable {
-            bits: r.bits(),
-            values: r.thresholds.values().to_vec(),
-            directions: r.thresholds.directions().to_vec(),
-        });
+        self.m.thresholds.push(r.thresholds.clone());
         let t = (self.m.thresholds.len() - 1) as u32;
         let cb = self.codebook(
             r.bits(),
@@ -174,7 +151,7 @@ impl Writer {
             r.levels.iter().map(|&l| i32::from(l)).collect(),
             self.kind,
         );
-        Ok((t, cb, self.scale(r.scale)?))
+        Ok((t, cb, self.scale(r.scale)))
     }
 
     fn bias(&mut self, b: &[i32]) -> u32 {
@@ -187,8 +164,7 @@ impl Writer {
 /// family and `entries` go into the metadata.
 ///
 /// # Errors
-/// [`NnError::InvalidModel`] for an inconsistent model, [`NnError::Unrepresentable`] for a
-/// scale that cannot be stored.
+/// [`NnError::InvalidModel`] for an inconsistent model.
 pub fn to_file_model(
     model: &IntegerModel,
     kind: CodebookKind,
@@ -251,7 +227,7 @@ pub fn to_file_model(
                 l.weight_bits = c.weights.bits;
                 l.weights = Some(wi);
                 l.weight_codebook = Some(wcb);
-                l.weight_scale = Some(w.scale(c.weight_scale)?);
+                l.weight_scale = Some(w.scale(c.weight_scale));
                 l.bias = Some(w.bias(&c.bias));
                 if let ConvOutput::Codes(r) = &c.output {
                     let (t, acb, asc) = w.requant(r)?;
@@ -265,8 +241,7 @@ pub fn to_file_model(
             Node::Add(a) => {
                 w.m.aligns.push(AlignTable {
                     main_shift: a.a_shift,
-                    multipliers: a.align.iter().map(|f| f.multiplier).collect(),
-                    shifts: a.align.iter().map(|f| f.shift).collect(),
+                    factors: a.align.clone(),
                 });
                 let (t, acb, asc) = w.requant(&a.output)?;
                 let mut l = Layer::new(
@@ -319,9 +294,9 @@ pub fn to_file_model(
                 l.weight_bits = lin.weights.bits;
                 l.weights = Some(wi);
                 l.weight_codebook = Some(wcb);
-                l.weight_scale = Some(w.scale(lin.weight_scale)?);
+                l.weight_scale = Some(w.scale(lin.weight_scale));
                 l.bias = Some(w.bias(&lin.bias));
-                l.act_scale = Some(w.scale(model.logit_scale)?);
+                l.act_scale = Some(w.scale(model.logit_scale));
                 l
             }
         };
@@ -388,7 +363,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
     // File layer index → tensor id (None for a flatten, resolved to its input).
     let mut tensor_of: Vec<usize> = vec![0];
     let mut shape_of: Vec<[u32; 3]> = vec![first.out_shape];
-    let mut logit_scale = 1.0;
+    let mut logit_scale = nuq_core::Scale::ONE;
     let get = |v: &[i32]| v.to_vec();
     for (li, l) in m.layers.iter().enumerate().skip(1) {
         let name = format!("layer {li} ({})", l.name);
@@ -441,10 +416,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                     t.dims.clone(),
                 ))
             };
-        let scale_of = |i: Option<u32>| {
-            i.and_then(|i| m.scales.get(i as usize))
-                .map_or(1.0, |s| f64::from(s.value))
-        };
+        let scale_of = |i: Option<u32>| core_scale(m, i, &name);
         match l.op {
             LayerOp::Conv2d => {
                 plain_window(l, &name)?;
@@ -475,7 +447,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                     padding: l.padding[0] as usize,
                     weights: wt,
                     bias,
-                    weight_scale: scale_of(l.weight_scale),
+                    weight_scale: scale_of(l.weight_scale)?,
                     output,
                 }));
             }
@@ -495,12 +467,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                     b: *tensor_of
                         .get(shortcut)
                         .ok_or_else(|| no_form(&name, "its shortcut is not an earlier layer"))?,
-                    align: table
-                        .multipliers
-                        .iter()
-                        .zip(&table.shifts)
-                        .map(|(&multiplier, &shift)| Align { multiplier, shift })
-                        .collect(),
+                    align: table.factors.clone(),
                     output: requant(m, l, &name)?,
                 }));
             }
@@ -549,14 +516,14 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                         .ok_or_else(|| missing(&name, "bias"))?),
                     None => vec![0; outs],
                 };
-                logit_scale = scale_of(l.act_scale);
+                logit_scale = scale_of(l.act_scale)?;
                 nodes.push(Node::Linear(LinearNode {
                     input: tid,
                     in_features: ins,
                     out_features: outs,
                     weights: wt,
                     bias,
-                    weight_scale: scale_of(l.weight_scale),
+                    weight_scale: scale_of(l.weight_scale)?,
                 }));
             }
             other => {
@@ -609,7 +576,7 @@ fn requant(m: &Model, l: &Layer, name: &str) -> Result<Requant, NnError> {
         .ok_or_else(|| missing(name, "thresholds"))?;
     // Without an act_codebook a code's level is the code itself (FORMAT.md §6.1).
     let levels: Vec<i32> = match l.act_codebook {
-        None => (0..1i32 << th.bits.min(8)).collect(),
+        None => (0..1i32 << th.bits()).collect(),
         Some(cb) => m
             .codebooks
             .get(cb as usize)
@@ -624,17 +591,21 @@ fn requant(m: &Model, l: &Layer, name: &str) -> Result<Requant, NnError> {
                 .map_err(|_| unrepresentable(format!("{name}: output level"), "u8", f64::from(v)))
         })
         .collect::<Result<Vec<u8>, _>>()?;
-    let thresholds = MacThresholds::new(th.bits, th.values.clone(), th.directions.clone())
-        .map_err(|source| NnError::Core {
-            what: format!("{name}: thresholds"),
-            source,
-        })?;
     Ok(Requant {
-        thresholds,
+        thresholds: th.clone(),
         levels,
-        scale: m
-            .scales
-            .get(l.act_scale.unwrap_or(u32::MAX) as usize)
-            .map_or(1.0, |s| f64::from(s.value)),
+        scale: core_scale(m, l.act_scale, name)?,
     })
+}
+
+/// The scale a layer refers to, as `nuq-core`'s [`nuq_core::Scale`] (`1` without one). A
+/// valid file may hold a subnormal scale, which the integer model refuses.
+fn core_scale(m: &Model, i: Option<u32>, name: &str) -> Result<nuq_core::Scale, NnError> {
+    match i.and_then(|i| m.scales.get(i as usize)) {
+        None => Ok(nuq_core::Scale::ONE),
+        Some(s) => nuq_core::Scale::new(s.value).map_err(|source| NnError::Core {
+            what: format!("{name}: scale"),
+            source,
+        }),
+    }
 }

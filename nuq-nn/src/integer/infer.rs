@@ -34,7 +34,7 @@ use crate::NnError;
 /// A node compiled for the runner (the classifier is a [`Conv`] too).
 enum Op {
     Conv(Box<Conv>),
-    Add(ResidualThresholds),
+    Add(Box<ResidualThresholds>),
     MaxPool(PoolGeometry),
     GlobalAvgPool,
 }
@@ -345,15 +345,14 @@ fn compile(
         }
         Node::Add(a) => {
             let r = &a.output;
-            let multiplier: Vec<i32> = a.align.iter().map(|al| al.multiplier).collect();
-            let shift: Vec<u8> = a.align.iter().map(|al| al.shift).collect();
-            Op::Add(
-                ResidualThresholds::new(a.a_shift, &multiplier, &shift, &r.thresholds, &r.levels)
-                    .map_err(|source| NnError::Kernel {
-                    what: format!("integer model node {i}: residual join"),
-                    source,
-                })?,
-            )
+            Op::Add(Box::new(
+                ResidualThresholds::new(a.a_shift, &a.align, &r.thresholds, &r.levels).map_err(
+                    |source| NnError::Kernel {
+                        what: format!("integer model node {i}: residual join"),
+                        source,
+                    },
+                )?,
+            ))
         }
         Node::MaxPool(p) => {
             let x = infos[p.input];

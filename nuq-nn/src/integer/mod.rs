@@ -9,7 +9,7 @@
 //!   integer **MAC thresholds**: the accumulator's output code is the number of thresholds
 //!   it reaches ([`Requant`]), and the code's level comes from the next codebook.
 //! - A residual join adds the main accumulator and the shortcut (accumulator or levels)
-//!   brought into the same units by a fixed-point multiply and shift ([`Align`]), then
+//!   brought into the same units by a fixed-point multiply and shift ([`FixedPointMultiplier`](nuq_core::FixedPointMultiplier)), then
 //!   requantizes ([`AddNode`]).
 //! - Max-pooling takes the max of levels; global average pooling rounds half up; the
 //!   classifier is an int8 linear layer producing int32 logits.
@@ -29,6 +29,6 @@ pub use model::{
     AddNode, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node,
     TensorId, TensorInfo, TensorKind, WeightTable, DEFAULT_MEMORY_LIMIT, MAX_TENSOR_ELEMENTS,
 };
-pub use requant::{Align, Requant};
+pub use requant::Requant;
 
 pub(crate) use model::transpose_rows;

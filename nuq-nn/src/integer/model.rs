@@ -1,7 +1,9 @@
 //! The integer model: a graph of integer-only operations over codebook levels.
 
 use crate::error::ModelProblem;
-use crate::integer::requant::{Align, Requant};
+use nuq_core::{FixedPointMultiplier, Scale};
+
+use crate::integer::requant::Requant;
 use crate::NnError;
 
 /// Where a node reads a tensor from: the model input (`0`) or the output of node `i`
@@ -77,9 +79,9 @@ pub struct ConvNode {
     pub weights: WeightTable,
     /// Per-output-channel bias in accumulator units, added before requantization.
     pub bias: Vec<i32>,
-    /// Real value of one weight level (the mean of per-channel scales); informative only:
-    /// the thresholds already hold every scale.
-    pub weight_scale: f64,
+    /// Real value of one weight level (the mean of per-channel scales, as `f32` like the
+    /// file stores it); informative only: the thresholds already hold every scale.
+    pub weight_scale: Scale,
     /// Requantized codes or the accumulator.
     pub output: ConvOutput,
 }
@@ -97,7 +99,7 @@ pub struct AddNode {
     /// The shortcut: an accumulator or activation levels.
     pub b: TensorId,
     /// Per-channel fixed-point factor bringing `b` into the units of `a`.
-    pub align: Vec<Align>,
+    pub align: Vec<FixedPointMultiplier>,
     /// Requantization of the sum.
     pub output: Requant,
 }
@@ -129,7 +131,7 @@ pub struct LinearNode {
     /// Bias in accumulator units.
     pub bias: Vec<i32>,
     /// Real value of one weight level (informative).
-    pub weight_scale: f64,
+    pub weight_scale: Scale,
 }
 
 /// One integer operation.
@@ -196,7 +198,7 @@ pub struct IntegerModel {
     pub nodes: Vec<Node>,
     /// Real value of one logit unit (`logit = logit_scale × int`); informative only, inference
     /// never uses it.
-    pub logit_scale: f64,
+    pub logit_scale: Scale,
 }
 
 /// The error for `problem` at node `node` (`usize::MAX`: the input).

@@ -1,6 +1,6 @@
-//! Threshold requantization (the paper's MAC thresholds) and fixed-point branch alignment.
+//! Threshold requantization (the paper's MAC thresholds).
 
-use nuq_core::MacThresholds;
+use nuq_core::{MacThresholds, Scale};
 
 use crate::error::ModelProblem;
 
@@ -15,7 +15,7 @@ pub struct Requant {
     /// The output codebook: `2^bits` non-decreasing unsigned levels (a level may repeat).
     pub levels: Vec<u8>,
     /// Real value of one output level (informative; inference never uses it).
-    pub scale: f64,
+    pub scale: Scale,
 }
 
 impl Requant {
@@ -73,60 +73,6 @@ impl Requant {
     }
 }
 
-/// A fixed-point factor `multiplier / 2^shift` applied as
-/// `(v · multiplier + 2^(shift−1)) >> shift` in 64-bit arithmetic (round half up; no rounding
-/// term when `shift == 0`). It aligns a residual branch to the other branch's units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Align {
-    /// Signed multiplier.
-    pub multiplier: i32,
-    /// Right shift, `0..=62`.
-    pub shift: u8,
-}
-
-impl Align {
-    /// The closest factor to `r` with the largest shift that keeps `|multiplier| < 2^31`;
-    /// `None` when `r` is not finite or `|r| ≥ 2^31`.
-    ///
-    /// The relative error is at most `2^−31` when `|r| ≥ 2^−31` (the multiplier then has 31
-    /// significant bits); smaller factors lose precision in absolute terms only.
-    pub fn from_f64(r: f64) -> Option<Align> {
-        if !r.is_finite() || r.abs() >= 2f64.powi(31) {
-            return None;
-        }
-        let mut shift = 62u8;
-        loop {
-            let m = (r * 2f64.powi(i32::from(shift))).round();
-            if m.abs() < 2f64.powi(31) {
-                return Some(Align {
-                    multiplier: m as i32,
-                    shift,
-                });
-            }
-            if shift == 0 {
-                return None;
-            }
-            shift -= 1;
-        }
-    }
-
-    /// The real factor this represents.
-    pub fn value(self) -> f64 {
-        f64::from(self.multiplier) / 2f64.powi(i32::from(self.shift))
-    }
-
-    /// `round_half_up(v · multiplier / 2^shift)`.
-    #[inline]
-    pub fn apply(self, v: i64) -> i64 {
-        let p = v * i64::from(self.multiplier);
-        if self.shift == 0 {
-            p
-        } else {
-            (p + (1i64 << (self.shift - 1))) >> self.shift
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,19 +81,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn align_is_close_to_the_real_factor(r in -1.0e6f64..1.0e6, v in -100_000i64..100_000) {
-            let a = Align::from_f64(r).unwrap();
-            let exact = r * v as f64;
-            // Representation error of the factor plus the final rounding.
-            let tol = 0.5 + (a.value() - r).abs() * v.abs() as f64 + 1e-9 * exact.abs() + 1e-9;
-            prop_assert!((a.apply(v) as f64 - exact).abs() <= tol, "{a:?} {v} {exact}");
-        }
-
-        #[test]
         fn rising_code_counts_reached_thresholds(acc in -1000i64..1000, mut t in proptest::collection::vec(-1000i32..1000, 3)) {
             t.sort();
             let mac = |d| MacThresholds::new(2, t.clone(), vec![d]).unwrap();
-            let r = Requant { thresholds: mac(Direction::Rising), levels: vec![0, 1, 2, 3], scale: 1.0 };
+            let r = Requant { thresholds: mac(Direction::Rising), levels: vec![0, 1, 2, 3], scale: Scale::ONE };
             let code = r.code(0, acc);
             prop_assert_eq!(usize::from(code), t.iter().filter(|&&x| acc >= i64::from(x)).count());
             // Monotone in the accumulator.
@@ -158,22 +95,11 @@ mod tests {
     }
 
     #[test]
-    fn align_rounds_half_up_and_handles_large_factors() {
-        let half = Align::from_f64(0.5).unwrap();
-        assert_eq!(half.apply(3), 2); // 1.5 → 2
-        assert_eq!(half.apply(-3), -1); // −1.5 → −1 (half up)
-        let big = Align::from_f64(1000.25).unwrap();
-        assert_eq!(big.apply(4), 4001);
-        assert!(Align::from_f64(f64::NAN).is_none());
-        assert!(Align::from_f64(3.0e9).is_none());
-    }
-
-    #[test]
     fn validate_names_the_problem() {
         let r = Requant {
             thresholds: MacThresholds::new(2, vec![1, 2, 3], vec![Direction::Rising]).unwrap(),
             levels: vec![0, 1, 1, 3],
-            scale: 1.0,
+            scale: Scale::ONE,
         };
         assert!(matches!(
             r.validate(2),

@@ -149,7 +149,10 @@ pub fn quantize_with_twin(
                 recalib_every: r.recalib_every,
             },
             progress,
-            &format!("QAT W{wb}/A{ab} {}", r.config.act_family),
+            &format!(
+                "QAT W{wb}/A{ab} {}",
+                crate::quant::family_name(r.config.act_family)
+            ),
         )?;
     }
     let model = qn.to_integer()?;

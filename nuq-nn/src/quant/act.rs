@@ -2,7 +2,7 @@
 
 use nuq_core::{Calibration, Codebook, EmpiricalDistribution, Grid, LloydMaxOptions, Polarity};
 
-use crate::quant::Family;
+use crate::quant::{check_trainable, Family};
 use crate::NnError;
 
 /// Most samples a per-layer fit looks at; larger calibration sets are thinned to every
@@ -49,7 +49,8 @@ impl ActQuantizer {
     ///
     /// # Errors
     /// [`NnError::InvalidParameter`] for bits outside `1..=8`, [`NnError::NoSamples`],
-    /// [`NnError::NonFinite`] for a non-finite sample, [`NnError::Core`] when the fit fails.
+    /// [`NnError::NonFinite`] for a non-finite sample, [`NnError::Core`] when the fit fails,
+    /// [`NnError::UntrainableFamily`] for a family outside [`crate::quant::TRAINABLE`].
     pub fn fit(family: Family, bits: u8, samples: &[f32]) -> Result<ActQuantizer, NnError> {
         Self::fit_nhwc(family, bits, samples, 1, false)
     }
@@ -73,6 +74,7 @@ impl ActQuantizer {
         channels: usize,
         per_channel: bool,
     ) -> Result<ActQuantizer, NnError> {
+        check_trainable("activation quantizer", family)?;
         if !(1..=8).contains(&bits) {
             return Err(NnError::InvalidParameter {
                 what: "activation bits".into(),
@@ -135,7 +137,8 @@ impl ActQuantizer {
                     .map_err(core_err)?;
                 nearest(bits, fit.codebook.levels(), f64::from(fit.scale.get()))
             }
-            Family::Apot | Family::Uniform => {
+            // Apot or Uniform (check_trainable refused the rest).
+            _ => {
                 let cb = if family == Family::Apot {
                     Codebook::apot(Grid::U8, bits, Polarity::Unsigned)
                 } else {
@@ -497,7 +500,7 @@ mod tests {
         // 2^21 samples: a stride of 8 over 8 channels would see channel 0 alone.
         let channels = 8;
         let xs = scaled_channels((MAX_SAMPLES * 8) / channels, channels);
-        for family in Family::ALL {
+        for family in crate::quant::TRAINABLE {
             let q = ActQuantizer::fit_nhwc(family, 4, &xs, channels, false).unwrap();
             assert_eq!(q.groups(), 1);
             // Channel 0 alone would put the clip near 3; all channels put it well above.
@@ -586,7 +589,7 @@ mod tests {
     #[test]
     fn rescaling_moves_thresholds_with_the_scale() {
         let xs = relu_normal(10_000);
-        for family in Family::ALL {
+        for family in crate::quant::TRAINABLE {
             let q = ActQuantizer::fit(family, 3, &xs).unwrap();
             let mut r = q.clone();
             r.rescale(q.scale * 1.5);

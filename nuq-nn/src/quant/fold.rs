@@ -10,7 +10,7 @@
 //! c_o) / D⌉}` when `D > 0`, and `#{j : acc ≤ ⌊(t_j − c_o) / D⌋}` (a *falling* channel) when
 //! `D < 0`; when `D = 0` the code is constant. For a residual join, the shortcut (another
 //! accumulator with its own `D'`, or levels with scale `s_x`) is multiplied by `D' / D`
-//! (or `s_x / D`) as a fixed-point [`Align`] factor and its offset joins `c_o`.
+//! (or `s_x / D`) as a fixed-point [`FixedPointMultiplier`] factor and its offset joins `c_o`.
 //!
 //! ## The input
 //!
@@ -22,8 +22,8 @@
 
 use crate::integer::transpose_rows;
 use crate::integer::{
-    AddNode, Align, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node,
-    Requant, TensorId,
+    AddNode, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node, Requant,
+    TensorId,
 };
 use crate::layers::{BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d, Sequential};
 use crate::quant::layers::{ActQuant, GridRound, QuantBlock};
@@ -31,7 +31,7 @@ use crate::quant::network::{downcast, QuantizedNetwork};
 use crate::quant::weights::QuantizedWeights;
 use crate::quant::ActQuantizer;
 use crate::NnError;
-use nuq_core::{Direction, MacThresholds};
+use nuq_core::{Direction, FixedPointMultiplier, MacThresholds, Scale};
 
 impl QuantizedNetwork {
     /// Folds everything into the integer model.
@@ -65,7 +65,7 @@ impl QuantizedNetwork {
                 zero_point: self.input_norm.zero_point.clone(),
             },
             nodes: b.nodes,
-            logit_scale: b.cur.scale,
+            logit_scale: informative_scale("logit scale", b.cur.scale)?,
         };
         model.tensor_infos()?;
         Ok(model)
@@ -115,6 +115,15 @@ fn to_i32(x: f64) -> i32 {
 
 /// Integer thresholds for `code = #{j : d·acc + c ≥ t_j}` per channel (`t` the quantizer's
 /// thresholds of that channel).
+/// An informative scale as the model and the file hold it (`f32`); the integer arithmetic
+/// never reads it.
+fn informative_scale(what: &str, value: f64) -> Result<Scale, NnError> {
+    Scale::new(value as f32).map_err(|source| NnError::Core {
+        what: what.to_string(),
+        source,
+    })
+}
+
 fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnError> {
     let groups = q.groups();
     if groups != 1 && groups != aff.d.len() {
@@ -155,7 +164,7 @@ fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnErro
             }
         })?,
         levels: q.levels.clone(),
-        scale: q.scale,
+        scale: informative_scale(&format!("activation quantizer {name}: scale"), q.scale)?,
     })
 }
 
@@ -233,7 +242,10 @@ impl Builder<'_> {
             padding: c.padding.0,
             weights: q.table.clone(),
             bias,
-            weight_scale: q.scales.iter().sum::<f64>() / q.scales.len() as f64,
+            weight_scale: informative_scale(
+                &format!("{name}: weight scale"),
+                q.scales.iter().sum::<f64>() / q.scales.len() as f64,
+            )?,
             output,
         };
         Ok((node, u, oh, ow))
@@ -354,11 +366,12 @@ impl Builder<'_> {
                 });
             }
             let r = b_d[o] / d * frac;
-            align.push(Align::from_f64(r).ok_or_else(|| NnError::Unrepresentable {
-                what: format!("block {name}: channel {o} shortcut alignment factor"),
-                ty: "the fixed-point range (|r| < 2^31)",
-                value: r,
-            })?);
+            align.push(
+                FixedPointMultiplier::from_f64(r).map_err(|source| NnError::Core {
+                    what: format!("block {name}: channel {o} shortcut alignment factor"),
+                    source,
+                })?,
+            );
             unit.d.push(d / frac);
             unit.c.push(aff_a.c[o] + b_c[o]);
         }
@@ -469,7 +482,7 @@ impl Builder<'_> {
             out_features: outs,
             weights: table,
             bias,
-            weight_scale: q.scales[0],
+            weight_scale: informative_scale(&format!("{name}: weight scale"), q.scales[0])?,
         };
         self.cur = self.push(Node::Linear(node), unit, 1, 1, outs);
         Ok(())

@@ -28,74 +28,68 @@ pub use layers::{ActQuant, GridRound, QuantBlock};
 pub use network::QuantizedNetwork;
 pub use weights::{quantize_weights, QuantizedWeights};
 
-use std::fmt;
-use std::str::FromStr;
+/// A codebook family for weights or activations: `nuq-core`'s [`Family`], the one the `.nuq`
+/// file stores. Quantizers fit the [`TRAINABLE`] families; asking for another one is
+/// [`crate::NnError::UntrainableFamily`].
+pub use nuq_core::Family;
 
-/// A codebook family for weights or activations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
-    /// Equal-mass bins, centroid levels (the paper's quantizer).
-    KQuantile,
-    /// Minimum mean squared error (Lloyd–Max).
-    LloydMax,
-    /// Additive powers of two.
-    Apot,
-    /// Uniform.
-    Uniform,
-}
+/// The families the quantizers fit, in the order reports list them.
+pub const TRAINABLE: [Family; 4] = [
+    Family::KQuantile,
+    Family::LloydMax,
+    Family::Apot,
+    Family::Uniform,
+];
 
-impl Family {
-    /// Every family, in the order reports list them.
-    pub const ALL: [Family; 4] = [
-        Family::KQuantile,
-        Family::LloydMax,
-        Family::Apot,
-        Family::Uniform,
-    ];
-
-    /// The `.nuq` format's name for the family (stored with every codebook).
-    pub fn codebook_kind(self) -> nuq_fpga_fmt::CodebookKind {
-        use nuq_fpga_fmt::CodebookKind;
-        match self {
-            Family::KQuantile => CodebookKind::KQuantile,
-            Family::LloydMax => CodebookKind::LloydMax,
-            Family::Apot => CodebookKind::Apot,
-            Family::Uniform => CodebookKind::Uniform,
-        }
-    }
-
-    /// The name used on command lines and in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::KQuantile => "kquantile",
-            Family::LloydMax => "lloyd",
-            Family::Apot => "apot",
-            Family::Uniform => "uniform",
-        }
+/// Refuses a family the quantizers cannot fit.
+pub(crate) fn check_trainable(what: &str, family: Family) -> Result<(), crate::NnError> {
+    if TRAINABLE.contains(&family) {
+        Ok(())
+    } else {
+        Err(crate::NnError::UntrainableFamily {
+            what: what.to_string(),
+            family,
+        })
     }
 }
 
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+/// The name of `family` on command lines and in reports (`kquantile`, `lloyd`, `apot`,
+/// `uniform`; the format's name for the others).
+///
+/// ```
+/// use nuq_nn::quant::{family_name, Family};
+/// assert_eq!(family_name(Family::LloydMax), "lloyd");
+/// ```
+pub fn family_name(family: Family) -> &'static str {
+    match family {
+        Family::KQuantile => "kquantile",
+        Family::LloydMax => "lloyd",
+        other => other.name(),
     }
 }
 
-impl FromStr for Family {
-    type Err = crate::NnError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Family::ALL
-            .into_iter()
-            .find(|f| {
-                f.name() == s
-                    || (s == "k-quantile" && *f == Family::KQuantile)
-                    || (s == "lloyd-max" && *f == Family::LloydMax)
-            })
-            .ok_or_else(|| crate::NnError::UnknownName {
-                what: "codebook family",
-                found: s.to_string(),
-                expected: "kquantile, lloyd, apot, uniform",
-            })
-    }
+/// The trainable family named `name` ([`family_name`], or `k-quantile` / `lloyd-max`).
+///
+/// # Errors
+/// [`crate::NnError::UnknownName`] for any other name.
+///
+/// ```
+/// use nuq_nn::quant::{parse_family, Family};
+/// assert_eq!(parse_family("lloyd-max")?, Family::LloydMax);
+/// assert!(parse_family("nf4").is_err());
+/// # Ok::<(), nuq_nn::NnError>(())
+/// ```
+pub fn parse_family(name: &str) -> Result<Family, crate::NnError> {
+    TRAINABLE
+        .into_iter()
+        .find(|&f| {
+            family_name(f) == name
+                || (name == "k-quantile" && f == Family::KQuantile)
+                || (name == "lloyd-max" && f == Family::LloydMax)
+        })
+        .ok_or_else(|| crate::NnError::UnknownName {
+            what: "codebook family",
+            found: name.to_string(),
+            expected: "kquantile, lloyd, apot, uniform",
+        })
 }

@@ -3,7 +3,7 @@
 use nuq_core::{Calibration, Codebook, EmpiricalDistribution, Grid, LloydMaxOptions, Polarity};
 
 use crate::integer::WeightTable;
-use crate::quant::Family;
+use crate::quant::{check_trainable, Family};
 use crate::NnError;
 
 /// Weights of one layer as codebook indices and the scales that make them real:
@@ -58,7 +58,8 @@ fn core_err(what: &str) -> impl Fn(nuq_core::Error) -> NnError + '_ {
 ///
 /// # Errors
 /// [`NnError::InvalidParameter`] for an empty weight table or an impossible bit width,
-/// [`NnError::NonFinite`], [`NnError::Core`] when the codebook fit fails.
+/// [`NnError::NonFinite`], [`NnError::Core`] when the codebook fit fails,
+/// [`NnError::UntrainableFamily`] for a family outside [`crate::quant::TRAINABLE`].
 pub fn quantize_weights(
     what: &str,
     w: &[f32],
@@ -67,6 +68,7 @@ pub fn quantize_weights(
     family: Family,
     per_channel: bool,
 ) -> Result<QuantizedWeights, NnError> {
+    check_trainable(what, family)?;
     if rows == 0 || w.is_empty() || !w.len().is_multiple_of(rows) {
         return Err(NnError::InvalidParameter {
             what: format!("{what}: weight count"),
@@ -131,7 +133,8 @@ pub fn quantize_weights(
                 .map_err(&err)?;
                 (fit.codebook, f64::from(fit.scale.get()))
             }
-            Family::Apot | Family::Uniform => {
+            // Apot or Uniform (check_trainable refused the rest).
+            _ => {
                 let cb = if family == Family::Apot {
                     Codebook::apot(Grid::I8, bits, Polarity::Signed)
                 } else {
@@ -177,6 +180,7 @@ pub fn quantize_weights(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::TRAINABLE;
 
     fn weights(rows: usize, k: usize) -> Vec<f32> {
         let mut rng = crate::Rng::new(7);
@@ -253,5 +257,11 @@ mod tests {
         );
         assert!(quantize_weights("t", &[1.0; 3], 2, 4, Family::Uniform, false).is_err());
         assert!(quantize_weights("t", &[1.0; 4], 2, 9, Family::Uniform, false).is_err());
+        for &f in Family::ALL.iter().filter(|f| !TRAINABLE.contains(f)) {
+            let e = quantize_weights("t", &[1.0; 4], 2, 8, f, false).unwrap_err();
+            assert!(matches!(e, NnError::UntrainableFamily { family, .. } if family == f));
+            let e = crate::quant::ActQuantizer::fit(f, 2, &[1.0]).unwrap_err();
+            assert!(matches!(e, NnError::UntrainableFamily { .. }));
+        }
     }
 }

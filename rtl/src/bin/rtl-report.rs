@@ -15,6 +15,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use nuq_fpga_fmt::NuqFile;
+use nuq_nn::quant::family_name;
 use nuq_rtl::flow::{fashion_mnist_dir, Nuq};
 use nuq_rtl::models::ModelSpec;
 use nuq_rtl::sim::{missing_tools, run_unit, unit_testbenches, SeqBuild, SeqRun, Simulator};
@@ -237,7 +238,12 @@ fn main() -> Result<()> {
         );
     }
     for spec in ModelSpec::all_standard() {
-        let tag = format!("{}-w{}-{}", spec.arch.name(), spec.bits, spec.family.name());
+        let tag = format!(
+            "{}-w{}-{}",
+            spec.arch.name(),
+            spec.bits,
+            family_name(spec.family)
+        );
         if a.only.as_ref().is_some_and(|o| !tag.contains(o.as_str())) {
             continue;
         }
@@ -261,7 +267,7 @@ fn main() -> Result<()> {
                     "model={} bits={} family={}",
                     spec.arch.name(),
                     spec.bits,
-                    spec.family.name()
+                    family_name(spec.family)
                 ),
                 &run,
             );
@@ -274,7 +280,7 @@ fn main() -> Result<()> {
                     spec.arch.name(),
                     &spec.width.to_string(),
                     u32::from(spec.bits),
-                    spec.family.name(),
+                    family_name(spec.family),
                     &run
                 )
             );
@@ -287,7 +293,7 @@ fn main() -> Result<()> {
         // zero points).
         let last = ModelSpec::all_standard()
             .last()
-            .map(|s| format!("{}-w{}-{}", s.arch.name(), s.bits, s.family.name()))
+            .map(|s| format!("{}-w{}-{}", s.arch.name(), s.bits, family_name(s.family)))
             .unwrap_or_default();
         let d = work.join("models").join(last);
         let plus = vec![

@@ -6,8 +6,9 @@
 //! - per MAC-threshold table, every channel's thresholds (one line per threshold index), with
 //!   the channels whose direction is falling shaded.
 
-use nuq_fpga_fmt::model::{Codebook, Layer, Model, ThresholdTable, WeightTensor};
-use nuq_fpga_fmt::{CodebookKind, Direction};
+use nuq_core::MacThresholds;
+use nuq_fpga_fmt::model::{Codebook, Layer, Model, WeightTensor};
+use nuq_fpga_fmt::Direction;
 use plotters::prelude::*;
 
 /// Plot size in pixels.
@@ -78,7 +79,7 @@ fn weight_plot(
     let tallest = counts.iter().map(|&(_, n)| n).max().unwrap_or(0) as f64;
     let top = tallest * 1.3 + 1.0;
     let line_top = tallest * 1.08 + 0.5;
-    let kind = CodebookKind::from_raw(cb.kind).map_or("unknown", |k| k.name());
+    let kind = cb.family().map_or("unknown", |k| k.name());
     let caption = format!(
         "{}: {} weights, {}-bit {kind} codebook (grid {} bits, {})",
         layer.name,
@@ -153,12 +154,12 @@ fn ramp(k: usize, n: usize) -> RGBColor {
 }
 
 /// The thresholds of table `index`, used by the layers named in `users`.
-fn threshold_plot(index: usize, t: &ThresholdTable, users: &[&str]) -> Result<Plot, String> {
+fn threshold_plot(index: usize, t: &MacThresholds, users: &[&str]) -> Result<Plot, String> {
     let what = format!("thresholds {index}");
-    let per = (1usize << t.bits) - 1;
-    let channels = t.directions.len();
-    let lo = f64::from(t.values.iter().copied().min().unwrap_or(0));
-    let hi = f64::from(t.values.iter().copied().max().unwrap_or(0));
+    let per = (1usize << t.bits()) - 1;
+    let channels = t.directions().len();
+    let lo = f64::from(t.values().iter().copied().min().unwrap_or(0));
+    let hi = f64::from(t.values().iter().copied().max().unwrap_or(0));
     let margin = ((hi - lo) * 0.05).max(1.0);
     let used = if users.is_empty() {
         String::new()
@@ -167,7 +168,7 @@ fn threshold_plot(index: usize, t: &ThresholdTable, users: &[&str]) -> Result<Pl
     };
     let caption = format!(
         "thresholds {index}{used}: {channels} channels x {per} thresholds -> {}-bit codes",
-        t.bits
+        t.bits()
     );
     let mut svg = String::new();
     {
@@ -200,7 +201,7 @@ fn threshold_plot(index: usize, t: &ThresholdTable, users: &[&str]) -> Result<Pl
             .map_err(|e| draw_error(&what, e))?;
         let shade = BLACK.mix(0.08).filled();
         let falling: Vec<u32> = (0..last)
-            .filter(|&c| t.directions.get(c as usize) == Some(&Direction::Falling))
+            .filter(|&c| t.directions().get(c as usize) == Some(&Direction::Falling))
             .collect();
         let bands = chart
             .draw_series(falling.iter().map(|&c| {
@@ -222,7 +223,7 @@ fn threshold_plot(index: usize, t: &ThresholdTable, users: &[&str]) -> Result<Pl
             let color = ramp(k, per);
             let points: Vec<(SegmentValue<u32>, f64)> = (0..last)
                 .filter_map(|c| {
-                    let v = t.values.get(c as usize * per + k)?;
+                    let v = t.values().get(c as usize * per + k)?;
                     Some((SegmentValue::CenterOf(c), f64::from(*v)))
                 })
                 .collect();

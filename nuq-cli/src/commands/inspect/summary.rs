@@ -3,7 +3,7 @@
 
 use nuq_fpga_fmt::model::{Layer, Model};
 use nuq_fpga_fmt::reader::{has_weights, is_spatial};
-use nuq_fpga_fmt::{CodebookKind, Direction, NuqFile};
+use nuq_fpga_fmt::{Direction, NuqFile};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -394,18 +394,14 @@ fn layer_info(index: u32, l: &Layer) -> LayerInfo {
     }
 }
 
-fn threshold_info(
-    index: u32,
-    t: &nuq_fpga_fmt::model::ThresholdTable,
-    layers: &[LayerInfo],
-) -> ThresholdInfo {
-    let per_channel = (1usize << t.bits) - 1;
+fn threshold_info(index: u32, t: &nuq_core::MacThresholds, layers: &[LayerInfo]) -> ThresholdInfo {
+    let per_channel = (1usize << t.bits()) - 1;
     let channel_ranges: Vec<ChannelThresholds> = t
-        .directions
+        .directions()
         .iter()
         .enumerate()
         .map(|(c, d)| {
-            let row = t.values.get(c * per_channel..(c + 1) * per_channel);
+            let row = t.values().get(c * per_channel..(c + 1) * per_channel);
             let row = row.unwrap_or(&[]);
             ChannelThresholds {
                 direction: d.name().to_string(),
@@ -415,18 +411,18 @@ fn threshold_info(
         })
         .collect();
     let falling = t
-        .directions
+        .directions()
         .iter()
         .filter(|&&d| d == Direction::Falling)
         .count();
     ThresholdInfo {
         index,
-        bits: t.bits,
-        channels: t.directions.len(),
+        bits: t.bits(),
+        channels: t.directions().len(),
         per_channel,
-        min: t.values.iter().copied().min(),
-        max: t.values.iter().copied().max(),
-        rising: t.directions.len() - falling,
+        min: t.values().iter().copied().min(),
+        max: t.values().iter().copied().max(),
+        rising: t.directions().len() - falling,
         falling,
         channel_ranges,
         used_by: uses(layers, &["thresholds"], index),
@@ -461,9 +457,7 @@ pub fn summarize(shown: &str, file: &NuqFile<'_>, model: &Model) -> Summary {
         .enumerate()
         .map(|(i, c)| CodebookInfo {
             index: i as u32,
-            kind: CodebookKind::from_raw(c.kind)
-                .map_or("unknown", |k| k.name())
-                .to_string(),
+            kind: c.family().map_or("unknown", |k| k.name()).to_string(),
             kind_raw: c.kind,
             bits: c.bits,
             grid_bits: c.grid_bits,
@@ -535,19 +529,23 @@ pub fn summarize(shown: &str, file: &NuqFile<'_>, model: &Model) -> Summary {
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            let range = |v: &[i32]| Some([*v.iter().min()?, *v.iter().max()?]);
+            let multipliers = a.factors.iter().map(|f| f.multiplier());
+            let shifts = a.factors.iter().map(|f| f.shift());
             AlignInfo {
                 index: i as u32,
-                channels: a.shifts.len(),
+                channels: a.factors.len(),
                 main_shift: a.main_shift,
-                multiplier_range: range(&a.multipliers),
-                negative: a.multipliers.iter().filter(|&&m| m < 0).count(),
-                shift_range: a
-                    .shifts
-                    .iter()
+                multiplier_range: multipliers
+                    .clone()
                     .min()
-                    .zip(a.shifts.iter().max())
-                    .map(|(&lo, &hi)| [lo, hi]),
+                    .zip(multipliers.clone().max())
+                    .map(|(lo, hi)| [lo, hi]),
+                negative: multipliers.filter(|&m| m < 0).count(),
+                shift_range: shifts
+                    .clone()
+                    .min()
+                    .zip(shifts.max())
+                    .map(|(lo, hi)| [lo, hi]),
                 used_by: uses(&layers, &["align"], i as u32),
             }
         })
@@ -569,7 +567,11 @@ pub fn summarize(shown: &str, file: &NuqFile<'_>, model: &Model) -> Summary {
         weight_elements: weights.iter().map(|w| w.elements).sum(),
         weight_bytes: weights.iter().map(|w| w.bytes).sum(),
         bias_values: biases.iter().map(|b| b.count as u64).sum(),
-        threshold_values: model.thresholds.iter().map(|t| t.values.len() as u64).sum(),
+        threshold_values: model
+            .thresholds
+            .iter()
+            .map(|t| t.values().len() as u64)
+            .sum(),
     };
     Summary {
         file: shown.to_string(),
