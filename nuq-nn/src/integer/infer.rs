@@ -404,7 +404,7 @@ fn conv(
 ) -> Result<Op, NnError> {
     let err = conv_err(i, node);
     let weights =
-        Weights::pack(&w.indices, bias.len(), shape.k(), w.bits, &w.levels).map_err(&err)?;
+        Weights::pack(&w.indices, bias.len(), shape.k(), w.bits(), &w.lut()).map_err(&err)?;
     let conv = Conv::new(shape, pad, weights, bias, output).map_err(&err)?;
     Ok(Op::Conv(Box::new(conv)))
 }

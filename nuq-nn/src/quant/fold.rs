@@ -221,8 +221,9 @@ impl Builder<'_> {
             for (o, b) in bias.iter_mut().enumerate() {
                 let s: i64 = (0..kk)
                     .map(|t| {
-                        i64::from(q.table.levels[usize::from(q.table.indices[o * kk + t])])
-                            * i64::from(zp[t % c.c_in])
+                        i64::from(
+                            q.table.codebook.levels()[usize::from(q.table.indices[o * kk + t])],
+                        ) * i64::from(zp[t % c.c_in])
                     })
                     .sum();
                 *b = i32::try_from(-s).map_err(|_| NnError::Unrepresentable {
@@ -340,7 +341,8 @@ impl Builder<'_> {
         };
         let max_w = conv2
             .weights
-            .levels
+            .codebook
+            .levels()
             .iter()
             .map(|l| i64::from(l.unsigned_abs()))
             .max()
