@@ -144,15 +144,18 @@ fn reference(model: &IntegerModel, images: &[u8], n: usize) -> Vec<Val> {
                 Val::Levels(out)
             }
             Node::Linear(l) => {
+                let xi = infos[l.input];
                 let x = levels(l.input);
                 let w = l.weights.decoded();
                 let mut out = Vec::new();
                 for b in 0..n {
                     for j in 0..l.out_features {
+                        // Activation feature f = (pixel, channel) is weight column c·h·w + pixel.
                         let s: i64 = (0..l.in_features)
                             .map(|f| {
+                                let (p, c) = (f / xi.c, f % xi.c);
                                 i64::from(x[b * l.in_features + f])
-                                    * i64::from(w[j * l.in_features + f])
+                                    * i64::from(w[j * l.in_features + c * xi.h * xi.w + p])
                             })
                             .sum();
                         out.push(i32::try_from(s + i64::from(l.bias[j])).unwrap());

@@ -273,7 +273,6 @@ pub fn to_file_model(
             Node::Linear(lin) => {
                 let x = infos[lin.input];
                 let mut src = layer_of[lin.input];
-                let mut idx = lin.weights.indices.clone();
                 if x.h * x.w > 1 {
                     w.m.layers.push(Layer::new(
                         &format!("flatten{i}"),
@@ -283,12 +282,11 @@ pub fn to_file_model(
                     ));
                     src = (w.m.layers.len() - 1) as u32;
                     // NHWC feature order → [c][h][w].
-                    idx = transpose_rows(&lin.weights.indices, x.h * x.w, x.c);
                 }
                 let (wi, wcb) = w.weights(
                     &lin.weights,
                     vec![lin.out_features as u32, lin.in_features as u32],
-                    idx,
+                    lin.weights.indices.clone(),
                 );
                 let mut l = Layer::new(&format!("linear{i}"), LayerOp::Linear, &[src], shape);
                 l.weight_bits = lin.weights.bits();
@@ -501,7 +499,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
             }
             LayerOp::Linear => {
                 no_requant(l, &name)?;
-                let (mut wt, dims) = table(l.weights, l.weight_codebook)?;
+                let (wt, dims) = table(l.weights, l.weight_codebook)?;
                 if dims.len() != 2 {
                     return Err(unsupported(&name, "weights.dims", &dims));
                 }
@@ -514,7 +512,6 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                         found: ins,
                     });
                 }
-                wt.indices = transpose_rows(&wt.indices, c, h * w);
                 let bias = match l.bias {
                     Some(b) => get(m
                         .biases

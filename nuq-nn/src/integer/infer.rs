@@ -26,8 +26,8 @@ use nuq_kernels::{KernelError, KernelPath, Weights};
 use rayon::prelude::*;
 
 use crate::integer::model::{
-    ConvNode, ConvOutput, IntegerModel, LinearNode, Node, TensorInfo, TensorKind, WeightTable,
-    DEFAULT_MEMORY_LIMIT,
+    transpose_rows, ConvNode, ConvOutput, IntegerModel, LinearNode, Node, TensorInfo, TensorKind,
+    WeightTable, DEFAULT_MEMORY_LIMIT,
 };
 use crate::NnError;
 
@@ -366,7 +366,11 @@ fn compile(
         }
         Node::GlobalAvgPool { .. } => Op::GlobalAvgPool,
         Node::Linear(l) => {
-            // The classifier is a 1×1 convolution over a 1×1 image.
+            // The classifier is a 1×1 convolution over a 1×1 image of the NHWC-flattened
+            // input; its rows hold the features in `[c][h][w]` order, packed as `[h][w][c]`.
+            let x = infos[l.input];
+            let mut nhwc = l.weights.clone();
+            nhwc.indices = transpose_rows(&l.weights.indices, x.c, x.h * x.w);
             let shape = ConvShape {
                 height: 1,
                 width: 1,
@@ -381,7 +385,7 @@ fn compile(
                 node,
                 shape,
                 &pad,
-                &l.weights,
+                &nhwc,
                 &l.bias,
                 Requantize::Accumulator,
             )?

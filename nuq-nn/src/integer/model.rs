@@ -141,17 +141,18 @@ pub struct MaxPoolNode {
     pub stride: usize,
 }
 
-/// A fully connected layer over the flattened (NHWC order) activation levels, producing the
-/// class logits as int32.
+/// A fully connected layer over the flattened activation levels, producing the class logits as
+/// int32.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearNode {
-    /// Input tensor (flattened as `h, w, c`).
+    /// Input tensor.
     pub input: TensorId,
-    /// Input features (`h · w · c` of the input tensor).
+    /// Input features (`c · h · w` of the input tensor).
     pub in_features: usize,
     /// Output features (classes).
     pub out_features: usize,
-    /// Weights `[out][in]`.
+    /// Weights `[out][in]`, the input features in PyTorch's flatten order `[c][h][w]` (as the
+    /// float network and the `.nuq` file hold them).
     pub weights: WeightTable,
     /// Bias in accumulator units.
     pub bias: Vec<i32>,
@@ -613,9 +614,10 @@ fn check_weights(node: usize, w: &WeightTable, rows: usize, k: usize) -> Result<
 
 /// Transposes every row of `src`, laid out `[a][b]`, to `[b][a]` (rows of `a · b` values).
 ///
-/// The weight layouts differ only by such a per-row transposition: a convolution row is
-/// `[ky·kx][c_in]` here and `[c_in][ky·kx]` in PyTorch and the `.nuq` file, and a classifier
-/// row after a flatten is `[h·w][c]` here (NHWC) and `[c][h·w]` there.
+/// Used at the two places where an order meets another: a convolution row is `[ky·kx][c_in]`
+/// (OHWI) in memory and `[c_in][ky·kx]` in the `.nuq` file (its writer and reader), and a
+/// classifier row holds `[c][h·w]` features that the runner packs as `[h·w][c]` for NHWC
+/// activations.
 pub(crate) fn transpose_rows<T: Copy>(src: &[T], a: usize, b: usize) -> Vec<T> {
     let mut dst = src.to_vec();
     if a * b == 0 {

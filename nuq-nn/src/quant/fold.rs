@@ -20,7 +20,6 @@
 //! weights are quantized as `w / (255 · std_c)`, so its accumulator runs over raw bytes;
 //! padding with `zp_c` and the bias `−Σ w · zp` make it exact.
 
-use crate::integer::transpose_rows;
 use crate::integer::{
     AddNode, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node, Requant,
     TensorId,
@@ -54,7 +53,6 @@ impl QuantizedNetwork {
                 w,
                 c: cfg.in_channels,
             },
-            flatten_chw: None,
         };
         b.seq("", &self.net.body)?;
         let model = IntegerModel {
@@ -86,7 +84,6 @@ struct Builder<'a> {
     qn: &'a QuantizedNetwork,
     nodes: Vec<Node>,
     cur: Cur,
-    flatten_chw: Option<(usize, usize, usize)>,
 }
 
 /// Per-channel affine `z = d[o] · acc + c[o]` of an accumulator.
@@ -432,7 +429,7 @@ impl Builder<'_> {
             } else if any.is::<GridRound>() {
                 // Folded into the integer pool's rounding.
             } else if any.is::<Flatten>() {
-                self.flatten_chw = Some((self.cur.c, self.cur.h, self.cur.w));
+                // The classifier's rows already hold PyTorch's flatten order.
             } else if let Some(lin) = any.downcast_ref::<Linear>() {
                 self.linear(&name, lin)?;
             } else {
@@ -464,11 +461,9 @@ impl Builder<'_> {
                 why: "the classifier needs one weight scale (logits share units)",
             });
         }
-        let mut table = q.table.clone();
-        if let Some((c, h, w)) = self.flatten_chw {
-            // PyTorch flattens [c][h][w]; the integer model reads NHWC ([h][w][c]).
-            table.indices = transpose_rows(&q.table.indices, c, h * w);
-        }
+        // Rows keep PyTorch's `[c][h][w]` feature order (the runner orders its columns for NHWC
+        // activations when it packs them).
+        let table = q.table.clone();
         let unit = q.scales[0] * cur.scale;
         let bias = match &lin.bias {
             Some(b) => b
