@@ -1,7 +1,5 @@
 //! Max pooling and global average pooling.
 
-use std::any::Any;
-
 use rayon::prelude::*;
 
 use crate::error::NnError;
@@ -164,14 +162,6 @@ impl Layer for MaxPool2d {
     fn input_grad(&self) -> &Tensor {
         &self.dx
     }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
 }
 
 /// Global average pooling: `[n, h, w, c] → [n, 1, 1, c]`.
@@ -255,13 +245,5 @@ impl Layer for GlobalAvgPool {
 
     fn input_grad(&self) -> &Tensor {
         &self.dx
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }

@@ -5,8 +5,6 @@
 //! global average pool does; [`QuantBlock`] puts an [`ActQuant`] after a residual block's
 //! final ReLU. Their backward passes are straight-through estimators.
 
-use std::any::Any;
-
 use rayon::prelude::*;
 
 use crate::error::NnError;
@@ -187,14 +185,6 @@ impl Layer for ActQuant {
     fn input_grad(&self) -> &Tensor {
         &self.dx
     }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
 }
 
 /// `Σ dy · ∂q/∂α` over a batch with the LSQ gradient scale (see [`ActQuant`]).
@@ -298,14 +288,6 @@ impl Layer for GridRound {
     fn input_grad(&self) -> &Tensor {
         &self.dx
     }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
 }
 
 /// A residual block followed by activation fake-quantization of its output.
@@ -355,13 +337,5 @@ impl Layer for QuantBlock {
 
     fn macs(&self, input: [usize; 4]) -> u64 {
         self.block.macs(input)
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }
