@@ -30,7 +30,7 @@ use crate::quant::network::{downcast, QuantizedNetwork};
 use crate::quant::weights::QuantizedWeights;
 use crate::quant::ActQuantizer;
 use crate::NnError;
-use nuq_core::{Direction, FixedPointMultiplier, MacThresholds, Scale};
+use nuq_core::{Codebook, Direction, FixedPointMultiplier, Grid, MacThresholds, Scale};
 
 impl QuantizedNetwork {
     /// Folds everything into the integer model.
@@ -160,7 +160,13 @@ fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnErro
                 source,
             }
         })?,
-        levels: q.levels.clone(),
+        codebook: {
+            let levels: Vec<i32> = q.levels.iter().map(|&l| i32::from(l)).collect();
+            Codebook::table(Grid::U8, q.bits, &levels).map_err(|source| NnError::Core {
+                what: format!("activation quantizer {name}: levels"),
+                source,
+            })?
+        },
         scale: informative_scale(&format!("activation quantizer {name}: scale"), q.scale)?,
     })
 }
