@@ -30,7 +30,7 @@ use crate::quant::network::{downcast, QuantizedNetwork};
 use crate::quant::weights::QuantizedWeights;
 use crate::quant::ActQuantizer;
 use crate::NnError;
-use nuq_core::{Codebook, Direction, FixedPointMultiplier, Grid, MacThresholds, Scale};
+use nuq_core::{Direction, FixedPointMultiplier, MacThresholds, Scale};
 
 impl QuantizedNetwork {
     /// Folds everything into the integer model.
@@ -130,7 +130,7 @@ fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnErro
             found: groups,
         });
     }
-    let per = q.levels.len() - 1;
+    let per = q.codebook.len() - 1;
     let mut thresholds = Vec::with_capacity(aff.d.len() * per);
     let mut directions = Vec::with_capacity(aff.d.len());
     for (o, (&d, &c)) in aff.d.iter().zip(&aff.c).enumerate() {
@@ -160,13 +160,7 @@ fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnErro
                 source,
             }
         })?,
-        codebook: {
-            let levels: Vec<i32> = q.levels.iter().map(|&l| i32::from(l)).collect();
-            Codebook::table(Grid::U8, q.bits, &levels).map_err(|source| NnError::Core {
-                what: format!("activation quantizer {name}: levels"),
-                source,
-            })?
-        },
+        codebook: q.codebook.clone(),
         scale: informative_scale(&format!("activation quantizer {name}: scale"), q.scale)?,
     })
 }
