@@ -419,13 +419,14 @@ pub enum ModelProblem {
         /// Its position in the weight table.
         position: usize,
     },
-    /// Output levels that are too few, too many or decreasing.
-    #[error("output codebook needs {expected} non-decreasing levels, found {found:?}")]
+    /// An output codebook without one level per code (`2^bits`) on an unsigned grid of at
+    /// most 8 bits.
+    #[error("output codebook needs {expected} levels on an unsigned grid of at most 8 bits, found {found:?}")]
     OutputLevels {
         /// `2^bits`.
         expected: usize,
         /// The levels.
-        found: Vec<u8>,
+        found: Vec<i32>,
     },
     /// The last node does not produce logits.
     #[error("must end with a linear classifier")]

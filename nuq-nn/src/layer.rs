@@ -26,7 +26,7 @@ pub enum Mode {
 ///
 /// To swap a layer for a variant (e.g. a fake-quantized convolution), replace the
 /// `Box<dyn Layer>` inside a [`crate::Sequential`]; concrete layers are reachable through
-/// [`as_any_mut`](trait.Layer.html#method.as_any_mut) and parameters through [`Layer::visit_params`] by PyTorch name.
+/// `<dyn Layer>::as_any_mut` and parameters through [`Layer::visit_params`] by PyTorch name.
 pub trait Layer: Send + Any {
     /// A short description, e.g. `Conv2d(64→128, 3×3, stride 2)`.
     fn describe(&self) -> String;

@@ -73,7 +73,7 @@ fn reference(model: &IntegerModel, images: &[u8], n: usize) -> Vec<Val> {
                                 let v = acc + i64::from(c.bias[co]);
                                 match &c.output {
                                     ConvOutput::Codes(r) => {
-                                        codes.push(r.levels[usize::from(r.code(co, v))])
+                                        codes.push(r.lut()[usize::from(r.code(co, v))])
                                     }
                                     ConvOutput::Accumulator => accs.push(i32::try_from(v).unwrap()),
                                 }
@@ -101,7 +101,7 @@ fn reference(model: &IntegerModel, images: &[u8], n: usize) -> Vec<Val> {
                         .map(|(j, (&x, &y))| {
                             let c = j % o.c;
                             let s = (i64::from(x) << a.a_shift) + a.align[c].apply(y);
-                            a.output.levels[usize::from(a.output.code(c, s))]
+                            a.output.lut()[usize::from(a.output.code(c, s))]
                         })
                         .collect(),
                 )
@@ -297,7 +297,7 @@ fn accumulator_overflow_is_an_error() {
         align: vec![nuq_core::FixedPointMultiplier::new(1, 0).unwrap(); 3],
         output: Requant {
             thresholds: MacThresholds::new(1, vec![0; 3], vec![Direction::Rising; 3]).unwrap(),
-            levels: vec![0, 1],
+            codebook: nuq_core::Codebook::table(nuq_core::Grid::U8, 1, &[0, 1]).unwrap(),
             scale: nuq_core::Scale::ONE,
         },
     };

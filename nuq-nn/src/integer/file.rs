@@ -145,12 +145,7 @@ impl Writer {
     fn requant(&mut self, r: &Requant) -> Result<(u32, u32, u32), NnError> {
         self.m.thresholds.push(r.thresholds.clone());
         let t = (self.m.thresholds.len() - 1) as u32;
-        let cb = self.codebook(
-            r.bits(),
-            false,
-            r.levels.iter().map(|&l| i32::from(l)).collect(),
-            self.kind,
-        );
+        let cb = self.codebook(r.bits(), false, r.codebook.levels().to_vec(), self.kind);
         Ok((t, cb, self.scale(r.scale)))
     }
 
@@ -587,16 +582,21 @@ fn requant(m: &Model, l: &Layer, name: &str) -> Result<Requant, NnError> {
             .levels
             .clone(),
     };
-    let levels = levels
-        .iter()
-        .map(|&v| {
-            u8::try_from(v)
-                .map_err(|_| unrepresentable(format!("{name}: output level"), "u8", f64::from(v)))
-        })
-        .collect::<Result<Vec<u8>, _>>()?;
+    if let Some(&v) = levels.iter().find(|&&v| u8::try_from(v).is_err()) {
+        return Err(unrepresentable(
+            format!("{name}: output level"),
+            "u8",
+            f64::from(v),
+        ));
+    }
+    let codebook =
+        Codebook::table(Grid::U8, th.bits(), &levels).map_err(|source| NnError::Core {
+            what: format!("{name}: act_codebook"),
+            source,
+        })?;
     Ok(Requant {
         thresholds: th.clone(),
-        levels,
+        codebook,
         scale: core_scale(m, l.act_scale, name)?,
     })
 }

@@ -334,10 +334,14 @@ fn compile(
             } else {
                 vec![0; c.c_in]
             };
+            let lut = match &c.output {
+                ConvOutput::Codes(r) => r.lut(),
+                ConvOutput::Accumulator => Vec::new(),
+            };
             let output = match &c.output {
                 ConvOutput::Codes(r) => Requantize::Levels {
                     thresholds: &r.thresholds,
-                    levels: &r.levels,
+                    levels: &lut,
                 },
                 ConvOutput::Accumulator => Requantize::Accumulator,
             };
@@ -346,7 +350,7 @@ fn compile(
         Node::Add(a) => {
             let r = &a.output;
             Op::Add(Box::new(
-                ResidualThresholds::new(a.a_shift, &a.align, &r.thresholds, &r.levels).map_err(
+                ResidualThresholds::new(a.a_shift, &a.align, &r.thresholds, &r.lut()).map_err(
                     |source| NnError::Kernel {
                         what: format!("integer model node {i}: residual join"),
                         source,

@@ -130,7 +130,7 @@ fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnErro
             found: groups,
         });
     }
-    let per = q.levels.len() - 1;
+    let per = q.codebook.len() - 1;
     let mut thresholds = Vec::with_capacity(aff.d.len() * per);
     let mut directions = Vec::with_capacity(aff.d.len());
     for (o, (&d, &c)) in aff.d.iter().zip(&aff.c).enumerate() {
@@ -160,7 +160,7 @@ fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnErro
                 source,
             }
         })?,
-        levels: q.levels.clone(),
+        codebook: q.codebook.clone(),
         scale: informative_scale(&format!("activation quantizer {name}: scale"), q.scale)?,
     })
 }

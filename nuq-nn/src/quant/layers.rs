@@ -87,7 +87,7 @@ impl ActQuant {
     /// without a learned clip or a quantizer.
     pub fn apply_clip(&mut self) {
         if let (Some(q), Some(p)) = (self.quantizer.as_mut(), self.clip.as_ref()) {
-            let top = f64::from(q.levels.last().copied().unwrap_or(0));
+            let top = f64::from(q.codebook.levels().last().copied().unwrap_or(0));
             let alpha = f64::from(p.value[0]);
             if top > 0.0 && (alpha - q.clip()).abs() > 1e-12 * alpha.abs() {
                 q.rescale(alpha / top);
@@ -190,7 +190,7 @@ impl Layer for ActQuant {
 /// `Σ dy · ∂q/∂α` over a batch with the LSQ gradient scale (see [`ActQuant`]).
 fn clip_gradient(q: &ActQuantizer, x: &Tensor, dy: &Tensor) -> f64 {
     let [n, h, w, c] = x.shape();
-    let top = f64::from(q.levels.last().copied().unwrap_or(0));
+    let top = f64::from(q.codebook.levels().last().copied().unwrap_or(0));
     if top <= 0.0 || n == 0 {
         return 0.0;
     }
@@ -216,7 +216,7 @@ fn clip_gradient(q: &ActQuantizer, x: &Tensor, dy: &Tensor) -> f64 {
                     1.0
                 } else {
                     let code = q.code_in(v as f32, channel);
-                    (f64::from(q.levels[usize::from(code)]) - v / q.scale) / top
+                    (f64::from(q.codebook.levels()[usize::from(code)]) - v / q.scale) / top
                 };
                 acc += f64::from(d) * dq;
             }
