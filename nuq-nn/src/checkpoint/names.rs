@@ -10,7 +10,7 @@ pub const WRAPPER_PREFIXES: [&str; 2] = ["module.", "_orig_mod."];
 /// The model tensor that the file tensor `file_name` stands for: `file_name` itself when the
 /// model has it (`has`), else `file_name` with leading [`WRAPPER_PREFIXES`] segments removed
 /// one at a time until the model has the rest; `None` when no such name exists.
-pub(super) fn model_name<'a>(file_name: &'a str, has: impl Fn(&str) -> bool) -> Option<&'a str> {
+pub(super) fn model_name(file_name: &str, has: impl Fn(&str) -> bool) -> Option<&str> {
     let mut rest = file_name;
     loop {
         if has(rest) {

@@ -111,12 +111,10 @@ pub(super) fn count(
         name: name.to_string(),
         value,
     };
+    const TWO_63: f64 = (1u64 << 63) as f64;
     let whole = |v: f64| -> Result<i64, CheckpointError> {
         // 2^63 is exactly representable; every whole f64 in [-2^63, 2^63) fits i64.
-        if v.is_finite()
-            && v.fract() == 0.0
-            && (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&v)
-        {
+        if v.is_finite() && v.fract() == 0.0 && (-TWO_63..TWO_63).contains(&v) {
             Ok(v as i64)
         } else {
             Err(bad(if v.abs() < 1e15 {
