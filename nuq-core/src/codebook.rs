@@ -119,8 +119,34 @@ pub(crate) fn check_index_bits(bits: u8) -> Result<()> {
 }
 
 impl Codebook {
-    /// Validates and builds; every constructor ends here.
+    /// Validates and builds strictly increasing levels; every family constructor ends here.
     pub(crate) fn build(grid: Grid, bits: u8, levels: Vec<i32>) -> Result<Codebook> {
+        Codebook::build_levels(grid, bits, levels, true)
+    }
+
+    /// A stored level table, as a `.nuq` file or an integer model holds one: like
+    /// [`Codebook::explicit`], except that a level may repeat (FORMAT.md §6.2: "non-decreasing";
+    /// a writer pads a short codebook by repeating its last level). No family designs
+    /// repeated levels; [`Codebook::nearest`] picks the last of equal levels (ties go up), so
+    /// every value still gets a level nearest to it.
+    ///
+    /// # Errors
+    /// As [`Codebook::explicit`], with [`Error::LevelsDecreasing`] instead of
+    /// [`Error::LevelsNotIncreasing`].
+    ///
+    /// ```
+    /// use nuq_core::{Codebook, Grid};
+    /// let t = Codebook::table(Grid::U8, 2, &[0, 3, 3, 9])?;
+    /// assert_eq!(t.levels(), &[0, 3, 3, 9]);
+    /// assert_eq!(t.nearest(3.0), 2);
+    /// assert!(Codebook::table(Grid::U8, 2, &[0, 3, 2]).is_err());
+    /// # Ok::<(), nuq_core::Error>(())
+    /// ```
+    pub fn table(grid: Grid, bits: u8, levels: &[i32]) -> Result<Codebook> {
+        Codebook::build_levels(grid, bits, levels.to_vec(), false)
+    }
+
+    fn build_levels(grid: Grid, bits: u8, levels: Vec<i32>, strict: bool) -> Result<Codebook> {
         check_index_bits(bits)?;
         if levels.is_empty() {
             return Err(Error::NoLevels);
@@ -143,11 +169,21 @@ impl Codebook {
                 });
             }
             if index > 0 && level <= levels[index - 1] {
-                return Err(Error::LevelsNotIncreasing {
-                    index,
-                    previous: levels[index - 1],
-                    found: level,
-                });
+                let (previous, found) = (levels[index - 1], level);
+                if strict {
+                    return Err(Error::LevelsNotIncreasing {
+                        index,
+                        previous,
+                        found,
+                    });
+                }
+                if level < previous {
+                    return Err(Error::LevelsDecreasing {
+                        index,
+                        previous,
+                        found,
+                    });
+                }
             }
         }
         let mut search: Vec<f32> = levels
@@ -211,7 +247,8 @@ impl Codebook {
         self.levels.len()
     }
 
-    /// The levels, strictly increasing, as integers on the grid.
+    /// The levels, strictly increasing (non-decreasing for a [`Codebook::table`]), as integers
+    /// on the grid.
     ///
     /// ```
     /// assert_eq!(nuq_core::Codebook::iq4_nl().levels()[0], -127);
@@ -315,6 +352,35 @@ impl Codebook {
         idx.min(self.levels.len() - 1) as u8
     }
 
+    /// The index of the level nearest to `u` (in grid units) computed in `f64`: `lo` below
+    /// and `hi` above `u`, the lower one only when `u − lo < hi − u` (ties go up); values
+    /// beyond the outer levels clamp. The `f64` form of [`Codebook::nearest`], for values
+    /// that were computed in `f64` (the quantizers' fine-tuning steps).
+    ///
+    /// ```
+    /// use nuq_core::{Codebook, Grid};
+    /// let cb = Codebook::explicit(Grid::I8, 2, &[-4, 0, 4])?;
+    /// assert_eq!([cb.nearest_f64(-9.0), cb.nearest_f64(1.999), cb.nearest_f64(2.0)], [0, 1, 2]);
+    /// # Ok::<(), nuq_core::Error>(())
+    /// ```
+    #[inline]
+    pub fn nearest_f64(&self, u: f64) -> u8 {
+        let l = &self.levels;
+        let p = l.partition_point(|&v| f64::from(v) < u);
+        if p == 0 {
+            return 0;
+        }
+        if p == l.len() {
+            return (l.len() - 1) as u8;
+        }
+        let (lo, hi) = (f64::from(l[p - 1]), f64::from(l[p]));
+        if u - lo < hi - u {
+            (p - 1) as u8
+        } else {
+            p as u8
+        }
+    }
+
     /// The nearest level itself (in grid units), `levels()[nearest(x)]`.
     ///
     /// ```
@@ -405,6 +471,25 @@ pub(crate) fn snap_normalized(
 mod tests {
     use super::*;
     use alloc::vec;
+
+    #[test]
+    fn nearest_f64_ties_go_up_and_clamp() {
+        let cb = Codebook::explicit(Grid::I8, 2, &[-4, -1, 0, 3]).unwrap();
+        let got: Vec<u8> = [-9.0, -2.5, 1.5, 1.4, 99.0]
+            .iter()
+            .map(|&u| cb.nearest_f64(u))
+            .collect();
+        assert_eq!(got, [0, 1, 3, 2, 3]);
+        // Agrees with the f32 search wherever f32 holds the value exactly.
+        for i in -600..600 {
+            let u = f64::from(i) / 100.0;
+            if f64::from(u as f32) == u {
+                assert_eq!(cb.nearest_f64(u), cb.nearest(u as f32), "{u}");
+            }
+        }
+        let t = Codebook::table(Grid::I8, 2, &[-4, 0, 0, 3]).unwrap();
+        assert_eq!(t.levels()[usize::from(t.nearest_f64(0.2))], 0);
+    }
 
     #[test]
     fn build_rejects_each_bad_input() {

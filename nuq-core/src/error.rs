@@ -67,6 +67,17 @@ pub enum Error {
         /// The offending level.
         found: i32,
     },
+    /// The levels of a stored table ([`Codebook::table`](crate::Codebook::table)) must not
+    /// decrease.
+    #[error("level {index} is {found}, below the previous level {previous}")]
+    LevelsDecreasing {
+        /// Position of the offending level.
+        index: usize,
+        /// The level before it.
+        previous: i32,
+        /// The offending level.
+        found: i32,
+    },
     /// A level lies outside the grid.
     #[error("level {index} is {level}, outside the grid range {min}..={max}")]
     LevelOffGrid {

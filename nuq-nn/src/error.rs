@@ -492,19 +492,15 @@ pub enum ModelProblem {
     /// A residual join's main-branch shift above 30.
     #[error("add shift {0} exceeds 30")]
     ShiftTooLarge(u8),
-    /// A weight codebook with no level, or more than its index bits address.
-    #[error("{bits}-bit weights need 1..={max} levels, found {found}")]
-    WeightLevels {
-        /// Index bits.
+    /// A weight codebook whose grid is not a signed grid of at most 8 bits (the integer
+    /// kernels multiply `i8` levels).
+    #[error("weight levels on a {bits}-bit {} grid; the integer model needs a signed grid of at most 8 bits", if *signed { "signed" } else { "unsigned" })]
+    WeightGrid {
+        /// Grid width.
         bits: u8,
-        /// Levels the bits address (`2^bits`, at most 256).
-        max: usize,
-        /// Levels found.
-        found: usize,
+        /// Whether the grid is signed.
+        signed: bool,
     },
-    /// Weight codebook levels that decrease.
-    #[error("weight codebook levels are not non-decreasing")]
-    WeightLevelsDecreasing,
     /// A weight index past its codebook.
     #[error("weight index {index} at {position} is out of range")]
     WeightIndex {
@@ -513,13 +509,14 @@ pub enum ModelProblem {
         /// Its position in the weight table.
         position: usize,
     },
-    /// Output levels that are too few, too many or decreasing.
-    #[error("output codebook needs {expected} non-decreasing levels, found {found:?}")]
+    /// An output codebook without one level per code (`2^bits`) on an unsigned grid of at
+    /// most 8 bits.
+    #[error("output codebook needs {expected} levels on an unsigned grid of at most 8 bits, found {found:?}")]
     OutputLevels {
         /// `2^bits`.
         expected: usize,
         /// The levels.
-        found: Vec<u8>,
+        found: Vec<i32>,
     },
     /// The last node does not produce logits.
     #[error("must end with a linear classifier")]

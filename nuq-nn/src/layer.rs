@@ -26,7 +26,7 @@ pub enum Mode {
 ///
 /// To swap a layer for a variant (e.g. a fake-quantized convolution), replace the
 /// `Box<dyn Layer>` inside a [`crate::Sequential`]; concrete layers are reachable through
-/// [`Layer::as_any_mut`] and parameters through [`Layer::visit_params`] by PyTorch name.
+/// [`as_any_mut`](trait.Layer.html#method.as_any_mut) and parameters through [`Layer::visit_params`] by PyTorch name.
 pub trait Layer: Send + Any {
     /// A short description, e.g. `Conv2d(64→128, 3×3, stride 2)`.
     fn describe(&self) -> String;
@@ -58,12 +58,18 @@ pub trait Layer: Send + Any {
     fn macs(&self, _input: [usize; 4]) -> u64 {
         0
     }
+}
 
-    /// The layer as `Any`, to reach the concrete type.
-    fn as_any(&self) -> &dyn Any;
+impl dyn Layer {
+    /// The layer as `Any`, to reach the concrete type (trait upcasting: no layer writes it).
+    pub fn as_any(&self) -> &dyn Any {
+        self
+    }
 
     /// The layer as mutable `Any`, to reach the concrete type.
-    fn as_any_mut(&mut self) -> &mut dyn Any;
+    pub fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
 }
 
 pub(crate) fn check_grad_shape(

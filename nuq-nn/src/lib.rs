@@ -17,6 +17,48 @@
 //!   [`integer`] model, which runs with integers only.
 //! - [`pipeline`]: the whole job as the `nuq` command line does it — float training,
 //!   calibration and fine-tuning, evaluation, the `.nuq` file.
+//!
+//! A checkpoint to a `.nuq` file, as `nuq quantize` does it (4-bit k-quantile weights and
+//! activations, calibration on 2 000 training images, integer-only evaluation):
+//!
+//! ```no_run
+//! use std::{path::Path, sync::Arc};
+//! use nuq_nn::data::{Augment, Split};
+//! use nuq_nn::pipeline::{integer_accuracy, quantize, write_model, Quiet, Recipe};
+//! use nuq_nn::quant::{Family, QuantConfig};
+//! use nuq_nn::{checkpoint, data, Arch, ModelConfig, Network};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut net = Network::new(ModelConfig::fashion_mnist(Arch::VggSmall, 0.125), 1)?;
+//! checkpoint::load_model(&mut net, Path::new("vgg.safetensors"))?;
+//! let dir = Path::new("/usr/share/datasets/fashion-mnist");
+//! let train = Arc::new(data::load_mnist_like(dir, Split::Train)?);
+//! let test = data::load_mnist_like(dir, Split::Test)?;
+//! let norm = Augment::normalize_only(vec![0.286], vec![0.353]);
+//! let recipe = Recipe::new(QuantConfig::new(4, Family::KQuantile));
+//! let model = quantize(net, &recipe, &train, &norm, &Quiet)?;
+//! println!("integer accuracy {:.4}", integer_accuracy(&model, &test)?);
+//! write_model(Path::new("vgg.nuq"), &model, Family::KQuantile, Default::default())?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## The weight walk, checkpoint to file
+//!
+//! A convolution kernel is read from a PyTorch checkpoint in PyTorch's `[c_out][c_in][kh][kw]`
+//! order and permuted once, on load, into nuq's one weight layout, OHWI
+//! (`[c_out][kh][kw][c_in]`, [`ParamLayout::ConvOhwi`]): one row per output channel, in the
+//! `(ky, kx, ci)` order of an NHWC im2col row. From there no step moves a weight: the float
+//! GEMM reads the rows through strides; the quantizer fits the codebook to those rows and
+//! stores each weight's index at the weight's own position, with one scale per row;
+//! fine-tuning re-quantizes the float masters in place; folding hands the indices to the
+//! integer model unchanged; the integer kernels copy them into their GEMM panels when a
+//! runner is built (a cache tiling, not a stored layout). The only other order is the file's:
+//! FORMAT.md stores kernels `[o][i][kh][kw]`, as the C loader and the hardware read them, so
+//! the writer permutes at that boundary (and the reader back). A classifier's `[out][in]`
+//! matrix keeps PyTorch's `[c][h][w]` feature order in the float network, the integer model
+//! and the file alike; the integer runner orders its columns for NHWC activations when it
+//! packs them.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod checkpoint;

@@ -1,7 +1,5 @@
 //! Finite-difference gradient checks for every layer and for a small residual network.
 
-use std::any::Any;
-
 use nuq_nn::gradcheck::{check_layer, GradCheckConfig};
 use nuq_nn::{
     BasicBlock, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Layer, Linear,
@@ -330,12 +328,6 @@ impl Layer for WrongBackward {
     }
     fn input_grad(&self) -> &Tensor {
         &self.dx
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }
 

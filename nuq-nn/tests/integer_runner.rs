@@ -73,7 +73,7 @@ fn reference(model: &IntegerModel, images: &[u8], n: usize) -> Vec<Val> {
                                 let v = acc + i64::from(c.bias[co]);
                                 match &c.output {
                                     ConvOutput::Codes(r) => {
-                                        codes.push(r.levels[usize::from(r.code(co, v))])
+                                        codes.push(r.lut()[usize::from(r.code(co, v))])
                                     }
                                     ConvOutput::Accumulator => accs.push(i32::try_from(v).unwrap()),
                                 }
@@ -101,7 +101,7 @@ fn reference(model: &IntegerModel, images: &[u8], n: usize) -> Vec<Val> {
                         .map(|(j, (&x, &y))| {
                             let c = j % o.c;
                             let s = (i64::from(x) << a.a_shift) + a.align[c].apply(y);
-                            a.output.levels[usize::from(a.output.code(c, s))]
+                            a.output.lut()[usize::from(a.output.code(c, s))]
                         })
                         .collect(),
                 )
@@ -144,15 +144,18 @@ fn reference(model: &IntegerModel, images: &[u8], n: usize) -> Vec<Val> {
                 Val::Levels(out)
             }
             Node::Linear(l) => {
+                let xi = infos[l.input];
                 let x = levels(l.input);
                 let w = l.weights.decoded();
                 let mut out = Vec::new();
                 for b in 0..n {
                     for j in 0..l.out_features {
+                        // Activation feature f = (pixel, channel) is weight column c·h·w + pixel.
                         let s: i64 = (0..l.in_features)
                             .map(|f| {
+                                let (p, c) = (f / xi.c, f % xi.c);
                                 i64::from(x[b * l.in_features + f])
-                                    * i64::from(w[j * l.in_features + f])
+                                    * i64::from(w[j * l.in_features + c * xi.h * xi.w + p])
                             })
                             .sum();
                         out.push(i32::try_from(s + i64::from(l.bias[j])).unwrap());
@@ -282,11 +285,7 @@ fn accumulator_overflow_is_an_error() {
         kernel: 1,
         stride: 1,
         padding: 0,
-        weights: WeightTable {
-            bits: 4,
-            levels: (1..=16).collect(),
-            indices: vec![15; 9],
-        },
+        weights: WeightTable::new(4, &(1..=16).collect::<Vec<_>>(), vec![15; 9]).unwrap(),
         bias: vec![0, i32::MAX - 10, 0],
         weight_scale: nuq_core::Scale::ONE,
         output: ConvOutput::Accumulator,
@@ -298,7 +297,7 @@ fn accumulator_overflow_is_an_error() {
         align: vec![nuq_core::FixedPointMultiplier::new(1, 0).unwrap(); 3],
         output: Requant {
             thresholds: MacThresholds::new(1, vec![0; 3], vec![Direction::Rising; 3]).unwrap(),
-            levels: vec![0, 1],
+            codebook: nuq_core::Codebook::table(nuq_core::Grid::U8, 1, &[0, 1]).unwrap(),
             scale: nuq_core::Scale::ONE,
         },
     };
@@ -317,11 +316,7 @@ fn accumulator_overflow_is_an_error() {
                 input: 3,
                 in_features: 3,
                 out_features: 1,
-                weights: WeightTable {
-                    bits: 2,
-                    levels: vec![-1, 0, 1],
-                    indices: vec![0, 1, 2],
-                },
+                weights: WeightTable::new(2, &[-1, 0, 1], vec![0, 1, 2]).unwrap(),
                 bias: vec![0],
                 weight_scale: nuq_core::Scale::ONE,
             }),

@@ -87,11 +87,11 @@ fn recalibration_follows_the_trained_masters() {
     }
     qn.recalibrate(&batch(&norm, 32, 1)).unwrap();
     let after = qn.to_integer().unwrap();
-    let codebooks = |m: &nuq_nn::integer::IntegerModel| -> Vec<Vec<i8>> {
+    let codebooks = |m: &nuq_nn::integer::IntegerModel| -> Vec<Vec<i32>> {
         m.nodes
             .iter()
             .filter_map(|n| match n {
-                Node::Conv(c) => Some(c.weights.levels.clone()),
+                Node::Conv(c) => Some(c.weights.codebook.levels().to_vec()),
                 _ => None,
             })
             .collect()
@@ -116,8 +116,8 @@ fn progressive_reduction_reaches_the_integer_model() {
             if let Node::Conv(c) = n {
                 let first = i == 0;
                 let want = if first { 8 } else { bits };
-                assert_eq!(c.weights.bits, want, "conv node {i}");
-                assert!(c.weights.levels.len() <= 1 << want);
+                assert_eq!(c.weights.bits(), want, "conv node {i}");
+                assert!(c.weights.codebook.len() <= 1 << want);
                 if let ConvOutput::Codes(r) = &c.output {
                     assert_eq!(r.bits(), bits, "conv node {i}");
                 }

@@ -341,10 +341,10 @@ pub fn run(a: &VectorsArgs) -> CmdResult {
     for node in &model.nodes {
         let book = match node {
             Node::Conv(c) => match &c.output {
-                ConvOutput::Codes(r) => Some(r.levels.clone()),
+                ConvOutput::Codes(r) => Some(r.lut()),
                 ConvOutput::Accumulator => None,
             },
-            Node::Add(a) => Some(a.output.levels.clone()),
+            Node::Add(a) => Some(a.output.lut()),
             Node::MaxPool(p) => books[p.input].clone(),
             Node::GlobalAvgPool { .. } | Node::Linear(_) => None,
         };

@@ -25,7 +25,8 @@
 
 use std::collections::BTreeMap;
 
-use nuq_fpga_fmt::model::{AlignTable, Codebook, Layer, Metadata, WeightTensor, ZeroPointTable};
+use nuq_core::{Codebook, Grid};
+use nuq_fpga_fmt::model::{self, AlignTable, Layer, Metadata, WeightTensor, ZeroPointTable};
 use nuq_fpga_fmt::reader::Scale;
 use nuq_fpga_fmt::{CodebookKind, LayerOp, Model, TileOrder};
 
@@ -109,7 +110,7 @@ impl Writer {
         let mut levels = levels;
         let last = *levels.last().unwrap_or(&0);
         levels.resize(1 << bits, last);
-        let cb = Codebook::new(kind, 8, signed, levels);
+        let cb = model::Codebook::new(kind, 8, signed, levels);
         self.m.codebooks.push(cb);
         (self.m.codebooks.len() - 1) as u32
     }
@@ -121,19 +122,18 @@ impl Writer {
 
     fn weights(&mut self, table: &WeightTable, dims: Vec<u32>, indices: Vec<u8>) -> (u32, u32) {
         self.m.weights.push(WeightTensor {
-            bits: table.bits,
+            bits: table.bits(),
             word_bits: 32,
             order: TileOrder::RowPerOutput,
             dims,
             indices,
         });
         let w = (self.m.weights.len() - 1) as u32;
-        let levels = table.levels.iter().map(|&l| i32::from(l)).collect();
         let cb = self.codebook(
-            table.bits,
+            table.bits(),
             true,
-            levels,
-            if table.bits == 8 {
+            table.codebook.levels().to_vec(),
+            if table.bits() == 8 {
                 CodebookKind::Uniform
             } else {
                 self.kind
@@ -145,12 +145,7 @@ impl Writer {
     fn requant(&mut self, r: &Requant) -> Result<(u32, u32, u32), NnError> {
         self.m.thresholds.push(r.thresholds.clone());
         let t = (self.m.thresholds.len() - 1) as u32;
-        let cb = self.codebook(
-            r.bits(),
-            false,
-            r.levels.iter().map(|&l| i32::from(l)).collect(),
-            self.kind,
-        );
+        let cb = self.codebook(r.bits(), false, r.codebook.levels().to_vec(), self.kind);
         Ok((t, cb, self.scale(r.scale)))
     }
 
@@ -224,7 +219,7 @@ pub fn to_file_model(
                     [c.stride as u32; 2],
                     [c.padding as u32; 4],
                 );
-                l.weight_bits = c.weights.bits;
+                l.weight_bits = c.weights.bits();
                 l.weights = Some(wi);
                 l.weight_codebook = Some(wcb);
                 l.weight_scale = Some(w.scale(c.weight_scale));
@@ -273,7 +268,6 @@ pub fn to_file_model(
             Node::Linear(lin) => {
                 let x = infos[lin.input];
                 let mut src = layer_of[lin.input];
-                let mut idx = lin.weights.indices.clone();
                 if x.h * x.w > 1 {
                     w.m.layers.push(Layer::new(
                         &format!("flatten{i}"),
@@ -283,15 +277,14 @@ pub fn to_file_model(
                     ));
                     src = (w.m.layers.len() - 1) as u32;
                     // NHWC feature order → [c][h][w].
-                    idx = transpose_rows(&lin.weights.indices, x.h * x.w, x.c);
                 }
                 let (wi, wcb) = w.weights(
                     &lin.weights,
                     vec![lin.out_features as u32, lin.in_features as u32],
-                    idx,
+                    lin.weights.indices.clone(),
                 );
                 let mut l = Layer::new(&format!("linear{i}"), LayerOp::Linear, &[src], shape);
-                l.weight_bits = lin.weights.bits;
+                l.weight_bits = lin.weights.bits();
                 l.weights = Some(wi);
                 l.weight_codebook = Some(wcb);
                 l.weight_scale = Some(w.scale(lin.weight_scale));
@@ -382,15 +375,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                     .codebooks
                     .get(cb.unwrap_or(u32::MAX) as usize)
                     .ok_or_else(|| missing(&name, "weight codebook"))?;
-                let mut levels = book
-                    .levels
-                    .iter()
-                    .map(|&v| {
-                        i8::try_from(v).map_err(|_| {
-                            unrepresentable(format!("{name}: weight level"), "i8", f64::from(v))
-                        })
-                    })
-                    .collect::<Result<Vec<i8>, _>>()?;
+                let mut levels = book.levels.clone();
                 if levels.windows(2).any(|p| p[0] > p[1]) {
                     return Err(no_form(&name, "weight codebook is not non-decreasing"));
                 }
@@ -406,11 +391,25 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                     .position(|&v| v == last)
                     .map_or(levels.len(), |p| p + 1);
                 levels.truncate(keep);
+                if let Some(&v) = levels
+                    .iter()
+                    .find(|&&v| i8::try_from(v).is_err() || v == -128)
+                {
+                    return Err(unrepresentable(
+                        format!("{name}: weight level"),
+                        "a level of the signed 8-bit grid (-127..=127)",
+                        f64::from(v),
+                    ));
+                }
+                let codebook =
+                    Codebook::table(Grid::I8, t.bits, &levels).map_err(|source| NnError::Core {
+                        what: format!("{name}: weight codebook"),
+                        source,
+                    })?;
                 let top = (keep - 1) as u8;
                 Ok((
                     WeightTable {
-                        bits: t.bits,
-                        levels,
+                        codebook,
                         indices: t.indices.iter().map(|&i| i.min(top)).collect(),
                     },
                     t.dims.clone(),
@@ -495,7 +494,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
             }
             LayerOp::Linear => {
                 no_requant(l, &name)?;
-                let (mut wt, dims) = table(l.weights, l.weight_codebook)?;
+                let (wt, dims) = table(l.weights, l.weight_codebook)?;
                 if dims.len() != 2 {
                     return Err(unsupported(&name, "weights.dims", &dims));
                 }
@@ -508,7 +507,6 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                         found: ins,
                     });
                 }
-                wt.indices = transpose_rows(&wt.indices, c, h * w);
                 let bias = match l.bias {
                     Some(b) => get(m
                         .biases
@@ -584,16 +582,21 @@ fn requant(m: &Model, l: &Layer, name: &str) -> Result<Requant, NnError> {
             .levels
             .clone(),
     };
-    let levels = levels
-        .iter()
-        .map(|&v| {
-            u8::try_from(v)
-                .map_err(|_| unrepresentable(format!("{name}: output level"), "u8", f64::from(v)))
-        })
-        .collect::<Result<Vec<u8>, _>>()?;
+    if let Some(&v) = levels.iter().find(|&&v| u8::try_from(v).is_err()) {
+        return Err(unrepresentable(
+            format!("{name}: output level"),
+            "u8",
+            f64::from(v),
+        ));
+    }
+    let codebook =
+        Codebook::table(Grid::U8, th.bits(), &levels).map_err(|source| NnError::Core {
+            what: format!("{name}: act_codebook"),
+            source,
+        })?;
     Ok(Requant {
         thresholds: th.clone(),
-        levels,
+        codebook,
         scale: core_scale(m, l.act_scale, name)?,
     })
 }

@@ -26,8 +26,8 @@ use nuq_kernels::{KernelError, KernelPath, Weights};
 use rayon::prelude::*;
 
 use crate::integer::model::{
-    ConvNode, ConvOutput, IntegerModel, LinearNode, Node, TensorInfo, TensorKind, WeightTable,
-    DEFAULT_MEMORY_LIMIT,
+    transpose_rows, ConvNode, ConvOutput, IntegerModel, LinearNode, Node, TensorInfo, TensorKind,
+    WeightTable, DEFAULT_MEMORY_LIMIT,
 };
 use crate::NnError;
 
@@ -334,10 +334,14 @@ fn compile(
             } else {
                 vec![0; c.c_in]
             };
+            let lut = match &c.output {
+                ConvOutput::Codes(r) => r.lut(),
+                ConvOutput::Accumulator => Vec::new(),
+            };
             let output = match &c.output {
                 ConvOutput::Codes(r) => Requantize::Levels {
                     thresholds: &r.thresholds,
-                    levels: &r.levels,
+                    levels: &lut,
                 },
                 ConvOutput::Accumulator => Requantize::Accumulator,
             };
@@ -346,7 +350,7 @@ fn compile(
         Node::Add(a) => {
             let r = &a.output;
             Op::Add(Box::new(
-                ResidualThresholds::new(a.a_shift, &a.align, &r.thresholds, &r.levels).map_err(
+                ResidualThresholds::new(a.a_shift, &a.align, &r.thresholds, &r.lut()).map_err(
                     |source| NnError::Kernel {
                         what: format!("integer model node {i}: residual join"),
                         source,
@@ -366,7 +370,11 @@ fn compile(
         }
         Node::GlobalAvgPool { .. } => Op::GlobalAvgPool,
         Node::Linear(l) => {
-            // The classifier is a 1×1 convolution over a 1×1 image.
+            // The classifier is a 1×1 convolution over a 1×1 image of the NHWC-flattened
+            // input; its rows hold the features in `[c][h][w]` order, packed as `[h][w][c]`.
+            let x = infos[l.input];
+            let mut nhwc = l.weights.clone();
+            nhwc.indices = transpose_rows(&l.weights.indices, x.c, x.h * x.w);
             let shape = ConvShape {
                 height: 1,
                 width: 1,
@@ -381,7 +389,7 @@ fn compile(
                 node,
                 shape,
                 &pad,
-                &l.weights,
+                &nhwc,
                 &l.bias,
                 Requantize::Accumulator,
             )?
@@ -404,7 +412,7 @@ fn conv(
 ) -> Result<Op, NnError> {
     let err = conv_err(i, node);
     let weights =
-        Weights::pack(&w.indices, bias.len(), shape.k(), w.bits, &w.levels).map_err(&err)?;
+        Weights::pack(&w.indices, bias.len(), shape.k(), w.bits(), &w.lut()).map_err(&err)?;
     let conv = Conv::new(shape, pad, weights, bias, output).map_err(&err)?;
     Ok(Op::Conv(Box::new(conv)))
 }

@@ -30,5 +30,3 @@ pub use model::{
     TensorId, TensorInfo, TensorKind, WeightTable, DEFAULT_MEMORY_LIMIT, MAX_TENSOR_ELEMENTS,
 };
 pub use requant::Requant;
-
-pub(crate) use model::transpose_rows;

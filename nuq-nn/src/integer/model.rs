@@ -1,5 +1,7 @@
 //! The integer model: a graph of integer-only operations over codebook levels.
 
+use nuq_core::Codebook;
+
 use crate::error::ModelProblem;
 use nuq_core::{FixedPointMultiplier, Scale};
 
@@ -28,25 +30,48 @@ pub struct InputSpec {
     pub zero_point: Vec<u8>,
 }
 
-/// Weights as codebook indices plus the signed 8-bit integer levels they decode to.
+/// Weights as codebook indices and the codebook whose integer levels they decode to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WeightTable {
-    /// Index bits (1..=8).
-    pub bits: u8,
-    /// The codebook: at most `2^bits` non-decreasing levels on the signed 8-bit grid (a level
-    /// may repeat).
-    pub levels: Vec<i8>,
-    /// Row-major `[out][k]` indices; for a convolution `k` runs over `(ky, kx, c_in)`.
+    /// The codebook: at most `2^bits` levels on a signed grid of at most 8 bits (a
+    /// [`Codebook::table`] read from a file may repeat a level).
+    pub codebook: Codebook,
+    /// Row-major `[out][k]` indices; for a convolution `k` runs over `(ky, kx, c_in)` (OHWI).
     pub indices: Vec<u8>,
 }
 
 impl WeightTable {
+    /// `bits`-bit indices into a level table on the signed 8-bit grid ([`Codebook::table`]:
+    /// non-decreasing, at most `2^bits` levels in `-127..=127`).
+    ///
+    /// # Errors
+    /// The table's [`nuq_core::Error`].
+    pub fn new(bits: u8, levels: &[i32], indices: Vec<u8>) -> Result<WeightTable, nuq_core::Error> {
+        Ok(WeightTable {
+            codebook: Codebook::table(nuq_core::Grid::I8, bits, levels)?,
+            indices,
+        })
+    }
+
+    /// Index bits.
+    pub fn bits(&self) -> u8 {
+        self.codebook.bits()
+    }
+
+    /// The levels as the `i8` lookup table the integer kernels decode through (the model's
+    /// validation keeps the grid within `i8`).
+    pub fn lut(&self) -> Vec<i8> {
+        self.codebook
+            .levels()
+            .iter()
+            .map(|&l| l.clamp(-128, 127) as i8)
+            .collect()
+    }
+
     /// The decoded level of every weight, row-major like [`WeightTable::indices`].
     pub fn decoded(&self) -> Vec<i8> {
-        self.indices
-            .iter()
-            .map(|&i| self.levels[usize::from(i)])
-            .collect()
+        let lut = self.lut();
+        self.indices.iter().map(|&i| lut[usize::from(i)]).collect()
     }
 }
 
@@ -116,17 +141,18 @@ pub struct MaxPoolNode {
     pub stride: usize,
 }
 
-/// A fully connected layer over the flattened (NHWC order) activation levels, producing the
-/// class logits as int32.
+/// A fully connected layer over the flattened activation levels, producing the class logits as
+/// int32.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearNode {
-    /// Input tensor (flattened as `h, w, c`).
+    /// Input tensor.
     pub input: TensorId,
-    /// Input features (`h · w · c` of the input tensor).
+    /// Input features (`c · h · w` of the input tensor).
     pub in_features: usize,
     /// Output features (classes).
     pub out_features: usize,
-    /// Weights `[out][in]`.
+    /// Weights `[out][in]`, the input features in PyTorch's flatten order `[c][h][w]` (as the
+    /// float network and the `.nuq` file hold them).
     pub weights: WeightTable,
     /// Bias in accumulator units.
     pub bias: Vec<i32>,
@@ -550,18 +576,15 @@ fn window_out(
 }
 
 fn check_weights(node: usize, w: &WeightTable, rows: usize, k: usize) -> Result<(), NnError> {
-    if !(1..=8).contains(&w.bits) || w.levels.is_empty() || w.levels.len() > 1 << w.bits {
+    let grid = w.codebook.grid();
+    if !grid.is_signed() || grid.bits() > 8 {
         return Err(bad(
             node,
-            ModelProblem::WeightLevels {
-                bits: w.bits,
-                max: 1usize << w.bits.min(8),
-                found: w.levels.len(),
+            ModelProblem::WeightGrid {
+                bits: grid.bits(),
+                signed: grid.is_signed(),
             },
         ));
-    }
-    if w.levels.windows(2).any(|p| p[0] > p[1]) {
-        return Err(bad(node, ModelProblem::WeightLevelsDecreasing));
     }
     if rows.checked_mul(k) != Some(w.indices.len()) {
         return Err(bad(
@@ -576,7 +599,7 @@ fn check_weights(node: usize, w: &WeightTable, rows: usize, k: usize) -> Result<
     if let Some(p) = w
         .indices
         .iter()
-        .position(|&x| usize::from(x) >= w.levels.len())
+        .position(|&x| usize::from(x) >= w.codebook.len())
     {
         return Err(bad(
             node,
@@ -591,9 +614,10 @@ fn check_weights(node: usize, w: &WeightTable, rows: usize, k: usize) -> Result<
 
 /// Transposes every row of `src`, laid out `[a][b]`, to `[b][a]` (rows of `a · b` values).
 ///
-/// The weight layouts differ only by such a per-row transposition: a convolution row is
-/// `[ky·kx][c_in]` here and `[c_in][ky·kx]` in PyTorch and the `.nuq` file, and a classifier
-/// row after a flatten is `[h·w][c]` here (NHWC) and `[c][h·w]` there.
+/// Used at the two places where an order meets another: a convolution row is `[ky·kx][c_in]`
+/// (OHWI) in memory and `[c_in][ky·kx]` in the `.nuq` file (its writer and reader), and a
+/// classifier row holds `[c][h·w]` features that the runner packs as `[h·w][c]` for NHWC
+/// activations.
 pub(crate) fn transpose_rows<T: Copy>(src: &[T], a: usize, b: usize) -> Vec<T> {
     let mut dst = src.to_vec();
     if a * b == 0 {

@@ -1,19 +1,20 @@
 //! Threshold requantization (the paper's MAC thresholds).
 
-use nuq_core::{MacThresholds, Scale};
+use nuq_core::{Codebook, MacThresholds, Scale};
 
 use crate::error::ModelProblem;
 
 /// Requantization of an accumulator to a code by integer compares ([`MacThresholds`]: per
 /// channel `#{j : acc >= T[c][j]}` rising, `#{j : acc <= T[c][j]}` falling — a channel whose
 /// folded batch-norm scale is negative), and the code's activation level (what the next
-/// layer multiplies with): `levels[code]`.
+/// layer multiplies with): `codebook.levels()[code]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Requant {
     /// The MAC thresholds, one row and direction per output channel.
     pub thresholds: MacThresholds,
-    /// The output codebook: `2^bits` non-decreasing unsigned levels (a level may repeat).
-    pub levels: Vec<u8>,
+    /// The output codebook: `2^bits` levels on an unsigned grid of at most 8 bits (a
+    /// [`Codebook::table`] read from a file may repeat a level).
+    pub codebook: Codebook,
     /// Real value of one output level (informative; inference never uses it).
     pub scale: Scale,
 }
@@ -22,6 +23,16 @@ impl Requant {
     /// Code bits.
     pub fn bits(&self) -> u8 {
         self.thresholds.bits()
+    }
+
+    /// The levels as the `u8` lookup table the kernels write (validation keeps the grid
+    /// within `u8`).
+    pub fn lut(&self) -> Vec<u8> {
+        self.codebook
+            .levels()
+            .iter()
+            .map(|&l| l.clamp(0, 255) as u8)
+            .collect()
     }
 
     /// Checks the table against a channel count.
@@ -34,10 +45,11 @@ impl Requant {
             });
         }
         let n = self.thresholds.per_channel() + 1;
-        if self.levels.len() != n || self.levels.windows(2).any(|p| p[0] > p[1]) {
+        let grid = self.codebook.grid();
+        if self.codebook.len() != n || grid.is_signed() || grid.bits() > 8 {
             return Err(ModelProblem::OutputLevels {
                 expected: n,
-                found: self.levels.clone(),
+                found: self.codebook.levels().to_vec(),
             });
         }
         Ok(())
@@ -57,6 +69,7 @@ impl Requant {
         levels: &mut [u8],
         mut codes: Option<&mut [u8]>,
     ) {
+        let lut = self.lut();
         for (p, (a, l)) in acc
             .chunks_exact(channels)
             .zip(levels.chunks_exact_mut(channels))
@@ -64,7 +77,7 @@ impl Requant {
         {
             for c in 0..channels {
                 let code = self.code(c, a[c]);
-                l[c] = self.levels[usize::from(code)];
+                l[c] = lut[usize::from(code)];
                 if let Some(codes) = codes.as_deref_mut() {
                     codes[p * channels + c] = code;
                 }
@@ -76,15 +89,19 @@ impl Requant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nuq_core::Direction;
+    use nuq_core::{Direction, Grid};
     use proptest::prelude::*;
+
+    fn table(levels: &[i32]) -> Codebook {
+        Codebook::table(Grid::U8, 2, levels).unwrap()
+    }
 
     proptest! {
         #[test]
         fn rising_code_counts_reached_thresholds(acc in -1000i64..1000, mut t in proptest::collection::vec(-1000i32..1000, 3)) {
             t.sort();
             let mac = |d| MacThresholds::new(2, t.clone(), vec![d]).unwrap();
-            let r = Requant { thresholds: mac(Direction::Rising), levels: vec![0, 1, 2, 3], scale: Scale::ONE };
+            let r = Requant { thresholds: mac(Direction::Rising), codebook: table(&[0, 1, 2, 3]), scale: Scale::ONE };
             let code = r.code(0, acc);
             prop_assert_eq!(usize::from(code), t.iter().filter(|&&x| acc >= i64::from(x)).count());
             // Monotone in the accumulator.
@@ -98,7 +115,7 @@ mod tests {
     fn validate_names_the_problem() {
         let r = Requant {
             thresholds: MacThresholds::new(2, vec![1, 2, 3], vec![Direction::Rising]).unwrap(),
-            levels: vec![0, 1, 1, 3],
+            codebook: table(&[0, 1, 1, 3]),
             scale: Scale::ONE,
         };
         assert!(matches!(
@@ -111,14 +128,21 @@ mod tests {
         ));
         // A repeated level is allowed (the format's codebooks are non-decreasing) ...
         assert!(r.validate(1).is_ok());
-        let r = Requant {
-            levels: vec![0, 2, 1, 3],
-            ..r
-        };
-        // ... a decreasing one is not.
-        assert!(matches!(
-            r.validate(1),
-            Err(ModelProblem::OutputLevels { expected: 4, .. })
-        ));
+        // ... a decreasing one is not a codebook at all ...
+        assert!(Codebook::table(Grid::U8, 2, &[0, 2, 1, 3]).is_err());
+        // ... and a short or signed one is not an output codebook.
+        for codebook in [
+            table(&[0, 1, 3]),
+            Codebook::table(Grid::I8, 2, &[-1, 0, 1, 2]).unwrap(),
+        ] {
+            let r = Requant {
+                codebook,
+                ..r.clone()
+            };
+            assert!(matches!(
+                r.validate(1),
+                Err(ModelProblem::OutputLevels { expected: 4, .. })
+            ));
+        }
     }
 }

@@ -1,7 +1,5 @@
 //! BatchNorm2d with PyTorch semantics, optionally fused with the following ReLU.
 
-use std::any::Any;
-
 use rayon::prelude::*;
 
 use crate::error::NnError;
@@ -334,13 +332,5 @@ impl Layer for BatchNorm2d {
             &join_name(prefix, "num_batches_tracked"),
             BufferMut::I64(&mut self.num_batches_tracked),
         );
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }

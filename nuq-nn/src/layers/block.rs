@@ -1,7 +1,5 @@
 //! The residual BasicBlock of ResNet-18/20.
 
-use std::any::Any;
-
 use rayon::prelude::*;
 
 use crate::error::NnError;
@@ -177,13 +175,5 @@ impl Layer for BasicBlock {
 
     fn macs(&self, input: [usize; 4]) -> u64 {
         self.main.macs(input) + self.downsample.as_ref().map_or(0, |d| d.macs(input))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }

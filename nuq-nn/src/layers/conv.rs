@@ -15,8 +15,6 @@
 //! thread and reduced in a fixed order, so results depend only on the seed and thread count.
 //! A 1×1 stride-1 unpadded convolution uses its input directly as the column matrix.
 
-use std::any::Any;
-
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -552,14 +550,6 @@ impl Layer for Conv2d {
             Ok(g) => (g.oh * g.ow * g.k() * self.cfg.c_out) as u64,
             Err(_) => 0,
         }
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }
 

@@ -1,7 +1,5 @@
 //! Flatten to `[n, 1, 1, c·h·w]` in PyTorch (channel-major) feature order.
 
-use std::any::Any;
-
 use crate::error::NnError;
 use crate::layer::{check_grad_shape, Layer, Mode};
 use crate::tensor::Tensor;
@@ -75,13 +73,5 @@ impl Layer for Flatten {
 
     fn input_grad(&self) -> &Tensor {
         &self.dx
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }

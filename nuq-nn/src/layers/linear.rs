@@ -1,7 +1,5 @@
 //! Fully connected layer.
 
-use std::any::Any;
-
 use crate::error::NnError;
 use crate::layer::{check_grad_shape, Layer, Mode};
 use crate::matmul::{matmul, whole_pool, View};
@@ -168,13 +166,5 @@ impl Layer for Linear {
 
     fn macs(&self, _input: [usize; 4]) -> u64 {
         (self.inputs * self.outputs) as u64
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }

@@ -1,7 +1,5 @@
 //! Max pooling and global average pooling.
 
-use std::any::Any;
-
 use rayon::prelude::*;
 
 use crate::error::NnError;
@@ -211,14 +209,6 @@ impl Layer for MaxPool2d {
     fn input_grad(&self) -> &Tensor {
         &self.dx
     }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
 }
 
 /// Global average pooling: `[n, h, w, c] → [n, 1, 1, c]`.
@@ -302,13 +292,5 @@ impl Layer for GlobalAvgPool {
 
     fn input_grad(&self) -> &Tensor {
         &self.dx
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }

@@ -1,7 +1,5 @@
 //! Stand-alone ReLU (models fuse it into [`crate::BatchNorm2d`] where one precedes it).
 
-use std::any::Any;
-
 use rayon::prelude::*;
 
 use crate::error::NnError;
@@ -72,13 +70,5 @@ impl Layer for Relu {
 
     fn input_grad(&self) -> &Tensor {
         &self.dx
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }

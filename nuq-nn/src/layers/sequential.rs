@@ -1,7 +1,5 @@
 //! A named chain of layers.
 
-use std::any::Any;
-
 use crate::error::NnError;
 use crate::layer::{Layer, Mode};
 use crate::param::{join_name, BufferMut, Param};
@@ -186,13 +184,5 @@ impl Layer for Sequential {
             }
         }
         total
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }

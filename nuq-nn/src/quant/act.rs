@@ -13,7 +13,7 @@ const MAX_SAMPLES: usize = 1 << 18;
 const MIN_CHANNEL_SAMPLES: usize = 1 << 12;
 
 /// A quantizer of post-ReLU activations: `code(x) = #{j : x >= thresholds[j]}`, real value
-/// `scale · levels[code]`.
+/// `scale · codebook.levels()[code]`.
 ///
 /// Always `2^bits` strictly increasing levels with `levels[0] = 0` (ReLU's zero is exact)
 /// and `2^bits − 1` ascending thresholds per group. A quantizer fitted per layer has one
@@ -26,8 +26,8 @@ pub struct ActQuantizer {
     pub bits: u8,
     /// Real thresholds: `groups × (2^bits − 1)` values, group-major, ascending in each group.
     pub thresholds: Vec<f64>,
-    /// Integer levels on the unsigned 8-bit grid.
-    pub levels: Vec<u8>,
+    /// The `2^bits` integer levels, on the unsigned 8-bit grid.
+    pub codebook: Codebook,
     /// Real value of one level step.
     pub scale: f64,
 }
@@ -123,7 +123,7 @@ impl ActQuantizer {
             return Ok(ActQuantizer {
                 bits,
                 thresholds: vec![f64::INFINITY; n - 1],
-                levels: (0..n).map(|i| i as u8).collect(),
+                codebook: level_table(bits, (0..n).map(|i| i as u8).collect()),
                 scale: 1.0,
             });
         }
@@ -154,13 +154,13 @@ impl ActQuantizer {
 
     /// Threshold groups: 1 for a per-layer quantizer, the channel count for a per-channel one.
     pub fn groups(&self) -> usize {
-        self.thresholds.len() / (self.levels.len() - 1).max(1)
+        self.thresholds.len() / (self.codebook.len() - 1).max(1)
     }
 
     /// The thresholds of `group` (taken modulo [`ActQuantizer::groups`], so group 0 of a
     /// per-layer quantizer serves every channel).
     pub fn thresholds_of(&self, group: usize) -> &[f64] {
-        let per = self.levels.len() - 1;
+        let per = self.codebook.len() - 1;
         let g = group % self.groups().max(1);
         &self.thresholds[g * per..(g + 1) * per]
     }
@@ -169,7 +169,7 @@ impl ActQuantizer {
     #[inline]
     pub fn code(&self, x: f32) -> u8 {
         let x = f64::from(x);
-        self.thresholds[..self.levels.len() - 1].partition_point(|&t| x >= t) as u8
+        self.thresholds[..self.codebook.len() - 1].partition_point(|&t| x >= t) as u8
     }
 
     /// The code of `x` in channel `group` (see [`ActQuantizer::thresholds_of`]).
@@ -182,7 +182,7 @@ impl ActQuantizer {
     /// The real value of a code.
     #[inline]
     pub fn value(&self, code: u8) -> f32 {
-        (self.scale * f64::from(self.levels[usize::from(code)])) as f32
+        (self.scale * f64::from(self.codebook.levels()[usize::from(code)])) as f32
     }
 
     /// `value(code(x))`.
@@ -194,7 +194,7 @@ impl ActQuantizer {
     /// The real value of the top level, the clip: every value above it is represented below
     /// it.
     pub fn clip(&self) -> f64 {
-        self.scale * f64::from(self.levels.last().copied().unwrap_or(0))
+        self.scale * f64::from(self.codebook.levels().last().copied().unwrap_or(0))
     }
 
     /// The same quantizer stretched to a new level step: the integer levels stay, the scale
@@ -217,6 +217,14 @@ fn core_err(e: nuq_core::Error) -> NnError {
         what: "fitting an activation codebook".into(),
         source: e,
     }
+}
+
+/// The codebook of `2^bits` strictly increasing levels on the unsigned 8-bit grid (as
+/// [`distinct_levels`] makes them).
+fn level_table(bits: u8, levels: Vec<u8>) -> Codebook {
+    let levels: Vec<i32> = levels.into_iter().map(i32::from).collect();
+    Codebook::explicit(Grid::U8, bits, &levels)
+        .expect("2^bits strictly increasing levels on the unsigned 8-bit grid")
 }
 
 /// `2^bits` strictly increasing grid levels starting at 0, nearest to `wanted` (which starts
@@ -320,7 +328,7 @@ fn snap_centroids(bits: u8, centroids: &[f64], thresholds: Vec<f64>) -> ActQuant
     ActQuantizer {
         bits,
         thresholds,
-        levels: distinct_levels(&wanted),
+        codebook: level_table(bits, distinct_levels(&wanted)),
         scale,
     }
 }
@@ -405,7 +413,7 @@ fn nearest(bits: u8, fitted: &[i32], scale: f64) -> ActQuantizer {
     ActQuantizer {
         bits,
         thresholds,
-        levels,
+        codebook: level_table(bits, levels),
         scale,
     }
 }
@@ -437,8 +445,8 @@ mod tests {
             let share = c as f64 / positive as f64;
             assert!((share - 1.0 / 7.0).abs() < 0.01, "{counts:?}");
         }
-        assert_eq!(q.levels[0], 0);
-        assert_eq!(q.levels[7], 255);
+        assert_eq!(q.codebook.levels()[0], 0);
+        assert_eq!(q.codebook.levels()[7], 255);
     }
 
     #[test]
@@ -452,9 +460,10 @@ mod tests {
         ] {
             for bits in [2u8, 3, 4] {
                 let q = ActQuantizer::fit(family, bits, &xs).unwrap();
-                assert_eq!(q.levels.len(), 1 << bits);
+                assert_eq!(q.codebook.len(), 1 << bits);
                 assert_eq!(q.thresholds.len(), (1 << bits) - 1);
-                assert!(q.levels.windows(2).all(|p| p[0] < p[1]), "{family:?} {q:?}");
+                let l = q.codebook.levels();
+                assert!(l.windows(2).all(|p| p[0] < p[1]), "{family:?} {q:?}");
                 assert!(q.thresholds.windows(2).all(|p| p[0] <= p[1]));
                 assert_eq!(q.fake_quantize(0.0), 0.0);
                 let mut last = 0.0;
@@ -593,7 +602,7 @@ mod tests {
             let q = ActQuantizer::fit(family, 3, &xs).unwrap();
             let mut r = q.clone();
             r.rescale(q.scale * 1.5);
-            assert_eq!(r.levels, q.levels);
+            assert_eq!(r.codebook, q.codebook);
             assert!((r.clip() - 1.5 * q.clip()).abs() < 1e-9);
             for &x in xs.iter().take(2000) {
                 assert_eq!(r.code(x * 1.5), q.code(x), "{family:?} at {x}");

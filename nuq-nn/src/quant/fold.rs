@@ -20,7 +20,6 @@
 //! weights are quantized as `w / (255 · std_c)`, so its accumulator runs over raw bytes;
 //! padding with `zp_c` and the bias `−Σ w · zp` make it exact.
 
-use crate::integer::transpose_rows;
 use crate::integer::{
     AddNode, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node, Requant,
     TensorId,
@@ -54,7 +53,6 @@ impl QuantizedNetwork {
                 w,
                 c: cfg.in_channels,
             },
-            flatten_chw: None,
         };
         b.seq("", &self.net.body)?;
         let model = IntegerModel {
@@ -86,7 +84,6 @@ struct Builder<'a> {
     qn: &'a QuantizedNetwork,
     nodes: Vec<Node>,
     cur: Cur,
-    flatten_chw: Option<(usize, usize, usize)>,
 }
 
 /// Per-channel affine `z = d[o] · acc + c[o]` of an accumulator.
@@ -133,7 +130,7 @@ fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnErro
             found: groups,
         });
     }
-    let per = q.levels.len() - 1;
+    let per = q.codebook.len() - 1;
     let mut thresholds = Vec::with_capacity(aff.d.len() * per);
     let mut directions = Vec::with_capacity(aff.d.len());
     for (o, (&d, &c)) in aff.d.iter().zip(&aff.c).enumerate() {
@@ -163,7 +160,7 @@ fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnErro
                 source,
             }
         })?,
-        levels: q.levels.clone(),
+        codebook: q.codebook.clone(),
         scale: informative_scale(&format!("activation quantizer {name}: scale"), q.scale)?,
     })
 }
@@ -221,8 +218,9 @@ impl Builder<'_> {
             for (o, b) in bias.iter_mut().enumerate() {
                 let s: i64 = (0..kk)
                     .map(|t| {
-                        i64::from(q.table.levels[usize::from(q.table.indices[o * kk + t])])
-                            * i64::from(zp[t % c.c_in])
+                        i64::from(
+                            q.table.codebook.levels()[usize::from(q.table.indices[o * kk + t])],
+                        ) * i64::from(zp[t % c.c_in])
                     })
                     .sum();
                 *b = i32::try_from(-s).map_err(|_| NnError::Unrepresentable {
@@ -340,7 +338,8 @@ impl Builder<'_> {
         };
         let max_w = conv2
             .weights
-            .levels
+            .codebook
+            .levels()
             .iter()
             .map(|l| i64::from(l.unsigned_abs()))
             .max()
@@ -436,7 +435,7 @@ impl Builder<'_> {
             } else if any.is::<GridRound>() {
                 // Folded into the integer pool's rounding.
             } else if any.is::<Flatten>() {
-                self.flatten_chw = Some((self.cur.c, self.cur.h, self.cur.w));
+                // The classifier's rows already hold PyTorch's flatten order.
             } else if let Some(lin) = any.downcast_ref::<Linear>() {
                 self.linear(&name, lin)?;
             } else {
@@ -468,11 +467,9 @@ impl Builder<'_> {
                 why: "the classifier needs one weight scale (logits share units)",
             });
         }
-        let mut table = q.table.clone();
-        if let Some((c, h, w)) = self.flatten_chw {
-            // PyTorch flattens [c][h][w]; the integer model reads NHWC ([h][w][c]).
-            table.indices = transpose_rows(&q.table.indices, c, h * w);
-        }
+        // Rows keep PyTorch's `[c][h][w]` feature order (the runner orders its columns for NHWC
+        // activations when it packs them).
+        let table = q.table.clone();
         let unit = q.scales[0] * cur.scale;
         let bias = match &lin.bias {
             Some(b) => b

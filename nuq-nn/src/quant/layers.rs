@@ -5,8 +5,6 @@
 //! global average pool does; [`QuantBlock`] puts an [`ActQuant`] after a residual block's
 //! final ReLU. Their backward passes are straight-through estimators.
 
-use std::any::Any;
-
 use rayon::prelude::*;
 
 use crate::error::NnError;
@@ -89,7 +87,7 @@ impl ActQuant {
     /// without a learned clip or a quantizer.
     pub fn apply_clip(&mut self) {
         if let (Some(q), Some(p)) = (self.quantizer.as_mut(), self.clip.as_ref()) {
-            let top = f64::from(q.levels.last().copied().unwrap_or(0));
+            let top = f64::from(q.codebook.levels().last().copied().unwrap_or(0));
             let alpha = f64::from(p.value[0]);
             if top > 0.0 && (alpha - q.clip()).abs() > 1e-12 * alpha.abs() {
                 q.rescale(alpha / top);
@@ -187,20 +185,12 @@ impl Layer for ActQuant {
     fn input_grad(&self) -> &Tensor {
         &self.dx
     }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
 }
 
 /// `Σ dy · ∂q/∂α` over a batch with the LSQ gradient scale (see [`ActQuant`]).
 fn clip_gradient(q: &ActQuantizer, x: &Tensor, dy: &Tensor) -> f64 {
     let [n, h, w, c] = x.shape();
-    let top = f64::from(q.levels.last().copied().unwrap_or(0));
+    let top = f64::from(q.codebook.levels().last().copied().unwrap_or(0));
     if top <= 0.0 || n == 0 {
         return 0.0;
     }
@@ -226,7 +216,7 @@ fn clip_gradient(q: &ActQuantizer, x: &Tensor, dy: &Tensor) -> f64 {
                     1.0
                 } else {
                     let code = q.code_in(v as f32, channel);
-                    (f64::from(q.levels[usize::from(code)]) - v / q.scale) / top
+                    (f64::from(q.codebook.levels()[usize::from(code)]) - v / q.scale) / top
                 };
                 acc += f64::from(d) * dq;
             }
@@ -298,14 +288,6 @@ impl Layer for GridRound {
     fn input_grad(&self) -> &Tensor {
         &self.dx
     }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
 }
 
 /// A residual block followed by activation fake-quantization of its output.
@@ -355,13 +337,5 @@ impl Layer for QuantBlock {
 
     fn macs(&self, input: [usize; 4]) -> u64 {
         self.block.macs(input)
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }

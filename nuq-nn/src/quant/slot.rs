@@ -29,23 +29,6 @@ pub(crate) struct WeightSlot {
 /// Momentum of the learned weight scales.
 const SCALE_MOMENTUM: f64 = 0.9;
 
-/// The index of the level nearest to `u` (ties to the upper level, as `nuq-core`).
-fn nearest(levels: &[i8], u: f64) -> u8 {
-    let p = levels.partition_point(|&l| f64::from(l) < u);
-    if p == 0 {
-        return 0;
-    }
-    if p == levels.len() {
-        return (levels.len() - 1) as u8;
-    }
-    let (lo, hi) = (f64::from(levels[p - 1]), f64::from(levels[p]));
-    if u - lo < hi - u {
-        (p - 1) as u8
-    } else {
-        p as u8
-    }
-}
-
 impl WeightSlot {
     /// The float masters as the row-major `[rows][k]` table the codebook is fitted on (the
     /// first layer's input factor divided out).
@@ -136,8 +119,8 @@ impl WeightSlot {
     /// the tensor, for one scale) and scaled by `1/√(K · (2^(b−1) − 1))` (LSQ).
     pub(crate) fn learn_scales(&mut self, grad: &[f32], lr: f32) {
         let rows = self.q.scales.len();
-        let levels = &self.q.table.levels;
-        if rows == 0 || grad.len() != self.shadow.len() || levels.is_empty() {
+        let levels = self.q.table.codebook.levels();
+        if rows == 0 || grad.len() != self.shadow.len() {
             return;
         }
         let k = self.shadow.len() / rows;
@@ -155,7 +138,8 @@ impl WeightSlot {
             let dq = if (lo..=hi).contains(&u) { l - u } else { l };
             ds[row] += f64::from(g) * dq * factor;
         }
-        let positive_levels = f64::from((1u32 << (self.q.table.bits - 1)).saturating_sub(1).max(1));
+        let positive_levels =
+            f64::from((1u32 << (self.q.table.bits() - 1)).saturating_sub(1).max(1));
         let per_scale = if self.per_channel { k } else { rows * k };
         let g = 1.0 / ((per_scale as f64) * positive_levels).sqrt();
         if !self.per_channel {
@@ -185,9 +169,10 @@ impl WeightSlot {
             let (row, col, factor) = self.locate(pos, k);
             let s = self.q.scales[row];
             let u = (f64::from(w) / factor - means[row]) / s;
-            let idx = nearest(&self.q.table.levels, u);
+            let idx = self.q.table.codebook.nearest_f64(u);
             self.q.table.indices[row * k + col] = idx;
-            out[pos] = (s * f64::from(self.q.table.levels[usize::from(idx)]) * factor) as f32;
+            let level = self.q.table.codebook.levels()[usize::from(idx)];
+            out[pos] = (s * f64::from(level) * factor) as f32;
         }
         out
     }
@@ -195,7 +180,7 @@ impl WeightSlot {
 
 #[cfg(test)]
 mod tests {
-    use super::{nearest, WeightSlot};
+    use super::WeightSlot;
     use crate::quant::weights::quantize_weights;
     use crate::quant::Family;
 
@@ -296,15 +281,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn nearest_level_ties_go_up() {
-        let levels = [-4i8, -1, 0, 3];
-        assert_eq!(nearest(&levels, -9.0), 0);
-        assert_eq!(nearest(&levels, -2.5), 1);
-        assert_eq!(nearest(&levels, 1.5), 3);
-        assert_eq!(nearest(&levels, 1.4), 2);
-        assert_eq!(nearest(&levels, 99.0), 3);
     }
 }

@@ -25,7 +25,8 @@ impl QuantizedWeights {
             .iter()
             .enumerate()
             .map(|(i, &q)| {
-                (self.scales[i / k] * f64::from(self.table.levels[usize::from(q)])) as f32
+                (self.scales[i / k] * f64::from(self.table.codebook.levels()[usize::from(q)]))
+                    as f32
             })
             .collect()
     }
@@ -156,23 +157,8 @@ pub fn quantize_weights(
     for (dst, &u) in indices.iter_mut().zip(&units) {
         *dst = codebook.nearest(u);
     }
-    let levels = codebook
-        .levels()
-        .iter()
-        .map(|&l| {
-            i8::try_from(l).map_err(|_| NnError::Unrepresentable {
-                what: format!("{what}: weight level"),
-                ty: "i8",
-                value: f64::from(l),
-            })
-        })
-        .collect::<Result<Vec<i8>, _>>()?;
     Ok(QuantizedWeights {
-        table: WeightTable {
-            bits,
-            levels,
-            indices,
-        },
+        table: WeightTable { codebook, indices },
         scales: norms.iter().map(|n| n * scale).collect(),
     })
 }
@@ -202,7 +188,7 @@ mod tests {
         ] {
             for per_channel in [false, true] {
                 let q = quantize_weights("test", &w, rows, 4, family, per_channel).unwrap();
-                assert!(q.table.levels.len() <= 16);
+                assert!(q.table.codebook.len() <= 16);
                 let err: f64 = q
                     .dequantized()
                     .iter()
