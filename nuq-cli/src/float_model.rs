@@ -27,8 +27,10 @@ pub fn parse_width(s: &str) -> Result<f32, String> {
 /// Which network a checkpoint holds, for checkpoints without nuq metadata.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Network of a checkpoint without nuq metadata (e.g. from PyTorch): resnet18, resnet20
-    /// or vgg-small. Checkpoints written by nuq say it themselves.
+    /// Network of a checkpoint without nuq metadata (e.g. from PyTorch): resnet18, resnet20,
+    /// vgg-small (CIFAR stems), resnet18-imagenet or resnet34-imagenet (torchvision's
+    /// `resnet18`/`resnet34` with the 7×7 stem and max-pool). Checkpoints written by nuq say
+    /// it themselves.
     #[arg(long, value_parser = parse_arch)]
     pub model: Option<Arch>,
     /// Width multiplier of a checkpoint without nuq metadata [default: 1].
@@ -64,7 +66,7 @@ pub fn resolve(path: &Path, args: &ModelArgs, data: &Dataset) -> Result<ModelCon
         None => ModelConfig {
             arch: args.model.ok_or_else(|| {
                 Failure::new(format!(
-                    "{shown}: the checkpoint does not say which network it holds (no nuq metadata); pass --model resnet18|resnet20|vgg-small and --width"
+                    "{shown}: the checkpoint does not say which network it holds (no nuq metadata); pass --model resnet18|resnet20|vgg-small|resnet18-imagenet|resnet34-imagenet and --width"
                 ))
             })?,
             width: args.width.unwrap_or(1.0),

@@ -203,6 +203,77 @@ fn pytorch_checkpoints_need_the_model_named() {
         &["--model", "resnet18"],
     ));
     assert!(err.contains("holds vgg-small"), "{err}");
+
+    // As PyTorch users save it: under DataParallel (`module.`), in half precision, without
+    // the batch counts. It quantizes; a renamed tensor is refused with both names.
+    let torch_style = |rename: Option<(&str, &str)>| -> Vec<u8> {
+        let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = st
+            .tensors()
+            .into_iter()
+            .filter(|(n, _)| !n.ends_with("num_batches_tracked"))
+            .map(|(n, t)| {
+                let n = match rename {
+                    Some((from, to)) if n == from => to.to_string(),
+                    _ => n,
+                };
+                let half: Vec<u8> = t
+                    .data()
+                    .chunks_exact(4)
+                    .flat_map(|b| {
+                        half::f16::from_f32(f32::from_le_bytes(b.try_into().unwrap())).to_le_bytes()
+                    })
+                    .collect();
+                (format!("module.{n}"), t.shape().to_vec(), half)
+            })
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+            .iter()
+            .map(|(n, s, b)| {
+                let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F16, s.clone(), b);
+                (n.clone(), v.unwrap())
+            })
+            .collect();
+        safetensors::serialize(views, None).unwrap()
+    };
+    let wrapped = dir.path().join("dp-f16.safetensors");
+    std::fs::write(&wrapped, torch_style(None)).unwrap();
+    let v = quantize(
+        dir.path(),
+        &wrapped,
+        &dir.path().join("dp.nuq"),
+        &[
+            "--model",
+            "vgg-small",
+            "--width",
+            "0.0625",
+            "--mean",
+            "0",
+            "--no-eval",
+        ],
+    );
+    assert!(v["model_bytes"].as_u64().unwrap() > 0, "{v}");
+    std::fs::write(
+        &wrapped,
+        torch_style(Some(("classifier.bias", "head.bias"))),
+    )
+    .unwrap();
+    let err = fails(&nuq(os([
+        &"quantize",
+        &wrapped,
+        &"--data",
+        &dir.path(),
+        &"--model",
+        &"vgg-small",
+        &"--width",
+        &"0.0625",
+        &"--out",
+        &dir.path().join("bad.nuq"),
+    ])));
+    assert!(
+        err.contains(r#"1 missing ("classifier.bias")"#)
+            && err.contains(r#"1 unexpected ("module.head.bias")"#),
+        "{err}"
+    );
 }
 
 #[test]

@@ -4,10 +4,31 @@
 //! (`conv1.weight` as `[out, in, kh, kw]`, `bn1.running_mean`, `bn1.num_batches_tracked` as an
 //! `i64` scalar, `layer2.0.downsample.0.weight`, `fc.bias`; see [`crate::models`]), so a
 //! `state_dict` saved from PyTorch with `safetensors.torch.save_file` loads here and back.
-//! Loading is strict: every tensor must be present with its exact shape and no unknown tensor
-//! may remain. The training state (optimiser buffers, step counts, epoch, RNG) lives in a
-//! separate safetensors file. Files are written to a temporary name in the same folder and
+//! The training state (optimiser buffers, step counts, epoch, RNG) lives in a separate
+//! safetensors file. Files are written to a temporary name in the same folder and
 //! renamed into place, so a crash never leaves a truncated checkpoint.
+//!
+//! Loading is strict about what matters and forgiving about what PyTorch users' files
+//! commonly differ in:
+//!
+//! - **Names**: a file tensor matches the model tensor of the same name; failing that, its
+//!   leading [`WRAPPER_PREFIXES`] (`module.` from `DataParallel`/`DistributedDataParallel`,
+//!   nested `module.module.` too, and `_orig_mod.` from `torch.compile`) are stripped one at a
+//!   time until it matches. Two file tensors matching one model tensor are an error
+//!   ([`CheckpointError::Duplicate`]). Every other model tensor must be present and no file
+//!   tensor may remain: [`CheckpointError::Names`] lists the missing and the unexpected names
+//!   (the first [`NAMES_SHOWN`] of each, with the counts).
+//! - **`num_batches_tracked`** may be absent (it is set to 0, as PyTorch's BatchNorm does when
+//!   loading a `state_dict` without it; nuq's BatchNorm uses a fixed momentum, so the count
+//!   changes no result) and may be stored as any integer type or as a float holding a whole
+//!   number ([`CheckpointError::Count`] otherwise).
+//! - **Element types**: parameters and running statistics may be `F32`, `F16`, `BF16` (both
+//!   converted exactly) or `F64` (rounded to nearest; a finite value beyond `f32`'s range is
+//!   [`CheckpointError::Range`]); any other type is [`CheckpointError::Dtype`].
+//! - **Shapes** must be exactly the model's (PyTorch layout); [`CheckpointError::Shape`] lists
+//!   every mismatch with the expected and found shapes.
+//!
+//! Nothing is assigned unless the whole file loads.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -16,12 +37,16 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
+mod names;
+mod tensors;
+
 use crate::error::NnError;
 use crate::models::{Arch, ModelConfig, Network};
 use crate::optim::StateTensor;
 use crate::param::BufferMut;
 
-pub use crate::error::CheckpointError;
+pub use crate::error::{CheckpointError, ShapeMismatch, NAMES_SHOWN};
+pub use names::WRAPPER_PREFIXES;
 
 /// An owned tensor to be written.
 struct Owned {
@@ -147,63 +172,37 @@ fn metadata(path: &Path, bytes: &[u8]) -> Result<HashMap<String, String>, Checkp
         .collect())
 }
 
-fn f32_tensor(
+/// The `f32` values of the one-dimensional tensor `name` of `len` values (training state).
+fn f32_vector(
     st: &SafeTensors<'_>,
     path: &Path,
     name: &str,
-    shape: &[usize],
+    len: usize,
 ) -> Result<Vec<f32>, CheckpointError> {
-    let t = st.tensor(name).map_err(|_| CheckpointError::Missing {
-        path: path.to_path_buf(),
-        name: name.to_string(),
-    })?;
-    if t.dtype() != Dtype::F32 {
-        return Err(CheckpointError::Dtype {
-            path: path.to_path_buf(),
-            name: name.to_string(),
-            expected: "F32".into(),
-            found: format!("{:?}", t.dtype()),
-        });
-    }
-    if t.shape() != shape {
+    let t = tensor(st, path, name)?;
+    if t.shape() != [len] {
         return Err(CheckpointError::Shape {
             path: path.to_path_buf(),
-            name: name.to_string(),
-            expected: shape.to_vec(),
-            found: t.shape().to_vec(),
+            mismatches: vec![ShapeMismatch {
+                name: name.to_string(),
+                expected: vec![len],
+                found: t.shape().to_vec(),
+            }],
         });
     }
-    Ok(t.data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
-        .collect())
+    tensors::to_f32(path, name, &t)
 }
 
-fn i64_scalar(st: &SafeTensors<'_>, path: &Path, name: &str) -> Result<i64, CheckpointError> {
-    let t = st.tensor(name).map_err(|_| CheckpointError::Missing {
+/// The tensor `name`, which the file lists.
+fn tensor<'a>(
+    st: &SafeTensors<'a>,
+    path: &Path,
+    name: &str,
+) -> Result<TensorView<'a>, CheckpointError> {
+    st.tensor(name).map_err(|e| CheckpointError::Format {
         path: path.to_path_buf(),
-        name: name.to_string(),
-    })?;
-    if t.dtype() != Dtype::I64 {
-        return Err(CheckpointError::Dtype {
-            path: path.to_path_buf(),
-            name: name.to_string(),
-            expected: "I64".into(),
-            found: format!("{:?}", t.dtype()),
-        });
-    }
-    let bytes: Option<[u8; 8]> = t.data().try_into().ok();
-    match bytes {
-        Some(b) if t.shape().len() <= 1 && t.shape().iter().all(|&d| d == 1) => {
-            Ok(i64::from_le_bytes(b))
-        }
-        _ => Err(CheckpointError::Shape {
-            path: path.to_path_buf(),
-            name: name.to_string(),
-            expected: vec![],
-            found: t.shape().to_vec(),
-        }),
-    }
+        message: e.to_string(),
+    })
 }
 
 /// Writes every parameter and buffer of `net` under its PyTorch name and layout, with the
@@ -329,11 +328,40 @@ pub fn read_model_config_bytes(path: &Path, bytes: &[u8]) -> Result<Option<Model
     }))
 }
 
-/// Loads parameters and buffers into `net` (built with the matching configuration). Strict:
-/// a missing, mis-shaped, mistyped or unexpected tensor is an error and `net` is left
+/// Loads parameters and buffers into `net` (built with the matching configuration), with the
+/// forgiving rules of the [module documentation](self): wrapper prefixes stripped, a missing
+/// `num_batches_tracked` set to 0, float types converted. On any error `net` is left
 /// unchanged.
+///
+/// # Errors
+/// [`CheckpointError::Io`], [`CheckpointError::Format`], then the first kind of problem found
+/// in this order: [`CheckpointError::Duplicate`], [`CheckpointError::Names`],
+/// [`CheckpointError::Shape`], [`CheckpointError::Dtype`], [`CheckpointError::Range`],
+/// [`CheckpointError::Count`].
 pub fn load_model(net: &mut Network, path: &Path) -> Result<(), NnError> {
     load_model_bytes(net, path, &read_file(path)?)
+}
+
+/// What the model holds under one name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `f32` values (a parameter or a running statistic).
+    Values,
+    /// A batch count (`num_batches_tracked`), optional in the file.
+    Count,
+}
+
+/// A tensor the model needs: name, PyTorch shape, kind.
+struct Want {
+    name: String,
+    shape: Vec<usize>,
+    kind: Kind,
+}
+
+/// A decoded value for one [`Want`].
+enum Value {
+    Values(Vec<f32>),
+    Count(i64),
 }
 
 /// As [`load_model`] for the contents `bytes` of a checkpoint (`path` only names it in
@@ -343,69 +371,127 @@ pub fn load_model(net: &mut Network, path: &Path) -> Result<(), NnError> {
 /// As [`load_model`].
 pub fn load_model_bytes(net: &mut Network, path: &Path, bytes: &[u8]) -> Result<(), NnError> {
     let st = parse(path, bytes)?;
-    // Read and validate everything first, then assign.
-    let mut params: Vec<Vec<f32>> = Vec::new();
-    let mut bufs: Vec<(Option<Vec<f32>>, Option<i64>)> = Vec::new();
-    let mut seen: Vec<String> = Vec::new();
-    let mut err: Option<CheckpointError> = None;
+    let mut wants: Vec<Want> = Vec::new();
     net.visit_params(&mut |name, p| {
-        if err.is_none() {
-            match f32_tensor(&st, path, name, &p.torch_shape) {
-                Ok(v) => params.push(v),
-                Err(e) => err = Some(e),
-            }
-            seen.push(name.to_string());
-        }
+        wants.push(Want {
+            name: name.to_string(),
+            shape: p.torch_shape.clone(),
+            kind: Kind::Values,
+        })
     });
     net.visit_buffers(&mut |name, b| {
-        if err.is_none() {
-            let r = match b {
-                BufferMut::F32(v) => {
-                    f32_tensor(&st, path, name, &[v.len()]).map(|x| (Some(x), None))
-                }
-                BufferMut::I64(_) => i64_scalar(&st, path, name).map(|x| (None, Some(x))),
-            };
-            match r {
-                Ok(v) => bufs.push(v),
-                Err(e) => err = Some(e),
-            }
-            seen.push(name.to_string());
-        }
+        let (shape, kind) = match b {
+            BufferMut::F32(v) => (vec![v.len()], Kind::Values),
+            BufferMut::I64(_) => (vec![], Kind::Count),
+        };
+        wants.push(Want {
+            name: name.to_string(),
+            shape,
+            kind,
+        })
     });
-    if let Some(e) = err {
-        return Err(e.into());
-    }
-    let mut extra: Vec<String> = st
-        .names()
-        .into_iter()
-        .filter(|n| !seen.iter().any(|s| s == n))
-        .map(str::to_string)
-        .collect();
-    if !extra.is_empty() {
-        extra.sort();
-        return Err(CheckpointError::Unexpected {
-            path: path.to_path_buf(),
-            names: extra,
-        }
-        .into());
-    }
-    let mut pi = params.into_iter();
+    let values = read_wanted(&st, path, &wants)?;
+    // Everything is read and checked: assign (in the order visited above).
+    let mut values = values.into_iter();
     let mut set_err = None;
     net.visit_params(&mut |_, p| {
-        if let Err(e) = p.set_from_torch(&pi.next().expect("one per parameter")) {
-            set_err.get_or_insert(e);
+        if let Some(Value::Values(v)) = values.next() {
+            if let Err(e) = p.set_from_torch(&v) {
+                set_err.get_or_insert(e);
+            }
         }
     });
     if let Some(e) = set_err {
         return Err(e);
     }
-    let mut bi = bufs.into_iter();
-    net.visit_buffers(&mut |_, b| match (b, bi.next().expect("one per buffer")) {
-        (BufferMut::F32(v), (Some(x), _)) => *v = x,
-        (BufferMut::I64(v), (_, Some(x))) => *v = x,
-        _ => unreachable!("buffer kinds visited in the same order"),
+    net.visit_buffers(&mut |_, b| match (b, values.next()) {
+        (BufferMut::F32(v), Some(Value::Values(x))) => *v = x,
+        (BufferMut::I64(v), Some(Value::Count(x))) => *v = x,
+        _ => {}
     });
     Ok(())
+}
+
+/// The value of every wanted tensor (in order), matched, checked and converted.
+fn read_wanted(
+    st: &SafeTensors<'_>,
+    path: &Path,
+    wants: &[Want],
+) -> Result<Vec<Value>, CheckpointError> {
+    let index: HashMap<&str, usize> = wants
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.name.as_str(), i))
+        .collect();
+    let mut file_names = st.names();
+    file_names.sort_unstable();
+    let mut source: Vec<Option<&str>> = vec![None; wants.len()];
+    let mut unexpected = Vec::new();
+    for f in file_names {
+        match names::model_name(f, |n| index.contains_key(n)) {
+            Some(n) => {
+                let slot = &mut source[index[n]];
+                if let Some(first) = slot {
+                    return Err(CheckpointError::Duplicate {
+                        path: path.to_path_buf(),
+                        name: n.to_string(),
+                        first: first.to_string(),
+                        second: f.to_string(),
+                    });
+                }
+                *slot = Some(f);
+            }
+            None => unexpected.push(f.to_string()),
+        }
+    }
+    let missing: Vec<String> = wants
+        .iter()
+        .zip(&source)
+        .filter(|(w, s)| s.is_none() && w.kind != Kind::Count)
+        .map(|(w, _)| w.name.clone())
+        .collect();
+    if !missing.is_empty() || !unexpected.is_empty() {
+        return Err(CheckpointError::Names {
+            path: path.to_path_buf(),
+            missing,
+            unexpected,
+        });
+    }
+    let mut views = Vec::with_capacity(wants.len());
+    let mut mismatches = Vec::new();
+    for (w, s) in wants.iter().zip(&source) {
+        let view = s.map(|f| tensor(st, path, f)).transpose()?;
+        if let Some(t) = &view {
+            let fits = match w.kind {
+                Kind::Values => t.shape() == w.shape.as_slice(),
+                Kind::Count => tensors::is_scalar(t.shape()),
+            };
+            if !fits {
+                mismatches.push(ShapeMismatch {
+                    name: w.name.clone(),
+                    expected: w.shape.clone(),
+                    found: t.shape().to_vec(),
+                });
+            }
+        }
+        views.push(view);
+    }
+    if !mismatches.is_empty() {
+        return Err(CheckpointError::Shape {
+            path: path.to_path_buf(),
+            mismatches,
+        });
+    }
+    wants
+        .iter()
+        .zip(views)
+        .map(|(w, view)| match (w.kind, view) {
+            (Kind::Values, Some(t)) => tensors::to_f32(path, &w.name, &t).map(Value::Values),
+            (Kind::Count, Some(t)) => tensors::count(path, &w.name, &t).map(Value::Count),
+            // Checked above: only a batch count may be absent (PyTorch's default, 0).
+            (_, None) => Ok(Value::Count(0)),
+        })
+        .collect()
 }
 
 /// Where the training state of the model checkpoint at `model` is kept: `model` with
@@ -555,7 +641,7 @@ pub fn load_train_state_bytes(path: &Path, bytes: &[u8]) -> Result<TrainState, N
             .ok()
             .and_then(|t| t.shape().iter().try_fold(1usize, |p, &d| p.checked_mul(d)))
             .unwrap_or(0);
-        optimizer.push((n.clone(), f32_tensor(&st, path, &n, &[len])?));
+        optimizer.push((n.clone(), f32_vector(&st, path, &n, len)?));
     }
     let mut extra: Vec<(String, String)> = meta
         .iter()

@@ -303,45 +303,73 @@ pub enum CheckpointError {
         /// The parser's message.
         message: String,
     },
-    /// A tensor the model needs is absent.
-    #[error("{}: tensor {name:?} missing", path.display())]
-    Missing {
+    /// The file's tensor names and the model's differ (after the forgiving rules of
+    /// [`crate::checkpoint`]): the display lists the first [`NAMES_SHOWN`] of each kind with
+    /// the counts. Either list may be empty, not both.
+    #[error("{}: the tensors do not match the model: {}", path.display(), name_mismatch(missing, unexpected))]
+    Names {
         /// The file.
         path: PathBuf,
-        /// Tensor name.
-        name: String,
+        /// Names the model needs that the file lacks, sorted.
+        missing: Vec<String>,
+        /// Names in the file that the model does not have (as written in the file), sorted.
+        unexpected: Vec<String>,
     },
-    /// A tensor has the wrong shape.
-    #[error("{}: tensor {name:?} has shape {found:?}, expected {expected:?}", path.display())]
+    /// Two tensors of the file stand for the same model tensor once their wrapper prefixes
+    /// (`module.`, `_orig_mod.`) are stripped.
+    #[error("{}: tensors {first:?} and {second:?} both stand for {name:?} once the `module.`/`_orig_mod.` prefixes are stripped", path.display())]
+    Duplicate {
+        /// The file.
+        path: PathBuf,
+        /// The model's tensor name.
+        name: String,
+        /// The first file name.
+        first: String,
+        /// The second file name.
+        second: String,
+    },
+    /// Tensors whose shape differs from the model's: the display lists the first
+    /// [`NAMES_SHOWN`] with the expected and found shapes, and the count.
+    #[error("{}: {}", path.display(), shape_mismatch(mismatches))]
     Shape {
         /// The file.
         path: PathBuf,
-        /// Tensor name.
-        name: String,
-        /// Shape the model needs.
-        expected: Vec<usize>,
-        /// Shape in the file.
-        found: Vec<usize>,
+        /// Every mismatch, in the model's tensor order.
+        mismatches: Vec<ShapeMismatch>,
     },
-    /// A tensor has the wrong element type.
+    /// A tensor has an element type that cannot be converted to what the model holds.
     #[error("{}: tensor {name:?} has dtype {found}, expected {expected}", path.display())]
     Dtype {
         /// The file.
         path: PathBuf,
         /// Tensor name.
         name: String,
-        /// Expected type.
+        /// Expected type(s).
         expected: String,
         /// Type in the file.
         found: String,
     },
-    /// The file holds tensors the model does not have.
-    #[error("{}: unexpected tensors {names:?}", path.display())]
-    Unexpected {
+    /// A value of a wider float type (`F64`) that does not fit `f32`.
+    #[error("{}: tensor {name:?} value {value:e} at index {index} does not fit f32", path.display())]
+    Range {
         /// The file.
         path: PathBuf,
-        /// Their names.
-        names: Vec<String>,
+        /// Tensor name.
+        name: String,
+        /// Position of the value in the tensor.
+        index: usize,
+        /// The value.
+        value: f64,
+    },
+    /// A batch count (`num_batches_tracked`) that is not a whole number in the `i64` range.
+    #[error("{}: tensor {name:?} holds {value}, expected a whole number of batches (an i64)", path.display())]
+    Count {
+        /// The file.
+        path: PathBuf,
+        /// Tensor name.
+        name: String,
+        /// The value as stored.
+        value: String,
     },
     /// A metadata entry is missing or malformed.
     #[error("{}: metadata {key:?}: {message}", path.display())]
@@ -353,6 +381,68 @@ pub enum CheckpointError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// How many names (or shape mismatches) a checkpoint error shows of each kind; the rest are
+/// counted.
+pub const NAMES_SHOWN: usize = 5;
+
+/// A tensor whose shape in the file differs from the model's ([`CheckpointError::Shape`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeMismatch {
+    /// Tensor name (the model's).
+    pub name: String,
+    /// Shape the model needs (PyTorch layout).
+    pub expected: Vec<usize>,
+    /// Shape in the file.
+    pub found: Vec<usize>,
+}
+
+/// The first [`NAMES_SHOWN`] of `items` joined by `, `, then `and k more` for the rest.
+fn first_few(items: &[String]) -> String {
+    let mut s = items
+        .iter()
+        .take(NAMES_SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > NAMES_SHOWN {
+        s.push_str(&format!(", and {} more", items.len() - NAMES_SHOWN));
+    }
+    s
+}
+
+fn name_mismatch(missing: &[String], unexpected: &[String]) -> String {
+    let quoted = |v: &[String]| v.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>();
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!(
+            "{} missing ({})",
+            missing.len(),
+            first_few(&quoted(missing))
+        ));
+    }
+    if !unexpected.is_empty() {
+        parts.push(format!(
+            "{} unexpected ({})",
+            unexpected.len(),
+            first_few(&quoted(unexpected))
+        ));
+    }
+    parts.join("; ")
+}
+
+fn shape_mismatch(mismatches: &[ShapeMismatch]) -> String {
+    let items: Vec<String> = mismatches
+        .iter()
+        .map(|m| format!("{:?} is {:?}, expected {:?}", m.name, m.found, m.expected))
+        .collect();
+    format!(
+        "{} tensor{} with the wrong shape: {}",
+        items.len(),
+        if items.len() == 1 { "" } else { "s" },
+        first_few(&items)
+    )
 }
 
 /// What is inconsistent in an integer model ([`NnError::InvalidModel`] names the node).

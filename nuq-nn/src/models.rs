@@ -1,12 +1,20 @@
-//! The CIFAR-style networks of the paper's experiments, with PyTorch parameter names.
+//! The CIFAR-style networks of the paper's experiments and torchvision's ImageNet-style
+//! ResNets, with PyTorch parameter names.
 //!
 //! | model | layout | names |
 //! |---|---|---|
 //! | ResNet-18 | conv3×3(64)–BN–ReLU, 4 stages × 2 BasicBlocks (64/128/256/512, stride 2 at stages 2–4, 1×1 conv+BN projection), global average pool, FC | torchvision: `conv1`, `bn1`, `layer{1-4}.{0,1}.{conv1,bn1,conv2,bn2}`, `layer{2-4}.0.downsample.{0,1}`, `fc` |
 //! | ResNet-20 | conv3×3(16)–BN–ReLU, 3 stages × 3 BasicBlocks (16/32/64), projection shortcuts (option B), global average pool, FC | as ResNet-18, `layer1`–`layer3` |
+//! | ResNet-18 ImageNet (`resnet18-imagenet`) | torchvision `resnet18`: conv7×7(64, stride 2, padding 3)–BN–ReLU–maxpool3×3(stride 2, padding 1), then as ResNet-18 | as ResNet-18 (the pools have no tensors) |
+//! | ResNet-34 ImageNet (`resnet34-imagenet`) | torchvision `resnet34`: the ImageNet stem, 4 stages × 3/4/6/3 BasicBlocks (64/128/256/512) | as ResNet-18 |
 //! | VGG-Small | 2×conv128 – maxpool – 2×conv256 – maxpool – 2×conv512 – maxpool – FC, every conv 3×3 + BN + ReLU, no conv bias | PyTorch `nn.Sequential` indices counting ReLU and pool modules: convs `features.{0,3,7,10,14,17}`, BNs `features.{1,4,8,11,15,18}`, pools 6/13/20, `classifier` |
 //!
-//! The CIFAR stem has no max-pool. A model trained in PyTorch with the kuangliu
+//! The CIFAR stem has no max-pool. The ImageNet stem divides the input side by 4 before the
+//! first stage and every later stage halves it again (rounding up), so a 224×224 input ends at
+//! 7×7 and a 28×28 Fashion-MNIST image at 1×1; like torchvision's (which ends in an adaptive
+//! average pool) these networks take any input size, and every layer has a non-empty output
+//! from 1×1 up. Their max-pool has padding, which the integer model does not express yet:
+//! they train and fine-tune, but folding them is refused with [`NnError::NoIntegerForm`]. A model trained in PyTorch with the kuangliu
 //! `pytorch-cifar` names loads after renaming `shortcut` → `downsample` and `linear` → `fc`.
 //! The width multiplier scales every hidden channel count (rounded, at least 1); input channels
 //! and classes are parameters, so the same code serves 32×32×3 CIFAR and 28×28×1 Fashion-MNIST.
@@ -33,17 +41,38 @@ pub enum Arch {
     ResNet20,
     /// VGG-Small.
     VggSmall,
+    /// ResNet-18 with torchvision's ImageNet stem (7×7 stride-2 conv and a 3×3 stride-2
+    /// max-pool).
+    ResNet18ImageNet,
+    /// ResNet-34 with torchvision's ImageNet stem.
+    ResNet34ImageNet,
 }
 
 impl Arch {
-    /// The canonical name (`resnet18`, `resnet20`, `vgg-small`).
+    /// The canonical name (`resnet18`, `resnet20`, `vgg-small`, `resnet18-imagenet`,
+    /// `resnet34-imagenet`).
     pub fn name(self) -> &'static str {
         match self {
             Arch::ResNet18 => "resnet18",
             Arch::ResNet20 => "resnet20",
             Arch::VggSmall => "vgg-small",
+            Arch::ResNet18ImageNet => "resnet18-imagenet",
+            Arch::ResNet34ImageNet => "resnet34-imagenet",
         }
     }
+
+    /// Every architecture, in the order of [`Arch::NAMES`].
+    pub const ALL: [Arch; 5] = [
+        Arch::ResNet18,
+        Arch::ResNet20,
+        Arch::VggSmall,
+        Arch::ResNet18ImageNet,
+        Arch::ResNet34ImageNet,
+    ];
+
+    /// The canonical names, for help texts.
+    pub const NAMES: &'static str =
+        "resnet18, resnet20, vgg-small, resnet18-imagenet or resnet34-imagenet";
 }
 
 impl fmt::Display for Arch {
@@ -60,10 +89,12 @@ impl FromStr for Arch {
             "resnet18" | "resnet-18" => Ok(Arch::ResNet18),
             "resnet20" | "resnet-20" => Ok(Arch::ResNet20),
             "vgg-small" | "vggsmall" | "vgg" => Ok(Arch::VggSmall),
+            "resnet18-imagenet" | "resnet-18-imagenet" => Ok(Arch::ResNet18ImageNet),
+            "resnet34-imagenet" | "resnet-34-imagenet" => Ok(Arch::ResNet34ImageNet),
             other => Err(NnError::UnknownName {
                 what: "model",
                 found: other.to_string(),
-                expected: "resnet18, resnet20 or vgg-small",
+                expected: Arch::NAMES,
             }),
         }
     }
@@ -119,18 +150,38 @@ pub struct Network {
     pub body: Sequential,
 }
 
+/// The first layers of a ResNet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stem {
+    /// conv3×3 stride 1 – BN – ReLU.
+    Cifar,
+    /// torchvision's: conv7×7 stride 2 padding 3 – BN – ReLU – maxpool3×3 stride 2 padding 1.
+    ImageNet,
+}
+
 fn resnet(
     cfg: &ModelConfig,
+    stem_kind: Stem,
     stages: &[(usize, usize)],
     rng: &mut Rng,
 ) -> Result<Sequential, NnError> {
     let mut s = Sequential::new();
     let stem = cfg.ch(stages[0].0);
+    let (k, stride, pad) = match stem_kind {
+        Stem::Cifar => (3, 1, 1),
+        Stem::ImageNet => (7, 2, 3),
+    };
     s.push(
         "conv1",
-        Conv2d::new(Conv2dConfig::square(cfg.in_channels, stem, 3, 1, 1), rng)?,
+        Conv2d::new(
+            Conv2dConfig::square(cfg.in_channels, stem, k, stride, pad),
+            rng,
+        )?,
     )
     .push("bn1", BatchNorm2d::new(stem, true));
+    if stem_kind == Stem::ImageNet {
+        s.push("maxpool", MaxPool2d::with_padding(3, 2, 1)?);
+    }
     let mut c_in = stem;
     for (si, &(base, blocks)) in stages.iter().enumerate() {
         let c_out = cfg.ch(base);
@@ -183,6 +234,11 @@ fn vgg_small(cfg: &ModelConfig, rng: &mut Rng) -> Result<Sequential, NnError> {
     Ok(s)
 }
 
+/// Stages of ResNet-18: (base channels, BasicBlocks).
+const RESNET18: [(usize, usize); 4] = [(64, 2), (128, 2), (256, 2), (512, 2)];
+/// Stages of ResNet-34.
+const RESNET34: [(usize, usize); 4] = [(64, 3), (128, 4), (256, 6), (512, 3)];
+
 /// Largest width multiplier [`Network::new`] builds (ResNet-18 at width 4 has about 180 M
 /// parameters): a checkpoint's metadata cannot make it allocate without bound.
 pub const MAX_WIDTH: f32 = 4.0;
@@ -226,9 +282,11 @@ impl Network {
         }
         let mut rng = Rng::new(seed);
         let body = match config.arch {
-            Arch::ResNet18 => resnet(&config, &[(64, 2), (128, 2), (256, 2), (512, 2)], &mut rng)?,
-            Arch::ResNet20 => resnet(&config, &[(16, 3), (32, 3), (64, 3)], &mut rng)?,
+            Arch::ResNet18 => resnet(&config, Stem::Cifar, &RESNET18, &mut rng)?,
+            Arch::ResNet20 => resnet(&config, Stem::Cifar, &[(16, 3), (32, 3), (64, 3)], &mut rng)?,
             Arch::VggSmall => vgg_small(&config, &mut rng)?,
+            Arch::ResNet18ImageNet => resnet(&config, Stem::ImageNet, &RESNET18, &mut rng)?,
+            Arch::ResNet34ImageNet => resnet(&config, Stem::ImageNet, &RESNET34, &mut rng)?,
         };
         let net = Self { config, body };
         net.body.output_shape([

@@ -100,8 +100,8 @@ fn loading_is_strict() {
     )
     .unwrap();
     match load_model(&mut wide, &path) {
-        Err(NnError::Checkpoint(CheckpointError::Shape { name, .. })) => {
-            assert_eq!(name, "conv1.weight")
+        Err(NnError::Checkpoint(CheckpointError::Shape { mismatches, .. })) => {
+            assert_eq!(mismatches[0].name, "conv1.weight")
         }
         other => panic!("{other:?}"),
     }
@@ -109,7 +109,7 @@ fn loading_is_strict() {
     let mut vgg = Network::new(small(Arch::VggSmall), 1).unwrap();
     assert!(matches!(
         load_model(&mut vgg, &path),
-        Err(NnError::Checkpoint(CheckpointError::Missing { .. }))
+        Err(NnError::Checkpoint(CheckpointError::Names { .. }))
     ));
     // Garbage file and missing file.
     std::fs::write(&path, b"not safetensors").unwrap();

@@ -185,8 +185,51 @@ fn elementwise_and_pooling_gradients() {
     assert_passes(&mut Relu::new(), &x, &cfg);
     assert_passes(&mut MaxPool2d::new(2, 2).unwrap(), &x, &cfg);
     assert_passes(&mut MaxPool2d::new(3, 1).unwrap(), &x, &cfg);
+    assert_passes(&mut MaxPool2d::with_padding(3, 2, 1).unwrap(), &x, &cfg);
+    assert_passes(&mut MaxPool2d::with_padding(2, 1, 1).unwrap(), &x, &cfg);
     assert_passes(&mut GlobalAvgPool::new(), &x, &cfg);
     assert_passes(&mut Flatten::new(), &x, &cfg);
+}
+
+/// PyTorch's padded max-pool: padded positions are `-inf`, so they never win, even over an
+/// all-negative input.
+#[test]
+fn padded_max_pool_matches_a_naive_reference() {
+    let x = random_tensor([2, 7, 5, 3], 12);
+    let x = Tensor::from_vec(x.shape(), x.data().iter().map(|v| v - 2.0).collect()).unwrap();
+    for (k, s, p) in [(3, 2, 1), (2, 2, 1), (3, 1, 1), (5, 3, 2), (3, 2, 0)] {
+        let mut pool = MaxPool2d::with_padding(k, s, p).unwrap();
+        let y = pool.forward(&x, Mode::Eval).unwrap().clone();
+        let [n, h, w, c] = x.shape();
+        let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+        assert_eq!(y.shape(), [n, oh, ow, c], "k{k} s{s} p{p}");
+        for img in 0..n {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for ch in 0..c {
+                        let mut m = f32::NEG_INFINITY;
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let (iy, ix) = (
+                                    (oy * s + ky) as isize - p as isize,
+                                    (ox * s + kx) as isize - p as isize,
+                                );
+                                if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
+                                    m = m.max(
+                                        x.data()
+                                            [((img * h + iy as usize) * w + ix as usize) * c + ch],
+                                    );
+                                }
+                            }
+                        }
+                        assert_eq!(y.data()[((img * oh + oy) * ow + ox) * c + ch], m);
+                    }
+                }
+            }
+        }
+    }
+    assert!(MaxPool2d::with_padding(3, 2, 2).is_err());
+    assert!(MaxPool2d::with_padding(2, 2, 2).is_err());
 }
 
 #[test]

@@ -48,7 +48,8 @@ use nuq_nn::pipeline::{
 pub struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Network to train: resnet18, resnet20 or vgg-small.
+    /// Network to train: resnet18, resnet20, vgg-small, resnet18-imagenet or
+    /// resnet34-imagenet (see the README's model table).
     #[arg(long, default_value = "vgg-small", value_parser = parse_arch)]
     model: Arch,
     /// Channel width multiplier (1 = the published widths).

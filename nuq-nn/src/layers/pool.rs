@@ -6,11 +6,14 @@ use crate::error::NnError;
 use crate::layer::{check_grad_shape, Layer, Mode};
 use crate::tensor::Tensor;
 
-/// Max pooling with a square window, no padding, floor rounding (PyTorch `MaxPool2d(k, s)`).
+/// Max pooling with a square window, optional padding, floor rounding (PyTorch
+/// `MaxPool2d(k, s, padding)`): padded positions never win (PyTorch pads with `-inf`), and
+/// the padding is at most half the window, so every window covers at least one input value.
 /// Ties go to the first maximum in scan order.
 pub struct MaxPool2d {
     kernel: usize,
     stride: usize,
+    padding: usize,
     out: Tensor,
     dx: Tensor,
     /// For every output value, the offset of the chosen input inside its image.
@@ -19,8 +22,21 @@ pub struct MaxPool2d {
 }
 
 impl MaxPool2d {
-    /// A `kernel×kernel` max pool with the given stride (both positive).
+    /// A `kernel×kernel` max pool with the given stride (both positive), without padding.
+    ///
+    /// # Errors
+    /// [`NnError::InvalidParameter`] for a zero kernel or stride.
     pub fn new(kernel: usize, stride: usize) -> Result<Self, NnError> {
+        Self::with_padding(kernel, stride, 0)
+    }
+
+    /// A `kernel×kernel` max pool with the given stride and `padding` on every side
+    /// (torchvision's ResNet stem: `MaxPool2d(3, 2, padding 1)`).
+    ///
+    /// # Errors
+    /// [`NnError::InvalidParameter`] for a zero kernel or stride, or a padding above half
+    /// the kernel (PyTorch's limit).
+    pub fn with_padding(kernel: usize, stride: usize, padding: usize) -> Result<Self, NnError> {
         if kernel == 0 || stride == 0 {
             return Err(NnError::InvalidParameter {
                 what: "MaxPool2d kernel and stride".into(),
@@ -28,9 +44,17 @@ impl MaxPool2d {
                 found: format!("{kernel} and {stride}"),
             });
         }
+        if padding > kernel / 2 {
+            return Err(NnError::InvalidParameter {
+                what: format!("MaxPool2d({kernel}) padding"),
+                allowed: "at most half the kernel",
+                found: padding.to_string(),
+            });
+        }
         Ok(Self {
             kernel,
             stride,
+            padding,
             out: Tensor::default(),
             dx: Tensor::default(),
             argmax: Vec::new(),
@@ -47,26 +71,39 @@ impl MaxPool2d {
     pub fn stride(&self) -> usize {
         self.stride
     }
+
+    /// The padding on every side.
+    pub fn padding(&self) -> usize {
+        self.padding
+    }
 }
 
 impl Layer for MaxPool2d {
     fn describe(&self) -> String {
-        format!("MaxPool2d({}, stride {})", self.kernel, self.stride)
+        if self.padding == 0 {
+            format!("MaxPool2d({}, stride {})", self.kernel, self.stride)
+        } else {
+            format!(
+                "MaxPool2d({}, stride {}, padding {})",
+                self.kernel, self.stride, self.padding
+            )
+        }
     }
 
     fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4], NnError> {
         let [n, h, w, c] = input;
-        if h < self.kernel || w < self.kernel {
+        let p2 = 2 * self.padding;
+        if h == 0 || w == 0 || h + p2 < self.kernel || w + p2 < self.kernel {
             return Err(NnError::InputShape {
                 layer: self.describe(),
                 found: input,
-                reason: "input smaller than the pooling window".into(),
+                reason: "input (with its padding) smaller than the pooling window".into(),
             });
         }
         Ok([
             n,
-            (h - self.kernel) / self.stride + 1,
-            (w - self.kernel) / self.stride + 1,
+            (h + p2 - self.kernel) / self.stride + 1,
+            (w + p2 - self.kernel) / self.stride + 1,
             c,
         ])
     }
@@ -77,12 +114,20 @@ impl Layer for MaxPool2d {
         let (oh, ow) = (os[1], os[2]);
         self.out.reshape_uninit(os);
         self.argmax.resize(self.out.len(), 0);
-        let (k, s) = (self.kernel, self.stride);
+        let [_, h, _, _] = x.shape();
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
         let per_out = oh * ow * c;
         if per_out == 0 {
             self.last = Some(x.shape());
             return Ok(&self.out);
         }
+        // The window rows (or columns) of output position `o` inside an axis of `n` values:
+        // `start..end` in input coordinates (non-empty: padding ≤ kernel / 2).
+        let taps = move |o: usize, n: usize| {
+            let first = (o * s).saturating_sub(p);
+            let end = (o * s + k - p).min(n);
+            first..end
+        };
         self.out
             .data_mut()
             .par_chunks_mut(per_out)
@@ -91,16 +136,18 @@ impl Layer for MaxPool2d {
             .for_each(|(img, (o, am))| {
                 let xi = x.image(img);
                 for oy in 0..oh {
+                    let rows = taps(oy, h);
                     for ox in 0..ow {
+                        let cols = taps(ox, w);
                         let ob = (oy * ow + ox) * c;
-                        let first = ((oy * s) * w + ox * s) * c;
+                        let first = (rows.start * w + cols.start) * c;
                         o[ob..ob + c].copy_from_slice(&xi[first..first + c]);
                         for (ch, a) in am[ob..ob + c].iter_mut().enumerate() {
                             *a = (first + ch) as u32;
                         }
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                let base = ((oy * s + ky) * w + ox * s + kx) * c;
+                        for iy in rows.clone() {
+                            for ix in cols.clone() {
+                                let base = (iy * w + ix) * c;
                                 let taps = &xi[base..base + c];
                                 for (ch, ((ov, av), &v)) in o[ob..ob + c]
                                     .iter_mut()

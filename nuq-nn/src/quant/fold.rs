@@ -399,6 +399,12 @@ impl Builder<'_> {
                 self.block(&name, qb)?;
             } else if let Some(p) = any.downcast_ref::<MaxPool2d>() {
                 let cur = self.cur;
+                if p.padding() != 0 {
+                    return Err(NnError::NoIntegerForm {
+                        layer: name.clone(),
+                        why: "the integer model's max-pool has no padding yet",
+                    });
+                }
                 let (k, st) = (p.kernel(), p.stride());
                 if cur.h < k || cur.w < k {
                     return Err(NnError::NoIntegerForm {
