@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{fails, json, nuq, ok, os, stderr, tiny_nuq, usage_error, write_fashion_like};
+use common::{
+    fails, json, nuq, ok, os, quick_bench, stderr, tiny_nuq, usage_error, write_fashion_like,
+};
 
 #[test]
 fn bench_reports_each_batch_size() {
@@ -36,16 +38,7 @@ fn bench_reports_each_batch_size() {
         assert!(r["passes"].as_u64().unwrap() >= 3, "{r}");
     }
     // Every kernel path can be chosen by name; scalar is always available.
-    let text = ok(&nuq(os([
-        &"bench",
-        &model,
-        &"--batch",
-        &"2",
-        &"--seconds",
-        &"0.01",
-        &"--kernel",
-        &"scalar",
-    ])));
+    let text = ok(&nuq(quick_bench(&model, &["--kernel", "scalar"])));
     assert!(text.contains("kernel=scalar"), "{text}");
     usage_error(&nuq(os([&"bench", &model, &"--kernel", &"gpu"])));
     usage_error(&nuq(os([&"bench", &model, &"--batch", &"0"])));

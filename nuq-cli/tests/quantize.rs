@@ -6,19 +6,20 @@ mod common;
 use common::{fails, json, nuq, ok, os, stderr, train_tiny, usage_error, write_fashion_like};
 use serde_json::Value;
 use std::path::Path;
+use std::process::Output;
 
-fn quantize(data: &Path, ckpt: &Path, out: &Path, extra: &[&str]) -> Value {
-    let mut args = os([
-        &"quantize",
-        &ckpt,
-        &"--data",
-        &data,
-        &"--out",
-        &out,
-        &"--json",
-    ]);
+/// `nuq quantize CKPT --data DATA --out OUT EXTRA..`.
+fn quantize_run(ckpt: &Path, data: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = os([&"quantize", &ckpt, &"--data", &data, &"--out", &out]);
     args.extend(extra.iter().map(Into::into));
-    json(&nuq(&args))
+    nuq(&args)
+}
+
+/// The JSON report of `nuq quantize CKPT --data DATA --out OUT --json EXTRA..`.
+fn quantize(data: &Path, ckpt: &Path, out: &Path, extra: &[&str]) -> Value {
+    let mut extra = extra.to_vec();
+    extra.insert(0, "--json");
+    json(&quantize_run(ckpt, data, out, &extra))
 }
 
 #[test]
@@ -159,14 +160,7 @@ fn pytorch_checkpoints_need_the_model_named() {
     let plain = dir.path().join("torch.safetensors");
     std::fs::write(&plain, safetensors::serialize(st.tensors(), None).unwrap()).unwrap();
     let out = dir.path().join("m.nuq");
-    let err = fails(&nuq(os([
-        &"quantize",
-        &plain,
-        &"--data",
-        &dir.path(),
-        &"--out",
-        &out,
-    ])));
+    let err = fails(&quantize_run(&plain, dir.path(), &out, &[]));
     assert!(
         err.contains("--model") && err.contains("no nuq metadata"),
         "{err}"
@@ -191,33 +185,23 @@ fn pytorch_checkpoints_need_the_model_named() {
         v["int_acc"].is_null() && v["model_bytes"].as_u64().unwrap() > 0,
         "{v}"
     );
-    let err = fails(&nuq(os([
-        &"quantize",
+    let err = fails(&quantize_run(
         &plain,
-        &"--data",
-        &dir.path(),
-        &"--model",
-        &"vgg-small",
-        &"--width",
-        &"0.125",
-        &"--out",
+        dir.path(),
         &dir.path().join("w.nuq"),
-    ])));
+        &["--model", "vgg-small", "--width", "0.125"],
+    ));
     assert!(
         err.contains("features.0.weight") || err.contains("shape"),
         "{err}"
     );
     // A nuq checkpoint contradicting --model is refused.
-    let err = fails(&nuq(os([
-        &"quantize",
+    let err = fails(&quantize_run(
         &ckpt,
-        &"--data",
-        &dir.path(),
-        &"--model",
-        &"resnet18",
-        &"--out",
+        dir.path(),
         &dir.path().join("r.nuq"),
-    ])));
+        &["--model", "resnet18"],
+    ));
     assert!(err.contains("holds vgg-small"), "{err}");
 
     // As PyTorch users save it: under DataParallel (`module.`), in half precision, without
@@ -298,54 +282,30 @@ fn bad_input_gets_one_line_and_no_output_file() {
     write_fashion_like(dir.path(), 64, 10);
     let out = dir.path().join("m.nuq");
     let missing = dir.path().join("absent.safetensors");
-    let err = fails(&nuq(os([
-        &"quantize",
-        &missing,
-        &"--data",
-        &dir.path(),
-        &"--out",
-        &out,
-    ])));
+    let err = fails(&quantize_run(&missing, dir.path(), &out, &[]));
     assert!(
         err.contains("absent.safetensors") && err.contains("no such"),
         "{err}"
     );
     let garbage = dir.path().join("garbage.safetensors");
     std::fs::write(&garbage, b"definitely not safetensors").unwrap();
-    let err = fails(&nuq(os([
-        &"quantize",
-        &garbage,
-        &"--data",
-        &dir.path(),
-        &"--out",
-        &out,
-    ])));
+    let err = fails(&quantize_run(&garbage, dir.path(), &out, &[]));
     assert!(err.contains("garbage.safetensors"), "{err}");
     assert!(!out.exists());
-    usage_error(&nuq(os([
-        &"quantize",
-        &garbage,
-        &"--out",
-        &out,
-        &"--bits",
-        &"1",
-    ])));
-    usage_error(&nuq(os([
-        &"quantize",
-        &garbage,
-        &"--out",
-        &out,
-        &"--family",
-        &"fancy",
-    ])));
-    usage_error(&nuq(os([
-        &"quantize",
-        &garbage,
-        &"--out",
-        &out,
-        &"--qat-epochs",
-        &"-1",
-    ])));
+    for (option, value) in [
+        ("--bits", "1"),
+        ("--family", "fancy"),
+        ("--qat-epochs", "-1"),
+    ] {
+        usage_error(&nuq(os([
+            &"quantize",
+            &garbage,
+            &"--out",
+            &out,
+            &option,
+            &value,
+        ])));
+    }
     usage_error(&nuq(os([&"quantize", &garbage])));
     // eval: missing, corrupt and wrong-shape inputs.
     let err = fails(&nuq(os([

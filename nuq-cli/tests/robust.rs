@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::{fails, json, nuq, os, stderr, tiny_nuq, write_fashion_like};
+use common::{fails, json, nuq, os, quick_bench, stderr, tiny_nuq, write_fashion_like};
 use serde_json::Value;
 
 /// A crafted model committed as a fuzz seed (written by `nuq-nn/tests/crafted_files.rs`).
@@ -218,15 +218,7 @@ fn every_subcommand_prints_exactly_one_json_document() {
         &"--json",
     ]));
     assert!(v["memories"].is_array(), "{v}");
-    let v = json_run(&os([
-        &"bench",
-        &model,
-        &"--batch",
-        &"2",
-        &"--seconds",
-        &"0.01",
-        &"--json",
-    ]));
+    let v = json_run(&quick_bench(&model, &["--json"]));
     assert!(v["results"].is_array(), "{v}");
     let v = json_run(&os([
         &"demo",

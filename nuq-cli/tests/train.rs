@@ -4,28 +4,34 @@
 mod common;
 
 use common::{fails, json, nuq, os, stderr, train_tiny, usage_error, write_fashion_like};
+use std::ffi::OsString;
+use std::path::Path;
+
+/// The arguments of a tiny float run: `nuq train --data DATA --width 0.0625 --batch 32
+/// --epochs EPOCHS --out OUT --json`.
+fn train_args(data: &Path, epochs: &str, out: &Path) -> Vec<OsString> {
+    os([
+        &"train",
+        &"--data",
+        &data,
+        &"--width",
+        &"0.0625",
+        &"--batch",
+        &"32",
+        &"--epochs",
+        &epochs,
+        &"--out",
+        &out,
+        &"--json",
+    ])
+}
 
 #[test]
 fn float_training_checkpoints_every_epoch_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     write_fashion_like(dir.path(), 512, 100);
     let ckpt = dir.path().join("vgg.safetensors");
-    let base = |epochs: &str| {
-        os([
-            &"train",
-            &"--data",
-            &dir.path(),
-            &"--width",
-            &"0.0625",
-            &"--batch",
-            &"32",
-            &"--epochs",
-            &epochs,
-            &"--out",
-            &ckpt,
-            &"--json",
-        ])
-    };
+    let base = |epochs: &str| train_args(dir.path(), epochs, &ckpt);
     let mut first = base("2");
     first.extend(["--stop-after".into(), "1".into()]);
     let o = nuq(&first);
@@ -56,20 +62,17 @@ fn float_training_checkpoints_every_epoch_and_resumes() {
     // Resuming a finished run, or with other settings, is refused.
     let err = fails(&nuq(&args));
     assert!(err.contains("already finished 2 of 2 epochs"), "{err}");
-    let mut other = base("2");
-    other.extend(["--resume".into(), "--seed".into(), "9".into()]);
-    let err = fails(&nuq(&other));
-    assert!(
-        err.contains("seed") && err.contains("same settings"),
-        "{err}"
-    );
-    let mut wrong_model = base("2");
-    wrong_model.extend(["--resume".into(), "--model".into(), "resnet20".into()]);
-    let err = fails(&nuq(&wrong_model));
-    assert!(
-        err.contains("vgg-small") && err.contains("--model"),
-        "{err}"
-    );
+    let refused = [
+        (["--seed", "9"], ["seed", "same settings"]),
+        (["--model", "resnet20"], ["vgg-small", "--model"]),
+    ];
+    for (setting, said) in refused {
+        let mut other = base("2");
+        other.push("--resume".into());
+        other.extend(setting.map(OsString::from));
+        let err = fails(&nuq(&other));
+        assert!(said.iter().all(|w| err.contains(w)), "{err}");
+    }
 }
 
 #[test]
@@ -126,51 +129,41 @@ fn bad_requests_fail_cleanly() {
     usage_error(&nuq(os([&"train", &"--out", &out, &"--width", &"0"])));
     usage_error(&nuq(["train"]));
     // Runtime failures name the problem and leave no file behind.
-    let err = fails(&nuq(os([
-        &"train",
-        &"--data",
-        &dir.path().join("missing"),
-        &"--out",
-        &out,
-    ])));
-    assert!(err.contains("missing") && err.contains("--data"), "{err}");
-    let err = fails(&nuq(os([
-        &"train",
-        &"--data",
-        &dir.path(),
-        &"--out",
-        &dir.path().join("m.nuq"),
-    ])));
-    assert!(err.contains(".safetensors"), "{err}");
-    let err = fails(&nuq(os([
-        &"train",
-        &"--data",
-        &dir.path(),
-        &"--batch",
-        &"1000",
-        &"--out",
-        &out,
-    ])));
-    assert!(err.contains("fewer than one batch"), "{err}");
-    let err = fails(&nuq(os([
-        &"train",
-        &"--data",
-        &dir.path(),
-        &"--batch",
-        &"32",
-        &"--out",
-        &out,
-        &"--resume",
-    ])));
-    assert!(err.contains("start the run without --resume"), "{err}");
-    let err = fails(&nuq(os([
-        &"train",
-        &"--dataset",
-        &"cifar10",
-        &"--out",
-        &out,
-    ])));
-    assert!(err.contains("--data DIR"), "{err}");
+    let data = dir.path();
+    let failures = [
+        (
+            os([&"--data", &data.join("missing"), &"--out", &out]),
+            &["missing", "--data"][..],
+        ),
+        (
+            os([&"--data", &data, &"--out", &data.join("m.nuq")]),
+            &[".safetensors"],
+        ),
+        (
+            os([&"--data", &data, &"--batch", &"1000", &"--out", &out]),
+            &["fewer than one batch"],
+        ),
+        (
+            os([
+                &"--data",
+                &data,
+                &"--batch",
+                &"32",
+                &"--out",
+                &out,
+                &"--resume",
+            ]),
+            &["start the run without --resume"],
+        ),
+        (
+            os([&"--dataset", &"cifar10", &"--out", &out]),
+            &["--data DIR"],
+        ),
+    ];
+    for (args, said) in failures {
+        let err = fails(&nuq(std::iter::once(OsString::from("train")).chain(args)));
+        assert!(said.iter().all(|w| err.contains(w)), "{err}");
+    }
     assert!(!out.exists());
 }
 
@@ -178,23 +171,10 @@ fn bad_requests_fail_cleanly() {
 fn a_run_killed_mid_epoch_resumes_to_the_same_checkpoint_bytes() {
     let dir = tempfile::tempdir().unwrap();
     write_fashion_like(dir.path(), 1024, 50);
-    let args = |out: &std::path::Path| {
-        os([
-            &"train",
-            &"--data",
-            &dir.path(),
-            &"--width",
-            &"0.0625",
-            &"--batch",
-            &"32",
-            &"--epochs",
-            &"3",
-            &"--threads",
-            &"2",
-            &"--out",
-            &out,
-            &"--json",
-        ])
+    let args = |out: &Path| {
+        let mut args = train_args(dir.path(), "3", out);
+        args.extend(["--threads".into(), "2".into()]);
+        args
     };
     // The uninterrupted run.
     let whole = dir.path().join("whole.safetensors");

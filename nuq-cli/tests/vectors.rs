@@ -4,14 +4,23 @@ mod common;
 
 use common::{fails, listing, nuq, ok, os, tiny_nuq, usage_error, write_fashion_like};
 use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Output;
+use tempfile::TempDir;
 
-#[test]
-fn vectors_hold_every_layer_in_hex_and_binary() {
+/// A tiny model of `images` Fashion-MNIST-like test images written to a new folder, and
+/// `nuq vectors MODEL --out OUT --data DATA --index INDEX --count COUNT` run on them:
+/// `(folder, model, out, output)`.
+fn vectors_from_data(
+    images: usize,
+    index: &str,
+    count: &str,
+) -> (TempDir, PathBuf, PathBuf, Output) {
     let dir = tempfile::tempdir().unwrap();
-    write_fashion_like(dir.path(), 512, 100);
+    write_fashion_like(dir.path(), 512, images);
     let model = tiny_nuq(dir.path());
     let out = dir.path().join("vec");
-    let text = ok(&nuq(os([
+    let o = nuq(os([
         &"vectors",
         &model,
         &"--out",
@@ -19,10 +28,17 @@ fn vectors_hold_every_layer_in_hex_and_binary() {
         &"--data",
         &dir.path(),
         &"--index",
-        &"10",
+        &index,
         &"--count",
-        &"3",
-    ])));
+        &count,
+    ]));
+    (dir, model, out, o)
+}
+
+#[test]
+fn vectors_hold_every_layer_in_hex_and_binary() {
+    let (dir, model, out, o) = vectors_from_data(100, "10", "3");
+    let text = ok(&o);
     assert!(text.contains("3 image(s)"), "{text}");
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
@@ -172,22 +188,8 @@ fn vectors_hold_every_layer_in_hex_and_binary() {
 
 #[test]
 fn bad_requests_leave_nothing_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    write_fashion_like(dir.path(), 512, 20);
-    let model = tiny_nuq(dir.path());
-    let out = dir.path().join("vec");
-    let err = fails(&nuq(os([
-        &"vectors",
-        &model,
-        &"--out",
-        &out,
-        &"--data",
-        &dir.path(),
-        &"--index",
-        &"19",
-        &"--count",
-        &"2",
-    ])));
+    let (dir, model, out, o) = vectors_from_data(20, "19", "2");
+    let err = fails(&o);
     assert!(err.contains("past the 20 test images"), "{err}");
     assert!(!out.exists());
     let corrupt = dir.path().join("bad.nuq");

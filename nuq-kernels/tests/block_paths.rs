@@ -8,15 +8,8 @@ use nuq_kernels::threshold::Thresholds;
 use nuq_kernels::{KernelError, KernelPath};
 use proptest::prelude::*;
 
-fn lcg(seed: u64) -> impl FnMut() -> u64 {
-    let mut s = seed ^ 0x9E37_79B9_7F4A_7C15;
-    move || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        s >> 33
-    }
-}
+mod common;
+use common::lcg;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]

@@ -9,15 +9,8 @@ use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, ConvShape, Requantize};
 use nuq_kernels::{KernelError, KernelPath, Weights};
 use proptest::prelude::*;
 
-fn lcg(seed: u64) -> impl FnMut() -> u64 {
-    let mut s = seed ^ 0x9E37_79B9_7F4A_7C15;
-    move || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        s >> 33
-    }
-}
+mod common;
+use common::lcg;
 
 /// One layer as plain data, as a caller hands it over; `requant: None` is `acc + bias`.
 struct Layer {

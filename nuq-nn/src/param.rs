@@ -87,26 +87,11 @@ impl Param {
 
     /// Values in PyTorch order.
     pub fn to_torch(&self) -> Vec<f32> {
-        match self.layout {
-            ParamLayout::Torch => self.value.clone(),
-            ParamLayout::ConvOhwi {
-                c_out,
-                c_in,
-                kh,
-                kw,
-            } => {
-                let mut out = vec![0.0; self.value.len()];
-                for o in 0..c_out {
-                    for t in 0..kh * kw {
-                        for i in 0..c_in {
-                            out[(o * c_in + i) * kh * kw + t] =
-                                self.value[(o * kh * kw + t) * c_in + i];
-                        }
-                    }
-                }
-                out
-            }
+        let mut out = vec![0.0; self.value.len()];
+        for (k, &v) in self.value.iter().enumerate() {
+            out[self.layout.torch_index(k)] = v;
         }
+        out
     }
 
     /// Sets the values from a tensor in PyTorch order; `src` must hold `self.len()` values.
@@ -121,25 +106,25 @@ impl Param {
                 found: src.len(),
             });
         }
-        match self.layout {
-            ParamLayout::Torch => self.value.copy_from_slice(src),
-            ParamLayout::ConvOhwi {
-                c_out,
-                c_in,
-                kh,
-                kw,
-            } => {
-                for o in 0..c_out {
-                    for t in 0..kh * kw {
-                        for i in 0..c_in {
-                            self.value[(o * kh * kw + t) * c_in + i] =
-                                src[(o * c_in + i) * kh * kw + t];
-                        }
-                    }
-                }
-            }
+        let layout = self.layout;
+        for (k, v) in self.value.iter_mut().enumerate() {
+            *v = src[layout.torch_index(k)];
         }
         Ok(())
+    }
+}
+
+impl ParamLayout {
+    /// Where the value at index `k` in memory stands in the PyTorch tensor: the one mapping
+    /// [`Param::to_torch`] and [`Param::set_from_torch`] share.
+    fn torch_index(self, k: usize) -> usize {
+        match self {
+            ParamLayout::Torch => k,
+            ParamLayout::ConvOhwi { c_in, kh, kw, .. } => {
+                let (o, t, i) = (k / (kh * kw * c_in), k / c_in % (kh * kw), k % c_in);
+                (o * c_in + i) * kh * kw + t
+            }
+        }
     }
 }
 

@@ -26,20 +26,26 @@ fn scale() -> Scale {
     }
 }
 
-/// A small model: input `1×3×3` bytes → conv 2×2 (2 channels, 2-bit weights whose codebook
-/// repeats an interior level, bias, 2-bit thresholds, an output codebook that repeats an
-/// interior level) → global average pool → linear (2-bit weights, repeated level) → 3 logits.
-fn tiny() -> Model {
+/// An empty model with scale 0 and codebook 0, the identity on 8-bit input bytes.
+fn byte_input_model() -> Model {
     let mut m = Model::default();
     m.scales.push(scale());
-    // 0: identity input codebook; 1: weights with a repeat; 2: activations with a repeat;
-    // 3: classifier weights with a repeat.
     m.codebooks.push(Codebook::new(
         CodebookKind::Uniform,
         8,
         false,
         (0..256).collect(),
     ));
+    m
+}
+
+/// A small model: input `1×3×3` bytes → conv 2×2 (2 channels, 2-bit weights whose codebook
+/// repeats an interior level, bias, 2-bit thresholds, an output codebook that repeats an
+/// interior level) → global average pool → linear (2-bit weights, repeated level) → 3 logits.
+fn tiny() -> Model {
+    // 0: identity input codebook; 1: weights with a repeat; 2: activations with a repeat;
+    // 3: classifier weights with a repeat.
+    let mut m = byte_input_model();
     m.codebooks.push(Codebook::new(
         CodebookKind::Custom,
         8,
@@ -295,14 +301,7 @@ fn requantized_logits_are_refused() {
 
 /// Input `1 × side × side`, max-pooled to `1×1` by one window, then a 1 → 2 classifier.
 fn pooled(side: u32) -> Model {
-    let mut m = Model::default();
-    m.scales.push(scale());
-    m.codebooks.push(Codebook::new(
-        CodebookKind::Uniform,
-        8,
-        false,
-        (0..256).collect(),
-    ));
+    let mut m = byte_input_model();
     m.codebooks
         .push(Codebook::new(CodebookKind::Uniform, 8, true, vec![-1, 1]));
     let mut input = Layer::new("input", LayerOp::Input, &[], [1, side, side]);

@@ -2,45 +2,13 @@
 //! point are written, read back as the same model and run to the same logits; files using ops
 //! the integer model has no form for are refused with an error naming the layer.
 
+mod common;
+use common::{images, randomise_bn};
 use nuq_fpga_fmt::{encode, CodebookKind, LayerOp, Model, NuqFile, WriteOptions};
 use nuq_kernels::KernelPath;
 use nuq_nn::integer::{from_file_model, to_file_model, IntegerModel, IntegerRunner, Node};
 use nuq_nn::quant::{Family, InputNorm, QuantConfig, QuantizedNetwork};
-use nuq_nn::{Arch, BatchNorm2d, ModelConfig, Network, Rng};
-
-fn images(n: usize, len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = Rng::new(seed);
-    (0..n * len)
-        .map(|i| {
-            let base = ((i % len) * 255 / len) as f32;
-            (base * 0.5 + rng.uniform(0.0, 127.0)) as u8
-        })
-        .collect()
-}
-
-/// Random BN statistics, some scales negative, so alignment factors take both signs.
-fn randomise_bn(net: &mut Network, seed: u64) {
-    fn walk(s: &mut nuq_nn::Sequential, rng: &mut Rng) {
-        for (_, l) in s.layers_mut() {
-            let any = l.as_any_mut();
-            if let Some(bn) = any.downcast_mut::<BatchNorm2d>() {
-                for o in 0..bn.channels() {
-                    let sign = if rng.next_f32() < 0.2 { -1.0 } else { 1.0 };
-                    bn.weight.value[o] = sign * rng.uniform(0.5, 1.5);
-                    bn.bias.value[o] = rng.uniform(-0.2, 0.4);
-                    bn.running_mean[o] = rng.uniform(-0.3, 0.3);
-                    bn.running_var[o] = rng.uniform(0.5, 2.0);
-                }
-            } else if let Some(b) = any.downcast_mut::<nuq_nn::BasicBlock>() {
-                walk(&mut b.main, rng);
-                if let Some(d) = b.downsample.as_mut() {
-                    walk(d, rng);
-                }
-            }
-        }
-    }
-    walk(&mut net.body, &mut Rng::new(seed));
-}
+use nuq_nn::{Arch, ModelConfig, Network};
 
 /// A calibrated integer model of `arch` on `size`×`size` images with `channels` channels whose
 /// input mean is `mean` (so a non-zero input zero point when `mean > 0`).
@@ -61,7 +29,7 @@ fn integer_model(
         input_size: (size, size),
     };
     let mut net = Network::new(cfg, 17).unwrap();
-    randomise_bn(&mut net, 23);
+    randomise_bn(&mut net, 23, true);
     let norm = InputNorm::from_mean_std(&vec![mean; channels], &vec![0.3; channels]).unwrap();
     let mut qn =
         QuantizedNetwork::prepare(net, QuantConfig::new(bits, family), norm.clone()).unwrap();

@@ -108,6 +108,15 @@ pub(crate) fn run_limited(mut cmd: Command, limit: Duration) -> Result<(bool, St
     }
 }
 
+/// What every Verilator build here starts with: a binary with timing, lint warnings not fatal.
+const VERILATOR_FLAGS: [&str; 5] = [
+    "--binary",
+    "--timing",
+    "-Wno-fatal",
+    "-Wno-lint",
+    "-Wno-style",
+];
+
 fn sources_key(extra: &str) -> Result<String, RtlError> {
     let mut h = DefaultHasher::new();
     extra.hash(&mut h);
@@ -232,22 +241,16 @@ impl SeqBuild {
         let mut cmd = match sim {
             Simulator::Verilator => {
                 let mut c = Command::new("verilator");
-                c.args([
-                    "--binary",
-                    "--timing",
-                    "-Wno-fatal",
-                    "-Wno-lint",
-                    "-Wno-style",
-                ])
-                .args(["--top-module", "tb_seq", "-j", "2"])
-                .arg(format!("-GP={lanes}"))
-                .arg(format!("-GW={word_bits}"))
-                .arg("-CFLAGS")
-                .arg("-O1")
-                .arg("-Mdir")
-                .arg(work.join("obj"))
-                .arg("-o")
-                .arg(&exe);
+                c.args(VERILATOR_FLAGS)
+                    .args(["--top-module", "tb_seq", "-j", "2"])
+                    .arg(format!("-GP={lanes}"))
+                    .arg(format!("-GW={word_bits}"))
+                    .arg("-CFLAGS")
+                    .arg("-O1")
+                    .arg("-Mdir")
+                    .arg(work.join("obj"))
+                    .arg("-o")
+                    .arg(&exe);
                 c
             }
             Simulator::Icarus => {
@@ -442,20 +445,14 @@ pub fn run_unit(
         Simulator::Verilator => {
             let exe = work.join(&name);
             let mut c = Command::new("verilator");
-            c.args([
-                "--binary",
-                "--timing",
-                "-Wno-fatal",
-                "-Wno-lint",
-                "-Wno-style",
-            ])
-            .args(["--top-module", &name, "-j", "2", "-CFLAGS", "-O0"])
-            .arg("-Mdir")
-            .arg(work.join("obj"))
-            .arg("-o")
-            .arg(&exe)
-            .arg(tb)
-            .args(&hdl);
+            c.args(VERILATOR_FLAGS)
+                .args(["--top-module", &name, "-j", "2", "-CFLAGS", "-O0"])
+                .arg("-Mdir")
+                .arg(work.join("obj"))
+                .arg("-o")
+                .arg(&exe)
+                .arg(tb)
+                .args(&hdl);
             build(c, Duration::from_secs(900), format!("verilator {name}"), 30)?;
             let mut r = Command::new(exe);
             r.args(plusargs);

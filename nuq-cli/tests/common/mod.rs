@@ -188,6 +188,13 @@ pub fn os<const N: usize>(args: [&dyn AsRef<std::ffi::OsStr>; N]) -> Vec<std::ff
     args.iter().map(|a| a.as_ref().to_os_string()).collect()
 }
 
+/// The arguments of a quick benchmark: `nuq bench MODEL --batch 2 --seconds 0.01 EXTRA..`.
+pub fn quick_bench(model: &Path, extra: &[&str]) -> Vec<std::ffi::OsString> {
+    let mut args = os([&"bench", &model, &"--batch", &"2", &"--seconds", &"0.01"]);
+    args.extend(extra.iter().map(Into::into));
+    args
+}
+
 /// A tiny 4-bit k-quantile `.nuq` model of the easy Fashion-MNIST-like data in `data`.
 pub fn tiny_nuq(data: &Path) -> PathBuf {
     let ckpt = train_tiny(data, &data.join("float.safetensors"));

@@ -2,7 +2,7 @@
 //! `multiplier / 2^shift` that brings the shortcut of an `aligned_add` layer into the units of
 //! its main accumulator, and the left shift of that accumulator.
 
-use super::table::{field_err, reserved_zero, SectionCtx, Table};
+use super::table::{field, reserved_zero, SectionCtx, Table};
 use crate::error::{ErrorKind, Result};
 use crate::layout::{caps, RawAlign, RawTableHead, BYTE_BLOB_ALIGN, NUMERIC_BLOB_ALIGN};
 use crate::le::I32Le;
@@ -41,32 +41,13 @@ impl<'a> AlignsSection<'a> {
             let r = table.record(i)?;
             let ro = table.record_offset(i);
             let channels = r.channels.get();
-            if channels == 0 || channels > caps::CHANNELS {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawAlign,
-                    channels,
-                    ErrorKind::Invalid {
-                        found: channels.into(),
-                        expected: "1..=2^24"
-                    }
-                ));
-            }
-            if r.main_shift > caps::MAIN_SHIFT {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawAlign,
-                    main_shift,
-                    ErrorKind::Invalid {
-                        found: r.main_shift.into(),
-                        expected: "0..=30"
-                    }
-                ));
-            }
+            ctx.channels(field!(i, ro, RawAlign, channels), channels)?;
+            ctx.ensure(
+                r.main_shift <= caps::MAIN_SHIFT,
+                field!(i, ro, RawAlign, main_shift),
+                r.main_shift,
+                "0..=30",
+            )?;
             reserved_zero(&ctx, Some(i), "reserved", ro + 5, &r.reserved)?;
             let mo = ro + offset_of!(RawAlign, multipliers) as u64;
             blobs.take(

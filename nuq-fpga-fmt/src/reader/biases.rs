@@ -1,6 +1,6 @@
 //! The BIASES section: `i32` vectors, one entry per output channel of the layer using them.
 
-use super::table::{field_err, SectionCtx, Table};
+use super::table::{field, field_err, SectionCtx, Table};
 use crate::error::{ErrorKind, Result};
 use crate::layout::{caps, RawBias, RawTableHead, NUMERIC_BLOB_ALIGN};
 use crate::le::I32Le;
@@ -39,19 +39,12 @@ impl<'a> Biases<'a> {
                     }
                 ));
             }
-            if r.reserved.get() != 0 {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawBias,
-                    reserved,
-                    ErrorKind::Invalid {
-                        found: r.reserved.get().into(),
-                        expected: "0"
-                    }
-                ));
-            }
+            ctx.ensure(
+                r.reserved.get() == 0,
+                field!(i, ro, RawBias, reserved),
+                r.reserved.get(),
+                "0",
+            )?;
             let lo = ro + core::mem::offset_of!(RawBias, values) as u64;
             blobs.take(
                 Some(i),

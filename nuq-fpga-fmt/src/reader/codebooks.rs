@@ -1,6 +1,6 @@
 //! The CODEBOOKS section: per codebook, `2^b` integer levels on a `g`-bit grid.
 
-use super::table::{field_err, reserved_zero, SectionCtx, Table};
+use super::table::{field, field_err, reserved_zero, SectionCtx, Table};
 use crate::enums::{CodebookKind, ElementType};
 use crate::error::{ErrorKind, Result};
 use crate::layout::{RawCodebook, RawTableHead, NUMERIC_BLOB_ALIGN};
@@ -42,51 +42,25 @@ impl<'a> Codebooks<'a> {
         for i in 0..table.count {
             let r = table.record(i)?;
             let ro = table.record_offset(i);
-            if !(1..=8).contains(&r.bits) {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawCodebook,
-                    bits,
-                    ErrorKind::Invalid {
-                        found: r.bits.into(),
-                        expected: "1..=8"
-                    }
-                ));
-            }
-            if r.signed > 1 {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawCodebook,
-                    signed,
-                    ErrorKind::Invalid {
-                        found: r.signed.into(),
-                        expected: "0 or 1"
-                    }
-                ));
-            }
+            ctx.code_bits(field!(i, ro, RawCodebook, bits), r.bits)?;
+            ctx.ensure(
+                r.signed <= 1,
+                field!(i, ro, RawCodebook, signed),
+                r.signed,
+                "0 or 1",
+            )?;
             let signed = r.signed == 1;
             let grid_ok = if signed {
                 (2..=32).contains(&r.grid_bits)
             } else {
                 (1..=31).contains(&r.grid_bits)
             };
-            if !grid_ok {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawCodebook,
-                    grid_bits,
-                    ErrorKind::Invalid {
-                        found: r.grid_bits.into(),
-                        expected: "2..=32 when signed, 1..=31 when unsigned"
-                    }
-                ));
-            }
+            ctx.ensure(
+                grid_ok,
+                field!(i, ro, RawCodebook, grid_bits),
+                r.grid_bits,
+                "2..=32 when signed, 1..=31 when unsigned",
+            )?;
             let Some(elem) = ElementType::from_raw(r.elem_type) else {
                 return Err(field_err!(
                     ctx,
@@ -114,19 +88,12 @@ impl<'a> Codebooks<'a> {
                 ));
             }
             reserved_zero(&ctx, Some(i), "reserved0", ro + 5, &r.reserved0)?;
-            if r.reserved1.get() != 0 {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawCodebook,
-                    reserved1,
-                    ErrorKind::Invalid {
-                        found: r.reserved1.get().into(),
-                        expected: "0"
-                    }
-                ));
-            }
+            ctx.ensure(
+                r.reserved1.get() == 0,
+                field!(i, ro, RawCodebook, reserved1),
+                r.reserved1.get(),
+                "0",
+            )?;
             let n = 1u32 << r.bits;
             if r.level_count.get() != n {
                 return Err(field_err!(

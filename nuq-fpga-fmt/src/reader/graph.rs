@@ -2,7 +2,7 @@
 //! the tables it uses. Validated structurally when parsed and against the other sections by
 //! [`validate_references`].
 
-use super::table::{field_err, reserved_zero, string, SectionCtx, Table};
+use super::table::{field, field_err, reserved_zero, string, SectionCtx, Table};
 use super::{
     AlignsSection, Biases, Codebooks, Scales, ThresholdsSection, WeightsSection, ZeroPointsSection,
 };
@@ -118,32 +118,18 @@ impl<'a> Graph<'a> {
                     }
                 ));
             };
-            if r.weight_bits > 8 {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawLayer,
-                    weight_bits,
-                    ErrorKind::Invalid {
-                        found: r.weight_bits.into(),
-                        expected: "0..=8"
-                    }
-                ));
-            }
-            if r.act_bits > 8 {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawLayer,
-                    act_bits,
-                    ErrorKind::Invalid {
-                        found: r.act_bits.into(),
-                        expected: "0..=8"
-                    }
-                ));
-            }
+            ctx.ensure(
+                r.weight_bits <= 8,
+                field!(i, ro, RawLayer, weight_bits),
+                r.weight_bits,
+                "0..=8",
+            )?;
+            ctx.ensure(
+                r.act_bits <= 8,
+                field!(i, ro, RawLayer, act_bits),
+                r.act_bits,
+                "0..=8",
+            )?;
             let n = input_arity(op);
             if r.input_count != n {
                 return Err(field_err!(
@@ -186,19 +172,12 @@ impl<'a> Graph<'a> {
                 }
             }
             reserved_zero(&ctx, Some(i), "reserved0", ro + 5, &r.reserved0)?;
-            if r.reserved1.get() != 0 {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawLayer,
-                    reserved1,
-                    ErrorKind::Invalid {
-                        found: r.reserved1.get().into(),
-                        expected: "0"
-                    }
-                ));
-            }
+            ctx.ensure(
+                r.reserved1.get() == 0,
+                field!(i, ro, RawLayer, reserved1),
+                r.reserved1.get(),
+                "0",
+            )?;
             for (k, d) in r.out_shape.iter().enumerate() {
                 if !(1..=caps::DIM).contains(&d.get()) {
                     let at = ro + offset_of!(RawLayer, out_shape) as u64 + 4 * k as u64;

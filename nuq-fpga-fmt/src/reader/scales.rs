@@ -1,7 +1,7 @@
 //! The SCALES section: real scales (`f32`) with their optional hardware forms.
 
-use super::table::{field_err, reserved_zero, SectionCtx, Table};
-use crate::error::{ErrorKind, Result};
+use super::table::{field, reserved_zero, SectionCtx, Table};
+use crate::error::Result;
 use crate::layout::{RawScale, RawTableHead, SCALE_FORM_MULSHIFT, SCALE_FORM_POW2};
 use core::mem::size_of;
 
@@ -54,100 +54,55 @@ impl<'a> Scales<'a> {
             let r = table.record(i)?;
             let ro = table.record_offset(i);
             let v = f32::from_bits(r.value.get());
-            if !(v.is_finite() && v > 0.0) {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawScale,
-                    value,
-                    ErrorKind::Invalid {
-                        found: r.value.get().into(),
-                        expected: "the bits of a finite f32 > 0"
-                    }
-                ));
-            }
-            if r.forms & !(SCALE_FORM_POW2 | SCALE_FORM_MULSHIFT) != 0 {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawScale,
-                    forms,
-                    ErrorKind::Invalid {
-                        found: r.forms.into(),
-                        expected: "a combination of bit 0 (exponent) and bit 1 (multiplier/shift)"
-                    }
-                ));
-            }
+            ctx.ensure(
+                v.is_finite() && v > 0.0,
+                field!(i, ro, RawScale, value),
+                r.value.get(),
+                "the bits of a finite f32 > 0",
+            )?;
+            ctx.ensure(
+                r.forms & !(SCALE_FORM_POW2 | SCALE_FORM_MULSHIFT) == 0,
+                field!(i, ro, RawScale, forms),
+                r.forms,
+                "a combination of bit 0 (exponent) and bit 1 (multiplier/shift)",
+            )?;
             let e = r.exponent.get() as i32;
             if r.forms & SCALE_FORM_POW2 != 0 {
-                if pow2_f32(e).map(f32::to_bits) != Some(r.value.get()) {
-                    return Err(field_err!(
-                        ctx,
-                        i,
-                        ro,
-                        RawScale,
-                        exponent,
-                        ErrorKind::Invalid {
-                            found: r.exponent.get().into(),
-                            expected: "e in -126..=127 with value == 2^e exactly"
-                        }
-                    ));
-                }
-            } else if e != 0 {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawScale,
-                    exponent,
-                    ErrorKind::Invalid {
-                        found: r.exponent.get().into(),
-                        expected: "0 when the exponent form is absent"
-                    }
-                ));
+                ctx.ensure(
+                    pow2_f32(e).map(f32::to_bits) == Some(r.value.get()),
+                    field!(i, ro, RawScale, exponent),
+                    r.exponent.get(),
+                    "e in -126..=127 with value == 2^e exactly",
+                )?;
+            } else {
+                ctx.ensure(
+                    e == 0,
+                    field!(i, ro, RawScale, exponent),
+                    r.exponent.get(),
+                    "0 when the exponent form is absent",
+                )?;
             }
             let m = r.multiplier.get() as i32;
             if r.forms & SCALE_FORM_MULSHIFT != 0 {
-                if m <= 0 {
-                    return Err(field_err!(
-                        ctx,
-                        i,
-                        ro,
-                        RawScale,
-                        multiplier,
-                        ErrorKind::Invalid {
-                            found: r.multiplier.get().into(),
-                            expected: "an i32 > 0"
-                        }
-                    ));
-                }
-                if r.shift > 63 {
-                    return Err(field_err!(
-                        ctx,
-                        i,
-                        ro,
-                        RawScale,
-                        shift,
-                        ErrorKind::Invalid {
-                            found: r.shift.into(),
-                            expected: "0..=63"
-                        }
-                    ));
-                }
-            } else if m != 0 || r.shift != 0 {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawScale,
-                    multiplier,
-                    ErrorKind::Invalid {
-                        found: r.multiplier.get().into(),
-                        expected: "multiplier and shift 0 when the multiplier form is absent"
-                    }
-                ));
+                ctx.ensure(
+                    m > 0,
+                    field!(i, ro, RawScale, multiplier),
+                    r.multiplier.get(),
+                    "an i32 > 0",
+                )?;
+                ctx.ensure(
+                    r.shift <= 63,
+                    field!(i, ro, RawScale, shift),
+                    r.shift,
+                    "0..=63",
+                )?;
+            } else {
+                ctx.ensure(
+                    m == 0 && r.shift == 0,
+                    field!(i, ro, RawScale, multiplier),
+                    r.multiplier.get(),
+                    "multiplier and shift 0 when the multiplier form is absent",
+                )?;
             }
             reserved_zero(&ctx, Some(i), "reserved0", ro + 6, &r.reserved0)?;
             reserved_zero(&ctx, Some(i), "reserved1", ro + 16, &r.reserved1.0)?;

@@ -34,6 +34,38 @@ impl<'a> SectionCtx<'a> {
         }
     }
 
+    /// `Ok` when `ok` holds, else an [`ErrorKind::Invalid`] error at `field` (from [`field!`])
+    /// saying what was `found` and what the format `expected`: the check most record fields get.
+    pub fn ensure(
+        &self,
+        ok: bool,
+        field: Field,
+        found: impl Into<u64>,
+        expected: &'static str,
+    ) -> Result<()> {
+        if ok {
+            return Ok(());
+        }
+        let kind = ErrorKind::Invalid {
+            found: found.into(),
+            expected,
+        };
+        Err(self.err(Some(field.record), field.name, field.at, kind))
+    }
+
+    /// A channel count at `field`, checked to be in `1..=2^24`.
+    pub fn channels(&self, field: Field, channels: u32) -> Result<u32> {
+        let ok = channels != 0 && channels <= caps::CHANNELS;
+        self.ensure(ok, field, channels, "1..=2^24")?;
+        Ok(channels)
+    }
+
+    /// A code width at `field`, checked to be in `1..=8` bits.
+    pub fn code_bits(&self, field: Field, bits: u8) -> Result<u8> {
+        self.ensure((1..=8).contains(&bits), field, bits, "1..=8")?;
+        Ok(bits)
+    }
+
     /// `bytes[rel .. rel + len]`, or a `Truncated`/`OutOfBounds` error naming `field`.
     pub fn slice(
         &self,
@@ -353,6 +385,28 @@ pub(crate) fn reserved_zero(
         )),
     }
 }
+
+/// A field of one record, for errors: the record's index, the field's name and its offset in
+/// the section.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Field {
+    pub record: u32,
+    pub name: &'static str,
+    pub at: u64,
+}
+
+/// `field!(i, ro, RawType, name)`: field `name` of record `i` (of type `RawType`, at section
+/// offset `ro`), as a [`Field`].
+macro_rules! field {
+    ($i:expr, $ro:expr, $ty:ty, $field:ident) => {
+        $crate::reader::table::Field {
+            record: $i,
+            name: stringify!($field),
+            at: $ro + core::mem::offset_of!($ty, $field) as u64,
+        }
+    };
+}
+pub(crate) use field;
 
 /// Builds the error for field `$field` of record `$i` (at section offset `$ro`) of type `$ty`.
 macro_rules! field_err {

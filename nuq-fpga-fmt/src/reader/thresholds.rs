@@ -1,9 +1,9 @@
 //! The THRESHOLDS section: per channel, `2^b - 1` ascending `i32` MAC thresholds and a direction.
 
-use super::table::{field_err, reserved_zero, SectionCtx, Table};
+use super::table::{field, field_err, reserved_zero, SectionCtx, Table};
 use crate::enums::Direction;
 use crate::error::{ErrorKind, Result};
-use crate::layout::{caps, RawTableHead, RawThresholds, BYTE_BLOB_ALIGN, NUMERIC_BLOB_ALIGN};
+use crate::layout::{RawTableHead, RawThresholds, BYTE_BLOB_ALIGN, NUMERIC_BLOB_ALIGN};
 use crate::le::I32Le;
 use core::mem::size_of;
 
@@ -35,32 +35,8 @@ impl<'a> ThresholdsSection<'a> {
             let r = table.record(i)?;
             let ro = table.record_offset(i);
             let channels = r.channels.get();
-            if channels == 0 || channels > caps::CHANNELS {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawThresholds,
-                    channels,
-                    ErrorKind::Invalid {
-                        found: channels.into(),
-                        expected: "1..=2^24"
-                    }
-                ));
-            }
-            if !(1..=8).contains(&r.bits) {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawThresholds,
-                    bits,
-                    ErrorKind::Invalid {
-                        found: r.bits.into(),
-                        expected: "1..=8"
-                    }
-                ));
-            }
+            ctx.channels(field!(i, ro, RawThresholds, channels), channels)?;
+            ctx.code_bits(field!(i, ro, RawThresholds, bits), r.bits)?;
             reserved_zero(&ctx, Some(i), "reserved", ro + 5, &r.reserved)?;
             let per = (1u64 << r.bits) - 1;
             let lo = ro + core::mem::offset_of!(RawThresholds, values) as u64;

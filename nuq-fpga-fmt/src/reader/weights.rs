@@ -4,7 +4,7 @@
 //! `j*b .. (j+1)*b` (element 0 in the low bits); a word is stored as `W/8` bytes little-endian.
 //! Unused high bits and unused lanes are zero. See [`TileOrder`] for which element goes where.
 
-use super::table::{field_err, reserved_zero, SectionCtx, Table};
+use super::table::{field, field_err, reserved_zero, SectionCtx, Table};
 use crate::enums::TileOrder;
 use crate::error::{ErrorKind, Result};
 use crate::layout::{caps, RawTableHead, RawWeights, WEIGHT_BLOB_ALIGN};
@@ -113,58 +113,25 @@ impl<'a> WeightsSection<'a> {
         for i in 0..table.count {
             let r = table.record(i)?;
             let ro = table.record_offset(i);
-            if !(1..=8).contains(&r.bits) {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawWeights,
-                    bits,
-                    ErrorKind::Invalid {
-                        found: r.bits.into(),
-                        expected: "1..=8"
-                    }
-                ));
-            }
-            if TileOrder::from_raw(r.order).is_none() {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawWeights,
-                    order,
-                    ErrorKind::Invalid {
-                        found: r.order.into(),
-                        expected: "0 (flat) or 1 (row_per_output)"
-                    }
-                ));
-            }
-            if !WORD_BITS.contains(&r.word_bits.get()) {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawWeights,
-                    word_bits,
-                    ErrorKind::Invalid {
-                        found: r.word_bits.get().into(),
-                        expected: "32, 64, 128, 256 or 512"
-                    }
-                ));
-            }
-            if !(1..=4).contains(&r.rank) {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawWeights,
-                    rank,
-                    ErrorKind::Invalid {
-                        found: r.rank.into(),
-                        expected: "1..=4"
-                    }
-                ));
-            }
+            ctx.code_bits(field!(i, ro, RawWeights, bits), r.bits)?;
+            ctx.ensure(
+                TileOrder::from_raw(r.order).is_some(),
+                field!(i, ro, RawWeights, order),
+                r.order,
+                "0 (flat) or 1 (row_per_output)",
+            )?;
+            ctx.ensure(
+                WORD_BITS.contains(&r.word_bits.get()),
+                field!(i, ro, RawWeights, word_bits),
+                r.word_bits.get(),
+                "32, 64, 128, 256 or 512",
+            )?;
+            ctx.ensure(
+                (1..=4).contains(&r.rank),
+                field!(i, ro, RawWeights, rank),
+                r.rank,
+                "1..=4",
+            )?;
             reserved_zero(&ctx, Some(i), "reserved0", ro + 5, &r.reserved0)?;
             for (k, d) in r.dims.iter().enumerate() {
                 let at = ro + core::mem::offset_of!(RawWeights, dims) as u64 + 4 * k as u64;

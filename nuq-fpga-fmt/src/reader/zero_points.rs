@@ -1,9 +1,9 @@
 //! The ZERO_POINTS section (format 1.1): per channel, the input code that stands for a real
 //! zero (the padding value of an `input_zp` layer).
 
-use super::table::{field_err, reserved_zero, SectionCtx, Table};
+use super::table::{field, reserved_zero, SectionCtx, Table};
 use crate::error::{ErrorKind, Result};
-use crate::layout::{caps, RawTableHead, RawZeroPoints, BYTE_BLOB_ALIGN};
+use crate::layout::{RawTableHead, RawZeroPoints, BYTE_BLOB_ALIGN};
 use core::mem::{offset_of, size_of};
 
 /// The validated ZERO_POINTS section (empty in a file declaring format 1.0).
@@ -37,32 +37,8 @@ impl<'a> ZeroPointsSection<'a> {
             let r = table.record(i)?;
             let ro = table.record_offset(i);
             let channels = r.channels.get();
-            if channels == 0 || channels > caps::CHANNELS {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawZeroPoints,
-                    channels,
-                    ErrorKind::Invalid {
-                        found: channels.into(),
-                        expected: "1..=2^24"
-                    }
-                ));
-            }
-            if !(1..=8).contains(&r.bits) {
-                return Err(field_err!(
-                    ctx,
-                    i,
-                    ro,
-                    RawZeroPoints,
-                    bits,
-                    ErrorKind::Invalid {
-                        found: r.bits.into(),
-                        expected: "1..=8"
-                    }
-                ));
-            }
+            ctx.channels(field!(i, ro, RawZeroPoints, channels), channels)?;
+            ctx.code_bits(field!(i, ro, RawZeroPoints, bits), r.bits)?;
             reserved_zero(&ctx, Some(i), "reserved", ro + 5, &r.reserved)?;
             let vo = ro + offset_of!(RawZeroPoints, values) as u64;
             let values = blobs.take(
