@@ -363,9 +363,19 @@ fn cifar_layout_resnet_pipeline() {
         &out,
         &"--json",
     ]);
-    args.extend(["--qat-epochs", "1"].iter().map(Into::into));
+    let figs = dir.path().join("figs");
+    args.extend(["--qat-epochs", "1", "--plot"].iter().map(Into::into));
+    args.push(figs.clone().into());
     let v = json(&nuq(&args));
     assert!(v["float_acc"].as_f64().unwrap() > 0.9, "{v}");
+    // --plot draws the residual joins too (their i64 join sums), 4-bit: 15 thresholds each.
+    let names = common::listing(&figs);
+    let adds: Vec<&String> = names.iter().filter(|n| n.starts_with("add")).collect();
+    assert!(!adds.is_empty(), "{names:?}");
+    for a in adds {
+        let svg = std::fs::read_to_string(figs.join(a)).unwrap();
+        assert_eq!(svg.matches("<!-- nuq-threshold k=").count(), 15, "{a}");
+    }
     assert!(v["int_acc"].as_f64().unwrap() > 0.9, "{v}");
     let e = json(&nuq(os([
         &"eval",
