@@ -154,7 +154,7 @@ fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnErro
         directions.push(Direction::of_scale(d));
     }
     Ok(Requant {
-        thresholds: MacThresholds::new(q.bits, thresholds, directions).map_err(|source| {
+        thresholds: MacThresholds::new(q.bits(), thresholds, directions).map_err(|source| {
             NnError::Core {
                 what: format!("activation quantizer {name}: MAC thresholds"),
                 source,
