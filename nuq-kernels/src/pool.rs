@@ -24,17 +24,20 @@ pub struct PoolGeometry {
     pub kernel: usize,
     /// Stride.
     pub stride: usize,
+    /// Positions added on every side (at most `kernel / 2`, so every window covers at least
+    /// one input position); they never win, as PyTorch's `−∞` padding.
+    pub padding: usize,
 }
 
 impl PoolGeometry {
     /// Output height.
     pub fn out_height(&self) -> usize {
-        (self.height - self.kernel) / self.stride + 1
+        (self.height + 2 * self.padding - self.kernel) / self.stride + 1
     }
 
     /// Output width.
     pub fn out_width(&self) -> usize {
-        (self.width - self.kernel) / self.stride + 1
+        (self.width + 2 * self.padding - self.kernel) / self.stride + 1
     }
 
     fn validate(&self) -> Result<(), KernelError> {
@@ -53,11 +56,18 @@ impl PoolGeometry {
                 });
             }
         }
-        if self.height.min(self.width) < self.kernel {
+        if self.padding > self.kernel / 2 {
+            return Err(KernelError::Unsupported {
+                what: "max-pool padding",
+                value: self.padding as i64,
+                allowed: "at most half the kernel",
+            });
+        }
+        if self.height.min(self.width) + 2 * self.padding < self.kernel {
             return Err(KernelError::Unsupported {
                 what: "max-pool kernel",
                 value: self.kernel as i64,
-                allowed: "at most the input's height and width",
+                allowed: "at most the padded input's height and width",
             });
         }
         Ok(())
@@ -78,8 +88,13 @@ pub fn max_pool_u8(g: &PoolGeometry, input: &[u8], out: &mut [u8]) -> Result<(),
         for ox in 0..ow {
             let dst = &mut out[(oy * ow + ox) * c..][..c];
             dst.fill(0);
-            for iy in oy * g.stride..oy * g.stride + g.kernel {
-                for ix in ox * g.stride..ox * g.stride + g.kernel {
+            // Window rows and columns inside the input (padded positions never win; every
+            // window covers at least one input position since padding <= kernel / 2).
+            let (y0, x0) = (oy * g.stride, ox * g.stride);
+            let rows = y0.max(g.padding)..(y0 + g.kernel).min(g.height + g.padding);
+            for iy in rows.map(|y| y - g.padding) {
+                let cols = x0.max(g.padding)..(x0 + g.kernel).min(g.width + g.padding);
+                for ix in cols.map(|x| x - g.padding) {
                     let src = &input[(iy * g.width + ix) * c..][..c];
                     for (d, &s) in dst.iter_mut().zip(src) {
                         *d = (*d).max(s);

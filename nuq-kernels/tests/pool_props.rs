@@ -11,10 +11,12 @@ proptest! {
     fn max_pool_is_window_max(
         height in 1usize..8, width in 1usize..8, channels in 1usize..20,
         (kernel, stride) in prop::sample::select(vec![(2usize, 2usize), (3, 2), (3, 1), (1, 1)]),
+        pad in 0usize..2,
         seed: u64,
     ) {
-        prop_assume!(height.min(width) >= kernel);
-        let g = PoolGeometry { height, width, channels, kernel, stride };
+        let padding = pad.min(kernel / 2);
+        prop_assume!(height.min(width) + 2 * padding >= kernel);
+        let g = PoolGeometry { height, width, channels, kernel, stride, padding };
         let mut s = seed;
         let x: Vec<u8> = (0..height * width * channels)
             .map(|_| {
@@ -28,15 +30,19 @@ proptest! {
         for (p, o) in out.chunks_exact(channels).enumerate() {
             let (oy, ox) = (p / ow, p % ow);
             for (c, &o) in o.iter().enumerate() {
-                let window = (0..kernel * kernel).map(|t| {
-                    let (iy, ix) = (oy * stride + t / kernel, ox * stride + t % kernel);
-                    x[(iy * width + ix) * channels + c]
+                // Positions in padded coordinates; padded ones are skipped (never win).
+                let window = (0..kernel * kernel).filter_map(|t| {
+                    let (py, px) = (oy * stride + t / kernel, ox * stride + t % kernel);
+                    let (iy, ix) = (py.checked_sub(padding)?, px.checked_sub(padding)?);
+                    (iy < height && ix < width).then(|| x[(iy * width + ix) * channels + c])
                 });
                 prop_assert_eq!(o, window.max().unwrap());
             }
         }
-        let bad = PoolGeometry { kernel: height.min(width) + 1, ..g };
+        let bad = PoolGeometry { kernel: height.min(width) + 2 * padding + 1, ..g };
         prop_assert!(max_pool_u8(&bad, &x, &mut out).is_err());
+        let too_much_padding = PoolGeometry { padding: kernel / 2 + 1, ..g };
+        prop_assert!(max_pool_u8(&too_much_padding, &x, &mut out).is_err());
     }
 
     #[test]

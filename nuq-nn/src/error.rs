@@ -489,6 +489,15 @@ pub enum ModelProblem {
         /// Padding on each side.
         padding: usize,
     },
+    /// A max-pool padded by more than half its window (a window could then cover padding
+    /// only).
+    #[error("max-pool padding {padding} exceeds half the {kernel}-wide window")]
+    PoolPadding {
+        /// Window side.
+        kernel: usize,
+        /// Padding on each side.
+        padding: usize,
+    },
     /// A residual join's main-branch shift above 30.
     #[error("add shift {0} exceeds 30")]
     ShiftTooLarge(u8),

@@ -117,8 +117,16 @@ fn reference(model: &IntegerModel, images: &[u8], n: usize) -> Vec<Val> {
                                 let mut m = 0u8;
                                 for ky in 0..p.kernel {
                                     for kx in 0..p.kernel {
+                                        // Padded positions never win.
                                         let (y, xx) = (oy * p.stride + ky, ox * p.stride + kx);
-                                        m = m.max(x[((b * xi.h + y) * xi.w + xx) * xi.c + c]);
+                                        let (Some(y), Some(xx)) =
+                                            (y.checked_sub(p.padding), xx.checked_sub(p.padding))
+                                        else {
+                                            continue;
+                                        };
+                                        if y < xi.h && xx < xi.w {
+                                            m = m.max(x[((b * xi.h + y) * xi.w + xx) * xi.c + c]);
+                                        }
                                     }
                                 }
                                 out.push(m);

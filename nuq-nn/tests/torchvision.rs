@@ -6,11 +6,12 @@ use std::sync::Arc;
 use half::f16;
 use nuq_nn::checkpoint::{load_model_bytes, model_bytes};
 use nuq_nn::data::{Augment, Dataset};
+use nuq_nn::integer::{from_file_model, to_file_model, Node};
 use nuq_nn::optim::Sgd;
-use nuq_nn::pipeline::{quantize, Quiet, Recipe};
+use nuq_nn::pipeline::{quantize_with_twin, twin_agreement, Quiet, Recipe};
 use nuq_nn::quant::{Family, QuantConfig};
 use nuq_nn::train::train_step;
-use nuq_nn::{Arch, CrossEntropy, Mode, ModelConfig, Network, NnError, Rng, Tensor};
+use nuq_nn::{Arch, CrossEntropy, Mode, ModelConfig, Network, Rng, Tensor};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
@@ -210,7 +211,7 @@ fn images(n: usize, seed: u64) -> Arc<Dataset> {
 }
 
 #[test]
-fn a_torchvision_checkpoint_loads_trains_and_quantizes_up_to_the_fold() {
+fn a_torchvision_checkpoint_loads_trains_and_quantizes_to_integers() {
     let cfg = config(Arch::ResNet18ImageNet, 0.25, 1, 28);
     let mut net = Network::new(cfg, 3).unwrap();
     load_model_bytes(
@@ -240,21 +241,23 @@ fn a_torchvision_checkpoint_loads_trains_and_quantizes_up_to_the_fold() {
     net.visit_params(&mut |_, p| after.extend_from_slice(&p.value));
     assert_ne!(before, after);
     assert!(after.iter().all(|v| v.is_finite()));
-    // Preparing, calibrating and fine-tuning work through the padded max-pool; the integer
-    // model has no padded max-pool yet, so the fold refuses it by name.
+    // Prepare, calibrate, fine-tune and fold, through the padded stem max-pool.
     let data = images(32, 6);
     let mut recipe = Recipe::new(QuantConfig::new(4, Family::KQuantile));
     recipe.calib_images = 16;
     recipe.qat_images = 16;
     let norm = Augment::normalize_only(vec![0.286], vec![0.353]);
-    match quantize(net, &recipe, &data, &norm, &Quiet) {
-        Err(NnError::NoIntegerForm { layer, why }) => {
-            assert_eq!(layer, "maxpool");
-            assert!(why.contains("padding"), "{why}");
-        }
-        other => panic!(
-            "expected the fold to refuse the padded max-pool, got {:?}",
-            other.map(|_| ())
-        ),
-    }
+    let (model, mut twin) = quantize_with_twin(net, &recipe, &data, &norm, &Quiet).unwrap();
+    let pool = model.nodes.iter().find_map(|n| match n {
+        Node::MaxPool(p) => Some(p.clone()),
+        _ => None,
+    });
+    let pool = pool.expect("the stem's max-pool");
+    assert_eq!((pool.kernel, pool.stride, pool.padding), (3, 2, 1));
+    // The integer model computes what its float twin computes.
+    let agree = twin_agreement(&mut twin, &model, &data).unwrap();
+    assert!(agree.top1 >= 0.9, "top-1 agreement {}", agree.top1);
+    // The padded pool survives the .nuq file.
+    let file = to_file_model(&model, Family::KQuantile, Default::default()).unwrap();
+    assert_eq!(from_file_model(&file).unwrap(), model);
 }

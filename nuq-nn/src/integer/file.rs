@@ -258,7 +258,11 @@ pub fn to_file_model(
                 &[layer_of[p.input]],
                 shape,
             )
-            .with_window([p.kernel as u32; 2], [p.stride as u32; 2], [0; 4]),
+            .with_window(
+                [p.kernel as u32; 2],
+                [p.stride as u32; 2],
+                [p.padding as u32; 4],
+            ),
             Node::GlobalAvgPool { input } => Layer::new(
                 &format!("avgpool{i}"),
                 LayerOp::GlobalAvgPool,
@@ -473,13 +477,14 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
             LayerOp::MaxPool2d => {
                 no_requant(l, &name)?;
                 plain_window(l, &name)?;
-                if l.padding[0] != 0 {
+                if l.padding[0] > l.kernel[0] / 2 {
                     return Err(unsupported(&name, "padding", l.padding));
                 }
                 nodes.push(Node::MaxPool(MaxPoolNode {
                     input: tid,
                     kernel: l.kernel[0] as usize,
                     stride: l.stride[0] as usize,
+                    padding: l.padding[0] as usize,
                 }));
             }
             LayerOp::GlobalAvgPool => {

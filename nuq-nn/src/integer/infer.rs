@@ -366,6 +366,7 @@ fn compile(
                 channels: x.c,
                 kernel: p.kernel,
                 stride: p.stride,
+                padding: p.padding,
             })
         }
         Node::GlobalAvgPool { .. } => Op::GlobalAvgPool,

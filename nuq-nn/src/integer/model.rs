@@ -139,6 +139,9 @@ pub struct MaxPoolNode {
     pub kernel: usize,
     /// Stride.
     pub stride: usize,
+    /// Positions added on every side, at most `kernel / 2`; they never win (PyTorch's `−∞`
+    /// padding: every window still covers an input position).
+    pub padding: usize,
 }
 
 /// A fully connected layer over the flattened activation levels, producing the class logits as
@@ -375,9 +378,18 @@ impl IntegerModel {
                             ModelProblem::NotPositive("max-pool kernel and stride"),
                         ));
                     }
+                    if p.padding > p.kernel / 2 {
+                        return Err(bad(
+                            i,
+                            ModelProblem::PoolPadding {
+                                kernel: p.kernel,
+                                padding: p.padding,
+                            },
+                        ));
+                    }
                     TensorInfo {
-                        h: window_out(i, "max-pool", x.h, 0, p.kernel, p.stride)?,
-                        w: window_out(i, "max-pool", x.w, 0, p.kernel, p.stride)?,
+                        h: window_out(i, "max-pool", x.h, p.padding, p.kernel, p.stride)?,
+                        w: window_out(i, "max-pool", x.w, p.padding, p.kernel, p.stride)?,
                         ..x
                     }
                 }

@@ -22,8 +22,6 @@ const MIN_CHANNEL_SAMPLES: usize = 1 << 12;
 /// threshold of `+∞` is never reached.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActQuantizer {
-    /// Code bits.
-    pub bits: u8,
     /// Real thresholds: `groups × (2^bits − 1)` values, group-major, ascending in each group.
     pub thresholds: Vec<f64>,
     /// The `2^bits` integer levels, on the unsigned 8-bit grid.
@@ -33,6 +31,11 @@ pub struct ActQuantizer {
 }
 
 impl ActQuantizer {
+    /// Code bits (the codebook's index bits).
+    pub fn bits(&self) -> u8 {
+        self.codebook.bits()
+    }
+
     /// Fits a quantizer of `family` to post-ReLU samples in any order (non-negative;
     /// negative values are treated as 0), one group for all of them.
     ///
@@ -121,7 +124,6 @@ impl ActQuantizer {
         if positive.is_empty() {
             // Everything is zero: code 0 always; the other levels are never used.
             return Ok(ActQuantizer {
-                bits,
                 thresholds: vec![f64::INFINITY; n - 1],
                 codebook: level_table(bits, (0..n).map(|i| i as u8).collect()),
                 scale: 1.0,
@@ -326,7 +328,6 @@ fn snap_centroids(bits: u8, centroids: &[f64], thresholds: Vec<f64>) -> ActQuant
     let scale = top / 255.0;
     let wanted: Vec<f64> = centroids.iter().map(|c| c / scale).collect();
     ActQuantizer {
-        bits,
         thresholds,
         codebook: level_table(bits, distinct_levels(&wanted)),
         scale,
@@ -411,7 +412,6 @@ fn nearest(bits: u8, fitted: &[i32], scale: f64) -> ActQuantizer {
         .map(|p| scale * (f64::from(p[0]) + f64::from(p[1])) / 2.0)
         .collect();
     ActQuantizer {
-        bits,
         thresholds,
         codebook: level_table(bits, levels),
         scale,

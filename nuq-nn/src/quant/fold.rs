@@ -154,7 +154,7 @@ fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnErro
         directions.push(Direction::of_scale(d));
     }
     Ok(Requant {
-        thresholds: MacThresholds::new(q.bits, thresholds, directions).map_err(|source| {
+        thresholds: MacThresholds::new(q.bits(), thresholds, directions).map_err(|source| {
             NnError::Core {
                 what: format!("activation quantizer {name}: MAC thresholds"),
                 source,
@@ -399,14 +399,8 @@ impl Builder<'_> {
                 self.block(&name, qb)?;
             } else if let Some(p) = any.downcast_ref::<MaxPool2d>() {
                 let cur = self.cur;
-                if p.padding() != 0 {
-                    return Err(NnError::NoIntegerForm {
-                        layer: name.clone(),
-                        why: "the integer model's max-pool has no padding yet",
-                    });
-                }
-                let (k, st) = (p.kernel(), p.stride());
-                if cur.h < k || cur.w < k {
+                let (k, st, pad) = (p.kernel(), p.stride(), p.padding());
+                if cur.h + 2 * pad < k || cur.w + 2 * pad < k {
                     return Err(NnError::NoIntegerForm {
                         layer: name.clone(),
                         why: "pool window larger than its input",
@@ -417,10 +411,11 @@ impl Builder<'_> {
                         input: cur.id,
                         kernel: k,
                         stride: st,
+                        padding: pad,
                     }),
                     cur.scale,
-                    (cur.h - k) / st + 1,
-                    (cur.w - k) / st + 1,
+                    (cur.h + 2 * pad - k) / st + 1,
+                    (cur.w + 2 * pad - k) / st + 1,
                     cur.c,
                 );
             } else if any.is::<GlobalAvgPool>() {

@@ -162,7 +162,7 @@ impl Layer for ActQuant {
         let clip = self
             .quantizer
             .as_ref()
-            .map_or(f32::INFINITY, |q| q.value(((1u16 << q.bits) - 1) as u8));
+            .map_or(f32::INFINITY, |q| q.value(((1u16 << q.bits()) - 1) as u8));
         self.dx.reshape_uninit(x.shape());
         self.dx
             .data_mut()
@@ -195,7 +195,7 @@ fn clip_gradient(q: &ActQuantizer, x: &Tensor, dy: &Tensor) -> f64 {
         return 0.0;
     }
     let per_image = (h * w * c) as f64;
-    let positive_levels = f64::from((1u32 << q.bits) - 1);
+    let positive_levels = f64::from((1u32 << q.bits()) - 1);
     let g = 1.0 / (per_image * positive_levels).sqrt();
     let clip = q.clip();
     let sum: f64 = x
