@@ -127,6 +127,9 @@ pub fn layer_cdfs(model: &IntegerModel, images: &[u8], n: usize) -> Result<Vec<L
             continue;
         };
         let channels = t.channels();
+        if channels == 0 {
+            continue;
+        }
         let len = match &pre {
             Values::U8(v) => v.len(),
             Values::I32(v) => v.len(),
