@@ -8,6 +8,7 @@ mod commands;
 mod dataset;
 mod exit;
 mod float_model;
+mod mac_cdf;
 mod model_file;
 mod output;
 mod progress;

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{fails, json, nuq, ok, os, stderr, train_tiny, usage_error, write_fashion_like};
+use common::{
+    fails, json, listing, nuq, ok, os, stderr, train_tiny, usage_error, write_fashion_like,
+};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Output;
@@ -361,9 +363,19 @@ fn cifar_layout_resnet_pipeline() {
         &out,
         &"--json",
     ]);
-    args.extend(["--qat-epochs", "1"].iter().map(Into::into));
+    let figs = dir.path().join("figs");
+    args.extend(["--qat-epochs", "1", "--plot"].iter().map(Into::into));
+    args.push(figs.clone().into());
     let v = json(&nuq(&args));
     assert!(v["float_acc"].as_f64().unwrap() > 0.9, "{v}");
+    // --plot draws the residual joins too (their i64 join sums), 4-bit: 15 thresholds each.
+    let names = common::listing(&figs);
+    let adds: Vec<&String> = names.iter().filter(|n| n.starts_with("add")).collect();
+    assert!(!adds.is_empty(), "{names:?}");
+    for a in adds {
+        let svg = std::fs::read_to_string(figs.join(a)).unwrap();
+        assert_eq!(svg.matches("<!-- nuq-threshold k=").count(), 15, "{a}");
+    }
     assert!(v["int_acc"].as_f64().unwrap() > 0.9, "{v}");
     let e = json(&nuq(os([
         &"eval",
@@ -429,4 +441,95 @@ fn an_interrupted_quantize_leaves_no_partial_model() {
         }
     }
     assert!(killed >= 3, "only {killed} runs were interrupted");
+}
+
+#[test]
+fn plot_draws_one_mac_cdf_per_requantized_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_like(dir.path(), 256, 20);
+    let ckpt = train_tiny(dir.path(), &dir.path().join("f.safetensors"));
+    let out = dir.path().join("q.nuq");
+    let plots = dir.path().join("figs").join("nested");
+    let plot_arg = plots.to_str().unwrap();
+    let v = quantize(
+        dir.path(),
+        &ckpt,
+        &out,
+        &[
+            "--mean",
+            "0",
+            "--bits",
+            "2",
+            "--no-eval",
+            "--plot",
+            plot_arg,
+        ],
+    );
+    // One figure per layer with MAC thresholds in the written model, plus the index.
+    let bytes = std::fs::read(&out).unwrap();
+    let file = nuq_fpga_fmt::NuqFile::parse(&bytes).unwrap();
+    let requantized = nuq_fpga_fmt::Model::from_file(&file)
+        .layers
+        .iter()
+        .filter(|l| l.thresholds.is_some())
+        .count();
+    assert!(requantized >= 2, "{requantized}");
+    let names = listing(&plots);
+    let svgs: Vec<&String> = names.iter().filter(|n| n.ends_with(".svg")).collect();
+    assert_eq!(svgs.len(), requantized, "{names:?}");
+    assert_eq!(names.len(), requantized + 1, "{names:?}");
+    assert_eq!(v["plots"].as_array().unwrap().len(), requantized + 1, "{v}");
+    let index = std::fs::read_to_string(plots.join("index.md")).unwrap();
+    for svg in &svgs {
+        assert!(index.contains(&format!("({svg})")), "{index}");
+        let text = std::fs::read_to_string(plots.join(svg)).unwrap();
+        assert!(
+            text.starts_with("<svg") || text.starts_with("<?xml"),
+            "{svg}"
+        );
+        assert!(text.trim_end().ends_with("</svg>"), "{svg}");
+        // 2-bit codes: three thresholds, each marked; every drawn one is a polyline beside
+        // the CDF and the boundaries.
+        let marks = text.matches("<!-- nuq-threshold k=").count();
+        assert_eq!(marks, 3, "{svg}");
+        let drawn = marks - text.matches("off-plot").count();
+        assert!(text.matches("<polyline").count() > drawn + 3, "{svg}");
+        assert!(
+            text.contains("channel "),
+            "{svg}: caption names the channel"
+        );
+    }
+    // The model is the same with and without --plot.
+    let plain = dir.path().join("plain.nuq");
+    quantize(
+        dir.path(),
+        &ckpt,
+        &plain,
+        &["--mean", "0", "--bits", "2", "--no-eval"],
+    );
+    assert_eq!(std::fs::read(&plain).unwrap(), bytes);
+
+    // A --plot path under a regular file: a clear error naming it, no model, no figures.
+    let blocker = dir.path().join("blocker");
+    std::fs::write(&blocker, b"x").unwrap();
+    let bad = blocker.join("figs");
+    let out2 = dir.path().join("q2.nuq");
+    let o = quantize_run(
+        &ckpt,
+        dir.path(),
+        &out2,
+        &[
+            "--mean",
+            "0",
+            "--bits",
+            "2",
+            "--no-eval",
+            "--plot",
+            bad.to_str().unwrap(),
+        ],
+    );
+    let err = fails(&o);
+    assert!(err.contains("blocker"), "{err}");
+    assert!(!out2.exists());
+    assert!(!bad.exists());
 }

@@ -1,6 +1,7 @@
 //! The subcommands, one module each.
 
 pub mod bench;
+pub mod cdf_plots;
 pub mod demo;
 pub mod eval;
 pub mod export;

@@ -10,11 +10,13 @@ use clap::Args;
 use nuq_nn::data::Split;
 use serde::Serialize;
 
+use crate::commands::cdf_plots;
 use crate::dataset::DataArgs;
 use crate::exit::{CmdResult, Failure};
 use crate::float_model::{self, ModelArgs};
+use crate::mac_cdf::{layer_cdfs, MAX_IMAGES};
 use crate::model_file::write_model;
-use crate::output;
+use crate::output::{self, StagedDir};
 use crate::progress::Progress;
 use crate::quantization::QuantArgs;
 use nuq_nn::pipeline::{float_stats, integer_accuracy, quantize_with_twin, twin_agreement};
@@ -34,7 +36,9 @@ use nuq_nn::pipeline::{float_stats, integer_accuracy, quantize_with_twin, twin_a
         nuq quantize vgg.safetensors --out vgg-w4a4.nuq\n  \
         nuq quantize vgg.safetensors --bits 3 --family lloyd --qat-epochs 1 --out vgg-w3a3.nuq\n  \
         nuq quantize resnet18.pt.safetensors --model resnet18 --width 1 --dataset cifar10 \\\n      \
-        --data ~/cifar-10-batches-bin --weight-bits 4 --act-bits 4 --out r18.nuq"
+        --data ~/cifar-10-batches-bin --weight-bits 4 --act-bits 4 --out r18.nuq\n  \
+        nuq quantize vgg.safetensors --out vgg-w4a4.nuq --plot figures/   \
+        # one MAC-result CDF per requantized layer"
 )]
 pub struct QuantizeArgs {
     /// The float checkpoint (.safetensors).
@@ -54,6 +58,12 @@ pub struct QuantizeArgs {
     /// Skip the float and integer test-set evaluation.
     #[arg(long)]
     no_eval: bool,
+    /// Also draw, per requantized layer of the integer model, the empirical CDF of its
+    /// integer MAC result on the first calibration images (at most 256) with the equal-mass
+    /// boundaries and the MAC thresholds (the paper's Figure 1): DIR/<layer>.svg for one
+    /// channel per layer, plus DIR/index.md. Only reads the model.
+    #[arg(long, value_name = "DIR")]
+    plot: Option<PathBuf>,
     /// Print the results as one JSON object on stdout (the text goes to stderr).
     #[arg(long)]
     json: bool,
@@ -73,6 +83,9 @@ struct QuantizeReport {
     /// Share of test images on which the twin and the integer model predict the same class.
     twin_agreement: Option<f64>,
     model_bytes: u64,
+    /// Figures written by --plot (file names inside the directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plots: Option<Vec<String>>,
     seconds: f64,
     out: String,
 }
@@ -86,6 +99,8 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
             a.out.display()
         )));
     }
+    // Prepare the figure directory first: an unwritable --plot fails before any work.
+    let mut plot_dir = a.plot.as_deref().map(StagedDir::new).transpose()?;
     let progress = Progress::new();
     let train = Arc::new(a.data.load(Split::Train)?);
     let cfg = float_model::resolve(&a.checkpoint, &a.model, &train)?;
@@ -109,6 +124,19 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
         ),
         None => (None, None),
     };
+    let mut plot_files = None;
+    if let Some(staged) = &mut plot_dir {
+        let images = recipe.calib_images.min(MAX_IMAGES).min(train.len()).max(1);
+        let per = train.height * train.width * train.channels;
+        let layers =
+            layer_cdfs(&model, &train.images[..images * per], images).map_err(Failure::new)?;
+        for l in &layers {
+            let p = cdf_plots::layer_plot(l).map_err(Failure::new)?;
+            staged.add(&p.file_name, p.svg.as_bytes())?;
+        }
+        staged.add("index.md", cdf_plots::index(&layers, images).as_bytes())?;
+        plot_files = Some(layers.len());
+    }
     let mut meta = BTreeMap::new();
     meta.insert("model".into(), format!("{} width {}", cfg.arch, cfg.width));
     meta.insert("dataset".into(), a.data.dataset.name().into());
@@ -129,6 +157,16 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
     }
     let family = a.quant.weight_family.unwrap_or(a.quant.family);
     let model_bytes = write_model(&a.out, &model, family, meta)?;
+    let plots = match plot_dir {
+        Some(staged) => Some(
+            staged
+                .commit()?
+                .iter()
+                .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+                .collect::<Vec<_>>(),
+        ),
+        None => None,
+    };
     let report = QuantizeReport {
         model: cfg.arch.to_string(),
         width: cfg.width,
@@ -139,6 +177,7 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
         twin_acc: agreement.map(|a| a.twin_acc),
         twin_agreement: agreement.map(|a| a.top1),
         model_bytes,
+        plots,
         seconds: t0.elapsed().as_secs_f64(),
         out: a.out.display().to_string(),
     };
@@ -162,5 +201,11 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
         ));
     }
     text.push_str(&format!("wrote {} ({} bytes)\n", report.out, model_bytes));
+    if let (Some(dir), Some(n)) = (&a.plot, plot_files) {
+        text.push_str(&format!(
+            "wrote {n} MAC-result CDF figure(s) and index.md to {}\n",
+            dir.display()
+        ));
+    }
     output::finish(a.json, &text, &report)
 }

@@ -138,7 +138,7 @@ struct Manifest {
     tensors: Vec<TensorEntry>,
 }
 
-fn op_name(node: &Node) -> &'static str {
+pub(crate) fn op_name(node: &Node) -> &'static str {
     match node {
         Node::Conv(_) => "conv",
         Node::Add(_) => "add",
@@ -150,14 +150,14 @@ fn op_name(node: &Node) -> &'static str {
 
 /// One tensor's values as the vectors hold them.
 #[derive(Debug, Clone)]
-enum Values {
+pub(crate) enum Values {
     U8(Vec<u8>),
     I32(Vec<i32>),
     I64(Vec<i64>),
 }
 
 impl Values {
-    fn of(data: TensorData<'_>) -> Self {
+    pub(crate) fn of(data: TensorData<'_>) -> Self {
         match data {
             TensorData::Levels(v) => Values::U8(v.to_vec()),
             TensorData::Int32(v) => Values::I32(v.to_vec()),
@@ -173,7 +173,7 @@ impl Values {
     }
 
     /// Element `i` widened.
-    fn get(&self, i: usize) -> i64 {
+    pub(crate) fn get(&self, i: usize) -> i64 {
         match self {
             Values::U8(v) => i64::from(v[i]),
             Values::I32(v) => i64::from(v[i]),
@@ -220,7 +220,12 @@ fn codes_of(levels: &[u8], book: &[u8]) -> Vec<u8> {
 
 /// The value node `i` compares with its thresholds, for every output element of `n` images
 /// (`None` for a node without requantization), recomputed from the tensors it reads.
-fn prerequant(model: &IntegerModel, i: usize, tensors: &[Values], n: usize) -> Option<Values> {
+pub(crate) fn prerequant(
+    model: &IntegerModel,
+    i: usize,
+    tensors: &[Values],
+    n: usize,
+) -> Option<Values> {
     let infos = model.tensor_infos().ok()?;
     match &model.nodes[i] {
         Node::Conv(c) if matches!(c.output, ConvOutput::Codes(_)) => {

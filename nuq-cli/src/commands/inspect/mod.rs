@@ -1,6 +1,6 @@
 //! `nuq inspect`: what is in a `.nuq` file.
 
-mod plots;
+pub(crate) mod plots;
 mod summary;
 mod text;
 

@@ -12,7 +12,7 @@ use nuq_fpga_fmt::Direction;
 use plotters::prelude::*;
 
 /// Plot size in pixels.
-const SIZE: (u32, u32) = (900, 540);
+pub(crate) const SIZE: (u32, u32) = (900, 540);
 
 /// Threshold plots mark every point up to this many channels; wider tables get lines only,
 /// which keeps the SVG small and readable.
@@ -28,7 +28,7 @@ pub struct Plot {
 }
 
 /// Keeps the characters that are safe in a file name on every system.
-fn file_stem(name: &str) -> String {
+pub(crate) fn file_stem(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
@@ -40,7 +40,7 @@ fn file_stem(name: &str) -> String {
         .collect()
 }
 
-fn draw_error(what: &str, e: impl std::fmt::Display) -> String {
+pub(crate) fn draw_error(what: &str, e: impl std::fmt::Display) -> String {
     format!("cannot draw the {what} plot: {e}")
 }
 
@@ -143,7 +143,7 @@ fn weight_plot(
 }
 
 /// Colour `k` of `n` on a ramp from blue (lowest threshold) to red (highest).
-fn ramp(k: usize, n: usize) -> RGBColor {
+pub(crate) fn ramp(k: usize, n: usize) -> RGBColor {
     let t = if n > 1 {
         k as f64 / (n - 1) as f64
     } else {
