@@ -13,6 +13,7 @@
 //! | [`mod@gemm`] | [`gemm()`]: `u8` activations × packed weights; rayon tiles, thread-count independent; one `GemmKernel` per path |
 //! | [`threshold`] | [`threshold::Thresholds`]: FINN MultiThreshold, per-channel ascending or descending |
 //! | [`residual_threshold`] | [`residual_threshold::ResidualThresholds`]: residual join (shift + fixed-point aligned shortcut) requantized to levels by 64-bit thresholds |
+//! | [`window`] | [`Window`]: the geometry of a convolution's or max-pool's square window |
 //! | [`pool`] | integer max-pool, global average pool (rounded half up) |
 //! | [`overflow`] | the `K·max|w|·max|a|` accumulator bound, enforced by every GEMM |
 //! | [`archparam`] | every tiling and tuning number, each with what it trades off (one tile policy serves the GEMMs and the convolution) |
@@ -53,8 +54,10 @@ pub mod threshold;
 #[cfg(target_arch = "x86_64")]
 mod threshold_search;
 mod tiling;
+pub mod window;
 
 pub use error::KernelError;
 pub use gemm::gemm;
 pub use packed::{CodebookWeights, PackedWeights, Weights, PANEL};
 pub use path::KernelPath;
+pub use window::Window;

@@ -3,84 +3,30 @@
 //! Both pools work on whole channel rows (`[C]` slices), which the compiler vectorises on
 //! every target; they are memory-bound, so one implementation serves every path.
 //!
-//! * [`max_pool_u8`]: window maximum over one image (unpadded: the result is always one of
-//!   the input levels).
+//! * [`max_pool_u8`]: window maximum over one image ([`Window`], padded positions never win:
+//!   the result is always one of the input levels).
 //! * [`global_avg_pool_u8`]: the mean over `H·W` rounded to nearest with **ties up**,
 //!   exactly in integers: `q = (Σ + ⌊HW/2⌋) / HW` (what the integer model defines).
 
 use crate::error::check_len;
+use crate::window::Window;
 use crate::KernelError;
-
-/// Shape of a max-pool over one image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolGeometry {
-    /// Input height.
-    pub height: usize,
-    /// Input width.
-    pub width: usize,
-    /// Channels.
-    pub channels: usize,
-    /// Square window side.
-    pub kernel: usize,
-    /// Stride.
-    pub stride: usize,
-    /// Positions added on every side (at most `kernel / 2`, so every window covers at least
-    /// one input position); they never win, as PyTorch's `−∞` padding.
-    pub padding: usize,
-}
-
-impl PoolGeometry {
-    /// Output height.
-    pub fn out_height(&self) -> usize {
-        (self.height + 2 * self.padding - self.kernel) / self.stride + 1
-    }
-
-    /// Output width.
-    pub fn out_width(&self) -> usize {
-        (self.width + 2 * self.padding - self.kernel) / self.stride + 1
-    }
-
-    fn validate(&self) -> Result<(), KernelError> {
-        for (what, v) in [
-            ("height", self.height),
-            ("width", self.width),
-            ("channels", self.channels),
-            ("kernel", self.kernel),
-            ("stride", self.stride),
-        ] {
-            if v == 0 {
-                return Err(KernelError::Unsupported {
-                    what,
-                    value: 0,
-                    allowed: "at least 1",
-                });
-            }
-        }
-        if self.padding > self.kernel / 2 {
-            return Err(KernelError::Unsupported {
-                what: "max-pool padding",
-                value: self.padding as i64,
-                allowed: "at most half the kernel",
-            });
-        }
-        if self.height.min(self.width) + 2 * self.padding < self.kernel {
-            return Err(KernelError::Unsupported {
-                what: "max-pool kernel",
-                value: self.kernel as i64,
-                allowed: "at most the padded input's height and width",
-            });
-        }
-        Ok(())
-    }
-}
 
 /// Max-pool of one image `input` (`[H][W][C]`) into `out` (`[OH][OW][C]`).
 ///
 /// # Errors
 /// [`KernelError::Unsupported`] for a bad geometry, [`KernelError::SliceTooShort`] for
 /// short slices.
-pub fn max_pool_u8(g: &PoolGeometry, input: &[u8], out: &mut [u8]) -> Result<(), KernelError> {
-    g.validate()?;
+pub fn max_pool_u8(g: &Window, input: &[u8], out: &mut [u8]) -> Result<(), KernelError> {
+    g.validate("max-pool kernel")?;
+    // Padded positions never win; every window must still cover an input position.
+    if g.padding > g.kernel / 2 {
+        return Err(KernelError::Unsupported {
+            what: "max-pool padding",
+            value: g.padding as i64,
+            allowed: "at most half the kernel",
+        });
+    }
     let (oh, ow, c) = (g.out_height(), g.out_width(), g.channels);
     check_len("max-pool input", g.height * g.width * c, input.len())?;
     check_len("max-pool output", oh * ow * c, out.len())?;

@@ -5,7 +5,8 @@
 //! 64-bit requantization.
 
 use nuq_core::{Direction, MacThresholds};
-use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, ConvShape, Requantize};
+use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, Requantize};
+use nuq_kernels::Window;
 use nuq_kernels::{KernelError, KernelPath, Weights};
 use proptest::prelude::*;
 
@@ -14,7 +15,7 @@ use common::lcg;
 
 /// One layer as plain data, as a caller hands it over; `requant: None` is `acc + bias`.
 struct Layer {
-    shape: ConvShape,
+    shape: Window,
     pad: Vec<u8>,
     c_out: usize,
     bits: u8,
@@ -142,7 +143,7 @@ proptest! {
         bits in prop::sample::select(vec![1u8, 2, 3, 4, 8]), out_bits in 0u8..5,
         huge_bias: bool, threads in 1usize..4, seed: u64,
     ) {
-        let shape = ConvShape { height, width, channels, kernel, stride, padding };
+        let shape = Window { height, width, channels, kernel, stride, padding };
         prop_assume!(height.min(width) + 2 * padding >= kernel);
         let mut rng = lcg(seed);
         let k = shape.k();
@@ -182,7 +183,7 @@ fn wide_bound_and_extreme_thresholds_stay_exact() {
             let (lo, hi) = (i32::MIN, i32::MAX);
             let t = [-2000, 0, 2000, lo, lo + 5, hi, -1000, 10, hi - bias.max(0)];
             let dirs = vec![Direction::Rising, Direction::Rising, Direction::Falling];
-            let shape = ConvShape {
+            let shape = Window {
                 height: 1,
                 width: 2,
                 channels,
@@ -212,7 +213,7 @@ fn wide_bound_and_extreme_thresholds_stay_exact() {
 
 #[test]
 fn conv_rejects_bad_input() {
-    let shape = ConvShape {
+    let shape = Window {
         height: 2,
         width: 2,
         channels: 1,
@@ -224,7 +225,7 @@ fn conv_rejects_bad_input() {
     let acc = Requantize::Accumulator;
     let unsupported = Conv::new(shape, &[0], w(), &[0, 0], acc);
     assert!(matches!(unsupported, Err(KernelError::Unsupported { .. })));
-    let shape = ConvShape {
+    let shape = Window {
         padding: 1,
         ..shape
     };

@@ -1,7 +1,8 @@
 //! Pooling properties: max-pool picks the window maximum;
 //! global average pool rounds to nearest with ties up.
 
-use nuq_kernels::pool::{global_avg_pool_u8, max_pool_u8, PoolGeometry};
+use nuq_kernels::pool::{global_avg_pool_u8, max_pool_u8};
+use nuq_kernels::Window;
 use proptest::prelude::*;
 
 proptest! {
@@ -16,7 +17,7 @@ proptest! {
     ) {
         let padding = pad.min(kernel / 2);
         prop_assume!(height.min(width) + 2 * padding >= kernel);
-        let g = PoolGeometry { height, width, channels, kernel, stride, padding };
+        let g = Window { height, width, channels, kernel, stride, padding };
         let mut s = seed;
         let x: Vec<u8> = (0..height * width * channels)
             .map(|_| {
@@ -39,9 +40,9 @@ proptest! {
                 prop_assert_eq!(o, window.max().unwrap());
             }
         }
-        let bad = PoolGeometry { kernel: height.min(width) + 2 * padding + 1, ..g };
+        let bad = Window { kernel: height.min(width) + 2 * padding + 1, ..g };
         prop_assert!(max_pool_u8(&bad, &x, &mut out).is_err());
-        let too_much_padding = PoolGeometry { padding: kernel / 2 + 1, ..g };
+        let too_much_padding = Window { padding: kernel / 2 + 1, ..g };
         prop_assert!(max_pool_u8(&too_much_padding, &x, &mut out).is_err());
     }
 

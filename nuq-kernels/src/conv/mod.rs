@@ -1,7 +1,7 @@
 //! The fused convolution: im2col, block GEMM and requantization, tiled so that each tile
 //! unfolds, multiplies and requantizes its own block while it is in cache.
 //!
-//! A [`Conv`] is compiled once per layer from plain data — the [`ConvShape`], the packed
+//! A [`Conv`] is compiled once per layer from plain data — the [`Window`](crate::Window), the packed
 //! [`Weights`] (indices `[c_out][k]`, `k` in `(ky, kx, ci)` order, with their int8 levels:
 //! [`Weights::pack`] chooses codebook indices for 2–4 bits, int8 otherwise), the bias and the
 //! output wanted ([`Requantize`]: levels through `nuq-core`'s
@@ -10,7 +10,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `unfold` | the im2col plan ([`ConvShape`]) and the unfolding of a range of output pixels |
+//! | `unfold` | the im2col plan (on a [`Window`](crate::Window)) and the unfolding of a range of output pixels |
 //! | `epilogue` | requantization with bias-folded `i32` thresholds, in 64-bit, or `acc + bias` |
 //! | `tiles` | the tile driver: row tiles, or column tiles over one im2col matrix for short outputs |
 //!
@@ -32,12 +32,13 @@
 //!
 //! ```
 //! use nuq_core::{Direction, MacThresholds};
-//! use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, ConvShape, Requantize};
+//! use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, Requantize};
+//! use nuq_kernels::Window;
 //! use nuq_kernels::{KernelPath, Weights};
 //!
 //! // A 3×3 convolution with padding 1 of one 2×2 single-channel image into two channels:
 //! // channel 0 sums the window, channel 1 negates the centre; 1-bit output codes.
-//! let shape = ConvShape { height: 2, width: 2, channels: 1, kernel: 3, stride: 1, padding: 1 };
+//! let shape = Window { height: 2, width: 2, channels: 1, kernel: 3, stride: 1, padding: 1 };
 //! let mut indices = vec![1u8; 9]; // level 1 everywhere ...
 //! indices.extend([0, 0, 0, 0, 2, 0, 0, 0, 0]); // ... and −1 at the centre
 //! let weights = Weights::pack(&indices, 2, 9, 2, &[0, 1, -1])?;
@@ -57,16 +58,16 @@ mod tiles;
 mod unfold;
 
 pub use epilogue::{ConvOut, Requantize};
-pub use unfold::ConvShape;
 
 use crate::error::{check_eq, check_len};
+use crate::window::Window;
 use crate::{KernelError, KernelPath, Weights};
 use epilogue::Epilogue;
 
 /// A convolution compiled for the kernels (see the [module docs](self)).
 #[derive(Debug, Clone)]
 pub struct Conv {
-    shape: ConvShape,
+    shape: Window,
     /// The byte each input channel pads with.
     pad: Vec<u8>,
     weights: Weights,
@@ -91,13 +92,13 @@ impl Conv {
     /// input; [`KernelError::ShapeMismatch`] when the padding bytes, weights, bias,
     /// thresholds or levels disagree about a size.
     pub fn new(
-        shape: ConvShape,
+        shape: Window,
         pad: &[u8],
         weights: Weights,
         bias: &[i32],
         output: Requantize<'_>,
     ) -> Result<Conv, KernelError> {
-        shape.validate()?;
+        shape.validate("conv kernel")?;
         let (channels, k, n) = (shape.channels, shape.k(), weights.n());
         check_eq("padding bytes (one per channel)", channels, pad.len())?;
         check_eq("weight row length (kernel² · channels)", k, weights.k())?;

@@ -2,71 +2,12 @@
 //! pixels into a caller's buffer (NHWC, taps in `(ky, kx, c)` order — the weights' order —
 //! with a per-channel padding byte).
 
-use crate::KernelError;
+use crate::window::Window;
 
-/// The geometry of a square 2-D convolution over NHWC images.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvShape {
-    /// Input height.
-    pub height: usize,
-    /// Input width.
-    pub width: usize,
-    /// Input channels.
-    pub channels: usize,
-    /// Square kernel side.
-    pub kernel: usize,
-    /// Stride.
-    pub stride: usize,
-    /// Padding on every side.
-    pub padding: usize,
-}
-
-impl ConvShape {
-    /// Output height, `(height + 2·padding − kernel) / stride + 1`.
-    pub fn out_height(&self) -> usize {
-        (self.height + 2 * self.padding - self.kernel) / self.stride + 1
-    }
-
-    /// Output width.
-    pub fn out_width(&self) -> usize {
-        (self.width + 2 * self.padding - self.kernel) / self.stride + 1
-    }
-
-    /// Bytes per im2col row, the GEMM's reduction length (`kernel² · channels`).
-    pub fn k(&self) -> usize {
-        self.kernel * self.kernel * self.channels
-    }
-
+impl Window {
     /// Whether the input already is the im2col matrix (1×1, stride 1, no padding).
     pub(crate) fn direct(&self) -> bool {
         self.kernel == 1 && self.stride == 1 && self.padding == 0
-    }
-
-    /// `Ok` for a shape whose kernel fits the padded input.
-    pub(crate) fn validate(&self) -> Result<(), KernelError> {
-        for (what, v) in [
-            ("conv height", self.height),
-            ("conv width", self.width),
-            ("conv channels", self.channels),
-            ("conv kernel", self.kernel),
-            ("conv stride", self.stride),
-        ] {
-            if v == 0 {
-                return Err(KernelError::Unsupported {
-                    what,
-                    value: 0,
-                    allowed: "at least 1",
-                });
-            }
-        }
-        if self.height.min(self.width) + 2 * self.padding < self.kernel {
-            return Err(KernelError::Unsupported {
-                what: "conv kernel",
-                value: self.kernel as i64,
-                allowed: "at most the padded input's height and width",
-            });
-        }
-        Ok(())
     }
 
     /// Writes the rows of output pixels `first .. first + rows` (pixels counted across the

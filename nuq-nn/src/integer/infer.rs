@@ -19,9 +19,10 @@
 //! Every output element is computed by exactly one tile with exact integer arithmetic, so
 //! logits are bit-identical across kernel paths, thread counts and batch splits.
 
-use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, ConvShape, Requantize};
-use nuq_kernels::pool::{global_avg_pool_u8, max_pool_u8, PoolGeometry};
+use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, Requantize};
+use nuq_kernels::pool::{global_avg_pool_u8, max_pool_u8};
 use nuq_kernels::residual_threshold::{ResidualThresholds, Shortcut};
+use nuq_kernels::Window;
 use nuq_kernels::{KernelError, KernelPath, Weights};
 use rayon::prelude::*;
 
@@ -35,7 +36,7 @@ use crate::NnError;
 enum Op {
     Conv(Box<Conv>),
     Add(Box<ResidualThresholds>),
-    MaxPool(PoolGeometry),
+    MaxPool(Window),
     GlobalAvgPool,
 }
 
@@ -321,7 +322,7 @@ fn compile(
     Ok(match node {
         Node::Conv(c) => {
             let x = infos[c.input];
-            let shape = ConvShape {
+            let shape = Window {
                 height: x.h,
                 width: x.w,
                 channels: c.c_in,
@@ -360,7 +361,7 @@ fn compile(
         }
         Node::MaxPool(p) => {
             let x = infos[p.input];
-            Op::MaxPool(PoolGeometry {
+            Op::MaxPool(Window {
                 height: x.h,
                 width: x.w,
                 channels: x.c,
@@ -376,7 +377,7 @@ fn compile(
             let x = infos[l.input];
             let mut nhwc = l.weights.clone();
             nhwc.indices = transpose_rows(&l.weights.indices, x.c, x.h * x.w);
-            let shape = ConvShape {
+            let shape = Window {
                 height: 1,
                 width: 1,
                 channels: l.in_features,
@@ -405,7 +406,7 @@ fn compile(
 fn conv(
     i: usize,
     node: &Node,
-    shape: ConvShape,
+    shape: Window,
     pad: &[u8],
     w: &WeightTable,
     bias: &[i32],
