@@ -1,7 +1,7 @@
 //! The fused convolution: im2col, block GEMM and requantization, tiled so that each tile
 //! unfolds, multiplies and requantizes its own block while it is in cache.
 //!
-//! A [`Conv`] is compiled once per layer from plain data — the [`Window`](crate::Window), the packed
+//! A [`Conv`] is compiled once per layer from plain data — the [`Window`], the packed
 //! [`Weights`] (indices `[c_out][k]`, `k` in `(ky, kx, ci)` order, with their int8 levels:
 //! [`Weights::pack`] chooses codebook indices for 2–4 bits, int8 otherwise), the bias and the
 //! output wanted ([`Requantize`]: levels through `nuq-core`'s
@@ -10,7 +10,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `unfold` | the im2col plan (on a [`Window`](crate::Window)) and the unfolding of a range of output pixels |
+//! | `unfold` | the im2col plan (on a [`Window`]) and the unfolding of a range of output pixels |
 //! | `epilogue` | requantization with bias-folded `i32` thresholds, in 64-bit, or `acc + bias` |
 //! | `tiles` | the tile driver: row tiles, or column tiles over one im2col matrix for short outputs |
 //!
