@@ -60,30 +60,6 @@ impl Requant {
     pub fn code(&self, c: usize, acc: i64) -> u8 {
         self.thresholds.code(c, acc)
     }
-
-    /// Requantizes `acc` (`[pixel][channel]`) into levels and, when given, codes.
-    pub fn apply(
-        &self,
-        acc: &[i64],
-        channels: usize,
-        levels: &mut [u8],
-        mut codes: Option<&mut [u8]>,
-    ) {
-        let lut = self.lut();
-        for (p, (a, l)) in acc
-            .chunks_exact(channels)
-            .zip(levels.chunks_exact_mut(channels))
-            .enumerate()
-        {
-            for c in 0..channels {
-                let code = self.code(c, a[c]);
-                l[c] = lut[usize::from(code)];
-                if let Some(codes) = codes.as_deref_mut() {
-                    codes[p * channels + c] = code;
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
