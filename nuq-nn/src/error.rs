@@ -282,6 +282,9 @@ pub enum NnError {
     /// Checkpoint reading or writing failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// Importing an ONNX model failed.
+    #[error(transparent)]
+    Onnx(#[from] crate::onnx::OnnxError),
 }
 
 /// Errors from reading or writing checkpoints.
