@@ -72,16 +72,14 @@ pub enum OnnxError {
         reason: String,
     },
     /// An attribute or constant input of a supported operator has a value that is malformed.
-    #[error("{node}: {what}: expected {expected}, found {found}")]
+    #[error("{node}: {what}: {problem}")]
     BadValue {
         /// The node.
         node: NodeRef,
         /// The attribute or input.
         what: String,
-        /// What a valid value is.
-        expected: String,
-        /// What the file holds.
-        found: String,
+        /// What a valid value is and what the file holds (`expected …, found …`).
+        problem: String,
     },
     /// A node reads a tensor that no initializer, constant, graph input or earlier node
     /// provides, or needs a constant (a weight) where the value is computed at run time.

@@ -85,8 +85,7 @@ impl Node {
         OnnxError::BadValue {
             node: self.at.clone(),
             what: format!("attribute {what}"),
-            expected: expected.to_string(),
-            found,
+            problem: format!("expected {expected}, found {found}"),
         }
     }
 
@@ -218,7 +217,7 @@ pub(crate) fn decode_tensor(name: &str, t: &TensorProto) -> Result<Constant, Onn
     };
     let raw = &t.raw_data;
     let values = if !raw.is_empty() || count == 0 {
-        let expected = count.checked_mul(size).unwrap_or(usize::MAX);
+        let expected = count.saturating_mul(size);
         if raw.len() != expected {
             return Err(problem(format!(
                 "raw_data holds {} bytes, expected {expected} for dimensions {dims:?}",

@@ -227,3 +227,273 @@ pub fn import_bytes(bytes: &[u8]) -> Result<ImportedNetwork, OnnxError> {
         producer: g.producer.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::proto::{
+        attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
+        ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+        ValueInfoProto,
+    };
+    use super::*;
+    use crate::{Mode, Tensor};
+
+    fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
+        let dim = dims
+            .iter()
+            .map(|&d| tensor_shape_proto::Dimension {
+                value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
+            })
+            .collect();
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: 1,
+                    shape: Some(TensorShapeProto { dim }),
+                })),
+            }),
+        }
+    }
+
+    fn floats(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
+        TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: 1,
+            float_data: v.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            ints: v.to_vec(),
+            r#type: AttributeType::Ints as i32,
+            ..Default::default()
+        }
+    }
+
+    fn node(name: &str, op: &str, inputs: &[&str], output: &str) -> NodeProto {
+        NodeProto {
+            name: name.into(),
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            ..Default::default()
+        }
+    }
+
+    /// input [1, 1, 4, 4] → `nodes` → `output`, with a 2×1×3×3 conv weight `w`, a 2-vector
+    /// `b` and a classifier `fc` [3, 2] available as initializers.
+    fn model(nodes: Vec<NodeProto>, extra: Vec<TensorProto>, opset: i64) -> Vec<u8> {
+        let mut initializer = vec![
+            floats(
+                "w",
+                &[2, 1, 3, 3],
+                &[
+                    0.1, -0.2, 0.3, 0.4, 0.5, -0.6, 0.7, 0.8, 0.9, -0.1, 0.2, 0.3, -0.4, 0.5, 0.6,
+                    0.7, -0.8, 0.9,
+                ],
+            ),
+            floats("b", &[2], &[0.05, -0.05]),
+            floats("fc", &[3, 2], &[1.0, -1.0, 0.5, 0.25, -0.5, 2.0]),
+        ];
+        initializer.extend(extra);
+        let out = nodes.last().unwrap().output[0].clone();
+        ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: opset,
+            }],
+            graph: Some(GraphProto {
+                node: nodes,
+                initializer,
+                input: vec![value("x", &[1, 1, 4, 4])],
+                output: vec![value(&out, &[])],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    /// Conv (bias, BN folded) → Relu → GlobalAveragePool → Flatten → Gemm (transB 1).
+    fn good_nodes() -> Vec<NodeProto> {
+        vec![
+            node("c", "Conv", &["x", "w", "b"], "c1"),
+            node("r", "Relu", &["c1"], "r1"),
+            node("p", "GlobalAveragePool", &["r1"], "p1"),
+            node("f", "Flatten", &["p1"], "f1"),
+            NodeProto {
+                attribute: vec![AttributeProto {
+                    name: "transB".into(),
+                    i: 1,
+                    r#type: AttributeType::Int as i32,
+                    ..Default::default()
+                }],
+                ..node("g", "Gemm", &["f1", "fc"], "y")
+            },
+        ]
+    }
+
+    fn import_err(bytes: &[u8]) -> OnnxError {
+        match import_bytes(bytes) {
+            Ok(_) => panic!("imported"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn a_hand_built_chain_imports_and_runs() {
+        let mut m = import_bytes(&model(good_nodes(), vec![], 13)).unwrap();
+        assert_eq!(m.network.config().classes, 3);
+        let y = m
+            .network
+            .forward(&Tensor::zeros([1, 4, 4, 1]), Mode::Eval)
+            .unwrap();
+        // Zero input: conv output = bias, ReLU, mean = relu(bias) = [0.05, 0]; logits = fc·that.
+        let f = [1.0, -1.0, 0.5, 0.25, -0.5, 2.0];
+        for (o, &v) in y.data().iter().enumerate() {
+            assert!((v - 0.05 * f[o * 2]).abs() < 1e-6, "{o}: {v}");
+        }
+        // Without transB the [3, 2] weight is [in, out]: 3 inputs do not fit 2 features.
+        let mut nodes = good_nodes();
+        nodes[4].attribute.clear();
+        assert!(matches!(
+            import_err(&model(nodes, vec![], 13)),
+            OnnxError::BadValue { .. }
+        ));
+    }
+
+    #[test]
+    fn grouped_convolution_is_refused_naming_the_node() {
+        let mut nodes = good_nodes();
+        nodes[0].attribute.push(AttributeProto {
+            name: "group".into(),
+            i: 2,
+            r#type: AttributeType::Int as i32,
+            ..Default::default()
+        });
+        let e = import_err(&model(nodes, vec![], 17));
+        let OnnxError::UnsupportedOp { node, .. } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(
+            (node.index, node.count, node.name.as_str(), node.op.as_str()),
+            (0, 5, "c", "Conv")
+        );
+        assert!(
+            e.to_string()
+                .starts_with("node 0 of 5 (Conv, \"c\"): grouped"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn asymmetric_padding_and_dilation_are_refused() {
+        for attr in [
+            ints_attr("pads", &[1, 1, 0, 0]),
+            ints_attr("dilations", &[2, 2]),
+        ] {
+            let mut nodes = good_nodes();
+            nodes[0].attribute.push(attr);
+            assert!(matches!(
+                import_err(&model(nodes, vec![], 17)),
+                OnnxError::UnsupportedOp { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn a_node_off_the_path_is_refused_not_dropped() {
+        // A Relu of a constant: read by nothing on the path, so it would silently vanish.
+        let mut nodes = good_nodes();
+        nodes.insert(1, node("stray", "Relu", &["b"], "unused"));
+        let e = import_err(&model(nodes, vec![], 17));
+        let OnnxError::Unreached { node: at } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!((at.index, at.name.as_str()), (1, "stray"));
+        // A side branch that ends nowhere.
+        let mut nodes = good_nodes();
+        nodes.insert(2, node("side", "Relu", &["r1"], "dead"));
+        assert!(matches!(
+            import_err(&model(nodes, vec![], 17)),
+            OnnxError::Structure { .. }
+        ));
+    }
+
+    #[test]
+    fn an_operator_without_a_layer_is_refused() {
+        let mut nodes = good_nodes();
+        nodes[1].op_type = "Sigmoid".into();
+        let e = import_err(&model(nodes, vec![], 17));
+        let OnnxError::UnsupportedOp { node, reason } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!((node.index, node.op.as_str()), (1, "Sigmoid"));
+        assert!(reason.contains("no nuq layer"), "{reason}");
+    }
+
+    #[test]
+    fn old_opsets_and_external_data_are_refused() {
+        assert!(matches!(
+            import_err(&model(good_nodes(), vec![], 9)),
+            OnnxError::Opset { found: 9, .. }
+        ));
+        let mut ext = floats("w", &[2, 1, 3, 3], &[]);
+        ext.data_location = 1;
+        let mut bytes = model(good_nodes(), vec![], 13);
+        // The conv weight stored in an external file.
+        let mut m = ModelProto::decode(bytes.as_slice()).unwrap();
+        m.graph.as_mut().unwrap().initializer[0] = ext;
+        bytes = m.encode_to_vec();
+        assert!(matches!(import_err(&bytes), OnnxError::Tensor { .. }));
+    }
+
+    #[test]
+    fn half_precision_weights_read_as_their_f32_values() {
+        let w: Vec<f32> = (0..18).map(|i| (i as f32 - 9.0) / 8.0).collect();
+        let raw: Vec<u8> = w
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect();
+        let t = TensorProto {
+            name: "w16".into(),
+            dims: vec![2, 1, 3, 3],
+            data_type: 10,
+            raw_data: raw,
+            ..Default::default()
+        };
+        let c = graph::decode_tensor("w16", &t).unwrap();
+        assert_eq!(c.floats().unwrap(), w.as_slice());
+        let mut short = t.clone();
+        short.raw_data.pop();
+        assert!(matches!(
+            graph::decode_tensor("w16", &short),
+            Err(OnnxError::Tensor { .. })
+        ));
+    }
+
+    #[test]
+    fn reshape_other_than_flatten_is_refused() {
+        let shape = TensorProto {
+            name: "shape".into(),
+            dims: vec![3],
+            data_type: 7,
+            int64_data: vec![1, 2, -1],
+            ..Default::default()
+        };
+        let mut nodes = good_nodes();
+        nodes[3] = node("rs", "Reshape", &["p1", "shape"], "f1");
+        let e = import_err(&model(nodes, vec![shape], 17));
+        let OnnxError::UnsupportedOp { node, reason } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(node.op, "Reshape");
+        assert!(reason.contains("[1, 2, -1]"), "{reason}");
+    }
+}

@@ -125,8 +125,7 @@ fn bad_value(n: &Node, what: &str, expected: &str, found: impl Into<String>) -> 
     OnnxError::BadValue {
         node: n.at.clone(),
         what: what.to_string(),
-        expected: expected.to_string(),
-        found: found.into(),
+        problem: format!("expected {expected}, found {}", found.into()),
     }
 }
 
