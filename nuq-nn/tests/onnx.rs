@@ -156,7 +156,7 @@ fn relu6_is_refused_naming_the_node() {
     assert!(
         text.contains("Clip")
             && text.contains("/act/Clip")
-            && text.contains(&format!("node {}", node.index)),
+            && text.contains(&format!("graph.node[{}]", node.index)),
         "{text}"
     );
 }

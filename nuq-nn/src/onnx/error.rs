@@ -22,7 +22,7 @@ impl std::fmt::Display for NodeRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "node {} of {} ({}, {:?})",
+            "graph.node[{}] of {} ({} {:?})",
             self.index, self.count, self.op, self.name
         )
     }

@@ -387,7 +387,7 @@ mod tests {
         );
         assert!(
             e.to_string()
-                .starts_with("node 0 of 5 (Conv, \"c\"): grouped"),
+                .starts_with("graph.node[0] of 5 (Conv \"c\"): grouped"),
             "{e}"
         );
     }
