@@ -46,6 +46,28 @@ fn an_onnx_resnet_quantizes_and_its_model_evaluates_identically() {
     let e = json(&nuq(os([&"eval", &out, &"--data", &dir.path(), &"--json"])));
     assert_eq!(e["kind"], "integer");
     assert_eq!(e["accuracy"], v["int_acc"]);
+    // Quantization-aware training starts from the ONNX file too.
+    let qat = dir.path().join("qat.nuq");
+    let t = json(&nuq(os([
+        &"train",
+        &"--data",
+        &dir.path(),
+        &"--bits",
+        &"4",
+        &"--init",
+        &onnx,
+        &"--epochs",
+        &"1",
+        &"--out",
+        &qat,
+        &"--json",
+    ])));
+    let e = json(&nuq(os([&"eval", &qat, &"--data", &dir.path(), &"--json"])));
+    assert_eq!(
+        Some(e["accuracy"].as_f64().unwrap()),
+        t["int_acc"].as_f64(),
+        "{t}"
+    );
 }
 
 #[test]
