@@ -328,7 +328,12 @@ impl<'g> Walker<'g> {
             }
         };
         self.used[relu] = true;
-        let out = g.nodes[relu].outputs[0].clone();
+        let out = g.nodes[relu]
+            .outputs
+            .first()
+            .filter(|o| !o.is_empty())
+            .cloned()
+            .ok_or_else(|| structure(&g.nodes[relu], "has no output"))?;
         self.acts.insert(out.clone(), sa);
         // The main branch is the longer one (torchvision: conv–BN–ReLU–conv–BN against the
         // identity or a 1×1 conv–BN projection).
