@@ -47,7 +47,8 @@ pub enum Arch {
     /// ResNet-34 with torchvision's ImageNet stem.
     ResNet34ImageNet,
     /// A network read from an ONNX file by [`crate::onnx::import`]: its layers come from the
-    /// file, so [`Network::new`] cannot build it and it is not in [`Arch::ALL`].
+    /// file, so [`Network::new`] cannot build it and it is not in [`Arch::ALL`] (a checkpoint
+    /// saved from it records `onnx`, which names no buildable network: keep the `.onnx` file).
     Onnx,
 }
 
