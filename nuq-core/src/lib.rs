@@ -112,6 +112,7 @@ extern crate alloc;
 mod calibrate;
 mod codebook;
 mod empirical;
+mod equal_mass;
 mod error;
 mod family;
 mod fixed_point;
@@ -129,6 +130,9 @@ mod stats;
 pub use calibrate::Calibration;
 pub use codebook::{Codebook, LloydMaxOptions, Polarity};
 pub use empirical::EmpiricalDistribution;
+pub use equal_mass::{
+    Assignment, BinLevel, EqualMassBins, KQuantileFit, GAP_SPLIT, MIN_GAP,
+};
 pub use error::{Error, Result};
 pub use family::Family;
 pub use fixed_point::FixedPointMultiplier;

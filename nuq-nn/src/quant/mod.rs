@@ -26,7 +26,7 @@ pub use act::ActQuantizer;
 pub use config::{InputNorm, QuantConfig};
 pub use layers::{ActQuant, GridRound, QuantBlock};
 pub use network::QuantizedNetwork;
-pub use weights::{quantize_weights, QuantizedWeights};
+pub use weights::{quantize_weights, quantize_weights_by, KQuantileRule, QuantizedWeights};
 
 /// A codebook family for weights or activations: `nuq-core`'s [`Family`], the one the `.nuq`
 /// file stores. Quantizers fit the [`TRAINABLE`] families; asking for another one is

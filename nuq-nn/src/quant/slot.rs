@@ -1,7 +1,9 @@
 //! One quantized weight tensor with its float master copy: the quantized view the network
 //! uses, re-quantized from the masters at every fine-tuning step, refitted and rescaled.
 
-use crate::quant::weights::{center_rows, quantize_weights, QuantizedWeights};
+use nuq_core::EqualMassBins;
+
+use crate::quant::weights::{center_rows, quantize_weights_by, KQuantileRule, QuantizedWeights};
 use crate::quant::Family;
 use crate::NnError;
 
@@ -24,6 +26,14 @@ pub(crate) struct WeightSlot {
     /// Weight normalisation: every row is used minus its mean (the effective weights of a
     /// row sum to about zero; the per-row scale already divides out the magnitude).
     pub center: bool,
+    /// k-quantile assignment and bin levels.
+    pub rule: KQuantileRule,
+    /// Under quantile assignment, refit the equal-mass boundaries to the masters at every
+    /// re-quantization (the levels stay).
+    pub follow: bool,
+    /// UNIQ training noise: while set, [`WeightSlot::requantize`] returns noisy weights
+    /// instead of the levels (the indices are still the quantile ones).
+    pub noise: Option<crate::Rng>,
 }
 
 /// Momentum of the learned weight scales.
@@ -55,13 +65,14 @@ impl WeightSlot {
     /// Fits a new codebook and new scales to the float masters.
     pub(crate) fn refit(&mut self, name: &str, bits: u8, family: Family) -> Result<(), NnError> {
         let rows = self.q.scales.len();
-        self.q = quantize_weights(
+        self.q = quantize_weights_by(
             name,
             &self.master_rows(),
             rows,
             bits,
             family,
             self.per_channel,
+            self.rule,
         )?;
         self.velocity.clear();
         Ok(())
@@ -160,28 +171,94 @@ impl WeightSlot {
 
     /// Re-quantizes the master weights with the slot's codebook and scales, updates the
     /// indices and returns the dequantized values in the parameter's layout.
+    ///
+    /// Under quantile assignment a weight's index is its bin among its row's (or the
+    /// tensor's) equal-mass boundaries — refitted to the masters first with
+    /// [`WeightSlot::follow`] — otherwise its nearest level. With [`WeightSlot::noise`] the
+    /// returned values are UNIQ's noisy weights ([`WeightSlot::noisy`]) rather than levels.
     pub fn requantize(&mut self) -> Vec<f32> {
         let rows = self.q.scales.len();
         let k = self.shadow.len() / rows.max(1);
         let means = self.row_means();
+        if self.follow {
+            if let Some(b) = &self.q.bins {
+                // Non-finite masters (a diverged step) keep the previous boundaries.
+                if let Ok(fresh) = EqualMassBins::fit(&self.master_rows(), b.groups(), b.bins()) {
+                    self.q.bins = Some(fresh);
+                }
+            }
+        }
         let mut out = vec![0.0f32; self.shadow.len()];
         for (pos, &w) in self.shadow.iter().enumerate() {
             let (row, col, factor) = self.locate(pos, k);
             let s = self.q.scales[row];
-            let u = (f64::from(w) / factor - means[row]) / s;
-            let idx = self.q.table.codebook.nearest_f64(u);
+            let x = f64::from(w) / factor - means[row];
+            let idx = match &self.q.bins {
+                Some(b) => b.assign(row % b.groups().max(1), x),
+                None => self.q.table.codebook.nearest_f64(x / s),
+            };
             self.q.table.indices[row * k + col] = idx;
             let level = self.q.table.codebook.levels()[usize::from(idx)];
             out[pos] = (s * f64::from(level) * factor) as f32;
         }
+        if self.noise.is_some() && self.q.bins.is_some() {
+            self.noisy(&mut out, &means);
+        }
         out
+    }
+
+    /// UNIQ's training noise (Baskin et al., arXiv 1804.10969): each weight's CDF value
+    /// `u = F(w)` within its group (row, or tensor) gets uniform noise of one bin's width,
+    /// `u' = u + e`, `e ~ U(−1/2k, 1/2k)` for `k` bins, and the weight used is `F⁻¹(u')`
+    /// (linear between the group's sorted masters, clamped to the range). The dequantized value
+    /// is thus drawn across about one bin around the weight instead of snapped to its level;
+    /// the gradient reaches the master unchanged, as with the straight-through estimator.
+    fn noisy(&mut self, out: &mut [f32], means: &[f64]) {
+        let (Some(rng), Some(b)) = (self.noise.as_mut(), self.q.bins.as_ref()) else {
+            return;
+        };
+        let rows = self.q.scales.len();
+        let k = self.shadow.len() / rows.max(1);
+        let groups = b.groups().max(1);
+        let per = self.shadow.len() / groups;
+        let width = 1.0 / b.bins() as f64;
+        let factors: Vec<f64> = (0..self.shadow.len())
+            .map(|pos| {
+                self.input_factor
+                    .as_ref()
+                    .map_or(1.0, |f| f[(pos % k) % f.len()])
+            })
+            .collect();
+        let xs: Vec<f64> = self
+            .shadow
+            .iter()
+            .enumerate()
+            .map(|(pos, &w)| f64::from(w) / factors[pos] - means[pos / k])
+            .collect();
+        let mut order: Vec<usize> = Vec::with_capacity(per);
+        for g in 0..groups {
+            let range = g * per..(g + 1) * per;
+            order.clear();
+            order.extend(range.clone());
+            order.sort_unstable_by(|&i, &j| xs[i].total_cmp(&xs[j]));
+            let sorted: Vec<f64> = order.iter().map(|&i| xs[i]).collect();
+            let n = per as f64;
+            for (rank, &pos) in order.iter().enumerate() {
+                let u = (rank as f64 + 0.5) / n + (rng.next_f64() - 0.5) * width;
+                let p = (u * n - 0.5).clamp(0.0, n - 1.0);
+                let lo = p.floor() as usize;
+                let hi = (lo + 1).min(per - 1);
+                let v = sorted[lo] + (p - lo as f64) * (sorted[hi] - sorted[lo]);
+                out[pos] = (v * factors[pos]) as f32;
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::WeightSlot;
-    use crate::quant::weights::quantize_weights;
+    use crate::quant::weights::{quantize_weights, KQuantileRule};
     use crate::quant::Family;
 
     fn slot(per_channel: bool, bits: u8, family: Family) -> WeightSlot {
@@ -199,6 +276,9 @@ mod tests {
             per_channel,
             velocity: Vec::new(),
             center: false,
+            rule: KQuantileRule::default(),
+            follow: false,
+            noise: None,
         }
     }
 

@@ -1,6 +1,9 @@
 //! Weight quantization: a codebook on the signed 8-bit grid and one scale per output row.
 
-use nuq_core::{Calibration, Codebook, EmpiricalDistribution, Grid, LloydMaxOptions, Polarity};
+use nuq_core::{
+    Assignment, BinLevel, Calibration, Codebook, EmpiricalDistribution, EqualMassBins, Grid,
+    LloydMaxOptions, Polarity,
+};
 
 use crate::integer::WeightTable;
 use crate::quant::{check_trainable, Family};
@@ -14,6 +17,21 @@ pub struct QuantizedWeights {
     pub table: WeightTable,
     /// One scale per row (all equal for a per-tensor scale).
     pub scales: Vec<f64>,
+    /// The equal-mass bins the indices were assigned by (k-quantile with
+    /// [`Assignment::Quantile`]): one group of boundaries per row with per-row scales, one for
+    /// the tensor otherwise, in the units of the weights given to [`quantize_weights`]. `None`
+    /// for nearest-level assignment.
+    pub bins: Option<EqualMassBins>,
+}
+
+/// How k-quantile weights are assigned and what their levels stand at (the other families
+/// always assign to the nearest level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct KQuantileRule {
+    /// Quantile (the paper's, default) or nearest-level assignment.
+    pub assign: Assignment,
+    /// The level of a bin under quantile assignment: centroid (default) or median.
+    pub level: BinLevel,
 }
 
 impl QuantizedWeights {
@@ -50,17 +68,11 @@ fn core_err(what: &str) -> impl Fn(nuq_core::Error) -> NnError + '_ {
     }
 }
 
-/// Quantizes a row-major `rows × k` weight matrix to `bits`-bit indices.
-///
-/// With `per_channel`, each row is first divided by its root-mean-square, one codebook is
-/// fitted on the pooled normalised weights, and row `r`'s scale is `rms[r] · s`. Without it,
-/// one codebook and one scale serve the whole tensor. 8-bit weights use the uniform grid
-/// `−127..=127` whatever the family (the first and last layers of a network).
+/// Quantizes a row-major `rows × k` weight matrix to `bits`-bit indices, k-quantile by the
+/// default [`KQuantileRule`] (quantile assignment, centroid levels): [`quantize_weights_by`].
 ///
 /// # Errors
-/// [`NnError::InvalidParameter`] for an empty weight table or an impossible bit width,
-/// [`NnError::NonFinite`], [`NnError::Core`] when the codebook fit fails,
-/// [`NnError::UntrainableFamily`] for a family outside [`crate::quant::TRAINABLE`].
+/// As [`quantize_weights_by`].
 pub fn quantize_weights(
     what: &str,
     w: &[f32],
@@ -68,6 +80,44 @@ pub fn quantize_weights(
     bits: u8,
     family: Family,
     per_channel: bool,
+) -> Result<QuantizedWeights, NnError> {
+    quantize_weights_by(
+        what,
+        w,
+        rows,
+        bits,
+        family,
+        per_channel,
+        KQuantileRule::default(),
+    )
+}
+
+/// Quantizes a row-major `rows × k` weight matrix to `bits`-bit indices.
+///
+/// With `per_channel`, each row is first divided by its root-mean-square, one codebook is
+/// fitted on the pooled normalised weights, and row `r`'s scale is `rms[r] · s`. Without it,
+/// one codebook and one scale serve the whole tensor. 8-bit weights use the uniform grid
+/// `−127..=127` whatever the family (the first and last layers of a network).
+///
+/// k-quantile with [`Assignment::Quantile`] (the paper's quantizer) assigns each weight by
+/// its empirical CDF within its row (per-row scales) or the tensor: `2^bits` equal-mass bins
+/// with boundaries at the quantiles, the shared level of bin `j` the `rule.level` of all
+/// normalised weights in bin `j` ([`Codebook::k_quantile_by_cdf`]). With
+/// [`Assignment::Nearest`] the levels are the distinct equal-mass centroids
+/// ([`Codebook::k_quantile`]) and each weight goes to its nearest level.
+///
+/// # Errors
+/// [`NnError::InvalidParameter`] for an empty weight table or an impossible bit width,
+/// [`NnError::NonFinite`], [`NnError::Core`] when the codebook fit fails,
+/// [`NnError::UntrainableFamily`] for a family outside [`crate::quant::TRAINABLE`].
+pub fn quantize_weights_by(
+    what: &str,
+    w: &[f32],
+    rows: usize,
+    bits: u8,
+    family: Family,
+    per_channel: bool,
+    rule: KQuantileRule,
 ) -> Result<QuantizedWeights, NnError> {
     check_trainable(what, family)?;
     if rows == 0 || w.is_empty() || !w.len().is_multiple_of(rows) {
@@ -116,6 +166,22 @@ pub fn quantize_weights(
         .map(|(i, &v)| (f64::from(v) / norms[i / k]) as f32)
         .collect();
     let err = core_err(what);
+    if bits < 8 && family == Family::KQuantile && rule.assign == Assignment::Quantile {
+        let groups = if per_channel { rows } else { 1 };
+        let fit = Codebook::k_quantile_by_cdf(Grid::I8, bits, &normalised, groups, rule.level)
+            .map_err(&err)?;
+        let scale = f64::from(fit.scale.get());
+        let factors: Vec<f64> = if per_channel { norms.clone() } else { vec![1.0] };
+        let bins = fit.bins.scaled(&factors).map_err(&err)?;
+        return Ok(QuantizedWeights {
+            table: WeightTable {
+                codebook: fit.codebook,
+                indices: fit.indices,
+            },
+            scales: norms.iter().map(|n| n * scale).collect(),
+            bins: Some(bins),
+        });
+    }
     let (codebook, scale) = if bits == 8 {
         let cb = Codebook::uniform(Grid::I8, 8, Polarity::Signed).map_err(&err)?;
         let s = Calibration::MseOptimal
@@ -160,6 +226,7 @@ pub fn quantize_weights(
     Ok(QuantizedWeights {
         table: WeightTable { codebook, indices },
         scales: norms.iter().map(|n| n * scale).collect(),
+        bins: None,
     })
 }
 
