@@ -329,6 +329,52 @@ mod tests {
         plain.requantize();
     }
 
+    /// Quantile bins follow the masters when they move (equal mass after a shift of half
+    /// the row), stay put when fixed; UNIQ noise changes the values, not the indices.
+    #[test]
+    fn quantile_bins_follow_the_masters_and_noise_spares_the_indices() {
+        let mut s = slot(true, 3, Family::KQuantile);
+        let k = s.shadow.len() / s.q.scales.len();
+        let counts = |idx: &[u8]| {
+            let mut c = [0usize; 8];
+            for &i in idx {
+                c[usize::from(i)] += 1;
+            }
+            c
+        };
+        // Double the upper half of row 0: with following bins every index still holds k/8.
+        let mut moved = s.shadow.clone();
+        for v in &mut moved[..k] {
+            if *v > 0.0 {
+                *v *= 3.0;
+            }
+        }
+        s.shadow.copy_from_slice(&moved);
+        s.follow = false;
+        s.requantize();
+        let fixed = counts(&s.q.table.indices[..k]);
+        s.follow = true;
+        let hard = s.requantize();
+        assert_eq!(counts(&s.q.table.indices[..k]), [k / 8; 8]);
+        assert_ne!(fixed, [k / 8; 8]);
+        let indices = s.q.table.indices.clone();
+        s.noise = Some(crate::Rng::new(3));
+        let noisy = s.requantize();
+        assert_eq!(s.q.table.indices, indices);
+        assert_ne!(noisy, hard);
+        // Noise stays within about a bin: the noisy weight's rank moves by at most ~k/8.
+        let row: Vec<f32> = s.shadow[..k].to_vec();
+        let mut sorted = row.clone();
+        sorted.sort_by(f32::total_cmp);
+        for (&w, &n) in row.iter().zip(&noisy[..k]) {
+            let rw = sorted.partition_point(|&v| v < w) as i64;
+            let rn = sorted.partition_point(|&v| v < n) as i64;
+            assert!((rw - rn).abs() <= (k / 16 + 2) as i64, "{rw} vs {rn}");
+        }
+        s.noise = None;
+        assert_eq!(s.requantize(), hard);
+    }
+
     /// With the reconstruction error as the loss, learned scales pulled far from the
     /// calibrated ones come back: the clip gradient points the right way in both directions.
     #[test]

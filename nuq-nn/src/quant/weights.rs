@@ -278,6 +278,44 @@ mod tests {
         }
     }
 
+    /// Quantile assignment: every row's indices hold equal mass and follow the row's order;
+    /// nearest assignment keeps no bins.
+    #[test]
+    fn k_quantile_assigns_by_each_rows_cdf() {
+        let (rows, k) = (6, 160);
+        let w = weights(rows, k);
+        for level in [BinLevel::Centroid, BinLevel::Median] {
+            let rule = KQuantileRule {
+                assign: Assignment::Quantile,
+                level,
+            };
+            let q = quantize_weights_by("t", &w, rows, 3, Family::KQuantile, true, rule).unwrap();
+            assert_eq!(q.table.codebook.len(), 8);
+            let bins = q.bins.as_ref().unwrap();
+            assert_eq!(bins.groups(), rows);
+            for r in 0..rows {
+                let idx = &q.table.indices[r * k..(r + 1) * k];
+                let row = &w[r * k..(r + 1) * k];
+                for j in 0..8u8 {
+                    assert_eq!(idx.iter().filter(|&&i| i == j).count(), k / 8, "row {r}");
+                }
+                for (a, (&x, &i)) in row.iter().zip(idx).enumerate() {
+                    assert_eq!(bins.assign(r, f64::from(x)), i, "row {r} col {a}");
+                }
+            }
+            let t = quantize_weights_by("t", &w, rows, 3, Family::KQuantile, false, rule).unwrap();
+            assert_eq!(t.bins.as_ref().unwrap().groups(), 1);
+        }
+        let near = KQuantileRule {
+            assign: Assignment::Nearest,
+            level: BinLevel::Centroid,
+        };
+        let n = quantize_weights_by("t", &w, rows, 3, Family::KQuantile, true, near).unwrap();
+        assert!(n.bins.is_none());
+        let u = quantize_weights("t", &w, rows, 3, Family::Uniform, true).unwrap();
+        assert!(u.bins.is_none());
+    }
+
     #[test]
     fn per_channel_scales_follow_row_magnitudes() {
         let w = weights(4, 64);
