@@ -317,13 +317,23 @@ impl EqualMassBins {
 
     /// The same bins with group `g`'s boundaries multiplied by `factors[g]` (positive): the
     /// bins of data that was divided by those factors before fitting, in the original units.
+    /// A single group is repeated, once per factor (one set of quantiles fitted to data
+    /// pooled over groups that were each normalised by their factor).
+    ///
+    /// ```
+    /// use nuq_core::EqualMassBins;
+    /// let one = EqualMassBins::from_boundaries(2, vec![0.5])?;
+    /// let rows = one.scaled(&[1.0, 4.0])?;
+    /// assert_eq!(rows.boundaries(), &[0.5, 2.0]);
+    /// # Ok::<(), nuq_core::Error>(())
+    /// ```
     ///
     /// # Errors
-    /// [`Error::LengthMismatch`] when there is not one factor per group;
+    /// [`Error::LengthMismatch`] when there is not one factor per group (or one group);
     /// [`Error::InvalidParameter`] for a factor that is not finite and positive.
     pub fn scaled(&self, factors: &[f64]) -> Result<EqualMassBins> {
         let groups = self.groups();
-        if factors.len() != groups && groups > 0 {
+        if factors.len() != groups && groups > 1 {
             return Err(Error::LengthMismatch {
                 expected: groups,
                 found: factors.len(),
@@ -336,13 +346,19 @@ impl EqualMassBins {
                 expected: "finite and positive",
             });
         }
-        let per = (self.bins - 1).max(1);
-        let boundaries = self
-            .boundaries
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| b * factors[i / per])
-            .collect();
+        let per = self.bins - 1;
+        let boundaries = if groups == 1 {
+            factors
+                .iter()
+                .flat_map(|&f| self.boundaries.iter().map(move |&b| b * f))
+                .collect()
+        } else {
+            self.boundaries
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| b * factors[i / per.max(1)])
+                .collect()
+        };
         Ok(EqualMassBins {
             bins: self.bins,
             boundaries,
@@ -523,7 +539,7 @@ mod tests {
         assert_eq!(&idx[..8], &idx[8..]);
         let scaled = b.scaled(&[2.0, 0.5]).unwrap();
         assert_eq!(scaled.boundaries_of(0)[0], 2.0 * b.boundaries_of(0)[0]);
-        assert!(b.scaled(&[1.0]).is_err());
+        assert!(b.scaled(&[1.0, 1.0, 1.0]).is_err());
         assert!(b.scaled(&[1.0, 0.0]).is_err());
     }
 

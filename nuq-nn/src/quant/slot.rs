@@ -1,9 +1,9 @@
 //! One quantized weight tensor with its float master copy: the quantized view the network
 //! uses, re-quantized from the masters at every fine-tuning step, refitted and rescaled.
 
-use nuq_core::EqualMassBins;
-
-use crate::quant::weights::{center_rows, quantize_weights_by, KQuantileRule, QuantizedWeights};
+use crate::quant::weights::{
+    center_rows, normalise_rows, quantile_bins, quantize_weights_by, KQuantileRule, QuantizedWeights,
+};
 use crate::quant::Family;
 use crate::NnError;
 
@@ -183,7 +183,8 @@ impl WeightSlot {
         if self.follow {
             if let Some(b) = &self.q.bins {
                 // Non-finite masters (a diverged step) keep the previous boundaries.
-                if let Ok(fresh) = EqualMassBins::fit(&self.master_rows(), b.groups(), b.bins()) {
+                let rows_now = self.master_rows();
+                if let Ok(fresh) = quantile_bins(&rows_now, rows, b.bins(), self.per_channel) {
                     self.q.bins = Some(fresh);
                 }
             }
@@ -201,56 +202,46 @@ impl WeightSlot {
             let level = self.q.table.codebook.levels()[usize::from(idx)];
             out[pos] = (s * f64::from(level) * factor) as f32;
         }
-        if self.noise.is_some() && self.q.bins.is_some() {
-            self.noisy(&mut out, &means);
+        if self.noise.is_some() {
+            self.noisy(&mut out);
         }
         out
     }
 
     /// UNIQ's training noise (Baskin et al., arXiv 1804.10969): each weight's CDF value
-    /// `u = F(w)` within its group (row, or tensor) gets uniform noise of one bin's width,
-    /// `u' = u + e`, `e ~ U(−1/2k, 1/2k)` for `k` bins, and the weight used is `F⁻¹(u')`
-    /// (linear between the group's sorted masters, clamped to the range). The dequantized value
-    /// is thus drawn across about one bin around the weight instead of snapped to its level;
-    /// the gradient reaches the master unchanged, as with the straight-through estimator.
-    fn noisy(&mut self, out: &mut [f32], means: &[f64]) {
-        let (Some(rng), Some(b)) = (self.noise.as_mut(), self.q.bins.as_ref()) else {
+    /// `u = F(w)` — its rank among the tensor's weights normalised by their row's RMS (with
+    /// per-channel scales), the distribution the equal-mass bins are quantiles of — gets
+    /// uniform noise one bin wide, `u' = u + e`, `e ~ U(−1/2k, 1/2k)` for `k` bins, and the
+    /// weight used is `F⁻¹(u')` (linear between the sorted normalised masters, clamped to their
+    /// range) times the row's RMS. The value is thus drawn across about one bin around the
+    /// weight instead of snapped to its level; the gradient reaches the master unchanged, as
+    /// with the straight-through estimator.
+    fn noisy(&mut self, out: &mut [f32]) {
+        let Some(bins) = self.q.bins.as_ref().map(|b| b.bins()) else {
             return;
         };
         let rows = self.q.scales.len();
         let k = self.shadow.len() / rows.max(1);
-        let groups = b.groups().max(1);
-        let per = self.shadow.len() / groups;
-        let width = 1.0 / b.bins() as f64;
-        let factors: Vec<f64> = (0..self.shadow.len())
-            .map(|pos| {
-                self.input_factor
-                    .as_ref()
-                    .map_or(1.0, |f| f[(pos % k) % f.len()])
-            })
-            .collect();
-        let xs: Vec<f64> = self
-            .shadow
-            .iter()
-            .enumerate()
-            .map(|(pos, &w)| f64::from(w) / factors[pos] - means[pos / k])
-            .collect();
-        let mut order: Vec<usize> = Vec::with_capacity(per);
-        for g in 0..groups {
-            let range = g * per..(g + 1) * per;
-            order.clear();
-            order.extend(range.clone());
-            order.sort_unstable_by(|&i, &j| xs[i].total_cmp(&xs[j]));
-            let sorted: Vec<f64> = order.iter().map(|&i| xs[i]).collect();
-            let n = per as f64;
-            for (rank, &pos) in order.iter().enumerate() {
-                let u = (rank as f64 + 0.5) / n + (rng.next_f64() - 0.5) * width;
-                let p = (u * n - 0.5).clamp(0.0, n - 1.0);
-                let lo = p.floor() as usize;
-                let hi = (lo + 1).min(per - 1);
-                let v = sorted[lo] + (p - lo as f64) * (sorted[hi] - sorted[lo]);
-                out[pos] = (v * factors[pos]) as f32;
-            }
+        let (norms, normalised) = normalise_rows(&self.master_rows(), rows, self.per_channel);
+        let Some(rng) = self.noise.as_mut() else {
+            return;
+        };
+        let n = normalised.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_unstable_by(|&i, &j| normalised[i].total_cmp(&normalised[j]));
+        let sorted: Vec<f64> = order.iter().map(|&i| f64::from(normalised[i])).collect();
+        let (nf, width) = (n as f64, 1.0 / bins as f64);
+        for (rank, &pos) in order.iter().enumerate() {
+            let u = (rank as f64 + 0.5) / nf + (rng.next_f64() - 0.5) * width;
+            let p = (u * nf - 0.5).clamp(0.0, nf - 1.0);
+            let lo = p.floor() as usize;
+            let hi = (lo + 1).min(n - 1);
+            let v = sorted[lo] + (p - lo as f64) * (sorted[hi] - sorted[lo]);
+            let factor = self
+                .input_factor
+                .as_ref()
+                .map_or(1.0, |f| f[(pos % k) % f.len()]);
+            out[pos] = (v * norms[pos / k] * factor) as f32;
         }
     }
 }
@@ -258,7 +249,7 @@ impl WeightSlot {
 #[cfg(test)]
 mod tests {
     use super::WeightSlot;
-    use crate::quant::weights::{quantize_weights, KQuantileRule};
+    use crate::quant::weights::{normalise_rows, quantize_weights, KQuantileRule};
     use crate::quant::Family;
 
     fn slot(per_channel: bool, bits: u8, family: Family) -> WeightSlot {
@@ -329,12 +320,12 @@ mod tests {
         plain.requantize();
     }
 
-    /// Quantile bins follow the masters when they move (equal mass after a shift of half
-    /// the row), stay put when fixed; UNIQ noise changes the values, not the indices.
+    /// Quantile bins follow the masters when they move (equal mass again after the positive
+    /// weights grow), stay put when fixed; UNIQ noise changes the values, not the indices.
     #[test]
     fn quantile_bins_follow_the_masters_and_noise_spares_the_indices() {
         let mut s = slot(true, 3, Family::KQuantile);
-        let k = s.shadow.len() / s.q.scales.len();
+        let n = s.shadow.len();
         let counts = |idx: &[u8]| {
             let mut c = [0usize; 8];
             for &i in idx {
@@ -342,34 +333,34 @@ mod tests {
             }
             c
         };
-        // Double the upper half of row 0: with following bins every index still holds k/8.
-        let mut moved = s.shadow.clone();
-        for v in &mut moved[..k] {
+        for v in &mut s.shadow {
             if *v > 0.0 {
                 *v *= 3.0;
             }
         }
-        s.shadow.copy_from_slice(&moved);
         s.follow = false;
         s.requantize();
-        let fixed = counts(&s.q.table.indices[..k]);
+        let fixed = counts(&s.q.table.indices);
         s.follow = true;
         let hard = s.requantize();
-        assert_eq!(counts(&s.q.table.indices[..k]), [k / 8; 8]);
-        assert_ne!(fixed, [k / 8; 8]);
+        assert_eq!(counts(&s.q.table.indices), [n / 8; 8]);
+        assert_ne!(fixed, [n / 8; 8]);
         let indices = s.q.table.indices.clone();
         s.noise = Some(crate::Rng::new(3));
         let noisy = s.requantize();
         assert_eq!(s.q.table.indices, indices);
         assert_ne!(noisy, hard);
-        // Noise stays within about a bin: the noisy weight's rank moves by at most ~k/8.
-        let row: Vec<f32> = s.shadow[..k].to_vec();
-        let mut sorted = row.clone();
+        // Noise stays within about a bin: a weight's rank moves by at most ~n/16.
+        let rows = s.q.scales.len();
+        let (norms, w) = normalise_rows(&s.shadow, rows, true);
+        let mut sorted = w.clone();
         sorted.sort_by(f32::total_cmp);
-        for (&w, &n) in row.iter().zip(&noisy[..k]) {
-            let rw = sorted.partition_point(|&v| v < w) as i64;
-            let rn = sorted.partition_point(|&v| v < n) as i64;
-            assert!((rw - rn).abs() <= (k / 16 + 2) as i64, "{rw} vs {rn}");
+        let k = n / rows;
+        for (pos, (&x, &y)) in w.iter().zip(&noisy).enumerate() {
+            let y = (f64::from(y) / norms[pos / k]) as f32;
+            let rx = sorted.partition_point(|&v| v < x) as i64;
+            let ry = sorted.partition_point(|&v| v < y) as i64;
+            assert!((rx - ry).abs() <= (n / 16 + 2) as i64, "{rx} vs {ry}");
         }
         s.noise = None;
         assert_eq!(s.requantize(), hard);

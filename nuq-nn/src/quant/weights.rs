@@ -61,6 +61,52 @@ pub(crate) fn center_rows(rows: &mut [f32], k: usize) {
     }
 }
 
+/// Each row's root-mean-square (1 for an all-zero row; all 1 without `per_channel`) and the
+/// weights divided by it: what one per-tensor codebook is fitted on.
+pub(crate) fn normalise_rows(w: &[f32], rows: usize, per_channel: bool) -> (Vec<f64>, Vec<f32>) {
+    let k = w.len() / rows.max(1);
+    let norms: Vec<f64> = if per_channel {
+        w.chunks_exact(k.max(1))
+            .map(|row| {
+                let ms = row
+                    .iter()
+                    .map(|&v| f64::from(v) * f64::from(v))
+                    .sum::<f64>()
+                    / k as f64;
+                if ms > 0.0 {
+                    ms.sqrt()
+                } else {
+                    1.0
+                }
+            })
+            .collect()
+    } else {
+        vec![1.0; rows]
+    };
+    let normalised = w
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (f64::from(v) / norms[i / k.max(1)]) as f32)
+        .collect();
+    (norms, normalised)
+}
+
+/// The equal-mass bins of a row-major `rows × k` table as k-quantile fits them: quantiles of
+/// the weights normalised by each row's RMS (with `per_channel`), pooled, one group per row
+/// in the rows' own units.
+///
+/// # Errors
+/// As [`EqualMassBins::fit`].
+pub(crate) fn quantile_bins(
+    w: &[f32],
+    rows: usize,
+    bins: usize,
+    per_channel: bool,
+) -> Result<EqualMassBins, nuq_core::Error> {
+    let (norms, normalised) = normalise_rows(w, rows, per_channel);
+    EqualMassBins::fit(&normalised, 1, bins)?.scaled(&norms)
+}
+
 fn core_err(what: &str) -> impl Fn(nuq_core::Error) -> NnError + '_ {
     move |source| NnError::Core {
         what: format!("quantizing {what}"),
@@ -141,38 +187,17 @@ pub fn quantize_weights_by(
             value: w[i],
         });
     }
-    let k = w.len() / rows;
-    let norms: Vec<f64> = if per_channel {
-        w.chunks_exact(k)
-            .map(|row| {
-                let ms = row
-                    .iter()
-                    .map(|&v| f64::from(v) * f64::from(v))
-                    .sum::<f64>()
-                    / k as f64;
-                if ms > 0.0 {
-                    ms.sqrt()
-                } else {
-                    1.0
-                }
-            })
-            .collect()
-    } else {
-        vec![1.0; rows]
-    };
-    let normalised: Vec<f32> = w
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| (f64::from(v) / norms[i / k]) as f32)
-        .collect();
+    let (norms, normalised) = normalise_rows(w, rows, per_channel);
     let err = core_err(what);
     if bits < 8 && family == Family::KQuantile && rule.assign == Assignment::Quantile {
-        let groups = if per_channel { rows } else { 1 };
-        let fit = Codebook::k_quantile_by_cdf(Grid::I8, bits, &normalised, groups, rule.level)
+        // One set of quantiles of the pooled normalised weights (as the codebook is one per
+        // tensor), scaled back to each row's units: per-row quantiles with one shared level
+        // table would give every row the same multiset of levels and erase the rows' own
+        // shapes (measured: 18 % instead of 90 % post-training, VGG-Small ×0.125 4/4).
+        let fit = Codebook::k_quantile_by_cdf(Grid::I8, bits, &normalised, 1, rule.level)
             .map_err(&err)?;
         let scale = f64::from(fit.scale.get());
-        let factors: Vec<f64> = if per_channel { norms.clone() } else { vec![1.0] };
-        let bins = fit.bins.scaled(&factors).map_err(&err)?;
+        let bins = fit.bins.scaled(&norms).map_err(&err)?;
         return Ok(QuantizedWeights {
             table: WeightTable {
                 codebook: fit.codebook,
@@ -278,10 +303,11 @@ mod tests {
         }
     }
 
-    /// Quantile assignment: every row's indices hold equal mass and follow the row's order;
-    /// nearest assignment keeps no bins.
+    /// Quantile assignment: the indices of the RMS-normalised weights, pooled over the rows,
+    /// hold equal mass and follow their order; each row's bins (in its own units) agree with
+    /// its indices; nearest assignment keeps no bins.
     #[test]
-    fn k_quantile_assigns_by_each_rows_cdf() {
+    fn k_quantile_assigns_by_the_cdf() {
         let (rows, k) = (6, 160);
         let w = weights(rows, k);
         for level in [BinLevel::Centroid, BinLevel::Median] {
@@ -289,22 +315,26 @@ mod tests {
                 assign: Assignment::Quantile,
                 level,
             };
-            let q = quantize_weights_by("t", &w, rows, 3, Family::KQuantile, true, rule).unwrap();
-            assert_eq!(q.table.codebook.len(), 8);
-            let bins = q.bins.as_ref().unwrap();
-            assert_eq!(bins.groups(), rows);
-            for r in 0..rows {
-                let idx = &q.table.indices[r * k..(r + 1) * k];
-                let row = &w[r * k..(r + 1) * k];
+            for per_channel in [true, false] {
+                let q = quantize_weights_by("t", &w, rows, 3, Family::KQuantile, per_channel, rule)
+                    .unwrap();
+                assert_eq!(q.table.codebook.len(), 8);
+                let bins = q.bins.as_ref().unwrap();
+                assert_eq!(bins.groups(), rows);
                 for j in 0..8u8 {
-                    assert_eq!(idx.iter().filter(|&&i| i == j).count(), k / 8, "row {r}");
+                    let c = q.table.indices.iter().filter(|&&i| i == j).count();
+                    assert_eq!(c, rows * k / 8, "index {j}");
                 }
-                for (a, (&x, &i)) in row.iter().zip(idx).enumerate() {
-                    assert_eq!(bins.assign(r, f64::from(x)), i, "row {r} col {a}");
+                let (_, normalised) = normalise_rows(&w, rows, per_channel);
+                for (pos, (&x, &i)) in w.iter().zip(&q.table.indices).enumerate() {
+                    assert_eq!(bins.assign(pos / k, f64::from(x)), i, "weight {pos}");
+                    for (&y, &m) in normalised.iter().zip(&q.table.indices) {
+                        if normalised[pos] < y {
+                            assert!(i <= m);
+                        }
+                    }
                 }
             }
-            let t = quantize_weights_by("t", &w, rows, 3, Family::KQuantile, false, rule).unwrap();
-            assert_eq!(t.bins.as_ref().unwrap().groups(), 1);
         }
         let near = KQuantileRule {
             assign: Assignment::Nearest,
