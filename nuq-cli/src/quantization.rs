@@ -2,9 +2,9 @@
 //! [`Recipe`].
 
 use clap::Args;
+use nuq_core::{Assignment, BinLevel};
 use nuq_nn::pipeline::Recipe;
 use nuq_nn::quant::{family_name, Family, KQuantileRule, QuantConfig};
-use nuq_core::{Assignment, BinLevel};
 
 /// Parses a codebook family for clap.
 pub fn parse_family(s: &str) -> Result<Family, String> {
@@ -166,7 +166,11 @@ impl QuantArgs {
                 ", {} weights ({} levels{})",
                 c.kq_rule.assign.name(),
                 c.kq_rule.level.name(),
-                if c.follow_quantiles { "" } else { ", fixed quantiles" }
+                if c.follow_quantiles {
+                    ""
+                } else {
+                    ", fixed quantiles"
+                }
             ));
         }
         if self.uniq_noise > 0.0 {

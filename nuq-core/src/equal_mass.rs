@@ -524,7 +524,10 @@ mod tests {
         // Values a few f32 ulps apart count as one: the cut goes to the next real gap.
         let sorted = [0.382_327_44, 0.382_327_46, 0.382_327_47, 0.5, 0.7];
         let t = split(&sorted, 2);
-        assert!(!(0.382_327_44 - 1e-6..=0.382_327_47 + 1e-6).contains(&t), "{t}");
+        assert!(
+            !(0.382_327_44 - 1e-6..=0.382_327_47 + 1e-6).contains(&t),
+            "{t}"
+        );
     }
 
     #[test]
@@ -566,8 +569,7 @@ mod tests {
         assert_eq!(fit.indices[255], 15);
         assert_eq!(fit.codebook.family(), Family::KQuantile);
         // All zero: one level, scale one.
-        let z = Codebook::k_quantile_by_cdf(Grid::I8, 2, &[0.0; 8], 1, BinLevel::Centroid)
-            .unwrap();
+        let z = Codebook::k_quantile_by_cdf(Grid::I8, 2, &[0.0; 8], 1, BinLevel::Centroid).unwrap();
         assert_eq!(z.codebook.levels(), &[0, 0, 0, 0]);
     }
 

@@ -2,7 +2,8 @@
 //! uses, re-quantized from the masters at every fine-tuning step, refitted and rescaled.
 
 use crate::quant::weights::{
-    center_rows, normalise_rows, quantile_bins, quantize_weights_by, KQuantileRule, QuantizedWeights,
+    center_rows, normalise_rows, quantile_bins, quantize_weights_by, KQuantileRule,
+    QuantizedWeights,
 };
 use crate::quant::Family;
 use crate::NnError;
