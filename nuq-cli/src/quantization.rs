@@ -2,8 +2,9 @@
 //! [`Recipe`].
 
 use clap::Args;
+use nuq_core::{Assignment, BinLevel};
 use nuq_nn::pipeline::Recipe;
-use nuq_nn::quant::{family_name, Family, QuantConfig};
+use nuq_nn::quant::{family_name, Family, KQuantileRule, QuantConfig};
 
 /// Parses a codebook family for clap.
 pub fn parse_family(s: &str) -> Result<Family, String> {
@@ -70,6 +71,48 @@ pub struct QuantArgs {
     /// between the stages and the final width.
     #[arg(long, value_delimiter = ',', value_name = "BITS", value_parser = clap::value_parser!(u8).range(2..=8))]
     pub progressive: Vec<u8>,
+    /// How k-quantile weights are assigned: quantile (by their empirical CDF within each
+    /// row: equal-mass bins, boundaries at the quantiles; the paper's quantizer) or nearest
+    /// (to the nearest of the equal-mass centroids).
+    #[arg(long, default_value = "quantile", value_parser = parse_assignment)]
+    pub assign: Assignment,
+    /// What a k-quantile weight bin's level stands at under quantile assignment: centroid
+    /// (mean of the bin) or median.
+    #[arg(long, default_value = "centroid", value_parser = parse_bin_level)]
+    pub bin_level: BinLevel,
+    /// Keep the k-quantile weights' equal-mass boundaries where calibration (or
+    /// --recalib-every) put them during fine-tuning, instead of recomputing each row's
+    /// quantiles from the float masters at every step.
+    #[arg(long)]
+    pub fixed_quantiles: bool,
+    /// UNIQ training: the first SHARE of each fine-tuning stage's steps use noisy k-quantile
+    /// weights (uniform noise one bin wide in the CDF domain, mapped back through the row's
+    /// inverse CDF) instead of the straight-through estimator (0: STE throughout).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE", value_parser = parse_share)]
+    pub uniq_noise: f32,
+}
+
+fn parse_assignment(s: &str) -> Result<Assignment, String> {
+    match s {
+        "quantile" => Ok(Assignment::Quantile),
+        "nearest" => Ok(Assignment::Nearest),
+        _ => Err(format!("expected quantile or nearest, got {s:?}")),
+    }
+}
+
+fn parse_bin_level(s: &str) -> Result<BinLevel, String> {
+    match s {
+        "centroid" => Ok(BinLevel::Centroid),
+        "median" => Ok(BinLevel::Median),
+        _ => Err(format!("expected centroid or median, got {s:?}")),
+    }
+}
+
+fn parse_share(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(e) if (0.0..=1.0).contains(&e) => Ok(e),
+        _ => Err(format!("expected a share in [0, 1], got {s:?}")),
+    }
 }
 
 fn parse_epochs(s: &str) -> Result<f32, String> {
@@ -94,6 +137,11 @@ impl QuantArgs {
         c.act_per_channel = self.act_per_channel;
         c.learn_clip = self.learn_clip;
         c.weight_norm = self.weight_norm;
+        c.kq_rule = KQuantileRule {
+            assign: self.assign,
+            level: self.bin_level,
+        };
+        c.follow_quantiles = !self.fixed_quantiles;
         c
     }
 
@@ -113,6 +161,21 @@ impl QuantArgs {
             family_name(c.act_family),
             c.edge_bits
         );
+        if c.weight_family == Family::KQuantile {
+            d.push_str(&format!(
+                ", {} weights ({} levels{})",
+                c.kq_rule.assign.name(),
+                c.kq_rule.level.name(),
+                if c.follow_quantiles {
+                    ""
+                } else {
+                    ", fixed quantiles"
+                }
+            ));
+        }
+        if self.uniq_noise > 0.0 {
+            d.push_str(&format!(", UNIQ noise for {} of QAT", self.uniq_noise));
+        }
         if c.act_per_channel {
             d.push_str(", per-channel activation thresholds");
         }
@@ -147,6 +210,7 @@ impl QuantArgs {
             seed,
             recalib_every: usize::try_from(self.recalib_every).unwrap_or(usize::MAX),
             stages: self.progressive.clone(),
+            noise_share: self.uniq_noise,
         }
     }
 }

@@ -86,6 +86,58 @@ fn quantized_models_keep_the_accuracy_and_eval_agrees() {
     assert!(v["int_acc"].as_f64().unwrap() > 0.9, "{v}");
     let q = v["quantizer"].as_str().unwrap();
     assert!(q.contains("W2/A2") && q.contains("progressive 4→3"), "{v}");
+    // The faithful k-quantile's options: nearest-level assignment, median levels, fixed
+    // quantiles, UNIQ noise; the report names them and the seed.
+    let out = dir.path().join("uniq.nuq");
+    let v = quantize(
+        dir.path(),
+        &ckpt,
+        &out,
+        &[
+            "--mean",
+            "0",
+            "--bits",
+            "3",
+            "--qat-epochs",
+            "0.5",
+            "--bin-level",
+            "median",
+            "--fixed-quantiles",
+            "--uniq-noise",
+            "0.5",
+            "--seed",
+            "7",
+        ],
+    );
+    assert!(v["int_acc"].as_f64().unwrap() > 0.9, "{v}");
+    assert!(v["twin_agreement"].as_f64().unwrap() >= 0.99, "{v}");
+    assert_eq!(v["seed"], 7, "{v}");
+    let q = v["quantizer"].as_str().unwrap();
+    for want in [
+        "quantile weights (median levels, fixed quantiles)",
+        "UNIQ noise for 0.5 of QAT",
+    ] {
+        assert!(q.contains(want), "{want}: {v}");
+    }
+    let v = quantize(
+        dir.path(),
+        &ckpt,
+        &out,
+        &["--mean", "0", "--bits", "3", "--assign", "nearest"],
+    );
+    assert!(
+        v["quantizer"].as_str().unwrap().contains("nearest weights"),
+        "{v}"
+    );
+    let e = usage_error(&nuq(os([
+        &"quantize",
+        &"x.safetensors",
+        &"--out",
+        &"x.nuq",
+        &"--uniq-noise",
+        &"2",
+    ])));
+    assert!(e.contains("share in [0, 1]"), "{e}");
     // Learned clips, weight normalisation and per-channel k-quantile thresholds together.
     let out = dir.path().join("learned.nuq");
     let v = quantize(

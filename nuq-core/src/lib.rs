@@ -93,6 +93,15 @@
 //!    grid values around its real position and keeps `s0`; Lloyd–Max moves levels freely and
 //!    alternates the descent with an MSE-optimal re-choice of the scale until neither helps.
 //!
+//! **Assignment by the CDF.** [`Codebook::k_quantile`] keeps the nearest-level rule of every
+//! codebook (bin edges at the midpoints between levels). The k-quantile quantizer as its
+//! authors define it assigns each value to the bin where its empirical CDF falls
+//! ([`Assignment::Quantile`]): [`EqualMassBins`] holds the value-domain boundaries at the
+//! quantiles, and [`Codebook::k_quantile_by_cdf`] returns the indices with one level per bin
+//! (its [`BinLevel`], centroid or median), snapped to the grid as a non-decreasing table —
+//! bins whose levels round to the same grid value share it. Activation thresholds and weight
+//! assignment in `nuq-nn` both cut at [`EqualMassBins::cut_near`].
+//!
 //! The result is a [`FittedCodebook`]: codebook, scale and the MSE reached. On 10^6 N(0, 1)
 //! samples and the signed 8-bit grid Lloyd–Max lands within 0.4 % of Max's optimum at 1–4
 //! bits (`cargo run --release -p nuq-core --example lloyd_max`).
@@ -112,6 +121,7 @@ extern crate alloc;
 mod calibrate;
 mod codebook;
 mod empirical;
+mod equal_mass;
 mod error;
 mod family;
 mod fixed_point;
@@ -129,6 +139,7 @@ mod stats;
 pub use calibrate::Calibration;
 pub use codebook::{Codebook, LloydMaxOptions, Polarity};
 pub use empirical::EmpiricalDistribution;
+pub use equal_mass::{Assignment, BinLevel, EqualMassBins, KQuantileFit, GAP_SPLIT, MIN_GAP};
 pub use error::{Error, Result};
 pub use family::Family;
 pub use fixed_point::FixedPointMultiplier;

@@ -126,6 +126,7 @@ fn recipe(a: &DemoArgs, family: Family) -> Recipe {
         seed: a.seed + 1,
         recalib_every: 0,
         stages: Vec::new(),
+        noise_share: 0.0,
     }
 }
 

@@ -79,6 +79,8 @@ struct QuantizeReport {
     width: f32,
     quantizer: String,
     qat_epochs: f32,
+    /// Seed of the fine-tuning's batch order (and of UNIQ noise).
+    seed: u64,
     float_acc: Option<f64>,
     int_acc: Option<f64>,
     /// Accuracy of the fake-quantized float twin the integer model was folded from.
@@ -175,6 +177,7 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
         width: cfg.width,
         quantizer: a.quant.describe(),
         qat_epochs: a.quant.qat_epochs,
+        seed: a.seed,
         float_acc,
         int_acc,
         twin_acc: agreement.map(|a| a.twin_acc),

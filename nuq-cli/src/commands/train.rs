@@ -430,6 +430,10 @@ fn run_qat(a: &TrainArgs, bits: u8) -> CmdResult {
         qat_lr: a.lr.unwrap_or(0.01),
         recalib_every: 0,
         progressive: Vec::new(),
+        assign: nuq_core::Assignment::Quantile,
+        bin_level: nuq_core::BinLevel::Centroid,
+        fixed_quantiles: false,
+        uniq_noise: 0.0,
     };
     let recipe = q.recipe(train.len(), a.seed);
     let model = quantize(net, &recipe, &train, &augment, &progress)?;

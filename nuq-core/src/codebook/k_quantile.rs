@@ -62,6 +62,11 @@ impl Codebook {
     /// distinct), and the returned scale is `s0`. Fewer than `2^bits` levels result when the
     /// data has fewer distinct values than bins.
     ///
+    /// The codebook then assigns values to their *nearest* level, so its bin edges are the
+    /// midpoints between the centroids, not the quantiles: the nearest-level variant
+    /// ([`Assignment::Nearest`](crate::Assignment::Nearest)). The paper's quantizer, which
+    /// assigns by quantile, is [`Codebook::k_quantile_by_cdf`].
+    ///
     /// # Errors
     /// [`Error::InvalidIndexBits`](crate::Error::InvalidIndexBits);
     /// [`Error::GridTooCoarse`](crate::Error::GridTooCoarse) when the grid has fewer values

@@ -25,6 +25,10 @@ pub struct Tuning {
     pub seed: u64,
     /// Recalibrate every this many steps (0: never).
     pub recalib_every: usize,
+    /// Share of the steps, from the start, trained with UNIQ noise on the k-quantile weights
+    /// instead of the straight-through estimator ([`QuantizedNetwork::set_noise`]); 0: STE
+    /// throughout.
+    pub noise_share: f32,
 }
 
 /// Quantization-aware fine-tuning with the quantizers in the loop: SGD with Nesterov momentum
@@ -70,6 +74,10 @@ pub fn fine_tune(
     };
     schedule.validate()?;
     let mut ce = CrossEntropy::new(0.0)?;
+    let noise_steps = (f64::from(t.noise_share.clamp(0.0, 1.0)) * steps as f64).round() as usize;
+    if noise_steps > 0 {
+        qn.set_noise(Some(t.seed));
+    }
     progress.begin(label, steps as u64);
     let mut step = 0;
     let mut epoch = 0u64;
@@ -87,6 +95,9 @@ pub fn fine_tune(
             qn.qat_step(&mut ce, &mut opt, &b.images, &b.labels, schedule.lr(step))?;
             step += 1;
             progress.step();
+            if step == noise_steps && noise_steps > 0 {
+                qn.set_noise(None);
+            }
             if t.recalib_every > 0 && step % t.recalib_every == 0 && step < steps {
                 qn.recalibrate(calib)?;
             }

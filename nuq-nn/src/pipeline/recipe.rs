@@ -32,6 +32,9 @@ pub struct Recipe {
     /// the final width; the fine-tuning images are split equally between the stages and the
     /// final width.
     pub stages: Vec<u8>,
+    /// Share of each fine-tuning stage's steps, from its start, trained with UNIQ noise on the
+    /// k-quantile weights instead of the straight-through estimator (0: STE throughout).
+    pub noise_share: f32,
 }
 
 impl Recipe {
@@ -46,6 +49,7 @@ impl Recipe {
             seed: 1,
             recalib_every: 0,
             stages: Vec::new(),
+            noise_share: 0.0,
         }
     }
 
@@ -57,6 +61,13 @@ impl Recipe {
     pub fn validate(&self) -> Result<(), NnError> {
         if !(self.qat_lr.is_finite() && self.qat_lr > 0.0) {
             return Err(NnError::LearningRate(self.qat_lr));
+        }
+        if !(0.0..=1.0).contains(&self.noise_share) {
+            return Err(NnError::InvalidParameter {
+                what: "noise share".into(),
+                allowed: "a fraction in [0, 1]",
+                found: self.noise_share.to_string(),
+            });
         }
         if let Some(w) = self.stages.windows(2).find(|w| w[0] <= w[1]) {
             return Err(NnError::StagesNotDescending {
@@ -147,6 +158,7 @@ pub fn quantize_with_twin(
                 lr: r.qat_lr,
                 seed: r.seed + i as u64,
                 recalib_every: r.recalib_every,
+                noise_share: r.noise_share,
             },
             progress,
             &format!(

@@ -1,6 +1,8 @@
 //! Activation quantizers: real thresholds and integer levels on the unsigned 8-bit grid.
 
-use nuq_core::{Calibration, Codebook, EmpiricalDistribution, Grid, LloydMaxOptions, Polarity};
+use nuq_core::{
+    Calibration, Codebook, EmpiricalDistribution, EqualMassBins, Grid, LloydMaxOptions, Polarity,
+};
 
 use crate::quant::{check_trainable, Family};
 use crate::NnError;
@@ -278,48 +280,13 @@ fn equal_mass(bins: usize, positive: &[f64]) -> EqualMass {
     }
 }
 
-/// Where a threshold cuts the gap between two neighbouring samples, as a fraction of the
-/// gap: the golden section rather than the midpoint. Calibration samples of one channel lie
-/// on the lattice `d · acc + c` of its integer accumulator, and the midpoint of two lattice
-/// points an even number of steps apart is itself a lattice point, which an unseen value
-/// would then hit exactly: a knife edge between float and integer arithmetic. An irrational
-/// fraction lands on the lattice only by accident.
-const GAP_SPLIT: f64 = 0.381_966_011_250_105;
-
-/// The narrowest gap, relative to the values around it, that a threshold may cut. The float
-/// twin computes activations in `f32` (relative rounding about 6e-8 per operation), so a
-/// threshold within a few ulps of a value that many images produce — a background pixel's
-/// activation, repeated in every image — splits that value's images between two codes
-/// differently in the twin and in the integer model. Cutting only gaps wider than this keeps
-/// every threshold at least `0.38 · 1e-5` (about 60 `f32` ulps) away from every calibration
-/// sample.
-const MIN_GAP: f64 = 1e-5;
-
-/// A threshold splitting sorted `values` as near index `b` as the data allows: inside the
-/// nearest gap between neighbours `values[i − 1] < values[i]` that is wider than [`MIN_GAP`]
-/// (relative), cut at [`GAP_SPLIT`]; a run of equal or nearly equal values around `b` thus
-/// goes wholly to one side. `+∞` when no gap is wide enough.
+/// A threshold splitting sorted `values` as near index `b` as the data allows: `nuq-core`'s
+/// [`EqualMassBins::cut_near`] (golden-section cut of the nearest gap wider than
+/// [`nuq_core::MIN_GAP`], so a threshold keeps about 60 `f32` ulps from every calibration
+/// sample and off the lattice of a channel's accumulator values), the one rule of weights'
+/// and activations' equal-mass boundaries.
 fn split_between_samples(values: &[f64], b: usize) -> f64 {
-    let wide = |i: usize| {
-        let (lo, hi) = (values[i - 1], values[i]);
-        hi - lo > MIN_GAP * lo.abs().max(hi.abs()).max(f64::MIN_POSITIVE)
-    };
-    let cut = |i: usize| values[i - 1] + GAP_SPLIT * (values[i] - values[i - 1]);
-    let n = values.len();
-    // Gap `i` lies between `values[i − 1]` and `values[i]`; try `b`, then `b ∓ 1`, `b ∓ 2`, …
-    // (at equal distance the gap below `b` first).
-    for d in 0..n {
-        if b < d + 1 && b + d >= n {
-            break;
-        }
-        if b > d && b - d < n && wide(b - d) {
-            return cut(b - d);
-        }
-        if d > 0 && b + d < n && wide(b + d) {
-            return cut(b + d);
-        }
-    }
-    f64::INFINITY
+    EqualMassBins::cut_near(values, b)
 }
 
 /// Levels and scale from real centroids (index 0 is code 0, the ReLU zero).
@@ -421,6 +388,7 @@ fn nearest(bits: u8, fitted: &[i32], scale: f64) -> ActQuantizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nuq_core::GAP_SPLIT;
 
     fn relu_normal(n: usize) -> Vec<f32> {
         let mut rng = crate::Rng::new(3);

@@ -1,7 +1,7 @@
 //! What to quantize and how ([`QuantConfig`]), and the input normalisation with integer zero
 //! points ([`InputNorm`]).
 
-use crate::quant::Family;
+use crate::quant::{Family, KQuantileRule};
 use crate::tensor::Tensor;
 use crate::NnError;
 
@@ -31,6 +31,14 @@ pub struct QuantConfig {
     /// used minus their mean (APoT's `(w − mean) / std`; the per-channel scale divides out
     /// the magnitude). It changes the function, so it is meant for fine-tuning.
     pub weight_norm: bool,
+    /// How k-quantile weights are assigned (by quantile, the paper's, or to the nearest
+    /// level) and what a bin's level stands at.
+    pub kq_rule: KQuantileRule,
+    /// Under quantile assignment, recompute each row's equal-mass boundaries from the float
+    /// masters at every fine-tuning step (the levels stay): the bins follow the weights'
+    /// distribution as it moves. Otherwise the boundaries stay where the last fit put them
+    /// (refitted with the codebooks by [`QuantizedNetwork::recalibrate`](crate::quant::QuantizedNetwork::recalibrate)).
+    pub follow_quantiles: bool,
 }
 
 impl QuantConfig {
@@ -47,6 +55,8 @@ impl QuantConfig {
             act_per_channel: false,
             learn_clip: false,
             weight_norm: false,
+            kq_rule: KQuantileRule::default(),
+            follow_quantiles: true,
         }
     }
 }

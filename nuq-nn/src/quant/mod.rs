@@ -5,7 +5,14 @@
 //! ([`Family::KQuantile`]): thresholds at equal-mass quantiles of the values reaching it
 //! (above the ReLU cut), levels at bin centroids snapped to the 8-bit grid. Folded through
 //! batch-norm and the scales, those thresholds become the integer MAC thresholds of the
-//! integer model ([`QuantizedNetwork::to_integer`]).
+//! integer model ([`QuantizedNetwork::to_integer`]). k-quantile *weights* are assigned the
+//! same way ([`nuq_core::Assignment::Quantile`]): each weight's index is its equal-mass bin
+//! among the tensor's weights normalised by their row's RMS, at calibration and at every
+//! fine-tuning step (the boundaries follow the float masters unless
+//! [`QuantConfig::follow_quantiles`] is off), and the integer model folds those indices.
+//! [`KQuantileRule`] keeps the nearest-level variant and the median levels as options.
+//! [`QuantizedNetwork::set_noise`] trains with UNIQ's noise instead of straight-through
+//! rounding.
 //!
 //! Options of [`QuantConfig`]: per-channel or per-tensor weight scales, per-channel
 //! k-quantile activation thresholds, learned activation clips and weight scales during
@@ -26,7 +33,7 @@ pub use act::ActQuantizer;
 pub use config::{InputNorm, QuantConfig};
 pub use layers::{ActQuant, GridRound, QuantBlock};
 pub use network::QuantizedNetwork;
-pub use weights::{quantize_weights, QuantizedWeights};
+pub use weights::{quantize_weights, quantize_weights_by, KQuantileRule, QuantizedWeights};
 
 /// A codebook family for weights or activations: `nuq-core`'s [`Family`], the one the `.nuq`
 /// file stores. Quantizers fit the [`TRAINABLE`] families; asking for another one is

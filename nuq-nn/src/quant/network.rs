@@ -14,7 +14,7 @@ use crate::models::Network;
 use crate::quant::config::{InputNorm, QuantConfig};
 use crate::quant::layers::{ActQuant, GridRound, QuantBlock};
 use crate::quant::slot::WeightSlot;
-use crate::quant::weights::{center_rows, quantize_weights};
+use crate::quant::weights::{center_rows, quantize_weights_by};
 use crate::tensor::Tensor;
 use crate::NnError;
 
@@ -87,13 +87,14 @@ impl Prep<'_> {
         if center {
             center_rows(&mut rows, taps * c.c_in);
         }
-        let q = quantize_weights(
+        let q = quantize_weights_by(
             name,
             &rows,
             c.c_out,
             bits,
             self.cfg.weight_family,
             self.cfg.per_channel,
+            self.cfg.kq_rule,
         )?;
         let deq: Vec<f32> = q
             .dequantized()
@@ -113,6 +114,9 @@ impl Prep<'_> {
                 per_channel: self.cfg.per_channel,
                 velocity: Vec::new(),
                 center,
+                rule: self.cfg.kq_rule,
+                follow: self.cfg.follow_quantiles,
+                noise: None,
             },
         );
         Ok(())
@@ -149,13 +153,14 @@ impl Prep<'_> {
                 } else {
                     self.cfg.per_channel
                 };
-                let q = quantize_weights(
+                let q = quantize_weights_by(
                     &name,
                     &lin.weight.value,
                     rows,
                     self.cfg.edge_bits,
                     self.cfg.weight_family,
                     per_channel,
+                    self.cfg.kq_rule,
                 )?;
                 let shadow = std::mem::replace(&mut lin.weight.value, q.dequantized());
                 self.slots.insert(
@@ -168,6 +173,9 @@ impl Prep<'_> {
                         per_channel,
                         velocity: Vec::new(),
                         center: false,
+                        rule: self.cfg.kq_rule,
+                        follow: self.cfg.follow_quantiles,
+                        noise: None,
                     },
                 );
             } else if let Some(bb) = any.downcast_mut::<BasicBlock>() {

@@ -74,6 +74,19 @@ impl QuantizedNetwork {
         self.recalibrate(images)
     }
 
+    /// UNIQ-style training noise on the k-quantile weights under quantile assignment: with
+    /// `Some(seed)`, every later re-quantization of the masters puts each weight at a random
+    /// point about one equal-mass bin wide around its CDF value instead of at its level
+    /// (see the slot's `noisy`); with `None`, the weights are snapped to their levels again.
+    /// The indices (and so the integer model) are the quantile ones either way. Layers
+    /// without equal-mass bins (other families, 8-bit layers) are unaffected.
+    pub fn set_noise(&mut self, seed: Option<u64>) {
+        for (i, slot) in self.slots.values_mut().enumerate() {
+            slot.noise = seed.map(|s| crate::Rng::derive(s, &[0x756e_6971, i as u64]));
+        }
+        self.load_quantized_weights();
+    }
+
     fn load_quantized_weights(&mut self) {
         let slots = &mut self.slots;
         self.net.visit_params(&mut |name, p| {

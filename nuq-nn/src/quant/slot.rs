@@ -1,7 +1,10 @@
 //! One quantized weight tensor with its float master copy: the quantized view the network
 //! uses, re-quantized from the masters at every fine-tuning step, refitted and rescaled.
 
-use crate::quant::weights::{center_rows, quantize_weights, QuantizedWeights};
+use crate::quant::weights::{
+    center_rows, normalise_rows, quantile_bins, quantize_weights_by, KQuantileRule,
+    QuantizedWeights,
+};
 use crate::quant::Family;
 use crate::NnError;
 
@@ -24,6 +27,14 @@ pub(crate) struct WeightSlot {
     /// Weight normalisation: every row is used minus its mean (the effective weights of a
     /// row sum to about zero; the per-row scale already divides out the magnitude).
     pub center: bool,
+    /// k-quantile assignment and bin levels.
+    pub rule: KQuantileRule,
+    /// Under quantile assignment, refit the equal-mass boundaries to the masters at every
+    /// re-quantization (the levels stay).
+    pub follow: bool,
+    /// UNIQ training noise: while set, [`WeightSlot::requantize`] returns noisy weights
+    /// instead of the levels (the indices are still the quantile ones).
+    pub noise: Option<crate::Rng>,
 }
 
 /// Momentum of the learned weight scales.
@@ -55,13 +66,14 @@ impl WeightSlot {
     /// Fits a new codebook and new scales to the float masters.
     pub(crate) fn refit(&mut self, name: &str, bits: u8, family: Family) -> Result<(), NnError> {
         let rows = self.q.scales.len();
-        self.q = quantize_weights(
+        self.q = quantize_weights_by(
             name,
             &self.master_rows(),
             rows,
             bits,
             family,
             self.per_channel,
+            self.rule,
         )?;
         self.velocity.clear();
         Ok(())
@@ -160,28 +172,85 @@ impl WeightSlot {
 
     /// Re-quantizes the master weights with the slot's codebook and scales, updates the
     /// indices and returns the dequantized values in the parameter's layout.
+    ///
+    /// Under quantile assignment a weight's index is its bin among its row's (or the
+    /// tensor's) equal-mass boundaries — refitted to the masters first with
+    /// [`WeightSlot::follow`] — otherwise its nearest level. With [`WeightSlot::noise`] the
+    /// returned values are UNIQ's noisy weights ([`WeightSlot::noisy`]) rather than levels.
     pub fn requantize(&mut self) -> Vec<f32> {
         let rows = self.q.scales.len();
         let k = self.shadow.len() / rows.max(1);
         let means = self.row_means();
+        if self.follow {
+            if let Some(b) = &self.q.bins {
+                // Non-finite masters (a diverged step) keep the previous boundaries.
+                let rows_now = self.master_rows();
+                if let Ok(fresh) = quantile_bins(&rows_now, rows, b.bins(), self.per_channel) {
+                    self.q.bins = Some(fresh);
+                }
+            }
+        }
         let mut out = vec![0.0f32; self.shadow.len()];
         for (pos, &w) in self.shadow.iter().enumerate() {
             let (row, col, factor) = self.locate(pos, k);
             let s = self.q.scales[row];
-            let u = (f64::from(w) / factor - means[row]) / s;
-            let idx = self.q.table.codebook.nearest_f64(u);
+            let x = f64::from(w) / factor - means[row];
+            let idx = match &self.q.bins {
+                Some(b) => b.assign(row % b.groups().max(1), x),
+                None => self.q.table.codebook.nearest_f64(x / s),
+            };
             self.q.table.indices[row * k + col] = idx;
             let level = self.q.table.codebook.levels()[usize::from(idx)];
             out[pos] = (s * f64::from(level) * factor) as f32;
         }
+        if self.noise.is_some() {
+            self.noisy(&mut out);
+        }
         out
+    }
+
+    /// UNIQ's training noise (Baskin et al., arXiv 1804.10969): each weight's CDF value
+    /// `u = F(w)` — its rank among the tensor's weights normalised by their row's RMS (with
+    /// per-channel scales), the distribution the equal-mass bins are quantiles of — gets
+    /// uniform noise one bin wide, `u' = u + e`, `e ~ U(−1/2k, 1/2k)` for `k` bins, and the
+    /// weight used is `F⁻¹(u')` (linear between the sorted normalised masters, clamped to their
+    /// range) times the row's RMS. The value is thus drawn across about one bin around the
+    /// weight instead of snapped to its level; the gradient reaches the master unchanged, as
+    /// with the straight-through estimator.
+    fn noisy(&mut self, out: &mut [f32]) {
+        let Some(bins) = self.q.bins.as_ref().map(|b| b.bins()) else {
+            return;
+        };
+        let rows = self.q.scales.len();
+        let k = self.shadow.len() / rows.max(1);
+        let (norms, normalised) = normalise_rows(&self.master_rows(), rows, self.per_channel);
+        let Some(rng) = self.noise.as_mut() else {
+            return;
+        };
+        let n = normalised.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_unstable_by(|&i, &j| normalised[i].total_cmp(&normalised[j]));
+        let sorted: Vec<f64> = order.iter().map(|&i| f64::from(normalised[i])).collect();
+        let (nf, width) = (n as f64, 1.0 / bins as f64);
+        for (rank, &pos) in order.iter().enumerate() {
+            let u = (rank as f64 + 0.5) / nf + (rng.next_f64() - 0.5) * width;
+            let p = (u * nf - 0.5).clamp(0.0, nf - 1.0);
+            let lo = p.floor() as usize;
+            let hi = (lo + 1).min(n - 1);
+            let v = sorted[lo] + (p - lo as f64) * (sorted[hi] - sorted[lo]);
+            let factor = self
+                .input_factor
+                .as_ref()
+                .map_or(1.0, |f| f[(pos % k) % f.len()]);
+            out[pos] = (v * norms[pos / k] * factor) as f32;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::WeightSlot;
-    use crate::quant::weights::quantize_weights;
+    use crate::quant::weights::{normalise_rows, quantize_weights, KQuantileRule};
     use crate::quant::Family;
 
     fn slot(per_channel: bool, bits: u8, family: Family) -> WeightSlot {
@@ -199,6 +268,9 @@ mod tests {
             per_channel,
             velocity: Vec::new(),
             center: false,
+            rule: KQuantileRule::default(),
+            follow: false,
+            noise: None,
         }
     }
 
@@ -247,6 +319,52 @@ mod tests {
         plain.center_gradient(&mut g2);
         assert!(g2.iter().all(|&g| g == 1.0));
         plain.requantize();
+    }
+
+    /// Quantile bins follow the masters when they move (equal mass again after the positive
+    /// weights grow), stay put when fixed; UNIQ noise changes the values, not the indices.
+    #[test]
+    fn quantile_bins_follow_the_masters_and_noise_spares_the_indices() {
+        let mut s = slot(true, 3, Family::KQuantile);
+        let n = s.shadow.len();
+        let counts = |idx: &[u8]| {
+            let mut c = [0usize; 8];
+            for &i in idx {
+                c[usize::from(i)] += 1;
+            }
+            c
+        };
+        for v in &mut s.shadow {
+            if *v > 0.0 {
+                *v *= 3.0;
+            }
+        }
+        s.follow = false;
+        s.requantize();
+        let fixed = counts(&s.q.table.indices);
+        s.follow = true;
+        let hard = s.requantize();
+        assert_eq!(counts(&s.q.table.indices), [n / 8; 8]);
+        assert_ne!(fixed, [n / 8; 8]);
+        let indices = s.q.table.indices.clone();
+        s.noise = Some(crate::Rng::new(3));
+        let noisy = s.requantize();
+        assert_eq!(s.q.table.indices, indices);
+        assert_ne!(noisy, hard);
+        // Noise stays within about a bin: a weight's rank moves by at most ~n/16.
+        let rows = s.q.scales.len();
+        let (norms, w) = normalise_rows(&s.shadow, rows, true);
+        let mut sorted = w.clone();
+        sorted.sort_by(f32::total_cmp);
+        let k = n / rows;
+        for (pos, (&x, &y)) in w.iter().zip(&noisy).enumerate() {
+            let y = (f64::from(y) / norms[pos / k]) as f32;
+            let rx = sorted.partition_point(|&v| v < x) as i64;
+            let ry = sorted.partition_point(|&v| v < y) as i64;
+            assert!((rx - ry).abs() <= (n / 16 + 2) as i64, "{rx} vs {ry}");
+        }
+        s.noise = None;
+        assert_eq!(s.requantize(), hard);
     }
 
     /// With the reconstruction error as the loss, learned scales pulled far from the
