@@ -54,6 +54,7 @@ impl Conv {
         out: ConvOut<'_>,
     ) -> Result<(), KernelError> {
         let (k, n) = (self.shape.k(), self.n());
+        let lda = self.lda();
         let tile = |t: usize, out: ConvOut<'_>| -> Result<(), KernelError> {
             let rows = t * mc..((t + 1) * mc).min(m);
             TILE_SCRATCH.with(|cell| {
@@ -62,7 +63,7 @@ impl Conv {
                 let a: &[u8] = if self.shape.direct() {
                     &x[rows.start * k..rows.end * k]
                 } else {
-                    grow(cols, rows.len() * k);
+                    grow(cols, rows.len() * lda);
                     self.shape
                         .unfold(x, &self.pad, rows.start, rows.len(), cols);
                     cols
@@ -99,16 +100,20 @@ impl Conv {
         scratch: &mut ConvScratch,
     ) -> Result<(), KernelError> {
         let (k, n) = (self.shape.k(), self.n());
+        let lda = self.lda();
         let panels = n.div_ceil(PANEL);
         let ConvScratch { cols, acc } = scratch;
         let a: &[u8] = if self.shape.direct() {
             &x[..m * k]
         } else {
-            grow(cols, m * k);
-            cols[..m * k]
-                .par_chunks_mut(mc * k)
+            grow(cols, m * lda);
+            cols[..m * lda]
+                .par_chunks_mut(mc * lda)
                 .enumerate()
-                .for_each(|(t, dst)| self.shape.unfold(x, &self.pad, t * mc, dst.len() / k, dst));
+                .for_each(|(t, dst)| {
+                    self.shape
+                        .unfold(x, &self.pad, t * mc, dst.len() / lda, dst)
+                });
             cols
         };
         let group_cols = pc * PANEL;
@@ -130,6 +135,16 @@ impl Conv {
         Ok(())
     }
 
+    /// Row stride of the GEMM's activations: the input itself for direct convolutions,
+    /// else the unfolded matrix's (whole 4-byte groups, zeros past `k`).
+    fn lda(&self) -> usize {
+        if self.shape.direct() {
+            self.shape.k()
+        } else {
+            self.shape.unfold_stride()
+        }
+    }
+
     fn gemm(
         &self,
         path: KernelPath,
@@ -139,10 +154,17 @@ impl Conv {
         acc: &mut [i32],
         ldc: usize,
     ) -> Result<(), KernelError> {
+        let lda = self.lda();
         gemm_block(
             path,
             a,
-            self.shape.k(),
+            lda,
+            // Unfolded rows are zero from `k` to `lda`: the GEMM may read those bytes.
+            if self.shape.direct() {
+                self.shape.k()
+            } else {
+                lda
+            },
             rows,
             &self.weights,
             panels,

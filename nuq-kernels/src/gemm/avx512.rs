@@ -335,7 +335,8 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
 ) {
     let k = p.w.k();
     let groups = p.w.k_padded() / 4;
-    let full = k / 4;
+    // Groups read whole: those inside the readable bytes (zero past `k`).
+    let full = (p.k_read / 4).min(groups);
     let wp = w.as_ptr();
     // SAFETY: `lut` is 64 readable bytes.
     let lutv = unsafe { _mm512_loadu_si512(lut.as_ptr().cast()) };
@@ -347,8 +348,8 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     let mut acc = [[_mm512_setzero_si512(); 2]; R];
     let load_a = |g: usize| -> [__m512i; R] {
         std::array::from_fn(|i| {
-            // SAFETY: `g < full = k / 4`, so bytes `4g .. 4g+4` of row `i` are inside it;
-            // the 4-byte read is unaligned.
+            // SAFETY: `g < full ≤ k_read / 4`, so bytes `4g .. 4g+4` of row `i` are
+            // readable (zero past `k`); the 4-byte read is unaligned.
             let word = unsafe { rows[i].add(4 * g).cast::<i32>().read_unaligned() };
             _mm512_set1_epi32(word)
         })

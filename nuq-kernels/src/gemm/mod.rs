@@ -84,6 +84,9 @@ impl OutPtr {
 pub(crate) struct Problem<'a> {
     pub a: &'a [u8],
     pub lda: usize,
+    /// Bytes of each row the kernels may read (`k ≤ k_read ≤ lda`); those past `k` are zero,
+    /// so a kernel may multiply a whole 4-byte group that straddles `k`.
+    pub k_read: usize,
     pub m: usize,
     pub w: &'a Weights,
 }
@@ -243,7 +246,19 @@ pub fn gemm(
     ldc: usize,
 ) -> Result<(), KernelError> {
     validate(path, a.len(), lda, m, w.k(), w.n(), c.len(), ldc)?;
-    run(path, &Problem { a, lda, m, w }, c, ldc)
+    let k_read = w.k();
+    run(
+        path,
+        &Problem {
+            a,
+            lda,
+            k_read,
+            m,
+            w,
+        },
+        c,
+        ldc,
+    )
 }
 
 /// One block of `C = A · Wᵀ` for unsigned activations, computed on the calling thread:
@@ -252,16 +267,18 @@ pub fn gemm(
 /// in column `j − panels.start · PANEL` of `c` (row stride `ldc`).
 ///
 /// This is the building block of the fused convolution ([`crate::conv`]), which schedules
-/// its own parallel work; the results are those of [`gemm()`] bit for bit.
+/// its own parallel work; the results are those of [`gemm()`] bit for bit. Each row holds
+/// `k_read` readable bytes (`k ≤ k_read ≤ lda`), zero past `k`.
 ///
 /// # Errors
 /// As [`gemm()`]; [`KernelError::ShapeMismatch`] for an empty or out-of-range panel
-/// range or `ldc` narrower than the block.
+/// range, `ldc` narrower than the block, or `k_read` outside `k ..= lda`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_block(
     path: KernelPath,
     a: &[u8],
     lda: usize,
+    k_read: usize,
     m: usize,
     w: &Weights,
     panels: Range<usize>,
@@ -280,10 +297,19 @@ pub(crate) fn gemm_block(
     let col0 = panels.start * PANEL;
     let width = (panels.end * PANEL).min(n) - col0;
     validate(path, a.len(), lda, m, w.k(), width, c.len(), ldc)?;
+    check_min("bytes read per row (≥ k)", w.k(), k_read)?;
+    check_min("lda (≥ bytes read per row)", k_read, lda)?;
     if m == 0 {
         return Ok(());
     }
-    let p = Problem { a, lda, m, w };
+    check_len("activations", (m - 1) * lda + k_read, a.len())?;
+    let p = Problem {
+        a,
+        lda,
+        k_read,
+        m,
+        w,
+    };
     check_bound(&p)?;
     let out = OutPtr {
         ptr: c.as_mut_ptr(),
