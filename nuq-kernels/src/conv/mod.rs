@@ -60,9 +60,11 @@ mod unfold;
 pub use epilogue::{ConvOut, Requantize};
 
 use crate::error::{check_eq, check_len};
+use crate::residual_threshold::{ResidualThresholds, Shortcut};
 use crate::window::Window;
 use crate::{KernelError, KernelPath, Weights};
 use epilogue::Epilogue;
+use tiles::Finish;
 
 /// A convolution compiled for the kernels (see the [module docs](self)).
 #[derive(Debug, Clone)]
@@ -146,6 +148,54 @@ impl Conv {
         if m == 0 {
             return Ok(());
         }
-        self.tiles(path, x, m, out, scratch)
+        self.tiles(path, x, m, out, Finish::Epilogue, scratch)
+    }
+
+    /// A convolution compiled to hand on `acc + bias` ([`Requantize::Accumulator`]) fused
+    /// with the residual join that reads it: `out` gets exactly what
+    /// [`ResidualThresholds::apply`] gives for this convolution's output as its main branch
+    /// and `shortcut` (`[pixel][channel]`, same shape), while each tile's accumulators are
+    /// still in cache — the `i32` tensor is never written.
+    ///
+    /// # Errors
+    /// As [`Conv::run`]; [`KernelError::OutputKind`] for a convolution that requantizes;
+    /// [`KernelError::ShapeMismatch`] when the join's channels differ from the output
+    /// channels; [`KernelError::SliceTooShort`] for a short shortcut or output.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_join(
+        &self,
+        path: KernelPath,
+        x: &[u8],
+        images: usize,
+        join: &ResidualThresholds,
+        shortcut: Shortcut<'_>,
+        out: &mut [u8],
+        scratch: &mut ConvScratch,
+    ) -> Result<(), KernelError> {
+        path.ensure_available()?;
+        if self.epilogue.writes_levels() {
+            return Err(KernelError::OutputKind {
+                expected: "i32 accumulators (a join fuses a convolution that hands on acc + bias)",
+            });
+        }
+        check_eq(
+            "residual join channels (one per output channel)",
+            self.n(),
+            join.channels(),
+        )?;
+        let s = self.shape;
+        let m = images * s.out_height() * s.out_width();
+        check_len(
+            "conv input",
+            images * s.height * s.width * s.channels,
+            x.len(),
+        )?;
+        check_len("residual shortcut", m * self.n(), shortcut.len())?;
+        check_len("conv output", m * self.n(), out.len())?;
+        if m == 0 {
+            return Ok(());
+        }
+        let finish = Finish::Join(join, shortcut);
+        self.tiles(path, x, m, ConvOut::Levels(out), finish, scratch)
     }
 }

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use super::{Conv, ConvOut, ConvScratch};
 use crate::gemm::gemm_block;
 use crate::packed::PANEL;
+use crate::residual_threshold::{Block, ResidualThresholds, Shortcut};
 use crate::tiling::CONV;
 use crate::{KernelError, KernelPath};
 
@@ -25,6 +26,16 @@ fn grow<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
     }
 }
 
+/// What the tiles do with their accumulators while they are in cache.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Finish<'j> {
+    /// The compiled epilogue.
+    Epilogue,
+    /// `acc + bias` (the compiled epilogue must hand on accumulators) joined with a
+    /// shortcut of `[m][n]` elements into levels.
+    Join(&'j ResidualThresholds, Shortcut<'j>),
+}
+
 impl Conv {
     /// Runs `m` output rows of the checked problem on the current rayon pool.
     pub(super) fn tiles(
@@ -33,14 +44,53 @@ impl Conv {
         x: &[u8],
         m: usize,
         out: ConvOut<'_>,
+        finish: Finish<'_>,
         scratch: &mut ConvScratch,
     ) -> Result<(), KernelError> {
         let panels = self.n().div_ceil(PANEL);
         let plan = CONV.plan(m, self.shape.k(), panels, rayon::current_num_threads());
         if plan.panels == panels {
-            self.row_tiles(path, x, m, plan.rows, out)
+            self.row_tiles(path, x, m, plan.rows, out, finish)
         } else {
-            self.column_tiles(path, x, m, plan.rows, plan.panels, out, scratch)
+            self.column_tiles(path, x, m, plan.rows, plan.panels, out, finish, scratch)
+        }
+    }
+
+    /// Finishes the accumulators of rows `first_row ..` (`rows` of them, stride `lda`) ×
+    /// channels `chans` into `out` (stride `ldo`, column 0 = channel `chans.start`).
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        path: KernelPath,
+        finish: Finish<'_>,
+        acc: &mut [i32],
+        lda: usize,
+        first_row: usize,
+        rows: usize,
+        chans: Range<usize>,
+        out: ConvOut<'_>,
+        ldo: usize,
+    ) -> Result<(), KernelError> {
+        match finish {
+            Finish::Epilogue => self.epilogue.apply(path, acc, lda, rows, chans, out, ldo),
+            Finish::Join(join, b) => {
+                let ConvOut::Levels(o) = out else {
+                    return Err(KernelError::OutputKind {
+                        expected: "u8 levels",
+                    });
+                };
+                self.epilogue.bias_in_place(acc, lda, rows, chans.clone())?;
+                let n = self.n();
+                let block = Block {
+                    a: acc,
+                    lda,
+                    b: b.from(first_row * n),
+                    ldb: n,
+                    rows,
+                    chans,
+                };
+                join.block(path, &block, o, ldo)
+            }
         }
     }
 
@@ -52,6 +102,7 @@ impl Conv {
         m: usize,
         mc: usize,
         out: ConvOut<'_>,
+        finish: Finish<'_>,
     ) -> Result<(), KernelError> {
         let (k, n) = (self.shape.k(), self.n());
         let lda = self.lda();
@@ -70,7 +121,7 @@ impl Conv {
                 };
                 grow(acc, rows.len() * n);
                 self.gemm(path, a, rows.len(), 0..n.div_ceil(PANEL), acc, n)?;
-                self.epilogue.apply(path, acc, n, rows.len(), 0..n, out, n)
+                self.finish(path, finish, acc, n, rows.start, rows.len(), 0..n, out, n)
             })
         };
         match out {
@@ -97,6 +148,7 @@ impl Conv {
         mc: usize,
         pc: usize,
         mut out: ConvOut<'_>,
+        finish: Finish<'_>,
         scratch: &mut ConvScratch,
     ) -> Result<(), KernelError> {
         let (k, n) = (self.shape.k(), self.n());
@@ -126,11 +178,11 @@ impl Conv {
                 let width = block.len() / m;
                 self.gemm(path, a, m, pans, block, width)
             })?;
-        for (g, block) in acc[..m * n].chunks(m * group_cols).enumerate() {
+        for (g, block) in acc[..m * n].chunks_mut(m * group_cols).enumerate() {
             let c0 = g * group_cols;
             let width = block.len() / m;
-            self.epilogue
-                .apply(path, block, width, m, c0..c0 + width, out.tail(c0), n)?;
+            let chans = c0..c0 + width;
+            self.finish(path, finish, block, width, 0, m, chans, out.tail(c0), n)?;
         }
         Ok(())
     }
