@@ -59,6 +59,8 @@ fn main() {
         .num_threads(threads)
         .build()
         .unwrap_or_else(|e| fail(&e.to_string()));
+    let head = nuq_benches::cpu::header(path.name(), &threads.to_string());
+    println!("{head}");
     let budget = Duration::from_millis(if quick { 700 } else { 4000 });
     let bits = 4;
     for &arch in &archs {
