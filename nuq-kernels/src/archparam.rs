@@ -17,6 +17,12 @@ pub const TILE_BYTES: usize = 256 << 10;
 /// (a shared or noisy machine); fewer spend less on scheduling and re-reading panels.
 pub const TILES_PER_THREAD: usize = 4;
 
+/// Multiply-accumulates a tile is given at least (about 2 µs of one core at the VNNI
+/// rate): a small problem on many threads runs as fewer tiles than
+/// [`TILES_PER_THREAD`] asks for, so that waking and joining threads never costs more than
+/// the work they share (more threads must never make a batch slower).
+pub const MIN_TILE_MACS: usize = 1 << 19;
+
 /// Most rows of a GEMM tile: the tile's output (`rows × 32` columns per panel) stays in
 /// L1/L2 while the panel loop runs; longer tiles gain little reuse.
 pub const GEMM_MAX_ROWS: usize = 128;
