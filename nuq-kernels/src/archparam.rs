@@ -37,6 +37,11 @@ pub const CONV_MAX_ROWS: usize = 256;
 /// enough to be worth a task.
 pub const CONV_MIN_SPLIT_ROWS: usize = 32;
 
+/// Output elements a task of the column tiles' final gather (staged blocks into the
+/// `[pixel][channel]` output) copies at least: a copy is cheap, so tasks stay long enough to
+/// be worth scheduling.
+pub const GATHER_ELEMENTS: usize = 16 * 1024;
+
 /// Output bytes from which the AVX-512 GEMM stores whole aligned lines non-temporally: it
 /// saves the read-for-ownership of lines that are fully overwritten, but an output that
 /// would have stayed in cache for its reader is then read back from memory.

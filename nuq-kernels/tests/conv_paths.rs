@@ -187,47 +187,149 @@ proptest! {
     ) {
         let shape = Window { height, width, channels, kernel, stride, padding };
         prop_assume!(height.min(width) + 2 * padding >= kernel);
-        let mut rng = lcg(seed);
-        let k = shape.k();
-        let n_levels = 1 + rng() as usize % (1 << bits);
-        let mut levels: Vec<i8> = (0..n_levels).map(|_| rng() as i8).collect();
-        levels.sort_unstable();
-        let indices: Vec<u8> = (0..c_out * k).map(|_| (rng() as usize % n_levels) as u8).collect();
-        let bias: Vec<i32> = (0..c_out)
-            .map(|_| if huge_bias { (rng() as i32).wrapping_mul(3) } else { (rng() % 20_001) as i32 - 10_000 })
-            .collect();
-        let w = Weights::pack(&indices, c_out, k, bits, &levels).unwrap();
-        let conv = Conv::new(shape, &(0..channels).map(|_| rng() as u8).collect::<Vec<_>>(), w, &bias, Requantize::Accumulator).unwrap();
-        let align: Vec<FixedPointMultiplier> = (0..c_out)
-            .map(|_| FixedPointMultiplier::new((rng() % 4001) as i32 - 2000, (rng() % 12) as u8).unwrap())
-            .collect();
-        let span = 4000 * k as i64;
-        let t = thresholds(&mut rng, out_bits, c_out, span);
-        let out_levels: Vec<u8> = (0..1 << out_bits).map(|_| rng() as u8).collect();
-        let join = ResidualThresholds::new(a_shift, &align, &t, &out_levels).unwrap();
-        let x: Vec<u8> = (0..images * height * width * channels).map(|_| rng() as u8).collect();
-        let len = images * shape.out_height() * shape.out_width() * c_out;
-        let b8: Vec<u8> = (0..len).map(|_| rng() as u8).collect();
-        let b32: Vec<i32> = (0..len).map(|_| (rng() % 200_001) as i32 - 100_000).collect();
-        let b = if levels_in { Shortcut::Levels(&b8) } else { Shortcut::Int32(&b32) };
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| -> Result<(), TestCaseError> {
-            let mut scratch = ConvScratch::default();
-            let mut acc = vec![0i32; len];
-            let unfused = conv
-                .run(KernelPath::Scalar, &x, images, ConvOut::Int32(&mut acc), &mut scratch)
-                .map(|()| {
-                    let mut want = vec![0u8; len];
-                    join.apply(KernelPath::Scalar, &acc, b, &mut want).unwrap();
-                    want
-                });
-            for path in KernelPath::available() {
-                let mut got = vec![0xAAu8; len];
-                let r = conv.run_join(path, &x, images, &join, b, &mut got, &mut scratch);
-                prop_assert_eq!(r.map(|()| got), unfused.clone(), "{}", path);
+        join_case(shape, images, c_out, bits, out_bits, a_shift, levels_in, huge_bias, threads, seed)?;
+    }
+}
+
+/// One case of the fused join: the convolution of `shape` into `c_out` channels with
+/// `bits`-bit weights, joined (`out_bits`-bit levels) with a random shortcut, on every path
+/// against the convolution's `acc + bias` followed by the scalar join, on `threads` threads.
+#[allow(clippy::too_many_arguments)]
+fn join_case(
+    shape: Window,
+    images: usize,
+    c_out: usize,
+    bits: u8,
+    out_bits: u8,
+    a_shift: u8,
+    levels_in: bool,
+    huge_bias: bool,
+    threads: usize,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let Window {
+        height,
+        width,
+        channels,
+        ..
+    } = shape;
+    let mut rng = lcg(seed);
+    let k = shape.k();
+    let n_levels = 1 + rng() as usize % (1 << bits);
+    let mut levels: Vec<i8> = (0..n_levels).map(|_| rng() as i8).collect();
+    levels.sort_unstable();
+    let indices: Vec<u8> = (0..c_out * k)
+        .map(|_| (rng() as usize % n_levels) as u8)
+        .collect();
+    let bias: Vec<i32> = (0..c_out)
+        .map(|_| {
+            if huge_bias {
+                (rng() as i32).wrapping_mul(3)
+            } else {
+                (rng() % 20_001) as i32 - 10_000
             }
-            Ok(())
-        })?;
+        })
+        .collect();
+    let w = Weights::pack(&indices, c_out, k, bits, &levels).unwrap();
+    let conv = Conv::new(
+        shape,
+        &(0..channels).map(|_| rng() as u8).collect::<Vec<_>>(),
+        w,
+        &bias,
+        Requantize::Accumulator,
+    )
+    .unwrap();
+    let align: Vec<FixedPointMultiplier> = (0..c_out)
+        .map(|_| {
+            FixedPointMultiplier::new((rng() % 4001) as i32 - 2000, (rng() % 12) as u8).unwrap()
+        })
+        .collect();
+    let span = 4000 * k as i64;
+    let t = thresholds(&mut rng, out_bits, c_out, span);
+    let out_levels: Vec<u8> = (0..1 << out_bits).map(|_| rng() as u8).collect();
+    let join = ResidualThresholds::new(a_shift, &align, &t, &out_levels).unwrap();
+    let x: Vec<u8> = (0..images * height * width * channels)
+        .map(|_| rng() as u8)
+        .collect();
+    let len = images * shape.out_height() * shape.out_width() * c_out;
+    let b8: Vec<u8> = (0..len).map(|_| rng() as u8).collect();
+    let b32: Vec<i32> = (0..len)
+        .map(|_| (rng() % 200_001) as i32 - 100_000)
+        .collect();
+    let b = if levels_in {
+        Shortcut::Levels(&b8)
+    } else {
+        Shortcut::Int32(&b32)
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| -> Result<(), TestCaseError> {
+        let mut scratch = ConvScratch::default();
+        let mut acc = vec![0i32; len];
+        let unfused = conv
+            .run(
+                KernelPath::Scalar,
+                &x,
+                images,
+                ConvOut::Int32(&mut acc),
+                &mut scratch,
+            )
+            .map(|()| {
+                let mut want = vec![0u8; len];
+                join.apply(KernelPath::Scalar, &acc, b, &mut want).unwrap();
+                want
+            });
+        for path in KernelPath::available() {
+            let mut got = vec![0xAAu8; len];
+            let r = conv.run_join(path, &x, images, &join, b, &mut got, &mut scratch);
+            prop_assert_eq!(r.map(|()| got), unfused.clone(), "{}", path);
+        }
+        Ok(())
+    })
+}
+
+/// Short outputs with enough work to be split across threads run as column tiles (the
+/// whole im2col matrix once, tiles of weight panels, staged blocks gathered): requantized,
+/// `acc + bias` and fused-join outputs against the definitions.
+#[test]
+fn column_tiles_match_the_definitions() {
+    for (threads, c_out, out_bits) in [(2, 96, 4), (3, 100, 0), (4, 130, 2)] {
+        let shape = Window {
+            height: 4,
+            width: 4,
+            channels: 128,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+        };
+        let mut rng = lcg(threads as u64);
+        let k = shape.k();
+        let levels: Vec<i8> = (-8..8).map(|v| (v * 9) as i8).collect();
+        let layer = Layer {
+            shape,
+            pad: vec![3; 128],
+            c_out,
+            bits: 4,
+            indices: (0..c_out * k).map(|_| (rng() % 16) as u8).collect(),
+            levels,
+            bias: (0..c_out)
+                .map(|_| (rng() % 20_001) as i32 - 10_000)
+                .collect(),
+            requant: (out_bits > 0).then(|| {
+                let t = thresholds(&mut rng, out_bits, c_out, 300_000);
+                ((t), (0..1u8 << out_bits).map(|v| v * 3).collect())
+            }),
+        };
+        let x: Vec<u8> = (0..16 * 128).map(|_| rng() as u8).collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| layer.check(&x, 1)).unwrap();
+        pool.install(|| join_case(shape, 1, c_out, 4, 3, 1, threads == 2, false, threads, 5))
+            .unwrap();
     }
 }
 

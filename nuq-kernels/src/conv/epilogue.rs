@@ -42,14 +42,6 @@ impl ConvOut<'_> {
             ConvOut::Int32(o) => o.len(),
         }
     }
-
-    /// The buffer from element `at` on.
-    pub(crate) fn tail(&mut self, at: usize) -> ConvOut<'_> {
-        match self {
-            ConvOut::Levels(o) => ConvOut::Levels(&mut o[at..]),
-            ConvOut::Int32(o) => ConvOut::Int32(&mut o[at..]),
-        }
-    }
 }
 
 /// The compiled epilogue.

@@ -76,12 +76,13 @@ pub struct Conv {
     epilogue: Epilogue,
 }
 
-/// The im2col matrix and accumulators of short outputs (column tiles), kept by the caller
-/// so that they grow once and are reused across layers and calls.
+/// The im2col matrix, accumulators and staged levels of short outputs (column tiles), kept
+/// by the caller so that they grow once and are reused across layers and calls.
 #[derive(Debug, Default)]
 pub struct ConvScratch {
     cols: Vec<u8>,
     acc: Vec<i32>,
+    staged: Vec<u8>,
 }
 
 impl Conv {

@@ -7,6 +7,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::{Conv, ConvOut, ConvScratch};
+use crate::archparam::GATHER_ELEMENTS;
 use crate::gemm::gemm_block;
 use crate::packed::PANEL;
 use crate::residual_threshold::{Block, ResidualThresholds, Shortcut};
@@ -154,35 +155,91 @@ impl Conv {
         let (k, n) = (self.shape.k(), self.n());
         let lda = self.lda();
         let panels = n.div_ceil(PANEL);
-        let ConvScratch { cols, acc } = scratch;
+        let ConvScratch { cols, acc, staged } = scratch;
         let a: &[u8] = if self.shape.direct() {
             &x[..m * k]
         } else {
+            // Short outputs unfold in as many pieces as there are threads (at most `mc` rows
+            // each), so that the unfold is not left to one thread.
+            let piece = mc.min(m.div_ceil(rayon::current_num_threads())).max(1);
             grow(cols, m * lda);
             cols[..m * lda]
-                .par_chunks_mut(mc * lda)
+                .par_chunks_mut(piece * lda)
                 .enumerate()
                 .for_each(|(t, dst)| {
                     self.shape
-                        .unfold(x, &self.pad, t * mc, dst.len() / lda, dst)
+                        .unfold(x, &self.pad, t * piece, dst.len() / lda, dst)
                 });
             cols
         };
+        // Each column tile multiplies and finishes its own columns into a block of its own
+        // (`[group][m][group columns]`: accumulators in place, levels staged), then the rows
+        // are gathered into the output in parallel.
         let group_cols = pc * PANEL;
+        let levels = matches!(out, ConvOut::Levels(_));
         grow(acc, m * n);
-        acc[..m * n]
-            .par_chunks_mut(m * group_cols)
-            .enumerate()
-            .try_for_each(|(g, block)| {
-                let pans = g * pc..((g + 1) * pc).min(panels);
-                let width = block.len() / m;
-                self.gemm(path, a, m, pans, block, width)
-            })?;
-        for (g, block) in acc[..m * n].chunks_mut(m * group_cols).enumerate() {
-            let c0 = g * group_cols;
+        grow(staged, if levels { m * n } else { 0 });
+        let tile = |g: usize, block: &mut [i32], stage: &mut [u8]| -> Result<(), KernelError> {
+            let pans = g * pc..((g + 1) * pc).min(panels);
             let width = block.len() / m;
+            let c0 = g * group_cols;
             let chans = c0..c0 + width;
-            self.finish(path, finish, block, width, 0, m, chans, out.tail(c0), n)?;
+            self.gemm(path, a, m, pans, block, width)?;
+            if levels {
+                self.finish(
+                    path,
+                    finish,
+                    block,
+                    width,
+                    0,
+                    m,
+                    chans,
+                    ConvOut::Levels(stage),
+                    width,
+                )
+            } else {
+                self.epilogue.bias_in_place(block, width, m, chans)
+            }
+        };
+        let acc_blocks = acc[..m * n].par_chunks_mut(m * group_cols);
+        if levels {
+            acc_blocks
+                .zip(staged[..m * n].par_chunks_mut(m * group_cols))
+                .enumerate()
+                .try_for_each(|(g, (block, stage))| tile(g, block, stage))?;
+        } else {
+            acc_blocks
+                .enumerate()
+                .try_for_each(|(g, block)| tile(g, block, &mut []))?;
+        }
+        let groups = n.div_ceil(group_cols);
+        let gather = |r: usize, row_out: &mut dyn FnMut(usize, usize, usize)| {
+            for g in 0..groups {
+                let c0 = g * group_cols;
+                let width = group_cols.min(n - c0);
+                row_out(c0, g * m * group_cols + r * width, width);
+            }
+        };
+        let min_rows = (GATHER_ELEMENTS / n.max(1)).max(1);
+        match &mut out {
+            ConvOut::Levels(o) => o[..m * n]
+                .par_chunks_mut(n)
+                .with_min_len(min_rows)
+                .enumerate()
+                .for_each(|(r, row)| {
+                    gather(r, &mut |c0, at, width| {
+                        row[c0..c0 + width].copy_from_slice(&staged[at..at + width]);
+                    });
+                }),
+            ConvOut::Int32(o) => o[..m * n]
+                .par_chunks_mut(n)
+                .with_min_len(min_rows)
+                .enumerate()
+                .for_each(|(r, row)| {
+                    gather(r, &mut |c0, at, width| {
+                        row[c0..c0 + width].copy_from_slice(&acc[at..at + width]);
+                    });
+                }),
         }
         Ok(())
     }
