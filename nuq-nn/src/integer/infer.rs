@@ -55,6 +55,9 @@ pub enum TensorData<'a> {
     Int32(&'a [i32]),
 }
 
+/// The hook of [`IntegerRunner::forward_with`]: node, its tensor's shape, its values.
+type DumpHook<'h> = dyn FnMut(usize, TensorInfo, TensorData<'_>) + 'h;
+
 enum Buf {
     Levels(Vec<u8>),
     Int32(Vec<i32>),
@@ -233,7 +236,7 @@ impl<'m> IntegerRunner<'m> {
         &mut self,
         images: &[u8],
         n: usize,
-        mut dump: Option<&mut dyn FnMut(usize, TensorInfo, TensorData<'_>)>,
+        mut dump: Option<&mut DumpHook<'_>>,
     ) -> Result<&[i32], NnError> {
         let inp = self.infos[0];
         if n.checked_mul(inp.len()) != Some(images.len()) {
