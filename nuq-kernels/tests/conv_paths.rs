@@ -333,6 +333,64 @@ fn column_tiles_match_the_definitions() {
     }
 }
 
+/// Layers whose channels come in whole 4-byte groups gather their rows from a padded copy of
+/// the input on the AVX-512 path (no unfolded matrix): every stride, padding and kernel
+/// size, int8 and 4-bit weights, requantized and `acc + bias` outputs and fused joins,
+/// against the definitions.
+#[test]
+fn gathered_rows_match_the_definitions() {
+    let mut case = 0u64;
+    for (channels, kernel, stride, padding) in [
+        (64, 3, 1, 1),
+        (8, 3, 2, 1),
+        (4, 3, 1, 0),
+        (32, 1, 2, 0),
+        (12, 2, 2, 1),
+    ] {
+        for bits in [4u8, 8] {
+            case += 1;
+            let shape = Window {
+                height: 7,
+                width: 6,
+                channels,
+                kernel,
+                stride,
+                padding,
+            };
+            let mut rng = lcg(case);
+            let (k, c_out) = (shape.k(), 40);
+            let n_levels = 1usize << bits.min(4);
+            let levels: Vec<i8> = (0..n_levels).map(|v| (v as i8).wrapping_mul(13)).collect();
+            let requant = (case % 2 == 0).then(|| {
+                let t = thresholds(&mut rng, 3, c_out, 50_000);
+                (t, (0..8u8).map(|v| v * 5).collect())
+            });
+            let layer = Layer {
+                shape,
+                pad: (0..channels).map(|_| rng() as u8).collect(),
+                c_out,
+                bits,
+                indices: (0..c_out * k)
+                    .map(|_| (rng() as usize % n_levels) as u8)
+                    .collect(),
+                levels,
+                bias: (0..c_out)
+                    .map(|_| (rng() % 20_001) as i32 - 10_000)
+                    .collect(),
+                requant,
+            };
+            let x: Vec<u8> = (0..2 * 7 * 6 * channels).map(|_| rng() as u8).collect();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            pool.install(|| layer.check(&x, 2)).unwrap();
+            pool.install(|| join_case(shape, 2, c_out, bits, 2, 1, case % 3 == 0, false, 2, case))
+                .unwrap();
+        }
+    }
+}
+
 /// Thresholds that leave the `i32` range once the bias is folded in, with the folded `i32`
 /// requantization (300 input channels) and with a layer whose accumulator bound
 /// (`k · max|w| · 255`) exceeds `i32::MAX`, which keeps the 64-bit one (70 000 channels).

@@ -8,7 +8,8 @@ use rayon::prelude::*;
 
 use super::{Conv, ConvOut, ConvScratch};
 use crate::archparam::GATHER_ELEMENTS;
-use crate::gemm::gemm_block;
+use crate::gemm::{gemm_block, gemm_block_gather, Gather};
+use crate::overflow::check_accumulator_bound;
 use crate::packed::PANEL;
 use crate::residual_threshold::{Block, ResidualThresholds, Shortcut};
 use crate::tiling::CONV;
@@ -17,7 +18,8 @@ use crate::{KernelError, KernelPath};
 thread_local! {
     /// Per-thread im2col rows and accumulators of one row tile (grown to the largest tile
     /// once, then reused: no allocation per call in steady state).
-    static TILE_SCRATCH: RefCell<(Vec<u8>, Vec<i32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static TILE_SCRATCH: RefCell<(Vec<u8>, Vec<i32>, Vec<usize>)> =
+        const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// Grows `v` to at least `len` elements (never shrinks: buffers are reused).
@@ -51,7 +53,17 @@ impl Conv {
         let panels = self.n().div_ceil(PANEL);
         let plan = CONV.plan(m, self.shape.k(), panels, rayon::current_num_threads());
         if plan.panels == panels {
-            self.row_tiles(path, x, m, plan.rows, out, finish)
+            let padded = if self.gathers(path) {
+                self.pad_images(
+                    x,
+                    m / (self.shape.out_height() * self.shape.out_width()),
+                    &mut scratch.cols,
+                );
+                Some(&scratch.cols[..])
+            } else {
+                None
+            };
+            self.row_tiles(path, x, padded, m, plan.rows, out, finish)
         } else {
             self.column_tiles(path, x, m, plan.rows, plan.panels, out, finish, scratch)
         }
@@ -100,6 +112,7 @@ impl Conv {
         &self,
         path: KernelPath,
         x: &[u8],
+        padded: Option<&[u8]>,
         m: usize,
         mc: usize,
         out: ConvOut<'_>,
@@ -111,7 +124,20 @@ impl Conv {
             let rows = t * mc..((t + 1) * mc).min(m);
             TILE_SCRATCH.with(|cell| {
                 let mut scratch = cell.borrow_mut();
-                let (cols, acc) = &mut *scratch;
+                let (cols, acc, rows_at) = &mut *scratch;
+                if let Some(padded) = padded {
+                    grow(acc, rows.len() * n);
+                    self.gather_rows(rows.clone(), rows_at);
+                    let gather = Gather {
+                        rows_at: &rows_at[..rows.len()],
+                        pieces: self.shape.kernel,
+                        piece_len: self.shape.kernel * self.shape.channels,
+                        pitch: self.padded_width() * self.shape.channels,
+                    };
+                    let panels = 0..n.div_ceil(PANEL);
+                    gemm_block_gather(path, padded, &gather, &self.weights, panels, acc, n)?;
+                    return self.finish(path, finish, acc, n, rows.start, rows.len(), 0..n, out, n);
+                }
                 let a: &[u8] = if self.shape.direct() {
                     &x[rows.start * k..rows.end * k]
                 } else {
@@ -242,6 +268,71 @@ impl Conv {
                 }),
         }
         Ok(())
+    }
+
+    /// Whether row tiles gather their GEMM rows from a padded copy of the input (an implicit
+    /// im2col: no unfolded matrix is written) rather than unfolding them: on the AVX-512
+    /// path, for int8 or 4-bit weights, whole 4-byte groups per kernel row (channels a
+    /// multiple of 4) and accumulators bounded for any activations.
+    fn gathers(&self, path: KernelPath) -> bool {
+        let s = self.shape;
+        let weights_ok = match &self.weights {
+            crate::Weights::Int8(_) => true,
+            crate::Weights::Codebook(w) => w.bits() == 4,
+        };
+        path == KernelPath::Avx512Vnni
+            && !s.direct()
+            && s.channels.is_multiple_of(4)
+            && weights_ok
+            && check_accumulator_bound(s.k(), self.weights.max_abs(), 255).is_ok()
+    }
+
+    /// Width of the padded input.
+    fn padded_width(&self) -> usize {
+        self.shape.width + 2 * self.shape.padding
+    }
+
+    /// Copies `images` NHWC images into `dst` with a border of `padding` pixels of the
+    /// per-channel padding bytes, one padded row per task.
+    fn pad_images(&self, x: &[u8], images: usize, dst: &mut Vec<u8>) {
+        let s = self.shape;
+        let (c, p) = (s.channels, s.padding);
+        let (hp, wp) = (s.height + 2 * p, self.padded_width());
+        let line = wp * c;
+        grow(dst, images * hp * line);
+        dst[..images * hp * line]
+            .par_chunks_mut(line)
+            .with_min_len((GATHER_ELEMENTS / line.max(1)).max(1))
+            .enumerate()
+            .for_each(|(i, row)| {
+                let (b, y) = (i / hp, i % hp);
+                if y < p || y >= s.height + p {
+                    for px in row.chunks_exact_mut(c) {
+                        px.copy_from_slice(&self.pad);
+                    }
+                    return;
+                }
+                let src_row = (b * s.height + y - p) * s.width * c;
+                let (left, rest) = row.split_at_mut(p * c);
+                let (mid, right) = rest.split_at_mut(s.width * c);
+                mid.copy_from_slice(&x[src_row..src_row + s.width * c]);
+                for px in left.chunks_exact_mut(c).chain(right.chunks_exact_mut(c)) {
+                    px.copy_from_slice(&self.pad);
+                }
+            });
+    }
+
+    /// Where each output pixel of `rows` starts in the padded input (its top-left tap).
+    fn gather_rows(&self, rows: Range<usize>, dst: &mut Vec<usize>) {
+        let s = self.shape;
+        let (oh, ow, c) = (s.out_height(), s.out_width(), s.channels);
+        let (wp, hp) = (self.padded_width(), s.height + 2 * s.padding);
+        dst.clear();
+        dst.extend(rows.map(|pix| {
+            let (b, rest) = (pix / (oh * ow), pix % (oh * ow));
+            let (oy, ox) = (rest / ow, rest % ow);
+            ((b * hp + oy * s.stride) * wp + ox * s.stride) * c
+        }));
     }
 
     /// Row stride of the GEMM's activations: the input itself for direct convolutions,
