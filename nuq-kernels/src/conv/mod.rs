@@ -12,7 +12,10 @@
 //! |---|---|
 //! | `unfold` | the im2col plan (on a [`Window`]) and the unfolding of a range of output pixels |
 //! | `epilogue` | requantization with bias-folded `i32` thresholds, in 64-bit, or `acc + bias` |
-//! | `tiles` | the tile driver: row tiles, or column tiles over one im2col matrix for short outputs |
+//! | `tiles` | the tile driver: row tiles (which on the AVX-512 path gather their rows from a padded copy of the input when the channels come in whole 4-byte groups — an implicit im2col), or column tiles over one im2col matrix for short outputs; each tile finishes its own block |
+//!
+//! [`Conv::run_join`] fuses the residual join that reads a convolution's `acc + bias` into
+//! the tiles, so the `i32` tensor is never written.
 //!
 //! Tile sizes come from the crate's one tile policy (`archparam` holds its numbers).
 //! Every output element is computed by exactly one tile with exact integer arithmetic, so
