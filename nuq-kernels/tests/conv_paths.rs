@@ -290,8 +290,8 @@ fn join_case(
     })
 }
 
-/// Short outputs with enough work to be split across threads run as column tiles (the
-/// whole im2col matrix once, tiles of weight panels, staged blocks gathered): requantized,
+/// Short outputs with enough work to be split across threads run as column tiles (one
+/// im2col matrix or padded input, tiles of weight panels, staged blocks gathered): requantized,
 /// `acc + bias` and fused-join outputs against the definitions.
 #[test]
 fn column_tiles_match_the_definitions() {

@@ -79,13 +79,17 @@ pub struct Conv {
     epilogue: Epilogue,
 }
 
-/// The im2col matrix, accumulators and staged levels of short outputs (column tiles), kept
+/// The im2col matrix (or padded input), accumulators and staged levels of short outputs
+/// (column tiles) and the padded input of gathered row tiles, kept
 /// by the caller so that they grow once and are reused across layers and calls.
 #[derive(Debug, Default)]
 pub struct ConvScratch {
+    /// The im2col matrix, or the padded input of gathered rows.
     cols: Vec<u8>,
     acc: Vec<i32>,
     staged: Vec<u8>,
+    /// Where each gathered row starts in the padded input.
+    rows_at: Vec<usize>,
 }
 
 impl Conv {

@@ -163,9 +163,10 @@ impl Conv {
         }
     }
 
-    /// Short outputs: the whole im2col matrix once, then tiles of `pc` weight panels (all
-    /// rows) into the scratch accumulators laid out `[group][m][group columns]`, then the
-    /// epilogue.
+    /// Short outputs: the whole im2col matrix once (or, where row tiles would gather, the
+    /// padded input and every row's start), then tiles of `pc` weight panels (all rows), each
+    /// finishing its own columns into `[group][m][group columns]` blocks, then the rows are
+    /// gathered into the output.
     #[allow(clippy::too_many_arguments)]
     fn column_tiles(
         &self,
@@ -181,9 +182,32 @@ impl Conv {
         let (k, n) = (self.shape.k(), self.n());
         let lda = self.lda();
         let panels = n.div_ceil(PANEL);
-        let ConvScratch { cols, acc, staged } = scratch;
+        let gathers = self.gathers(path);
+        if gathers {
+            let ConvScratch { cols, rows_at, .. } = &mut *scratch;
+            self.pad_images(
+                x,
+                m / (self.shape.out_height() * self.shape.out_width()),
+                cols,
+            );
+            self.gather_rows(0..m, rows_at);
+        }
+        let ConvScratch {
+            cols,
+            acc,
+            staged,
+            rows_at,
+        } = scratch;
+        let gather = Gather {
+            rows_at: &rows_at[..if gathers { m } else { 0 }],
+            pieces: self.shape.kernel,
+            piece_len: self.shape.kernel * self.shape.channels,
+            pitch: self.padded_width() * self.shape.channels,
+        };
         let a: &[u8] = if self.shape.direct() {
             &x[..m * k]
+        } else if gathers {
+            cols
         } else {
             // Short outputs unfold in as many pieces as there are threads (at most `mc` rows
             // each), so that the unfold is not left to one thread.
@@ -210,7 +234,11 @@ impl Conv {
             let width = block.len() / m;
             let c0 = g * group_cols;
             let chans = c0..c0 + width;
-            self.gemm(path, a, m, pans, block, width)?;
+            if gathers {
+                gemm_block_gather(path, a, &gather, &self.weights, pans, block, width)?;
+            } else {
+                self.gemm(path, a, m, pans, block, width)?;
+            }
             if levels {
                 self.finish(
                     path,
