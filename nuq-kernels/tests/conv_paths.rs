@@ -361,7 +361,7 @@ fn gathered_rows_match_the_definitions() {
             let (k, c_out) = (shape.k(), 40);
             let n_levels = 1usize << bits.min(4);
             let levels: Vec<i8> = (0..n_levels).map(|v| (v as i8).wrapping_mul(13)).collect();
-            let requant = (case % 2 == 0).then(|| {
+            let requant = case.is_multiple_of(2).then(|| {
                 let t = thresholds(&mut rng, 3, c_out, 50_000);
                 (t, (0..8u8).map(|v| v * 5).collect())
             });
@@ -385,8 +385,21 @@ fn gathered_rows_match_the_definitions() {
                 .build()
                 .unwrap();
             pool.install(|| layer.check(&x, 2)).unwrap();
-            pool.install(|| join_case(shape, 2, c_out, bits, 2, 1, case % 3 == 0, false, 2, case))
-                .unwrap();
+            pool.install(|| {
+                join_case(
+                    shape,
+                    2,
+                    c_out,
+                    bits,
+                    2,
+                    1,
+                    case.is_multiple_of(3),
+                    false,
+                    2,
+                    case,
+                )
+            })
+            .unwrap();
         }
     }
 }

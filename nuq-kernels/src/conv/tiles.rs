@@ -107,7 +107,8 @@ impl Conv {
         }
     }
 
-    /// Tiles of `mc` whole output rows, each unfolding its own rows.
+    /// Tiles of `mc` whole output rows, each unfolding (or gathering, from `padded`) its own rows.
+    #[allow(clippy::too_many_arguments)]
     fn row_tiles(
         &self,
         path: KernelPath,
