@@ -95,3 +95,84 @@ pub fn bench_model(
         cpu_ms_per_img,
     })
 }
+
+/// Time spent in one node of the graph, from [`layer_profile`].
+#[derive(Debug, Clone)]
+pub struct LayerTime {
+    /// Node index.
+    pub node: usize,
+    /// What the node is (`conv 3x3/1 64->64 32x32`, `add`, ...).
+    pub what: String,
+    /// Multiply-accumulates per image.
+    pub macs: u64,
+    /// Best (smallest) seconds per forward pass over the runs.
+    pub secs: f64,
+    /// Median seconds per forward pass over the runs.
+    pub median_secs: f64,
+}
+
+/// Per-node wall time of `runs` forward passes of `batch` images (the best of the runs per
+/// node), measured between the runner's dump-hook calls, on the current rayon pool.
+///
+/// # Errors
+/// Model or kernel errors from the runner.
+pub fn layer_profile(
+    model: &IntegerModel,
+    path: KernelPath,
+    batch: usize,
+    runs: usize,
+) -> Result<Vec<LayerTime>, NnError> {
+    use nuq_nn::integer::Node;
+    let images = model_images(model, batch)?;
+    let infos = model.tensor_infos()?;
+    let mut runner = IntegerRunner::new(model, path)?;
+    runner.forward(&images, batch)?;
+    let mut times = vec![Vec::new(); model.nodes.len()];
+    for _ in 0..runs.max(1) {
+        let mut last = Instant::now();
+        runner.forward_with(&images, batch, &mut |i, _, _| {
+            let now = Instant::now();
+            times[i].push((now - last).as_secs_f64());
+            last = now;
+        })?;
+    }
+    for t in &mut times {
+        t.sort_by(f64::total_cmp);
+    }
+    Ok(model
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let out = infos[i + 1];
+            let (what, macs) = match node {
+                Node::Conv(c) => (
+                    format!(
+                        "conv {k}x{k}/{s} {}->{} {}x{}",
+                        c.c_in,
+                        c.c_out,
+                        out.h,
+                        out.w,
+                        k = c.kernel,
+                        s = c.stride
+                    ),
+                    (out.len() * c.kernel * c.kernel * c.c_in) as u64,
+                ),
+                Node::Linear(l) => (
+                    format!("linear {}->{}", l.in_features, l.out_features),
+                    (l.in_features * l.out_features) as u64,
+                ),
+                Node::Add(_) => (format!("add {}x{}x{}", out.h, out.w, out.c), 0),
+                Node::MaxPool(_) => (format!("maxpool {}x{}x{}", out.h, out.w, out.c), 0),
+                Node::GlobalAvgPool { .. } => ("global-avg-pool".to_string(), 0),
+            };
+            LayerTime {
+                node: i,
+                what,
+                macs,
+                secs: times[i][0],
+                median_secs: times[i][times[i].len() / 2],
+            }
+        })
+        .collect())
+}

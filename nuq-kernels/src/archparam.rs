@@ -17,6 +17,12 @@ pub const TILE_BYTES: usize = 256 << 10;
 /// (a shared or noisy machine); fewer spend less on scheduling and re-reading panels.
 pub const TILES_PER_THREAD: usize = 4;
 
+/// Multiply-accumulates a tile is given at least (about 2 µs of one core at the VNNI
+/// rate): a small problem on many threads runs as fewer tiles than
+/// [`TILES_PER_THREAD`] asks for, so that waking and joining threads never costs more than
+/// the work they share (more threads must never make a batch slower).
+pub const MIN_TILE_MACS: usize = 1 << 19;
+
 /// Most rows of a GEMM tile: the tile's output (`rows × 32` columns per panel) stays in
 /// L1/L2 while the panel loop runs; longer tiles gain little reuse.
 pub const GEMM_MAX_ROWS: usize = 128;
@@ -30,6 +36,11 @@ pub const CONV_MAX_ROWS: usize = 256;
 /// every column tile reads it), which keeps the per-tile unfold and requantization long
 /// enough to be worth a task.
 pub const CONV_MIN_SPLIT_ROWS: usize = 32;
+
+/// Output elements a task of the column tiles' final gather (staged blocks into the
+/// `[pixel][channel]` output) copies at least: a copy is cheap, so tasks stay long enough to
+/// be worth scheduling.
+pub const GATHER_ELEMENTS: usize = 16 * 1024;
 
 /// Output bytes from which the AVX-512 GEMM stores whole aligned lines non-temporally: it
 /// saves the read-for-ownership of lines that are fully overwritten, but an output that

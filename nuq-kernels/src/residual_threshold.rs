@@ -40,13 +40,39 @@ pub enum Shortcut<'a> {
     Levels(&'a [u8]),
 }
 
-impl Shortcut<'_> {
-    fn len(&self) -> usize {
+impl<'a> Shortcut<'a> {
+    /// Elements.
+    pub(crate) fn len(&self) -> usize {
         match self {
             Shortcut::Int32(v) => v.len(),
             Shortcut::Levels(v) => v.len(),
         }
     }
+
+    /// The elements from `at` on.
+    pub(crate) fn from(self, at: usize) -> Shortcut<'a> {
+        match self {
+            Shortcut::Int32(v) => Shortcut::Int32(&v[at..]),
+            Shortcut::Levels(v) => Shortcut::Levels(&v[at..]),
+        }
+    }
+}
+
+/// The inputs of a block of a residual join ([`ResidualThresholds::block`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Block<'a> {
+    /// Main-branch accumulators, `a[r·lda + j]` for channel `chans.start + j`.
+    pub a: &'a [i32],
+    /// Row stride of `a`.
+    pub lda: usize,
+    /// Shortcut, `b[r·ldb + c]` for channel `c`.
+    pub b: Shortcut<'a>,
+    /// Row stride of `b`.
+    pub ldb: usize,
+    /// Rows.
+    pub rows: usize,
+    /// Channels.
+    pub chans: std::ops::Range<usize>,
 }
 
 /// Per-channel alignment and thresholds of a residual join (see the module docs).
@@ -185,41 +211,104 @@ impl ResidualThresholds {
             .zip(out[..a.len()].par_chunks_mut(chunk))
             .enumerate()
             .for_each(|(i, (a, o))| {
-                let start = i * chunk;
-                let b = match b {
-                    Shortcut::Int32(v) => Shortcut::Int32(&v[start..start + a.len()]),
-                    Shortcut::Levels(v) => Shortcut::Levels(&v[start..start + a.len()]),
+                let b = b.from(i * chunk);
+                let rows = a.len() / ch;
+                let block = Block {
+                    a,
+                    lda: ch,
+                    b,
+                    ldb: ch,
+                    rows,
+                    chans: 0..ch,
                 };
-                self.rows(path, a, b, o);
+                self.block_unchecked(path, &block, o, ch);
             });
         Ok(())
     }
 
-    /// Whole rows on the calling thread (lengths checked by the caller).
-    fn rows(&self, path: KernelPath, a: &[i32], b: Shortcut<'_>, out: &mut [u8]) {
+    /// Joins a block of `rows` rows × channels `chans`: main branch `a[r·lda + j]`, shortcut
+    /// `b[r·ldb + c]` and output `out[r·ldo + j]` for channel `c = chans.start + j`, on the
+    /// calling thread (the fused convolution's tiles call it on their own block).
+    ///
+    /// # Errors
+    /// [`KernelError::PathUnavailable`]; [`KernelError::ShapeMismatch`] for channels past
+    /// the table or strides narrower than the block; [`KernelError::SliceTooShort`] for a
+    /// short slice.
+    pub(crate) fn block(
+        &self,
+        path: KernelPath,
+        block: &Block<'_>,
+        out: &mut [u8],
+        ldo: usize,
+    ) -> Result<(), KernelError> {
+        path.ensure_available()?;
+        let Block {
+            a,
+            lda,
+            b,
+            ldb,
+            rows,
+            ref chans,
+        } = *block;
+        let width = chans.len();
+        if chans.end > self.mac.channels() || width > lda || width > ldo || chans.end > ldb {
+            return Err(KernelError::ShapeMismatch {
+                what: "residual block channels (within the table and every stride)",
+                expected: self.mac.channels().min(lda).min(ldo),
+                found: chans.end,
+            });
+        }
+        if rows == 0 || width == 0 {
+            return Ok(());
+        }
+        check_len(
+            "residual block accumulators",
+            (rows - 1) * lda + width,
+            a.len(),
+        )?;
+        check_len(
+            "residual block shortcut",
+            (rows - 1) * ldb + chans.end,
+            b.len(),
+        )?;
+        check_len("residual block output", (rows - 1) * ldo + width, out.len())?;
+        self.block_unchecked(path, block, out, ldo);
+        Ok(())
+    }
+
+    /// [`ResidualThresholds::block`] with the lengths checked by the caller.
+    fn block_unchecked(&self, path: KernelPath, block: &Block<'_>, out: &mut [u8], ldo: usize) {
         match path {
             #[cfg(target_arch = "x86_64")]
             KernelPath::Avx512Vnni => {
-                // SAFETY: `apply` confirmed AVX-512 F/BW/VL; `a`, `b`, `out` hold the same
-                // whole rows.
-                unsafe { self.rows_avx512(a, b, out) }
+                // SAFETY: the caller confirmed AVX-512 F/BW/VL and checked the lengths.
+                unsafe { self.block_avx512(block, out, ldo) }
             }
             _ => {
-                let ch = self.mac.channels();
-                for (j, (o, &x)) in out.iter_mut().zip(a).enumerate() {
-                    let y = match b {
-                        Shortcut::Int32(v) => v[j],
-                        Shortcut::Levels(v) => i32::from(v[j]),
-                    };
-                    *o = self.level_one(j % ch, x, y);
+                let Block {
+                    a,
+                    lda,
+                    b,
+                    ldb,
+                    rows,
+                    ref chans,
+                } = *block;
+                for r in 0..rows {
+                    for (j, c) in chans.clone().enumerate() {
+                        let y = match b {
+                            Shortcut::Int32(v) => v[r * ldb + c],
+                            Shortcut::Levels(v) => i32::from(v[r * ldb + c]),
+                        };
+                        out[r * ldo + j] = self.level_one(c, a[r * lda + j], y);
+                    }
                 }
             }
         }
     }
 
     /// # Safety
-    /// AVX-512 F/BW/VL must be available; `a`, `b` and `out` hold the same number of
-    /// whole rows.
+    /// AVX-512 F/BW/VL must be available; the block's slices and `out` hold its rows at
+    /// their strides ([`ResidualThresholds::block`] checks).
     ///
     /// Sixteen channels per step: the sums are formed as two 8-lane `i64` vectors; when all
     /// of them lie in `(i32::MIN, i32::MAX)` (the usual case) they are narrowed and counted
@@ -229,9 +318,16 @@ impl ResidualThresholds {
     /// 64 bits.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn rows_avx512(&self, a: &[i32], b: Shortcut<'_>, out: &mut [u8]) {
+    unsafe fn block_avx512(&self, block: &Block<'_>, out: &mut [u8], ldo: usize) {
         use std::arch::x86_64::*;
-        let ch = self.mac.channels();
+        let Block {
+            a,
+            lda,
+            b,
+            ldb,
+            rows,
+            ref chans,
+        } = *block;
         let count = self.mac.per_channel();
         let a_shift = _mm512_set1_epi64(i64::from(self.a_shift));
         let lo_bound = _mm512_set1_epi64(i64::from(i32::MIN) + 1);
@@ -243,18 +339,18 @@ impl ResidualThresholds {
             unsafe { _mm512_loadu_si512(t.as_ptr().cast()) }
         });
         // The flipped sum of the 8 channels from `c` (lanes outside `k` read zeros).
-        // SAFETY: for every call below, `at` is the element of channel `c` in its row, the
-        // masked loads touch only the row's own lanes, and the per-channel tables are padded
-        // to a multiple of 16 channels.
-        let sum8 = |at: usize, c: usize, k: __mmask8| unsafe {
+        // SAFETY: for every call below, `at` / `bt` are the elements of channel `c` in their
+        // rows of `a` / `b`, the masked loads touch only the block's own lanes, and the
+        // per-channel tables are padded to a multiple of 16 channels.
+        let sum8 = |at: usize, bt: usize, c: usize, k: __mmask8| unsafe {
             let av = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, a.as_ptr().add(at)));
             let bv = match b {
                 Shortcut::Int32(v) => {
-                    _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, v.as_ptr().add(at)))
+                    _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, v.as_ptr().add(bt)))
                 }
                 Shortcut::Levels(v) => _mm512_cvtepu8_epi64(_mm_maskz_loadu_epi8(
                     u16::from(k),
-                    v.as_ptr().add(at).cast(),
+                    v.as_ptr().add(bt).cast(),
                 )),
             };
             let m = _mm512_loadu_si512(self.multiplier.as_ptr().add(c).cast());
@@ -276,17 +372,19 @@ impl ResidualThresholds {
             }
             _mm512_cvtepi64_epi32(n)
         };
-        for (r, o_row) in out[..a.len()].chunks_exact_mut(ch).enumerate() {
-            for c0 in (0..ch).step_by(LANES) {
-                let lanes = (ch - c0).min(LANES);
+        for r in 0..rows {
+            let o_row = &mut out[r * ldo..];
+            for c0 in chans.clone().step_by(LANES) {
+                let lanes = (chans.end - c0).min(LANES);
                 let k: __mmask16 = if lanes == LANES {
                     0xFFFF
                 } else {
                     (1u16 << lanes) - 1
                 };
-                let at = r * ch + c0;
-                let x_lo = sum8(at, c0, k as __mmask8);
-                let x_hi = sum8(at + 8, c0 + 8, (k >> 8) as __mmask8);
+                let j = c0 - chans.start;
+                let (at, bt) = (r * lda + j, r * ldb + c0);
+                let x_lo = sum8(at, bt, c0, k as __mmask8);
+                let x_hi = sum8(at + 8, bt + 8, c0 + 8, (k >> 8) as __mmask8);
                 let inside = |x: __m512i| {
                     _mm512_cmpge_epi64_mask(x, lo_bound) & _mm512_cmple_epi64_mask(x, hi_bound)
                 };
@@ -324,12 +422,10 @@ impl ResidualThresholds {
                     Some(lut) => _mm512_permutexvar_epi32(codes, lut),
                     None => codes,
                 };
-                // SAFETY: the mask limits the store to the row's lanes `c0 .. c0 + lanes`.
-                unsafe {
-                    _mm512_mask_cvtepi32_storeu_epi8(o_row.as_mut_ptr().add(c0).cast(), k, v)
-                };
+                // SAFETY: the mask limits the store to the row's lanes `j .. j + lanes`.
+                unsafe { _mm512_mask_cvtepi32_storeu_epi8(o_row.as_mut_ptr().add(j).cast(), k, v) };
                 if small.is_none() {
-                    for o in &mut o_row[c0..c0 + lanes] {
+                    for o in &mut o_row[j..j + lanes] {
                         *o = self.levels[usize::from(*o)];
                     }
                 }

@@ -3,8 +3,10 @@
 //! numbers from [`crate::archparam`].
 
 use crate::archparam::{
-    CONV_MAX_ROWS, CONV_MIN_SPLIT_ROWS, GEMM_MAX_ROWS, ROW_ALIGN, TILES_PER_THREAD, TILE_BYTES,
+    CONV_MAX_ROWS, CONV_MIN_SPLIT_ROWS, GEMM_MAX_ROWS, MIN_TILE_MACS, ROW_ALIGN, TILES_PER_THREAD,
+    TILE_BYTES,
 };
+use crate::packed::PANEL;
 
 /// Rows per tile and weight panels per tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +43,9 @@ impl TilePolicy {
     /// Tiles for `m` rows of `row_bytes` activation bytes against `panels` weight panels on
     /// `threads` threads: rows within [`TILE_BYTES`] (a multiple of [`ROW_ALIGN`]), then
     /// halved (rows, panels, rows as the policy says) until there are
-    /// [`TILES_PER_THREAD`] tiles per thread or nothing is left to split.
+    /// [`TILES_PER_THREAD`] tiles per thread — fewer for small problems, whose tiles keep
+    /// [`MIN_TILE_MACS`] each (a multiple of the thread count where there are more tiles
+    /// than threads) — or nothing is left to split.
     pub(crate) fn plan(
         &self,
         m: usize,
@@ -49,7 +53,19 @@ impl TilePolicy {
         panels: usize,
         threads: usize,
     ) -> TilePlan {
-        let want = TILES_PER_THREAD * threads.max(1);
+        let threads = threads.max(1);
+        let macs = m
+            .saturating_mul(row_bytes)
+            .saturating_mul(panels)
+            .saturating_mul(PANEL);
+        let affordable = (macs / MIN_TILE_MACS).max(1);
+        let want = if affordable >= TILES_PER_THREAD * threads {
+            TILES_PER_THREAD * threads
+        } else if affordable > threads {
+            affordable.next_multiple_of(threads)
+        } else {
+            affordable
+        };
         let align = |r: usize| r.div_ceil(ROW_ALIGN) * ROW_ALIGN;
         let cap =
             (TILE_BYTES / row_bytes.max(1) / ROW_ALIGN * ROW_ALIGN).clamp(ROW_ALIGN, self.max_rows);
@@ -107,6 +123,15 @@ mod tests {
                 panels: 2
             }
         );
+        // Small problems on many threads get fewer, larger tiles.
+        assert_eq!(
+            CONV.plan(1024, 27, 2, 16),
+            TilePlan {
+                rows: 256,
+                panels: 2
+            }
+        );
+        assert_eq!(GEMM.plan(16, 64, 1, 16).rows, 16);
         // Short convolutions keep 32-row tiles and split panels instead.
         assert_eq!(
             CONV.plan(64, 4608, 16, 2),

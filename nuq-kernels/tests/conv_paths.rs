@@ -4,8 +4,9 @@
 //! folded thresholds past `i32` (clamped) and layers whose accumulator bound keeps the
 //! 64-bit requantization.
 
-use nuq_core::{Direction, MacThresholds};
+use nuq_core::{Direction, FixedPointMultiplier, MacThresholds};
 use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, Requantize};
+use nuq_kernels::residual_threshold::{ResidualThresholds, Shortcut};
 use nuq_kernels::Window;
 use nuq_kernels::{KernelError, KernelPath, Weights};
 use proptest::prelude::*;
@@ -172,6 +173,237 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// The convolution fused with a residual join gives, on every path and thread count (row
+    /// and column tiles), what the convolution's `acc + bias` followed by the join gives.
+    #[test]
+    fn fused_join_matches_conv_then_join(
+        images in 1usize..3, height in 1usize..9, width in 1usize..9, channels in 1usize..7,
+        kernel in 1usize..4, stride in 1usize..3, padding in 0usize..2, c_out in 1usize..80,
+        bits in prop::sample::select(vec![2u8, 3, 4, 8]), out_bits in 1u8..5,
+        a_shift in 0u8..4, levels_in: bool, huge_bias: bool, threads in 1usize..4, seed: u64,
+    ) {
+        let shape = Window { height, width, channels, kernel, stride, padding };
+        prop_assume!(height.min(width) + 2 * padding >= kernel);
+        join_case(shape, images, c_out, bits, out_bits, a_shift, levels_in, huge_bias, threads, seed)?;
+    }
+}
+
+/// One case of the fused join: the convolution of `shape` into `c_out` channels with
+/// `bits`-bit weights, joined (`out_bits`-bit levels) with a random shortcut, on every path
+/// against the convolution's `acc + bias` followed by the scalar join, on `threads` threads.
+#[allow(clippy::too_many_arguments)]
+fn join_case(
+    shape: Window,
+    images: usize,
+    c_out: usize,
+    bits: u8,
+    out_bits: u8,
+    a_shift: u8,
+    levels_in: bool,
+    huge_bias: bool,
+    threads: usize,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let Window {
+        height,
+        width,
+        channels,
+        ..
+    } = shape;
+    let mut rng = lcg(seed);
+    let k = shape.k();
+    let n_levels = 1 + rng() as usize % (1 << bits);
+    let mut levels: Vec<i8> = (0..n_levels).map(|_| rng() as i8).collect();
+    levels.sort_unstable();
+    let indices: Vec<u8> = (0..c_out * k)
+        .map(|_| (rng() as usize % n_levels) as u8)
+        .collect();
+    let bias: Vec<i32> = (0..c_out)
+        .map(|_| {
+            if huge_bias {
+                (rng() as i32).wrapping_mul(3)
+            } else {
+                (rng() % 20_001) as i32 - 10_000
+            }
+        })
+        .collect();
+    let w = Weights::pack(&indices, c_out, k, bits, &levels).unwrap();
+    let conv = Conv::new(
+        shape,
+        &(0..channels).map(|_| rng() as u8).collect::<Vec<_>>(),
+        w,
+        &bias,
+        Requantize::Accumulator,
+    )
+    .unwrap();
+    let align: Vec<FixedPointMultiplier> = (0..c_out)
+        .map(|_| {
+            FixedPointMultiplier::new((rng() % 4001) as i32 - 2000, (rng() % 12) as u8).unwrap()
+        })
+        .collect();
+    let span = 4000 * k as i64;
+    let t = thresholds(&mut rng, out_bits, c_out, span);
+    let out_levels: Vec<u8> = (0..1 << out_bits).map(|_| rng() as u8).collect();
+    let join = ResidualThresholds::new(a_shift, &align, &t, &out_levels).unwrap();
+    let x: Vec<u8> = (0..images * height * width * channels)
+        .map(|_| rng() as u8)
+        .collect();
+    let len = images * shape.out_height() * shape.out_width() * c_out;
+    let b8: Vec<u8> = (0..len).map(|_| rng() as u8).collect();
+    let b32: Vec<i32> = (0..len)
+        .map(|_| (rng() % 200_001) as i32 - 100_000)
+        .collect();
+    let b = if levels_in {
+        Shortcut::Levels(&b8)
+    } else {
+        Shortcut::Int32(&b32)
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| -> Result<(), TestCaseError> {
+        let mut scratch = ConvScratch::default();
+        let mut acc = vec![0i32; len];
+        let unfused = conv
+            .run(
+                KernelPath::Scalar,
+                &x,
+                images,
+                ConvOut::Int32(&mut acc),
+                &mut scratch,
+            )
+            .map(|()| {
+                let mut want = vec![0u8; len];
+                join.apply(KernelPath::Scalar, &acc, b, &mut want).unwrap();
+                want
+            });
+        for path in KernelPath::available() {
+            let mut got = vec![0xAAu8; len];
+            let r = conv.run_join(path, &x, images, &join, b, &mut got, &mut scratch);
+            prop_assert_eq!(r.map(|()| got), unfused.clone(), "{}", path);
+        }
+        Ok(())
+    })
+}
+
+/// Short outputs with enough work to be split across threads run as column tiles (one
+/// im2col matrix or padded input, tiles of weight panels, staged blocks gathered): requantized,
+/// `acc + bias` and fused-join outputs against the definitions.
+#[test]
+fn column_tiles_match_the_definitions() {
+    for (threads, c_out, out_bits) in [(2, 96, 4), (3, 100, 0), (4, 130, 2)] {
+        let shape = Window {
+            height: 4,
+            width: 4,
+            channels: 128,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+        };
+        let mut rng = lcg(threads as u64);
+        let k = shape.k();
+        let levels: Vec<i8> = (-8..8).map(|v| (v * 9) as i8).collect();
+        let layer = Layer {
+            shape,
+            pad: vec![3; 128],
+            c_out,
+            bits: 4,
+            indices: (0..c_out * k).map(|_| (rng() % 16) as u8).collect(),
+            levels,
+            bias: (0..c_out)
+                .map(|_| (rng() % 20_001) as i32 - 10_000)
+                .collect(),
+            requant: (out_bits > 0).then(|| {
+                let t = thresholds(&mut rng, out_bits, c_out, 300_000);
+                ((t), (0..1u8 << out_bits).map(|v| v * 3).collect())
+            }),
+        };
+        let x: Vec<u8> = (0..16 * 128).map(|_| rng() as u8).collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| layer.check(&x, 1)).unwrap();
+        pool.install(|| join_case(shape, 1, c_out, 4, 3, 1, threads == 2, false, threads, 5))
+            .unwrap();
+    }
+}
+
+/// Layers whose channels come in whole 4-byte groups gather their rows from a padded copy of
+/// the input on the AVX-512 path (no unfolded matrix): every stride, padding and kernel
+/// size, int8 and 4-bit weights, requantized and `acc + bias` outputs and fused joins,
+/// against the definitions.
+#[test]
+fn gathered_rows_match_the_definitions() {
+    let mut case = 0u64;
+    for (channels, kernel, stride, padding) in [
+        (64, 3, 1, 1),
+        (8, 3, 2, 1),
+        (4, 3, 1, 0),
+        (32, 1, 2, 0),
+        (12, 2, 2, 1),
+    ] {
+        for bits in [4u8, 8] {
+            case += 1;
+            let shape = Window {
+                height: 7,
+                width: 6,
+                channels,
+                kernel,
+                stride,
+                padding,
+            };
+            let mut rng = lcg(case);
+            let (k, c_out) = (shape.k(), 40);
+            let n_levels = 1usize << bits.min(4);
+            let levels: Vec<i8> = (0..n_levels).map(|v| (v as i8).wrapping_mul(13)).collect();
+            let requant = case.is_multiple_of(2).then(|| {
+                let t = thresholds(&mut rng, 3, c_out, 50_000);
+                (t, (0..8u8).map(|v| v * 5).collect())
+            });
+            let layer = Layer {
+                shape,
+                pad: (0..channels).map(|_| rng() as u8).collect(),
+                c_out,
+                bits,
+                indices: (0..c_out * k)
+                    .map(|_| (rng() as usize % n_levels) as u8)
+                    .collect(),
+                levels,
+                bias: (0..c_out)
+                    .map(|_| (rng() % 20_001) as i32 - 10_000)
+                    .collect(),
+                requant,
+            };
+            let x: Vec<u8> = (0..2 * 7 * 6 * channels).map(|_| rng() as u8).collect();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            pool.install(|| layer.check(&x, 2)).unwrap();
+            pool.install(|| {
+                join_case(
+                    shape,
+                    2,
+                    c_out,
+                    bits,
+                    2,
+                    1,
+                    case.is_multiple_of(3),
+                    false,
+                    2,
+                    case,
+                )
+            })
+            .unwrap();
+        }
+    }
+}
+
 /// Thresholds that leave the `i32` range once the bias is folded in, with the folded `i32`
 /// requantization (300 input channels) and with a layer whose accumulator bound
 /// (`k · max|w| · 255`) exceeds `i32::MAX`, which keeps the 64-bit one (70 000 channels).
@@ -254,4 +486,68 @@ fn conv_rejects_bad_input() {
         let e = conv.run(p, &vec![0; x], 1, ConvOut::Int32(&mut vec![0; o]), &mut s);
         assert!(matches!(e, Err(KernelError::SliceTooShort { .. })));
     }
+    // A fused join needs a convolution that hands on accumulators, the join's channels and
+    // a whole shortcut.
+    let one = FixedPointMultiplier::new(1, 0).unwrap();
+    let t2 = MacThresholds::new(1, vec![0, 0], vec![Direction::Rising; 2]).unwrap();
+    let join = ResidualThresholds::new(0, &[one, one], &t2, &[0, 1]).unwrap();
+    let join1 = ResidualThresholds::new(
+        0,
+        &[one],
+        &MacThresholds::new(1, vec![0], vec![Direction::Rising]).unwrap(),
+        &[0, 1],
+    )
+    .unwrap();
+    let b = [0u8; 8];
+    let e = conv.run_join(
+        p,
+        &[0; 4],
+        1,
+        &join1,
+        Shortcut::Levels(&b),
+        &mut [0; 8],
+        &mut s,
+    );
+    assert!(matches!(e, Err(KernelError::ShapeMismatch { .. })));
+    let e = conv.run_join(
+        p,
+        &[0; 4],
+        1,
+        &join,
+        Shortcut::Levels(&b[..7]),
+        &mut [0; 8],
+        &mut s,
+    );
+    assert!(matches!(e, Err(KernelError::SliceTooShort { .. })));
+    let e = conv.run_join(
+        p,
+        &[0; 4],
+        1,
+        &join,
+        Shortcut::Levels(&b),
+        &mut [0; 7],
+        &mut s,
+    );
+    assert!(matches!(e, Err(KernelError::SliceTooShort { .. })));
+    let requantizing = Conv::new(
+        shape,
+        &[0],
+        w(),
+        &[0, 0],
+        Requantize::Levels {
+            thresholds: &t,
+            levels: &[0, 1],
+        },
+    )
+    .unwrap();
+    let e = requantizing.run_join(
+        p,
+        &[0; 4],
+        1,
+        &join,
+        Shortcut::Levels(&b),
+        &mut [0; 8],
+        &mut s,
+    );
+    assert!(matches!(e, Err(KernelError::OutputKind { .. })));
 }

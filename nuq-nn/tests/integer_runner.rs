@@ -178,7 +178,8 @@ fn reference(model: &IntegerModel, images: &[u8], n: usize) -> Vec<Val> {
     vals
 }
 
-/// Logits and every node's dump from the runner.
+/// Logits and every node's dump from the runner (node by node), after checking that the
+/// plain forward pass (residual joins fused into their convolutions) gives the same logits.
 fn run(model: &IntegerModel, path: KernelPath, images: &[u8], n: usize) -> Vec<Val> {
     let mut runner = IntegerRunner::new(model, path).unwrap();
     let mut dumps = Vec::new();
@@ -194,6 +195,8 @@ fn run(model: &IntegerModel, path: KernelPath, images: &[u8], n: usize) -> Vec<V
         })
         .unwrap()
         .to_vec();
+    let fused = runner.forward(images, n).unwrap().to_vec();
+    assert_eq!(fused, logits, "fused joins change the logits on {path}");
     assert_eq!(dumps.last(), Some(&Val::Int32(logits)));
     dumps
 }

@@ -59,6 +59,8 @@ fn main() {
         .num_threads(threads)
         .build()
         .unwrap_or_else(|e| fail(&e.to_string()));
+    let head = nuq_benches::cpu::header(path.name(), &threads.to_string());
+    println!("{head}");
     let budget = Duration::from_millis(if quick { 700 } else { 4000 });
     let bits = 4;
     for &arch in &archs {
@@ -78,8 +80,44 @@ fn main() {
                 m.cpu_ms_per_img
                     .map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}"))
             );
+            if std::env::var_os("NUQ_LAYER_TIMES").is_some() {
+                print_layers(&model, path, batch, &pool);
+            }
         }
     }
+}
+
+/// Per-node times (`NUQ_LAYER_TIMES=1`): best of several passes, measured between the
+/// runner's dump-hook calls.
+fn print_layers(
+    model: &nuq_nn::integer::IntegerModel,
+    path: KernelPath,
+    batch: usize,
+    pool: &rayon::ThreadPool,
+) {
+    let runs = (2000 / batch).clamp(5, 200);
+    let layers = pool
+        .install(|| nuq_benches::infer::layer_profile(model, path, batch, runs))
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let total: f64 = layers.iter().map(|l| l.secs).sum();
+    let total_median: f64 = layers.iter().map(|l| l.median_secs).sum();
+    for l in &layers {
+        let gmacs = l.macs as f64 * batch as f64 / l.secs / 1e9;
+        println!(
+            "  layer {:>2} {:<28} best {:>8.1} us {:>5.1}% {:>6.1} GMAC/s, median {:>8.1} us",
+            l.node,
+            l.what,
+            l.secs * 1e6,
+            100.0 * l.secs / total,
+            gmacs,
+            l.median_secs * 1e6
+        );
+    }
+    println!(
+        "  layers total: best {:.1} us, median {:.1} us per batch",
+        total * 1e6,
+        total_median * 1e6
+    );
 }
 
 fn fail(msg: &str) -> ! {

@@ -114,6 +114,9 @@ fn main() {
     // Time spent on the interleaved rounds of one shape and thread count.
     let round_time = Duration::from_millis(if quick { 300 } else { 1500 });
     let pools = [(1, pool(1)), (2, pool(2))];
+    let best =
+        KernelPath::detect().map_or_else(|e| format!("none ({e})"), |p| p.name().to_string());
+    println!("{}", nuq_benches::cpu::header(&best, "1,2"));
     // The peak loop is timed as one more item of every interleaved round below, doing as
     // many multiply-accumulates as the shape's GEMM, so that it sees the same machine load
     // and the same call length as the GEMM rows.

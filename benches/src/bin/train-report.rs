@@ -142,6 +142,9 @@ fn main() {
         .num_threads(a.threads)
         .build()
         .expect("thread pool");
+    // Training runs in f32 (the `gemm` crate picks its own SIMD path at run time).
+    let head = nuq_benches::cpu::header("f32-gemm", &a.threads.to_string());
+    println!("{head}");
     for &arch in &a.models {
         match pool.install(|| run(arch, &a)) {
             Ok((ips, gf, cpu)) => {

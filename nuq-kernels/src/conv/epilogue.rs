@@ -42,14 +42,6 @@ impl ConvOut<'_> {
             ConvOut::Int32(o) => o.len(),
         }
     }
-
-    /// The buffer from element `at` on.
-    pub(crate) fn tail(&mut self, at: usize) -> ConvOut<'_> {
-        match self {
-            ConvOut::Levels(o) => ConvOut::Levels(&mut o[at..]),
-            ConvOut::Int32(o) => ConvOut::Int32(&mut o[at..]),
-        }
-    }
 }
 
 /// The compiled epilogue.
@@ -170,6 +162,39 @@ impl Epilogue {
             }
             _ => Err(self.kind_error()),
         }
+    }
+
+    /// Adds the bias to `rows` accumulator rows (stride `lda`) of channels `chans` in place
+    /// (an epilogue that hands on accumulators; [`KernelError::OutputKind`] for one that
+    /// requantizes, [`KernelError::BiasOverflow`] when a sum leaves `i32`).
+    pub(crate) fn bias_in_place(
+        &self,
+        acc: &mut [i32],
+        lda: usize,
+        rows: usize,
+        chans: Range<usize>,
+    ) -> Result<(), KernelError> {
+        let Epilogue::Accumulator { bias } = self else {
+            return Err(KernelError::OutputKind {
+                expected: "i32 accumulators (a join fuses a convolution that hands on acc + bias)",
+            });
+        };
+        let bias = &bias[chans];
+        // As in `apply`: sign bits gathered so that the loop vectorises.
+        let mut signs = 0i32;
+        for r in 0..rows {
+            let row = &mut acc[r * lda..r * lda + bias.len()];
+            for (d, &b) in row.iter_mut().zip(bias) {
+                let a = *d;
+                let v = a.wrapping_add(b);
+                *d = v;
+                signs |= (a ^ v) & (b ^ v);
+            }
+        }
+        if signs < 0 {
+            return Err(KernelError::BiasOverflow);
+        }
+        Ok(())
     }
 
     /// The error for an output buffer of the other kind.

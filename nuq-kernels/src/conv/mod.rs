@@ -12,7 +12,10 @@
 //! |---|---|
 //! | `unfold` | the im2col plan (on a [`Window`]) and the unfolding of a range of output pixels |
 //! | `epilogue` | requantization with bias-folded `i32` thresholds, in 64-bit, or `acc + bias` |
-//! | `tiles` | the tile driver: row tiles, or column tiles over one im2col matrix for short outputs |
+//! | `tiles` | the tile driver: row tiles (which on the AVX-512 path gather their rows from a padded copy of the input when the channels come in whole 4-byte groups — an implicit im2col), or column tiles over one im2col matrix for short outputs; each tile finishes its own block |
+//!
+//! [`Conv::run_join`] fuses the residual join that reads a convolution's `acc + bias` into
+//! the tiles, so the `i32` tensor is never written.
 //!
 //! Tile sizes come from the crate's one tile policy (`archparam` holds its numbers).
 //! Every output element is computed by exactly one tile with exact integer arithmetic, so
@@ -60,9 +63,11 @@ mod unfold;
 pub use epilogue::{ConvOut, Requantize};
 
 use crate::error::{check_eq, check_len};
+use crate::residual_threshold::{ResidualThresholds, Shortcut};
 use crate::window::Window;
 use crate::{KernelError, KernelPath, Weights};
 use epilogue::Epilogue;
+use tiles::Finish;
 
 /// A convolution compiled for the kernels (see the [module docs](self)).
 #[derive(Debug, Clone)]
@@ -74,12 +79,17 @@ pub struct Conv {
     epilogue: Epilogue,
 }
 
-/// The im2col matrix and accumulators of short outputs (column tiles), kept by the caller
-/// so that they grow once and are reused across layers and calls.
+/// The im2col matrix (or padded input), accumulators and staged levels of short outputs
+/// (column tiles) and the padded input of gathered row tiles, kept
+/// by the caller so that they grow once and are reused across layers and calls.
 #[derive(Debug, Default)]
 pub struct ConvScratch {
+    /// The im2col matrix, or the padded input of gathered rows.
     cols: Vec<u8>,
     acc: Vec<i32>,
+    staged: Vec<u8>,
+    /// Where each gathered row starts in the padded input.
+    rows_at: Vec<usize>,
 }
 
 impl Conv {
@@ -146,6 +156,54 @@ impl Conv {
         if m == 0 {
             return Ok(());
         }
-        self.tiles(path, x, m, out, scratch)
+        self.tiles(path, x, m, out, Finish::Epilogue, scratch)
+    }
+
+    /// A convolution compiled to hand on `acc + bias` ([`Requantize::Accumulator`]) fused
+    /// with the residual join that reads it: `out` gets exactly what
+    /// [`ResidualThresholds::apply`] gives for this convolution's output as its main branch
+    /// and `shortcut` (`[pixel][channel]`, same shape), while each tile's accumulators are
+    /// still in cache — the `i32` tensor is never written.
+    ///
+    /// # Errors
+    /// As [`Conv::run`]; [`KernelError::OutputKind`] for a convolution that requantizes;
+    /// [`KernelError::ShapeMismatch`] when the join's channels differ from the output
+    /// channels; [`KernelError::SliceTooShort`] for a short shortcut or output.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_join(
+        &self,
+        path: KernelPath,
+        x: &[u8],
+        images: usize,
+        join: &ResidualThresholds,
+        shortcut: Shortcut<'_>,
+        out: &mut [u8],
+        scratch: &mut ConvScratch,
+    ) -> Result<(), KernelError> {
+        path.ensure_available()?;
+        if self.epilogue.writes_levels() {
+            return Err(KernelError::OutputKind {
+                expected: "i32 accumulators (a join fuses a convolution that hands on acc + bias)",
+            });
+        }
+        check_eq(
+            "residual join channels (one per output channel)",
+            self.n(),
+            join.channels(),
+        )?;
+        let s = self.shape;
+        let m = images * s.out_height() * s.out_width();
+        check_len(
+            "conv input",
+            images * s.height * s.width * s.channels,
+            x.len(),
+        )?;
+        check_len("residual shortcut", m * self.n(), shortcut.len())?;
+        check_len("conv output", m * self.n(), out.len())?;
+        if m == 0 {
+            return Ok(());
+        }
+        let finish = Finish::Join(join, shortcut);
+        self.tiles(path, x, m, ConvOut::Levels(out), finish, scratch)
     }
 }

@@ -7,15 +7,19 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::{Conv, ConvOut, ConvScratch};
-use crate::gemm::gemm_block;
+use crate::archparam::GATHER_ELEMENTS;
+use crate::gemm::{gemm_block, gemm_block_gather, Gather};
+use crate::overflow::check_accumulator_bound;
 use crate::packed::PANEL;
+use crate::residual_threshold::{Block, ResidualThresholds, Shortcut};
 use crate::tiling::CONV;
 use crate::{KernelError, KernelPath};
 
 thread_local! {
     /// Per-thread im2col rows and accumulators of one row tile (grown to the largest tile
     /// once, then reused: no allocation per call in steady state).
-    static TILE_SCRATCH: RefCell<(Vec<u8>, Vec<i32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static TILE_SCRATCH: RefCell<(Vec<u8>, Vec<i32>, Vec<usize>)> =
+        const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// Grows `v` to at least `len` elements (never shrinks: buffers are reused).
@@ -23,6 +27,16 @@ fn grow<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
     if v.len() < len {
         v.resize(len, T::default());
     }
+}
+
+/// What the tiles do with their accumulators while they are in cache.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Finish<'j> {
+    /// The compiled epilogue.
+    Epilogue,
+    /// `acc + bias` (the compiled epilogue must hand on accumulators) joined with a
+    /// shortcut of `[m][n]` elements into levels.
+    Join(&'j ResidualThresholds, Shortcut<'j>),
 }
 
 impl Conv {
@@ -33,43 +47,109 @@ impl Conv {
         x: &[u8],
         m: usize,
         out: ConvOut<'_>,
+        finish: Finish<'_>,
         scratch: &mut ConvScratch,
     ) -> Result<(), KernelError> {
         let panels = self.n().div_ceil(PANEL);
         let plan = CONV.plan(m, self.shape.k(), panels, rayon::current_num_threads());
         if plan.panels == panels {
-            self.row_tiles(path, x, m, plan.rows, out)
+            let padded = if self.gathers(path) {
+                self.pad_images(
+                    x,
+                    m / (self.shape.out_height() * self.shape.out_width()),
+                    &mut scratch.cols,
+                );
+                Some(&scratch.cols[..])
+            } else {
+                None
+            };
+            self.row_tiles(path, x, padded, m, plan.rows, out, finish)
         } else {
-            self.column_tiles(path, x, m, plan.rows, plan.panels, out, scratch)
+            self.column_tiles(path, x, m, plan.rows, plan.panels, out, finish, scratch)
         }
     }
 
-    /// Tiles of `mc` whole output rows, each unfolding its own rows.
+    /// Finishes the accumulators of rows `first_row ..` (`rows` of them, stride `lda`) ×
+    /// channels `chans` into `out` (stride `ldo`, column 0 = channel `chans.start`).
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        path: KernelPath,
+        finish: Finish<'_>,
+        acc: &mut [i32],
+        lda: usize,
+        first_row: usize,
+        rows: usize,
+        chans: Range<usize>,
+        out: ConvOut<'_>,
+        ldo: usize,
+    ) -> Result<(), KernelError> {
+        match finish {
+            Finish::Epilogue => self.epilogue.apply(path, acc, lda, rows, chans, out, ldo),
+            Finish::Join(join, b) => {
+                let ConvOut::Levels(o) = out else {
+                    return Err(KernelError::OutputKind {
+                        expected: "u8 levels",
+                    });
+                };
+                self.epilogue.bias_in_place(acc, lda, rows, chans.clone())?;
+                let n = self.n();
+                let block = Block {
+                    a: acc,
+                    lda,
+                    b: b.from(first_row * n),
+                    ldb: n,
+                    rows,
+                    chans,
+                };
+                join.block(path, &block, o, ldo)
+            }
+        }
+    }
+
+    /// Tiles of `mc` whole output rows, each unfolding (or gathering, from `padded`) its own rows.
+    #[allow(clippy::too_many_arguments)]
     fn row_tiles(
         &self,
         path: KernelPath,
         x: &[u8],
+        padded: Option<&[u8]>,
         m: usize,
         mc: usize,
         out: ConvOut<'_>,
+        finish: Finish<'_>,
     ) -> Result<(), KernelError> {
         let (k, n) = (self.shape.k(), self.n());
+        let lda = self.lda();
         let tile = |t: usize, out: ConvOut<'_>| -> Result<(), KernelError> {
             let rows = t * mc..((t + 1) * mc).min(m);
             TILE_SCRATCH.with(|cell| {
                 let mut scratch = cell.borrow_mut();
-                let (cols, acc) = &mut *scratch;
+                let (cols, acc, rows_at) = &mut *scratch;
+                if let Some(padded) = padded {
+                    grow(acc, rows.len() * n);
+                    self.gather_rows(rows.clone(), rows_at);
+                    let gather = Gather {
+                        rows_at: &rows_at[..rows.len()],
+                        pieces: self.shape.kernel,
+                        piece_len: self.shape.kernel * self.shape.channels,
+                        pitch: self.padded_width() * self.shape.channels,
+                    };
+                    let panels = 0..n.div_ceil(PANEL);
+                    gemm_block_gather(path, padded, &gather, &self.weights, panels, acc, n)?;
+                    return self.finish(path, finish, acc, n, rows.start, rows.len(), 0..n, out, n);
+                }
                 let a: &[u8] = if self.shape.direct() {
                     &x[rows.start * k..rows.end * k]
                 } else {
-                    grow(cols, rows.len() * k);
+                    grow(cols, rows.len() * lda);
                     self.shape
                         .unfold(x, &self.pad, rows.start, rows.len(), cols);
                     cols
                 };
                 grow(acc, rows.len() * n);
                 self.gemm(path, a, rows.len(), 0..n.div_ceil(PANEL), acc, n)?;
-                self.epilogue.apply(path, acc, n, rows.len(), 0..n, out, n)
+                self.finish(path, finish, acc, n, rows.start, rows.len(), 0..n, out, n)
             })
         };
         match out {
@@ -84,9 +164,10 @@ impl Conv {
         }
     }
 
-    /// Short outputs: the whole im2col matrix once, then tiles of `pc` weight panels (all
-    /// rows) into the scratch accumulators laid out `[group][m][group columns]`, then the
-    /// epilogue.
+    /// Short outputs: the whole im2col matrix once (or, where row tiles would gather, the
+    /// padded input and every row's start), then tiles of `pc` weight panels (all rows), each
+    /// finishing its own columns into `[group][m][group columns]` blocks, then the rows are
+    /// gathered into the output.
     #[allow(clippy::too_many_arguments)]
     fn column_tiles(
         &self,
@@ -96,38 +177,201 @@ impl Conv {
         mc: usize,
         pc: usize,
         mut out: ConvOut<'_>,
+        finish: Finish<'_>,
         scratch: &mut ConvScratch,
     ) -> Result<(), KernelError> {
         let (k, n) = (self.shape.k(), self.n());
+        let lda = self.lda();
         let panels = n.div_ceil(PANEL);
-        let ConvScratch { cols, acc } = scratch;
+        let gathers = self.gathers(path);
+        if gathers {
+            let ConvScratch { cols, rows_at, .. } = &mut *scratch;
+            self.pad_images(
+                x,
+                m / (self.shape.out_height() * self.shape.out_width()),
+                cols,
+            );
+            self.gather_rows(0..m, rows_at);
+        }
+        let ConvScratch {
+            cols,
+            acc,
+            staged,
+            rows_at,
+        } = scratch;
+        let gather = Gather {
+            rows_at: &rows_at[..if gathers { m } else { 0 }],
+            pieces: self.shape.kernel,
+            piece_len: self.shape.kernel * self.shape.channels,
+            pitch: self.padded_width() * self.shape.channels,
+        };
         let a: &[u8] = if self.shape.direct() {
             &x[..m * k]
+        } else if gathers {
+            cols
         } else {
-            grow(cols, m * k);
-            cols[..m * k]
-                .par_chunks_mut(mc * k)
+            // Short outputs unfold in as many pieces as there are threads (at most `mc` rows
+            // each), so that the unfold is not left to one thread.
+            let piece = mc.min(m.div_ceil(rayon::current_num_threads())).max(1);
+            grow(cols, m * lda);
+            cols[..m * lda]
+                .par_chunks_mut(piece * lda)
                 .enumerate()
-                .for_each(|(t, dst)| self.shape.unfold(x, &self.pad, t * mc, dst.len() / k, dst));
+                .for_each(|(t, dst)| {
+                    self.shape
+                        .unfold(x, &self.pad, t * piece, dst.len() / lda, dst)
+                });
             cols
         };
+        // Each column tile multiplies and finishes its own columns into a block of its own
+        // (`[group][m][group columns]`: accumulators in place, levels staged), then the rows
+        // are gathered into the output in parallel.
         let group_cols = pc * PANEL;
+        let levels = matches!(out, ConvOut::Levels(_));
         grow(acc, m * n);
-        acc[..m * n]
-            .par_chunks_mut(m * group_cols)
-            .enumerate()
-            .try_for_each(|(g, block)| {
-                let pans = g * pc..((g + 1) * pc).min(panels);
-                let width = block.len() / m;
-                self.gemm(path, a, m, pans, block, width)
-            })?;
-        for (g, block) in acc[..m * n].chunks(m * group_cols).enumerate() {
-            let c0 = g * group_cols;
+        grow(staged, if levels { m * n } else { 0 });
+        let tile = |g: usize, block: &mut [i32], stage: &mut [u8]| -> Result<(), KernelError> {
+            let pans = g * pc..((g + 1) * pc).min(panels);
             let width = block.len() / m;
-            self.epilogue
-                .apply(path, block, width, m, c0..c0 + width, out.tail(c0), n)?;
+            let c0 = g * group_cols;
+            let chans = c0..c0 + width;
+            if gathers {
+                gemm_block_gather(path, a, &gather, &self.weights, pans, block, width)?;
+            } else {
+                self.gemm(path, a, m, pans, block, width)?;
+            }
+            if levels {
+                self.finish(
+                    path,
+                    finish,
+                    block,
+                    width,
+                    0,
+                    m,
+                    chans,
+                    ConvOut::Levels(stage),
+                    width,
+                )
+            } else {
+                self.epilogue.bias_in_place(block, width, m, chans)
+            }
+        };
+        let acc_blocks = acc[..m * n].par_chunks_mut(m * group_cols);
+        if levels {
+            acc_blocks
+                .zip(staged[..m * n].par_chunks_mut(m * group_cols))
+                .enumerate()
+                .try_for_each(|(g, (block, stage))| tile(g, block, stage))?;
+        } else {
+            acc_blocks
+                .enumerate()
+                .try_for_each(|(g, block)| tile(g, block, &mut []))?;
+        }
+        let groups = n.div_ceil(group_cols);
+        let gather = |r: usize, row_out: &mut dyn FnMut(usize, usize, usize)| {
+            for g in 0..groups {
+                let c0 = g * group_cols;
+                let width = group_cols.min(n - c0);
+                row_out(c0, g * m * group_cols + r * width, width);
+            }
+        };
+        let min_rows = (GATHER_ELEMENTS / n.max(1)).max(1);
+        match &mut out {
+            ConvOut::Levels(o) => o[..m * n]
+                .par_chunks_mut(n)
+                .with_min_len(min_rows)
+                .enumerate()
+                .for_each(|(r, row)| {
+                    gather(r, &mut |c0, at, width| {
+                        row[c0..c0 + width].copy_from_slice(&staged[at..at + width]);
+                    });
+                }),
+            ConvOut::Int32(o) => o[..m * n]
+                .par_chunks_mut(n)
+                .with_min_len(min_rows)
+                .enumerate()
+                .for_each(|(r, row)| {
+                    gather(r, &mut |c0, at, width| {
+                        row[c0..c0 + width].copy_from_slice(&acc[at..at + width]);
+                    });
+                }),
         }
         Ok(())
+    }
+
+    /// Whether row tiles gather their GEMM rows from a padded copy of the input (an implicit
+    /// im2col: no unfolded matrix is written) rather than unfolding them: on the AVX-512
+    /// path, for int8 or 4-bit weights, whole 4-byte groups per kernel row (channels a
+    /// multiple of 4) and accumulators bounded for any activations.
+    fn gathers(&self, path: KernelPath) -> bool {
+        let s = self.shape;
+        let weights_ok = match &self.weights {
+            crate::Weights::Int8(_) => true,
+            crate::Weights::Codebook(w) => w.bits() == 4,
+        };
+        path == KernelPath::Avx512Vnni
+            && !s.direct()
+            && s.channels.is_multiple_of(4)
+            && weights_ok
+            && check_accumulator_bound(s.k(), self.weights.max_abs(), 255).is_ok()
+    }
+
+    /// Width of the padded input.
+    fn padded_width(&self) -> usize {
+        self.shape.width + 2 * self.shape.padding
+    }
+
+    /// Copies `images` NHWC images into `dst` with a border of `padding` pixels of the
+    /// per-channel padding bytes, one padded row per task.
+    fn pad_images(&self, x: &[u8], images: usize, dst: &mut Vec<u8>) {
+        let s = self.shape;
+        let (c, p) = (s.channels, s.padding);
+        let (hp, wp) = (s.height + 2 * p, self.padded_width());
+        let line = wp * c;
+        grow(dst, images * hp * line);
+        dst[..images * hp * line]
+            .par_chunks_mut(line)
+            .with_min_len((GATHER_ELEMENTS / line.max(1)).max(1))
+            .enumerate()
+            .for_each(|(i, row)| {
+                let (b, y) = (i / hp, i % hp);
+                if y < p || y >= s.height + p {
+                    for px in row.chunks_exact_mut(c) {
+                        px.copy_from_slice(&self.pad);
+                    }
+                    return;
+                }
+                let src_row = (b * s.height + y - p) * s.width * c;
+                let (left, rest) = row.split_at_mut(p * c);
+                let (mid, right) = rest.split_at_mut(s.width * c);
+                mid.copy_from_slice(&x[src_row..src_row + s.width * c]);
+                for px in left.chunks_exact_mut(c).chain(right.chunks_exact_mut(c)) {
+                    px.copy_from_slice(&self.pad);
+                }
+            });
+    }
+
+    /// Where each output pixel of `rows` starts in the padded input (its top-left tap).
+    fn gather_rows(&self, rows: Range<usize>, dst: &mut Vec<usize>) {
+        let s = self.shape;
+        let (oh, ow, c) = (s.out_height(), s.out_width(), s.channels);
+        let (wp, hp) = (self.padded_width(), s.height + 2 * s.padding);
+        dst.clear();
+        dst.extend(rows.map(|pix| {
+            let (b, rest) = (pix / (oh * ow), pix % (oh * ow));
+            let (oy, ox) = (rest / ow, rest % ow);
+            ((b * hp + oy * s.stride) * wp + ox * s.stride) * c
+        }));
+    }
+
+    /// Row stride of the GEMM's activations: the input itself for direct convolutions,
+    /// else the unfolded matrix's (whole 4-byte groups, zeros past `k`).
+    fn lda(&self) -> usize {
+        if self.shape.direct() {
+            self.shape.k()
+        } else {
+            self.shape.unfold_stride()
+        }
     }
 
     fn gemm(
@@ -139,10 +383,17 @@ impl Conv {
         acc: &mut [i32],
         ldc: usize,
     ) -> Result<(), KernelError> {
+        let lda = self.lda();
         gemm_block(
             path,
             a,
-            self.shape.k(),
+            lda,
+            // Unfolded rows are zero from `k` to `lda`: the GEMM may read those bytes.
+            if self.shape.direct() {
+                self.shape.k()
+            } else {
+                lda
+            },
             rows,
             &self.weights,
             panels,

@@ -10,15 +10,25 @@ impl Window {
         self.kernel == 1 && self.stride == 1 && self.padding == 0
     }
 
+    /// Row stride of the unfolded matrix: `k` rounded up to whole 4-byte groups, so that
+    /// the GEMM reads every group whole (the bytes past `k` are zero).
+    pub(crate) fn unfold_stride(&self) -> usize {
+        self.k().next_multiple_of(4)
+    }
+
     /// Writes the rows of output pixels `first .. first + rows` (pixels counted across the
-    /// batch) of the im2col matrix of `x` into `dst` (row stride `k`); taps outside the
-    /// image read `pad` (one byte per channel).
+    /// batch) of the im2col matrix of `x` into `dst` (row stride
+    /// [`unfold_stride`](Self::unfold_stride), zeros past `k`); taps outside the image read
+    /// `pad` (one byte per channel).
     pub(crate) fn unfold(&self, x: &[u8], pad: &[u8], first: usize, rows: usize, dst: &mut [u8]) {
         let (c, k, kernel) = (self.channels, self.k(), self.kernel);
+        let ld = self.unfold_stride();
         let (oh, ow) = (self.out_height(), self.out_width());
         let per_image = oh * ow;
         let img_len = self.height * self.width * c;
-        for (i, row) in dst[..rows * k].chunks_exact_mut(k).enumerate() {
+        for (i, row) in dst[..rows * ld].chunks_exact_mut(ld).enumerate() {
+            let (row, zeros) = row.split_at_mut(k);
+            zeros.fill(0);
             let pix = first + i;
             let (b, rest) = (pix / per_image, pix % per_image);
             let (oy, ox) = (rest / ow, rest % ow);

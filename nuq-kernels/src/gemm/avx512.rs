@@ -335,21 +335,31 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
 ) {
     let k = p.w.k();
     let groups = p.w.k_padded() / 4;
-    let full = k / 4;
+    // Groups read whole: those inside the readable bytes (zero past `k`).
+    let full = (p.k_read / 4).min(groups);
     let wp = w.as_ptr();
     // SAFETY: `lut` is 64 readable bytes.
     let lutv = unsafe { _mm512_loadu_si512(lut.as_ptr().cast()) };
-    let rows: [*const u8; R] = std::array::from_fn(|i| p.a[(r0 + i) * p.lda..].as_ptr());
+    let rows: [*const u8; R] = std::array::from_fn(|i| match p.rows_at {
+        Some(at) => p.a[at[r0 + i]..].as_ptr(),
+        None => p.a[(r0 + i) * p.lda..].as_ptr(),
+    });
     // The next row block's activations, prefetched a line per group while this one runs
-    // (a hint only: addresses past the slice are never dereferenced).
+    // (a hint only: addresses past the slice are never dereferenced). Gathered rows are
+    // not `lda` apart: no prefetch.
     let next = p.a.as_ptr().wrapping_add((r0 + R) * p.lda);
-    let next_lines = (R * p.lda).div_ceil(64);
+    let next_lines = if p.rows_at.is_some() {
+        0
+    } else {
+        (R * p.lda).div_ceil(64)
+    };
     let mut acc = [[_mm512_setzero_si512(); 2]; R];
-    let load_a = |g: usize| -> [__m512i; R] {
+    let load_a = |g: usize, skip: usize| -> [__m512i; R] {
         std::array::from_fn(|i| {
-            // SAFETY: `g < full = k / 4`, so bytes `4g .. 4g+4` of row `i` are inside it;
-            // the 4-byte read is unaligned.
-            let word = unsafe { rows[i].add(4 * g).cast::<i32>().read_unaligned() };
+            // SAFETY: `g < full ≤ k_read / 4`, so bytes `4g .. 4g+4` of row `i` are
+            // readable (zero past `k`) — for gathered rows at `skip` past the row's start
+            // (`gemm_block_gather` checks every piece); the 4-byte read is unaligned.
+            let word = unsafe { rows[i].add(4 * g + skip).cast::<i32>().read_unaligned() };
             _mm512_set1_epi32(word)
         })
     };
@@ -362,8 +372,8 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
             }
             // SAFETY: groups `g`, `g+1 < groups` lie inside the panel (96 bytes per pair).
             let d = unsafe { cb3_block(wp.add((g / 2) * 96), lutv) };
-            step(&mut acc, &load_a(g), d[0], d[1]);
-            step(&mut acc, &load_a(g + 1), d[2], d[3]);
+            step(&mut acc, &load_a(g, 0), d[0], d[1]);
+            step(&mut acc, &load_a(g + 1, 0), d[2], d[3]);
             g += 2;
         }
     } else if KIND == CB2 {
@@ -379,19 +389,29 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
                 _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64).cast());
                 _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64 + 64).cast());
             }
-            step(&mut acc, &load_a(g), d0, d1);
-            step(&mut acc, &load_a(g + 1), d2, d3);
+            step(&mut acc, &load_a(g, 0), d0, d1);
+            step(&mut acc, &load_a(g + 1, 0), d2, d3);
             g += 2;
         }
     } else {
-        while g < full {
-            // SAFETY: `g < groups`, inside the panel.
-            let (w0, w1) = unsafe { group_weights::<KIND>(wp, lutv, g) };
-            if g < next_lines {
-                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64).cast());
+        // Pieces of `seg_groups` groups, `seg_skip` bytes apart (one piece for plain rows;
+        // gathered rows only come with int8 and 4-bit weights, which take this loop).
+        let (mut skip, mut seg_end) = (0, p.seg_groups.min(full));
+        loop {
+            while g < seg_end {
+                // SAFETY: `g < groups`, inside the panel.
+                let (w0, w1) = unsafe { group_weights::<KIND>(wp, lutv, g) };
+                if g < next_lines {
+                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64).cast());
+                }
+                step(&mut acc, &load_a(g, skip), w0, w1);
+                g += 1;
             }
-            step(&mut acc, &load_a(g), w0, w1);
-            g += 1;
+            if seg_end >= full {
+                break;
+            }
+            skip += p.seg_skip;
+            seg_end = (seg_end + p.seg_groups).min(full);
         }
     }
     // Groups that are partly or wholly past `k`: activations zero-padded.

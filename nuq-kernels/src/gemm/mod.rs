@@ -84,8 +84,18 @@ impl OutPtr {
 pub(crate) struct Problem<'a> {
     pub a: &'a [u8],
     pub lda: usize,
+    /// Bytes of each row the kernels may read (`k ≤ k_read ≤ lda`); those past `k` are zero,
+    /// so a kernel may multiply a whole 4-byte group that straddles `k`.
+    pub k_read: usize,
     pub m: usize,
     pub w: &'a Weights,
+    /// Gathered rows (an implicit im2col, [`gemm_block_gather`]): row `r` starts at
+    /// `a[rows_at[r]]` instead of `a[r · lda]` and runs in pieces of `seg_groups` groups,
+    /// each `seg_skip` bytes after the end of the previous one. Plain rows: `None`,
+    /// `usize::MAX`, 0.
+    pub rows_at: Option<&'a [usize]>,
+    pub seg_groups: usize,
+    pub seg_skip: usize,
 }
 
 thread_local! {
@@ -243,7 +253,22 @@ pub fn gemm(
     ldc: usize,
 ) -> Result<(), KernelError> {
     validate(path, a.len(), lda, m, w.k(), w.n(), c.len(), ldc)?;
-    run(path, &Problem { a, lda, m, w }, c, ldc)
+    let k_read = w.k();
+    run(
+        path,
+        &Problem {
+            a,
+            lda,
+            k_read,
+            m,
+            w,
+            rows_at: None,
+            seg_groups: usize::MAX,
+            seg_skip: 0,
+        },
+        c,
+        ldc,
+    )
 }
 
 /// One block of `C = A · Wᵀ` for unsigned activations, computed on the calling thread:
@@ -252,16 +277,18 @@ pub fn gemm(
 /// in column `j − panels.start · PANEL` of `c` (row stride `ldc`).
 ///
 /// This is the building block of the fused convolution ([`crate::conv`]), which schedules
-/// its own parallel work; the results are those of [`gemm()`] bit for bit.
+/// its own parallel work; the results are those of [`gemm()`] bit for bit. Each row holds
+/// `k_read` readable bytes (`k ≤ k_read ≤ lda`), zero past `k`.
 ///
 /// # Errors
 /// As [`gemm()`]; [`KernelError::ShapeMismatch`] for an empty or out-of-range panel
-/// range or `ldc` narrower than the block.
+/// range, `ldc` narrower than the block, or `k_read` outside `k ..= lda`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_block(
     path: KernelPath,
     a: &[u8],
     lda: usize,
+    k_read: usize,
     m: usize,
     w: &Weights,
     panels: Range<usize>,
@@ -280,11 +307,120 @@ pub(crate) fn gemm_block(
     let col0 = panels.start * PANEL;
     let width = (panels.end * PANEL).min(n) - col0;
     validate(path, a.len(), lda, m, w.k(), width, c.len(), ldc)?;
+    check_min("bytes read per row (≥ k)", w.k(), k_read)?;
+    check_min("lda (≥ bytes read per row)", k_read, lda)?;
     if m == 0 {
         return Ok(());
     }
-    let p = Problem { a, lda, m, w };
+    check_len("activations", (m - 1) * lda + k_read, a.len())?;
+    let p = Problem {
+        a,
+        lda,
+        k_read,
+        m,
+        w,
+        rows_at: None,
+        seg_groups: usize::MAX,
+        seg_skip: 0,
+    };
     check_bound(&p)?;
+    let out = OutPtr {
+        ptr: c.as_mut_ptr(),
+        ldc,
+        col0,
+        stream: false,
+    };
+    tile(path, &p, 0..m, panels, &out);
+    Ok(())
+}
+
+/// Rows of a GEMM's activations gathered from a padded image instead of an unfolded matrix
+/// (an implicit im2col): row `r` is `pieces` runs of `piece_len` bytes, the first at
+/// `a[rows_at[r]]`, each `pitch` bytes after the start of the previous one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Gather<'a> {
+    pub rows_at: &'a [usize],
+    pub pieces: usize,
+    pub piece_len: usize,
+    pub pitch: usize,
+}
+
+/// [`gemm_block`] on gathered rows (`m = gather.rows_at.len()`), AVX-512 VNNI only, for
+/// int8 or 4-bit codebook weights whose accumulators are bounded for any `u8` activations.
+///
+/// # Errors
+/// As [`gemm_block`]; [`KernelError::Unsupported`] for another path or weight width;
+/// [`KernelError::ShapeMismatch`] when the pieces do not make up `k` in whole groups;
+/// [`KernelError::SliceTooShort`] when a row's last piece runs past `a`;
+/// [`KernelError::AccumulatorOverflow`] when `k · max|w| · 255` exceeds `i32`.
+pub(crate) fn gemm_block_gather(
+    path: KernelPath,
+    a: &[u8],
+    gather: &Gather<'_>,
+    w: &Weights,
+    panels: Range<usize>,
+    c: &mut [i32],
+    ldc: usize,
+) -> Result<(), KernelError> {
+    path.ensure_available()?;
+    let four_bit_or_int8 = match w {
+        Weights::Int8(_) => true,
+        Weights::Codebook(cw) => cw.bits() == 4,
+    };
+    if path != KernelPath::Avx512Vnni || !four_bit_or_int8 {
+        return Err(KernelError::Unsupported {
+            what: "gathered GEMM rows (AVX-512 VNNI with int8 or 4-bit weights only)",
+            value: i64::from(path == KernelPath::Avx512Vnni),
+            allowed: "1",
+        });
+    }
+    let Gather {
+        rows_at,
+        pieces,
+        piece_len,
+        pitch,
+    } = *gather;
+    let k = w.k();
+    if pieces == 0 || !piece_len.is_multiple_of(4) || pieces * piece_len != k || pitch < piece_len {
+        return Err(KernelError::ShapeMismatch {
+            what: "gathered pieces (whole 4-byte groups making up k, pitch ≥ piece)",
+            expected: k,
+            found: pieces * piece_len,
+        });
+    }
+    let m = rows_at.len();
+    let total = w.n().div_ceil(PANEL);
+    if panels.start >= panels.end || panels.end > total {
+        return Err(KernelError::ShapeMismatch {
+            what: "block panel range end (non-empty, within the weights' panels)",
+            expected: total,
+            found: panels.end,
+        });
+    }
+    let col0 = panels.start * PANEL;
+    let width = (panels.end * PANEL).min(w.n()) - col0;
+    if m == 0 {
+        return Ok(());
+    }
+    check_min("ldc (must be ≥ the output's columns)", width, ldc)?;
+    check_len("output", (m - 1) * ldc + width, c.len())?;
+    let last = rows_at.iter().copied().max().unwrap_or(0);
+    check_len(
+        "gathered activations",
+        last + (pieces - 1) * pitch + piece_len,
+        a.len(),
+    )?;
+    check_accumulator_bound(k, w.max_abs(), 255)?;
+    let p = Problem {
+        a,
+        lda: 0,
+        k_read: k,
+        m,
+        w,
+        rows_at: Some(rows_at),
+        seg_groups: piece_len / 4,
+        seg_skip: pitch - piece_len,
+    };
     let out = OutPtr {
         ptr: c.as_mut_ptr(),
         ldc,

@@ -16,6 +16,12 @@
 //! Tensor buffers belong to the runner and per-tile scratch to the worker threads; both grow
 //! to the largest batch once and are reused, so steady-state calls do not allocate.
 //!
+//! A residual join whose main branch is a convolution's `acc + bias` read by nothing else
+//! runs fused into that convolution ([`Conv::run_join`]): the convolution is deferred to the
+//! join's place in the graph and each tile joins its own block while it is in cache, so the
+//! `i32` tensor is never written. [`IntegerRunner::forward_with`], whose hook sees every
+//! node's output, runs the nodes one by one; the logits are the same either way.
+//!
 //! Every output element is computed by exactly one tile with exact integer arithmetic, so
 //! logits are bit-identical across kernel paths, thread counts and batch splits.
 
@@ -49,6 +55,9 @@ pub enum TensorData<'a> {
     Int32(&'a [i32]),
 }
 
+/// The hook of [`IntegerRunner::forward_with`]: node, its tensor's shape, its values.
+type DumpHook<'h> = dyn FnMut(usize, TensorInfo, TensorData<'_>) + 'h;
+
 enum Buf {
     Levels(Vec<u8>),
     Int32(Vec<i32>),
@@ -69,6 +78,10 @@ pub struct IntegerRunner<'m> {
     model: &'m IntegerModel,
     infos: Vec<TensorInfo>,
     ops: Vec<Op>,
+    /// Per node: the convolution node fused into this join (see the module docs).
+    join_of: Vec<Option<usize>>,
+    /// Per node: a convolution that runs fused into a later join.
+    deferred: Vec<bool>,
     path: KernelPath,
     bufs: Vec<Buf>,
     /// im2col matrix and accumulators of column-split convolutions.
@@ -121,10 +134,17 @@ impl<'m> IntegerRunner<'m> {
                 _ => Buf::Int32(Vec::new()),
             })
             .collect();
+        let join_of = fusable_joins(model);
+        let mut deferred = vec![false; model.nodes.len()];
+        for &conv in join_of.iter().flatten() {
+            deferred[conv] = true;
+        }
         Ok(Self {
             model,
             infos,
             ops,
+            join_of,
+            deferred,
             path,
             bufs,
             scratch: ConvScratch::default(),
@@ -173,7 +193,7 @@ impl<'m> IntegerRunner<'m> {
     /// above the working-memory limit; [`NnError::Kernel`] for kernel errors (e.g. a possible
     /// accumulator overflow); [`NnError::Overflow`] when a bias pushes a sum past `i32`.
     pub fn forward(&mut self, images: &[u8], n: usize) -> Result<&[i32], NnError> {
-        self.forward_with(images, n, &mut |_, _, _| {})
+        self.run(images, n, None)
     }
 
     /// Predicted class of each of `n` images (the first maximal logit).
@@ -208,6 +228,16 @@ impl<'m> IntegerRunner<'m> {
         n: usize,
         dump: &mut dyn FnMut(usize, TensorInfo, TensorData<'_>),
     ) -> Result<&[i32], NnError> {
+        self.run(images, n, Some(dump))
+    }
+
+    /// The forward pass: node by node with a hook, else with fused joins.
+    fn run(
+        &mut self,
+        images: &[u8],
+        n: usize,
+        mut dump: Option<&mut DumpHook<'_>>,
+    ) -> Result<&[i32], NnError> {
         let inp = self.infos[0];
         if n.checked_mul(inp.len()) != Some(images.len()) {
             return Err(NnError::SizeMismatch {
@@ -227,14 +257,23 @@ impl<'m> IntegerRunner<'m> {
             grow(v, images.len());
             v[..images.len()].copy_from_slice(images);
         }
+        let fuse = dump.is_none();
         for i in 0..self.ops.len() {
+            if fuse && self.deferred[i] {
+                continue;
+            }
             let info = self.infos[i + 1];
             match &mut self.bufs[i + 1] {
                 Buf::Levels(v) => grow(v, n * info.len()),
                 Buf::Int32(v) => grow(v, n * info.len()),
             }
-            self.run_node(i, n)?;
-            dump(i, info, self.bufs[i + 1].data(n * info.len()));
+            match (fuse, self.join_of[i]) {
+                (true, Some(conv)) => self.run_fused(conv, i, n)?,
+                _ => self.run_node(i, n)?,
+            }
+            if let Some(dump) = dump.as_mut() {
+                dump(i, info, self.bufs[i + 1].data(n * info.len()));
+            }
         }
         let len = n * self.classes();
         match self.bufs.last() {
@@ -244,6 +283,42 @@ impl<'m> IntegerRunner<'m> {
                 problem: crate::ModelProblem::NoClassifier,
             }),
         }
+    }
+
+    /// Convolution node `c` fused into join node `j` (the join's main branch is `c`'s
+    /// output, which nothing else reads).
+    fn run_fused(&mut self, c: usize, j: usize, n: usize) -> Result<(), NnError> {
+        let out_len = n * self.infos[j + 1].len();
+        let (before, rest) = self.bufs.split_at_mut(j + 1);
+        let (Op::Conv(conv), Op::Add(join)) = (&self.ops[c], &self.ops[j]) else {
+            unreachable!("fusable_joins pairs a convolution with a join")
+        };
+        let (Node::Conv(ConvNode { input, .. }), Node::Add(add)) =
+            (&self.model.nodes[c], &self.model.nodes[j])
+        else {
+            unreachable!("fusable_joins pairs a convolution with a join")
+        };
+        let Buf::Levels(x) = &before[*input] else {
+            unreachable!("validated: the node reads levels")
+        };
+        let x = &x[..n * self.infos[*input].len()];
+        let b = match &before[add.b] {
+            Buf::Int32(b) => Shortcut::Int32(&b[..out_len]),
+            Buf::Levels(b) => Shortcut::Levels(&b[..out_len]),
+        };
+        let Buf::Levels(o) = &mut rest[0] else {
+            unreachable!("validated: add writes levels")
+        };
+        conv.run_join(
+            self.path,
+            x,
+            n,
+            join,
+            b,
+            &mut o[..out_len],
+            &mut self.scratch,
+        )
+        .map_err(conv_err(c, &self.model.nodes[c]))
     }
 
     fn run_node(&mut self, i: usize, n: usize) -> Result<(), NnError> {
@@ -310,6 +385,43 @@ impl<'m> IntegerRunner<'m> {
             _ => unreachable!("ops are compiled from the nodes in order"),
         }
     }
+}
+
+/// Per node, the convolution node fused into it: a join whose main branch is the `acc +
+/// bias` of a convolution that nothing else reads (nor is the model's output).
+fn fusable_joins(model: &IntegerModel) -> Vec<Option<usize>> {
+    let nodes = &model.nodes;
+    let mut readers = vec![0usize; nodes.len() + 1];
+    for node in nodes {
+        let inputs: &[usize] = match node {
+            Node::Conv(c) => &[c.input],
+            Node::Linear(l) => &[l.input],
+            Node::Add(a) => &[a.a, a.b],
+            Node::MaxPool(p) => &[p.input],
+            Node::GlobalAvgPool { input } => &[*input],
+        };
+        for &t in inputs {
+            if let Some(r) = readers.get_mut(t) {
+                *r += 1;
+            }
+        }
+    }
+    nodes
+        .iter()
+        .map(|node| {
+            let Node::Add(add) = node else { return None };
+            let conv = add.a.checked_sub(1)?;
+            let is_acc_conv = matches!(
+                nodes.get(conv),
+                Some(Node::Conv(ConvNode {
+                    output: ConvOutput::Accumulator,
+                    ..
+                }))
+            );
+            (is_acc_conv && add.b != add.a && readers[add.a] == 1 && add.a < nodes.len())
+                .then_some(conv)
+        })
+        .collect()
 }
 
 /// Compiles node `i`.
