@@ -155,10 +155,10 @@ impl IntegerModel {
         (i.height, i.width, i.channels)
     }
 
-    /// The input zero points (one byte per channel).
+    /// The input zero points (one byte value per channel, as a list of ints).
     #[getter]
-    fn zero_point(&self) -> Vec<u8> {
-        self.model.input.zero_point.clone()
+    fn zero_point(&self) -> Vec<u32> {
+        self.model.input.zero_point.iter().map(|&z| u32::from(z)).collect()
     }
 
     /// Number of classes.

@@ -179,6 +179,21 @@ def build(arch: str, width=1.0, in_channels=3, num_classes=10, input_size=(32, 3
 # --------------------------------------------------------------------------------------------
 
 
+class _StraightThrough(torch.autograd.Function):
+    """Forward: exactly ``q``; backward: ``dy`` to ``x`` (where ``mask``, when given).
+    (``x + (q − x).detach()`` would not give ``q`` exactly in floating point.)"""
+
+    @staticmethod
+    def forward(ctx, x, q, mask=None):
+        ctx.save_for_backward(mask)
+        return q
+
+    @staticmethod
+    def backward(ctx, dy):
+        (mask,) = ctx.saved_tensors
+        return (dy if mask is None else dy * mask.to(dy.dtype)), None, None
+
+
 def _f32_at_least(t: np.ndarray) -> np.ndarray:
     """The smallest float32 >= each float64 threshold: for float32 ``x``, ``x >= t`` exactly
     when ``x >=`` this."""
@@ -237,8 +252,8 @@ class NuqActivation(nn.Module):
                 code += (x >= t[:, j].view(1, -1, 1, 1)).long()
         q = self.values[code]
         # Straight-through below the clip, zero above it (nuq's ActQuant backward).
-        passing = torch.where(x <= self.clip, x, x.detach())
-        return passing + (q - passing).detach()
+        mask = (x <= self.clip) if x.requires_grad else None
+        return _StraightThrough.apply(x, q, mask)
 
     def extra_repr(self):
         return f"{self.name!r}, {self.family}, bits={self.bits}"
@@ -257,7 +272,7 @@ class GridRound(nn.Module):
             return x
         s = self.scale
         r = (s * torch.floor(x.double() / s + 0.5)).to(x.dtype)
-        return x + (r - x).detach()
+        return _StraightThrough.apply(x, r)
 
 
 class _PoolRound(nn.Module):
@@ -297,7 +312,7 @@ def _quantize_weight(module: nn.Module, w: torch.Tensor) -> torch.Tensor:
     base = w
     if q["center"]:
         base = w - w.flatten(1).mean(1).view(shape)
-    return base + (deq - base).detach()
+    return _StraightThrough.apply(base, deq)
 
 
 def _qconv_forward(self, x):
