@@ -158,7 +158,12 @@ impl IntegerModel {
     /// The input zero points (one byte value per channel, as a list of ints).
     #[getter]
     fn zero_point(&self) -> Vec<u32> {
-        self.model.input.zero_point.iter().map(|&z| u32::from(z)).collect()
+        self.model
+            .input
+            .zero_point
+            .iter()
+            .map(|&z| u32::from(z))
+            .collect()
     }
 
     /// Number of classes.

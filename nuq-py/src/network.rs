@@ -113,6 +113,15 @@ impl Network {
         checkpoint::load_model(self.get()?, Path::new(path)).map_err(err)
     }
 
+    /// save(path)
+    /// --
+    ///
+    /// Writes the network as a safetensors checkpoint with PyTorch names (what `nuq train`
+    /// writes and `nuq quantize` reads; `nuq_nn::checkpoint::save_model`).
+    fn save(&mut self, path: &str) -> PyResult<()> {
+        checkpoint::save_model(self.get()?, Path::new(path)).map_err(err)
+    }
+
     /// state_dict()
     /// --
     ///

@@ -59,6 +59,7 @@ __all__ = [
     "broadcast_tables",
     "export",
     "to_nuq_network",
+    "save_checkpoint",
     "normalise",
 ]
 
@@ -390,6 +391,23 @@ def _float_state(model: nn.Module) -> Dict[str, np.ndarray]:
         if v.is_floating_point():
             out[k] = v.detach().float().cpu().contiguous().numpy()
     return out
+
+
+def save_checkpoint(model: nn.Module, path: str, arch: Optional[str] = None, width: Optional[float] = None,
+                    input_size=(32, 32)) -> None:
+    """Writes a float model (one of nuq's, see :func:`build`) as the safetensors checkpoint
+    ``nuq quantize`` / ``nuq eval`` read, through nuq's own loader and writer (so the names
+    and shapes are checked on the way)."""
+    model = _unwrap(model)
+    cfg = getattr(model, "_nuq", None)
+    arch = (arch or (cfg or {}).get("arch") or _infer_arch(model)).lower().replace("_", "-")
+    first = model.features[0] if arch == "vgg-small" else model.conv1
+    width = width if width is not None else first.out_channels / _BASE[arch]
+    classes = (model.classifier if arch == "vgg-small" else model.fc).out_features
+    size = tuple(cfg["input_size"]) if cfg else tuple(input_size)
+    net = _nuq.Network(arch, float(width), first.in_channels, classes, size)
+    net.load_state_dict(_float_state(model))
+    net.save(str(path))
 
 
 def to_nuq_network(model: nn.Module) -> "_nuq.QuantizedNetwork":
