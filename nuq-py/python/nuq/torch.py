@@ -244,6 +244,8 @@ class NuqActivation(nn.Module):
                 raise RuntimeError(f"activation quantizer {self.name} is not calibrated (nuq.torch.calibrate)")
             samples = x.detach().permute(0, 2, 3, 1).contiguous().float().cpu().numpy()
             self.set_table(_nuq.fit_activation(samples, self.family, self.bits, self.per_channel))
+        if self.thresholds.device != x.device:
+            self.to(x.device)
         t = self.thresholds
         if t.shape[0] == 1:
             code = torch.bucketize(x.contiguous(), t[0], right=True)
@@ -545,6 +547,7 @@ def quantize(
                 block.relu = _Identity()
                 block.forward = types.MethodType(_quantized_block_forward, block)
         model.avgpool = _PoolRound(model.avgpool)
+    model.to(first.weight.device)  # the new modules' buffers join the weights' device
     calibrate(model, calib_images)
     return model
 
