@@ -1,12 +1,14 @@
 //! Float checkpoints: which network a safetensors file holds (from nuq's metadata or from
-//! `--model`/`--width` for a PyTorch checkpoint) and loading it for a dataset.
+//! `--model`/`--width` for a PyTorch checkpoint) and loading it for a dataset; ONNX files
+//! (by their `.onnx` extension or their first bytes) are imported instead.
 
+use std::io::Read;
 use std::path::Path;
 
 use clap::Args;
 use nuq_nn::checkpoint::{load_model, read_model_config};
 use nuq_nn::data::Dataset;
-use nuq_nn::{Arch, ModelConfig, Network};
+use nuq_nn::{onnx, Arch, ModelConfig, Network};
 
 use crate::exit::nn;
 use crate::exit::Failure;
@@ -95,4 +97,63 @@ pub fn load(path: &Path, cfg: ModelConfig) -> Result<Network, Failure> {
         ))
     })?;
     Ok(net)
+}
+
+/// Whether `path` is an ONNX model rather than a safetensors checkpoint: the `.onnx`
+/// extension, or (for another name) bytes that start as ONNX files do.
+pub fn is_onnx(path: &Path) -> bool {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+    {
+        return true;
+    }
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        return false;
+    }
+    let mut head = [0u8; 9];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| onnx::looks_like_onnx(&head))
+}
+
+/// The float network at `path` for images of `data`'s shape: an ONNX model is imported, a
+/// safetensors checkpoint is resolved with [`resolve`] and loaded with [`load`].
+pub fn open(path: &Path, args: &ModelArgs, data: &Dataset) -> Result<Network, Failure> {
+    if !is_onnx(path) {
+        let cfg = resolve(path, args, data)?;
+        return load(path, cfg);
+    }
+    let shown = path.display();
+    if args.model.is_some() || args.width.is_some() {
+        return Err(Failure::new(format!(
+            "{shown}: an ONNX model defines its own layers; drop --model and --width"
+        )));
+    }
+    let imported = onnx::import(path).map_err(|e| Failure::new(format!("{shown}: {e}")))?;
+    let cfg = *imported.network.config();
+    let want = (cfg.input_size.0, cfg.input_size.1, cfg.in_channels);
+    if want != (data.height, data.width, data.channels) || cfg.classes < data.classes {
+        return Err(Failure::new(format!(
+            "{shown}: the network takes {}x{}x{} images into {} classes but the dataset has {}x{}x{} images of {} classes; pass the dataset it was trained on (--dataset, --data), or export the model for that input size",
+            want.0, want.1, want.2, cfg.classes, data.height, data.width, data.channels, data.classes
+        )));
+    }
+    let added = imported.origins.iter().filter(|o| o.note.is_some()).count();
+    eprintln!(
+        "{shown}: ONNX opset {} from {}: {} layers{}",
+        imported.opset,
+        if imported.producer.is_empty() {
+            "an unnamed producer"
+        } else {
+            &imported.producer
+        },
+        imported.origins.len(),
+        if added > 0 {
+            format!(", {added} unit batch-norms after convolutions whose BN the exporter folded")
+        } else {
+            String::new()
+        }
+    );
+    Ok(imported.network)
 }

@@ -282,6 +282,15 @@ pub enum NnError {
     /// Checkpoint reading or writing failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// Importing an ONNX model failed (boxed: the error names nodes at length).
+    #[error(transparent)]
+    Onnx(Box<crate::onnx::OnnxError>),
+}
+
+impl From<crate::onnx::OnnxError> for NnError {
+    fn from(e: crate::onnx::OnnxError) -> Self {
+        NnError::Onnx(Box::new(e))
+    }
 }
 
 /// Errors from reading or writing checkpoints.

@@ -15,6 +15,7 @@
 //!   [`train`]: one-step training and evaluation helpers; [`gradcheck`]: finite differences.
 //! - [`quant`]: codebook quantizers, the fake-quantized float twin and the fold into the
 //!   [`integer`] model, which runs with integers only.
+//! - [`onnx`]: float CNNs read from ONNX files (`torch.onnx.export`) as a [`Network`].
 //! - [`pipeline`]: the whole job as the `nuq` command line does it — float training,
 //!   calibration and fine-tuning, evaluation, the `.nuq` file.
 //!
@@ -71,6 +72,7 @@ pub mod layers;
 mod loss;
 mod matmul;
 pub mod models;
+pub mod onnx;
 pub mod optim;
 pub mod param;
 pub mod pipeline;

@@ -46,6 +46,10 @@ pub enum Arch {
     ResNet18ImageNet,
     /// ResNet-34 with torchvision's ImageNet stem.
     ResNet34ImageNet,
+    /// A network read from an ONNX file by [`crate::onnx::import`]: its layers come from the
+    /// file, so [`Network::new`] cannot build it and it is not in [`Arch::ALL`] (a checkpoint
+    /// saved from it records `onnx`, which names no buildable network: keep the `.onnx` file).
+    Onnx,
 }
 
 impl Arch {
@@ -58,10 +62,11 @@ impl Arch {
             Arch::VggSmall => "vgg-small",
             Arch::ResNet18ImageNet => "resnet18-imagenet",
             Arch::ResNet34ImageNet => "resnet34-imagenet",
+            Arch::Onnx => "onnx",
         }
     }
 
-    /// Every architecture, in the order of [`Arch::NAMES`].
+    /// Every architecture [`Network::new`] builds, in the order of [`Arch::NAMES`].
     pub const ALL: [Arch; 5] = [
         Arch::ResNet18,
         Arch::ResNet20,
@@ -287,6 +292,13 @@ impl Network {
             Arch::VggSmall => vgg_small(&config, &mut rng)?,
             Arch::ResNet18ImageNet => resnet(&config, Stem::ImageNet, &RESNET18, &mut rng)?,
             Arch::ResNet34ImageNet => resnet(&config, Stem::ImageNet, &RESNET34, &mut rng)?,
+            Arch::Onnx => {
+                return Err(NnError::InvalidParameter {
+                    what: "model".into(),
+                    allowed: "an architecture built by code (an ONNX network is read with nuq_nn::onnx::import)",
+                    found: "onnx".into(),
+                })
+            }
         };
         let net = Self { config, body };
         net.body.output_shape([
@@ -296,6 +308,18 @@ impl Network {
             config.in_channels,
         ])?;
         Ok(net)
+    }
+
+    /// A network from layers built elsewhere (the ONNX importer); checks that `body` takes
+    /// the configured input.
+    pub(crate) fn from_body(config: ModelConfig, body: Sequential) -> Result<Self, NnError> {
+        body.output_shape([
+            1,
+            config.input_size.0,
+            config.input_size.1,
+            config.in_channels,
+        ])?;
+        Ok(Self { config, body })
     }
 
     /// The configuration.

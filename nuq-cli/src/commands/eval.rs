@@ -24,7 +24,7 @@ use nuq_nn::pipeline::{float_stats, integer_accuracy};
 #[command(
     long_about = "Evaluates a model on the test split of a dataset. A .nuq file runs with \
         integers only (image bytes in, int32 logits out, the computation an FPGA performs); \
-        a .safetensors checkpoint runs in float with the dataset's normalisation (--mean, \
+        a .safetensors checkpoint or an .onnx model runs in float with the dataset's normalisation (--mean, \
         --std to override).",
     after_help = "Examples:\n  \
         nuq eval demo.nuq\n  \
@@ -32,7 +32,7 @@ use nuq_nn::pipeline::{float_stats, integer_accuracy};
         nuq eval r18.nuq --dataset cifar10 --data ~/cifar-10-batches-bin"
 )]
 pub struct EvalArgs {
-    /// The model: a .nuq integer model or a .safetensors float checkpoint.
+    /// The model: a .nuq integer model, a .safetensors float checkpoint or an ONNX float model.
     model_file: PathBuf,
     #[command(flatten)]
     model: ModelArgs,
@@ -79,7 +79,7 @@ pub fn run(a: &EvalArgs) -> CmdResult {
     a.memory.apply();
     if a.model_file.is_dir() {
         return Err(Failure::new(format!(
-            "{}: is a directory; pass a .nuq model or a .safetensors checkpoint",
+            "{}: is a directory; pass a .nuq model, a .safetensors checkpoint or an .onnx model",
             a.model_file.display()
         )));
     }
@@ -90,8 +90,7 @@ pub fn run(a: &EvalArgs) -> CmdResult {
         ("integer", integer_accuracy(&model, &test)?, test.len())
     } else {
         let test = Arc::new(a.data.load(Split::Test)?);
-        let cfg = float_model::resolve(&a.model_file, &a.model, &test)?;
-        let mut net = float_model::load(&a.model_file, cfg)?;
+        let mut net = float_model::open(&a.model_file, &a.model, &test)?;
         let augment = a.data.eval_augment(test.channels)?;
         (
             "float",

@@ -25,7 +25,9 @@ use nuq_nn::pipeline::{float_stats, integer_accuracy, quantize_with_twin, twin_a
 #[derive(Debug, Args)]
 #[command(
     long_about = "Quantizes a float safetensors checkpoint (written by `nuq train`, or by \
-        PyTorch with torchvision-style names: pass --model and --width) to the integer model: \
+        PyTorch with torchvision-style names: pass --model and --width), or a float CNN in an \
+        ONNX file (Conv, BatchNormalization, Relu, pools, Flatten, Gemm/MatMul and residual \
+        Add; see nuq_nn::onnx), to the integer model: \
         weights become codebook indices (--family, --weight-bits), every activation gets a \
         codebook whose thresholds are calibrated on training images (k-quantile: equal-mass \
         quantiles of the MAC result, the paper's quantizer), batch-norm and the scales fold \
@@ -38,10 +40,11 @@ use nuq_nn::pipeline::{float_stats, integer_accuracy, quantize_with_twin, twin_a
         nuq quantize resnet18.pt.safetensors --model resnet18 --width 1 --dataset cifar10 \\\n      \
         --data ~/cifar-10-batches-bin --weight-bits 4 --act-bits 4 --out r18.nuq\n  \
         nuq quantize vgg.safetensors --out vgg-w4a4.nuq --plot figures/   \
-        # one MAC-result CDF per requantized layer"
+        # one MAC-result CDF per requantized layer\n  \
+        nuq quantize resnet18.onnx --out r18.nuq   # a float CNN exported by torch.onnx.export"
 )]
 pub struct QuantizeArgs {
-    /// The float checkpoint (.safetensors).
+    /// The float model: a .safetensors checkpoint or an ONNX file (.onnx).
     checkpoint: PathBuf,
     #[command(flatten)]
     model: ModelArgs,
@@ -103,14 +106,14 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
     let mut plot_dir = a.plot.as_deref().map(StagedDir::new).transpose()?;
     let progress = Progress::new();
     let train = Arc::new(a.data.load(Split::Train)?);
-    let cfg = float_model::resolve(&a.checkpoint, &a.model, &train)?;
     let augment = a.data.eval_augment(train.channels)?;
     let test = if a.no_eval {
         None
     } else {
         Some(Arc::new(a.data.load(Split::Test)?))
     };
-    let mut net = float_model::load(&a.checkpoint, cfg)?;
+    let mut net = float_model::open(&a.checkpoint, &a.model, &train)?;
+    let cfg = *net.config();
     let float_acc = match &test {
         Some(t) => Some(float_stats(&mut net, t, &augment)?.accuracy()),
         None => None,

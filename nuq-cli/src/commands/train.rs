@@ -92,7 +92,8 @@ pub struct TrainArgs {
     /// Codebook family for --bits: kquantile (the paper), lloyd, apot or uniform.
     #[arg(long, default_value = "kquantile", value_parser = parse_family, requires = "bits")]
     family: nuq_nn::quant::Family,
-    /// Float checkpoint quantization-aware training starts from.
+    /// Float model quantization-aware training starts from: a .safetensors checkpoint or an
+    /// ONNX file (.onnx).
     #[arg(long, requires = "bits")]
     init: Option<PathBuf>,
     /// Learn the activation clips and weight scales during --bits training (APoT-style clip
@@ -410,8 +411,8 @@ fn run_qat(a: &TrainArgs, bits: u8) -> CmdResult {
         model: None,
         width: None,
     };
-    let cfg = float_model::resolve(init, &model_args, &train)?;
-    let net = float_model::load(init, cfg)?;
+    let net = float_model::open(init, &model_args, &train)?;
+    let cfg = *net.config();
     let q = QuantArgs {
         bits,
         weight_bits: None,

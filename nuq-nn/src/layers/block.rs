@@ -62,6 +62,22 @@ impl BasicBlock {
     }
 }
 
+impl BasicBlock {
+    /// A block from its branches: `relu(main(x) + shortcut(x))`, the shortcut the identity
+    /// when `None` (the ONNX importer builds blocks this way). The quantizer folds blocks
+    /// whose main branch is conv–BN(ReLU)–conv–BN and whose shortcut is conv–BN, as
+    /// [`BasicBlock::new`] builds them.
+    pub fn from_parts(main: Sequential, downsample: Option<Sequential>) -> Self {
+        Self {
+            main,
+            downsample,
+            out: Tensor::default(),
+            dsum: Tensor::default(),
+            dx: Tensor::default(),
+        }
+    }
+}
+
 impl Layer for BasicBlock {
     fn describe(&self) -> String {
         format!(
