@@ -27,12 +27,14 @@ mod layers;
 mod network;
 mod qat;
 mod slot;
+mod tables;
 mod weights;
 
 pub use act::ActQuantizer;
 pub use config::{InputNorm, QuantConfig};
 pub use layers::{ActQuant, GridRound, QuantBlock};
 pub use network::QuantizedNetwork;
+pub use tables::WeightQuantizerView;
 pub use weights::{quantize_weights, quantize_weights_by, KQuantileRule, QuantizedWeights};
 
 /// A codebook family for weights or activations: `nuq-core`'s [`Family`], the one the `.nuq`
