@@ -365,3 +365,86 @@ fn a_failure_while_writing_leaves_no_partial_files() {
         "no image, no manifest, no staging directory"
     );
 }
+
+/// A small random ResNet-20 (residual joins, 4-bit k-quantile) written as a `.nuq` file.
+fn runnable_resnet(dir: &Path) -> PathBuf {
+    use nuq_nn::integer::random::{random_model, RandomModelSpec};
+    let mut spec = RandomModelSpec::cifar(nuq_nn::Arch::ResNet20, 4);
+    spec.config.width = 0.125;
+    let model = random_model(&spec, 1).expect("random model");
+    let path = dir.join("resnet20.nuq");
+    nuq_nn::pipeline::write_model(
+        &path,
+        &model,
+        nuq_fpga_fmt::CodebookKind::KQuantile,
+        Default::default(),
+    )
+    .expect("write");
+    path
+}
+
+#[test]
+fn onnx_and_qonnx_exports_write_one_file_each_and_report_exactness() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = runnable_resnet(dir.path());
+    let onnx = dir.path().join("m.onnx");
+    let qonnx = dir.path().join("m.qonnx.onnx");
+    let o = nuq(common::os([
+        &"export", &path, &"--onnx", &onnx, &"--qonnx", &qonnx, &"--batch", &"4", &"--json",
+    ]));
+    let reports = common::json(&o);
+    let reports = reports.as_array().expect("a list of reports");
+    assert_eq!(reports.len(), 2);
+    for (r, flavour, file) in [(&reports[0], "onnx", &onnx), (&reports[1], "qonnx", &qonnx)] {
+        assert_eq!(r["flavour"], flavour);
+        assert_eq!(r["batch"], 4);
+        assert_eq!(
+            r["bytes"].as_u64(),
+            Some(fs::metadata(file).expect("written").len())
+        );
+        assert!(r["nodes"].as_u64().expect("nodes") > 5);
+        assert!(r["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .any(|l| l["op"] == "add"));
+        assert_eq!(r["exact"], true);
+    }
+    // Text output; the symbolic batch by default.
+    let text = ok(&nuq(common::os([&"export", &path, &"--onnx", &onnx])));
+    assert!(
+        text.contains("onnx flavour") && text.contains("batch symbolic"),
+        "{text}"
+    );
+    assert!(text.contains("exact"), "{text}");
+}
+
+#[test]
+fn onnx_export_refuses_mixed_requests_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = runnable_resnet(dir.path());
+    let onnx = dir.path().join("m.onnx");
+    let e = fails(&nuq(common::os([
+        &"export",
+        &path,
+        &"--onnx",
+        &onnx,
+        &"--out",
+        &dir.path().join("mem"),
+    ])));
+    assert!(e.contains("separate exports"), "{e}");
+    assert!(!onnx.exists());
+    // Neither images nor a graph asked for.
+    let e = usage_error(&nuq(common::os([&"export", &path])));
+    assert!(e.contains("--out") || e.contains("--word-bits"), "{e}");
+    let e = usage_error(&nuq(common::os([
+        &"export", &path, &"--onnx", &onnx, &"--batch", &"0",
+    ])));
+    assert!(e.contains("batch"), "{e}");
+    // A file that is not a model is named.
+    let bad = dir.path().join("bad.nuq");
+    fs::write(&bad, b"not a model").expect("write");
+    let e = fails(&nuq(common::os([&"export", &bad, &"--onnx", &onnx])));
+    assert!(e.contains("bad.nuq"), "{e}");
+    assert!(!onnx.exists());
+}

@@ -62,7 +62,7 @@ pub use reader::NuqFile;
 pub use model::Model;
 pub use seal::reseal;
 #[cfg(feature = "std")]
-pub use writer::{encode, write_file, WriteError, WriteOptions};
+pub use writer::{encode, write_atomic, write_file, WriteError, WriteOptions};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -514,28 +514,47 @@ pub fn encode(model: &Model, opts: &WriteOptions) -> Result<Vec<u8>, WriteError>
     Ok(out)
 }
 
-/// Encodes `model` and writes it to `path` atomically: to `<path>.tmp<pid>` in the same
-/// directory, flushed to disk, then renamed over `path`.
+/// Encodes `model` and writes it to `path` atomically ([`write_atomic`]).
 pub fn write_file(path: &Path, model: &Model, opts: &WriteOptions) -> Result<(), WriteError> {
     let bytes = encode(model, opts)?;
-    let io = |source| WriteError::Io {
+    write_atomic(path, &bytes).map_err(|source| WriteError::Io {
         path: path.display().to_string(),
         source,
-    };
+    })
+}
+
+/// Writes `bytes` to `path` atomically: to `<path>.tmp<pid>` in the same directory, flushed
+/// to disk, then renamed over `path`; on failure the temporary file is removed, so `path`
+/// holds either its old contents or all of `bytes`, never part of them.
+///
+/// # Errors
+/// The I/O error of creating, writing, flushing or renaming the temporary file (a `path`
+/// without a file name is refused the same way).
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("nuq-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("hello.bin");
+/// nuq_fpga_fmt::writer::write_atomic(&path, b"hello")?;
+/// assert_eq!(std::fs::read(&path)?, b"hello");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp_name = path
         .file_name()
-        .ok_or_else(|| io(std::io::Error::other("path has no file name")))?
+        .ok_or_else(|| std::io::Error::other("path has no file name"))?
         .to_owned();
     tmp_name.push(format!(".tmp{}", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(io)
+    result
 }

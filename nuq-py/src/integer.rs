@@ -107,6 +107,55 @@ impl IntegerModel {
         .map_err(err)
     }
 
+    /// export_onnx(path, flavour="onnx", batch=None)
+    /// --
+    ///
+    /// Writes the model as an ONNX graph (`nuq export --onnx` / `--qonnx`). `flavour`
+    /// `"onnx"`: standard integer operators that ONNX Runtime runs exactly, input `image`
+    /// uint8 `[N, C, H, W]`, output `logits` int32. `"qonnx"`: float containers with one
+    /// `MultiThreshold` per requantizer for the qonnx package and FINN, `logits` float64,
+    /// a fixed batch (default 1). Returns the report: `nodes`, `exact` (whether every
+    /// worst-case accumulator fits the arithmetic used) and `layers`, a list of
+    /// `(node, op, bound, limit)`.
+    #[pyo3(signature = (path, flavour = "onnx", batch = None))]
+    fn export_onnx<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        flavour: &str,
+        batch: Option<usize>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        use nuq_nn::onnx::{export_file, ExportOptions, Flavour};
+        let flavour = match flavour {
+            "onnx" => Flavour::Onnx,
+            "qonnx" => Flavour::Qonnx,
+            other => {
+                return Err(err(format!(
+                    "flavour must be \"onnx\" or \"qonnx\", got {other:?}"
+                )))
+            }
+        };
+        let batch = batch.or((flavour == Flavour::Qonnx).then_some(1));
+        let r = export_file(
+            Path::new(path),
+            &self.model,
+            &ExportOptions { flavour, batch },
+        )
+        .map_err(err)?;
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("flavour", flavour.name())?;
+        d.set_item("nodes", r.nodes)?;
+        d.set_item("batch", r.batch)?;
+        d.set_item("exact", r.exact)?;
+        let layers: Vec<(usize, &str, u64, u64)> = r
+            .layers
+            .iter()
+            .map(|l| (l.node, l.op, l.bound, l.limit))
+            .collect();
+        d.set_item("layers", layers)?;
+        Ok(d)
+    }
+
     /// forward(images)
     /// --
     ///

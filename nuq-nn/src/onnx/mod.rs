@@ -48,6 +48,7 @@
 //! ```
 
 mod error;
+mod export;
 mod graph;
 mod import;
 mod proto;
@@ -58,6 +59,10 @@ use std::path::Path;
 use prost::Message;
 
 pub use error::{NodeRef, OnnxError};
+pub use export::{
+    export, export_file, AccumulatorBound, ExportOptions, ExportReport, Exported, Flavour,
+    EXPORT_IR_VERSION, EXPORT_OPSET,
+};
 pub use graph::{OPSET_MAX, OPSET_MIN};
 
 use crate::models::{Arch, ModelConfig, Network, MAX_CLASSES, MAX_INPUT_SIDE, MAX_IN_CHANNELS};

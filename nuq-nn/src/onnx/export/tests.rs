@@ -1,0 +1,283 @@
+use std::collections::HashSet;
+
+use proptest::prelude::*;
+use prost::Message;
+
+use super::lower::padding_correction;
+use super::*;
+use crate::integer::random::{random_model, RandomModelSpec};
+use crate::integer::{ConvNode, ConvOutput, Node, TensorInfo, WeightTable};
+use crate::models::{Arch, ModelConfig};
+use crate::onnx::proto::{type_proto, ModelProto};
+use nuq_core::Scale;
+
+fn small(arch: Arch, bits: u8, seed: u64) -> IntegerModel {
+    let mut spec = RandomModelSpec::cifar(arch, bits);
+    spec.config = ModelConfig {
+        width: 0.125,
+        ..ModelConfig::cifar10(arch)
+    };
+    random_model(&spec, seed).expect("random model")
+}
+
+fn decode(e: &Exported) -> ModelProto {
+    ModelProto::decode(e.bytes.as_slice()).expect("the export decodes")
+}
+
+/// Every node reads only the image, constants or outputs of earlier nodes; every value the
+/// graph names has a declared type (qonnx's executor needs them all).
+fn check_well_formed(m: &ModelProto) {
+    let g = m.graph.as_ref().expect("graph");
+    let mut defined: HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+    defined.insert(g.input[0].name.as_str());
+    let mut typed: HashSet<&str> = g.value_info.iter().map(|v| v.name.as_str()).collect();
+    typed.insert(g.input[0].name.as_str());
+    typed.insert(g.output[0].name.as_str());
+    for n in &g.node {
+        for i in n.input.iter().filter(|i| !i.is_empty()) {
+            assert!(
+                defined.contains(i.as_str()),
+                "{} reads {i} before it exists",
+                n.name
+            );
+            assert!(typed.contains(i.as_str()), "{i} has no type");
+        }
+        for o in &n.output {
+            assert!(defined.insert(o.as_str()), "{o} is written twice");
+            assert!(typed.contains(o.as_str()), "{o} has no type");
+        }
+    }
+    assert!(defined.contains(g.output[0].name.as_str()));
+    let names: HashSet<&str> = g.value_info.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names.len(), g.value_info.len(), "a value is declared twice");
+    assert!(!names.contains(g.input[0].name.as_str()));
+    assert!(!names.contains(g.output[0].name.as_str()));
+}
+
+fn ops(m: &ModelProto) -> Vec<String> {
+    let g = m.graph.as_ref().expect("graph");
+    g.node.iter().map(|n| n.op_type.clone()).collect()
+}
+
+fn elem_type(v: &crate::onnx::proto::ValueInfoProto) -> i32 {
+    match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => t.elem_type,
+        None => 0,
+    }
+}
+
+#[test]
+fn onnx_flavour_uses_integer_operators_and_declares_bytes_in_int32_out() {
+    for arch in [Arch::ResNet20, Arch::VggSmall, Arch::ResNet18ImageNet] {
+        let model = small(arch, 4, 3);
+        let e = export(&model, &ExportOptions::default()).expect("export");
+        let m = decode(&e);
+        check_well_formed(&m);
+        assert_eq!(m.ir_version, EXPORT_IR_VERSION);
+        assert_eq!(m.opset_import.len(), 1);
+        assert_eq!(m.opset_import[0].version, EXPORT_OPSET);
+        let g = m.graph.as_ref().expect("graph");
+        assert_eq!(elem_type(&g.input[0]), 2, "uint8 image");
+        assert_eq!(elem_type(&g.output[0]), 6, "int32 logits");
+        let ops = ops(&m);
+        let convs = model
+            .nodes
+            .iter()
+            .filter(|n| matches!(n, Node::Conv(_)))
+            .count();
+        assert_eq!(ops.iter().filter(|o| *o == "ConvInteger").count(), convs);
+        assert_eq!(ops.iter().filter(|o| *o == "MatMulInteger").count(), 1);
+        assert!(!ops.iter().any(|o| o == "Conv" || o == "MultiThreshold"));
+        let adds = model
+            .nodes
+            .iter()
+            .filter(|n| matches!(n, Node::Add(_)))
+            .count();
+        assert_eq!(ops.iter().filter(|o| *o == "Mod").count(), adds);
+        assert!(e.report.exact);
+        assert_eq!(e.report.nodes, g.node.len());
+        assert!(e.report.layers.iter().any(|l| l.op == "linear"));
+    }
+}
+
+#[test]
+fn qonnx_flavour_has_one_multithreshold_per_requantizer_and_fixed_shapes() {
+    let model = small(Arch::ResNet20, 3, 5);
+    let e = export(
+        &model,
+        &ExportOptions {
+            flavour: Flavour::Qonnx,
+            batch: Some(7),
+        },
+    )
+    .expect("export");
+    let m = decode(&e);
+    check_well_formed(&m);
+    assert!(m
+        .opset_import
+        .iter()
+        .any(|o| o.domain == "qonnx.custom_op.general"));
+    let g = m.graph.as_ref().expect("graph");
+    let requants = model
+        .nodes
+        .iter()
+        .filter(|n| match n {
+            Node::Conv(c) => matches!(c.output, ConvOutput::Codes(_)),
+            Node::Add(_) => true,
+            _ => false,
+        })
+        .count();
+    let mt: Vec<_> = g
+        .node
+        .iter()
+        .filter(|n| n.op_type == "MultiThreshold")
+        .collect();
+    assert_eq!(mt.len(), requants);
+    assert!(mt.iter().all(|n| n.domain == "qonnx.custom_op.general"));
+    assert!(!ops(&m).iter().any(|o| o.ends_with("Integer")));
+    // Every declared shape is fixed: batch 7 everywhere.
+    for v in g.value_info.iter().chain(&g.input).chain(&g.output) {
+        if let Some(type_proto::Value::TensorType(t)) =
+            v.r#type.as_ref().and_then(|t| t.value.as_ref())
+        {
+            for d in &t.shape.as_ref().expect("shape").dim {
+                assert!(
+                    matches!(
+                        d.value,
+                        Some(crate::onnx::proto::tensor_shape_proto::dimension::Value::DimValue(_))
+                    ),
+                    "{} has a symbolic dimension",
+                    v.name
+                );
+            }
+        }
+    }
+    let annotated: HashSet<&str> = g
+        .quantization_annotation
+        .iter()
+        .map(|a| a.tensor_name.as_str())
+        .collect();
+    assert!(annotated.contains("image"));
+    assert!(mt.iter().all(|n| annotated.contains(n.output[0].as_str())));
+}
+
+#[test]
+fn bad_requests_name_the_problem() {
+    let model = small(Arch::VggSmall, 2, 1);
+    let e = export(
+        &model,
+        &ExportOptions {
+            flavour: Flavour::Onnx,
+            batch: Some(0),
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("batch size"), "{e}");
+    let mut cut = model.clone();
+    cut.nodes.pop();
+    let e = export(&cut, &ExportOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("classifier"), "{e}");
+}
+
+#[test]
+fn bounds_flag_a_qonnx_file_that_float32_cannot_hold_exactly() {
+    let mut model = small(Arch::VggSmall, 4, 2);
+    let exact = export(
+        &model,
+        &ExportOptions {
+            flavour: Flavour::Qonnx,
+            batch: Some(1),
+        },
+    )
+    .expect("export");
+    assert!(exact.report.exact, "{:?}", exact.report.layers);
+    // A bias near the int32 limit leaves float32's exact integers.
+    if let Some(Node::Conv(c)) = model.nodes.get_mut(1) {
+        c.bias[0] = 1 << 25;
+    }
+    let r = export(
+        &model,
+        &ExportOptions {
+            flavour: Flavour::Qonnx,
+            batch: Some(1),
+        },
+    )
+    .expect("export")
+    .report;
+    assert!(!r.exact);
+    assert!(r.layers.iter().any(|l| l.node == 1 && l.bound > 1 << 25));
+    // The integer flavour stays exact.
+    assert!(
+        export(&model, &ExportOptions::default())
+            .expect("export")
+            .report
+            .exact
+    );
+}
+
+/// A direct convolution of one image padded with each channel's zero point.
+fn conv_zp(
+    c: &ConvNode,
+    ohwi: &[i8],
+    x: &[u8],
+    xi: TensorInfo,
+    zp: &[u8],
+    oi: TensorInfo,
+) -> Vec<i32> {
+    let k = c.kernel;
+    let mut out = vec![0; c.c_out * oi.h * oi.w];
+    for o in 0..c.c_out {
+        for oy in 0..oi.h {
+            for ox in 0..oi.w {
+                let mut s = 0i32;
+                for ky in 0..k {
+                    for kx in 0..k {
+                        for ci in 0..c.c_in {
+                            let iy = (oy * c.stride + ky) as isize - c.padding as isize;
+                            let ix = (ox * c.stride + kx) as isize - c.padding as isize;
+                            let inside =
+                                iy >= 0 && ix >= 0 && (iy as usize) < xi.h && (ix as usize) < xi.w;
+                            let v = if inside {
+                                x[((iy as usize) * xi.w + ix as usize) * c.c_in + ci]
+                            } else {
+                                zp[ci]
+                            };
+                            s += i32::from(ohwi[((o * k + ky) * k + kx) * c.c_in + ci])
+                                * i32::from(v);
+                        }
+                    }
+                }
+                out[(o * oi.h + oy) * oi.w + ox] = s;
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #[test]
+    fn zero_padding_plus_the_correction_is_zero_point_padding(
+        seed in any::<u64>(), k in 1usize..=4, stride in 1usize..=2, side in 3usize..=7, cin in 1usize..=3,
+    ) {
+        let padding = k / 2;
+        let mut rng = crate::Rng::new(seed);
+        let cout = 2;
+        let levels: Vec<i8> = (0..cout * k * k * cin).map(|_| (rng.next_u64() % 255) as i8).collect();
+        let x: Vec<u8> = (0..side * side * cin).map(|_| rng.next_u64() as u8).collect();
+        let zp: Vec<u8> = (0..cin).map(|_| rng.next_u64() as u8).collect();
+        let lut: Vec<i32> = (-127..=127).collect();
+        let c = ConvNode {
+            input: 0, c_in: cin, c_out: cout, kernel: k, stride, padding,
+            weights: WeightTable::new(8, &lut, vec![0; levels.len()]).expect("table"),
+            bias: vec![0; cout], weight_scale: Scale::ONE, output: ConvOutput::Accumulator,
+        };
+        let oside = (side + 2 * padding - k) / stride + 1;
+        let xi = TensorInfo { kind: crate::integer::TensorKind::Levels, h: side, w: side, c: cin };
+        let oi = TensorInfo { kind: crate::integer::TensorKind::Accumulator, h: oside, w: oside, c: cout };
+        let want = conv_zp(&c, &levels, &x, xi, &zp, oi);
+        let zero = conv_zp(&c, &levels, &x, xi, &vec![0; cin], oi);
+        let corr = padding_correction(&c, &levels, &zp, xi, oi);
+        let got: Vec<i32> = zero.iter().zip(&corr).map(|(a, b)| a + b).collect();
+        prop_assert_eq!(got, want);
+    }
+}
