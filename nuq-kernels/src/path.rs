@@ -2,8 +2,8 @@
 //!
 //! Every kernel takes a [`KernelPath`]. [`KernelPath::detect`] picks the fastest path this
 //! CPU supports unless the environment variable `NUQ_KERNEL` names one
-//! (`scalar`, `portable`, `avx2`, `avx512`/`avx512vnni`); tests and benchmarks pass a path
-//! explicitly. All paths compute bit-identical results.
+//! (`scalar`, `portable`, `avx2`, `avxvnni`, `avx512`/`avx512vnni`); tests and benchmarks
+//! pass a path explicitly. All paths compute bit-identical results.
 
 use crate::KernelError;
 use std::fmt;
@@ -18,16 +18,21 @@ pub enum KernelPath {
     Portable,
     /// x86-64 AVX2 intrinsics (exact: products are widened to `i16` before `vpmaddwd`).
     Avx2,
+    /// x86-64 AVX2 + AVX-VNNI (the VEX-encoded, 256-bit `vpdpbusd`: Intel Alder Lake /
+    /// Sapphire Rapids and later, AMD Zen 5): the GEMM multiplies `u8 × i8` four products
+    /// per lane without widening; every other kernel is the AVX2 one.
+    AvxVnni,
     /// x86-64 AVX-512 F/BW/VL + VNNI (`vpdpbusd`) + VBMI (`vpermb` codebook decode).
     Avx512Vnni,
 }
 
 impl KernelPath {
     /// All paths, slowest first.
-    pub const ALL: [KernelPath; 4] = [
+    pub const ALL: [KernelPath; 5] = [
         KernelPath::Scalar,
         KernelPath::Portable,
         KernelPath::Avx2,
+        KernelPath::AvxVnni,
         KernelPath::Avx512Vnni,
     ];
 
@@ -37,6 +42,7 @@ impl KernelPath {
             KernelPath::Scalar => "scalar",
             KernelPath::Portable => "portable",
             KernelPath::Avx2 => "avx2",
+            KernelPath::AvxVnni => "avxvnni",
             KernelPath::Avx512Vnni => "avx512vnni",
         }
     }
@@ -46,6 +52,7 @@ impl KernelPath {
         match self {
             KernelPath::Scalar | KernelPath::Portable => true,
             KernelPath::Avx2 => has_avx2(),
+            KernelPath::AvxVnni => has_avxvnni(),
             KernelPath::Avx512Vnni => has_avx512vnni(),
         }
     }
@@ -54,6 +61,8 @@ impl KernelPath {
     pub fn best_available() -> KernelPath {
         if has_avx512vnni() {
             KernelPath::Avx512Vnni
+        } else if has_avxvnni() {
+            KernelPath::AvxVnni
         } else if has_avx2() {
             KernelPath::Avx2
         } else {
@@ -120,6 +129,7 @@ impl FromStr for KernelPath {
             "scalar" => Ok(KernelPath::Scalar),
             "portable" => Ok(KernelPath::Portable),
             "avx2" => Ok(KernelPath::Avx2),
+            "avxvnni" => Ok(KernelPath::AvxVnni),
             "avx512" | "avx512vnni" => Ok(KernelPath::Avx512Vnni),
             _ => Err(KernelError::UnknownPath { name: s.to_owned() }),
         }
@@ -133,6 +143,16 @@ fn has_avx2() -> bool {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn has_avx2() -> bool {
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avxvnni() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("avxvnni")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avxvnni() -> bool {
     false
 }
 
@@ -174,5 +194,20 @@ mod tests {
         assert!(KernelPath::Scalar.is_available());
         assert!(KernelPath::Portable.is_available());
         assert!(KernelPath::best_available().is_available());
+    }
+
+    #[test]
+    fn best_is_the_fastest_available() {
+        let available = KernelPath::available();
+        assert_eq!(
+            Some(&KernelPath::best_available()),
+            available.last(),
+            "ALL is ordered slowest first"
+        );
+        // An AVX-VNNI CPU always has AVX2, and every AVX-512 VNNI CPU we select has AVX2.
+        if KernelPath::AvxVnni.is_available() {
+            assert!(KernelPath::Avx2.is_available());
+            assert_ne!(KernelPath::best_available(), KernelPath::Avx2);
+        }
     }
 }

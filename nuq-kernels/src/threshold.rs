@@ -103,13 +103,16 @@ impl Thresholds {
             }
             KernelPath::Portable => self.row_portable(acc, c0, width, out),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: callers checked AVX2 is available.
-            KernelPath::Avx2 => unsafe { self.row_avx2(acc, c0, width, out) },
+            // SAFETY: callers checked the path is available; both AVX2 and AVX-VNNI CPUs
+            // have AVX2.
+            KernelPath::Avx2 | KernelPath::AvxVnni => unsafe { self.row_avx2(acc, c0, width, out) },
             KernelPath::Avx512Vnni => {
                 unreachable!("apply_levels_block runs AVX-512 blocks whole")
             }
             #[cfg(not(target_arch = "x86_64"))]
-            KernelPath::Avx2 => unreachable!("ensure_available rejects x86 paths on other targets"),
+            KernelPath::Avx2 | KernelPath::AvxVnni => {
+                unreachable!("ensure_available rejects x86 paths on other targets")
+            }
         }
     }
 

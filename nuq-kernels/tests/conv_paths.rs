@@ -334,7 +334,7 @@ fn column_tiles_match_the_definitions() {
 }
 
 /// Layers whose channels come in whole 4-byte groups gather their rows from a padded copy of
-/// the input on the AVX-512 path (no unfolded matrix): every stride, padding and kernel
+/// the input on the VNNI paths (no unfolded matrix): every stride, padding and kernel
 /// size, int8 and 4-bit weights, requantized and `acc + bias` outputs and fused joins,
 /// against the definitions.
 #[test]

@@ -19,6 +19,15 @@ fn nuq_kernel_env_selects_or_rejects() {
             Err(KernelError::PathUnavailable { path: "avx512vnni" })
         ));
     }
+    std::env::set_var("NUQ_KERNEL", " AvxVnni ");
+    if KernelPath::AvxVnni.is_available() {
+        assert_eq!(KernelPath::detect().unwrap(), KernelPath::AvxVnni);
+    } else {
+        assert!(matches!(
+            KernelPath::detect(),
+            Err(KernelError::PathUnavailable { path: "avxvnni" })
+        ));
+    }
     std::env::set_var("NUQ_KERNEL", "sse9");
     assert!(matches!(
         KernelPath::detect(),

@@ -90,6 +90,73 @@ proptest! {
     }
 }
 
+/// Every register-tile edge of every path, deterministically: row counts around the
+/// 6- and 8-row tiles (and their tails), panels with 1..32 live columns (16-column halves
+/// included), `k` in every residue mod 8 (the 2- and 3-bit layouts pad to 8), `lda > k`,
+/// `ldc > n`, for int8 and 2-, 3-, 4-bit codebook weights at the extremes of their ranges.
+#[test]
+fn register_tile_edges_match_scalar() {
+    let mut rng = lcg(11);
+    for (case, &(m, n, k)) in [
+        (1, 1, 1),
+        (2, 8, 2),
+        (3, 9, 3),
+        (5, 15, 5),
+        (6, 16, 6),
+        (7, 17, 7),
+        (8, 24, 8),
+        (9, 31, 9),
+        (13, 33, 10),
+        (14, 47, 11),
+        (15, 48, 12),
+        (16, 49, 13),
+        (19, 64, 14),
+        (20, 65, 17),
+        (29, 80, 31),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (lda, ldc) = (k + 1 + case % 5, n + 2 + case % 3);
+        // Activations near 255 and weights at ±127/−128 in about half the elements.
+        let a: Vec<u8> = (0..(m - 1) * lda + k)
+            .map(|_| if rng() % 2 == 0 { 255 } else { rng() as u8 })
+            .collect();
+        let mut weights = vec![];
+        let w8: Vec<i8> = (0..n * k)
+            .map(|_| match rng() % 4 {
+                0 => -128,
+                1 => 127,
+                _ => rng() as u8 as i8,
+            })
+            .collect();
+        weights.push(Weights::Int8(PackedWeights::from_rows(&w8, n, k).unwrap()));
+        for bits in 2u8..=4 {
+            let levels = 1usize << bits;
+            let mut cb: Vec<i8> = (0..levels).map(|_| rng() as u8 as i8).collect();
+            cb[0] = -128;
+            cb[levels - 1] = 127;
+            let idx: Vec<u8> = (0..n * k)
+                .map(|_| (rng() as usize % levels) as u8)
+                .collect();
+            weights.push(Weights::Codebook(
+                CodebookWeights::pack(&idx, n, k, bits, &cb).unwrap(),
+            ));
+        }
+        for w in &weights {
+            compare(m, n, ldc, |path, c| gemm(path, &a, lda, m, w, c, ldc));
+            // The reference is the definition, on the last element.
+            let mut c = vec![0; (m - 1) * ldc + n];
+            gemm(KernelPath::Scalar, &a, lda, m, w, &mut c, ldc).unwrap();
+            let (r, j) = (m - 1, n - 1);
+            let s: i32 = (0..k)
+                .map(|kk| i32::from(a[r * lda + kk]) * i32::from(w.level(j, kk)))
+                .sum();
+            assert_eq!(c[r * ldc + j], s, "m={m} n={n} k={k}");
+        }
+    }
+}
+
 #[test]
 fn result_independent_of_thread_count() {
     let (m, n, k) = (131, 97, 75);

@@ -300,16 +300,16 @@ impl Conv {
     }
 
     /// Whether row tiles gather their GEMM rows from a padded copy of the input (an implicit
-    /// im2col: no unfolded matrix is written) rather than unfolding them: on the AVX-512
-    /// path, for int8 or 4-bit weights, whole 4-byte groups per kernel row (channels a
-    /// multiple of 4) and accumulators bounded for any activations.
+    /// im2col: no unfolded matrix is written) rather than unfolding them: on the VNNI
+    /// paths (AVX-VNNI, AVX-512), for int8 or 4-bit weights, whole 4-byte groups per kernel
+    /// row (channels a multiple of 4) and accumulators bounded for any activations.
     fn gathers(&self, path: KernelPath) -> bool {
         let s = self.shape;
         let weights_ok = match &self.weights {
             crate::Weights::Int8(_) => true,
             crate::Weights::Codebook(w) => w.bits() == 4,
         };
-        path == KernelPath::Avx512Vnni
+        matches!(path, KernelPath::AvxVnni | KernelPath::Avx512Vnni)
             && !s.direct()
             && s.channels.is_multiple_of(4)
             && weights_ok

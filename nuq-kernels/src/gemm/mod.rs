@@ -16,13 +16,18 @@
 //!
 //! Paths: scalar reference loops; portable `wide` (`i16` widening + `pmaddwd`); AVX2
 //! (same scheme with intrinsics — exact, unlike an `i16`-accumulating `vpmaddubsw`, which
-//! saturates when both operands span the full 8-bit range); AVX-512 VNNI (`vpdpbusd`, an
-//! 8-row × 32-column register tile, codebook weights decoded in registers by `vpermb`).
+//! saturates when both operands span the full 8-bit range); AVX-VNNI (the 256-bit VEX
+//! `vpdpbusd`, a 6-row × 16-column register tile on the AVX-512 path's weight layout,
+//! 2- and 4-bit codebook weights decoded in registers by `vpshufb`); AVX-512 VNNI
+//! (`vpdpbusd`, an 8-row × 32-column register tile, codebook weights decoded in registers
+//! by `vpermb`).
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avxvnni;
 mod portable;
 mod scalar;
 
@@ -212,6 +217,7 @@ const _: () = assert!(
     crate::archparam::ROW_ALIGN == avx512::Avx512::MR
         && PANEL.is_multiple_of(avx512::Avx512::NR)
         && PANEL.is_multiple_of(avx2::Avx2::NR)
+        && PANEL.is_multiple_of(avxvnni::AvxVnni::NR)
 );
 const _: () = assert!(PANEL.is_multiple_of(portable::Portable::NR) && scalar::Scalar::NR == 1);
 
@@ -226,9 +232,11 @@ fn tile(path: KernelPath, p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
             #[cfg(target_arch = "x86_64")]
             KernelPath::Avx2 => avx2::Avx2::tile(p, rows, panels, out),
             #[cfg(target_arch = "x86_64")]
+            KernelPath::AvxVnni => avxvnni::AvxVnni::tile(p, rows, panels, out),
+            #[cfg(target_arch = "x86_64")]
             KernelPath::Avx512Vnni => avx512::Avx512::tile(p, rows, panels, out),
             #[cfg(not(target_arch = "x86_64"))]
-            KernelPath::Avx2 | KernelPath::Avx512Vnni => {
+            KernelPath::Avx2 | KernelPath::AvxVnni | KernelPath::Avx512Vnni => {
                 unreachable!("ensure_available rejects x86 paths on other targets")
             }
         }
@@ -345,8 +353,9 @@ pub(crate) struct Gather<'a> {
     pub pitch: usize,
 }
 
-/// [`gemm_block`] on gathered rows (`m = gather.rows_at.len()`), AVX-512 VNNI only, for
-/// int8 or 4-bit codebook weights whose accumulators are bounded for any `u8` activations.
+/// [`gemm_block`] on gathered rows (`m = gather.rows_at.len()`), AVX-VNNI and AVX-512 VNNI
+/// only, for int8 or 4-bit codebook weights whose accumulators are bounded for any `u8`
+/// activations.
 ///
 /// # Errors
 /// As [`gemm_block`]; [`KernelError::Unsupported`] for another path or weight width;
@@ -367,10 +376,11 @@ pub(crate) fn gemm_block_gather(
         Weights::Int8(_) => true,
         Weights::Codebook(cw) => cw.bits() == 4,
     };
-    if path != KernelPath::Avx512Vnni || !four_bit_or_int8 {
+    let vnni = matches!(path, KernelPath::AvxVnni | KernelPath::Avx512Vnni);
+    if !vnni || !four_bit_or_int8 {
         return Err(KernelError::Unsupported {
-            what: "gathered GEMM rows (AVX-512 VNNI with int8 or 4-bit weights only)",
-            value: i64::from(path == KernelPath::Avx512Vnni),
+            what: "gathered GEMM rows (AVX-VNNI or AVX-512 VNNI with int8 or 4-bit weights only)",
+            value: i64::from(vnni),
             allowed: "1",
         });
     }

@@ -1,0 +1,366 @@
+//! AVX-VNNI path: the VEX-encoded, 256-bit `vpdpbusd` (u8 × i8 → i32, four products per
+//! lane, summed without saturation — exact) for CPUs that have AVX-VNNI with or without
+//! AVX-512 (Intel Alder Lake / Sapphire Rapids and later, AMD Zen 5).
+//!
+//! It reads the packed weights exactly as the AVX-512 path does ([`crate::packed`]): a
+//! 32-channel panel's group `g` is 128 bytes, four `ymm` vectors of 8 channels × 4
+//! positions, so one 32-byte load is a `vpdpbusd` operand as it is.
+//!
+//! Register tile: 6 rows × 16 channels (half a panel). Per reduction group it takes two
+//! weight vectors and one broadcast activation group (`vpbroadcastd` of the row's 4 bytes)
+//! per row into 12 accumulators: 12 + 2 + 1 of the 16 `ymm` registers. Twelve independent
+//! accumulator chains cover `vpdpbusd`'s latency × throughput (4–5 cycles × 2 per cycle),
+//! which a 4 × 16 tile (8 chains) would not; a 4 × 32 tile would need 16 accumulators
+//! alone. Both halves of a panel run back to back on the same rows, which are still in L1.
+//! Tiles come in multiples of 8 rows ([`crate::archparam::ROW_ALIGN`]), so the last 7 or
+//! 8 rows of a tile are split evenly (4 + 3, 4 + 4) rather than leaving a 1- or 2-row
+//! block that could not hide the latency.
+//!
+//! Codebook weights: 4- and 2-bit indices are decoded in registers with `vpshufb` from the
+//! per-tensor table (its first 16 bytes repeat the levels, so index bits above the code
+//! width left over after a shift do not matter); one decode serves all 6 rows (12
+//! `vpdpbusd`). 3-bit panels are decoded into int8 scratch once per panel and run the int8
+//! kernel.
+
+use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
+use crate::packed::{CodebookWeights, PANEL};
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+const INT8: u8 = 0;
+const CB4: u8 = 1;
+const CB2: u8 = 2;
+
+/// Rows of the register tile.
+const MR: usize = 6;
+/// Channels of the register tile (half a panel).
+const NR: usize = 16;
+
+/// The AVX-VNNI kernel: 6 rows × 16 channels.
+pub(super) struct AvxVnni;
+
+impl GemmKernel for AvxVnni {
+    const MR: usize = MR;
+    const NR: usize = NR;
+
+    unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+        // SAFETY: forwarded from the caller (AVX2 and AVX-VNNI available, the block owned).
+        unsafe { tile(p, rows, panels, out) }
+    }
+}
+
+/// Rows of the next register block when `rem` rows are left: full tiles, except that the
+/// last 7 or 8 rows split evenly so that no block has fewer than 3 rows (unless the whole
+/// range does).
+fn block_rows(rem: usize) -> usize {
+    if rem > 8 {
+        MR
+    } else if rem > MR {
+        rem.div_ceil(2)
+    } else {
+        rem
+    }
+}
+
+/// Computes rows `rows` × the columns of `panels`.
+///
+/// # Safety
+/// The CPU must support AVX2 and AVX-VNNI, and this call must own the output block it
+/// writes.
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+    for panel in panels {
+        match p.w {
+            Weights::Int8(w) => {
+                // SAFETY: forwarded from the caller.
+                unsafe {
+                    panel_rows::<INT8>(p, rows.clone(), panel, w.panel_bytes(panel), &[0; 16], out)
+                }
+            }
+            Weights::Codebook(w) if w.bits() == 4 || w.bits() == 2 => {
+                let lut: &[u8; 16] = w.lut64()[..16].try_into().expect("16 levels");
+                let bytes = w.panel_bytes(panel);
+                // SAFETY: forwarded from the caller.
+                unsafe {
+                    if w.bits() == 4 {
+                        panel_rows::<CB4>(p, rows.clone(), panel, bytes, lut, out)
+                    } else {
+                        panel_rows::<CB2>(p, rows.clone(), panel, bytes, lut, out)
+                    }
+                }
+            }
+            Weights::Codebook(w) => {
+                with_decoded_panel(w, panel, CodebookWeights::decode_panel, |bytes| {
+                    // SAFETY: forwarded from the caller.
+                    unsafe { panel_rows::<INT8>(p, rows.clone(), panel, bytes, &[0; 16], out) }
+                })
+            }
+        }
+    }
+    if out.stream {
+        // Order this tile's non-temporal stores before the tile is reported done.
+        _mm_sfence();
+    }
+}
+
+/// Rows `rows` (any count) × one panel whose bytes (`KIND`'s layout) are `w`.
+///
+/// # Safety
+/// AVX2 and AVX-VNNI must be available, `w` must hold the panel's groups in `KIND`'s
+/// layout, and this call must own the output block it writes.
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn panel_rows<const KIND: u8>(
+    p: &Problem<'_>,
+    rows: Range<usize>,
+    panel: usize,
+    w: &[u8],
+    lut: &[u8; 16],
+    out: &OutPtr,
+) {
+    let groups = p.w.k_padded() / 4;
+    let needed = match KIND {
+        INT8 => groups * 128,
+        CB4 => groups * 64,
+        _ => groups.div_ceil(2) * 64,
+    };
+    assert!(w.len() >= needed, "panel holds its groups");
+    let ncols = (p.w.n() - panel * PANEL).min(PANEL);
+    let mut r = rows.start;
+    while r < rows.end {
+        let mr = block_rows(rows.end - r);
+        for half in 0..PANEL / NR {
+            let c0 = half * NR;
+            if c0 >= ncols {
+                break;
+            }
+            let cols = (ncols - c0).min(NR);
+            // SAFETY: the rows `r..r+mr` of `p.a` hold `k_read` bytes each (`validate`, or
+            // `gemm_block_gather` for gathered rows), `w` holds the panel's groups (asserted
+            // above), and this tile owns the output block `(r..r+mr) × (panel columns)`,
+            // which lies inside the output; `cols` of the half's columns exist.
+            unsafe {
+                let c = out.at(r, panel * PANEL + c0);
+                let args = (p, r, w, lut, c, out.ldc, cols, out.stream);
+                match (mr, half) {
+                    (6, 0) => kernel::<6, KIND, 0>(args),
+                    (5, 0) => kernel::<5, KIND, 0>(args),
+                    (4, 0) => kernel::<4, KIND, 0>(args),
+                    (3, 0) => kernel::<3, KIND, 0>(args),
+                    (2, 0) => kernel::<2, KIND, 0>(args),
+                    (_, 0) => kernel::<1, KIND, 0>(args),
+                    (6, _) => kernel::<6, KIND, 1>(args),
+                    (5, _) => kernel::<5, KIND, 1>(args),
+                    (4, _) => kernel::<4, KIND, 1>(args),
+                    (3, _) => kernel::<3, KIND, 1>(args),
+                    (2, _) => kernel::<2, KIND, 1>(args),
+                    (_, _) => kernel::<1, KIND, 1>(args),
+                }
+            }
+        }
+        r += mr;
+    }
+}
+
+/// Decodes 32 packed bytes of indices shifted right by `SHIFT` bits through the table:
+/// index = the low 4 bits of each byte (the table repeats its levels, so for 2-bit codes
+/// the 2 bits above the code do not matter).
+#[target_feature(enable = "avx2,avxvnni")]
+#[inline]
+fn decode<const SHIFT: i32>(packed: __m256i, lut: __m256i) -> __m256i {
+    let nib = _mm256_and_si256(_mm256_srli_epi16::<SHIFT>(packed), _mm256_set1_epi8(0x0F));
+    _mm256_shuffle_epi8(lut, nib)
+}
+
+/// The two weight vectors (channels `16·HALF .. 16·HALF + 8` and `+ 8 .. + 16` of the
+/// panel) of group `g`.
+///
+/// # Safety
+/// `w` must point at the panel's packed bytes in `KIND`'s layout, which hold group `g`.
+#[target_feature(enable = "avx2,avxvnni")]
+#[inline]
+unsafe fn group_weights<const KIND: u8, const HALF: usize>(
+    w: *const u8,
+    lut: __m256i,
+    g: usize,
+) -> (__m256i, __m256i) {
+    // SAFETY: the caller guarantees the bytes read lie inside the panel.
+    unsafe {
+        match KIND {
+            INT8 => {
+                let at = w.add(g * 128 + HALF * 64);
+                (
+                    _mm256_loadu_si256(at.cast()),
+                    _mm256_loadu_si256(at.add(32).cast()),
+                )
+            }
+            CB4 => {
+                let at = w.add(g * 64);
+                let (p0, p1) = (
+                    _mm256_loadu_si256(at.cast()),
+                    _mm256_loadu_si256(at.add(32).cast()),
+                );
+                if HALF == 0 {
+                    (decode::<0>(p0, lut), decode::<0>(p1, lut))
+                } else {
+                    (decode::<4>(p0, lut), decode::<4>(p1, lut))
+                }
+            }
+            _ => {
+                // 2-bit: element `r = 2·(g % 2) + HALF` of each byte, bits `2r .. 2r + 2`.
+                let at = w.add((g / 2) * 64);
+                let (p0, p1) = (
+                    _mm256_loadu_si256(at.cast()),
+                    _mm256_loadu_si256(at.add(32).cast()),
+                );
+                match (g % 2, HALF) {
+                    (0, 0) => (decode::<0>(p0, lut), decode::<0>(p1, lut)),
+                    (0, _) => (decode::<2>(p0, lut), decode::<2>(p1, lut)),
+                    (_, 0) => (decode::<4>(p0, lut), decode::<4>(p1, lut)),
+                    (_, _) => (decode::<6>(p0, lut), decode::<6>(p1, lut)),
+                }
+            }
+        }
+    }
+}
+
+/// Multiply-accumulates one group: `acc[r] += a[r] (4 bytes, broadcast) · (w0, w1)`.
+#[target_feature(enable = "avx2,avxvnni")]
+#[inline]
+fn step<const R: usize>(acc: &mut [[__m256i; 2]; R], a: &[__m256i; R], w0: __m256i, w1: __m256i) {
+    for (acc_r, &av) in acc.iter_mut().zip(a.iter()) {
+        acc_r[0] = _mm256_dpbusd_avx_epi32(acc_r[0], av, w0);
+        acc_r[1] = _mm256_dpbusd_avx_epi32(acc_r[1], av, w1);
+    }
+}
+
+/// The arguments of [`kernel`]: the problem, the first row, the panel's bytes, the
+/// 16-byte table, the output at `(first row, first column of the half)`, its row stride,
+/// the columns to store (`1 ..= 16`) and whether whole lines may be streamed.
+type KernelArgs<'p, 'a> = (
+    &'p Problem<'a>,
+    usize,
+    &'p [u8],
+    &'p [u8; 16],
+    *mut i32,
+    usize,
+    usize,
+    bool,
+);
+
+/// `R` rows × the 16 channels of half `HALF` of a panel over the whole reduction.
+///
+/// # Safety
+/// AVX2 and AVX-VNNI must be available; rows `r0..r0+R` of `p.a` must be readable for
+/// `k_read` bytes (gathered rows: as `gemm_block_gather` checks), `w` must hold the
+/// panel's `kp / 4` groups in `KIND`'s layout, and `c` must be writable for `R` rows of
+/// `cols` columns at stride `ldc`.
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn kernel<const R: usize, const KIND: u8, const HALF: usize>(args: KernelArgs<'_, '_>) {
+    let (p, r0, w, lut, c, ldc, cols, stream) = args;
+    let k = p.w.k();
+    let groups = p.w.k_padded() / 4;
+    // Groups read whole: those inside the readable bytes (zero past `k`).
+    let full = (p.k_read / 4).min(groups);
+    let wp = w.as_ptr();
+    // SAFETY: `lut` is 16 readable bytes.
+    let lutv = _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(lut.as_ptr().cast()) });
+    let rows: [*const u8; R] = std::array::from_fn(|i| match p.rows_at {
+        Some(at) => p.a[at[r0 + i]..].as_ptr(),
+        None => p.a[(r0 + i) * p.lda..].as_ptr(),
+    });
+    let mut acc = [[_mm256_setzero_si256(); 2]; R];
+    let load_a = |g: usize, skip: usize| -> [__m256i; R] {
+        std::array::from_fn(|i| {
+            // SAFETY: `g < full ≤ k_read / 4`, so bytes `4g .. 4g+4` of row `i` are
+            // readable (zero past `k`) — for gathered rows at `skip` past the row's start
+            // (`gemm_block_gather` checks every piece); the 4-byte read is unaligned.
+            let word = unsafe { rows[i].add(4 * g + skip).cast::<i32>().read_unaligned() };
+            _mm256_set1_epi32(word)
+        })
+    };
+    let mut g = 0;
+    // Pieces of `seg_groups` groups, `seg_skip` bytes apart (one piece for plain rows;
+    // gathered rows only come with int8 and 4-bit weights and `full == groups`).
+    let (mut skip, mut seg_end) = (0, p.seg_groups.min(full));
+    loop {
+        while g < seg_end {
+            // SAFETY: `g < groups`, inside the panel (caller).
+            let (w0, w1) = unsafe { group_weights::<KIND, HALF>(wp, lutv, g) };
+            step(&mut acc, &load_a(g, skip), w0, w1);
+            g += 1;
+        }
+        if seg_end >= full {
+            break;
+        }
+        skip += p.seg_skip;
+        seg_end = (seg_end + p.seg_groups).min(full);
+    }
+    // Groups that are partly or wholly past the readable bytes: activations zero-padded.
+    while g < groups {
+        // SAFETY: `g < groups`, inside the panel (caller).
+        let (w0, w1) = unsafe { group_weights::<KIND, HALF>(wp, lutv, g) };
+        let a: [__m256i; R] = std::array::from_fn(|i| {
+            let row = &p.a[(r0 + i) * p.lda..];
+            _mm256_set1_epi32(i32::from_le_bytes(tail_group(row, k, g)))
+        });
+        step(&mut acc, &a, w0, w1);
+        g += 1;
+    }
+    for (i, &[v0, v1]) in acc.iter().enumerate() {
+        // SAFETY: the caller guarantees row `i` of `c` is writable for `cols` columns; whole
+        // rows are stored directly (streamed only when the 16 columns are one aligned
+        // 64-byte line, as the non-temporal stores require 32-byte alignment and the line
+        // must be fully overwritten), partial ones through a local buffer.
+        unsafe {
+            let dst = c.add(i * ldc);
+            if cols == NR {
+                if stream && (dst as usize).is_multiple_of(64) {
+                    _mm256_stream_si256(dst.cast(), v0);
+                    _mm256_stream_si256(dst.add(8).cast(), v1);
+                } else {
+                    _mm256_storeu_si256(dst.cast(), v0);
+                    _mm256_storeu_si256(dst.add(8).cast(), v1);
+                }
+            } else {
+                let mut buf = [0i32; NR];
+                _mm256_storeu_si256(buf.as_mut_ptr().cast(), v0);
+                _mm256_storeu_si256(buf.as_mut_ptr().add(8).cast(), v1);
+                std::ptr::copy_nonoverlapping(buf.as_ptr(), dst, cols);
+            }
+        }
+    }
+}
+
+/// Loads the 4 activation bytes of group `g` of a row, zero beyond `k`.
+#[inline]
+fn tail_group(row: &[u8], k: usize, g: usize) -> [u8; 4] {
+    let mut out = [0u8; 4];
+    for (t, o) in out.iter_mut().enumerate() {
+        let kk = 4 * g + t;
+        if kk < k {
+            *o = row[kk];
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_blocks_cover_without_tiny_tails() {
+        for total in 1..=200 {
+            let (mut r, mut blocks) = (0, Vec::new());
+            while r < total {
+                let mr = block_rows(total - r);
+                assert!((1..=MR).contains(&mr));
+                blocks.push(mr);
+                r += mr;
+            }
+            assert_eq!(r, total);
+            let min = blocks.iter().copied().min().unwrap();
+            assert!(min >= total.min(3), "{total} rows: blocks {blocks:?}");
+        }
+    }
+}
