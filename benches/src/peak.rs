@@ -1,5 +1,5 @@
-//! Register-only `vpdpbusd` throughput loop: the ceiling the GEMM kernels are measured
-//! against (reported by `kernel-report`).
+//! Register-only `vpdpbusd` throughput loops (AVX-512 `zmm` and AVX-VNNI `ymm`): the
+//! ceilings the GEMM kernels are measured against (reported by `kernel-report`).
 
 use nuq_kernels::{KernelError, KernelPath};
 #[cfg(target_arch = "x86_64")]
@@ -32,6 +32,28 @@ pub fn vnni_chains(iterations: u64) -> Result<i32, KernelError> {
     {
         let _ = iterations;
         unreachable!("ensure_available rejects AVX-512 on other targets")
+    }
+}
+
+/// Multiply-accumulates per iteration of [`avx_vnni_chains`] (`CHAINS` × 32).
+pub const AVX_VNNI_MACS_PER_ITERATION: u64 = CHAINS as u64 * 32;
+
+/// [`vnni_chains`] with the 256-bit VEX `vpdpbusd` of AVX-VNNI ([`CHAINS`] dependent
+/// `ymm` chains): the ceiling of the `avxvnni` GEMM path.
+///
+/// # Errors
+/// [`KernelError::PathUnavailable`] when the CPU lacks AVX2 + AVX-VNNI.
+pub fn avx_vnni_chains(iterations: u64) -> Result<i32, KernelError> {
+    KernelPath::AvxVnni.ensure_available()?;
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: AVX2 + AVX-VNNI availability was checked above.
+        Ok(unsafe { x86::chains_avx_vnni(iterations) })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = iterations;
+        unreachable!("ensure_available rejects AVX-VNNI on other targets")
     }
 }
 
@@ -123,6 +145,30 @@ mod x86 {
         }
         _mm512_reduce_add_epi32(sum)
     }
+
+    /// Runs `iters` rounds of [`CHAINS`] dependent 256-bit `vpdpbusd` chains (AVX-VNNI).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and AVX-VNNI.
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub(super) unsafe fn chains_avx_vnni(iters: u64) -> i32 {
+        let a = _mm256_set1_epi32(black_box(0x0102_0304));
+        let b = _mm256_set1_epi32(black_box(0x0101_0101));
+        let mut acc = [_mm256_setzero_si256(); CHAINS];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm256_dpbusd_avx_epi32(*v, a, b);
+            }
+        }
+        let mut sum = _mm256_setzero_si256();
+        for v in acc {
+            sum = _mm256_add_epi32(sum, v);
+        }
+        let mut lanes = [0i32; 8];
+        // SAFETY: `lanes` holds 8 i32.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), sum) };
+        lanes.iter().fold(0i32, |s, &v| s.wrapping_add(v))
+    }
 }
 
 #[cfg(test)]
@@ -143,5 +189,18 @@ mod tests {
         assert_eq!(vnni_chains(100).unwrap(), 100 * 10 * 16 * CHAINS as i32);
         let g = vnni_peak_gmacs(1, 3, Duration::from_micros(200)).unwrap();
         assert!(g.is_finite() && g > 0.0);
+    }
+
+    #[test]
+    fn avx_vnni_chains_compute_what_they_claim() {
+        if !KernelPath::AvxVnni.is_available() {
+            assert!(matches!(
+                avx_vnni_chains(1),
+                Err(KernelError::PathUnavailable { .. })
+            ));
+            return;
+        }
+        // 10 per lane and iteration over 12 chains × 8 lanes.
+        assert_eq!(avx_vnni_chains(100).unwrap(), 100 * 10 * 8 * CHAINS as i32);
     }
 }

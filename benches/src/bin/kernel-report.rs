@@ -5,14 +5,17 @@
 //! `n = Cout`, `k = 9·Cin`) at batch 32 and 1. Paths: every available integer path plus
 //! the packed 4-bit codebook GEMM (`cb4-*`), each next to fp32 `gemm` (crate `gemm`,
 //! AVX-512, with the faster of two weight layouts) on the same shape in the same run.
-//! Figures are medians of timed calls; fp32 and the AVX2/AVX-512 integer paths are timed in
-//! interleaved rounds so that they see the same machine load.
-//! Also prints the register-only `vpdpbusd` peak, timed as one more item of each shape's
-//! interleaved rounds (as many multiply-accumulates as the shape's GEMM, in 8 chunks per
-//! thread scheduled by rayon like the GEMM tiles); the line is the median over shapes. Set `KERNEL_REPORT_QUICK=1` for a
-//! shorter, noisier run.
+//! Figures are medians of timed calls; fp32 and the AVX2/AVX-VNNI/AVX-512 integer paths are
+//! timed in interleaved rounds so that they see the same machine load.
+//! Also prints the register-only `vpdpbusd` peak of each available VNNI path (`avxvnni`:
+//! `ymm`, `avx512vnni`: `zmm`), timed as one more item of each shape's interleaved rounds
+//! (as many multiply-accumulates as the shape's GEMM, in 8 chunks per thread scheduled by
+//! rayon like the GEMM tiles); the line is the median over shapes. Set
+//! `KERNEL_REPORT_QUICK=1` for a shorter, noisier run.
 
-use nuq_benches::peak::{vnni_chains, MACS_PER_ITERATION};
+use nuq_benches::peak::{
+    avx_vnni_chains, vnni_chains, AVX_VNNI_MACS_PER_ITERATION, MACS_PER_ITERATION,
+};
 use nuq_kernels::{CodebookWeights, KernelPath, PackedWeights, Weights};
 use rayon::prelude::*;
 use rayon::ThreadPool;
@@ -79,8 +82,9 @@ enum Item {
     Cb4(KernelPath),
     /// fp32 `gemm` with the weights as `w[n][k]` (`false`) or `w[k][n]` (`true`).
     Sgemm(bool),
-    /// The register-only `vpdpbusd` loop, split into chunks over the pool.
-    Peak,
+    /// The register-only `vpdpbusd` loop of a VNNI path (`zmm` for AVX-512, `ymm` for
+    /// AVX-VNNI), split into chunks over the pool.
+    Peak(KernelPath),
 }
 
 /// Median seconds per call of each of `items`, timed in interleaved rounds (one call of
@@ -120,8 +124,12 @@ fn main() {
     // The peak loop is timed as one more item of every interleaved round below, doing as
     // many multiply-accumulates as the shape's GEMM, so that it sees the same machine load
     // and the same call length as the GEMM rows.
-    let vnni = KernelPath::Avx512Vnni.is_available();
-    let mut peaks: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let peak_paths: Vec<KernelPath> = [KernelPath::AvxVnni, KernelPath::Avx512Vnni]
+        .into_iter()
+        .filter(|p| p.is_available())
+        .collect();
+    // Per peak path, per thread count (1, 2): one median per shape.
+    let mut peaks: Vec<[Vec<f64>; 2]> = vec![[Vec::new(), Vec::new()]; peak_paths.len()];
     for s in shapes() {
         let mut r = lcg(11);
         let a: Vec<u8> = (0..s.m * s.k).map(|_| r()).collect();
@@ -146,9 +154,18 @@ fn main() {
                 gemm::Parallelism::None
             };
             let peak_chunks = 8 * *threads as u64;
-            let peak_chunk_iters = ((macs / MACS_PER_ITERATION as f64) / peak_chunks as f64)
-                .ceil()
-                .max(1.0) as u64;
+            let per_iteration = |path: KernelPath| {
+                if path == KernelPath::AvxVnni {
+                    AVX_VNNI_MACS_PER_ITERATION
+                } else {
+                    MACS_PER_ITERATION
+                }
+            };
+            let peak_chunk_iters = |path: KernelPath| {
+                ((macs / per_iteration(path) as f64) / peak_chunks as f64)
+                    .ceil()
+                    .max(1.0) as u64
+            };
             let mut run = |item: Item| match item {
                 Item::Int8(path) => {
                     nuq_kernels::gemm(path, &a, s.k, s.m, &pw, &mut *c, s.n).expect("gemm")
@@ -156,12 +173,16 @@ fn main() {
                 Item::Cb4(path) => {
                     nuq_kernels::gemm(path, &a, s.k, s.m, &cw, &mut *c, s.n).expect("codebook gemm")
                 }
-                Item::Peak => {
+                Item::Peak(path) => {
                     // 8 chunks per thread, scheduled by rayon like the GEMM's tiles.
+                    let iters = peak_chunk_iters(path);
                     (0..peak_chunks).into_par_iter().for_each(|_| {
-                        std::hint::black_box(
-                            vnni_chains(peak_chunk_iters).expect("VNNI available"),
-                        );
+                        let v = if path == KernelPath::AvxVnni {
+                            avx_vnni_chains(iters)
+                        } else {
+                            vnni_chains(iters)
+                        };
+                        std::hint::black_box(v.expect("VNNI available"));
                     });
                 }
                 Item::Sgemm(kn) => {
@@ -209,11 +230,12 @@ fn main() {
             });
             let kn = t_kn < t_nk;
             let mut items = vec![Item::Sgemm(kn)];
-            if vnni {
-                items.push(Item::Peak);
-            }
+            items.extend(peak_paths.iter().map(|&p| Item::Peak(p)));
             for path in KernelPath::available() {
-                if matches!(path, KernelPath::Avx2 | KernelPath::Avx512Vnni) {
+                if matches!(
+                    path,
+                    KernelPath::Avx2 | KernelPath::AvxVnni | KernelPath::Avx512Vnni
+                ) {
                     items.push(Item::Int8(path));
                     items.push(Item::Cb4(path));
                 }
@@ -245,13 +267,15 @@ fn main() {
                     Item::Int8(path) => path.name().to_string(),
                     Item::Cb4(path) => format!("cb4-{}", path.name()),
                     Item::Sgemm(_) => continue,
-                    Item::Peak => {
-                        let macs = (peak_chunks * peak_chunk_iters * MACS_PER_ITERATION) as f64;
+                    Item::Peak(path) => {
+                        let macs =
+                            (peak_chunks * peak_chunk_iters(path) * per_iteration(path)) as f64;
                         let g = macs / secs / 1e9;
-                        peaks[*threads - 1].push(g);
+                        let at = peak_paths.iter().position(|&p| p == path).expect("peak");
+                        peaks[at][*threads - 1].push(g);
                         // Same-conditions peak of this shape; the overall lines come last.
                         println!(
-                            "peak m={} n={} k={} path=avx512vnni threads={threads} gmacs={g:.1}",
+                            "peak m={} n={} k={} path={path} threads={threads} gmacs={g:.1}",
                             s.m, s.n, s.k
                         );
                         continue;
@@ -261,13 +285,13 @@ fn main() {
             }
         }
     }
-    if vnni {
-        // One interleaved peak median per shape (printed with its shape above); the
-        // overall figure is their median.
-        for (threads, mut samples) in [1, 2].into_iter().zip(peaks) {
+    // One interleaved peak median per shape (printed with its shape above); the overall
+    // figure is their median.
+    for (path, per_threads) in peak_paths.iter().zip(peaks) {
+        for (threads, mut samples) in [1, 2].into_iter().zip(per_threads) {
             samples.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
             println!(
-                "peak path=avx512vnni threads={threads} gmacs={:.1}",
+                "peak path={path} threads={threads} gmacs={:.1}",
                 samples[samples.len() / 2]
             );
         }
