@@ -16,11 +16,15 @@
 //! 8 rows of a tile are split evenly (4 + 3, 4 + 4) rather than leaving a 1- or 2-row
 //! block that could not hide the latency.
 //!
-//! Codebook weights: 4- and 2-bit indices are decoded in registers with `vpshufb` from the
-//! per-tensor table (its first 16 bytes repeat the levels, so index bits above the code
-//! width left over after a shift do not matter); one decode serves all 6 rows (12
-//! `vpdpbusd`). 3-bit panels are decoded into int8 scratch once per panel and run the int8
-//! kernel.
+//! Codebook weights: 4- and 2-bit indices are decoded with `vpshufb` from the per-tensor
+//! table (its first 16 bytes repeat the levels, so index bits above the code width left
+//! over after a shift do not matter). A tile of one register block (at most 6 rows)
+//! decodes in registers, one decode per 12 `vpdpbusd`; taller tiles decode each panel once
+//! into int8 scratch and run the int8 kernel over all their rows: decoding in registers
+//! per 6-row block costs about half the int8 rate (the decode shares the vector ports with
+//! the multiplier, and the table and mask leave no spare register beside the 12
+//! accumulators), the scratch decode one pass over the panel. 3-bit panels always go
+//! through scratch.
 
 use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
 use crate::packed::{CodebookWeights, PANEL};
@@ -77,7 +81,7 @@ unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &
                     panel_rows::<INT8>(p, rows.clone(), panel, w.panel_bytes(panel), &[0; 16], out)
                 }
             }
-            Weights::Codebook(w) if w.bits() == 4 || w.bits() == 2 => {
+            Weights::Codebook(w) if (w.bits() == 4 || w.bits() == 2) && rows.len() <= MR => {
                 let lut: &[u8; 16] = w.lut64()[..16].try_into().expect("16 levels");
                 let bytes = w.panel_bytes(panel);
                 // SAFETY: forwarded from the caller.
@@ -90,7 +94,12 @@ unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &
                 }
             }
             Weights::Codebook(w) => {
-                with_decoded_panel(w, panel, CodebookWeights::decode_panel, |bytes| {
+                let decode = |w: &CodebookWeights, panel: usize, out: &mut [u8]| {
+                    // SAFETY: AVX2 availability is forwarded from the caller, and `out` holds
+                    // the panel's `32 · kp` bytes (`with_decoded_panel`).
+                    unsafe { decode_panel(w, panel, out) }
+                };
+                with_decoded_panel(w, panel, decode, |bytes| {
                     // SAFETY: forwarded from the caller.
                     unsafe { panel_rows::<INT8>(p, rows.clone(), panel, bytes, &[0; 16], out) }
                 })
@@ -100,6 +109,73 @@ unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &
     if out.stream {
         // Order this tile's non-temporal stores before the tile is reported done.
         _mm_sfence();
+    }
+}
+
+/// Decodes a codebook panel into the int8 panel layout (as
+/// [`CodebookWeights::decode_panel`], except that padding channels decode to the level of
+/// index 0, not to zero: they are never stored): 4- and 2-bit with `vpshufb`, 3-bit by the
+/// scalar decoder.
+///
+/// # Safety
+/// AVX2 must be available and `out` must hold `32 · kp` bytes.
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn decode_panel(w: &CodebookWeights, panel: usize, out: &mut [u8]) {
+    let src = w.panel_bytes(panel);
+    let groups = w.k_padded() / 4;
+    assert!(out.len() >= groups * 128, "scratch holds the panel");
+    let lut: &[u8; 16] = w.lut64()[..16].try_into().expect("16 levels");
+    // SAFETY: `lut` is 16 readable bytes.
+    let lut = _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(lut.as_ptr().cast()) });
+    let (s, d) = (src.as_ptr(), out.as_mut_ptr());
+    match w.bits() {
+        4 => {
+            assert!(src.len() >= groups * 64, "panel holds its groups");
+            for g in 0..groups {
+                // SAFETY: group `g` is inside the panel (64 bytes) and the scratch (128
+                // bytes) by the assertions; unaligned loads and stores.
+                unsafe {
+                    let (p0, p1) = (
+                        _mm256_loadu_si256(s.add(g * 64).cast()),
+                        _mm256_loadu_si256(s.add(g * 64 + 32).cast()),
+                    );
+                    let at = d.add(g * 128);
+                    _mm256_storeu_si256(at.cast(), decode::<0>(p0, lut));
+                    _mm256_storeu_si256(at.add(32).cast(), decode::<0>(p1, lut));
+                    _mm256_storeu_si256(at.add(64).cast(), decode::<4>(p0, lut));
+                    _mm256_storeu_si256(at.add(96).cast(), decode::<4>(p1, lut));
+                }
+            }
+        }
+        2 => {
+            assert!(
+                src.len() >= groups.div_ceil(2) * 64,
+                "panel holds its group pairs"
+            );
+            for q in 0..groups.div_ceil(2) {
+                // SAFETY: pair `q` is inside the panel by the assertion; the stores of group
+                // `2q` (and `2q + 1` when it exists) are inside the scratch.
+                unsafe {
+                    let (p0, p1) = (
+                        _mm256_loadu_si256(s.add(q * 64).cast()),
+                        _mm256_loadu_si256(s.add(q * 64 + 32).cast()),
+                    );
+                    let at = d.add(2 * q * 128);
+                    _mm256_storeu_si256(at.cast(), decode::<0>(p0, lut));
+                    _mm256_storeu_si256(at.add(32).cast(), decode::<0>(p1, lut));
+                    _mm256_storeu_si256(at.add(64).cast(), decode::<2>(p0, lut));
+                    _mm256_storeu_si256(at.add(96).cast(), decode::<2>(p1, lut));
+                    if 2 * q + 1 < groups {
+                        let at = at.add(128);
+                        _mm256_storeu_si256(at.cast(), decode::<4>(p0, lut));
+                        _mm256_storeu_si256(at.add(32).cast(), decode::<4>(p1, lut));
+                        _mm256_storeu_si256(at.add(64).cast(), decode::<6>(p0, lut));
+                        _mm256_storeu_si256(at.add(96).cast(), decode::<6>(p1, lut));
+                    }
+                }
+            }
+        }
+        _ => w.decode_panel(panel, out),
     }
 }
 
