@@ -82,7 +82,7 @@ pub enum KernelError {
         path: &'static str,
     },
     /// `NUQ_KERNEL` or a path name could not be parsed.
-    #[error("unknown kernel path {name:?}: expected scalar, portable, avx2 or avx512")]
+    #[error("unknown kernel path {name:?}: expected scalar, portable, avx2, avxvnni or avx512")]
     UnknownPath {
         /// The text given.
         name: String,

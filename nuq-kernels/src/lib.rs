@@ -2,9 +2,10 @@
 //!
 //! SIMD integer kernels for codebook-quantized CNN inference — the fused convolution
 //! (im2col + codebook GEMM + threshold requantization), the residual join and pooling —
-//! with AVX-512 VNNI, AVX2, portable (`wide`) and scalar reference paths that are bit-exact
-//! with each other and chosen at run time ([`KernelPath::detect`], overridable with
-//! `NUQ_KERNEL=scalar|portable|avx2|avx512`, and passed explicitly to every kernel).
+//! with AVX-512 VNNI, AVX-VNNI, AVX2, portable (`wide`) and scalar reference paths that are
+//! bit-exact with each other and chosen at run time ([`KernelPath::detect`], overridable
+//! with `NUQ_KERNEL=scalar|portable|avx2|avxvnni|avx512`, and passed explicitly to every
+//! kernel).
 //!
 //! | module | what |
 //! |---|---|

@@ -120,7 +120,13 @@ fn register_tile_edges_match_scalar() {
         let (lda, ldc) = (k + 1 + case % 5, n + 2 + case % 3);
         // Activations near 255 and weights at ±127/−128 in about half the elements.
         let a: Vec<u8> = (0..(m - 1) * lda + k)
-            .map(|_| if rng() % 2 == 0 { 255 } else { rng() as u8 })
+            .map(|_| {
+                if rng().is_multiple_of(2) {
+                    255
+                } else {
+                    rng() as u8
+                }
+            })
             .collect();
         let mut weights = vec![];
         let w8: Vec<i8> = (0..n * k)
