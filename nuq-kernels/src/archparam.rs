@@ -42,9 +42,9 @@ pub const CONV_MIN_SPLIT_ROWS: usize = 32;
 /// be worth scheduling.
 pub const GATHER_ELEMENTS: usize = 16 * 1024;
 
-/// Output bytes from which the AVX-512 GEMM stores whole aligned lines non-temporally: it
-/// saves the read-for-ownership of lines that are fully overwritten, but an output that
-/// would have stayed in cache for its reader is then read back from memory.
+/// Output bytes from which the VNNI GEMMs (AVX-512, AVX-VNNI) store whole aligned lines
+/// non-temporally: it saves the read-for-ownership of lines that are fully overwritten, but
+/// an output that would have stayed in cache for its reader is then read back from memory.
 pub const STREAM_OUTPUT_BYTES: usize = 4 << 20;
 
 /// Weight bytes of an AVX-512 tile up to which it runs rows-outer (each 8-row activation

@@ -6,8 +6,9 @@
 //! * `C` is row-major with `ldc ≥ n`; only columns `0..n` of rows `0..m` are written.
 //!
 //! Outputs of 4 MiB or more whose rows start on 64-byte boundaries (aligned `c`, `ldc` a
-//! multiple of 16) are written by the AVX-512 path with non-temporal stores for whole
-//! 32-column panels, which saves the read-for-ownership of lines that are fully overwritten.
+//! multiple of 16) are written by the VNNI paths with non-temporal stores for whole
+//! 64-byte lines (AVX-512: 32-column panels, AVX-VNNI: 16-column halves), which saves the
+//! read-for-ownership of lines that are fully overwritten.
 //!
 //! Work is split into tiles of rows × weight panels run on the current rayon pool
 //! (`pool.install(..)` chooses the thread count). Each output element is computed by
