@@ -15,7 +15,8 @@
 //!   [`train`]: one-step training and evaluation helpers; [`gradcheck`]: finite differences.
 //! - [`quant`]: codebook quantizers, the fake-quantized float twin and the fold into the
 //!   [`integer`] model, which runs with integers only.
-//! - [`onnx`]: float CNNs read from ONNX files (`torch.onnx.export`) as a [`Network`].
+//! - [`onnx`]: float CNNs read from ONNX files (`torch.onnx.export`) as a [`Network`];
+//!   integer models written as ONNX / QONNX graphs.
 //! - [`pipeline`]: the whole job as the `nuq` command line does it — float training,
 //!   calibration and fine-tuning, evaluation, the `.nuq` file.
 //!

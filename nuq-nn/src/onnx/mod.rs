@@ -1,4 +1,6 @@
-//! ONNX import: float CNNs as `torch.onnx.export` writes them, as a nuq [`Network`].
+//! ONNX in and out: float CNNs as `torch.onnx.export` writes them imported as a nuq
+//! [`Network`], and integer models exported ([`export`]) as ONNX graphs ONNX Runtime runs
+//! exactly or as QONNX graphs with FINN's `MultiThreshold` (see [`Flavour`]).
 //!
 //! [`import`] reads a `.onnx` file (protobuf, decoded with `prost` against the subset of the
 //! ONNX schema in `proto/onnx_subset.proto`), walks its graph from the image input to the
