@@ -18,16 +18,15 @@ use crate::output;
 #[derive(Debug, Clone, Copy)]
 struct KernelChoice(Option<KernelPath>);
 
-/// Parses a kernel path name.
+/// Parses a kernel path name as `NUQ_KERNEL` does ([`KernelPath`]'s `FromStr`: any case,
+/// `avx512` for `avx512vnni`), or `auto`.
 fn parse_kernel(s: &str) -> Result<KernelChoice, String> {
-    if s == "auto" {
+    if s.trim().eq_ignore_ascii_case("auto") {
         return Ok(KernelChoice(None));
     }
-    KernelPath::ALL
-        .into_iter()
-        .find(|p| p.name() == s)
+    s.parse::<KernelPath>()
         .map(|p| KernelChoice(Some(p)))
-        .ok_or_else(|| {
+        .map_err(|_| {
             let names: Vec<&str> = KernelPath::ALL.iter().map(|p| p.name()).collect();
             format!("unknown kernel path {s:?} (auto, {})", names.join(", "))
         })
@@ -146,4 +145,28 @@ pub fn run(a: &BenchArgs) -> CmdResult {
         ));
     }
     output::finish(a.json, &text, &report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_names_are_the_kernels_crates_with_its_aliases() {
+        assert!(parse_kernel("auto").expect("auto").0.is_none());
+        assert!(parse_kernel("AUTO").expect("auto").0.is_none());
+        for p in KernelPath::ALL {
+            assert_eq!(parse_kernel(p.name()).expect("name").0, Some(p));
+        }
+        assert_eq!(
+            parse_kernel("avx512").expect("alias").0,
+            Some(KernelPath::Avx512Vnni)
+        );
+        assert_eq!(
+            parse_kernel("Scalar").expect("any case").0,
+            Some(KernelPath::Scalar)
+        );
+        let e = parse_kernel("gpu").unwrap_err();
+        assert!(e.contains("avxvnni") && e.contains("auto"), "{e}");
+    }
 }
