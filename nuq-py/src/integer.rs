@@ -126,16 +126,7 @@ impl IntegerModel {
         batch: Option<usize>,
     ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
         use nuq_nn::onnx::{export_file, ExportOptions, Flavour};
-        let flavour = match flavour {
-            "onnx" => Flavour::Onnx,
-            "qonnx" => Flavour::Qonnx,
-            other => {
-                return Err(err(format!(
-                    "flavour must be \"onnx\" or \"qonnx\", got {other:?}"
-                )))
-            }
-        };
-        let batch = batch.or((flavour == Flavour::Qonnx).then_some(1));
+        let flavour: Flavour = flavour.parse().map_err(err)?;
         let r = export_file(
             Path::new(path),
             &self.model,

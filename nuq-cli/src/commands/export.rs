@@ -203,10 +203,7 @@ fn run_onnx(args: &ExportArgs) -> CmdResult {
     let mut reports = Vec::new();
     for (flavour, path) in [(Flavour::Onnx, &args.onnx), (Flavour::Qonnx, &args.qonnx)] {
         let Some(path) = path else { continue };
-        let batch = args.batch.map(|b| b as usize).or(match flavour {
-            Flavour::Onnx => None,
-            Flavour::Qonnx => Some(1),
-        });
+        let batch = args.batch.map(|b| b as usize);
         let r = export_file(path, &model, &ExportOptions { flavour, batch })
             .map_err(|e| Failure::new(format!("{}: cannot export: {e}", args.file.display())))?;
         let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);

@@ -72,6 +72,11 @@ pub(crate) struct Builder {
     pub constant_bytes: u64,
 }
 
+/// `data` as little-endian bytes (ONNX's `raw_data` layout).
+fn le_bytes<T: Copy, const N: usize>(data: &[T], to_le: fn(T) -> [u8; N]) -> Vec<u8> {
+    data.iter().flat_map(|&v| to_le(v)).collect()
+}
+
 /// The `ValueInfoProto` of `v`, the batch dimension named `N` when symbolic.
 pub(crate) fn value_info(v: &Value) -> ValueInfoProto {
     let dim = v
@@ -119,23 +124,19 @@ impl Builder {
     }
 
     pub fn i32s(&mut self, name: String, dims: &[usize], data: &[i32]) -> Value {
-        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.constant(name, Elem::I32, dims, raw)
+        self.constant(name, Elem::I32, dims, le_bytes(data, i32::to_le_bytes))
     }
 
     pub fn i64s(&mut self, name: String, dims: &[usize], data: &[i64]) -> Value {
-        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.constant(name, Elem::I64, dims, raw)
+        self.constant(name, Elem::I64, dims, le_bytes(data, i64::to_le_bytes))
     }
 
     pub fn f32s(&mut self, name: String, dims: &[usize], data: &[f32]) -> Value {
-        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.constant(name, Elem::F32, dims, raw)
+        self.constant(name, Elem::F32, dims, le_bytes(data, f32::to_le_bytes))
     }
 
     pub fn f64s(&mut self, name: String, dims: &[usize], data: &[f64]) -> Value {
-        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.constant(name, Elem::F64, dims, raw)
+        self.constant(name, Elem::F64, dims, le_bytes(data, f64::to_le_bytes))
     }
 
     /// Adds node `op` (standard domain unless `domain` is given) reading `inputs` (an empty

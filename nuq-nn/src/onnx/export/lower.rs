@@ -160,14 +160,7 @@ impl<'m> Lower<'m> {
                 );
                 let (dims, bias) = bias_table(&c.bias, correction.as_deref(), oi);
                 let bias = self.b.i32s(format!("{p}_bias"), &dims, &bias);
-                self.b.op(
-                    "Add",
-                    &[&acc.name, &bias.name],
-                    &[],
-                    format!("{p}_out"),
-                    Elem::I32,
-                    shape,
-                )
+                self.binary("Add", &acc, &bias, &[], format!("{p}_out"))
             }
             Flavour::Qonnx => {
                 let w: Vec<f32> = oihw.iter().map(|&v| f32::from(v)).collect();
@@ -184,14 +177,7 @@ impl<'m> Lower<'m> {
                 let (dims, bias) = bias_table(&c.bias, correction.as_deref(), oi);
                 let bias: Vec<f32> = bias.iter().map(|&v| v as f32).collect();
                 let bias = self.b.f32s(format!("{p}_bias"), &dims, &bias);
-                self.b.op(
-                    "Add",
-                    &[&acc.name, &bias.name],
-                    &[],
-                    format!("{p}_out"),
-                    Elem::F32,
-                    shape,
-                )
+                self.binary("Add", &acc, &bias, &[], format!("{p}_out"))
             }
         };
         match &c.output {
@@ -260,14 +246,7 @@ impl<'m> Lower<'m> {
                 };
                 let x = if any_falling {
                     let s = self.b.i64s(format!("{p}_sign"), &[1, ch, 1, 1], &sign);
-                    self.b.op(
-                        "Mul",
-                        &[&x.name, &s.name],
-                        &[],
-                        format!("{p}_signed"),
-                        Elem::I64,
-                        shape.clone(),
-                    )
+                    self.binary("Mul", &x, &s, &[], format!("{p}_signed"))
                 } else {
                     x
                 };
@@ -325,14 +304,7 @@ impl<'m> Lower<'m> {
                 let x = if any_falling {
                     let s: Vec<f64> = sign.iter().map(|&v| v as f64).collect();
                     let s = self.b.f64s(format!("{p}_sign"), &[1, ch, 1, 1], &s);
-                    self.b.op(
-                        "Mul",
-                        &[&x.name, &s.name],
-                        &[],
-                        format!("{p}_signed"),
-                        Elem::F64,
-                        shape.clone(),
-                    )
+                    self.binary("Mul", &x, &s, &[], format!("{p}_signed"))
                 } else {
                     x
                 };
@@ -371,6 +343,25 @@ impl<'m> Lower<'m> {
                 out
             }
         }
+    }
+
+    /// `op(a, b)` elementwise, with `a`'s type and shape (`b` broadcasts).
+    fn binary(
+        &mut self,
+        op: &str,
+        a: &Value,
+        b: &Value,
+        attrs: &[Attr<'_>],
+        name: String,
+    ) -> Value {
+        self.b.op(
+            op,
+            &[&a.name, &b.name],
+            attrs,
+            name,
+            a.elem,
+            a.shape.clone(),
+        )
     }
 
     fn cast(&mut self, v: &Value, to: Elem, name: String) -> Value {
@@ -422,72 +413,23 @@ impl<'m> Lower<'m> {
                     let f = self
                         .b
                         .i64s(format!("{p}_a_scale"), &[], &[1i64 << n.a_shift]);
-                    self.b.op(
-                        "Mul",
-                        &[&a64.name, &f.name],
-                        &[],
-                        format!("{p}_a_shifted"),
-                        Elem::I64,
-                        shape.clone(),
-                    )
+                    self.binary("Mul", &a64, &f, &[], format!("{p}_a_shifted"))
                 } else {
                     a64
                 };
                 let b64 = self.cast(&bv, Elem::I64, format!("{p}_b64"));
                 let m = self.b.i64s(format!("{p}_align_m"), &c4, &mults);
-                let y = self.b.op(
-                    "Mul",
-                    &[&b64.name, &m.name],
-                    &[],
-                    format!("{p}_b_mul"),
-                    Elem::I64,
-                    shape.clone(),
-                );
+                let y = self.binary("Mul", &b64, &m, &[], format!("{p}_b_mul"));
                 let h = self.b.i64s(format!("{p}_align_half"), &c4, &half);
-                let y = self.b.op(
-                    "Add",
-                    &[&y.name, &h.name],
-                    &[],
-                    format!("{p}_b_round"),
-                    Elem::I64,
-                    shape.clone(),
-                );
+                let y = self.binary("Add", &y, &h, &[], format!("{p}_b_round"));
                 // Arithmetic shift right = floor division: y − (y mod 2^s), then an exact
                 // division (`Mod` with fmod = 0 takes the divisor's sign).
                 let d: Vec<i64> = shifts.iter().map(|&s| 1i64 << s).collect();
                 let d = self.b.i64s(format!("{p}_align_div"), &c4, &d);
-                let r = self.b.op(
-                    "Mod",
-                    &[&y.name, &d.name],
-                    &[Attr::Int("fmod", 0)],
-                    format!("{p}_b_rem"),
-                    Elem::I64,
-                    shape.clone(),
-                );
-                let y = self.b.op(
-                    "Sub",
-                    &[&y.name, &r.name],
-                    &[],
-                    format!("{p}_b_floor"),
-                    Elem::I64,
-                    shape.clone(),
-                );
-                let y = self.b.op(
-                    "Div",
-                    &[&y.name, &d.name],
-                    &[],
-                    format!("{p}_b_aligned"),
-                    Elem::I64,
-                    shape.clone(),
-                );
-                self.b.op(
-                    "Add",
-                    &[&a64.name, &y.name],
-                    &[],
-                    format!("{p}_sum"),
-                    Elem::I64,
-                    shape,
-                )
+                let r = self.binary("Mod", &y, &d, &[Attr::Int("fmod", 0)], format!("{p}_b_rem"));
+                let y = self.binary("Sub", &y, &r, &[], format!("{p}_b_floor"));
+                let y = self.binary("Div", &y, &d, &[], format!("{p}_b_aligned"));
+                self.binary("Add", &a64, &y, &[], format!("{p}_sum"))
             }
             Flavour::Qonnx => {
                 let a64 = self.cast(&a, Elem::F64, format!("{p}_a64"));
@@ -495,48 +437,20 @@ impl<'m> Lower<'m> {
                     let f = self
                         .b
                         .f64s(format!("{p}_a_scale"), &[], &[(1u64 << n.a_shift) as f64]);
-                    self.b.op(
-                        "Mul",
-                        &[&a64.name, &f.name],
-                        &[],
-                        format!("{p}_a_shifted"),
-                        Elem::F64,
-                        shape.clone(),
-                    )
+                    self.binary("Mul", &a64, &f, &[], format!("{p}_a_shifted"))
                 } else {
                     a64
                 };
                 let b64 = self.cast(&bv, Elem::F64, format!("{p}_b64"));
                 let m: Vec<f64> = mults.iter().map(|&v| v as f64).collect();
                 let m = self.b.f64s(format!("{p}_align_m"), &c4, &m);
-                let y = self.b.op(
-                    "Mul",
-                    &[&b64.name, &m.name],
-                    &[],
-                    format!("{p}_b_mul"),
-                    Elem::F64,
-                    shape.clone(),
-                );
+                let y = self.binary("Mul", &b64, &m, &[], format!("{p}_b_mul"));
                 let h: Vec<f64> = half.iter().map(|&v| v as f64).collect();
                 let h = self.b.f64s(format!("{p}_align_half"), &c4, &h);
-                let y = self.b.op(
-                    "Add",
-                    &[&y.name, &h.name],
-                    &[],
-                    format!("{p}_b_round"),
-                    Elem::F64,
-                    shape.clone(),
-                );
+                let y = self.binary("Add", &y, &h, &[], format!("{p}_b_round"));
                 let inv: Vec<f64> = shifts.iter().map(|&s| (-f64::from(s)).exp2()).collect();
                 let inv = self.b.f64s(format!("{p}_align_inv"), &c4, &inv);
-                let y = self.b.op(
-                    "Mul",
-                    &[&y.name, &inv.name],
-                    &[],
-                    format!("{p}_b_scaled"),
-                    Elem::F64,
-                    shape.clone(),
-                );
+                let y = self.binary("Mul", &y, &inv, &[], format!("{p}_b_scaled"));
                 let y = self.b.op(
                     "Floor",
                     &[&y.name],
@@ -545,14 +459,7 @@ impl<'m> Lower<'m> {
                     Elem::F64,
                     shape.clone(),
                 );
-                self.b.op(
-                    "Add",
-                    &[&a64.name, &y.name],
-                    &[],
-                    format!("{p}_sum"),
-                    Elem::F64,
-                    shape,
-                )
+                self.binary("Add", &a64, &y, &[], format!("{p}_sum"))
             }
         };
         self.requant(&p, sum, &n.output)
@@ -594,23 +501,9 @@ impl<'m> Lower<'m> {
             shape.clone(),
         );
         let h = self.b.i32s(format!("{p}_half"), &[], &[n / 2]);
-        let s = self.b.op(
-            "Add",
-            &[&s.name, &h.name],
-            &[],
-            format!("{p}_round"),
-            Elem::I32,
-            shape.clone(),
-        );
+        let s = self.binary("Add", &s, &h, &[], format!("{p}_round"));
         let d = self.b.i32s(format!("{p}_count"), &[], &[n]);
-        let q = self.b.op(
-            "Div",
-            &[&s.name, &d.name],
-            &[],
-            format!("{p}_mean"),
-            Elem::I32,
-            shape,
-        );
+        let q = self.binary("Div", &s, &d, &[], format!("{p}_mean"));
         let elem = self.levels_elem();
         self.cast(&q, elem, format!("{p}_out"))
     }
@@ -670,14 +563,7 @@ impl<'m> Lower<'m> {
                     shape.clone(),
                 );
                 let bias = self.b.i32s(format!("{p}_bias"), &[fout], &l.bias);
-                self.b.op(
-                    "Add",
-                    &[&y.name, &bias.name],
-                    &[],
-                    "logits".into(),
-                    Elem::I32,
-                    shape,
-                )
+                self.binary("Add", &y, &bias, &[], "logits".into())
             }
             Flavour::Qonnx => {
                 // In f64: a classifier over many features can pass f32's 2^24.
@@ -695,14 +581,7 @@ impl<'m> Lower<'m> {
                 );
                 let bias: Vec<f64> = l.bias.iter().map(|&v| f64::from(v)).collect();
                 let bias = self.b.f64s(format!("{p}_bias"), &[fout], &bias);
-                self.b.op(
-                    "Add",
-                    &[&y.name, &bias.name],
-                    &[],
-                    "logits".into(),
-                    Elem::F64,
-                    shape,
-                )
+                self.binary("Add", &y, &bias, &[], "logits".into())
             }
         }
     }

@@ -72,6 +72,23 @@ pub enum Flavour {
     Qonnx,
 }
 
+impl std::str::FromStr for Flavour {
+    type Err = NnError;
+
+    /// `"onnx"` or `"qonnx"`.
+    fn from_str(s: &str) -> Result<Self, NnError> {
+        match s {
+            "onnx" => Ok(Flavour::Onnx),
+            "qonnx" => Ok(Flavour::Qonnx),
+            other => Err(NnError::InvalidParameter {
+                what: "the export flavour".into(),
+                allowed: "\"onnx\" or \"qonnx\"",
+                found: format!("{other:?}"),
+            }),
+        }
+    }
+}
+
 impl Flavour {
     /// `"onnx"` or `"qonnx"`.
     pub fn name(self) -> &'static str {
@@ -87,8 +104,8 @@ impl Flavour {
 pub struct ExportOptions {
     /// The operators to use.
     pub flavour: Flavour,
-    /// A fixed batch size, or `None` for a symbolic one (`N`). qonnx's executor needs a
-    /// fixed one.
+    /// A fixed batch size, or `None`: a symbolic one (`N`) for [`Flavour::Onnx`], 1 for
+    /// [`Flavour::Qonnx`] (qonnx's executor needs every shape fixed).
     pub batch: Option<usize>,
 }
 
@@ -112,7 +129,7 @@ pub struct AccumulatorBound {
 pub struct ExportReport {
     /// The flavour.
     pub flavour: Flavour,
-    /// The batch dimension (`None`: symbolic).
+    /// The batch dimension written (`None`: symbolic).
     pub batch: Option<usize>,
     /// ONNX nodes in the graph.
     pub nodes: usize,
@@ -150,8 +167,10 @@ pub fn export(model: &IntegerModel, options: &ExportOptions) -> Result<Exported,
             found: "0".into(),
         });
     }
-    let batch = options.batch.map(|b| b as i64);
-    let mut l = Lower::new(model, infos, options.flavour, batch);
+    let batch = options
+        .batch
+        .or((options.flavour == Flavour::Qonnx).then_some(1));
+    let mut l = Lower::new(model, infos, options.flavour, batch.map(|b| b as i64));
     let input = l.input();
     for i in 0..model.nodes.len() {
         l.node(i);
@@ -217,7 +236,7 @@ pub fn export(model: &IntegerModel, options: &ExportOptions) -> Result<Exported,
         bytes: proto.encode_to_vec(),
         report: ExportReport {
             flavour: options.flavour,
-            batch: options.batch,
+            batch,
             nodes,
             constant_bytes,
             layers: bounds,

@@ -281,3 +281,20 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn flavours_parse_by_name_and_qonnx_defaults_to_batch_one() {
+    for f in [Flavour::Onnx, Flavour::Qonnx] {
+        assert_eq!(f.name().parse::<Flavour>().expect("name"), f);
+    }
+    let e = "tflite".parse::<Flavour>().unwrap_err();
+    assert!(e.to_string().contains("flavour"), "{e}");
+    let model = small(Arch::VggSmall, 2, 4);
+    let q = ExportOptions {
+        flavour: Flavour::Qonnx,
+        batch: None,
+    };
+    assert_eq!(export(&model, &q).expect("export").report.batch, Some(1));
+    let o = export(&model, &ExportOptions::default()).expect("export");
+    assert_eq!(o.report.batch, None);
+}
