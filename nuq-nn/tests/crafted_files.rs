@@ -402,6 +402,7 @@ fn narrow_conv_model() -> IntegerModel {
                 kernel: 3,
                 stride: 1,
                 padding: 0,
+                groups: 1,
                 weights: WeightTable::new(1, &[-1, 1], vec![1; 9]).unwrap(),
                 bias: vec![0],
                 weight_scale: nuq_core::Scale::ONE,

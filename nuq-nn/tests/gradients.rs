@@ -64,6 +64,7 @@ fn conv2d_gradients() {
                 stride: (2, 1),
                 padding: (0, 2),
                 bias: true,
+                groups: 1,
             },
             [2, 5, 4, 2],
         ),
@@ -88,6 +89,7 @@ fn conv2d_matches_direct_convolution() {
         stride: (1, 2),
         padding: (1, 1),
         bias: true,
+        groups: 1,
     };
     let mut rng = Rng::new(5);
     let mut conv = Conv2d::new(cc, &mut rng).unwrap();

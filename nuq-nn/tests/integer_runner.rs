@@ -296,6 +296,7 @@ fn accumulator_overflow_is_an_error() {
         kernel: 1,
         stride: 1,
         padding: 0,
+        groups: 1,
         weights: WeightTable::new(4, &(1..=16).collect::<Vec<_>>(), vec![15; 9]).unwrap(),
         bias: vec![0, i32::MAX - 10, 0],
         weight_scale: nuq_core::Scale::ONE,

@@ -48,6 +48,7 @@ fn case() -> impl Strategy<Value = Case> {
                     stride: (sh, sw),
                     padding: (ph, pw),
                     bias,
+                    groups: 1,
                 },
                 input: [n, h, w, ci],
                 seed,

@@ -448,6 +448,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                     kernel: k,
                     stride: l.stride[0] as usize,
                     padding: l.padding[0] as usize,
+                    groups: l.groups as usize,
                     weights: wt,
                     bias,
                     weight_scale: scale_of(l.weight_scale)?,

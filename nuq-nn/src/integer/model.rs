@@ -100,7 +100,10 @@ pub struct ConvNode {
     pub stride: usize,
     /// Zero padding on every side (the input's zero point for the model input).
     pub padding: usize,
-    /// Weights `[c_out][kernel · kernel · c_in]`.
+    /// Channel groups: output channel `o` reads only the `c_in / groups` input channels of
+    /// its group (`groups == c_in` is depthwise).
+    pub groups: usize,
+    /// Weights `[c_out][kernel · kernel · c_in / groups]`.
     pub weights: WeightTable,
     /// Per-output-channel bias in accumulator units, added before requantization.
     pub bias: Vec<i32>,
@@ -286,6 +289,16 @@ impl IntegerModel {
                         return Err(bad(
                             i,
                             wrong_input("conv", format!("levels with {} channels", c.c_in), &x),
+                        ));
+                    }
+                    if c.groups != 1 {
+                        return Err(bad(
+                            i,
+                            ModelProblem::Input {
+                                op: "conv",
+                                expected: "one channel group".into(),
+                                found: format!("{} groups", c.groups),
+                            },
                         ));
                     }
                     for (what, v) in [

@@ -46,6 +46,11 @@ pub struct Conv2dConfig {
     pub padding: (usize, usize),
     /// Whether the layer has a bias.
     pub bias: bool,
+    /// Channel groups (PyTorch `groups`): `c_in` and `c_out` are both multiples of it, and
+    /// output channel `o` sees input channels `(o / (c_out / groups)) · c_in / groups ..` of
+    /// its group only; `groups == c_in` is a depthwise convolution. Weights are
+    /// `[c_out][kh][kw][c_in / groups]`.
+    pub groups: usize,
 }
 
 impl Conv2dConfig {
@@ -58,6 +63,7 @@ impl Conv2dConfig {
             stride: (stride, stride),
             padding: (padding, padding),
             bias: false,
+            groups: 1,
         }
     }
 }
@@ -214,6 +220,13 @@ impl Conv2d {
     /// and a zero bias.
     pub fn new(cfg: Conv2dConfig, rng: &mut Rng) -> Result<Self, NnError> {
         let (kh, kw) = cfg.kernel;
+        if cfg.groups != 1 {
+            return Err(NnError::InvalidParameter {
+                what: "Conv2d groups".into(),
+                allowed: "1",
+                found: cfg.groups.to_string(),
+            });
+        }
         if cfg.c_in == 0
             || cfg.c_out == 0
             || kh == 0

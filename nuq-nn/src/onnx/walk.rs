@@ -605,6 +605,7 @@ impl<'g> Walker<'g> {
             stride: (sh, sw),
             padding: (ph, pw),
             bias: bias.is_some(),
+            groups: 1,
         };
         let act = Act::Map {
             c: co,

@@ -238,6 +238,7 @@ impl Builder<'_> {
             kernel: k,
             stride: c.stride.0,
             padding: c.padding.0,
+            groups: c.groups,
             weights: q.table.clone(),
             bias,
             weight_scale: informative_scale(

@@ -267,7 +267,7 @@ proptest! {
         let zp: Vec<u8> = (0..cin).map(|_| rng.next_u64() as u8).collect();
         let lut: Vec<i32> = (-127..=127).collect();
         let c = ConvNode {
-            input: 0, c_in: cin, c_out: cout, kernel: k, stride, padding,
+            input: 0, c_in: cin, c_out: cout, kernel: k, stride, padding, groups: 1,
             weights: WeightTable::new(8, &lut, vec![0; levels.len()]).expect("table"),
             bias: vec![0; cout], weight_scale: Scale::ONE, output: ConvOutput::Accumulator,
         };
