@@ -61,6 +61,12 @@ impl From<nuq_nn::NnError> for Failure {
             NnError::StagesWithoutFineTuning => {
                 "--progressive needs fine-tuning images: add --qat-epochs".to_string()
             }
+            NnError::GradualWithoutFineTuning => {
+                "--gradual needs fine-tuning images: add --qat-epochs".to_string()
+            }
+            NnError::GradualWithProgressive => {
+                "--gradual and --progressive cannot be combined".to_string()
+            }
             _ => e.to_string(),
         })
     }

@@ -90,6 +90,20 @@ pub struct QuantArgs {
     /// inverse CDF) instead of the straight-through estimator (0: STE throughout).
     #[arg(long, default_value_t = 0.0, value_name = "SHARE", value_parser = parse_share)]
     pub uniq_noise: f32,
+    /// UNIQ's gradual schedule: split the weight layers, in forward order, into N blocks
+    /// quantized one stage after another, the fine-tuning split equally between the stages.
+    /// At stage i block i is quantized (codebooks refitted, activation quantizers calibrated
+    /// with the earlier blocks quantized) and trained (--uniq-noise's share of the stage with
+    /// noise, then STE); earlier blocks stay quantized and frozen (see
+    /// --gradual-train-done); later blocks run in full precision (float weights and
+    /// activations) and train. 0 or 1: all layers at once. Needs --qat-epochs; not with
+    /// --progressive.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub gradual: usize,
+    /// With --gradual: keep training the blocks of finished stages (quantized, STE) instead
+    /// of freezing them (UNIQ's choice).
+    #[arg(long)]
+    pub gradual_train_done: bool,
 }
 
 fn parse_assignment(s: &str) -> Result<Assignment, String> {
@@ -176,6 +190,17 @@ impl QuantArgs {
         if self.uniq_noise > 0.0 {
             d.push_str(&format!(", UNIQ noise for {} of QAT", self.uniq_noise));
         }
+        if self.gradual > 1 {
+            d.push_str(&format!(
+                ", gradual in {} stages ({} done blocks)",
+                self.gradual,
+                if self.gradual_train_done {
+                    "trained"
+                } else {
+                    "frozen"
+                }
+            ));
+        }
         if c.act_per_channel {
             d.push_str(", per-channel activation thresholds");
         }
@@ -211,6 +236,8 @@ impl QuantArgs {
             recalib_every: usize::try_from(self.recalib_every).unwrap_or(usize::MAX),
             stages: self.progressive.clone(),
             noise_share: self.uniq_noise,
+            gradual: self.gradual,
+            freeze_done: !self.gradual_train_done,
         }
     }
 }

@@ -252,6 +252,12 @@ pub enum NnError {
     /// Progressive stages asked for without fine-tuning images to spend in them.
     #[error("progressive stages need fine-tuning images")]
     StagesWithoutFineTuning,
+    /// A gradual schedule asked for without fine-tuning images to spend in its stages.
+    #[error("a gradual schedule needs fine-tuning images")]
+    GradualWithoutFineTuning,
+    /// A gradual schedule combined with progressive bit-width stages (one or the other).
+    #[error("a gradual schedule cannot be combined with progressive bit-width stages")]
+    GradualWithProgressive,
     /// Images of another shape than the model takes.
     #[error("the model takes {}x{}x{} images but the dataset has {}x{}x{}", model[0], model[1], model[2], data[0], data[1], data[2])]
     ImageShape {

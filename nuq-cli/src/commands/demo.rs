@@ -127,6 +127,8 @@ fn recipe(a: &DemoArgs, family: Family) -> Recipe {
         recalib_every: 0,
         stages: Vec::new(),
         noise_share: 0.0,
+        gradual: 0,
+        freeze_done: true,
     }
 }
 

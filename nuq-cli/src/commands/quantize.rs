@@ -81,6 +81,12 @@ struct QuantizeReport {
     qat_epochs: f32,
     /// Seed of the fine-tuning's batch order (and of UNIQ noise).
     seed: u64,
+    /// Share of each fine-tuning stage trained with UNIQ noise (0: STE throughout).
+    uniq_noise: f32,
+    /// Stages of UNIQ's gradual schedule (0 or 1: all layers at once).
+    gradual: usize,
+    /// Whether the gradual schedule froze the blocks of finished stages.
+    gradual_frozen: bool,
     float_acc: Option<f64>,
     int_acc: Option<f64>,
     /// Accuracy of the fake-quantized float twin the integer model was folded from.
@@ -178,6 +184,9 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
         quantizer: a.quant.describe(),
         qat_epochs: a.quant.qat_epochs,
         seed: a.seed,
+        uniq_noise: a.quant.uniq_noise,
+        gradual: a.quant.gradual,
+        gradual_frozen: a.quant.gradual > 1 && !a.quant.gradual_train_done,
         float_acc,
         int_acc,
         twin_acc: agreement.map(|a| a.twin_acc),

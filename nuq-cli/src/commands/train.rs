@@ -434,6 +434,8 @@ fn run_qat(a: &TrainArgs, bits: u8) -> CmdResult {
         bin_level: nuq_core::BinLevel::Centroid,
         fixed_quantiles: false,
         uniq_noise: 0.0,
+        gradual: 0,
+        gradual_train_done: false,
     };
     let recipe = q.recipe(train.len(), a.seed);
     let model = quantize(net, &recipe, &train, &augment, &progress)?;

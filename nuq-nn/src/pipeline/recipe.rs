@@ -1,6 +1,6 @@
 //! From a float network to the integer model: calibration of the quantizers on training
-//! images, quantization-aware fine-tuning (optionally in stages of falling bit width), and the
-//! fold into integers.
+//! images, quantization-aware fine-tuning (optionally in stages of falling bit width, or in
+//! UNIQ's gradual schedule of layer blocks), and the fold into integers.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use crate::models::Network;
 use crate::pipeline::fine_tune::{fine_tune, Tuning};
 use crate::pipeline::Progress;
 use crate::quant::{InputNorm, QuantConfig, QuantizedNetwork};
+use crate::tensor::Tensor;
 
 /// Everything that decides how a float network becomes an integer model.
 #[derive(Debug, Clone)]
@@ -35,6 +36,21 @@ pub struct Recipe {
     /// Share of each fine-tuning stage's steps, from its start, trained with UNIQ noise on the
     /// k-quantile weights instead of the straight-through estimator (0: STE throughout).
     pub noise_share: f32,
+    /// UNIQ's gradual schedule: the weight layers, in forward order, split into this many
+    /// contiguous blocks quantized one stage after another
+    /// ([`QuantizedNetwork::begin_stage`]), the fine-tuning images split equally between the
+    /// stages. At stage `i` block `i` is quantized (codebooks refitted, activation
+    /// quantizers calibrated with the earlier blocks already quantized) and trained — with
+    /// UNIQ noise for the first [`Recipe::noise_share`] of the stage's steps, the
+    /// straight-through estimator after — the earlier blocks stay quantized and the later
+    /// ones in full precision (float weights and activations, trained). 0 or 1: every layer
+    /// quantized from the start. At most the number of weight layers; not with
+    /// [`Recipe::stages`].
+    pub gradual: usize,
+    /// In a gradual schedule, freeze the blocks of finished stages (weights, codebooks,
+    /// batch-norm parameters and statistics, activation quantizers: UNIQ's choice); else
+    /// they keep training with the straight-through estimator.
+    pub freeze_done: bool,
 }
 
 impl Recipe {
@@ -50,14 +66,18 @@ impl Recipe {
             recalib_every: 0,
             stages: Vec::new(),
             noise_share: 0.0,
+            gradual: 0,
+            freeze_done: true,
         }
     }
 
     /// Checks the parts of the recipe that [`QuantConfig`] does not.
     ///
     /// # Errors
-    /// [`NnError::LearningRate`], [`NnError::StagesNotDescending`], [`NnError::StageNotWider`]
-    /// or [`NnError::StagesWithoutFineTuning`].
+    /// [`NnError::LearningRate`], [`NnError::InvalidParameter`] (noise share),
+    /// [`NnError::StagesNotDescending`], [`NnError::StageNotWider`],
+    /// [`NnError::StagesWithoutFineTuning`], [`NnError::GradualWithProgressive`] or
+    /// [`NnError::GradualWithoutFineTuning`].
     pub fn validate(&self) -> Result<(), NnError> {
         if !(self.qat_lr.is_finite() && self.qat_lr > 0.0) {
             return Err(NnError::LearningRate(self.qat_lr));
@@ -81,6 +101,12 @@ impl Recipe {
         }
         if !self.stages.is_empty() && self.qat_images == 0 {
             return Err(NnError::StagesWithoutFineTuning);
+        }
+        if self.gradual > 1 && !self.stages.is_empty() {
+            return Err(NnError::GradualWithProgressive);
+        }
+        if self.gradual > 1 && self.qat_images == 0 {
+            return Err(NnError::GradualWithoutFineTuning);
         }
         Ok(())
     }
@@ -134,10 +160,15 @@ pub fn quantize_with_twin(
     let mut first = r.config;
     (first.weight_bits, first.act_bits) = widths[0];
     let mut qn = QuantizedNetwork::prepare(net, first, norm)?;
-    qn.calibrate(&calib)?;
     // Fine-tuning sees the images with the normalisation the integer model will use (the
     // zero point rounded to a byte), without random crops and flips.
     let tune = Augment::normalize_only(qn.input_norm.mean(), qn.input_norm.std.clone());
+    if r.gradual > 1 {
+        gradual(&mut qn, r, train, &tune, &calib, progress)?;
+        let model = qn.to_integer()?;
+        return Ok((model, qn));
+    }
+    qn.calibrate(&calib)?;
     let per_stage = r.qat_images / widths.len();
     for (i, &(wb, ab)) in widths.iter().enumerate() {
         if i > 0 {
@@ -169,4 +200,48 @@ pub fn quantize_with_twin(
     }
     let model = qn.to_integer()?;
     Ok((model, qn))
+}
+
+/// UNIQ's gradual schedule ([`Recipe::gradual`]): one fine-tuning run per stage, each with
+/// its own cosine schedule and batch order (seed `seed + stage`), then every layer quantized.
+fn gradual(
+    qn: &mut QuantizedNetwork,
+    r: &Recipe,
+    train: &Arc<Dataset>,
+    tune: &Augment,
+    calib: &Tensor,
+    progress: &dyn Progress,
+) -> Result<(), NnError> {
+    let stages = r.gradual;
+    let per_stage = r.qat_images / stages;
+    for i in 0..stages {
+        qn.begin_stage(stages, i, r.freeze_done, calib)?;
+        let images = if i + 1 == stages {
+            r.qat_images - per_stage * i
+        } else {
+            per_stage
+        };
+        fine_tune(
+            qn,
+            train,
+            tune,
+            calib,
+            &Tuning {
+                images,
+                lr: r.qat_lr,
+                seed: r.seed + i as u64,
+                recalib_every: r.recalib_every,
+                noise_share: r.noise_share,
+            },
+            progress,
+            &format!(
+                "QAT W{}/A{} {} stage {}/{stages}",
+                r.config.weight_bits,
+                r.config.act_bits,
+                crate::quant::family_name(r.config.act_family),
+                i + 1
+            ),
+        )?;
+    }
+    qn.finish_gradual(calib)
 }

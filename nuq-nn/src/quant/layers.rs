@@ -36,6 +36,8 @@ pub struct ActQuant {
     /// The fitted quantizer (`None` until calibrated).
     pub quantizer: Option<ActQuantizer>,
     clip: Option<Param>,
+    bypass: bool,
+    frozen: bool,
     out: Tensor,
     dx: Tensor,
 }
@@ -50,6 +52,8 @@ impl ActQuant {
             per_channel: false,
             quantizer: None,
             clip: None,
+            bypass: false,
+            frozen: false,
             out: Tensor::default(),
             dx: Tensor::default(),
         }
@@ -70,6 +74,35 @@ impl ActQuant {
     /// Forgets the quantizer so the next forward recalibrates.
     pub fn reset(&mut self) {
         self.quantizer = None;
+    }
+
+    /// Full precision (a layer not yet quantized in a gradual schedule,
+    /// [`QuantizedNetwork::begin_stage`](crate::quant::QuantizedNetwork::begin_stage)): with
+    /// `true` the quantizer is forgotten and the layer passes values through unchanged (no
+    /// calibration on them, the gradient passes whole); with `false` the next forward
+    /// calibrates again.
+    pub fn set_bypass(&mut self, bypass: bool) {
+        if bypass {
+            self.quantizer = None;
+        }
+        self.bypass = bypass;
+    }
+
+    /// Whether the layer passes values through unquantized ([`ActQuant::set_bypass`]).
+    pub fn bypassed(&self) -> bool {
+        self.bypass
+    }
+
+    /// Marks the quantizer as frozen (a finished stage of a gradual schedule): periodic
+    /// recalibration ([`QuantizedNetwork::recalibrate`](crate::quant::QuantizedNetwork::recalibrate))
+    /// leaves it where it is.
+    pub fn set_frozen(&mut self, frozen: bool) {
+        self.frozen = frozen;
+    }
+
+    /// Whether the quantizer is frozen ([`ActQuant::set_frozen`]).
+    pub fn frozen(&self) -> bool {
+        self.frozen
     }
 
     /// Code bits.
@@ -107,6 +140,11 @@ impl Layer for ActQuant {
 
     fn forward(&mut self, x: &Tensor, _mode: Mode) -> Result<&Tensor, NnError> {
         let channels = x.shape()[3];
+        if self.bypass {
+            self.out.reshape_uninit(x.shape());
+            self.out.data_mut().copy_from_slice(x.data());
+            return Ok(&self.out);
+        }
         if self.quantizer.is_none() {
             let q = ActQuantizer::fit_nhwc(
                 self.family,

@@ -12,7 +12,8 @@
 //! [`QuantConfig::follow_quantiles`] is off), and the integer model folds those indices.
 //! [`KQuantileRule`] keeps the nearest-level variant and the median levels as options.
 //! [`QuantizedNetwork::set_noise`] trains with UNIQ's noise instead of straight-through
-//! rounding.
+//! rounding, and [`QuantizedNetwork::begin_stage`] runs UNIQ's gradual schedule (blocks of
+//! layers quantized one stage after another, the later ones in full precision meanwhile).
 //!
 //! Options of [`QuantConfig`]: per-channel or per-tensor weight scales, per-channel
 //! k-quantile activation thresholds, learned activation clips and weight scales during
@@ -23,6 +24,7 @@
 mod act;
 mod config;
 mod fold;
+mod gradual;
 mod layers;
 mod network;
 mod qat;
@@ -32,6 +34,7 @@ mod weights;
 
 pub use act::ActQuantizer;
 pub use config::{InputNorm, QuantConfig};
+pub use gradual::{gradual_stages, Phase};
 pub use layers::{ActQuant, GridRound, QuantBlock};
 pub use network::QuantizedNetwork;
 pub use tables::WeightQuantizerView;

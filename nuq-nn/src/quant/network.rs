@@ -28,6 +28,10 @@ pub struct QuantizedNetwork {
     /// The input normalisation.
     pub input_norm: InputNorm,
     pub(crate) slots: BTreeMap<String, WeightSlot>,
+    /// Parameters and running statistics of the frozen layers of a gradual schedule, by
+    /// name, restored after every fine-tuning step (the frozen weights' masters stay in
+    /// their slots).
+    pub(crate) frozen: crate::quant::gradual::Frozen,
 }
 
 pub(crate) fn downcast<'a, T: 'static>(
@@ -117,6 +121,8 @@ impl Prep<'_> {
                 rule: self.cfg.kq_rule,
                 follow: self.cfg.follow_quantiles,
                 noise: None,
+                phase: crate::quant::Phase::Active,
+                frozen: false,
             },
         );
         Ok(())
@@ -176,6 +182,8 @@ impl Prep<'_> {
                         rule: self.cfg.kq_rule,
                         follow: self.cfg.follow_quantiles,
                         noise: None,
+                        phase: crate::quant::Phase::Active,
+                        frozen: false,
                     },
                 );
             } else if let Some(bb) = any.downcast_mut::<BasicBlock>() {
@@ -238,6 +246,7 @@ impl QuantizedNetwork {
             config,
             input_norm,
             slots,
+            frozen: Default::default(),
         })
     }
 
@@ -273,15 +282,20 @@ impl QuantizedNetwork {
         walk(&mut self.net.body, &mut None);
     }
 
-    /// Forgets every activation quantizer so the next [`QuantizedNetwork::calibrate`] refits.
+    /// Forgets every activation quantizer so the next [`QuantizedNetwork::calibrate`] refits,
+    /// except those frozen by a gradual schedule ([`ActQuant::set_frozen`]).
     pub fn reset_activations(&mut self) {
         fn walk(s: &mut Sequential) {
             for (_, l) in s.layers_mut() {
                 let any = l.as_any_mut();
                 if let Some(a) = any.downcast_mut::<ActQuant>() {
-                    a.reset();
+                    if !a.frozen() {
+                        a.reset();
+                    }
                 } else if let Some(b) = any.downcast_mut::<QuantBlock>() {
-                    b.act.reset();
+                    if !b.act.frozen() {
+                        b.act.reset();
+                    }
                     walk(&mut b.block.main);
                 } else if let Some(r) = any.downcast_mut::<GridRound>() {
                     r.scale = None;

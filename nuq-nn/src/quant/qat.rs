@@ -15,7 +15,8 @@ use crate::{Mode, NnError};
 
 impl QuantizedNetwork {
     /// Refits every weight codebook and scale to the current float masters, then refits
-    /// every activation quantizer in one forward pass over `images` (normalised with
+    /// every activation quantizer in one forward pass (in a gradual schedule the frozen and
+    /// full-precision layers are left alone) over `images` (normalised with
     /// [`QuantizedNetwork::input_norm`]). Calling it at an interval during fine-tuning keeps
     /// the codebooks matched to the weights and activations as they move.
     ///
@@ -24,6 +25,9 @@ impl QuantizedNetwork {
     pub fn recalibrate(&mut self, images: &Tensor) -> Result<(), NnError> {
         let cfg = self.config;
         for (name, slot) in self.slots.iter_mut() {
+            if slot.frozen || slot.phase == crate::quant::Phase::Float {
+                continue;
+            }
             let bits = if slot.edge {
                 cfg.edge_bits
             } else {
@@ -79,19 +83,29 @@ impl QuantizedNetwork {
     /// point about one equal-mass bin wide around its CDF value instead of at its level
     /// (see the slot's `noisy`); with `None`, the weights are snapped to their levels again.
     /// The indices (and so the integer model) are the quantile ones either way. Layers
-    /// without equal-mass bins (other families, 8-bit layers) are unaffected.
+    /// without equal-mass bins (other families, 8-bit layers) are unaffected, and in a
+    /// gradual schedule only the active block gets noise
+    /// ([`Phase::Active`](crate::quant::Phase::Active)).
     pub fn set_noise(&mut self, seed: Option<u64>) {
         for (i, slot) in self.slots.values_mut().enumerate() {
-            slot.noise = seed.map(|s| crate::Rng::derive(s, &[0x756e_6971, i as u64]));
+            slot.noise = seed
+                .filter(|_| slot.phase == crate::quant::Phase::Active)
+                .map(|s| crate::Rng::derive(s, &[0x756e_6971, i as u64]));
         }
         self.load_quantized_weights();
     }
 
-    fn load_quantized_weights(&mut self) {
+    /// Puts every layer's weights into the network: re-quantized from the masters, or the
+    /// masters themselves for a layer still in full precision.
+    pub(crate) fn load_quantized_weights(&mut self) {
         let slots = &mut self.slots;
         self.net.visit_params(&mut |name, p| {
             if let Some(slot) = name.strip_suffix(".weight").and_then(|n| slots.get_mut(n)) {
-                p.value = slot.requantize();
+                p.value = if slot.phase == crate::quant::Phase::Float {
+                    slot.float_weights()
+                } else {
+                    slot.requantize()
+                };
             }
         });
     }
@@ -124,7 +138,7 @@ impl QuantizedNetwork {
             let slots = &mut self.slots;
             self.net.visit_params(&mut |name, p| {
                 if let Some(slot) = name.strip_suffix(".weight").and_then(|n| slots.get_mut(n)) {
-                    if learn {
+                    if learn && !slot.frozen && slot.phase != crate::quant::Phase::Float {
                         slot.learn_scales(&p.grad, lr);
                     }
                     slot.center_gradient(&mut p.grad);
@@ -133,11 +147,17 @@ impl QuantizedNetwork {
             });
         }
         opt.step(&mut self.net, lr)?;
+        // A gradual schedule's frozen layers take back their parameters and statistics.
+        self.frozen.restore(&mut self.net);
         self.sync_scales();
         {
             let slots = &mut self.slots;
             self.net.visit_params(&mut |name, p| {
-                if let Some(slot) = name.strip_suffix(".weight").and_then(|n| slots.get_mut(n)) {
+                if let Some(slot) = name
+                    .strip_suffix(".weight")
+                    .and_then(|n| slots.get_mut(n))
+                    .filter(|s| !s.frozen)
+                {
                     slot.shadow.copy_from_slice(&p.value);
                 }
             });

@@ -35,6 +35,14 @@ pub(crate) struct WeightSlot {
     /// UNIQ training noise: while set, [`WeightSlot::requantize`] returns noisy weights
     /// instead of the levels (the indices are still the quantile ones).
     pub noise: Option<crate::Rng>,
+    /// Where the layer stands in a gradual schedule (quantized unless it is still in full
+    /// precision): the network uses
+    /// [`WeightSlot::float_weights`] instead of the re-quantized masters when it is
+    /// [`Phase::Float`](crate::quant::Phase::Float).
+    pub phase: crate::quant::Phase,
+    /// Frozen (a finished stage of a gradual schedule): the masters, codebook and scales
+    /// stay as they are.
+    pub frozen: bool,
 }
 
 /// Momentum of the learned weight scales.
@@ -61,6 +69,24 @@ impl WeightSlot {
             }
         }
         rows
+    }
+
+    /// The masters as the network uses them in full precision: as they are, or each row
+    /// minus its mean with [`WeightSlot::center`] (in the parameter's layout).
+    pub(crate) fn float_weights(&self) -> Vec<f32> {
+        if !self.center {
+            return self.shadow.clone();
+        }
+        let means = self.row_means();
+        let k = self.shadow.len() / self.q.scales.len().max(1);
+        self.shadow
+            .iter()
+            .enumerate()
+            .map(|(pos, &w)| {
+                let (row, _, factor) = self.locate(pos, k);
+                ((f64::from(w) / factor - means[row]) * factor) as f32
+            })
+            .collect()
     }
 
     /// Fits a new codebook and new scales to the float masters.
@@ -271,6 +297,8 @@ mod tests {
             rule: KQuantileRule::default(),
             follow: false,
             noise: None,
+            phase: crate::quant::Phase::Active,
+            frozen: false,
         }
     }
 
