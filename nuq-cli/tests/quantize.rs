@@ -129,6 +129,36 @@ fn quantized_models_keep_the_accuracy_and_eval_agrees() {
         v["quantizer"].as_str().unwrap().contains("nearest weights"),
         "{v}"
     );
+    // UNIQ's gradual schedule, with noise: reported, and the fold agrees with the twin.
+    let v = quantize(
+        dir.path(),
+        &ckpt,
+        &out,
+        &[
+            "--mean",
+            "0",
+            "--bits",
+            "3",
+            "--qat-epochs",
+            "0.5",
+            "--gradual",
+            "3",
+            "--uniq-noise",
+            "0.5",
+        ],
+    );
+    assert!(v["int_acc"].as_f64().unwrap() > 0.9, "{v}");
+    assert!(v["twin_agreement"].as_f64().unwrap() >= 0.99, "{v}");
+    assert_eq!(v["gradual"], 3, "{v}");
+    assert_eq!(v["gradual_frozen"], true, "{v}");
+    assert_eq!(v["uniq_noise"], 0.5, "{v}");
+    assert!(
+        v["quantizer"]
+            .as_str()
+            .unwrap()
+            .contains("gradual in 3 stages (frozen done blocks)"),
+        "{v}"
+    );
     let e = usage_error(&nuq(os([
         &"quantize",
         &"x.safetensors",
@@ -175,6 +205,22 @@ fn quantized_models_keep_the_accuracy_and_eval_agrees() {
         (
             &["--progressive", "4", "--bits", "4", "--qat-epochs", "0.5"][..],
             "not wider",
+        ),
+        (&["--gradual", "2"][..], "--gradual needs fine-tuning"),
+        (
+            &[
+                "--gradual",
+                "2",
+                "--progressive",
+                "8",
+                "--qat-epochs",
+                "0.5",
+            ][..],
+            "cannot be combined",
+        ),
+        (
+            &["--gradual", "99", "--qat-epochs", "0.5"][..],
+            "gradual stages",
         ),
     ] {
         let mut args = os([

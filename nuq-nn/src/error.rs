@@ -255,6 +255,10 @@ pub enum NnError {
     /// A gradual schedule asked for without fine-tuning images to spend in its stages.
     #[error("a gradual schedule needs fine-tuning images")]
     GradualWithoutFineTuning,
+    /// An integer model asked for while a gradual schedule keeps a layer in full precision
+    /// (finish it with `QuantizedNetwork::finish_gradual`).
+    #[error("layer {0} is still in full precision: finish the gradual schedule first")]
+    GradualUnfinished(String),
     /// A gradual schedule combined with progressive bit-width stages (one or the other).
     #[error("a gradual schedule cannot be combined with progressive bit-width stages")]
     GradualWithProgressive,

@@ -196,6 +196,12 @@ fn each_stage_quantizes_freezes_and_floats_the_right_layers() {
                         assert!(d <= 1 << bits, "{arch} {name}: {d} values in a row");
                     }
                 }
+                if stage + 1 < stages {
+                    assert!(matches!(
+                        qn.to_integer(),
+                        Err(NnError::GradualUnfinished(_))
+                    ));
+                }
                 let (bypassed, fitted) = activations(&qn);
                 assert_eq!(bypassed == 0, stage + 1 == stages, "{arch} stage {stage}");
                 assert!(fitted > 0);

@@ -39,8 +39,16 @@ impl QuantizedNetwork {
     /// [`NnError::NotCalibrated`] when a quantizer is not calibrated, [`NnError::NoIntegerForm`],
     /// [`NnError::UnexpectedLayer`] or [`NnError::Unrepresentable`] when the network has a shape the
     /// integer model cannot express (non-square kernels, a residual branch with a zero
-    /// batch-norm scale, factors beyond the fixed-point range).
+    /// batch-norm scale, factors beyond the fixed-point range); [`NnError::GradualUnfinished`]
+    /// while a gradual schedule keeps a layer in full precision.
     pub fn to_integer(&self) -> Result<IntegerModel, NnError> {
+        if let Some((name, _)) = self
+            .slots
+            .iter()
+            .find(|(_, s)| s.phase == crate::quant::Phase::Float)
+        {
+            return Err(NnError::GradualUnfinished(name.clone()));
+        }
         let cfg = self.net.config();
         let (h, w) = cfg.input_size;
         let mut b = Builder {
