@@ -300,3 +300,54 @@ fn flavours_parse_by_name_and_qonnx_defaults_to_batch_one() {
     let o = export(&model, &ExportOptions::default()).expect("export");
     assert_eq!(o.report.batch, None);
 }
+
+/// A grouped convolution exports with its `group` attribute and weights of
+/// `c_in / groups` input channels, in both flavours, and stays exact.
+#[test]
+fn grouped_convolutions_export_their_groups() {
+    let mut model = small(Arch::VggSmall, 4, 6);
+    let (at, groups, dims) = model
+        .nodes
+        .iter_mut()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, n)| match n {
+            Node::Conv(c) => {
+                let g = (1..=c.c_in)
+                    .rev()
+                    .find(|g| c.c_in % g == 0 && c.c_out % g == 0)
+                    .unwrap_or(1);
+                c.groups = g;
+                let k = c.kernel;
+                c.weights.indices.truncate(c.c_out * k * k * c.c_in / g);
+                Some((i, g, vec![c.c_out as i64, (c.c_in / g) as i64, k as i64, k as i64]))
+            }
+            _ => None,
+        })
+        .expect("a second convolution");
+    assert!(groups > 1);
+    model.tensor_infos().expect("a valid grouped model");
+    for flavour in [Flavour::Onnx, Flavour::Qonnx] {
+        let opts = ExportOptions {
+            flavour,
+            batch: None,
+        };
+        let e = export(&model, &opts).expect("export");
+        let m = decode(&e);
+        check_well_formed(&m);
+        let g = m.graph.as_ref().expect("graph");
+        let conv = g
+            .node
+            .iter()
+            .find(|n| n.output[0] == format!("n{at}_conv_acc"))
+            .expect("the grouped convolution");
+        let group = conv.attribute.iter().find(|a| a.name == "group");
+        assert_eq!(group.map(|a| a.i), Some(groups as i64), "{flavour:?}");
+        let w = g
+            .initializer
+            .iter()
+            .find(|t| t.name == format!("n{at}_conv_w"))
+            .expect("weights");
+        assert_eq!(w.dims, dims, "{flavour:?}");
+    }
+}
