@@ -320,7 +320,11 @@ fn grouped_convolutions_export_their_groups() {
                 c.groups = g;
                 let k = c.kernel;
                 c.weights.indices.truncate(c.c_out * k * k * c.c_in / g);
-                Some((i, g, vec![c.c_out as i64, (c.c_in / g) as i64, k as i64, k as i64]))
+                Some((
+                    i,
+                    g,
+                    vec![c.c_out as i64, (c.c_in / g) as i64, k as i64, k as i64],
+                ))
             }
             _ => None,
         })
