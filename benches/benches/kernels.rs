@@ -1,13 +1,16 @@
 //! GEMM benchmarks on CIFAR ResNet-18's 3×3 conv shapes (im2col `m = batch·H·W`,
 //! `n = Cout`, `k = 9·Cin`, batch 32 and 1): int8 GEMM on every available path, packed 4-bit
 //! codebook GEMM and fp32 `gemm` on the same shape. Throughput is in MACs. Whole
-//! convolutions (im2col + GEMM + threshold epilogue) are timed by the `infer` bench.
+//! convolutions (im2col + GEMM + threshold epilogue) are timed by the `infer` bench. Also a
+//! depthwise 3×3 convolution (MobileNet's 56×56×144 stride 1 and 28×28×192 stride 2, 4-bit
+//! weights, `acc + bias`) on every path, batch 1, in MACs.
 //!
 //! `cargo bench -p nuq-benches --bench kernels` (about a minute with the defaults below);
 //! filter with e.g. `-- m=1024`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use nuq_kernels::{CodebookWeights, KernelPath, PackedWeights, Weights};
+use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, Requantize};
+use nuq_kernels::{CodebookWeights, KernelPath, PackedWeights, Weights, Window};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -117,5 +120,54 @@ fn gemm_benches(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, gemm_benches);
+fn depthwise_benches(c: &mut Criterion) {
+    for (hw, ch, stride) in [(56, 144, 1), (28, 192, 2)] {
+        let shape = Window {
+            height: hw,
+            width: hw,
+            channels: ch,
+            kernel: 3,
+            stride,
+            padding: 1,
+        };
+        let m = shape.out_height() * shape.out_width();
+        let mut g = c.benchmark_group(format!("depthwise 3x3 {hw}x{hw}x{ch} s{stride}"));
+        g.throughput(Throughput::Elements((m * ch * 9) as u64));
+        g.sample_size(10);
+        g.warm_up_time(Duration::from_millis(300));
+        g.measurement_time(Duration::from_millis(800));
+        let idx: Vec<u8> = bytes(ch * 9, 4).into_iter().map(|b| b & 15).collect();
+        let book: Vec<i8> = (0..16).map(|i| (i * 17 - 128) as i8).collect();
+        let w = Weights::pack(&idx, ch, 9, 4, &book).expect("weights");
+        let conv = Conv::grouped(
+            shape,
+            ch,
+            &vec![0; ch],
+            w,
+            &vec![0; ch],
+            Requantize::Accumulator,
+        )
+        .expect("depthwise conv");
+        let x = bytes(hw * hw * ch, 5);
+        let mut out = vec![0i32; m * ch];
+        let mut scratch = ConvScratch::default();
+        for path in KernelPath::available() {
+            g.bench_function(BenchmarkId::new("depthwise", path.name()), |b| {
+                b.iter(|| {
+                    conv.run(
+                        path,
+                        black_box(&x),
+                        1,
+                        ConvOut::Int32(&mut out),
+                        &mut scratch,
+                    )
+                    .expect("run")
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, gemm_benches, depthwise_benches);
 criterion_main!(benches);

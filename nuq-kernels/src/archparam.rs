@@ -64,3 +64,8 @@ pub const SEARCH_MAX_BITS: u8 = 4;
 /// Elements per parallel task of the residual join (rows are grouped to about this many):
 /// enough work per task to amortise scheduling, enough tasks to balance the threads.
 pub const RESIDUAL_TASK_ELEMENTS: usize = 16 * 1024;
+
+/// Output elements (pixels × channels) per parallel task of the depthwise convolution (whole
+/// output rows are grouped to about this many): enough multiply-adds per task to amortise
+/// scheduling, and a batch-1 layer still splits into tasks for every thread.
+pub const DEPTHWISE_TASK_OUTPUTS: usize = 8 * 1024;

@@ -39,6 +39,7 @@
 
 use crate::error::{check_eq, check_len};
 use crate::KernelError;
+use std::ops::Range;
 
 /// Output channels per weight panel.
 pub const PANEL: usize = 32;
@@ -475,6 +476,31 @@ impl Weights {
         match self {
             Weights::Int8(w) => w.weight(ch, kk),
             Weights::Codebook(w) => w.level(ch, kk),
+        }
+    }
+
+    /// Output channels `rows` (within `0 .. n`) as weights of their own, stored the same
+    /// way (a grouped convolution's group).
+    ///
+    /// # Errors
+    /// [`KernelError::Unsupported`] for an empty range; [`KernelError::SliceTooShort`] for
+    /// a range past `n`.
+    pub(crate) fn select_rows(&self, rows: Range<usize>) -> Result<Weights, KernelError> {
+        let (n, k) = (rows.len(), self.k());
+        check_len("weight rows", rows.end, self.n())?;
+        match self {
+            Weights::Int8(w) => {
+                let v: Vec<i8> = rows
+                    .flat_map(|ch| (0..k).map(move |kk| w.weight(ch, kk)))
+                    .collect();
+                PackedWeights::from_rows(&v, n, k).map(Weights::Int8)
+            }
+            Weights::Codebook(w) => {
+                let v: Vec<u8> = rows
+                    .flat_map(|ch| (0..k).map(move |kk| w.index(ch, kk)))
+                    .collect();
+                CodebookWeights::pack(&v, n, k, w.bits, &w.codebook).map(Weights::Codebook)
+            }
         }
     }
 }

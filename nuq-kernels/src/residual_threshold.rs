@@ -49,6 +49,14 @@ impl<'a> Shortcut<'a> {
         }
     }
 
+    /// The first `len` elements.
+    pub(crate) fn prefix(self, len: usize) -> Shortcut<'a> {
+        match self {
+            Shortcut::Int32(v) => Shortcut::Int32(&v[..len]),
+            Shortcut::Levels(v) => Shortcut::Levels(&v[..len]),
+        }
+    }
+
     /// The elements from `at` on.
     pub(crate) fn from(self, at: usize) -> Shortcut<'a> {
         match self {

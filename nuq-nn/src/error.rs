@@ -496,6 +496,17 @@ pub enum ModelProblem {
     /// A size that must be positive is zero.
     #[error("{0} must be positive")]
     NotPositive(&'static str),
+    /// A convolution's channel group count that is zero or does not divide both its input
+    /// and its output channels.
+    #[error("{groups} channel groups do not divide {c_in} input and {c_out} output channels")]
+    Groups {
+        /// The group count.
+        groups: usize,
+        /// Input channels.
+        c_in: usize,
+        /// Output channels.
+        c_out: usize,
+    },
     /// A window larger than its padded input.
     #[error("{op} window {kernel} does not fit {positions} positions padded by {padding}")]
     Window {

@@ -35,7 +35,8 @@ fn reference(model: &IntegerModel, images: &[u8], n: usize) -> Vec<Val> {
                 let xi = infos[c.input];
                 let x = levels(c.input);
                 let w = c.weights.decoded();
-                let k = c.kernel * c.kernel * c.c_in;
+                let cg = c.c_in / c.groups;
+                let k = c.kernel * c.kernel * cg;
                 let mut codes = Vec::new();
                 let mut accs = Vec::new();
                 for b in 0..n {
@@ -45,7 +46,8 @@ fn reference(model: &IntegerModel, images: &[u8], n: usize) -> Vec<Val> {
                                 let mut acc = 0i64;
                                 for ky in 0..c.kernel {
                                     for kx in 0..c.kernel {
-                                        for ci in 0..c.c_in {
+                                        for gi in 0..cg {
+                                            let ci = co / (c.c_out / c.groups) * cg + gi;
                                             let y =
                                                 (oy * c.stride + ky) as isize - c.padding as isize;
                                             let xx =
@@ -65,7 +67,7 @@ fn reference(model: &IntegerModel, images: &[u8], n: usize) -> Vec<Val> {
                                                     * xi.c
                                                     + ci]
                                             };
-                                            let wv = w[co * k + (ky * c.kernel + kx) * c.c_in + ci];
+                                            let wv = w[co * k + (ky * c.kernel + kx) * cg + gi];
                                             acc += i64::from(a) * i64::from(wv);
                                         }
                                     }
@@ -342,4 +344,224 @@ fn accumulator_overflow_is_an_error() {
         let e = runner.forward(&[200; 6], 1).unwrap_err().to_string();
         assert!(e.contains("overflows int32"), "{path}: {e}");
     }
+}
+
+/// A small deterministic generator of 31-bit values, seeded by `seed`.
+fn lcg(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed ^ 0x9E37_79B9_7F4A_7C15;
+    move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        s >> 33
+    }
+}
+
+/// A random divisor of `n`.
+fn divisor(rng: &mut impl FnMut() -> u64, n: usize) -> usize {
+    let ds: Vec<usize> = (1..=n).filter(|d| n.is_multiple_of(*d)).collect();
+    ds[rng() as usize % ds.len()]
+}
+
+/// Random weights of `bits` bits (strictly increasing levels of the signed 8-bit grid, so
+/// that the file stores them as they are) for `len` positions.
+fn weight_table(rng: &mut impl FnMut() -> u64, bits: u8, len: usize) -> WeightTable {
+    let mut levels: Vec<i32> = Vec::new();
+    while levels.len() < 1 << bits {
+        let v = (rng() % 255) as i32 - 127;
+        if !levels.contains(&v) {
+            levels.push(v);
+        }
+    }
+    levels.sort_unstable();
+    let indices = (0..len).map(|_| (rng() % (1 << bits)) as u8).collect();
+    WeightTable::new(bits, &levels, indices).unwrap()
+}
+
+/// Requantization to `bits`-bit codes of `c` channels with thresholds within `±span`.
+fn requant(rng: &mut impl FnMut() -> u64, bits: u8, c: usize, span: i64) -> Requant {
+    let mut values = Vec::new();
+    for _ in 0..c {
+        let mut row: Vec<i32> = (0..(1 << bits) - 1)
+            .map(|_| (rng() as i64 % (2 * span + 1) - span) as i32)
+            .collect();
+        row.sort_unstable();
+        values.extend(row);
+    }
+    let dirs = (0..c)
+        .map(|_| match rng() % 3 {
+            0 => Direction::Falling,
+            _ => Direction::Rising,
+        })
+        .collect();
+    let mut levels: Vec<i32> = Vec::new();
+    while levels.len() < 1 << bits {
+        let v = (rng() % 256) as i32;
+        if !levels.contains(&v) {
+            levels.push(v);
+        }
+    }
+    levels.sort_unstable();
+    Requant {
+        thresholds: MacThresholds::new(bits, values, dirs).unwrap(),
+        codebook: nuq_core::Codebook::table(nuq_core::Grid::U8, bits, &levels).unwrap(),
+        scale: nuq_core::Scale::ONE,
+    }
+}
+
+/// A random convolution node of `groups` groups on `input` (`c_in` channels).
+#[allow(clippy::too_many_arguments)]
+fn grouped_conv(
+    rng: &mut impl FnMut() -> u64,
+    input: usize,
+    c_in: usize,
+    c_out: usize,
+    groups: usize,
+    (kernel, stride, padding): (usize, usize, usize),
+    out_bits: u8,
+) -> ConvNode {
+    let k = kernel * kernel * c_in / groups;
+    let bits = [1u8, 2, 3, 4, 6][rng() as usize % 5];
+    let span = 3000 * k as i64;
+    ConvNode {
+        input,
+        c_in,
+        c_out,
+        kernel,
+        stride,
+        padding,
+        groups,
+        weights: weight_table(rng, bits, c_out * k),
+        bias: (0..c_out).map(|_| (rng() % 4001) as i32 - 2000).collect(),
+        weight_scale: nuq_core::Scale::ONE,
+        output: match out_bits {
+            0 => ConvOutput::Accumulator,
+            b => ConvOutput::Codes(requant(rng, b, c_out, span)),
+        },
+    }
+}
+
+/// A random model of grouped and depthwise convolutions: a grouped convolution of the input,
+/// a depthwise one (channel multiplier up to 3, stride up to 2), a grouped convolution fused
+/// into a residual join with the depthwise output, global pooling and a classifier.
+fn random_grouped_model(seed: u64) -> IntegerModel {
+    let mut rng = lcg(seed);
+    let c0 = 1 + rng() as usize % 6;
+    let (h, w) = (3 + rng() as usize % 6, 3 + rng() as usize % 6);
+    let zero = rng().is_multiple_of(2);
+    let zero_point = (0..c0)
+        .map(|_| if zero { 0 } else { rng() as u8 })
+        .collect();
+    let g1 = divisor(&mut rng, c0);
+    let c1 = g1 * (1 + rng() as usize % 3);
+    let window = |rng: &mut dyn FnMut() -> u64| match rng() % 3 {
+        0 => (1, 1 + rng() as usize % 2, 0),
+        1 => (3, 1 + rng() as usize % 2, 1),
+        _ => (2, 1, 0),
+    };
+    let w1 = window(&mut rng);
+    let b1 = 1 + (rng() % 4) as u8;
+    let conv1 = grouped_conv(&mut rng, 0, c0, c1, g1, w1, b1);
+    let c2 = c1 * (1 + rng() as usize % 3);
+    let w2 = (3, 1 + rng() as usize % 2, 1);
+    let b2 = 1 + (rng() % 4) as u8;
+    let conv2 = grouped_conv(&mut rng, 1, c1, c2, c1, w2, b2);
+    let g3 = divisor(&mut rng, c2);
+    let conv3 = grouped_conv(&mut rng, 2, c2, c2, g3, (3, 1, 1), 0);
+    let out_bits = 1 + (rng() % 3) as u8;
+    let add = nuq_nn::integer::AddNode {
+        a: 3,
+        a_shift: (rng() % 3) as u8,
+        b: 2,
+        align: (0..c2)
+            .map(|_| {
+                nuq_core::FixedPointMultiplier::new((rng() % 4001) as i32 - 2000, (rng() % 8) as u8)
+                    .unwrap()
+            })
+            .collect(),
+        output: requant(&mut rng, out_bits, c2, 200_000),
+    };
+    IntegerModel {
+        input: InputSpec {
+            channels: c0,
+            height: h,
+            width: w,
+            zero_point,
+        },
+        nodes: vec![
+            Node::Conv(conv1),
+            Node::Conv(conv2),
+            Node::Conv(conv3),
+            Node::Add(add),
+            Node::GlobalAvgPool { input: 4 },
+            Node::Linear(LinearNode {
+                input: 5,
+                in_features: c2,
+                out_features: 3,
+                weights: weight_table(&mut rng, 4, 3 * c2),
+                bias: vec![1, -2, 3],
+                weight_scale: nuq_core::Scale::ONE,
+            }),
+        ],
+        logit_scale: nuq_core::Scale::ONE,
+    }
+}
+
+/// The model through the `.nuq` file and back.
+fn through_file(model: &IntegerModel) -> (Vec<u8>, IntegerModel) {
+    use nuq_fpga_fmt::{encode, CodebookKind, Model, NuqFile, WriteOptions};
+    let fm =
+        nuq_nn::integer::to_file_model(model, CodebookKind::KQuantile, Default::default()).unwrap();
+    let bytes = encode(&fm, &WriteOptions::default()).unwrap();
+    let file = NuqFile::parse(&bytes).unwrap();
+    let back = nuq_nn::integer::from_file_model(&Model::from_file(&file)).unwrap();
+    (bytes, back)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// Random models of grouped and depthwise convolutions: the runner (every path, node by
+    /// node and with the join fused) equals the plain-loop reference, and the model goes
+    /// through the `.nuq` file and back unchanged, written again to the same bytes.
+    #[test]
+    fn grouped_models_match_the_reference_and_round_trip(seed: u64, n in 1usize..3) {
+        let model = random_grouped_model(seed);
+        let images = random_images(n, image_len(&model), seed);
+        let want = reference(&model, &images, n);
+        for path in KernelPath::available() {
+            proptest::prop_assert_eq!(run(&model, path, &images, n), want.clone(), "{}", path);
+        }
+        let (bytes, back) = through_file(&model);
+        proptest::prop_assert_eq!(&back, &model);
+        proptest::prop_assert_eq!(through_file(&back).0, bytes);
+    }
+}
+
+/// A grouped convolution whose group count does not divide its channels is a typed model
+/// problem, as is a weight row of the ungrouped length.
+#[test]
+fn bad_group_counts_are_model_problems() {
+    let mut model = random_grouped_model(7);
+    let Node::Conv(c) = &mut model.nodes[2] else {
+        panic!("conv expected")
+    };
+    let c_in = c.c_in;
+    c.groups = c_in + 1;
+    let e = model.tensor_infos().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            nuq_nn::NnError::InvalidModel {
+                problem: nuq_nn::ModelProblem::Groups { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let Node::Conv(c) = &mut model.nodes[2] else {
+        panic!("conv expected")
+    };
+    c.groups = 0;
+    assert!(model.tensor_infos().is_err());
 }

@@ -12,7 +12,14 @@
 //! |---|---|
 //! | `unfold` | the im2col plan (on a [`Window`]) and the unfolding of a range of output pixels |
 //! | `epilogue` | requantization with bias-folded `i32` thresholds, in 64-bit, or `acc + bias` |
+//! | `grouped` | grouped convolutions (`1 < channels / groups < channels`): each group's channels gathered, convolved by the tiles, and scattered into its output channels |
+//! | `depthwise` | depthwise convolutions (`channels / groups == 1`, any channel multiplier): a direct kernel over NHWC rows that multiplies whole vectors of channels per tap |
 //! | `tiles` | the tile driver: row tiles (which on the AVX-512 path gather their rows from a padded copy of the input when the channels come in whole 4-byte groups — an implicit im2col), or column tiles over one im2col matrix for short outputs; each tile finishes its own block |
+//!
+//! [`Conv::grouped`] compiles a grouped convolution (PyTorch semantics: output channel `o`
+//! reads only the input channels of its group `g = o / (n / groups)`, weight rows of
+//! `k = kernel² · channels / groups`); the accumulator bound and the overflow checks use that
+//! per-group `k`.
 //!
 //! [`Conv::run_join`] fuses the residual join that reads a convolution's `acc + bias` into
 //! the tiles, so the `i32` tensor is never written.
@@ -56,7 +63,9 @@
 //! # Ok::<(), nuq_kernels::KernelError>(())
 //! ```
 
+mod depthwise;
 mod epilogue;
+mod grouped;
 mod tiles;
 mod unfold;
 
@@ -66,12 +75,33 @@ use crate::error::{check_eq, check_len};
 use crate::residual_threshold::{ResidualThresholds, Shortcut};
 use crate::window::Window;
 use crate::{KernelError, KernelPath, Weights};
+use depthwise::Depthwise;
 use epilogue::Epilogue;
+use grouped::Grouped;
 use tiles::Finish;
 
 /// A convolution compiled for the kernels (see the [module docs](self)).
 #[derive(Debug, Clone)]
 pub struct Conv {
+    shape: Window,
+    n: usize,
+    body: Body,
+}
+
+/// How a convolution runs, by its channel groups.
+#[derive(Debug, Clone)]
+enum Body {
+    /// One group: the im2col tiles over every channel.
+    Dense(Dense),
+    /// Several groups of several channels each.
+    Grouped(Grouped),
+    /// One input channel per group.
+    Depthwise(Depthwise),
+}
+
+/// One group's convolution over all of its (contiguous) input channels, run by the tiles.
+#[derive(Debug, Clone)]
+struct Dense {
     shape: Window,
     /// The byte each input channel pads with.
     pad: Vec<u8>,
@@ -80,8 +110,9 @@ pub struct Conv {
 }
 
 /// The im2col matrix (or padded input), accumulators and staged levels of short outputs
-/// (column tiles) and the padded input of gathered row tiles, kept
-/// by the caller so that they grow once and are reused across layers and calls.
+/// (column tiles) and the padded input of gathered row tiles, and a grouped convolution's
+/// per-group input and output, kept by the caller so that they grow once and are reused
+/// across layers and calls.
 #[derive(Debug, Default)]
 pub struct ConvScratch {
     /// The im2col matrix, or the padded input of gathered rows.
@@ -90,6 +121,37 @@ pub struct ConvScratch {
     staged: Vec<u8>,
     /// Where each gathered row starts in the padded input.
     rows_at: Vec<usize>,
+    /// One group's input channels (grouped convolutions).
+    group_x: Vec<u8>,
+    /// One group's output levels (grouped convolutions).
+    group_levels: Vec<u8>,
+    /// One group's, or the whole layer's, `acc + bias` (grouped convolutions).
+    group_acc: Vec<i32>,
+}
+
+impl Dense {
+    /// Compiles one group: `shape.channels` are the group's input channels.
+    fn new(
+        shape: Window,
+        pad: &[u8],
+        weights: Weights,
+        bias: &[i32],
+        output: Requantize<'_>,
+    ) -> Result<Dense, KernelError> {
+        let bound = shape.k() as u128 * u128::from(weights.max_abs()) * 255;
+        let epilogue = Epilogue::new(output, bias, bound)?;
+        Ok(Dense {
+            shape,
+            pad: pad.to_vec(),
+            weights,
+            epilogue,
+        })
+    }
+
+    /// Output channels.
+    fn n(&self) -> usize {
+        self.weights.n()
+    }
 }
 
 impl Conv {
@@ -108,24 +170,84 @@ impl Conv {
         bias: &[i32],
         output: Requantize<'_>,
     ) -> Result<Conv, KernelError> {
+        Conv::grouped(shape, 1, pad, weights, bias, output)
+    }
+
+    /// Compiles a convolution of `groups` channel groups: output channel `o` reads only
+    /// the input channels `g·c .. (g+1)·c` of its group `g = o / (n / groups)`, with
+    /// `c = shape.channels / groups`; `weights` has one row of `k = kernel² · c` per output
+    /// channel (`(ky, kx, ci)` order, `ci` within the group). `groups == 1` is
+    /// [`Conv::new`]; `groups == shape.channels` is a depthwise convolution (any channel
+    /// multiplier `n / groups`).
+    ///
+    /// # Errors
+    /// As [`Conv::new`]; [`KernelError::Unsupported`] for a group count that does not
+    /// divide both the input and the output channels.
+    pub fn grouped(
+        shape: Window,
+        groups: usize,
+        pad: &[u8],
+        weights: Weights,
+        bias: &[i32],
+        output: Requantize<'_>,
+    ) -> Result<Conv, KernelError> {
         shape.validate("conv kernel")?;
-        let (channels, k, n) = (shape.channels, shape.k(), weights.n());
+        let (channels, n) = (shape.channels, weights.n());
+        if groups == 0 || !channels.is_multiple_of(groups) || !n.is_multiple_of(groups) {
+            return Err(KernelError::Unsupported {
+                what: "channel groups",
+                value: groups as i64,
+                allowed: "a divisor of both the input and the output channels",
+            });
+        }
         check_eq("padding bytes (one per channel)", channels, pad.len())?;
-        check_eq("weight row length (kernel² · channels)", k, weights.k())?;
+        let k = shape.kernel * shape.kernel * (channels / groups);
+        check_eq(
+            "weight row length (kernel² · channels / groups)",
+            k,
+            weights.k(),
+        )?;
         check_eq("bias (one per output channel)", n, bias.len())?;
-        let bound = shape.k() as u128 * u128::from(weights.max_abs()) * 255;
-        let epilogue = Epilogue::new(output, bias, bound)?;
-        Ok(Conv {
-            shape,
-            pad: pad.to_vec(),
-            weights,
-            epilogue,
-        })
+        if let Requantize::Levels { thresholds, .. } = output {
+            check_eq(
+                "threshold rows (one per output channel)",
+                n,
+                thresholds.channels(),
+            )?;
+        }
+        let body = if groups == 1 {
+            Body::Dense(Dense::new(shape, pad, weights, bias, output)?)
+        } else if channels == groups {
+            Body::Depthwise(Depthwise::new(shape, pad, &weights, bias, output)?)
+        } else {
+            Body::Grouped(Grouped::new(shape, groups, pad, &weights, bias, output)?)
+        };
+        Ok(Conv { shape, n, body })
     }
 
     /// Output channels.
     pub fn n(&self) -> usize {
-        self.weights.n()
+        self.n
+    }
+
+    /// Whether the convolution writes levels (else `acc + bias`).
+    fn writes_levels(&self) -> bool {
+        match &self.body {
+            Body::Dense(d) => d.epilogue.writes_levels(),
+            Body::Grouped(g) => g.writes_levels(),
+            Body::Depthwise(d) => d.writes_levels(),
+        }
+    }
+
+    /// The error for an output buffer of the other kind.
+    fn kind_error(&self) -> KernelError {
+        KernelError::OutputKind {
+            expected: if self.writes_levels() {
+                "u8 levels"
+            } else {
+                "i32 accumulators"
+            },
+        }
     }
 
     /// Convolves `images` NHWC images `x` into `out` (`[image][oy][ox][channel]`) on the
@@ -150,20 +272,25 @@ impl Conv {
         let x_len = images * s.height * s.width * s.channels;
         check_len("conv input", x_len, x.len())?;
         check_len("conv output", m * self.n(), out.len())?;
-        if matches!(out, ConvOut::Levels(_)) != self.epilogue.writes_levels() {
-            return Err(self.epilogue.kind_error());
+        if matches!(out, ConvOut::Levels(_)) != self.writes_levels() {
+            return Err(self.kind_error());
         }
         if m == 0 {
             return Ok(());
         }
-        self.tiles(path, x, m, out, Finish::Epilogue, scratch)
+        match &self.body {
+            Body::Dense(d) => d.tiles(path, x, m, out, Finish::Epilogue, scratch),
+            Body::Grouped(g) => g.run(path, x, images, out, scratch),
+            Body::Depthwise(d) => d.run(path, x, images, out, Finish::Epilogue),
+        }
     }
 
     /// A convolution compiled to hand on `acc + bias` ([`Requantize::Accumulator`]) fused
     /// with the residual join that reads it: `out` gets exactly what
     /// [`ResidualThresholds::apply`] gives for this convolution's output as its main branch
     /// and `shortcut` (`[pixel][channel]`, same shape), while each tile's accumulators are
-    /// still in cache — the `i32` tensor is never written.
+    /// still in cache — the `i32` tensor is never written (grouped convolutions of several
+    /// channels per group write it to `scratch` and join it after).
     ///
     /// # Errors
     /// As [`Conv::run`]; [`KernelError::OutputKind`] for a convolution that requantizes;
@@ -181,7 +308,7 @@ impl Conv {
         scratch: &mut ConvScratch,
     ) -> Result<(), KernelError> {
         path.ensure_available()?;
-        if self.epilogue.writes_levels() {
+        if self.writes_levels() {
             return Err(KernelError::OutputKind {
                 expected: "i32 accumulators (a join fuses a convolution that hands on acc + bias)",
             });
@@ -204,6 +331,10 @@ impl Conv {
             return Ok(());
         }
         let finish = Finish::Join(join, shortcut);
-        self.tiles(path, x, m, ConvOut::Levels(out), finish, scratch)
+        match &self.body {
+            Body::Dense(d) => d.tiles(path, x, m, ConvOut::Levels(out), finish, scratch),
+            Body::Grouped(g) => g.run_join(path, x, images, join, shortcut, out, scratch),
+            Body::Depthwise(d) => d.run(path, x, images, ConvOut::Levels(out), finish),
+        }
     }
 }

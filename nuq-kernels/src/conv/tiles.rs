@@ -6,7 +6,8 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::{Conv, ConvOut, ConvScratch};
+use super::epilogue::Epilogue;
+use super::{ConvOut, ConvScratch, Dense};
 use crate::archparam::GATHER_ELEMENTS;
 use crate::gemm::{gemm_block, gemm_block_gather, Gather};
 use crate::overflow::check_accumulator_bound;
@@ -39,7 +40,59 @@ pub(super) enum Finish<'j> {
     Join(&'j ResidualThresholds, Shortcut<'j>),
 }
 
-impl Conv {
+/// A block of accumulators: `rows` rows (stride `lda`, row 0 = output pixel `first_row`)
+/// × channels `chans` (column 0 = channel `chans.start`).
+#[derive(Debug)]
+pub(super) struct AccBlock<'a> {
+    pub(super) acc: &'a mut [i32],
+    pub(super) lda: usize,
+    pub(super) first_row: usize,
+    pub(super) rows: usize,
+    pub(super) chans: Range<usize>,
+}
+
+/// Finishes `block` with `epilogue` (a convolution of `n` output channels) into `out`
+/// (stride `ldo`, column 0 = channel `chans.start`): requantized or biased, or, for a
+/// join, biased in place and joined with the shortcut's rows.
+pub(super) fn finish_block(
+    epilogue: &Epilogue,
+    n: usize,
+    path: KernelPath,
+    finish: Finish<'_>,
+    block: AccBlock<'_>,
+    out: ConvOut<'_>,
+    ldo: usize,
+) -> Result<(), KernelError> {
+    let AccBlock {
+        acc,
+        lda,
+        first_row,
+        rows,
+        chans,
+    } = block;
+    match finish {
+        Finish::Epilogue => epilogue.apply(path, acc, lda, rows, chans, out, ldo),
+        Finish::Join(join, b) => {
+            let ConvOut::Levels(o) = out else {
+                return Err(KernelError::OutputKind {
+                    expected: "u8 levels",
+                });
+            };
+            epilogue.bias_in_place(acc, lda, rows, chans.clone())?;
+            let block = Block {
+                a: acc,
+                lda,
+                b: b.from(first_row * n),
+                ldb: n,
+                rows,
+                chans,
+            };
+            join.block(path, &block, o, ldo)
+        }
+    }
+}
+
+impl Dense {
     /// Runs `m` output rows of the checked problem on the current rayon pool.
     pub(super) fn tiles(
         &self,
@@ -69,8 +122,7 @@ impl Conv {
         }
     }
 
-    /// Finishes the accumulators of rows `first_row ..` (`rows` of them, stride `lda`) ×
-    /// channels `chans` into `out` (stride `ldo`, column 0 = channel `chans.start`).
+    /// Finishes a block of accumulators with this group's epilogue (see [`finish_block`]).
     #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
@@ -84,27 +136,15 @@ impl Conv {
         out: ConvOut<'_>,
         ldo: usize,
     ) -> Result<(), KernelError> {
-        match finish {
-            Finish::Epilogue => self.epilogue.apply(path, acc, lda, rows, chans, out, ldo),
-            Finish::Join(join, b) => {
-                let ConvOut::Levels(o) = out else {
-                    return Err(KernelError::OutputKind {
-                        expected: "u8 levels",
-                    });
-                };
-                self.epilogue.bias_in_place(acc, lda, rows, chans.clone())?;
-                let n = self.n();
-                let block = Block {
-                    a: acc,
-                    lda,
-                    b: b.from(first_row * n),
-                    ldb: n,
-                    rows,
-                    chans,
-                };
-                join.block(path, &block, o, ldo)
-            }
-        }
+        let n = self.n();
+        let block = AccBlock {
+            acc,
+            lda,
+            first_row,
+            rows,
+            chans,
+        };
+        finish_block(&self.epilogue, n, path, finish, block, out, ldo)
     }
 
     /// Tiles of `mc` whole output rows, each unfolding (or gathering, from `padded`) its own rows.
@@ -198,6 +238,7 @@ impl Conv {
             acc,
             staged,
             rows_at,
+            ..
         } = scratch;
         let gather = Gather {
             rows_at: &rows_at[..if gathers { m } else { 0 }],

@@ -13,13 +13,14 @@
 //! | [`Node::GlobalAvgPool`] | `global_avgpool` (levels averaged, rounded half up) |
 //! | [`LinearNode`] | `flatten` (when its input is not `1×1`) then `linear`, output logits (`act_bits = 0`) |
 //!
-//! Weights are stored `[out, in, kh, kw]` (PyTorch order) and the linear layer after a
+//! Weights are stored `[out, in / groups, kh, kw]` (PyTorch order; a grouped convolution
+//! stores its `groups` in the layer record) and the linear layer after a
 //! `flatten` reads features in `[c][h][w]` order, as the format defines; the integer model's
 //! NHWC orders are converted both ways. The first convolution's bias already holds the input
 //! zero point's contribution (`−Σ w · zero_point`), exactly as the format's `input_zp` defines
 //! it, so biases are stored as they are. Scales are informative and stored as `f32`.
 //! Every other layer op (`add`, `relu`, `avgpool2d`, ...) and every field value the integer
-//! model cannot compute exactly (dilation, groups, an input codebook other than the identity,
+//! model cannot compute exactly (dilation, an input codebook other than the identity,
 //! requantization fields on pools or logits, ...) is refused before anything runs, with an
 //! error naming the layer and the field: FORMAT.md's "Executor notes" list them.
 
@@ -80,7 +81,8 @@ fn no_requant(l: &Layer, name: &str) -> Result<(), NnError> {
 }
 
 /// Refuses a window the integer model cannot express: non-square kernels or strides, uneven
-/// padding, dilation other than 1, grouped convolutions.
+/// padding, dilation other than 1 (the reader holds pools to one group and a convolution's
+/// groups to divisors of its channels).
 fn plain_window(l: &Layer, name: &str) -> Result<(), NnError> {
     if l.kernel[0] != l.kernel[1] {
         return Err(unsupported(name, "kernel", l.kernel));
@@ -93,9 +95,6 @@ fn plain_window(l: &Layer, name: &str) -> Result<(), NnError> {
     }
     if l.dilation != [1, 1] {
         return Err(unsupported(name, "dilation", l.dilation));
-    }
-    if l.groups != 1 {
-        return Err(unsupported(name, "groups", l.groups));
     }
     Ok(())
 }
@@ -202,10 +201,11 @@ pub fn to_file_model(
             Node::Conv(c) => {
                 let k = c.kernel;
                 // [o][ky][kx][ci] → [o][ci][ky][kx]
-                let idx = transpose_rows(&c.weights.indices, k * k, c.c_in);
+                let ci = c.c_in / c.groups;
+                let idx = transpose_rows(&c.weights.indices, k * k, ci);
                 let (wi, wcb) = w.weights(
                     &c.weights,
-                    vec![c.c_out as u32, c.c_in as u32, k as u32, k as u32],
+                    vec![c.c_out as u32, ci as u32, k as u32, k as u32],
                     idx,
                 );
                 let mut l = Layer::new(
@@ -219,6 +219,7 @@ pub fn to_file_model(
                     [c.stride as u32; 2],
                     [c.padding as u32; 4],
                 );
+                l.groups = c.groups as u32;
                 l.weight_bits = c.weights.bits();
                 l.weights = Some(wi);
                 l.weight_codebook = Some(wcb);
@@ -443,7 +444,9 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                 };
                 nodes.push(Node::Conv(ConvNode {
                     input: tid,
-                    c_in: ci,
+                    c_in: ci
+                        .checked_mul(l.groups as usize)
+                        .ok_or_else(|| unsupported(&name, "groups", l.groups))?,
                     c_out: co,
                     kernel: k,
                     stride: l.stride[0] as usize,

@@ -458,7 +458,15 @@ fn compile(
                 },
                 ConvOutput::Accumulator => Requantize::Accumulator,
             };
-            conv(i, node, shape, &pad, &c.weights, &c.bias, output)?
+            conv(
+                i,
+                node,
+                (shape, c.groups),
+                &pad,
+                &c.weights,
+                &c.bias,
+                output,
+            )?
         }
         Node::Add(a) => {
             let r = &a.output;
@@ -501,7 +509,7 @@ fn compile(
             conv(
                 i,
                 node,
-                shape,
+                (shape, 1),
                 &pad,
                 &nhwc,
                 &l.bias,
@@ -511,23 +519,24 @@ fn compile(
     })
 }
 
-/// Node `i` as the kernels' convolution, one output channel per bias (the model's
-/// validation ties weights, bias and thresholds to the channel count). A bias that pushes a
+/// Node `i` as the kernels' convolution of `shape` in `groups` channel groups, one output
+/// channel per bias (the model's validation ties weights, bias, thresholds and groups to
+/// the channel counts). A bias that pushes a
 /// sum past `i32` is the model's [`NnError::Overflow`], other kernel errors
 /// [`NnError::Kernel`].
 fn conv(
     i: usize,
     node: &Node,
-    shape: Window,
+    (shape, groups): (Window, usize),
     pad: &[u8],
     w: &WeightTable,
     bias: &[i32],
     output: Requantize<'_>,
 ) -> Result<Op, NnError> {
     let err = conv_err(i, node);
-    let weights =
-        Weights::pack(&w.indices, bias.len(), shape.k(), w.bits(), &w.lut()).map_err(&err)?;
-    let conv = Conv::new(shape, pad, weights, bias, output).map_err(&err)?;
+    let k = shape.k() / groups.max(1);
+    let weights = Weights::pack(&w.indices, bias.len(), k, w.bits(), &w.lut()).map_err(&err)?;
+    let conv = Conv::grouped(shape, groups, pad, weights, bias, output).map_err(&err)?;
     Ok(Op::Conv(Box::new(conv)))
 }
 

@@ -291,13 +291,16 @@ impl IntegerModel {
                             wrong_input("conv", format!("levels with {} channels", c.c_in), &x),
                         ));
                     }
-                    if c.groups != 1 {
+                    if c.groups == 0
+                        || !c.c_in.is_multiple_of(c.groups)
+                        || !c.c_out.is_multiple_of(c.groups)
+                    {
                         return Err(bad(
                             i,
-                            ModelProblem::Input {
-                                op: "conv",
-                                expected: "one channel group".into(),
-                                found: format!("{} groups", c.groups),
+                            ModelProblem::Groups {
+                                groups: c.groups,
+                                c_in: c.c_in,
+                                c_out: c.c_out,
                             },
                         ));
                     }
@@ -315,10 +318,11 @@ impl IntegerModel {
                     let k = c
                         .kernel
                         .checked_mul(c.kernel)
-                        .and_then(|kk| kk.checked_mul(c.c_in))
+                        .and_then(|kk| kk.checked_mul(c.c_in / c.groups))
                         .filter(|&k| k as u64 <= MAX_TENSOR_ELEMENTS)
                         .ok_or_else(|| {
-                            too_large(i, "conv weight row", &[c.kernel, c.kernel, c.c_in])
+                            let dims = [c.kernel, c.kernel, c.c_in / c.groups];
+                            too_large(i, "conv weight row", &dims)
                         })?;
                     check_weights(i, &c.weights, c.c_out, k)?;
                     if c.bias.len() != c.c_out {
@@ -477,7 +481,7 @@ impl IntegerModel {
             let out = infos[i + 1];
             let product = |v: &[usize]| v.iter().fold(1u64, |p, &d| p.saturating_mul(d as u64));
             macs = macs.saturating_add(match node {
-                Node::Conv(c) => product(&[out.len(), c.kernel, c.kernel, c.c_in]),
+                Node::Conv(c) => product(&[out.len(), c.kernel, c.kernel, c.c_in / c.groups]),
                 Node::Linear(l) => product(&[l.in_features, l.out_features]),
                 _ => 0,
             });
@@ -504,8 +508,15 @@ impl IntegerModel {
             if let Node::Conv(c) = node {
                 let out = infos[i + 1];
                 let rows = (out.h * out.w) as u128;
-                let k = (c.kernel * c.kernel * c.c_in) as u128;
-                scratch = scratch.max(rows * k + rows * c.c_out as u128 * 4);
+                let k = (c.kernel * c.kernel * (c.c_in / c.groups)) as u128;
+                let mut bytes = rows * k + rows * c.c_out as u128 * 4;
+                if c.groups > 1 {
+                    // A group's gathered input channels and outputs, and the whole
+                    // `acc + bias` of a grouped convolution fused with a join.
+                    let x = infos[c.input];
+                    bytes += (x.h * x.w * (x.c / c.groups)) as u128 + rows * c.c_out as u128 * 8;
+                }
+                scratch = scratch.max(bytes);
             }
         }
         let total = (per_image + scratch).saturating_mul(batch as u128);

@@ -83,12 +83,14 @@ impl<'m> Lower<'m> {
     }
 
     /// `ConvInteger` over bytes (weights offset by 128 to `u8`, zero point 128), or `Conv`
-    /// over `f32`; then the per-channel bias, plus the model input's padding correction.
+    /// over `f32`, in the node's channel groups (`group`); then the per-channel bias, plus
+    /// the model input's padding correction.
     fn conv(&mut self, i: usize, c: &ConvNode) -> Value {
         let x = self.values[c.input].clone();
         let xi = self.infos[c.input];
         let oi = self.infos[i + 1];
-        let (k, cin, cout) = (c.kernel, c.c_in, c.c_out);
+        // `cin`: the input channels one output channel reads (its group's).
+        let (k, cin, cout) = (c.kernel, c.c_in / c.groups.max(1), c.c_out);
         // OHWI → OIHW.
         let levels = c.weights.decoded();
         let mut oihw = vec![0i8; levels.len()];
@@ -141,7 +143,7 @@ impl<'m> Lower<'m> {
             Attr::Ints("strides", vec![c.stride as i64; 2]),
             Attr::Ints("pads", vec![c.padding as i64; 4]),
             Attr::Ints("dilations", vec![1, 1]),
-            Attr::Int("group", 1),
+            Attr::Int("group", c.groups as i64),
         ];
         let shape = self.nchw(cout, oi.h, oi.w);
         let p = format!("n{i}_conv");
@@ -604,7 +606,8 @@ fn bias_table(bias: &[i32], correction: Option<&[i32]>, oi: TensorInfo) -> (Vec<
 }
 
 /// Per output channel and position (`[C_out][OH][OW]`), `Σ w · zero_point[c]` over the taps
-/// that fall into the padding of the model input.
+/// that fall into the padding of the model input (`c` running over the output channel's
+/// group of input channels).
 pub(super) fn padding_correction(
     c: &ConvNode,
     ohwi: &[i8],
@@ -612,12 +615,14 @@ pub(super) fn padding_correction(
     xi: TensorInfo,
     oi: TensorInfo,
 ) -> Vec<i32> {
-    let (k, cin) = (c.kernel, c.c_in);
-    // Σ_c w · zp[c] per (o, ky, kx).
+    let groups = c.groups.max(1);
+    let (k, cin, per_group) = (c.kernel, c.c_in / groups, c.c_out / groups);
+    // Σ_c w · zp[c] per (o, ky, kx), `c` in the group of `o`.
     let tap: Vec<i32> = (0..c.c_out * k * k)
         .map(|t| {
+            let first = t / (k * k) / per_group * cin;
             (0..cin)
-                .map(|ci| i32::from(ohwi[t * cin + ci]) * i32::from(zp[ci]))
+                .map(|ci| i32::from(ohwi[t * cin + ci]) * i32::from(zp[first + ci]))
                 .sum()
         })
         .collect();

@@ -215,7 +215,7 @@ fn bounds_flag_a_qonnx_file_that_float32_cannot_hold_exactly() {
     );
 }
 
-/// A direct convolution of one image padded with each channel's zero point.
+/// A direct (grouped) convolution of one image padded with each channel's zero point.
 fn conv_zp(
     c: &ConvNode,
     ohwi: &[i8],
@@ -224,15 +224,17 @@ fn conv_zp(
     zp: &[u8],
     oi: TensorInfo,
 ) -> Vec<i32> {
-    let k = c.kernel;
+    let (k, cg) = (c.kernel, c.c_in / c.groups);
     let mut out = vec![0; c.c_out * oi.h * oi.w];
     for o in 0..c.c_out {
+        let first = o / (c.c_out / c.groups) * cg;
         for oy in 0..oi.h {
             for ox in 0..oi.w {
                 let mut s = 0i32;
                 for ky in 0..k {
                     for kx in 0..k {
-                        for ci in 0..c.c_in {
+                        for gi in 0..cg {
+                            let ci = first + gi;
                             let iy = (oy * c.stride + ky) as isize - c.padding as isize;
                             let ix = (ox * c.stride + kx) as isize - c.padding as isize;
                             let inside =
@@ -242,8 +244,7 @@ fn conv_zp(
                             } else {
                                 zp[ci]
                             };
-                            s += i32::from(ohwi[((o * k + ky) * k + kx) * c.c_in + ci])
-                                * i32::from(v);
+                            s += i32::from(ohwi[((o * k + ky) * k + kx) * cg + gi]) * i32::from(v);
                         }
                     }
                 }
@@ -257,17 +258,18 @@ fn conv_zp(
 proptest! {
     #[test]
     fn zero_padding_plus_the_correction_is_zero_point_padding(
-        seed in any::<u64>(), k in 1usize..=4, stride in 1usize..=2, side in 3usize..=7, cin in 1usize..=3,
+        seed in any::<u64>(), k in 1usize..=4, stride in 1usize..=2, side in 3usize..=7,
+        per_group in 1usize..=3, groups in 1usize..=3, mult in 1usize..=2,
     ) {
         let padding = k / 2;
         let mut rng = crate::Rng::new(seed);
-        let cout = 2;
-        let levels: Vec<i8> = (0..cout * k * k * cin).map(|_| (rng.next_u64() % 255) as i8).collect();
+        let (cin, cout) = (per_group * groups, mult * groups);
+        let levels: Vec<i8> = (0..cout * k * k * per_group).map(|_| (rng.next_u64() % 255) as i8).collect();
         let x: Vec<u8> = (0..side * side * cin).map(|_| rng.next_u64() as u8).collect();
         let zp: Vec<u8> = (0..cin).map(|_| rng.next_u64() as u8).collect();
         let lut: Vec<i32> = (-127..=127).collect();
         let c = ConvNode {
-            input: 0, c_in: cin, c_out: cout, kernel: k, stride, padding, groups: 1,
+            input: 0, c_in: cin, c_out: cout, kernel: k, stride, padding, groups,
             weights: WeightTable::new(8, &lut, vec![0; levels.len()]).expect("table"),
             bias: vec![0; cout], weight_scale: Scale::ONE, output: ConvOutput::Accumulator,
         };
@@ -297,4 +299,59 @@ fn flavours_parse_by_name_and_qonnx_defaults_to_batch_one() {
     assert_eq!(export(&model, &q).expect("export").report.batch, Some(1));
     let o = export(&model, &ExportOptions::default()).expect("export");
     assert_eq!(o.report.batch, None);
+}
+
+/// A grouped convolution exports with its `group` attribute and weights of
+/// `c_in / groups` input channels, in both flavours, and stays exact.
+#[test]
+fn grouped_convolutions_export_their_groups() {
+    let mut model = small(Arch::VggSmall, 4, 6);
+    let (at, groups, dims) = model
+        .nodes
+        .iter_mut()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, n)| match n {
+            Node::Conv(c) => {
+                let g = (1..=c.c_in)
+                    .rev()
+                    .find(|g| c.c_in % g == 0 && c.c_out % g == 0)
+                    .unwrap_or(1);
+                c.groups = g;
+                let k = c.kernel;
+                c.weights.indices.truncate(c.c_out * k * k * c.c_in / g);
+                Some((
+                    i,
+                    g,
+                    vec![c.c_out as i64, (c.c_in / g) as i64, k as i64, k as i64],
+                ))
+            }
+            _ => None,
+        })
+        .expect("a second convolution");
+    assert!(groups > 1);
+    model.tensor_infos().expect("a valid grouped model");
+    for flavour in [Flavour::Onnx, Flavour::Qonnx] {
+        let opts = ExportOptions {
+            flavour,
+            batch: None,
+        };
+        let e = export(&model, &opts).expect("export");
+        let m = decode(&e);
+        check_well_formed(&m);
+        let g = m.graph.as_ref().expect("graph");
+        let conv = g
+            .node
+            .iter()
+            .find(|n| n.output[0] == format!("n{at}_conv_acc"))
+            .expect("the grouped convolution");
+        let group = conv.attribute.iter().find(|a| a.name == "group");
+        assert_eq!(group.map(|a| a.i), Some(groups as i64), "{flavour:?}");
+        let w = g
+            .initializer
+            .iter()
+            .find(|t| t.name == format!("n{at}_conv_w"))
+            .expect("weights");
+        assert_eq!(w.dims, dims, "{flavour:?}");
+    }
 }
