@@ -1,10 +1,12 @@
 """Trains a torchvision-style ResNet-18 (ImageNet stem: 7×7 stride-2 conv and 3×3 stride-2
-max-pool) at width ×0.25 on Fashion-MNIST in PyTorch and exports it to ONNX, for nuq to
-import:
+max-pool) at width ×0.25 — or, with ``--model mobilenet``, a MobileNet-V1-style network of
+depthwise-separable convolutions with ReLU6 — on Fashion-MNIST in PyTorch and exports it to
+ONNX, for nuq to import:
 
     python examples/python/train_fmnist_resnet18.py --epochs 1 --out r18.onnx
     nuq eval r18.onnx --json            # float accuracy as nuq reads the ONNX file
     nuq quantize r18.onnx --bits 4 --qat-epochs 0.5 --out r18.nuq
+    python examples/python/train_fmnist_resnet18.py --model mobilenet --width 0.5 --out mb.onnx
 
 The script prints PyTorch's float test accuracy (and writes it to OUT.json) so it can be
 compared with nuq's. Inputs are normalised as nuq normalises Fashion-MNIST:
@@ -93,6 +95,41 @@ class ResNet18(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class MobileNetV1(nn.Module):
+    """MobileNet-V1 (Howard et al. 2017) for 28×28 inputs: a 3×3 convolution, then blocks of
+    depthwise 3×3 and pointwise 1×1 convolutions, each followed by batch-norm and ReLU6,
+    global average pooling and a linear classifier. ``width`` scales every channel count."""
+
+    # (output channels at width 1, stride of the depthwise convolution)
+    BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1)]
+
+    def __init__(self, width=0.5, in_ch=1, classes=10):
+        super().__init__()
+
+        def ch(c):
+            return max(8, round(c * width))
+
+        c = ch(32)
+        layers = [nn.Conv2d(in_ch, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU6(inplace=True)]
+        for c_out, stride in self.BLOCKS:
+            c_out = ch(c_out)
+            layers += [
+                nn.Conv2d(c, c, 3, stride, 1, groups=c, bias=False),
+                nn.BatchNorm2d(c),
+                nn.ReLU6(inplace=True),
+                nn.Conv2d(c, c_out, 1, 1, 0, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU6(inplace=True),
+            ]
+            c = c_out
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
 def accuracy(model, x, y):
     model.eval()
     correct = 0
@@ -105,6 +142,7 @@ def accuracy(model, x, y):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=pathlib.Path, default=pathlib.Path("/usr/share/datasets/fashion-mnist"))
+    p.add_argument("--model", choices=["resnet18", "mobilenet"], default="resnet18")
     p.add_argument("--epochs", type=float, default=1.0, help="may be fractional")
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--batch", type=int, default=128)
@@ -123,7 +161,7 @@ def main():
     torch.set_num_threads(a.threads)
     xtr, ytr = load(a.data, "train")
     xte, yte = load(a.data, "test")
-    model = ResNet18(a.width)
+    model = ResNet18(a.width) if a.model == "resnet18" else MobileNetV1(a.width)
     steps = int(a.epochs * len(xtr) / a.batch)
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, a.lr, total_steps=max(1, steps))
@@ -156,7 +194,7 @@ def main():
         output_names=["logits"],
         dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
     )
-    info = {"float_accuracy": acc, "epochs": a.epochs, "width": a.width, "opset": a.opset, "fold_bn": a.fold_bn}
+    info = {"model": a.model, "seed": a.seed, "float_accuracy": acc, "epochs": a.epochs, "width": a.width, "opset": a.opset, "fold_bn": a.fold_bn}
     a.out.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
     print(f"wrote {a.out} ({a.out.stat().st_size} bytes) and {a.out.with_suffix('.json')}")
 
