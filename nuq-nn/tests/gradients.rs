@@ -80,6 +80,99 @@ fn conv2d_gradients() {
     }
 }
 
+/// Grouped convolutions (groups 2) and depthwise ones (channel multiplier 1 and 2), stride 1
+/// and 2, with and without bias.
+#[test]
+fn grouped_and_depthwise_conv2d_gradients() {
+    let grouped = |c_in, c_out, k, stride, padding, groups, bias| Conv2dConfig {
+        c_in,
+        c_out,
+        kernel: (k, k),
+        stride: (stride, stride),
+        padding: (padding, padding),
+        bias,
+        groups,
+    };
+    let cases = [
+        (grouped(4, 6, 3, 1, 1, 2, false), [2, 5, 5, 4]),
+        (grouped(4, 4, 3, 2, 1, 2, true), [2, 6, 5, 4]),
+        (grouped(4, 6, 1, 1, 0, 2, false), [2, 3, 4, 4]),
+        (grouped(3, 3, 3, 1, 1, 3, false), [2, 5, 4, 3]),
+        (grouped(3, 3, 3, 2, 1, 3, true), [2, 6, 6, 3]),
+        (grouped(3, 6, 3, 1, 1, 3, false), [2, 4, 5, 3]),
+        (grouped(3, 6, 3, 2, 0, 3, true), [2, 7, 5, 3]),
+    ];
+    let cfg = GradCheckConfig::default();
+    for (i, (cc, shape)) in cases.into_iter().enumerate() {
+        let mut rng = Rng::new(40 + i as u64);
+        let mut conv = Conv2d::new(cc, &mut rng).unwrap();
+        if let Some(b) = &mut conv.bias {
+            b.value.iter_mut().for_each(|v| *v = rng.uniform(-0.5, 0.5));
+        }
+        assert_passes(&mut conv, &random_tensor(shape, 50 + i as u64), &cfg);
+    }
+}
+
+/// A depthwise layer (multiplier 2, stride 2) against its definition: output channel `o`
+/// reads input channel `o / 2` only.
+#[test]
+fn depthwise_conv2d_matches_direct_convolution() {
+    let cc = Conv2dConfig {
+        c_in: 3,
+        c_out: 6,
+        kernel: (3, 3),
+        stride: (2, 2),
+        padding: (1, 1),
+        bias: false,
+        groups: 3,
+    };
+    let mut conv = Conv2d::new(cc, &mut Rng::new(8)).unwrap();
+    assert_eq!(conv.weight.torch_shape, vec![6, 1, 3, 3]);
+    let x = random_tensor([2, 5, 6, 3], 9);
+    let y = conv.forward(&x, Mode::Eval).unwrap().clone();
+    let w = conv.weight.to_torch();
+    let [n, oh, ow, co] = y.shape();
+    assert_eq!([oh, ow], [3, 3]);
+    for img in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for o in 0..co {
+                    let mut s = 0.0f64;
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let iy = (oy * 2 + ky) as isize - 1;
+                            let ix = (ox * 2 + kx) as isize - 1;
+                            if iy < 0 || ix < 0 || iy >= 5 || ix >= 6 {
+                                continue;
+                            }
+                            let xv =
+                                x.data()[((img * 5 + iy as usize) * 6 + ix as usize) * 3 + o / 2];
+                            s += xv as f64 * w[(o * 3 + ky) * 3 + kx] as f64;
+                        }
+                    }
+                    let got = y.data()[((img * oh + oy) * ow + ox) * co + o];
+                    assert!((got as f64 - s).abs() < 1e-5, "{got} vs {s}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn conv2d_refuses_groups_that_do_not_divide_the_channels() {
+    let mut rng = Rng::new(1);
+    for (c_in, c_out, groups) in [(4, 6, 0), (4, 6, 3), (3, 6, 2)] {
+        let cc = Conv2dConfig {
+            groups,
+            ..Conv2dConfig::square(c_in, c_out, 3, 1, 1)
+        };
+        assert!(matches!(
+            Conv2d::new(cc, &mut rng),
+            Err(NnError::InvalidParameter { .. })
+        ));
+    }
+}
+
 #[test]
 fn conv2d_matches_direct_convolution() {
     let cc = Conv2dConfig {
