@@ -86,7 +86,7 @@ pub use error::{ModelProblem, NnError};
 pub use layer::{Layer, Mode};
 pub use layers::{
     BasicBlock, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu,
-    Sequential,
+    Relu6, Sequential, RELU6_MAX,
 };
 pub use loss::{CrossEntropy, LossOutput};
 pub use models::{Arch, ModelConfig, Network, Parameterized};

@@ -3,7 +3,7 @@
 use nuq_nn::gradcheck::{check_layer, GradCheckConfig};
 use nuq_nn::{
     BasicBlock, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Layer, Linear,
-    MaxPool2d, Mode, NnError, Relu, Rng, Sequential, Tensor,
+    MaxPool2d, Mode, NnError, Relu, Relu6, Rng, Sequential, Tensor,
 };
 
 fn random_tensor(shape: [usize; 4], seed: u64) -> Tensor {
@@ -250,6 +250,32 @@ fn batchnorm_gradients_train_and_eval() {
     }
 }
 
+/// BatchNorm fused with ReLU6: both kinks (0 and 6) mask the gradient.
+#[test]
+fn batchnorm_relu6_gradients_train_and_eval() {
+    for mode in [Mode::Train, Mode::Eval] {
+        let mut bn = BatchNorm2d::with_relu6(3);
+        bn.weight.value = vec![5.0, 4.0, 6.0];
+        bn.bias.value = vec![2.0, 3.0, 1.0];
+        bn.running_mean = vec![0.1, -0.2, 0.05];
+        bn.running_var = vec![0.8, 1.3, 0.6];
+        bn.momentum = 0.0;
+        let x = random_tensor([4, 3, 2, 3], 17);
+        let y = bn.forward(&x, mode).unwrap().clone();
+        assert!(y.data().iter().all(|&v| (0.0..=6.0).contains(&v)));
+        assert!(
+            y.data().iter().any(|&v| v == 6.0),
+            "{mode:?}: no value capped"
+        );
+        let cfg = GradCheckConfig {
+            mode,
+            step: 1e-3,
+            ..GradCheckConfig::default()
+        };
+        assert_passes(&mut bn, &x, &cfg);
+    }
+}
+
 #[test]
 fn batchnorm_statistics_follow_pytorch() {
     let mut bn = BatchNorm2d::new(2, false);
@@ -278,6 +304,11 @@ fn elementwise_and_pooling_gradients() {
     };
     let x = separated_tensor([2, 4, 6, 3], 9);
     assert_passes(&mut Relu::new(), &x, &cfg);
+    assert_passes(&mut Relu6::new(), &x, &cfg);
+    assert!(
+        x.data().iter().any(|&v| v > 6.1),
+        "some inputs beyond ReLU6's cap"
+    );
     assert_passes(&mut MaxPool2d::new(2, 2).unwrap(), &x, &cfg);
     assert_passes(&mut MaxPool2d::new(3, 1).unwrap(), &x, &cfg);
     assert_passes(&mut MaxPool2d::with_padding(3, 2, 1).unwrap(), &x, &cfg);

@@ -115,8 +115,8 @@ fn direct(
                                 if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
                                     continue;
                                 }
-                                let xv =
-                                    x.data()[((img * h + iy as usize) * w + ix as usize) * c + c0 + i];
+                                let xv = x.data()
+                                    [((img * h + iy as usize) * w + ix as usize) * c + c0 + i];
                                 s += xv as f64 * torch_w[((o * ci + i) * kh + ky) * kw + kx] as f64;
                             }
                         }
