@@ -107,7 +107,7 @@ impl Layer for Relu6 {
             .zip(x.data().par_chunks(BLOCK))
             .for_each(|(o, i)| {
                 for (o, &v) in o.iter_mut().zip(i) {
-                    *o = v.max(0.0).min(RELU6_MAX);
+                    *o = v.clamp(0.0, RELU6_MAX);
                 }
             });
         Ok(&self.out)
