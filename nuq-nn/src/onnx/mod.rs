@@ -377,28 +377,32 @@ mod tests {
         ));
     }
 
+    /// A `group` that does not divide the channels (here 2 groups of a 1-channel input) is a
+    /// bad value naming the node; grouped convolutions themselves are imported (fixtures).
     #[test]
-    fn grouped_convolution_is_refused_naming_the_node() {
-        let mut nodes = good_nodes();
-        nodes[0].attribute.push(AttributeProto {
-            name: "group".into(),
-            i: 2,
-            r#type: AttributeType::Int as i32,
-            ..Default::default()
-        });
-        let e = import_err(&model(nodes, vec![], 17));
-        let OnnxError::UnsupportedOp { node, .. } = &e else {
-            panic!("{e}")
-        };
-        assert_eq!(
-            (node.index, node.count, node.name.as_str(), node.op.as_str()),
-            (0, 5, "c", "Conv")
-        );
-        assert!(
-            e.to_string()
-                .starts_with("graph.node[0] of 5 (Conv \"c\"): grouped"),
-            "{e}"
-        );
+    fn conv_group_that_does_not_divide_the_channels_is_refused_naming_the_node() {
+        for group in [2, 0, -1] {
+            let mut nodes = good_nodes();
+            nodes[0].attribute.push(AttributeProto {
+                name: "group".into(),
+                i: group,
+                r#type: AttributeType::Int as i32,
+                ..Default::default()
+            });
+            let e = import_err(&model(nodes, vec![], 17));
+            let OnnxError::BadValue { node, what, .. } = &e else {
+                panic!("{e}")
+            };
+            assert_eq!(
+                (node.index, node.count, node.name.as_str(), node.op.as_str()),
+                (0, 5, "c", "Conv")
+            );
+            assert_eq!(what, "attribute group");
+            assert!(
+                e.to_string().starts_with("graph.node[0] of 5 (Conv \"c\")"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
