@@ -76,12 +76,12 @@ fn unsupported_and_mismatched_onnx_files_are_explained() {
     write_fashion_like(dir.path(), 16, 16);
     let err = fails(&nuq(os([
         &"eval",
-        &fixture("unsupported_relu6.onnx"),
+        &fixture("unsupported_leaky_relu.onnx"),
         &"--data",
         &dir.path(),
     ])));
     assert!(
-        err.contains("Clip") && err.contains("/act/Clip") && err.contains("graph.node["),
+        err.contains("LeakyRelu") && err.contains("/act/LeakyRelu") && err.contains("graph.node["),
         "{err}"
     );
     // 12×12 images into 5 classes, not Fashion-MNIST's 28×28 into 10.

@@ -49,8 +49,9 @@
 //!
 //! A convolution kernel is read from a PyTorch checkpoint in PyTorch's `[c_out][c_in][kh][kw]`
 //! order and permuted once, on load, into nuq's one weight layout, OHWI
-//! (`[c_out][kh][kw][c_in]`, [`ParamLayout::ConvOhwi`]): one row per output channel, in the
-//! `(ky, kx, ci)` order of an NHWC im2col row. From there no step moves a weight: the float
+//! (`[c_out][kh][kw][c_in]`, `c_in / groups` for a grouped convolution,
+//! [`ParamLayout::ConvOhwi`]): one row per output channel, in the `(ky, kx, ci)` order of an
+//! NHWC im2col row over its group's channels. From there no step moves a weight: the float
 //! GEMM reads the rows through strides; the quantizer fits the codebook to those rows and
 //! stores each weight's index at the weight's own position, with one scale per row;
 //! fine-tuning re-quantizes the float masters in place; folding hands the indices to the
@@ -86,7 +87,7 @@ pub use error::{ModelProblem, NnError};
 pub use layer::{Layer, Mode};
 pub use layers::{
     BasicBlock, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu,
-    Sequential,
+    Relu6, Sequential, RELU6_MAX,
 };
 pub use loss::{CrossEntropy, LossOutput};
 pub use models::{Arch, ModelConfig, Network, Parameterized};

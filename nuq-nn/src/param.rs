@@ -29,7 +29,8 @@ pub enum ParamLayout {
     ConvOhwi {
         /// Output channels.
         c_out: usize,
-        /// Input channels.
+        /// Input channels of one row: `c_in / groups` of a grouped convolution (PyTorch's
+        /// second weight dimension).
         c_in: usize,
         /// Kernel height.
         kh: usize,

@@ -3,7 +3,7 @@
 use nuq_nn::gradcheck::{check_layer, GradCheckConfig};
 use nuq_nn::{
     BasicBlock, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Layer, Linear,
-    MaxPool2d, Mode, NnError, Relu, Rng, Sequential, Tensor,
+    MaxPool2d, Mode, NnError, Relu, Relu6, Rng, Sequential, Tensor,
 };
 
 fn random_tensor(shape: [usize; 4], seed: u64) -> Tensor {
@@ -77,6 +77,99 @@ fn conv2d_gradients() {
             b.value.iter_mut().for_each(|v| *v = rng.uniform(-0.5, 0.5));
         }
         assert_passes(&mut conv, &random_tensor(shape, 20 + i as u64), &cfg);
+    }
+}
+
+/// Grouped convolutions (groups 2) and depthwise ones (channel multiplier 1 and 2), stride 1
+/// and 2, with and without bias.
+#[test]
+fn grouped_and_depthwise_conv2d_gradients() {
+    let grouped = |c_in, c_out, k, stride, padding, groups, bias| Conv2dConfig {
+        c_in,
+        c_out,
+        kernel: (k, k),
+        stride: (stride, stride),
+        padding: (padding, padding),
+        bias,
+        groups,
+    };
+    let cases = [
+        (grouped(4, 6, 3, 1, 1, 2, false), [2, 5, 5, 4]),
+        (grouped(4, 4, 3, 2, 1, 2, true), [2, 6, 5, 4]),
+        (grouped(4, 6, 1, 1, 0, 2, false), [2, 3, 4, 4]),
+        (grouped(3, 3, 3, 1, 1, 3, false), [2, 5, 4, 3]),
+        (grouped(3, 3, 3, 2, 1, 3, true), [2, 6, 6, 3]),
+        (grouped(3, 6, 3, 1, 1, 3, false), [2, 4, 5, 3]),
+        (grouped(3, 6, 3, 2, 0, 3, true), [2, 7, 5, 3]),
+    ];
+    let cfg = GradCheckConfig::default();
+    for (i, (cc, shape)) in cases.into_iter().enumerate() {
+        let mut rng = Rng::new(40 + i as u64);
+        let mut conv = Conv2d::new(cc, &mut rng).unwrap();
+        if let Some(b) = &mut conv.bias {
+            b.value.iter_mut().for_each(|v| *v = rng.uniform(-0.5, 0.5));
+        }
+        assert_passes(&mut conv, &random_tensor(shape, 50 + i as u64), &cfg);
+    }
+}
+
+/// A depthwise layer (multiplier 2, stride 2) against its definition: output channel `o`
+/// reads input channel `o / 2` only.
+#[test]
+fn depthwise_conv2d_matches_direct_convolution() {
+    let cc = Conv2dConfig {
+        c_in: 3,
+        c_out: 6,
+        kernel: (3, 3),
+        stride: (2, 2),
+        padding: (1, 1),
+        bias: false,
+        groups: 3,
+    };
+    let mut conv = Conv2d::new(cc, &mut Rng::new(8)).unwrap();
+    assert_eq!(conv.weight.torch_shape, vec![6, 1, 3, 3]);
+    let x = random_tensor([2, 5, 6, 3], 9);
+    let y = conv.forward(&x, Mode::Eval).unwrap().clone();
+    let w = conv.weight.to_torch();
+    let [n, oh, ow, co] = y.shape();
+    assert_eq!([oh, ow], [3, 3]);
+    for img in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for o in 0..co {
+                    let mut s = 0.0f64;
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let iy = (oy * 2 + ky) as isize - 1;
+                            let ix = (ox * 2 + kx) as isize - 1;
+                            if iy < 0 || ix < 0 || iy >= 5 || ix >= 6 {
+                                continue;
+                            }
+                            let xv =
+                                x.data()[((img * 5 + iy as usize) * 6 + ix as usize) * 3 + o / 2];
+                            s += xv as f64 * w[(o * 3 + ky) * 3 + kx] as f64;
+                        }
+                    }
+                    let got = y.data()[((img * oh + oy) * ow + ox) * co + o];
+                    assert!((got as f64 - s).abs() < 1e-5, "{got} vs {s}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn conv2d_refuses_groups_that_do_not_divide_the_channels() {
+    let mut rng = Rng::new(1);
+    for (c_in, c_out, groups) in [(4, 6, 0), (4, 6, 3), (3, 6, 2)] {
+        let cc = Conv2dConfig {
+            groups,
+            ..Conv2dConfig::square(c_in, c_out, 3, 1, 1)
+        };
+        assert!(matches!(
+            Conv2d::new(cc, &mut rng),
+            Err(NnError::InvalidParameter { .. })
+        ));
     }
 }
 
@@ -157,6 +250,29 @@ fn batchnorm_gradients_train_and_eval() {
     }
 }
 
+/// BatchNorm fused with ReLU6: both kinks (0 and 6) mask the gradient.
+#[test]
+fn batchnorm_relu6_gradients_train_and_eval() {
+    for mode in [Mode::Train, Mode::Eval] {
+        let mut bn = BatchNorm2d::with_relu6(3);
+        bn.weight.value = vec![5.0, 4.0, 6.0];
+        bn.bias.value = vec![2.0, 3.0, 1.0];
+        bn.running_mean = vec![0.1, -0.2, 0.05];
+        bn.running_var = vec![0.8, 1.3, 0.6];
+        bn.momentum = 0.0;
+        let x = random_tensor([4, 3, 2, 3], 17);
+        let y = bn.forward(&x, mode).unwrap().clone();
+        assert!(y.data().iter().all(|&v| (0.0..=6.0).contains(&v)));
+        assert!(y.data().contains(&6.0), "{mode:?}: no value capped");
+        let cfg = GradCheckConfig {
+            mode,
+            step: 1e-3,
+            ..GradCheckConfig::default()
+        };
+        assert_passes(&mut bn, &x, &cfg);
+    }
+}
+
 #[test]
 fn batchnorm_statistics_follow_pytorch() {
     let mut bn = BatchNorm2d::new(2, false);
@@ -185,6 +301,11 @@ fn elementwise_and_pooling_gradients() {
     };
     let x = separated_tensor([2, 4, 6, 3], 9);
     assert_passes(&mut Relu::new(), &x, &cfg);
+    assert_passes(&mut Relu6::new(), &x, &cfg);
+    assert!(
+        x.data().iter().any(|&v| v > 6.1),
+        "some inputs beyond ReLU6's cap"
+    );
     assert_passes(&mut MaxPool2d::new(2, 2).unwrap(), &x, &cfg);
     assert_passes(&mut MaxPool2d::new(3, 1).unwrap(), &x, &cfg);
     assert_passes(&mut MaxPool2d::with_padding(3, 2, 1).unwrap(), &x, &cfg);

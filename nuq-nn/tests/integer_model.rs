@@ -20,6 +20,9 @@ struct Case {
     per_channel: bool,
     negative_bn: bool,
     act_per_channel: bool,
+    /// Every fused ReLU becomes a ReLU6, with batch-norm scales large enough that many
+    /// pre-activations exceed 6.
+    relu6: bool,
 }
 
 /// Float twin vs integer model: returns (top-1 agreement, share of images whose logits differ
@@ -38,6 +41,9 @@ fn agreement(case: &Case) -> (f64, f64, f64) {
     };
     let mut net = Network::new(cfg, 11).unwrap();
     randomise_bn(&mut net, 5, case.negative_bn);
+    if case.relu6 {
+        relu6_everywhere(&mut net.body);
+    }
     let norm =
         InputNorm::from_mean_std(&vec![0.3; case.channels], &vec![0.35; case.channels]).unwrap();
     let mut qc = QuantConfig::new(case.bits, case.family);
@@ -49,6 +55,9 @@ fn agreement(case: &Case) -> (f64, f64, f64) {
     qn.calibrate(&norm.normalise(&calib, 64, case.size, case.size).unwrap())
         .unwrap();
     let model = qn.to_integer().unwrap();
+    if case.relu6 {
+        assert_capped_at_six(&qn.net.body);
+    }
 
     let n = IMAGES;
     let test = images(n, len, 2);
@@ -100,6 +109,7 @@ fn resnet_integer_model_agrees_with_fake_quant_twin() {
             per_channel,
             negative_bn,
             act_per_channel,
+            relu6: false,
         };
         let (agree, off, worst) = agreement(&case);
         eprintln!("{family:?} {bits} bits: top-1 agreement {agree} on {IMAGES} images");
@@ -131,6 +141,7 @@ fn vgg_integer_model_agrees_with_fake_quant_twin() {
             per_channel: true,
             negative_bn: true,
             act_per_channel,
+            relu6: false,
         };
         let (agree, off, worst) = agreement(&case);
         eprintln!("VGG {act_per_channel}: top-1 agreement {agree} on {IMAGES} images");
@@ -143,6 +154,71 @@ fn vgg_integer_model_agrees_with_fake_quant_twin() {
             "{act_per_channel}: {off} of images off by up to {worst}"
         );
         assert!(worst < 0.25, "{act_per_channel}: logit difference {worst}");
+    }
+}
+
+/// Turns every fused ReLU into a ReLU6 and stretches the batch-norm scales by 6, so a good
+/// share of the activations is capped.
+fn relu6_everywhere(s: &mut nuq_nn::Sequential) {
+    for (_, l) in s.layers_mut() {
+        let any = l.as_any_mut();
+        if let Some(bn) = any.downcast_mut::<nuq_nn::BatchNorm2d>() {
+            if bn.fused_relu {
+                bn.relu6 = true;
+                bn.weight.value.iter_mut().for_each(|v| *v *= 6.0);
+                bn.bias.value.iter_mut().for_each(|v| *v += 2.0);
+            }
+        } else if let Some(b) = any.downcast_mut::<nuq_nn::BasicBlock>() {
+            relu6_everywhere(&mut b.main);
+        }
+    }
+}
+
+/// Every activation quantizer after a ReLU6 represents nothing above 6.
+fn assert_capped_at_six(s: &nuq_nn::Sequential) {
+    let mut seen = 0;
+    for (name, l) in s.layers() {
+        if let Some(a) = l.as_any().downcast_ref::<nuq_nn::quant::ActQuant>() {
+            assert_eq!(a.cap_value(), Some(6.0), "{name}");
+            let q = a.quantizer.as_ref().unwrap();
+            assert!(q.clip() <= 6.0 + 1e-9, "{name}: clip {}", q.clip());
+            assert!(q.thresholds.iter().all(|&t| t <= 6.0 || t.is_infinite()));
+            seen += 1;
+        }
+    }
+    assert!(seen > 0);
+}
+
+/// ReLU6 (PyTorch's `nn.ReLU6`) fused into batch-norm: the quantizer after it is capped at 6,
+/// so the float twin (capped values) and the integer model (thresholds on the uncapped
+/// accumulator) agree.
+#[test]
+fn relu6_integer_model_agrees_with_fake_quant_twin() {
+    for (family, bits, act_per_channel) in [
+        (Family::KQuantile, 4, false),
+        (Family::KQuantile, 3, true),
+        (Family::Uniform, 3, false),
+        (Family::Apot, 4, false),
+    ] {
+        let case = Case {
+            arch: Arch::VggSmall,
+            width: 0.0625,
+            size: 16,
+            channels: 1,
+            family,
+            bits,
+            per_channel: true,
+            negative_bn: true,
+            act_per_channel,
+            relu6: true,
+        };
+        let (agree, off, worst) = agreement(&case);
+        eprintln!("ReLU6 {family:?} {bits}: top-1 agreement {agree} on {IMAGES} images");
+        assert!(agree >= 0.999, "{family:?} {bits}: top-1 agreement {agree}");
+        assert!(
+            off <= 0.03,
+            "{family:?} {bits}: {off} of images off by up to {worst}"
+        );
     }
 }
 

@@ -56,6 +56,39 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
+/// A grouped or depthwise convolution: `groups` groups of `ci` inputs and `co` outputs each.
+fn grouped_case() -> impl Strategy<Value = Case> {
+    (
+        1usize..5,
+        1usize..3,
+        1usize..3,
+        1usize..4,
+        1usize..3,
+        0usize..2,
+        1usize..3,
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_flat_map(|(groups, ci, co, k, s, p, n, bias, seed)| {
+            let min = k.saturating_sub(2 * p).max(1);
+            (min..min + 6, min..min + 6).prop_map(move |(h, w)| Case {
+                cfg: Conv2dConfig {
+                    c_in: groups * ci,
+                    c_out: groups * co,
+                    kernel: (k, k),
+                    stride: (s, s),
+                    padding: (p, p),
+                    bias,
+                    groups,
+                },
+                input: [n, h, w, groups * ci],
+                seed,
+            })
+        })
+}
+
+/// The convolution by its definition (PyTorch's, with groups), weights in PyTorch order
+/// `[c_out][c_in / groups][kh][kw]`.
 fn direct(
     cfg: &Conv2dConfig,
     x: &Tensor,
@@ -63,7 +96,9 @@ fn direct(
     bias: Option<&[f32]>,
     out: [usize; 4],
 ) -> Vec<f32> {
-    let [n, h, w, ci] = x.shape();
+    let [n, h, w, c] = x.shape();
+    let ci = c / cfg.groups;
+    let per_group = cfg.c_out / cfg.groups;
     let (kh, kw) = cfg.kernel;
     let mut y = vec![0.0f32; out.iter().product()];
     for img in 0..n {
@@ -71,6 +106,7 @@ fn direct(
             for ox in 0..out[2] {
                 for o in 0..cfg.c_out {
                     let mut s = bias.map_or(0.0, |b| b[o] as f64);
+                    let c0 = o / per_group * ci;
                     for i in 0..ci {
                         for ky in 0..kh {
                             for kx in 0..kw {
@@ -79,8 +115,8 @@ fn direct(
                                 if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
                                     continue;
                                 }
-                                let xv =
-                                    x.data()[((img * h + iy as usize) * w + ix as usize) * ci + i];
+                                let xv = x.data()
+                                    [((img * h + iy as usize) * w + ix as usize) * c + c0 + i];
                                 s += xv as f64 * torch_w[((o * ci + i) * kh + ky) * kw + kx] as f64;
                             }
                         }
@@ -109,6 +145,38 @@ proptest! {
         for (a, b) in y.data().iter().zip(&want) {
             prop_assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn grouped_conv_forward_matches_direct_loop(c in grouped_case()) {
+        let mut rng = Rng::new(c.seed);
+        let mut conv = Conv2d::new(c.cfg, &mut rng).unwrap();
+        if let Some(b) = &mut conv.bias {
+            b.value.iter_mut().for_each(|v| *v = rng.uniform(-1.0, 1.0));
+        }
+        let x = random(c.input, &mut rng);
+        let y = conv.forward(&x, Mode::Train).unwrap().clone();
+        let want = direct(&c.cfg, &x, &conv.weight.to_torch(), conv.bias.as_ref().map(|b| &b.value[..]), y.shape());
+        for (a, b) in y.data().iter().zip(&want) {
+            prop_assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+
+    /// As `conv_backward_is_the_adjoint`, for grouped and depthwise convolutions.
+    #[test]
+    fn grouped_conv_backward_is_the_adjoint(c in grouped_case()) {
+        let mut rng = Rng::new(c.seed ^ 1);
+        let mut conv = Conv2d::new(c.cfg, &mut rng).unwrap();
+        let x = random(c.input, &mut rng);
+        let y = conv.forward(&x, Mode::Train).unwrap().clone();
+        let dy = random(y.shape(), &mut rng);
+        conv.backward(&x, &dy, true).unwrap();
+        let lhs = dot(y.data(), dy.data());
+        let by_x = dot(x.data(), conv.input_grad().data());
+        let by_w = dot(&conv.weight.value, &conv.weight.grad);
+        let tol = 1e-4 * (1.0 + lhs.abs());
+        prop_assert!((lhs - by_x).abs() < tol, "{lhs} vs {by_x}");
+        prop_assert!((lhs - by_w).abs() < tol, "{lhs} vs {by_w}");
     }
 
     /// The conv is linear in x and in W: ⟨y − b, dy⟩ = ⟨x, dX⟩ = ⟨W, dW⟩, and Σ dy = db.

@@ -1,4 +1,4 @@
-//! BatchNorm2d with PyTorch semantics, optionally fused with the following ReLU.
+//! BatchNorm2d with PyTorch semantics, optionally fused with the following ReLU or ReLU6.
 
 use rayon::prelude::*;
 
@@ -11,6 +11,9 @@ use crate::tensor::Tensor;
 /// same order whatever the thread count).
 const BLOCK_ROWS: usize = 512;
 
+/// The upper bound of ReLU6 (PyTorch's `nn.ReLU6`, `Clip(0, 6)` in ONNX).
+pub const RELU6_MAX: f32 = 6.0;
+
 /// Batch normalisation over N, H and W for each channel (PyTorch `BatchNorm2d`).
 ///
 /// Training mode normalises with the batch mean and biased variance and updates
@@ -19,7 +22,9 @@ const BLOCK_ROWS: usize = 512;
 /// (momentum 0.1, ε = 1e-5 by default). Evaluation mode uses the running statistics.
 ///
 /// With `fused_relu`, the layer outputs `max(0, bn(x))` in the same pass (and back-propagates
-/// through both); the parameter names stay those of the BatchNorm.
+/// through both); with `relu6` as well, `min(6, max(0, bn(x)))` (PyTorch's `ReLU6`, whose
+/// gradient is zero at and beyond both kinks). The parameter names stay those of the
+/// BatchNorm.
 pub struct BatchNorm2d {
     channels: usize,
     /// Scale γ (PyTorch `weight`).
@@ -38,6 +43,9 @@ pub struct BatchNorm2d {
     pub eps: f32,
     /// Whether a ReLU follows in the same pass.
     pub fused_relu: bool,
+    /// Whether the fused ReLU is a ReLU6 (capped at [`RELU6_MAX`]); ignored without
+    /// `fused_relu`.
+    pub relu6: bool,
     out: Tensor,
     dx: Tensor,
     /// Mean used by the last forward.
@@ -63,6 +71,7 @@ impl BatchNorm2d {
             momentum: 0.1,
             eps: 1e-5,
             fused_relu,
+            relu6: false,
             out: Tensor::default(),
             dx: Tensor::default(),
             mean: vec![0.0; channels],
@@ -71,6 +80,23 @@ impl BatchNorm2d {
             shift: vec![0.0; channels],
             last: None,
             partials: Vec::new(),
+        }
+    }
+
+    /// A BatchNorm fused with the ReLU6 after it (see [`BatchNorm2d::new`]).
+    pub fn with_relu6(channels: usize) -> Self {
+        Self {
+            relu6: true,
+            ..Self::new(channels, true)
+        }
+    }
+
+    /// The upper bound of the fused activation: [`RELU6_MAX`] for a ReLU6, else `+∞`.
+    pub fn activation_cap(&self) -> f32 {
+        if self.fused_relu && self.relu6 {
+            RELU6_MAX
+        } else {
+            f32::INFINITY
         }
     }
 
@@ -123,7 +149,11 @@ impl Layer for BatchNorm2d {
         format!(
             "BatchNorm2d({}{})",
             self.channels,
-            if self.fused_relu { ", ReLU" } else { "" }
+            match (self.fused_relu, self.relu6) {
+                (true, true) => ", ReLU6",
+                (true, false) => ", ReLU",
+                _ => "",
+            }
         )
     }
 
@@ -196,6 +226,7 @@ impl Layer for BatchNorm2d {
         }
         self.out.reshape_uninit(x.shape());
         let (scale, shift, relu) = (&self.scale, &self.shift, self.fused_relu);
+        let cap = self.activation_cap();
         self.out
             .data_mut()
             .par_chunks_mut(BLOCK_ROWS * c)
@@ -204,7 +235,8 @@ impl Layer for BatchNorm2d {
                 for (orow, xrow) in o.chunks_exact_mut(c).zip(xi.chunks_exact(c)) {
                     for (((ov, &xv), &sc), &sh) in orow.iter_mut().zip(xrow).zip(scale).zip(shift) {
                         let y = xv * sc + sh;
-                        *ov = if relu { y.max(0.0) } else { y };
+                        // `min(+∞)` leaves a plain ReLU's value unchanged.
+                        *ov = if relu { y.max(0.0).min(cap) } else { y };
                     }
                 }
             });
@@ -232,6 +264,7 @@ impl Layer for BatchNorm2d {
         let rows = x.rows();
         let (xd, dyd, yd) = (x.data(), dy.data(), self.out.data());
         let (mean, inv_std, relu) = (&self.mean, &self.inv_std, self.fused_relu);
+        let cap = self.activation_cap();
         // Σ dy' and Σ dy'·x̂ per channel, dy' = dy masked by the fused ReLU.
         // Σ dy' and Σ dy'·x per channel (dy' = dy masked by the fused ReLU); then
         // Σ dy'·x̂ = σ⁻¹·(Σ dy'·x − μ·Σ dy').
@@ -245,7 +278,11 @@ impl Layer for BatchNorm2d {
                 for ((((a, b), &xv), &gv), &yv) in
                     s1.iter_mut().zip(s2.iter_mut()).zip(xr).zip(gr).zip(yr)
                 {
-                    let g = if relu && yv <= 0.0 { 0.0 } else { gv };
+                    let g = if relu && (yv <= 0.0 || yv >= cap) {
+                        0.0
+                    } else {
+                        gv
+                    };
                     *a += g;
                     *b += g * xv;
                 }
@@ -302,7 +339,11 @@ impl Layer for BatchNorm2d {
                         .zip(&cx)
                         .zip(&c0)
                     {
-                        let g = if relu && yv <= 0.0 { 0.0 } else { gv };
+                        let g = if relu && (yv <= 0.0 || yv >= cap) {
+                            0.0
+                        } else {
+                            gv
+                        };
                         *d = s_i * g + cx_i * xv + c0_i;
                     }
                 }

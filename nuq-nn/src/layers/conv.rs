@@ -14,6 +14,14 @@
 //! than stored), a single-threaded GEMM and col2im back to back. Weight gradients are summed per
 //! thread and reduced in a fixed order, so results depend only on the seed and thread count.
 //! A 1×1 stride-1 unpadded convolution uses its input directly as the column matrix.
+//!
+//! **Groups.** With `groups > 1` (PyTorch semantics; `groups == c_in` is depthwise) the kernel
+//! rows are `K = kh·kw·c_in/groups` long and group `g` is its own convolution: output channels
+//! `g·c_out/groups ..` read only input channels `g·c_in/groups ..`. Each row chunk runs one
+//! im2col over the group's channel slice and one GEMM per group, writing the group's output
+//! columns in place (the destination and `dY` are read through their row stride `c_out`);
+//! the per-thread `dWᵀ[K, c_out]` keeps its shape, group `g` filling its own columns. With
+//! one group every call is the one earlier versions made, so results are bit-identical.
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -73,7 +81,12 @@ struct Geom {
     n: usize,
     h: usize,
     w: usize,
+    /// Input channels of the tensor.
     c: usize,
+    /// Input channels of one group (`c / groups`).
+    cg: usize,
+    /// Channel groups.
+    groups: usize,
     oh: usize,
     ow: usize,
     kh: usize,
@@ -85,8 +98,9 @@ struct Geom {
 }
 
 impl Geom {
+    /// Length of a kernel row (one group's im2col row).
     fn k(&self) -> usize {
-        self.kh * self.kw * self.c
+        self.kh * self.kw * self.cg
     }
 
     fn pointwise(&self) -> bool {
@@ -109,16 +123,18 @@ impl Geom {
     }
 }
 
-/// Copies rows `row0..row0 + rows` of the column matrix of `x` into `col` (`rows × K`).
-fn im2col(g: &Geom, x: &[f32], row0: usize, rows: usize, col: &mut [f32]) {
+/// Copies rows `row0..row0 + rows` of the column matrix of `x` over the channel slice
+/// `c0..c0 + cg` (one group's) into `col` (`rows × K`).
+fn im2col(g: &Geom, x: &[f32], row0: usize, rows: usize, c0: usize, col: &mut [f32]) {
     let k = g.k();
-    let c = g.c;
-    let run = g.kw * c;
+    let (c, cg) = (g.c, g.cg);
+    let run = g.kw * cg;
     for r in 0..rows {
         let (img, iy0, ix0) = g.row_origin(row0 + r);
         let dst = &mut col[r * k..(r + 1) * k];
-        let img_base = img * g.h * g.w * c;
-        let full_x = ix0 >= 0 && ix0 as usize + g.kw <= g.w;
+        let img_base = img * g.h * g.w * c + c0;
+        // A whole kernel row is one contiguous run only when the group is every channel.
+        let full_x = cg == c && ix0 >= 0 && ix0 as usize + g.kw <= g.w;
         for ky in 0..g.kh {
             let iy = iy0 + ky as isize;
             let d = &mut dst[ky * run..(ky + 1) * run];
@@ -133,12 +149,12 @@ fn im2col(g: &Geom, x: &[f32], row0: usize, rows: usize, col: &mut [f32]) {
             } else {
                 for kx in 0..g.kw {
                     let ix = ix0 + kx as isize;
-                    let dd = &mut d[kx * c..(kx + 1) * c];
+                    let dd = &mut d[kx * cg..(kx + 1) * cg];
                     if ix < 0 || ix as usize >= g.w {
                         dd.fill(0.0);
                     } else {
                         let s = row_base + ix as usize * c;
-                        dd.copy_from_slice(&x[s..s + c]);
+                        dd.copy_from_slice(&x[s..s + cg]);
                     }
                 }
             }
@@ -146,17 +162,25 @@ fn im2col(g: &Geom, x: &[f32], row0: usize, rows: usize, col: &mut [f32]) {
     }
 }
 
-/// Adds rows `row0..row0 + rows` of `dcol` back onto the input gradient `dx`, which holds the
-/// images starting at `img0`.
-fn col2im(g: &Geom, dcol: &[f32], row0: usize, rows: usize, img0: usize, dx: &mut [f32]) {
+/// Adds rows `row0..row0 + rows` of `dcol` (one group's, channels `c0..c0 + cg`) back onto
+/// the input gradient `dx`, which holds the images starting at `img0`.
+fn col2im(
+    g: &Geom,
+    dcol: &[f32],
+    row0: usize,
+    rows: usize,
+    c0: usize,
+    img0: usize,
+    dx: &mut [f32],
+) {
     let k = g.k();
-    let c = g.c;
-    let run = g.kw * c;
+    let (c, cg) = (g.c, g.cg);
+    let run = g.kw * cg;
     for r in 0..rows {
         let (img, iy0, ix0) = g.row_origin(row0 + r);
         let src = &dcol[r * k..(r + 1) * k];
-        let img_base = (img - img0) * g.h * g.w * c;
-        let full_x = ix0 >= 0 && ix0 as usize + g.kw <= g.w;
+        let img_base = (img - img0) * g.h * g.w * c + c0;
+        let full_x = cg == c && ix0 >= 0 && ix0 as usize + g.kw <= g.w;
         for ky in 0..g.kh {
             let iy = iy0 + ky as isize;
             if iy < 0 || iy as usize >= g.h {
@@ -176,7 +200,7 @@ fn col2im(g: &Geom, dcol: &[f32], row0: usize, rows: usize, img0: usize, dx: &mu
                         continue;
                     }
                     let o = row_base + ix as usize * c;
-                    for (d, v) in dx[o..o + c].iter_mut().zip(&s[kx * c..(kx + 1) * c]) {
+                    for (d, v) in dx[o..o + cg].iter_mut().zip(&s[kx * cg..(kx + 1) * cg]) {
                         *d += v;
                     }
                 }
@@ -204,8 +228,8 @@ pub(crate) fn image_groups(n: usize) -> (usize, usize) {
 /// A 2-D convolution layer (cross-correlation, as in PyTorch).
 pub struct Conv2d {
     cfg: Conv2dConfig,
-    /// Kernel, stored `[c_out][kh][kw][c_in]` (PyTorch name `weight`, shape
-    /// `[c_out, c_in, kh, kw]`; see [`ParamLayout::ConvOhwi`]).
+    /// Kernel, stored `[c_out][kh][kw][c_in / groups]` (PyTorch name `weight`, shape
+    /// `[c_out, c_in / groups, kh, kw]`; see [`ParamLayout::ConvOhwi`]).
     pub weight: Param,
     /// Optional bias (PyTorch name `bias`).
     pub bias: Option<Param>,
@@ -218,12 +242,25 @@ pub struct Conv2d {
 impl Conv2d {
     /// A convolution with Kaiming-normal weights (fan-out, ReLU gain, as torchvision's ResNets)
     /// and a zero bias.
+    ///
+    /// The fan is PyTorch's for the weight tensor `[c_out, c_in / groups, kh, kw]`:
+    /// `kaiming_normal_(mode="fan_out")` takes `fan_out = c_out · kh · kw` (its size 0 times
+    /// the receptive field), whatever the groups, so the standard deviation is
+    /// `√(2 / (c_out · kh · kw))` for a grouped or depthwise layer too (torchvision's
+    /// MobileNets initialise their depthwise layers this way).
+    ///
+    /// # Errors
+    /// [`NnError::InvalidParameter`] for a zero size or stride, or groups that do not divide
+    /// both channel counts.
     pub fn new(cfg: Conv2dConfig, rng: &mut Rng) -> Result<Self, NnError> {
         let (kh, kw) = cfg.kernel;
-        if cfg.groups != 1 {
+        if cfg.groups == 0
+            || !cfg.c_in.is_multiple_of(cfg.groups)
+            || !cfg.c_out.is_multiple_of(cfg.groups)
+        {
             return Err(NnError::InvalidParameter {
-                what: "Conv2d groups".into(),
-                allowed: "1",
+                what: format!("Conv2d groups ({} → {} channels)", cfg.c_in, cfg.c_out),
+                allowed: "a positive divisor of both channel counts",
                 found: cfg.groups.to_string(),
             });
         }
@@ -240,10 +277,10 @@ impl Conv2d {
                 found: format!("{cfg:?}"),
             });
         }
-        let (taps, ci, co) = (kh * kw, cfg.c_in, cfg.c_out);
+        let (taps, ci, co) = (kh * kw, cfg.c_in / cfg.groups, cfg.c_out);
         let std = (2.0 / (co * taps) as f32).sqrt();
-        // Drawn in `[kh][kw][c_in][c_out]` order (the order of every earlier nuq version, so a
-        // seed keeps giving the same network) and stored OHWI.
+        // Drawn in `[kh][kw][c_in / groups][c_out]` order (the order of every earlier nuq
+        // version, so a seed keeps giving the same network) and stored OHWI.
         let drawn: Vec<f32> = (0..taps * ci * co).map(|_| rng.normal() * std).collect();
         let mut value = vec![0.0; drawn.len()];
         for (j, &v) in drawn.iter().enumerate() {
@@ -253,7 +290,7 @@ impl Conv2d {
         let mut weight = Param::new(value, ParamRole::ConvWeight, vec![co, ci, kh, kw]);
         weight.layout = ParamLayout::ConvOhwi {
             c_out: cfg.c_out,
-            c_in: cfg.c_in,
+            c_in: ci,
             kh,
             kw,
         };
@@ -300,6 +337,8 @@ impl Conv2d {
             h,
             w,
             c,
+            cg: c / self.cfg.groups,
+            groups: self.cfg.groups,
             oh: (h + 2 * ph - kh) / sh + 1,
             ow: (w + 2 * pw - kw) / sw + 1,
             kh,
@@ -323,13 +362,18 @@ impl Layer for Conv2d {
     fn describe(&self) -> String {
         let c = &self.cfg;
         format!(
-            "Conv2d({}→{}, {}×{}, stride {:?}, padding {:?}{})",
+            "Conv2d({}→{}, {}×{}, stride {:?}, padding {:?}{}{})",
             c.c_in,
             c.c_out,
             c.kernel.0,
             c.kernel.1,
             c.stride,
             c.padding,
+            if c.groups == 1 {
+                String::new()
+            } else {
+                format!(", groups {}", c.groups)
+            },
             if c.bias { ", bias" } else { "" }
         )
     }
@@ -348,6 +392,7 @@ impl Layer for Conv2d {
             return Ok(&self.out);
         }
         let k = g.k();
+        let mg = cout / g.groups;
         let img_rows = g.oh * g.ow;
         let (per, groups) = image_groups(g.n);
         if self.scratch.len() < groups {
@@ -371,23 +416,28 @@ impl Layer for Conv2d {
                 let mut start = 0;
                 while start < grows {
                     let r = chunk.min(grows - start);
-                    let lhs = if g.pointwise() {
-                        &xd[(row_begin + start) * k..(row_begin + start + r) * k]
-                    } else {
-                        im2col(&g, xd, row_begin + start, r, &mut s.col[..r * k]);
-                        &s.col[..r * k]
-                    };
-                    matmul(
-                        r,
-                        cout,
-                        k,
-                        &mut out_g[start * cout..(start + r) * cout],
-                        cout,
-                        false,
-                        View::rows(lhs, k),
-                        View::transposed(w, k),
-                        Parallelism::None,
-                    );
+                    let rows = row_begin + start;
+                    for grp in 0..g.groups {
+                        let (c0, o0) = (grp * g.cg, grp * mg);
+                        // Pointwise: the input rows themselves, read through their stride.
+                        let lhs = if g.pointwise() {
+                            View::rows(&xd[rows * g.c + c0..(rows + r) * g.c], g.c)
+                        } else {
+                            im2col(&g, xd, rows, r, c0, &mut s.col[..r * k]);
+                            View::rows(&s.col[..r * k], k)
+                        };
+                        matmul(
+                            r,
+                            mg,
+                            k,
+                            &mut out_g[start * cout + o0..(start + r) * cout],
+                            cout,
+                            false,
+                            lhs,
+                            View::transposed(&w[o0 * k..(o0 + mg) * k], k),
+                            Parallelism::None,
+                        );
+                    }
                     start += r;
                 }
                 if let Some(b) = bias {
@@ -415,6 +465,7 @@ impl Layer for Conv2d {
         let cout = self.cfg.c_out;
         check_grad_shape(&self.describe(), [g.n, g.oh, g.ow, cout], dy)?;
         let k = g.k();
+        let mg = cout / g.groups;
         let img_rows = g.oh * g.ow;
         let img_in = g.h * g.w * g.c;
         let (per, groups) = image_groups(g.n.max(1));
@@ -465,50 +516,55 @@ impl Layer for Conv2d {
                 while start < grows {
                     let r = chunk.min(grows - start);
                     let rows = row_begin + start;
-                    let dy_c = &dyd[rows * cout..(rows + r) * cout];
-                    let col = if g.pointwise() {
-                        &xd[rows * k..(rows + r) * k]
-                    } else {
-                        im2col(&g, xd, rows, r, &mut s.col[..r * k]);
-                        &s.col[..r * k]
-                    };
-                    matmul(
-                        k,
-                        cout,
-                        r,
-                        &mut s.dw,
-                        cout,
-                        start > 0,
-                        View::transposed(col, k),
-                        View::rows(dy_c, cout),
-                        Parallelism::None,
-                    );
-                    if need_input_grad {
-                        if g.pointwise() {
-                            matmul(
-                                r,
-                                k,
-                                cout,
-                                &mut dx_g[start * k..(start + r) * k],
-                                k,
-                                false,
-                                View::rows(dy_c, cout),
-                                View::rows(w, k),
-                                Parallelism::None,
-                            );
+                    for grp in 0..g.groups {
+                        let (c0, o0) = (grp * g.cg, grp * mg);
+                        // This group's columns of dY and rows of W.
+                        let dy_c = View::rows(&dyd[rows * cout + o0..(rows + r) * cout], cout);
+                        let w_g = View::rows(&w[o0 * k..(o0 + mg) * k], k);
+                        let col = if g.pointwise() {
+                            View::transposed(&xd[rows * g.c + c0..(rows + r) * g.c], g.c)
                         } else {
-                            matmul(
-                                r,
-                                k,
-                                cout,
-                                &mut s.dcol[..r * k],
-                                k,
-                                false,
-                                View::rows(dy_c, cout),
-                                View::rows(w, k),
-                                Parallelism::None,
-                            );
-                            col2im(&g, &s.dcol[..r * k], rows, r, gi * per, dx_g);
+                            im2col(&g, xd, rows, r, c0, &mut s.col[..r * k]);
+                            View::transposed(&s.col[..r * k], k)
+                        };
+                        matmul(
+                            k,
+                            mg,
+                            r,
+                            &mut s.dw[o0..],
+                            cout,
+                            start > 0,
+                            col,
+                            dy_c,
+                            Parallelism::None,
+                        );
+                        if need_input_grad {
+                            if g.pointwise() {
+                                matmul(
+                                    r,
+                                    k,
+                                    mg,
+                                    &mut dx_g[start * g.c + c0..(start + r) * g.c],
+                                    g.c,
+                                    false,
+                                    dy_c,
+                                    w_g,
+                                    Parallelism::None,
+                                );
+                            } else {
+                                matmul(
+                                    r,
+                                    k,
+                                    mg,
+                                    &mut s.dcol[..r * k],
+                                    k,
+                                    false,
+                                    dy_c,
+                                    w_g,
+                                    Parallelism::None,
+                                );
+                                col2im(&g, &s.dcol[..r * k], rows, r, c0, gi * per, dx_g);
+                            }
                         }
                     }
                     start += r;

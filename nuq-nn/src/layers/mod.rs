@@ -9,11 +9,11 @@ mod pool;
 mod relu;
 mod sequential;
 
-pub use batchnorm::BatchNorm2d;
+pub use batchnorm::{BatchNorm2d, RELU6_MAX};
 pub use block::BasicBlock;
 pub use conv::{Conv2d, Conv2dConfig};
 pub use flatten::Flatten;
 pub use linear::Linear;
 pub use pool::{GlobalAvgPool, MaxPool2d};
-pub use relu::Relu;
+pub use relu::{Relu, Relu6};
 pub use sequential::Sequential;

@@ -1,12 +1,13 @@
 //! From the walked operations to nuq's layers: a [`Sequential`] whose convolutions are
 //! followed by batch-norm (a unit one where the exporter folded BN into the convolution's
-//! bias), ReLUs fused into the batch-norm before them, and residual blocks as
+//! bias), ReLUs and ReLU6s fused into the batch-norm before them, and residual blocks as
 //! [`BasicBlock`]s.
 
 use std::iter::Peekable;
 
 use crate::layers::{
-    BasicBlock, BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu, Sequential,
+    BasicBlock, BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu, Relu6,
+    Sequential,
 };
 use crate::param::join_name;
 use crate::rng::Rng;
@@ -76,7 +77,7 @@ impl<'g> Lower<'g> {
                         }
                         None => {
                             let c = cfg.c_out;
-                            let mut bn = BatchNorm2d::new(c, relu_next(&mut ops));
+                            let mut bn = fused_bn(c, &mut ops);
                             bn.running_var = vec![1.0 - UNIT_EPS; c];
                             bn.eps = UNIT_EPS;
                             (
@@ -95,6 +96,10 @@ impl<'g> Lower<'g> {
                 }
                 Op::Relu { at } => {
                     s.push(name, Relu::new());
+                    self.origin(full, at, None);
+                }
+                Op::Relu6 { at } => {
+                    s.push(name, Relu6::new());
                     self.origin(full, at, None);
                 }
                 Op::MaxPool {
@@ -145,9 +150,14 @@ impl<'g> Lower<'g> {
     }
 }
 
-/// Whether the next operation is a ReLU (then consumed, to be fused into a batch-norm).
-fn relu_next(ops: &mut Peekable<impl Iterator<Item = Op>>) -> bool {
-    ops.next_if(|o| matches!(o, Op::Relu { .. })).is_some()
+/// A batch-norm of `channels` channels (γ = 1, β = 0) fused with the next operation when it
+/// is a ReLU or ReLU6 (then consumed).
+fn fused_bn(channels: usize, ops: &mut Peekable<impl Iterator<Item = Op>>) -> BatchNorm2d {
+    match ops.next_if(|o| matches!(o, Op::Relu { .. } | Op::Relu6 { .. })) {
+        Some(Op::Relu6 { .. }) => BatchNorm2d::with_relu6(channels),
+        Some(_) => BatchNorm2d::new(channels, true),
+        None => BatchNorm2d::new(channels, false),
+    }
 }
 
 fn bn_layer(op: Op, ops: &mut Peekable<impl Iterator<Item = Op>>) -> BatchNorm2d {
@@ -162,7 +172,7 @@ fn bn_layer(op: Op, ops: &mut Peekable<impl Iterator<Item = Op>>) -> BatchNorm2d
     else {
         unreachable!("called with a Bn")
     };
-    let mut bn = BatchNorm2d::new(gamma.len(), relu_next(ops));
+    let mut bn = fused_bn(gamma.len(), ops);
     bn.weight.value = gamma;
     bn.bias.value = beta;
     bn.running_mean = mean;

@@ -11,9 +11,10 @@
 //!
 //! | ONNX | nuq |
 //! |---|---|
-//! | `Conv` (2-D, group 1, no dilation, symmetric pads, optional bias) | [`Conv2d`](crate::Conv2d) |
+//! | `Conv` (2-D, any `group` dividing both channel counts — grouped and depthwise —, no dilation, symmetric pads, optional bias) | [`Conv2d`](crate::Conv2d) with [`groups`](crate::Conv2dConfig::groups) |
 //! | `BatchNormalization` (inference form) | [`BatchNorm2d`](crate::BatchNorm2d) |
 //! | `Relu` | fused into the batch-norm before it, else [`Relu`](crate::Relu) |
+//! | `Clip` with min 0 and max 6 (PyTorch's `ReLU6`; bounds as attributes before opset 11, as constant inputs from 11 on) | fused into the batch-norm before it ([`BatchNorm2d::relu6`](crate::BatchNorm2d::relu6)), else [`Relu6`](crate::Relu6) |
 //! | `MaxPool` (square, equal pads, floor rounding) | [`MaxPool2d`](crate::MaxPool2d) |
 //! | `GlobalAveragePool`, `AveragePool` whose window is the whole map | [`GlobalAvgPool`](crate::GlobalAvgPool) |
 //! | `Flatten` (axis 1), `Reshape` to `[N, -1]` | [`Flatten`](crate::Flatten) |
@@ -23,9 +24,10 @@
 //!
 //! A `Reshape` target computed from the input's shape (`Shape`, `Gather`, `Unsqueeze`,
 //! `Concat`, as `x.view(x.size(0), -1)` exports) is evaluated with the batch size symbolic.
-//! Refused, among others: `Clip` (ReLU6: nuq has no clipped ReLU), grouped and depthwise
-//! convolutions, windowed average pools, `Concat` of activations, and standard operator
-//! sets older than [`OPSET_MIN`] or newer than [`OPSET_MAX`].
+//! Refused, among others: any other `Clip` (a clipped activation other than ReLU6), dilated
+//! convolutions, windowed average pools, `Concat` of activations, a residual `Add` not
+//! followed by `Relu` (MobileNet-V2's linear bottleneck), and standard operator sets older
+//! than [`OPSET_MIN`] or newer than [`OPSET_MAX`].
 //!
 //! **Batch-norm folded by the exporter.** `torch.onnx.export` in its default evaluation mode
 //! folds each BN into the convolution before it (the convolution gains a bias). nuq's
@@ -375,28 +377,32 @@ mod tests {
         ));
     }
 
+    /// A `group` that does not divide the channels (here 2 groups of a 1-channel input) is a
+    /// bad value naming the node; grouped convolutions themselves are imported (fixtures).
     #[test]
-    fn grouped_convolution_is_refused_naming_the_node() {
-        let mut nodes = good_nodes();
-        nodes[0].attribute.push(AttributeProto {
-            name: "group".into(),
-            i: 2,
-            r#type: AttributeType::Int as i32,
-            ..Default::default()
-        });
-        let e = import_err(&model(nodes, vec![], 17));
-        let OnnxError::UnsupportedOp { node, .. } = &e else {
-            panic!("{e}")
-        };
-        assert_eq!(
-            (node.index, node.count, node.name.as_str(), node.op.as_str()),
-            (0, 5, "c", "Conv")
-        );
-        assert!(
-            e.to_string()
-                .starts_with("graph.node[0] of 5 (Conv \"c\"): grouped"),
-            "{e}"
-        );
+    fn conv_group_that_does_not_divide_the_channels_is_refused_naming_the_node() {
+        for group in [2, 0, -1] {
+            let mut nodes = good_nodes();
+            nodes[0].attribute.push(AttributeProto {
+                name: "group".into(),
+                i: group,
+                r#type: AttributeType::Int as i32,
+                ..Default::default()
+            });
+            let e = import_err(&model(nodes, vec![], 17));
+            let OnnxError::BadValue { node, what, .. } = &e else {
+                panic!("{e}")
+            };
+            assert_eq!(
+                (node.index, node.count, node.name.as_str(), node.op.as_str()),
+                (0, 5, "c", "Conv")
+            );
+            assert_eq!(what, "attribute group");
+            assert!(
+                e.to_string().starts_with("graph.node[0] of 5 (Conv \"c\")"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::layers::Conv2dConfig;
+use crate::layers::{Conv2dConfig, RELU6_MAX};
 
 use super::error::{NodeRef, OnnxError};
 use super::graph::{Constant, Graph, Node};
@@ -61,6 +61,10 @@ pub(crate) enum Op {
         eps: f32,
     },
     Relu {
+        at: usize,
+    },
+    /// `Clip(0, 6)`, PyTorch's `ReLU6`.
+    Relu6 {
         at: usize,
     },
     MaxPool {
@@ -129,7 +133,7 @@ fn bad_value(n: &Node, what: &str, expected: &str, found: impl Into<String>) -> 
     }
 }
 
-const SUPPORTED: &str = "nuq imports Conv, BatchNormalization, Relu, MaxPool, AveragePool over the whole map, GlobalAveragePool, Flatten, Reshape to [N, -1], Gemm, MatMul (+ Add of a bias), Add of a residual block, Identity and Dropout";
+const SUPPORTED: &str = "nuq imports Conv (with groups), BatchNormalization, Relu, Clip(0, 6) (ReLU6), MaxPool, AveragePool over the whole map, GlobalAveragePool, Flatten, Reshape to [N, -1], Gemm, MatMul (+ Add of a bias), Add of a residual block, Identity and Dropout";
 
 impl<'g> Walker<'g> {
     pub fn new(g: &'g Graph, input: Act, fixed_batch: Option<i64>) -> Self {
@@ -473,21 +477,19 @@ impl<'g> Walker<'g> {
                 (None, x, out)
             }
             "Clip" => {
-                let bound = |k| -> String {
-                    self.constant(n, k)
-                        .ok()
-                        .flatten()
-                        .and_then(|c| c.floats().and_then(|v| v.first().copied()))
-                        .map_or("none".into(), |v| v.to_string())
-                };
-                return Err(unsupported(
-                    n,
-                    format!(
-                        "Clip(min {}, max {}) (PyTorch's ReLU6 is Clip(0, 6)): nuq has no clipped ReLU, only ReLU; retrain with nn.ReLU",
-                        bound(1),
-                        bound(2)
-                    ),
-                ));
+                let (min, max) = self.clip_bounds(n)?;
+                if min != Some(0.0) || max != Some(RELU6_MAX) {
+                    let shown = |b: Option<f32>| b.map_or("none".to_string(), |v| v.to_string());
+                    return Err(unsupported(
+                        n,
+                        format!(
+                            "Clip(min {}, max {}): nuq has ReLU6 (Clip(0, 6), PyTorch's nn.ReLU6) and ReLU, no other clipped activation",
+                            shown(min),
+                            shown(max)
+                        ),
+                    ));
+                }
+                (Some(Op::Relu6 { at: i }), x, out)
             }
             "Add" => {
                 return Err(unsupported(
@@ -499,6 +501,33 @@ impl<'g> Walker<'g> {
         };
         self.acts.insert(out.clone(), act);
         Ok((op, out))
+    }
+
+    /// The bounds of a `Clip`: the `min`/`max` attributes before opset 11, the optional
+    /// constant inputs 1 and 2 from opset 11 on (`None` where absent: unbounded).
+    fn clip_bounds(&self, n: &Node) -> Result<(Option<f32>, Option<f32>), OnnxError> {
+        if self.g.opset < 11 {
+            let (min, max) = (n.float("min", f32::MIN)?, n.float("max", f32::MAX)?);
+            return Ok((
+                (min != f32::MIN).then_some(min),
+                (max != f32::MAX).then_some(max),
+            ));
+        }
+        let bound = |k: usize, what: &str| -> Result<Option<f32>, OnnxError> {
+            let Some(c) = self.constant(n, k)? else {
+                return Ok(None);
+            };
+            match c.floats() {
+                Some([v]) => Ok(Some(*v)),
+                _ => Err(bad_value(
+                    n,
+                    what,
+                    "one floating-point value",
+                    format!("dimensions {:?}", c.dims),
+                )),
+            }
+        };
+        Ok((bound(1, "min")?, bound(2, "max")?))
     }
 
     fn flatten(&mut self, i: usize, x: Act, out: String) -> (Option<Op>, Act, String) {
@@ -523,14 +552,25 @@ impl<'g> Walker<'g> {
             ));
         };
         let group = n.int("group", 1)?;
-        if group != 1 {
-            return Err(unsupported(n, format!("grouped convolution (group {group}; depthwise when it equals the channels): nuq's Conv2d has no groups yet")));
-        }
-        if ci != c || co == 0 || kh == 0 || kw == 0 {
+        let groups = usize::try_from(group)
+            .ok()
+            .filter(|&g| g > 0 && c.is_multiple_of(g) && co.is_multiple_of(g))
+            .ok_or_else(|| {
+                bad_value(
+                    n,
+                    "attribute group",
+                    &format!("a positive divisor of the {c} input and {co} output channels"),
+                    group.to_string(),
+                )
+            })?;
+        if ci != c / groups || co == 0 || kh == 0 || kw == 0 {
             return Err(bad_value(
                 n,
                 "W",
-                &format!("[c_out, {c}, kh, kw] for a {x} input"),
+                &format!(
+                    "[c_out, {}, kh, kw] for a {x} input in {groups} group(s)",
+                    c / groups
+                ),
                 format!("dimensions {:?}", wt.dims),
             ));
         }
@@ -605,7 +645,7 @@ impl<'g> Walker<'g> {
             stride: (sh, sw),
             padding: (ph, pw),
             bias: bias.is_some(),
-            groups: 1,
+            groups,
         };
         let act = Act::Map {
             c: co,

@@ -214,6 +214,28 @@ impl ActQuantizer {
         }
         self.scale = scale;
     }
+
+    /// Caps the quantizer at `limit` (ReLU6's 6): when the clip is above it, the quantizer is
+    /// stretched so that its top level is `limit`, and every finite threshold above `limit`
+    /// comes down to it. Afterwards no code stands for a value above `limit` and every value
+    /// at or above `limit` gets the top reachable code, so quantizing `min(limit, x)` (the
+    /// float twin after a ReLU6) and quantizing `x` (the integer model's thresholds on the
+    /// uncapped accumulator) give the same code. A limit that is not finite and positive
+    /// changes nothing.
+    pub fn cap_at(&mut self, limit: f64) {
+        if !(limit.is_finite() && limit > 0.0) {
+            return;
+        }
+        let top = f64::from(self.codebook.levels().last().copied().unwrap_or(0));
+        if top > 0.0 && self.clip() > limit {
+            self.rescale(limit / top);
+        }
+        for t in &mut self.thresholds {
+            if t.is_finite() && *t > limit {
+                *t = limit;
+            }
+        }
+    }
 }
 
 fn core_err(e: nuq_core::Error) -> NnError {

@@ -218,17 +218,27 @@ impl Builder<'_> {
             (input.h + 2 * c.padding.0 - k) / c.stride.0 + 1,
             (input.w + 2 * c.padding.0 - k) / c.stride.0 + 1,
         );
+        if c.groups == 0 || !c.c_in.is_multiple_of(c.groups) || !c.c_out.is_multiple_of(c.groups) {
+            return Err(NnError::NoIntegerForm {
+                layer: name.to_string(),
+                why: "channel groups that do not divide both channel counts",
+            });
+        }
+        // A row reads its group's `c_in / groups` channels, `cg` per kernel tap.
+        let cg = c.c_in / c.groups;
+        let outs_per_group = c.c_out / c.groups;
         let mut bias = vec![0i32; c.c_out];
         if input.id == 0 {
             // Raw bytes: remove the zero point's contribution (padding carries it too).
             let zp = &self.qn.input_norm.zero_point;
-            let kk = k * k * c.c_in;
+            let kk = k * k * cg;
             for (o, b) in bias.iter_mut().enumerate() {
+                let c0 = o / outs_per_group * cg;
                 let s: i64 = (0..kk)
                     .map(|t| {
                         i64::from(
                             q.table.codebook.levels()[usize::from(q.table.indices[o * kk + t])],
-                        ) * i64::from(zp[t % c.c_in])
+                        ) * i64::from(zp[c0 + t % cg])
                     })
                     .sum();
                 *b = i32::try_from(-s).map_err(|_| NnError::Unrepresentable {
@@ -354,7 +364,9 @@ impl Builder<'_> {
             .max()
             .unwrap_or(1)
             .max(1);
-        let bound = (conv2.kernel * conv2.kernel * conv2.c_in) as i64 * max_w * 255;
+        // K, the length of a weight row: `c_in / groups` channels per tap.
+        let k = conv2.kernel * conv2.kernel * (conv2.c_in / conv2.groups.max(1));
+        let bound = k as i64 * max_w * 255;
         let a_shift = (0u8..=16)
             .rev()
             .find(|&s| bound << s <= 1i64 << 30)

@@ -29,10 +29,16 @@ const BLOCK: usize = 1 << 15;
 /// the gradient of every element — `∂q/∂α = (L[code] − x/scale) / L_top` below the clip and
 /// `1` above it (APoT's clipping gradient on the non-uniform levels) — scaled by
 /// `1/√(N · (2^b − 1))` for `N` values per image (LSQ's gradient scale).
+///
+/// After a ReLU6 the quantizer is capped ([`ActQuant::cap`]): its clip and thresholds never
+/// exceed 6, at calibration, after a learned-clip step or a quantizer set from outside, so
+/// the float twin (which sees values capped at 6) and the integer model (whose thresholds
+/// compare the uncapped accumulator) give the same codes.
 pub struct ActQuant {
     family: Family,
     bits: u8,
     per_channel: bool,
+    cap: Option<f64>,
     /// The fitted quantizer (`None` until calibrated).
     pub quantizer: Option<ActQuantizer>,
     clip: Option<Param>,
@@ -50,6 +56,7 @@ impl ActQuant {
             family,
             bits,
             per_channel: false,
+            cap: None,
             quantizer: None,
             clip: None,
             bypass: false,
@@ -63,6 +70,17 @@ impl ActQuant {
     pub fn per_channel(mut self, per_channel: bool) -> Self {
         self.per_channel = per_channel;
         self
+    }
+
+    /// Caps the quantizer at `cap` (ReLU6's 6; `None`: no cap), see [`ActQuantizer::cap_at`].
+    pub fn cap(mut self, cap: Option<f64>) -> Self {
+        self.cap = cap;
+        self
+    }
+
+    /// The cap of the quantizer (`Some(6.0)` after a ReLU6).
+    pub fn cap_value(&self) -> Option<f64> {
+        self.cap
     }
 
     /// Makes the clip a trainable parameter (see the type's documentation).
@@ -116,15 +134,22 @@ impl ActQuant {
         self.quantizer = None;
     }
 
-    /// Stretches the quantizer to the learned clip (after an optimiser step); nothing
-    /// without a learned clip or a quantizer.
+    /// Stretches the quantizer to the learned clip (after an optimiser step; a learned clip
+    /// above the cap is brought down to it), then applies the cap; nothing without a
+    /// quantizer.
     pub fn apply_clip(&mut self) {
-        if let (Some(q), Some(p)) = (self.quantizer.as_mut(), self.clip.as_ref()) {
+        if let (Some(q), Some(p)) = (self.quantizer.as_mut(), self.clip.as_mut()) {
+            if let Some(cap) = self.cap {
+                p.value[0] = p.value[0].min(cap as f32);
+            }
             let top = f64::from(q.codebook.levels().last().copied().unwrap_or(0));
             let alpha = f64::from(p.value[0]);
             if top > 0.0 && (alpha - q.clip()).abs() > 1e-12 * alpha.abs() {
                 q.rescale(alpha / top);
             }
+        }
+        if let (Some(q), Some(cap)) = (self.quantizer.as_mut(), self.cap) {
+            q.cap_at(cap);
         }
     }
 }
@@ -153,6 +178,10 @@ impl Layer for ActQuant {
                 channels,
                 self.per_channel,
             )?;
+            let mut q = q;
+            if let Some(cap) = self.cap {
+                q.cap_at(cap);
+            }
             if let Some(p) = self.clip.as_mut() {
                 p.value[0] = q.clip() as f32;
             }
@@ -375,5 +404,37 @@ impl Layer for QuantBlock {
 
     fn macs(&self, input: [usize; 4]) -> u64 {
         self.block.macs(input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A learned clip pushed above ReLU6's cap is brought back to 6, and the quantizer
+    /// with it; a quantizer set from outside is capped at the next forward.
+    #[test]
+    fn capped_quantizer_never_represents_values_above_the_cap() {
+        let x = Tensor::from_vec(
+            [1, 4, 4, 2],
+            (0..32).map(|i| (i as f32 * 0.2).min(6.0)).collect(),
+        )
+        .unwrap();
+        let mut aq = ActQuant::new(Family::Uniform, 3)
+            .cap(Some(6.0))
+            .learn_clip(true);
+        aq.forward(&x, Mode::Eval).unwrap();
+        assert!(aq.quantizer.as_ref().unwrap().clip() <= 6.0 + 1e-9);
+        aq.visit_params("", &mut |_, p| p.value[0] = 10.0);
+        let y = aq.forward(&x, Mode::Eval).unwrap();
+        assert!(y.data().iter().all(|&v| v <= 6.0 + 1e-5));
+        let q = aq.quantizer.as_ref().unwrap();
+        assert!((q.clip() - 6.0).abs() < 1e-5, "clip {}", q.clip());
+        assert!(q.thresholds.iter().all(|&t| t <= 6.0));
+        aq.visit_params("", &mut |_, p| assert!(p.value[0] <= 6.0));
+        // Stretched to 12 from outside (a foreign trainer's table): capped again.
+        aq.quantizer.as_mut().unwrap().rescale(12.0 / 255.0);
+        aq.forward(&x, Mode::Eval).unwrap();
+        assert!(aq.quantizer.as_ref().unwrap().clip() <= 6.0 + 1e-9);
     }
 }

@@ -60,9 +60,20 @@ impl Prep<'_> {
     fn conv(&mut self, name: &str, conv: &mut Conv2d) -> Result<(), NnError> {
         let c = conv.config();
         let taps = c.kernel.0 * c.kernel.1;
-        // The OHWI weight is already the row-major `[c_out][kh·kw·c_in]` table.
+        // One row per output channel, `kh·kw·c_in/groups` long (its group's input channels).
+        let row_len = taps * (c.c_in / c.groups.max(1));
+        // The OHWI weight is already the row-major `[c_out][kh·kw·c_in/groups]` table.
         let mut rows = conv.weight.value.clone();
         let first = std::mem::replace(&mut self.first, false);
+        if first && c.groups != 1 {
+            // The first layer's input factor (`255 · std` per image channel) is indexed by
+            // the column of a row modulo `c_in` (also in `nuq.torch`), which holds for one
+            // group only.
+            return Err(NnError::NoIntegerForm {
+                layer: name.to_string(),
+                why: "a grouped first convolution (the per-image-channel input factor needs every row to read every image channel): use groups 1 on the image",
+            });
+        }
         let input_factor = |i: usize| -> f64 {
             if first {
                 255.0 * f64::from(self.norm.std[(i % (taps * c.c_in)) % c.c_in])
@@ -89,7 +100,7 @@ impl Prep<'_> {
         };
         let center = self.cfg.weight_norm && !first;
         if center {
-            center_rows(&mut rows, taps * c.c_in);
+            center_rows(&mut rows, row_len);
         }
         let q = quantize_weights_by(
             name,
@@ -149,7 +160,10 @@ impl Prep<'_> {
                 self.conv(&name, conv)?;
             } else if let Some(bn) = any.downcast_mut::<BatchNorm2d>() {
                 if bn.fused_relu {
-                    s.insert(i + 1, format!("{child}.act"), Box::new(act(&self.cfg)))?;
+                    // After a ReLU6 the quantizer never represents values above 6.
+                    let cap = bn.activation_cap();
+                    let aq = act(&self.cfg).cap(cap.is_finite().then_some(f64::from(cap)));
+                    s.insert(i + 1, format!("{child}.act"), Box::new(aq))?;
                     i += 1;
                 }
             } else if let Some(lin) = any.downcast_mut::<Linear>() {
