@@ -344,9 +344,8 @@ fn relu6_networks_fold_and_agree_with_the_twin() {
     }
 }
 
-/// The grouped and depthwise fixtures quantize (PTQ) and calibrate; the fold into the integer
-/// model either succeeds or, until the integer model accepts channel groups (the integer
-/// half of #15), is refused for exactly that reason.
+/// The grouped and depthwise fixtures quantize (PTQ), calibrate and fold into an integer
+/// model that keeps their channel groups.
 #[test]
 fn grouped_and_depthwise_networks_quantize_and_fold() {
     for name in [
@@ -356,27 +355,22 @@ fn grouped_and_depthwise_networks_quantize_and_fold() {
         "separable_resnet",
     ] {
         let (qn, ..) = quantize(name);
-        match qn.to_integer() {
-            Ok(model) => {
-                let groups: Vec<usize> = model
-                    .nodes
-                    .iter()
-                    .filter_map(|n| match n {
-                        Node::Conv(c) => Some(c.groups),
-                        _ => None,
-                    })
-                    .collect();
-                assert!(groups.iter().any(|&g| g > 1), "{name}: {groups:?}");
-            }
-            Err(e) => assert!(e.to_string().contains("groups"), "{name}: {e}"),
-        }
+        let model = qn.to_integer().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let groups: Vec<usize> = model
+            .nodes
+            .iter()
+            .filter_map(|n| match n {
+                Node::Conv(c) => Some(c.groups),
+                _ => None,
+            })
+            .collect();
+        assert!(groups.iter().any(|&g| g > 1), "{name}: {groups:?}");
     }
 }
 
-/// Enable once the integer model runs grouped convolutions (the integer half of #15): the
-/// folded grouped and depthwise networks run and agree with their float twins.
+/// The folded grouped and depthwise networks run in the integer model and agree with their
+/// float twins.
 #[test]
-#[ignore = "needs grouped convolution in the integer model (integer half of #15)"]
 fn grouped_and_depthwise_integer_models_agree_with_the_twin() {
     for name in [
         "mobilenet_tiny",
