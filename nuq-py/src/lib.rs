@@ -12,6 +12,7 @@
 //! | `quantize_weights` | `nuq_nn::quant::quantize_weights` |
 //! | `fit_activation` | `nuq_nn::quant::ActQuantizer::fit_nhwc` |
 //! | `Network`, `QuantizedNetwork` | `nuq_nn::Network`, `nuq_nn::quant::QuantizedNetwork` (prepare, calibrate, tables, fold) |
+//! | `Network.from_onnx` | `nuq_nn::onnx::import` (float ONNX CNNs, as `nuq quantize model.onnx` reads them) |
 //! | `IntegerModel` | `nuq_nn::integer::IntegerModel` (`.nuq` read/write, integer-only inference) |
 //! | `load_dataset` | `nuq_nn::data::load_mnist_like` / `load_cifar10` |
 //!

@@ -9,7 +9,7 @@ use std::path::Path;
 use numpy::{PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use nuq_core::{Codebook, Grid};
 use nuq_nn::quant::{InputNorm, QuantConfig, QuantizedNetwork as NnQuantized};
-use nuq_nn::{checkpoint, Arch, Mode, ModelConfig, Network as NnNetwork, Tensor};
+use nuq_nn::{checkpoint, onnx, Arch, Mode, ModelConfig, Network as NnNetwork, Tensor};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use safetensors::tensor::TensorView;
@@ -31,7 +31,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 ///
 /// One of nuq's models (`resnet18`, `resnet20`, `vgg-small`, `resnet18-imagenet`,
 /// `resnet34-imagenet`) with PyTorch (torchvision) tensor names, freshly initialised with
-/// `seed`; `load_state_dict` loads PyTorch weights into it.
+/// `seed`; `load_state_dict` loads PyTorch weights into it. `Network.from_onnx(path)` imports
+/// a float CNN exported to ONNX instead (its `arch` is then `"onnx"`).
 #[pyclass(unsendable, module = "nuq._nuq")]
 pub struct Network {
     net: Option<NnNetwork>,
@@ -89,6 +90,65 @@ impl Network {
         Ok(Self {
             net: Some(NnNetwork::new(config, seed).map_err(err)?),
         })
+    }
+
+    /// from_onnx(path)
+    /// --
+    ///
+    /// Imports a float CNN from an ONNX file as `torch.onnx.export` writes it
+    /// (`nuq_nn::onnx::import`, what `nuq quantize model.onnx` reads): convolutions (grouped
+    /// and depthwise included), batch-norm, ReLU, ReLU6, pooling, linear layers and residual
+    /// blocks. The network's input shape and class count are the file's (`input_size`,
+    /// `in_channels`, `classes`); the file does not carry the input normalisation, so pass
+    /// the `mean`/`std` the model was trained with to `quantize`. The result is used like a
+    /// built-in network: `forward` on normalised NHWC images, `state_dict`,
+    /// `load_state_dict` (with the imported layer names), `quantize`. A node nuq cannot
+    /// express raises `NuqError` naming the node and its operator.
+    ///
+    /// ```python
+    /// net = nuq.Network.from_onnx("mobilenet.onnx")
+    /// h, w = net.input_size
+    /// qn = net.quantize(4, "lloyd", mean=[0.286], std=[0.353])
+    /// qn.calibrate(train_images[:256])          # normalised NHWC float32 [n, h, w, c]
+    /// model = qn.to_integer()
+    /// model.export_onnx("mobilenet_int.onnx")   # ONNX Runtime computes model.forward exactly
+    /// ```
+    #[staticmethod]
+    fn from_onnx(path: std::path::PathBuf) -> PyResult<Self> {
+        let imported = onnx::import(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        Ok(Self {
+            net: Some(imported.network),
+        })
+    }
+
+    /// The model's name (`resnet20`, …; `onnx` for an imported network).
+    #[getter]
+    fn arch(&mut self) -> PyResult<String> {
+        Ok(self.get()?.config().arch.name().to_string())
+    }
+
+    /// The width multiplier (1 for an imported network).
+    #[getter]
+    fn width(&mut self) -> PyResult<f32> {
+        Ok(self.get()?.config().width)
+    }
+
+    /// The number of input channels.
+    #[getter]
+    fn in_channels(&mut self) -> PyResult<usize> {
+        Ok(self.get()?.config().in_channels)
+    }
+
+    /// The number of classes (logits per image).
+    #[getter]
+    fn classes(&mut self) -> PyResult<usize> {
+        Ok(self.get()?.config().classes)
+    }
+
+    /// The input images' `(height, width)`.
+    #[getter]
+    fn input_size(&mut self) -> PyResult<(usize, usize)> {
+        Ok(self.get()?.config().input_size)
     }
 
     /// load_state_dict(tensors)

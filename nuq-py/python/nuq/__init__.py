@@ -8,7 +8,7 @@ codebooks, scales, thresholds and integer models are the ones the ``nuq`` comman
   :func:`fit_activation`, with :func:`activation_codes` and :func:`nearest_indices` as the
   references of the float twin's rounding.
 * Networks: :class:`Network` (nuq's models with torchvision names, loaded from a PyTorch
-  ``state_dict``) and :class:`QuantizedNetwork` (nuq's float twin: quantizer tables by layer
+  ``state_dict``, or a float ONNX CNN imported with :meth:`Network.from_onnx`) and :class:`QuantizedNetwork` (nuq's float twin: quantizer tables by layer
   name, calibration, the fold into the integer model).
 * The integer model: :class:`IntegerModel` (``.nuq`` read/write, integer-only inference).
 * Data: :func:`load_dataset` (Fashion-MNIST / CIFAR-10 as nuq reads them).
