@@ -86,15 +86,20 @@ def test_float_forward_equals_onnx_runtime(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_state_dict_round_trips(name):
+def test_state_dict_and_checkpoint_round_trip(tmp_path, name):
     _, channels, side, _ = model(name)
     net = nuq.Network.from_onnx(fixture(name))
     sd = net.state_dict()
     assert sd and all(isinstance(k, str) for k in sd)
+    x = normal_images(4, side, channels, seed=9)
     other = nuq.Network.from_onnx(fixture(name))
     other.load_state_dict({k: v for k, v in sd.items() if v.dtype == np.float32})
-    x = normal_images(4, side, channels, seed=9)
     np.testing.assert_array_equal(other.forward(x), net.forward(x))
+    path = str(tmp_path / "m.safetensors")
+    net.save(path)
+    loaded = nuq.Network.from_onnx(fixture(name))
+    loaded.load(path)
+    np.testing.assert_array_equal(loaded.forward(x), net.forward(x))
 
 
 def integer_model(name, bits, family, act_family, seed=1):
