@@ -129,6 +129,7 @@ fn depthwise_benches(c: &mut Criterion) {
             kernel: 3,
             stride,
             padding: 1,
+            dilation: 1,
         };
         let m = shape.out_height() * shape.out_width();
         let mut g = c.benchmark_group(format!("depthwise 3x3 {hw}x{hw}x{ch} s{stride}"));

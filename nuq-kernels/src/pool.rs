@@ -15,10 +15,18 @@ use crate::KernelError;
 /// Max-pool of one image `input` (`[H][W][C]`) into `out` (`[OH][OW][C]`).
 ///
 /// # Errors
-/// [`KernelError::Unsupported`] for a bad geometry, [`KernelError::SliceTooShort`] for
+/// [`KernelError::Unsupported`] for a bad geometry (a dilation other than 1 included),
+/// [`KernelError::SliceTooShort`] for
 /// short slices.
 pub fn max_pool_u8(g: &Window, input: &[u8], out: &mut [u8]) -> Result<(), KernelError> {
     g.validate("max-pool kernel")?;
+    if g.dilation != 1 {
+        return Err(KernelError::Unsupported {
+            what: "max-pool dilation",
+            value: g.dilation as i64,
+            allowed: "1",
+        });
+    }
     // Padded positions never win; every window must still cover an input position.
     if g.padding > g.kernel / 2 {
         return Err(KernelError::Unsupported {

@@ -42,10 +42,10 @@ impl Layer {
                                 t / s.channels % s.kernel,
                                 t % s.channels,
                             );
-                            let y = (oy * s.stride + ky)
+                            let y = (oy * s.stride + ky * s.dilation)
                                 .checked_sub(s.padding)
                                 .filter(|&y| y < s.height);
-                            let xx = (ox * s.stride + kx)
+                            let xx = (ox * s.stride + kx * s.dilation)
                                 .checked_sub(s.padding)
                                 .filter(|&v| v < s.width);
                             let a = match (y, xx) {
@@ -142,10 +142,10 @@ proptest! {
         images in 1usize..4, height in 1usize..10, width in 1usize..10, channels in 1usize..7,
         kernel in 1usize..4, stride in 1usize..3, padding in 0usize..2, c_out in 1usize..80,
         bits in prop::sample::select(vec![1u8, 2, 3, 4, 8]), out_bits in 0u8..5,
-        huge_bias: bool, threads in 1usize..4, seed: u64,
+        huge_bias: bool, threads in 1usize..4, seed: u64, dilation in 1usize..3,
     ) {
-        let shape = Window { height, width, channels, kernel, stride, padding };
-        prop_assume!(height.min(width) + 2 * padding >= kernel);
+        let shape = Window { height, width, channels, kernel, stride, padding, dilation };
+        prop_assume!(height.min(width) + 2 * padding >= shape.span());
         let mut rng = lcg(seed);
         let k = shape.k();
         let n_levels = 1 + rng() as usize % (1 << bits);
@@ -184,9 +184,10 @@ proptest! {
         kernel in 1usize..4, stride in 1usize..3, padding in 0usize..2, c_out in 1usize..80,
         bits in prop::sample::select(vec![2u8, 3, 4, 8]), out_bits in 1u8..5,
         a_shift in 0u8..4, levels_in: bool, huge_bias: bool, threads in 1usize..4, seed: u64,
+        dilation in 1usize..3,
     ) {
-        let shape = Window { height, width, channels, kernel, stride, padding };
-        prop_assume!(height.min(width) + 2 * padding >= kernel);
+        let shape = Window { height, width, channels, kernel, stride, padding, dilation };
+        prop_assume!(height.min(width) + 2 * padding >= shape.span());
         join_case(shape, images, c_out, bits, out_bits, a_shift, levels_in, huge_bias, threads, seed)?;
     }
 }
@@ -303,6 +304,7 @@ fn column_tiles_match_the_definitions() {
             kernel: 3,
             stride: 1,
             padding: 1,
+            dilation: 1,
         };
         let mut rng = lcg(threads as u64);
         let k = shape.k();
@@ -340,12 +342,15 @@ fn column_tiles_match_the_definitions() {
 #[test]
 fn gathered_rows_match_the_definitions() {
     let mut case = 0u64;
-    for (channels, kernel, stride, padding) in [
-        (64, 3, 1, 1),
-        (8, 3, 2, 1),
-        (4, 3, 1, 0),
-        (32, 1, 2, 0),
-        (12, 2, 2, 1),
+    for (channels, kernel, stride, padding, dilation) in [
+        (64, 3, 1, 1, 1),
+        (8, 3, 2, 1, 1),
+        (4, 3, 1, 0, 1),
+        (32, 1, 2, 0, 1),
+        (12, 2, 2, 1, 1),
+        // Dilated: the VNNI paths unfold these rather than gather.
+        (64, 3, 1, 2, 2),
+        (8, 3, 2, 1, 2),
     ] {
         for bits in [4u8, 8] {
             case += 1;
@@ -356,6 +361,7 @@ fn gathered_rows_match_the_definitions() {
                 kernel,
                 stride,
                 padding,
+                dilation,
             };
             let mut rng = lcg(case);
             let (k, c_out) = (shape.k(), 40);
@@ -422,6 +428,7 @@ fn wide_bound_and_extreme_thresholds_stay_exact() {
                 kernel: 1,
                 stride: 1,
                 padding: 0,
+                dilation: 1,
             };
             let layer = Layer {
                 shape,
@@ -452,6 +459,7 @@ fn conv_rejects_bad_input() {
         kernel: 3,
         stride: 1,
         padding: 0,
+        dilation: 1,
     };
     let w = || Weights::pack(&[0; 18], 2, 9, 2, &[0, 1]).unwrap();
     let acc = Requantize::Accumulator;
@@ -550,4 +558,57 @@ fn conv_rejects_bad_input() {
         &mut s,
     );
     assert!(matches!(e, Err(KernelError::OutputKind { .. })));
+}
+
+/// A zero dilation, and a dilated kernel that does not fit the padded input, are typed
+/// errors; a max-pool refuses any dilation.
+#[test]
+fn bad_dilation_is_refused() {
+    let acc = Requantize::Accumulator;
+    let w = || Weights::pack(&[0; 18], 2, 9, 2, &[0, 1]).unwrap();
+    let base = Window::new(4, 4, 1, 3, 1, 0);
+    let e = Conv::new(
+        Window {
+            dilation: 0,
+            ..base
+        },
+        &[0],
+        w(),
+        &[0, 0],
+        acc,
+    );
+    assert!(matches!(
+        e,
+        Err(KernelError::Unsupported {
+            what: "dilation",
+            ..
+        })
+    ));
+    // Dilation 2 spans 5 > 4 pixels; padding 1 makes it fit.
+    let e = Conv::new(
+        Window {
+            dilation: 2,
+            ..base
+        },
+        &[0],
+        w(),
+        &[0, 0],
+        acc,
+    );
+    assert!(matches!(e, Err(KernelError::Unsupported { .. })));
+    let fits = Window {
+        dilation: 2,
+        padding: 1,
+        ..base
+    };
+    assert!(Conv::new(fits, &[0], w(), &[0, 0], acc).is_ok());
+    let mut out = [0u8; 16];
+    let e = nuq_kernels::pool::max_pool_u8(&fits, &[0; 16], &mut out);
+    assert!(matches!(
+        e,
+        Err(KernelError::Unsupported {
+            what: "max-pool dilation",
+            ..
+        })
+    ));
 }

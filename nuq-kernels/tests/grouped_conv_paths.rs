@@ -1,5 +1,5 @@
 //! Grouped and depthwise convolutions on every kernel path and thread count against a
-//! plain-loop grouped convolution: random shapes, strides, padding, per-channel padding
+//! plain-loop grouped convolution: random shapes, strides, padding, dilation, per-channel padding
 //! bytes, odd channel counts, channel multipliers above one, weight bit widths, both output
 //! kinds and the fused residual join.
 
@@ -45,8 +45,10 @@ impl Layer {
                             for kx in 0..s.kernel {
                                 for ci in 0..cg {
                                     let c = g * cg + ci;
-                                    let y = (oy * s.stride + ky).checked_sub(s.padding);
-                                    let xx = (ox * s.stride + kx).checked_sub(s.padding);
+                                    let y =
+                                        (oy * s.stride + ky * s.dilation).checked_sub(s.padding);
+                                    let xx =
+                                        (ox * s.stride + kx * s.dilation).checked_sub(s.padding);
                                     let a = match (y, xx) {
                                         (Some(y), Some(xx)) if y < s.height && xx < s.width => {
                                             x[((b * s.height + y) * s.width + xx) * s.channels + c]
@@ -201,10 +203,10 @@ proptest! {
         images in 1usize..3, height in 1usize..9, width in 1usize..9, channels in 1usize..21,
         kernel in 1usize..4, stride in 1usize..3, padding in 0usize..2, mult in 1usize..4,
         bits in prop::sample::select(vec![1u8, 2, 3, 4, 8]), out_bits in 1u8..5,
-        huge_bias: bool, threads in 1usize..4, seed: u64,
+        huge_bias: bool, threads in 1usize..4, seed: u64, dilation in 1usize..3,
     ) {
-        prop_assume!(height.min(width) + 2 * padding >= kernel);
-        let shape = Window { height, width, channels, kernel, stride, padding };
+        let shape = Window { height, width, channels, kernel, stride, padding, dilation };
+        prop_assume!(height.min(width) + 2 * padding >= shape.span());
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| case(shape, channels, mult, images, bits, out_bits, huge_bias, seed))?;
     }
@@ -215,11 +217,11 @@ proptest! {
         images in 1usize..3, height in 1usize..8, width in 1usize..8, groups in 1usize..5,
         per_group in 1usize..6, kernel in 1usize..4, stride in 1usize..3, padding in 0usize..2,
         mult in 1usize..6, bits in prop::sample::select(vec![2u8, 4, 8]), out_bits in 1u8..4,
-        huge_bias: bool, threads in 1usize..4, seed: u64,
+        huge_bias: bool, threads in 1usize..4, seed: u64, dilation in 1usize..3,
     ) {
-        prop_assume!(height.min(width) + 2 * padding >= kernel);
         let channels = groups * per_group;
-        let shape = Window { height, width, channels, kernel, stride, padding };
+        let shape = Window { height, width, channels, kernel, stride, padding, dilation };
+        prop_assume!(height.min(width) + 2 * padding >= shape.span());
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| case(shape, groups, mult, images, bits, out_bits, huge_bias, seed))?;
     }
@@ -233,7 +235,13 @@ fn wide_layers_match_the_definition() {
         .num_threads(2)
         .build()
         .unwrap();
-    for (channels, groups, mult, stride) in [(67, 67, 1, 1), (96, 96, 2, 2), (64, 8, 4, 1)] {
+    for (channels, groups, mult, stride, dilation) in [
+        (67, 67, 1, 1, 1),
+        (96, 96, 2, 2, 1),
+        (64, 8, 4, 1, 1),
+        (67, 67, 1, 1, 2),
+        (64, 8, 4, 2, 3),
+    ] {
         let shape = Window {
             height: 12,
             width: 11,
@@ -241,6 +249,7 @@ fn wide_layers_match_the_definition() {
             kernel: 3,
             stride,
             padding: 1,
+            dilation,
         };
         pool.install(|| case(shape, groups, mult, 1, 4, 3, false, channels as u64))
             .unwrap();
@@ -258,6 +267,7 @@ fn bad_groups_are_refused() {
         kernel: 3,
         stride: 1,
         padding: 1,
+        dilation: 1,
     };
     let acc = Requantize::Accumulator;
     let w = |n: usize, k: usize| Weights::pack(&vec![0; n * k], n, k, 2, &[0, 1]).unwrap();

@@ -17,7 +17,7 @@ proptest! {
     ) {
         let padding = pad.min(kernel / 2);
         prop_assume!(height.min(width) + 2 * padding >= kernel);
-        let g = Window { height, width, channels, kernel, stride, padding };
+        let g = Window { height, width, channels, kernel, stride, padding, dilation: 1 };
         let mut s = seed;
         let x: Vec<u8> = (0..height * width * channels)
             .map(|_| {

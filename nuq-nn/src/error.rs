@@ -512,7 +512,8 @@ pub enum ModelProblem {
     Window {
         /// The operation.
         op: &'static str,
-        /// Window side.
+        /// Window side (for a dilated convolution the positions its kernel spans,
+        /// `dilation·(kernel − 1) + 1`).
         kernel: usize,
         /// Input positions along the axis.
         positions: usize,

@@ -252,15 +252,30 @@ fn an_output_without_an_act_codebook_hands_on_its_codes() {
 }
 
 #[test]
-fn a_dilated_convolution_is_refused_naming_the_layer_and_field() {
+fn a_non_square_dilation_is_refused_naming_the_layer_and_field() {
+    let mut m = tiny();
+    // 3×3 input, 2×2 kernel dilated by 2 vertically: a 1×2 output.
+    m.layers[1].dilation = [2, 1];
+    m.layers[1].out_shape = [2, 1, 2];
+    let (layer, field, value) = unsupported(through_file("dilated_conv", &m));
+    assert_eq!(layer, "layer 1 (conv)");
+    assert_eq!(field, "dilation");
+    assert_eq!(value, "[2, 1]");
+}
+
+#[test]
+fn a_square_dilation_is_read() {
     let mut m = tiny();
     // 3×3 input, 2×2 kernel dilated by 2: a 1×1 output.
     m.layers[1].dilation = [2, 2];
     m.layers[1].out_shape = [2, 1, 1];
-    let (layer, field, value) = unsupported(through_file("dilated_conv", &m));
-    assert_eq!(layer, "layer 1 (conv)");
-    assert_eq!(field, "dilation");
-    assert_eq!(value, "[2, 2]");
+    let bytes = encode(&m, &WriteOptions::default()).expect("a writable model");
+    let file = NuqFile::parse(&bytes).expect("a valid .nuq file");
+    let model = from_file_model(&Model::from_file(&file)).expect("a dilated model");
+    let Some(nuq_nn::integer::Node::Conv(c)) = model.nodes.first() else {
+        panic!("conv expected")
+    };
+    assert_eq!(c.dilation, 2);
 }
 
 #[test]
@@ -402,6 +417,7 @@ fn narrow_conv_model() -> IntegerModel {
                 kernel: 3,
                 stride: 1,
                 padding: 0,
+                dilation: 1,
                 groups: 1,
                 weights: WeightTable::new(1, &[-1, 1], vec![1; 9]).unwrap(),
                 bias: vec![0],

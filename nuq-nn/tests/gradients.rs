@@ -63,10 +63,32 @@ fn conv2d_gradients() {
                 kernel: (2, 3),
                 stride: (2, 1),
                 padding: (0, 2),
+                dilation: (1, 1),
                 bias: true,
                 groups: 1,
             },
             [2, 5, 4, 2],
+        ),
+        // Dilated: square dilation 2, and a non-square kernel with dilation (2, 3).
+        (
+            Conv2dConfig {
+                dilation: (2, 2),
+                ..Conv2dConfig::square(3, 4, 3, 1, 2)
+            },
+            [2, 6, 5, 3],
+        ),
+        (
+            Conv2dConfig {
+                c_in: 2,
+                c_out: 3,
+                kernel: (2, 3),
+                stride: (2, 1),
+                padding: (1, 2),
+                dilation: (2, 3),
+                bias: true,
+                groups: 1,
+            },
+            [2, 6, 5, 2],
         ),
     ];
     let cfg = GradCheckConfig::default();
@@ -81,7 +103,7 @@ fn conv2d_gradients() {
 }
 
 /// Grouped convolutions (groups 2) and depthwise ones (channel multiplier 1 and 2), stride 1
-/// and 2, with and without bias.
+/// and 2, with and without bias, dilation 1 and 2.
 #[test]
 fn grouped_and_depthwise_conv2d_gradients() {
     let grouped = |c_in, c_out, k, stride, padding, groups, bias| Conv2dConfig {
@@ -90,8 +112,13 @@ fn grouped_and_depthwise_conv2d_gradients() {
         kernel: (k, k),
         stride: (stride, stride),
         padding: (padding, padding),
+        dilation: (1, 1),
         bias,
         groups,
+    };
+    let dilated = |cc: Conv2dConfig| Conv2dConfig {
+        dilation: (2, 2),
+        ..cc
     };
     let cases = [
         (grouped(4, 6, 3, 1, 1, 2, false), [2, 5, 5, 4]),
@@ -101,6 +128,9 @@ fn grouped_and_depthwise_conv2d_gradients() {
         (grouped(3, 3, 3, 2, 1, 3, true), [2, 6, 6, 3]),
         (grouped(3, 6, 3, 1, 1, 3, false), [2, 4, 5, 3]),
         (grouped(3, 6, 3, 2, 0, 3, true), [2, 7, 5, 3]),
+        // Groups and dilation 2 together.
+        (dilated(grouped(4, 6, 3, 1, 2, 2, true)), [2, 5, 5, 4]),
+        (dilated(grouped(3, 6, 3, 2, 1, 3, false)), [2, 6, 7, 3]),
     ];
     let cfg = GradCheckConfig::default();
     for (i, (cc, shape)) in cases.into_iter().enumerate() {
@@ -123,6 +153,7 @@ fn depthwise_conv2d_matches_direct_convolution() {
         kernel: (3, 3),
         stride: (2, 2),
         padding: (1, 1),
+        dilation: (1, 1),
         bias: false,
         groups: 3,
     };
@@ -174,6 +205,20 @@ fn conv2d_refuses_groups_that_do_not_divide_the_channels() {
 }
 
 #[test]
+fn conv2d_refuses_a_zero_dilation() {
+    for dilation in [(0, 1), (1, 0)] {
+        let cc = Conv2dConfig {
+            dilation,
+            ..Conv2dConfig::square(2, 2, 3, 1, 1)
+        };
+        assert!(matches!(
+            Conv2d::new(cc, &mut Rng::new(1)),
+            Err(NnError::InvalidParameter { .. })
+        ));
+    }
+}
+
+#[test]
 fn conv2d_matches_direct_convolution() {
     let cc = Conv2dConfig {
         c_in: 3,
@@ -181,6 +226,7 @@ fn conv2d_matches_direct_convolution() {
         kernel: (3, 2),
         stride: (1, 2),
         padding: (1, 1),
+        dilation: (1, 1),
         bias: true,
         groups: 1,
     };

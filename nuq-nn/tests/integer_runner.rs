@@ -48,10 +48,10 @@ fn reference(model: &IntegerModel, images: &[u8], n: usize) -> Vec<Val> {
                                     for kx in 0..c.kernel {
                                         for gi in 0..cg {
                                             let ci = co / (c.c_out / c.groups) * cg + gi;
-                                            let y =
-                                                (oy * c.stride + ky) as isize - c.padding as isize;
-                                            let xx =
-                                                (ox * c.stride + kx) as isize - c.padding as isize;
+                                            let y = (oy * c.stride + ky * c.dilation) as isize
+                                                - c.padding as isize;
+                                            let xx = (ox * c.stride + kx * c.dilation) as isize
+                                                - c.padding as isize;
                                             let a = if y < 0
                                                 || xx < 0
                                                 || y as usize >= xi.h
@@ -298,6 +298,7 @@ fn accumulator_overflow_is_an_error() {
         kernel: 1,
         stride: 1,
         padding: 0,
+        dilation: 1,
         groups: 1,
         weights: WeightTable::new(4, &(1..=16).collect::<Vec<_>>(), vec![15; 9]).unwrap(),
         bias: vec![0, i32::MAX - 10, 0],
@@ -430,6 +431,7 @@ fn grouped_conv(
         kernel,
         stride,
         padding,
+        dilation: 1,
         groups,
         weights: weight_table(rng, bits, c_out * k),
         bias: (0..c_out).map(|_| (rng() % 4001) as i32 - 2000).collect(),
@@ -443,7 +445,9 @@ fn grouped_conv(
 
 /// A random model of grouped and depthwise convolutions: a grouped convolution of the input,
 /// a depthwise one (channel multiplier up to 3, stride up to 2), a grouped convolution fused
-/// into a residual join with the depthwise output, global pooling and a classifier.
+/// into a residual join with the depthwise output, global pooling and a classifier; each
+/// convolution dilated by 1 or 2 (3×3 kernels padded by their dilation, so the join's
+/// operands keep one size).
 fn random_grouped_model(seed: u64) -> IntegerModel {
     let mut rng = lcg(seed);
     let c0 = 1 + rng() as usize % 6;
@@ -481,6 +485,18 @@ fn random_grouped_model(seed: u64) -> IntegerModel {
             .collect(),
         output: requant(&mut rng, out_bits, c2, 200_000),
     };
+    let mut convs = [conv1, conv2, conv3];
+    for c in &mut convs {
+        let d = 1 + (rng() % 2) as usize;
+        // Every input is at least 3×3 and 3×3 kernels pad by their dilation: any fits.
+        if c.kernel > 1 {
+            c.dilation = d;
+            if c.kernel == 3 {
+                c.padding = d;
+            }
+        }
+    }
+    let [conv1, conv2, conv3] = convs;
     IntegerModel {
         input: InputSpec {
             channels: c0,
@@ -521,8 +537,8 @@ fn through_file(model: &IntegerModel) -> (Vec<u8>, IntegerModel) {
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
 
-    /// Random models of grouped and depthwise convolutions: the runner (every path, node by
-    /// node and with the join fused) equals the plain-loop reference, and the model goes
+    /// Random models of grouped, depthwise and dilated convolutions: the runner (every path,
+    /// node by node and with the join fused) equals the plain-loop reference, and the model goes
     /// through the `.nuq` file and back unchanged, written again to the same bytes.
     #[test]
     fn grouped_models_match_the_reference_and_round_trip(seed: u64, n in 1usize..3) {
@@ -564,4 +580,41 @@ fn bad_group_counts_are_model_problems() {
     };
     c.groups = 0;
     assert!(model.tensor_infos().is_err());
+}
+
+/// A zero dilation, and a dilated kernel wider than the padded input, are typed model
+/// problems.
+#[test]
+fn bad_dilations_are_model_problems() {
+    let mut model = random_grouped_model(7);
+    let Node::Conv(c) = &mut model.nodes[2] else {
+        panic!("conv expected")
+    };
+    c.dilation = 0;
+    let e = model.tensor_infos().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            nuq_nn::NnError::InvalidModel {
+                problem: nuq_nn::ModelProblem::NotPositive("conv dilation"),
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let Node::Conv(c) = &mut model.nodes[2] else {
+        panic!("conv expected")
+    };
+    c.dilation = 100;
+    let e = model.tensor_infos().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            nuq_nn::NnError::InvalidModel {
+                problem: nuq_nn::ModelProblem::Window { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
 }

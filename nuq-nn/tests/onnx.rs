@@ -246,6 +246,25 @@ fn grouped_convolution_network_matches_pytorch() {
     assert_eq!(convs, [(3, 8, 1), (8, 8, 4), (8, 12, 2), (12, 8, 4)]);
 }
 
+/// A network of dilated convolutions (plain, grouped with stride 2, depthwise) imports with
+/// its dilations and matches PyTorch.
+#[test]
+fn dilated_convolution_network_matches_pytorch() {
+    let m = check_against_pytorch("dilated_tiny");
+    let dilations: Vec<((usize, usize), usize)> = m
+        .network
+        .body
+        .layers()
+        .iter()
+        .filter_map(|(_, l)| l.as_any().downcast_ref::<Conv2d>())
+        .map(|c| (c.config().dilation, c.config().groups))
+        .collect();
+    assert_eq!(
+        dilations,
+        [((1, 1), 1), ((2, 2), 1), ((3, 3), 2), ((2, 2), 12)]
+    );
+}
+
 #[test]
 fn residual_blocks_with_depthwise_separable_branches_match_pytorch() {
     let m = check_against_pytorch("separable_resnet");
@@ -368,8 +387,8 @@ fn grouped_and_depthwise_networks_quantize_and_fold() {
     }
 }
 
-/// The folded grouped and depthwise networks run in the integer model and agree with their
-/// float twins.
+/// The folded grouped, depthwise and dilated networks run in the integer model and agree
+/// with their float twins.
 #[test]
 fn grouped_and_depthwise_integer_models_agree_with_the_twin() {
     for name in [
@@ -377,12 +396,40 @@ fn grouped_and_depthwise_integer_models_agree_with_the_twin() {
         "mobilenet_tiny_folded",
         "grouped_tiny",
         "separable_resnet",
+        "dilated_tiny",
     ] {
         let (mut qn, ..) = quantize(name);
         let model = qn.to_integer().unwrap_or_else(|e| panic!("{name}: {e}"));
         let agree = twin_agreement(&mut qn, &model, 1000);
         assert!(agree >= 0.999, "{name}: top-1 agreement {agree}");
     }
+}
+
+/// The dilated network quantizes and folds with its dilations, and its integer model goes
+/// through the `.nuq` file (which stores them) and back unchanged.
+#[test]
+fn dilated_network_folds_with_its_dilations_and_round_trips_the_file() {
+    let (qn, ..) = quantize("dilated_tiny");
+    let model = qn.to_integer().unwrap();
+    let dilations: Vec<usize> = model
+        .nodes
+        .iter()
+        .filter_map(|n| match n {
+            Node::Conv(c) => Some(c.dilation),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dilations, [1, 2, 3, 2]);
+    let fm = nuq_nn::integer::to_file_model(
+        &model,
+        nuq_fpga_fmt::CodebookKind::KQuantile,
+        Default::default(),
+    )
+    .unwrap();
+    let bytes = nuq_fpga_fmt::encode(&fm, &nuq_fpga_fmt::WriteOptions::default()).unwrap();
+    let file = nuq_fpga_fmt::NuqFile::parse(&bytes).unwrap();
+    let back = nuq_nn::integer::from_file_model(&nuq_fpga_fmt::Model::from_file(&file)).unwrap();
+    assert_eq!(back, model);
 }
 
 #[test]

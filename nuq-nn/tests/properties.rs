@@ -34,29 +34,36 @@ fn case() -> impl Strategy<Value = Case> {
         0usize..3,
         0usize..3,
         1usize..4,
+        (1usize..3, 1usize..3),
         any::<bool>(),
         any::<u64>(),
     )
-        .prop_flat_map(|(ci, co, kh, kw, sh, sw, ph, pw, n, bias, seed)| {
-            let hmin = kh.saturating_sub(2 * ph).max(1);
-            let wmin = kw.saturating_sub(2 * pw).max(1);
-            (hmin..hmin + 6, wmin..wmin + 6).prop_map(move |(h, w)| Case {
-                cfg: Conv2dConfig {
-                    c_in: ci,
-                    c_out: co,
-                    kernel: (kh, kw),
-                    stride: (sh, sw),
-                    padding: (ph, pw),
-                    bias,
-                    groups: 1,
-                },
-                input: [n, h, w, ci],
-                seed,
-            })
-        })
+        .prop_flat_map(
+            |(ci, co, kh, kw, sh, sw, ph, pw, n, (dh, dw), bias, seed)| {
+                // The input pixels the dilated kernel spans.
+                let (eh, ew) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
+                let hmin = eh.saturating_sub(2 * ph).max(1);
+                let wmin = ew.saturating_sub(2 * pw).max(1);
+                (hmin..hmin + 6, wmin..wmin + 6).prop_map(move |(h, w)| Case {
+                    cfg: Conv2dConfig {
+                        c_in: ci,
+                        c_out: co,
+                        kernel: (kh, kw),
+                        stride: (sh, sw),
+                        padding: (ph, pw),
+                        dilation: (dh, dw),
+                        bias,
+                        groups: 1,
+                    },
+                    input: [n, h, w, ci],
+                    seed,
+                })
+            },
+        )
 }
 
-/// A grouped or depthwise convolution: `groups` groups of `ci` inputs and `co` outputs each.
+/// A grouped or depthwise convolution: `groups` groups of `ci` inputs and `co` outputs each,
+/// dilation 1 or 2.
 fn grouped_case() -> impl Strategy<Value = Case> {
     (
         1usize..5,
@@ -66,11 +73,12 @@ fn grouped_case() -> impl Strategy<Value = Case> {
         1usize..3,
         0usize..2,
         1usize..3,
+        1usize..3,
         any::<bool>(),
         any::<u64>(),
     )
-        .prop_flat_map(|(groups, ci, co, k, s, p, n, bias, seed)| {
-            let min = k.saturating_sub(2 * p).max(1);
+        .prop_flat_map(|(groups, ci, co, k, s, p, n, d, bias, seed)| {
+            let min = (d * (k - 1) + 1).saturating_sub(2 * p).max(1);
             (min..min + 6, min..min + 6).prop_map(move |(h, w)| Case {
                 cfg: Conv2dConfig {
                     c_in: groups * ci,
@@ -78,6 +86,7 @@ fn grouped_case() -> impl Strategy<Value = Case> {
                     kernel: (k, k),
                     stride: (s, s),
                     padding: (p, p),
+                    dilation: (d, d),
                     bias,
                     groups,
                 },
@@ -87,7 +96,7 @@ fn grouped_case() -> impl Strategy<Value = Case> {
         })
 }
 
-/// The convolution by its definition (PyTorch's, with groups), weights in PyTorch order
+/// The convolution by its definition (PyTorch's, with groups and dilation), weights in PyTorch order
 /// `[c_out][c_in / groups][kh][kw]`.
 fn direct(
     cfg: &Conv2dConfig,
@@ -110,8 +119,10 @@ fn direct(
                     for i in 0..ci {
                         for ky in 0..kh {
                             for kx in 0..kw {
-                                let iy = (oy * cfg.stride.0 + ky) as isize - cfg.padding.0 as isize;
-                                let ix = (ox * cfg.stride.1 + kx) as isize - cfg.padding.1 as isize;
+                                let iy = (oy * cfg.stride.0 + ky * cfg.dilation.0) as isize
+                                    - cfg.padding.0 as isize;
+                                let ix = (ox * cfg.stride.1 + kx * cfg.dilation.1) as isize
+                                    - cfg.padding.1 as isize;
                                 if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
                                     continue;
                                 }

@@ -153,13 +153,13 @@ impl Depthwise {
         acc.clear();
         acc.resize(ow * np, 0);
         for ky in 0..s.kernel {
-            let iy = (oy * s.stride + ky).checked_sub(s.padding);
+            let iy = (oy * s.stride + ky * s.dilation).checked_sub(s.padding);
             self.widen_line(x, b, iy.filter(|&y| y < s.height), line);
             for kx in 0..s.kernel {
                 let w = &self.taps[(ky * s.kernel + kx) * np..][..np];
                 for ox in 0..ow {
                     let a = &mut acc[ox * np..(ox + 1) * np];
-                    let src = &line[(ox * s.stride + kx) * np..][..np];
+                    let src = &line[(ox * s.stride + kx * s.dilation) * np..][..np];
                     match path {
                         KernelPath::Scalar => mac_scalar(a, src, w),
                         _ => mac_wide(a, src, w),

@@ -48,7 +48,7 @@
 //!
 //! // A 3×3 convolution with padding 1 of one 2×2 single-channel image into two channels:
 //! // channel 0 sums the window, channel 1 negates the centre; 1-bit output codes.
-//! let shape = Window { height: 2, width: 2, channels: 1, kernel: 3, stride: 1, padding: 1 };
+//! let shape = Window::new(2, 2, 1, 3, 1, 1); // 2×2×1 input, 3×3 kernel, stride 1, padding 1
 //! let mut indices = vec![1u8; 9]; // level 1 everywhere ...
 //! indices.extend([0, 0, 0, 0, 2, 0, 0, 0, 0]); // ... and −1 at the centre
 //! let weights = Weights::pack(&indices, 2, 9, 2, &[0, 1, -1])?;

@@ -343,15 +343,19 @@ impl Dense {
     /// Whether row tiles gather their GEMM rows from a padded copy of the input (an implicit
     /// im2col: no unfolded matrix is written) rather than unfolding them: on the VNNI
     /// paths (AVX-VNNI, AVX-512), for int8 or 4-bit weights, whole 4-byte groups per kernel
-    /// row (channels a multiple of 4) and accumulators bounded for any activations.
+    /// row (channels a multiple of 4), adjacent taps (dilation 1: a dilated convolution
+    /// unfolds its rows) and accumulators bounded for any activations.
     fn gathers(&self, path: KernelPath) -> bool {
         let s = self.shape;
         let weights_ok = match &self.weights {
             crate::Weights::Int8(_) => true,
             crate::Weights::Codebook(w) => w.bits() == 4,
         };
+        // The gather reads each kernel row as one contiguous run: adjacent taps only (a
+        // dilated convolution unfolds instead).
         matches!(path, KernelPath::AvxVnni | KernelPath::Avx512Vnni)
             && !s.direct()
+            && s.dilation == 1
             && s.channels.is_multiple_of(4)
             && weights_ok
             && check_accumulator_bound(s.k(), self.weights.max_abs(), 255).is_ok()

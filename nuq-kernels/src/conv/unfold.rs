@@ -1,6 +1,7 @@
 //! The im2col plan: where a convolution reads from, and the unfolding of a range of output
 //! pixels into a caller's buffer (NHWC, taps in `(ky, kx, c)` order — the weights' order —
-//! with a per-channel padding byte).
+//! with a per-channel padding byte); tap `(ky, kx)` reads `dilation·(ky, kx)` from the
+//! window's corner.
 
 use crate::window::Window;
 
@@ -34,11 +35,13 @@ impl Window {
             let (oy, ox) = (rest / ow, rest % ow);
             let img = &x[b * img_len..(b + 1) * img_len];
             let x0 = (ox * self.stride) as isize - self.padding as isize;
-            // With stride-1 taps inside the image, a kernel row is one contiguous run.
-            let inside_x = x0 >= 0 && x0 as usize + kernel <= self.width;
+            let d = self.dilation;
+            // With adjacent (dilation-1) taps inside the image, a kernel row is one
+            // contiguous run.
+            let inside_x = d == 1 && x0 >= 0 && x0 as usize + kernel <= self.width;
             for ky in 0..kernel {
                 let seg = &mut row[ky * kernel * c..(ky + 1) * kernel * c];
-                let iy = (oy * self.stride + ky) as isize - self.padding as isize;
+                let iy = (oy * self.stride + ky * d) as isize - self.padding as isize;
                 if iy < 0 || iy as usize >= self.height {
                     for tap in seg.chunks_exact_mut(c) {
                         tap.copy_from_slice(pad);
@@ -52,7 +55,7 @@ impl Window {
                     continue;
                 }
                 for (kx, tap) in seg.chunks_exact_mut(c).enumerate() {
-                    let ix = x0 + kx as isize;
+                    let ix = x0 + (kx * d) as isize;
                     if ix < 0 || ix as usize >= self.width {
                         tap.copy_from_slice(pad);
                     } else {

@@ -20,7 +20,7 @@
 //! zero point's contribution (`−Σ w · zero_point`), exactly as the format's `input_zp` defines
 //! it, so biases are stored as they are. Scales are informative and stored as `f32`.
 //! Every other layer op (`add`, `relu`, `avgpool2d`, ...) and every field value the integer
-//! model cannot compute exactly (dilation, an input codebook other than the identity,
+//! model cannot compute exactly (non-square dilation, an input codebook other than the identity,
 //! requantization fields on pools or logits, ...) is refused before anything runs, with an
 //! error naming the layer and the field: FORMAT.md's "Executor notes" list them.
 
@@ -80,9 +80,9 @@ fn no_requant(l: &Layer, name: &str) -> Result<(), NnError> {
     Ok(())
 }
 
-/// Refuses a window the integer model cannot express: non-square kernels or strides, uneven
-/// padding, dilation other than 1 (the reader holds pools to one group and a convolution's
-/// groups to divisors of its channels).
+/// Refuses a window the integer model cannot express: non-square kernels, strides or
+/// dilations, uneven padding (the reader holds pools to dilation 1 and one group, and a
+/// convolution's groups to divisors of its channels).
 fn plain_window(l: &Layer, name: &str) -> Result<(), NnError> {
     if l.kernel[0] != l.kernel[1] {
         return Err(unsupported(name, "kernel", l.kernel));
@@ -93,7 +93,7 @@ fn plain_window(l: &Layer, name: &str) -> Result<(), NnError> {
     if l.padding.iter().any(|&p| p != l.padding[0]) {
         return Err(unsupported(name, "padding", l.padding));
     }
-    if l.dilation != [1, 1] {
+    if l.dilation[0] != l.dilation[1] {
         return Err(unsupported(name, "dilation", l.dilation));
     }
     Ok(())
@@ -220,6 +220,7 @@ pub fn to_file_model(
                     [c.padding as u32; 4],
                 );
                 l.groups = c.groups as u32;
+                l.dilation = [c.dilation as u32; 2];
                 l.weight_bits = c.weights.bits();
                 l.weights = Some(wi);
                 l.weight_codebook = Some(wcb);
@@ -451,6 +452,7 @@ pub fn from_file_model(m: &Model) -> Result<IntegerModel, NnError> {
                     kernel: k,
                     stride: l.stride[0] as usize,
                     padding: l.padding[0] as usize,
+                    dilation: l.dilation[0] as usize,
                     groups: l.groups as usize,
                     weights: wt,
                     bias,

@@ -441,6 +441,7 @@ fn compile(
                 kernel: c.kernel,
                 stride: c.stride,
                 padding: c.padding,
+                dilation: c.dilation,
             };
             let pad = if c.input == 0 {
                 model.input.zero_point.clone()
@@ -488,6 +489,7 @@ fn compile(
                 kernel: p.kernel,
                 stride: p.stride,
                 padding: p.padding,
+                dilation: 1,
             })
         }
         Node::GlobalAvgPool { .. } => Op::GlobalAvgPool,
@@ -504,6 +506,7 @@ fn compile(
                 kernel: 1,
                 stride: 1,
                 padding: 0,
+                dilation: 1,
             };
             let pad = vec![0; l.in_features];
             conv(

@@ -100,6 +100,10 @@ pub struct ConvNode {
     pub stride: usize,
     /// Zero padding on every side (the input's zero point for the model input).
     pub padding: usize,
+    /// Dilation (square): tap `(ky, kx)` of output `(oy, ox)` reads input
+    /// `(oy·stride + ky·dilation − padding, ox·stride + kx·dilation − padding)`; 1 is a
+    /// plain convolution. The kernel spans `dilation·(kernel − 1) + 1` positions.
+    pub dilation: usize,
     /// Channel groups: output channel `o` reads only the `c_in / groups` input channels of
     /// its group (`groups == c_in` is depthwise).
     pub groups: usize,
@@ -307,14 +311,23 @@ impl IntegerModel {
                     for (what, v) in [
                         ("conv kernel", c.kernel),
                         ("conv stride", c.stride),
+                        ("conv dilation", c.dilation),
                         ("conv output channels", c.c_out),
                     ] {
                         if v == 0 {
                             return Err(bad(i, ModelProblem::NotPositive(what)));
                         }
                     }
-                    let oh = window_out(i, "conv", x.h, c.padding, c.kernel, c.stride)?;
-                    let ow = window_out(i, "conv", x.w, c.padding, c.kernel, c.stride)?;
+                    // The positions the dilated kernel spans.
+                    let span = c
+                        .dilation
+                        .checked_mul(c.kernel - 1)
+                        .and_then(|s| s.checked_add(1))
+                        .ok_or_else(|| {
+                            too_large(i, "dilated conv kernel", &[c.kernel, c.dilation])
+                        })?;
+                    let oh = window_out(i, "conv", x.h, c.padding, span, c.stride)?;
+                    let ow = window_out(i, "conv", x.w, c.padding, span, c.stride)?;
                     let k = c
                         .kernel
                         .checked_mul(c.kernel)

@@ -22,6 +22,11 @@
 //! columns in place (the destination and `dY` are read through their row stride `c_out`);
 //! the per-thread `dWᵀ[K, c_out]` keeps its shape, group `g` filling its own columns. With
 //! one group every call is the one earlier versions made, so results are bit-identical.
+//!
+//! **Dilation.** Kernel tap `(ky, kx)` of output `(oy, ox)` reads input
+//! `(oy·sh + ky·dh − ph, ox·sw + kx·dw − pw)`; only im2col/col2im change (a kernel row is a
+//! contiguous run only at horizontal dilation 1). With dilation 1 every read is the one earlier
+//! versions made.
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -52,6 +57,10 @@ pub struct Conv2dConfig {
     pub stride: (usize, usize),
     /// Zero padding `(top/bottom, left/right)`.
     pub padding: (usize, usize),
+    /// Dilation `(vertical, horizontal)`: kernel tap `(ky, kx)` of output `(oy, ox)` reads
+    /// input `(oy·s + ky·d − p, ox·s + kx·d − p)` (PyTorch `dilation`; 1 is a plain
+    /// convolution). The kernel spans `d·(k − 1) + 1` input pixels.
+    pub dilation: (usize, usize),
     /// Whether the layer has a bias.
     pub bias: bool,
     /// Channel groups (PyTorch `groups`): `c_in` and `c_out` are both multiples of it, and
@@ -62,7 +71,8 @@ pub struct Conv2dConfig {
 }
 
 impl Conv2dConfig {
-    /// A square `k×k` convolution with the given stride and padding, without bias.
+    /// A square `k×k` convolution with the given stride and padding, dilation 1, one group,
+    /// without bias.
     pub fn square(c_in: usize, c_out: usize, k: usize, stride: usize, padding: usize) -> Self {
         Self {
             c_in,
@@ -70,6 +80,7 @@ impl Conv2dConfig {
             kernel: (k, k),
             stride: (stride, stride),
             padding: (padding, padding),
+            dilation: (1, 1),
             bias: false,
             groups: 1,
         }
@@ -95,6 +106,8 @@ struct Geom {
     sw: usize,
     ph: usize,
     pw: usize,
+    dh: usize,
+    dw: usize,
 }
 
 impl Geom {
@@ -104,6 +117,7 @@ impl Geom {
     }
 
     fn pointwise(&self) -> bool {
+        // A 1×1 kernel has a single tap: its dilation is irrelevant.
         self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
     }
 
@@ -133,10 +147,11 @@ fn im2col(g: &Geom, x: &[f32], row0: usize, rows: usize, c0: usize, col: &mut [f
         let (img, iy0, ix0) = g.row_origin(row0 + r);
         let dst = &mut col[r * k..(r + 1) * k];
         let img_base = img * g.h * g.w * c + c0;
-        // A whole kernel row is one contiguous run only when the group is every channel.
-        let full_x = cg == c && ix0 >= 0 && ix0 as usize + g.kw <= g.w;
+        // A whole kernel row is one contiguous run only when the group is every channel and
+        // the taps are adjacent.
+        let full_x = cg == c && g.dw == 1 && ix0 >= 0 && ix0 as usize + g.kw <= g.w;
         for ky in 0..g.kh {
-            let iy = iy0 + ky as isize;
+            let iy = iy0 + (ky * g.dh) as isize;
             let d = &mut dst[ky * run..(ky + 1) * run];
             if iy < 0 || iy as usize >= g.h {
                 d.fill(0.0);
@@ -148,7 +163,7 @@ fn im2col(g: &Geom, x: &[f32], row0: usize, rows: usize, c0: usize, col: &mut [f
                 d.copy_from_slice(&x[s..s + run]);
             } else {
                 for kx in 0..g.kw {
-                    let ix = ix0 + kx as isize;
+                    let ix = ix0 + (kx * g.dw) as isize;
                     let dd = &mut d[kx * cg..(kx + 1) * cg];
                     if ix < 0 || ix as usize >= g.w {
                         dd.fill(0.0);
@@ -180,9 +195,9 @@ fn col2im(
         let (img, iy0, ix0) = g.row_origin(row0 + r);
         let src = &dcol[r * k..(r + 1) * k];
         let img_base = (img - img0) * g.h * g.w * c + c0;
-        let full_x = cg == c && ix0 >= 0 && ix0 as usize + g.kw <= g.w;
+        let full_x = cg == c && g.dw == 1 && ix0 >= 0 && ix0 as usize + g.kw <= g.w;
         for ky in 0..g.kh {
-            let iy = iy0 + ky as isize;
+            let iy = iy0 + (ky * g.dh) as isize;
             if iy < 0 || iy as usize >= g.h {
                 continue;
             }
@@ -195,7 +210,7 @@ fn col2im(
                 }
             } else {
                 for kx in 0..g.kw {
-                    let ix = ix0 + kx as isize;
+                    let ix = ix0 + (kx * g.dw) as isize;
                     if ix < 0 || ix as usize >= g.w {
                         continue;
                     }
@@ -250,7 +265,7 @@ impl Conv2d {
     /// MobileNets initialise their depthwise layers this way).
     ///
     /// # Errors
-    /// [`NnError::InvalidParameter`] for a zero size or stride, or groups that do not divide
+    /// [`NnError::InvalidParameter`] for a zero size, stride or dilation, or groups that do not divide
     /// both channel counts.
     pub fn new(cfg: Conv2dConfig, rng: &mut Rng) -> Result<Self, NnError> {
         let (kh, kw) = cfg.kernel;
@@ -270,9 +285,11 @@ impl Conv2d {
             || kw == 0
             || cfg.stride.0 == 0
             || cfg.stride.1 == 0
+            || cfg.dilation.0 == 0
+            || cfg.dilation.1 == 0
         {
             return Err(NnError::InvalidParameter {
-                what: "Conv2d channels, kernel and stride".into(),
+                what: "Conv2d channels, kernel, stride and dilation".into(),
                 allowed: "positive",
                 found: format!("{cfg:?}"),
             });
@@ -318,6 +335,9 @@ impl Conv2d {
         let (kh, kw) = self.cfg.kernel;
         let (sh, sw) = self.cfg.stride;
         let (ph, pw) = self.cfg.padding;
+        let (dh, dw) = self.cfg.dilation;
+        // The input pixels one kernel window spans.
+        let (eh, ew) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
         if c != self.cfg.c_in {
             return Err(NnError::InputShape {
                 layer: self.describe(),
@@ -325,11 +345,11 @@ impl Conv2d {
                 reason: format!("expected {} channels", self.cfg.c_in),
             });
         }
-        if h + 2 * ph < kh || w + 2 * pw < kw {
+        if h + 2 * ph < eh || w + 2 * pw < ew {
             return Err(NnError::InputShape {
                 layer: self.describe(),
                 found: input,
-                reason: "padded input smaller than the kernel".into(),
+                reason: "padded input smaller than the (dilated) kernel".into(),
             });
         }
         Ok(Geom {
@@ -339,14 +359,16 @@ impl Conv2d {
             c,
             cg: c / self.cfg.groups,
             groups: self.cfg.groups,
-            oh: (h + 2 * ph - kh) / sh + 1,
-            ow: (w + 2 * pw - kw) / sw + 1,
+            oh: (h + 2 * ph - eh) / sh + 1,
+            ow: (w + 2 * pw - ew) / sw + 1,
             kh,
             kw,
             sh,
             sw,
             ph,
             pw,
+            dh,
+            dw,
         })
     }
 
@@ -362,13 +384,18 @@ impl Layer for Conv2d {
     fn describe(&self) -> String {
         let c = &self.cfg;
         format!(
-            "Conv2d({}→{}, {}×{}, stride {:?}, padding {:?}{}{})",
+            "Conv2d({}→{}, {}×{}, stride {:?}, padding {:?}{}{}{})",
             c.c_in,
             c.c_out,
             c.kernel.0,
             c.kernel.1,
             c.stride,
             c.padding,
+            if c.dilation == (1, 1) {
+                String::new()
+            } else {
+                format!(", dilation {:?}", c.dilation)
+            },
             if c.groups == 1 {
                 String::new()
             } else {

@@ -11,7 +11,7 @@
 //!
 //! | ONNX | nuq |
 //! |---|---|
-//! | `Conv` (2-D, any `group` dividing both channel counts — grouped and depthwise —, no dilation, symmetric pads, optional bias) | [`Conv2d`](crate::Conv2d) with [`groups`](crate::Conv2dConfig::groups) |
+//! | `Conv` (2-D, any `group` dividing both channel counts — grouped and depthwise —, any `dilations`, symmetric pads, optional bias) | [`Conv2d`](crate::Conv2d) with [`groups`](crate::Conv2dConfig::groups) and [`dilation`](crate::Conv2dConfig::dilation) |
 //! | `BatchNormalization` (inference form) | [`BatchNorm2d`](crate::BatchNorm2d) |
 //! | `Relu` | fused into the batch-norm before it, else [`Relu`](crate::Relu) |
 //! | `Clip` with min 0 and max 6 (PyTorch's `ReLU6`; bounds as attributes before opset 11, as constant inputs from 11 on) | fused into the batch-norm before it ([`BatchNorm2d::relu6`](crate::BatchNorm2d::relu6)), else [`Relu6`](crate::Relu6) |
@@ -25,7 +25,7 @@
 //! A `Reshape` target computed from the input's shape (`Shape`, `Gather`, `Unsqueeze`,
 //! `Concat`, as `x.view(x.size(0), -1)` exports) is evaluated with the batch size symbolic.
 //! Refused, among others: any other `Clip` (a clipped activation other than ReLU6), dilated
-//! convolutions, windowed average pools, `Concat` of activations, a residual `Add` not
+//! pooling, windowed average pools, `Concat` of activations, a residual `Add` not
 //! followed by `Relu` (MobileNet-V2's linear bottleneck), and standard operator sets older
 //! than [`OPSET_MIN`] or newer than [`OPSET_MAX`].
 //!
@@ -406,17 +406,37 @@ mod tests {
     }
 
     #[test]
-    fn asymmetric_padding_and_dilation_are_refused() {
-        for attr in [
-            ints_attr("pads", &[1, 1, 0, 0]),
-            ints_attr("dilations", &[2, 2]),
-        ] {
+    fn asymmetric_padding_is_refused() {
+        let mut nodes = good_nodes();
+        nodes[0].attribute.push(ints_attr("pads", &[1, 1, 0, 0]));
+        assert!(matches!(
+            import_err(&model(nodes, vec![], 17)),
+            OnnxError::UnsupportedOp { .. }
+        ));
+    }
+
+    #[test]
+    fn dilations_are_imported_and_checked() {
+        // Dilation 2 with padding 2: the 3×3 kernel spans 5×5 of the padded 8×8 input.
+        let mut nodes = good_nodes();
+        nodes[0].attribute.push(ints_attr("dilations", &[2, 2]));
+        nodes[0].attribute.push(ints_attr("pads", &[2, 2, 2, 2]));
+        let mut m = import_bytes(&model(nodes, vec![], 17)).unwrap();
+        let y = m
+            .network
+            .forward(&Tensor::zeros([1, 4, 4, 1]), Mode::Eval)
+            .unwrap();
+        assert_eq!(y.shape(), [1, 1, 1, 3]);
+        // Unpadded, the dilated window (5×5) does not fit the 4×4 input; a zero dilation is
+        // a bad value.
+        for (d, what) in [([2, 2], "W"), ([0, 1], "attribute dilations")] {
             let mut nodes = good_nodes();
-            nodes[0].attribute.push(attr);
-            assert!(matches!(
-                import_err(&model(nodes, vec![], 17)),
-                OnnxError::UnsupportedOp { .. }
-            ));
+            nodes[0].attribute.push(ints_attr("dilations", &d));
+            let e = import_err(&model(nodes, vec![], 17));
+            let OnnxError::BadValue { what: w, .. } = &e else {
+                panic!("{e}")
+            };
+            assert_eq!(w, what, "{e}");
         }
     }
 

@@ -584,12 +584,19 @@ impl<'g> Walker<'g> {
                 ));
             }
         }
-        if n.sizes("dilations", 2, MAX_WINDOW, 1)? != [1, 1] {
-            return Err(unsupported(
+        let [dh, dw] = n.sizes("dilations", 2, MAX_WINDOW, 1)?[..] else {
+            unreachable!("two sizes")
+        };
+        if dh == 0 || dw == 0 {
+            return Err(bad_value(
                 n,
-                "dilated convolution: nuq's Conv2d has no dilation",
+                "attribute dilations",
+                "positive",
+                format!("[{dh}, {dw}]"),
             ));
         }
+        // The input pixels one (dilated) kernel window spans.
+        let (eh, ew) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
         let auto_pad = n.string("auto_pad")?.unwrap_or_default();
         if !matches!(auto_pad.as_str(), "" | "NOTSET" | "VALID") {
             return Err(unsupported(
@@ -622,7 +629,7 @@ impl<'g> Walker<'g> {
             ));
         }
         let (ph, pw) = (pads[0], pads[1]);
-        if h + 2 * ph < kh || w + 2 * pw < kw {
+        if h + 2 * ph < eh || w + 2 * pw < ew {
             return Err(bad_value(
                 n,
                 "W",
@@ -631,7 +638,11 @@ impl<'g> Walker<'g> {
                     h + 2 * ph,
                     w + 2 * pw
                 ),
-                format!("{kh}×{kw}"),
+                if (dh, dw) == (1, 1) {
+                    format!("{kh}×{kw}")
+                } else {
+                    format!("{kh}×{kw} dilated {dh}×{dw}, spanning {eh}×{ew}")
+                },
             ));
         }
         let bias = match self.constant(n, 2)? {
@@ -644,13 +655,14 @@ impl<'g> Walker<'g> {
             kernel: (kh, kw),
             stride: (sh, sw),
             padding: (ph, pw),
+            dilation: (dh, dw),
             bias: bias.is_some(),
             groups,
         };
         let act = Act::Map {
             c: co,
-            h: (h + 2 * ph - kh) / sh + 1,
-            w: (w + 2 * pw - kw) / sw + 1,
+            h: (h + 2 * ph - eh) / sh + 1,
+            w: (w + 2 * pw - ew) / sw + 1,
         };
         let weight = wt.floats().expect("checked float").to_vec();
         Ok((

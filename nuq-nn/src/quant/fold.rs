@@ -206,17 +206,23 @@ impl Builder<'_> {
         output: ConvOutput,
     ) -> Result<(ConvNode, Vec<f64>, usize, usize), NnError> {
         let c = conv.config();
-        if c.kernel.0 != c.kernel.1 || c.stride.0 != c.stride.1 || c.padding.0 != c.padding.1 {
+        if c.kernel.0 != c.kernel.1
+            || c.stride.0 != c.stride.1
+            || c.padding.0 != c.padding.1
+            || c.dilation.0 != c.dilation.1
+        {
             return Err(NnError::NoIntegerForm {
                 layer: name.to_string(),
-                why: "the integer model needs square kernels, strides and padding",
+                why: "the integer model needs square kernels, strides, padding and dilation",
             });
         }
         let q = self.weights(name)?;
         let k = c.kernel.0;
+        // The input positions the (dilated) kernel spans.
+        let span = c.dilation.0 * (k - 1) + 1;
         let (oh, ow) = (
-            (input.h + 2 * c.padding.0 - k) / c.stride.0 + 1,
-            (input.w + 2 * c.padding.0 - k) / c.stride.0 + 1,
+            (input.h + 2 * c.padding.0 - span) / c.stride.0 + 1,
+            (input.w + 2 * c.padding.0 - span) / c.stride.0 + 1,
         );
         if c.groups == 0 || !c.c_in.is_multiple_of(c.groups) || !c.c_out.is_multiple_of(c.groups) {
             return Err(NnError::NoIntegerForm {
@@ -256,6 +262,7 @@ impl Builder<'_> {
             kernel: k,
             stride: c.stride.0,
             padding: c.padding.0,
+            dilation: c.dilation.0,
             groups: c.groups,
             weights: q.table.clone(),
             bias,

@@ -142,7 +142,7 @@ impl<'m> Lower<'m> {
             Attr::Ints("kernel_shape", vec![k as i64; 2]),
             Attr::Ints("strides", vec![c.stride as i64; 2]),
             Attr::Ints("pads", vec![c.padding as i64; 4]),
-            Attr::Ints("dilations", vec![1, 1]),
+            Attr::Ints("dilations", vec![c.dilation.max(1) as i64; 2]),
             Attr::Int("group", c.groups as i64),
         ];
         let shape = self.nchw(cout, oi.h, oi.w);
@@ -607,7 +607,8 @@ fn bias_table(bias: &[i32], correction: Option<&[i32]>, oi: TensorInfo) -> (Vec<
 
 /// Per output channel and position (`[C_out][OH][OW]`), `Σ w · zero_point[c]` over the taps
 /// that fall into the padding of the model input (`c` running over the output channel's
-/// group of input channels).
+/// group of input channels; tap `(ky, kx)` reads `dilation·(ky, kx)` from the window's
+/// corner).
 pub(super) fn padding_correction(
     c: &ConvNode,
     ohwi: &[i8],
@@ -617,6 +618,7 @@ pub(super) fn padding_correction(
 ) -> Vec<i32> {
     let groups = c.groups.max(1);
     let (k, cin, per_group) = (c.kernel, c.c_in / groups, c.c_out / groups);
+    let d = c.dilation.max(1);
     // Σ_c w · zp[c] per (o, ky, kx), `c` in the group of `o`.
     let tap: Vec<i32> = (0..c.c_out * k * k)
         .map(|t| {
@@ -633,8 +635,8 @@ pub(super) fn padding_correction(
                 let mut s = 0i32;
                 for ky in 0..k {
                     for kx in 0..k {
-                        let iy = (oy * c.stride + ky) as isize - c.padding as isize;
-                        let ix = (ox * c.stride + kx) as isize - c.padding as isize;
+                        let iy = (oy * c.stride + ky * d) as isize - c.padding as isize;
+                        let ix = (ox * c.stride + kx * d) as isize - c.padding as isize;
                         let inside =
                             iy >= 0 && ix >= 0 && (iy as usize) < xi.h && (ix as usize) < xi.w;
                         if !inside {

@@ -215,7 +215,7 @@ fn bounds_flag_a_qonnx_file_that_float32_cannot_hold_exactly() {
     );
 }
 
-/// A direct (grouped) convolution of one image padded with each channel's zero point.
+/// A direct (grouped, dilated) convolution of one image padded with each channel's zero point.
 fn conv_zp(
     c: &ConvNode,
     ohwi: &[i8],
@@ -235,8 +235,10 @@ fn conv_zp(
                     for kx in 0..k {
                         for gi in 0..cg {
                             let ci = first + gi;
-                            let iy = (oy * c.stride + ky) as isize - c.padding as isize;
-                            let ix = (ox * c.stride + kx) as isize - c.padding as isize;
+                            let iy =
+                                (oy * c.stride + ky * c.dilation) as isize - c.padding as isize;
+                            let ix =
+                                (ox * c.stride + kx * c.dilation) as isize - c.padding as isize;
                             let inside =
                                 iy >= 0 && ix >= 0 && (iy as usize) < xi.h && (ix as usize) < xi.w;
                             let v = if inside {
@@ -259,9 +261,10 @@ proptest! {
     #[test]
     fn zero_padding_plus_the_correction_is_zero_point_padding(
         seed in any::<u64>(), k in 1usize..=4, stride in 1usize..=2, side in 3usize..=7,
-        per_group in 1usize..=3, groups in 1usize..=3, mult in 1usize..=2,
+        per_group in 1usize..=3, groups in 1usize..=3, mult in 1usize..=2, dilation in 1usize..=2,
     ) {
-        let padding = k / 2;
+        let span = dilation * (k - 1) + 1;
+        let padding = span / 2;
         let mut rng = crate::Rng::new(seed);
         let (cin, cout) = (per_group * groups, mult * groups);
         let levels: Vec<i8> = (0..cout * k * k * per_group).map(|_| (rng.next_u64() % 255) as i8).collect();
@@ -269,11 +272,11 @@ proptest! {
         let zp: Vec<u8> = (0..cin).map(|_| rng.next_u64() as u8).collect();
         let lut: Vec<i32> = (-127..=127).collect();
         let c = ConvNode {
-            input: 0, c_in: cin, c_out: cout, kernel: k, stride, padding, groups,
+            input: 0, c_in: cin, c_out: cout, kernel: k, stride, padding, dilation, groups,
             weights: WeightTable::new(8, &lut, vec![0; levels.len()]).expect("table"),
             bias: vec![0; cout], weight_scale: Scale::ONE, output: ConvOutput::Accumulator,
         };
-        let oside = (side + 2 * padding - k) / stride + 1;
+        let oside = (side + 2 * padding - span) / stride + 1;
         let xi = TensorInfo { kind: crate::integer::TensorKind::Levels, h: side, w: side, c: cin };
         let oi = TensorInfo { kind: crate::integer::TensorKind::Accumulator, h: oside, w: oside, c: cout };
         let want = conv_zp(&c, &levels, &x, xi, &zp, oi);
@@ -353,5 +356,55 @@ fn grouped_convolutions_export_their_groups() {
             .find(|t| t.name == format!("n{at}_conv_w"))
             .expect("weights");
         assert_eq!(w.dims, dims, "{flavour:?}");
+    }
+}
+
+/// A dilated convolution exports with its `dilations` attribute in both flavours; the
+/// others keep `[1, 1]`.
+#[test]
+fn dilated_convolutions_export_their_dilations() {
+    let mut model = small(Arch::VggSmall, 4, 6);
+    let at = model
+        .nodes
+        .iter_mut()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, n)| match n {
+            // Dilation 2 with the padding doubled keeps an odd kernel's output size.
+            Node::Conv(c) if c.kernel % 2 == 1 => {
+                c.dilation = 2;
+                c.padding = c.kernel - 1;
+                Some(i)
+            }
+            _ => None,
+        })
+        .expect("a second convolution");
+    model.tensor_infos().expect("a valid dilated model");
+    for flavour in [Flavour::Onnx, Flavour::Qonnx] {
+        let opts = ExportOptions {
+            flavour,
+            batch: None,
+        };
+        let e = export(&model, &opts).expect("export");
+        let m = decode(&e);
+        check_well_formed(&m);
+        let g = m.graph.as_ref().expect("graph");
+        for (i, node) in model.nodes.iter().enumerate() {
+            if !matches!(node, Node::Conv(_)) {
+                continue;
+            }
+            let conv = g
+                .node
+                .iter()
+                .find(|n| n.output[0] == format!("n{i}_conv_acc"))
+                .expect("the convolution");
+            let d = conv.attribute.iter().find(|a| a.name == "dilations");
+            let want = if i == at { vec![2, 2] } else { vec![1, 1] };
+            assert_eq!(
+                d.map(|a| a.ints.clone()),
+                Some(want),
+                "{flavour:?} node {i}"
+            );
+        }
     }
 }
