@@ -357,3 +357,57 @@ fn vgg_model_round_trips_through_the_file_format() {
         .to_vec();
     assert_eq!(a, b);
 }
+
+/// A threshold put 0.001 accumulator units below a reachable accumulator value (0) is
+/// moved off it by `separate_ties`, which changes no code of the integer model.
+#[test]
+fn separate_ties_moves_a_near_tie_without_changing_the_integer_model() {
+    use nuq_nn::layers::BatchNorm2d;
+    let cfg = ModelConfig {
+        arch: Arch::VggSmall,
+        width: 0.0625,
+        in_channels: 1,
+        classes: 10,
+        input_size: (16, 16),
+    };
+    let mut net = Network::new(cfg, 11).unwrap();
+    randomise_bn(&mut net, 5, false);
+    let norm = InputNorm::from_mean_std(&[0.3], &[0.35]).unwrap();
+    let mut qn =
+        QuantizedNetwork::prepare(net, QuantConfig::new(3, Family::Apot), norm.clone()).unwrap();
+    qn.calibrate(&norm.normalise(&images(64, 256, 1), 64, 16, 16).unwrap())
+        .unwrap();
+    let s_in = qn
+        .activation_quantizer("features.1.act")
+        .unwrap()
+        .unwrap()
+        .scale;
+    let t0 = qn
+        .activation_quantizer("features.4.act")
+        .unwrap()
+        .unwrap()
+        .thresholds[0];
+    let s_w = qn.weight_quantizer("features.3").unwrap().weights.scales[0];
+    for (name, l) in qn.net.body.layers_mut() {
+        if name == "features.4" {
+            let bn = l.as_any_mut().downcast_mut::<BatchNorm2d>().unwrap();
+            let g = f64::from(bn.weight.value[0])
+                / (f64::from(bn.running_var[0]) + f64::from(bn.eps)).sqrt();
+            let d = g * s_w * s_in;
+            // (t0 − c) / d = −0.001 with c = β − g·μ.
+            let c = t0 + 1e-3 * d;
+            bn.bias.value[0] = (c + g * f64::from(bn.running_mean[0])) as f32;
+        }
+    }
+    let before = qn.to_integer().unwrap();
+    assert!(qn.separate_ties().unwrap() >= 1);
+    assert_eq!(qn.separate_ties().unwrap(), 0, "every margin kept");
+    let after = qn.to_integer().unwrap();
+    let test = images(200, 256, 2);
+    let mut a = IntegerRunner::new(&before, KernelPath::best_available()).unwrap();
+    let mut b = IntegerRunner::new(&after, KernelPath::best_available()).unwrap();
+    assert_eq!(
+        a.forward(&test, 200).unwrap().to_vec(),
+        b.forward(&test, 200).unwrap().to_vec()
+    );
+}

@@ -165,6 +165,7 @@ pub fn quantize_with_twin(
     let tune = Augment::normalize_only(qn.input_norm.mean(), qn.input_norm.std.clone());
     if r.gradual > 1 {
         gradual(&mut qn, r, train, &tune, &calib, progress)?;
+        qn.separate_ties()?;
         let model = qn.to_integer()?;
         return Ok((model, qn));
     }
@@ -198,6 +199,8 @@ pub fn quantize_with_twin(
             ),
         )?;
     }
+    // The twin moves off the integer model's near-ties (its codes stay the same).
+    qn.separate_ties()?;
     let model = qn.to_integer()?;
     Ok((model, qn))
 }

@@ -51,17 +51,7 @@ impl QuantizedNetwork {
         }
         let cfg = self.net.config();
         let (h, w) = cfg.input_size;
-        let mut b = Builder {
-            qn: self,
-            nodes: Vec::new(),
-            cur: Cur {
-                id: 0,
-                scale: 1.0,
-                h,
-                w,
-                c: cfg.in_channels,
-            },
-        };
+        let mut b = Builder::new(self, None);
         b.seq("", &self.net.body)?;
         let model = IntegerModel {
             input: InputSpec {
@@ -76,6 +66,101 @@ impl QuantizedNetwork {
         model.tensor_infos()?;
         Ok(model)
     }
+
+    /// Moves activation thresholds off the accumulator values the integer model can reach,
+    /// so the float twin and the integer model take the same side of every threshold.
+    ///
+    /// The integer model compares the exact accumulator with `⌈(t − c) / D⌉`; the twin
+    /// compares its `f32` convolution and batch-norm output with `t`, a few `f32` ulps off.
+    /// When a threshold position `(t − c) / D` lies within that error of a reachable
+    /// accumulator value (every reachable value of a convolution row is a multiple of `g`,
+    /// the greatest common divisor of the row's weight levels, shifted by its bias), and
+    /// many activations share that value (a background patch), the two disagree on all of
+    /// them. For each such channel of a convolution → batch-norm → activation quantizer,
+    /// the batch-norm shift `β` moves by `−s · D` with the smallest `s` (accumulator units)
+    /// that puts every threshold of the channel at least [`TIE_MARGIN`] (relative to the
+    /// magnitudes the twin cancels) from the reachable values, inside the gap of `g·ℤ` it
+    /// was in: the integer model's codes do not change on any input, only the twin's
+    /// near-ties become clear. Channels with no such shift are left alone. Residual joins
+    /// are not treated.
+    ///
+    /// Returns how many channels moved.
+    ///
+    /// # Errors
+    /// As [`QuantizedNetwork::to_integer`].
+    pub fn separate_ties(&mut self) -> Result<usize, NnError> {
+        let ties = {
+            let mut b = Builder::new(self, Some(Vec::new()));
+            b.seq("", &self.net.body)?;
+            b.ties.unwrap_or_default()
+        };
+        let moved = ties.len();
+        if moved > 0 {
+            self.net.visit_params(&mut |name, p| {
+                for t in ties.iter().filter(|t| t.param == name) {
+                    p.value[t.channel] = t.beta;
+                }
+            });
+        }
+        Ok(moved)
+    }
+}
+
+/// Smallest distance, relative to the magnitudes `|c| + |t|` the twin's batch-norm output
+/// cancels, between a threshold and a reachable accumulator value
+/// ([`QuantizedNetwork::separate_ties`]): 2⁻¹⁸, 64 `f32` ulps.
+pub const TIE_MARGIN: f64 = 1.0 / 262_144.0;
+
+/// A batch-norm shift to write ([`QuantizedNetwork::separate_ties`]).
+struct Tie {
+    /// The batch-norm's shift parameter (`….bias`).
+    param: String,
+    channel: usize,
+    beta: f32,
+}
+
+/// The shift `s` (accumulator units) of threshold positions `pos` that keeps each in its gap
+/// of the lattice `g·ℤ` (`(L − g, L]` rising, `[L, L + g)` falling: no lattice point changes
+/// side) and at least `margin[j]` from both ends of its gap, as near 0 as possible and then
+/// moved towards the middle of the allowed range by up to the largest margin; `None` when
+/// every position already keeps its margin, or when no shift does it. Infinite positions
+/// (unreachable thresholds) are ignored.
+fn tie_shift(pos: &[f64], margin: &[f64], g: f64, rising: bool) -> Option<f64> {
+    let (mut lo, mut hi) = (f64::NEG_INFINITY, f64::INFINITY);
+    let mut close = false;
+    let mut widest = 0.0f64;
+    for (&p, &m) in pos.iter().zip(margin) {
+        if !p.is_finite() {
+            continue;
+        }
+        let a = if rising {
+            (p / g).ceil() * g - g
+        } else {
+            (p / g).floor() * g
+        };
+        let b = a + g;
+        close |= p - a < m || b - p < m;
+        lo = lo.max(a + m - p);
+        hi = hi.min(b - m - p);
+        widest = widest.max(m);
+    }
+    if !close || lo.partial_cmp(&hi).is_none_or(std::cmp::Ordering::is_gt) {
+        return None;
+    }
+    let s = 0.0f64.clamp(lo, hi);
+    let mid = (lo + hi) / 2.0;
+    Some(if s <= mid {
+        (s + widest).min(mid)
+    } else {
+        (s - widest).max(mid)
+    })
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 #[derive(Clone, Copy)]
@@ -92,6 +177,9 @@ struct Builder<'a> {
     qn: &'a QuantizedNetwork,
     nodes: Vec<Node>,
     cur: Cur,
+    /// Batch-norm shifts that separate near-ties ([`QuantizedNetwork::separate_ties`]);
+    /// `None` when folding.
+    ties: Option<Vec<Tie>>,
 }
 
 /// Per-channel affine `z = d[o] · acc + c[o]` of an accumulator.
@@ -173,7 +261,72 @@ fn requant(aff: &Affine, q: &ActQuantizer, name: &str) -> Result<Requant, NnErro
     })
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    fn new(qn: &'a QuantizedNetwork, ties: Option<Vec<Tie>>) -> Self {
+        let cfg = qn.net.config();
+        let (h, w) = cfg.input_size;
+        Builder {
+            qn,
+            nodes: Vec::new(),
+            cur: Cur {
+                id: 0,
+                scale: 1.0,
+                h,
+                w,
+                c: cfg.in_channels,
+            },
+            ties,
+        }
+    }
+
+    /// Records the batch-norm shifts that take the thresholds of `q` off the accumulator
+    /// values `node` can reach ([`QuantizedNetwork::separate_ties`]).
+    fn find_ties(
+        &mut self,
+        bn: &BatchNorm2d,
+        bn_name: &str,
+        node: &ConvNode,
+        aff: &Affine,
+        q: &ActQuantizer,
+    ) {
+        let Some(ties) = self.ties.as_mut() else {
+            return;
+        };
+        let levels = node.weights.codebook.levels();
+        let k = node.kernel * node.kernel * (node.c_in / node.groups.max(1));
+        for (o, (&d, &c)) in aff.d.iter().zip(&aff.c).enumerate() {
+            if d == 0.0 || !d.is_finite() {
+                continue;
+            }
+            let g = node.weights.indices[o * k..(o + 1) * k]
+                .iter()
+                .fold(0u64, |g, &i| {
+                    gcd(g, u64::from(levels[usize::from(i)].unsigned_abs()))
+                });
+            if g == 0 {
+                continue;
+            }
+            let ts = q.thresholds_of(o);
+            // Accumulator units; the lattice is offset by the bias (a multiple of `g`).
+            let bias = f64::from(node.bias[o]);
+            let pos: Vec<f64> = ts.iter().map(|&t| (t - c) / d - bias).collect();
+            let margin: Vec<f64> = ts
+                .iter()
+                .map(|&t| TIE_MARGIN * (c.abs() + t.abs()) / d.abs())
+                .collect();
+            let Some(shift) = tie_shift(&pos, &margin, g as f64, d > 0.0) else {
+                continue;
+            };
+            // `(t − c') / d = pos + shift` with `c' = c − shift · d`.
+            let beta = (f64::from(bn.bias.value[o]) - shift * d) as f32;
+            ties.push(Tie {
+                param: format!("{bn_name}.bias"),
+                channel: o,
+                beta,
+            });
+        }
+    }
+
     fn push(&mut self, node: Node, scale: f64, h: usize, w: usize, c: usize) -> Cur {
         self.nodes.push(node);
         Cur {
@@ -323,6 +476,11 @@ impl Builder<'_> {
             downcast::<ActQuant>(aq.as_ref(), aq_name, "ActQuant")?,
             aq_name,
         )?;
+        if self.ties.is_some() {
+            let (bn_name, bn) = &s.layers()[i + 1];
+            let bn = downcast::<BatchNorm2d>(bn.as_ref(), bn_name, "BatchNorm2d")?;
+            self.find_ties(bn, &format!("{prefix}{bn_name}"), &node, &aff, q);
+        }
         node.output = ConvOutput::Codes(requant(&aff, q, &format!("{prefix}{aq_name}"))?);
         let c_out = node.c_out;
         Ok(self.push(Node::Conv(node), q.scale, oh, ow, c_out))
@@ -512,5 +670,60 @@ impl Builder<'_> {
         };
         self.cur = self.push(Node::Linear(node), unit, 1, 1, outs);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each shifted position stays in its gap of `g·ℤ` and keeps its margin from both ends.
+    fn check(pos: &[f64], margin: &[f64], g: f64, rising: bool, s: f64) {
+        for (&p, &m) in pos.iter().zip(margin) {
+            let a = if rising {
+                (p / g).ceil() * g - g
+            } else {
+                (p / g).floor() * g
+            };
+            let q = p + s;
+            assert!(
+                q - a >= m - 1e-9 && a + g - q >= m - 1e-9,
+                "{p} + {s} in gap from {a}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_threshold_on_a_shared_accumulator_value_moves_off_it_within_its_gap() {
+        // The channel of VGG-Small W3/A3 APoT (seed 3, QAT 0.5) whose first threshold sat
+        // 0.0049 accumulator units below a value 3 692 activations of 500 images shared;
+        // weight levels ±31·{1, 2, 4}: reachable accumulators are multiples of 31.
+        let pos = [
+            -54250.004869976,
+            -45557.923431553,
+            -36865.841993130,
+            -28173.760554707,
+            -15135.638397072,
+            2248.524479774,
+            19632.687356620,
+        ];
+        let margin = [0.24; 7];
+        let s = tie_shift(&pos, &margin, 31.0, true).expect("a shift exists");
+        check(&pos, &margin, 31.0, true, s);
+        assert!(s < 0.0 && s > -1.0, "{s}");
+        // Falling channel on an exact lattice point: the point keeps counting (stays ≤ t).
+        let s = tie_shift(&[62.0], &[0.5], 31.0, false).expect("a shift exists");
+        check(&[62.0], &[0.5], 31.0, false, s);
+        assert!(s > 0.0);
+    }
+
+    #[test]
+    fn clear_or_unsolvable_thresholds_stay() {
+        assert_eq!(
+            tie_shift(&[10.5, f64::INFINITY], &[0.1, 0.1], 1.0, true),
+            None
+        );
+        // Unit lattice, positions 0.45 apart, margins 0.3: no common shift.
+        assert_eq!(tie_shift(&[0.01, 0.46], &[0.3, 0.3], 1.0, true), None);
     }
 }
