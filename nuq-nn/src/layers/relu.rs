@@ -34,16 +34,7 @@ impl Layer for Relu {
     }
 
     fn forward(&mut self, x: &Tensor, _mode: Mode) -> Result<&Tensor, NnError> {
-        self.out.reshape_uninit(x.shape());
-        self.out
-            .data_mut()
-            .par_chunks_mut(BLOCK)
-            .zip(x.data().par_chunks(BLOCK))
-            .for_each(|(o, i)| {
-                for (o, &v) in o.iter_mut().zip(i) {
-                    *o = v.max(0.0);
-                }
-            });
+        map(&mut self.out, x, |v| v.max(0.0));
         Ok(&self.out)
     }
 
@@ -53,20 +44,7 @@ impl Layer for Relu {
 
     fn backward(&mut self, x: &Tensor, dy: &Tensor, need_input_grad: bool) -> Result<(), NnError> {
         check_grad_shape("ReLU", x.shape(), dy)?;
-        if !need_input_grad {
-            self.dx.reshape_uninit([0, 0, 0, 0]);
-            return Ok(());
-        }
-        self.dx.reshape_uninit(x.shape());
-        self.dx
-            .data_mut()
-            .par_chunks_mut(BLOCK)
-            .zip(x.data().par_chunks(BLOCK).zip(dy.data().par_chunks(BLOCK)))
-            .for_each(|(d, (xi, g))| {
-                for ((d, &v), &g) in d.iter_mut().zip(xi).zip(g) {
-                    *d = if v > 0.0 { g } else { 0.0 };
-                }
-            });
+        masked_grad(&mut self.dx, x, dy, need_input_grad, |v| v > 0.0);
         Ok(())
     }
 
@@ -100,16 +78,7 @@ impl Layer for Relu6 {
     }
 
     fn forward(&mut self, x: &Tensor, _mode: Mode) -> Result<&Tensor, NnError> {
-        self.out.reshape_uninit(x.shape());
-        self.out
-            .data_mut()
-            .par_chunks_mut(BLOCK)
-            .zip(x.data().par_chunks(BLOCK))
-            .for_each(|(o, i)| {
-                for (o, &v) in o.iter_mut().zip(i) {
-                    *o = v.clamp(0.0, RELU6_MAX);
-                }
-            });
+        map(&mut self.out, x, |v| v.clamp(0.0, RELU6_MAX));
         Ok(&self.out)
     }
 
@@ -119,24 +88,49 @@ impl Layer for Relu6 {
 
     fn backward(&mut self, x: &Tensor, dy: &Tensor, need_input_grad: bool) -> Result<(), NnError> {
         check_grad_shape("ReLU6", x.shape(), dy)?;
-        if !need_input_grad {
-            self.dx.reshape_uninit([0, 0, 0, 0]);
-            return Ok(());
-        }
-        self.dx.reshape_uninit(x.shape());
-        self.dx
-            .data_mut()
-            .par_chunks_mut(BLOCK)
-            .zip(x.data().par_chunks(BLOCK).zip(dy.data().par_chunks(BLOCK)))
-            .for_each(|(d, (xi, g))| {
-                for ((d, &v), &g) in d.iter_mut().zip(xi).zip(g) {
-                    *d = if v > 0.0 && v < RELU6_MAX { g } else { 0.0 };
-                }
-            });
+        masked_grad(&mut self.dx, x, dy, need_input_grad, |v| {
+            v > 0.0 && v < RELU6_MAX
+        });
         Ok(())
     }
 
     fn input_grad(&self) -> &Tensor {
         &self.dx
     }
+}
+
+/// `out = f(x)` element-wise, in parallel blocks.
+fn map(out: &mut Tensor, x: &Tensor, f: impl Fn(f32) -> f32 + Sync) {
+    out.reshape_uninit(x.shape());
+    out.data_mut()
+        .par_chunks_mut(BLOCK)
+        .zip(x.data().par_chunks(BLOCK))
+        .for_each(|(o, i)| {
+            for (o, &v) in o.iter_mut().zip(i) {
+                *o = f(v);
+            }
+        });
+}
+
+/// `dx = dy` where `pass(x)`, else 0 (an empty `dx` when no input gradient is needed).
+fn masked_grad(
+    dx: &mut Tensor,
+    x: &Tensor,
+    dy: &Tensor,
+    need_input_grad: bool,
+    pass: impl Fn(f32) -> bool + Sync,
+) {
+    if !need_input_grad {
+        dx.reshape_uninit([0, 0, 0, 0]);
+        return;
+    }
+    dx.reshape_uninit(x.shape());
+    dx.data_mut()
+        .par_chunks_mut(BLOCK)
+        .zip(x.data().par_chunks(BLOCK).zip(dy.data().par_chunks(BLOCK)))
+        .for_each(|(d, (xi, g))| {
+            for ((d, &v), &g) in d.iter_mut().zip(xi).zip(g) {
+                *d = if pass(v) { g } else { 0.0 };
+            }
+        });
 }
