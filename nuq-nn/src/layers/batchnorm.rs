@@ -226,20 +226,35 @@ impl Layer for BatchNorm2d {
         }
         self.out.reshape_uninit(x.shape());
         let (scale, shift, relu) = (&self.scale, &self.shift, self.fused_relu);
-        let cap = self.activation_cap();
-        self.out
-            .data_mut()
-            .par_chunks_mut(BLOCK_ROWS * c)
-            .zip(xd.par_chunks(BLOCK_ROWS * c))
-            .for_each(|(o, xi)| {
-                for (orow, xrow) in o.chunks_exact_mut(c).zip(xi.chunks_exact(c)) {
-                    for (((ov, &xv), &sc), &sh) in orow.iter_mut().zip(xrow).zip(scale).zip(shift) {
-                        let y = xv * sc + sh;
-                        // `min(+∞)` leaves a plain ReLU's value unchanged.
-                        *ov = if relu { y.max(0.0).min(cap) } else { y };
+        // One monomorphised loop per activation, so the plain and ReLU loops carry no cap.
+        fn affine(
+            out: &mut [f32],
+            x: &[f32],
+            (scale, shift): (&[f32], &[f32]),
+            act: impl Fn(f32) -> f32 + Sync,
+        ) {
+            let c = scale.len();
+            out.par_chunks_mut(BLOCK_ROWS * c)
+                .zip(x.par_chunks(BLOCK_ROWS * c))
+                .for_each(|(o, xi)| {
+                    for (orow, xrow) in o.chunks_exact_mut(c).zip(xi.chunks_exact(c)) {
+                        for (((ov, &xv), &sc), &sh) in
+                            orow.iter_mut().zip(xrow).zip(scale).zip(shift)
+                        {
+                            *ov = act(xv * sc + sh);
+                        }
                     }
-                }
-            });
+                })
+        }
+        let out = self.out.data_mut();
+        let ss = (scale.as_slice(), shift.as_slice());
+        match (relu, self.relu6) {
+            (false, _) => affine(out, xd, ss, |y| y),
+            (true, false) => affine(out, xd, ss, |y| y.max(0.0)),
+            // `max` then `min` (not `clamp`): a NaN maps to 0, as the fused ReLU does.
+            #[allow(clippy::manual_clamp)]
+            (true, true) => affine(out, xd, ss, |y| y.max(0.0).min(RELU6_MAX)),
+        }
         self.last = Some((x.shape(), mode));
         Ok(&self.out)
     }
@@ -278,7 +293,7 @@ impl Layer for BatchNorm2d {
                 for ((((a, b), &xv), &gv), &yv) in
                     s1.iter_mut().zip(s2.iter_mut()).zip(xr).zip(gr).zip(yr)
                 {
-                    let g = if relu && (yv <= 0.0 || yv >= cap) {
+                    let g = if relu & ((yv <= 0.0) | (yv >= cap)) {
                         0.0
                     } else {
                         gv
@@ -339,7 +354,7 @@ impl Layer for BatchNorm2d {
                         .zip(&cx)
                         .zip(&c0)
                     {
-                        let g = if relu && (yv <= 0.0 || yv >= cap) {
+                        let g = if relu & ((yv <= 0.0) | (yv >= cap)) {
                             0.0
                         } else {
                             gv
