@@ -58,6 +58,46 @@ pub trait Layer: Send + Any {
     fn macs(&self, _input: [usize; 4]) -> u64 {
         0
     }
+
+    /// The direct sub-layers of a container ([`crate::Sequential`], [`crate::Graph`]) with
+    /// their names, in forward order; empty for a leaf layer.
+    fn children(&self) -> Vec<(&str, &dyn Layer)> {
+        Vec::new()
+    }
+
+    /// The direct sub-layers, mutably ([`Layer::children`]).
+    fn children_mut(&mut self) -> Vec<(&str, &mut dyn Layer)> {
+        Vec::new()
+    }
+}
+
+/// Calls `f` with the full name (under `prefix`) of every leaf layer inside `layer` (itself
+/// when it has no children), in forward order.
+pub fn visit_leaves(layer: &dyn Layer, prefix: &str, f: &mut dyn FnMut(&str, &dyn Layer)) {
+    let children = layer.children();
+    if children.is_empty() {
+        f(prefix, layer);
+    }
+    for (name, child) in children {
+        visit_leaves(child, &crate::param::join_name(prefix, name), f);
+    }
+}
+
+/// [`visit_leaves`] with mutable layers.
+pub fn visit_leaves_mut(
+    layer: &mut dyn Layer,
+    prefix: &str,
+    f: &mut dyn FnMut(&str, &mut dyn Layer),
+) {
+    let mut children = layer.children_mut();
+    if children.is_empty() {
+        drop(children);
+        f(prefix, layer);
+        return;
+    }
+    for (name, child) in children.iter_mut() {
+        visit_leaves_mut(*child, &crate::param::join_name(prefix, name), f);
+    }
 }
 
 impl dyn Layer {

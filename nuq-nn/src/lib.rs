@@ -8,7 +8,9 @@
 //! - [`Tensor`]: dense NHWC `f32` activations (see [`tensor`] for why NHWC).
 //! - [`Layer`]: forward/backward with owned, reused buffers; [`layers`] holds Conv2d (im2col +
 //!   `gemm`), BatchNorm2d (optionally fused ReLU), ReLU, MaxPool2d, GlobalAvgPool, Flatten,
-//!   Linear, Sequential and BasicBlock; [`CrossEntropy`] is the loss.
+//!   Linear, Sequential (a chain) and [`Graph`] (any directed acyclic graph of layers and
+//!   joins; [`basic_block`] builds ResNet's residual block as one); [`CrossEntropy`] is the
+//!   loss.
 //! - [`Network`] builds the models of [`models`] with PyTorch parameter names.
 //! - [`optim`]: SGD, AdamW and learning-rate schedules; [`data`]: CIFAR and IDX readers,
 //!   augmentation and a prefetching batch loader; [`checkpoint`]: safetensors I/O;
@@ -84,10 +86,10 @@ pub mod tensor;
 pub mod train;
 
 pub use error::{ModelProblem, NnError};
-pub use layer::{Layer, Mode};
+pub use layer::{visit_leaves, visit_leaves_mut, Layer, Mode};
 pub use layers::{
-    BasicBlock, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu,
-    Relu6, Sequential, RELU6_MAX,
+    basic_block, Add, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Graph, GraphNode,
+    Linear, MaxPool2d, Op, Relu, Relu6, Sequential, RELU6_MAX,
 };
 pub use loss::{CrossEntropy, LossOutput};
 pub use models::{Arch, ModelConfig, Network, Parameterized};

@@ -25,7 +25,7 @@ use std::str::FromStr;
 use crate::error::NnError;
 use crate::layer::{Layer, Mode};
 use crate::layers::{
-    BasicBlock, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Linear, MaxPool2d,
+    basic_block, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Linear, MaxPool2d,
     Sequential,
 };
 use crate::param::{BufferMut, Param};
@@ -50,6 +50,9 @@ pub enum Arch {
     /// file, so [`Network::new`] cannot build it and it is not in [`Arch::ALL`] (a checkpoint
     /// saved from it records `onnx`, which names no buildable network: keep the `.onnx` file).
     Onnx,
+    /// A network built by code outside nuq's builders and handed to [`Network::from_body`]
+    /// (not in [`Arch::ALL`]; a checkpoint saved from it records `custom`).
+    Custom,
 }
 
 impl Arch {
@@ -63,6 +66,7 @@ impl Arch {
             Arch::ResNet18ImageNet => "resnet18-imagenet",
             Arch::ResNet34ImageNet => "resnet34-imagenet",
             Arch::Onnx => "onnx",
+            Arch::Custom => "custom",
         }
     }
 
@@ -194,7 +198,7 @@ fn resnet(
             let stride = if si > 0 && b == 0 { 2 } else { 1 };
             s.push(
                 format!("layer{}.{b}", si + 1),
-                BasicBlock::new(c_in, c_out, stride, rng)?,
+                basic_block(c_in, c_out, stride, rng)?,
             );
             c_in = c_out;
         }
@@ -292,7 +296,7 @@ impl Network {
             Arch::VggSmall => vgg_small(&config, &mut rng)?,
             Arch::ResNet18ImageNet => resnet(&config, Stem::ImageNet, &RESNET18, &mut rng)?,
             Arch::ResNet34ImageNet => resnet(&config, Stem::ImageNet, &RESNET34, &mut rng)?,
-            Arch::Onnx => {
+            Arch::Onnx | Arch::Custom => {
                 return Err(NnError::InvalidParameter {
                     what: "model".into(),
                     allowed: "an architecture built by code (an ONNX network is read with nuq_nn::onnx::import)",
@@ -310,9 +314,46 @@ impl Network {
         Ok(net)
     }
 
-    /// A network from layers built elsewhere (the ONNX importer); checks that `body` takes
-    /// the configured input.
-    pub(crate) fn from_body(config: ModelConfig, body: Sequential) -> Result<Self, NnError> {
+    /// A network from layers built elsewhere: the ONNX importer, or code of your own (with
+    /// [`Arch::Custom`]) — a [`Sequential`] of layers and [`Graph`](crate::Graph)s, trained,
+    /// quantized and folded like the built-ins. Checks that `body` takes the configured
+    /// input.
+    ///
+    /// ```
+    /// use nuq_nn::{
+    ///     Arch, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Graph, Linear,
+    ///     ModelConfig, Network, Rng, Sequential,
+    /// };
+    ///
+    /// # fn main() -> Result<(), nuq_nn::NnError> {
+    /// let mut rng = Rng::new(0);
+    /// let conv = |ci, co, k, s, p, rng: &mut Rng| Conv2d::new(Conv2dConfig::square(ci, co, k, s, p), rng);
+    /// // A bottleneck residual block: 1×1 → 3×3 → 1×1 against the identity.
+    /// let mut main = Sequential::new();
+    /// main.push("conv1", conv(16, 4, 1, 1, 0, &mut rng)?)
+    ///     .push("bn1", BatchNorm2d::new(4, true))
+    ///     .push("conv2", conv(4, 4, 3, 1, 1, &mut rng)?)
+    ///     .push("bn2", BatchNorm2d::new(4, true))
+    ///     .push("conv3", conv(4, 16, 1, 1, 0, &mut rng)?)
+    ///     .push("bn3", BatchNorm2d::new(16, false));
+    /// let mut body = Sequential::new();
+    /// body.push("conv1", conv(1, 16, 3, 1, 1, &mut rng)?)
+    ///     .push("bn1", BatchNorm2d::new(16, true))
+    ///     .push("layer1.0", Graph::residual(main, None)?)
+    ///     .push("avgpool", GlobalAvgPool::new())
+    ///     .push("flatten", Flatten::new())
+    ///     .push("fc", Linear::new(16, 10, true, &mut rng)?);
+    /// let config = ModelConfig { arch: Arch::Custom, width: 1.0, in_channels: 1, classes: 10, input_size: (28, 28) };
+    /// let net = Network::from_body(config, body)?;
+    /// assert_eq!(net.macs_per_image(), 28 * 28 * (9 * 16 + 16 * 4 + 9 * 16 + 4 * 16) + 160);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`NnError::InputShape`] (or another layer's error) when `body` does not take the
+    /// configured input.
+    pub fn from_body(config: ModelConfig, body: Sequential) -> Result<Self, NnError> {
         body.output_shape([
             1,
             config.input_size.0,

@@ -2,7 +2,7 @@
 
 use nuq_nn::gradcheck::{check_layer, GradCheckConfig};
 use nuq_nn::{
-    BasicBlock, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Layer, Linear,
+    basic_block, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Layer, Linear,
     MaxPool2d, Mode, NnError, Relu, Relu6, Rng, Sequential, Tensor,
 };
 
@@ -435,10 +435,58 @@ fn basic_block_gradients() {
     };
     for (c_in, c_out, stride) in [(3, 3, 1), (3, 5, 2)] {
         let mut rng = Rng::new(30 + stride as u64);
-        let mut block = BasicBlock::new(c_in, c_out, stride, &mut rng).unwrap();
-        assert_eq!(block.downsample.is_some(), stride != 1 || c_in != c_out);
+        let mut block = basic_block(c_in, c_out, stride, &mut rng).unwrap();
+        let projection = block
+            .nodes()
+            .iter()
+            .any(|n| n.name().starts_with("downsample."));
+        assert_eq!(projection, stride != 1 || c_in != c_out);
         assert_passes(&mut block, &random_tensor([2, 4, 3, c_in], 31), &cfg);
     }
+}
+
+/// A hand-wired graph: the input read by three nodes, a join of three tensors with ReLU, a
+/// join without one, and a nested residual block.
+#[test]
+fn graph_gradients() {
+    use nuq_nn::Graph;
+    let mut rng = Rng::new(50);
+    let conv = |ci, co, k, p, rng: &mut Rng| {
+        Conv2d::new(Conv2dConfig::square(ci, co, k, 1, p), rng).unwrap()
+    };
+    let mut g = Graph::new();
+    let a = g.push(0, "a", conv(3, 4, 3, 1, &mut rng)).unwrap();
+    let a = g.push(a, "a_bn", BatchNorm2d::new(4, true)).unwrap();
+    let b = g.push(0, "b", conv(3, 4, 1, 0, &mut rng)).unwrap();
+    let c = g.push(0, "c", conv(3, 4, 3, 1, &mut rng)).unwrap();
+    let s = g.push_add(&[a, b, c], "sum3", true).unwrap();
+    let d = g
+        .push(s, "block", basic_block(4, 4, 1, &mut rng).unwrap())
+        .unwrap();
+    g.push_add(&[d, s], "linear_join", false).unwrap();
+    let cfg = GradCheckConfig {
+        step: 1e-3,
+        atol: 3e-3,
+        max_checks_per_tensor: 24,
+        ..GradCheckConfig::default()
+    };
+    assert_passes(&mut g, &random_tensor([2, 5, 4, 3], 51), &cfg);
+    let mut names = Vec::new();
+    g.visit_params("g", &mut |n, _| names.push(n.to_string()));
+    assert!(!names.contains(&"g.block.downsample.0.weight".to_string()));
+    assert!(
+        names.contains(&"g.block.conv2.weight".to_string()),
+        "{names:?}"
+    );
+    // A node whose output nobody reads, and an input from the future, are errors.
+    let mut dead = Graph::new();
+    dead.push(0, "x", Relu::new()).unwrap();
+    dead.push(0, "y", Relu::new()).unwrap();
+    assert!(dead
+        .forward(&random_tensor([1, 2, 2, 1], 1), Mode::Eval)
+        .is_err());
+    assert!(Graph::new().push(3, "z", Relu::new()).is_err());
+    assert!(Graph::new().push_add(&[0], "one", true).is_err());
 }
 
 #[test]
@@ -450,7 +498,7 @@ fn small_network_gradients() {
         Conv2d::new(Conv2dConfig::square(2, 4, 3, 1, 1), &mut rng).unwrap(),
     )
     .push("bn1", BatchNorm2d::new(4, true))
-    .push("layer1.0", BasicBlock::new(4, 6, 2, &mut rng).unwrap())
+    .push("layer1.0", basic_block(4, 6, 2, &mut rng).unwrap())
     .push("pool", MaxPool2d::new(2, 2).unwrap())
     .push("flatten", Flatten::new())
     .push("fc", Linear::new(6 * 2 * 2, 3, true, &mut rng).unwrap());

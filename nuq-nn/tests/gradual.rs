@@ -11,7 +11,7 @@ use nuq_nn::integer::IntegerRunner;
 use nuq_nn::optim::Sgd;
 use nuq_nn::pipeline::{quantize_with_twin, twin_agreement, Quiet, Recipe};
 use nuq_nn::quant::{
-    gradual_stages, ActQuant, Family, InputNorm, Phase, QuantBlock, QuantConfig, QuantizedNetwork,
+    gradual_stages, ActQuant, Family, InputNorm, Phase, QuantConfig, QuantizedNetwork,
 };
 use nuq_nn::{Arch, BufferMut, CrossEntropy, Mode, ModelConfig, Network, NnError, Rng, Tensor};
 
@@ -112,18 +112,11 @@ fn activations(qn: &QuantizedNetwork) -> (usize, usize) {
         bypassed += usize::from(a.bypassed());
         fitted += usize::from(a.quantizer.is_some());
     };
-    for (_, l) in qn.net.body.layers() {
+    nuq_nn::visit_leaves(&qn.net.body, "", &mut |_, l| {
         if let Some(a) = l.as_any().downcast_ref::<ActQuant>() {
             count(a);
-        } else if let Some(b) = l.as_any().downcast_ref::<QuantBlock>() {
-            count(&b.act);
-            for (_, l) in b.block.main.layers() {
-                if let Some(a) = l.as_any().downcast_ref::<ActQuant>() {
-                    count(a);
-                }
-            }
         }
-    }
+    });
     (bypassed, fitted)
 }
 

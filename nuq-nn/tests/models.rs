@@ -76,20 +76,19 @@ fn fashion_mnist_shapes_and_width() {
 
 #[test]
 fn layers_can_be_swapped_and_reached_by_name() {
-    use nuq_nn::{BasicBlock, BatchNorm2d, Conv2d, Linear, Relu, Rng};
+    use nuq_nn::{BatchNorm2d, Conv2d, Graph, Linear, Relu, Rng};
     let mut net = Network::new(ModelConfig::fashion_mnist(Arch::ResNet20, 0.25), 3).unwrap();
     // Reach a conv weight and a BN inside a block through the concrete types.
     let block = net.body.get_mut("layer2.0").unwrap();
-    let block = block.as_any_mut().downcast_mut::<BasicBlock>().unwrap();
+    let block = block.as_any_mut().downcast_mut::<Graph>().unwrap();
     let conv = block
-        .main
         .get_mut("conv1")
         .unwrap()
         .as_any_mut()
         .downcast_mut::<Conv2d>()
         .unwrap();
     assert_eq!(conv.weight.torch_shape, [8, 4, 3, 3]);
-    let bn = block.downsample.as_mut().unwrap().get_mut("1").unwrap();
+    let bn = block.get_mut("downsample.1").unwrap();
     assert!(bn.as_any_mut().downcast_mut::<BatchNorm2d>().is_some());
     // Swap the classifier for a fresh one and insert an extra layer before it.
     let mut rng = Rng::new(9);

@@ -9,7 +9,7 @@ use nuq_kernels::KernelPath;
 use nuq_nn::integer::{IntegerModel, IntegerRunner, Node};
 use nuq_nn::onnx::{self, OnnxError};
 use nuq_nn::quant::{Family, InputNorm, QuantConfig, QuantizedNetwork};
-use nuq_nn::{Arch, BasicBlock, BatchNorm2d, Conv2d, Layer, Mode, Rng, Tensor};
+use nuq_nn::{Arch, BatchNorm2d, Conv2d, Graph, Layer, Mode, Op, Rng, Tensor};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -115,10 +115,20 @@ fn torchvision_style_resnet_matches_pytorch() {
         let mut blocks = 0;
         let mut projections = 0;
         for (_, l) in m.network.body.layers_mut() {
-            if let Some(b) = l.as_any_mut().downcast_mut::<BasicBlock>() {
+            if let Some(b) = l.as_any_mut().downcast_mut::<Graph>() {
                 blocks += 1;
-                projections += usize::from(b.downsample.is_some());
-                assert_eq!(b.main.len(), 4, "{name}: conv, BN(ReLU), conv, BN");
+                let names: Vec<&str> = b.nodes().iter().map(|n| n.name()).collect();
+                let shortcut = names
+                    .iter()
+                    .filter(|n| n.starts_with("downsample."))
+                    .count();
+                projections += usize::from(shortcut > 0);
+                assert_eq!(
+                    names.len() - shortcut,
+                    5,
+                    "{name}: conv, BN(ReLU), conv, BN, join"
+                );
+                assert!(matches!(b.nodes().last().unwrap().op(), Op::Add(a) if a.relu()));
             }
         }
         assert_eq!((blocks, projections), (3, 1), "{name}");
@@ -201,18 +211,12 @@ fn clip_other_than_relu6_is_refused_naming_the_node() {
 
 /// The convolutions of an imported network with their groups, in order.
 fn conv_groups(s: &nuq_nn::Sequential, out: &mut Vec<(usize, usize, usize)>) {
-    for (_, l) in s.layers() {
-        let any = l.as_any();
-        if let Some(c) = any.downcast_ref::<Conv2d>() {
+    nuq_nn::visit_leaves(s, "", &mut |_, l| {
+        if let Some(c) = l.as_any().downcast_ref::<Conv2d>() {
             let c = c.config();
             out.push((c.c_in, c.c_out, c.groups));
-        } else if let Some(b) = any.downcast_ref::<BasicBlock>() {
-            conv_groups(&b.main, out);
-            if let Some(d) = &b.downsample {
-                conv_groups(d, out);
-            }
         }
-    }
+    });
 }
 
 #[test]
@@ -283,8 +287,11 @@ fn residual_blocks_with_depthwise_separable_branches_match_pytorch() {
         ]
     );
     for (_, l) in m.network.body.layers() {
-        if let Some(b) = l.as_any().downcast_ref::<BasicBlock>() {
-            let bn = b.main.layers()[1].1.as_any().downcast_ref::<BatchNorm2d>();
+        if let Some(b) = l.as_any().downcast_ref::<Graph>() {
+            let Op::Layer(bn) = b.nodes()[1].op() else {
+                panic!("a join second")
+            };
+            let bn = bn.as_any().downcast_ref::<BatchNorm2d>();
             assert!(bn.is_some_and(|bn| bn.relu6), "dw–BN–ReLU6 first");
         }
     }

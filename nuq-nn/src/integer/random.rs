@@ -11,7 +11,7 @@
 //! time these models.
 
 use crate::integer::IntegerModel;
-use crate::layers::{BasicBlock, BatchNorm2d, Sequential};
+use crate::layers::{BatchNorm2d, Sequential};
 use crate::models::{ModelConfig, Network};
 use crate::quant::{Family, InputNorm, QuantConfig, QuantizedNetwork};
 use crate::rng::Rng;
@@ -79,9 +79,8 @@ pub fn random_model(spec: &RandomModelSpec, seed: u64) -> Result<IntegerModel, N
 
 /// Draws batch-norm statistics around identity, one channel in eight with a negative scale.
 fn randomise_batch_norm(s: &mut Sequential, rng: &mut Rng) {
-    for (_, l) in s.layers_mut() {
-        let any = l.as_any_mut();
-        if let Some(bn) = any.downcast_mut::<BatchNorm2d>() {
+    crate::layer::visit_leaves_mut(s, "", &mut |_, l| {
+        if let Some(bn) = l.as_any_mut().downcast_mut::<BatchNorm2d>() {
             for o in 0..bn.channels() {
                 let sign = if rng.next_f32() < 0.125 { -1.0 } else { 1.0 };
                 bn.weight.value[o] = sign * rng.uniform(0.5, 1.5);
@@ -89,11 +88,6 @@ fn randomise_batch_norm(s: &mut Sequential, rng: &mut Rng) {
                 bn.running_mean[o] = rng.uniform(-0.3, 0.3);
                 bn.running_var[o] = rng.uniform(0.5, 2.0);
             }
-        } else if let Some(b) = any.downcast_mut::<BasicBlock>() {
-            randomise_batch_norm(&mut b.main, rng);
-            if let Some(d) = b.downsample.as_mut() {
-                randomise_batch_norm(d, rng);
-            }
         }
-    }
+    });
 }

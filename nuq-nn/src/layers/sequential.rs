@@ -93,6 +93,11 @@ impl Sequential {
             .map(|(_, l)| l.as_mut() as &mut dyn Layer)
     }
 
+    /// The children with their names, consuming the chain.
+    pub fn into_layers(self) -> Vec<(String, Box<dyn Layer>)> {
+        self.layers
+    }
+
     fn need_layers(&self) -> Result<(), NnError> {
         if self.layers.is_empty() {
             return Err(NnError::InvalidParameter {
@@ -171,6 +176,20 @@ impl Layer for Sequential {
         for (name, l) in &mut self.layers {
             l.visit_buffers(&join_name(prefix, name), f);
         }
+    }
+
+    fn children(&self) -> Vec<(&str, &dyn Layer)> {
+        self.layers
+            .iter()
+            .map(|(n, l)| (n.as_str(), l.as_ref()))
+            .collect()
+    }
+
+    fn children_mut(&mut self) -> Vec<(&str, &mut dyn Layer)> {
+        self.layers
+            .iter_mut()
+            .map(|(n, l)| (n.as_str(), l.as_mut() as &mut dyn Layer))
+            .collect()
     }
 
     fn macs(&self, input: [usize; 4]) -> u64 {

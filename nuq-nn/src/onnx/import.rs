@@ -1,13 +1,12 @@
 //! From the walked operations to nuq's layers: a [`Sequential`] whose convolutions are
 //! followed by batch-norm (a unit one where the exporter folded BN into the convolution's
 //! bias), ReLUs and ReLU6s fused into the batch-norm before them, and residual blocks as
-//! [`BasicBlock`]s.
+//! [`Graph`](crate::Graph)s from [`Graph::residual`](crate::Graph::residual).
 
 use std::iter::Peekable;
 
 use crate::layers::{
-    BasicBlock, BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu, Relu6,
-    Sequential,
+    BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu, Relu6, Sequential,
 };
 use crate::param::join_name;
 use crate::rng::Rng;
@@ -142,7 +141,7 @@ impl<'g> Lower<'g> {
                     } else {
                         Some(self.seq(&join_name(&full, "downsample"), shortcut)?)
                     };
-                    s.push(name, BasicBlock::from_parts(main, shortcut));
+                    s.push(name, crate::layers::Graph::residual(main, shortcut)?);
                 }
             }
         }

@@ -19,7 +19,7 @@
 //! | `GlobalAveragePool`, `AveragePool` whose window is the whole map | [`GlobalAvgPool`](crate::GlobalAvgPool) |
 //! | `Flatten` (axis 1), `Reshape` to `[N, -1]` | [`Flatten`](crate::Flatten) |
 //! | `Gemm`, `MatMul` (+ `Add` of a bias vector) | [`Linear`](crate::Linear) |
-//! | a value read by two branches that meet in `Add`, then `Relu` | [`BasicBlock`](crate::BasicBlock) (main branch and identity or projection shortcut) |
+//! | a value read by two branches that meet in `Add`, then `Relu` | a residual [`Graph`](crate::Graph) ([`Graph::residual`](crate::Graph::residual): a main branch of any length — a bottleneck's three convolutions, a nested residual block — and the identity or a projection shortcut) |
 //! | `Identity`, inference `Dropout`, `Constant` | nothing (pass-through or folded) |
 //!
 //! A `Reshape` target computed from the input's shape (`Shape`, `Gather`, `Unsqueeze`,

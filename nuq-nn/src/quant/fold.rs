@@ -24,11 +24,15 @@ use crate::integer::{
     AddNode, ConvNode, ConvOutput, InputSpec, IntegerModel, LinearNode, MaxPoolNode, Node, Requant,
     TensorId,
 };
-use crate::layers::{BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d, Sequential};
-use crate::quant::layers::{ActQuant, GridRound, QuantBlock};
-use crate::quant::network::{downcast, QuantizedNetwork};
+use crate::layers::{
+    BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, Graph, Linear, MaxPool2d, Op as GraphOp,
+};
+use crate::param::join_name;
+use crate::quant::layers::{ActQuant, GridRound};
+use crate::quant::network::QuantizedNetwork;
 use crate::quant::weights::QuantizedWeights;
 use crate::quant::ActQuantizer;
+use crate::Layer;
 use crate::NnError;
 use nuq_core::{Direction, FixedPointMultiplier, MacThresholds, Scale};
 
@@ -51,8 +55,10 @@ impl QuantizedNetwork {
         }
         let cfg = self.net.config();
         let (h, w) = cfg.input_size;
+        let mut flat = Vec::new();
+        flatten(&self.net.body, "", 0, &mut flat);
         let mut b = Builder::new(self, None);
-        b.seq("", &self.net.body)?;
+        let logits = b.fold(&flat)?;
         let model = IntegerModel {
             input: InputSpec {
                 channels: cfg.in_channels,
@@ -61,7 +67,7 @@ impl QuantizedNetwork {
                 zero_point: self.input_norm.zero_point.clone(),
             },
             nodes: b.nodes,
-            logit_scale: informative_scale("logit scale", b.cur.scale)?,
+            logit_scale: informative_scale("logit scale", logits.scale)?,
         };
         model.tensor_infos()?;
         Ok(model)
@@ -90,8 +96,10 @@ impl QuantizedNetwork {
     /// As [`QuantizedNetwork::to_integer`].
     pub fn separate_ties(&mut self) -> Result<usize, NnError> {
         let ties = {
+            let mut flat = Vec::new();
+            flatten(&self.net.body, "", 0, &mut flat);
             let mut b = Builder::new(self, Some(Vec::new()));
-            b.seq("", &self.net.body)?;
+            b.fold(&flat)?;
             b.ties.unwrap_or_default()
         };
         let moved = ties.len();
@@ -176,10 +184,101 @@ struct Cur {
 struct Builder<'a> {
     qn: &'a QuantizedNetwork,
     nodes: Vec<Node>,
-    cur: Cur,
+    /// The value of every tensor of the flattened network (`[0]` the input); `None` once a
+    /// pending accumulator has been taken by its reader.
+    vals: Vec<Option<Val<'a>>>,
     /// Batch-norm shifts that separate near-ties ([`QuantizedNetwork::separate_ties`]);
     /// `None` when folding.
     ties: Option<Vec<Tie>>,
+}
+
+/// A leaf layer or a join of the float network, its containers flattened away.
+struct Flat<'a> {
+    name: String,
+    op: FlatOp<'a>,
+    /// Flat tensors read: 0 the network input, `i + 1` the output of flat node `i`.
+    inputs: Vec<usize>,
+}
+
+enum FlatOp<'a> {
+    Leaf(&'a dyn Layer),
+    /// A join; whether ReLU follows it.
+    Add(bool),
+}
+
+/// Appends the leaves and joins of `layer`, called `name` and reading flat tensor `input`,
+/// to `out`; returns the flat tensor it writes.
+fn flatten<'a>(layer: &'a dyn Layer, name: &str, input: usize, out: &mut Vec<Flat<'a>>) -> usize {
+    if let Some(g) = layer.as_any().downcast_ref::<Graph>() {
+        let mut ids = vec![input];
+        for n in g.nodes() {
+            let child = join_name(name, n.name());
+            let id = match n.op() {
+                GraphOp::Layer(l) => flatten(l.as_ref(), &child, ids[n.inputs()[0]], out),
+                GraphOp::Add(a) => {
+                    out.push(Flat {
+                        name: child,
+                        op: FlatOp::Add(a.relu()),
+                        inputs: n.inputs().iter().map(|&t| ids[t]).collect(),
+                    });
+                    out.len()
+                }
+            };
+            ids.push(id);
+        }
+        return ids[ids.len() - 1];
+    }
+    let children = layer.children();
+    if children.is_empty() {
+        out.push(Flat {
+            name: name.to_string(),
+            op: FlatOp::Leaf(layer),
+            inputs: vec![input],
+        });
+        return out.len();
+    }
+    children.into_iter().fold(input, |x, (child, l)| {
+        flatten(l, &join_name(name, child), x, out)
+    })
+}
+
+/// A convolution and the batch-norm after it: an accumulator node not placed yet, waiting
+/// for its reader (an activation quantizer or a join) to choose its output.
+struct ConvBn<'a> {
+    node: ConvNode,
+    aff: Affine,
+    h: usize,
+    w: usize,
+    bn: &'a BatchNorm2d,
+    bn_name: String,
+}
+
+/// A convolution waiting for its batch-norm: the node, `u[o] = s_in · s_w[o]`, the output
+/// size and the layer.
+struct PendingConv<'a> {
+    node: ConvNode,
+    u: Vec<f64>,
+    h: usize,
+    w: usize,
+    conv: &'a Conv2d,
+}
+
+/// The shortcut of a join: an accumulator or activation levels.
+enum Shortcut<'a> {
+    Acc(Box<ConvBn<'a>>),
+    Levels(Cur),
+}
+
+/// What a tensor of the flattened network is in the integer model.
+enum Val<'a> {
+    /// Activation levels (or the image bytes, or the logits) of a placed node.
+    Levels(Cur),
+    /// A convolution waiting for its batch-norm.
+    Conv(Box<PendingConv<'a>>),
+    /// Convolution and batch-norm, waiting for a quantizer or a join.
+    ConvBn(Box<ConvBn<'a>>),
+    /// A join followed by ReLU, waiting for its quantizer.
+    Sum { a: Box<ConvBn<'a>>, b: Shortcut<'a> },
 }
 
 /// Per-channel affine `z = d[o] · acc + c[o]` of an accumulator.
@@ -268,13 +367,13 @@ impl<'a> Builder<'a> {
         Builder {
             qn,
             nodes: Vec::new(),
-            cur: Cur {
+            vals: vec![Some(Val::Levels(Cur {
                 id: 0,
                 scale: 1.0,
                 h,
                 w,
                 c: cfg.in_channels,
-            },
+            }))],
             ties,
         }
     }
@@ -434,92 +533,216 @@ impl<'a> Builder<'a> {
             .ok_or_else(|| NnError::NotCalibrated(name.to_string()))
     }
 
-    /// The convolution at layer `i` of `s` and the batch-norm after it, as an accumulator node
-    /// and the affine map `z = d · acc + c` of its output (not pushed yet).
-    fn conv_bn(
-        &self,
-        prefix: &str,
-        s: &Sequential,
-        i: usize,
-        input: Cur,
-    ) -> Result<(ConvNode, Affine, usize, usize), NnError> {
-        let l = s.layers();
-        let name = format!("{prefix}{}", l[i].0);
-        let conv = downcast::<Conv2d>(l[i].1.as_ref(), &name, "Conv2d")?;
-        let (bn_name, bn) = l.get(i + 1).ok_or_else(|| NnError::NoIntegerForm {
-            layer: name.clone(),
-            why: "no BatchNorm after the convolution",
-        })?;
-        let bn = downcast::<BatchNorm2d>(bn.as_ref(), bn_name, "BatchNorm2d")?;
-        let (node, u, oh, ow) = self.conv_node(&name, conv, input, ConvOutput::Accumulator)?;
-        let aff = bn_affine(bn, &u, conv.bias.as_ref().map(|b| b.value.as_slice()));
-        Ok((node, aff, oh, ow))
-    }
-
-    /// Conv → BN(ReLU) → ActQuant starting at layer `i` of `s`; returns the new current tensor.
-    fn conv_bn_act(
-        &mut self,
-        prefix: &str,
-        s: &Sequential,
-        i: usize,
-        input: Cur,
-    ) -> Result<Cur, NnError> {
-        let (mut node, aff, oh, ow) = self.conv_bn(prefix, s, i, input)?;
-        let (aq_name, aq) = s
-            .layers()
-            .get(i + 2)
-            .ok_or_else(|| NnError::NoIntegerForm {
-                layer: format!("{prefix}{}", s.layers()[i].0),
-                why: "no activation quantizer after it",
-            })?;
-        let q = Self::fitted(
-            downcast::<ActQuant>(aq.as_ref(), aq_name, "ActQuant")?,
-            aq_name,
-        )?;
-        if self.ties.is_some() {
-            let (bn_name, bn) = &s.layers()[i + 1];
-            let bn = downcast::<BatchNorm2d>(bn.as_ref(), bn_name, "BatchNorm2d")?;
-            self.find_ties(bn, &format!("{prefix}{bn_name}"), &node, &aff, q);
+    /// Folds the flattened network; returns the output tensor (the logits).
+    fn fold(&mut self, flat: &[Flat<'a>]) -> Result<Cur, NnError> {
+        for f in flat {
+            let val = match f.op {
+                FlatOp::Add(relu) => self.join(f, relu)?,
+                FlatOp::Leaf(l) => self.leaf(&f.name, l, f.inputs[0])?,
+            };
+            self.vals.push(Some(val));
         }
-        node.output = ConvOutput::Codes(requant(&aff, q, &format!("{prefix}{aq_name}"))?);
-        let c_out = node.c_out;
-        Ok(self.push(Node::Conv(node), q.scale, oh, ow, c_out))
+        let last = flat
+            .last()
+            .map_or("the network input".to_string(), |f| f.name.clone());
+        self.levels(self.vals.len() - 1, &last)
     }
 
-    /// Conv → BN (no ReLU) as an accumulator node; returns it and its affine map.
-    fn conv_bn_acc(
-        &mut self,
-        prefix: &str,
-        s: &Sequential,
-        i: usize,
-        input: Cur,
-    ) -> Result<(Cur, Affine), NnError> {
-        let (node, aff, oh, ow) = self.conv_bn(prefix, s, i, input)?;
-        let c_out = node.c_out;
-        Ok((self.push(Node::Conv(node), f64::NAN, oh, ow, c_out), aff))
+    /// Takes the value of tensor `id` for `reader`: levels are read any number of times, a
+    /// pending accumulator once.
+    fn take(&mut self, id: usize, reader: &str) -> Result<Val<'a>, NnError> {
+        match &self.vals[id] {
+            Some(Val::Levels(c)) => Ok(Val::Levels(*c)),
+            Some(_) => Ok(self.vals[id].take().expect("matched Some")),
+            None => Err(NnError::NoIntegerForm {
+                layer: reader.to_string(),
+                why: "reads a convolution's accumulator that another layer reads too: the integer model gives an accumulator one reader",
+            }),
+        }
     }
 
-    fn block(&mut self, name: &str, qb: &QuantBlock) -> Result<(), NnError> {
-        let input = self.cur;
-        let main = &qb.block.main;
-        let mid = self.conv_bn_act(&format!("{name}."), main, 0, input)?;
-        let (a, aff_a) = self.conv_bn_acc(&format!("{name}."), main, 3, mid)?;
-        let (b, b_d, b_c) = match &qb.block.downsample {
-            Some(d) => {
-                let (b, aff_b) = self.conv_bn_acc(&format!("{name}.downsample."), d, 0, input)?;
-                (b, aff_b.d, aff_b.c)
-            }
-            None => (input, vec![input.scale; input.c], vec![0.0; input.c]),
+    /// The activation levels of tensor `id`, read by `reader`.
+    fn levels(&mut self, id: usize, reader: &str) -> Result<Cur, NnError> {
+        let why = match self.take(id, reader)? {
+            Val::Levels(c) => return Ok(c),
+            Val::Conv(_) => "reads a convolution with no batch-norm after it (nuq folds every convolution with the batch-norm that follows it)",
+            Val::ConvBn(_) => "reads a batch-norm with no ReLU after it: the integer model hands on unsigned activation codes",
+            Val::Sum { .. } => "reads a residual join with no activation quantizer after it",
         };
-        let q = Self::fitted(&qb.act, name)?;
+        Err(NnError::NoIntegerForm {
+            layer: reader.to_string(),
+            why,
+        })
+    }
+
+    /// Places a pending convolution as an accumulator node.
+    fn place_acc(&mut self, cb: &ConvBn<'a>) -> Cur {
+        let c = cb.node.c_out;
+        self.push(Node::Conv(cb.node.clone()), f64::NAN, cb.h, cb.w, c)
+    }
+
+    fn leaf(&mut self, name: &str, layer: &'a dyn Layer, input: usize) -> Result<Val<'a>, NnError> {
+        let any = layer.as_any();
+        if let Some(conv) = any.downcast_ref::<Conv2d>() {
+            let cur = self.levels(input, name)?;
+            let (node, u, h, w) = self.conv_node(name, conv, cur, ConvOutput::Accumulator)?;
+            return Ok(Val::Conv(Box::new(PendingConv {
+                node,
+                u,
+                h,
+                w,
+                conv,
+            })));
+        }
+        if let Some(bn) = any.downcast_ref::<BatchNorm2d>() {
+            let Val::Conv(pending) = self.take(input, name)? else {
+                return Err(NnError::NoIntegerForm {
+                    layer: name.to_string(),
+                    why: "a batch-norm that does not follow a convolution directly",
+                });
+            };
+            let PendingConv {
+                node,
+                u,
+                h,
+                w,
+                conv,
+            } = *pending;
+            let aff = bn_affine(bn, &u, conv.bias.as_ref().map(|b| b.value.as_slice()));
+            return Ok(Val::ConvBn(Box::new(ConvBn {
+                node,
+                aff,
+                h,
+                w,
+                bn,
+                bn_name: name.to_string(),
+            })));
+        }
+        if let Some(aq) = any.downcast_ref::<ActQuant>() {
+            let q = Self::fitted(aq, name)?;
+            return match self.take(input, name)? {
+                Val::ConvBn(cb) => {
+                    let ConvBn {
+                        mut node,
+                        aff,
+                        h,
+                        w,
+                        bn,
+                        bn_name,
+                    } = *cb;
+                    if self.ties.is_some() {
+                        self.find_ties(bn, &bn_name, &node, &aff, q);
+                    }
+                    node.output = ConvOutput::Codes(requant(&aff, q, name)?);
+                    let c = node.c_out;
+                    Ok(Val::Levels(self.push(Node::Conv(node), q.scale, h, w, c)))
+                }
+                Val::Sum { a, b } => Ok(Val::Levels(self.place_join(name, a, b, q)?)),
+                Val::Conv(_) => Err(NnError::NoIntegerForm {
+                    layer: name.to_string(),
+                    why: "quantizes a convolution with no batch-norm after it",
+                }),
+                Val::Levels(_) => Err(NnError::NoIntegerForm {
+                    layer: name.to_string(),
+                    why: "an activation quantizer that does not follow a convolution with batch-norm or a residual join",
+                }),
+            };
+        }
+        if let Some(p) = any.downcast_ref::<MaxPool2d>() {
+            let cur = self.levels(input, name)?;
+            let (k, st, pad) = (p.kernel(), p.stride(), p.padding());
+            if cur.h + 2 * pad < k || cur.w + 2 * pad < k {
+                return Err(NnError::NoIntegerForm {
+                    layer: name.to_string(),
+                    why: "pool window larger than its input",
+                });
+            }
+            let out = self.push(
+                Node::MaxPool(MaxPoolNode {
+                    input: cur.id,
+                    kernel: k,
+                    stride: st,
+                    padding: pad,
+                }),
+                cur.scale,
+                (cur.h + 2 * pad - k) / st + 1,
+                (cur.w + 2 * pad - k) / st + 1,
+                cur.c,
+            );
+            return Ok(Val::Levels(out));
+        }
+        if any.is::<GlobalAvgPool>() {
+            let cur = self.levels(input, name)?;
+            let out = self.push(
+                Node::GlobalAvgPool { input: cur.id },
+                cur.scale,
+                1,
+                1,
+                cur.c,
+            );
+            return Ok(Val::Levels(out));
+        }
+        if any.is::<GridRound>() || any.is::<Flatten>() {
+            // The rounding is the integer pool's own; the classifier's rows already hold
+            // PyTorch's flatten order.
+            return Ok(Val::Levels(self.levels(input, name)?));
+        }
+        if let Some(lin) = any.downcast_ref::<Linear>() {
+            let cur = self.levels(input, name)?;
+            return Ok(Val::Levels(self.linear(name, lin, cur)?));
+        }
+        Err(NnError::UnexpectedLayer {
+            layer: name.to_string(),
+            expected: "a layer with an integer form",
+            found: layer.describe(),
+        })
+    }
+
+    /// A join of two tensors followed by ReLU: one a convolution with batch-norm (the main
+    /// branch, the first such input), the other another one or activation levels.
+    fn join(&mut self, f: &Flat<'a>, relu: bool) -> Result<Val<'a>, NnError> {
+        let fail = |why| NnError::NoIntegerForm {
+            layer: f.name.clone(),
+            why,
+        };
+        if f.inputs.len() != 2 {
+            return Err(fail(
+                "a join of more than two tensors: the integer model adds two",
+            ));
+        }
+        if !relu {
+            return Err(fail("a residual join without a ReLU after it: its sum can be negative, and the integer model's activation codes are unsigned (MobileNet-V2's linear bottleneck)"));
+        }
+        let x = self.take(f.inputs[0], &f.name)?;
+        let y = self.take(f.inputs[1], &f.name)?;
+        let shortcut = |v: Val<'a>| match v {
+            Val::ConvBn(cb) => Ok(Shortcut::Acc(cb)),
+            Val::Levels(c) => Ok(Shortcut::Levels(c)),
+            _ => Err(fail(
+                "a join input that is neither a convolution with batch-norm nor activation codes",
+            )),
+        };
+        match (x, y) {
+            (Val::ConvBn(a), b) | (b, Val::ConvBn(a)) => Ok(Val::Sum {
+                a,
+                b: shortcut(b)?,
+            }),
+            _ => Err(fail("a join with no convolution followed by batch-norm among its inputs: the integer model's join requantizes an accumulator")),
+        }
+    }
+
+    /// Places a join, `a` its main branch and `b` its shortcut, requantized by `q` (the
+    /// quantizer called `name`); returns its output.
+    fn place_join(
+        &mut self,
+        name: &str,
+        a: Box<ConvBn<'a>>,
+        b: Shortcut<'a>,
+        q: &ActQuantizer,
+    ) -> Result<Cur, NnError> {
         // Fractional bits for the sum: as many as keep the shifted main accumulator within
         // 2^30 (its bound is K · max|w| · 255).
-        let Some(Node::Conv(conv2)) = self.nodes.get(a.id - 1) else {
-            return Err(NnError::NoIntegerForm {
-                layer: name.to_string(),
-                why: "the residual block's main branch does not end in a convolution",
-            });
-        };
+        let conv2 = &a.node;
         let max_w = conv2
             .weights
             .codebook
@@ -537,12 +760,21 @@ impl<'a> Builder<'a> {
             .find(|&s| bound << s <= 1i64 << 30)
             .unwrap_or(0);
         let frac = f64::from(1u32 << a_shift);
-        let mut align = Vec::with_capacity(a.c);
-        let mut unit = Affine {
-            d: Vec::with_capacity(a.c),
-            c: Vec::with_capacity(a.c),
+        let a_cur = self.place_acc(&a);
+        let (b_cur, b_d, b_c) = match b {
+            Shortcut::Acc(cb) => {
+                let cur = self.place_acc(&cb);
+                (cur, cb.aff.d, cb.aff.c)
+            }
+            Shortcut::Levels(cur) => (cur, vec![cur.scale; cur.c], vec![0.0; cur.c]),
         };
-        for o in 0..a.c {
+        let aff_a = &a.aff;
+        let mut align = Vec::with_capacity(a_cur.c);
+        let mut unit = Affine {
+            d: Vec::with_capacity(a_cur.c),
+            c: Vec::with_capacity(a_cur.c),
+        };
+        for o in 0..a_cur.c {
             let d = aff_a.d[o];
             if d == 0.0 {
                 return Err(NnError::NoIntegerForm {
@@ -553,7 +785,7 @@ impl<'a> Builder<'a> {
             let r = b_d[o] / d * frac;
             align.push(
                 FixedPointMultiplier::from_f64(r).map_err(|source| NnError::Core {
-                    what: format!("block {name}: channel {o} shortcut alignment factor"),
+                    what: format!("join {name}: channel {o} shortcut alignment factor"),
                     source,
                 })?,
             );
@@ -561,79 +793,17 @@ impl<'a> Builder<'a> {
             unit.c.push(aff_a.c[o] + b_c[o]);
         }
         let node = AddNode {
-            a: a.id,
+            a: a_cur.id,
             a_shift,
-            b: b.id,
+            b: b_cur.id,
             align,
             output: requant(&unit, q, name)?,
         };
-        self.cur = self.push(Node::Add(node), q.scale, a.h, a.w, a.c);
-        Ok(())
+        Ok(self.push(Node::Add(node), q.scale, a_cur.h, a_cur.w, a_cur.c))
     }
 
-    fn seq(&mut self, prefix: &str, s: &Sequential) -> Result<(), NnError> {
-        let l = s.layers();
-        let mut i = 0;
-        while i < l.len() {
-            let name = format!("{prefix}{}", l[i].0);
-            let any = l[i].1.as_any();
-            if any.is::<Conv2d>() {
-                self.cur = self.conv_bn_act(prefix, s, i, self.cur)?;
-                i += 3;
-                continue;
-            } else if let Some(qb) = any.downcast_ref::<QuantBlock>() {
-                self.block(&name, qb)?;
-            } else if let Some(p) = any.downcast_ref::<MaxPool2d>() {
-                let cur = self.cur;
-                let (k, st, pad) = (p.kernel(), p.stride(), p.padding());
-                if cur.h + 2 * pad < k || cur.w + 2 * pad < k {
-                    return Err(NnError::NoIntegerForm {
-                        layer: name.clone(),
-                        why: "pool window larger than its input",
-                    });
-                }
-                self.cur = self.push(
-                    Node::MaxPool(MaxPoolNode {
-                        input: cur.id,
-                        kernel: k,
-                        stride: st,
-                        padding: pad,
-                    }),
-                    cur.scale,
-                    (cur.h + 2 * pad - k) / st + 1,
-                    (cur.w + 2 * pad - k) / st + 1,
-                    cur.c,
-                );
-            } else if any.is::<GlobalAvgPool>() {
-                let cur = self.cur;
-                self.cur = self.push(
-                    Node::GlobalAvgPool { input: cur.id },
-                    cur.scale,
-                    1,
-                    1,
-                    cur.c,
-                );
-            } else if any.is::<GridRound>() {
-                // Folded into the integer pool's rounding.
-            } else if any.is::<Flatten>() {
-                // The classifier's rows already hold PyTorch's flatten order.
-            } else if let Some(lin) = any.downcast_ref::<Linear>() {
-                self.linear(&name, lin)?;
-            } else {
-                return Err(NnError::UnexpectedLayer {
-                    layer: name,
-                    expected: "a layer with an integer form",
-                    found: l[i].1.describe(),
-                });
-            }
-            i += 1;
-        }
-        Ok(())
-    }
-
-    fn linear(&mut self, name: &str, lin: &Linear) -> Result<(), NnError> {
+    fn linear(&mut self, name: &str, lin: &Linear, cur: Cur) -> Result<Cur, NnError> {
         let q = self.weights(name)?;
-        let cur = self.cur;
         let (outs, ins) = (lin.weight.torch_shape[0], lin.weight.torch_shape[1]);
         if ins != cur.h * cur.w * cur.c {
             return Err(NnError::SizeMismatch {
@@ -668,8 +838,7 @@ impl<'a> Builder<'a> {
             bias,
             weight_scale: informative_scale(&format!("{name}: weight scale"), q.scales[0])?,
         };
-        self.cur = self.push(Node::Linear(node), unit, 1, 1, outs);
-        Ok(())
+        Ok(self.push(Node::Linear(node), unit, 1, 1, outs))
     }
 }
 

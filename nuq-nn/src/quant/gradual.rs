@@ -18,7 +18,7 @@ use crate::layer::Layer;
 use crate::layers::{Conv2d, Linear, Sequential};
 use crate::models::Network;
 use crate::param::{join_name, BufferMut};
-use crate::quant::layers::{ActQuant, QuantBlock};
+use crate::quant::layers::ActQuant;
 use crate::quant::network::QuantizedNetwork;
 use crate::tensor::Tensor;
 use crate::NnError;
@@ -112,21 +112,10 @@ impl Frozen {
     }
 }
 
-/// Calls `f` on every leaf layer in forward order with its parameter-name prefix (a
-/// residual block's main path, then its shortcut, then its output quantizer `.act`).
+/// Calls `f` on every leaf layer in forward order with its parameter-name prefix (inside a
+/// residual block: its main path, its shortcut, then the join's output quantizer `.act`).
 fn walk_leaves(s: &mut Sequential, prefix: &str, f: &mut dyn FnMut(&str, &mut dyn Layer)) {
-    for (child, l) in s.layers_mut() {
-        let name = join_name(prefix, child);
-        if let Some(b) = l.as_any_mut().downcast_mut::<QuantBlock>() {
-            walk_leaves(&mut b.block.main, &name, f);
-            if let Some(d) = b.block.downsample.as_mut() {
-                walk_leaves(d, &join_name(&name, "downsample"), f);
-            }
-            f(&join_name(&name, "act"), &mut b.act);
-        } else {
-            f(&name, &mut **l);
-        }
-    }
+    crate::layer::visit_leaves_mut(s, prefix, f);
 }
 
 fn is_weight_layer(layer: &dyn Layer) -> bool {

@@ -2,15 +2,14 @@
 //!
 //! [`ActQuant`] follows a ReLU and replaces each value by its quantized real value;
 //! [`GridRound`] rounds a pooled average to the activation grid exactly as the integer
-//! global average pool does; [`QuantBlock`] puts an [`ActQuant`] after a residual block's
-//! final ReLU. Their backward passes are straight-through estimators.
+//! global average pool does. The preparation puts an [`ActQuant`] after every ReLU, a
+//! residual join's included. Their backward passes are straight-through estimators.
 
 use rayon::prelude::*;
 
 use crate::error::NnError;
 use crate::layer::{check_grad_shape, Layer, Mode};
-use crate::layers::BasicBlock;
-use crate::param::{join_name, BufferMut, Param, ParamRole};
+use crate::param::{join_name, Param, ParamRole};
 use crate::quant::{ActQuantizer, Family};
 use crate::tensor::Tensor;
 
@@ -354,56 +353,6 @@ impl Layer for GridRound {
 
     fn input_grad(&self) -> &Tensor {
         &self.dx
-    }
-}
-
-/// A residual block followed by activation fake-quantization of its output.
-pub struct QuantBlock {
-    /// The float block (its inner `ActQuant` sits after `bn1` in `block.main`).
-    pub block: BasicBlock,
-    /// The quantizer of the block's output.
-    pub act: ActQuant,
-}
-
-impl Layer for QuantBlock {
-    fn describe(&self) -> String {
-        format!("{} → {}", self.block.describe(), self.act.describe())
-    }
-
-    fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4], NnError> {
-        self.block.output_shape(input)
-    }
-
-    fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<&Tensor, NnError> {
-        let y = self.block.forward(x, mode)?;
-        self.act.forward(y, mode)
-    }
-
-    fn output(&self) -> &Tensor {
-        self.act.output()
-    }
-
-    fn backward(&mut self, x: &Tensor, dy: &Tensor, need_input_grad: bool) -> Result<(), NnError> {
-        self.act.backward(self.block.output(), dy, true)?;
-        self.block
-            .backward(x, self.act.input_grad(), need_input_grad)
-    }
-
-    fn input_grad(&self) -> &Tensor {
-        self.block.input_grad()
-    }
-
-    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        self.block.visit_params(prefix, f);
-        self.act.visit_params(&join_name(prefix, "act"), f);
-    }
-
-    fn visit_buffers(&mut self, prefix: &str, f: &mut dyn FnMut(&str, BufferMut<'_>)) {
-        self.block.visit_buffers(prefix, f);
-    }
-
-    fn macs(&self, input: [usize; 4]) -> u64 {
-        self.block.macs(input)
     }
 }
 

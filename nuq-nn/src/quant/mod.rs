@@ -35,7 +35,7 @@ mod weights;
 pub use act::ActQuantizer;
 pub use config::{InputNorm, QuantConfig};
 pub use gradual::{gradual_stages, Phase};
-pub use layers::{ActQuant, GridRound, QuantBlock};
+pub use layers::{ActQuant, GridRound};
 pub use network::QuantizedNetwork;
 pub use tables::WeightQuantizerView;
 pub use weights::{quantize_weights, quantize_weights_by, KQuantileRule, QuantizedWeights};

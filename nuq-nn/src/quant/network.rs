@@ -1,18 +1,19 @@
 //! A float [`Network`] prepared for quantization.
 //!
 //! [`QuantizedNetwork::prepare`] quantizes every conv and linear weight in place (the float
-//! network then holds the dequantized values), inserts [`ActQuant`] after every ReLU and wraps
-//! residual blocks in [`QuantBlock`]; [`QuantizedNetwork::calibrate`] runs one forward pass in
+//! network then holds the dequantized values), inserts [`ActQuant`] after every ReLU (a batch-norm's
+//! fused one or a graph join's); [`QuantizedNetwork::calibrate`] runs one forward pass in
 //! which each activation quantizer fits itself on the (already quantized) values reaching
 //! it. Fine-tuning is in `qat.rs`, the fold into the integer model in `fold.rs`.
 
 use std::collections::BTreeMap;
 
-use crate::layer::Mode;
-use crate::layers::{BasicBlock, BatchNorm2d, Conv2d, GlobalAvgPool, Linear, Sequential};
+use crate::layer::{visit_leaves_mut, Mode};
+use crate::layers::{BatchNorm2d, Conv2d, GlobalAvgPool, Graph, Linear, Op, Sequential};
 use crate::models::Network;
+use crate::param::join_name;
 use crate::quant::config::{InputNorm, QuantConfig};
-use crate::quant::layers::{ActQuant, GridRound, QuantBlock};
+use crate::quant::layers::{ActQuant, GridRound};
 use crate::quant::slot::WeightSlot;
 use crate::quant::weights::{center_rows, quantize_weights_by};
 use crate::tensor::Tensor;
@@ -34,20 +35,8 @@ pub struct QuantizedNetwork {
     pub(crate) frozen: crate::quant::gradual::Frozen,
 }
 
-pub(crate) fn downcast<'a, T: 'static>(
-    layer: &'a dyn crate::Layer,
-    name: &str,
-    what: &'static str,
-) -> Result<&'a T, NnError> {
-    layer
-        .as_any()
-        .downcast_ref::<T>()
-        .ok_or_else(|| NnError::UnexpectedLayer {
-            layer: name.to_string(),
-            expected: what,
-            found: layer.describe(),
-        })
-}
+/// A layer to insert after the one prepared, with its name relative to their container.
+type Insert = Option<(String, Box<dyn crate::Layer>)>;
 
 struct Prep<'a> {
     cfg: QuantConfig,
@@ -139,88 +128,141 @@ impl Prep<'_> {
         Ok(())
     }
 
+    fn act(&self) -> ActQuant {
+        ActQuant::new(self.cfg.act_family, self.cfg.act_bits)
+            .per_channel(self.cfg.act_per_channel)
+            .learn_clip(self.cfg.learn_clip)
+    }
+
+    /// Prepares a leaf layer called `name`; returns the layer to insert after it (its
+    /// activation quantizer, or the rounding after a global pool) with its name relative to
+    /// the container (`child` is the leaf's own).
+    fn leaf(
+        &mut self,
+        name: &str,
+        child: &str,
+        layer: &mut dyn crate::Layer,
+        last_linear: Option<&str>,
+    ) -> Result<Insert, NnError> {
+        let any = layer.as_any_mut();
+        if let Some(conv) = any.downcast_mut::<Conv2d>() {
+            self.conv(name, conv)?;
+        } else if let Some(bn) = any.downcast_mut::<BatchNorm2d>() {
+            if bn.fused_relu {
+                // After a ReLU6 the quantizer never represents values above 6.
+                let cap = bn.activation_cap();
+                let aq = self.act().cap(cap.is_finite().then_some(f64::from(cap)));
+                return Ok(Some((join_name(child, "act"), Box::new(aq))));
+            }
+        } else if let Some(lin) = any.downcast_mut::<Linear>() {
+            let rows = lin.weight.torch_shape[0];
+            let per_channel = if Some(name) == last_linear {
+                false
+            } else {
+                self.cfg.per_channel
+            };
+            let q = quantize_weights_by(
+                name,
+                &lin.weight.value,
+                rows,
+                self.cfg.edge_bits,
+                self.cfg.weight_family,
+                per_channel,
+                self.cfg.kq_rule,
+            )?;
+            let shadow = std::mem::replace(&mut lin.weight.value, q.dequantized());
+            self.slots.insert(
+                name.to_string(),
+                WeightSlot {
+                    q,
+                    shadow,
+                    input_factor: None,
+                    edge: true,
+                    per_channel,
+                    velocity: Vec::new(),
+                    center: false,
+                    rule: self.cfg.kq_rule,
+                    follow: self.cfg.follow_quantiles,
+                    noise: None,
+                    phase: crate::quant::Phase::Active,
+                    frozen: false,
+                },
+            );
+        } else if any.is::<GlobalAvgPool>() {
+            return Ok(Some((
+                join_name(child, "round"),
+                Box::new(GridRound::new(None)),
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Prepares `layer` (a container or a leaf) called `name`; returns what to insert after
+    /// it, as [`Prep::leaf`].
+    fn layer(
+        &mut self,
+        name: &str,
+        child: &str,
+        layer: &mut dyn crate::Layer,
+        last_linear: Option<&str>,
+    ) -> Result<Insert, NnError> {
+        let any = layer.as_any_mut();
+        if let Some(s) = any.downcast_mut::<Sequential>() {
+            self.seq(name, s, last_linear)?;
+            Ok(None)
+        } else if let Some(g) = any.downcast_mut::<Graph>() {
+            self.graph(name, g, last_linear)?;
+            Ok(None)
+        } else {
+            self.leaf(name, child, layer, last_linear)
+        }
+    }
+
     fn seq(
         &mut self,
         prefix: &str,
         s: &mut Sequential,
         last_linear: Option<&str>,
     ) -> Result<(), NnError> {
-        let act = |cfg: &QuantConfig| {
-            ActQuant::new(cfg.act_family, cfg.act_bits)
-                .per_channel(cfg.act_per_channel)
-                .learn_clip(cfg.learn_clip)
-        };
         let mut i = 0;
         while i < s.len() {
             let child = s.layers()[i].0.clone();
-            let name = format!("{prefix}{child}");
-            let layer = &mut s.layers_mut()[i].1;
-            let any = layer.as_any_mut();
-            if let Some(conv) = any.downcast_mut::<Conv2d>() {
-                self.conv(&name, conv)?;
-            } else if let Some(bn) = any.downcast_mut::<BatchNorm2d>() {
-                if bn.fused_relu {
-                    // After a ReLU6 the quantizer never represents values above 6.
-                    let cap = bn.activation_cap();
-                    let aq = act(&self.cfg).cap(cap.is_finite().then_some(f64::from(cap)));
-                    s.insert(i + 1, format!("{child}.act"), Box::new(aq))?;
-                    i += 1;
-                }
-            } else if let Some(lin) = any.downcast_mut::<Linear>() {
-                let rows = lin.weight.torch_shape[0];
-                let per_channel = if Some(name.as_str()) == last_linear {
-                    false
-                } else {
-                    self.cfg.per_channel
-                };
-                let q = quantize_weights_by(
-                    &name,
-                    &lin.weight.value,
-                    rows,
-                    self.cfg.edge_bits,
-                    self.cfg.weight_family,
-                    per_channel,
-                    self.cfg.kq_rule,
-                )?;
-                let shadow = std::mem::replace(&mut lin.weight.value, q.dequantized());
-                self.slots.insert(
-                    name,
-                    WeightSlot {
-                        q,
-                        shadow,
-                        input_factor: None,
-                        edge: true,
-                        per_channel,
-                        velocity: Vec::new(),
-                        center: false,
-                        rule: self.cfg.kq_rule,
-                        follow: self.cfg.follow_quantiles,
-                        noise: None,
-                        phase: crate::quant::Phase::Active,
-                        frozen: false,
-                    },
-                );
-            } else if let Some(bb) = any.downcast_mut::<BasicBlock>() {
-                // Take the block out (a 1-channel placeholder keeps the slot valid) and wrap it.
-                let placeholder = BasicBlock::new(1, 1, 1, &mut crate::Rng::new(0))?;
-                let mut block = std::mem::replace(bb, placeholder);
-                self.seq(&format!("{name}."), &mut block.main, None)?;
-                if let Some(d) = block.downsample.as_mut() {
-                    self.seq(&format!("{name}.downsample."), d, None)?;
-                }
-                s.replace(
-                    &child,
-                    Box::new(QuantBlock {
-                        block,
-                        act: act(&self.cfg),
-                    }),
-                )?;
-            } else if any.is::<GlobalAvgPool>() {
-                s.insert(
-                    i + 1,
-                    format!("{child}.round"),
-                    Box::new(GridRound::new(None)),
-                )?;
+            let name = join_name(prefix, &child);
+            let layer = s.layers_mut()[i].1.as_mut();
+            if let Some((after, l)) = self.layer(&name, &child, layer, last_linear)? {
+                s.insert(i + 1, after, l)?;
+                i += 1;
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Prepares the layers of a graph and puts an activation quantizer after every join
+    /// followed by ReLU (named after the join plus `act`: a residual block's unnamed join
+    /// gives `<block>.act`).
+    fn graph(
+        &mut self,
+        prefix: &str,
+        g: &mut Graph,
+        last_linear: Option<&str>,
+    ) -> Result<(), NnError> {
+        let mut i = 0;
+        while i < g.len() {
+            let node = &mut g.nodes_mut()[i];
+            let child = node.name().to_string();
+            let name = join_name(prefix, &child);
+            let insert = match node.op_mut() {
+                Op::Layer(l) => self.layer(&name, &child, l.as_mut(), last_linear)?,
+                Op::Add(a) => a.relu().then(|| {
+                    (
+                        join_name(&child, "act"),
+                        Box::new(self.act()) as Box<dyn crate::Layer>,
+                    )
+                }),
+            };
+            if let Some((after, l)) = insert {
+                g.insert_after(i, after, l)?;
                 i += 1;
             }
             i += 1;
@@ -240,13 +282,12 @@ impl QuantizedNetwork {
         config: QuantConfig,
         input_norm: InputNorm,
     ) -> Result<Self, NnError> {
-        let last_linear = net
-            .body
-            .layers()
-            .iter()
-            .rev()
-            .find(|(_, l)| l.as_any().is::<Linear>())
-            .map(|(n, _)| n.clone());
+        let mut last_linear = None;
+        crate::layer::visit_leaves(&net.body, "", &mut |name, l| {
+            if l.as_any().is::<Linear>() {
+                last_linear = Some(name.to_string());
+            }
+        });
         let mut prep = Prep {
             cfg: config,
             norm: &input_norm,
@@ -278,44 +319,30 @@ impl QuantizedNetwork {
     /// Stretches every quantizer to its learned clip and points the rounding after the
     /// global pool at the scale of the quantizer before it.
     pub(crate) fn sync_scales(&mut self) {
-        fn walk(s: &mut Sequential, last_scale: &mut Option<f64>) {
-            for (_, l) in s.layers_mut() {
-                let any = l.as_any_mut();
-                if let Some(b) = any.downcast_mut::<QuantBlock>() {
-                    walk(&mut b.block.main, last_scale);
-                    b.act.apply_clip();
-                    *last_scale = b.act.quantizer.as_ref().map(|q| q.scale);
-                } else if let Some(a) = any.downcast_mut::<ActQuant>() {
-                    a.apply_clip();
-                    *last_scale = a.quantizer.as_ref().map(|q| q.scale);
-                } else if let Some(r) = any.downcast_mut::<GridRound>() {
-                    r.scale = *last_scale;
-                }
+        let mut last_scale = None;
+        visit_leaves_mut(&mut self.net.body, "", &mut |_, l| {
+            let any = l.as_any_mut();
+            if let Some(a) = any.downcast_mut::<ActQuant>() {
+                a.apply_clip();
+                last_scale = a.quantizer.as_ref().map(|q| q.scale);
+            } else if let Some(r) = any.downcast_mut::<GridRound>() {
+                r.scale = last_scale;
             }
-        }
-        walk(&mut self.net.body, &mut None);
+        });
     }
 
     /// Forgets every activation quantizer so the next [`QuantizedNetwork::calibrate`] refits,
     /// except those frozen by a gradual schedule ([`ActQuant::set_frozen`]).
     pub fn reset_activations(&mut self) {
-        fn walk(s: &mut Sequential) {
-            for (_, l) in s.layers_mut() {
-                let any = l.as_any_mut();
-                if let Some(a) = any.downcast_mut::<ActQuant>() {
-                    if !a.frozen() {
-                        a.reset();
-                    }
-                } else if let Some(b) = any.downcast_mut::<QuantBlock>() {
-                    if !b.act.frozen() {
-                        b.act.reset();
-                    }
-                    walk(&mut b.block.main);
-                } else if let Some(r) = any.downcast_mut::<GridRound>() {
-                    r.scale = None;
+        visit_leaves_mut(&mut self.net.body, "", &mut |_, l| {
+            let any = l.as_any_mut();
+            if let Some(a) = any.downcast_mut::<ActQuant>() {
+                if !a.frozen() {
+                    a.reset();
                 }
+            } else if let Some(r) = any.downcast_mut::<GridRound>() {
+                r.scale = None;
             }
-        }
-        walk(&mut self.net.body);
+        });
     }
 }

@@ -4,10 +4,9 @@
 //! masters and activation quantizers recalibrated on demand ([`QuantizedNetwork::recalibrate`]),
 //! and bit widths lowered in stages ([`QuantizedNetwork::set_bits`], progressive reduction).
 
-use crate::layers::Sequential;
 use crate::loss::CrossEntropy;
 use crate::optim::Optimizer;
-use crate::quant::layers::{ActQuant, QuantBlock};
+use crate::quant::layers::ActQuant;
 use crate::quant::network::QuantizedNetwork;
 use crate::tensor::Tensor;
 use crate::train::Stats;
@@ -61,18 +60,11 @@ impl QuantizedNetwork {
                 });
             }
         }
-        fn walk(s: &mut Sequential, bits: u8) {
-            for (_, l) in s.layers_mut() {
-                let any = l.as_any_mut();
-                if let Some(a) = any.downcast_mut::<ActQuant>() {
-                    a.set_bits(bits);
-                } else if let Some(b) = any.downcast_mut::<QuantBlock>() {
-                    b.act.set_bits(bits);
-                    walk(&mut b.block.main, bits);
-                }
+        crate::layer::visit_leaves_mut(&mut self.net.body, "", &mut |_, l| {
+            if let Some(a) = l.as_any_mut().downcast_mut::<ActQuant>() {
+                a.set_bits(act_bits);
             }
-        }
-        walk(&mut self.net.body, act_bits);
+        });
         self.config.weight_bits = weight_bits;
         self.config.act_bits = act_bits;
         self.recalibrate(images)

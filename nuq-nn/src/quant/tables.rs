@@ -10,7 +10,7 @@
 use nuq_core::Codebook;
 
 use crate::layers::Sequential;
-use crate::quant::layers::{ActQuant, QuantBlock};
+use crate::quant::layers::ActQuant;
 use crate::quant::network::QuantizedNetwork;
 use crate::quant::{ActQuantizer, QuantizedWeights};
 use crate::NnError;
@@ -158,16 +158,11 @@ impl QuantizedNetwork {
 
 /// Calls `f` with every activation quantizer and its name, in forward order.
 fn visit_acts(s: &mut Sequential, prefix: &str, f: &mut dyn FnMut(String, &mut ActQuant)) {
-    for (child, l) in s.layers_mut() {
-        let name = format!("{prefix}{child}");
-        let any = l.as_any_mut();
-        if let Some(b) = any.downcast_mut::<QuantBlock>() {
-            visit_acts(&mut b.block.main, &format!("{name}."), f);
-            f(format!("{name}.act"), &mut b.act);
-        } else if let Some(a) = any.downcast_mut::<ActQuant>() {
-            f(name, a);
+    crate::layer::visit_leaves_mut(s, prefix, &mut |name, l| {
+        if let Some(a) = l.as_any_mut().downcast_mut::<ActQuant>() {
+            f(name.to_string(), a);
         }
-    }
+    });
 }
 
 #[cfg(test)]

@@ -17,28 +17,19 @@ pub fn images(n: usize, len: usize, seed: u64) -> Vec<u8> {
 /// alignment factors, take both signs.
 pub fn randomise_bn(net: &mut Network, seed: u64, negative: bool) {
     let mut rng = Rng::new(seed);
-    fn walk(s: &mut nuq_nn::Sequential, rng: &mut Rng, negative: bool) {
-        for (_, l) in s.layers_mut() {
-            let any = l.as_any_mut();
-            if let Some(bn) = any.downcast_mut::<BatchNorm2d>() {
-                for o in 0..bn.channels() {
-                    let sign = if negative && rng.next_f32() < 0.2 {
-                        -1.0
-                    } else {
-                        1.0
-                    };
-                    bn.weight.value[o] = sign * rng.uniform(0.5, 1.5);
-                    bn.bias.value[o] = rng.uniform(-0.2, 0.4);
-                    bn.running_mean[o] = rng.uniform(-0.3, 0.3);
-                    bn.running_var[o] = rng.uniform(0.5, 2.0);
-                }
-            } else if let Some(b) = any.downcast_mut::<nuq_nn::BasicBlock>() {
-                walk(&mut b.main, rng, negative);
-                if let Some(d) = b.downsample.as_mut() {
-                    walk(d, rng, negative);
-                }
+    nuq_nn::visit_leaves_mut(&mut net.body, "", &mut |_, l| {
+        if let Some(bn) = l.as_any_mut().downcast_mut::<BatchNorm2d>() {
+            for o in 0..bn.channels() {
+                let sign = if negative && rng.next_f32() < 0.2 {
+                    -1.0
+                } else {
+                    1.0
+                };
+                bn.weight.value[o] = sign * rng.uniform(0.5, 1.5);
+                bn.bias.value[o] = rng.uniform(-0.2, 0.4);
+                bn.running_mean[o] = rng.uniform(-0.3, 0.3);
+                bn.running_var[o] = rng.uniform(0.5, 2.0);
             }
         }
-    }
-    walk(&mut net.body, &mut rng, negative);
+    });
 }
