@@ -476,3 +476,75 @@ fn onnx_and_safetensors_are_told_apart() {
     st.extend_from_slice(b"{\"a\":1} ");
     assert!(!onnx::looks_like_onnx(&st));
 }
+
+/// The leaf layer names of an imported network's residual blocks: (main branch, shortcut)
+/// per block, the join's ReLU.
+fn blocks(m: &onnx::ImportedNetwork) -> Vec<(usize, usize, bool)> {
+    m.network
+        .body
+        .layers()
+        .iter()
+        .filter_map(|(_, l)| l.as_any().downcast_ref::<Graph>())
+        .map(|g| {
+            let short = g
+                .nodes()
+                .iter()
+                .filter(|n| n.name().starts_with("downsample."))
+                .count();
+            let Op::Add(join) = g.nodes().last().unwrap().op() else {
+                panic!("a block ends in its join")
+            };
+            (g.len() - 1 - short, short, join.relu())
+        })
+        .collect()
+}
+
+/// ResNet-50-style bottleneck blocks (three convolutions on the main branch) import as
+/// residual graphs, match PyTorch, quantize, and their integer model agrees with the twin.
+#[test]
+fn bottleneck_residual_blocks_import_quantize_and_agree_with_the_twin() {
+    let m = check_against_pytorch("bottleneck_resnet");
+    // conv, BN(ReLU), conv, BN(ReLU), conv, BN against the identity, then a projection.
+    assert_eq!(blocks(&m), vec![(6, 0, true), (6, 2, true)]);
+    let (mut qn, ..) = quantize("bottleneck_resnet");
+    let model = qn.to_integer().unwrap();
+    let convs = model
+        .nodes
+        .iter()
+        .filter(|n| matches!(n, Node::Conv(_)))
+        .count();
+    let joins = model
+        .nodes
+        .iter()
+        .filter(|n| matches!(n, Node::Add(_)))
+        .count();
+    assert_eq!((convs, joins), (1 + 3 + 4, 2));
+    let agree = twin_agreement(&mut qn, &model, 1000);
+    assert!(agree >= 0.999, "top-1 agreement {agree}");
+}
+
+/// MobileNet-V2's inverted residuals (a sum with no ReLU after it) import as linear
+/// residual graphs that match PyTorch and train; the fold refuses them by name, since the
+/// sum can be negative and activation codes are unsigned.
+#[test]
+fn linear_bottlenecks_import_and_train_and_the_fold_refuses_them_by_name() {
+    let mut m = check_against_pytorch("mobilenet_v2_tiny");
+    assert_eq!(
+        blocks(&m).iter().map(|b| b.2).collect::<Vec<_>>(),
+        [false, false]
+    );
+    let r = reference("mobilenet_v2_tiny");
+    let y = m.network.forward(&r.input, Mode::Train).unwrap().clone();
+    m.network.backward(&r.input, &y).unwrap();
+    let mut moved = 0;
+    m.network.visit_params(&mut |_, p| {
+        moved += usize::from(p.grad.iter().any(|&g| g != 0.0));
+    });
+    assert!(moved > 20, "{moved} parameters with a gradient");
+    let (qn, ..) = quantize("mobilenet_v2_tiny");
+    let e = qn.to_integer().unwrap_err().to_string();
+    assert!(
+        e.starts_with("layer 2: a residual join without a ReLU") && e.contains("unsigned"),
+        "{e}"
+    );
+}

@@ -356,6 +356,28 @@ impl Graph {
     /// # Errors
     /// [`NnError::InvalidParameter`] when `main` is empty.
     pub fn residual(main: Sequential, shortcut: Option<Sequential>) -> Result<Self, NnError> {
+        Self::branches(main, shortcut, true)
+    }
+
+    /// `main(x) + shortcut(x)` without a ReLU after the sum, as MobileNet-V2's inverted
+    /// residual (linear bottleneck) adds; otherwise as [`Graph::residual`]. The sum can be
+    /// negative, so the fold into the integer model (unsigned activation codes) refuses it;
+    /// the float network trains and evaluates.
+    ///
+    /// # Errors
+    /// As [`Graph::residual`].
+    pub fn linear_residual(
+        main: Sequential,
+        shortcut: Option<Sequential>,
+    ) -> Result<Self, NnError> {
+        Self::branches(main, shortcut, false)
+    }
+
+    fn branches(
+        main: Sequential,
+        shortcut: Option<Sequential>,
+        relu: bool,
+    ) -> Result<Self, NnError> {
         if main.is_empty() {
             return Err(NnError::InvalidParameter {
                 what: "main branch of a residual block".into(),
@@ -372,7 +394,7 @@ impl Graph {
         for (name, layer) in shortcut.map(Sequential::into_layers).unwrap_or_default() {
             b = g.push_boxed(b, join_name("downsample", &name), layer)?;
         }
-        g.push_add(&[a, b], "", true)?;
+        g.push_add(&[a, b], "", relu)?;
         Ok(g)
     }
 

@@ -6,7 +6,8 @@
 use std::iter::Peekable;
 
 use crate::layers::{
-    BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu, Relu6, Sequential,
+    BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, Graph as LayerGraph, Linear, MaxPool2d, Relu,
+    Relu6, Sequential,
 };
 use crate::param::join_name;
 use crate::rng::Rng;
@@ -133,7 +134,12 @@ impl<'g> Lower<'g> {
                     s.push(name, lin);
                     self.origin(full, at, None);
                 }
-                Op::Residual { at, main, shortcut } => {
+                Op::Residual {
+                    at,
+                    main,
+                    shortcut,
+                    relu,
+                } => {
                     self.origin(full.clone(), at, None);
                     let main = self.seq(&full, main)?;
                     let shortcut = if shortcut.is_empty() {
@@ -141,7 +147,12 @@ impl<'g> Lower<'g> {
                     } else {
                         Some(self.seq(&join_name(&full, "downsample"), shortcut)?)
                     };
-                    s.push(name, crate::layers::Graph::residual(main, shortcut)?);
+                    let block = if relu {
+                        LayerGraph::residual(main, shortcut)?
+                    } else {
+                        LayerGraph::linear_residual(main, shortcut)?
+                    };
+                    s.push(name, block);
                 }
             }
         }

@@ -20,14 +20,15 @@
 //! | `Flatten` (axis 1), `Reshape` to `[N, -1]` | [`Flatten`](crate::Flatten) |
 //! | `Gemm`, `MatMul` (+ `Add` of a bias vector) | [`Linear`](crate::Linear) |
 //! | a value read by two branches that meet in `Add`, then `Relu` | a residual [`Graph`](crate::Graph) ([`Graph::residual`](crate::Graph::residual): a main branch of any length — a bottleneck's three convolutions, a nested residual block — and the identity or a projection shortcut) |
+//! | the same `Add` with no `Relu` after it (MobileNet-V2's inverted residual) | [`Graph::linear_residual`](crate::Graph::linear_residual): trains and evaluates in float; the fold into the integer model refuses it (the sum can be negative, activation codes are unsigned) |
 //! | `Identity`, inference `Dropout`, `Constant` | nothing (pass-through or folded) |
 //!
 //! A `Reshape` target computed from the input's shape (`Shape`, `Gather`, `Unsqueeze`,
 //! `Concat`, as `x.view(x.size(0), -1)` exports) is evaluated with the batch size symbolic.
 //! Refused, among others: any other `Clip` (a clipped activation other than ReLU6), dilated
-//! pooling, windowed average pools, `Concat` of activations, a residual `Add` not
-//! followed by `Relu` (MobileNet-V2's linear bottleneck), and standard operator sets older
-//! than [`OPSET_MIN`] or newer than [`OPSET_MAX`].
+//! pooling, windowed average pools, `Concat` of activations, a value read by more than two
+//! branches, and standard operator sets older than [`OPSET_MIN`] or newer than
+//! [`OPSET_MAX`].
 //!
 //! **Batch-norm folded by the exporter.** `torch.onnx.export` in its default evaluation mode
 //! folds each BN into the convolution before it (the convolution gains a bias). nuq's

@@ -87,11 +87,12 @@ pub(crate) enum Op {
         weight: Vec<f32>,
         bias: Option<Vec<f32>>,
     },
-    /// `relu(main(x) + shortcut(x))`; `at` is the `Add`.
+    /// `main(x) + shortcut(x)`, then ReLU when `relu`; `at` is the `Add`.
     Residual {
         at: usize,
         main: Vec<Op>,
         shortcut: Vec<Op>,
+        relu: bool,
     },
 }
 
@@ -322,22 +323,25 @@ impl<'g> Walker<'g> {
         }
         self.used[join_a] = true;
         let sum = add.outputs.first().cloned().unwrap_or_default();
+        // A ReLU that alone reads the sum joins the block; without one the block is linear
+        // (MobileNet-V2's inverted residual).
         let relu = match g.data_readers(&sum).as_slice() {
-            [r] if g.nodes[*r].standard && g.nodes[*r].op() == "Relu" => *r,
-            _ => {
-                return Err(structure(
-                    add,
-                    "nuq's residual block ends in ReLU: the Add must feed exactly one Relu",
-                ))
-            }
+            [r] if g.nodes[*r].standard && g.nodes[*r].op() == "Relu" => Some(*r),
+            _ => None,
         };
-        self.used[relu] = true;
-        let out = g.nodes[relu]
-            .outputs
-            .first()
-            .filter(|o| !o.is_empty())
-            .cloned()
-            .ok_or_else(|| structure(&g.nodes[relu], "has no output"))?;
+        let out = match relu {
+            Some(r) => {
+                self.used[r] = true;
+                g.nodes[r]
+                    .outputs
+                    .first()
+                    .filter(|o| !o.is_empty())
+                    .cloned()
+                    .ok_or_else(|| structure(&g.nodes[r], "has no output"))?
+            }
+            None if sum.is_empty() => return Err(structure(add, "has no output")),
+            None => sum,
+        };
         self.acts.insert(out.clone(), sa);
         // The main branch is the longer one (torchvision: conv–BN–ReLU–conv–BN against the
         // identity or a 1×1 conv–BN projection).
@@ -352,6 +356,7 @@ impl<'g> Walker<'g> {
                 at: join_a,
                 main,
                 shortcut,
+                relu: relu.is_some(),
             },
             out,
         ))
