@@ -22,7 +22,7 @@
 
 use crate::archparam::RESIDUAL_TASK_ELEMENTS;
 use crate::error::{check_eq, check_len};
-use crate::threshold_search::{search16, SEARCH_MAX_BITS};
+use crate::threshold_search::{SearchRows, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
 use nuq_core::{FixedPointMultiplier, MacThresholds};
 use rayon::prelude::*;
@@ -346,11 +346,21 @@ impl ResidualThresholds {
             // SAFETY: 64 readable bytes.
             unsafe { _mm512_loadu_si512(t.as_ptr().cast()) }
         });
-        // The flipped sum of the 8 channels from `c` (lanes outside `k` read zeros).
-        // SAFETY: for every call below, `at` / `bt` are the elements of channel `c` in their
-        // rows of `a` / `b`, the masked loads touch only the block's own lanes, and the
-        // per-channel tables are padded to a multiple of 16 channels.
-        let sum8 = |at: usize, bt: usize, c: usize, k: __mmask8| unsafe {
+        // The alignment of the 8 channels from `c`: multiplier, shift, rounding, flip.
+        // SAFETY: the per-channel tables are padded to a multiple of 16 channels and every
+        // call below passes a channel `c` of the block (a multiple of 8 below the padding).
+        let align8 = |c: usize| unsafe {
+            [
+                _mm512_loadu_si512(self.multiplier.as_ptr().add(c).cast()),
+                _mm512_loadu_si512(self.shift.as_ptr().add(c).cast()),
+                _mm512_loadu_si512(self.round.as_ptr().add(c).cast()),
+                _mm512_loadu_si512(self.flip.as_ptr().add(c).cast()),
+            ]
+        };
+        // The flipped sum of 8 channels with alignment `al` (lanes outside `k` read zeros).
+        // SAFETY: for every call below, `at` / `bt` are the elements of the block's channel
+        // in their rows of `a` / `b`, and the masked loads touch only the block's own lanes.
+        let sum8 = |at: usize, bt: usize, al: &[__m512i; 4], k: __mmask8| unsafe {
             let av = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, a.as_ptr().add(at)));
             let bv = match b {
                 Shortcut::Int32(v) => {
@@ -361,13 +371,11 @@ impl ResidualThresholds {
                     v.as_ptr().add(bt).cast(),
                 )),
             };
-            let m = _mm512_loadu_si512(self.multiplier.as_ptr().add(c).cast());
-            let s = _mm512_loadu_si512(self.shift.as_ptr().add(c).cast());
-            let rd = _mm512_loadu_si512(self.round.as_ptr().add(c).cast());
+            let [m, s, rd, flip] = *al;
             // `vpmuldq`: the exact product of the low signed 32 bits of each lane.
             let p = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(bv, m), rd), s);
             let sum = _mm512_add_epi64(_mm512_sllv_epi64(av, a_shift), p);
-            _mm512_xor_si512(sum, _mm512_loadu_si512(self.flip.as_ptr().add(c).cast()))
+            _mm512_xor_si512(sum, flip)
         };
         // 64-bit count of 8 channels from `c`, as 8 `i32` codes.
         // SAFETY: for every call below, table rows are padded to 16-channel multiples.
@@ -380,19 +388,25 @@ impl ResidualThresholds {
             }
             _mm512_cvtepi64_epi32(n)
         };
-        for r in 0..rows {
-            let o_row = &mut out[r * ldo..];
-            for c0 in chans.clone().step_by(LANES) {
-                let lanes = (chans.end - c0).min(LANES);
-                let k: __mmask16 = if lanes == LANES {
-                    0xFFFF
-                } else {
-                    (1u16 << lanes) - 1
-                };
-                let j = c0 - chans.start;
+        // Channels outer, rows inner: each 16-channel block's tables are loaded once.
+        for c0 in chans.clone().step_by(LANES) {
+            let lanes = (chans.end - c0).min(LANES);
+            let k: __mmask16 = if lanes == LANES {
+                0xFFFF
+            } else {
+                (1u16 << lanes) - 1
+            };
+            let j = c0 - chans.start;
+            let t32 = self.table32.as_ptr();
+            // SAFETY: `table32` columns are ascending and padded to 16 channels.
+            let search = (self.mac.bits() <= SEARCH_MAX_BITS)
+                .then(|| unsafe { SearchRows::load(t32.add(c0), self.cp, self.mac.bits()) });
+            let (al_lo, al_hi) = (align8(c0), align8(c0 + 8));
+            for r in 0..rows {
+                let o_row = &mut out[r * ldo..];
                 let (at, bt) = (r * lda + j, r * ldb + c0);
-                let x_lo = sum8(at, bt, c0, k as __mmask8);
-                let x_hi = sum8(at + 8, bt + 8, c0 + 8, (k >> 8) as __mmask8);
+                let x_lo = sum8(at, bt, &al_lo, k as __mmask8);
+                let x_hi = sum8(at + 8, bt + 8, &al_hi, (k >> 8) as __mmask8);
                 let inside = |x: __m512i| {
                     _mm512_cmpge_epi64_mask(x, lo_bound) & _mm512_cmple_epi64_mask(x, hi_bound)
                 };
@@ -401,10 +415,8 @@ impl ResidualThresholds {
                         _mm512_castsi256_si512(_mm512_cvtepi64_epi32(x_lo)),
                         _mm512_cvtepi64_epi32(x_hi),
                     );
-                    let t32 = self.table32.as_ptr();
-                    if self.mac.bits() <= SEARCH_MAX_BITS {
-                        // SAFETY: `table32` columns are ascending and padded to 16 channels.
-                        unsafe { search16(x, t32.add(c0), self.cp, self.mac.bits()) }
+                    if let Some(search) = &search {
+                        search.search(x)
                     } else {
                         let mut n = _mm512_setzero_si512();
                         for t in 0..count {

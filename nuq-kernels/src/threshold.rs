@@ -12,7 +12,7 @@
 
 #[cfg(target_arch = "x86_64")]
 use crate::error::{check_eq, check_len, check_min};
-use crate::threshold_search::{search16, SEARCH_MAX_BITS};
+use crate::threshold_search::{SearchRows, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
 use nuq_core::MacThresholds;
 
@@ -284,6 +284,11 @@ impl Thresholds {
             // SAFETY: 16 lanes from `c0`, padded to a 16-channel multiple.
             let flip = unsafe { _mm512_loadu_si512(self.flip.as_ptr().add(c0).cast()) };
             let table = self.table.as_ptr().wrapping_add(c0);
+            let bits = self.mac.bits();
+            // SAFETY: the table rows are padded to 16-channel multiples and `c0` is a
+            // multiple of 16 below `channels`.
+            let search = (bits <= SEARCH_MAX_BITS)
+                .then(|| unsafe { SearchRows::load(table, self.cp, bits) });
             for r in 0..rows {
                 // SAFETY: masked loads/stores touch lanes `j0 .. j0 + lanes` of row `r` of
                 // `acc`/`out`; the table rows are padded to 16-channel multiples and `c0` is
@@ -292,10 +297,10 @@ impl Thresholds {
                     let src = acc.as_ptr().add(r * lda + j0);
                     let x = _mm512_xor_si512(_mm512_maskz_loadu_epi32(k, src), flip);
                     let mut n = _mm512_setzero_si512();
-                    if self.mac.bits() <= SEARCH_MAX_BITS {
+                    if let Some(search) = &search {
                         // Every table row is ascending in the flipped domain (validated
                         // order, `i32::MAX` padding).
-                        n = search16(x, table, self.cp, self.mac.bits());
+                        n = search.search(x);
                     } else {
                         for t in 0..count {
                             let tv = _mm512_loadu_si512(table.add(t * self.cp).cast());

@@ -13,35 +13,53 @@ use std::arch::x86_64::*;
 
 pub(crate) use crate::archparam::SEARCH_MAX_BITS;
 
-/// `#{t < 2^bits − 1 : T[t][lane] ≤ x[lane]}` for ascending rows.
-///
-/// # Safety
-/// AVX-512 F must be available, `bits ∈ 1..=SEARCH_MAX_BITS`, and `table` must be readable
-/// for 16 `i32` at `t · stride` for every `t < 2^bits − 1`.
-#[target_feature(enable = "avx512f")]
-#[inline]
-pub(crate) unsafe fn search16(x: __m512i, table: *const i32, stride: usize, bits: u8) -> __m512i {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        match bits {
-            1 => search::<1>(x, table, stride),
-            2 => search::<2>(x, table, stride),
-            3 => search::<3>(x, table, stride),
-            _ => search::<4>(x, table, stride),
+/// The rows of one 16-channel block of an ascending table, loaded once for a whole loop of
+/// searches over the block's rows of accumulators: the loads then leave the loop (the
+/// compiler cannot move them itself past the stores of codes, which might alias the table).
+#[derive(Clone, Copy)]
+pub(crate) struct SearchRows {
+    rows: [__m512i; 15],
+    bits: u8,
+}
+
+impl SearchRows {
+    /// Loads rows `0 .. 2^bits − 1` (the others stay zero and are never read).
+    ///
+    /// # Safety
+    /// AVX-512 F must be available, `bits ∈ 1..=SEARCH_MAX_BITS`, and `table` must be
+    /// readable for 16 `i32` at `t · stride` for every `t < 2^bits − 1`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) unsafe fn load(table: *const i32, stride: usize, bits: u8) -> Self {
+        let mut rows = [_mm512_setzero_si512(); 15];
+        let count = (1usize << bits.clamp(1, SEARCH_MAX_BITS)) - 1;
+        for (t, r) in rows.iter_mut().enumerate().take(count) {
+            // SAFETY: forwarded from the caller (row `t < 2^bits − 1`).
+            *r = unsafe { _mm512_loadu_si512(table.add(t * stride).cast()) };
+        }
+        Self { rows, bits }
+    }
+
+    /// `#{t : T[t][lane] ≤ x[lane]}` over the loaded (ascending) rows.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) fn search(&self, x: __m512i) -> __m512i {
+        let t = |i: usize| self.rows[i];
+        match self.bits {
+            1 => search_with::<1>(x, t),
+            2 => search_with::<2>(x, t),
+            3 => search_with::<3>(x, t),
+            _ => search_with::<4>(x, t),
         }
     }
 }
 
-/// [`search16`] for a fixed bit count, written out so that every candidate stays in a
-/// register: `T(i)` is row `i`, `m_j` the mask of code bit `j`.
-///
-/// # Safety
-/// As [`search16`] with `bits = BITS`.
+/// `#{t < 2^BITS − 1 : T[t][lane] ≤ x[lane]}` for ascending rows, row `t` given by
+/// `t(t)`: written out so that every candidate stays in a register (`m_j` is the mask of
+/// code bit `j`).
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn search<const BITS: usize>(x: __m512i, table: *const i32, stride: usize) -> __m512i {
-    // SAFETY: the caller guarantees each row read is inside the table.
-    let t = |i: usize| unsafe { _mm512_loadu_si512(table.add(i * stride).cast()) };
+fn search_with<const BITS: usize>(x: __m512i, t: impl Fn(usize) -> __m512i) -> __m512i {
     let ge = |v: __m512i| _mm512_cmpge_epi32_mask(x, v);
     let pick = |m: __mmask16, lo: __m512i, hi: __m512i| _mm512_mask_blend_epi32(m, lo, hi);
     let bit = |code: __m512i, m: __mmask16, v: i32| {

@@ -473,7 +473,7 @@ impl Layer for Graph {
                 Op::Layer(l) => format!("{}: {}", n.name, l.describe()),
                 Op::Add(a) => format!(
                     "{}: Add{}(tensors {:?})",
-                    n.name,
+                    if n.name.is_empty() { "(join)" } else { &n.name },
                     if a.relu { "+ReLU" } else { "" },
                     n.inputs
                 ),
