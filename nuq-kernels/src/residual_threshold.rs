@@ -71,6 +71,9 @@ impl<'a> Shortcut<'a> {
 pub(crate) struct Block<'a> {
     /// Main-branch accumulators, `a[r·lda + j]` for channel `chans.start + j`.
     pub a: &'a [i32],
+    /// Per-channel bias added to `a` first (`bias[c]` for channel `c`), as the convolution's
+    /// epilogue would: [`KernelError::BiasOverflow`] when a sum leaves `i32`.
+    pub bias: Option<&'a [i32]>,
     /// Row stride of `a`.
     pub lda: usize,
     /// Shortcut, `b[r·ldb + c]` for channel `c`.
@@ -223,13 +226,15 @@ impl ResidualThresholds {
                 let rows = a.len() / ch;
                 let block = Block {
                     a,
+                    bias: None,
                     lda: ch,
                     b,
                     ldb: ch,
                     rows,
                     chans: 0..ch,
                 };
-                self.block_unchecked(path, &block, o, ch);
+                self.block_unchecked(path, &block, o, ch)
+                    .expect("no bias, so no bias overflow");
             });
         Ok(())
     }
@@ -252,6 +257,7 @@ impl ResidualThresholds {
         path.ensure_available()?;
         let Block {
             a,
+            bias,
             lda,
             b,
             ldb,
@@ -280,21 +286,33 @@ impl ResidualThresholds {
             b.len(),
         )?;
         check_len("residual block output", (rows - 1) * ldo + width, out.len())?;
-        self.block_unchecked(path, block, out, ldo);
-        Ok(())
+        if let Some(bias) = bias {
+            check_len("residual block bias", chans.end, bias.len())?;
+        }
+        self.block_unchecked(path, block, out, ldo)
     }
 
     /// [`ResidualThresholds::block`] with the lengths checked by the caller.
-    fn block_unchecked(&self, path: KernelPath, block: &Block<'_>, out: &mut [u8], ldo: usize) {
+    fn block_unchecked(
+        &self,
+        path: KernelPath,
+        block: &Block<'_>,
+        out: &mut [u8],
+        ldo: usize,
+    ) -> Result<(), KernelError> {
         match path {
             #[cfg(target_arch = "x86_64")]
             KernelPath::Avx512Vnni => {
                 // SAFETY: the caller confirmed AVX-512 F/BW/VL and checked the lengths.
-                unsafe { self.block_avx512(block, out, ldo) }
+                let overflow = unsafe { self.block_avx512(block, out, ldo) };
+                if overflow {
+                    return Err(KernelError::BiasOverflow);
+                }
             }
             _ => {
                 let Block {
                     a,
+                    bias,
                     lda,
                     b,
                     ldb,
@@ -307,11 +325,19 @@ impl ResidualThresholds {
                             Shortcut::Int32(v) => v[r * ldb + c],
                             Shortcut::Levels(v) => i32::from(v[r * ldb + c]),
                         };
-                        out[r * ldo + j] = self.level_one(c, a[r * lda + j], y);
+                        let x = a[r * lda + j];
+                        let x = match bias {
+                            Some(bias) => {
+                                x.checked_add(bias[c]).ok_or(KernelError::BiasOverflow)?
+                            }
+                            None => x,
+                        };
+                        out[r * ldo + j] = self.level_one(c, x, y);
                     }
                 }
             }
         }
+        Ok(())
     }
 
     /// # Safety
@@ -326,10 +352,11 @@ impl ResidualThresholds {
     /// 64 bits.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn block_avx512(&self, block: &Block<'_>, out: &mut [u8], ldo: usize) {
+    unsafe fn block_avx512(&self, block: &Block<'_>, out: &mut [u8], ldo: usize) -> bool {
         use std::arch::x86_64::*;
         let Block {
             a,
+            bias,
             lda,
             b,
             ldb,
@@ -339,6 +366,8 @@ impl ResidualThresholds {
         let count = self.mac.per_channel();
         let a_shift = _mm512_set1_epi64(i64::from(self.a_shift));
         let lo_bound = _mm512_set1_epi64(i64::from(i32::MIN) + 1);
+        let i32_min = _mm512_set1_epi64(i64::from(i32::MIN));
+        let i32_max = _mm512_set1_epi64(i64::from(i32::MAX));
         let hi_bound = _mm512_set1_epi64(i64::from(i32::MAX) - 1);
         let small: Option<__m512i> = (self.levels.len() <= 16).then(|| {
             let t: [i32; 16] =
@@ -357,11 +386,26 @@ impl ResidualThresholds {
                 _mm512_loadu_si512(self.flip.as_ptr().add(c).cast()),
             ]
         };
-        // The flipped sum of 8 channels with alignment `al` (lanes outside `k` read zeros).
+        // The bias of the 8 channels from `c` (zeros without one), as `i64`.
+        let bias8 = |c: usize, k: __mmask8| match bias {
+            // SAFETY: `block` checked that the bias covers the block's channels; the masked
+            // load touches only the block's lanes.
+            Some(v) => unsafe {
+                _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, v.as_ptr().add(c)))
+            },
+            None => _mm512_setzero_si512(),
+        };
+        let mut overflow: __mmask8 = 0;
+        // The flipped sum of 8 channels with alignment `al` and bias `bv` (lanes outside `k`
+        // read zeros); lanes where `a + bias` leaves `i32` are marked in `overflow`.
         // SAFETY: for every call below, `at` / `bt` are the elements of the block's channel
         // in their rows of `a` / `b`, and the masked loads touch only the block's own lanes.
-        let sum8 = |at: usize, bt: usize, al: &[__m512i; 4], k: __mmask8| unsafe {
-            let av = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, a.as_ptr().add(at)));
+        let mut sum8 = |at: usize, bt: usize, al: &[__m512i; 4], bv: __m512i, k: __mmask8| unsafe {
+            let av = _mm512_add_epi64(
+                _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, a.as_ptr().add(at))),
+                bv,
+            );
+            overflow |= _mm512_cmplt_epi64_mask(av, i32_min) | _mm512_cmpgt_epi64_mask(av, i32_max);
             let bv = match b {
                 Shortcut::Int32(v) => {
                     _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, v.as_ptr().add(bt)))
@@ -402,11 +446,13 @@ impl ResidualThresholds {
             let search = (self.mac.bits() <= SEARCH_MAX_BITS)
                 .then(|| unsafe { SearchRows::load(t32.add(c0), self.cp, self.mac.bits()) });
             let (al_lo, al_hi) = (align8(c0), align8(c0 + 8));
+            let (k_lo, k_hi) = (k as __mmask8, (k >> 8) as __mmask8);
+            let (bias_lo, bias_hi) = (bias8(c0, k_lo), bias8(c0 + 8, k_hi));
             for r in 0..rows {
                 let o_row = &mut out[r * ldo..];
                 let (at, bt) = (r * lda + j, r * ldb + c0);
-                let x_lo = sum8(at, bt, &al_lo, k as __mmask8);
-                let x_hi = sum8(at + 8, bt + 8, &al_hi, (k >> 8) as __mmask8);
+                let x_lo = sum8(at, bt, &al_lo, bias_lo, k_lo);
+                let x_hi = sum8(at + 8, bt + 8, &al_hi, bias_hi, k_hi);
                 let inside = |x: __m512i| {
                     _mm512_cmpge_epi64_mask(x, lo_bound) & _mm512_cmple_epi64_mask(x, hi_bound)
                 };
@@ -451,5 +497,6 @@ impl ResidualThresholds {
                 }
             }
         }
+        overflow != 0
     }
 }

@@ -197,6 +197,17 @@ impl Epilogue {
         Ok(())
     }
 
+    /// The bias of an epilogue that hands on accumulators (a join adds it itself, with the
+    /// same overflow check); [`KernelError::OutputKind`] for one that requantizes.
+    pub(crate) fn accumulator_bias(&self) -> Result<&[i32], KernelError> {
+        match self {
+            Epilogue::Accumulator { bias } => Ok(bias),
+            _ => Err(KernelError::OutputKind {
+                expected: "i32 accumulators (a join fuses a convolution that hands on acc + bias)",
+            }),
+        }
+    }
+
     /// The error for an output buffer of the other kind.
     pub(crate) fn kind_error(&self) -> KernelError {
         KernelError::OutputKind {

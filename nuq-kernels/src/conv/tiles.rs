@@ -78,9 +78,9 @@ pub(super) fn finish_block(
                     expected: "u8 levels",
                 });
             };
-            epilogue.bias_in_place(acc, lda, rows, chans.clone())?;
             let block = Block {
                 a: acc,
+                bias: Some(epilogue.accumulator_bias()?),
                 lda,
                 b: b.from(first_row * n),
                 ldb: n,
