@@ -27,12 +27,13 @@ impl Window {
         let (oh, ow) = (self.out_height(), self.out_width());
         let per_image = oh * ow;
         let img_len = self.height * self.width * c;
-        for (i, row) in dst[..rows * ld].chunks_exact_mut(ld).enumerate() {
+        // The first row's pixel, then stepped along: no division per row.
+        let (mut b, rest) = (first / per_image, first % per_image);
+        let (mut oy, mut ox) = (rest / ow, rest % ow);
+        let run = kernel * c;
+        for row in dst[..rows * ld].chunks_exact_mut(ld) {
             let (row, zeros) = row.split_at_mut(k);
             zeros.fill(0);
-            let pix = first + i;
-            let (b, rest) = (pix / per_image, pix % per_image);
-            let (oy, ox) = (rest / ow, rest % ow);
             let img = &x[b * img_len..(b + 1) * img_len];
             let x0 = (ox * self.stride) as isize - self.padding as isize;
             let d = self.dilation;
@@ -40,7 +41,7 @@ impl Window {
             // contiguous run.
             let inside_x = d == 1 && x0 >= 0 && x0 as usize + kernel <= self.width;
             for ky in 0..kernel {
-                let seg = &mut row[ky * kernel * c..(ky + 1) * kernel * c];
+                let seg = &mut row[ky * run..(ky + 1) * run];
                 let iy = (oy * self.stride + ky * d) as isize - self.padding as isize;
                 if iy < 0 || iy as usize >= self.height {
                     for tap in seg.chunks_exact_mut(c) {
@@ -51,7 +52,7 @@ impl Window {
                 let line = &img[iy as usize * self.width * c..(iy as usize + 1) * self.width * c];
                 if inside_x {
                     let s = x0 as usize * c;
-                    seg.copy_from_slice(&line[s..s + kernel * c]);
+                    copy_run(seg, &line[s..s + run]);
                     continue;
                 }
                 for (kx, tap) in seg.chunks_exact_mut(c).enumerate() {
@@ -64,6 +65,33 @@ impl Window {
                     }
                 }
             }
+            ox += 1;
+            if ox == ow {
+                ox = 0;
+                oy += 1;
+                if oy == oh {
+                    oy = 0;
+                    b += 1;
+                }
+            }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)`, with the short runs of an image's first convolution (a 3×3
+/// or 7×7 kernel row over 1 or 3 channels) copied by fixed-size moves the compiler inlines
+/// instead of a `memmove` call per kernel row.
+#[inline]
+fn copy_run(dst: &mut [u8], src: &[u8]) {
+    fn fixed<const N: usize>(dst: &mut [u8], src: &[u8]) {
+        let d: &mut [u8; N] = dst.try_into().expect("a run of N bytes");
+        d.copy_from_slice(&src[..N]);
+    }
+    match dst.len() {
+        3 => fixed::<3>(dst, src),
+        7 => fixed::<7>(dst, src),
+        9 => fixed::<9>(dst, src),
+        21 => fixed::<21>(dst, src),
+        _ => dst.copy_from_slice(src),
     }
 }
