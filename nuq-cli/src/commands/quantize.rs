@@ -63,7 +63,7 @@ pub struct QuantizeArgs {
     no_eval: bool,
     /// Also draw, per requantized layer of the integer model, the empirical CDF of its
     /// integer MAC result on the first calibration images (at most 256) with the equal-mass
-    /// boundaries and the MAC thresholds (the paper's Figure 1): DIR/<layer>.svg for one
+    /// boundaries and the MAC thresholds (the paper's Figure 1): `DIR/<layer>.svg` for one
     /// channel per layer, plus DIR/index.md. Only reads the model.
     #[arg(long, value_name = "DIR")]
     plot: Option<PathBuf>,

@@ -84,7 +84,7 @@ impl QuantizedNetwork {
     /// many activations share that value (a background patch), the two disagree on all of
     /// them. For each such channel of a convolution → batch-norm → activation quantizer,
     /// the batch-norm shift `β` moves by `−s · D` with the smallest `s` (accumulator units)
-    /// that puts every threshold of the channel at least [`TIE_MARGIN`] (relative to the
+    /// that puts every threshold of the channel at least `TIE_MARGIN` = 2⁻¹⁸ (relative to the
     /// magnitudes the twin cancels) from the reachable values, inside the gap of `g·ℤ` it
     /// was in: the integer model's codes do not change on any input, only the twin's
     /// near-ties become clear. Channels with no such shift are left alone. Residual joins

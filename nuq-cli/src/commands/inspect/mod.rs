@@ -41,8 +41,8 @@ pub struct InspectArgs {
     /// Also write SVG plots of the weights and thresholds into DIR (created if missing).
     ///
     /// Per layer with weights, the histogram of its integer weight levels with the codebook
-    /// levels as vertical lines (layer<i>_<name>_weights.svg); per threshold table, the
-    /// thresholds of every channel, falling channels shaded (thresholds<i>.svg). All plots are
+    /// levels as vertical lines (`layer<i>_<name>_weights.svg`); per threshold table, the
+    /// thresholds of every channel, falling channels shaded (`thresholds<i>.svg`). All plots are
     /// written or none; plots of the same name are replaced.
     #[arg(long, value_name = "DIR")]
     pub plot: Option<PathBuf>,
