@@ -363,12 +363,6 @@ impl ResidualThresholds {
             rows,
             ref chans,
         } = *block;
-        let count = self.mac.per_channel();
-        let a_shift = _mm512_set1_epi64(i64::from(self.a_shift));
-        let lo_bound = _mm512_set1_epi64(i64::from(i32::MIN) + 1);
-        let i32_min = _mm512_set1_epi64(i64::from(i32::MIN));
-        let i32_max = _mm512_set1_epi64(i64::from(i32::MAX));
-        let hi_bound = _mm512_set1_epi64(i64::from(i32::MAX) - 1);
         let small: Option<__m512i> = (self.levels.len() <= 16).then(|| {
             let t: [i32; 16] =
                 std::array::from_fn(|i| i32::from(self.levels.get(i).copied().unwrap_or(0)));
@@ -396,33 +390,114 @@ impl ResidualThresholds {
             None => _mm512_setzero_si512(),
         };
         let mut overflow: __mmask8 = 0;
-        // The flipped sum of 8 channels with alignment `al` and bias `bv` (lanes outside `k`
-        // read zeros); lanes where `a + bias` leaves `i32` are marked in `overflow`.
-        // SAFETY: for every call below, `at` / `bt` are the elements of the block's channel
-        // in their rows of `a` / `b`, and the masked loads touch only the block's own lanes.
-        let mut sum8 = |at: usize, bt: usize, al: &[__m512i; 4], bv: __m512i, k: __mmask8| unsafe {
+        // Channels outer, rows inner: each 16-channel block's tables are loaded once.
+        for c0 in chans.clone().step_by(LANES) {
+            let lanes = (chans.end - c0).min(LANES);
+            let k: __mmask16 = if lanes == LANES {
+                0xFFFF
+            } else {
+                (1u16 << lanes) - 1
+            };
+            let t32 = self.table32.as_ptr();
+            // SAFETY: `table32` columns are ascending and padded to 16 channels.
+            let search = (self.mac.bits() <= SEARCH_MAX_BITS)
+                .then(|| unsafe { SearchRows::load(t32.add(c0), self.cp, self.mac.bits()) });
+            let (k_lo, k_hi) = (k as __mmask8, (k >> 8) as __mmask8);
+            let lanes_of = JoinLanes {
+                c0,
+                k,
+                align: [align8(c0), align8(c0 + 8)],
+                bias: [bias8(c0, k_lo), bias8(c0 + 8, k_hi)],
+                search,
+                small,
+            };
+            let j = c0 - chans.start;
+            // SAFETY: row `r` of the block reads `a[r·lda + j ..][..lanes]`, `b[r·ldb + c0
+            // ..][..lanes]` and writes `out[r·ldo + j ..][..lanes]`, all inside the slices
+            // (`block` checked their lengths); the kernel's loads and stores are masked to
+            // the block's lanes.
+            overflow |= unsafe {
+                match b {
+                    Shortcut::Int32(v) => self.join_rows_avx512::<false>(
+                        &lanes_of,
+                        a.as_ptr().add(j),
+                        lda,
+                        v.as_ptr().add(c0).cast(),
+                        ldb,
+                        rows,
+                        out.as_mut_ptr().add(j),
+                        ldo,
+                    ),
+                    Shortcut::Levels(v) => self.join_rows_avx512::<true>(
+                        &lanes_of,
+                        a.as_ptr().add(j),
+                        lda,
+                        v.as_ptr().add(c0),
+                        ldb,
+                        rows,
+                        out.as_mut_ptr().add(j),
+                        ldo,
+                    ),
+                }
+            };
+        }
+        overflow != 0
+    }
+
+    /// The rows of one 16-channel block of a join (see [`ResidualThresholds::block_avx512`]),
+    /// the shortcut `i32` accumulators or, with `LEVELS`, `u8` levels: `a`, `b` and `out`
+    /// point at the block's first channel in row 0, rows `lda`, `ldb`, `ldo` elements apart.
+    /// Returns the lanes where `a + bias` left `i32`.
+    ///
+    /// # Safety
+    /// AVX-512 F/BW/VL must be available, and every row `r < rows` must hold the block's
+    /// `lanes` elements at `a + r·lda`, `b + r·ldb` (elements of the shortcut's type) and
+    /// `out + r·ldo`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn join_rows_avx512<const LEVELS: bool>(
+        &self,
+        l: &JoinLanes,
+        a: *const i32,
+        lda: usize,
+        b: *const u8,
+        ldb: usize,
+        rows: usize,
+        out: *mut u8,
+        ldo: usize,
+    ) -> u8 {
+        use std::arch::x86_64::*;
+        let count = self.mac.per_channel();
+        let a_shift = _mm512_set1_epi64(i64::from(self.a_shift));
+        let lo_bound = _mm512_set1_epi64(i64::from(i32::MIN) + 1);
+        let hi_bound = _mm512_set1_epi64(i64::from(i32::MAX) - 1);
+        let i32_min = _mm512_set1_epi64(i64::from(i32::MIN));
+        let i32_max = _mm512_set1_epi64(i64::from(i32::MAX));
+        let (k_lo, k_hi) = (l.k as __mmask8, (l.k >> 8) as __mmask8);
+        let lanes = l.k.count_ones() as usize;
+        let mut overflow: __mmask8 = 0;
+        // The flipped sum of 8 channels (`half` 0 or 1) of the row at `ar` / `br`.
+        // SAFETY: the caller's rows hold these lanes; the loads are masked to them.
+        let mut sum8 = |ar: *const i32, br: *const u8, half: usize, k: __mmask8| unsafe {
             let av = _mm512_add_epi64(
-                _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, a.as_ptr().add(at))),
-                bv,
+                _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, ar.add(8 * half))),
+                l.bias[half],
             );
             overflow |= _mm512_cmplt_epi64_mask(av, i32_min) | _mm512_cmpgt_epi64_mask(av, i32_max);
-            let bv = match b {
-                Shortcut::Int32(v) => {
-                    _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, v.as_ptr().add(bt)))
-                }
-                Shortcut::Levels(v) => _mm512_cvtepu8_epi64(_mm_maskz_loadu_epi8(
-                    u16::from(k),
-                    v.as_ptr().add(bt).cast(),
-                )),
+            let bv = if LEVELS {
+                _mm512_cvtepu8_epi64(_mm_maskz_loadu_epi8(u16::from(k), br.add(8 * half).cast()))
+            } else {
+                _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, br.cast::<i32>().add(8 * half)))
             };
-            let [m, s, rd, flip] = *al;
+            let [m, s, rd, flip] = l.align[half];
             // `vpmuldq`: the exact product of the low signed 32 bits of each lane.
             let p = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(bv, m), rd), s);
             let sum = _mm512_add_epi64(_mm512_sllv_epi64(av, a_shift), p);
             _mm512_xor_si512(sum, flip)
         };
         // 64-bit count of 8 channels from `c`, as 8 `i32` codes.
-        // SAFETY: for every call below, table rows are padded to 16-channel multiples.
+        // SAFETY: table rows are padded to 16-channel multiples.
         let count8 = |x: __m512i, c: usize| unsafe {
             let mut n = _mm512_setzero_si512();
             for t in 0..count {
@@ -432,71 +507,77 @@ impl ResidualThresholds {
             }
             _mm512_cvtepi64_epi32(n)
         };
-        // Channels outer, rows inner: each 16-channel block's tables are loaded once.
-        for c0 in chans.clone().step_by(LANES) {
-            let lanes = (chans.end - c0).min(LANES);
-            let k: __mmask16 = if lanes == LANES {
-                0xFFFF
-            } else {
-                (1u16 << lanes) - 1
+        let b_elem = if LEVELS { 1 } else { 4 };
+        for r in 0..rows {
+            // SAFETY: row `r` is inside the caller's rows.
+            let (ar, br, or) =
+                unsafe { (a.add(r * lda), b.add(r * ldb * b_elem), out.add(r * ldo)) };
+            let x_lo = sum8(ar, br, 0, k_lo);
+            let x_hi = sum8(ar, br, 1, k_hi);
+            let inside = |x: __m512i| {
+                _mm512_cmpge_epi64_mask(x, lo_bound) & _mm512_cmple_epi64_mask(x, hi_bound)
             };
-            let j = c0 - chans.start;
-            let t32 = self.table32.as_ptr();
-            // SAFETY: `table32` columns are ascending and padded to 16 channels.
-            let search = (self.mac.bits() <= SEARCH_MAX_BITS)
-                .then(|| unsafe { SearchRows::load(t32.add(c0), self.cp, self.mac.bits()) });
-            let (al_lo, al_hi) = (align8(c0), align8(c0 + 8));
-            let (k_lo, k_hi) = (k as __mmask8, (k >> 8) as __mmask8);
-            let (bias_lo, bias_hi) = (bias8(c0, k_lo), bias8(c0 + 8, k_hi));
-            for r in 0..rows {
-                let o_row = &mut out[r * ldo..];
-                let (at, bt) = (r * lda + j, r * ldb + c0);
-                let x_lo = sum8(at, bt, &al_lo, bias_lo, k_lo);
-                let x_hi = sum8(at + 8, bt + 8, &al_hi, bias_hi, k_hi);
-                let inside = |x: __m512i| {
-                    _mm512_cmpge_epi64_mask(x, lo_bound) & _mm512_cmple_epi64_mask(x, hi_bound)
-                };
-                let codes = if inside(x_lo) & inside(x_hi) == 0xFF {
-                    let x = _mm512_inserti64x4::<1>(
-                        _mm512_castsi256_si512(_mm512_cvtepi64_epi32(x_lo)),
-                        _mm512_cvtepi64_epi32(x_hi),
-                    );
-                    if let Some(search) = &search {
-                        search.search(x)
-                    } else {
-                        let mut n = _mm512_setzero_si512();
-                        for t in 0..count {
-                            // SAFETY: rows are padded to 16-channel multiples.
-                            let tv =
-                                unsafe { _mm512_loadu_si512(t32.add(t * self.cp + c0).cast()) };
-                            n = _mm512_mask_add_epi32(
-                                n,
-                                _mm512_cmpge_epi32_mask(x, tv),
-                                n,
-                                _mm512_set1_epi32(1),
-                            );
-                        }
-                        n
-                    }
+            let codes = if inside(x_lo) & inside(x_hi) == 0xFF {
+                let x = _mm512_inserti64x4::<1>(
+                    _mm512_castsi256_si512(_mm512_cvtepi64_epi32(x_lo)),
+                    _mm512_cvtepi64_epi32(x_hi),
+                );
+                if let Some(search) = &l.search {
+                    search.search(x)
                 } else {
-                    _mm512_inserti64x4::<1>(
-                        _mm512_castsi256_si512(count8(x_lo, c0)),
-                        count8(x_hi, c0 + 8),
-                    )
-                };
-                let v = match small {
-                    Some(lut) => _mm512_permutexvar_epi32(codes, lut),
-                    None => codes,
-                };
-                // SAFETY: the mask limits the store to the row's lanes `j .. j + lanes`.
-                unsafe { _mm512_mask_cvtepi32_storeu_epi8(o_row.as_mut_ptr().add(j).cast(), k, v) };
-                if small.is_none() {
-                    for o in &mut o_row[j..j + lanes] {
+                    let t32 = self.table32.as_ptr();
+                    let mut n = _mm512_setzero_si512();
+                    for t in 0..count {
+                        // SAFETY: rows are padded to 16-channel multiples.
+                        let tv = unsafe { _mm512_loadu_si512(t32.add(t * self.cp + l.c0).cast()) };
+                        n = _mm512_mask_add_epi32(
+                            n,
+                            _mm512_cmpge_epi32_mask(x, tv),
+                            n,
+                            _mm512_set1_epi32(1),
+                        );
+                    }
+                    n
+                }
+            } else {
+                _mm512_inserti64x4::<1>(
+                    _mm512_castsi256_si512(count8(x_lo, l.c0)),
+                    count8(x_hi, l.c0 + 8),
+                )
+            };
+            let v = match l.small {
+                Some(lut) => _mm512_permutexvar_epi32(codes, lut),
+                None => codes,
+            };
+            // SAFETY: the mask limits the store to the row's lanes.
+            unsafe { _mm512_mask_cvtepi32_storeu_epi8(or.cast(), l.k, v) };
+            if l.small.is_none() {
+                for i in 0..lanes {
+                    // SAFETY: lane `i` of the row was just written.
+                    unsafe {
+                        let o = or.add(i);
                         *o = self.levels[usize::from(*o)];
                     }
                 }
             }
         }
-        overflow != 0
+        overflow
     }
+}
+
+/// What the rows of one 16-channel block of an AVX-512 join share, loaded once.
+#[cfg(target_arch = "x86_64")]
+struct JoinLanes {
+    /// The block's first channel.
+    c0: usize,
+    /// Its lanes.
+    k: std::arch::x86_64::__mmask16,
+    /// Per half (8 channels): multiplier, shift, rounding, flip.
+    align: [[std::arch::x86_64::__m512i; 4]; 2],
+    /// Per half, the bias as `i64` (zeros without one).
+    bias: [std::arch::x86_64::__m512i; 2],
+    /// The `i32` table rows for codes of up to 4 bits.
+    search: Option<SearchRows>,
+    /// The level table in a register when it has at most 16 entries.
+    small: Option<std::arch::x86_64::__m512i>,
 }
