@@ -14,11 +14,13 @@ from conftest import require
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "nuq-nn", "tests", "fixtures", "onnx")
 
 # (fixture, channels, side, classes): depthwise + ReLU6 (MobileNet-style), grouped
-# convolutions, depthwise branches inside residual blocks.
+# convolutions, depthwise branches inside residual blocks, ResNet-50-style bottleneck blocks
+# (three convolutions on the main branch).
 MODELS = [
     ("mobilenet_tiny", 3, 16, 5),
     ("grouped_tiny", 3, 10, 4),
     ("separable_resnet", 3, 12, 3),
+    ("bottleneck_resnet", 3, 12, 5),
 ]
 NAMES = [m[0] for m in MODELS]
 
