@@ -195,6 +195,9 @@ enum InputGrad {
 #[derive(Default)]
 pub struct Graph {
     nodes: Vec<GraphNode>,
+    /// Per tensor, the nodes reading it in node order (a node reading it twice is listed
+    /// twice); rebuilt whenever the wiring changes.
+    readers: Vec<Vec<usize>>,
     /// Per tensor, the summed gradient when several nodes read it.
     grads: Vec<Tensor>,
     input_grad: InputGrad,
@@ -248,6 +251,7 @@ impl Graph {
             inputs: vec![input],
             op: Op::Layer(layer),
         });
+        self.rewire();
         Ok(self.nodes.len())
     }
 
@@ -276,6 +280,7 @@ impl Graph {
             inputs: inputs.to_vec(),
             op: Op::Add(Add::new(relu)),
         });
+        self.rewire();
         Ok(self.nodes.len())
     }
 
@@ -315,6 +320,7 @@ impl Graph {
                 op: Op::Layer(layer),
             },
         );
+        self.rewire();
         Ok(())
     }
 
@@ -398,9 +404,18 @@ impl Graph {
         Ok(g)
     }
 
-    /// The nodes reading each tensor, in node order (a node reading a tensor twice is listed
-    /// twice); an error when a tensor other than the output is never read.
-    fn readers(&self) -> Result<Vec<Vec<usize>>, NnError> {
+    /// Rebuilds [`Graph::readers`] from the nodes' inputs.
+    fn rewire(&mut self) {
+        self.readers = vec![Vec::new(); self.nodes.len() + 1];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for &t in &n.inputs {
+                self.readers[t].push(i);
+            }
+        }
+    }
+
+    /// An error for an empty graph or a tensor other than the output that no node reads.
+    fn check(&self) -> Result<(), NnError> {
         if self.nodes.is_empty() {
             return Err(NnError::InvalidParameter {
                 what: "Graph".into(),
@@ -408,13 +423,10 @@ impl Graph {
                 found: "no nodes".into(),
             });
         }
-        let mut readers = vec![Vec::new(); self.nodes.len() + 1];
-        for (i, n) in self.nodes.iter().enumerate() {
-            for &t in &n.inputs {
-                readers[t].push(i);
-            }
-        }
-        if let Some(t) = readers[..self.nodes.len()].iter().position(Vec::is_empty) {
+        if let Some(t) = self.readers[..self.nodes.len()]
+            .iter()
+            .position(Vec::is_empty)
+        {
             let what = if t == 0 {
                 "the graph input".to_string()
             } else {
@@ -426,7 +438,7 @@ impl Graph {
                 found: "read by none".into(),
             });
         }
-        Ok(readers)
+        Ok(())
     }
 
     /// The shape of every tensor for an input shape.
@@ -483,12 +495,12 @@ impl Layer for Graph {
     }
 
     fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4], NnError> {
-        self.readers()?;
+        self.check()?;
         Ok(*self.shapes(input)?.last().expect("non-empty"))
     }
 
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<&Tensor, NnError> {
-        self.readers()?;
+        self.check()?;
         for i in 0..self.nodes.len() {
             let (before, rest) = self.nodes.split_at_mut(i);
             let node = &mut rest[0];
@@ -511,8 +523,9 @@ impl Layer for Graph {
     }
 
     fn backward(&mut self, x: &Tensor, dy: &Tensor, need_input_grad: bool) -> Result<(), NnError> {
-        let readers = self.readers()?;
+        self.check()?;
         check_grad_shape("Graph", self.output().shape(), dy)?;
+        let readers = &self.readers;
         let n = self.nodes.len();
         self.grads.resize_with(n + 1, Tensor::default);
         for i in (0..n).rev() {

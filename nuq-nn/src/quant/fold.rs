@@ -575,10 +575,14 @@ impl<'a> Builder<'a> {
         })
     }
 
-    /// Places a pending convolution as an accumulator node.
-    fn place_acc(&mut self, cb: &ConvBn<'a>) -> Cur {
-        let c = cb.node.c_out;
-        self.push(Node::Conv(cb.node.clone()), f64::NAN, cb.h, cb.w, c)
+    /// Places a pending convolution as an accumulator node; returns it and the affine map of
+    /// its output.
+    fn place_acc(&mut self, cb: ConvBn<'a>) -> (Cur, Affine) {
+        let ConvBn {
+            node, aff, h, w, ..
+        } = cb;
+        let c = node.c_out;
+        (self.push(Node::Conv(node), f64::NAN, h, w, c), aff)
     }
 
     fn leaf(&mut self, name: &str, layer: &'a dyn Layer, input: usize) -> Result<Val<'a>, NnError> {
@@ -760,15 +764,14 @@ impl<'a> Builder<'a> {
             .find(|&s| bound << s <= 1i64 << 30)
             .unwrap_or(0);
         let frac = f64::from(1u32 << a_shift);
-        let a_cur = self.place_acc(&a);
+        let (a_cur, aff_a) = self.place_acc(*a);
         let (b_cur, b_d, b_c) = match b {
             Shortcut::Acc(cb) => {
-                let cur = self.place_acc(&cb);
-                (cur, cb.aff.d, cb.aff.c)
+                let (cur, aff) = self.place_acc(*cb);
+                (cur, aff.d, aff.c)
             }
             Shortcut::Levels(cur) => (cur, vec![cur.scale; cur.c], vec![0.0; cur.c]),
         };
-        let aff_a = &a.aff;
         let mut align = Vec::with_capacity(a_cur.c);
         let mut unit = Affine {
             d: Vec::with_capacity(a_cur.c),

@@ -14,8 +14,8 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use crate::layer::Layer;
-use crate::layers::{Conv2d, Linear, Sequential};
+use crate::layer::{visit_leaves_mut, Layer};
+use crate::layers::{Conv2d, Linear};
 use crate::models::Network;
 use crate::param::{join_name, BufferMut};
 use crate::quant::layers::ActQuant;
@@ -112,12 +112,6 @@ impl Frozen {
     }
 }
 
-/// Calls `f` on every leaf layer in forward order with its parameter-name prefix (inside a
-/// residual block: its main path, its shortcut, then the join's output quantizer `.act`).
-fn walk_leaves(s: &mut Sequential, prefix: &str, f: &mut dyn FnMut(&str, &mut dyn Layer)) {
-    crate::layer::visit_leaves_mut(s, prefix, f);
-}
-
 fn is_weight_layer(layer: &dyn Layer) -> bool {
     layer.as_any().is::<Conv2d>() || layer.as_any().is::<Linear>()
 }
@@ -128,7 +122,7 @@ impl QuantizedNetwork {
     /// by name).
     pub fn weight_layers_in_order(&mut self) -> Vec<String> {
         let mut names = Vec::new();
-        walk_leaves(&mut self.net.body, "", &mut |name, layer| {
+        visit_leaves_mut(&mut self.net.body, "", &mut |name, layer| {
             if is_weight_layer(layer) {
                 names.push(name.to_string());
             }
@@ -182,7 +176,7 @@ impl QuantizedNetwork {
         let mut frozen = Frozen::default();
         let mut seen = 0usize;
         let mut error = None;
-        walk_leaves(&mut self.net.body, "", &mut |name, layer| {
+        visit_leaves_mut(&mut self.net.body, "", &mut |name, layer| {
             let weight = is_weight_layer(layer);
             if weight {
                 seen += 1;
@@ -242,7 +236,7 @@ impl QuantizedNetwork {
             slot.noise = None;
         }
         let mut bypassed = false;
-        walk_leaves(&mut self.net.body, "", &mut |_, layer| {
+        visit_leaves_mut(&mut self.net.body, "", &mut |_, layer| {
             if let Some(a) = layer.as_any_mut().downcast_mut::<ActQuant>() {
                 bypassed |= a.bypassed();
                 a.set_bypass(false);

@@ -43,6 +43,8 @@ struct Prep<'a> {
     norm: &'a InputNorm,
     slots: BTreeMap<String, WeightSlot>,
     first: bool,
+    /// The classifier: the last linear layer in forward order (one weight scale).
+    last_linear: Option<String>,
 }
 
 impl Prep<'_> {
@@ -142,7 +144,6 @@ impl Prep<'_> {
         name: &str,
         child: &str,
         layer: &mut dyn crate::Layer,
-        last_linear: Option<&str>,
     ) -> Result<Insert, NnError> {
         let any = layer.as_any_mut();
         if let Some(conv) = any.downcast_mut::<Conv2d>() {
@@ -156,7 +157,7 @@ impl Prep<'_> {
             }
         } else if let Some(lin) = any.downcast_mut::<Linear>() {
             let rows = lin.weight.torch_shape[0];
-            let per_channel = if Some(name) == last_linear {
+            let per_channel = if Some(name) == self.last_linear.as_deref() {
                 false
             } else {
                 self.cfg.per_channel
@@ -204,32 +205,26 @@ impl Prep<'_> {
         name: &str,
         child: &str,
         layer: &mut dyn crate::Layer,
-        last_linear: Option<&str>,
     ) -> Result<Insert, NnError> {
         let any = layer.as_any_mut();
         if let Some(s) = any.downcast_mut::<Sequential>() {
-            self.seq(name, s, last_linear)?;
+            self.seq(name, s)?;
             Ok(None)
         } else if let Some(g) = any.downcast_mut::<Graph>() {
-            self.graph(name, g, last_linear)?;
+            self.graph(name, g)?;
             Ok(None)
         } else {
-            self.leaf(name, child, layer, last_linear)
+            self.leaf(name, child, layer)
         }
     }
 
-    fn seq(
-        &mut self,
-        prefix: &str,
-        s: &mut Sequential,
-        last_linear: Option<&str>,
-    ) -> Result<(), NnError> {
+    fn seq(&mut self, prefix: &str, s: &mut Sequential) -> Result<(), NnError> {
         let mut i = 0;
         while i < s.len() {
             let child = s.layers()[i].0.clone();
             let name = join_name(prefix, &child);
             let layer = s.layers_mut()[i].1.as_mut();
-            if let Some((after, l)) = self.layer(&name, &child, layer, last_linear)? {
+            if let Some((after, l)) = self.layer(&name, &child, layer)? {
                 s.insert(i + 1, after, l)?;
                 i += 1;
             }
@@ -241,19 +236,14 @@ impl Prep<'_> {
     /// Prepares the layers of a graph and puts an activation quantizer after every join
     /// followed by ReLU (named after the join plus `act`: a residual block's unnamed join
     /// gives `<block>.act`).
-    fn graph(
-        &mut self,
-        prefix: &str,
-        g: &mut Graph,
-        last_linear: Option<&str>,
-    ) -> Result<(), NnError> {
+    fn graph(&mut self, prefix: &str, g: &mut Graph) -> Result<(), NnError> {
         let mut i = 0;
         while i < g.len() {
             let node = &mut g.nodes_mut()[i];
             let child = node.name().to_string();
             let name = join_name(prefix, &child);
             let insert = match node.op_mut() {
-                Op::Layer(l) => self.layer(&name, &child, l.as_mut(), last_linear)?,
+                Op::Layer(l) => self.layer(&name, &child, l.as_mut())?,
                 Op::Add(a) => a.relu().then(|| {
                     (
                         join_name(&child, "act"),
@@ -293,8 +283,9 @@ impl QuantizedNetwork {
             norm: &input_norm,
             slots: BTreeMap::new(),
             first: true,
+            last_linear,
         };
-        prep.seq("", &mut net.body, last_linear.as_deref())?;
+        prep.seq("", &mut net.body)?;
         let slots = prep.slots;
         Ok(Self {
             net,
