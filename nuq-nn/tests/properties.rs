@@ -234,12 +234,23 @@ proptest! {
             let vals: Vec<f64> = y.data().iter().skip(ch).step_by(c).map(|&v| v as f64).collect();
             let mean = vals.iter().sum::<f64>() / m;
             let var = vals.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / m;
-            prop_assert!((mean - beta[ch] as f64).abs() < 1e-3, "mean {mean} vs {}", beta[ch]);
             let xs: Vec<f64> = x.data().iter().skip(ch).step_by(c).map(|&v| v as f64).collect();
             let xm = xs.iter().sum::<f64>() / m;
             let xv = xs.iter().map(|v| (v - xm) * (v - xm)).sum::<f64>() / m;
-            let want = (gamma[ch] as f64).powi(2) * xv / (xv + 1e-5);
-            prop_assert!((var - want).abs() < 2e-3 * (1.0 + want), "var {var} vs {want}");
+            // f32 statistics around the offset of 100 are off by a few ulps of 103 (~3e-5),
+            // which normalisation divides by the channel's spread: a channel of two nearly
+            // equal values is ill-conditioned, whatever the implementation.
+            let cond = 3e-5 / (xv + 1e-5).sqrt();
+            let g = gamma[ch] as f64;
+            prop_assert!(
+                (mean - beta[ch] as f64).abs() < 1e-3 + g * cond,
+                "mean {mean} vs {}", beta[ch]
+            );
+            let want = g.powi(2) * xv / (xv + 1e-5);
+            prop_assert!(
+                (var - want).abs() < 2e-3 * (1.0 + want) + 2.0 * want * cond,
+                "var {var} vs {want}"
+            );
         }
     }
 
