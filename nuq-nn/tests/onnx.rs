@@ -136,19 +136,27 @@ fn torchvision_style_resnet_matches_pytorch() {
     }
 }
 
-#[test]
-fn imported_network_trains() {
-    // One backward pass through the imported residual network reaches every parameter.
-    let mut m = onnx::import(&fixture("resnet_tiny.onnx")).unwrap();
-    let r = reference("resnet_tiny");
+/// One training-mode forward and backward pass of `m` on fixture `name`'s saved input (the
+/// output as its own gradient): the parameters no gradient reached, and how many there are.
+fn untrained_params(m: &mut onnx::ImportedNetwork, name: &str) -> (Vec<String>, usize) {
+    let r = reference(name);
     let y = m.network.forward(&r.input, Mode::Train).unwrap().clone();
     m.network.backward(&r.input, &y).unwrap();
-    let mut zero = Vec::new();
+    let (mut zero, mut total) = (Vec::new(), 0);
     m.network.visit_params(&mut |name, p| {
+        total += 1;
         if p.grad.iter().all(|g| *g == 0.0) {
             zero.push(name.to_string());
         }
     });
+    (zero, total)
+}
+
+#[test]
+fn imported_network_trains() {
+    // One backward pass through the imported residual network reaches every parameter.
+    let mut m = onnx::import(&fixture("resnet_tiny.onnx")).unwrap();
+    let (zero, _) = untrained_params(&mut m, "resnet_tiny");
     assert!(zero.is_empty(), "no gradient reached {zero:?}");
 }
 
@@ -300,15 +308,7 @@ fn residual_blocks_with_depthwise_separable_branches_match_pytorch() {
 #[test]
 fn imported_depthwise_network_trains() {
     let mut m = onnx::import(&fixture("separable_resnet.onnx")).unwrap();
-    let r = reference("separable_resnet");
-    let y = m.network.forward(&r.input, Mode::Train).unwrap().clone();
-    m.network.backward(&r.input, &y).unwrap();
-    let mut zero = Vec::new();
-    m.network.visit_params(&mut |name, p| {
-        if p.grad.iter().all(|g| *g == 0.0) {
-            zero.push(name.to_string());
-        }
-    });
+    let (zero, _) = untrained_params(&mut m, "separable_resnet");
     assert!(zero.is_empty(), "no gradient reached {zero:?}");
 }
 
@@ -533,13 +533,8 @@ fn linear_bottlenecks_import_and_train_and_the_fold_refuses_them_by_name() {
         blocks(&m).iter().map(|b| b.2).collect::<Vec<_>>(),
         [false, false]
     );
-    let r = reference("mobilenet_v2_tiny");
-    let y = m.network.forward(&r.input, Mode::Train).unwrap().clone();
-    m.network.backward(&r.input, &y).unwrap();
-    let mut moved = 0;
-    m.network.visit_params(&mut |_, p| {
-        moved += usize::from(p.grad.iter().any(|&g| g != 0.0));
-    });
+    let (zero, total) = untrained_params(&mut m, "mobilenet_v2_tiny");
+    let moved = total - zero.len();
     assert!(moved > 20, "{moved} parameters with a gradient");
     let (qn, ..) = quantize("mobilenet_v2_tiny");
     let e = qn.to_integer().unwrap_err().to_string();
