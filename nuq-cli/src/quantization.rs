@@ -5,6 +5,7 @@ use clap::Args;
 use nuq_core::{Assignment, BinLevel};
 use nuq_nn::pipeline::Recipe;
 use nuq_nn::quant::{family_name, Family, KQuantileRule, QuantConfig};
+use nuq_nn::Distill;
 
 /// Parses a codebook family for clap.
 pub fn parse_family(s: &str) -> Result<Family, String> {
@@ -104,6 +105,21 @@ pub struct QuantArgs {
     /// of freezing them (UNIQ's choice).
     #[arg(long)]
     pub gradual_train_done: bool,
+    /// Knowledge distillation during fine-tuning: the float network before quantization is
+    /// the teacher, and the loss is (1 − W)·cross-entropy on the labels + W·T²·KL(teacher ‖
+    /// student) at temperature --distill-temperature (0: labels only).
+    #[arg(long, default_value_t = 0.0, value_name = "W", value_parser = parse_share)]
+    pub distill: f32,
+    /// Softmax temperature T of --distill.
+    #[arg(long, default_value_t = 1.0, value_name = "T", value_parser = parse_temperature)]
+    pub distill_temperature: f32,
+}
+
+fn parse_temperature(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(t) if t.is_finite() && t > 0.0 && t <= 100.0 => Ok(t),
+        _ => Err(format!("expected a temperature in (0, 100], got {s:?}")),
+    }
 }
 
 fn parse_assignment(s: &str) -> Result<Assignment, String> {
@@ -190,6 +206,12 @@ impl QuantArgs {
         if self.uniq_noise > 0.0 {
             d.push_str(&format!(", UNIQ noise for {} of QAT", self.uniq_noise));
         }
+        if self.distill > 0.0 {
+            d.push_str(&format!(
+                ", distilled from float (weight {}, T {})",
+                self.distill, self.distill_temperature
+            ));
+        }
         if self.gradual > 1 {
             d.push_str(&format!(
                 ", gradual in {} stages ({} done blocks)",
@@ -238,6 +260,10 @@ impl QuantArgs {
             noise_share: self.uniq_noise,
             gradual: self.gradual,
             freeze_done: !self.gradual_train_done,
+            distill: (self.distill > 0.0).then_some(Distill {
+                weight: self.distill,
+                temperature: self.distill_temperature,
+            }),
         }
     }
 }

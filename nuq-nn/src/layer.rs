@@ -27,7 +27,10 @@ pub enum Mode {
 /// To swap a layer for a variant (e.g. a fake-quantized convolution), replace the
 /// `Box<dyn Layer>` inside a [`crate::Sequential`]; concrete layers are reachable through
 /// `<dyn Layer>::as_any_mut` and parameters through [`Layer::visit_params`] by PyTorch name.
-pub trait Layer: Send + Any {
+///
+/// Layers are `Clone` (a `Box<dyn Layer>` clones as its concrete type), so a whole
+/// [`crate::Network`] can be copied, e.g. to keep the float network as a distillation teacher.
+pub trait Layer: Send + Any + dyn_clone::DynClone {
     /// A short description, e.g. `Conv2d(64→128, 3×3, stride 2)`.
     fn describe(&self) -> String;
 
@@ -99,6 +102,9 @@ pub fn visit_leaves_mut(
         visit_leaves_mut(*child, &crate::param::join_name(prefix, name), f);
     }
 }
+
+// A boxed layer clones as its concrete type (a network's copy for a distillation teacher).
+dyn_clone::clone_trait_object!(Layer);
 
 impl dyn Layer {
     /// The layer as `Any`, to reach the concrete type (trait upcasting: no layer writes it).

@@ -91,7 +91,7 @@ pub use layers::{
     basic_block, Add, BatchNorm2d, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Graph, GraphNode,
     Linear, MaxPool2d, Op, Relu, Relu6, Sequential, RELU6_MAX,
 };
-pub use loss::{CrossEntropy, LossOutput};
+pub use loss::{CrossEntropy, Distill, LossOutput};
 pub use models::{Arch, ModelConfig, Network, Parameterized};
 pub use param::{BufferMut, Param, ParamLayout, ParamRole};
 pub use rng::Rng;

@@ -1,4 +1,5 @@
-//! Softmax cross-entropy with optional label smoothing.
+//! Softmax cross-entropy with optional label smoothing, and knowledge distillation from a
+//! teacher's logits.
 
 use crate::error::NnError;
 use crate::tensor::Tensor;
@@ -100,6 +101,112 @@ impl CrossEntropy {
     pub fn grad(&self) -> &Tensor {
         &self.grad
     }
+
+    /// Knowledge distillation (Hinton et al., 2015): the mean of
+    /// `(1 − w)·CE(logits, labels) + w·T²·KL(softmax(teacher/T) ‖ softmax(logits/T))` over the
+    /// batch, with `w` = [`Distill::weight`] and `T` = [`Distill::temperature`] (the `T²`
+    /// keeps the soft term's gradient on the scale of the hard one's). Stores the gradient
+    /// with respect to `logits` (read with [`CrossEntropy::grad`]); `correct` counts the
+    /// student's arg-max against the labels.
+    ///
+    /// # Errors
+    /// As [`CrossEntropy::forward`]; [`NnError::InputShape`] when `teacher` is not shaped as
+    /// `logits`; [`NnError::InvalidParameter`] for an invalid `d` ([`Distill::validate`]).
+    pub fn forward_distilled(
+        &mut self,
+        logits: &Tensor,
+        labels: &[u32],
+        teacher: &Tensor,
+        d: Distill,
+    ) -> Result<LossOutput, NnError> {
+        d.validate()?;
+        if teacher.shape() != logits.shape() {
+            return Err(NnError::InputShape {
+                layer: "distillation teacher".into(),
+                found: teacher.shape(),
+                reason: format!("expected the student's logit shape {:?}", logits.shape()),
+            });
+        }
+        let hard = self.forward(logits, labels)?;
+        let [n, _, _, classes] = logits.shape();
+        let (w, t) = (f64::from(d.weight), f64::from(d.temperature));
+        let inv_n = 1.0 / n as f64;
+        let mut soft = 0.0f64;
+        let mut ps = vec![0.0f64; classes];
+        let mut pt = vec![0.0f64; classes];
+        for i in 0..n {
+            let row = i * classes..(i + 1) * classes;
+            log_softmax(&logits.data()[row.clone()], t, &mut ps);
+            log_softmax(&teacher.data()[row.clone()], t, &mut pt);
+            let g = &mut self.grad.data_mut()[row];
+            for j in 0..classes {
+                let (lps, lpt) = (ps[j], pt[j]);
+                let pt_j = lpt.exp();
+                soft += pt_j * (lpt - lps);
+                let dsoft = t * (lps.exp() - pt_j) * inv_n;
+                g[j] = ((1.0 - w) * f64::from(g[j]) + w * dsoft) as f32;
+            }
+        }
+        Ok(LossOutput {
+            loss: ((1.0 - w) * f64::from(hard.loss) + w * t * t * soft * inv_n) as f32,
+            correct: hard.correct,
+        })
+    }
+}
+
+/// Writes `log softmax(z / t)` into `out`.
+fn log_softmax(z: &[f32], t: f64, out: &mut [f64]) {
+    let best = z.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let best = f64::from(best) / t;
+    let log_sum = z
+        .iter()
+        .map(|&v| (f64::from(v) / t - best).exp())
+        .sum::<f64>()
+        .ln();
+    for (o, &v) in out.iter_mut().zip(z) {
+        *o = f64::from(v) / t - best - log_sum;
+    }
+}
+
+/// Knowledge distillation from a teacher's logits ([`CrossEntropy::forward_distilled`]).
+///
+/// ```
+/// use nuq_nn::Distill;
+/// let d = Distill { weight: 0.5, temperature: 4.0 };
+/// assert!(d.validate().is_ok());
+/// assert!(Distill { weight: 1.5, ..d }.validate().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Distill {
+    /// Share of the distillation term in the loss, in `(0, 1]` (1: the teacher alone, no
+    /// labels).
+    pub weight: f32,
+    /// Softmax temperature of both distributions, positive and finite.
+    pub temperature: f32,
+}
+
+impl Distill {
+    /// Checks the weight and the temperature.
+    ///
+    /// # Errors
+    /// [`NnError::InvalidParameter`] naming the field.
+    pub fn validate(&self) -> Result<(), NnError> {
+        if !(self.weight > 0.0 && self.weight <= 1.0) {
+            return Err(NnError::InvalidParameter {
+                what: "distillation weight".into(),
+                allowed: "in (0, 1]",
+                found: self.weight.to_string(),
+            });
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(NnError::InvalidParameter {
+                what: "distillation temperature".into(),
+                allowed: "positive and finite",
+                found: self.temperature.to_string(),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +247,103 @@ mod tests {
         ));
         assert!(ce.forward(&logits, &[0]).is_err());
         assert!(CrossEntropy::new(1.0).is_err());
+    }
+
+    #[test]
+    fn distillation_gradient_matches_finite_differences() {
+        let z = vec![0.3, -1.2, 0.8, 0.1, 0.5, -0.4];
+        let teacher = Tensor::from_vec([2, 1, 1, 3], vec![1.1, 0.2, -0.7, -0.3, 2.0, 0.4]).unwrap();
+        let labels = [1, 2];
+        for d in [
+            Distill {
+                weight: 1.0,
+                temperature: 1.0,
+            },
+            Distill {
+                weight: 0.5,
+                temperature: 4.0,
+            },
+            Distill {
+                weight: 0.3,
+                temperature: 0.5,
+            },
+        ] {
+            let mut ce = CrossEntropy::new(0.1).unwrap();
+            let loss = |ce: &mut CrossEntropy, z: Vec<f32>| {
+                let x = Tensor::from_vec([2, 1, 1, 3], z).unwrap();
+                f64::from(ce.forward_distilled(&x, &labels, &teacher, d).unwrap().loss)
+            };
+            loss(&mut ce, z.clone());
+            let g = ce.grad().data().to_vec();
+            for i in 0..z.len() {
+                let eps = 1e-3;
+                let (mut zp, mut zm) = (z.clone(), z.clone());
+                zp[i] += eps;
+                zm[i] -= eps;
+                let num = (loss(&mut ce, zp) - loss(&mut ce, zm)) / (2.0 * f64::from(eps));
+                assert!(
+                    (num - f64::from(g[i])).abs() < 2e-3,
+                    "{d:?} {i}: {num} vs {}",
+                    g[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn distilling_a_copy_of_itself_costs_nothing() {
+        let z = Tensor::from_vec([2, 1, 1, 3], vec![0.3, -1.2, 0.8, 0.1, 0.5, -0.4]).unwrap();
+        let mut ce = CrossEntropy::new(0.0).unwrap();
+        let d = Distill {
+            weight: 1.0,
+            temperature: 3.0,
+        };
+        let out = ce.forward_distilled(&z, &[2, 0], &z, d).unwrap();
+        assert!(out.loss.abs() < 1e-6, "{}", out.loss);
+        assert!(ce.grad().data().iter().all(|g| g.abs() < 1e-7));
+        assert_eq!(out.correct, 1);
+        // Half the weight on the labels: the loss is half the hard loss.
+        let hard = ce.forward(&z, &[2, 0]).unwrap().loss;
+        let half = ce
+            .forward_distilled(&z, &[2, 0], &z, Distill { weight: 0.5, ..d })
+            .unwrap()
+            .loss;
+        assert!((half - 0.5 * hard).abs() < 1e-6);
+    }
+
+    #[test]
+    fn distillation_rejects_bad_settings_and_shapes() {
+        let z = Tensor::zeros([2, 1, 1, 3]);
+        let mut ce = CrossEntropy::new(0.0).unwrap();
+        let ok = Distill {
+            weight: 0.5,
+            temperature: 2.0,
+        };
+        for bad in [
+            Distill { weight: 0.0, ..ok },
+            Distill { weight: 1.01, ..ok },
+            Distill {
+                weight: f32::NAN,
+                ..ok
+            },
+            Distill {
+                temperature: 0.0,
+                ..ok
+            },
+            Distill {
+                temperature: f32::INFINITY,
+                ..ok
+            },
+        ] {
+            assert!(matches!(
+                ce.forward_distilled(&z, &[0, 1], &z, bad),
+                Err(NnError::InvalidParameter { .. })
+            ));
+        }
+        assert!(matches!(
+            ce.forward_distilled(&z, &[0, 1], &Tensor::zeros([2, 1, 1, 4]), ok),
+            Err(NnError::InputShape { .. })
+        ));
     }
 
     #[test]

@@ -153,6 +153,7 @@ impl ModelConfig {
 }
 
 /// A network: its layers (a [`Sequential`] whose children carry the PyTorch names) and config.
+#[derive(Clone)]
 pub struct Network {
     config: ModelConfig,
     /// The layers, top-level children named as in PyTorch.

@@ -519,6 +519,7 @@ fn small_network_gradients() {
 }
 
 /// A layer with a deliberately wrong backward pass: the checker must reject it.
+#[derive(Clone)]
 struct WrongBackward {
     out: Tensor,
     dx: Tensor,

@@ -118,3 +118,30 @@ fn layers_can_be_swapped_and_reached_by_name() {
     net.visit_params(&mut |n, _| names.push(n.to_string()));
     assert!(names.contains(&"fc.weight".to_string()) && !names.contains(&"fc.bias".to_string()));
 }
+
+#[test]
+fn a_cloned_network_computes_the_same_and_trains_apart() {
+    for arch in [Arch::ResNet20, Arch::VggSmall] {
+        let mut net = Network::new(ModelConfig::fashion_mnist(arch, 0.25), 5).unwrap();
+        let mut copy = net.clone();
+        let x = Tensor::from_vec(
+            [2, 28, 28, 1],
+            (0..2 * 28 * 28)
+                .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+                .collect(),
+        )
+        .unwrap();
+        let y = net.forward(&x, Mode::Eval).unwrap().clone();
+        assert!(*copy.forward(&x, Mode::Eval).unwrap() == y, "{arch}");
+        // A training-mode pass moves the copy's batch-norm statistics, not the original's,
+        // and a changed copy's weight leaves the original's alone.
+        copy.forward(&x, Mode::Train).unwrap();
+        copy.visit_params(&mut |n, p| {
+            if n == "fc.weight" || n == "classifier.weight" {
+                p.value.iter_mut().for_each(|v| *v += 1.0);
+            }
+        });
+        assert!(*net.forward(&x, Mode::Eval).unwrap() == y, "{arch}");
+        assert!(*copy.forward(&x, Mode::Eval).unwrap() != y, "{arch}");
+    }
+}

@@ -215,3 +215,84 @@ fn learned_clips_move_and_the_integer_model_follows() {
         );
     }
 }
+
+/// Mean KL(teacher ‖ student) of the softmaxes over a batch of logits.
+fn mean_kl(teacher: &Tensor, student: &Tensor) -> f64 {
+    let classes = teacher.shape()[3];
+    let log_softmax = |z: &[f32]| {
+        let m = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let s: f64 = z.iter().map(|&v| f64::from(v - m).exp()).sum();
+        z.iter()
+            .map(|&v| f64::from(v - m) - s.ln())
+            .collect::<Vec<_>>()
+    };
+    let rows = teacher
+        .data()
+        .chunks(classes)
+        .zip(student.data().chunks(classes));
+    let n = teacher.shape()[0] as f64;
+    rows.map(|(t, s)| {
+        let (lt, ls) = (log_softmax(t), log_softmax(s));
+        lt.iter()
+            .zip(&ls)
+            .map(|(a, b)| a.exp() * (a - b))
+            .sum::<f64>()
+    })
+    .sum::<f64>()
+        / n
+}
+
+/// Distillation steps pull the quantized network's outputs towards the float teacher's, and
+/// leave the teacher (parameters and batch-norm statistics) as it was.
+#[test]
+fn distillation_pulls_the_student_towards_an_untouched_teacher() {
+    use nuq_nn::quant::Teacher;
+    use nuq_nn::Distill;
+    for arch in [Arch::VggSmall, Arch::ResNet20] {
+        let net = Network::new(cfg(arch), 3).unwrap();
+        let norm = InputNorm::from_mean_std(&[0.3, 0.5], &[0.3, 0.2]).unwrap();
+        let teacher = Teacher::new(
+            net.clone(),
+            Distill {
+                weight: 1.0,
+                temperature: 2.0,
+            },
+        )
+        .unwrap();
+        let snapshot = |t: &mut Teacher| {
+            let mut v = Vec::new();
+            t.net
+                .visit_params(&mut |_, p| v.extend_from_slice(&p.value));
+            t.net.visit_buffers(&mut |_, b| {
+                if let nuq_nn::BufferMut::F32(x) = b {
+                    v.extend_from_slice(x)
+                }
+            });
+            v
+        };
+        let mut qn =
+            QuantizedNetwork::prepare(net, QuantConfig::new(2, Family::KQuantile), norm.clone())
+                .unwrap();
+        let x = batch(&norm, 32, 1);
+        qn.calibrate(&x).unwrap();
+        let mut teacher = teacher;
+        let before = snapshot(&mut teacher);
+        let target = teacher.logits(&x).unwrap().clone();
+        qn.teacher = Some(teacher);
+        let kl0 = mean_kl(&target, qn.net.forward(&x, Mode::Eval).unwrap());
+        let mut opt = Sgd::new(0.9, 0.0);
+        let mut ce = CrossEntropy::new(0.0).unwrap();
+        let labels: Vec<u32> = (0..32).map(|i| (i % 10) as u32).collect();
+        for _ in 0..40 {
+            qn.qat_step(&mut ce, &mut opt, &x, &labels, 0.05).unwrap();
+        }
+        let kl1 = mean_kl(&target, qn.net.forward(&x, Mode::Eval).unwrap());
+        assert!(kl1 < 0.5 * kl0, "{arch}: KL {kl0} → {kl1}");
+        let mut teacher = qn.teacher.take().unwrap();
+        assert!(
+            snapshot(&mut teacher) == before,
+            "{arch}: the teacher moved"
+        );
+        assert!(teacher.logits(&x).unwrap().clone() == target);
+    }
+}

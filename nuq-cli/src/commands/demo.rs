@@ -129,6 +129,7 @@ fn recipe(a: &DemoArgs, family: Family) -> Recipe {
         noise_share: 0.0,
         gradual: 0,
         freeze_done: true,
+        distill: None,
     }
 }
 

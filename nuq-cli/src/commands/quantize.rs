@@ -87,6 +87,9 @@ struct QuantizeReport {
     gradual: usize,
     /// Whether the gradual schedule froze the blocks of finished stages.
     gradual_frozen: bool,
+    /// Weight of the distillation term (0: labels only) and its temperature.
+    distill: f32,
+    distill_temperature: f32,
     float_acc: Option<f64>,
     int_acc: Option<f64>,
     /// Accuracy of the fake-quantized float twin the integer model was folded from.
@@ -187,6 +190,8 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
         uniq_noise: a.quant.uniq_noise,
         gradual: a.quant.gradual,
         gradual_frozen: a.quant.gradual > 1 && !a.quant.gradual_train_done,
+        distill: a.quant.distill,
+        distill_temperature: a.quant.distill_temperature,
         float_acc,
         int_acc,
         twin_acc: agreement.map(|a| a.twin_acc),

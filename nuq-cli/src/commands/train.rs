@@ -436,6 +436,8 @@ fn run_qat(a: &TrainArgs, bits: u8) -> CmdResult {
         uniq_noise: 0.0,
         gradual: 0,
         gradual_train_done: false,
+        distill: 0.0,
+        distill_temperature: 1.0,
     };
     let recipe = q.recipe(train.len(), a.seed);
     let model = quantize(net, &recipe, &train, &augment, &progress)?;

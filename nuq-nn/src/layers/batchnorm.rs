@@ -25,6 +25,7 @@ pub const RELU6_MAX: f32 = 6.0;
 /// through both); with `relu6` as well, `min(6, max(0, bn(x)))` (PyTorch's `ReLU6`, whose
 /// gradient is zero at and beyond both kinks). The parameter names stay those of the
 /// BatchNorm.
+#[derive(Clone)]
 pub struct BatchNorm2d {
     channels: usize,
     /// Scale γ (PyTorch `weight`).

@@ -224,7 +224,7 @@ fn col2im(
     }
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Scratch {
     col: Vec<f32>,
     dcol: Vec<f32>,
@@ -241,6 +241,7 @@ pub(crate) fn image_groups(n: usize) -> (usize, usize) {
 }
 
 /// A 2-D convolution layer (cross-correlation, as in PyTorch).
+#[derive(Clone)]
 pub struct Conv2d {
     cfg: Conv2dConfig,
     /// Kernel, stored `[c_out][kh][kw][c_in / groups]` (PyTorch name `weight`, shape

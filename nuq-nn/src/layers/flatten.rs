@@ -6,7 +6,7 @@ use crate::tensor::Tensor;
 
 /// Flattens each image to a feature vector ordered `[c][h][w]`, as `torch.flatten` does on an
 /// NCHW tensor, so that a following [`crate::Linear`] has exactly PyTorch's weight matrix.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Flatten {
     out: Tensor,
     dx: Tensor,

@@ -14,7 +14,7 @@ const BLOCK: usize = 1 << 15;
 
 /// The element-wise sum of two or more tensors of one shape, optionally followed by ReLU:
 /// the join of a residual block.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Add {
     relu: bool,
     out: Tensor,
@@ -103,6 +103,7 @@ impl Add {
 }
 
 /// What a graph node computes.
+#[derive(Clone)]
 pub enum Op {
     /// A layer of one input.
     Layer(Box<dyn Layer>),
@@ -111,6 +112,7 @@ pub enum Op {
 }
 
 /// A named node and the tensors it reads.
+#[derive(Clone)]
 pub struct GraphNode {
     name: String,
     inputs: Vec<usize>,
@@ -192,7 +194,7 @@ enum InputGrad {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Graph {
     nodes: Vec<GraphNode>,
     /// Per tensor, the nodes reading it in node order (a node reading it twice is listed

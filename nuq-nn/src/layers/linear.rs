@@ -8,6 +8,7 @@ use crate::rng::Rng;
 use crate::tensor::Tensor;
 
 /// `y = x·Wᵀ + b` on inputs of shape `[n, 1, 1, in]`; `W` is stored `[out][in]` as in PyTorch.
+#[derive(Clone)]
 pub struct Linear {
     inputs: usize,
     outputs: usize,

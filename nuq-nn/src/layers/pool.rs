@@ -10,6 +10,7 @@ use crate::tensor::Tensor;
 /// `MaxPool2d(k, s, padding)`): padded positions never win (PyTorch pads with `-inf`), and
 /// the padding is at most half the window, so every window covers at least one input value.
 /// Ties go to the first maximum in scan order.
+#[derive(Clone)]
 pub struct MaxPool2d {
     kernel: usize,
     stride: usize,
@@ -212,7 +213,7 @@ impl Layer for MaxPool2d {
 }
 
 /// Global average pooling: `[n, h, w, c] → [n, 1, 1, c]`.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct GlobalAvgPool {
     out: Tensor,
     dx: Tensor,

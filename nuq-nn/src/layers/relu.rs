@@ -11,7 +11,7 @@ use crate::tensor::Tensor;
 const BLOCK: usize = 1 << 15;
 
 /// `max(0, x)` element-wise.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Relu {
     out: Tensor,
     dx: Tensor,
@@ -55,7 +55,7 @@ impl Layer for Relu {
 
 /// `min(6, max(0, x))` element-wise (PyTorch's `nn.ReLU6`); the gradient passes where
 /// `0 < x < 6`.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Relu6 {
     out: Tensor,
     dx: Tensor,

@@ -9,7 +9,7 @@ use crate::tensor::Tensor;
 ///
 /// Children are boxed trait objects, so any one can be replaced (e.g. by a fake-quantized
 /// variant) with [`Sequential::replace`] or inserted with [`Sequential::insert`].
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Sequential {
     layers: Vec<(String, Box<dyn Layer>)>,
     empty: Tensor,

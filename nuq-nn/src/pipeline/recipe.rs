@@ -7,10 +7,11 @@ use std::sync::Arc;
 use crate::data::{Augment, Dataset};
 use crate::error::NnError;
 use crate::integer::IntegerModel;
+use crate::loss::Distill;
 use crate::models::Network;
 use crate::pipeline::fine_tune::{fine_tune, Tuning};
 use crate::pipeline::Progress;
-use crate::quant::{InputNorm, QuantConfig, QuantizedNetwork};
+use crate::quant::{InputNorm, QuantConfig, QuantizedNetwork, Teacher};
 use crate::tensor::Tensor;
 
 /// Everything that decides how a float network becomes an integer model.
@@ -51,6 +52,9 @@ pub struct Recipe {
     /// batch-norm parameters and statistics, activation quantizers: UNIQ's choice); else
     /// they keep training with the straight-through estimator.
     pub freeze_done: bool,
+    /// Knowledge distillation during fine-tuning: a copy of the float network, as it was
+    /// before quantization, is the teacher of every step ([`Teacher`]); `None`: labels only.
+    pub distill: Option<Distill>,
 }
 
 impl Recipe {
@@ -68,6 +72,7 @@ impl Recipe {
             noise_share: 0.0,
             gradual: 0,
             freeze_done: true,
+            distill: None,
         }
     }
 
@@ -81,6 +86,9 @@ impl Recipe {
     pub fn validate(&self) -> Result<(), NnError> {
         if !(self.qat_lr.is_finite() && self.qat_lr > 0.0) {
             return Err(NnError::LearningRate(self.qat_lr));
+        }
+        if let Some(d) = &self.distill {
+            d.validate()?;
         }
         if !(0.0..=1.0).contains(&self.noise_share) {
             return Err(NnError::InvalidParameter {
@@ -159,12 +167,18 @@ pub fn quantize_with_twin(
     widths.push((r.config.weight_bits, r.config.act_bits));
     let mut first = r.config;
     (first.weight_bits, first.act_bits) = widths[0];
+    let teacher = match r.distill {
+        Some(d) => Some(Teacher::new(net.clone(), d)?),
+        None => None,
+    };
     let mut qn = QuantizedNetwork::prepare(net, first, norm)?;
+    qn.teacher = teacher;
     // Fine-tuning sees the images with the normalisation the integer model will use (the
     // zero point rounded to a byte), without random crops and flips.
     let tune = Augment::normalize_only(qn.input_norm.mean(), qn.input_norm.std.clone());
     if r.gradual > 1 {
         gradual(&mut qn, r, train, &tune, &calib, progress)?;
+        qn.teacher = None;
         qn.separate_ties()?;
         let model = qn.to_integer()?;
         return Ok((model, qn));
@@ -199,6 +213,7 @@ pub fn quantize_with_twin(
             ),
         )?;
     }
+    qn.teacher = None;
     // The twin moves off the integer model's near-ties (its codes stay the same).
     qn.separate_ties()?;
     let model = qn.to_integer()?;

@@ -33,6 +33,7 @@ const BLOCK: usize = 1 << 15;
 /// exceed 6, at calibration, after a learned-clip step or a quantizer set from outside, so
 /// the float twin (which sees values capped at 6) and the integer model (whose thresholds
 /// compare the uncapped accumulator) give the same codes.
+#[derive(Clone)]
 pub struct ActQuant {
     family: Family,
     bits: u8,
@@ -295,6 +296,7 @@ fn clip_gradient(q: &ActQuantizer, x: &Tensor, dy: &Tensor) -> f64 {
 /// Rounds values to multiples of `scale`, half up: `scale · ⌊x / scale + ½⌋`. It mirrors the
 /// integer global average pool's rounding; the backward pass is the identity. Without a scale
 /// (before calibration) it passes values through.
+#[derive(Clone)]
 pub struct GridRound {
     /// The grid step.
     pub scale: Option<f64>,

@@ -30,6 +30,7 @@ mod network;
 mod qat;
 mod slot;
 mod tables;
+mod teacher;
 mod weights;
 
 pub use act::ActQuantizer;
@@ -38,6 +39,7 @@ pub use gradual::{gradual_stages, Phase};
 pub use layers::{ActQuant, GridRound};
 pub use network::QuantizedNetwork;
 pub use tables::WeightQuantizerView;
+pub use teacher::Teacher;
 pub use weights::{quantize_weights, quantize_weights_by, KQuantileRule, QuantizedWeights};
 
 /// A codebook family for weights or activations: `nuq-core`'s [`Family`], the one the `.nuq`

@@ -33,6 +33,11 @@ pub struct QuantizedNetwork {
     /// name, restored after every fine-tuning step (the frozen weights' masters stay in
     /// their slots).
     pub(crate) frozen: crate::quant::gradual::Frozen,
+    /// A float teacher: while set, every [`QuantizedNetwork::qat_step`] distils its logits
+    /// ([`crate::CrossEntropy::forward_distilled`]). [`crate::pipeline::quantize`] sets it
+    /// for the fine-tuning of a recipe with [`Recipe::distill`](crate::pipeline::Recipe::distill)
+    /// and clears it afterwards.
+    pub teacher: Option<crate::quant::Teacher>,
 }
 
 /// A layer to insert after the one prepared, with its name relative to their container.
@@ -293,6 +298,7 @@ impl QuantizedNetwork {
             input_norm,
             slots,
             frozen: Default::default(),
+            teacher: None,
         })
     }
 

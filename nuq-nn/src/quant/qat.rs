@@ -107,7 +107,9 @@ impl QuantizedNetwork {
     /// quantizers (straight-through), and the optimiser updates the float masters. With
     /// [`crate::quant::QuantConfig::learn_clip`] the weight scales take a step too (LSQ-style,
     /// momentum SGD at `lr`) and the activation clips, being parameters of the network, move
-    /// with the optimiser.
+    /// with the optimiser. With a [`QuantizedNetwork::teacher`] the loss is
+    /// [`CrossEntropy::forward_distilled`] against the teacher's logits for the same batch
+    /// (evaluation mode), else the cross-entropy on the labels.
     ///
     /// # Errors
     /// As the forward/backward passes and the optimiser.
@@ -120,8 +122,18 @@ impl QuantizedNetwork {
         lr: f32,
     ) -> Result<Stats, NnError> {
         self.load_quantized_weights();
+        let soft = match self.teacher.as_mut() {
+            Some(t) => {
+                let d = t.distill;
+                Some((t.logits(x)?, d))
+            }
+            None => None,
+        };
         let logits = self.net.forward(x, Mode::Train)?;
-        let out = loss.forward(logits, labels)?;
+        let out = match soft {
+            Some((t, d)) => loss.forward_distilled(logits, labels, t, d)?,
+            None => loss.forward(logits, labels)?,
+        };
         self.net.backward(x, loss.grad())?;
         // The gradient with respect to the quantized weights updates the float masters (and
         // the scales, when they are learned).
