@@ -61,8 +61,11 @@ pub struct QuantArgs {
     #[arg(long, default_value_t = 0.0, value_parser = parse_epochs)]
     pub qat_epochs: f32,
     /// Peak learning rate of the fine-tuning (cosine decay to zero).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = nuq_nn::pipeline::QAT_LR)]
     pub qat_lr: f32,
+    /// Images per fine-tuning step (at a fixed --qat-epochs, smaller batches take more steps).
+    #[arg(long, default_value_t = nuq_nn::pipeline::QAT_BATCH as u64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub qat_batch: u64,
     /// Refit the weight codebooks to the float masters and recalibrate the activation
     /// quantizers every N fine-tuning steps (0: keep the first calibration).
     #[arg(long, default_value_t = 0, value_name = "STEPS")]
@@ -254,6 +257,7 @@ impl QuantArgs {
             calib_images: usize::try_from(self.calib_images).unwrap_or(usize::MAX),
             qat_images: (f64::from(self.qat_epochs) * train_len as f64).round() as usize,
             qat_lr: self.qat_lr,
+            qat_batch: usize::try_from(self.qat_batch).unwrap_or(usize::MAX),
             seed,
             recalib_every: usize::try_from(self.recalib_every).unwrap_or(usize::MAX),
             stages: self.progressive.clone(),

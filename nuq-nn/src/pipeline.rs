@@ -60,7 +60,7 @@ pub use evaluate::{
     argmax, check_input_shape, float_stats, integer_accuracy, memory_limit, set_memory_limit,
     twin_agreement, TwinAgreement,
 };
-pub use fine_tune::{fine_tune, Tuning, QAT_BATCH};
+pub use fine_tune::{fine_tune, Tuning, QAT_BATCH, QAT_LR};
 pub use float::{train_float, AfterEpoch, Flow, Plan, Position, ScheduleKind};
 pub use progress::{Progress, Quiet};
 pub use recipe::{quantize, quantize_with_twin, Recipe};

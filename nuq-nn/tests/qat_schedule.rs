@@ -296,3 +296,58 @@ fn distillation_pulls_the_student_towards_an_untouched_teacher() {
         assert!(teacher.logits(&x).unwrap().clone() == target);
     }
 }
+
+/// Through the pipeline: a distilled fine-tuning in small batches folds into an integer model
+/// that agrees with its twin and differs from the undistilled one; the recipe refuses a zero
+/// batch and bad distillation settings by name.
+#[test]
+fn the_pipeline_distils_in_small_batches_and_refuses_bad_recipes() {
+    use nuq_nn::data::{Augment, Dataset};
+    use nuq_nn::pipeline::{quantize_with_twin, twin_agreement, Quiet, Recipe};
+    use nuq_nn::{Distill, NnError};
+    let mut rng = Rng::new(4);
+    let n = 64;
+    let data = std::sync::Arc::new(Dataset {
+        images: (0..n * 8 * 8 * 2)
+            .map(|i| ((i % 128) as f32 * 0.7 + rng.uniform(0.0, 160.0)) as u8)
+            .collect(),
+        labels: (0..n).map(|i| (i % 10) as u16).collect(),
+        height: 8,
+        width: 8,
+        channels: 2,
+        classes: 10,
+    });
+    let augment = Augment::normalize_only(vec![0.3, 0.5], vec![0.3, 0.2]);
+    let net = Network::new(cfg(Arch::ResNet20), 5).unwrap();
+    let mut r = Recipe::new(QuantConfig::new(3, Family::KQuantile));
+    r.calib_images = 32;
+    r.qat_images = 64;
+    r.qat_batch = 16;
+    let (plain, _) = quantize_with_twin(net.clone(), &r, &data, &augment, &Quiet).unwrap();
+    r.distill = Some(Distill {
+        weight: 0.7,
+        temperature: 2.0,
+    });
+    let (model, mut twin) = quantize_with_twin(net.clone(), &r, &data, &augment, &Quiet).unwrap();
+    assert!(
+        twin.teacher.is_none(),
+        "the teacher is dropped after fine-tuning"
+    );
+    assert!(model != plain, "distillation changed nothing");
+    let agree = twin_agreement(&mut twin, &model, &data).unwrap();
+    assert!(agree.top1 >= 0.95, "top-1 agreement {}", agree.top1);
+    r.distill = Some(Distill {
+        weight: 0.0,
+        temperature: 2.0,
+    });
+    assert!(matches!(
+        quantize_with_twin(net.clone(), &r, &data, &augment, &Quiet),
+        Err(NnError::InvalidParameter { what, .. }) if what == "distillation weight"
+    ));
+    r.distill = None;
+    r.qat_batch = 0;
+    assert!(matches!(
+        quantize_with_twin(net, &r, &data, &augment, &Quiet),
+        Err(NnError::InvalidParameter { what, .. }) if what == "fine-tuning batch"
+    ));
+}

@@ -123,6 +123,7 @@ fn recipe(a: &DemoArgs, family: Family) -> Recipe {
         calib_images: 2000,
         qat_images: a.qat_images,
         qat_lr: 0.01,
+        qat_batch: nuq_nn::pipeline::QAT_BATCH,
         seed: a.seed + 1,
         recalib_every: 0,
         stages: Vec::new(),

@@ -79,6 +79,9 @@ struct QuantizeReport {
     width: f32,
     quantizer: String,
     qat_epochs: f32,
+    /// Peak learning rate and images per step of the fine-tuning.
+    qat_lr: f32,
+    qat_batch: u64,
     /// Seed of the fine-tuning's batch order (and of UNIQ noise).
     seed: u64,
     /// Share of each fine-tuning stage trained with UNIQ noise (0: STE throughout).
@@ -186,6 +189,8 @@ pub fn run(a: &QuantizeArgs) -> CmdResult {
         width: cfg.width,
         quantizer: a.quant.describe(),
         qat_epochs: a.quant.qat_epochs,
+        qat_lr: a.quant.qat_lr,
+        qat_batch: a.quant.qat_batch,
         seed: a.seed,
         uniq_noise: a.quant.uniq_noise,
         gradual: a.quant.gradual,

@@ -58,10 +58,11 @@ pub struct TrainArgs {
     /// Epochs in total (with --resume: up to this many).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     epochs: u32,
-    /// Images per step.
+    /// Images per step (for --bits too: the fine-tuning's).
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     batch: u64,
-    /// Peak learning rate (SGD, Nesterov momentum 0.9). For --bits: the fine-tuning's.
+    /// Peak learning rate (SGD, Nesterov momentum 0.9): 0.1 by default; for --bits, the
+    /// fine-tuning's, 0.08 by default.
     #[arg(long)]
     lr: Option<f32>,
     /// L2 weight decay (not on batch-norm parameters and biases).
@@ -427,7 +428,8 @@ fn run_qat(a: &TrainArgs, bits: u8) -> CmdResult {
         weight_norm: false,
         calib_images: 2000,
         qat_epochs: a.epochs as f32,
-        qat_lr: a.lr.unwrap_or(0.01),
+        qat_lr: a.lr.unwrap_or(nuq_nn::pipeline::QAT_LR),
+        qat_batch: a.batch,
         recalib_every: 0,
         progressive: Vec::new(),
         assign: nuq_core::Assignment::Quantile,

@@ -26,6 +26,9 @@ pub struct Recipe {
     pub qat_images: usize,
     /// Peak learning rate of the fine-tuning.
     pub qat_lr: f32,
+    /// Images per fine-tuning step (at least 1). At a fixed number of images, smaller
+    /// batches take more steps.
+    pub qat_batch: usize,
     /// Seed of the fine-tuning's batch order (stage `i` uses `seed + i`).
     pub seed: u64,
     /// Recalibration interval in fine-tuning steps (0: never).
@@ -59,13 +62,15 @@ pub struct Recipe {
 
 impl Recipe {
     /// Post-training quantization with `config`, calibrated on 2 000 images: no fine-tuning,
-    /// learning rate 0.01 and seed 1 for when `qat_images` is raised.
+    /// learning rate [`QAT_LR`](crate::pipeline::QAT_LR) and seed 1 for when `qat_images` is
+    /// raised.
     pub fn new(config: QuantConfig) -> Recipe {
         Recipe {
             config,
             calib_images: 2000,
             qat_images: 0,
-            qat_lr: 0.01,
+            qat_lr: crate::pipeline::QAT_LR,
+            qat_batch: crate::pipeline::QAT_BATCH,
             seed: 1,
             recalib_every: 0,
             stages: Vec::new(),
@@ -86,6 +91,13 @@ impl Recipe {
     pub fn validate(&self) -> Result<(), NnError> {
         if !(self.qat_lr.is_finite() && self.qat_lr > 0.0) {
             return Err(NnError::LearningRate(self.qat_lr));
+        }
+        if self.qat_batch == 0 {
+            return Err(NnError::InvalidParameter {
+                what: "fine-tuning batch".into(),
+                allowed: "at least 1",
+                found: "0".into(),
+            });
         }
         if let Some(d) = &self.distill {
             d.validate()?;
@@ -201,6 +213,7 @@ pub fn quantize_with_twin(
             &calib,
             &Tuning {
                 images,
+                batch: r.qat_batch,
                 lr: r.qat_lr,
                 seed: r.seed + i as u64,
                 recalib_every: r.recalib_every,
@@ -246,6 +259,7 @@ fn gradual(
             calib,
             &Tuning {
                 images,
+                batch: r.qat_batch,
                 lr: r.qat_lr,
                 seed: r.seed + i as u64,
                 recalib_every: r.recalib_every,
