@@ -122,7 +122,7 @@ fn recipe(a: &DemoArgs, family: Family) -> Recipe {
         config: QuantConfig::new(a.bits, family),
         calib_images: 2000,
         qat_images: a.qat_images,
-        qat_lr: 0.01,
+        qat_lr: nuq_nn::pipeline::QAT_LR,
         qat_batch: nuq_nn::pipeline::QAT_BATCH,
         seed: a.seed + 1,
         recalib_every: 0,
