@@ -49,7 +49,7 @@ def parse_args(argv=None):
     p.add_argument("--mean", type=float, nargs="+", default=[0.2860])
     p.add_argument("--std", type=float, nargs="+", default=[0.3530])
     p.add_argument("--batch", type=int, default=128, help="global batch (all processes)")
-    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--lr", type=float, default=0.08)  # nuq_nn::pipeline::QAT_LR
     p.add_argument("--calib-images", type=int, default=2000)
     p.add_argument("--train-images", type=int, default=0, help="use only the first N (0: all)")
     p.add_argument("--test-images", type=int, default=0, help="use only the first N (0: all)")
