@@ -119,18 +119,9 @@ fn plan(a: &DemoArgs) -> Plan {
 /// Calibration on 2000 training images, then `a.qat_images` of fine-tuning.
 fn recipe(a: &DemoArgs, family: Family) -> Recipe {
     Recipe {
-        config: QuantConfig::new(a.bits, family),
-        calib_images: 2000,
         qat_images: a.qat_images,
-        qat_lr: nuq_nn::pipeline::QAT_LR,
-        qat_batch: nuq_nn::pipeline::QAT_BATCH,
         seed: a.seed + 1,
-        recalib_every: 0,
-        stages: Vec::new(),
-        noise_share: 0.0,
-        gradual: 0,
-        freeze_done: true,
-        distill: None,
+        ..Recipe::new(QuantConfig::new(a.bits, family))
     }
 }
 

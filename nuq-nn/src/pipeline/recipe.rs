@@ -81,6 +81,25 @@ impl Recipe {
         }
     }
 
+    /// The fine-tuning run of stage `stage` of `stages` (of progressive widths or of a
+    /// gradual schedule): an equal share of the images (the last stage takes the remainder)
+    /// and the batch order of seed `seed + stage`.
+    fn tuning(&self, stage: usize, stages: usize) -> Tuning {
+        let per_stage = self.qat_images / stages;
+        Tuning {
+            images: if stage + 1 == stages {
+                self.qat_images - per_stage * stage
+            } else {
+                per_stage
+            },
+            batch: self.qat_batch,
+            lr: self.qat_lr,
+            seed: self.seed + stage as u64,
+            recalib_every: self.recalib_every,
+            noise_share: self.noise_share,
+        }
+    }
+
     /// Checks the parts of the recipe that [`QuantConfig`] does not.
     ///
     /// # Errors
@@ -190,35 +209,38 @@ pub fn quantize_with_twin(
     let tune = Augment::normalize_only(qn.input_norm.mean(), qn.input_norm.std.clone());
     if r.gradual > 1 {
         gradual(&mut qn, r, train, &tune, &calib, progress)?;
-        qn.teacher = None;
-        qn.separate_ties()?;
-        let model = qn.to_integer()?;
-        return Ok((model, qn));
+    } else {
+        progressive(&mut qn, r, &widths, train, &tune, &calib, progress)?;
     }
-    qn.calibrate(&calib)?;
-    let per_stage = r.qat_images / widths.len();
+    qn.teacher = None;
+    // The twin moves off the integer model's near-ties (its codes stay the same).
+    qn.separate_ties()?;
+    let model = qn.to_integer()?;
+    Ok((model, qn))
+}
+
+/// Calibration, then one fine-tuning run per width of `widths` (progressive reduction; one
+/// width: plain fine-tuning), each stage recalibrated at its width.
+fn progressive(
+    qn: &mut QuantizedNetwork,
+    r: &Recipe,
+    widths: &[(u8, u8)],
+    train: &Arc<Dataset>,
+    tune: &Augment,
+    calib: &Tensor,
+    progress: &dyn Progress,
+) -> Result<(), NnError> {
+    qn.calibrate(calib)?;
     for (i, &(wb, ab)) in widths.iter().enumerate() {
         if i > 0 {
-            qn.set_bits(wb, ab, &calib)?;
+            qn.set_bits(wb, ab, calib)?;
         }
-        let images = if i + 1 == widths.len() {
-            r.qat_images - per_stage * i
-        } else {
-            per_stage
-        };
         fine_tune(
-            &mut qn,
+            qn,
             train,
-            &tune,
-            &calib,
-            &Tuning {
-                images,
-                batch: r.qat_batch,
-                lr: r.qat_lr,
-                seed: r.seed + i as u64,
-                recalib_every: r.recalib_every,
-                noise_share: r.noise_share,
-            },
+            tune,
+            calib,
+            &r.tuning(i, widths.len()),
             progress,
             &format!(
                 "QAT W{wb}/A{ab} {}",
@@ -226,11 +248,7 @@ pub fn quantize_with_twin(
             ),
         )?;
     }
-    qn.teacher = None;
-    // The twin moves off the integer model's near-ties (its codes stay the same).
-    qn.separate_ties()?;
-    let model = qn.to_integer()?;
-    Ok((model, qn))
+    Ok(())
 }
 
 /// UNIQ's gradual schedule ([`Recipe::gradual`]): one fine-tuning run per stage, each with
@@ -244,27 +262,14 @@ fn gradual(
     progress: &dyn Progress,
 ) -> Result<(), NnError> {
     let stages = r.gradual;
-    let per_stage = r.qat_images / stages;
     for i in 0..stages {
         qn.begin_stage(stages, i, r.freeze_done, calib)?;
-        let images = if i + 1 == stages {
-            r.qat_images - per_stage * i
-        } else {
-            per_stage
-        };
         fine_tune(
             qn,
             train,
             tune,
             calib,
-            &Tuning {
-                images,
-                batch: r.qat_batch,
-                lr: r.qat_lr,
-                seed: r.seed + i as u64,
-                recalib_every: r.recalib_every,
-                noise_share: r.noise_share,
-            },
+            &r.tuning(i, stages),
             progress,
             &format!(
                 "QAT W{}/A{} {} stage {}/{stages}",
