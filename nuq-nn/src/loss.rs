@@ -11,7 +11,9 @@ pub struct CrossEntropy {
     /// Label smoothing ε in `[0, 1)`.
     pub smoothing: f32,
     grad: Tensor,
-    probs: Vec<f32>,
+    /// Scratch of [`CrossEntropy::forward_distilled`]: a row's student and teacher
+    /// log-probabilities.
+    log_probs: Vec<f64>,
 }
 
 /// Result of [`CrossEntropy::forward`].
@@ -62,7 +64,6 @@ impl CrossEntropy {
             });
         }
         self.grad.reshape_uninit(logits.shape());
-        self.probs.resize(classes, 0.0);
         let eps = self.smoothing as f64;
         let off = eps / classes as f64;
         let on = 1.0 - eps + off;
@@ -132,12 +133,12 @@ impl CrossEntropy {
         let (w, t) = (f64::from(d.weight), f64::from(d.temperature));
         let inv_n = 1.0 / n as f64;
         let mut soft = 0.0f64;
-        let mut ps = vec![0.0f64; classes];
-        let mut pt = vec![0.0f64; classes];
+        self.log_probs.resize(2 * classes, 0.0);
+        let (ps, pt) = self.log_probs.split_at_mut(classes);
         for i in 0..n {
             let row = i * classes..(i + 1) * classes;
-            log_softmax(&logits.data()[row.clone()], t, &mut ps);
-            log_softmax(&teacher.data()[row.clone()], t, &mut pt);
+            log_softmax(&logits.data()[row.clone()], t, ps);
+            log_softmax(&teacher.data()[row.clone()], t, pt);
             let g = &mut self.grad.data_mut()[row];
             for j in 0..classes {
                 let (lps, lpt) = (ps[j], pt[j]);
