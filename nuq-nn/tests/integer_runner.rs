@@ -288,9 +288,64 @@ fn batches_and_thread_counts_do_not_change_a_bit() {
     }
 }
 
-/// An accumulator plus bias beyond `i32` is a clear error, not wrapped numbers.
+/// Batches split across threads (uneven shares, several cache-sized chunks per share) give
+/// the logits of the whole batch run node by node.
 #[test]
-fn accumulator_overflow_is_an_error() {
+fn split_batches_match_the_whole_batch() {
+    // 16 channels at 32×32: 16 KiB per image in the largest tensor, so a chunk holds
+    // `SPLIT_CHUNK_BYTES / 16 KiB` images and a share of 35 images several of them.
+    let model = small(Arch::VggSmall, 0.125, 32, 3, 4, 9);
+    let len = image_len(&model);
+    let chunk = nuq_nn::integer::SPLIT_CHUNK_BYTES / (32 * 32 * 16);
+    let n = 2 * chunk + 3;
+    assert!(n >= 3 * nuq_nn::integer::SPLIT_MIN_IMAGES);
+    let images = random_images(n, len, 21);
+    let path = KernelPath::best_available();
+    let mut runner = IntegerRunner::new(&model, path).unwrap();
+    let whole = runner
+        .forward_with(&images, n, &mut |_, _, _| {})
+        .unwrap()
+        .to_vec();
+    for threads in [2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut runner = IntegerRunner::new(&model, path).unwrap();
+        for batch in [n, threads * nuq_nn::integer::SPLIT_MIN_IMAGES, n - 1] {
+            let got = pool.install(|| {
+                runner
+                    .forward(&images[..batch * len], batch)
+                    .unwrap()
+                    .to_vec()
+            });
+            assert_eq!(got, whole[..batch * 10], "{threads} threads, batch {batch}");
+        }
+    }
+}
+
+/// An error in one share of a split batch is the batch's error.
+#[test]
+fn an_error_in_a_split_share_is_reported() {
+    let model = overflow_model();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let mut runner = IntegerRunner::new(&model, KernelPath::best_available()).unwrap();
+    let mut images = vec![0u8; 6 * 12];
+    assert!(pool.install(|| runner.forward(&images, 12)).is_ok());
+    // The 11th image (in the second share) is bright.
+    images[60..66].fill(200);
+    let e = pool
+        .install(|| runner.forward(&images, 12))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("overflows int32"), "{e}");
+}
+
+/// A 1×2×3 model whose channel-1 bias leaves `i32` for bright images.
+fn overflow_model() -> IntegerModel {
     let conv = ConvNode {
         input: 0,
         c_in: 3,
@@ -316,7 +371,7 @@ fn accumulator_overflow_is_an_error() {
             scale: nuq_core::Scale::ONE,
         },
     };
-    let model = IntegerModel {
+    IntegerModel {
         input: InputSpec {
             channels: 3,
             height: 1,
@@ -337,7 +392,13 @@ fn accumulator_overflow_is_an_error() {
             }),
         ],
         logit_scale: nuq_core::Scale::ONE,
-    };
+    }
+}
+
+/// An accumulator plus bias beyond `i32` is a clear error, not wrapped numbers.
+#[test]
+fn accumulator_overflow_is_an_error() {
+    let model = overflow_model();
     for path in KernelPath::available() {
         let mut runner = IntegerRunner::new(&model, path).unwrap();
         // Zero images stay in range; bright ones overflow channel 1.

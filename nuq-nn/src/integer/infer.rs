@@ -16,6 +16,11 @@
 //! Tensor buffers belong to the runner and per-tile scratch to the worker threads; both grow
 //! to the largest batch once and are reused, so steady-state calls do not allocate.
 //!
+//! A batch of at least [`SPLIT_MIN_IMAGES`] images per thread is instead split into one
+//! share of whole images per thread, each share run through the whole network on a thread
+//! of its own in chunks whose tensors stay in that core's L2 (the `split` module): no barrier
+//! between nodes, no tensor in the shared cache.
+//!
 //! A residual join whose main branch is a convolution's `acc + bias` read by nothing else
 //! runs fused into that convolution ([`Conv::run_join`]): the convolution is deferred to the
 //! join's place in the graph and each tile joins its own block while it is in cache, so the
@@ -32,6 +37,7 @@ use nuq_kernels::Window;
 use nuq_kernels::{KernelError, KernelPath, Weights};
 use rayon::prelude::*;
 
+use super::split::{Split, SPLIT_MIN_IMAGES};
 use crate::integer::model::{
     transpose_rows, ConvNode, ConvOutput, IntegerModel, LinearNode, Node, TensorInfo, TensorKind,
     WeightTable, DEFAULT_MEMORY_LIMIT,
@@ -75,6 +81,22 @@ impl Buf {
 
 /// Runs an [`IntegerModel`]: nodes are compiled once, buffers are reused across calls.
 pub struct IntegerRunner<'m> {
+    compiled: Compiled<'m>,
+    /// The tensors of a batch run whole on the caller's pool.
+    work: Workspace,
+    /// The threads of a batch split into whole images (see [`IntegerRunner::forward`]).
+    split: Split,
+    /// Logits of a split batch.
+    logits: Vec<i32>,
+    /// Bytes of working memory a batch may need ([`IntegerModel::working_set_bytes`]).
+    memory_limit: u64,
+    /// Working memory of one image (the working set grows linearly with the batch).
+    bytes_per_image: u64,
+}
+
+/// What the runner compiled from the model: read, never written, by every thread of a
+/// forward pass.
+pub(super) struct Compiled<'m> {
     model: &'m IntegerModel,
     infos: Vec<TensorInfo>,
     ops: Vec<Op>,
@@ -83,13 +105,30 @@ pub struct IntegerRunner<'m> {
     /// Per node: a convolution that runs fused into a later join.
     deferred: Vec<bool>,
     path: KernelPath,
+}
+
+/// One forward pass's tensors and convolution scratch (grown once, reused across calls).
+pub(super) struct Workspace {
     bufs: Vec<Buf>,
     /// im2col matrix and accumulators of column-split convolutions.
     scratch: ConvScratch,
-    /// Bytes of working memory a batch may need ([`IntegerModel::working_set_bytes`]).
-    memory_limit: u64,
-    /// Working memory of one image (the working set grows linearly with the batch).
-    bytes_per_image: u64,
+}
+
+impl Workspace {
+    /// Empty buffers for the tensors of `infos`.
+    pub(super) fn new(infos: &[TensorInfo]) -> Self {
+        let bufs = infos
+            .iter()
+            .map(|t| match t.kind {
+                TensorKind::Levels => Buf::Levels(Vec::new()),
+                _ => Buf::Int32(Vec::new()),
+            })
+            .collect();
+        Self {
+            bufs,
+            scratch: ConvScratch::default(),
+        }
+    }
 }
 
 impl<'m> IntegerRunner<'m> {
@@ -127,27 +166,24 @@ impl<'m> IntegerRunner<'m> {
             .enumerate()
             .map(|(i, node)| compile(model, &infos, i, node))
             .collect::<Result<Vec<_>, _>>()?;
-        let bufs = infos
-            .iter()
-            .map(|t| match t.kind {
-                TensorKind::Levels => Buf::Levels(Vec::new()),
-                _ => Buf::Int32(Vec::new()),
-            })
-            .collect();
         let join_of = fusable_joins(model);
         let mut deferred = vec![false; model.nodes.len()];
         for &conv in join_of.iter().flatten() {
             deferred[conv] = true;
         }
+        let work = Workspace::new(&infos);
         Ok(Self {
-            model,
-            infos,
-            ops,
-            join_of,
-            deferred,
-            path,
-            bufs,
-            scratch: ConvScratch::default(),
+            compiled: Compiled {
+                model,
+                infos,
+                ops,
+                join_of,
+                deferred,
+                path,
+            },
+            work,
+            split: Split::default(),
+            logits: Vec::new(),
             memory_limit: limit,
             bytes_per_image,
         })
@@ -178,22 +214,41 @@ impl<'m> IntegerRunner<'m> {
 
     /// Shape and kind of every tensor (`[0]` is the input).
     pub fn tensor_infos(&self) -> &[TensorInfo] {
-        &self.infos
+        &self.compiled.infos
     }
 
     /// Number of classes.
     pub fn classes(&self) -> usize {
-        self.infos.last().map_or(0, |t| t.c)
+        self.compiled.classes()
     }
 
     /// Logits (`n × classes`, int32) for `n` images of NHWC bytes (`n = 0` gives none).
+    ///
+    /// On a pool of `T ≥ 2` threads, a batch of at least [`SPLIT_MIN_IMAGES`] images per
+    /// thread is split into `T` runs of whole images, each on a thread of its own (a
+    /// one-thread pool the runner keeps) in chunks whose tensors stay in that core's cache;
+    /// smaller batches run whole, every node's tiles spread over the pool. The logits are
+    /// the same either way.
     ///
     /// # Errors
     /// [`NnError::SizeMismatch`] for a wrong input length; [`NnError::MemoryLimit`] for a batch
     /// above the working-memory limit; [`NnError::Kernel`] for kernel errors (e.g. a possible
     /// accumulator overflow); [`NnError::Overflow`] when a bias pushes a sum past `i32`.
     pub fn forward(&mut self, images: &[u8], n: usize) -> Result<&[i32], NnError> {
-        self.run(images, n, None)
+        self.compiled.check_input(images, n)?;
+        if n == 0 {
+            return Ok(&[]);
+        }
+        self.check_batch(n)?;
+        let threads = rayon::current_num_threads();
+        if threads >= 2 && n >= threads * SPLIT_MIN_IMAGES && self.split.ready(threads) {
+            let len = n * self.classes();
+            grow(&mut self.logits, len);
+            self.split
+                .run(&self.compiled, images, n, &mut self.logits[..len])?;
+            return Ok(&self.logits[..len]);
+        }
+        self.compiled.run(&mut self.work, images, n, None)
     }
 
     /// Predicted class of each of `n` images (the first maximal logit).
@@ -218,7 +273,8 @@ impl<'m> IntegerRunner<'m> {
     }
 
     /// As [`IntegerRunner::forward`], calling `dump(node, info, data)` with every node's
-    /// output for the whole batch as it is computed (golden test vectors for hardware).
+    /// output for the whole batch as it is computed (golden test vectors for hardware). The
+    /// batch runs whole, node by node.
     ///
     /// # Errors
     /// As [`IntegerRunner::forward`].
@@ -228,16 +284,48 @@ impl<'m> IntegerRunner<'m> {
         n: usize,
         dump: &mut dyn FnMut(usize, TensorInfo, TensorData<'_>),
     ) -> Result<&[i32], NnError> {
-        self.run(images, n, Some(dump))
+        self.compiled.check_input(images, n)?;
+        if n == 0 {
+            return Ok(&[]);
+        }
+        self.check_batch(n)?;
+        self.compiled.run(&mut self.work, images, n, Some(dump))
+    }
+}
+
+impl Compiled<'_> {
+    /// Number of classes.
+    pub(super) fn classes(&self) -> usize {
+        self.infos.last().map_or(0, |t| t.c)
     }
 
-    /// The forward pass: node by node with a hook, else with fused joins.
-    fn run(
-        &mut self,
-        images: &[u8],
-        n: usize,
-        mut dump: Option<&mut DumpHook<'_>>,
-    ) -> Result<&[i32], NnError> {
+    /// Shape and kind of every tensor (`[0]` is the input).
+    pub(super) fn infos(&self) -> &[TensorInfo] {
+        &self.infos
+    }
+
+    /// Bytes of one image.
+    pub(super) fn image_len(&self) -> usize {
+        self.infos[0].len()
+    }
+
+    /// Bytes of the largest tensor of one image.
+    pub(super) fn largest_tensor_bytes(&self) -> usize {
+        self.infos
+            .iter()
+            .map(|t| {
+                t.len()
+                    * match t.kind {
+                        TensorKind::Levels => 1,
+                        _ => 4,
+                    }
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Refuses an input that is not `n` whole images.
+    fn check_input(&self, images: &[u8], n: usize) -> Result<(), NnError> {
         let inp = self.infos[0];
         if n.checked_mul(inp.len()) != Some(images.len()) {
             return Err(NnError::SizeMismatch {
@@ -249,11 +337,19 @@ impl<'m> IntegerRunner<'m> {
                 found: images.len(),
             });
         }
-        if n == 0 {
-            return Ok(&[]);
-        }
-        self.check_batch(n)?;
-        if let Buf::Levels(v) = &mut self.bufs[0] {
+        Ok(())
+    }
+
+    /// The forward pass of `n ≥ 1` checked images in `work`, on the current pool: node by
+    /// node with a hook, else with fused joins.
+    pub(super) fn run<'w>(
+        &self,
+        work: &'w mut Workspace,
+        images: &[u8],
+        n: usize,
+        mut dump: Option<&mut DumpHook<'_>>,
+    ) -> Result<&'w [i32], NnError> {
+        if let Buf::Levels(v) = &mut work.bufs[0] {
             grow(v, images.len());
             v[..images.len()].copy_from_slice(images);
         }
@@ -263,20 +359,20 @@ impl<'m> IntegerRunner<'m> {
                 continue;
             }
             let info = self.infos[i + 1];
-            match &mut self.bufs[i + 1] {
+            match &mut work.bufs[i + 1] {
                 Buf::Levels(v) => grow(v, n * info.len()),
                 Buf::Int32(v) => grow(v, n * info.len()),
             }
             match (fuse, self.join_of[i]) {
-                (true, Some(conv)) => self.run_fused(conv, i, n)?,
-                _ => self.run_node(i, n)?,
+                (true, Some(conv)) => self.run_fused(work, conv, i, n)?,
+                _ => self.run_node(work, i, n)?,
             }
             if let Some(dump) = dump.as_mut() {
-                dump(i, info, self.bufs[i + 1].data(n * info.len()));
+                dump(i, info, work.bufs[i + 1].data(n * info.len()));
             }
         }
         let len = n * self.classes();
-        match self.bufs.last() {
+        match work.bufs.last() {
             Some(Buf::Int32(v)) => Ok(&v[..len]),
             _ => Err(NnError::InvalidModel {
                 node: self.ops.len().checked_sub(1),
@@ -287,9 +383,9 @@ impl<'m> IntegerRunner<'m> {
 
     /// Convolution node `c` fused into join node `j` (the join's main branch is `c`'s
     /// output, which nothing else reads).
-    fn run_fused(&mut self, c: usize, j: usize, n: usize) -> Result<(), NnError> {
+    fn run_fused(&self, work: &mut Workspace, c: usize, j: usize, n: usize) -> Result<(), NnError> {
         let out_len = n * self.infos[j + 1].len();
-        let (before, rest) = self.bufs.split_at_mut(j + 1);
+        let (before, rest) = work.bufs.split_at_mut(j + 1);
         let (Op::Conv(conv), Op::Add(join)) = (&self.ops[c], &self.ops[j]) else {
             unreachable!("fusable_joins pairs a convolution with a join")
         };
@@ -316,16 +412,16 @@ impl<'m> IntegerRunner<'m> {
             join,
             b,
             &mut o[..out_len],
-            &mut self.scratch,
+            &mut work.scratch,
         )
         .map_err(conv_err(c, &self.model.nodes[c]))
     }
 
-    fn run_node(&mut self, i: usize, n: usize) -> Result<(), NnError> {
+    fn run_node(&self, work: &mut Workspace, i: usize, n: usize) -> Result<(), NnError> {
         let path = self.path;
         let out_info = self.infos[i + 1];
         let out_len = n * out_info.len();
-        let (before, rest) = self.bufs.split_at_mut(i + 1);
+        let (before, rest) = work.bufs.split_at_mut(i + 1);
         let out = &mut rest[0];
         let levels_in = |id: usize| -> &[u8] {
             match &before[id] {
@@ -343,7 +439,7 @@ impl<'m> IntegerRunner<'m> {
                     Buf::Levels(o) => ConvOut::Levels(&mut o[..out_len]),
                     Buf::Int32(o) => ConvOut::Int32(&mut o[..out_len]),
                 };
-                conv.run(path, x, n, dst, &mut self.scratch)
+                conv.run(path, x, n, dst, &mut work.scratch)
                     .map_err(conv_err(i, &self.model.nodes[i]))
             }
             (Op::Add(rt), Node::Add(add)) => {

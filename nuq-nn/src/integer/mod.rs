@@ -22,6 +22,7 @@ mod infer;
 mod model;
 pub mod random;
 mod requant;
+mod split;
 
 pub use file::{from_file_model, to_file_model};
 pub use infer::{IntegerRunner, TensorData};
@@ -30,3 +31,4 @@ pub use model::{
     TensorId, TensorInfo, TensorKind, WeightTable, DEFAULT_MEMORY_LIMIT, MAX_TENSOR_ELEMENTS,
 };
 pub use requant::Requant;
+pub use split::{SPLIT_CHUNK_BYTES, SPLIT_MIN_IMAGES};
