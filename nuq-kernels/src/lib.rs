@@ -46,6 +46,7 @@ pub mod archparam;
 pub mod conv;
 mod error;
 pub mod gemm;
+mod narrow_align;
 pub mod overflow;
 pub mod packed;
 mod path;

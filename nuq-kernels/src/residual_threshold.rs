@@ -19,9 +19,16 @@
 //! `vpsravq` for the per-channel rounding shift) and maps falling channels to rising ones
 //! with `x ↦ !x`, which reverses the order of `i64` without overflow; the other paths use
 //! the scalar definition.
+//!
+//! Inside a fused convolution the bound on `|a|` is known. A 16-channel block of a levels
+//! shortcut whose sums that bound proves to lie strictly inside `i32`, with every channel's
+//! alignment exact in 32-bit lanes (`narrow_align`), runs 16 channels per vector in `i32`:
+//! `vpmulld` twice and two variable shifts for the alignment, one compare-and-blend search
+//! for the code. The result is the same integer.
 
 use crate::archparam::RESIDUAL_TASK_ELEMENTS;
 use crate::error::{check_eq, check_len};
+use crate::narrow_align::{NarrowAlign, NARROW_ROWS};
 use crate::threshold_search::{SearchRows, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
 use nuq_core::{FixedPointMultiplier, MacThresholds};
@@ -74,6 +81,9 @@ pub(crate) struct Block<'a> {
     /// Per-channel bias added to `a` first (`bias[c]` for channel `c`), as the convolution's
     /// epilogue would: [`KernelError::BiasOverflow`] when a sum leaves `i32`.
     pub bias: Option<&'a [i32]>,
+    /// A bound on `|a|` before the bias (the producing GEMM's), when known: blocks whose
+    /// sums it proves to lie inside `i32` run in 32-bit arithmetic.
+    pub bound: Option<i64>,
     /// Row stride of `a`.
     pub lda: usize,
     /// Shortcut, `b[r·ldb + c]` for channel `c`.
@@ -104,6 +114,12 @@ pub struct ResidualThresholds {
     table32: Vec<i32>,
     /// Per channel `0` (rising) or `−1` (falling), padded to `cp`.
     flip: Vec<i64>,
+    /// Per channel, the alignment of a `u8` shortcut in 32-bit arithmetic ([`NarrowAlign`]),
+    /// as six rows `[P, Q, R1, T1, R2, T2][cp]` (zeros where a channel has none).
+    narrow: Vec<i32>,
+    /// Per channel (padded to `cp`): `max |align(b)|` over `b ∈ 0..=255` where the
+    /// channel has a 32-bit form, else `None`.
+    narrow_max: Vec<Option<i64>>,
     levels: Vec<u8>,
     cp: usize,
 }
@@ -152,6 +168,16 @@ impl ResidualThresholds {
                 table[t * cp + c] = v;
             }
         }
+        let mut narrow = vec![0i32; NARROW_ROWS * cp];
+        let mut narrow_max = vec![Some(0); cp];
+        for (c, f) in align.iter().enumerate() {
+            narrow_max[c] = NarrowAlign::of(f).map(|n| {
+                for (row, v) in n.consts.iter().enumerate() {
+                    narrow[row * cp + c] = *v;
+                }
+                n.max_abs
+            });
+        }
         let table32 = table
             .iter()
             .map(|&t| t.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
@@ -172,6 +198,8 @@ impl ResidualThresholds {
             table,
             table32,
             flip,
+            narrow,
+            narrow_max,
             levels: levels.to_vec(),
             cp,
         })
@@ -227,6 +255,7 @@ impl ResidualThresholds {
                 let block = Block {
                     a,
                     bias: None,
+                    bound: None,
                     lda: ch,
                     b,
                     ldb: ch,
@@ -258,6 +287,7 @@ impl ResidualThresholds {
         let Block {
             a,
             bias,
+            bound: _,
             lda,
             b,
             ldb,
@@ -313,6 +343,7 @@ impl ResidualThresholds {
                 let Block {
                     a,
                     bias,
+                    bound: _,
                     lda,
                     b,
                     ldb,
@@ -357,6 +388,7 @@ impl ResidualThresholds {
         let Block {
             a,
             bias,
+            bound,
             lda,
             b,
             ldb,
@@ -412,6 +444,27 @@ impl ResidualThresholds {
                 small,
             };
             let j = c0 - chans.start;
+            if let (Shortcut::Levels(v), Some(search), Some(lut)) = (b, &lanes_of.search, small) {
+                if self.narrow_fits(c0, lanes, bias, bound) {
+                    // SAFETY: as below; `narrow_fits` proved every sum of the block's rows
+                    // inside `(i32::MIN, i32::MAX)`.
+                    unsafe {
+                        self.join_rows_narrow_avx512(
+                            &lanes_of,
+                            search,
+                            lut,
+                            a.as_ptr().add(j),
+                            lda,
+                            v.as_ptr().add(c0),
+                            ldb,
+                            rows,
+                            out.as_mut_ptr().add(j),
+                            ldo,
+                        )
+                    };
+                    continue;
+                }
+            }
             // SAFETY: row `r` of the block reads `a[r·lda + j ..][..lanes]`, `b[r·ldb + c0
             // ..][..lanes]` and writes `out[r·ldo + j ..][..lanes]`, all inside the slices
             // (`block` checked their lengths); the kernel's loads and stores are masked to
@@ -562,6 +615,94 @@ impl ResidualThresholds {
             }
         }
         overflow
+    }
+}
+
+impl ResidualThresholds {
+    /// Whether every sum `((a + bias) << a_shift) + align(b)` of channels `c0 .. c0 + lanes`
+    /// lies strictly inside `i32` for `|a| ≤ bound` and any `u8` shortcut, with each
+    /// channel's alignment in its narrow form: then `a + bias`, the shift and the sum can
+    /// all be formed in 32 bits, and the `i32`-clamped table counts them exactly.
+    fn narrow_fits(
+        &self,
+        c0: usize,
+        lanes: usize,
+        bias: Option<&[i32]>,
+        bound: Option<i64>,
+    ) -> bool {
+        let Some(bound) = bound else { return false };
+        let limit = i64::from(i32::MAX) - 1;
+        (c0..c0 + lanes).all(|c| {
+            let Some(align_max) = self.narrow_max[c] else {
+                return false;
+            };
+            let b = bias.map_or(0, |v| i64::from(v[c]).abs());
+            match bound.checked_add(b) {
+                Some(a) if a <= limit >> self.a_shift => (a << self.a_shift) + align_max <= limit,
+                _ => false,
+            }
+        })
+    }
+
+    /// The rows of one 16-channel block of a join with a `u8` levels shortcut, every sum
+    /// formed in 32-bit lanes (see [`ResidualThresholds::narrow_fits`], which the caller
+    /// checked, and `narrow_align`): `a + bias`, shifted, plus the narrow alignment of `b`,
+    /// flipped for falling channels, searched in the `i32` table and looked up in the
+    /// level table `lut`.
+    ///
+    /// # Safety
+    /// AVX-512 F/BW/VL must be available; every row `r < rows` must hold the block's lanes
+    /// at `a + r·lda`, `b + r·ldb` and `out + r·ldo`; `narrow_fits` must hold for the block,
+    /// its bias and the bound on `a`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn join_rows_narrow_avx512(
+        &self,
+        l: &JoinLanes,
+        search: &SearchRows,
+        lut: std::arch::x86_64::__m512i,
+        a: *const i32,
+        lda: usize,
+        b: *const u8,
+        ldb: usize,
+        rows: usize,
+        out: *mut u8,
+        ldo: usize,
+    ) {
+        use std::arch::x86_64::*;
+        let k = l.k;
+        let cp = self.cp;
+        // SAFETY: each of the six rows and the flips are padded to `cp`, a multiple of 16
+        // above `c0`.
+        let [p, q, r1, t1, r2, t2] = std::array::from_fn(|row| unsafe {
+            _mm512_loadu_si512(self.narrow.as_ptr().add(row * cp + l.c0).cast())
+        });
+        // The bias (zero past the block's lanes) and the flips, as 16 `i32`.
+        let bias = _mm512_inserti64x4::<1>(
+            _mm512_castsi256_si512(_mm512_cvtepi64_epi32(l.bias[0])),
+            _mm512_cvtepi64_epi32(l.bias[1]),
+        );
+        let flip = _mm512_inserti64x4::<1>(
+            _mm512_castsi256_si512(_mm512_cvtepi64_epi32(l.align[0][3])),
+            _mm512_cvtepi64_epi32(l.align[1][3]),
+        );
+        let shift = _mm_cvtsi32_si128(i32::from(self.a_shift));
+        for r in 0..rows {
+            // SAFETY: row `r` is inside the caller's rows; loads and the store are masked
+            // to the block's lanes.
+            unsafe {
+                let av = _mm512_add_epi32(_mm512_maskz_loadu_epi32(k, a.add(r * lda)), bias);
+                let bv = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, b.add(r * ldb).cast()));
+                let low = _mm512_srav_epi32(_mm512_add_epi32(_mm512_mullo_epi32(bv, q), r1), t1);
+                let total = _mm512_add_epi32(_mm512_add_epi32(_mm512_mullo_epi32(bv, p), low), r2);
+                let sum =
+                    _mm512_add_epi32(_mm512_sll_epi32(av, shift), _mm512_srav_epi32(total, t2));
+                let codes = search.search(_mm512_xor_si512(sum, flip));
+                let v = _mm512_permutexvar_epi32(codes, lut);
+                _mm512_mask_cvtepi32_storeu_epi8(out.add(r * ldo).cast(), k, v);
+            }
+        }
     }
 }
 

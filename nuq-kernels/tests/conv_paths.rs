@@ -109,6 +109,40 @@ impl Layer {
     }
 }
 
+/// Thresholds per channel drawn from `sums` (`[row][c_out]`) of that channel, each the sum
+/// itself or one off it, a few at the ends of `i32`; a third of the channels falling.
+fn thresholds_at(
+    rng: &mut impl FnMut() -> u64,
+    bits: u8,
+    c_out: usize,
+    sums: &[i64],
+) -> MacThresholds {
+    let rows = sums.len() / c_out;
+    let mut values = Vec::new();
+    for c in 0..c_out {
+        let mut row: Vec<i32> = (0..(1 << bits) - 1)
+            .map(|_| match rng() % 16 {
+                0 => i32::MIN + (rng() % 3) as i32,
+                1 => i32::MAX - (rng() % 3) as i32,
+                _ => {
+                    let s = sums[(rng() as usize % rows) * c_out + c] + (rng() % 3) as i64 - 1;
+                    s.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+                }
+            })
+            .collect();
+        row.sort_unstable();
+        values.extend(row);
+    }
+    let dirs = (0..c_out).map(|_| {
+        if rng().is_multiple_of(3) {
+            Direction::Falling
+        } else {
+            Direction::Rising
+        }
+    });
+    MacThresholds::new(bits, values, dirs.collect()).unwrap()
+}
+
 /// Ascending thresholds per channel, mostly within `±span`, some at the ends of `i32`
 /// (which the bias fold clamps); a third of the channels falling.
 fn thresholds(rng: &mut impl FnMut() -> u64, bits: u8, c_out: usize, span: i64) -> MacThresholds {
@@ -240,15 +274,19 @@ fn join_case(
         Requantize::Accumulator,
     )
     .unwrap();
+    // Small factors, and full-width mantissas at any shift (the kernels' 32-bit alignment
+    // of levels shortcuts takes two forms by shift, and falls back to 64 bits where a sum
+    // could leave `i32`).
     let align: Vec<FixedPointMultiplier> = (0..c_out)
         .map(|_| {
-            FixedPointMultiplier::new((rng() % 4001) as i32 - 2000, (rng() % 12) as u8).unwrap()
+            if rng().is_multiple_of(2) {
+                FixedPointMultiplier::new((rng() % 4001) as i32 - 2000, (rng() % 12) as u8)
+            } else {
+                FixedPointMultiplier::new(rng() as i32, 9 + (rng() % 40) as u8)
+            }
+            .unwrap()
         })
         .collect();
-    let span = 4000 * k as i64;
-    let t = thresholds(&mut rng, out_bits, c_out, span);
-    let out_levels: Vec<u8> = (0..1 << out_bits).map(|_| rng() as u8).collect();
-    let join = ResidualThresholds::new(a_shift, &align, &t, &out_levels).unwrap();
     let x: Vec<u8> = (0..images * height * width * channels)
         .map(|_| rng() as u8)
         .collect();
@@ -262,6 +300,32 @@ fn join_case(
     } else {
         Shortcut::Int32(&b32)
     };
+    // Mostly thresholds at the sums themselves and one off them, so that a sum one unit
+    // wrong changes a code; else random ones.
+    let mut acc = vec![0i32; len];
+    let scalar = conv.run(
+        KernelPath::Scalar,
+        &x,
+        images,
+        ConvOut::Int32(&mut acc),
+        &mut ConvScratch::default(),
+    );
+    let t = if scalar.is_ok() && !rng().is_multiple_of(4) {
+        let sums: Vec<i64> = (0..len)
+            .map(|i| {
+                let y = match b {
+                    Shortcut::Int32(v) => i64::from(v[i]),
+                    Shortcut::Levels(v) => i64::from(v[i]),
+                };
+                (i64::from(acc[i]) << a_shift) + align[i % c_out].apply(y)
+            })
+            .collect();
+        thresholds_at(&mut rng, out_bits, c_out, &sums)
+    } else {
+        thresholds(&mut rng, out_bits, c_out, 4000 * k as i64)
+    };
+    let out_levels: Vec<u8> = (0..1 << out_bits).map(|_| rng() as u8).collect();
+    let join = ResidualThresholds::new(a_shift, &align, &t, &out_levels).unwrap();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()

@@ -60,7 +60,11 @@ pub(crate) enum Epilogue {
         bias: Vec<i32>,
     },
     /// Hand on `acc + bias` as `i32`.
-    Accumulator { bias: Vec<i32> },
+    Accumulator {
+        bias: Vec<i32>,
+        /// Bound on `|acc|` (before the bias), saturated to `i64`.
+        bound: i64,
+    },
 }
 
 impl Epilogue {
@@ -74,6 +78,7 @@ impl Epilogue {
         let Requantize::Levels { thresholds, levels } = output else {
             return Ok(Epilogue::Accumulator {
                 bias: bias.to_vec(),
+                bound: i64::try_from(bound).unwrap_or(i64::MAX),
             });
         };
         let rows = thresholds.channels();
@@ -140,7 +145,7 @@ impl Epilogue {
                 }
                 Ok(())
             }
-            (Epilogue::Accumulator { bias }, ConvOut::Int32(o)) => {
+            (Epilogue::Accumulator { bias, .. }, ConvOut::Int32(o)) => {
                 // A signed add overflowed iff the sum's sign differs from both operands';
                 // the sign bits are gathered rather than checked per element, so that the
                 // loop vectorises.
@@ -174,7 +179,7 @@ impl Epilogue {
         rows: usize,
         chans: Range<usize>,
     ) -> Result<(), KernelError> {
-        let Epilogue::Accumulator { bias } = self else {
+        let Epilogue::Accumulator { bias, .. } = self else {
             return Err(KernelError::OutputKind {
                 expected: "i32 accumulators (a join fuses a convolution that hands on acc + bias)",
             });
@@ -198,10 +203,11 @@ impl Epilogue {
     }
 
     /// The bias of an epilogue that hands on accumulators (a join adds it itself, with the
-    /// same overflow check); [`KernelError::OutputKind`] for one that requantizes.
-    pub(crate) fn accumulator_bias(&self) -> Result<&[i32], KernelError> {
+    /// same overflow check) and the bound on `|acc|` before it; [`KernelError::OutputKind`]
+    /// for one that requantizes.
+    pub(crate) fn accumulator_bias(&self) -> Result<(&[i32], i64), KernelError> {
         match self {
-            Epilogue::Accumulator { bias } => Ok(bias),
+            Epilogue::Accumulator { bias, bound } => Ok((bias, *bound)),
             _ => Err(KernelError::OutputKind {
                 expected: "i32 accumulators (a join fuses a convolution that hands on acc + bias)",
             }),

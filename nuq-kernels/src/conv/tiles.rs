@@ -78,9 +78,11 @@ pub(super) fn finish_block(
                     expected: "u8 levels",
                 });
             };
+            let (bias, bound) = epilogue.accumulator_bias()?;
             let block = Block {
                 a: acc,
-                bias: Some(epilogue.accumulator_bias()?),
+                bias: Some(bias),
+                bound: Some(bound),
                 lda,
                 b: b.from(first_row * n),
                 ldb: n,
