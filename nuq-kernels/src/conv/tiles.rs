@@ -404,11 +404,31 @@ impl Dense {
         let (oh, ow, c) = (s.out_height(), s.out_width(), s.channels);
         let (wp, hp) = (self.padded_width(), s.height + 2 * s.padding);
         dst.clear();
-        dst.extend(rows.map(|pix| {
-            let (b, rest) = (pix / (oh * ow), pix % (oh * ow));
-            let (oy, ox) = (rest / ow, rest % ow);
-            ((b * hp + oy * s.stride) * wp + ox * s.stride) * c
-        }));
+        if rows.is_empty() {
+            return;
+        }
+        // The first pixel's position by division, the others by stepping.
+        let (b, rest) = (rows.start / (oh * ow), rows.start % (oh * ow));
+        let (mut oy, mut ox) = (rest / ow, rest % ow);
+        let mut image = b * hp * wp * c;
+        let (step, line, plane) = (s.stride * c, s.stride * wp * c, hp * wp * c);
+        let mut at = image + (oy * s.stride * wp + ox * s.stride) * c;
+        for _ in rows {
+            dst.push(at);
+            ox += 1;
+            at += step;
+            if ox == ow {
+                ox = 0;
+                oy += 1;
+                if oy == oh {
+                    oy = 0;
+                    image += plane;
+                    at = image;
+                } else {
+                    at = image + oy * line;
+                }
+            }
+        }
     }
 
     /// Row stride of the GEMM's activations: the input itself for direct convolutions,
