@@ -62,9 +62,7 @@ impl SearchRows {
 fn search_with<const BITS: usize>(x: __m512i, t: impl Fn(usize) -> __m512i) -> __m512i {
     let ge = |v: __m512i| _mm512_cmpge_epi32_mask(x, v);
     let pick = |m: __mmask16, lo: __m512i, hi: __m512i| _mm512_mask_blend_epi32(m, lo, hi);
-    let bit = |code: __m512i, m: __mmask16, v: i32| {
-        _mm512_mask_add_epi32(code, m, code, _mm512_set1_epi32(v))
-    };
+    let bit = |code: __m512i, m: __mmask16, v: i32| masked_add(code, m, _mm512_set1_epi32(v));
     let zero = _mm512_setzero_si512();
     match BITS {
         1 => bit(zero, ge(t(0)), 1),
@@ -94,4 +92,25 @@ fn search_with<const BITS: usize>(x: __m512i, t: impl Fn(usize) -> __m512i) -> _
             bit(bit(bit(bit(zero, m3, 8), m2, 4), m1, 2), m0, 1)
         }
     }
+}
+
+/// `code + inc` in the lanes of `m`, `code` elsewhere, as one masked `vpaddd`. Written as
+/// inline assembly because LLVM otherwise rewrites a masked add of a constant into an
+/// all-ones select, a shift and an or (three instructions instead of one) in these loops.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn masked_add(code: __m512i, m: __mmask16, inc: __m512i) -> __m512i {
+    let mut out = code;
+    // SAFETY: `vpaddd` with a merge mask reads and writes registers only (AVX-512 F is
+    // enabled for this function).
+    unsafe {
+        std::arch::asm!(
+            "vpaddd {o}{{{m}}}, {o}, {i}",
+            o = inout(zmm_reg) out,
+            m = in(kreg) m,
+            i = in(zmm_reg) inc,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    out
 }

@@ -398,6 +398,21 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
         // gathered rows only come with int8 and 4-bit weights, which take this loop).
         let (mut skip, mut seg_end) = (0, p.seg_groups.min(full));
         loop {
+            // Four groups per trip while they last (a quarter of the loop's branches).
+            while g + 4 <= seg_end {
+                if g < next_lines {
+                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64).cast());
+                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64 + 64).cast());
+                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64 + 128).cast());
+                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64 + 192).cast());
+                }
+                for u in 0..4 {
+                    // SAFETY: `g + u < seg_end ≤ groups`, inside the panel.
+                    let (w0, w1) = unsafe { group_weights::<KIND>(wp, lutv, g + u) };
+                    step(&mut acc, &load_a(g + u, skip), w0, w1);
+                }
+                g += 4;
+            }
             while g < seg_end {
                 // SAFETY: `g < groups`, inside the panel.
                 let (w0, w1) = unsafe { group_weights::<KIND>(wp, lutv, g) };
