@@ -108,15 +108,18 @@ impl Dense {
         let panels = self.n().div_ceil(PANEL);
         let plan = CONV.plan(m, self.shape.k(), panels, rayon::current_num_threads());
         if plan.panels == panels {
-            let padded = if self.gathers(path) {
+            // Without padding the input is its own padded copy.
+            let padded = if !self.gathers(path) {
+                None
+            } else if self.shape.padding == 0 {
+                Some(x)
+            } else {
                 self.pad_images(
                     x,
                     m / (self.shape.out_height() * self.shape.out_width()),
                     &mut scratch.cols,
                 );
                 Some(&scratch.cols[..])
-            } else {
-                None
             };
             self.row_tiles(path, x, padded, m, plan.rows, out, finish)
         } else {
@@ -228,11 +231,13 @@ impl Dense {
         let gathers = self.gathers(path);
         if gathers {
             let ConvScratch { cols, rows_at, .. } = &mut *scratch;
-            self.pad_images(
-                x,
-                m / (self.shape.out_height() * self.shape.out_width()),
-                cols,
-            );
+            if self.shape.padding > 0 {
+                self.pad_images(
+                    x,
+                    m / (self.shape.out_height() * self.shape.out_width()),
+                    cols,
+                );
+            }
             self.gather_rows(0..m, rows_at);
         }
         let ConvScratch {
@@ -250,6 +255,8 @@ impl Dense {
         };
         let a: &[u8] = if self.shape.direct() {
             &x[..m * k]
+        } else if gathers && self.shape.padding == 0 {
+            x
         } else if gathers {
             cols
         } else {
