@@ -106,6 +106,10 @@ struct Dense {
     /// The byte each input channel pads with.
     pad: Vec<u8>,
     weights: Weights,
+    /// For channels that are not whole 4-byte groups (an RGB image): the weights again with
+    /// each tap's channels padded to a multiple of 4 by zero weights, for row tiles that
+    /// gather from an input copy padded the same way.
+    gather_weights: Option<Box<Weights>>,
     epilogue: Epilogue,
 }
 
@@ -140,10 +144,16 @@ impl Dense {
     ) -> Result<Dense, KernelError> {
         let bound = shape.k() as u128 * u128::from(weights.max_abs()) * 255;
         let epilogue = Epilogue::new(output, bias, bound)?;
+        let gather_weights = if shape.channels.is_multiple_of(4) || shape.direct() {
+            None
+        } else {
+            Some(Box::new(channel_padded(&weights, &shape)?))
+        };
         Ok(Dense {
             shape,
             pad: pad.to_vec(),
             weights,
+            gather_weights,
             epilogue,
         })
     }
@@ -152,6 +162,23 @@ impl Dense {
     fn n(&self) -> usize {
         self.weights.n()
     }
+}
+
+/// `weights` (rows of `k = kernel² · c`, `c = shape.channels`) as int8 rows of
+/// `kernel² · c4` with `c4` the channels rounded up to a multiple of 4: each tap's weights
+/// followed by zeros for the padding channels.
+fn channel_padded(weights: &Weights, shape: &Window) -> Result<Weights, KernelError> {
+    let (c, taps, n) = (shape.channels, shape.kernel * shape.kernel, weights.n());
+    let c4 = c.next_multiple_of(4);
+    let mut rows = vec![0i8; n * taps * c4];
+    for (o, row) in rows.chunks_exact_mut(taps * c4).enumerate() {
+        for (t, tap) in row.chunks_exact_mut(c4).enumerate() {
+            for (ci, w) in tap[..c].iter_mut().enumerate() {
+                *w = weights.level(o, t * c + ci);
+            }
+        }
+    }
+    crate::packed::PackedWeights::from_rows(&rows, n, taps * c4).map(Weights::Int8)
 }
 
 impl Conv {

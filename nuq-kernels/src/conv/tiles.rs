@@ -111,7 +111,7 @@ impl Dense {
             // Without padding the input is its own padded copy.
             let padded = if !self.gathers(path) {
                 None
-            } else if self.shape.padding == 0 {
+            } else if self.in_place() {
                 Some(x)
             } else {
                 self.pad_images(
@@ -174,14 +174,15 @@ impl Dense {
                 if let Some(padded) = padded {
                     grow(acc, rows.len() * n);
                     self.gather_rows(rows.clone(), rows_at);
+                    let (weights, c4) = self.gathered();
                     let gather = Gather {
                         rows_at: &rows_at[..rows.len()],
                         pieces: self.shape.kernel,
-                        piece_len: self.shape.kernel * self.shape.channels,
-                        pitch: self.padded_width() * self.shape.channels,
+                        piece_len: self.shape.kernel * c4,
+                        pitch: self.padded_width() * c4,
                     };
                     let panels = 0..n.div_ceil(PANEL);
-                    gemm_block_gather(path, padded, &gather, &self.weights, panels, acc, n)?;
+                    gemm_block_gather(path, padded, &gather, weights, panels, acc, n)?;
                     return self.finish(path, finish, acc, n, rows.start, rows.len(), 0..n, out, n);
                 }
                 let a: &[u8] = if self.shape.direct() {
@@ -231,7 +232,7 @@ impl Dense {
         let gathers = self.gathers(path);
         if gathers {
             let ConvScratch { cols, rows_at, .. } = &mut *scratch;
-            if self.shape.padding > 0 {
+            if !self.in_place() {
                 self.pad_images(
                     x,
                     m / (self.shape.out_height() * self.shape.out_width()),
@@ -247,15 +248,16 @@ impl Dense {
             rows_at,
             ..
         } = scratch;
+        let (gather_weights, c4) = self.gathered();
         let gather = Gather {
             rows_at: &rows_at[..if gathers { m } else { 0 }],
             pieces: self.shape.kernel,
-            piece_len: self.shape.kernel * self.shape.channels,
-            pitch: self.padded_width() * self.shape.channels,
+            piece_len: self.shape.kernel * c4,
+            pitch: self.padded_width() * c4,
         };
         let a: &[u8] = if self.shape.direct() {
             &x[..m * k]
-        } else if gathers && self.shape.padding == 0 {
+        } else if gathers && self.in_place() {
             x
         } else if gathers {
             cols
@@ -286,7 +288,7 @@ impl Dense {
             let c0 = g * group_cols;
             let chans = c0..c0 + width;
             if gathers {
-                gemm_block_gather(path, a, &gather, &self.weights, pans, block, width)?;
+                gemm_block_gather(path, a, &gather, gather_weights, pans, block, width)?;
             } else {
                 self.gemm(path, a, m, pans, block, width)?;
             }
@@ -351,12 +353,13 @@ impl Dense {
 
     /// Whether row tiles gather their GEMM rows from a padded copy of the input (an implicit
     /// im2col: no unfolded matrix is written) rather than unfolding them: on the VNNI
-    /// paths (AVX-VNNI, AVX-512), for int8 or 4-bit weights, whole 4-byte groups per kernel
-    /// row (channels a multiple of 4), adjacent taps (dilation 1: a dilated convolution
-    /// unfolds its rows) and accumulators bounded for any activations.
+    /// paths (AVX-VNNI, AVX-512), for int8 or 4-bit weights, adjacent taps (dilation 1: a
+    /// dilated convolution unfolds its rows) and accumulators bounded for any activations.
+    /// Channels that are not whole 4-byte groups (an RGB image) are padded to them, with
+    /// zeros in the copy and zero int8 weights of their own ([`Dense::gathered`]).
     fn gathers(&self, path: KernelPath) -> bool {
         let s = self.shape;
-        let weights_ok = match &self.weights {
+        let weights_ok = match self.gathered().0 {
             crate::Weights::Int8(_) => true,
             crate::Weights::Codebook(w) => w.bits() == 4,
         };
@@ -365,9 +368,24 @@ impl Dense {
         matches!(path, KernelPath::AvxVnni | KernelPath::Avx512Vnni)
             && !s.direct()
             && s.dilation == 1
-            && s.channels.is_multiple_of(4)
             && weights_ok
             && check_accumulator_bound(s.k(), self.weights.max_abs(), 255).is_ok()
+    }
+
+    /// The weights the gathered rows multiply and the channels of the padded input they
+    /// are gathered from: the weights and channels themselves, or, for channels that are
+    /// not whole 4-byte groups, both padded to a multiple of 4.
+    fn gathered(&self) -> (&crate::Weights, usize) {
+        match &self.gather_weights {
+            Some(w) => (w, self.shape.channels.next_multiple_of(4)),
+            None => (&self.weights, self.shape.channels),
+        }
+    }
+
+    /// Whether gathered rows read the input itself: no padding to add, around the image or
+    /// to the channels.
+    fn in_place(&self) -> bool {
+        self.shape.padding == 0 && self.gather_weights.is_none()
     }
 
     /// Width of the padded input.
@@ -380,6 +398,10 @@ impl Dense {
     fn pad_images(&self, x: &[u8], images: usize, dst: &mut Vec<u8>) {
         let s = self.shape;
         let (c, p) = (s.channels, s.padding);
+        let c4 = self.gathered().1;
+        if c4 != c {
+            return self.pad_images_channels(x, images, dst, c4);
+        }
         let (hp, wp) = (s.height + 2 * p, self.padded_width());
         let line = wp * c;
         grow(dst, images * hp * line);
@@ -405,10 +427,46 @@ impl Dense {
             });
     }
 
+    /// As [`Dense::pad_images`], each pixel's `c` channels followed by zeros up to `c4`
+    /// (whose weights are zero).
+    fn pad_images_channels(&self, x: &[u8], images: usize, dst: &mut Vec<u8>, c4: usize) {
+        let s = self.shape;
+        let (c, p) = (s.channels, s.padding);
+        let (hp, wp) = (s.height + 2 * p, self.padded_width());
+        let line = wp * c4;
+        let mut pad4 = vec![0u8; c4];
+        pad4[..c].copy_from_slice(&self.pad);
+        grow(dst, images * hp * line);
+        dst[..images * hp * line]
+            .par_chunks_mut(line)
+            .with_min_len((GATHER_ELEMENTS / line.max(1)).max(1))
+            .enumerate()
+            .for_each(|(i, row)| {
+                let (b, y) = (i / hp, i % hp);
+                let inside = y >= p && y < s.height + p;
+                let src_row = if inside {
+                    (b * s.height + y - p) * s.width * c
+                } else {
+                    0
+                };
+                for (xp, px) in row.chunks_exact_mut(c4).enumerate() {
+                    if inside && xp >= p && xp < s.width + p {
+                        // A few bytes: a plain loop (a memcpy call per pixel costs more).
+                        let at = src_row + (xp - p) * c;
+                        for (j, v) in px.iter_mut().enumerate() {
+                            *v = if j < c { x[at + j] } else { 0 };
+                        }
+                    } else {
+                        px.copy_from_slice(&pad4);
+                    }
+                }
+            });
+    }
+
     /// Where each output pixel of `rows` starts in the padded input (its top-left tap).
     fn gather_rows(&self, rows: Range<usize>, dst: &mut Vec<usize>) {
         let s = self.shape;
-        let (oh, ow, c) = (s.out_height(), s.out_width(), s.channels);
+        let (oh, ow, c) = (s.out_height(), s.out_width(), self.gathered().1);
         let (wp, hp) = (self.padded_width(), s.height + 2 * s.padding);
         dst.clear();
         if rows.is_empty() {
