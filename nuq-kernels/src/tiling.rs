@@ -81,6 +81,14 @@ impl TilePolicy {
         while count(mc, pc) < want && mc > self.min_rows {
             mc = align(mc / 2);
         }
+        // Rows split whole: as even tiles as the count allows, and no more of them than
+        // wanted (halving overshoots: 1024 rows in 10 tiles of 112, the last of 16, where 8
+        // of 128 keep two threads equally busy), within the cap.
+        let tiles = m.div_ceil(mc);
+        if pc == panels && tiles > threads {
+            let even = tiles.min(want).max(m.div_ceil(cap)).next_multiple_of(threads);
+            mc = align(m.div_ceil(even)).min(cap);
+        }
         TilePlan {
             rows: mc,
             panels: pc,
