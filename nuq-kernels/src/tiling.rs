@@ -86,8 +86,14 @@ impl TilePolicy {
         // of 128 keep two threads equally busy), within the cap.
         let tiles = m.div_ceil(mc);
         if pc == panels && tiles > threads {
-            let even = tiles.min(want).max(m.div_ceil(cap)).next_multiple_of(threads);
-            mc = align(m.div_ceil(even)).min(cap);
+            let even = tiles
+                .min(want)
+                .max(m.div_ceil(cap))
+                .next_multiple_of(threads);
+            let rows = align(m.div_ceil(even)).min(cap);
+            if rows >= mc.min(self.split_rows_first) {
+                mc = rows;
+            }
         }
         TilePlan {
             rows: mc,

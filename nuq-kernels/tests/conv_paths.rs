@@ -399,10 +399,10 @@ fn column_tiles_match_the_definitions() {
     }
 }
 
-/// Layers whose channels come in whole 4-byte groups gather their rows from a padded copy of
-/// the input on the VNNI paths (no unfolded matrix): every stride, padding and kernel
-/// size, int8 and 4-bit weights, requantized and `acc + bias` outputs and fused joins,
-/// against the definitions.
+/// Layers gather their rows from a padded copy of the input (each tile its own rows, pixels
+/// padded to whole 4-byte groups of channels) on the VNNI paths (no unfolded matrix): every
+/// stride, padding and kernel size, int8 and 4-bit weights, requantized and `acc + bias`
+/// outputs and fused joins, against the definitions.
 #[test]
 fn gathered_rows_match_the_definitions() {
     let mut case = 0u64;
@@ -412,6 +412,9 @@ fn gathered_rows_match_the_definitions() {
         (4, 3, 1, 0, 1),
         (32, 1, 2, 0, 1),
         (12, 2, 2, 1, 1),
+        // RGB: channels padded to 4 in the gathered copy.
+        (3, 3, 1, 1, 1),
+        (3, 3, 2, 1, 1),
         // Dilated: the VNNI paths unfold these rather than gather.
         (64, 3, 1, 2, 2),
         (8, 3, 2, 1, 2),
@@ -449,12 +452,14 @@ fn gathered_rows_match_the_definitions() {
                     .collect(),
                 requant,
             };
-            let x: Vec<u8> = (0..2 * 7 * 6 * channels).map(|_| rng() as u8).collect();
+            // Five images on three threads: tiles that start and end inside images and
+            // span image borders, each padding its own rows.
+            let x: Vec<u8> = (0..5 * 7 * 6 * channels).map(|_| rng() as u8).collect();
             let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(2)
+                .num_threads(3)
                 .build()
                 .unwrap();
-            pool.install(|| layer.check(&x, 2)).unwrap();
+            pool.install(|| layer.check(&x, 5)).unwrap();
             pool.install(|| {
                 join_case(
                     shape,

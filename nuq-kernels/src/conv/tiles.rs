@@ -17,8 +17,9 @@ use crate::tiling::CONV;
 use crate::{KernelError, KernelPath};
 
 thread_local! {
-    /// Per-thread im2col rows and accumulators of one row tile (grown to the largest tile
-    /// once, then reused: no allocation per call in steady state).
+    /// Per-thread im2col rows (or padded input rows) and accumulators of one row tile
+    /// (grown to the largest tile once, then reused: no allocation per call in steady
+    /// state).
     static TILE_SCRATCH: RefCell<(Vec<u8>, Vec<i32>, Vec<usize>)> =
         const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
@@ -94,6 +95,18 @@ pub(super) fn finish_block(
     }
 }
 
+/// Where a row tile's GEMM rows come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// Unfolded im2col rows (or the input itself for a direct convolution).
+    Unfold,
+    /// Gathered from the input itself (no padding to add).
+    InPlace,
+    /// Gathered from the tile's own padded copy of the input rows it reads: no barrier
+    /// for a shared copy before the tiles start.
+    PaddedPerTile,
+}
+
 impl Dense {
     /// Runs `m` output rows of the checked problem on the current rayon pool.
     pub(super) fn tiles(
@@ -108,20 +121,14 @@ impl Dense {
         let panels = self.n().div_ceil(PANEL);
         let plan = CONV.plan(m, self.shape.k(), panels, rayon::current_num_threads());
         if plan.panels == panels {
-            // Without padding the input is its own padded copy.
-            let padded = if !self.gathers(path) {
-                None
+            let source = if !self.gathers(path) {
+                Rows::Unfold
             } else if self.in_place() {
-                Some(x)
+                Rows::InPlace
             } else {
-                self.pad_images(
-                    x,
-                    m / (self.shape.out_height() * self.shape.out_width()),
-                    &mut scratch.cols,
-                );
-                Some(&scratch.cols[..])
+                Rows::PaddedPerTile
             };
-            self.row_tiles(path, x, padded, m, plan.rows, out, finish)
+            self.row_tiles(path, x, source, m, plan.rows, out, finish)
         } else {
             self.column_tiles(path, x, m, plan.rows, plan.panels, out, finish, scratch)
         }
@@ -152,13 +159,14 @@ impl Dense {
         finish_block(&self.epilogue, n, path, finish, block, out, ldo)
     }
 
-    /// Tiles of `mc` whole output rows, each unfolding (or gathering, from `padded`) its own rows.
+    /// Tiles of `mc` whole output rows, each unfolding or gathering (see [`Rows`]) its own
+    /// rows.
     #[allow(clippy::too_many_arguments)]
     fn row_tiles(
         &self,
         path: KernelPath,
         x: &[u8],
-        padded: Option<&[u8]>,
+        source: Rows,
         m: usize,
         mc: usize,
         out: ConvOut<'_>,
@@ -171,9 +179,16 @@ impl Dense {
             TILE_SCRATCH.with(|cell| {
                 let mut scratch = cell.borrow_mut();
                 let (cols, acc, rows_at) = &mut *scratch;
-                if let Some(padded) = padded {
+                if source != Rows::Unfold {
                     grow(acc, rows.len() * n);
-                    self.gather_rows(rows.clone(), rows_at);
+                    let padded: &[u8] = if source == Rows::InPlace {
+                        self.gather_rows(rows.clone(), 0, rows_at);
+                        x
+                    } else {
+                        let first = self.pad_tile_rows(x, rows.clone(), cols);
+                        self.gather_rows(rows.clone(), first, rows_at);
+                        cols
+                    };
                     let (weights, c4) = self.gathered();
                     let gather = Gather {
                         rows_at: &rows_at[..rows.len()],
@@ -239,7 +254,7 @@ impl Dense {
                     cols,
                 );
             }
-            self.gather_rows(0..m, rows_at);
+            self.gather_rows(0..m, 0, rows_at);
         }
         let ConvScratch {
             cols,
@@ -394,77 +409,91 @@ impl Dense {
     }
 
     /// Copies `images` NHWC images into `dst` with a border of `padding` pixels of the
-    /// per-channel padding bytes, one padded row per task.
+    /// per-channel padding bytes (and each pixel's channels padded as [`Dense::gathered`]
+    /// says), one padded row per task.
     fn pad_images(&self, x: &[u8], images: usize, dst: &mut Vec<u8>) {
+        let s = self.shape;
+        let line = self.padded_width() * self.gathered().1;
+        let hp = s.height + 2 * s.padding;
+        grow(dst, images * hp * line);
+        dst[..images * hp * line]
+            .par_chunks_mut(line)
+            .with_min_len((GATHER_ELEMENTS / line.max(1)).max(1))
+            .enumerate()
+            .for_each(|(i, row)| self.pad_row(x, i, row));
+    }
+
+    /// Copies the padded rows that the output pixels `rows` read (rows counted across the
+    /// batch, as [`Dense::pad_images`] lays them out) into `dst`, on the calling thread;
+    /// returns the byte offset in that layout where `dst` starts.
+    fn pad_tile_rows(&self, x: &[u8], rows: Range<usize>, dst: &mut Vec<u8>) -> usize {
+        let s = self.shape;
+        let (oh, ow) = (s.out_height(), s.out_width());
+        let hp = s.height + 2 * s.padding;
+        let line = self.padded_width() * self.gathered().1;
+        let padded_row = |pix: usize| {
+            let (b, oy) = (pix / (oh * ow), pix % (oh * ow) / ow);
+            b * hp + oy * s.stride
+        };
+        let (first, last) = (
+            padded_row(rows.start),
+            padded_row(rows.end - 1) + s.span() - 1,
+        );
+        let count = last + 1 - first;
+        grow(dst, count * line);
+        for (i, row) in dst[..count * line].chunks_exact_mut(line).enumerate() {
+            self.pad_row(x, first + i, row);
+        }
+        first * line
+    }
+
+    /// Writes padded row `i` (row `i % hp` of padded image `i / hp`) of `x` into `row`.
+    fn pad_row(&self, x: &[u8], i: usize, row: &mut [u8]) {
         let s = self.shape;
         let (c, p) = (s.channels, s.padding);
         let c4 = self.gathered().1;
-        if c4 != c {
-            return self.pad_images_channels(x, images, dst, c4);
-        }
-        let (hp, wp) = (s.height + 2 * p, self.padded_width());
-        let line = wp * c;
-        grow(dst, images * hp * line);
-        dst[..images * hp * line]
-            .par_chunks_mut(line)
-            .with_min_len((GATHER_ELEMENTS / line.max(1)).max(1))
-            .enumerate()
-            .for_each(|(i, row)| {
-                let (b, y) = (i / hp, i % hp);
-                if y < p || y >= s.height + p {
-                    for px in row.chunks_exact_mut(c) {
-                        px.copy_from_slice(&self.pad);
-                    }
-                    return;
-                }
-                let src_row = (b * s.height + y - p) * s.width * c;
-                let (left, rest) = row.split_at_mut(p * c);
-                let (mid, right) = rest.split_at_mut(s.width * c);
-                mid.copy_from_slice(&x[src_row..src_row + s.width * c]);
-                for px in left.chunks_exact_mut(c).chain(right.chunks_exact_mut(c)) {
+        let hp = s.height + 2 * p;
+        let (b, y) = (i / hp, i % hp);
+        let inside = y >= p && y < s.height + p;
+        if c4 == c {
+            if !inside {
+                for px in row.chunks_exact_mut(c) {
                     px.copy_from_slice(&self.pad);
                 }
-            });
-    }
-
-    /// As [`Dense::pad_images`], each pixel's `c` channels followed by zeros up to `c4`
-    /// (whose weights are zero).
-    fn pad_images_channels(&self, x: &[u8], images: usize, dst: &mut Vec<u8>, c4: usize) {
-        let s = self.shape;
-        let (c, p) = (s.channels, s.padding);
-        let (hp, wp) = (s.height + 2 * p, self.padded_width());
-        let line = wp * c4;
-        let mut pad4 = vec![0u8; c4];
-        pad4[..c].copy_from_slice(&self.pad);
-        grow(dst, images * hp * line);
-        dst[..images * hp * line]
-            .par_chunks_mut(line)
-            .with_min_len((GATHER_ELEMENTS / line.max(1)).max(1))
-            .enumerate()
-            .for_each(|(i, row)| {
-                let (b, y) = (i / hp, i % hp);
-                let inside = y >= p && y < s.height + p;
-                let src_row = if inside {
-                    (b * s.height + y - p) * s.width * c
-                } else {
-                    0
+                return;
+            }
+            let src_row = (b * s.height + y - p) * s.width * c;
+            let (left, rest) = row.split_at_mut(p * c);
+            let (mid, right) = rest.split_at_mut(s.width * c);
+            mid.copy_from_slice(&x[src_row..src_row + s.width * c]);
+            for px in left.chunks_exact_mut(c).chain(right.chunks_exact_mut(c)) {
+                px.copy_from_slice(&self.pad);
+            }
+            return;
+        }
+        // Channels padded to `c4` with zeros (whose weights are zero).
+        let src_row = if inside {
+            (b * s.height + y - p) * s.width * c
+        } else {
+            0
+        };
+        for (xp, px) in row.chunks_exact_mut(c4).enumerate() {
+            let pixel = inside && xp >= p && xp < s.width + p;
+            let at = src_row + xp.saturating_sub(p) * c;
+            // A few bytes: a plain loop (a memcpy call per pixel costs more).
+            for (j, v) in px.iter_mut().enumerate() {
+                *v = match (pixel, j < c) {
+                    (true, true) => x[at + j],
+                    (false, true) => self.pad[j],
+                    (_, false) => 0,
                 };
-                for (xp, px) in row.chunks_exact_mut(c4).enumerate() {
-                    if inside && xp >= p && xp < s.width + p {
-                        // A few bytes: a plain loop (a memcpy call per pixel costs more).
-                        let at = src_row + (xp - p) * c;
-                        for (j, v) in px.iter_mut().enumerate() {
-                            *v = if j < c { x[at + j] } else { 0 };
-                        }
-                    } else {
-                        px.copy_from_slice(&pad4);
-                    }
-                }
-            });
+            }
+        }
     }
 
-    /// Where each output pixel of `rows` starts in the padded input (its top-left tap).
-    fn gather_rows(&self, rows: Range<usize>, dst: &mut Vec<usize>) {
+    /// Where each output pixel of `rows` starts in the padded input (its top-left tap), less
+    /// `base` (the offset of a tile's own copy of its padded rows).
+    fn gather_rows(&self, rows: Range<usize>, base: usize, dst: &mut Vec<usize>) {
         let s = self.shape;
         let (oh, ow, c) = (s.out_height(), s.out_width(), self.gathered().1);
         let (wp, hp) = (self.padded_width(), s.height + 2 * s.padding);
@@ -479,7 +508,7 @@ impl Dense {
         let (step, line, plane) = (s.stride * c, s.stride * wp * c, hp * wp * c);
         let mut at = image + (oy * s.stride * wp + ox * s.stride) * c;
         for _ in rows {
-            dst.push(at);
+            dst.push(at - base);
             ox += 1;
             at += step;
             if ox == ow {
