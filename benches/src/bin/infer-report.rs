@@ -15,6 +15,7 @@
 
 use nuq_benches::infer::{bench_model, Measurement};
 use nuq_kernels::KernelPath;
+use nuq_nn::integer::IntegerRunner;
 use nuq_nn::Arch;
 use std::time::Duration;
 
@@ -70,8 +71,11 @@ fn main() {
             let m: Measurement = pool
                 .install(|| bench_model(&model, path, batch, budget))
                 .unwrap_or_else(|e| fail(&e.to_string()));
+            let schedule = pool
+                .install(|| IntegerRunner::new(&model, path).map(|r| r.schedule(batch)))
+                .unwrap_or_else(|e| fail(&e.to_string()));
             println!(
-                "infer model={} input=32x32x3 bits={bits} batch={batch} threads={threads} img_per_s={:.1} gmacs={:.1} path={} runs={} cpu_ms_per_img={}",
+                "infer model={} input=32x32x3 bits={bits} batch={batch} threads={threads} img_per_s={:.1} gmacs={:.1} path={} schedule={schedule} runs={} cpu_ms_per_img={}",
                 arch.name(),
                 m.img_per_s,
                 m.gmacs,

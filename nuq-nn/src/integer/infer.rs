@@ -37,7 +37,7 @@ use nuq_kernels::Window;
 use nuq_kernels::{KernelError, KernelPath, Weights};
 use rayon::prelude::*;
 
-use super::split::{Split, SPLIT_MIN_IMAGES};
+use super::split::{Schedule, Split, SPLIT_MIN_IMAGES};
 use crate::integer::model::{
     transpose_rows, ConvNode, ConvOutput, IntegerModel, LinearNode, Node, TensorInfo, TensorKind,
     WeightTable, DEFAULT_MEMORY_LIMIT,
@@ -241,7 +241,7 @@ impl<'m> IntegerRunner<'m> {
         }
         self.check_batch(n)?;
         let threads = rayon::current_num_threads();
-        if threads >= 2 && n >= threads * SPLIT_MIN_IMAGES && self.split.ready(threads) {
+        if matches!(self.schedule(n), Schedule::Split { .. }) && self.split.ready(threads) {
             let len = n * self.classes();
             grow(&mut self.logits, len);
             self.split
@@ -249,6 +249,31 @@ impl<'m> IntegerRunner<'m> {
             return Ok(&self.logits[..len]);
         }
         self.compiled.run(&mut self.work, images, n, None)
+    }
+
+    /// How [`IntegerRunner::forward`] runs a batch of `n` images on the current pool.
+    ///
+    /// ```
+    /// use nuq_nn::integer::random::{random_model, RandomModelSpec};
+    /// use nuq_nn::integer::{IntegerRunner, Schedule};
+    /// use nuq_nn::Arch;
+    /// let model = random_model(&RandomModelSpec::cifar(Arch::ResNet20, 4), 1)?;
+    /// let runner = IntegerRunner::new(&model, nuq_kernels::KernelPath::best_available())?;
+    /// let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    /// assert_eq!(pool.install(|| runner.schedule(1)), Schedule::Tiles);
+    /// assert!(matches!(pool.install(|| runner.schedule(64)), Schedule::Split { shares: 2, .. }));
+    /// # Ok::<(), nuq_nn::NnError>(())
+    /// ```
+    pub fn schedule(&self, n: usize) -> Schedule {
+        let threads = rayon::current_num_threads();
+        if threads >= 2 && n >= threads * SPLIT_MIN_IMAGES {
+            Schedule::Split {
+                shares: threads,
+                chunk: self.compiled.split_chunk(),
+            }
+        } else {
+            Schedule::Tiles
+        }
     }
 
     /// Predicted class of each of `n` images (the first maximal logit).
@@ -304,16 +329,25 @@ impl Compiled<'_> {
         &self.infos
     }
 
+    /// Images per chunk of a split batch: as many as keep the largest tensor within
+    /// [`SPLIT_CHUNK_BYTES`](super::SPLIT_CHUNK_BYTES), at least one.
+    pub(super) fn split_chunk(&self) -> usize {
+        (super::SPLIT_CHUNK_BYTES / self.largest_tensor_bytes().max(1)).max(1)
+    }
+
     /// Bytes of one image.
     pub(super) fn image_len(&self) -> usize {
         self.infos[0].len()
     }
 
-    /// Bytes of the largest tensor of one image.
+    /// Bytes of the largest tensor of one image that a forward pass writes (a fused
+    /// convolution's accumulators never are).
     pub(super) fn largest_tensor_bytes(&self) -> usize {
         self.infos
             .iter()
-            .map(|t| {
+            .enumerate()
+            .filter(|&(t, _)| t == 0 || !self.deferred[t - 1])
+            .map(|(_, t)| {
                 t.len()
                     * match t.kind {
                         TensorKind::Levels => 1,

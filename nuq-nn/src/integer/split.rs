@@ -22,6 +22,30 @@ pub const SPLIT_MIN_IMAGES: usize = 4;
 /// output live at once, a quarter of a 1 MiB L2.
 pub const SPLIT_CHUNK_BYTES: usize = 256 << 10;
 
+/// How [`IntegerRunner::forward`](super::IntegerRunner::forward) runs a batch
+/// ([`IntegerRunner::schedule`](super::IntegerRunner::schedule)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// The whole batch node by node, each node's tiles spread over the pool.
+    Tiles,
+    /// One share of whole images per thread, each run through the network in chunks.
+    Split {
+        /// Shares (threads).
+        shares: usize,
+        /// Images per chunk.
+        chunk: usize,
+    },
+}
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::Tiles => f.write_str("tiles"),
+            Schedule::Split { shares, chunk } => write!(f, "split:{shares}x{chunk}"),
+        }
+    }
+}
+
 /// One thread of a split batch: its pool and its tensors.
 struct Worker {
     pool: ThreadPool,
@@ -68,7 +92,7 @@ impl Split {
     ) -> Result<(), NnError> {
         let threads = rayon::current_num_threads().min(self.workers.len()).max(1);
         let (image_len, classes) = (compiled.image_len(), compiled.classes());
-        let chunk = (SPLIT_CHUNK_BYTES / compiled.largest_tensor_bytes().max(1)).max(1);
+        let chunk = compiled.split_chunk();
         let mut results: Vec<Result<(), NnError>> = (0..threads).map(|_| Ok(())).collect();
         rayon::scope(|s| {
             let (mut images, mut out) = (images, out);
