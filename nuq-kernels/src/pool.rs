@@ -4,13 +4,15 @@
 //! every target; they are memory-bound, so one implementation serves every path.
 //!
 //! * [`max_pool_u8`]: window maximum over one image ([`Window`], padded positions never win:
-//!   the result is always one of the input levels).
+//!   the result is always one of the input levels); [`max_pool_u8_batch`] over a batch,
+//!   output rows spread over the threads.
 //! * [`global_avg_pool_u8`]: the mean over `H·W` rounded to nearest with **ties up**,
 //!   exactly in integers: `q = (Σ + ⌊HW/2⌋) / HW` (what the integer model defines).
 
 use crate::error::check_len;
 use crate::window::Window;
 use crate::KernelError;
+use rayon::prelude::*;
 
 /// Max-pool of one image `input` (`[H][W][C]`) into `out` (`[OH][OW][C]`).
 ///
@@ -19,6 +21,58 @@ use crate::KernelError;
 /// [`KernelError::SliceTooShort`] for
 /// short slices.
 pub fn max_pool_u8(g: &Window, input: &[u8], out: &mut [u8]) -> Result<(), KernelError> {
+    check_pool_geometry(g)?;
+    let (oh, ow, c) = (g.out_height(), g.out_width(), g.channels);
+    check_len("max-pool input", g.height * g.width * c, input.len())?;
+    check_len("max-pool output", oh * ow * c, out.len())?;
+    max_pool_rows(g, input, 0..oh, out);
+    Ok(())
+}
+
+/// Max-pool of `images` images (`[N][H][W][C]`) into `out` (`[N][OH][OW][C]`), output rows
+/// spread over the current rayon pool in blocks of about
+/// [`POOL_TASK_ELEMENTS`](crate::archparam::POOL_TASK_ELEMENTS): a batch of one image is
+/// pooled by every thread, each over the rows the previous layer's row tiles left in its
+/// own cache.
+///
+/// # Errors
+/// As [`max_pool_u8`].
+pub fn max_pool_u8_batch(
+    g: &Window,
+    input: &[u8],
+    images: usize,
+    out: &mut [u8],
+) -> Result<(), KernelError> {
+    check_pool_geometry(g)?;
+    let (oh, ow, c) = (g.out_height(), g.out_width(), g.channels);
+    let in_len = g.height * g.width * c;
+    let row = ow * c;
+    check_len("max-pool input", images * in_len, input.len())?;
+    check_len("max-pool output", images * oh * row, out.len())?;
+    if images == 0 || row == 0 {
+        return Ok(());
+    }
+    let per_task = (crate::archparam::POOL_TASK_ELEMENTS / row).max(1);
+    out[..images * oh * row]
+        .par_chunks_mut(per_task * row)
+        .enumerate()
+        .for_each(|(t, block)| {
+            // Rows `t · per_task ..` counted across the batch, image by image.
+            let (mut r, mut at) = (t * per_task, 0);
+            while at < block.len() {
+                let (b, oy) = (r / oh, r % oh);
+                let take = (oh - oy).min((block.len() - at) / row);
+                let image = &input[b * in_len..(b + 1) * in_len];
+                max_pool_rows(g, image, oy..oy + take, &mut block[at..at + take * row]);
+                r += take;
+                at += take * row;
+            }
+        });
+    Ok(())
+}
+
+/// The geometry checks of the max-pool.
+fn check_pool_geometry(g: &Window) -> Result<(), KernelError> {
     g.validate("max-pool kernel")?;
     if g.dilation != 1 {
         return Err(KernelError::Unsupported {
@@ -35,12 +89,16 @@ pub fn max_pool_u8(g: &Window, input: &[u8], out: &mut [u8]) -> Result<(), Kerne
             allowed: "at most half the kernel",
         });
     }
-    let (oh, ow, c) = (g.out_height(), g.out_width(), g.channels);
-    check_len("max-pool input", g.height * g.width * c, input.len())?;
-    check_len("max-pool output", oh * ow * c, out.len())?;
-    for oy in 0..oh {
+    Ok(())
+}
+
+/// Output rows `rows` of one checked image into `out` (those rows only).
+fn max_pool_rows(g: &Window, input: &[u8], rows: std::ops::Range<usize>, out: &mut [u8]) {
+    let (ow, c) = (g.out_width(), g.channels);
+    let first = rows.start;
+    for oy in rows {
         for ox in 0..ow {
-            let dst = &mut out[(oy * ow + ox) * c..][..c];
+            let dst = &mut out[((oy - first) * ow + ox) * c..][..c];
             dst.fill(0);
             // Window rows and columns inside the input (padded positions never win; every
             // window covers at least one input position since padding <= kernel / 2).
@@ -57,7 +115,6 @@ pub fn max_pool_u8(g: &Window, input: &[u8], out: &mut [u8]) -> Result<(), Kerne
             }
         }
     }
-    Ok(())
 }
 
 /// Global average pool of `u8` levels: `out[b][c] = round(mean_{hw} input[b][hw][c])`,

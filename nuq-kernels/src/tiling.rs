@@ -146,14 +146,16 @@ mod tests {
             }
         );
         assert_eq!(GEMM.plan(16, 64, 1, 16).rows, 16);
-        // Short convolutions keep 32-row tiles and split panels instead.
+        // Short convolutions split rows down to one register tile ...
         assert_eq!(
             CONV.plan(64, 4608, 16, 2),
             TilePlan {
-                rows: 32,
-                panels: 4
+                rows: 8,
+                panels: 16
             }
         );
+        // ... and only then the weight panels.
+        assert_eq!(CONV.plan(8, 4608, 16, 2), TilePlan { rows: 8, panels: 2 });
         assert_eq!(
             CONV.plan(32768, 576, 2, 2),
             TilePlan {

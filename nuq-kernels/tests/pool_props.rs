@@ -1,7 +1,7 @@
 //! Pooling properties: max-pool picks the window maximum;
 //! global average pool rounds to nearest with ties up.
 
-use nuq_kernels::pool::{global_avg_pool_u8, max_pool_u8};
+use nuq_kernels::pool::{global_avg_pool_u8, max_pool_u8, max_pool_u8_batch};
 use nuq_kernels::Window;
 use proptest::prelude::*;
 
@@ -44,6 +44,35 @@ proptest! {
         prop_assert!(max_pool_u8(&bad, &x, &mut out).is_err());
         let too_much_padding = Window { padding: kernel / 2 + 1, ..g };
         prop_assert!(max_pool_u8(&too_much_padding, &x, &mut out).is_err());
+    }
+
+    /// The batch max-pool (row blocks across threads, blocks that span images) is the
+    /// per-image one.
+    #[test]
+    fn batch_max_pool_is_per_image_max_pool(
+        height in 1usize..12, width in 1usize..40, channels in 1usize..300,
+        (kernel, stride) in prop::sample::select(vec![(2usize, 2usize), (3, 2), (3, 1)]),
+        images in 1usize..5, threads in 1usize..4, seed: u64,
+    ) {
+        let padding = kernel / 2;
+        let g = Window { height, width, channels, kernel, stride, padding, dilation: 1 };
+        let mut s = seed;
+        let x: Vec<u8> = (0..images * height * width * channels)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+                (s >> 56) as u8
+            })
+            .collect();
+        let len = g.out_height() * g.out_width() * channels;
+        let mut want = vec![0u8; images * len];
+        for (o, x) in want.chunks_exact_mut(len).zip(x.chunks_exact(height * width * channels)) {
+            max_pool_u8(&g, x, o).unwrap();
+        }
+        let mut got = vec![0xAAu8; images * len];
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| max_pool_u8_batch(&g, &x, images, &mut got)).unwrap();
+        prop_assert_eq!(got, want);
+        prop_assert!(max_pool_u8_batch(&g, &x[1..], images, &mut vec![0; images * len]).is_err());
     }
 
     #[test]

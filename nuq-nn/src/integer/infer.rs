@@ -31,11 +31,10 @@
 //! logits are bit-identical across kernel paths, thread counts and batch splits.
 
 use nuq_kernels::conv::{Conv, ConvOut, ConvScratch, Requantize};
-use nuq_kernels::pool::{global_avg_pool_u8, max_pool_u8};
+use nuq_kernels::pool::{global_avg_pool_u8, max_pool_u8_batch};
 use nuq_kernels::residual_threshold::{ResidualThresholds, Shortcut};
 use nuq_kernels::Window;
 use nuq_kernels::{KernelError, KernelPath, Weights};
-use rayon::prelude::*;
 
 use super::split::{Schedule, Split, SPLIT_MIN_IMAGES};
 use crate::integer::model::{
@@ -495,12 +494,7 @@ impl Compiled<'_> {
                 let Buf::Levels(o) = out else {
                     unreachable!("validated: max-pool writes levels")
                 };
-                let in_len = self.infos[p.input].len();
-                o[..out_len]
-                    .par_chunks_mut(out_info.len())
-                    .zip(x.par_chunks(in_len))
-                    .try_for_each(|(o, x)| max_pool_u8(g, x, o))
-                    .map_err(kernel_err("max-pool"))
+                max_pool_u8_batch(g, x, n, &mut o[..out_len]).map_err(kernel_err("max-pool"))
             }
             (Op::GlobalAvgPool, Node::GlobalAvgPool { input }) => {
                 let x_info = self.infos[*input];
