@@ -31,14 +31,20 @@ pub const GEMM_MAX_ROWS: usize = 128;
 /// bytes) written straight after the GEMM, so it affords twice the GEMM's rows.
 pub const CONV_MAX_ROWS: usize = 256;
 
-/// A convolution's row tiles are not split below this many rows (one register tile) to
-/// make more tiles; only outputs shorter than that split the weight panels instead (the
-/// whole im2col matrix is built once and every column tile reads it). Row tiles keep each
-/// thread on the rows the previous layer's tiles left in its own cache: at batch 1 on two
-/// vCPUs whose caches are far apart, splitting an 8×8 layer's panels instead read 4–5 %
-/// slower over ResNet-18 (each thread then reads every row, and the staged blocks are
-/// gathered by one).
-pub const CONV_MIN_SPLIT_ROWS: usize = 8;
+/// A convolution's row tiles are not split below this many rows to make more tiles; short
+/// outputs split the weight panels instead (each thread then streams its share of the
+/// weights, and every column tile reads all the rows), unless the weights are light
+/// ([`ROW_SPLIT_MAX_WEIGHT_BYTES`]).
+pub const CONV_MIN_SPLIT_ROWS: usize = 32;
+
+/// Weight bytes up to which a convolution's rows are split down to one register tile
+/// (8 rows) before its weight panels are: every tile then reads all the weights, which stay
+/// in L2, and each thread keeps the rows that the previous layer's tiles left in its own
+/// cache. At batch 1 on two vCPUs whose caches alternate between near and far, this read
+/// ResNet-18's 8×8 layers (295 KiB of 4-bit weights) 4–5 % faster in the far state, while
+/// its 4×4 layers (0.6–1.2 MiB) ran up to 2× slower with every thread streaming all of
+/// their weights.
+pub const ROW_SPLIT_MAX_WEIGHT_BYTES: usize = 512 << 10;
 
 /// Output elements a task of the column tiles' final gather (staged blocks into the
 /// `[pixel][channel]` output) copies at least: a copy is cheap, so tasks stay long enough to

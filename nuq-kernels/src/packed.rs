@@ -390,6 +390,14 @@ pub enum Weights {
 }
 
 impl Weights {
+    /// Bytes the packed weights take (what a pass over all of them reads).
+    pub(crate) fn stored_bytes(&self) -> usize {
+        match self {
+            Weights::Int8(w) => w.bytes().len(),
+            Weights::Codebook(w) => w.bytes().len(),
+        }
+    }
+
     /// Packs row-major indices `indices[n][k]` (for a convolution `k` runs over
     /// `(ky, kx, c_in)`) into the codebook `levels` (at most `2^bits` int8 levels): packed
     /// indices for 2–4 bits, int8 levels otherwise.

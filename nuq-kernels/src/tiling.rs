@@ -39,6 +39,15 @@ pub(crate) const CONV: TilePolicy = TilePolicy {
     min_rows: CONV_MIN_SPLIT_ROWS,
 };
 
+/// A fused convolution with light weights (at most
+/// [`ROW_SPLIT_MAX_WEIGHT_BYTES`](crate::archparam::ROW_SPLIT_MAX_WEIGHT_BYTES)): rows are
+/// split down to one register tile, then panels.
+pub(crate) const CONV_LIGHT: TilePolicy = TilePolicy {
+    max_rows: CONV_MAX_ROWS,
+    split_rows_first: ROW_ALIGN,
+    min_rows: ROW_ALIGN,
+};
+
 impl TilePolicy {
     /// Tiles for `m` rows of `row_bytes` activation bytes against `panels` weight panels on
     /// `threads` threads: rows within [`TILE_BYTES`] (a multiple of [`ROW_ALIGN`]), then
@@ -146,16 +155,23 @@ mod tests {
             }
         );
         assert_eq!(GEMM.plan(16, 64, 1, 16).rows, 16);
-        // Short convolutions split rows down to one register tile ...
+        // Short convolutions keep 32-row tiles and split panels instead ...
         assert_eq!(
             CONV.plan(64, 4608, 16, 2),
             TilePlan {
-                rows: 8,
-                panels: 16
+                rows: 32,
+                panels: 4
             }
         );
-        // ... and only then the weight panels.
-        assert_eq!(CONV.plan(8, 4608, 16, 2), TilePlan { rows: 8, panels: 2 });
+        // ... unless their weights are light: rows down to one register tile first.
+        assert_eq!(
+            CONV_LIGHT.plan(64, 2304, 8, 2),
+            TilePlan { rows: 8, panels: 8 }
+        );
+        assert_eq!(
+            CONV_LIGHT.plan(8, 4608, 16, 2),
+            TilePlan { rows: 8, panels: 2 }
+        );
         assert_eq!(
             CONV.plan(32768, 576, 2, 2),
             TilePlan {

@@ -8,12 +8,12 @@ use rayon::prelude::*;
 
 use super::epilogue::Epilogue;
 use super::{ConvOut, ConvScratch, Dense};
-use crate::archparam::GATHER_ELEMENTS;
+use crate::archparam::{GATHER_ELEMENTS, ROW_SPLIT_MAX_WEIGHT_BYTES};
 use crate::gemm::{gemm_block, gemm_block_gather, Gather};
 use crate::overflow::check_accumulator_bound;
 use crate::packed::PANEL;
 use crate::residual_threshold::{Block, ResidualThresholds, Shortcut};
-use crate::tiling::CONV;
+use crate::tiling::{CONV, CONV_LIGHT};
 use crate::{KernelError, KernelPath};
 
 thread_local! {
@@ -119,7 +119,9 @@ impl Dense {
         scratch: &mut ConvScratch,
     ) -> Result<(), KernelError> {
         let panels = self.n().div_ceil(PANEL);
-        let plan = CONV.plan(m, self.shape.k(), panels, rayon::current_num_threads());
+        let light = self.weights.stored_bytes() <= ROW_SPLIT_MAX_WEIGHT_BYTES;
+        let policy = if light { &CONV_LIGHT } else { &CONV };
+        let plan = policy.plan(m, self.shape.k(), panels, rayon::current_num_threads());
         if plan.panels == panels {
             let source = if !self.gathers(path) {
                 Rows::Unfold
