@@ -118,41 +118,36 @@ fn thresholds_at(
     sums: &[i64],
 ) -> MacThresholds {
     let rows = sums.len() / c_out;
-    let mut values = Vec::new();
-    for c in 0..c_out {
-        let mut row: Vec<i32> = (0..(1 << bits) - 1)
-            .map(|_| match rng() % 16 {
-                0 => i32::MIN + (rng() % 3) as i32,
-                1 => i32::MAX - (rng() % 3) as i32,
-                _ => {
-                    let s = sums[(rng() as usize % rows) * c_out + c] + (rng() % 3) as i64 - 1;
-                    s.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
-                }
-            })
-            .collect();
-        row.sort_unstable();
-        values.extend(row);
-    }
-    let dirs = (0..c_out).map(|_| {
-        if rng().is_multiple_of(3) {
-            Direction::Falling
-        } else {
-            Direction::Rising
-        }
-    });
-    MacThresholds::new(bits, values, dirs.collect()).unwrap()
+    threshold_table(rng, bits, c_out, 16, &mut |rng, c| {
+        let s = sums[(rng() as usize % rows) * c_out + c] + (rng() % 3) as i64 - 1;
+        s.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+    })
 }
 
 /// Ascending thresholds per channel, mostly within `±span`, some at the ends of `i32`
 /// (which the bias fold clamps); a third of the channels falling.
 fn thresholds(rng: &mut impl FnMut() -> u64, bits: u8, c_out: usize, span: i64) -> MacThresholds {
+    threshold_table(rng, bits, c_out, 8, &mut |rng, _| {
+        ((rng() as i64 % (2 * span + 1)) - span) as i32
+    })
+}
+
+/// A table of `2^bits − 1` ascending thresholds per channel: one in `one_in` at each end of
+/// `i32`, the others from `pick(rng, channel)`; a third of the channels falling.
+fn threshold_table<R: FnMut() -> u64>(
+    rng: &mut R,
+    bits: u8,
+    c_out: usize,
+    one_in: u64,
+    pick: &mut dyn FnMut(&mut R, usize) -> i32,
+) -> MacThresholds {
     let mut values = Vec::new();
-    for _ in 0..c_out {
+    for c in 0..c_out {
         let mut row: Vec<i32> = (0..(1 << bits) - 1)
-            .map(|_| match rng() % 8 {
+            .map(|_| match rng() % one_in {
                 0 => i32::MIN + (rng() % 3) as i32,
                 1 => i32::MAX - (rng() % 3) as i32,
-                _ => ((rng() as i64 % (2 * span + 1)) - span) as i32,
+                _ => pick(rng, c),
             })
             .collect();
         row.sort_unstable();
