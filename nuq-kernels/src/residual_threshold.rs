@@ -114,6 +114,8 @@ pub struct ResidualThresholds {
     table32: Vec<i32>,
     /// Per channel `0` (rising) or `−1` (falling), padded to `cp`.
     flip: Vec<i64>,
+    /// `flip` as `i32`.
+    flip32: Vec<i32>,
     /// Per channel, the alignment of a `u8` shortcut in 32-bit arithmetic ([`NarrowAlign`]),
     /// as six rows `[P, Q, R1, T1, R2, T2][cp]` (zeros where a channel has none).
     narrow: Vec<i32>,
@@ -197,6 +199,7 @@ impl ResidualThresholds {
             mac: mac.clone(),
             table,
             table32,
+            flip32: flip.iter().map(|&f| f as i32).collect(),
             flip,
             narrow,
             narrow_max,
@@ -339,36 +342,161 @@ impl ResidualThresholds {
                     return Err(KernelError::BiasOverflow);
                 }
             }
-            _ => {
-                let Block {
-                    a,
-                    bias,
-                    bound: _,
-                    lda,
-                    b,
-                    ldb,
-                    rows,
-                    ref chans,
-                } = *block;
-                for r in 0..rows {
-                    for (j, c) in chans.clone().enumerate() {
-                        let y = match b {
-                            Shortcut::Int32(v) => v[r * ldb + c],
-                            Shortcut::Levels(v) => i32::from(v[r * ldb + c]),
-                        };
-                        let x = a[r * lda + j];
-                        let x = match bias {
-                            Some(bias) => {
-                                x.checked_add(bias[c]).ok_or(KernelError::BiasOverflow)?
-                            }
-                            None => x,
-                        };
-                        out[r * ldo + j] = self.level_one(c, x, y);
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 | KernelPath::AvxVnni => {
+                // Whole 8-channel groups of a levels shortcut whose sums fit `i32` in 32-bit
+                // lanes; the others by the definition.
+                let chans = block.chans.clone();
+                let mut c0 = chans.start;
+                while c0 < chans.end {
+                    let lanes = (chans.end - c0).min(8);
+                    let narrow = lanes == 8
+                        && matches!(block.b, Shortcut::Levels(_))
+                        && self.narrow_fits(c0, 8, block.bias, block.bound);
+                    match block.b {
+                        Shortcut::Levels(v) if narrow => {
+                            let j = c0 - chans.start;
+                            // SAFETY: AVX2 is available on these paths; `block` checked that
+                            // every row holds these 8 lanes of `a`, `b` and `out` (and the
+                            // bias covers them), and `narrow_fits` holds.
+                            unsafe {
+                                self.join_rows_narrow_avx2(
+                                    c0,
+                                    block.a[j..].as_ptr(),
+                                    block.lda,
+                                    v[c0..].as_ptr(),
+                                    block.ldb,
+                                    block.rows,
+                                    block.bias,
+                                    out[j..].as_mut_ptr(),
+                                    ldo,
+                                )
+                            };
+                        }
+                        _ => self.block_scalar::<true>(block, c0..c0 + lanes, out, ldo)?,
                     }
+                    c0 += lanes;
                 }
+            }
+            _ => self.block_scalar::<false>(block, block.chans.clone(), out, ldo)?,
+        }
+        Ok(())
+    }
+
+    /// Channels `chans` (within the block's) of `block` in scalar code: by the definition
+    /// ([`ResidualThresholds::level_one`]), or, with `COUNTED`, counting the sum against the
+    /// flipped, sorted table (the same code, without a branch per threshold).
+    fn block_scalar<const COUNTED: bool>(
+        &self,
+        block: &Block<'_>,
+        chans: std::ops::Range<usize>,
+        out: &mut [u8],
+        ldo: usize,
+    ) -> Result<(), KernelError> {
+        let Block {
+            a,
+            bias,
+            lda,
+            b,
+            ldb,
+            rows,
+            ..
+        } = *block;
+        let first = block.chans.start;
+        for r in 0..rows {
+            for c in chans.clone() {
+                let j = c - first;
+                let y = match b {
+                    Shortcut::Int32(v) => v[r * ldb + c],
+                    Shortcut::Levels(v) => i32::from(v[r * ldb + c]),
+                };
+                let x = a[r * lda + j];
+                let x = match bias {
+                    Some(bias) => x.checked_add(bias[c]).ok_or(KernelError::BiasOverflow)?,
+                    None => x,
+                };
+                out[r * ldo + j] = if COUNTED {
+                    let sum = (i64::from(x) << self.a_shift) + self.align[c].apply(i64::from(y));
+                    let flipped = sum ^ self.flip[c];
+                    let code = (0..self.mac.per_channel())
+                        .filter(|&t| self.table[t * self.cp + c] <= flipped)
+                        .count();
+                    self.levels[code]
+                } else {
+                    self.level_one(c, x, y)
+                };
             }
         }
         Ok(())
+    }
+
+    /// The rows of 8 channels from `c0` of a join with a `u8` levels shortcut, in 32-bit AVX2
+    /// lanes (as [`ResidualThresholds::join_rows_narrow_avx512`], the code counted against
+    /// every threshold row): `a`, `b` and `out` point at those channels in row 0.
+    ///
+    /// # Safety
+    /// AVX2 must be available; every row `r < rows` must hold the 8 channels at
+    /// `a + r·lda`, `b + r·ldb` and `out + r·ldo`, the bias (if any) must cover them, and
+    /// `narrow_fits(c0, 8, bias, bound)` must hold for the bound on `a`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn join_rows_narrow_avx2(
+        &self,
+        c0: usize,
+        a: *const i32,
+        lda: usize,
+        b: *const u8,
+        ldb: usize,
+        rows: usize,
+        bias: Option<&[i32]>,
+        out: *mut u8,
+        ldo: usize,
+    ) {
+        use std::arch::x86_64::*;
+        let cp = self.cp;
+        // SAFETY: the six rows, the flips and the table rows are padded to `cp`, a multiple
+        // of 16 above `c0 + 8`; the caller's bias covers the 8 channels.
+        let (consts, flip, biasv) = unsafe {
+            (
+                std::array::from_fn::<__m256i, NARROW_ROWS, _>(|row| {
+                    _mm256_loadu_si256(self.narrow.as_ptr().add(row * cp + c0).cast())
+                }),
+                _mm256_loadu_si256(self.flip32.as_ptr().add(c0).cast()),
+                bias.map_or(_mm256_setzero_si256(), |v| {
+                    _mm256_loadu_si256(v.as_ptr().add(c0).cast())
+                }),
+            )
+        };
+        let [p, q, r1, t1, r2, t2] = consts;
+        let shift = _mm_cvtsi32_si128(i32::from(self.a_shift));
+        let count = self.mac.per_channel();
+        let table = self.table32.as_ptr().wrapping_add(c0);
+        let mut codes = [0i32; 8];
+        for r in 0..rows {
+            // SAFETY: row `r` holds the 8 channels (caller); the table rows are padded.
+            unsafe {
+                let av = _mm256_add_epi32(_mm256_loadu_si256(a.add(r * lda).cast()), biasv);
+                let bv = _mm256_cvtepu8_epi32(_mm_loadl_epi64(b.add(r * ldb).cast()));
+                let low = _mm256_srav_epi32(_mm256_add_epi32(_mm256_mullo_epi32(bv, q), r1), t1);
+                let total = _mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(bv, p), low), r2);
+                let sum =
+                    _mm256_add_epi32(_mm256_sll_epi32(av, shift), _mm256_srav_epi32(total, t2));
+                let x = _mm256_xor_si256(sum, flip);
+                // `#{t : T[t] ≤ x}` = count − `#{t : T[t] > x}`.
+                let mut below = _mm256_setzero_si256();
+                for t in 0..count {
+                    let tv = _mm256_loadu_si256(table.add(t * cp).cast());
+                    below = _mm256_add_epi32(below, _mm256_cmpgt_epi32(tv, x));
+                }
+                let n = _mm256_add_epi32(_mm256_set1_epi32(count as i32), below);
+                _mm256_storeu_si256(codes.as_mut_ptr().cast(), n);
+                let o = out.add(r * ldo);
+                for (i, &code) in codes.iter().enumerate() {
+                    *o.add(i) = self.levels[code as usize];
+                }
+            }
+        }
     }
 
     /// # Safety
