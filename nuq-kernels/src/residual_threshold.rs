@@ -353,7 +353,28 @@ impl ResidualThresholds {
                     let narrow = lanes == 8
                         && matches!(block.b, Shortcut::Levels(_))
                         && self.narrow_fits(c0, 8, block.bias, block.bound);
+                    let half = 1i64 << 30;
+                    let wide_fits =
+                        lanes == 8 && self.main_fits(c0, 8, block.bias, block.bound, half - 1);
                     match block.b {
+                        Shortcut::Int32(v) if wide_fits => {
+                            let j = c0 - chans.start;
+                            // SAFETY: as for the levels shortcut below; `main_fits` holds with
+                            // the limit `2^30 − 1`.
+                            unsafe {
+                                self.join_rows_wide_avx2(
+                                    c0,
+                                    block.a[j..].as_ptr(),
+                                    block.lda,
+                                    v[c0..].as_ptr(),
+                                    block.ldb,
+                                    block.rows,
+                                    block.bias,
+                                    out[j..].as_mut_ptr(),
+                                    ldo,
+                                )
+                            };
+                        }
                         Shortcut::Levels(v) if narrow => {
                             let j = c0 - chans.start;
                             // SAFETY: AVX2 is available on these paths; `block` checked that
@@ -484,6 +505,89 @@ impl ResidualThresholds {
                     _mm256_add_epi32(_mm256_sll_epi32(av, shift), _mm256_srav_epi32(total, t2));
                 let x = _mm256_xor_si256(sum, flip);
                 // `#{t : T[t] ≤ x}` = count − `#{t : T[t] > x}`.
+                let mut below = _mm256_setzero_si256();
+                for t in 0..count {
+                    let tv = _mm256_loadu_si256(table.add(t * cp).cast());
+                    below = _mm256_add_epi32(below, _mm256_cmpgt_epi32(tv, x));
+                }
+                let n = _mm256_add_epi32(_mm256_set1_epi32(count as i32), below);
+                _mm256_storeu_si256(codes.as_mut_ptr().cast(), n);
+                let o = out.add(r * ldo);
+                for (i, &code) in codes.iter().enumerate() {
+                    *o.add(i) = self.levels[code as usize];
+                }
+            }
+        }
+    }
+
+    /// The rows of 8 channels from `c0` of a join with an `i32` accumulator shortcut on
+    /// AVX2: each shortcut's alignment exact in 64-bit scalar code, the rest in 32-bit lanes
+    /// (`a + bias`, shifted, plus the alignment, flipped and counted against the `i32`
+    /// table). A row with an alignment of magnitude `2^30` or more is joined by the scalar
+    /// count instead.
+    ///
+    /// # Safety
+    /// As [`ResidualThresholds::join_rows_narrow_avx2`], with `main_fits(c0, 8, bias,
+    /// bound, 2^30 − 1)` in place of `narrow_fits`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn join_rows_wide_avx2(
+        &self,
+        c0: usize,
+        a: *const i32,
+        lda: usize,
+        b: *const i32,
+        ldb: usize,
+        rows: usize,
+        bias: Option<&[i32]>,
+        out: *mut u8,
+        ldo: usize,
+    ) {
+        use std::arch::x86_64::*;
+        let cp = self.cp;
+        // SAFETY: the flips are padded to `cp`, a multiple of 16 above `c0 + 8`; the
+        // caller's bias covers the 8 channels.
+        let (flip, biasv) = unsafe {
+            (
+                _mm256_loadu_si256(self.flip32.as_ptr().add(c0).cast()),
+                bias.map_or(_mm256_setzero_si256(), |v| {
+                    _mm256_loadu_si256(v.as_ptr().add(c0).cast())
+                }),
+            )
+        };
+        let shift = _mm_cvtsi32_si128(i32::from(self.a_shift));
+        let count = self.mac.per_channel();
+        let table = self.table32.as_ptr().wrapping_add(c0);
+        let align = &self.align[c0..c0 + 8];
+        let (mut aligned, mut codes) = ([0i32; 8], [0i32; 8]);
+        for r in 0..rows {
+            // SAFETY: row `r` holds the 8 channels (caller).
+            let shortcut = unsafe { std::slice::from_raw_parts(b.add(r * ldb), 8) };
+            let mut fits = true;
+            for ((v, f), &y) in aligned.iter_mut().zip(align).zip(shortcut) {
+                let t = f.apply(i64::from(y));
+                fits &= t.abs() < 1 << 30;
+                *v = t as i32;
+            }
+            if !fits {
+                for i in 0..8 {
+                    // SAFETY: row `r` holds the 8 channels (caller); `main_fits` bounds
+                    // `a + bias` inside `i32`.
+                    let (x, o) = unsafe { (*a.add(r * lda + i), &mut *out.add(r * ldo + i)) };
+                    let x = x + bias.map_or(0, |v| v[c0 + i]);
+                    *o = self.level_one(c0 + i, x, shortcut[i]);
+                }
+                continue;
+            }
+            // SAFETY: row `r` holds the 8 channels (caller); the table rows are padded.
+            unsafe {
+                let av = _mm256_add_epi32(_mm256_loadu_si256(a.add(r * lda).cast()), biasv);
+                let sum = _mm256_add_epi32(
+                    _mm256_sll_epi32(av, shift),
+                    _mm256_loadu_si256(aligned.as_ptr().cast()),
+                );
+                let x = _mm256_xor_si256(sum, flip);
                 let mut below = _mm256_setzero_si256();
                 for t in 0..count {
                     let tv = _mm256_loadu_si256(table.add(t * cp).cast());
@@ -769,6 +873,24 @@ impl ResidualThresholds {
                 Some(a) if a <= limit >> self.a_shift => (a << self.a_shift) + align_max <= limit,
                 _ => false,
             }
+        })
+    }
+
+    /// Whether `(|a| + |bias|) << a_shift ≤ limit` for channels `c0 .. c0 + lanes` and
+    /// `|a| ≤ bound`: then `a + bias` and its shift fit `i32` with room for a shortcut term
+    /// of magnitude below `i32::MAX − limit`.
+    fn main_fits(
+        &self,
+        c0: usize,
+        lanes: usize,
+        bias: Option<&[i32]>,
+        bound: Option<i64>,
+        limit: i64,
+    ) -> bool {
+        let Some(bound) = bound else { return false };
+        (c0..c0 + lanes).all(|c| {
+            let b = bias.map_or(0, |v| i64::from(v[c]).abs());
+            matches!(bound.checked_add(b), Some(a) if a <= limit >> self.a_shift)
         })
     }
 
