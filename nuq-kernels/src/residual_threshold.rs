@@ -29,7 +29,7 @@
 use crate::archparam::RESIDUAL_TASK_ELEMENTS;
 use crate::error::{check_eq, check_len};
 use crate::narrow_align::{NarrowAlign, NARROW_ROWS};
-use crate::threshold_search::{SearchRows, SEARCH_MAX_BITS};
+use crate::threshold_search::{store_low_bytes, SearchRows, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
 use nuq_core::{FixedPointMultiplier, MacThresholds};
 use rayon::prelude::*;
@@ -835,7 +835,7 @@ impl ResidualThresholds {
                 None => codes,
             };
             // SAFETY: the mask limits the store to the row's lanes.
-            unsafe { _mm512_mask_cvtepi32_storeu_epi8(or.cast(), l.k, v) };
+            unsafe { store_low_bytes(or, l.k, v) };
             if l.small.is_none() {
                 for i in 0..lanes {
                     // SAFETY: lane `i` of the row was just written.
@@ -950,7 +950,7 @@ impl ResidualThresholds {
                     _mm512_add_epi32(_mm512_sll_epi32(av, shift), _mm512_srav_epi32(total, t2));
                 let codes = search.search(_mm512_xor_si512(sum, flip));
                 let v = _mm512_permutexvar_epi32(codes, lut);
-                _mm512_mask_cvtepi32_storeu_epi8(out.add(r * ldo).cast(), k, v);
+                store_low_bytes(out.add(r * ldo), k, v);
             }
         }
     }

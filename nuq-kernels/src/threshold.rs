@@ -12,7 +12,7 @@
 
 #[cfg(target_arch = "x86_64")]
 use crate::error::{check_eq, check_len, check_min};
-use crate::threshold_search::{SearchRows, SEARCH_MAX_BITS};
+use crate::threshold_search::{store_low_bytes, SearchRows, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
 use nuq_core::MacThresholds;
 
@@ -250,7 +250,7 @@ impl Thresholds {
     /// `acc` and `out` hold `rows` rows of `width` elements at their strides and `levels`
     /// `2^bits` entries.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn block_avx512(
         &self,
@@ -312,7 +312,7 @@ impl Thresholds {
                         n = _mm512_permutexvar_epi32(n, lut);
                     }
                     let dst = out.as_mut_ptr().add(r * ldo + j0);
-                    _mm512_mask_cvtepi32_storeu_epi8(dst.cast(), k, n);
+                    store_low_bytes(dst, k, n);
                 }
                 if small.is_none() {
                     for o in &mut out[r * ldo + j0..r * ldo + j0 + lanes] {

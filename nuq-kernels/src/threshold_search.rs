@@ -114,3 +114,24 @@ fn masked_add(code: __m512i, m: __mmask16, inc: __m512i) -> __m512i {
     }
     out
 }
+
+/// Stores the low bytes of the lanes of `v` selected by `k` at `dst` (lane `l` at `dst + l`):
+/// narrowed in a register, then one plain (or byte-masked) 16-byte store, instead of the
+/// memory form of `vpmovdb`.
+///
+/// # Safety
+/// AVX-512 F/BW/VL must be available, and `dst + l` must be writable for every lane `l` in
+/// `k` (all 16 when `k` is full).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline]
+pub(crate) unsafe fn store_low_bytes(dst: *mut u8, k: __mmask16, v: __m512i) {
+    let bytes = _mm512_cvtepi32_epi8(v);
+    // SAFETY: forwarded from the caller; the masked store touches only the lanes of `k`.
+    unsafe {
+        if k == 0xFFFF {
+            _mm_storeu_si128(dst.cast(), bytes);
+        } else {
+            _mm_mask_storeu_epi8(dst.cast(), k, bytes);
+        }
+    }
+}
