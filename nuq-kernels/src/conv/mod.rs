@@ -14,7 +14,7 @@
 //! | `epilogue` | requantization with bias-folded `i32` thresholds, in 64-bit, or `acc + bias` |
 //! | `grouped` | grouped convolutions (`1 < channels / groups < channels`): each group's channels gathered, convolved by the tiles, and scattered into its output channels |
 //! | `depthwise` | depthwise convolutions (`channels / groups == 1`, any channel multiplier): a direct kernel over NHWC rows that multiplies whole vectors of channels per tap |
-//! | `tiles` | the tile driver: row tiles (which on the AVX-512 path gather their rows from a padded copy of the input when the channels come in whole 4-byte groups — an implicit im2col), or column tiles over one im2col matrix for short outputs; each tile finishes its own block |
+//! | `tiles` | the tile driver: row tiles (which on the VNNI paths gather their rows from their own padded copy of the input rows they read — an implicit im2col; channels that are not whole 4-byte groups are padded with zeros, as are int8 weights kept for it), or, for short outputs with heavy weights, column tiles over one im2col matrix or padded input; each tile finishes its own block |
 //!
 //! [`Conv::grouped`] compiles a grouped convolution (PyTorch semantics: output channel `o`
 //! reads only the input channels of its group `g = o / (n / groups)`, weight rows of
