@@ -29,7 +29,7 @@
 use crate::archparam::RESIDUAL_TASK_ELEMENTS;
 use crate::error::{check_eq, check_len};
 use crate::narrow_align::{NarrowAlign, NARROW_ROWS};
-use crate::threshold_search::{store_low_bytes, SearchRows, SEARCH_MAX_BITS};
+use crate::threshold_search::{count_reached_avx2, store_low_bytes, SearchRows, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
 use nuq_core::{FixedPointMultiplier, MacThresholds};
 use rayon::prelude::*;
@@ -493,7 +493,6 @@ impl ResidualThresholds {
         let shift = _mm_cvtsi32_si128(i32::from(self.a_shift));
         let count = self.mac.per_channel();
         let table = self.table32.as_ptr().wrapping_add(c0);
-        let mut codes = [0i32; 8];
         for r in 0..rows {
             // SAFETY: row `r` holds the 8 channels (caller); the table rows are padded.
             unsafe {
@@ -504,18 +503,26 @@ impl ResidualThresholds {
                 let sum =
                     _mm256_add_epi32(_mm256_sll_epi32(av, shift), _mm256_srav_epi32(total, t2));
                 let x = _mm256_xor_si256(sum, flip);
-                // `#{t : T[t] ≤ x}` = count − `#{t : T[t] > x}`.
-                let mut below = _mm256_setzero_si256();
-                for t in 0..count {
-                    let tv = _mm256_loadu_si256(table.add(t * cp).cast());
-                    below = _mm256_add_epi32(below, _mm256_cmpgt_epi32(tv, x));
-                }
-                let n = _mm256_add_epi32(_mm256_set1_epi32(count as i32), below);
-                _mm256_storeu_si256(codes.as_mut_ptr().cast(), n);
-                let o = out.add(r * ldo);
-                for (i, &code) in codes.iter().enumerate() {
-                    *o.add(i) = self.levels[code as usize];
-                }
+                self.put_levels8(count_reached_avx2(x, table, cp, count), out.add(r * ldo));
+            }
+        }
+    }
+
+    /// Writes the levels of 8 codes (`i32` lanes) to `out .. out + 8`.
+    ///
+    /// # Safety
+    /// AVX2 must be available, `out` writable for 8 bytes and every code at most the
+    /// threshold count.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn put_levels8(&self, codes: std::arch::x86_64::__m256i, out: *mut u8) {
+        let mut n = [0i32; 8];
+        // SAFETY: `n` is 8 lanes; the caller's `out` holds 8 bytes.
+        unsafe {
+            std::arch::x86_64::_mm256_storeu_si256(n.as_mut_ptr().cast(), codes);
+            for (i, &code) in n.iter().enumerate() {
+                *out.add(i) = self.levels[code as usize];
             }
         }
     }
@@ -560,7 +567,7 @@ impl ResidualThresholds {
         let count = self.mac.per_channel();
         let table = self.table32.as_ptr().wrapping_add(c0);
         let align = &self.align[c0..c0 + 8];
-        let (mut aligned, mut codes) = ([0i32; 8], [0i32; 8]);
+        let mut aligned = [0i32; 8];
         for r in 0..rows {
             // SAFETY: row `r` holds the 8 channels (caller).
             let shortcut = unsafe { std::slice::from_raw_parts(b.add(r * ldb), 8) };
@@ -588,17 +595,7 @@ impl ResidualThresholds {
                     _mm256_loadu_si256(aligned.as_ptr().cast()),
                 );
                 let x = _mm256_xor_si256(sum, flip);
-                let mut below = _mm256_setzero_si256();
-                for t in 0..count {
-                    let tv = _mm256_loadu_si256(table.add(t * cp).cast());
-                    below = _mm256_add_epi32(below, _mm256_cmpgt_epi32(tv, x));
-                }
-                let n = _mm256_add_epi32(_mm256_set1_epi32(count as i32), below);
-                _mm256_storeu_si256(codes.as_mut_ptr().cast(), n);
-                let o = out.add(r * ldo);
-                for (i, &code) in codes.iter().enumerate() {
-                    *o.add(i) = self.levels[code as usize];
-                }
+                self.put_levels8(count_reached_avx2(x, table, cp, count), out.add(r * ldo));
             }
         }
     }
@@ -862,18 +859,13 @@ impl ResidualThresholds {
         bias: Option<&[i32]>,
         bound: Option<i64>,
     ) -> bool {
-        let Some(bound) = bound else { return false };
         let limit = i64::from(i32::MAX) - 1;
-        (c0..c0 + lanes).all(|c| {
-            let Some(align_max) = self.narrow_max[c] else {
-                return false;
-            };
-            let b = bias.map_or(0, |v| i64::from(v[c]).abs());
-            match bound.checked_add(b) {
-                Some(a) if a <= limit >> self.a_shift => (a << self.a_shift) + align_max <= limit,
+        (c0..c0 + lanes).all(
+            |c| match (self.narrow_max[c], self.main_shifted(c, bias, bound)) {
+                (Some(align_max), Some(main)) => main + align_max <= limit,
                 _ => false,
-            }
-        })
+            },
+        )
     }
 
     /// Whether `(|a| + |bias|) << a_shift ≤ limit` for channels `c0 .. c0 + lanes` and
@@ -887,11 +879,18 @@ impl ResidualThresholds {
         bound: Option<i64>,
         limit: i64,
     ) -> bool {
-        let Some(bound) = bound else { return false };
         (c0..c0 + lanes).all(|c| {
-            let b = bias.map_or(0, |v| i64::from(v[c]).abs());
-            matches!(bound.checked_add(b), Some(a) if a <= limit >> self.a_shift)
+            self.main_shifted(c, bias, bound)
+                .is_some_and(|m| m <= limit)
         })
+    }
+
+    /// `(bound + |bias[c]|) << a_shift`, the largest magnitude of channel `c`'s shifted main
+    /// branch, when it stays within `i32` (else, or without a bound, `None`).
+    fn main_shifted(&self, c: usize, bias: Option<&[i32]>, bound: Option<i64>) -> Option<i64> {
+        let b = bias.map_or(0, |v| i64::from(v[c]).abs());
+        let a = bound?.checked_add(b)?;
+        (a <= i64::from(i32::MAX) >> self.a_shift).then(|| a << self.a_shift)
     }
 
     /// The rows of one 16-channel block of a join with a `u8` levels shortcut, every sum

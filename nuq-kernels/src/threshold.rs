@@ -12,7 +12,7 @@
 
 #[cfg(target_arch = "x86_64")]
 use crate::error::{check_eq, check_len, check_min};
-use crate::threshold_search::{store_low_bytes, SearchRows, SEARCH_MAX_BITS};
+use crate::threshold_search::{count_reached_avx2, store_low_bytes, SearchRows, SEARCH_MAX_BITS};
 use crate::{KernelError, KernelPath};
 use nuq_core::MacThresholds;
 
@@ -227,12 +227,7 @@ impl Thresholds {
             unsafe {
                 let flip = _mm256_loadu_si256(self.flip.as_ptr().add(c0).cast());
                 let xv = _mm256_xor_si256(_mm256_loadu_si256(x.as_ptr().cast()), flip);
-                let mut below = _mm256_setzero_si256();
-                for t in 0..count {
-                    let tv = _mm256_loadu_si256(self.table.as_ptr().add(t * self.cp + c0).cast());
-                    below = _mm256_add_epi32(below, _mm256_cmpgt_epi32(tv, xv));
-                }
-                let nv = _mm256_add_epi32(_mm256_set1_epi32(count as i32), below);
+                let nv = count_reached_avx2(xv, self.table.as_ptr().add(c0), self.cp, count);
                 _mm256_storeu_si256(n.as_mut_ptr().cast(), nv);
             }
             for (o, v) in out[j0..j0 + lanes].iter_mut().zip(n) {

@@ -135,3 +135,27 @@ pub(crate) unsafe fn store_low_bytes(dst: *mut u8, k: __mmask16, v: __m512i) {
         }
     }
 }
+
+/// `#{t < count : T[t][lane] ≤ x[lane]}` for 8 `i32` lanes, counting every row (AVX2 has no
+/// mask registers for the search): `count` minus the rows above `x`. Row `t` of the 8
+/// lanes is read at `table + t · stride`.
+///
+/// # Safety
+/// AVX2 must be available and `table + t · stride` readable for 8 `i32` for every
+/// `t < count`.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) unsafe fn count_reached_avx2(
+    x: __m256i,
+    table: *const i32,
+    stride: usize,
+    count: usize,
+) -> __m256i {
+    let mut above = _mm256_setzero_si256();
+    for t in 0..count {
+        // SAFETY: forwarded from the caller (`t < count`).
+        let tv = unsafe { _mm256_loadu_si256(table.add(t * stride).cast()) };
+        above = _mm256_add_epi32(above, _mm256_cmpgt_epi32(tv, x));
+    }
+    _mm256_add_epi32(_mm256_set1_epi32(count as i32), above)
+}

@@ -191,14 +191,9 @@ impl Dense {
                         self.gather_rows(rows.clone(), first, rows_at);
                         cols
                     };
-                    let (weights, c4) = self.gathered();
-                    let gather = Gather {
-                        rows_at: &rows_at[..rows.len()],
-                        pieces: self.shape.kernel,
-                        piece_len: self.shape.kernel * c4,
-                        pitch: self.padded_width() * c4,
-                    };
+                    let gather = self.gather(&rows_at[..rows.len()]);
                     let panels = 0..n.div_ceil(PANEL);
+                    let weights = self.gathered().0;
                     gemm_block_gather(path, padded, &gather, weights, panels, acc, n)?;
                     return self.finish(path, finish, acc, n, rows.start, rows.len(), 0..n, out, n);
                 }
@@ -265,13 +260,8 @@ impl Dense {
             rows_at,
             ..
         } = scratch;
-        let (gather_weights, c4) = self.gathered();
-        let gather = Gather {
-            rows_at: &rows_at[..if gathers { m } else { 0 }],
-            pieces: self.shape.kernel,
-            piece_len: self.shape.kernel * c4,
-            pitch: self.padded_width() * c4,
-        };
+        let gather_weights = self.gathered().0;
+        let gather = self.gather(&rows_at[..if gathers { m } else { 0 }]);
         let a: &[u8] = if self.shape.direct() {
             &x[..m * k]
         } else if gathers && self.in_place() {
@@ -396,6 +386,18 @@ impl Dense {
         match &self.gather_weights {
             Some(w) => (w, self.shape.channels.next_multiple_of(4)),
             None => (&self.weights, self.shape.channels),
+        }
+    }
+
+    /// The gathered rows starting at `rows_at` in the padded input: one piece of
+    /// `kernel` taps per kernel row, a padded image row apart.
+    fn gather<'r>(&self, rows_at: &'r [usize]) -> Gather<'r> {
+        let c4 = self.gathered().1;
+        Gather {
+            rows_at,
+            pieces: self.shape.kernel,
+            piece_len: self.shape.kernel * c4,
+            pitch: self.padded_width() * c4,
         }
     }
 
