@@ -10,8 +10,11 @@
 //! Also prints the register-only `vpdpbusd` peak of each available VNNI path (`avxvnni`:
 //! `ymm`, `avx512vnni`: `zmm`), timed as one more item of each shape's interleaved rounds
 //! (as many multiply-accumulates as the shape's GEMM, in 8 chunks per thread scheduled by
-//! rayon like the GEMM tiles); the line is the median over shapes. Set
-//! `KERNEL_REPORT_QUICK=1` for a shorter, noisier run.
+//! rayon like the GEMM tiles); the line is the median over shapes. Rounds in which the
+//! peak loop ran more than 10 % slower than its fastest call (its core was shared: on a
+//! shared host a vCPU loses its core for a while) are left out of every item's median; a
+//! `rounds m=… threads=… kept=… of=…` line per shape and thread count says how many
+//! rounds the figures rest on. Set `KERNEL_REPORT_QUICK=1` for a shorter, noisier run.
 
 use nuq_benches::peak::{
     avx_vnni_chains, vnni_chains, AVX_VNNI_MACS_PER_ITERATION, MACS_PER_ITERATION,
@@ -87,29 +90,86 @@ enum Item {
     Peak(KernelPath),
 }
 
+/// A round whose peak-loop call took longer than this times the fastest one ran while
+/// the machine was busy with something else (on a shared host, a vCPU that loses its core
+/// for a while runs the register-only loop at half speed).
+const DISTURBED_PEAK: f64 = 1.10;
+
+/// Rounds an item's median is taken over, at least, when rounds are filtered.
+const MIN_CLEAN_ROUNDS: usize = 5;
+
+/// Medians of [`interleaved_medians`] and how many rounds they rest on.
+struct Timed {
+    /// Median seconds per call of each item.
+    medians: Vec<f64>,
+    /// Undisturbed rounds the medians are taken over.
+    kept: usize,
+    /// All rounds timed.
+    rounds: usize,
+}
+
 /// Median seconds per call of each of `items`, timed in interleaved rounds (one call of
 /// each item per round, after one warm-up call each) until `total` is spent (at least 5
 /// and at most 200 rounds), so that all items see the same machine load.
-fn interleaved_medians(total: Duration, items: &[Item], mut run: impl FnMut(Item)) -> Vec<f64> {
+///
+/// Where `items[peak]` is the register-only peak loop, the medians are taken over the
+/// undisturbed rounds only: those whose peak call took at most [`DISTURBED_PEAK`] times the
+/// fastest peak call. The loop's speed depends on nothing but the core it gets, so a
+/// slower call means that round shared its core; timing goes on (up to three times
+/// `total`) until [`MIN_CLEAN_ROUNDS`] are clean, else all rounds count.
+fn interleaved_medians(
+    total: Duration,
+    items: &[Item],
+    peak: Option<usize>,
+    mut run: impl FnMut(Item),
+) -> Timed {
     for &it in items {
         run(it);
     }
     let mut times = vec![Vec::new(); items.len()];
+    let clean_rounds = |times: &[Vec<f64>]| -> Vec<usize> {
+        let Some(p) = peak else {
+            return (0..times[0].len()).collect();
+        };
+        let fastest = times[p].iter().copied().fold(f64::INFINITY, f64::min);
+        (0..times[p].len())
+            .filter(|&r| times[p][r] <= DISTURBED_PEAK * fastest)
+            .collect()
+    };
     let start = Instant::now();
-    while times[0].len() < 5 || (start.elapsed() < total && times[0].len() < 200) {
+    loop {
         for (&it, t) in items.iter().zip(times.iter_mut()) {
             let t0 = Instant::now();
             run(it);
             t.push(t0.elapsed().as_secs_f64());
         }
+        let rounds = times[0].len();
+        let spent = start.elapsed();
+        if rounds >= 200 || spent >= 3 * total {
+            break;
+        }
+        if rounds >= 5 && spent >= total && clean_rounds(&times).len() >= MIN_CLEAN_ROUNDS {
+            break;
+        }
     }
-    times
-        .into_iter()
-        .map(|mut t| {
+    let rounds = times[0].len();
+    let mut kept = clean_rounds(&times);
+    if kept.len() < MIN_CLEAN_ROUNDS {
+        kept = (0..rounds).collect();
+    }
+    let medians = times
+        .iter()
+        .map(|t| {
+            let mut t: Vec<f64> = kept.iter().map(|&r| t[r]).collect();
             t.sort_by(|a, b| a.partial_cmp(b).expect("finite times"));
             t[t.len() / 2]
         })
-        .collect()
+        .collect();
+    Timed {
+        medians,
+        kept: kept.len(),
+        rounds,
+    }
 }
 
 fn main() {
@@ -240,7 +300,18 @@ fn main() {
                     items.push(Item::Cb4(path));
                 }
             }
-            let medians = pool.install(|| interleaved_medians(round_time, &items, &mut run));
+            // Rounds are filtered by the AVX-512 peak loop where there is one.
+            let peak_item = items
+                .iter()
+                .position(|it| matches!(it, Item::Peak(KernelPath::Avx512Vnni)))
+                .or_else(|| items.iter().position(|it| matches!(it, Item::Peak(_))));
+            let timed =
+                pool.install(|| interleaved_medians(round_time, &items, peak_item, &mut run));
+            println!(
+                "rounds m={} n={} k={} threads={threads} kept={} of={}",
+                s.m, s.n, s.k, timed.kept, timed.rounds
+            );
+            let medians = timed.medians;
             let sg = macs / medians[0] / 1e9;
             let line = |name: String, secs: f64| {
                 let g = macs / secs / 1e9;
