@@ -1,26 +1,82 @@
-//! What the reports say about the machine they ran on: the CPU model name and core count,
-//! so that every figure carries it (absolute speeds are only comparable on one machine).
+//! What the reports say about the machine they ran on: the CPU model name, its vendor,
+//! family and model numbers, and the core count, so that every figure carries it (absolute
+//! speeds are only comparable on one machine). A virtual machine may show only a generic
+//! name (`AMD EPYC`); the family and model numbers still tell the microarchitecture apart
+//! (AMD family 25 model 17 is a Zen 4 EPYC, family 26 a Zen 5; Intel family 6 model 143 a
+//! Sapphire Rapids Xeon).
+
+/// The value of the first `/proc/cpuinfo` line whose key is `key`, if any.
+fn cpuinfo_field(cpuinfo: &str, key: &str) -> Option<String> {
+    cpuinfo
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_string())
+}
+
+fn cpuinfo() -> String {
+    std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default()
+}
 
 /// The CPU model name from `/proc/cpuinfo` (`model name`), or `unknown` where it cannot be
 /// read.
 pub fn model_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".to_string())
+    cpuinfo_field(&cpuinfo(), "model name").unwrap_or_else(|| "unknown".to_string())
+}
+
+/// `vendor=… family=… model_id=… stepping=…` from `/proc/cpuinfo` (`vendor_id`,
+/// `cpu family`, `model`, `stepping`), each `unknown` where it cannot be read.
+pub fn identity() -> String {
+    let info = cpuinfo();
+    let field = |key: &str| {
+        cpuinfo_field(&info, key)
+            .filter(|v| !v.is_empty() && !v.contains(char::is_whitespace))
+            .unwrap_or_else(|| "unknown".to_string())
+    };
+    format!(
+        "vendor={} family={} model_id={} stepping={}",
+        field("vendor_id"),
+        field("cpu family"),
+        field("model"),
+        field("stepping")
+    )
 }
 
 /// One line for a report's head, naming the machine, the kernel path chosen and the thread
-/// counts run: `cpu model="AMD EPYC" logical_cpus=2 path=avx512vnni threads=2`.
+/// counts run: `cpu model="AMD EPYC" vendor=AuthenticAMD family=25 model_id=17 stepping=1
+/// logical_cpus=2 path=avx512vnni threads=2`.
 pub fn header(path: &str, threads: &str) -> String {
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     format!(
-        "cpu model=\"{}\" logical_cpus={cpus} path={path} threads={threads}",
-        model_name()
+        "cpu model=\"{}\" {} logical_cpus={cpus} path={path} threads={threads}",
+        model_name(),
+        identity()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_read_by_exact_key() {
+        let info = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n\
+                    model\t\t: 17\nmodel name\t: AMD EPYC 9R14\nstepping\t: 1\n";
+        // `model` must not match `model name`, nor `model name` the `model` line.
+        assert_eq!(cpuinfo_field(info, "model").as_deref(), Some("17"));
+        assert_eq!(
+            cpuinfo_field(info, "model name").as_deref(),
+            Some("AMD EPYC 9R14")
+        );
+        assert_eq!(cpuinfo_field(info, "cpu family").as_deref(), Some("25"));
+        assert_eq!(cpuinfo_field(info, "flags"), None);
+    }
+
+    #[test]
+    fn header_names_path_and_threads() {
+        let h = header("avx512vnni", "1,2");
+        assert!(h.starts_with("cpu model=\""), "{h}");
+        assert!(h.contains(" family=") && h.contains(" model_id="), "{h}");
+        assert!(h.ends_with(" path=avx512vnni threads=1,2"), "{h}");
+    }
 }
