@@ -21,15 +21,22 @@ fn cpuinfo() -> String {
 /// The CPU model name from `/proc/cpuinfo` (`model name`), or `unknown` where it cannot be
 /// read.
 pub fn model_name() -> String {
-    cpuinfo_field(&cpuinfo(), "model name").unwrap_or_else(|| "unknown".to_string())
+    model_name_in(&cpuinfo())
+}
+
+fn model_name_in(info: &str) -> String {
+    cpuinfo_field(info, "model name").unwrap_or_else(|| "unknown".to_string())
 }
 
 /// `vendor=… family=… model_id=… stepping=…` from `/proc/cpuinfo` (`vendor_id`,
 /// `cpu family`, `model`, `stepping`), each `unknown` where it cannot be read.
 pub fn identity() -> String {
-    let info = cpuinfo();
+    identity_in(&cpuinfo())
+}
+
+fn identity_in(info: &str) -> String {
     let field = |key: &str| {
-        cpuinfo_field(&info, key)
+        cpuinfo_field(info, key)
             .filter(|v| !v.is_empty() && !v.contains(char::is_whitespace))
             .unwrap_or_else(|| "unknown".to_string())
     };
@@ -47,10 +54,11 @@ pub fn identity() -> String {
 /// logical_cpus=2 path=avx512vnni threads=2`.
 pub fn header(path: &str, threads: &str) -> String {
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let info = cpuinfo();
     format!(
         "cpu model=\"{}\" {} logical_cpus={cpus} path={path} threads={threads}",
-        model_name(),
-        identity()
+        model_name_in(&info),
+        identity_in(&info)
     )
 }
 

@@ -350,14 +350,11 @@ impl ResidualThresholds {
                 let mut c0 = chans.start;
                 while c0 < chans.end {
                     let lanes = (chans.end - c0).min(8);
-                    let narrow = lanes == 8
-                        && matches!(block.b, Shortcut::Levels(_))
-                        && self.narrow_fits(c0, 8, block.bias, block.bound);
-                    let half = 1i64 << 30;
-                    let wide_fits =
-                        lanes == 8 && self.main_fits(c0, 8, block.bias, block.bound, half - 1);
+                    let (bias, bound) = (block.bias, block.bound);
                     match block.b {
-                        Shortcut::Int32(v) if wide_fits => {
+                        Shortcut::Int32(v)
+                            if lanes == 8 && self.main_fits(c0, 8, bias, bound, (1 << 30) - 1) =>
+                        {
                             let j = c0 - chans.start;
                             // SAFETY: as for the levels shortcut below; `main_fits` holds with
                             // the limit `2^30 − 1`.
@@ -375,7 +372,9 @@ impl ResidualThresholds {
                                 )
                             };
                         }
-                        Shortcut::Levels(v) if narrow => {
+                        Shortcut::Levels(v)
+                            if lanes == 8 && self.narrow_fits(c0, 8, bias, bound) =>
+                        {
                             let j = c0 - chans.start;
                             // SAFETY: AVX2 is available on these paths; `block` checked that
                             // every row holds these 8 lanes of `a`, `b` and `out` (and the
