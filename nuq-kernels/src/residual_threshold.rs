@@ -29,7 +29,10 @@
 use crate::archparam::RESIDUAL_TASK_ELEMENTS;
 use crate::error::{check_eq, check_len};
 use crate::narrow_align::{NarrowAlign, NARROW_ROWS};
-use crate::threshold_search::{count_reached_avx2, store_low_bytes, SearchRows, SEARCH_MAX_BITS};
+use crate::threshold_search::{
+    count_reached_avx2, level_table16, lookup_levels16, store_bytes, store_low_bytes, SearchRows,
+    SEARCH_MAX_BITS,
+};
 use crate::{KernelError, KernelPath};
 use nuq_core::{FixedPointMultiplier, MacThresholds};
 use rayon::prelude::*;
@@ -623,6 +626,7 @@ impl ResidualThresholds {
             rows,
             ref chans,
         } = *block;
+        let small16 = level_table16(&self.levels);
         let small: Option<__m512i> = (self.levels.len() <= 16).then(|| {
             let t: [i32; 16] =
                 std::array::from_fn(|i| i32::from(self.levels.get(i).copied().unwrap_or(0)));
@@ -670,9 +674,10 @@ impl ResidualThresholds {
                 bias: [bias8(c0, k_lo), bias8(c0 + 8, k_hi)],
                 search,
                 small,
+                small16,
             };
             let j = c0 - chans.start;
-            if let (Shortcut::Levels(v), Some(search), Some(lut)) = (b, &lanes_of.search, small) {
+            if let (Shortcut::Levels(v), Some(search), Some(lut)) = (b, &lanes_of.search, small16) {
                 if self.narrow_fits(c0, lanes, bias, bound) {
                     // SAFETY: as below; `narrow_fits` proved every sum of the block's rows
                     // inside `(i32::MIN, i32::MAX)`.
@@ -803,6 +808,13 @@ impl ResidualThresholds {
                     _mm512_castsi256_si512(_mm512_cvtepi64_epi32(x_lo)),
                     _mm512_cvtepi64_epi32(x_hi),
                 );
+                if let (Some(search), Some(lut)) = (&l.search, l.small16) {
+                    // Codes formed as bytes and looked up with `vpshufb`.
+                    let v = lookup_levels16(lut, search.search_bytes(x));
+                    // SAFETY: the mask limits the store to the row's lanes.
+                    unsafe { store_bytes(or, l.k, v) };
+                    continue;
+                }
                 if let Some(search) = &l.search {
                     search.search(x)
                 } else {
@@ -909,7 +921,7 @@ impl ResidualThresholds {
         &self,
         l: &JoinLanes,
         search: &SearchRows,
-        lut: std::arch::x86_64::__m512i,
+        lut: std::arch::x86_64::__m128i,
         a: *const i32,
         lda: usize,
         b: *const u8,
@@ -946,9 +958,8 @@ impl ResidualThresholds {
                 let total = _mm512_add_epi32(_mm512_add_epi32(_mm512_mullo_epi32(bv, p), low), r2);
                 let sum =
                     _mm512_add_epi32(_mm512_sll_epi32(av, shift), _mm512_srav_epi32(total, t2));
-                let codes = search.search(_mm512_xor_si512(sum, flip));
-                let v = _mm512_permutexvar_epi32(codes, lut);
-                store_low_bytes(out.add(r * ldo), k, v);
+                let codes = search.search_bytes(_mm512_xor_si512(sum, flip));
+                store_bytes(out.add(r * ldo), k, lookup_levels16(lut, codes));
             }
         }
     }
@@ -969,4 +980,6 @@ struct JoinLanes {
     search: Option<SearchRows>,
     /// The level table in a register when it has at most 16 entries.
     small: Option<std::arch::x86_64::__m512i>,
+    /// The same table as bytes, for codes formed as bytes.
+    small16: Option<std::arch::x86_64::__m128i>,
 }

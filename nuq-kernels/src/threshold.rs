@@ -12,7 +12,10 @@
 
 #[cfg(target_arch = "x86_64")]
 use crate::error::{check_eq, check_len, check_min};
-use crate::threshold_search::{count_reached_avx2, store_low_bytes, SearchRows, SEARCH_MAX_BITS};
+use crate::threshold_search::{
+    count_reached_avx2, level_table16, lookup_levels16, store_bytes, store_low_bytes, SearchRows,
+    SEARCH_MAX_BITS,
+};
 use crate::{KernelError, KernelPath};
 use nuq_core::MacThresholds;
 
@@ -268,6 +271,7 @@ impl Thresholds {
             // SAFETY: 64 readable bytes.
             unsafe { _mm512_loadu_si512(t.as_ptr().cast()) }
         });
+        let small16 = level_table16(levels);
         for j0 in (0..width).step_by(16) {
             let c0 = base + j0;
             let lanes = (width - j0).min(16);
@@ -284,6 +288,19 @@ impl Thresholds {
             // multiple of 16 below `channels`.
             let search = (bits <= SEARCH_MAX_BITS)
                 .then(|| unsafe { SearchRows::load(table, self.cp, bits) });
+            if let (Some(search), Some(lut)) = (&search, small16) {
+                // Codes formed as bytes and looked up with `vpshufb`.
+                for r in 0..rows {
+                    // SAFETY: as below.
+                    unsafe {
+                        let src = acc.as_ptr().add(r * lda + j0);
+                        let x = _mm512_xor_si512(_mm512_maskz_loadu_epi32(k, src), flip);
+                        let v = lookup_levels16(lut, search.search_bytes(x));
+                        store_bytes(out.as_mut_ptr().add(r * ldo + j0), k, v);
+                    }
+                }
+                continue;
+            }
             for r in 0..rows {
                 // SAFETY: masked loads/stores touch lanes `j0 .. j0 + lanes` of row `r` of
                 // `acc`/`out`; the table rows are padded to 16-channel multiples and `c0` is
