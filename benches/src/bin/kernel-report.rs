@@ -6,7 +6,12 @@
 //! the packed 4-bit codebook GEMM (`cb4-*`), each next to fp32 `gemm` (crate `gemm`,
 //! AVX-512, with the faster of two weight layouts) on the same shape in the same run.
 //! Figures are medians of timed calls; fp32 and the AVX2/AVX-VNNI/AVX-512 integer paths are
-//! timed in interleaved rounds so that they see the same machine load.
+//! timed in interleaved rounds so that they see the same machine load. Each of them is
+//! called twice in a row per round: `gmacs` (and `speedup`) time the second call, the
+//! steady state of a kernel called over and over (its operands cached as far as they
+//! fit); `first_gmacs` and `first_sgemm_gmacs` time the first, after the other items have
+//! evicted its operands — a weight-heavy batch-1 row is then bound by memory bandwidth
+//! (`m` multiply-accumulates per weight byte), not by the kernel.
 //! Also prints the register-only `vpdpbusd` peak of each available VNNI path (`avxvnni`:
 //! `ymm`, `avx512vnni`: `zmm`), timed as one more item of each shape's interleaved rounds
 //! (as many multiply-accumulates as the shape's GEMM, in 8 chunks per thread scheduled by
@@ -100,17 +105,23 @@ const MIN_CLEAN_ROUNDS: usize = 5;
 
 /// Medians of [`interleaved_medians`] and how many rounds they rest on.
 struct Timed {
-    /// Median seconds per call of each item.
+    /// Median seconds per call of each item (its second call of a round).
     medians: Vec<f64>,
+    /// Median seconds of each item's first call of a round (the same as `medians` for the
+    /// register-only peak loop, which is called once).
+    first_medians: Vec<f64>,
     /// Undisturbed rounds the medians are taken over.
     kept: usize,
     /// All rounds timed.
     rounds: usize,
 }
 
-/// Median seconds per call of each of `items`, timed in interleaved rounds (one call of
-/// each item per round, after one warm-up call each) until `total` is spent (at least 5
-/// and at most 200 rounds), so that all items see the same machine load.
+/// Median seconds per call of each of `items`, timed in interleaved rounds until `total` is
+/// spent (at least 5 and at most 200 rounds), so that all items see the same machine load.
+/// In a round each GEMM item is called twice in a row: the first call finds what the other
+/// items left in the caches (its operands mostly evicted), the second finds its own operands
+/// wherever they fit — the steady state of a kernel called over and over, which `medians`
+/// report; `first_medians` report the first calls.
 ///
 /// Where `items[peak]` is the register-only peak loop, the medians are taken over the
 /// undisturbed rounds only: those whose peak call took at most [`DISTURBED_PEAK`] times the
@@ -127,6 +138,7 @@ fn interleaved_medians(
         run(it);
     }
     let mut times = vec![Vec::new(); items.len()];
+    let mut first = vec![Vec::new(); items.len()];
     let clean_rounds = |times: &[Vec<f64>]| -> Vec<usize> {
         let Some(p) = peak else {
             return (0..times[0].len()).collect();
@@ -138,10 +150,18 @@ fn interleaved_medians(
     };
     let start = Instant::now();
     loop {
-        for (&it, t) in items.iter().zip(times.iter_mut()) {
+        for (i, &it) in items.iter().enumerate() {
             let t0 = Instant::now();
             run(it);
-            t.push(t0.elapsed().as_secs_f64());
+            let once = t0.elapsed().as_secs_f64();
+            first[i].push(once);
+            if Some(i) == peak || matches!(it, Item::Peak(_)) {
+                times[i].push(once);
+            } else {
+                let t1 = Instant::now();
+                run(it);
+                times[i].push(t1.elapsed().as_secs_f64());
+            }
         }
         let rounds = times[0].len();
         let spent = start.elapsed();
@@ -157,16 +177,18 @@ fn interleaved_medians(
     if kept.len() < MIN_CLEAN_ROUNDS {
         kept = (0..rounds).collect();
     }
-    let medians = times
-        .iter()
-        .map(|t| {
-            let mut t: Vec<f64> = kept.iter().map(|&r| t[r]).collect();
-            t.sort_by(|a, b| a.partial_cmp(b).expect("finite times"));
-            t[t.len() / 2]
-        })
-        .collect();
+    let median_of = |all: &[Vec<f64>]| -> Vec<f64> {
+        all.iter()
+            .map(|t| {
+                let mut t: Vec<f64> = kept.iter().map(|&r| t[r]).collect();
+                t.sort_by(|a, b| a.partial_cmp(b).expect("finite times"));
+                t[t.len() / 2]
+            })
+            .collect()
+    };
     Timed {
-        medians,
+        medians: median_of(&times),
+        first_medians: median_of(&first),
         kept: kept.len(),
         rounds,
     }
@@ -313,10 +335,18 @@ fn main() {
             );
             let medians = timed.medians;
             let sg = macs / medians[0] / 1e9;
-            let line = |name: String, secs: f64| {
+            let sg_first = macs / timed.first_medians[0] / 1e9;
+            // `first`: the median first call of the round, for the interleaved items.
+            let line = |name: String, secs: f64, first: Option<f64>| {
                 let g = macs / secs / 1e9;
+                let first = first.map_or(String::new(), |f| {
+                    format!(
+                        " first_gmacs={:.1} first_sgemm_gmacs={sg_first:.1}",
+                        macs / f / 1e9
+                    )
+                });
                 println!(
-                    "gemm m={} n={} k={} path={name} threads={threads} gmacs={g:.1} sgemm_gmacs={sg:.1} speedup={:.2}",
+                    "gemm m={} n={} k={} path={name} threads={threads} gmacs={g:.1} sgemm_gmacs={sg:.1} speedup={:.2}{first}",
                     s.m,
                     s.n,
                     s.k,
@@ -330,10 +360,10 @@ fn main() {
                     (KernelPath::Portable, budget),
                 ] {
                     let secs = pool.install(|| median_secs(b, || run(Item::Int8(path))));
-                    line(path.name().to_string(), secs);
+                    line(path.name().to_string(), secs, None);
                 }
             }
-            for (item, secs) in items.iter().zip(&medians) {
+            for ((item, secs), first) in items.iter().zip(&medians).zip(&timed.first_medians) {
                 let name = match *item {
                     Item::Int8(path) => path.name().to_string(),
                     Item::Cb4(path) => format!("cb4-{}", path.name()),
@@ -352,7 +382,7 @@ fn main() {
                         continue;
                     }
                 };
-                line(name, *secs);
+                line(name, *secs, Some(*first));
             }
         }
     }
