@@ -82,3 +82,10 @@ pub const DEPTHWISE_TASK_OUTPUTS: usize = 8 * 1024;
 /// Output elements per parallel task of the batch max-pool (whole output rows are grouped to
 /// about this many): a batch-1 layer still splits over two threads.
 pub const POOL_TASK_ELEMENTS: usize = 8 * 1024;
+
+/// 4-byte groups of the reduction up to which an AVX-512 GEMM keeps each weight panel in
+/// registers (two vectors per group beside a 4-row tile's accumulators) and streams the
+/// rows past it: an RGB layer (`k = 27`, gathered as 3 × 12 bytes with the channels padded
+/// to 4: 9 groups) would otherwise spend as long on each 8-row call's setup and stores as on
+/// its multiply-adds.
+pub const SMALL_K_GROUPS: usize = 9;

@@ -10,12 +10,59 @@
 //! rows of the tile (8 `vpdpbusd`), which keeps the shuffle port far from the
 //! multiplier's. Tall 3-bit tiles decode each panel once into int8 scratch instead and run
 //! the int8 kernel.
+//!
+//! Short reductions (at most [`SMALL_K_GROUPS`] 4-byte groups, int8 or 4-bit: an RGB
+//! layer) keep a panel's decoded weights in registers and stream the tile's rows past them
+//! four at a time (`small_k_rows`), instead of paying an 8-row call's setup and stores per
+//! handful of multiply-adds.
 
 use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
-use crate::archparam::{CB3_SCRATCH_MIN_ROWS, ROWS_OUTER_MAX_WEIGHT_BYTES};
+use crate::archparam::{CB3_SCRATCH_MIN_ROWS, ROWS_OUTER_MAX_WEIGHT_BYTES, SMALL_K_GROUPS};
 use crate::packed::{CodebookWeights, PANEL};
 use std::arch::x86_64::*;
 use std::ops::Range;
+
+/// Stores the rows of accumulators `$acc` (`[[__m512i; 2]; R]`, `$ncols` ≤ 32 columns) at
+/// `$c`, rows `$ldc` apart, streaming whole 64-byte aligned rows when `$stream` says so.
+/// A macro: the kernels keep their accumulators in registers only if the stores are
+/// inlined, which a `#[target_feature]` function cannot be forced to be.
+///
+/// Safety (of the expansion's `unsafe` block): `$c` must be writable for every row of
+/// `$acc` for `$ncols` columns at stride `$ldc`.
+macro_rules! store_rows {
+    ($acc:expr, $c:expr, $ldc:expr, $ncols:expr, $stream:expr) => {{
+        let (c, ldc, ncols, stream): (*mut i32, usize, usize, bool) = ($c, $ldc, $ncols, $stream);
+        let m0: __mmask16 = if ncols >= 16 {
+            0xFFFF
+        } else {
+            (1u16 << ncols) - 1
+        };
+        let m1: __mmask16 = if ncols >= 32 {
+            0xFFFF
+        } else if ncols > 16 {
+            (1u16 << (ncols - 16)) - 1
+        } else {
+            0
+        };
+        for (i, acc_r) in $acc.iter().enumerate() {
+            let [v0, v1] = *acc_r;
+            // SAFETY: the caller guarantees row `i` of `c` is writable for `ncols` columns;
+            // the masks limit the stores to those columns, and the streaming stores are used
+            // only when all 32 columns are written and `dst` is 64-byte aligned (as they
+            // require).
+            unsafe {
+                let dst = c.add(i * ldc);
+                if stream && ncols == PANEL && (dst as usize).is_multiple_of(64) {
+                    _mm512_stream_si512(dst.cast(), v0);
+                    _mm512_stream_si512(dst.add(16).cast(), v1);
+                } else {
+                    _mm512_mask_storeu_epi32(dst, m0, v0);
+                    _mm512_mask_storeu_epi32(dst.add(16), m1, v1);
+                }
+            }
+        }
+    }};
+}
 
 const INT8: u8 = 0;
 const CB4: u8 = 1;
@@ -69,7 +116,26 @@ unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &
     // Rows outer (each 8-row activation block stays in L1 while it meets every panel of the
     // tile) when the tile's weights fit in L2; panels outer otherwise.
     let tile_weight_bytes = panels.len() * panel_src(panels.start).len();
+    let groups = p.w.k_padded() / 4;
+    let small_k = (1..=SMALL_K_GROUPS).contains(&groups);
     match kind {
+        Some(kind @ (INT8 | CB4)) if small_k => {
+            for panel in panels {
+                // SAFETY: forwarded from the caller; `small_k` checked the reduction.
+                unsafe {
+                    small_k_dispatch(
+                        kind,
+                        groups,
+                        p,
+                        rows.clone(),
+                        panel,
+                        panel_src(panel),
+                        lut,
+                        out,
+                    )
+                }
+            }
+        }
         Some(kind) if tile_weight_bytes <= ROWS_OUTER_MAX_WEIGHT_BYTES => {
             let mut r = rows.start;
             while r < rows.end {
@@ -144,6 +210,52 @@ unsafe fn decode_cb3_panel(w: &CodebookWeights, panel: usize, out: &mut [u8]) {
                 }
             }
         }
+    }
+}
+
+const _: () = assert!(
+    SMALL_K_GROUPS <= 9,
+    "small_k_dispatch has arms up to 9 groups"
+);
+
+/// [`small_k_rows`] for `groups` (1 ..= [`SMALL_K_GROUPS`]) groups of int8 or 4-bit weights.
+///
+/// # Safety
+/// As [`small_k_rows`] with `G = groups`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+unsafe fn small_k_dispatch(
+    kind: u8,
+    groups: usize,
+    p: &Problem<'_>,
+    rows: Range<usize>,
+    panel: usize,
+    w: &[u8],
+    lut: &[u8; 64],
+    out: &OutPtr,
+) {
+    macro_rules! run {
+        ($kind:expr) => {
+            // SAFETY: forwarded from the caller.
+            unsafe {
+                match groups {
+                    1 => small_k_rows::<$kind, 1>(p, rows, panel, w, lut, out),
+                    2 => small_k_rows::<$kind, 2>(p, rows, panel, w, lut, out),
+                    3 => small_k_rows::<$kind, 3>(p, rows, panel, w, lut, out),
+                    4 => small_k_rows::<$kind, 4>(p, rows, panel, w, lut, out),
+                    5 => small_k_rows::<$kind, 5>(p, rows, panel, w, lut, out),
+                    6 => small_k_rows::<$kind, 6>(p, rows, panel, w, lut, out),
+                    7 => small_k_rows::<$kind, 7>(p, rows, panel, w, lut, out),
+                    8 => small_k_rows::<$kind, 8>(p, rows, panel, w, lut, out),
+                    _ => small_k_rows::<$kind, 9>(p, rows, panel, w, lut, out),
+                }
+            }
+        };
+    }
+    if kind == INT8 {
+        run!(INT8)
+    } else {
+        run!(CB4)
     }
 }
 
@@ -440,34 +552,112 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
         step(&mut acc, &a, w0, w1);
         g += 1;
     }
-    let m0: __mmask16 = if ncols >= 16 {
-        0xFFFF
-    } else {
-        (1u16 << ncols) - 1
+    // `c` is writable for `R` rows of `ncols` columns (the caller).
+    store_rows!(acc, c, ldc, ncols, stream);
+}
+
+/// Rows `rows` × one panel of a reduction of `G` groups (the last group's bytes past
+/// `k_read` read as zeros): the panel's `2G` weight vectors are decoded once into registers
+/// and the rows stream past [`SMALL_K_ROWS`] at a time.
+///
+/// # Safety
+/// As [`panel_rows`], with `G = p.w.k_padded() / 4 ≥ 1`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+unsafe fn small_k_rows<const KIND: u8, const G: usize>(
+    p: &Problem<'_>,
+    rows: Range<usize>,
+    panel: usize,
+    w: &[u8],
+    lut: &[u8; 64],
+    out: &OutPtr,
+) {
+    let ncols = (p.w.n() - panel * PANEL).min(PANEL);
+    // SAFETY: `lut` is 64 readable bytes; groups `g < G` lie inside the panel.
+    let weights: [(__m512i, __m512i); G] = unsafe {
+        let lutv = _mm512_loadu_si512(lut.as_ptr().cast());
+        std::array::from_fn(|g| group_weights::<KIND>(w.as_ptr(), lutv, g))
     };
-    let m1: __mmask16 = if ncols >= 32 {
-        0xFFFF
-    } else if ncols > 16 {
-        (1u16 << (ncols - 16)) - 1
-    } else {
-        0
+    // Where group `g` starts in a row: `4g` in a plain row; in a gathered row, pieces of
+    // `seg_groups` groups, each `seg_skip` bytes after the end of the previous one.
+    let offsets: [usize; G] = std::array::from_fn(|g| match p.rows_at {
+        Some(_) => (g / p.seg_groups) * (4 * p.seg_groups + p.seg_skip) + 4 * (g % p.seg_groups),
+        None => 4 * g,
+    });
+    // The bytes of the last group each row may read (`k_read ≥ k > 4(G − 1)`): all four,
+    // or a masked load that reads zeros past `k_read` (bytes past `k` are zero).
+    let last = (p.k_read - 4 * (G - 1)).min(4);
+    let tail: __mmask16 = (1 << last) - 1;
+    let small = SmallK {
+        weights,
+        offsets,
+        tail,
+        panel,
+        ncols,
     };
-    for (i, acc_r) in acc.iter().enumerate() {
-        let [v0, v1] = *acc_r;
-        // SAFETY: the caller guarantees row `i` of `c` is writable for `ncols` columns; the
-        // masks limit the stores to those columns, and the streaming stores are used only
-        // when all 32 columns are written and `dst` is 64-byte aligned (as they require).
-        unsafe {
-            let dst = c.add(i * ldc);
-            if stream && ncols == PANEL && (dst as usize).is_multiple_of(64) {
-                _mm512_stream_si512(dst.cast(), v0);
-                _mm512_stream_si512(dst.add(16).cast(), v1);
-            } else {
-                _mm512_mask_storeu_epi32(dst, m0, v0);
-                _mm512_mask_storeu_epi32(dst.add(16), m1, v1);
-            }
-        }
+    let mut r = rows.start;
+    while r + SMALL_K_ROWS <= rows.end {
+        // SAFETY: rows `r .. r + SMALL_K_ROWS` lie inside the caller's rows.
+        unsafe { small_k_block::<SMALL_K_ROWS, G>(p, r, &small, out) };
+        r += SMALL_K_ROWS;
     }
+    while r < rows.end {
+        // SAFETY: row `r` lies inside the caller's rows.
+        unsafe { small_k_block::<1, G>(p, r, &small, out) };
+        r += 1;
+    }
+}
+
+/// What the row blocks of [`small_k_rows`] share.
+struct SmallK<const G: usize> {
+    /// The panel's decoded weight vectors per group.
+    weights: [(__m512i, __m512i); G],
+    /// Byte offset of each group from its row's start.
+    offsets: [usize; G],
+    /// The readable bytes of the last group.
+    tail: __mmask16,
+    panel: usize,
+    ncols: usize,
+}
+
+/// Rows of [`small_k_rows`] in one register tile.
+const SMALL_K_ROWS: usize = 4;
+
+/// `R` rows from `r0` of [`small_k_rows`].
+///
+/// # Safety
+/// As [`small_k_rows`], for rows `r0 .. r0 + R`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+#[inline]
+unsafe fn small_k_block<const R: usize, const G: usize>(
+    p: &Problem<'_>,
+    r0: usize,
+    s: &SmallK<G>,
+    out: &OutPtr,
+) {
+    let starts: [*const u8; R] = std::array::from_fn(|i| match p.rows_at {
+        Some(at) => p.a.as_ptr().wrapping_add(at[r0 + i]),
+        None => p.a.as_ptr().wrapping_add((r0 + i) * p.lda),
+    });
+    let mut acc = [[_mm512_setzero_si512(); 2]; R];
+    for (g, (&(w0, w1), &off)) in s.weights.iter().zip(&s.offsets).enumerate() {
+        let a: [__m512i; R] = std::array::from_fn(|i| {
+            let at = starts[i].wrapping_add(off);
+            if g + 1 < G {
+                // SAFETY: row `r0 + i` holds every group whole below the last (plain rows:
+                // `k_read > 4(G − 1)`; gathered rows: whole pieces, as `gemm_block_gather`
+                // checks); the read is unaligned.
+                _mm512_set1_epi32(unsafe { at.cast::<i32>().read_unaligned() })
+            } else {
+                // SAFETY: the mask covers the bytes of the last group below `k_read` only
+                // (masked-off bytes are neither read nor faulted on) and zeroes the rest.
+                _mm512_broadcastd_epi32(unsafe { _mm_maskz_loadu_epi8(s.tail, at.cast()) })
+            }
+        });
+        step(&mut acc, &a, w0, w1);
+    }
+    // SAFETY: the tile owns rows `r0 .. r0 + R` × the panel's columns, inside the output.
+    let c = unsafe { out.at(r0, s.panel * PANEL) };
+    store_rows!(acc, c, out.ldc, s.ncols, out.stream);
 }
 
 /// Loads the 4 activation bytes of group `g` of a row, zero beyond `k`.
