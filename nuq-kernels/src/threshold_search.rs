@@ -36,12 +36,16 @@ impl SearchRows {
     #[target_feature(enable = "avx512f")]
     #[inline]
     pub(crate) unsafe fn load(table: *const i32, stride: usize, bits: u8) -> Self {
-        let mut rows = [_mm512_setzero_si512(); 15];
         let count = (1usize << bits.clamp(1, SEARCH_MAX_BITS)) - 1;
-        for (t, r) in rows.iter_mut().enumerate().take(count) {
-            // SAFETY: forwarded from the caller (row `t < 2^bits − 1`).
-            *r = unsafe { _mm512_loadu_si512(table.add(t * stride).cast()) };
-        }
+        // Each row written once (not zeroed, then loaded).
+        let rows = std::array::from_fn(|t| {
+            if t < count {
+                // SAFETY: forwarded from the caller (row `t < 2^bits − 1`).
+                unsafe { _mm512_loadu_si512(table.add(t * stride).cast()) }
+            } else {
+                _mm512_setzero_si512()
+            }
+        });
         Self { rows, bits }
     }
 
