@@ -815,23 +815,20 @@ impl ResidualThresholds {
                     unsafe { store_bytes(or, l.k, v) };
                     continue;
                 }
-                if let Some(search) = &l.search {
-                    search.search(x)
-                } else {
-                    let t32 = self.table32.as_ptr();
-                    let mut n = _mm512_setzero_si512();
-                    for t in 0..count {
-                        // SAFETY: rows are padded to 16-channel multiples.
-                        let tv = unsafe { _mm512_loadu_si512(t32.add(t * self.cp + l.c0).cast()) };
-                        n = _mm512_mask_add_epi32(
-                            n,
-                            _mm512_cmpge_epi32_mask(x, tv),
-                            n,
-                            _mm512_set1_epi32(1),
-                        );
-                    }
-                    n
+                // Codes of more than `SEARCH_MAX_BITS` bits: counted.
+                let t32 = self.table32.as_ptr();
+                let mut n = _mm512_setzero_si512();
+                for t in 0..count {
+                    // SAFETY: rows are padded to 16-channel multiples.
+                    let tv = unsafe { _mm512_loadu_si512(t32.add(t * self.cp + l.c0).cast()) };
+                    n = _mm512_mask_add_epi32(
+                        n,
+                        _mm512_cmpge_epi32_mask(x, tv),
+                        n,
+                        _mm512_set1_epi32(1),
+                    );
                 }
+                n
             } else {
                 _mm512_inserti64x4::<1>(
                     _mm512_castsi256_si512(count8(x_lo, l.c0)),

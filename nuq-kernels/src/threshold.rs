@@ -264,14 +264,11 @@ impl Thresholds {
         use std::arch::x86_64::*;
         let count = self.mac.per_channel();
         let one = _mm512_set1_epi32(1);
-        // Up to 16 levels map in a register (`vpermd`); longer tables after the count.
-        let small: Option<__m512i> = (levels.len() <= 16).then(|| {
-            let t: [i32; 16] =
-                std::array::from_fn(|i| i32::from(levels.get(i).copied().unwrap_or(0)));
-            // SAFETY: 64 readable bytes.
-            unsafe { _mm512_loadu_si512(t.as_ptr().cast()) }
-        });
-        let small16 = level_table16(levels);
+        let bits = self.mac.bits();
+        // Codes of up to `SEARCH_MAX_BITS` (4) bits are searched and their (at most 16)
+        // levels looked up in a register; longer codes are counted, their levels looked up
+        // after the store.
+        let search_lut = level_table16(levels).filter(|_| bits <= SEARCH_MAX_BITS);
         for j0 in (0..width).step_by(16) {
             let c0 = base + j0;
             let lanes = (width - j0).min(16);
@@ -283,15 +280,13 @@ impl Thresholds {
             // SAFETY: 16 lanes from `c0`, padded to a 16-channel multiple.
             let flip = unsafe { _mm512_loadu_si512(self.flip.as_ptr().add(c0).cast()) };
             let table = self.table.as_ptr().wrapping_add(c0);
-            let bits = self.mac.bits();
-            // SAFETY: the table rows are padded to 16-channel multiples and `c0` is a
-            // multiple of 16 below `channels`.
-            let search = (bits <= SEARCH_MAX_BITS)
-                .then(|| unsafe { SearchRows::load(table, self.cp, bits) });
-            if let (Some(search), Some(lut)) = (&search, small16) {
-                // Codes formed as bytes and looked up with `vpshufb`.
+            if let Some(lut) = search_lut {
+                // SAFETY: the table rows are padded to 16-channel multiples and `c0` is a
+                // multiple of 16 below `channels`.
+                let search = unsafe { SearchRows::load(table, self.cp, bits) };
                 for r in 0..rows {
-                    // SAFETY: as below.
+                    // SAFETY: as below. Every table row is ascending in the flipped domain
+                    // (validated order, `i32::MAX` padding).
                     unsafe {
                         let src = acc.as_ptr().add(r * lda + j0);
                         let x = _mm512_xor_si512(_mm512_maskz_loadu_epi32(k, src), flip);
@@ -309,27 +304,15 @@ impl Thresholds {
                     let src = acc.as_ptr().add(r * lda + j0);
                     let x = _mm512_xor_si512(_mm512_maskz_loadu_epi32(k, src), flip);
                     let mut n = _mm512_setzero_si512();
-                    if let Some(search) = &search {
-                        // Every table row is ascending in the flipped domain (validated
-                        // order, `i32::MAX` padding).
-                        n = search.search(x);
-                    } else {
-                        for t in 0..count {
-                            let tv = _mm512_loadu_si512(table.add(t * self.cp).cast());
-                            let reached = _mm512_cmpge_epi32_mask(x, tv);
-                            n = _mm512_mask_add_epi32(n, reached, n, one);
-                        }
+                    for t in 0..count {
+                        let tv = _mm512_loadu_si512(table.add(t * self.cp).cast());
+                        let reached = _mm512_cmpge_epi32_mask(x, tv);
+                        n = _mm512_mask_add_epi32(n, reached, n, one);
                     }
-                    if let Some(lut) = small {
-                        n = _mm512_permutexvar_epi32(n, lut);
-                    }
-                    let dst = out.as_mut_ptr().add(r * ldo + j0);
-                    store_low_bytes(dst, k, n);
+                    store_low_bytes(out.as_mut_ptr().add(r * ldo + j0), k, n);
                 }
-                if small.is_none() {
-                    for o in &mut out[r * ldo + j0..r * ldo + j0 + lanes] {
-                        *o = levels[usize::from(*o)];
-                    }
+                for o in &mut out[r * ldo + j0..r * ldo + j0 + lanes] {
+                    *o = levels[usize::from(*o)];
                 }
             }
         }

@@ -49,21 +49,9 @@ impl SearchRows {
         Self { rows, bits }
     }
 
-    /// `#{t : T[t][lane] ≤ x[lane]}` over the loaded (ascending) rows.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    pub(crate) fn search(&self, x: __m512i) -> __m512i {
-        let t = |i: usize| self.rows[i];
-        match self.bits {
-            1 => codes_with::<1>(x, t),
-            2 => codes_with::<2>(x, t),
-            3 => codes_with::<3>(x, t),
-            _ => codes_with::<4>(x, t),
-        }
-    }
-
-    /// The codes of [`SearchRows::search`] as 16 bytes (lane `l` in byte `l`), formed in an
-    /// `xmm` from the compare masks: no 512-bit narrowing or lane-crossing shuffle follows.
+    /// `#{t : T[t][lane] ≤ x[lane]}` over the loaded (ascending) rows, as 16 bytes (lane `l`
+    /// in byte `l`) formed in an `xmm` from the compare masks: no 512-bit narrowing or
+    /// lane-crossing shuffle follows.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
     pub(crate) fn search_bytes(&self, x: __m512i) -> __m128i {
@@ -75,18 +63,6 @@ impl SearchRows {
             _ => code_bytes_with::<4>(x, t),
         }
     }
-}
-
-/// The codes of `x` as `i32` lanes (see [`bit_masks_with`]).
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn codes_with<const BITS: usize>(x: __m512i, t: impl Fn(usize) -> __m512i) -> __m512i {
-    let m = bit_masks_with::<BITS>(x, t);
-    let mut code = _mm512_setzero_si512();
-    for (j, &mj) in m.iter().enumerate().take(BITS) {
-        code = masked_add(code, mj, _mm512_set1_epi32(1 << j));
-    }
-    code
 }
 
 /// The codes of `x` as bytes (see [`bit_masks_with`]).
@@ -139,8 +115,9 @@ fn bit_masks_with<const BITS: usize>(x: __m512i, t: impl Fn(usize) -> __m512i) -
     }
 }
 
-/// `code + inc` in the byte lanes of `m`, `code` elsewhere, as one masked `vpaddb` (inline
-/// assembly for the reason given at [`masked_add`]).
+/// `code + inc` in the byte lanes of `m`, `code` elsewhere, as one masked `vpaddb`. Inline
+/// assembly: for the 32-bit codes this replaced, LLVM rewrote a masked add of a constant
+/// into an all-ones select, a shift and an or (three instructions instead of one).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[inline]
 fn masked_add_bytes(code: __m128i, m: __mmask16, inc: __m128i) -> __m128i {
@@ -150,27 +127,6 @@ fn masked_add_bytes(code: __m128i, m: __mmask16, inc: __m128i) -> __m128i {
     unsafe {
         std::arch::asm!(
             "vpaddb {o:x}{{{m}}}, {o:x}, {i:x}",
-            o = inout(zmm_reg) out,
-            m = in(kreg) m,
-            i = in(zmm_reg) inc,
-            options(pure, nomem, nostack, preserves_flags),
-        );
-    }
-    out
-}
-
-/// `code + inc` in the lanes of `m`, `code` elsewhere, as one masked `vpaddd`. Written as
-/// inline assembly because LLVM otherwise rewrites a masked add of a constant into an
-/// all-ones select, a shift and an or (three instructions instead of one) in these loops.
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn masked_add(code: __m512i, m: __mmask16, inc: __m512i) -> __m512i {
-    let mut out = code;
-    // SAFETY: `vpaddd` with a merge mask reads and writes registers only (AVX-512 F is
-    // enabled for this function).
-    unsafe {
-        std::arch::asm!(
-            "vpaddd {o}{{{m}}}, {o}, {i}",
             o = inout(zmm_reg) out,
             m = in(kreg) m,
             i = in(zmm_reg) inc,
