@@ -106,6 +106,20 @@ impl Epilogue {
         }
     }
 
+    /// The bias the AVX-512 GEMM kernels may add to the accumulators as they store them
+    /// (instead of a pass over the stored block): an epilogue that hands on `acc + bias`
+    /// whose sums cannot leave `i32` (`bound + max |bias| ≤ i32::MAX`, so the check of
+    /// [`Epilogue::apply`] could never fail), on that path; `None` otherwise.
+    pub(crate) fn stored_bias(&self, path: KernelPath) -> Option<&[i32]> {
+        match self {
+            Epilogue::Accumulator { bias, bound } if path == KernelPath::Avx512Vnni => {
+                let max_bias = bias.iter().map(|&b| i64::from(b).abs()).max().unwrap_or(0);
+                (bound.saturating_add(max_bias) <= i64::from(i32::MAX)).then_some(bias.as_slice())
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the output is levels (else `i32`).
     pub(crate) fn writes_levels(&self) -> bool {
         !matches!(self, Epilogue::Accumulator { .. })
@@ -223,5 +237,28 @@ impl Epilogue {
                 "i32 accumulators"
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bias_is_stored_by_the_gemm_only_where_no_sum_can_overflow() {
+        let bound = u128::from(i32::MAX.unsigned_abs()) - 10;
+        let path = KernelPath::Avx512Vnni;
+        let fits = Epilogue::new(Requantize::Accumulator, &[10, -10, 3], bound).unwrap();
+        assert_eq!(fits.stored_bias(path), Some(&[10, -10, 3][..]));
+        assert_eq!(fits.stored_bias(KernelPath::AvxVnni), None);
+        let over = Epilogue::new(Requantize::Accumulator, &[3, -11], bound).unwrap();
+        assert_eq!(over.stored_bias(path), None);
+        let mac = MacThresholds::new(1, vec![0], vec![nuq_core::Direction::Rising]).unwrap();
+        let levels = Requantize::Levels {
+            thresholds: &mac,
+            levels: &[0, 1],
+        };
+        let requantizes = Epilogue::new(levels, &[0], 100).unwrap();
+        assert_eq!(requantizes.stored_bias(path), None);
     }
 }

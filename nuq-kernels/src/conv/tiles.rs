@@ -176,13 +176,26 @@ impl Dense {
     ) -> Result<(), KernelError> {
         let (k, n) = (self.shape.k(), self.n());
         let lda = self.lda();
+        // `acc + bias` stored by the GEMM itself, straight into the output, where it can.
+        let stored_bias = match (finish, &out) {
+            (Finish::Epilogue, ConvOut::Int32(_)) => self.epilogue.stored_bias(path),
+            _ => None,
+        };
         let tile = |t: usize, out: ConvOut<'_>| -> Result<(), KernelError> {
             let rows = t * mc..((t + 1) * mc).min(m);
             TILE_SCRATCH.with(|cell| {
                 let mut scratch = cell.borrow_mut();
                 let (cols, acc, rows_at) = &mut *scratch;
+                // Where the GEMM writes: the output itself, or accumulators to finish.
+                let (dst, bias, out): (&mut [i32], _, _) = match (stored_bias, out) {
+                    (Some(bias), ConvOut::Int32(o)) => (o, Some(bias), None),
+                    (_, out) => {
+                        grow(acc, rows.len() * n);
+                        (&mut acc[..], None, Some(out))
+                    }
+                };
+                let panels = 0..n.div_ceil(PANEL);
                 if source != Rows::Unfold {
-                    grow(acc, rows.len() * n);
                     let padded: &[u8] = if source == Rows::InPlace {
                         self.gather_rows(rows.clone(), 0, rows_at);
                         x
@@ -192,22 +205,25 @@ impl Dense {
                         cols
                     };
                     let gather = self.gather(&rows_at[..rows.len()]);
-                    let panels = 0..n.div_ceil(PANEL);
                     let weights = self.gathered().0;
-                    gemm_block_gather(path, padded, &gather, weights, panels, acc, n)?;
-                    return self.finish(path, finish, acc, n, rows.start, rows.len(), 0..n, out, n);
-                }
-                let a: &[u8] = if self.shape.direct() {
-                    &x[rows.start * k..rows.end * k]
+                    gemm_block_gather(path, padded, &gather, weights, panels, dst, n, bias)?;
                 } else {
-                    grow(cols, rows.len() * lda);
-                    self.shape
-                        .unfold(x, &self.pad, rows.start, rows.len(), cols);
-                    cols
-                };
-                grow(acc, rows.len() * n);
-                self.gemm(path, a, rows.len(), 0..n.div_ceil(PANEL), acc, n)?;
-                self.finish(path, finish, acc, n, rows.start, rows.len(), 0..n, out, n)
+                    let a: &[u8] = if self.shape.direct() {
+                        &x[rows.start * k..rows.end * k]
+                    } else {
+                        grow(cols, rows.len() * lda);
+                        self.shape
+                            .unfold(x, &self.pad, rows.start, rows.len(), cols);
+                        cols
+                    };
+                    self.gemm(path, a, rows.len(), panels, dst, n, bias)?;
+                }
+                match out {
+                    Some(out) => {
+                        self.finish(path, finish, acc, n, rows.start, rows.len(), 0..n, out, n)
+                    }
+                    None => Ok(()),
+                }
             })
         };
         match out {
@@ -287,6 +303,10 @@ impl Dense {
         // are gathered into the output in parallel.
         let group_cols = pc * PANEL;
         let levels = matches!(out, ConvOut::Levels(_));
+        let stored_bias = match finish {
+            Finish::Epilogue => self.epilogue.stored_bias(path),
+            Finish::Join(..) => None,
+        };
         grow(acc, m * n);
         grow(staged, if levels { m * n } else { 0 });
         let tile = |g: usize, block: &mut [i32], stage: &mut [u8]| -> Result<(), KernelError> {
@@ -294,12 +314,16 @@ impl Dense {
             let width = block.len() / m;
             let c0 = g * group_cols;
             let chans = c0..c0 + width;
+            // Accumulators handed on get their bias in the GEMM's stores where it can.
+            let bias = if levels { None } else { stored_bias };
             if gathers {
-                gemm_block_gather(path, a, &gather, gather_weights, pans, block, width)?;
+                gemm_block_gather(path, a, &gather, gather_weights, pans, block, width, bias)?;
             } else {
-                self.gemm(path, a, m, pans, block, width)?;
+                self.gemm(path, a, m, pans, block, width, bias)?;
             }
-            if levels {
+            if bias.is_some() {
+                Ok(())
+            } else if levels {
                 self.finish(
                     path,
                     finish,
@@ -539,6 +563,7 @@ impl Dense {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn gemm(
         &self,
         path: KernelPath,
@@ -547,6 +572,7 @@ impl Dense {
         panels: Range<usize>,
         acc: &mut [i32],
         ldc: usize,
+        bias: Option<&[i32]>,
     ) -> Result<(), KernelError> {
         let lda = self.lda();
         gemm_block(
@@ -564,6 +590,7 @@ impl Dense {
             panels,
             acc,
             ldc,
+            bias,
         )
     }
 }

@@ -54,6 +54,10 @@ pub(crate) struct OutPtr {
     /// with non-temporal stores (no read-for-ownership of lines about to be overwritten).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     stream: bool,
+    /// Per-column bias added before the store (`bias[c]` for column `c` of the problem),
+    /// or null: the AVX-512 kernels only ([`gemm_block`] checks).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    bias: *const i32,
 }
 
 // SAFETY: an `OutPtr` is only created from a `&mut [i32]` that outlives the parallel loop,
@@ -83,6 +87,17 @@ impl OutPtr {
     unsafe fn at(&self, r: usize, c: usize) -> *mut i32 {
         // SAFETY: guaranteed by the caller (`c ≥ col0` for every block the tiles write).
         unsafe { self.ptr.add(r * self.ldc + c - self.col0) }
+    }
+
+    /// The bias from column `c` of the problem on (null without one; pointer arithmetic
+    /// only).
+    #[cfg(target_arch = "x86_64")]
+    fn bias_at(&self, c: usize) -> *const i32 {
+        if self.bias.is_null() {
+            self.bias
+        } else {
+            self.bias.wrapping_add(c)
+        }
     }
 }
 
@@ -185,6 +200,7 @@ fn run(path: KernelPath, p: &Problem<'_>, c: &mut [i32], ldc: usize) -> Result<(
         ldc,
         col0: 0,
         stream: p.m * ldc * std::mem::size_of::<i32>() >= STREAM_OUTPUT_BYTES,
+        bias: std::ptr::null(),
     };
     (0..row_tiles * panel_tiles).into_par_iter().for_each(|t| {
         let (rt, pt) = (t / panel_tiles, t % panel_tiles);
@@ -287,11 +303,15 @@ pub fn gemm(
 ///
 /// This is the building block of the fused convolution ([`crate::conv`]), which schedules
 /// its own parallel work; the results are those of [`gemm()`] bit for bit. Each row holds
-/// `k_read` readable bytes (`k ≤ k_read ≤ lda`), zero past `k`.
+/// `k_read` readable bytes (`k ≤ k_read ≤ lda`), zero past `k`. With `bias` (one per
+/// column of the problem; AVX-512 VNNI only) each stored element is `acc + bias[column]`,
+/// added in wrapping `i32`: the caller must know that no sum leaves `i32`.
 ///
 /// # Errors
 /// As [`gemm()`]; [`KernelError::ShapeMismatch`] for an empty or out-of-range panel
-/// range, `ldc` narrower than the block, or `k_read` outside `k ..= lda`.
+/// range, `ldc` narrower than the block, or `k_read` outside `k ..= lda`;
+/// [`KernelError::Unsupported`] for a bias on another path, [`KernelError::SliceTooShort`]
+/// for a bias shorter than `n`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_block(
     path: KernelPath,
@@ -303,6 +323,7 @@ pub(crate) fn gemm_block(
     panels: Range<usize>,
     c: &mut [i32],
     ldc: usize,
+    bias: Option<&[i32]>,
 ) -> Result<(), KernelError> {
     let n = w.n();
     let total = n.div_ceil(PANEL);
@@ -338,9 +359,28 @@ pub(crate) fn gemm_block(
         ldc,
         col0,
         stream: false,
+        bias: bias_ptr(path, bias, w.n())?,
     };
     tile(path, &p, 0..m, panels, &out);
     Ok(())
+}
+
+/// The bias pointer of a block GEMM that adds `bias` (one per output column) to its
+/// accumulators as it stores them: the AVX-512 VNNI kernels only, and the caller must know
+/// that no sum leaves `i32` (the add wraps).
+fn bias_ptr(path: KernelPath, bias: Option<&[i32]>, n: usize) -> Result<*const i32, KernelError> {
+    let Some(bias) = bias else {
+        return Ok(std::ptr::null());
+    };
+    if path != KernelPath::Avx512Vnni {
+        return Err(KernelError::Unsupported {
+            what: "bias added in the GEMM's stores (AVX-512 VNNI only)",
+            value: 0,
+            allowed: "the AVX-512 VNNI path",
+        });
+    }
+    check_len("bias (one per output column)", n, bias.len())?;
+    Ok(bias.as_ptr())
 }
 
 /// Rows of a GEMM's activations gathered from a padded image instead of an unfolded matrix
@@ -359,10 +399,12 @@ pub(crate) struct Gather<'a> {
 /// activations.
 ///
 /// # Errors
-/// As [`gemm_block`]; [`KernelError::Unsupported`] for another path or weight width;
+/// As [`gemm_block`] (the bias too); [`KernelError::Unsupported`] for another path or
+/// weight width;
 /// [`KernelError::ShapeMismatch`] when the pieces do not make up `k` in whole groups;
 /// [`KernelError::SliceTooShort`] when a row's last piece runs past `a`;
 /// [`KernelError::AccumulatorOverflow`] when `k · max|w| · 255` exceeds `i32`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_block_gather(
     path: KernelPath,
     a: &[u8],
@@ -371,6 +413,7 @@ pub(crate) fn gemm_block_gather(
     panels: Range<usize>,
     c: &mut [i32],
     ldc: usize,
+    bias: Option<&[i32]>,
 ) -> Result<(), KernelError> {
     path.ensure_available()?;
     let four_bit_or_int8 = match w {
@@ -437,6 +480,7 @@ pub(crate) fn gemm_block_gather(
         ldc,
         col0,
         stream: false,
+        bias: bias_ptr(path, bias, w.n())?,
     };
     tile(path, &p, 0..m, panels, &out);
     Ok(())
