@@ -487,10 +487,11 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
         (R * p.lda).div_ceil(64)
     };
     if !bias.is_null() {
-        // A biased output is a layer's tensor itself (not a block of scratch), likely out of
-        // cache: its lines are fetched while the reduction runs (ResNet-18's 1×1
-        // projections, one thread, 4 images: 101–105 → 82–86 µs for 64→128). A hint:
-        // nothing is dereferenced.
+        // A biased output is usually a layer's tensor itself (row tiles; column tiles store
+        // into scratch, where the fetch finds the lines in cache), likely out of cache: its
+        // lines are fetched while the reduction runs (ResNet-18's 1×1 projections, one
+        // thread, 4 images: 101–105 → 82–86 µs for 64→128). A hint: nothing is
+        // dereferenced.
         for i in 0..R {
             let row = c.wrapping_add(i * ldc);
             _mm_prefetch::<_MM_HINT_T0>(row.cast());
