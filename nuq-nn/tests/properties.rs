@@ -96,6 +96,88 @@ fn grouped_case() -> impl Strategy<Value = Case> {
         })
 }
 
+/// "Same" convolutions (stride 1, output as large as the input: `2·p = d·(k − 1)` on both
+/// axes, as a 3×3 with padding 1, dilated or not) — the networks' common case, which `case()`
+/// draws only now and then; `k = 1` on one axis keeps rows and columns independent.
+fn same_case() -> impl Strategy<Value = Case> {
+    // (k, d, p) with 2·p = d·(k − 1).
+    let axis = prop_oneof![
+        Just((1usize, 1usize, 0usize)),
+        Just((3, 1, 1)),
+        Just((3, 2, 2)),
+        Just((5, 1, 2)),
+        Just((2, 2, 1))
+    ];
+    (
+        1usize..5,
+        1usize..5,
+        axis.clone(),
+        axis,
+        1usize..3,
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_filter("not pointwise", |(_, _, a, b, ..)| a.0 > 1 || b.0 > 1)
+        .prop_flat_map(|(ci, co, (kh, dh, ph), (kw, dw, pw), n, bias, seed)| {
+            (1usize..7, 1usize..7).prop_map(move |(h, w)| Case {
+                cfg: Conv2dConfig {
+                    c_in: ci,
+                    c_out: co,
+                    kernel: (kh, kw),
+                    stride: (1, 1),
+                    padding: (ph, pw),
+                    dilation: (dh, dw),
+                    bias,
+                    groups: 1,
+                },
+                input: [n, h, w, ci],
+                seed,
+            })
+        })
+}
+
+/// The input gradient by its definition: `dx[i][iy][ix][c] = Σ dy[i][oy][ox][o] · W[o][c][ky][kx]`
+/// over every output pixel and tap that read input pixel `(iy, ix)`.
+fn direct_input_grad(
+    cfg: &Conv2dConfig,
+    x_shape: [usize; 4],
+    torch_w: &[f32],
+    dy: &Tensor,
+) -> Vec<f32> {
+    let [n, h, w, c] = x_shape;
+    let [_, oh, ow, co] = dy.shape();
+    let ci = c / cfg.groups;
+    let per_group = co / cfg.groups;
+    let (kh, kw) = cfg.kernel;
+    let mut dx = vec![0.0f64; n * h * w * c];
+    for img in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for o in 0..co {
+                    let g = dy.data()[((img * oh + oy) * ow + ox) * co + o] as f64;
+                    let c0 = o / per_group * ci;
+                    for i in 0..ci {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * cfg.stride.0 + ky * cfg.dilation.0) as isize
+                                    - cfg.padding.0 as isize;
+                                let ix = (ox * cfg.stride.1 + kx * cfg.dilation.1) as isize
+                                    - cfg.padding.1 as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                dx[((img * h + iy as usize) * w + ix as usize) * c + c0 + i] +=
+                                    g * torch_w[((o * ci + i) * kh + ky) * kw + kx] as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dx.into_iter().map(|v| v as f32).collect()
+}
+
 /// The convolution by its definition (PyTorch's, with groups and dilation), weights in PyTorch order
 /// `[c_out][c_in / groups][kh][kw]`.
 fn direct(
@@ -171,6 +253,44 @@ proptest! {
         for (a, b) in y.data().iter().zip(&want) {
             prop_assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
+    }
+
+    /// The input gradient (col2im, or the direct product of pointwise layers) against its
+    /// definition, value by value: stronger than the adjoint identity's one number.
+    #[test]
+    fn conv_input_grad_matches_direct_loop(c in prop_oneof![same_case(), case(), grouped_case()]) {
+        let mut rng = Rng::new(c.seed ^ 2);
+        let mut conv = Conv2d::new(c.cfg, &mut rng).unwrap();
+        let x = random(c.input, &mut rng);
+        let y = conv.forward(&x, Mode::Train).unwrap().clone();
+        let dy = random(y.shape(), &mut rng);
+        conv.backward(&x, &dy, true).unwrap();
+        let want = direct_input_grad(&c.cfg, c.input, &conv.weight.to_torch(), &dy);
+        prop_assert_eq!(conv.input_grad().shape(), c.input);
+        for (a, b) in conv.input_grad().data().iter().zip(&want) {
+            prop_assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+
+    /// The adjoint identities for "same" convolutions, bias included.
+    #[test]
+    fn same_conv_backward_is_the_adjoint(c in same_case()) {
+        let mut rng = Rng::new(c.seed ^ 3);
+        let mut conv = Conv2d::new(c.cfg, &mut rng).unwrap();
+        let x = random(c.input, &mut rng);
+        let y = conv.forward(&x, Mode::Train).unwrap().clone();
+        let dy = random(y.shape(), &mut rng);
+        conv.backward(&x, &dy, true).unwrap();
+        let lhs = dot(y.data(), dy.data()) - conv.bias.as_ref().map_or(0.0, |b| {
+            (0..c.cfg.c_out)
+                .map(|o| b.value[o] as f64 * dy.data().iter().skip(o).step_by(c.cfg.c_out).map(|&v| v as f64).sum::<f64>())
+                .sum()
+        });
+        let by_x = dot(x.data(), conv.input_grad().data());
+        let by_w = dot(&conv.weight.value, &conv.weight.grad);
+        let tol = 1e-4 * (1.0 + lhs.abs());
+        prop_assert!((lhs - by_x).abs() < tol, "{lhs} vs {by_x}");
+        prop_assert!((lhs - by_w).abs() < tol, "{lhs} vs {by_w}");
     }
 
     /// As `conv_backward_is_the_adjoint`, for grouped and depthwise convolutions.
