@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use crate::error::NnError;
 use crate::layer::{check_grad_shape, Layer, Mode};
+use crate::layers::relu::masked_grad;
 use crate::layers::Sequential;
 use crate::param::{join_name, BufferMut, Param};
 use crate::tensor::Tensor;
@@ -86,19 +87,8 @@ impl Add {
             self.dsum.data_mut().copy_from_slice(dy.data());
             return;
         }
-        self.dsum
-            .data_mut()
-            .par_chunks_mut(BLOCK)
-            .zip(
-                dy.data()
-                    .par_chunks(BLOCK)
-                    .zip(self.out.data().par_chunks(BLOCK)),
-            )
-            .for_each(|(d, (g, y))| {
-                for ((d, g), y) in d.iter_mut().zip(g).zip(y) {
-                    *d = if *y > 0.0 { *g } else { 0.0 };
-                }
-            });
+        // Masked by the output, as a ReLU layer masks by its input.
+        masked_grad(&mut self.dsum, &self.out, dy, true, |y| y > 0.0);
     }
 }
 

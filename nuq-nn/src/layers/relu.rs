@@ -112,8 +112,10 @@ fn map(out: &mut Tensor, x: &Tensor, f: impl Fn(f32) -> f32 + Sync) {
         });
 }
 
-/// `dx = dy` where `pass(x)`, else 0 (an empty `dx` when no input gradient is needed).
-fn masked_grad(
+/// `dx = dy` where `pass(x)`, else 0 (an empty `dx` when no input gradient is needed): a
+/// select on values already loaded, which compiles to vector compares and blends (a branch
+/// per element would mispredict on about half of them).
+pub(crate) fn masked_grad(
     dx: &mut Tensor,
     x: &Tensor,
     dy: &Tensor,
