@@ -613,16 +613,27 @@ impl Layer for Conv2d {
             });
         let scratch = &self.scratch[..groups];
         // Row `o` of the OHWI gradient is column `o` of every thread's `dWᵀ[K, c_out]`, summed
-        // in thread order.
+        // in thread order. Transposed `O_BLOCK` rows at a time: each `dWᵀ` row is then read
+        // a cache line at a time, not a value per line.
+        const O_BLOCK: usize = 16;
         self.weight
             .grad
-            .par_chunks_mut(k)
+            .par_chunks_mut(k * O_BLOCK)
             .enumerate()
-            .for_each(|(o, dst)| {
-                for (j, d) in dst.iter_mut().enumerate() {
-                    *d = scratch[0].dw[j * cout + o];
+            .for_each(|(b, dst)| {
+                let (o0, ob) = (b * O_BLOCK, dst.len() / k);
+                let mut sum = [0.0f32; O_BLOCK];
+                for j in 0..k {
+                    let at = j * cout + o0;
+                    let sum = &mut sum[..ob];
+                    sum.copy_from_slice(&scratch[0].dw[at..at + ob]);
                     for s in &scratch[1..] {
-                        *d += s.dw[j * cout + o];
+                        for (d, v) in sum.iter_mut().zip(&s.dw[at..at + ob]) {
+                            *d += v;
+                        }
+                    }
+                    for (i, v) in sum.iter().enumerate() {
+                        dst[i * k + j] = *v;
                     }
                 }
             });
