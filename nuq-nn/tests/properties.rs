@@ -335,6 +335,44 @@ proptest! {
         }
     }
 
+    /// The fused activation's mask in BatchNorm's backward pass is exactly the forward's: in
+    /// evaluation mode `dx = γσ⁻¹·dy` where the output passed (strictly inside `(0, cap)`)
+    /// and exactly 0 where the ReLU (or ReLU6) cut it, element by element.
+    #[test]
+    fn batchnorm_fused_activation_masks_where_the_forward_cut(
+        n in 1usize..4, h in 1usize..5, w in 1usize..5, c in 1usize..6, relu6 in any::<bool>(),
+        seed in any::<u64>()
+    ) {
+        let mut rng = Rng::new(seed);
+        let mut bn = if relu6 { BatchNorm2d::with_relu6(c) } else { BatchNorm2d::new(c, true) };
+        bn.weight.value = (0..c).map(|_| rng.uniform(-4.0, 4.0)).collect();
+        bn.bias.value = (0..c).map(|_| rng.uniform(-3.0, 3.0)).collect();
+        bn.running_mean = (0..c).map(|_| rng.uniform(-0.5, 0.5)).collect();
+        bn.running_var = (0..c).map(|_| rng.uniform(0.2, 2.0)).collect();
+        let mut x = random([n, h, w, c], &mut rng);
+        // Channel 0 without bias and some inputs exactly at the running mean: their
+        // pre-activation is exactly 0 there, the ReLU's kink (cut: the output is 0).
+        bn.bias.value[0] = 0.0;
+        for (i, v) in x.data_mut().iter_mut().enumerate() {
+            if i % 5 == 0 {
+                *v = bn.running_mean[i % c];
+            }
+        }
+        let y = bn.forward(&x, Mode::Eval).unwrap().clone();
+        let dy = random(y.shape(), &mut rng);
+        bn.backward(&x, &dy, true).unwrap();
+        let cap = bn.activation_cap();
+        for (i, ((&yv, &g), &d)) in y.data().iter().zip(dy.data()).zip(bn.input_grad().data()).enumerate() {
+            let ch = i % c;
+            let s = bn.weight.value[ch] / (bn.running_var[ch] + bn.eps).sqrt();
+            if yv <= 0.0 || yv >= cap {
+                prop_assert_eq!(d, 0.0, "element {} (y = {}) was cut", i, yv);
+            } else {
+                prop_assert!((d - s * g).abs() <= 1e-5 * (1.0 + (s * g).abs()), "element {}: {} vs {}", i, d, s * g);
+            }
+        }
+    }
+
     #[test]
     fn batchnorm_train_output_has_affine_moments(
         n in 1usize..4, h in 1usize..5, w in 2usize..5, c in 1usize..5, seed in any::<u64>()

@@ -278,27 +278,32 @@ impl Layer for BatchNorm2d {
         check_grad_shape(&self.describe(), shape, dy)?;
         let c = self.channels;
         let rows = x.rows();
-        let (xd, dyd, yd) = (x.data(), dy.data(), self.out.data());
+        let (xd, dyd) = (x.data(), dy.data());
         let (mean, inv_std, relu) = (&self.mean, &self.inv_std, self.fused_relu);
         let cap = self.activation_cap();
-        // Σ dy' and Σ dy'·x̂ per channel, dy' = dy masked by the fused ReLU.
+        // The fused ReLU's mask, from the pre-activation `z = x·scale + shift` recomputed
+        // with the forward pass's operations (the same bits): `y = min(max(z, 0), cap)` was
+        // cut where `!(z > 0)` (NaN included) or `z ≥ cap`. Reading `x` again instead of the
+        // stored output saves one of three streams in each pass.
+        let (bn_scale, bn_shift) = (&self.scale, &self.shift);
+        let cut = move |z: f32| relu & (!(z > 0.0) | (z >= cap));
         // Σ dy' and Σ dy'·x per channel (dy' = dy masked by the fused ReLU); then
         // Σ dy'·x̂ = σ⁻¹·(Σ dy'·x − μ·Σ dy').
         let (dbeta, sum_gx) = Self::blocked_sums(&mut self.partials, c, rows, |range, s1, s2| {
             let span = range.start * c..range.end * c;
-            for ((xr, gr), yr) in xd[span.clone()]
+            for (xr, gr) in xd[span.clone()]
                 .chunks_exact(c)
-                .zip(dyd[span.clone()].chunks_exact(c))
-                .zip(yd[span].chunks_exact(c))
+                .zip(dyd[span].chunks_exact(c))
             {
-                for ((((a, b), &xv), &gv), &yv) in
-                    s1.iter_mut().zip(s2.iter_mut()).zip(xr).zip(gr).zip(yr)
+                for (((((a, b), &xv), &gv), &sc), &sh) in s1
+                    .iter_mut()
+                    .zip(s2.iter_mut())
+                    .zip(xr)
+                    .zip(gr)
+                    .zip(bn_scale)
+                    .zip(bn_shift)
                 {
-                    let g = if relu & ((yv <= 0.0) | (yv >= cap)) {
-                        0.0
-                    } else {
-                        gv
-                    };
+                    let g = if cut(xv * sc + sh) { 0.0 } else { gv };
                     *a += g;
                     *b += g * xv;
                 }
@@ -340,26 +345,22 @@ impl Layer for BatchNorm2d {
             .for_each(|(b, dxb)| {
                 let base = b * BLOCK_ROWS * c;
                 let span = base..base + dxb.len();
-                for (((dr, xr), gr), yr) in dxb
+                for ((dr, xr), gr) in dxb
                     .chunks_exact_mut(c)
                     .zip(xd[span.clone()].chunks_exact(c))
-                    .zip(dyd[span.clone()].chunks_exact(c))
-                    .zip(yd[span].chunks_exact(c))
+                    .zip(dyd[span].chunks_exact(c))
                 {
-                    for ((((((d, &xv), &gv), &yv), &s_i), &cx_i), &c0_i) in dr
+                    for (((((((d, &xv), &gv), &s_i), &cx_i), &c0_i), &bs), &bh) in dr
                         .iter_mut()
                         .zip(xr)
                         .zip(gr)
-                        .zip(yr)
                         .zip(&sc)
                         .zip(&cx)
                         .zip(&c0)
+                        .zip(bn_scale)
+                        .zip(bn_shift)
                     {
-                        let g = if relu & ((yv <= 0.0) | (yv >= cap)) {
-                            0.0
-                        } else {
-                            gv
-                        };
+                        let g = if cut(xv * bs + bh) { 0.0 } else { gv };
                         *d = s_i * g + cx_i * xv + c0_i;
                     }
                 }
