@@ -283,10 +283,10 @@ impl Layer for BatchNorm2d {
         let cap = self.activation_cap();
         // The fused ReLU's mask, from the pre-activation `z = x·scale + shift` recomputed
         // with the forward pass's operations (the same bits): `y = min(max(z, 0), cap)` was
-        // cut where `!(z > 0)` (NaN included) or `z ≥ cap`. Reading `x` again instead of the
+        // cut where `z ≤ 0`, `z` is NaN or `z ≥ cap`. Reading `x` again instead of the
         // stored output saves one of three streams in each pass.
         let (bn_scale, bn_shift) = (&self.scale, &self.shift);
-        let cut = move |z: f32| relu & (!(z > 0.0) | (z >= cap));
+        let cut = move |z: f32| relu & ((z <= 0.0) | z.is_nan() | (z >= cap));
         // Σ dy' and Σ dy'·x per channel (dy' = dy masked by the fused ReLU); then
         // Σ dy'·x̂ = σ⁻¹·(Σ dy'·x − μ·Σ dy').
         let (dbeta, sum_gx) = Self::blocked_sums(&mut self.partials, c, rows, |range, s1, s2| {
