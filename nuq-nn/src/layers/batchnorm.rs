@@ -295,7 +295,7 @@ impl Layer for BatchNorm2d {
                 .chunks_exact(c)
                 .zip(dyd[span].chunks_exact(c))
             {
-                for (((((a, b), &xv), &gv), &sc), &sh) in s1
+                for (((((a, b), &xv), &gv), &bs), &bh) in s1
                     .iter_mut()
                     .zip(s2.iter_mut())
                     .zip(xr)
@@ -303,7 +303,7 @@ impl Layer for BatchNorm2d {
                     .zip(bn_scale)
                     .zip(bn_shift)
                 {
-                    let g = if cut(xv * sc + sh) { 0.0 } else { gv };
+                    let g = if cut(xv * bs + bh) { 0.0 } else { gv };
                     *a += g;
                     *b += g * xv;
                 }
