@@ -89,3 +89,15 @@ pub const POOL_TASK_ELEMENTS: usize = 8 * 1024;
 /// to 4: 9 groups) would otherwise spend as long on each 8-row call's setup and stores as on
 /// its multiply-adds.
 pub const SMALL_K_GROUPS: usize = 9;
+
+/// Bytes of input a chunk of the direct `f32` convolution (`float_conv`) reads, about
+/// (`rows · c_in · 4`, 256 to 4 096 output pixels): the chunk's input pixels and its table of
+/// tap addresses stay in the 1 MiB L2 while every filter block and tap block passes over
+/// them. Sums do not depend on it (each output is summed whole within its chunk).
+pub const FLOAT_CHUNK_BYTES: usize = 512 << 10;
+
+/// Filter bytes of one tap block of the direct `f32` convolution (`taps · c_in · 64 · 4`, at
+/// least one tap): the block stays in L2 while a chunk's register tiles stream past it. A
+/// layer with more taps sums in several blocks, each added onto the output, so this number
+/// fixes the order of the forward pass's sums (results are deterministic for it).
+pub const FLOAT_PANEL_BYTES: usize = 256 << 10;

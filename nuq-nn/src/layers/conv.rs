@@ -29,6 +29,7 @@
 //! versions made.
 
 use gemm::Parallelism;
+use nuq_kernels::float_conv::{self, ConvGeometry, Filter};
 use rayon::prelude::*;
 
 use crate::error::NnError;
@@ -382,6 +383,179 @@ impl Conv2d {
             .min(group_rows)
             .max(1)
     }
+
+    /// The geometry of `nuq-kernels`' direct convolution where it runs this layer: one
+    /// channel group, a kernel that is not a plain pointwise product (which needs no column
+    /// matrix), output channels a multiple of 16, and a CPU it runs on
+    /// ([`float_conv::supports`]).
+    fn direct(&self, g: &Geom) -> Option<ConvGeometry> {
+        if g.groups != 1 || g.pointwise() {
+            return None;
+        }
+        let kg = ConvGeometry {
+            n: g.n,
+            h: g.h,
+            w: g.w,
+            c_in: g.c,
+            c_out: self.cfg.c_out,
+            kernel: (g.kh, g.kw),
+            stride: (g.sh, g.sw),
+            padding: (g.ph, g.pw),
+            dilation: (g.dh, g.dw),
+        };
+        float_conv::supports(&kg).then_some(kg)
+    }
+}
+
+impl Conv2d {
+    /// Output rows `row_begin ..` (`out_g`) of the forward pass as im2col chunks times the
+    /// weights (the `gemm` crate), group by group.
+    fn forward_gemm(
+        g: &Geom,
+        xd: &[f32],
+        w: &[f32],
+        cout: usize,
+        row_begin: usize,
+        out_g: &mut [f32],
+        s: &mut Scratch,
+    ) {
+        let k = g.k();
+        let mg = cout / g.groups;
+        let grows = out_g.len() / cout;
+        let chunk = Self::chunk_rows(k, grows);
+        if !g.pointwise() && s.col.len() < chunk * k {
+            s.col.resize(chunk * k, 0.0);
+        }
+        let mut start = 0;
+        while start < grows {
+            let r = chunk.min(grows - start);
+            let rows = row_begin + start;
+            for grp in 0..g.groups {
+                let (c0, o0) = (grp * g.cg, grp * mg);
+                // Pointwise: the input rows themselves, read through their stride.
+                let lhs = if g.pointwise() {
+                    View::rows(&xd[rows * g.c + c0..(rows + r) * g.c], g.c)
+                } else {
+                    im2col(g, xd, rows, r, c0, &mut s.col[..r * k]);
+                    View::rows(&s.col[..r * k], k)
+                };
+                matmul(
+                    r,
+                    mg,
+                    k,
+                    &mut out_g[start * cout + o0..(start + r) * cout],
+                    cout,
+                    false,
+                    lhs,
+                    View::transposed(&w[o0 * k..(o0 + mg) * k], k),
+                    Parallelism::None,
+                );
+            }
+            start += r;
+        }
+    }
+
+    /// The weight gradient (`dw`: into `s.dw`, `dWᵀ[K, c_out]`) and/or the input gradient
+    /// (`dx`: into `dx_g`, the images from `img0` on) of output rows `row_begin ..
+    /// row_begin + grows`, as im2col chunks and `gemm` products with col2im, group by group.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_gemm(
+        g: &Geom,
+        xd: &[f32],
+        dyd: &[f32],
+        w: &[f32],
+        cout: usize,
+        row_begin: usize,
+        grows: usize,
+        s: &mut Scratch,
+        dx_g: &mut [f32],
+        dw: bool,
+        dx: bool,
+        img0: usize,
+    ) {
+        let k = g.k();
+        let mg = cout / g.groups;
+        let chunk = Self::chunk_rows(k, grows);
+        if !g.pointwise() {
+            if dw && s.col.len() < chunk * k {
+                s.col.resize(chunk * k, 0.0);
+            }
+            if dx && s.dcol.len() < chunk * k {
+                s.dcol.resize(chunk * k, 0.0);
+            }
+            if dx {
+                dx_g.fill(0.0);
+            }
+        }
+        let mut start = 0;
+        while start < grows {
+            let r = chunk.min(grows - start);
+            let rows = row_begin + start;
+            for grp in 0..g.groups {
+                let (c0, o0) = (grp * g.cg, grp * mg);
+                // This group's columns of dY and rows of W.
+                let dy_c = View::rows(&dyd[rows * cout + o0..(rows + r) * cout], cout);
+                if dw {
+                    let col = if g.pointwise() {
+                        View::transposed(&xd[rows * g.c + c0..(rows + r) * g.c], g.c)
+                    } else {
+                        im2col(g, xd, rows, r, c0, &mut s.col[..r * k]);
+                        View::transposed(&s.col[..r * k], k)
+                    };
+                    matmul(
+                        k,
+                        mg,
+                        r,
+                        &mut s.dw[o0..],
+                        cout,
+                        start > 0,
+                        col,
+                        dy_c,
+                        Parallelism::None,
+                    );
+                }
+                if dx {
+                    let w_g = View::rows(&w[o0 * k..(o0 + mg) * k], k);
+                    if g.pointwise() {
+                        matmul(
+                            r,
+                            k,
+                            mg,
+                            &mut dx_g[start * g.c + c0..(start + r) * g.c],
+                            g.c,
+                            false,
+                            dy_c,
+                            w_g,
+                            Parallelism::None,
+                        );
+                    } else {
+                        matmul(
+                            r,
+                            k,
+                            mg,
+                            &mut s.dcol[..r * k],
+                            k,
+                            false,
+                            dy_c,
+                            w_g,
+                            Parallelism::None,
+                        );
+                        col2im(g, &s.dcol[..r * k], rows, r, c0, img0, dx_g);
+                    }
+                }
+            }
+            start += r;
+        }
+    }
+}
+
+/// A direct-convolution error as the layer's error (the geometry was checked, so this marks
+/// a broken invariant, reported rather than panicking).
+fn kernel_err(layer: &str) -> impl Fn(nuq_kernels::KernelError) -> NnError + Sync + '_ {
+    move |source| NnError::Kernel {
+        what: layer.to_string(),
+        source,
+    }
 }
 
 impl Layer for Conv2d {
@@ -422,54 +596,33 @@ impl Layer for Conv2d {
         if g.n == 0 {
             return Ok(&self.out);
         }
-        let k = g.k();
-        let mg = cout / g.groups;
         let img_rows = g.oh * g.ow;
         let (per, groups) = image_groups(g.n);
         if self.scratch.len() < groups {
             self.scratch.resize_with(groups, Scratch::default);
         }
         let w = &self.weight.value;
+        let direct = self.direct(&g);
+        let name = self.describe();
+        let err = kernel_err(&name);
+        let filter = match &direct {
+            Some(kg) => Some(Filter::forward(kg, w).map_err(&err)?),
+            None => None,
+        };
         let bias = self.bias.as_ref().map(|b| &b.value[..]);
         let xd = x.data();
+        let scratch = &mut self.scratch;
         self.out
             .data_mut()
             .par_chunks_mut(per * img_rows * cout)
-            .zip(self.scratch.par_iter_mut())
+            .zip(scratch.par_iter_mut())
             .enumerate()
-            .for_each(|(gi, (out_g, s))| {
+            .try_for_each(|(gi, (out_g, s))| {
                 let row_begin = gi * per * img_rows;
-                let grows = out_g.len() / cout;
-                let chunk = Self::chunk_rows(k, grows);
-                if !g.pointwise() && s.col.len() < chunk * k {
-                    s.col.resize(chunk * k, 0.0);
-                }
-                let mut start = 0;
-                while start < grows {
-                    let r = chunk.min(grows - start);
-                    let rows = row_begin + start;
-                    for grp in 0..g.groups {
-                        let (c0, o0) = (grp * g.cg, grp * mg);
-                        // Pointwise: the input rows themselves, read through their stride.
-                        let lhs = if g.pointwise() {
-                            View::rows(&xd[rows * g.c + c0..(rows + r) * g.c], g.c)
-                        } else {
-                            im2col(&g, xd, rows, r, c0, &mut s.col[..r * k]);
-                            View::rows(&s.col[..r * k], k)
-                        };
-                        matmul(
-                            r,
-                            mg,
-                            k,
-                            &mut out_g[start * cout + o0..(start + r) * cout],
-                            cout,
-                            false,
-                            lhs,
-                            View::transposed(&w[o0 * k..(o0 + mg) * k], k),
-                            Parallelism::None,
-                        );
-                    }
-                    start += r;
+                if let (Some(kg), Some(f)) = (&direct, &filter) {
+                    float_conv::forward(kg, xd, f, row_begin, out_g).map_err(&err)?;
+                } else {
+                    Self::forward_gemm(&g, xd, w, cout, row_begin, out_g, s);
                 }
                 if let Some(b) = bias {
                     for row in out_g.chunks_exact_mut(cout) {
@@ -478,7 +631,8 @@ impl Layer for Conv2d {
                         }
                     }
                 }
-            });
+                Ok::<(), NnError>(())
+            })?;
         Ok(&self.out)
     }
 
@@ -496,13 +650,26 @@ impl Layer for Conv2d {
         let cout = self.cfg.c_out;
         check_grad_shape(&self.describe(), [g.n, g.oh, g.ow, cout], dy)?;
         let k = g.k();
-        let mg = cout / g.groups;
         let img_rows = g.oh * g.ow;
         let img_in = g.h * g.w * g.c;
         let (per, groups) = image_groups(g.n.max(1));
         if self.scratch.len() < groups {
             self.scratch.resize_with(groups, Scratch::default);
         }
+        // The direct kernels: the weight gradient wherever they run the layer, the input
+        // gradient where it is a convolution of `dY` (stride 1) with input channels they
+        // can produce.
+        let direct = self.direct(&g);
+        let name = self.describe();
+        let err = kernel_err(&name);
+        let direct_dx = match &direct {
+            Some(kg)
+                if need_input_grad && kg.input_grad().is_some_and(|t| float_conv::supports(&t)) =>
+            {
+                Some(Filter::input_grad(kg, &self.weight.value).map_err(&err)?)
+            }
+            _ => None,
+        };
         if need_input_grad {
             self.dx.reshape_uninit(x.shape());
         } else {
@@ -529,76 +696,36 @@ impl Layer for Conv2d {
             .par_iter_mut()
             .zip(dx_parts.into_par_iter())
             .enumerate()
-            .for_each(|(gi, (s, dx_g))| {
+            .try_for_each(|(gi, (s, dx_g))| {
                 let row_begin = gi * per * img_rows;
                 let grows = (per * img_rows).min(g.n * img_rows - row_begin);
-                let chunk = Self::chunk_rows(k, grows);
                 s.dw.resize(k * cout, 0.0);
-                if !g.pointwise() {
-                    if s.col.len() < chunk * k {
-                        s.col.resize(chunk * k, 0.0);
+                if let Some(kg) = &direct {
+                    s.dw.fill(0.0);
+                    let dy_g = &dyd[row_begin * cout..(row_begin + grows) * cout];
+                    float_conv::weight_grad(kg, xd, dy_g, row_begin, &mut s.dw).map_err(&err)?;
+                    if let Some(f) = &direct_dx {
+                        float_conv::input_grad(kg, dyd, f, gi * per * g.h * g.w, dx_g)
+                            .map_err(&err)?;
                     }
-                    if need_input_grad && s.dcol.len() < chunk * k {
-                        s.dcol.resize(chunk * k, 0.0);
-                    }
-                    dx_g.fill(0.0);
                 }
-                let mut start = 0;
-                while start < grows {
-                    let r = chunk.min(grows - start);
-                    let rows = row_begin + start;
-                    for grp in 0..g.groups {
-                        let (c0, o0) = (grp * g.cg, grp * mg);
-                        // This group's columns of dY and rows of W.
-                        let dy_c = View::rows(&dyd[rows * cout + o0..(rows + r) * cout], cout);
-                        let w_g = View::rows(&w[o0 * k..(o0 + mg) * k], k);
-                        let col = if g.pointwise() {
-                            View::transposed(&xd[rows * g.c + c0..(rows + r) * g.c], g.c)
-                        } else {
-                            im2col(&g, xd, rows, r, c0, &mut s.col[..r * k]);
-                            View::transposed(&s.col[..r * k], k)
-                        };
-                        matmul(
-                            k,
-                            mg,
-                            r,
-                            &mut s.dw[o0..],
-                            cout,
-                            start > 0,
-                            col,
-                            dy_c,
-                            Parallelism::None,
-                        );
-                        if need_input_grad {
-                            if g.pointwise() {
-                                matmul(
-                                    r,
-                                    k,
-                                    mg,
-                                    &mut dx_g[start * g.c + c0..(start + r) * g.c],
-                                    g.c,
-                                    false,
-                                    dy_c,
-                                    w_g,
-                                    Parallelism::None,
-                                );
-                            } else {
-                                matmul(
-                                    r,
-                                    k,
-                                    mg,
-                                    &mut s.dcol[..r * k],
-                                    k,
-                                    false,
-                                    dy_c,
-                                    w_g,
-                                    Parallelism::None,
-                                );
-                                col2im(&g, &s.dcol[..r * k], rows, r, c0, gi * per, dx_g);
-                            }
-                        }
-                    }
-                    start += r;
+                let gemm_dw = direct.is_none();
+                let gemm_dx = need_input_grad && direct_dx.is_none();
+                if gemm_dw || gemm_dx {
+                    Self::backward_gemm(
+                        &g,
+                        xd,
+                        dyd,
+                        w,
+                        cout,
+                        row_begin,
+                        grows,
+                        s,
+                        dx_g,
+                        gemm_dw,
+                        gemm_dx,
+                        gi * per,
+                    );
                 }
                 if has_bias {
                     s.db.clear();
@@ -610,7 +737,8 @@ impl Layer for Conv2d {
                         }
                     }
                 }
-            });
+                Ok::<(), NnError>(())
+            })?;
         let scratch = &self.scratch[..groups];
         // Row `o` of the OHWI gradient is column `o` of every thread's `dWᵀ[K, c_out]`, summed
         // in thread order. Transposed `O_BLOCK` rows at a time: each `dWᵀ` row is then read
