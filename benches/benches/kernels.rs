@@ -3,7 +3,9 @@
 //! codebook GEMM and fp32 `gemm` on the same shape. Throughput is in MACs. Whole
 //! convolutions (im2col + GEMM + threshold epilogue) are timed by the `infer` bench. Also a
 //! depthwise 3×3 convolution (MobileNet's 56×56×144 stride 1 and 28×28×192 stride 2, 4-bit
-//! weights, `acc + bias`) on every path, batch 1, in MACs.
+//! weights, `acc + bias`) on every path, batch 1, in MACs. And the direct `f32` convolution
+//! of training (`float_conv`: forward, stride-1 input gradient, weight gradient) on the same
+//! 3×3 layers at batch 8, one thread, in multiply-adds (AVX-512 CPUs only).
 //!
 //! `cargo bench -p nuq-benches --bench kernels` (about a minute with the defaults below);
 //! filter with e.g. `-- m=1024`.
@@ -170,5 +172,45 @@ fn depthwise_benches(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, gemm_benches, depthwise_benches);
+/// The training convolution's three products per 3×3 layer, one thread (a `nuq-nn` layer
+/// runs one such call per thread on its share of the images).
+fn float_conv_benches(c: &mut Criterion) {
+    use nuq_kernels::float_conv::{self, ConvGeometry, Filter};
+    let mut group = c.benchmark_group("float_conv");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for (hw, ch) in [(32, 64), (16, 128), (8, 256), (4, 512)] {
+        let g = ConvGeometry::square(8, hw, ch, ch, 3, 1, 1);
+        if !float_conv::supports(&g) {
+            return;
+        }
+        let x: Vec<f32> = (0..8 * hw * hw * ch)
+            .map(|i| (i % 7) as f32 - 3.0)
+            .collect();
+        let w: Vec<f32> = (0..ch * g.k()).map(|i| (i % 5) as f32 * 0.1).collect();
+        let (filter, back) = (
+            Filter::forward(&g, &w).unwrap(),
+            Filter::input_grad(&g, &w).unwrap(),
+        );
+        let mut y = vec![0.0f32; x.len() / ch * ch];
+        let mut dwt = vec![0.0f32; g.k() * ch];
+        let macs = (8 * hw * hw * ch * g.k()) as u64;
+        group.throughput(Throughput::Elements(macs));
+        let id = format!("{hw}x{hw}x{ch}->{ch} b8");
+        group.bench_function(BenchmarkId::new("forward", &id), |b| {
+            b.iter(|| float_conv::forward(&g, black_box(&x), &filter, 0, &mut y).unwrap())
+        });
+        group.bench_function(BenchmarkId::new("input_grad", &id), |b| {
+            b.iter(|| float_conv::input_grad(&g, black_box(&x), &back, 0, &mut y).unwrap())
+        });
+        group.bench_function(BenchmarkId::new("weight_grad", &id), |b| {
+            b.iter(|| float_conv::weight_grad(&g, black_box(&x), &x, 0, &mut dwt).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, gemm_benches, depthwise_benches, float_conv_benches);
 criterion_main!(benches);

@@ -5,7 +5,8 @@
 //! with AVX-512 VNNI, AVX-VNNI, AVX2, portable (`wide`) and scalar reference paths that are
 //! bit-exact with each other and chosen at run time ([`KernelPath::detect`], overridable
 //! with `NUQ_KERNEL=scalar|portable|avx2|avxvnni|avx512`, and passed explicitly to every
-//! kernel).
+//! kernel). Beside them, [`float_conv`] holds the `f32` convolution that float training runs
+//! on AVX-512 CPUs.
 //!
 //! | module | what |
 //! |---|---|
