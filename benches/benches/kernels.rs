@@ -4,7 +4,7 @@
 //! convolutions (im2col + GEMM + threshold epilogue) are timed by the `infer` bench. Also a
 //! depthwise 3×3 convolution (MobileNet's 56×56×144 stride 1 and 28×28×192 stride 2, 4-bit
 //! weights, `acc + bias`) on every path, batch 1, in MACs. And the direct `f32` convolution
-//! of training (`float_conv`: forward, stride-1 input gradient, weight gradient) on the same
+//! of training (`float_conv`: forward, input gradient, weight gradient) on the same
 //! 3×3 layers at batch 8, one thread, in multiply-adds (AVX-512 CPUs only).
 //!
 //! `cargo bench -p nuq-benches --bench kernels` (about a minute with the defaults below);
@@ -175,7 +175,7 @@ fn depthwise_benches(c: &mut Criterion) {
 /// The training convolution's three products per 3×3 layer, one thread (a `nuq-nn` layer
 /// runs one such call per thread on its share of the images).
 fn float_conv_benches(c: &mut Criterion) {
-    use nuq_kernels::float_conv::{self, ConvGeometry, Filter};
+    use nuq_kernels::float_conv::{self, ConvGeometry, Filter, GradFilter};
     let mut group = c.benchmark_group("float_conv");
     group
         .sample_size(10)
@@ -192,7 +192,7 @@ fn float_conv_benches(c: &mut Criterion) {
         let w: Vec<f32> = (0..ch * g.k()).map(|i| (i % 5) as f32 * 0.1).collect();
         let (filter, back) = (
             Filter::forward(&g, &w).unwrap(),
-            Filter::input_grad(&g, &w).unwrap(),
+            GradFilter::new(&g, &w).unwrap(),
         );
         let mut y = vec![0.0f32; x.len() / ch * ch];
         let mut dwt = vec![0.0f32; g.k() * ch];

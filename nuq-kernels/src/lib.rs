@@ -12,7 +12,7 @@
 //! |---|---|
 //! | [`packed`] | weight pre-packing: [`Weights`] — [`PackedWeights`] (int8 panels) or [`CodebookWeights`] (2/3/4-bit indices + the tensor's int8 codebook); the layouts |
 //! | [`conv`] | [`conv::Conv`]: the fused convolution — row/column tiles that each unfold their im2col rows, run the block GEMM and requantize (bias folded into the thresholds) while in cache |
-//! | [`float_conv`] | the direct `f32` convolution of training (forward, stride-1 input gradient, weight gradient) on NHWC tensors, without an im2col matrix (AVX-512F) |
+//! | [`float_conv`] | the direct `f32` convolution of training (forward, input gradient, weight gradient) on NHWC tensors, without an im2col matrix (AVX-512F) |
 //! | [`mod@gemm`] | [`gemm()`]: `u8` activations × packed weights; rayon tiles, thread-count independent; one `GemmKernel` per path |
 //! | [`threshold`] | [`threshold::Thresholds`]: FINN MultiThreshold, per-channel ascending or descending |
 //! | [`residual_threshold`] | [`residual_threshold::ResidualThresholds`]: residual join (shift + fixed-point aligned shortcut) requantized to levels by 64-bit thresholds |

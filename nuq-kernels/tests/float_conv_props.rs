@@ -1,8 +1,8 @@
-//! The direct `f32` convolution against its definition: forward, stride-1 input gradient and
+//! The direct `f32` convolution against its definition: forward, input gradient (every stride) and
 //! weight gradient, on random geometries (dilated, strided, padded, short output blocks),
 //! with results independent of how the pixels are split between calls.
 
-use nuq_kernels::float_conv::{self, ConvGeometry, Filter};
+use nuq_kernels::float_conv::{self, ConvGeometry, Filter, GradFilter};
 use nuq_kernels::KernelError;
 use proptest::prelude::*;
 
@@ -140,7 +140,6 @@ fn check_weight_grad(g: &ConvGeometry, seed: u64) {
 }
 
 fn check_input_grad(g: &ConvGeometry, seed: u64) {
-    let Some(t) = g.input_grad() else { return };
     let (oh, ow) = g.output().unwrap();
     let w = values(g.c_out * g.k(), seed + 1);
     let dy = values(g.n * oh * ow * g.c_out, seed + 2);
@@ -150,11 +149,20 @@ fn check_input_grad(g: &ConvGeometry, seed: u64) {
         want[i] += dy[o] as f64 * w[j] as f64;
         scale[i] += (dy[o] as f64 * w[j] as f64).abs();
     });
-    assert_eq!(t.output(), Some((g.h, g.w)), "the input gradient's shape");
-    let filter = Filter::input_grad(g, &w).unwrap();
+    let filter = GradFilter::new(g, &w).unwrap();
     let mut dx = vec![f32::NAN; len];
     float_conv::input_grad(g, &dy, &filter, 0, &mut dx).unwrap();
     assert_close("input gradient", &dx, &want, &scale);
+    // Any split of the pixels gives the same bits.
+    let cut = g.n * g.h * g.w / 3;
+    let mut parts = vec![f32::NAN; len];
+    let (a, b) = parts.split_at_mut(cut * g.c_in);
+    float_conv::input_grad(g, &dy, &filter, 0, a).unwrap();
+    float_conv::input_grad(g, &dy, &filter, cut, b).unwrap();
+    assert_eq!(
+        parts.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        dx.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
 }
 
 proptest! {
@@ -180,9 +188,10 @@ proptest! {
         ci in 1usize..3,
         seed in any::<u64>(),
     ) {
-        // Stride 1, input channels a multiple of 16 (the gradient's output channels).
-        let g = ConvGeometry { c_in: 16 * ci, stride: (1, 1), ..g };
-        if float_conv::available() && g.output().is_some() {
+        // Input channels a multiple of 16 (the gradient's lanes); strides 1 and 2, with
+        // pixels that no tap reaches when the stride exceeds the dilated kernel.
+        let g = ConvGeometry { c_in: 16 * ci, ..g };
+        if float_conv::supports_input_grad(&g) {
             check_input_grad(&g, seed);
         }
     }
@@ -205,6 +214,11 @@ fn chunks_and_tap_blocks_sum_every_term() {
     let strided = ConvGeometry::square(2, 20, 48, 128, 3, 2, 1);
     check_forward(&strided, 12);
     check_weight_grad(&strided, 13);
+    check_input_grad(&strided, 14);
+    // A 1×1 stride-2 projection: three of four phases get zeros.
+    check_input_grad(&ConvGeometry::square(2, 9, 32, 64, 1, 2, 0), 15);
+    // 300 output channels per pixel: several tap blocks in the gradient's phases.
+    check_input_grad(&ConvGeometry::square(1, 7, 16, 320, 3, 2, 1), 16);
 }
 
 #[test]
@@ -223,13 +237,10 @@ fn refusals_are_errors() {
         Filter::forward(&g, &[0.0; 10]),
         Err(KernelError::ShapeMismatch { .. })
     ));
-    let strided = ConvGeometry {
-        stride: (2, 2),
-        ..g
-    };
-    assert_eq!(strided.input_grad(), None);
+    // The input gradient's lanes are the 3 input channels.
+    assert!(!float_conv::supports_input_grad(&g));
     assert!(matches!(
-        Filter::input_grad(&strided, &[0.0; 16 * 27]),
+        GradFilter::new(&g, &[0.0; 16 * 27]),
         Err(KernelError::Unsupported { .. })
     ));
     let too_big = ConvGeometry::square(1, 2, 3, 16, 5, 1, 0);
@@ -247,5 +258,15 @@ fn refusals_are_errors() {
         assert!(float_conv::forward(&g, &x, &filter, 0, &mut y[..15]).is_err());
         let mut dwt = vec![0.0f32; 27 * 16];
         assert!(float_conv::weight_grad(&g, &x, &y, 0, &mut dwt[1..]).is_err());
+        // A gradient filter packed for another geometry.
+        let g16 = ConvGeometry::square(1, 4, 16, 16, 3, 1, 1);
+        let other = ConvGeometry::square(1, 4, 16, 32, 3, 1, 1);
+        let filter = GradFilter::new(&other, &[0.0; 32 * 144]).unwrap();
+        let dy = [0.0f32; 256];
+        let mut dx = [0.0f32; 256];
+        assert!(matches!(
+            float_conv::input_grad(&g16, &dy, &filter, 0, &mut dx),
+            Err(KernelError::ShapeMismatch { .. })
+        ));
     }
 }

@@ -1,6 +1,7 @@
 //! Direct `f32` convolution for training on NHWC tensors, without an im2col matrix: the
-//! forward pass, the input gradient of stride-1 convolutions (a forward pass of the output
-//! gradient through the flipped, transposed filter) and the weight gradient.
+//! forward pass, the input gradient (for each phase of the input pixels modulo the stride, a
+//! convolution of the output gradient with the taps that reach that phase: [`GradFilter`])
+//! and the weight gradient.
 //!
 //! Each register tile reads its input pixels where they lie: a table gives, for every
 //! output pixel of a chunk and every kernel tap, the address of the input pixel's channels
@@ -129,34 +130,6 @@ impl ConvGeometry {
         self.kernel.0 * self.kernel.1 * self.c_in
     }
 
-    /// The convolution whose forward pass is this one's input gradient, for stride 1 and
-    /// padding at most the dilated kernel's reach: the output gradient (`oh × ow × c_out`)
-    /// convolved with the flipped, transposed filter ([`Filter::input_grad`]) into
-    /// `h × w × c_in`. `None` for other strides or paddings.
-    pub fn input_grad(&self) -> Option<ConvGeometry> {
-        let (oh, ow) = self.output()?;
-        let (kh, kw) = self.kernel;
-        let (dh, dw) = self.dilation;
-        if self.stride != (1, 1) || self.padding.0 > dh * (kh - 1) || self.padding.1 > dw * (kw - 1)
-        {
-            return None;
-        }
-        Some(ConvGeometry {
-            n: self.n,
-            h: oh,
-            w: ow,
-            c_in: self.c_out,
-            c_out: self.c_in,
-            kernel: self.kernel,
-            stride: (1, 1),
-            padding: (
-                dh * (kh - 1) - self.padding.0,
-                dw * (kw - 1) - self.padding.1,
-            ),
-            dilation: self.dilation,
-        })
-    }
-
     fn checked(&self) -> Result<(usize, usize), KernelError> {
         let (oh, ow) = self.output().ok_or(KernelError::Unsupported {
             what: "convolution window",
@@ -217,33 +190,17 @@ impl Filter {
         Ok(Self::pack(w, g.c_out, &(0..k).collect::<Vec<_>>(), k))
     }
 
-    /// Packs the filter of the input gradient ([`ConvGeometry::input_grad`]) from the OHWI
-    /// weights `w[c_out][k]` of `g`: output channel `ci`, tap `(ky, kx)`, input channel `o`
-    /// reads `w[o][kh − 1 − ky][kw − 1 − kx][ci]`.
-    ///
-    /// # Errors
-    /// As [`Filter::forward`], on the input-gradient geometry; [`KernelError::Unsupported`]
-    /// when `g` has none.
-    pub fn input_grad(g: &ConvGeometry, w: &[f32]) -> Result<Self, KernelError> {
-        let t = g.input_grad().ok_or(KernelError::Unsupported {
-            what: "input-gradient stride",
-            value: g.stride.0.max(g.stride.1) as i64,
-            allowed: "stride 1 with padding within the kernel's reach",
-        })?;
-        t.checked()?;
-        check_eq("filter values", g.c_out * g.k(), w.len())?;
-        let taps = g.kernel.0 * g.kernel.1;
-        // Lane `ci`, row `(tap, o)`: `w[o][taps − 1 − tap][ci]` (flipping both axes reverses
-        // the tap order).
-        let rows: Vec<usize> = (0..taps)
-            .flat_map(|tap| (0..g.c_out).map(move |o| (o * taps + taps - 1 - tap) * g.c_in))
-            .collect();
-        Ok(Self::pack(w, g.c_in, &rows, 1))
-    }
-
     /// Lane `l` of row `j` is `w[rows[j] + l · lane_stride]`; blocks packed in parallel.
     fn pack(w: &[f32], c_out: usize, rows: &[usize], lane_stride: usize) -> Self {
         let k = rows.len();
+        if k == 0 {
+            // A gradient phase that no tap reaches.
+            return Self {
+                data: Vec::new(),
+                k,
+                c_out,
+            };
+        }
         let mut data = vec![0.0f32; c_out.div_ceil(BLOCK) * k * BLOCK];
         data.par_chunks_exact_mut(k * BLOCK)
             .enumerate()
@@ -264,13 +221,6 @@ impl Filter {
 /// every filter block and tap block passes over it.
 fn chunk_rows(c_in: usize) -> usize {
     (FLOAT_CHUNK_BYTES / (4 * c_in)).clamp(256, 4096)
-}
-
-/// Taps per block: a block's filter rows (`taps · c_in · 64` values) stay in L2 while the
-/// chunk's register tiles stream past them.
-fn tap_block(g: &ConvGeometry) -> usize {
-    let taps = g.kernel.0 * g.kernel.1;
-    (FLOAT_PANEL_BYTES / (4 * BLOCK * g.c_in)).clamp(1, taps)
 }
 
 /// The address table of output pixels `row0 .. row0 + rows`: entry `t · stride + r` points
@@ -356,26 +306,123 @@ pub fn forward(
     }
 }
 
-/// Input-gradient pixels `row0 ..` (`dx.len() / c_in` of them) of a stride-1 convolution
-/// `g` from the output gradient `dy` (`n × oh × ow × c_out`) and the filter packed by
-/// [`Filter::input_grad`], into `dx` (overwritten).
+/// True when [`input_grad`] runs `g` here: [`supports`], and input channels (the
+/// gradient's lanes) a multiple of 16.
+pub fn supports_input_grad(g: &ConvGeometry) -> bool {
+    supports(g) && g.c_in.is_multiple_of(16)
+}
+
+/// One phase of the input gradient: the input pixels `(iy, ix)` with `iy mod s_h = a`,
+/// `ix mod s_w = b`, which the same taps reach (those with `a + p_h − ky·d_h` a multiple of
+/// `s_h`, likewise across).
+#[derive(Debug, Clone)]
+struct Phase {
+    /// The taps `(ky, kx)`, in the filter's row order.
+    taps: Vec<(usize, usize)>,
+    /// Rows `(tap, o)`, lanes `ci`: `w[o][ky][kx][ci]`.
+    filter: Filter,
+}
+
+/// A filter packed for [`input_grad`]: the input gradient of a convolution is, for each
+/// phase of the input pixels modulo the stride, a convolution of the output gradient with the
+/// taps that reach that phase (one phase with every tap at stride 1).
+#[derive(Debug, Clone)]
+pub struct GradFilter {
+    geometry: ConvGeometry,
+    /// Phase `a · s_w + b`.
+    phases: Vec<Phase>,
+}
+
+impl GradFilter {
+    /// Packs the OHWI weights `w[c_out][k]` of `g` for [`input_grad`].
+    ///
+    /// # Errors
+    /// [`KernelError::ShapeMismatch`] when `w` does not hold `c_out · k` values;
+    /// [`KernelError::Unsupported`] for a geometry [`supports`] refuses or input channels
+    /// that are not a multiple of 16.
+    pub fn new(g: &ConvGeometry, w: &[f32]) -> Result<Self, KernelError> {
+        g.checked()?;
+        if !g.c_in.is_multiple_of(16) {
+            return Err(KernelError::Unsupported {
+                what: "input channels of an input gradient",
+                value: g.c_in as i64,
+                allowed: "a positive multiple of 16",
+            });
+        }
+        check_eq("filter values", g.c_out * g.k(), w.len())?;
+        let (kh, kw) = g.kernel;
+        let (sh, sw) = g.stride;
+        let reaches = |a: usize, p: usize, k: usize, d: usize, s: usize| {
+            ((a + p) as isize - (k * d) as isize).rem_euclid(s as isize) == 0
+        };
+        let mut phases = Vec::with_capacity(sh * sw);
+        for a in 0..sh {
+            for b in 0..sw {
+                let taps: Vec<(usize, usize)> = (0..kh)
+                    .filter(|&ky| reaches(a, g.padding.0, ky, g.dilation.0, sh))
+                    .flat_map(|ky| {
+                        (0..kw)
+                            .filter(move |&kx| reaches(b, g.padding.1, kx, g.dilation.1, sw))
+                            .map(move |kx| (ky, kx))
+                    })
+                    .collect();
+                let rows: Vec<usize> = taps
+                    .iter()
+                    .flat_map(|&(ky, kx)| {
+                        (0..g.c_out).map(move |o| (o * kh * kw + ky * kw + kx) * g.c_in)
+                    })
+                    .collect();
+                let filter = Filter::pack(w, g.c_in, &rows, 1);
+                phases.push(Phase { taps, filter });
+            }
+        }
+        Ok(Self {
+            geometry: *g,
+            phases,
+        })
+    }
+}
+
+/// Input-gradient pixels `row0 ..` (`dx.len() / c_in` of them, NHWC rows of `c_in`) of the
+/// convolution `g` from the output gradient `dy` (`n × oh × ow × c_out`) and the filter
+/// packed by [`GradFilter::new`], into `dx` (overwritten; pixels no tap reaches get zeros).
+/// One thread.
 ///
 /// # Errors
-/// As [`forward`] on [`ConvGeometry::input_grad`]; [`KernelError::Unsupported`] when `g`
-/// has no input-gradient convolution.
+/// As [`forward`]; [`KernelError::ShapeMismatch`] when `filter` was packed for another
+/// geometry.
 pub fn input_grad(
     g: &ConvGeometry,
     dy: &[f32],
-    filter: &Filter,
+    filter: &GradFilter,
     row0: usize,
     dx: &mut [f32],
 ) -> Result<(), KernelError> {
-    let t = g.input_grad().ok_or(KernelError::Unsupported {
-        what: "input-gradient stride",
-        value: g.stride.0.max(g.stride.1) as i64,
-        allowed: "stride 1 with padding within the kernel's reach",
-    })?;
-    forward(&t, dy, filter, row0, dx)
+    let (oh, ow) = g.checked()?;
+    if !available() {
+        return Err(unavailable());
+    }
+    if filter.geometry != *g {
+        return Err(KernelError::ShapeMismatch {
+            what: "input-gradient filter geometry (filter values per image)",
+            expected: g.c_out * g.k(),
+            found: filter.geometry.c_out * filter.geometry.k(),
+        });
+    }
+    check_eq("output-gradient values", g.n * oh * ow * g.c_out, dy.len())?;
+    check_eq("input-gradient values", 0, dx.len() % g.c_in)?;
+    let rows = dx.len() / g.c_in;
+    check_len("input pixels", row0 + rows, g.n * g.h * g.w)?;
+    #[cfg(target_arch = "x86_64")]
+    {
+        input_grad_x86(g, (oh, ow), dy, filter, row0, dx);
+        Ok(())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (dy, filter, row0, rows, dx);
+        Err(unavailable())
+    }
 }
 
 /// Adds to `dwt` (`k × c_out`: the transposed OHWI weight gradient, row `(ky, kx, ci)`)
@@ -424,39 +471,149 @@ fn forward_x86(
     let rows = y.len() / g.c_out;
     let zeros = vec![0.0f32; g.c_in];
     let taps = g.kernel.0 * g.kernel.1;
-    let (k, cin) = (g.k(), g.c_in);
-    let tb = tap_block(g);
     let mut table = Vec::new();
     let mut start = 0;
     while start < rows {
-        let r = chunk_rows(cin).min(rows - start);
+        let r = chunk_rows(g.c_in).min(rows - start);
         let stride = tap_table(g, out, x, &zeros, row0 + start, r, &mut table);
-        let y_chunk = &mut y[start * g.c_out..(start + r) * g.c_out];
-        for b in 0..g.c_out.div_ceil(BLOCK) {
-            let lanes = BLOCK.min(g.c_out - b * BLOCK);
+        let chunk = Chunk {
+            table: &table,
+            stride,
+            rows: r,
+            taps,
+            cin: g.c_in,
+        };
+        chunk.run(
+            filter,
+            &mut y[start * g.c_out..(start + r) * g.c_out],
+            |r| r * g.c_out,
+        );
+        start += r;
+    }
+}
+
+/// The input gradient, phase by phase of each chunk of input pixels.
+#[cfg(target_arch = "x86_64")]
+fn input_grad_x86(
+    g: &ConvGeometry,
+    (oh, ow): (usize, usize),
+    dy: &[f32],
+    filter: &GradFilter,
+    row0: usize,
+    dx: &mut [f32],
+) {
+    let rows = dx.len() / g.c_in;
+    let zeros = vec![0.0f32; g.c_out];
+    let (sh, sw) = g.stride;
+    let mut table = Vec::new();
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); sh * sw];
+    let mut start = 0;
+    while start < rows {
+        let r = chunk_rows(g.c_out).min(rows - start);
+        for list in members.iter_mut() {
+            list.clear();
+        }
+        for i in start..start + r {
+            let m = row0 + i;
+            let (ix, iy) = (m % g.w, (m / g.w) % g.h);
+            members[(iy % sh) * sw + ix % sw].push(i);
+        }
+        for (phase, list) in filter.phases.iter().zip(&members) {
+            if phase.taps.is_empty() {
+                for &i in list {
+                    dx[i * g.c_in..(i + 1) * g.c_in].fill(0.0);
+                }
+                continue;
+            }
+            if list.is_empty() {
+                continue;
+            }
+            let stride = list.len() + TILE_ROWS;
+            table.clear();
+            table.resize(phase.taps.len() * stride, zeros.as_ptr());
+            for (j, &i) in list.iter().enumerate() {
+                let m = row0 + i;
+                let (ix, rest) = (m % g.w, m / g.w);
+                let (iy, img) = (rest % g.h, rest / g.h);
+                for (t, &(ky, kx)) in phase.taps.iter().enumerate() {
+                    // The phase makes both differences multiples of the stride.
+                    let ny = (iy + g.padding.0) as isize - (ky * g.dilation.0) as isize;
+                    let nx = (ix + g.padding.1) as isize - (kx * g.dilation.1) as isize;
+                    if ny < 0 || nx < 0 {
+                        continue;
+                    }
+                    let (oy, ox) = (ny as usize / sh, nx as usize / sw);
+                    if oy < oh && ox < ow {
+                        let at = ((img * oh + oy) * ow + ox) * g.c_out;
+                        table[t * stride + j] = dy[at..at + g.c_out].as_ptr();
+                    }
+                }
+            }
+            let chunk = Chunk {
+                table: &table,
+                stride,
+                rows: list.len(),
+                taps: phase.taps.len(),
+                cin: g.c_out,
+            };
+            chunk.run(&phase.filter, dx, |j| list[j] * g.c_in);
+        }
+        start += r;
+    }
+}
+
+/// The register tiles of one chunk of output rows: its table of tap addresses (entry
+/// `t · stride + r` for tap `t` of row `r`, each pointing to `cin` values; `TILE_ROWS`
+/// entries past each tap's last row), and the sizes.
+#[cfg(target_arch = "x86_64")]
+struct Chunk<'a> {
+    table: &'a [*const f32],
+    stride: usize,
+    rows: usize,
+    taps: usize,
+    cin: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Chunk<'_> {
+    /// Output row `r` of the chunk (its `filter.c_out` lanes) at `y[at(r)..]`, overwritten
+    /// with the sum over every tap and channel.
+    fn run(&self, filter: &Filter, y: &mut [f32], at: impl Fn(usize) -> usize) {
+        let (cin, k) = (self.cin, filter.k);
+        assert!(
+            self.table.len() >= self.taps * self.stride
+                && self.stride >= self.rows + TILE_ROWS
+                && k == self.taps * cin,
+            "float_conv: a chunk's table or filter does not match its sizes"
+        );
+        let tb = (FLOAT_PANEL_BYTES / (4 * BLOCK * cin)).clamp(1, self.taps.max(1));
+        for b in 0..filter.c_out.div_ceil(BLOCK) {
+            let lanes = BLOCK.min(filter.c_out - b * BLOCK);
             let block = &filter.data[b * k * BLOCK..(b + 1) * k * BLOCK];
             let mut t0 = 0;
-            while t0 < taps {
-                let t1 = (t0 + tb).min(taps);
+            while t0 < self.taps {
+                let t1 = (t0 + tb).min(self.taps);
                 let mut m = 0;
-                while m < r {
-                    let np = TILE_ROWS.min(r - m);
-                    let base = y_chunk.as_mut_ptr();
+                while m < self.rows {
+                    let np = TILE_ROWS.min(self.rows - m);
+                    let base = y.as_mut_ptr();
                     // Rows past `np` repeat the last one: never stored.
                     let outs: [*mut f32; TILE_ROWS] = std::array::from_fn(|p| {
-                        // SAFETY: row `m + min(p, np − 1) < r` of the chunk, lane
-                        // `b · 64 + lanes ≤ c_out`: inside `y_chunk`.
-                        unsafe { base.add((m + p.min(np - 1)) * g.c_out + b * BLOCK) }
+                        let o = at(m + p.min(np - 1)) + b * BLOCK;
+                        assert!(o + lanes <= y.len(), "float_conv: output row out of range");
+                        // SAFETY: `o + lanes ≤ y.len()` (asserted).
+                        unsafe { base.add(o) }
                     });
-                    let tab = table[t0 * stride + m..].as_ptr();
+                    let tab = self.table[t0 * self.stride + m..].as_ptr();
                     let wq = block[t0 * cin * BLOCK..].as_ptr();
-                    // SAFETY: AVX-512F checked by `available()`; entries `t · stride + m + p`
-                    // for `t < t1 − t0`, `p < 6` lie in the table (`m + p < r + 6 = stride`),
-                    // each pointing to `c_in` values of `x` or `zeros`; the block holds
-                    // `(t1 − t0) · c_in` rows from `t0 · c_in` on; `outs` are `lanes`
-                    // writable values of `y`, which no input aliases.
+                    // SAFETY: AVX-512F checked by `available()` before any chunk runs; entries
+                    // `t · stride + m + p` for `t < t1 − t0 ≤ taps`, `p < 6` lie in the
+                    // table (`m + p < rows + 6 ≤ stride`, asserted), each pointing to `cin`
+                    // values; the block holds `(t1 − t0) · cin` rows from `t0 · cin` on
+                    // (`k = taps · cin`, asserted); `outs` are `lanes` writable values of
+                    // `y` (asserted), which no input aliases.
                     unsafe {
-                        let (n, s, a) = (t1 - t0, stride, t0 > 0);
+                        let (n, s, a) = (t1 - t0, self.stride, t0 > 0);
                         match lanes / 16 {
                             1 => avx512::forward_tile::<1>(tab, s, n, cin, wq, &outs, np, a),
                             2 => avx512::forward_tile::<2>(tab, s, n, cin, wq, &outs, np, a),
@@ -469,7 +626,6 @@ fn forward_x86(
                 t0 = t1;
             }
         }
-        start += r;
     }
 }
 

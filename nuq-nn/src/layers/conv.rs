@@ -1,4 +1,14 @@
-//! 2-D convolution through im2col and the `gemm` crate.
+//! 2-D convolution: `nuq-kernels`' direct kernels where they run, else im2col and the `gemm`
+//! crate.
+//!
+//! **Direct kernels.** Where [`float_conv::supports`] holds (the AVX-512 path; one channel
+//! group; a kernel that is not plain pointwise; output channels a multiple of 16 — every 3×3
+//! layer and strided projection of the CIFAR ResNets and VGG-Small) no column matrix is
+//! formed: the forward pass and the weight gradient read the NHWC input where it lies, and
+//! the input gradient (input channels a multiple of 16) runs as a convolution of `dY` per
+//! phase of the stride. They sum in another order than the GEMM, so the two formulations
+//! differ in the low bits; each is deterministic for a thread count. The rest of this page
+//! describes the im2col formulation, which every other layer and CPU runs.
 //!
 //! With NHWC activations and the kernel stored `[c_out][kh][kw][c_in]` (OHWI, nuq's one weight
 //! layout: row `o` is output channel `o` in the `(ky, kx, ci)` order of an im2col row), a
@@ -20,8 +30,7 @@
 //! `g·c_out/groups ..` read only input channels `g·c_in/groups ..`. Each row chunk runs one
 //! im2col over the group's channel slice and one GEMM per group, writing the group's output
 //! columns in place (the destination and `dY` are read through their row stride `c_out`);
-//! the per-thread `dWᵀ[K, c_out]` keeps its shape, group `g` filling its own columns. With
-//! one group every call is the one earlier versions made, so results are bit-identical.
+//! the per-thread `dWᵀ[K, c_out]` keeps its shape, group `g` filling its own columns.
 //!
 //! **Dilation.** Kernel tap `(ky, kx)` of output `(oy, ox)` reads input
 //! `(oy·sh + ky·dh − ph, ox·sw + kx·dw − pw)`; only im2col/col2im change (a kernel row is a
@@ -29,7 +38,7 @@
 //! versions made.
 
 use gemm::Parallelism;
-use nuq_kernels::float_conv::{self, ConvGeometry, Filter};
+use nuq_kernels::float_conv::{self, ConvGeometry, Filter, GradFilter};
 use rayon::prelude::*;
 
 use crate::error::NnError;
@@ -657,16 +666,13 @@ impl Layer for Conv2d {
             self.scratch.resize_with(groups, Scratch::default);
         }
         // The direct kernels: the weight gradient wherever they run the layer, the input
-        // gradient where it is a convolution of `dY` (stride 1) with input channels they
-        // can produce.
+        // gradient where its lanes (the input channels) are a multiple of 16.
         let direct = self.direct(&g);
         let name = self.describe();
         let err = kernel_err(&name);
         let direct_dx = match &direct {
-            Some(kg)
-                if need_input_grad && kg.input_grad().is_some_and(|t| float_conv::supports(&t)) =>
-            {
-                Some(Filter::input_grad(kg, &self.weight.value).map_err(&err)?)
+            Some(kg) if need_input_grad && float_conv::supports_input_grad(kg) => {
+                Some(GradFilter::new(kg, &self.weight.value).map_err(&err)?)
             }
             _ => None,
         };
