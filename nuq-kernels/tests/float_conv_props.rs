@@ -266,7 +266,11 @@ fn refusals_are_errors() {
         let mut dx = [0.0f32; 256];
         assert!(matches!(
             float_conv::input_grad(&g16, &dy, &filter, 0, &mut dx),
-            Err(KernelError::ShapeMismatch { .. })
+            Err(KernelError::ShapeMismatch {
+                what: "filter geometry: output channels",
+                expected: 16,
+                found: 32
+            })
         ));
     }
 }

@@ -130,6 +130,53 @@ impl ConvGeometry {
         self.kernel.0 * self.kernel.1 * self.c_in
     }
 
+    /// [`KernelError::ShapeMismatch`] naming the first field in which `self` (what a filter
+    /// was packed for) differs from `g` (the call's).
+    fn check_same(&self, g: &ConvGeometry) -> Result<(), KernelError> {
+        let fields = [
+            ("filter geometry: images", g.n, self.n),
+            ("filter geometry: input height", g.h, self.h),
+            ("filter geometry: input width", g.w, self.w),
+            ("filter geometry: input channels", g.c_in, self.c_in),
+            ("filter geometry: output channels", g.c_out, self.c_out),
+            ("filter geometry: kernel height", g.kernel.0, self.kernel.0),
+            ("filter geometry: kernel width", g.kernel.1, self.kernel.1),
+            (
+                "filter geometry: vertical stride",
+                g.stride.0,
+                self.stride.0,
+            ),
+            (
+                "filter geometry: horizontal stride",
+                g.stride.1,
+                self.stride.1,
+            ),
+            (
+                "filter geometry: vertical padding",
+                g.padding.0,
+                self.padding.0,
+            ),
+            (
+                "filter geometry: horizontal padding",
+                g.padding.1,
+                self.padding.1,
+            ),
+            (
+                "filter geometry: vertical dilation",
+                g.dilation.0,
+                self.dilation.0,
+            ),
+            (
+                "filter geometry: horizontal dilation",
+                g.dilation.1,
+                self.dilation.1,
+            ),
+        ];
+        fields
+            .into_iter()
+            .try_for_each(|(what, expected, found)| check_eq(what, expected, found))
+    }
+
     fn checked(&self) -> Result<(usize, usize), KernelError> {
         let (oh, ow) = self.output().ok_or(KernelError::Unsupported {
             what: "convolution window",
@@ -162,7 +209,8 @@ pub fn available() -> bool {
 }
 
 /// True when [`forward`] and [`weight_grad`] run `g` here: [`available`], a valid window
-/// and output channels a positive multiple of 16.
+/// and output channels a positive multiple of 16 ([`supports_input_grad`] adds the input
+/// channels).
 pub fn supports(g: &ConvGeometry) -> bool {
     available() && g.checked().is_ok()
 }
@@ -389,8 +437,8 @@ impl GradFilter {
 /// One thread.
 ///
 /// # Errors
-/// As [`forward`]; [`KernelError::ShapeMismatch`] when `filter` was packed for another
-/// geometry.
+/// As [`forward`]; [`KernelError::ShapeMismatch`] naming the first field of the geometry
+/// that differs from the one `filter` was packed for.
 pub fn input_grad(
     g: &ConvGeometry,
     dy: &[f32],
@@ -402,13 +450,7 @@ pub fn input_grad(
     if !available() {
         return Err(unavailable());
     }
-    if filter.geometry != *g {
-        return Err(KernelError::ShapeMismatch {
-            what: "input-gradient filter geometry (filter values per image)",
-            expected: g.c_out * g.k(),
-            found: filter.geometry.c_out * filter.geometry.k(),
-        });
-    }
+    filter.geometry.check_same(g)?;
     check_eq("output-gradient values", g.n * oh * ow * g.c_out, dy.len())?;
     check_eq("input-gradient values", 0, dx.len() % g.c_in)?;
     let rows = dx.len() / g.c_in;
