@@ -68,6 +68,15 @@ pub fn supports(g: &ConvGeometry) -> bool {
     available() && g.checked().is_ok()
 }
 
+/// The output size of a geometry the kernels run here, else why not.
+fn ready(g: &ConvGeometry) -> Result<(usize, usize), KernelError> {
+    let out = g.checked()?;
+    match available() {
+        true => Ok(out),
+        false => Err(unavailable()),
+    }
+}
+
 fn unavailable() -> KernelError {
     KernelError::PathUnavailable {
         path: "avx512 (f32 direct convolution)",
@@ -89,10 +98,7 @@ pub fn forward(
     row0: usize,
     y: &mut [f32],
 ) -> Result<(), KernelError> {
-    let (oh, ow) = g.checked()?;
-    if !available() {
-        return Err(unavailable());
-    }
+    let (oh, ow) = ready(g)?;
     check_eq("input values", g.n * g.h * g.w * g.c_in, x.len())?;
     check_eq("filter rows", g.k(), filter.k)?;
     check_eq("filter output channels", g.c_out, filter.c_out)?;
@@ -132,10 +138,7 @@ pub fn input_grad(
     row0: usize,
     dx: &mut [f32],
 ) -> Result<(), KernelError> {
-    let (oh, ow) = g.checked()?;
-    if !available() {
-        return Err(unavailable());
-    }
+    let (oh, ow) = ready(g)?;
     filter.geometry.check_same(g)?;
     check_eq("output-gradient values", g.n * oh * ow * g.c_out, dy.len())?;
     check_eq("input-gradient values", 0, dx.len() % g.c_in)?;
@@ -166,10 +169,7 @@ pub fn weight_grad(
     row0: usize,
     dwt: &mut [f32],
 ) -> Result<(), KernelError> {
-    let (oh, ow) = g.checked()?;
-    if !available() {
-        return Err(unavailable());
-    }
+    let (oh, ow) = ready(g)?;
     check_eq("input values", g.n * g.h * g.w * g.c_in, x.len())?;
     check_eq("output-gradient values", 0, dy.len() % g.c_out)?;
     check_eq("weight-gradient values", g.k() * g.c_out, dwt.len())?;

@@ -558,18 +558,10 @@ impl Conv2d {
     }
 }
 
-/// A direct-convolution error as the layer's error (the geometry was checked, so this marks
-/// a broken invariant, reported rather than panicking).
-fn kernel_err(layer: &str) -> impl Fn(nuq_kernels::KernelError) -> NnError + Sync + '_ {
-    move |source| NnError::Kernel {
-        what: layer.to_string(),
-        source,
-    }
-}
-
-impl Layer for Conv2d {
-    fn describe(&self) -> String {
-        let c = &self.cfg;
+impl Conv2dConfig {
+    /// The layer's name in messages ([`Layer::describe`]).
+    fn label(&self) -> String {
+        let c = self;
         format!(
             "Conv2d({}→{}, {}×{}, stride {:?}, padding {:?}{}{}{})",
             c.c_in,
@@ -590,6 +582,21 @@ impl Layer for Conv2d {
             },
             if c.bias { ", bias" } else { "" }
         )
+    }
+}
+
+/// A direct-convolution error as the layer's error (the geometry was checked, so this marks
+/// a broken invariant, reported rather than panicking); the name is formed only then.
+fn kernel_err(cfg: Conv2dConfig) -> impl Fn(nuq_kernels::KernelError) -> NnError + Sync {
+    move |source| NnError::Kernel {
+        what: cfg.label(),
+        source,
+    }
+}
+
+impl Layer for Conv2d {
+    fn describe(&self) -> String {
+        self.cfg.label()
     }
 
     fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4], NnError> {
@@ -612,8 +619,7 @@ impl Layer for Conv2d {
         }
         let w = &self.weight.value;
         let direct = self.direct(&g);
-        let name = self.describe();
-        let err = kernel_err(&name);
+        let err = kernel_err(self.cfg);
         let filter = match &direct {
             Some(kg) => Some(Filter::forward(kg, w).map_err(&err)?),
             None => None,
@@ -668,8 +674,7 @@ impl Layer for Conv2d {
         // The direct kernels: the weight gradient wherever they run the layer, the input
         // gradient where its lanes (the input channels) are a multiple of 16.
         let direct = self.direct(&g);
-        let name = self.describe();
-        let err = kernel_err(&name);
+        let err = kernel_err(self.cfg);
         let direct_dx = match &direct {
             Some(kg) if need_input_grad && float_conv::supports_input_grad(kg) => {
                 Some(GradFilter::new(kg, &self.weight.value).map_err(&err)?)
