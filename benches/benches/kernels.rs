@@ -66,10 +66,7 @@ fn gemm_benches(c: &mut Criterion) {
                     nuq_kernels::gemm(path, black_box(&a), k, m, &pw, &mut *out, n).expect("gemm")
                 })
             });
-            if matches!(
-                path,
-                KernelPath::Avx2 | KernelPath::AvxVnni | KernelPath::Avx512Vnni
-            ) {
+            if matches!(path, KernelPath::Avx2 | KernelPath::AvxVnni) || path.is_avx512() {
                 g.bench_function(BenchmarkId::new("cb4", path.name()), |b| {
                     b.iter(|| {
                         nuq_kernels::gemm(path, black_box(&a), k, m, &cw, &mut *out, n)

@@ -22,7 +22,7 @@ pub const MACS_PER_ITERATION: u64 = CHAINS as u64 * 64;
 /// # Errors
 /// [`KernelError::PathUnavailable`] when the CPU lacks AVX-512 VNNI.
 pub fn vnni_chains(iterations: u64) -> Result<i32, KernelError> {
-    KernelPath::Avx512Vnni.ensure_available()?;
+    KernelPath::Avx512VnniNoVbmi.ensure_available()?;
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: AVX-512 VNNI availability was checked above.
@@ -69,7 +69,7 @@ pub fn vnni_peak_gmacs(
     samples: usize,
     sample: Duration,
 ) -> Result<f64, KernelError> {
-    KernelPath::Avx512Vnni.ensure_available()?;
+    KernelPath::Avx512VnniNoVbmi.ensure_available()?;
     #[cfg(target_arch = "x86_64")]
     {
         use std::sync::Barrier;
@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn chains_compute_what_they_claim() {
-        if !KernelPath::Avx512Vnni.is_available() {
+        if !KernelPath::Avx512VnniNoVbmi.is_available() {
             assert!(matches!(
                 vnni_chains(1),
                 Err(KernelError::PathUnavailable { .. })

@@ -2,10 +2,11 @@
 //!
 //! SIMD integer kernels for codebook-quantized CNN inference — the fused convolution
 //! (im2col + codebook GEMM + threshold requantization), the residual join and pooling —
-//! with AVX-512 VNNI, AVX-VNNI, AVX2, portable (`wide`) and scalar reference paths that are
-//! bit-exact with each other and chosen at run time ([`KernelPath::detect`], overridable
-//! with `NUQ_KERNEL=scalar|portable|avx2|avxvnni|avx512`, and passed explicitly to every
-//! kernel). Beside them, [`float_conv`] holds the `f32` convolution that float training runs
+//! with AVX-512 VNNI (with VBMI, or without it: Cascade Lake), AVX-VNNI, AVX2, portable
+//! (`wide`) and scalar reference paths that are bit-exact with each other and chosen at run
+//! time ([`KernelPath::detect`], overridable with
+//! `NUQ_KERNEL=scalar|portable|avx2|avxvnni|avx512vnni-novbmi|avx512`, and passed explicitly
+//! to every kernel). Beside them, [`float_conv`] holds the `f32` convolution that float training runs
 //! on AVX-512 CPUs.
 //!
 //! | module | what |

@@ -2,7 +2,8 @@
 //!
 //! Every kernel takes a [`KernelPath`]. [`KernelPath::detect`] picks the fastest path this
 //! CPU supports unless the environment variable `NUQ_KERNEL` names one
-//! (`scalar`, `portable`, `avx2`, `avxvnni`, `avx512`/`avx512vnni`); tests and benchmarks
+//! (`scalar`, `portable`, `avx2`, `avxvnni`, `avx512vnni-novbmi`, `avx512`/`avx512vnni`);
+//! tests and benchmarks
 //! pass a path explicitly. All paths compute bit-identical results.
 
 use crate::KernelError;
@@ -22,17 +23,22 @@ pub enum KernelPath {
     /// Sapphire Rapids and later, AMD Zen 5): the GEMM multiplies `u8 × i8` four products
     /// per lane without widening; every other kernel is the AVX2 one.
     AvxVnni,
+    /// x86-64 AVX-512 F/BW/VL + VNNI without VBMI (Intel Cascade Lake / Cooper Lake): the
+    /// AVX-512 kernels with codebooks decoded by `vpshufb` (16-entry tables per 128-bit
+    /// lane) instead of `vpermb`, and 3-bit panels decoded once into int8.
+    Avx512VnniNoVbmi,
     /// x86-64 AVX-512 F/BW/VL + VNNI (`vpdpbusd`) + VBMI (`vpermb` codebook decode).
     Avx512Vnni,
 }
 
 impl KernelPath {
     /// All paths, slowest first.
-    pub const ALL: [KernelPath; 5] = [
+    pub const ALL: [KernelPath; 6] = [
         KernelPath::Scalar,
         KernelPath::Portable,
         KernelPath::Avx2,
         KernelPath::AvxVnni,
+        KernelPath::Avx512VnniNoVbmi,
         KernelPath::Avx512Vnni,
     ];
 
@@ -43,8 +49,21 @@ impl KernelPath {
             KernelPath::Portable => "portable",
             KernelPath::Avx2 => "avx2",
             KernelPath::AvxVnni => "avxvnni",
+            KernelPath::Avx512VnniNoVbmi => "avx512vnni-novbmi",
             KernelPath::Avx512Vnni => "avx512vnni",
         }
+    }
+
+    /// Whether the path runs the AVX-512 F/BW/VL kernels (threshold epilogues, residual
+    /// joins, the direct `f32` convolutions): both AVX-512 VNNI paths.
+    ///
+    /// ```
+    /// use nuq_kernels::KernelPath;
+    /// assert!(KernelPath::Avx512VnniNoVbmi.is_avx512());
+    /// assert!(!KernelPath::AvxVnni.is_avx512());
+    /// ```
+    pub fn is_avx512(self) -> bool {
+        matches!(self, KernelPath::Avx512Vnni | KernelPath::Avx512VnniNoVbmi)
     }
 
     /// Whether this CPU can run the path.
@@ -53,14 +72,17 @@ impl KernelPath {
             KernelPath::Scalar | KernelPath::Portable => true,
             KernelPath::Avx2 => has_avx2(),
             KernelPath::AvxVnni => has_avxvnni(),
-            KernelPath::Avx512Vnni => has_avx512vnni(),
+            KernelPath::Avx512VnniNoVbmi => has_avx512vnni(),
+            KernelPath::Avx512Vnni => has_avx512vnni() && has_avx512vbmi(),
         }
     }
 
     /// The fastest path this CPU supports, ignoring `NUQ_KERNEL`.
     pub fn best_available() -> KernelPath {
-        if has_avx512vnni() {
+        if has_avx512vnni() && has_avx512vbmi() {
             KernelPath::Avx512Vnni
+        } else if has_avx512vnni() {
+            KernelPath::Avx512VnniNoVbmi
         } else if has_avxvnni() {
             KernelPath::AvxVnni
         } else if has_avx2() {
@@ -130,6 +152,7 @@ impl FromStr for KernelPath {
             "portable" => Ok(KernelPath::Portable),
             "avx2" => Ok(KernelPath::Avx2),
             "avxvnni" => Ok(KernelPath::AvxVnni),
+            "avx512vnni-novbmi" => Ok(KernelPath::Avx512VnniNoVbmi),
             "avx512" | "avx512vnni" => Ok(KernelPath::Avx512Vnni),
             _ => Err(KernelError::UnknownPath { name: s.to_owned() }),
         }
@@ -162,11 +185,20 @@ fn has_avx512vnni() -> bool {
         && std::arch::is_x86_feature_detected!("avx512bw")
         && std::arch::is_x86_feature_detected!("avx512vl")
         && std::arch::is_x86_feature_detected!("avx512vnni")
-        && std::arch::is_x86_feature_detected!("avx512vbmi")
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 fn has_avx512vnni() -> bool {
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx512vbmi() -> bool {
+    std::arch::is_x86_feature_detected!("avx512vbmi")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx512vbmi() -> bool {
     false
 }
 
@@ -208,6 +240,10 @@ mod tests {
         if KernelPath::AvxVnni.is_available() {
             assert!(KernelPath::Avx2.is_available());
             assert_ne!(KernelPath::best_available(), KernelPath::Avx2);
+        }
+        // The VBMI path needs everything the other AVX-512 path needs.
+        if KernelPath::Avx512Vnni.is_available() {
+            assert!(KernelPath::Avx512VnniNoVbmi.is_available());
         }
     }
 }

@@ -109,7 +109,7 @@ impl Thresholds {
             // SAFETY: callers checked the path is available; both AVX2 and AVX-VNNI CPUs
             // have AVX2.
             KernelPath::Avx2 | KernelPath::AvxVnni => unsafe { self.row_avx2(acc, c0, width, out) },
-            KernelPath::Avx512Vnni => {
+            KernelPath::Avx512Vnni | KernelPath::Avx512VnniNoVbmi => {
                 unreachable!("apply_levels_block runs AVX-512 blocks whole")
             }
             #[cfg(not(target_arch = "x86_64"))]
@@ -168,7 +168,7 @@ impl Thresholds {
         check_len("threshold block accumulators", acc_len, acc.len())?;
         check_len("threshold block output", out_len, out.len())?;
         #[cfg(target_arch = "x86_64")]
-        if path == KernelPath::Avx512Vnni {
+        if path.is_avx512() {
             // SAFETY: `ensure_available` confirmed AVX-512; the slices hold `rows` rows of
             // `width` at their strides, `c0` is a multiple of 16 and `levels` has 2^bits
             // entries (all checked above).

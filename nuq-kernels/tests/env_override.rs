@@ -19,6 +19,17 @@ fn nuq_kernel_env_selects_or_rejects() {
             Err(KernelError::PathUnavailable { path: "avx512vnni" })
         ));
     }
+    std::env::set_var("NUQ_KERNEL", "avx512vnni-novbmi");
+    if KernelPath::Avx512VnniNoVbmi.is_available() {
+        assert_eq!(KernelPath::detect().unwrap(), KernelPath::Avx512VnniNoVbmi);
+    } else {
+        assert!(matches!(
+            KernelPath::detect(),
+            Err(KernelError::PathUnavailable {
+                path: "avx512vnni-novbmi"
+            })
+        ));
+    }
     std::env::set_var("NUQ_KERNEL", " AvxVnni ");
     if KernelPath::AvxVnni.is_available() {
         assert_eq!(KernelPath::detect().unwrap(), KernelPath::AvxVnni);

@@ -206,7 +206,14 @@ fn main() {
     // The peak loop is timed as one more item of every interleaved round below, doing as
     // many multiply-accumulates as the shape's GEMM, so that it sees the same machine load
     // and the same call length as the GEMM rows.
-    let peak_paths: Vec<KernelPath> = [KernelPath::AvxVnni, KernelPath::Avx512Vnni]
+    // One `zmm` peak: `avx512vnni` where VBMI is there too, else `avx512vnni-novbmi` (the
+    // same loop; the name says which GEMM rows it goes with).
+    let zmm_peak = if KernelPath::Avx512Vnni.is_available() {
+        KernelPath::Avx512Vnni
+    } else {
+        KernelPath::Avx512VnniNoVbmi
+    };
+    let peak_paths: Vec<KernelPath> = [KernelPath::AvxVnni, zmm_peak]
         .into_iter()
         .filter(|p| p.is_available())
         .collect();
@@ -314,18 +321,26 @@ fn main() {
             let mut items = vec![Item::Sgemm(kn)];
             items.extend(peak_paths.iter().map(|&p| Item::Peak(p)));
             for path in KernelPath::available() {
-                if matches!(
-                    path,
-                    KernelPath::Avx2 | KernelPath::AvxVnni | KernelPath::Avx512Vnni
-                ) {
-                    items.push(Item::Int8(path));
-                    items.push(Item::Cb4(path));
+                match path {
+                    KernelPath::Avx2 | KernelPath::AvxVnni | KernelPath::Avx512Vnni => {
+                        items.push(Item::Int8(path));
+                        items.push(Item::Cb4(path));
+                    }
+                    // Its int8 kernel is the VBMI path's own: only its 4-bit decode differs
+                    // where both run.
+                    KernelPath::Avx512VnniNoVbmi => {
+                        if !KernelPath::Avx512Vnni.is_available() {
+                            items.push(Item::Int8(path));
+                        }
+                        items.push(Item::Cb4(path));
+                    }
+                    KernelPath::Scalar | KernelPath::Portable => {}
                 }
             }
             // Rounds are filtered by the AVX-512 peak loop where there is one.
             let peak_item = items
                 .iter()
-                .position(|it| matches!(it, Item::Peak(KernelPath::Avx512Vnni)))
+                .position(|it| matches!(it, Item::Peak(p) if p.is_avx512()))
                 .or_else(|| items.iter().position(|it| matches!(it, Item::Peak(_))));
             let timed =
                 pool.install(|| interleaved_medians(round_time, &items, peak_item, &mut run));

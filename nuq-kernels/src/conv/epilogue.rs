@@ -112,7 +112,7 @@ impl Epilogue {
     /// [`Epilogue::apply`] could never fail), on that path; `None` otherwise.
     pub(crate) fn stored_bias(&self, path: KernelPath) -> Option<&[i32]> {
         match self {
-            Epilogue::Accumulator { bias, bound } if path == KernelPath::Avx512Vnni => {
+            Epilogue::Accumulator { bias, bound } if path.is_avx512() => {
                 let max_bias = bias.iter().map(|&b| i64::from(b).abs()).max().unwrap_or(0);
                 (bound.saturating_add(max_bias) <= i64::from(i32::MAX)).then_some(bias.as_slice())
             }

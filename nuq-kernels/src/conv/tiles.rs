@@ -396,7 +396,7 @@ impl Dense {
         };
         // The gather reads each kernel row as one contiguous run: adjacent taps only (a
         // dilated convolution unfolds instead).
-        matches!(path, KernelPath::AvxVnni | KernelPath::Avx512Vnni)
+        (path == KernelPath::AvxVnni || path.is_avx512())
             && !s.direct()
             && s.dilation == 1
             && weights_ok

@@ -12,7 +12,7 @@
 //! the pixels. No column matrix is written and no operand is repacked per call, which the
 //! im2col + GEMM formulation spends about a tenth of a training step on.
 //!
-//! AVX-512F only ([`available`]: the [`KernelPath::Avx512Vnni`] path chosen), output
+//! AVX-512F only ([`available`]: either AVX-512 VNNI path chosen, [`KernelPath::is_avx512`]), output
 //! channels a multiple of 16, one channel group; callers keep another formulation for the
 //! rest. Sums run in a fixed order (taps, then channels, within blocks of taps sized by
 //! [`archparam::FLOAT_PANEL_BYTES`](crate::archparam::FLOAT_PANEL_BYTES)): the same inputs give the same
@@ -54,11 +54,11 @@ const BLOCK: usize = 64;
 /// Output pixels of one forward register tile.
 const TILE_ROWS: usize = 6;
 
-/// True where the direct kernels run: AVX-512F through the [`KernelPath::Avx512Vnni`] path,
+/// True where the direct kernels run: AVX-512F through either AVX-512 VNNI path,
 /// the one [`KernelPath::detect`] chooses (so `NUQ_KERNEL=avx2` turns them off).
 pub fn available() -> bool {
     static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(|| matches!(KernelPath::detect(), Ok(KernelPath::Avx512Vnni)))
+    *AVAILABLE.get_or_init(|| KernelPath::detect().is_ok_and(KernelPath::is_avx512))
 }
 
 /// True when [`forward`] and [`weight_grad`] run `g` here: [`available`], a valid window

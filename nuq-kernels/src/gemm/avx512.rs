@@ -15,10 +15,21 @@
 //! layer) keep a panel's decoded weights in registers and stream the tile's rows past them
 //! four at a time (`small_k_rows`), instead of paying an 8-row call's setup and stores per
 //! handful of multiply-adds.
+//!
+//! CPUs without VBMI (Intel Cascade Lake / Cooper Lake: [`KernelPath::Avx512VnniNoVbmi`])
+//! run the same kernels with the 2- and 4-bit lookups done by `vpshufb`, which reads a
+//! 16-byte table per 128-bit lane — the 64-byte tables repeat every 16 bytes already — on
+//! the index's low 4 bits (one `vpand` clears the rest), and 3-bit panels decoded once
+//! into int8. So that one compiled copy serves both CPUs, the functions here enable no
+//! VBMI: `vpermb` is emitted by inline assembly ([`vpermb`]), reached only by the VBMI
+//! kinds, which only [`Avx512<true>`] selects.
+//!
+//! [`KernelPath::Avx512VnniNoVbmi`]: crate::KernelPath::Avx512VnniNoVbmi
 
 use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
 use crate::archparam::{CB3_SCRATCH_MIN_ROWS, ROWS_OUTER_MAX_WEIGHT_BYTES, SMALL_K_GROUPS};
 use crate::packed::{CodebookWeights, PANEL};
+use std::arch::asm;
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -83,42 +94,94 @@ macro_rules! store_rows {
     }};
 }
 
+/// Weight layouts and decodes of the kernels (`KIND`): int8 levels, and codebook indices
+/// looked up by `vpermb` (VBMI) or by `vpshufb` (`_SHUFFLE`).
 const INT8: u8 = 0;
 const CB4: u8 = 1;
 const CB2: u8 = 2;
 const CB3: u8 = 3;
+const CB4_SHUFFLE: u8 = 4;
+const CB2_SHUFFLE: u8 = 5;
 
 /// Register tile rows.
 const MR: usize = 8;
 
-/// The AVX-512 VNNI kernel: 8 rows × 32 channels.
-pub(super) struct Avx512;
+/// The AVX-512 VNNI kernel: 8 rows × 32 channels; codebooks decoded by `vpermb` where
+/// `VBMI`, by `vpshufb` otherwise.
+pub(super) struct Avx512<const VBMI: bool>;
 
-impl GemmKernel for Avx512 {
+impl<const VBMI: bool> GemmKernel for Avx512<VBMI> {
     const MR: usize = MR;
     const NR: usize = PANEL;
 
     unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
-        // SAFETY: forwarded from the caller (AVX-512 F/BW/VL/VNNI/VBMI available, the block
-        // owned).
-        unsafe { tile(p, rows, panels, out) }
+        // SAFETY: forwarded from the caller (AVX-512 F/BW/VL/VNNI available, VBMI too where
+        // `VBMI`, the block owned).
+        unsafe { tile::<VBMI>(p, rows, panels, out) }
+    }
+}
+
+/// `vpermb`: byte `i` of the result is byte `idx[i] & 63` of `table`. Inline assembly, so
+/// that the kernels around it need not enable VBMI (see the module notes).
+///
+/// # Safety
+/// The CPU must support AVX-512 VBMI.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn vpermb(idx: __m512i, table: __m512i) -> __m512i {
+    let out: __m512i;
+    // SAFETY: the caller guarantees VBMI; the instruction reads and writes registers only.
+    unsafe {
+        asm!(
+            "vpermb {out}, {idx}, {table}",
+            out = lateout(zmm_reg) out,
+            idx = in(zmm_reg) idx,
+            table = in(zmm_reg) table,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    out
+}
+
+/// Bytes of the codebook table `lut` (repeating every 16 bytes) at the indices of `idx`
+/// (index bits above the codebook's are ignored): `vpermb` for the VBMI kinds, `vpshufb`
+/// on the low 4 index bits for the `_SHUFFLE` kinds.
+///
+/// # Safety
+/// For a VBMI kind the CPU must support AVX-512 VBMI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+unsafe fn lookup<const KIND: u8>(idx: __m512i, lut: __m512i) -> __m512i {
+    if KIND == CB4_SHUFFLE || KIND == CB2_SHUFFLE {
+        _mm512_shuffle_epi8(lut, _mm512_and_si512(idx, _mm512_set1_epi8(0x0F)))
+    } else {
+        // SAFETY: forwarded from the caller.
+        unsafe { vpermb(idx, lut) }
     }
 }
 
 /// Computes rows `rows` × the columns of `panels`.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F/BW/VL/VNNI/VBMI, and this call must own the output block
-/// it writes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
+/// The CPU must support AVX-512 F/BW/VL/VNNI, and VBMI where `VBMI`, and this call must own
+/// the output block it writes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile<const VBMI: bool>(
+    p: &Problem<'_>,
+    rows: Range<usize>,
+    panels: Range<usize>,
+    out: &OutPtr,
+) {
     let kind = match p.w {
         Weights::Int8(_) => Some(INT8),
-        Weights::Codebook(w) if w.bits() == 4 => Some(CB4),
-        Weights::Codebook(w) if w.bits() == 2 => Some(CB2),
+        Weights::Codebook(w) if w.bits() == 4 => Some(if VBMI { CB4 } else { CB4_SHUFFLE }),
+        Weights::Codebook(w) if w.bits() == 2 => Some(if VBMI { CB2 } else { CB2_SHUFFLE }),
         // The 3-bit merge costs about a fifth of the multiplier's throughput, so tall tiles
-        // decode each panel once into scratch instead.
-        Weights::Codebook(w) if w.bits() == 3 && rows.len() < CB3_SCRATCH_MIN_ROWS => Some(CB3),
+        // decode each panel once into scratch instead (and every tile without VBMI, which
+        // the merge's byte spread needs).
+        Weights::Codebook(w) if VBMI && w.bits() == 3 && rows.len() < CB3_SCRATCH_MIN_ROWS => {
+            Some(CB3)
+        }
         // Tall 3-bit tiles (codebooks have 2, 3 or 4 bits).
         Weights::Codebook(_) => None,
     };
@@ -138,7 +201,7 @@ unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &
     let groups = p.w.k_padded() / 4;
     let small_k = (1..=SMALL_K_GROUPS).contains(&groups);
     match kind {
-        Some(kind @ (INT8 | CB4)) if small_k => {
+        Some(kind @ (INT8 | CB4 | CB4_SHUFFLE)) if small_k => {
             for panel in panels {
                 // SAFETY: forwarded from the caller; `small_k` checked the reduction.
                 unsafe {
@@ -180,9 +243,14 @@ unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &
             };
             for panel in panels {
                 let decode = |w: &CodebookWeights, panel: usize, out: &mut [u8]| {
-                    // SAFETY: AVX-512 availability is forwarded from the caller, `w` is
-                    // 3-bit (above) and `out` holds the panel's `32 · kp` bytes.
-                    unsafe { decode_cb3_panel(w, panel, out) }
+                    if VBMI {
+                        // SAFETY: AVX-512 and VBMI availability are forwarded from the
+                        // caller, `w` is 3-bit (above) and `out` holds the panel's
+                        // `32 · kp` bytes.
+                        unsafe { decode_cb3_panel(w, panel, out) }
+                    } else {
+                        w.decode_panel(panel, out)
+                    }
                 };
                 with_decoded_panel(w, panel, decode, |bytes| {
                     // SAFETY: forwarded from the caller.
@@ -203,9 +271,9 @@ unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &
 /// per vector.
 ///
 /// # Safety
-/// AVX-512 F/BW/VBMI must be available, `w` must be 3-bit and `out` must hold `32 · kp`
+/// AVX-512 F/BW/VNNI/VBMI must be available, `w` must be 3-bit and `out` must hold `32 · kp`
 /// bytes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn decode_cb3_panel(w: &CodebookWeights, panel: usize, out: &mut [u8]) {
     let src = w.panel_bytes(panel);
     let groups = w.k_padded() / 4;
@@ -224,7 +292,7 @@ unsafe fn decode_cb3_panel(w: &CodebookWeights, panel: usize, out: &mut [u8]) {
             for (r, &v) in cb3_indices(src.as_ptr().add(q * 96)).iter().enumerate() {
                 let g = 2 * q + r / 2;
                 if g < groups {
-                    let d = _mm512_permutexvar_epi8(v, lut);
+                    let d = vpermb(v, lut);
                     _mm512_storeu_si512(dst.add(g * 128 + (r % 2) * 64).cast(), d);
                 }
             }
@@ -242,7 +310,7 @@ const _: () = assert!(
 /// # Safety
 /// As [`small_k_rows`] with `G = groups`.
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn small_k_dispatch(
     kind: u8,
     groups: usize,
@@ -271,16 +339,16 @@ unsafe fn small_k_dispatch(
             }
         };
     }
-    if kind == INT8 {
-        run!(INT8)
-    } else {
-        run!(CB4)
+    match kind {
+        INT8 => run!(INT8),
+        CB4 => run!(CB4),
+        _ => run!(CB4_SHUFFLE),
     }
 }
 
 /// # Safety
 /// As [`panel_rows`].
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn dispatch_kind(
     kind: u8,
     p: &Problem<'_>,
@@ -296,7 +364,9 @@ unsafe fn dispatch_kind(
             INT8 => panel_rows::<INT8>(p, rows, panel, w, lut, out),
             CB4 => panel_rows::<CB4>(p, rows, panel, w, lut, out),
             CB2 => panel_rows::<CB2>(p, rows, panel, w, lut, out),
-            _ => panel_rows::<CB3>(p, rows, panel, w, lut, out),
+            CB3 => panel_rows::<CB3>(p, rows, panel, w, lut, out),
+            CB4_SHUFFLE => panel_rows::<CB4_SHUFFLE>(p, rows, panel, w, lut, out),
+            _ => panel_rows::<CB2_SHUFFLE>(p, rows, panel, w, lut, out),
         }
     }
 }
@@ -304,9 +374,10 @@ unsafe fn dispatch_kind(
 /// Rows `rows` (any count) × one panel, in register tiles of up to [`MR`] rows.
 ///
 /// # Safety
-/// AVX-512 F/BW/VL/VNNI/VBMI must be available, `w` must be the panel's bytes in `KIND`'s
-/// layout, and this call must own the output block it writes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+/// AVX-512 F/BW/VL/VNNI must be available (and VBMI for a VBMI kind: `CB4`, `CB2`, `CB3`),
+/// `w` must be the panel's bytes in `KIND`'s layout, and this call must own the output
+/// block it writes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn panel_rows<const KIND: u8>(
     p: &Problem<'_>,
     rows: Range<usize>,
@@ -343,8 +414,9 @@ unsafe fn panel_rows<const KIND: u8>(
 /// The two weight vectors (channels 0..16 and 16..32 of the panel) of group `g`.
 ///
 /// # Safety
-/// `w` must point at the panel's packed bytes, which hold group `g`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+/// `w` must point at the panel's packed bytes, which hold group `g`, and the CPU must
+/// support VBMI for a VBMI kind.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline]
 unsafe fn group_weights<const KIND: u8>(
     w: *const u8,
@@ -358,11 +430,11 @@ unsafe fn group_weights<const KIND: u8>(
                 _mm512_loadu_si512(w.add(g * 128).cast()),
                 _mm512_loadu_si512(w.add(g * 128 + 64).cast()),
             ),
-            CB4 => {
+            CB4 | CB4_SHUFFLE => {
                 let packed = _mm512_loadu_si512(w.add(g * 64).cast());
                 (
-                    _mm512_permutexvar_epi8(packed, lut),
-                    _mm512_permutexvar_epi8(_mm512_srli_epi16::<4>(packed), lut),
+                    lookup::<KIND>(packed, lut),
+                    lookup::<KIND>(_mm512_srli_epi16::<4>(packed), lut),
                 )
             }
             CB3 => {
@@ -381,8 +453,8 @@ unsafe fn group_weights<const KIND: u8>(
                     _mm512_srli_epi16::<4>(packed)
                 };
                 (
-                    _mm512_permutexvar_epi8(base, lut),
-                    _mm512_permutexvar_epi8(_mm512_srli_epi16::<2>(base), lut),
+                    lookup::<KIND>(base, lut),
+                    lookup::<KIND>(_mm512_srli_epi16::<2>(base), lut),
                 )
             }
         }
@@ -397,8 +469,8 @@ unsafe fn group_weights<const KIND: u8>(
 /// with the two low index bits.
 ///
 /// # Safety
-/// `blk` must point at 96 readable bytes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+/// The CPU must support AVX-512 VBMI, and `blk` must point at 96 readable bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline]
 unsafe fn cb3_indices(blk: *const u8) -> [__m512i; 4] {
     // SAFETY: the caller guarantees 96 readable bytes at `blk`.
@@ -411,7 +483,8 @@ unsafe fn cb3_indices(blk: *const u8) -> [__m512i; 4] {
     let spread_bytes: [u8; 64] = std::array::from_fn(|b| (b / 2) as u8);
     // SAFETY: 64 readable bytes.
     let spread = unsafe { _mm512_loadu_si512(spread_bytes.as_ptr().cast()) };
-    let y = _mm512_permutexvar_epi8(spread, plane);
+    // SAFETY: the caller guarantees VBMI.
+    let y = unsafe { vpermb(spread, plane) };
     let odd: __mmask64 = 0xAAAA_AAAA_AAAA_AAAA;
     let y = _mm512_mask_blend_epi8(odd, y, _mm512_srli_epi16::<4>(y));
     let two_bits = _mm512_set1_epi8(0x03);
@@ -429,16 +502,16 @@ unsafe fn cb3_indices(blk: *const u8) -> [__m512i; 4] {
 /// levels, so index bits 3..5 do not matter).
 ///
 /// # Safety
-/// `blk` must point at 96 readable bytes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+/// The CPU must support AVX-512 VBMI, and `blk` must point at 96 readable bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline]
 unsafe fn cb3_block(blk: *const u8, lut: __m512i) -> [__m512i; 4] {
-    // SAFETY: forwarded from the caller.
-    unsafe { cb3_indices(blk) }.map(|idx| _mm512_permutexvar_epi8(idx, lut))
+    // SAFETY: forwarded from the caller (VBMI for both).
+    unsafe { cb3_indices(blk).map(|idx| vpermb(idx, lut)) }
 }
 
 /// Multiply-accumulates one group: `acc[r] += a[r] (4 bytes, broadcast) · (w0, w1)`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline]
 fn step<const R: usize>(acc: &mut [[__m512i; 2]; R], a: &[__m512i; R], w0: __m512i, w1: __m512i) {
     for (acc_r, &av) in acc.iter_mut().zip(a.iter()) {
@@ -450,11 +523,12 @@ fn step<const R: usize>(acc: &mut [[__m512i; 2]; R], a: &[__m512i; R], w0: __m51
 /// `R` rows × 32 columns over the whole reduction.
 ///
 /// # Safety
-/// Rows `r0..r0+R` of `p.a` must be readable for `k` bytes, `w` must hold the panel's
+/// The CPU must support the instructions of `KIND` (as [`panel_rows`]),
+/// rows `r0..r0+R` of `p.a` must be readable for `k` bytes, `w` must hold the panel's
 /// `kp / 4` groups in `KIND`'s layout, `c` must be writable for `R` rows of `ncols`
 /// columns at stride `ldc`, and `bias` null or readable for `ncols` columns.
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn kernel<const R: usize, const KIND: u8>(
     p: &Problem<'_>,
     r0: usize,
@@ -521,15 +595,20 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
             step(&mut acc, &load_a(g + 1, 0), d[2], d[3]);
             g += 2;
         }
-    } else if KIND == CB2 {
+    } else if KIND == CB2 || KIND == CB2_SHUFFLE {
         // Pairs of groups share one 64-byte packed vector: decode both at once.
         while g + 2 <= full {
-            // SAFETY: groups `g`, `g+1 < groups` lie inside the panel.
-            let packed = unsafe { _mm512_loadu_si512(wp.add((g / 2) * 64).cast()) };
-            let d0 = _mm512_permutexvar_epi8(packed, lutv);
-            let d1 = _mm512_permutexvar_epi8(_mm512_srli_epi16::<2>(packed), lutv);
-            let d2 = _mm512_permutexvar_epi8(_mm512_srli_epi16::<4>(packed), lutv);
-            let d3 = _mm512_permutexvar_epi8(_mm512_srli_epi16::<6>(packed), lutv);
+            // SAFETY: groups `g`, `g+1 < groups` lie inside the panel; the lookups are the
+            // kind's (VBMI for `CB2`, which only a VBMI tile selects).
+            let (d0, d1, d2, d3) = unsafe {
+                let packed = _mm512_loadu_si512(wp.add((g / 2) * 64).cast());
+                (
+                    lookup::<KIND>(packed, lutv),
+                    lookup::<KIND>(_mm512_srli_epi16::<2>(packed), lutv),
+                    lookup::<KIND>(_mm512_srli_epi16::<4>(packed), lutv),
+                    lookup::<KIND>(_mm512_srli_epi16::<6>(packed), lutv),
+                )
+            };
             if g < next_lines {
                 _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64).cast());
                 _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64 + 64).cast());
@@ -595,7 +674,7 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
 ///
 /// # Safety
 /// As [`panel_rows`], with `G = p.w.k_padded() / 4 ≥ 1`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn small_k_rows<const KIND: u8, const G: usize>(
     p: &Problem<'_>,
     rows: Range<usize>,
@@ -659,7 +738,7 @@ const SMALL_K_ROWS: usize = 4;
 ///
 /// # Safety
 /// As [`small_k_rows`], for rows `r0 .. r0 + R`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline]
 unsafe fn small_k_block<const R: usize, const G: usize>(
     p: &Problem<'_>,

@@ -231,8 +231,8 @@ pub(crate) trait GemmKernel {
 // Tiles are multiples of the widest register tile, and panels of every kernel's columns.
 #[cfg(target_arch = "x86_64")]
 const _: () = assert!(
-    crate::archparam::ROW_ALIGN == avx512::Avx512::MR
-        && PANEL.is_multiple_of(avx512::Avx512::NR)
+    crate::archparam::ROW_ALIGN == avx512::Avx512::<true>::MR
+        && PANEL.is_multiple_of(avx512::Avx512::<true>::NR)
         && PANEL.is_multiple_of(avx2::Avx2::NR)
         && PANEL.is_multiple_of(avxvnni::AvxVnni::NR)
 );
@@ -251,9 +251,14 @@ fn tile(path: KernelPath, p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
             #[cfg(target_arch = "x86_64")]
             KernelPath::AvxVnni => avxvnni::AvxVnni::tile(p, rows, panels, out),
             #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512Vnni => avx512::Avx512::tile(p, rows, panels, out),
+            KernelPath::Avx512Vnni => avx512::Avx512::<true>::tile(p, rows, panels, out),
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512VnniNoVbmi => avx512::Avx512::<false>::tile(p, rows, panels, out),
             #[cfg(not(target_arch = "x86_64"))]
-            KernelPath::Avx2 | KernelPath::AvxVnni | KernelPath::Avx512Vnni => {
+            KernelPath::Avx2
+            | KernelPath::AvxVnni
+            | KernelPath::Avx512VnniNoVbmi
+            | KernelPath::Avx512Vnni => {
                 unreachable!("ensure_available rejects x86 paths on other targets")
             }
         }
@@ -372,7 +377,7 @@ fn bias_ptr(path: KernelPath, bias: Option<&[i32]>, n: usize) -> Result<*const i
     let Some(bias) = bias else {
         return Ok(std::ptr::null());
     };
-    if path != KernelPath::Avx512Vnni {
+    if !path.is_avx512() {
         return Err(KernelError::Unsupported {
             what: "bias added in the GEMM's stores (AVX-512 VNNI only)",
             value: 0,
@@ -420,7 +425,7 @@ pub(crate) fn gemm_block_gather(
         Weights::Int8(_) => true,
         Weights::Codebook(cw) => cw.bits() == 4,
     };
-    let vnni = matches!(path, KernelPath::AvxVnni | KernelPath::Avx512Vnni);
+    let vnni = path == KernelPath::AvxVnni || path.is_avx512();
     if !vnni || !four_bit_or_int8 {
         return Err(KernelError::Unsupported {
             what: "gathered GEMM rows (AVX-VNNI or AVX-512 VNNI with int8 or 4-bit weights only)",
