@@ -27,7 +27,9 @@
 //! [`KernelPath::Avx512VnniNoVbmi`]: crate::KernelPath::Avx512VnniNoVbmi
 
 use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
-use crate::archparam::{CB3_SCRATCH_MIN_ROWS, ROWS_OUTER_MAX_WEIGHT_BYTES, SMALL_K_GROUPS};
+use crate::archparam::{
+    CB3_SCRATCH_MIN_ROWS, ROWS_OUTER_MAX_WEIGHT_BYTES, SMALL_K_GROUPS, WEIGHT_PREFETCH_GROUPS,
+};
 use crate::packed::{CodebookWeights, PANEL};
 use std::arch::asm;
 use std::arch::x86_64::*;
@@ -182,7 +184,8 @@ unsafe fn tile<const VBMI: bool>(
         Weights::Codebook(w) if VBMI && w.bits() == 3 && rows.len() < CB3_SCRATCH_MIN_ROWS => {
             Some(CB3)
         }
-        // Tall 3-bit tiles (codebooks have 2, 3 or 4 bits).
+        // Tall 3-bit tiles, and all 3-bit tiles without VBMI (codebooks have 2, 3 or 4
+        // bits).
         Weights::Codebook(_) => None,
     };
     let panel_src = |panel: usize| -> &[u8] {
@@ -223,9 +226,21 @@ unsafe fn tile<const VBMI: bool>(
             while r < rows.end {
                 let block = r..(r + MR).min(rows.end);
                 for panel in panels.clone() {
+                    // The tile's first row block reads its weights (which fit in L2) for the
+                    // others.
+                    let fetch_w = r == rows.start;
                     // SAFETY: forwarded from the caller.
                     unsafe {
-                        dispatch_kind(kind, p, block.clone(), panel, panel_src(panel), lut, out)
+                        dispatch_kind(
+                            kind,
+                            p,
+                            block.clone(),
+                            panel,
+                            panel_src(panel),
+                            fetch_w,
+                            lut,
+                            out,
+                        )
                     }
                 }
                 r = block.end;
@@ -234,7 +249,18 @@ unsafe fn tile<const VBMI: bool>(
         Some(kind) => {
             for panel in panels {
                 // SAFETY: forwarded from the caller.
-                unsafe { dispatch_kind(kind, p, rows.clone(), panel, panel_src(panel), lut, out) }
+                unsafe {
+                    dispatch_kind(
+                        kind,
+                        p,
+                        rows.clone(),
+                        panel,
+                        panel_src(panel),
+                        true,
+                        lut,
+                        out,
+                    )
+                }
             }
         }
         None => {
@@ -254,7 +280,10 @@ unsafe fn tile<const VBMI: bool>(
                 };
                 with_decoded_panel(w, panel, decode, |bytes| {
                     // SAFETY: forwarded from the caller.
-                    unsafe { panel_rows::<INT8>(p, rows.clone(), panel, bytes, &[0; 64], out) }
+                    // (Decoded just now: the weights are in cache.)
+                    unsafe {
+                        panel_rows::<INT8>(p, rows.clone(), panel, bytes, false, &[0; 64], out)
+                    }
                 });
             }
         }
@@ -348,6 +377,7 @@ unsafe fn small_k_dispatch(
 
 /// # Safety
 /// As [`panel_rows`].
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn dispatch_kind(
     kind: u8,
@@ -355,23 +385,26 @@ unsafe fn dispatch_kind(
     rows: Range<usize>,
     panel: usize,
     w: &[u8],
+    fetch_w: bool,
     lut: &[u8; 64],
     out: &OutPtr,
 ) {
     // SAFETY: forwarded from the caller.
     unsafe {
         match kind {
-            INT8 => panel_rows::<INT8>(p, rows, panel, w, lut, out),
-            CB4 => panel_rows::<CB4>(p, rows, panel, w, lut, out),
-            CB2 => panel_rows::<CB2>(p, rows, panel, w, lut, out),
-            CB3 => panel_rows::<CB3>(p, rows, panel, w, lut, out),
-            CB4_SHUFFLE => panel_rows::<CB4_SHUFFLE>(p, rows, panel, w, lut, out),
-            _ => panel_rows::<CB2_SHUFFLE>(p, rows, panel, w, lut, out),
+            INT8 => panel_rows::<INT8>(p, rows, panel, w, fetch_w, lut, out),
+            CB4 => panel_rows::<CB4>(p, rows, panel, w, fetch_w, lut, out),
+            CB2 => panel_rows::<CB2>(p, rows, panel, w, fetch_w, lut, out),
+            CB3 => panel_rows::<CB3>(p, rows, panel, w, fetch_w, lut, out),
+            CB4_SHUFFLE => panel_rows::<CB4_SHUFFLE>(p, rows, panel, w, fetch_w, lut, out),
+            _ => panel_rows::<CB2_SHUFFLE>(p, rows, panel, w, fetch_w, lut, out),
         }
     }
 }
 
-/// Rows `rows` (any count) × one panel, in register tiles of up to [`MR`] rows.
+/// Rows `rows` (any count) × one panel, in register tiles of up to [`MR`] rows; where
+/// `fetch_w` (the panel's weights are likely out of cache), the first register tile
+/// prefetches them ahead of its reduction ([`WEIGHT_PREFETCH_GROUPS`]).
 ///
 /// # Safety
 /// AVX-512 F/BW/VL/VNNI must be available (and VBMI for a VBMI kind: `CB4`, `CB2`, `CB3`),
@@ -383,6 +416,7 @@ unsafe fn panel_rows<const KIND: u8>(
     rows: Range<usize>,
     panel: usize,
     w: &[u8],
+    fetch_w: bool,
     lut: &[u8; 64],
     out: &OutPtr,
 ) {
@@ -390,6 +424,8 @@ unsafe fn panel_rows<const KIND: u8>(
     let mut r = rows.start;
     while r < rows.end {
         let mr = (rows.end - r).min(MR);
+        // Later register tiles find the weights the first one read in cache.
+        let fetch = fetch_w && r == rows.start;
         // SAFETY: the rows `r..r+mr` of `p.a` hold `k` bytes each at stride `lda`
         // (`validate`), `w` holds this panel's `kp` groups, and this tile owns the output
         // block `(r..r+mr) × (panel columns)`, which lies inside the output.
@@ -397,14 +433,14 @@ unsafe fn panel_rows<const KIND: u8>(
             let c = out.at(r, panel * PANEL);
             let bias = out.bias_at(panel * PANEL);
             match mr {
-                8 => kernel::<8, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream, bias),
-                7 => kernel::<7, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream, bias),
-                6 => kernel::<6, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream, bias),
-                5 => kernel::<5, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream, bias),
-                4 => kernel::<4, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream, bias),
-                3 => kernel::<3, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream, bias),
-                2 => kernel::<2, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream, bias),
-                _ => kernel::<1, KIND>(p, r, w, lut, c, out.ldc, ncols, out.stream, bias),
+                8 => kernel::<8, KIND>(p, r, w, fetch, lut, c, out.ldc, ncols, out.stream, bias),
+                7 => kernel::<7, KIND>(p, r, w, fetch, lut, c, out.ldc, ncols, out.stream, bias),
+                6 => kernel::<6, KIND>(p, r, w, fetch, lut, c, out.ldc, ncols, out.stream, bias),
+                5 => kernel::<5, KIND>(p, r, w, fetch, lut, c, out.ldc, ncols, out.stream, bias),
+                4 => kernel::<4, KIND>(p, r, w, fetch, lut, c, out.ldc, ncols, out.stream, bias),
+                3 => kernel::<3, KIND>(p, r, w, fetch, lut, c, out.ldc, ncols, out.stream, bias),
+                2 => kernel::<2, KIND>(p, r, w, fetch, lut, c, out.ldc, ncols, out.stream, bias),
+                _ => kernel::<1, KIND>(p, r, w, fetch, lut, c, out.ldc, ncols, out.stream, bias),
             }
         }
         r += mr;
@@ -533,6 +569,7 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     p: &Problem<'_>,
     r0: usize,
     w: &[u8],
+    fetch_w: bool,
     lut: &[u8; 64],
     c: *mut i32,
     ldc: usize,
@@ -545,6 +582,8 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     // Groups read whole: those inside the readable bytes (zero past `k`).
     let full = (p.k_read / 4).min(groups);
     let wp = w.as_ptr();
+    // Bytes per group in the int8 and 4-bit layouts (the only kinds that prefetch).
+    let group_bytes = if KIND == INT8 { 128 } else { 64 };
     // SAFETY: `lut` is 64 readable bytes.
     let lutv = unsafe { _mm512_loadu_si512(lut.as_ptr().cast()) };
     let rows: [*const u8; R] = std::array::from_fn(|i| match p.rows_at {
@@ -629,6 +668,14 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
                     _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64 + 64).cast());
                     _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64 + 128).cast());
                     _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64 + 192).cast());
+                }
+                if fetch_w {
+                    // The weights `WEIGHT_PREFETCH_GROUPS` ahead: 4 lines (int8: 8). A hint:
+                    // addresses past the panel are never dereferenced.
+                    let at = wp.wrapping_add((g + WEIGHT_PREFETCH_GROUPS) * group_bytes);
+                    for l in 0..4 * group_bytes / 64 {
+                        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(l * 64).cast());
+                    }
                 }
                 for u in 0..4 {
                     // SAFETY: `g + u < seg_end ≤ groups`, inside the panel.
