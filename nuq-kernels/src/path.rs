@@ -3,8 +3,7 @@
 //! Every kernel takes a [`KernelPath`]. [`KernelPath::detect`] picks the fastest path this
 //! CPU supports unless the environment variable `NUQ_KERNEL` names one
 //! (`scalar`, `portable`, `avx2`, `avxvnni`, `avx512vnni-novbmi`, `avx512`/`avx512vnni`);
-//! tests and benchmarks
-//! pass a path explicitly. All paths compute bit-identical results.
+//! tests and benchmarks pass a path explicitly. All paths compute bit-identical results.
 
 use crate::KernelError;
 use std::fmt;
@@ -79,17 +78,12 @@ impl KernelPath {
 
     /// The fastest path this CPU supports, ignoring `NUQ_KERNEL`.
     pub fn best_available() -> KernelPath {
-        if has_avx512vnni() && has_avx512vbmi() {
-            KernelPath::Avx512Vnni
-        } else if has_avx512vnni() {
-            KernelPath::Avx512VnniNoVbmi
-        } else if has_avxvnni() {
-            KernelPath::AvxVnni
-        } else if has_avx2() {
-            KernelPath::Avx2
-        } else {
-            KernelPath::Portable
-        }
+        // `ALL` is ordered slowest first, and `Portable` is always available.
+        KernelPath::ALL
+            .into_iter()
+            .rev()
+            .find(|p| p.is_available())
+            .unwrap_or(KernelPath::Portable)
     }
 
     /// Every path this CPU supports, slowest first.

@@ -225,10 +225,10 @@ unsafe fn tile<const VBMI: bool>(
             let mut r = rows.start;
             while r < rows.end {
                 let block = r..(r + MR).min(rows.end);
+                // The tile's first row block reads its weights (which fit in L2) for the
+                // others.
+                let fetch_w = r == rows.start;
                 for panel in panels.clone() {
-                    // The tile's first row block reads its weights (which fit in L2) for the
-                    // others.
-                    let fetch_w = r == rows.start;
                     // SAFETY: forwarded from the caller.
                     unsafe {
                         dispatch_kind(
