@@ -28,17 +28,24 @@ pub enum KernelPath {
     Avx512VnniNoVbmi,
     /// x86-64 AVX-512 F/BW/VL + VNNI (`vpdpbusd`) + VBMI (`vpermb` codebook decode).
     Avx512Vnni,
+    /// The AVX-512 VNNI + VBMI path with its GEMM on AMX-INT8 tiles (`tdpbusd`, Intel
+    /// Sapphire Rapids and later) where the problem allows (plain rows, whole 32-row blocks
+    /// and 32-column panels); everything else is the AVX-512 kernels. Chosen only by
+    /// `NUQ_KERNEL=amx` for now: it has not yet run on an AMX machine (its driver is
+    /// tested here on emulated tiles), so [`KernelPath::best_available`] does not pick it.
+    Amx,
 }
 
 impl KernelPath {
     /// All paths, slowest first.
-    pub const ALL: [KernelPath; 6] = [
+    pub const ALL: [KernelPath; 7] = [
         KernelPath::Scalar,
         KernelPath::Portable,
         KernelPath::Avx2,
         KernelPath::AvxVnni,
         KernelPath::Avx512VnniNoVbmi,
         KernelPath::Avx512Vnni,
+        KernelPath::Amx,
     ];
 
     /// The path's name as used by `NUQ_KERNEL` and in reports.
@@ -50,11 +57,12 @@ impl KernelPath {
             KernelPath::AvxVnni => "avxvnni",
             KernelPath::Avx512VnniNoVbmi => "avx512vnni-novbmi",
             KernelPath::Avx512Vnni => "avx512vnni",
+            KernelPath::Amx => "amx",
         }
     }
 
     /// Whether the path runs the AVX-512 F/BW/VL kernels (threshold epilogues, residual
-    /// joins, the direct `f32` convolutions): both AVX-512 VNNI paths.
+    /// joins, the direct `f32` convolutions): both AVX-512 VNNI paths and AMX.
     ///
     /// ```
     /// use nuq_kernels::KernelPath;
@@ -62,7 +70,10 @@ impl KernelPath {
     /// assert!(!KernelPath::AvxVnni.is_avx512());
     /// ```
     pub fn is_avx512(self) -> bool {
-        matches!(self, KernelPath::Avx512Vnni | KernelPath::Avx512VnniNoVbmi)
+        matches!(
+            self,
+            KernelPath::Avx512Vnni | KernelPath::Avx512VnniNoVbmi | KernelPath::Amx
+        )
     }
 
     /// Whether this CPU can run the path.
@@ -73,16 +84,18 @@ impl KernelPath {
             KernelPath::AvxVnni => has_avxvnni(),
             KernelPath::Avx512VnniNoVbmi => has_avx512vnni(),
             KernelPath::Avx512Vnni => has_avx512vnni() && has_avx512vbmi(),
+            KernelPath::Amx => has_avx512vnni() && has_avx512vbmi() && has_amx(),
         }
     }
 
-    /// The fastest path this CPU supports, ignoring `NUQ_KERNEL`.
+    /// The fastest path this CPU supports, ignoring `NUQ_KERNEL` (and [`KernelPath::Amx`],
+    /// which is chosen by name only until it has run on an AMX machine).
     pub fn best_available() -> KernelPath {
         // `ALL` is ordered slowest first, and `Portable` is always available.
         KernelPath::ALL
             .into_iter()
             .rev()
-            .find(|p| p.is_available())
+            .find(|&p| p != KernelPath::Amx && p.is_available())
             .unwrap_or(KernelPath::Portable)
     }
 
@@ -148,6 +161,7 @@ impl FromStr for KernelPath {
             "avxvnni" => Ok(KernelPath::AvxVnni),
             "avx512vnni-novbmi" => Ok(KernelPath::Avx512VnniNoVbmi),
             "avx512" | "avx512vnni" => Ok(KernelPath::Avx512Vnni),
+            "amx" => Ok(KernelPath::Amx),
             _ => Err(KernelError::UnknownPath { name: s.to_owned() }),
         }
     }
@@ -183,6 +197,16 @@ fn has_avx512vnni() -> bool {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn has_avx512vnni() -> bool {
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_amx() -> bool {
+    crate::gemm::amx_available()
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_amx() -> bool {
     false
 }
 

@@ -338,7 +338,7 @@ impl ResidualThresholds {
     ) -> Result<(), KernelError> {
         match path {
             #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512Vnni | KernelPath::Avx512VnniNoVbmi => {
+            KernelPath::Avx512Vnni | KernelPath::Avx512VnniNoVbmi | KernelPath::Amx => {
                 // SAFETY: the caller confirmed AVX-512 F/BW/VL and checked the lengths.
                 let overflow = unsafe { self.block_avx512(block, out, ldo) };
                 if overflow {

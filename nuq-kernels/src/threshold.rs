@@ -109,7 +109,7 @@ impl Thresholds {
             // SAFETY: callers checked the path is available; both AVX2 and AVX-VNNI CPUs
             // have AVX2.
             KernelPath::Avx2 | KernelPath::AvxVnni => unsafe { self.row_avx2(acc, c0, width, out) },
-            KernelPath::Avx512Vnni | KernelPath::Avx512VnniNoVbmi => {
+            KernelPath::Avx512Vnni | KernelPath::Avx512VnniNoVbmi | KernelPath::Amx => {
                 unreachable!("apply_levels_block runs AVX-512 blocks whole")
             }
             #[cfg(not(target_arch = "x86_64"))]

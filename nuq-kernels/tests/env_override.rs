@@ -30,6 +30,17 @@ fn nuq_kernel_env_selects_or_rejects() {
             })
         ));
     }
+    // AMX is chosen by name only (never by `best_available` yet).
+    std::env::set_var("NUQ_KERNEL", "amx");
+    if KernelPath::Amx.is_available() {
+        assert_eq!(KernelPath::detect().unwrap(), KernelPath::Amx);
+    } else {
+        assert!(matches!(
+            KernelPath::detect(),
+            Err(KernelError::PathUnavailable { path: "amx" })
+        ));
+    }
+    assert_ne!(KernelPath::best_available(), KernelPath::Amx);
     std::env::set_var("NUQ_KERNEL", " AvxVnni ");
     if KernelPath::AvxVnni.is_available() {
         assert_eq!(KernelPath::detect().unwrap(), KernelPath::AvxVnni);

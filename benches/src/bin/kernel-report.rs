@@ -322,7 +322,10 @@ fn main() {
             items.extend(peak_paths.iter().map(|&p| Item::Peak(p)));
             for path in KernelPath::available() {
                 match path {
-                    KernelPath::Avx2 | KernelPath::AvxVnni | KernelPath::Avx512Vnni => {
+                    KernelPath::Avx2
+                    | KernelPath::AvxVnni
+                    | KernelPath::Avx512Vnni
+                    | KernelPath::Amx => {
                         items.push(Item::Int8(path));
                         items.push(Item::Cb4(path));
                     }

@@ -55,7 +55,7 @@ pub struct BenchArgs {
     /// Threads (default: all cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
-    /// Kernel path: auto, scalar, portable, avx2, avxvnni, avx512vnni-novbmi or avx512.
+    /// Kernel path: auto, scalar, portable, avx2, avxvnni, avx512vnni-novbmi, avx512 or amx.
     #[arg(long, default_value = "auto", value_parser = parse_kernel)]
     kernel: KernelChoice,
     #[command(flatten)]

@@ -395,8 +395,9 @@ impl Dense {
             crate::Weights::Codebook(w) => w.bits() == 4,
         };
         // The gather reads each kernel row as one contiguous run: adjacent taps only (a
-        // dilated convolution unfolds instead).
-        (path == KernelPath::AvxVnni || path.is_avx512())
+        // dilated convolution unfolds instead). AMX tiles load rows a fixed stride apart:
+        // unfolded rows.
+        (path == KernelPath::AvxVnni || (path.is_avx512() && path != KernelPath::Amx))
             && !s.direct()
             && s.dilation == 1
             && weights_ok

@@ -24,6 +24,10 @@
 //! by `vpermb`).
 
 #[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use amx::available as amx_available;
+#[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -254,11 +258,14 @@ fn tile(path: KernelPath, p: &Problem<'_>, rows: Range<usize>, panels: Range<usi
             KernelPath::Avx512Vnni => avx512::Avx512::<true>::tile(p, rows, panels, out),
             #[cfg(target_arch = "x86_64")]
             KernelPath::Avx512VnniNoVbmi => avx512::Avx512::<false>::tile(p, rows, panels, out),
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Amx => amx::Amx::tile(p, rows, panels, out),
             #[cfg(not(target_arch = "x86_64"))]
             KernelPath::Avx2
             | KernelPath::AvxVnni
             | KernelPath::Avx512VnniNoVbmi
-            | KernelPath::Avx512Vnni => {
+            | KernelPath::Avx512Vnni
+            | KernelPath::Amx => {
                 unreachable!("ensure_available rejects x86 paths on other targets")
             }
         }
