@@ -5,8 +5,9 @@
 //! with AVX-512 VNNI (with VBMI, or without it: Cascade Lake), AVX-VNNI, AVX2, portable
 //! (`wide`) and scalar reference paths that are bit-exact with each other and chosen at run
 //! time ([`KernelPath::detect`], overridable with
-//! `NUQ_KERNEL=scalar|portable|avx2|avxvnni|avx512vnni-novbmi|avx512`, and passed explicitly
-//! to every kernel). Beside them, [`float_conv`] holds the `f32` convolution that float training runs
+//! `NUQ_KERNEL=scalar|portable|avx2|avxvnni|avx512vnni-novbmi|avx512|amx`, and passed
+//! explicitly to every kernel). `amx` (the GEMM on AMX-INT8 tiles) is chosen by name only
+//! until it has run on an AMX machine. Beside them, [`float_conv`] holds the `f32` convolution that float training runs
 //! on AVX-512 CPUs.
 //!
 //! | module | what |
