@@ -246,7 +246,9 @@ pub(super) unsafe fn tile_with<U: TileUnit>(
                 Weights::Int8(w) => b[..used].copy_from_slice(&w.panel_bytes(panel)[..used]),
                 Weights::Codebook(w) => w.decode_panel(panel, &mut b[..used]),
             }
-            b[used..].fill(0);
+            // Every reduction position past `k` zero: the tiles multiply whatever bytes
+            // follow a row's `k` (a codebook's padding positions decode to its level 0).
+            zero_past_k(b, p.w.k());
             u.config();
             for r0 in (rows.start..end).step_by(BLOCK) {
                 // SAFETY: `readable(r0)` holds for every block below `end`; the panel is
@@ -262,6 +264,18 @@ pub(super) unsafe fn tile_with<U: TileUnit>(
         }
         // SAFETY: forwarded from the caller.
         unsafe { fallback(p, end..rows.end, panel..panel + 1, out) };
+    }
+}
+
+/// Zeroes the weights of reduction positions `k ..` in a 32-channel int8 panel `b` (every
+/// group to its end).
+fn zero_past_k(b: &mut [u8], k: usize) {
+    for (g, group) in b.chunks_exact_mut(GROUP_BYTES).enumerate().skip(k / 4) {
+        for (i, v) in group.iter_mut().enumerate() {
+            if 4 * g + i % 4 >= k {
+                *v = 0;
+            }
+        }
     }
 }
 
@@ -460,9 +474,10 @@ mod tests {
         }
     }
 
-    /// The driver on emulated tiles equals the scalar path, for int8 and 4-bit weights,
-    /// row counts around whole blocks, reductions around whole tiles (and short ones the
-    /// AVX-512 kernel takes), a partial last panel, and a bias.
+    /// The driver on emulated tiles equals the scalar path, for int8 and 2/3/4-bit weights
+    /// (a codebook whose level 0 is not zero), row counts around whole blocks, reductions
+    /// around whole tiles and groups (and short ones the AVX-512 kernel takes), activation
+    /// bytes past `k` that are not zero, a partial last panel, and a bias.
     #[test]
     fn emulated_driver_matches_scalar() {
         if !KernelPath::Avx512Vnni.is_available() {
@@ -478,16 +493,26 @@ mod tests {
             (96, 40, 200),
             (70, 96, 36),
             (33, 32, 4),
+            (64, 32, 99),
+            (40, 64, 45),
+            (32, 96, 201),
         ] {
             let lda = k + 3;
             let a: Vec<u8> = (0..m * lda).map(|_| r()).collect();
             let w: Vec<i8> = (0..n * k).map(|_| r() as i8).collect();
-            let idx: Vec<u8> = (0..n * k).map(|_| r() & 15).collect();
-            let book: Vec<i8> = (0..16).map(|i| (i * 17 - 128) as i8).collect();
+            let idx: Vec<u8> = (0..n * k).map(|_| r()).collect();
+            let book: Vec<i8> = (0..16).map(|i| (i * 17 - 121) as i8).collect();
+            let codebook = |bits: u8| {
+                let idx: Vec<u8> = idx.iter().map(|&v| v % (1 << bits)).collect();
+                let book = &book[..1 << bits];
+                Weights::Codebook(CodebookWeights::pack(&idx, n, k, bits, book).unwrap())
+            };
             let bias: Vec<i32> = (0..n).map(|j| j as i32 * 7 - 100).collect();
             for weights in [
                 Weights::Int8(PackedWeights::from_rows(&w, n, k).unwrap()),
-                Weights::Codebook(CodebookWeights::pack(&idx, n, k, 4, &book).unwrap()),
+                codebook(4),
+                codebook(3),
+                codebook(2),
             ] {
                 for with_bias in [false, true] {
                     let p = Problem {
