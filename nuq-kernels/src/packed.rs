@@ -183,6 +183,9 @@ pub struct CodebookWeights {
     data: Vec<Line>,
     panel_stride: usize,
     max_abs: u32,
+    /// Every panel in the int8 layout, padding positions and channels zero: decoded on
+    /// first use by a kernel that multiplies int8 weights only (AMX tiles).
+    int8: std::sync::OnceLock<Vec<Line>>,
 }
 
 impl std::fmt::Debug for CodebookWeights {
@@ -264,6 +267,7 @@ impl CodebookWeights {
             data,
             panel_stride,
             max_abs,
+            int8: std::sync::OnceLock::new(),
         })
     }
 
@@ -323,6 +327,32 @@ impl CodebookWeights {
     /// Packed bytes of one panel.
     pub(crate) fn panel_bytes(&self, panel: usize) -> &[u8] {
         &self.bytes()[panel * self.panel_stride..(panel + 1) * self.panel_stride]
+    }
+
+    /// Every panel in the int8 panel layout (`32 · kp` bytes each), with zero at every
+    /// padding position (`kk ≥ k`) and channel — as [`PackedWeights`] pads — decoded once,
+    /// on the first call, and kept (twice the 4-bit bytes).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn int8_panels(&self) -> &[u8] {
+        let lines = self.int8.get_or_init(|| {
+            let panel_bytes = PANEL * self.kp;
+            let panels = self.n.div_ceil(PANEL);
+            let mut lines = zeroed_lines(panels * panel_bytes);
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut lines);
+            for (panel, out) in bytes.chunks_exact_mut(panel_bytes).enumerate() {
+                self.decode_panel(panel, out);
+                // Group `g`'s byte `i` is position `4g + i % 4` (int8 layout).
+                for (g, group) in out.chunks_exact_mut(2 * 64).enumerate().skip(self.k / 4) {
+                    for (i, v) in group.iter_mut().enumerate() {
+                        if 4 * g + i % 4 >= self.k {
+                            *v = 0;
+                        }
+                    }
+                }
+            }
+            lines
+        });
+        &bytemuck::cast_slice(lines)[..self.n.div_ceil(PANEL) * PANEL * self.kp]
     }
 
     /// Decodes panel `panel` into the int8 panel layout (`32 · kp` bytes of `out`);
@@ -564,6 +594,40 @@ fn load_index_in_panel(panel: &[u8], bits: u8, j: usize, kk: usize) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The kept int8 copy of codebook weights is the int8 panel layout of their levels,
+        /// zero at every padding position and channel.
+        #[test]
+        fn int8_panels_are_the_levels_zero_padded(
+            n in 1usize..70,
+            k in 1usize..40,
+            bits in 2u8..=4,
+            seed in any::<u64>(),
+        ) {
+            let mut s = seed;
+            let idx: Vec<u8> = (0..n * k)
+                .map(|_| {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((s >> 33) as u8) % (1 << bits)
+                })
+                .collect();
+            let book: Vec<i8> = (0..1i32 << bits).map(|i| (i * 29 - 100) as i8).collect();
+            let w = CodebookWeights::pack(&idx, n, k, bits, &book).unwrap();
+            let kp = w.k_padded();
+            let bytes = w.int8_panels();
+            prop_assert_eq!(bytes.len(), n.div_ceil(PANEL) * PANEL * kp);
+            for ch in 0..n.div_ceil(PANEL) * PANEL {
+                for kk in 0..kp {
+                    let (p, j) = (ch / PANEL, ch % PANEL);
+                    let at = p * PANEL * kp + kk / 4 * 128 + j * 4 + kk % 4;
+                    let want = if ch < n && kk < k { w.level(ch, kk) } else { 0 };
+                    prop_assert_eq!(bytes[at] as i8, want, "ch {} kk {}", ch, kk);
+                }
+            }
+        }
+    }
 
     #[test]
     fn int8_round_trip() {

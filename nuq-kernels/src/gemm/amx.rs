@@ -7,10 +7,12 @@
 //! (`tmm4`, `tmm5`: rows `r0 .. r0 + 16` and `r0 + 16 .. r0 + 32` of 16 reduction groups)
 //! and two weight tiles (`tmm6`, `tmm7`: the panel's two 16-channel halves). The int8
 //! panel layout ([`crate::packed`]) already is the weight tile's: group `g` is 128 bytes,
-//! channels 0..16 in its first 64, so a half is 16 rows 128 bytes apart. Each panel is
-//! copied (int8) or decoded (codebooks) once per call into scratch padded with zero groups
-//! to a multiple of 16, so that the reduction runs in whole tiles: the activation bytes past
-//! `k` that the last tile reads meet zero weights (readable memory, checked per block).
+//! channels 0..16 in its first 64, so a half is 16 rows 128 bytes apart: tiles load int8
+//! panels in place (codebook weights are decoded to int8 once per layer and kept,
+//! [`CodebookWeights::int8_panels`](crate::packed::CodebookWeights)), and a last partial
+//! tile of 16 groups from a copy padded with zero groups. Every weight of a position past
+//! `k` is zero, so the activation bytes past `k` that the tiles read (readable memory,
+//! checked per block) add nothing.
 //!
 //! What tiles cannot take runs on the AVX-512 kernel, whose sums are the same integers:
 //! gathered rows (no fixed stride), reductions of at most
@@ -30,7 +32,6 @@ use crate::archparam::SMALL_K_GROUPS;
 use crate::packed::{Weights, PANEL};
 use std::arch::asm;
 use std::arch::x86_64::*;
-use std::cell::RefCell;
 use std::ops::Range;
 
 /// Rows of every tile.
@@ -42,11 +43,6 @@ const TILE_COLSB: usize = 64;
 const BLOCK: usize = 2 * TILE_ROWS;
 /// Bytes of a group of a 32-channel int8 panel.
 const GROUP_BYTES: usize = 2 * TILE_COLSB;
-
-thread_local! {
-    /// Per-thread int8 panel padded to whole tiles (grown once, then reused).
-    static PANEL_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
 
 /// The tile operations of the driver (tile indices as in the module docs).
 pub(super) trait TileUnit {
@@ -234,29 +230,25 @@ pub(super) unsafe fn tile_with<U: TileUnit>(
             unsafe { fallback(p, rows.clone(), panel..panel + 1, out) };
             continue;
         }
-        PANEL_SCRATCH.with(|cell| {
-            let mut scratch = cell.borrow_mut();
-            let len = chunks * TILE_ROWS * GROUP_BYTES;
-            if scratch.len() < len {
-                scratch.resize(len, 0);
-            }
-            let b = &mut scratch[..len];
-            let used = groups * GROUP_BYTES;
-            match p.w {
-                Weights::Int8(w) => b[..used].copy_from_slice(&w.panel_bytes(panel)[..used]),
-                Weights::Codebook(w) => w.decode_panel(panel, &mut b[..used]),
-            }
-            // Every reduction position past `k` zero: the tiles multiply whatever bytes
-            // follow a row's `k` (a codebook's padding positions decode to its level 0).
-            zero_past_k(b, p.w.k());
-            u.config();
-            for r0 in (rows.start..end).step_by(BLOCK) {
-                // SAFETY: `readable(r0)` holds for every block below `end`; the panel is
-                // whole and this call owns its block of the output.
-                unsafe { block(u, p, r0, chunks, b, panel, out) };
-            }
-            u.release();
-        });
+        // The panel's int8 weights (zero at every position past `k`); the whole tiles read
+        // them in place, a last partial tile from a copy padded with zero groups.
+        let kp = p.w.k_padded();
+        let src: &[u8] = match p.w {
+            Weights::Int8(w) => w.panel_bytes(panel),
+            Weights::Codebook(w) => &w.int8_panels()[panel * PANEL * kp..][..PANEL * kp],
+        };
+        let whole = groups / TILE_ROWS;
+        let mut tail = [0u8; TILE_ROWS * GROUP_BYTES];
+        let rest = &src[whole * TILE_ROWS * GROUP_BYTES..];
+        tail[..rest.len()].copy_from_slice(rest);
+        u.config();
+        for r0 in (rows.start..end).step_by(BLOCK) {
+            // SAFETY: `readable(r0)` holds for every block below `end`; `src` holds `whole`
+            // tiles of groups and `tail` one; the panel is whole and this call owns its
+            // block of the output.
+            unsafe { block(u, p, r0, chunks, src, &tail, panel, out) };
+        }
+        u.release();
         if !out.bias.is_null() {
             // SAFETY: this call owns rows `rows.start .. end` of the panel's 32 columns, and
             // the bias covers every column of the problem.
@@ -267,30 +259,22 @@ pub(super) unsafe fn tile_with<U: TileUnit>(
     }
 }
 
-/// Zeroes the weights of reduction positions `k ..` in a 32-channel int8 panel `b` (every
-/// group to its end).
-fn zero_past_k(b: &mut [u8], k: usize) {
-    for (g, group) in b.chunks_exact_mut(GROUP_BYTES).enumerate().skip(k / 4) {
-        for (i, v) in group.iter_mut().enumerate() {
-            if 4 * g + i % 4 >= k {
-                *v = 0;
-            }
-        }
-    }
-}
-
 /// One 32-row block × one panel: `chunks` tiles of the reduction, then the four sums'
-/// tiles stored.
+/// tiles stored. Reduction tile `ch` reads its weights from `b` where `b` holds all 16 of
+/// its groups, else from `tail` (the last tile's groups, zero-padded).
 ///
 /// # Safety
-/// Rows `r0 .. r0 + 32` of `p.a` are readable for `64 · chunks` bytes each, `b` holds the
-/// panel's `16 · chunks` groups, the panel is whole, and the caller owns the output block.
+/// Rows `r0 .. r0 + 32` of `p.a` are readable for `64 · chunks` bytes each, `b` and
+/// `tail` hold the panel's groups as above (zero past `k`), the panel is whole, and the
+/// caller owns the output block.
+#[allow(clippy::too_many_arguments)]
 unsafe fn block<U: TileUnit>(
     u: &mut U,
     p: &Problem<'_>,
     r0: usize,
     chunks: usize,
     b: &[u8],
+    tail: &[u8; TILE_ROWS * GROUP_BYTES],
     panel: usize,
     out: &OutPtr,
 ) {
@@ -300,12 +284,17 @@ unsafe fn block<U: TileUnit>(
     let a = p.a.as_ptr().wrapping_add(r0 * p.lda);
     for ch in 0..chunks {
         let (ak, bk) = (ch * TILE_COLSB, ch * TILE_ROWS * GROUP_BYTES);
-        // SAFETY: the caller's rows and panel (`bk + 15 · 128 + 128 ≤ b.len()`).
+        let w = if bk + TILE_ROWS * GROUP_BYTES <= b.len() {
+            b[bk..].as_ptr()
+        } else {
+            tail.as_ptr()
+        };
+        // SAFETY: the caller's rows; `w` holds 16 groups of 128 bytes.
         unsafe {
             u.load(4, a.wrapping_add(ak), p.lda);
             u.load(5, a.wrapping_add(TILE_ROWS * p.lda + ak), p.lda);
-            u.load(6, b.as_ptr().add(bk), GROUP_BYTES);
-            u.load(7, b.as_ptr().add(bk + TILE_COLSB), GROUP_BYTES);
+            u.load(6, w, GROUP_BYTES);
+            u.load(7, w.add(TILE_COLSB), GROUP_BYTES);
         }
         u.dot(0, 4, 6);
         u.dot(1, 4, 7);
