@@ -19,8 +19,9 @@ use crate::scale::{Scale, Scales};
 /// * [`MseOptimal`](Calibration::MseOptimal): the scale minimising the mean squared
 ///   quantization error, clip and resolution traded off exactly. Searched on 800 log-spaced
 ///   candidates from `2^-12` to `2^0.5` times the max-abs scale, then refined by golden-section
-///   search between the best candidate's neighbours; each candidate costs `O(k log n)` on the
-///   sorted data ([`EmpiricalDistribution`]).
+///   search between the best candidate's neighbours, and compared with the max-abs scale
+///   itself, so it is never worse than [`MaxAbs`](Calibration::MaxAbs); each candidate costs
+///   `O(k log n)` on the sorted data ([`EmpiricalDistribution`]).
 ///
 /// When no value asks for anything (all zero, or empty), every method returns [`Scale::ONE`].
 ///
@@ -302,12 +303,15 @@ pub(crate) fn mse_optimal_scale(dist: &EmpiricalDistribution, levels: &[i32]) ->
             best_s = x;
         }
     }
-    // Keep the f32 rounding of the scale honest: pick the better of the neighbours.
+    // Keep the f32 rounding of the scale honest: pick the better of the neighbours. The
+    // max-abs scale competes too: the log-spaced candidates can straddle it, and a search
+    // that ends a hair worse than not clipping at all would break the method's promise.
     let s32 = best_s as f32;
     let candidates = [
         s32,
         f32::from_bits(s32.to_bits() + 1),
         f32::from_bits(s32.to_bits().saturating_sub(1)),
+        s_max as f32,
     ];
     let mut out = (cost(s32 as f64), s32);
     for c in candidates {

@@ -243,3 +243,31 @@ proptest! {
         prop_assert!(mse(best) <= mse(max_abs) * (1.0 + 1e-6) + 1e-12);
     }
 }
+
+/// The case proptest found on 2026-12-07 (a 15-level unsigned codebook, heavy-tailed data):
+/// the search's candidates straddled the max-abs scale and ended a hair worse than it.
+#[test]
+fn mse_optimal_is_no_worse_than_max_abs_found_case() {
+    let mut levels: Vec<i32> = (0..=13).collect();
+    levels.push(15);
+    let cb = Codebook::explicit(Grid::new(4, false).unwrap(), 4, &levels).unwrap();
+    let mut rng = nuq_core::Rng::new(7411154849332190977);
+    let xs: Vec<f32> = (0..300)
+        .map(|_| (rng.normal() * rng.normal()) as f32)
+        .collect();
+    let mse = |s: Scale| {
+        QuantizedTensor::quantize(&xs, &[300], &cb, s)
+            .unwrap()
+            .error_stats(&xs)
+            .unwrap()
+            .mse
+    };
+    let best = Calibration::MseOptimal.scale(&xs, &cb).unwrap();
+    let max_abs = Calibration::MaxAbs.scale(&xs, &cb).unwrap();
+    assert!(
+        mse(best) <= mse(max_abs) * (1.0 + 1e-6) + 1e-12,
+        "{} > {}",
+        mse(best),
+        mse(max_abs)
+    );
+}
