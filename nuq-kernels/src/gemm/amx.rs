@@ -223,29 +223,30 @@ pub(super) unsafe fn tile_with<U: TileUnit>(
     while end + BLOCK <= rows.end && readable(end) {
         end += BLOCK;
     }
-    let n = p.w.n();
-    for panel in panels {
-        if end == rows.start || (panel + 1) * PANEL > n {
-            // SAFETY: forwarded from the caller.
-            unsafe { fallback(p, rows.clone(), panel..panel + 1, out) };
-            continue;
-        }
+    // Whole panels (a last one narrower than 32 columns is the AVX-512 kernel's).
+    let whole = panels.start..panels.end.min(p.w.n() / PANEL).max(panels.start);
+    if end == rows.start || whole.is_empty() {
+        // SAFETY: forwarded from the caller.
+        unsafe { fallback(p, rows, panels, out) };
+        return;
+    }
+    let groups_whole = groups / TILE_ROWS;
+    let kp = p.w.k_padded();
+    for panel in whole.clone() {
         // The panel's int8 weights (zero at every position past `k`); the whole tiles read
         // them in place, a last partial tile from a copy padded with zero groups.
-        let kp = p.w.k_padded();
         let src: &[u8] = match p.w {
             Weights::Int8(w) => w.panel_bytes(panel),
             Weights::Codebook(w) => &w.int8_panels()[panel * PANEL * kp..][..PANEL * kp],
         };
-        let whole = groups / TILE_ROWS;
         let mut tail = [0u8; TILE_ROWS * GROUP_BYTES];
-        let rest = &src[whole * TILE_ROWS * GROUP_BYTES..];
+        let rest = &src[groups_whole * TILE_ROWS * GROUP_BYTES..];
         tail[..rest.len()].copy_from_slice(rest);
         u.config();
         for r0 in (rows.start..end).step_by(BLOCK) {
-            // SAFETY: `readable(r0)` holds for every block below `end`; `src` holds `whole`
-            // tiles of groups and `tail` one; the panel is whole and this call owns its
-            // block of the output.
+            // SAFETY: `readable(r0)` holds for every block below `end`; `src` holds
+            // `groups_whole` tiles of groups and `tail` one; the panel is whole and this call
+            // owns its block of the output.
             unsafe { block(u, p, r0, chunks, src, &tail, panel, out) };
         }
         u.release();
@@ -254,8 +255,11 @@ pub(super) unsafe fn tile_with<U: TileUnit>(
             // the bias covers every column of the problem.
             unsafe { add_bias(out, rows.start..end, panel * PANEL) };
         }
-        // SAFETY: forwarded from the caller.
-        unsafe { fallback(p, end..rows.end, panel..panel + 1, out) };
+    }
+    // SAFETY: forwarded from the caller (the rows after the blocks, and a partial panel).
+    unsafe {
+        fallback(p, end..rows.end, whole.clone(), out);
+        fallback(p, rows, whole.end..panels.end, out);
     }
 }
 
@@ -554,6 +558,32 @@ mod tests {
                     // and `got` holds every row × column.
                     unsafe { tile_with(&mut u, &p, 0..m, 0..n.div_ceil(PANEL), &o) };
                     assert_eq!(got, want, "m={m} n={n} k={k} bias={with_bias}");
+                    // A block from panel 1 on (the fused convolution's column tiles), rows
+                    // from 1 on, into a buffer whose column 0 is the problem's column 32.
+                    if n > PANEL {
+                        let w2 = n - PANEL;
+                        let mut got = vec![0i32; m * w2];
+                        let o = OutPtr {
+                            ptr: got.as_mut_ptr(),
+                            ldc: w2,
+                            col0: PANEL,
+                            stream: false,
+                            bias: if with_bias {
+                                bias.as_ptr()
+                            } else {
+                                std::ptr::null()
+                            },
+                        };
+                        // SAFETY: as above; `got` holds rows `0..m` of the block's columns.
+                        unsafe { tile_with(&mut u, &p, 1..m, 1..n.div_ceil(PANEL), &o) };
+                        for r in 1..m {
+                            assert_eq!(
+                                got[r * w2..(r + 1) * w2],
+                                want[r * n + PANEL..(r + 1) * n],
+                                "block: m={m} n={n} k={k} row {r}"
+                            );
+                        }
+                    }
                 }
             }
         }
