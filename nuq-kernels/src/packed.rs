@@ -606,13 +606,8 @@ mod tests {
             bits in 2u8..=4,
             seed in any::<u64>(),
         ) {
-            let mut s = seed;
-            let idx: Vec<u8> = (0..n * k)
-                .map(|_| {
-                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    ((s >> 33) as u8) % (1 << bits)
-                })
-                .collect();
+            let mut rng = nuq_core::Rng::new(seed);
+            let idx: Vec<u8> = (0..n * k).map(|_| rng.below(1 << bits) as u8).collect();
             let book: Vec<i8> = (0..1i32 << bits).map(|i| (i * 29 - 100) as i8).collect();
             let w = CodebookWeights::pack(&idx, n, k, bits, &book).unwrap();
             let kp = w.k_padded();

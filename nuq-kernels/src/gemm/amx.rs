@@ -457,13 +457,14 @@ mod tests {
         }
     }
 
-    fn lcg(seed: u64) -> impl FnMut() -> u8 {
-        let mut s = seed;
-        move || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 33) as u8
+    /// An output pointer over `buf` (`ldc` columns, column 0 = the problem's `col0`).
+    fn out_ptr(buf: &mut [i32], ldc: usize, col0: usize, bias: Option<&[i32]>) -> OutPtr {
+        OutPtr {
+            ptr: buf.as_mut_ptr(),
+            ldc,
+            col0,
+            stream: false,
+            bias: bias.map_or(std::ptr::null(), <[i32]>::as_ptr),
         }
     }
 
@@ -477,7 +478,8 @@ mod tests {
             eprintln!("skipped: the fallback needs AVX-512 VNNI + VBMI");
             return;
         }
-        let mut r = lcg(5);
+        let mut rng = nuq_core::Rng::new(5);
+        let mut r = || rng.next_u64() as u8;
         for &(m, n, k) in &[
             (32, 32, 64),
             (64, 64, 576),
@@ -519,13 +521,7 @@ mod tests {
                         seg_skip: 0,
                     };
                     let mut want = vec![0i32; m * n];
-                    let reference = OutPtr {
-                        ptr: want.as_mut_ptr(),
-                        ldc: n,
-                        col0: 0,
-                        stream: false,
-                        bias: std::ptr::null(),
-                    };
+                    let reference = out_ptr(&mut want, n, 0, None);
                     super::super::tile(
                         KernelPath::Scalar,
                         &p,
@@ -539,17 +535,8 @@ mod tests {
                         }
                     }
                     let mut got = vec![0i32; m * n];
-                    let o = OutPtr {
-                        ptr: got.as_mut_ptr(),
-                        ldc: n,
-                        col0: 0,
-                        stream: false,
-                        bias: if with_bias {
-                            bias.as_ptr()
-                        } else {
-                            std::ptr::null()
-                        },
-                    };
+                    let b = with_bias.then_some(bias.as_slice());
+                    let o = out_ptr(&mut got, n, 0, b);
                     let mut u = Emulated {
                         tiles: [[0; TILE_ROWS * TILE_COLSB]; 8],
                         configured: false,
@@ -563,17 +550,7 @@ mod tests {
                     if n > PANEL {
                         let w2 = n - PANEL;
                         let mut got = vec![0i32; m * w2];
-                        let o = OutPtr {
-                            ptr: got.as_mut_ptr(),
-                            ldc: w2,
-                            col0: PANEL,
-                            stream: false,
-                            bias: if with_bias {
-                                bias.as_ptr()
-                            } else {
-                                std::ptr::null()
-                            },
-                        };
+                        let o = out_ptr(&mut got, w2, PANEL, b);
                         // SAFETY: as above; `got` holds rows `0..m` of the block's columns.
                         unsafe { tile_with(&mut u, &p, 1..m, 1..n.div_ceil(PANEL), &o) };
                         for r in 1..m {
