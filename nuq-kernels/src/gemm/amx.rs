@@ -2,7 +2,7 @@
 //! tile of `u8` activations by a 16-group × 16-column tile of `i8` weights into a 16 × 16
 //! tile of exact `i32` sums — 16 384 multiply-adds per instruction.
 //!
-//! Eight tiles, all 16 rows × 64 bytes (one configuration, loaded once per call): four
+//! Eight tiles, all 16 rows × 64 bytes (one configuration, loaded once per panel): four
 //! accumulators (`tmm0..=3`: 32 rows × one 32-column panel), two activation tiles
 //! (`tmm4`, `tmm5`: rows `r0 .. r0 + 16` and `r0 + 16 .. r0 + 32` of 16 reduction groups)
 //! and two weight tiles (`tmm6`, `tmm7`: the panel's two 16-channel halves). The int8
