@@ -183,9 +183,9 @@ pub struct CodebookWeights {
     data: Vec<Line>,
     panel_stride: usize,
     max_abs: u32,
-    /// Every panel in the int8 layout, padding positions and channels zero: decoded on
-    /// first use by a kernel that multiplies int8 weights only (AMX tiles).
-    int8: std::sync::OnceLock<Vec<Line>>,
+    /// The same weights as int8 levels, made on first use by a kernel that multiplies int8
+    /// weights only (AMX tiles): [`CodebookWeights::int8`].
+    int8: std::sync::OnceLock<PackedWeights>,
 }
 
 impl std::fmt::Debug for CodebookWeights {
@@ -329,30 +329,17 @@ impl CodebookWeights {
         &self.bytes()[panel * self.panel_stride..(panel + 1) * self.panel_stride]
     }
 
-    /// Every panel in the int8 panel layout (`32 · kp` bytes each), with zero at every
-    /// padding position (`kk ≥ k`) and channel — as [`PackedWeights`] pads — decoded once,
-    /// on the first call, and kept (twice the 4-bit bytes).
+    /// The same weights as int8 levels ([`PackedWeights`]: its panel layout, zero at every
+    /// padding position and channel), made on the first call and kept (twice the 4-bit
+    /// bytes), for a kernel that multiplies int8 weights only (AMX tiles).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    pub(crate) fn int8_panels(&self) -> &[u8] {
-        let lines = self.int8.get_or_init(|| {
-            let panel_bytes = PANEL * self.kp;
-            let panels = self.n.div_ceil(PANEL);
-            let mut lines = zeroed_lines(panels * panel_bytes);
-            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut lines);
-            for (panel, out) in bytes.chunks_exact_mut(panel_bytes).enumerate() {
-                self.decode_panel(panel, out);
-                // Group `g`'s byte `i` is position `4g + i % 4` (int8 layout).
-                for (g, group) in out.chunks_exact_mut(2 * 64).enumerate().skip(self.k / 4) {
-                    for (i, v) in group.iter_mut().enumerate() {
-                        if 4 * g + i % 4 >= self.k {
-                            *v = 0;
-                        }
-                    }
-                }
-            }
-            lines
-        });
-        &bytemuck::cast_slice(lines)[..self.n.div_ceil(PANEL) * PANEL * self.kp]
+    pub(crate) fn int8(&self) -> &PackedWeights {
+        self.int8.get_or_init(|| {
+            let levels: Vec<i8> = (0..self.n)
+                .flat_map(|ch| (0..self.k).map(move |kk| self.level(ch, kk)))
+                .collect();
+            PackedWeights::from_rows(&levels, self.n, self.k).expect("the codebook's own shape")
+        })
     }
 
     /// Decodes panel `panel` into the int8 panel layout (`32 · kp` bytes of `out`);
@@ -600,7 +587,7 @@ mod tests {
         /// The kept int8 copy of codebook weights is the int8 panel layout of their levels,
         /// zero at every padding position and channel.
         #[test]
-        fn int8_panels_are_the_levels_zero_padded(
+        fn int8_copy_is_the_levels_zero_padded(
             n in 1usize..70,
             k in 1usize..40,
             bits in 2u8..=4,
@@ -610,8 +597,8 @@ mod tests {
             let idx: Vec<u8> = (0..n * k).map(|_| rng.below(1 << bits) as u8).collect();
             let book: Vec<i8> = (0..1i32 << bits).map(|i| (i * 29 - 100) as i8).collect();
             let w = CodebookWeights::pack(&idx, n, k, bits, &book).unwrap();
-            let kp = w.k_padded();
-            let bytes = w.int8_panels();
+            let kp = w.int8().k_padded();
+            let bytes = w.int8().bytes();
             prop_assert_eq!(bytes.len(), n.div_ceil(PANEL) * PANEL * kp);
             for ch in 0..n.div_ceil(PANEL) * PANEL {
                 for kk in 0..kp {

@@ -2,8 +2,8 @@
 //!
 //! Every kernel takes a [`KernelPath`]. [`KernelPath::detect`] picks the fastest path this
 //! CPU supports unless the environment variable `NUQ_KERNEL` names one
-//! (`scalar`, `portable`, `avx2`, `avxvnni`, `avx512vnni-novbmi`, `avx512`/`avx512vnni`);
-//! tests and benchmarks pass a path explicitly. All paths compute bit-identical results.
+//! (`scalar`, `portable`, `avx2`, `avxvnni`, `avx512vnni-novbmi`, `avx512`/`avx512vnni`,
+//! `amx`); tests and benchmarks pass a path explicitly. All paths compute bit-identical results.
 
 use crate::KernelError;
 use std::fmt;

@@ -8,8 +8,8 @@
 //! and two weight tiles (`tmm6`, `tmm7`: the panel's two 16-channel halves). The int8
 //! panel layout ([`crate::packed`]) already is the weight tile's: group `g` is 128 bytes,
 //! channels 0..16 in its first 64, so a half is 16 rows 128 bytes apart: tiles load int8
-//! panels in place (codebook weights are decoded to int8 once per layer and kept,
-//! [`CodebookWeights::int8_panels`](crate::packed::CodebookWeights)), and a last partial
+//! panels in place (codebook weights are converted to int8 once per layer and kept,
+//! [`CodebookWeights::int8`](crate::packed::CodebookWeights)), and a last partial
 //! tile of 16 groups from a copy padded with zero groups. Every weight of a position past
 //! `k` is zero, so the activation bytes past `k` that the tiles read (readable memory,
 //! checked per block) add nothing.
@@ -209,7 +209,9 @@ pub(super) unsafe fn tile_with<U: TileUnit>(
     panels: Range<usize>,
     out: &OutPtr,
 ) {
-    let groups = p.w.k_padded() / 4;
+    // Groups of the int8 layout the tiles read (codebook weights' own padding may be
+    // longer).
+    let groups = p.w.k().div_ceil(4);
     if p.rows_at.is_some() || groups <= SMALL_K_GROUPS {
         // SAFETY: forwarded from the caller.
         unsafe { fallback(p, rows, panels, out) };
@@ -231,14 +233,14 @@ pub(super) unsafe fn tile_with<U: TileUnit>(
         return;
     }
     let groups_whole = groups / TILE_ROWS;
-    let kp = p.w.k_padded();
+    let int8 = match p.w {
+        Weights::Int8(w) => w,
+        Weights::Codebook(w) => w.int8(),
+    };
     for panel in whole.clone() {
         // The panel's int8 weights (zero at every position past `k`); the whole tiles read
         // them in place, a last partial tile from a copy padded with zero groups.
-        let src: &[u8] = match p.w {
-            Weights::Int8(w) => w.panel_bytes(panel),
-            Weights::Codebook(w) => &w.int8_panels()[panel * PANEL * kp..][..PANEL * kp],
-        };
+        let src = int8.panel_bytes(panel);
         let mut tail = [0u8; TILE_ROWS * GROUP_BYTES];
         let rest = &src[groups_whole * TILE_ROWS * GROUP_BYTES..];
         tail[..rest.len()].copy_from_slice(rest);
