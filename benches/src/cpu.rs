@@ -3,7 +3,8 @@
 //! speeds are only comparable on one machine). A virtual machine may show only a generic
 //! name (`AMD EPYC`); the family and model numbers still tell the microarchitecture apart
 //! (AMD family 25 model 17 is a Zen 4 EPYC, family 26 a Zen 5; Intel family 6 model 143 a
-//! Sapphire Rapids Xeon).
+//! Sapphire Rapids Xeon). The cache sizes are the ones the kernels' tiles are cut for
+//! ([`nuq_kernels::CacheSizes`]).
 
 /// The value of the first `/proc/cpuinfo` line whose key is `key`, if any.
 fn cpuinfo_field(cpuinfo: &str, key: &str) -> Option<String> {
@@ -49,16 +50,26 @@ fn identity_in(info: &str) -> String {
     )
 }
 
-/// One line for a report's head, naming the machine, the kernel path chosen and the thread
-/// counts run: `cpu model="AMD EPYC" vendor=AuthenticAMD family=25 model_id=17 stepping=1
-/// logical_cpus=2 path=avx512vnni threads=2`.
+/// `l1d=32K l2=1024K l3=32768K`: one core's caches as CPUID describes them, or
+/// `caches=unknown`.
+pub fn caches() -> String {
+    match nuq_kernels::CacheSizes::from_cpu() {
+        Some(c) => format!("l1d={}K l2={}K l3={}K", c.l1d >> 10, c.l2 >> 10, c.l3 >> 10),
+        None => "caches=unknown".to_string(),
+    }
+}
+
+/// One line for a report's head, naming the machine, its caches, the kernel path chosen and
+/// the thread counts run: `cpu model="AMD EPYC" vendor=AuthenticAMD family=25 model_id=17
+/// stepping=1 logical_cpus=2 l1d=32K l2=1024K l3=32768K path=avx512vnni threads=2`.
 pub fn header(path: &str, threads: &str) -> String {
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     let info = cpuinfo();
     format!(
-        "cpu model=\"{}\" {} logical_cpus={cpus} path={path} threads={threads}",
+        "cpu model=\"{}\" {} logical_cpus={cpus} {} path={path} threads={threads}",
         model_name_in(&info),
-        identity_in(&info)
+        identity_in(&info),
+        caches()
     )
 }
 
@@ -85,6 +96,7 @@ mod tests {
         let h = header("avx512vnni", "1,2");
         assert!(h.starts_with("cpu model=\""), "{h}");
         assert!(h.contains(" family=") && h.contains(" model_id="), "{h}");
+        assert!(h.contains(" l2=") || h.contains(" caches=unknown"), "{h}");
         assert!(h.ends_with(" path=avx512vnni threads=1,2"), "{h}");
     }
 }

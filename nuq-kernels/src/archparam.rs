@@ -3,15 +3,38 @@
 //! exact integers and do not depend on any of them. Register tile sizes are not here: they
 //! are the shape of each micro-kernel (the `MR` and `NR` of its `GemmKernel` impl in
 //! `gemm/`).
+//!
+//! The numbers that are a share of a cache are functions of this core's L2
+//! ([`l2_bytes`], read from CPUID once): the fractions were measured on 1 MiB L2s (AMD Zen 4
+//! and Zen 5), where each reads as the constant it replaced; a 2 MiB L2 (Intel Sapphire and
+//! Emerald Rapids) doubles them.
+
+use crate::CacheSizes;
+
+/// The least L2 the cache-sized numbers are taken of.
+pub const L2_MIN_BYTES: usize = 256 << 10;
+
+/// The largest L2 the cache-sized numbers are taken of: beyond it tiles would gain little
+/// reuse and lose balance between threads.
+pub const L2_MAX_BYTES: usize = 4 << 20;
+
+/// One core's L2 as the cache-sized numbers below see it: [`CacheSizes::detect`]'s, within
+/// [`L2_MIN_BYTES`] ..= [`L2_MAX_BYTES`] (an odd report of a hypervisor must not give tiles
+/// of a few rows or of a whole problem).
+pub fn l2_bytes() -> usize {
+    CacheSizes::detect().l2.clamp(L2_MIN_BYTES, L2_MAX_BYTES)
+}
 
 /// Rows a tile is a multiple of: the rows of the widest register tile (AVX-512: 8 rows ×
 /// 32 columns), so that only a tile's last block runs a shorter kernel.
 pub const ROW_ALIGN: usize = 8;
 
-/// Activation bytes (`rows × k`) a tile aims at. Larger tiles reuse each weight panel over
-/// more rows; smaller ones keep the rows, the tile's accumulators and the panel being read
-/// together in a 1 MiB L2.
-pub const TILE_BYTES: usize = 256 << 10;
+/// Activation bytes (`rows × k`) a tile aims at: a quarter of the L2 (256 KiB of a 1 MiB
+/// one). Larger tiles reuse each weight panel over more rows; smaller ones keep the rows,
+/// the tile's accumulators and the panel being read together in the L2.
+pub fn tile_bytes() -> usize {
+    l2_bytes() / 4
+}
 
 /// Tiles per thread a problem is split into, at least. More tiles balance uneven threads
 /// (a shared or noisy machine); fewer spend less on scheduling and re-reading panels.
@@ -34,17 +57,19 @@ pub const CONV_MAX_ROWS: usize = 256;
 /// A convolution's row tiles are not split below this many rows to make more tiles; short
 /// outputs split the weight panels instead (each thread then streams its share of the
 /// weights, and every column tile reads all the rows), unless the weights are light
-/// ([`ROW_SPLIT_MAX_WEIGHT_BYTES`]).
+/// ([`row_split_max_weight_bytes`]).
 pub const CONV_MIN_SPLIT_ROWS: usize = 32;
 
 /// Weight bytes up to which a convolution's rows are split down to one register tile
-/// (8 rows) before its weight panels are: every tile then reads all the weights, which stay
-/// in L2, and each thread keeps the rows that the previous layer's tiles left in its own
-/// cache. At batch 1 on two vCPUs whose caches alternate between near and far, this read
-/// ResNet-18's 8×8 layers (295 KiB of 4-bit weights) 4–5 % faster in the far state, while
-/// its 4×4 layers (0.6–1.2 MiB) ran up to 2× slower with every thread streaming all of
-/// their weights.
-pub const ROW_SPLIT_MAX_WEIGHT_BYTES: usize = 512 << 10;
+/// (8 rows) before its weight panels are: half the L2 (512 KiB of a 1 MiB one). Every tile
+/// then reads all the weights, which stay in L2, and each thread keeps the rows that the
+/// previous layer's tiles left in its own cache. At batch 1 on two Zen 4 vCPUs whose caches
+/// alternate between near and far, this read ResNet-18's 8×8 layers (295 KiB of 4-bit
+/// weights) 4–5 % faster in the far state, while its 4×4 layers (0.6–1.2 MiB) ran up to 2×
+/// slower with every thread streaming all of their weights.
+pub fn row_split_max_weight_bytes() -> usize {
+    l2_bytes() / 2
+}
 
 /// Output elements a task of the column tiles' final gather (staged blocks into the
 /// `[pixel][channel]` output) copies at least: a copy is cheap, so tasks stay long enough to
@@ -57,9 +82,12 @@ pub const GATHER_ELEMENTS: usize = 16 * 1024;
 pub const STREAM_OUTPUT_BYTES: usize = 4 << 20;
 
 /// Weight bytes of an AVX-512 tile up to which it runs rows-outer (each 8-row activation
-/// block meets every panel of the tile while it is in L1); heavier tiles run panels-outer so
-/// that the panel, not the rows, stays in L2.
-pub const ROWS_OUTER_MAX_WEIGHT_BYTES: usize = 192 * 1024;
+/// block meets every panel of the tile while it is in L1, the panels being re-read from L2):
+/// 3/16 of the L2 (192 KiB of a 1 MiB one). Heavier tiles run panels-outer so that the
+/// panel, not the rows, stays in L2.
+pub fn rows_outer_max_weight_bytes() -> usize {
+    l2_bytes() * 3 / 16
+}
 
 /// Rows from which an AVX-512 tile decodes 3-bit codebook panels once into int8 scratch
 /// rather than in registers per row block: the in-register bit-plane merge costs about a
@@ -92,14 +120,19 @@ pub const SMALL_K_GROUPS: usize = 9;
 
 /// Bytes of input a chunk of the direct `f32` convolution (`float_conv`) reads, about
 /// (`rows · c_in · 4`, 256 to 4 096 output pixels): the chunk's input pixels and its table of
-/// tap addresses stay in the 1 MiB L2 while every filter block and tap block passes over
-/// them. Sums do not depend on it (each output is summed whole within its chunk).
+/// tap addresses stay in a 1 MiB L2 while every filter block and tap block passes over
+/// them. The forward pass and the input gradient sum each output whole within its chunk,
+/// but the weight gradient sums a chunk's pixels in registers and then adds them onto the
+/// gradient, so this number fixes the order of its sums: a constant, not a share of this
+/// machine's cache, so that training gives the same floats on every CPU.
 pub const FLOAT_CHUNK_BYTES: usize = 512 << 10;
 
 /// Filter bytes of one tap block of the direct `f32` convolution (`taps · c_in · 64 · 4`, at
 /// least one tap): the block stays in L2 while a chunk's register tiles stream past it. A
 /// layer with more taps sums in several blocks, each added onto the output, so this number
-/// fixes the order of the forward pass's sums (results are deterministic for it).
+/// fixes the order of the forward pass's sums (results are deterministic for it): a
+/// constant, not a share of this machine's cache, so that training gives the same floats on
+/// every CPU.
 pub const FLOAT_PANEL_BYTES: usize = 256 << 10;
 
 /// How far ahead (in 4-byte reduction groups) the AVX-512 GEMM's first register tile of a

@@ -21,7 +21,8 @@
 //! | [`window`] | [`Window`]: the geometry of a convolution's or max-pool's square window |
 //! | [`pool`] | integer max-pool, global average pool (rounded half up) |
 //! | [`overflow`] | the `K·max|w|·max|a|` accumulator bound, enforced by every GEMM |
-//! | [`archparam`] | every tiling and tuning number, each with what it trades off (one tile policy serves the GEMMs and the convolution) |
+//! | [`archparam`] | every tiling and tuning number, each with what it trades off (one tile policy serves the GEMMs and the convolution); the cache-sized ones are shares of this core's L2 |
+//! | [`cache`] | [`CacheSizes`]: one core's L1d / L2 / L3, read once from CPUID (leaf 4 or `0x8000_001D`) |
 //!
 //! A 2-row × 3-column integer product on the best path this CPU has (every path gives the
 //! same integers):
@@ -47,6 +48,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod archparam;
+pub mod cache;
 pub mod conv;
 mod error;
 pub mod float_conv;
@@ -63,6 +65,7 @@ mod threshold_search;
 mod tiling;
 pub mod window;
 
+pub use cache::CacheSizes;
 pub use error::KernelError;
 pub use gemm::gemm;
 pub use packed::{CodebookWeights, PackedWeights, Weights, PANEL};

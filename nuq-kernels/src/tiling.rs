@@ -3,8 +3,8 @@
 //! numbers from [`crate::archparam`].
 
 use crate::archparam::{
-    CONV_MAX_ROWS, CONV_MIN_SPLIT_ROWS, GEMM_MAX_ROWS, MIN_TILE_MACS, ROW_ALIGN, TILES_PER_THREAD,
-    TILE_BYTES,
+    tile_bytes, CONV_MAX_ROWS, CONV_MIN_SPLIT_ROWS, GEMM_MAX_ROWS, MIN_TILE_MACS, ROW_ALIGN,
+    TILES_PER_THREAD,
 };
 use crate::packed::PANEL;
 
@@ -40,7 +40,7 @@ pub(crate) const CONV: TilePolicy = TilePolicy {
 };
 
 /// A fused convolution with light weights (at most
-/// [`ROW_SPLIT_MAX_WEIGHT_BYTES`](crate::archparam::ROW_SPLIT_MAX_WEIGHT_BYTES)): rows are
+/// [`row_split_max_weight_bytes`](crate::archparam::row_split_max_weight_bytes)): rows are
 /// split down to one register tile, then panels.
 pub(crate) const CONV_LIGHT: TilePolicy = TilePolicy {
     max_rows: CONV_MAX_ROWS,
@@ -49,14 +49,26 @@ pub(crate) const CONV_LIGHT: TilePolicy = TilePolicy {
 };
 
 impl TilePolicy {
+    /// [`TilePolicy::plan_within`] this core's [`tile_bytes`].
+    pub(crate) fn plan(
+        &self,
+        m: usize,
+        row_bytes: usize,
+        panels: usize,
+        threads: usize,
+    ) -> TilePlan {
+        self.plan_within(tile_bytes(), m, row_bytes, panels, threads)
+    }
+
     /// Tiles for `m` rows of `row_bytes` activation bytes against `panels` weight panels on
-    /// `threads` threads: rows within [`TILE_BYTES`] (a multiple of [`ROW_ALIGN`]), then
+    /// `threads` threads: rows within `tile_bytes` (a multiple of [`ROW_ALIGN`]), then
     /// halved (rows, panels, rows as the policy says) until there are
     /// [`TILES_PER_THREAD`] tiles per thread — fewer for small problems, whose tiles keep
     /// [`MIN_TILE_MACS`] each (a multiple of the thread count where there are more tiles
     /// than threads) — or nothing is left to split.
-    pub(crate) fn plan(
+    pub(crate) fn plan_within(
         &self,
+        tile_bytes: usize,
         m: usize,
         row_bytes: usize,
         panels: usize,
@@ -77,7 +89,7 @@ impl TilePolicy {
         };
         let align = |r: usize| r.div_ceil(ROW_ALIGN) * ROW_ALIGN;
         let cap =
-            (TILE_BYTES / row_bytes.max(1) / ROW_ALIGN * ROW_ALIGN).clamp(ROW_ALIGN, self.max_rows);
+            (tile_bytes / row_bytes.max(1) / ROW_ALIGN * ROW_ALIGN).clamp(ROW_ALIGN, self.max_rows);
         let mut mc = align(m.min(cap));
         let mut pc = panels;
         let count = |mc: usize, pc: usize| m.div_ceil(mc) * panels.div_ceil(pc);
@@ -115,16 +127,19 @@ impl TilePolicy {
 mod tests {
     use super::*;
 
+    /// The tile bytes of a 1 MiB L2, which the expected plans below were worked out for.
+    const TILE: usize = 256 << 10;
+
     #[test]
     fn plans_cover_and_split() {
         for (m, panels, threads, kp) in [(1, 1, 1, 4), (16, 16, 8, 576), (7, 3, 2, 1 << 20)] {
             for policy in [&GEMM, &CONV] {
-                let t = policy.plan(m, kp, panels, threads);
+                let t = policy.plan_within(TILE, m, kp, panels, threads);
                 assert!(t.rows % ROW_ALIGN == 0 && (ROW_ALIGN..=policy.max_rows).contains(&t.rows));
                 assert!((1..=panels).contains(&t.panels));
             }
         }
-        let gemm = |m, kp, panels| GEMM.plan(m, kp, panels, 2);
+        let gemm = |m, kp, panels| GEMM.plan_within(TILE, m, kp, panels, 2);
         assert_eq!(
             gemm(16, 4608, 16),
             TilePlan {
@@ -148,16 +163,16 @@ mod tests {
         );
         // Small problems on many threads get fewer, larger tiles.
         assert_eq!(
-            CONV.plan(1024, 27, 2, 16),
+            CONV.plan_within(TILE, 1024, 27, 2, 16),
             TilePlan {
                 rows: 256,
                 panels: 2
             }
         );
-        assert_eq!(GEMM.plan(16, 64, 1, 16).rows, 16);
+        assert_eq!(GEMM.plan_within(TILE, 16, 64, 1, 16).rows, 16);
         // Short convolutions keep 32-row tiles and split panels instead ...
         assert_eq!(
-            CONV.plan(64, 4608, 16, 2),
+            CONV.plan_within(TILE, 64, 4608, 16, 2),
             TilePlan {
                 rows: 32,
                 panels: 4
@@ -165,19 +180,34 @@ mod tests {
         );
         // ... unless their weights are light: rows down to one register tile first.
         assert_eq!(
-            CONV_LIGHT.plan(64, 2304, 8, 2),
+            CONV_LIGHT.plan_within(TILE, 64, 2304, 8, 2),
             TilePlan { rows: 8, panels: 8 }
         );
         assert_eq!(
-            CONV_LIGHT.plan(8, 4608, 16, 2),
+            CONV_LIGHT.plan_within(TILE, 8, 4608, 16, 2),
             TilePlan { rows: 8, panels: 2 }
         );
         assert_eq!(
-            CONV.plan(32768, 576, 2, 2),
+            CONV.plan_within(TILE, 32768, 576, 2, 2),
             TilePlan {
                 rows: 256,
                 panels: 2
             }
         );
+    }
+
+    /// A larger L2 gives the long-row layers taller tiles; the ones the row cap already
+    /// bounds stay as they are.
+    #[test]
+    fn tiles_grow_with_the_cache() {
+        for (k, rows_1m, rows_2m) in [(2304, 112, 224), (4608, 56, 112), (576, 256, 256)] {
+            for (tile, rows) in [(TILE, rows_1m), (2 * TILE, rows_2m)] {
+                assert_eq!(
+                    CONV.plan_within(tile, 32768, k, 8, 2),
+                    TilePlan { rows, panels: 8 },
+                    "k {k}, tile bytes {tile}"
+                );
+            }
+        }
     }
 }

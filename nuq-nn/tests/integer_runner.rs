@@ -293,10 +293,10 @@ fn batches_and_thread_counts_do_not_change_a_bit() {
 #[test]
 fn split_batches_match_the_whole_batch() {
     // 16 channels at 32×32: 16 KiB per image in the largest tensor, so a chunk holds
-    // `SPLIT_CHUNK_BYTES / 16 KiB` images and a share of 35 images several of them.
+    // `split_chunk_bytes() / 16 KiB` images and a share of 35 images several of them.
     let model = small(Arch::VggSmall, 0.125, 32, 3, 4, 9);
     let len = image_len(&model);
-    let chunk = nuq_nn::integer::SPLIT_CHUNK_BYTES / (32 * 32 * 16);
+    let chunk = nuq_nn::integer::split_chunk_bytes() / (32 * 32 * 16);
     let n = 2 * chunk + 3;
     assert!(n >= 3 * nuq_nn::integer::SPLIT_MIN_IMAGES);
     let images = random_images(n, len, 21);

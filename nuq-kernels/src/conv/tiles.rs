@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::epilogue::Epilogue;
 use super::{ConvOut, ConvScratch, Dense};
-use crate::archparam::{GATHER_ELEMENTS, ROW_SPLIT_MAX_WEIGHT_BYTES};
+use crate::archparam::{row_split_max_weight_bytes, GATHER_ELEMENTS};
 use crate::gemm::{gemm_block, gemm_block_gather, Gather};
 use crate::overflow::check_accumulator_bound;
 use crate::packed::PANEL;
@@ -119,7 +119,7 @@ impl Dense {
         scratch: &mut ConvScratch,
     ) -> Result<(), KernelError> {
         let panels = self.n().div_ceil(PANEL);
-        let light = self.weights.stored_bytes() <= ROW_SPLIT_MAX_WEIGHT_BYTES;
+        let light = self.weights.stored_bytes() <= row_split_max_weight_bytes();
         let policy = if light { &CONV_LIGHT } else { &CONV };
         let plan = policy.plan(m, self.shape.k(), panels, rayon::current_num_threads());
         if plan.panels == panels {

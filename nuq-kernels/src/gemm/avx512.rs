@@ -28,7 +28,7 @@
 
 use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
 use crate::archparam::{
-    CB3_SCRATCH_MIN_ROWS, ROWS_OUTER_MAX_WEIGHT_BYTES, SMALL_K_GROUPS, WEIGHT_PREFETCH_GROUPS,
+    rows_outer_max_weight_bytes, CB3_SCRATCH_MIN_ROWS, SMALL_K_GROUPS, WEIGHT_PREFETCH_GROUPS,
 };
 use crate::packed::{CodebookWeights, PANEL};
 use std::arch::asm;
@@ -221,7 +221,7 @@ unsafe fn tile<const VBMI: bool>(
                 }
             }
         }
-        Some(kind) if tile_weight_bytes <= ROWS_OUTER_MAX_WEIGHT_BYTES => {
+        Some(kind) if tile_weight_bytes <= rows_outer_max_weight_bytes() => {
             let mut r = rows.start;
             while r < rows.end {
                 let block = r..(r + MR).min(rows.end);

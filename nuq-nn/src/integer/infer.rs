@@ -329,9 +329,9 @@ impl Compiled<'_> {
     }
 
     /// Images per chunk of a split batch: as many as keep the largest tensor within
-    /// [`SPLIT_CHUNK_BYTES`](super::SPLIT_CHUNK_BYTES), at least one.
+    /// [`split_chunk_bytes`](super::split_chunk_bytes), at least one.
     pub(super) fn split_chunk(&self) -> usize {
-        (super::SPLIT_CHUNK_BYTES / self.largest_tensor_bytes().max(1)).max(1)
+        (super::split_chunk_bytes() / self.largest_tensor_bytes().max(1)).max(1)
     }
 
     /// Bytes of one image.

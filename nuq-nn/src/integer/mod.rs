@@ -31,4 +31,4 @@ pub use model::{
     TensorId, TensorInfo, TensorKind, WeightTable, DEFAULT_MEMORY_LIMIT, MAX_TENSOR_ELEMENTS,
 };
 pub use requant::Requant;
-pub use split::{Schedule, SPLIT_CHUNK_BYTES, SPLIT_MIN_IMAGES};
+pub use split::{split_chunk_bytes, Schedule, SPLIT_MIN_IMAGES};

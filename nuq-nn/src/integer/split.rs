@@ -18,12 +18,15 @@ use crate::NnError;
 /// (a share is whole images), and the tiles of one batch keep every thread busy anyway.
 pub const SPLIT_MIN_IMAGES: usize = 4;
 
-/// Bytes the largest tensor of a chunk may take: half of a 1 MiB L2, so that a chunk's
+/// Bytes the largest tensor of a chunk may take: half of this core's L2
+/// ([`nuq_kernels::archparam::l2_bytes`]; 512 KiB of a 1 MiB one), so that a chunk's
 /// activations mostly stay in L2 while each weight panel, streamed once per chunk, serves
-/// enough rows (CIFAR ResNet-18 and VGG-Small: 4 images, whose 4×4 layers give 64 rows).
-/// On Zen 4, 512 KiB read ResNet-18 batch 64 about 4 % faster than 256 KiB (VGG-Small the
-/// same); on Zen 5, 128–512 KiB read the same.
-pub const SPLIT_CHUNK_BYTES: usize = 512 << 10;
+/// enough rows (CIFAR ResNet-18 and VGG-Small on a 1 MiB L2: 4 images, whose 4×4 layers
+/// give 64 rows). On Zen 4, 512 KiB read ResNet-18 batch 64 about 4 % faster than 256 KiB
+/// and the same as 1 MiB (VGG-Small the same); on Zen 5, 128–512 KiB read the same.
+pub fn split_chunk_bytes() -> usize {
+    nuq_kernels::archparam::l2_bytes() / 2
+}
 
 /// How [`IntegerRunner::forward`](super::IntegerRunner::forward) runs a batch
 /// ([`IntegerRunner::schedule`](super::IntegerRunner::schedule)).
