@@ -346,8 +346,9 @@ unsafe fn add_bias(out: &OutPtr, rows: Range<usize>, col: usize) {
 pub(crate) fn available() -> bool {
     static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *OK.get_or_init(|| {
-        let leaf7 = __cpuid_count(7, 0);
-        let cpu = leaf7.edx & (1 << 24) != 0 && leaf7.edx & (1 << 25) != 0;
+        let cpu = raw_cpuid::CpuId::new()
+            .get_extended_feature_info()
+            .is_some_and(|f| f.has_amx_tile() && f.has_amx_int8());
         if !cpu || !std::arch::is_x86_feature_detected!("xsave") {
             return false;
         }
