@@ -384,8 +384,9 @@ impl Dense {
 
     /// Whether row tiles gather their GEMM rows from a padded copy of the input (an implicit
     /// im2col: no unfolded matrix is written) rather than unfolding them: on the VNNI
-    /// paths (AVX-VNNI, AVX-512), for int8 or 4-bit weights, adjacent taps (dilation 1: a
-    /// dilated convolution unfolds its rows) and accumulators bounded for any activations.
+    /// paths (AVX-VNNI, AVX-512; AMX where its tiles can load them), for int8 or 4-bit
+    /// weights, adjacent taps (dilation 1: a dilated convolution unfolds its rows) and
+    /// accumulators bounded for any activations.
     /// Channels that are not whole 4-byte groups (an RGB image) are padded to them, with
     /// zeros in the copy and zero int8 weights of their own ([`Dense::gathered`]).
     fn gathers(&self, path: KernelPath) -> bool {
@@ -395,9 +396,14 @@ impl Dense {
             crate::Weights::Codebook(w) => w.bits() == 4,
         };
         // The gather reads each kernel row as one contiguous run: adjacent taps only (a
-        // dilated convolution unfolds instead). AMX tiles load rows a fixed stride apart:
-        // unfolded rows.
-        (path == KernelPath::AvxVnni || (path.is_avx512() && path != KernelPath::Amx))
+        // dilated convolution unfolds instead). AMX tiles load 16 rows a fixed stride apart
+        // and 16 groups of one piece: gathered rows where output rows are whole 16-pixel
+        // runs and pieces whole tiles, else unfolded rows (the AVX-512 kernel would run
+        // gathered blocks that tiles cannot take).
+        let amx_tiles = s.out_width().is_multiple_of(16)
+            && (s.kernel * self.gathered().1 / 4).is_multiple_of(16);
+        (path == KernelPath::AvxVnni
+            || (path.is_avx512() && (path != KernelPath::Amx || amx_tiles)))
             && !s.direct()
             && s.dilation == 1
             && weights_ok

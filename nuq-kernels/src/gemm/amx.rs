@@ -14,11 +14,17 @@
 //! `k` is zero, so the activation bytes past `k` that the tiles read (readable memory,
 //! checked per block) add nothing.
 //!
+//! A convolution's gathered rows (an implicit im2col: each output pixel's row read from
+//! the padded input in pieces, one per kernel row) load as tiles too where 16 rows lie one
+//! stride apart — 16 pixels of one output row — and each piece is whole tiles of 16
+//! groups (3×3 over 64, 128, … channels); a reduction tile then reads 64 bytes of one piece
+//! from each of 16 pixels.
+//!
 //! What tiles cannot take runs on the AVX-512 kernel, whose sums are the same integers:
-//! gathered rows (no fixed stride), reductions of at most
-//! [`SMALL_K_GROUPS`](crate::archparam::SMALL_K_GROUPS) groups, the rows after the last
-//! whole 32-row block, blocks whose last tile would read past the activations, and a last
-//! panel narrower than 32 columns.
+//! gathered rows in pieces of other lengths, and blocks whose halves are not one stride
+//! apart; reductions of at most [`SMALL_K_GROUPS`](crate::archparam::SMALL_K_GROUPS)
+//! groups; the rows after the last whole 32-row block; plain blocks whose last tile would
+//! read past the activations; and a last panel narrower than 32 columns.
 //!
 //! The tile operations are a trait ([`TileUnit`]): [`Native`] issues the instructions,
 //! `Emulated` (tests) computes them by their definition, so that the driver — strides,
@@ -212,22 +218,27 @@ pub(super) unsafe fn tile_with<U: TileUnit>(
     // Groups of the int8 layout the tiles read (codebook weights' own padding may be
     // longer).
     let groups = p.w.k().div_ceil(4);
-    if p.rows_at.is_some() || groups <= SMALL_K_GROUPS {
+    // A tile row is 16 groups of one piece of a gathered row: pieces must be whole tiles.
+    let pieces_whole = p.rows_at.is_none() || p.seg_groups.is_multiple_of(TILE_ROWS);
+    if !pieces_whole || groups <= SMALL_K_GROUPS {
         // SAFETY: forwarded from the caller.
         unsafe { fallback(p, rows, panels, out) };
         return;
     }
     let chunks = groups.div_ceil(TILE_ROWS);
-    // Whole blocks whose every tile row (`64 · chunks` bytes from the row's start) is
-    // readable.
-    let readable = |r0: usize| (r0 + BLOCK - 1) * p.lda + chunks * TILE_COLSB <= p.a.len();
-    let mut end = rows.start;
-    while end + BLOCK <= rows.end && readable(end) {
-        end += BLOCK;
-    }
+    // Where reduction tile `ch` starts in a row, in bytes from the row's first byte.
+    let chunk_at = |ch: usize| {
+        let g = ch * TILE_ROWS;
+        match p.rows_at {
+            Some(_) => 4 * g + (g / p.seg_groups) * p.seg_skip,
+            None => 4 * g,
+        }
+    };
+    let halves = |r0: usize| block_halves(p, r0, rows.end, chunks);
+    let blocks = || (rows.start..rows.end).step_by(BLOCK);
     // Whole panels (a last one narrower than 32 columns is the AVX-512 kernel's).
     let whole = panels.start..panels.end.min(p.w.n() / PANEL).max(panels.start);
-    if end == rows.start || whole.is_empty() {
+    if whole.is_empty() || blocks().all(|r0| halves(r0).is_none()) {
         // SAFETY: forwarded from the caller.
         unsafe { fallback(p, rows, panels, out) };
         return;
@@ -245,60 +256,115 @@ pub(super) unsafe fn tile_with<U: TileUnit>(
         let rest = &src[groups_whole * TILE_ROWS * GROUP_BYTES..];
         tail[..rest.len()].copy_from_slice(rest);
         u.config();
-        for r0 in (rows.start..end).step_by(BLOCK) {
-            // SAFETY: `readable(r0)` holds for every block below `end`; `src` holds
-            // `groups_whole` tiles of groups and `tail` one; the panel is whole and this call
-            // owns its block of the output.
-            unsafe { block(u, p, r0, chunks, src, &tail, panel, out) };
+        for r0 in blocks() {
+            if let Some(h) = halves(r0) {
+                // SAFETY: `block_halves` checked the block's tile rows (readable for every
+                // reduction tile); `src` holds `groups_whole` tiles of groups and `tail` one;
+                // the panel is whole and this call owns its block of the output.
+                unsafe { block(u, p, h, &chunk_at, chunks, src, &tail, panel, r0, out) };
+            }
         }
         u.release();
         if !out.bias.is_null() {
-            // SAFETY: this call owns rows `rows.start .. end` of the panel's 32 columns, and
-            // the bias covers every column of the problem.
-            unsafe { add_bias(out, rows.start..end, panel * PANEL) };
+            for r0 in blocks().filter(|&r0| halves(r0).is_some()) {
+                // SAFETY: this call owns rows `r0 .. r0 + 32` of the panel's 32 columns,
+                // and the bias covers every column of the problem.
+                unsafe { add_bias(out, r0..r0 + BLOCK, panel * PANEL) };
+            }
         }
     }
-    // SAFETY: forwarded from the caller (the rows after the blocks, and a partial panel).
+    // The blocks tiles did not take (and a last partial one), in runs, and a partial last
+    // panel, on the AVX-512 kernel.
+    let mut run: Option<usize> = None;
+    for r0 in blocks() {
+        match (halves(r0).is_some(), run) {
+            (true, Some(start)) => {
+                // SAFETY: forwarded from the caller.
+                unsafe { fallback(p, start..r0, whole.clone(), out) };
+                run = None;
+            }
+            (false, None) => run = Some(r0),
+            _ => {}
+        }
+    }
+    // SAFETY: forwarded from the caller.
     unsafe {
-        fallback(p, end..rows.end, whole.clone(), out);
+        if let Some(start) = run {
+            fallback(p, start..rows.end, whole.clone(), out);
+        }
         fallback(p, rows, whole.end..panels.end, out);
     }
 }
 
+/// Where the two activation tiles of the 32-row block from row `r0` start in `p.a` and
+/// their row strides, or `None` where tiles cannot load it: the block ends past `end`;
+/// plain rows whose every tile row (`64 · chunks` bytes from the row's start) is not
+/// readable; gathered rows whose 16 rows of a half are not one stride apart (a half that
+/// crosses an output row of a convolution).
+fn block_halves(
+    p: &Problem<'_>,
+    r0: usize,
+    end: usize,
+    chunks: usize,
+) -> Option<[(usize, usize); 2]> {
+    if r0 + BLOCK > end {
+        return None;
+    }
+    match p.rows_at {
+        None => ((r0 + BLOCK - 1) * p.lda + chunks * TILE_COLSB <= p.a.len())
+            .then(|| [(r0 * p.lda, p.lda), ((r0 + TILE_ROWS) * p.lda, p.lda)]),
+        // `gemm_block_gather` checked that every piece of every row lies inside `p.a`, and
+        // a tile row reads 64 bytes of one piece.
+        Some(at) => {
+            let half = |h0: usize| {
+                let (start, stride) = (at[h0], at[h0 + 1].checked_sub(at[h0])?);
+                (1..TILE_ROWS)
+                    .all(|i| at[h0 + i] == start + i * stride)
+                    .then_some((start, stride))
+            };
+            Some([half(r0)?, half(r0 + TILE_ROWS)?])
+        }
+    }
+}
+
 /// One 32-row block × one panel: `chunks` tiles of the reduction, then the four sums'
-/// tiles stored. Reduction tile `ch` reads its weights from `b` where `b` holds all 16 of
-/// its groups, else from `tail` (the last tile's groups, zero-padded).
+/// tiles stored. The activation tiles' rows start at `p.a[halves[h].0 + chunk_at(ch)]`,
+/// `halves[h].1` bytes apart. Reduction tile `ch` reads its weights from `b` where `b`
+/// holds all 16 of its groups, else from `tail` (the last tile's groups, zero-padded).
 ///
 /// # Safety
-/// Rows `r0 .. r0 + 32` of `p.a` are readable for `64 · chunks` bytes each, `b` and
-/// `tail` hold the panel's groups as above (zero past `k`), the panel is whole, and the
-/// caller owns the output block.
+/// Every tile row the halves and `chunk_at` name is readable for 64 bytes, `b` and `tail`
+/// hold the panel's groups as above (zero past `k`), the panel is whole, and the caller
+/// owns the output block of rows `r0 .. r0 + 32`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn block<U: TileUnit>(
     u: &mut U,
     p: &Problem<'_>,
-    r0: usize,
+    halves: [(usize, usize); 2],
+    chunk_at: &impl Fn(usize) -> usize,
     chunks: usize,
     b: &[u8],
     tail: &[u8; TILE_ROWS * GROUP_BYTES],
     panel: usize,
+    r0: usize,
     out: &OutPtr,
 ) {
     for t in 0..4 {
         u.zero(t);
     }
-    let a = p.a.as_ptr().wrapping_add(r0 * p.lda);
+    let a = p.a.as_ptr();
+    let [(a0, s0), (a1, s1)] = halves;
     for ch in 0..chunks {
-        let (ak, bk) = (ch * TILE_COLSB, ch * TILE_ROWS * GROUP_BYTES);
+        let (ak, bk) = (chunk_at(ch), ch * TILE_ROWS * GROUP_BYTES);
         let w = if bk + TILE_ROWS * GROUP_BYTES <= b.len() {
             b[bk..].as_ptr()
         } else {
             tail.as_ptr()
         };
-        // SAFETY: the caller's rows; `w` holds 16 groups of 128 bytes.
+        // SAFETY: the caller's tile rows; `w` holds 16 groups of 128 bytes.
         unsafe {
-            u.load(4, a.wrapping_add(ak), p.lda);
-            u.load(5, a.wrapping_add(TILE_ROWS * p.lda + ak), p.lda);
+            u.load(4, a.wrapping_add(a0 + ak), s0);
+            u.load(5, a.wrapping_add(a1 + ak), s1);
             u.load(6, w, GROUP_BYTES);
             u.load(7, w.add(TILE_COLSB), GROUP_BYTES);
         }
@@ -405,6 +471,18 @@ mod tests {
     struct Emulated {
         tiles: [[u8; TILE_ROWS * TILE_COLSB]; 8],
         configured: bool,
+        /// `tdpbusd`s run.
+        dots: usize,
+    }
+
+    impl Emulated {
+        fn new() -> Emulated {
+            Emulated {
+                tiles: [[0; TILE_ROWS * TILE_COLSB]; 8],
+                configured: false,
+                dots: 0,
+            }
+        }
     }
 
     impl TileUnit for Emulated {
@@ -426,6 +504,7 @@ mod tests {
         }
         fn dot(&mut self, c: usize, a: usize, b: usize) {
             assert!(self.configured);
+            self.dots += 1;
             let (ta, tb) = (self.tiles[a], self.tiles[b]);
             for m in 0..TILE_ROWS {
                 for n in 0..16 {
@@ -540,10 +619,7 @@ mod tests {
                     let mut got = vec![0i32; m * n];
                     let b = with_bias.then_some(bias.as_slice());
                     let o = out_ptr(&mut got, n, 0, b);
-                    let mut u = Emulated {
-                        tiles: [[0; TILE_ROWS * TILE_COLSB]; 8],
-                        configured: false,
-                    };
+                    let mut u = Emulated::new();
                     // SAFETY: AVX-512 VNNI + VBMI available (checked); the problem is valid
                     // and `got` holds every row × column.
                     unsafe { tile_with(&mut u, &p, 0..m, 0..n.div_ceil(PANEL), &o) };
@@ -563,6 +639,96 @@ mod tests {
                                 "block: m={m} n={n} k={k} row {r}"
                             );
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gathered rows (a padded 3×3 convolution's implicit im2col) on emulated tiles equal
+    /// the definition: 16-pixel runs of an output row load as tiles, halves that cross an
+    /// output row (an 8-pixel-wide output, blocks from row 8 of a 32-wide one) and pieces that are not
+    /// whole tiles run on the AVX-512 kernel; int8 and 4-bit weights, bias, strides 1 and 2.
+    #[test]
+    fn emulated_gathered_rows_match_the_definition() {
+        if !KernelPath::Avx512Vnni.is_available() {
+            eprintln!("skipped: the fallback needs AVX-512 VNNI + VBMI");
+            return;
+        }
+        let mut rng = nuq_core::Rng::new(9);
+        let mut r = || rng.next_u64() as u8;
+        // (channels, output width = height, stride, images, first row, n, tiles expected)
+        for &(c, ow, stride, images, first, n, tiled) in &[
+            (64, 16, 1, 2, 0, 64, true),
+            (64, 32, 1, 1, 0, 32, true),
+            (128, 16, 2, 1, 0, 40, true),
+            (64, 32, 1, 1, 16, 32, true),
+            (64, 32, 1, 1, 8, 32, false),
+            (64, 8, 1, 2, 0, 32, false),
+            // 24-wide: blocks alternate between crossing a row and not.
+            (64, 24, 1, 1, 0, 32, true),
+            (20, 16, 1, 1, 0, 32, false),
+        ] {
+            let (h, pad) = (ow * stride, 1);
+            let (hp, wp) = (h + 2 * pad, h + 2 * pad);
+            let a: Vec<u8> = (0..images * hp * wp * c).map(|_| r()).collect();
+            let (piece_len, pitch) = (3 * c, wp * c);
+            let k = 3 * piece_len;
+            let mut at = Vec::new();
+            for b in 0..images {
+                for oy in 0..ow {
+                    for ox in 0..ow {
+                        at.push(((b * hp + oy * stride) * wp + ox * stride) * c);
+                    }
+                }
+            }
+            let m = at.len();
+            let w: Vec<i8> = (0..n * k).map(|_| r() as i8).collect();
+            let idx: Vec<u8> = (0..n * k).map(|_| r() % 16).collect();
+            let book: Vec<i8> = (0..16).map(|i| (i * 17 - 121) as i8).collect();
+            let bias: Vec<i32> = (0..n).map(|j| j as i32 * 5 - 77).collect();
+            for (weights, levels) in [
+                (
+                    Weights::Int8(PackedWeights::from_rows(&w, n, k).unwrap()),
+                    w.clone(),
+                ),
+                (
+                    Weights::Codebook(CodebookWeights::pack(&idx, n, k, 4, &book).unwrap()),
+                    idx.iter().map(|&i| book[usize::from(i)]).collect(),
+                ),
+            ] {
+                let p = Problem {
+                    a: &a,
+                    lda: 0,
+                    k_read: k,
+                    m,
+                    w: &weights,
+                    rows_at: Some(&at),
+                    seg_groups: piece_len / 4,
+                    seg_skip: pitch - piece_len,
+                };
+                let rows = first..m;
+                let mut got = vec![0i32; m * n];
+                let o = out_ptr(&mut got, n, 0, Some(&bias));
+                let mut u = Emulated::new();
+                // SAFETY: AVX-512 VNNI + VBMI available (checked); every row's pieces lie
+                // inside `a`; `got` holds every row × column.
+                unsafe { tile_with(&mut u, &p, rows.clone(), 0..n.div_ceil(PANEL), &o) };
+                assert_eq!(u.dots > 0, tiled, "c={c} ow={ow} first={first}: tiles ran");
+                for row in rows {
+                    for j in 0..n {
+                        let mut want = bias[j];
+                        for piece in 0..3 {
+                            for t in 0..piece_len {
+                                let x = i32::from(a[at[row] + piece * pitch + t]);
+                                want += x * i32::from(levels[j * k + piece * piece_len + t]);
+                            }
+                        }
+                        assert_eq!(
+                            got[row * n + j],
+                            want,
+                            "c={c} ow={ow} stride={stride} first={first} row {row} col {j}"
+                        );
                     }
                 }
             }
