@@ -94,6 +94,34 @@ pub fn rows_outer_max_weight_bytes() -> usize {
 /// fifth of the multiplier's throughput, the scratch decode a pass over the panel.
 pub const CB3_SCRATCH_MIN_ROWS: usize = 32;
 
+/// Rows from which an AVX-512 tile of 4-bit codebook weights multiplies the layer's int8
+/// copy (decoded once per layer and kept: twice the bytes) instead of looking each weight
+/// vector up in registers, on CPUs where the lookup competes with the multiply-adds for a
+/// port ([`lookup_shares_multiplier`]): two lookups per 16 `vpdpbusd` cost such a core about
+/// a ninth of its multiply rate. Shorter tiles (batch 1) are bound by reading the weights,
+/// which the 4-bit panels halve.
+pub const CB4_INT8_MIN_ROWS: usize = 32;
+
+/// Whether this CPU's codebook lookups (`vpermb`, `vpshufb` on `zmm`) issue on a port its
+/// 512-bit `vpdpbusd` needs: Intel cores (both on port 5, beside port 0), read from the
+/// CPUID vendor once. AMD Zen 4 and 5 run the lookups on pipes the multiply-adds leave free
+/// (measured on Zen 4: the 4-bit GEMM within 1–2 % of int8 with the lookups in registers).
+pub fn lookup_shares_multiplier() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static INTEL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *INTEL.get_or_init(|| {
+            raw_cpuid::CpuId::new()
+                .get_vendor_info()
+                .is_some_and(|v| v.as_str() == "GenuineIntel")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Code bits up to which the AVX-512 requantization finds a code by binary search (a blend
 /// tree that doubles per bit) rather than by counting every threshold.
 pub const SEARCH_MAX_BITS: u8 = 4;

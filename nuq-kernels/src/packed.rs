@@ -183,9 +183,9 @@ pub struct CodebookWeights {
     data: Vec<Line>,
     panel_stride: usize,
     max_abs: u32,
-    /// The same weights as int8 levels, made on first use by a kernel that multiplies int8
-    /// weights only (AMX tiles): [`CodebookWeights::int8`].
-    int8: std::sync::OnceLock<PackedWeights>,
+    /// The same weights as int8 levels (a [`Weights::Int8`]), made on first use by a kernel
+    /// that multiplies int8 weights: [`CodebookWeights::int8_weights`].
+    int8: std::sync::OnceLock<Box<Weights>>,
 }
 
 impl std::fmt::Debug for CodebookWeights {
@@ -334,11 +334,27 @@ impl CodebookWeights {
     /// bytes), for a kernel that multiplies int8 weights only (AMX tiles).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn int8(&self) -> &PackedWeights {
+        match self.int8_weights() {
+            Weights::Int8(w) => w,
+            Weights::Codebook(_) => unreachable!("the copy is made as int8"),
+        }
+    }
+
+    /// Whether the int8 copy has been made.
+    #[cfg(test)]
+    pub(crate) fn has_int8_copy(&self) -> bool {
+        self.int8.get().is_some()
+    }
+
+    /// [`CodebookWeights::int8`] as [`Weights`], for a GEMM problem over the copy.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn int8_weights(&self) -> &Weights {
         self.int8.get_or_init(|| {
             let levels: Vec<i8> = (0..self.n)
                 .flat_map(|ch| (0..self.k).map(move |kk| self.level(ch, kk)))
                 .collect();
-            PackedWeights::from_rows(&levels, self.n, self.k).expect("the codebook's own shape")
+            let w = PackedWeights::from_rows(&levels, self.n, self.k);
+            Box::new(Weights::Int8(w.expect("the codebook's own shape")))
         })
     }
 

@@ -28,7 +28,8 @@
 
 use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
 use crate::archparam::{
-    rows_outer_max_weight_bytes, CB3_SCRATCH_MIN_ROWS, SMALL_K_GROUPS, WEIGHT_PREFETCH_GROUPS,
+    lookup_shares_multiplier, rows_outer_max_weight_bytes, CB3_SCRATCH_MIN_ROWS, CB4_INT8_MIN_ROWS,
+    SMALL_K_GROUPS, WEIGHT_PREFETCH_GROUPS,
 };
 use crate::packed::{CodebookWeights, PANEL};
 use std::arch::asm;
@@ -169,6 +170,52 @@ unsafe fn lookup<const KIND: u8>(idx: __m512i, lut: __m512i) -> __m512i {
 /// the output block it writes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn tile<const VBMI: bool>(
+    p: &Problem<'_>,
+    rows: Range<usize>,
+    panels: Range<usize>,
+    out: &OutPtr,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe { tile_choosing::<VBMI>(p, rows, panels, out, lookup_shares_multiplier()) }
+}
+
+/// [`tile`], with tall 4-bit tiles on the layer's int8 copy where `int8_copy`
+/// ([`CB4_INT8_MIN_ROWS`]): the same integers either way.
+///
+/// # Safety
+/// As [`tile`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile_choosing<const VBMI: bool>(
+    p: &Problem<'_>,
+    rows: Range<usize>,
+    panels: Range<usize>,
+    out: &OutPtr,
+    int8_copy: bool,
+) {
+    if let Weights::Codebook(w) = p.w {
+        if int8_copy && w.bits() == 4 && rows.len() >= CB4_INT8_MIN_ROWS {
+            let copy = w.int8_weights();
+            // The copy pads the reduction as the 4-bit panels do, so the rows read the same
+            // groups.
+            if copy.k_padded() == w.k_padded() {
+                let q = Problem { w: copy, ..*p };
+                // SAFETY: forwarded from the caller; int8 weights need no more than 4-bit
+                // ones.
+                unsafe { tile_on::<VBMI>(&q, rows, panels, out) };
+                return;
+            }
+        }
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { tile_on::<VBMI>(p, rows, panels, out) }
+}
+
+/// [`tile`] on the weights as `p` has them.
+///
+/// # Safety
+/// As [`tile`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile_on<const VBMI: bool>(
     p: &Problem<'_>,
     rows: Range<usize>,
     panels: Range<usize>,
@@ -837,4 +884,89 @@ fn tail_group(row: &[u8], k: usize, g: usize) -> [u8; 4] {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packed::CodebookWeights;
+    use crate::KernelPath;
+
+    /// 4-bit tiles on the layer's int8 copy (tall ones, where the policy asks for it) give
+    /// the scalar path's integers, with and without VBMI and a bias; short tiles keep the
+    /// 4-bit panels (no copy is made for them).
+    #[test]
+    fn int8_copy_of_4_bit_weights_matches_scalar() {
+        if !KernelPath::Avx512Vnni.is_available() {
+            eprintln!("skipped: needs AVX-512 VNNI + VBMI");
+            return;
+        }
+        let mut rng = nuq_core::Rng::new(17);
+        let mut r = || rng.next_u64() as u8;
+        for &(m, n, k) in &[
+            (64, 32, 576),
+            (100, 40, 100),
+            (31, 96, 64),
+            (32, 64, 45),
+            (8, 32, 576),
+        ] {
+            let lda = k + 5;
+            let a: Vec<u8> = (0..m * lda).map(|_| r()).collect();
+            let idx: Vec<u8> = (0..n * k).map(|_| r() % 16).collect();
+            let book: Vec<i8> = (0..16).map(|i| (i * 15 - 110) as i8).collect();
+            let bias: Vec<i32> = (0..n).map(|j| 3 * j as i32 - 50).collect();
+            for with_bias in [false, true] {
+                for vbmi in [false, true] {
+                    let w = Weights::Codebook(CodebookWeights::pack(&idx, n, k, 4, &book).unwrap());
+                    let p = Problem {
+                        a: &a,
+                        lda,
+                        k_read: k,
+                        m,
+                        w: &w,
+                        rows_at: None,
+                        seg_groups: usize::MAX,
+                        seg_skip: 0,
+                    };
+                    let out = |buf: &mut Vec<i32>, bias: Option<&[i32]>| OutPtr {
+                        ptr: buf.as_mut_ptr(),
+                        ldc: n,
+                        col0: 0,
+                        stream: false,
+                        bias: bias.map_or(std::ptr::null(), <[i32]>::as_ptr),
+                    };
+                    let panels = 0..n.div_ceil(PANEL);
+                    let mut want = vec![0i32; m * n];
+                    super::super::tile(
+                        KernelPath::Scalar,
+                        &p,
+                        0..m,
+                        panels.clone(),
+                        &out(&mut want, None),
+                    );
+                    if with_bias {
+                        for (i, v) in want.iter_mut().enumerate() {
+                            *v += bias[i % n];
+                        }
+                    }
+                    let mut got = vec![0i32; m * n];
+                    let o = out(&mut got, with_bias.then_some(bias.as_slice()));
+                    // SAFETY: AVX-512 VNNI and VBMI are available (checked); the problem's
+                    // rows are readable for `k` bytes and `got` holds every row × column.
+                    unsafe {
+                        if vbmi {
+                            tile_choosing::<true>(&p, 0..m, panels, &o, true)
+                        } else {
+                            tile_choosing::<false>(&p, 0..m, panels, &o, true)
+                        }
+                    };
+                    assert_eq!(got, want, "m={m} n={n} k={k} bias={with_bias} vbmi={vbmi}");
+                    let Weights::Codebook(cw) = &w else {
+                        unreachable!()
+                    };
+                    assert_eq!(cw.has_int8_copy(), m >= CB4_INT8_MIN_ROWS, "m={m}");
+                }
+            }
+        }
+    }
 }
