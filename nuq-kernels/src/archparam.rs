@@ -98,9 +98,11 @@ pub const CB3_SCRATCH_MIN_ROWS: usize = 32;
 /// copy (decoded once per layer and kept: twice the bytes) instead of looking each weight
 /// vector up in registers, on CPUs where the lookup competes with the multiply-adds for a
 /// port ([`lookup_shares_multiplier`]): two lookups per 16 `vpdpbusd` cost such a core about
-/// a ninth of its multiply rate. Shorter tiles (batch 1) are bound by reading the weights,
-/// which the 4-bit panels halve.
-pub const CB4_INT8_MIN_ROWS: usize = 32;
+/// a ninth of its multiply rate. Shorter tiles read each weight for fewer rows, and the copy
+/// doubles what they read: forced on for every tile of 32 rows or more, the Zen 4 ran
+/// ResNet-18 batch 64 4–9 % slower (its 4×4 and 8×8 layers' weights read twice over); from
+/// 64 rows 2 % slower; from 128 rows as fast as without it.
+pub const CB4_INT8_MIN_ROWS: usize = 128;
 
 /// Whether this CPU's codebook lookups (`vpermb`, `vpshufb` on `zmm`) issue on a port its
 /// 512-bit `vpdpbusd` needs: Intel cores (both on port 5, beside port 0), read from the
