@@ -52,7 +52,7 @@ fn identity_in(info: &str) -> String {
 
 /// `l1d=32K l2=1024K l3=32768K`: one core's caches as CPUID describes them, or
 /// `caches=unknown`.
-pub fn caches() -> String {
+fn caches() -> String {
     match nuq_kernels::CacheSizes::from_cpu() {
         Some(c) => format!("l1d={}K l2={}K l3={}K", c.l1d >> 10, c.l2 >> 10, c.l3 >> 10),
         None => "caches=unknown".to_string(),

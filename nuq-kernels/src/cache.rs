@@ -1,7 +1,8 @@
-//! The sizes of one core's data caches, read once from CPUID (through `raw-cpuid`): the tiling numbers of
-//! [`crate::archparam`] that are fractions of a cache are taken of these, so that a core
-//! with a 2 MiB L2 (Intel Sapphire / Emerald Rapids) gets tiles twice those of a 1 MiB one
-//! (AMD Zen 4 and 5). Results never depend on them: every tile computes exact integers.
+//! The sizes of one core's data caches, read once from CPUID (through `raw-cpuid`): the
+//! tiling numbers of [`crate::archparam`] that are fractions of a cache are taken of these,
+//! so that a core with a 2 MiB L2 (Intel Sapphire / Emerald Rapids) gets tiles twice those
+//! of a 1 MiB one (AMD Zen 4 and 5). Results never depend on them: every tile computes
+//! exact integers.
 //!
 //! Where CPUID does not describe the caches (another architecture, a hypervisor that hides
 //! the leaves), [`CacheSizes::ASSUMED`] stands in.
@@ -70,11 +71,9 @@ impl CacheSizes {
                 * c.physical_line_partitions()
                 * c.coherency_line_size()
                 * c.sets();
-            if let Some(s) = sizes
-                .get_mut(usize::from(c.level()))
-                .filter(|_| c.level() > 0)
-            {
-                *s = (*s).max(bytes);
+            let level = usize::from(c.level());
+            if (1..=3).contains(&level) {
+                sizes[level] = sizes[level].max(bytes);
             }
         }
         let [_, l1d, l2, l3] = sizes;

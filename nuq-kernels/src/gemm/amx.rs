@@ -226,13 +226,11 @@ pub(super) unsafe fn tile_with<U: TileUnit>(
         return;
     }
     let chunks = groups.div_ceil(TILE_ROWS);
-    // Where reduction tile `ch` starts in a row, in bytes from the row's first byte.
+    // Where reduction tile `ch` starts in a row, in bytes from the row's first byte (plain
+    // rows are one piece: `seg_groups` is `usize::MAX`).
     let chunk_at = |ch: usize| {
         let g = ch * TILE_ROWS;
-        match p.rows_at {
-            Some(_) => 4 * g + (g / p.seg_groups) * p.seg_skip,
-            None => 4 * g,
-        }
+        4 * g + (g / p.seg_groups) * p.seg_skip
     };
     let halves = |r0: usize| block_halves(p, r0, rows.end, chunks);
     let blocks = || (rows.start..rows.end).step_by(BLOCK);
@@ -539,17 +537,6 @@ mod tests {
         }
     }
 
-    /// An output pointer over `buf` (`ldc` columns, column 0 = the problem's `col0`).
-    fn out_ptr(buf: &mut [i32], ldc: usize, col0: usize, bias: Option<&[i32]>) -> OutPtr {
-        OutPtr {
-            ptr: buf.as_mut_ptr(),
-            ldc,
-            col0,
-            stream: false,
-            bias: bias.map_or(std::ptr::null(), <[i32]>::as_ptr),
-        }
-    }
-
     /// The driver on emulated tiles equals the scalar path, for int8 and 2/3/4-bit weights
     /// (a codebook whose level 0 is not zero), row counts around whole blocks, reductions
     /// around whole tiles and groups (and short ones the AVX-512 kernel takes), activation
@@ -603,7 +590,7 @@ mod tests {
                         seg_skip: 0,
                     };
                     let mut want = vec![0i32; m * n];
-                    let reference = out_ptr(&mut want, n, 0, None);
+                    let reference = OutPtr::over(&mut want, n, 0, None);
                     super::super::tile(
                         KernelPath::Scalar,
                         &p,
@@ -618,7 +605,7 @@ mod tests {
                     }
                     let mut got = vec![0i32; m * n];
                     let b = with_bias.then_some(bias.as_slice());
-                    let o = out_ptr(&mut got, n, 0, b);
+                    let o = OutPtr::over(&mut got, n, 0, b);
                     let mut u = Emulated::new();
                     // SAFETY: AVX-512 VNNI + VBMI available (checked); the problem is valid
                     // and `got` holds every row × column.
@@ -629,7 +616,7 @@ mod tests {
                     if n > PANEL {
                         let w2 = n - PANEL;
                         let mut got = vec![0i32; m * w2];
-                        let o = out_ptr(&mut got, w2, PANEL, b);
+                        let o = OutPtr::over(&mut got, w2, PANEL, b);
                         // SAFETY: as above; `got` holds rows `0..m` of the block's columns.
                         unsafe { tile_with(&mut u, &p, 1..m, 1..n.div_ceil(PANEL), &o) };
                         for r in 1..m {
@@ -709,7 +696,7 @@ mod tests {
                 };
                 let rows = first..m;
                 let mut got = vec![0i32; m * n];
-                let o = out_ptr(&mut got, n, 0, Some(&bias));
+                let o = OutPtr::over(&mut got, n, 0, Some(&bias));
                 let mut u = Emulated::new();
                 // SAFETY: AVX-512 VNNI + VBMI available (checked); every row's pieces lie
                 // inside `a`; `got` holds every row × column.

@@ -195,15 +195,12 @@ unsafe fn tile_choosing<const VBMI: bool>(
     if let Weights::Codebook(w) = p.w {
         if int8_copy && w.bits() == 4 && rows.len() >= CB4_INT8_MIN_ROWS {
             let copy = w.int8_weights();
-            // The copy pads the reduction as the 4-bit panels do, so the rows read the same
-            // groups.
-            if copy.k_padded() == w.k_padded() {
-                let q = Problem { w: copy, ..*p };
-                // SAFETY: forwarded from the caller; int8 weights need no more than 4-bit
-                // ones.
-                unsafe { tile_on::<VBMI>(&q, rows, panels, out) };
-                return;
-            }
+            // Both pad the reduction to whole 4-byte groups: the rows read the same groups.
+            debug_assert_eq!(copy.k_padded(), w.k_padded());
+            let q = Problem { w: copy, ..*p };
+            // SAFETY: forwarded from the caller; int8 weights need no more than 4-bit ones.
+            unsafe { tile_on::<VBMI>(&q, rows, panels, out) };
+            return;
         }
     }
     // SAFETY: forwarded from the caller.
@@ -928,13 +925,7 @@ mod tests {
                         seg_groups: usize::MAX,
                         seg_skip: 0,
                     };
-                    let out = |buf: &mut Vec<i32>, bias: Option<&[i32]>| OutPtr {
-                        ptr: buf.as_mut_ptr(),
-                        ldc: n,
-                        col0: 0,
-                        stream: false,
-                        bias: bias.map_or(std::ptr::null(), <[i32]>::as_ptr),
-                    };
+                    let out = |buf: &mut Vec<i32>, bias| OutPtr::over(buf, n, 0, bias);
                     let panels = 0..n.div_ceil(PANEL);
                     let mut want = vec![0i32; m * n];
                     super::super::tile(

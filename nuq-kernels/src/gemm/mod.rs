@@ -72,6 +72,19 @@ unsafe impl Sync for OutPtr {}
 unsafe impl Send for OutPtr {}
 
 impl OutPtr {
+    /// An output pointer over `buf` (`ldc` columns, its column 0 the problem's `col0`),
+    /// stored plainly, with the bias (if any) added to every sum.
+    #[cfg(test)]
+    pub(super) fn over(buf: &mut [i32], ldc: usize, col0: usize, bias: Option<&[i32]>) -> OutPtr {
+        OutPtr {
+            ptr: buf.as_mut_ptr(),
+            ldc,
+            col0,
+            stream: false,
+            bias: bias.map_or(std::ptr::null(), <[i32]>::as_ptr),
+        }
+    }
+
     /// Row `r`, columns `c0 .. c0 + len`, as a mutable slice.
     ///
     /// # Safety
