@@ -59,18 +59,34 @@ fn caches() -> String {
     }
 }
 
-/// One line for a report's head, naming the machine, its caches, the kernel path chosen and
-/// the thread counts run: `cpu model="AMD EPYC" vendor=AuthenticAMD family=25 model_id=17
-/// stepping=1 logical_cpus=2 l1d=32K l2=1024K l3=32768K path=avx512vnni threads=2`.
+/// One line for a report's head, naming the machine, its caches, the kernel path chosen,
+/// the thread counts run and the kernels' tuning: `cpu model="AMD EPYC"
+/// vendor=AuthenticAMD family=25 model_id=17 stepping=1 logical_cpus=2 l1d=32K l2=1024K
+/// l3=32768K path=avx512vnni threads=2 tuning="l2=1024K cb4_int8_rows=off
+/// tiles_per_thread=4 min_tile_macs=524288"`.
 pub fn header(path: &str, threads: &str) -> String {
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     let info = cpuinfo();
     format!(
-        "cpu model=\"{}\" {} logical_cpus={cpus} {} path={path} threads={threads}",
+        "cpu model=\"{}\" {} logical_cpus={cpus} {} path={path} threads={threads} tuning=\"{}\"",
         model_name_in(&info),
         identity_in(&info),
-        caches()
+        caches(),
+        nuq_kernels::Tuning::current()
     )
+}
+
+/// Installs the kernels' tuning named by `NUQ_TUNE` (a [`nuq_kernels::Tuning`] text, e.g.
+/// `NUQ_TUNE="cb4_int8_rows=off l2=2M"`), if set: a report measures a tuning number on a
+/// machine without rebuilding. Call before any kernel runs.
+///
+/// # Errors
+/// The variable's text is not a tuning ([`nuq_kernels::KernelError::BadTuning`]).
+pub fn install_tuning_from_env() -> Result<(), nuq_kernels::KernelError> {
+    match std::env::var("NUQ_TUNE") {
+        Ok(text) if !text.trim().is_empty() => text.parse::<nuq_kernels::Tuning>()?.install(),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -8,8 +8,13 @@
 //! ([`l2_bytes`], read from CPUID once): the fractions were measured on 1 MiB L2s (AMD Zen 4
 //! and Zen 5), where each reads as the constant it replaced; a 2 MiB L2 (Intel Sapphire and
 //! Emerald Rapids) doubles them.
+//!
+//! The numbers that depend on the machine (the L2, the 4-bit tiles' int8 copy, the tiles per
+//! thread and their least work) are read from the process's [`Tuning`], whose defaults are
+//! the constants here; an application may install another one before the kernels first
+//! run, to measure a number without rebuilding.
 
-use crate::CacheSizes;
+use crate::Tuning;
 
 /// The least L2 the cache-sized numbers are taken of.
 pub const L2_MIN_BYTES: usize = 256 << 10;
@@ -18,11 +23,12 @@ pub const L2_MIN_BYTES: usize = 256 << 10;
 /// reuse and lose balance between threads.
 pub const L2_MAX_BYTES: usize = 4 << 20;
 
-/// One core's L2 as the cache-sized numbers below see it: [`CacheSizes::detect`]'s, within
-/// [`L2_MIN_BYTES`] ..= [`L2_MAX_BYTES`] (an odd report of a hypervisor must not give tiles
-/// of a few rows or of a whole problem).
+/// One core's L2 as the cache-sized numbers below see it: the [`Tuning`]'s, by default
+/// [`CacheSizes::detect`](crate::CacheSizes::detect)'s within [`L2_MIN_BYTES`] ..=
+/// [`L2_MAX_BYTES`] (an odd report of a hypervisor must not give tiles of a few rows or of
+/// a whole problem).
 pub fn l2_bytes() -> usize {
-    CacheSizes::detect().l2.clamp(L2_MIN_BYTES, L2_MAX_BYTES)
+    Tuning::current().l2_bytes
 }
 
 /// Rows a tile is a multiple of: the rows of the widest register tile (AVX-512: 8 rows ×
@@ -36,12 +42,13 @@ pub fn tile_bytes() -> usize {
     l2_bytes() / 4
 }
 
-/// Tiles per thread a problem is split into, at least. More tiles balance uneven threads
-/// (a shared or noisy machine); fewer spend less on scheduling and re-reading panels.
+/// Tiles per thread a problem is split into, at least (the default of
+/// [`Tuning::tiles_per_thread`]). More tiles balance uneven threads (a shared or noisy
+/// machine); fewer spend less on scheduling and re-reading panels.
 pub const TILES_PER_THREAD: usize = 4;
 
-/// Multiply-accumulates a tile is given at least (about 2 µs of one core at the VNNI
-/// rate): a small problem on many threads runs as fewer tiles than
+/// Multiply-accumulates a tile is given at least (the default of
+/// [`Tuning::min_tile_macs`]; about 2 µs of one core at the VNNI rate): a small problem on many threads runs as fewer tiles than
 /// [`TILES_PER_THREAD`] asks for, so that waking and joining threads never costs more than
 /// the work they share (more threads must never make a batch slower).
 pub const MIN_TILE_MACS: usize = 1 << 19;
@@ -97,7 +104,7 @@ pub const CB3_SCRATCH_MIN_ROWS: usize = 32;
 /// Rows from which an AVX-512 tile of 4-bit codebook weights multiplies the layer's int8
 /// copy (decoded once per layer and kept: twice the bytes) instead of looking each weight
 /// vector up in registers, on CPUs where the lookup competes with the multiply-adds for a
-/// port ([`lookup_shares_multiplier`]): two lookups per 16 `vpdpbusd` cost such a core about
+/// port ([`lookup_shares_multiplier`]; the default of [`Tuning::cb4_int8_min_rows`]): two lookups per 16 `vpdpbusd` cost such a core about
 /// a ninth of its multiply rate. Shorter tiles read each weight for fewer rows, and the copy
 /// doubles what they read: forced on for every tile of 32 rows or more, the Zen 4 ran
 /// ResNet-18 batch 64 4–9 % slower (its 4×4 and 8×8 layers' weights read twice over); from

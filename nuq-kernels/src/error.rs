@@ -87,6 +87,22 @@ pub enum KernelError {
         /// The text given.
         name: String,
     },
+    /// An entry of a [`crate::Tuning`] text could not be parsed or is out of range.
+    #[error("tuning entry {entry:?}: expected {expected}")]
+    BadTuning {
+        /// The entry as given.
+        entry: String,
+        /// What it may be.
+        expected: &'static str,
+    },
+    /// [`crate::Tuning::install`] after the kernels already run with another tuning.
+    #[error(
+        "the kernels already run with tuning {current}: install a tuning before they first run"
+    )]
+    TuningInUse {
+        /// The tuning in use.
+        current: String,
+    },
 }
 
 /// [`KernelError::SliceTooShort`] unless a slice of `found` elements holds `expected`.

@@ -63,6 +63,7 @@ pub mod threshold;
 #[cfg(target_arch = "x86_64")]
 mod threshold_search;
 mod tiling;
+mod tuning;
 pub mod window;
 
 pub use cache::CacheSizes;
@@ -70,4 +71,5 @@ pub use error::KernelError;
 pub use gemm::gemm;
 pub use packed::{CodebookWeights, PackedWeights, Weights, PANEL};
 pub use path::KernelPath;
+pub use tuning::Tuning;
 pub use window::Window;

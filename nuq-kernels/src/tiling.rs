@@ -2,11 +2,9 @@
 //! tile policy of the crate, used by the GEMMs and the fused convolution with their own
 //! numbers from [`crate::archparam`].
 
-use crate::archparam::{
-    tile_bytes, CONV_MAX_ROWS, CONV_MIN_SPLIT_ROWS, GEMM_MAX_ROWS, MIN_TILE_MACS, ROW_ALIGN,
-    TILES_PER_THREAD,
-};
+use crate::archparam::{tile_bytes, CONV_MAX_ROWS, CONV_MIN_SPLIT_ROWS, GEMM_MAX_ROWS, ROW_ALIGN};
 use crate::packed::PANEL;
+use crate::Tuning;
 
 /// Rows per tile and weight panels per tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +61,9 @@ impl TilePolicy {
     /// Tiles for `m` rows of `row_bytes` activation bytes against `panels` weight panels on
     /// `threads` threads: rows within `tile_bytes` (a multiple of [`ROW_ALIGN`]), then
     /// halved (rows, panels, rows as the policy says) until there are
-    /// [`TILES_PER_THREAD`] tiles per thread — fewer for small problems, whose tiles keep
-    /// [`MIN_TILE_MACS`] each (a multiple of the thread count where there are more tiles
-    /// than threads) — or nothing is left to split.
+    /// [`Tuning::tiles_per_thread`] tiles per thread — fewer for small problems, whose tiles
+    /// keep [`Tuning::min_tile_macs`] each (a multiple of the thread count where there are
+    /// more tiles than threads) — or nothing is left to split.
     pub(crate) fn plan_within(
         &self,
         tile_bytes: usize,
@@ -75,13 +73,18 @@ impl TilePolicy {
         threads: usize,
     ) -> TilePlan {
         let threads = threads.max(1);
+        let Tuning {
+            tiles_per_thread,
+            min_tile_macs,
+            ..
+        } = Tuning::current();
         let macs = m
             .saturating_mul(row_bytes)
             .saturating_mul(panels)
             .saturating_mul(PANEL);
-        let affordable = (macs / MIN_TILE_MACS).max(1);
-        let want = if affordable >= TILES_PER_THREAD * threads {
-            TILES_PER_THREAD * threads
+        let affordable = (macs / min_tile_macs).max(1);
+        let want = if affordable >= tiles_per_thread * threads {
+            tiles_per_thread * threads
         } else if affordable > threads {
             affordable.next_multiple_of(threads)
         } else {

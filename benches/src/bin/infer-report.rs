@@ -10,7 +10,8 @@
 //! `infer model=resnet18 input=32x32x3 bits=4 batch=64 threads=2 img_per_s=612.3 gmacs=...`
 //!
 //! `gmacs` is the multiply-accumulate rate (`macs_per_image · img_per_s`). The kernel path is
-//! [`KernelPath::detect`] (override with `NUQ_KERNEL`). `--quick` shortens the budgets;
+//! [`KernelPath::detect`] (override with `NUQ_KERNEL`), the kernels' tuning
+//! [`nuq_kernels::Tuning::detect`] (override with `NUQ_TUNE`, e.g. `NUQ_TUNE=l2=2M`). `--quick` shortens the budgets;
 //! `--model NAME` and `--batch N` restrict the run to one model or batch.
 
 use nuq_benches::infer::{bench_model, Measurement};
@@ -55,6 +56,7 @@ fn main() {
             other => fail(&format!("unknown argument {other:?}")),
         }
     }
+    nuq_benches::cpu::install_tuning_from_env().unwrap_or_else(|e| fail(&format!("NUQ_TUNE: {e}")));
     let path = KernelPath::detect().unwrap_or_else(|e| fail(&e.to_string()));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

@@ -19,7 +19,8 @@
 //! peak loop ran more than 10 % slower than its fastest call (its core was shared: on a
 //! shared host a vCPU loses its core for a while) are left out of every item's median; a
 //! `rounds m=… threads=… kept=… of=…` line per shape and thread count says how many
-//! rounds the figures rest on. Set `KERNEL_REPORT_QUICK=1` for a shorter, noisier run.
+//! rounds the figures rest on. Set `KERNEL_REPORT_QUICK=1` for a shorter, noisier run,
+//! `NUQ_TUNE` for another tuning of the kernels ([`nuq_kernels::Tuning`]).
 
 use nuq_benches::peak::{
     avx_vnni_chains, vnni_chains, AVX_VNNI_MACS_PER_ITERATION, MACS_PER_ITERATION,
@@ -195,6 +196,10 @@ fn interleaved_medians(
 }
 
 fn main() {
+    if let Err(e) = nuq_benches::cpu::install_tuning_from_env() {
+        eprintln!("kernel-report: NUQ_TUNE: {e}");
+        std::process::exit(2);
+    }
     let quick = std::env::var_os("KERNEL_REPORT_QUICK").is_some();
     let budget = Duration::from_millis(if quick { 60 } else { 200 });
     // Time spent on the interleaved rounds of one shape and thread count.

@@ -28,10 +28,10 @@
 
 use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
 use crate::archparam::{
-    lookup_shares_multiplier, rows_outer_max_weight_bytes, CB3_SCRATCH_MIN_ROWS, CB4_INT8_MIN_ROWS,
-    SMALL_K_GROUPS, WEIGHT_PREFETCH_GROUPS,
+    rows_outer_max_weight_bytes, CB3_SCRATCH_MIN_ROWS, SMALL_K_GROUPS, WEIGHT_PREFETCH_GROUPS,
 };
 use crate::packed::{CodebookWeights, PANEL};
+use crate::Tuning;
 use std::arch::asm;
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -176,11 +176,11 @@ unsafe fn tile<const VBMI: bool>(
     out: &OutPtr,
 ) {
     // SAFETY: forwarded from the caller.
-    unsafe { tile_choosing::<VBMI>(p, rows, panels, out, lookup_shares_multiplier()) }
+    unsafe { tile_choosing::<VBMI>(p, rows, panels, out, Tuning::current().cb4_int8_min_rows) }
 }
 
-/// [`tile`], with tall 4-bit tiles on the layer's int8 copy where `int8_copy`
-/// ([`CB4_INT8_MIN_ROWS`]): the same integers either way.
+/// [`tile`], with 4-bit tiles of at least `int8_copy_rows` rows (if any; the
+/// [`Tuning::cb4_int8_min_rows`]) on the layer's int8 copy: the same integers either way.
 ///
 /// # Safety
 /// As [`tile`].
@@ -190,10 +190,10 @@ unsafe fn tile_choosing<const VBMI: bool>(
     rows: Range<usize>,
     panels: Range<usize>,
     out: &OutPtr,
-    int8_copy: bool,
+    int8_copy_rows: Option<usize>,
 ) {
     if let Weights::Codebook(w) = p.w {
-        if int8_copy && w.bits() == 4 && rows.len() >= CB4_INT8_MIN_ROWS {
+        if w.bits() == 4 && int8_copy_rows.is_some_and(|min| rows.len() >= min) {
             let copy = w.int8_weights();
             // Both pad the reduction to whole 4-byte groups: the rows read the same groups.
             debug_assert_eq!(copy.k_padded(), w.k_padded());
@@ -886,6 +886,7 @@ fn tail_group(row: &[u8], k: usize, g: usize) -> [u8; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archparam::CB4_INT8_MIN_ROWS;
     use crate::packed::CodebookWeights;
     use crate::KernelPath;
 
@@ -946,9 +947,9 @@ mod tests {
                     // rows are readable for `k` bytes and `got` holds every row × column.
                     unsafe {
                         if vbmi {
-                            tile_choosing::<true>(&p, 0..m, panels, &o, true)
+                            tile_choosing::<true>(&p, 0..m, panels, &o, Some(CB4_INT8_MIN_ROWS))
                         } else {
-                            tile_choosing::<false>(&p, 0..m, panels, &o, true)
+                            tile_choosing::<false>(&p, 0..m, panels, &o, Some(CB4_INT8_MIN_ROWS))
                         }
                     };
                     assert_eq!(got, want, "m={m} n={n} k={k} bias={with_bias} vbmi={vbmi}");
