@@ -44,6 +44,21 @@ fn bench_reports_each_batch_size() {
     usage_error(&nuq(os([&"bench", &model, &"--batch", &"0"])));
     let err = fails(&nuq(os([&"bench", &model, &"--seconds", &"0"])));
     assert!(err.contains("--seconds"), "{err}");
+    // A tuning moves work, never results; it is named on every line and in the JSON, and a
+    // bad entry is a usage error naming it.
+    let o = nuq(quick_bench(
+        &model,
+        &["--tune", "tiles_per_thread=8, cb4_int8_rows=off", "--json"],
+    ));
+    let v = json(&o);
+    let tuning = v["tuning"].as_str().unwrap();
+    assert!(
+        tuning.contains("tiles_per_thread=8") && tuning.contains("cb4_int8_rows=off"),
+        "{tuning}"
+    );
+    assert!(stderr(&o).contains("tiles_per_thread=8"), "{}", stderr(&o));
+    let err = usage_error(&nuq(quick_bench(&model, &["--tune", "l2=64K"])));
+    assert!(err.contains("l2=64K") && err.contains("256K"), "{err}");
     let err = fails(&nuq(os([&"bench", &dir.path().join("nope.nuq")])));
     assert!(err.contains("nope.nuq: no such file"), "{err}");
 }

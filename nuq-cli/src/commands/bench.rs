@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use nuq_kernels::KernelPath;
+use nuq_kernels::{KernelPath, Tuning};
 use nuq_nn::integer::IntegerRunner;
 use nuq_nn::Rng;
 use serde::Serialize;
@@ -32,6 +32,11 @@ fn parse_kernel(s: &str) -> Result<KernelChoice, String> {
         })
 }
 
+/// Parses kernel tuning entries ([`Tuning`]'s `FromStr`: over this CPU's defaults).
+fn parse_tuning(s: &str) -> Result<Tuning, String> {
+    s.parse::<Tuning>().map_err(|e| e.to_string())
+}
+
 /// Measure integer-only inference images/s of a .nuq model.
 #[derive(Debug, Args)]
 #[command(
@@ -41,7 +46,8 @@ fn parse_kernel(s: &str) -> Result<KernelChoice, String> {
     after_help = "Examples:\n  \
         nuq bench demo.nuq\n  \
         nuq bench r18.nuq --batch 1,64 --threads 2 --json\n  \
-        nuq bench demo.nuq --kernel scalar"
+        nuq bench demo.nuq --kernel scalar\n  \
+        nuq bench r18.nuq --tune \"cb4_int8_rows=off l2=2M\""
 )]
 pub struct BenchArgs {
     /// The .nuq integer model.
@@ -58,6 +64,10 @@ pub struct BenchArgs {
     /// Kernel path: auto, scalar, portable, avx2, avxvnni, avx512vnni-novbmi, avx512 or amx.
     #[arg(long, default_value = "auto", value_parser = parse_kernel)]
     kernel: KernelChoice,
+    /// Kernel tuning entries over this CPU's defaults, e.g. "l2=2M cb4_int8_rows=off"
+    /// (keys: l2, cb4_int8_rows, tiles_per_thread, min_tile_macs); results do not change.
+    #[arg(long, value_parser = parse_tuning)]
+    tune: Option<Tuning>,
     #[command(flatten)]
     memory: MemoryArgs,
     /// Print the results as one JSON object on stdout (the text lines go to stderr).
@@ -80,6 +90,7 @@ struct BenchReport {
     model: String,
     threads: usize,
     kernel: &'static str,
+    tuning: String,
     results: Vec<BenchLine>,
 }
 
@@ -90,6 +101,10 @@ pub fn run(a: &BenchArgs) -> CmdResult {
             "--seconds must be in (0, 3600], got {}",
             a.seconds
         )));
+    }
+    if let Some(t) = a.tune {
+        t.install()
+            .map_err(|e| Failure::new(format!("--tune: {e}")))?;
     }
     let path = a.kernel.0.unwrap_or_else(KernelPath::best_available);
     let model = read_integer_model(&a.model)?;
@@ -135,13 +150,20 @@ pub fn run(a: &BenchArgs) -> CmdResult {
         model: a.model.display().to_string(),
         threads: pool.current_num_threads(),
         kernel: path.name(),
+        tuning: Tuning::current().to_string(),
         results,
     };
     let mut text = String::new();
     for r in &report.results {
         text.push_str(&format!(
-            "bench model={} batch={} threads={} kernel={} img_per_s={:.1} ms_per_batch={:.3}\n",
-            report.model, r.batch, report.threads, report.kernel, r.img_per_s, r.ms_per_batch
+            "bench model={} batch={} threads={} kernel={} img_per_s={:.1} ms_per_batch={:.3} tuning=\"{}\"\n",
+            report.model,
+            r.batch,
+            report.threads,
+            report.kernel,
+            r.img_per_s,
+            r.ms_per_batch,
+            report.tuning
         ));
     }
     output::finish(a.json, &text, &report)
