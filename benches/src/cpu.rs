@@ -113,6 +113,10 @@ mod tests {
         assert!(h.starts_with("cpu model=\""), "{h}");
         assert!(h.contains(" family=") && h.contains(" model_id="), "{h}");
         assert!(h.contains(" l2=") || h.contains(" caches=unknown"), "{h}");
-        assert!(h.ends_with(" path=avx512vnni threads=1,2"), "{h}");
+        let tuning = format!(" tuning=\"{}\"", nuq_kernels::Tuning::current());
+        assert!(
+            h.ends_with(&format!(" path=avx512vnni threads=1,2{tuning}")),
+            "{h}"
+        );
     }
 }

@@ -161,7 +161,12 @@ impl FromStr for Tuning {
 
 impl fmt::Display for Tuning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "l2={}K cb4_int8_rows=", self.l2_bytes >> 10)?;
+        // Kilobytes where exact (as the reports print the caches), else bytes: the text
+        // parses back to the same tuning.
+        match self.l2_bytes % 1024 {
+            0 => write!(f, "l2={}K cb4_int8_rows=", self.l2_bytes >> 10)?,
+            _ => write!(f, "l2={} cb4_int8_rows=", self.l2_bytes)?,
+        }
         match self.cb4_int8_min_rows {
             Some(r) => write!(f, "{r}")?,
             None => f.write_str("off")?,
@@ -201,6 +206,8 @@ mod tests {
         for s in [
             "l2=256K cb4_int8_rows=off",
             "l2=4M cb4_int8_rows=1 tiles_per_thread=64",
+            // Not whole kilobytes (the fuzzer's first find: printed as 976K).
+            "l2=999999",
         ] {
             let t: Tuning = s.parse().unwrap();
             assert_eq!(t.to_string().parse::<Tuning>().unwrap(), t);
