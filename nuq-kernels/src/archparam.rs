@@ -48,9 +48,10 @@ pub fn tile_bytes() -> usize {
 pub const TILES_PER_THREAD: usize = 4;
 
 /// Multiply-accumulates a tile is given at least (the default of
-/// [`Tuning::min_tile_macs`]; about 2 µs of one core at the VNNI rate): a small problem on many threads runs as fewer tiles than
-/// [`TILES_PER_THREAD`] asks for, so that waking and joining threads never costs more than
-/// the work they share (more threads must never make a batch slower).
+/// [`Tuning::min_tile_macs`]; about 2 µs of one core at the VNNI rate): a small problem on
+/// many threads runs as fewer tiles than [`TILES_PER_THREAD`] asks for, so that waking and
+/// joining threads never costs more than the work they share (more threads must never make
+/// a batch slower).
 pub const MIN_TILE_MACS: usize = 1 << 19;
 
 /// Most rows of a GEMM tile: the tile's output (`rows × 32` columns per panel) stays in
@@ -104,11 +105,12 @@ pub const CB3_SCRATCH_MIN_ROWS: usize = 32;
 /// Rows from which an AVX-512 tile of 4-bit codebook weights multiplies the layer's int8
 /// copy (decoded once per layer and kept: twice the bytes) instead of looking each weight
 /// vector up in registers, on CPUs where the lookup competes with the multiply-adds for a
-/// port ([`lookup_shares_multiplier`]; the default of [`Tuning::cb4_int8_min_rows`]): two lookups per 16 `vpdpbusd` cost such a core about
-/// a ninth of its multiply rate. Shorter tiles read each weight for fewer rows, and the copy
-/// doubles what they read: forced on for every tile of 32 rows or more, the Zen 4 ran
-/// ResNet-18 batch 64 4–9 % slower (its 4×4 and 8×8 layers' weights read twice over); from
-/// 64 rows 2 % slower; from 128 rows as fast as without it.
+/// port ([`lookup_shares_multiplier`]; the default of [`Tuning::cb4_int8_min_rows`]): two
+/// lookups per 16 `vpdpbusd` cost such a core about a ninth of its multiply rate. Shorter
+/// tiles read each weight for fewer rows, and the copy doubles what they read: forced on for
+/// every tile of 32 rows or more, the Zen 4 ran ResNet-18 batch 64 4–9 % slower (its 4×4 and
+/// 8×8 layers' weights read twice over); from 64 rows 2 % slower; from 128 rows as fast as
+/// without it.
 pub const CB4_INT8_MIN_ROWS: usize = 128;
 
 /// Whether this CPU's codebook lookups (`vpermb`, `vpshufb` on `zmm`) issue on a port its
