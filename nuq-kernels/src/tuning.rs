@@ -95,9 +95,7 @@ impl Tuning {
             entry: entry.to_string(),
             expected,
         };
-        let (key, value) = entry
-            .split_once('=')
-            .ok_or_else(|| bad("key=value (l2, cb4_int8_rows, tiles_per_thread, min_tile_macs)"))?;
+        let (key, value) = entry.split_once('=').ok_or_else(|| bad(ENTRY))?;
         let value = value.trim();
         match key.trim() {
             "l2" => {
@@ -128,15 +126,14 @@ impl Tuning {
                     .filter(|&m| m >= 1)
                     .ok_or_else(|| bad("a positive count (K and M allowed)"))?;
             }
-            _ => {
-                return Err(bad(
-                    "a key among l2, cb4_int8_rows, tiles_per_thread, min_tile_macs",
-                ))
-            }
+            _ => return Err(bad(ENTRY)),
         }
         Ok(self)
     }
 }
+
+/// What an entry looks like (the error for one without `=` or with an unknown key).
+const ENTRY: &str = "key=value with key l2, cb4_int8_rows, tiles_per_thread or min_tile_macs";
 
 /// `n`, `nK` (`n · 1024`) or `nM` (`n · 2^20`), if it fits a `usize`.
 fn parse_size(v: &str) -> Option<usize> {

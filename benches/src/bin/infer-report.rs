@@ -11,8 +11,9 @@
 //!
 //! `gmacs` is the multiply-accumulate rate (`macs_per_image · img_per_s`). The kernel path is
 //! [`KernelPath::detect`] (override with `NUQ_KERNEL`), the kernels' tuning
-//! [`nuq_kernels::Tuning::detect`] (override with `NUQ_TUNE`, e.g. `NUQ_TUNE=l2=2M`). `--quick` shortens the budgets;
-//! `--model NAME` and `--batch N` restrict the run to one model or batch.
+//! [`nuq_kernels::Tuning::detect`] (override with `NUQ_TUNE`, e.g. `NUQ_TUNE=l2=2M`).
+//! `--quick` shortens the budgets; `--model NAME` and `--batch N` restrict the run to one
+//! model or batch.
 
 use nuq_benches::infer::{bench_model, Measurement};
 use nuq_kernels::KernelPath;
