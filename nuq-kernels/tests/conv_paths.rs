@@ -171,7 +171,7 @@ proptest! {
         images in 1usize..4, height in 1usize..10, width in 1usize..10, channels in 1usize..7,
         kernel in 1usize..4, stride in 1usize..3, padding in 0usize..2, c_out in 1usize..80,
         bits in prop::sample::select(vec![1u8, 2, 3, 4, 8]), out_bits in 0u8..5,
-        huge_bias: bool, threads in 1usize..4, seed: u64, dilation in 1usize..3,
+        huge_bias: bool, threads in 1usize..4, seed: u64, dilation in 1usize..3, zero_pad: bool,
     ) {
         let shape = Window { height, width, channels, kernel, stride, padding, dilation };
         prop_assume!(height.min(width) + 2 * padding >= shape.span());
@@ -181,9 +181,11 @@ proptest! {
         let mut levels: Vec<i8> = (0..n_levels).map(|_| rng() as i8).collect();
         levels.sort_unstable();
         let bias = |r: u64| if huge_bias { (r as i32).wrapping_mul(3) } else { (r % 20_001) as i32 - 10_000 };
+        // A zero padding byte lets the tiles skip the border taps.
+        let pad = (0..channels).map(|_| if zero_pad { 0 } else { rng() as u8 }).collect();
         let layer = Layer {
             shape,
-            pad: (0..channels).map(|_| rng() as u8).collect(),
+            pad,
             c_out,
             bits,
             indices: (0..c_out * k).map(|_| (rng() as usize % n_levels) as u8).collect(),
@@ -213,30 +215,45 @@ proptest! {
         kernel in 1usize..4, stride in 1usize..3, padding in 0usize..2, c_out in 1usize..80,
         bits in prop::sample::select(vec![2u8, 3, 4, 8]), out_bits in 1u8..5,
         a_shift in 0u8..4, levels_in: bool, huge_bias: bool, threads in 1usize..4, seed: u64,
-        dilation in 1usize..3,
+        dilation in 1usize..3, zero_pad: bool,
     ) {
         let shape = Window { height, width, channels, kernel, stride, padding, dilation };
         prop_assume!(height.min(width) + 2 * padding >= shape.span());
-        join_case(shape, images, c_out, bits, out_bits, a_shift, levels_in, huge_bias, threads, seed)?;
+        let case = JoinCase { out_bits, a_shift, levels_in, huge_bias, zero_pad };
+        join_case(shape, images, c_out, bits, &case, threads, seed)?;
     }
 }
 
+/// The join of a [`join_case`]: `out_bits`-bit levels out, the main branch shifted by
+/// `a_shift`, a shortcut of levels (`levels_in`) or accumulators, a bias that may leave
+/// `i32` (`huge_bias`), and a zero padding byte (`zero_pad`) or random ones.
+struct JoinCase {
+    out_bits: u8,
+    a_shift: u8,
+    levels_in: bool,
+    huge_bias: bool,
+    zero_pad: bool,
+}
+
 /// One case of the fused join: the convolution of `shape` into `c_out` channels with
-/// `bits`-bit weights, joined (`out_bits`-bit levels) with a random shortcut, on every path
-/// against the convolution's `acc + bias` followed by the scalar join, on `threads` threads.
-#[allow(clippy::too_many_arguments)]
+/// `bits`-bit weights, joined as `case` says with a random shortcut, on every path against
+/// the convolution's `acc + bias` followed by the scalar join, on `threads` threads.
 fn join_case(
     shape: Window,
     images: usize,
     c_out: usize,
     bits: u8,
-    out_bits: u8,
-    a_shift: u8,
-    levels_in: bool,
-    huge_bias: bool,
+    case: &JoinCase,
     threads: usize,
     seed: u64,
 ) -> Result<(), TestCaseError> {
+    let &JoinCase {
+        out_bits,
+        a_shift,
+        levels_in,
+        huge_bias,
+        zero_pad,
+    } = case;
     let Window {
         height,
         width,
@@ -261,14 +278,10 @@ fn join_case(
         })
         .collect();
     let w = Weights::pack(&indices, c_out, k, bits, &levels).unwrap();
-    let conv = Conv::new(
-        shape,
-        &(0..channels).map(|_| rng() as u8).collect::<Vec<_>>(),
-        w,
-        &bias,
-        Requantize::Accumulator,
-    )
-    .unwrap();
+    let pad: Vec<u8> = (0..channels)
+        .map(|_| if zero_pad { 0 } else { rng() as u8 })
+        .collect();
+    let conv = Conv::new(shape, &pad, w, &bias, Requantize::Accumulator).unwrap();
     // Small factors, and full-width mantissas at any shift (the kernels' 32-bit alignment
     // of levels shortcuts takes two forms by shift, and falls back to 64 bits where a sum
     // could leave `i32`).
@@ -368,9 +381,11 @@ fn column_tiles_match_the_definitions() {
         let mut rng = lcg(threads as u64);
         let k = shape.k();
         let levels: Vec<i8> = (-8..8).map(|v| (v * 9) as i8).collect();
+        // A zero padding byte (the border taps skipped) or not.
+        let pad_byte = if out_bits == 4 { 0 } else { 3 };
         let layer = Layer {
             shape,
-            pad: vec![3; 128],
+            pad: vec![pad_byte; 128],
             c_out,
             bits: 4,
             indices: (0..c_out * k).map(|_| (rng() % 16) as u8).collect(),
@@ -389,8 +404,17 @@ fn column_tiles_match_the_definitions() {
             .build()
             .unwrap();
         pool.install(|| layer.check(&x, 1)).unwrap();
-        pool.install(|| join_case(shape, 1, c_out, 4, 3, 1, threads == 2, false, threads, 5))
-            .unwrap();
+        for zero_pad in [false, true] {
+            let case = JoinCase {
+                out_bits: 3,
+                a_shift: 1,
+                levels_in: threads == 2,
+                huge_bias: false,
+                zero_pad,
+            };
+            pool.install(|| join_case(shape, 1, c_out, 4, &case, threads, 5))
+                .unwrap();
+        }
     }
 }
 
@@ -455,21 +479,15 @@ fn gathered_rows_match_the_definitions() {
                 .build()
                 .unwrap();
             pool.install(|| layer.check(&x, 5)).unwrap();
-            pool.install(|| {
-                join_case(
-                    shape,
-                    2,
-                    c_out,
-                    bits,
-                    2,
-                    1,
-                    case.is_multiple_of(3),
-                    false,
-                    2,
-                    case,
-                )
-            })
-            .unwrap();
+            let join = JoinCase {
+                out_bits: 2,
+                a_shift: 1,
+                levels_in: case.is_multiple_of(3),
+                huge_bias: false,
+                zero_pad: false,
+            };
+            pool.install(|| join_case(shape, 2, c_out, bits, &join, 2, case))
+                .unwrap();
         }
     }
 }
@@ -675,4 +693,79 @@ fn bad_dilation_is_refused() {
             ..
         })
     ));
+}
+
+/// Layers with a zero padding byte, whose tiles multiply only the taps of each pixel's
+/// window that fall inside the image (rows grouped by their live kernel rows and columns):
+/// small images (every pixel on a border), strides, wide kernels and paddings, windows
+/// wholly in the border, RGB inputs padded to 4 channels, row and column tiles, int8 and
+/// 4-bit weights, requantized, `acc + bias` and fused-join outputs, against the
+/// definitions.
+#[test]
+fn border_taps_skipped_match_the_definitions() {
+    let mut case = 100u64;
+    // (height, width, channels, kernel, stride, padding, images, c_out, threads)
+    for (height, width, channels, kernel, stride, padding, images, c_out, threads) in [
+        (4, 4, 64, 3, 1, 1, 4, 64, 1),
+        (4, 4, 64, 3, 1, 1, 1, 96, 2),
+        (8, 8, 32, 3, 1, 1, 3, 40, 3),
+        (8, 8, 16, 3, 2, 1, 2, 32, 2),
+        (5, 7, 8, 5, 1, 2, 3, 33, 2),
+        (3, 3, 8, 2, 1, 2, 2, 16, 1),
+        (1, 6, 12, 3, 1, 1, 4, 24, 2),
+        (6, 6, 3, 3, 1, 1, 4, 64, 2),
+        (2, 2, 128, 3, 1, 1, 16, 130, 4),
+    ] {
+        for bits in [4u8, 8] {
+            case += 1;
+            let shape = Window {
+                height,
+                width,
+                channels,
+                kernel,
+                stride,
+                padding,
+                dilation: 1,
+            };
+            let mut rng = lcg(case);
+            let k = shape.k();
+            let n_levels = 1usize << bits.min(4);
+            let levels: Vec<i8> = (0..n_levels).map(|v| (v as i8).wrapping_mul(13)).collect();
+            let requant = case.is_multiple_of(2).then(|| {
+                let t = thresholds(&mut rng, 3, c_out, 50_000);
+                (t, (0..8u8).map(|v| v * 5).collect())
+            });
+            let layer = Layer {
+                shape,
+                pad: vec![0; channels],
+                c_out,
+                bits,
+                indices: (0..c_out * k)
+                    .map(|_| (rng() as usize % n_levels) as u8)
+                    .collect(),
+                levels,
+                bias: (0..c_out)
+                    .map(|_| (rng() % 20_001) as i32 - 10_000)
+                    .collect(),
+                requant,
+            };
+            let x: Vec<u8> = (0..images * height * width * channels)
+                .map(|_| rng() as u8)
+                .collect();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| layer.check(&x, images)).unwrap();
+            let join = JoinCase {
+                out_bits: 3,
+                a_shift: 1,
+                levels_in: case.is_multiple_of(3),
+                huge_bias: false,
+                zero_pad: true,
+            };
+            pool.install(|| join_case(shape, images, c_out, bits, &join, threads, case))
+                .unwrap();
+        }
+    }
 }

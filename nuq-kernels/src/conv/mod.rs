@@ -14,6 +14,7 @@
 //! | `epilogue` | requantization with bias-folded `i32` thresholds, in 64-bit, or `acc + bias` |
 //! | `grouped` | grouped convolutions (`1 < channels / groups < channels`): each group's channels gathered, convolved by the tiles, and scattered into its output channels |
 //! | `depthwise` | depthwise convolutions (`channels / groups == 1`, any channel multiplier): a direct kernel over NHWC rows that multiplies whole vectors of channels per tap |
+//! | `border` | where the padding byte is zero: each output pixel's live taps (its window inside the image), and a tile's rows grouped by them so that the AVX-512 VNNI GEMM skips the border's zeros — where the multiply-adds saved outweigh the shorter register tiles |
 //! | `tiles` | the tile driver: row tiles (which on the VNNI paths gather their rows from their own padded copy of the input rows they read — an implicit im2col; channels that are not whole 4-byte groups are padded with zeros, as are int8 weights kept for it), or, for short outputs with heavy weights, column tiles over one im2col matrix or padded input; each tile finishes its own block |
 //!
 //! [`Conv::grouped`] compiles a grouped convolution (PyTorch semantics: output channel `o`
@@ -63,6 +64,7 @@
 //! # Ok::<(), nuq_kernels::KernelError>(())
 //! ```
 
+mod border;
 mod depthwise;
 mod epilogue;
 mod grouped;
@@ -75,6 +77,7 @@ use crate::error::{check_eq, check_len};
 use crate::residual_threshold::{ResidualThresholds, Shortcut};
 use crate::window::Window;
 use crate::{KernelError, KernelPath, Weights};
+use border::{Borders, Sorted};
 use depthwise::Depthwise;
 use epilogue::Epilogue;
 use grouped::Grouped;
@@ -111,6 +114,9 @@ struct Dense {
     /// gather from an input copy padded the same way.
     gather_weights: Option<Box<Weights>>,
     epilogue: Epilogue,
+    /// The live taps of border pixels, where the padding byte is zero: the AVX-512 VNNI
+    /// tiles skip the others ([`border`]).
+    borders: Option<Box<Borders>>,
 }
 
 /// The im2col matrix (or padded input), accumulators and staged levels of short outputs
@@ -125,6 +131,8 @@ pub struct ConvScratch {
     staged: Vec<u8>,
     /// Where each gathered row starts in the padded input.
     rows_at: Vec<usize>,
+    /// The gathered rows ordered by their live taps (column tiles).
+    sorted: Sorted,
     /// One group's input channels (grouped convolutions).
     group_x: Vec<u8>,
     /// One group's output levels (grouped convolutions).
@@ -149,12 +157,18 @@ impl Dense {
         } else {
             Some(Box::new(channel_padded(&weights, &shape)?))
         };
+        let borders = if pad.iter().all(|&b| b == 0) && !shape.direct() {
+            Borders::new(&shape, shape.channels.next_multiple_of(4)).map(Box::new)
+        } else {
+            None
+        };
         Ok(Dense {
             shape,
             pad: pad.to_vec(),
             weights,
             gather_weights,
             epilogue,
+            borders,
         })
     }
 

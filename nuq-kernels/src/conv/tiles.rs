@@ -6,22 +6,31 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::border::Sorted;
 use super::epilogue::Epilogue;
 use super::{ConvOut, ConvScratch, Dense};
 use crate::archparam::{row_split_max_weight_bytes, GATHER_ELEMENTS};
-use crate::gemm::{gemm_block, gemm_block_gather, Gather};
+use crate::gemm::{gemm_block, gemm_block_gather, Gather, Live};
 use crate::overflow::check_accumulator_bound;
 use crate::packed::PANEL;
 use crate::residual_threshold::{Block, ResidualThresholds, Shortcut};
 use crate::tiling::{CONV, CONV_LIGHT};
 use crate::{KernelError, KernelPath};
 
+/// One row tile's im2col rows (or padded input rows), accumulators, gathered row starts and
+/// their order by live taps.
+#[derive(Default)]
+struct TileScratch {
+    cols: Vec<u8>,
+    acc: Vec<i32>,
+    rows_at: Vec<usize>,
+    sorted: Sorted,
+}
+
 thread_local! {
-    /// Per-thread im2col rows (or padded input rows) and accumulators of one row tile
-    /// (grown to the largest tile once, then reused: no allocation per call in steady
-    /// state).
-    static TILE_SCRATCH: RefCell<(Vec<u8>, Vec<i32>, Vec<usize>)> =
-        const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+    /// Per-thread scratch of one row tile (grown to the largest tile once, then reused: no
+    /// allocation per call in steady state).
+    static TILE_SCRATCH: RefCell<TileScratch> = RefCell::new(TileScratch::default());
 }
 
 /// Grows `v` to at least `len` elements (never shrinks: buffers are reused).
@@ -185,7 +194,12 @@ impl Dense {
             let rows = t * mc..((t + 1) * mc).min(m);
             TILE_SCRATCH.with(|cell| {
                 let mut scratch = cell.borrow_mut();
-                let (cols, acc, rows_at) = &mut *scratch;
+                let TileScratch {
+                    cols,
+                    acc,
+                    rows_at,
+                    sorted,
+                } = &mut *scratch;
                 // Where the GEMM writes: the output itself, or accumulators to finish.
                 let (dst, bias, out): (&mut [i32], _, _) = match (stored_bias, out) {
                     (Some(bias), ConvOut::Int32(o)) => (o, Some(bias), None),
@@ -204,9 +218,9 @@ impl Dense {
                         self.gather_rows(rows.clone(), first, rows_at);
                         cols
                     };
-                    let gather = self.gather(&rows_at[..rows.len()]);
-                    let weights = self.gathered().0;
-                    gemm_block_gather(path, padded, &gather, weights, panels, dst, n, bias)?;
+                    let rows_at = &rows_at[..rows.len()];
+                    self.sort_rows(path, rows.clone(), rows_at, sorted);
+                    self.gemm_gathered(path, padded, rows_at, sorted, panels, dst, n, bias)?;
                 } else {
                     let a: &[u8] = if self.shape.direct() {
                         &x[rows.start * k..rows.end * k]
@@ -259,7 +273,12 @@ impl Dense {
         let panels = n.div_ceil(PANEL);
         let gathers = self.gathers(path);
         if gathers {
-            let ConvScratch { cols, rows_at, .. } = &mut *scratch;
+            let ConvScratch {
+                cols,
+                rows_at,
+                sorted,
+                ..
+            } = &mut *scratch;
             if !self.in_place() {
                 self.pad_images(
                     x,
@@ -268,16 +287,17 @@ impl Dense {
                 );
             }
             self.gather_rows(0..m, 0, rows_at);
+            self.sort_rows(path, 0..m, &rows_at[..m], sorted);
         }
         let ConvScratch {
             cols,
             acc,
             staged,
             rows_at,
+            sorted,
             ..
         } = scratch;
-        let gather_weights = self.gathered().0;
-        let gather = self.gather(&rows_at[..if gathers { m } else { 0 }]);
+        let (rows_at, sorted) = (&rows_at[..if gathers { m } else { 0 }], &*sorted);
         let a: &[u8] = if self.shape.direct() {
             &x[..m * k]
         } else if gathers && self.in_place() {
@@ -317,7 +337,7 @@ impl Dense {
             // Accumulators handed on get their bias in the GEMM's stores where it can.
             let bias = if levels { None } else { stored_bias };
             if gathers {
-                gemm_block_gather(path, a, &gather, gather_weights, pans, block, width, bias)?;
+                self.gemm_gathered(path, a, rows_at, sorted, pans, block, width, bias)?;
             } else {
                 self.gemm(path, a, m, pans, block, width, bias)?;
             }
@@ -421,15 +441,82 @@ impl Dense {
     }
 
     /// The gathered rows starting at `rows_at` in the padded input: one piece of
-    /// `kernel` taps per kernel row, a padded image row apart.
+    /// `kernel` taps per kernel row, a padded image row apart, each read whole.
     fn gather<'r>(&self, rows_at: &'r [usize]) -> Gather<'r> {
         let c4 = self.gathered().1;
+        let k = self.shape.kernel;
         Gather {
             rows_at,
-            pieces: self.shape.kernel,
-            piece_len: self.shape.kernel * c4,
+            pieces: k,
+            piece_len: k * c4,
             pitch: self.padded_width() * c4,
+            live: Live {
+                pieces: (0, k),
+                groups: (0, k * c4 / 4),
+            },
+            out_rows: None,
         }
+    }
+
+    /// Orders the gathered rows of output pixels `pixels` (starting at `rows_at`) by their
+    /// live taps into `sorted`, where the layer's padding byte is zero and `path`'s kernels
+    /// take rows in another order (AVX-512 VNNI); else leaves `sorted` empty (every row
+    /// read whole, in order).
+    fn sort_rows(
+        &self,
+        path: KernelPath,
+        pixels: Range<usize>,
+        rows_at: &[usize],
+        sorted: &mut Sorted,
+    ) {
+        match &self.borders {
+            Some(b) if matches!(path, KernelPath::Avx512Vnni | KernelPath::Avx512VnniNoVbmi) => {
+                b.sort(pixels, rows_at, sorted)
+            }
+            _ => {
+                sorted.runs.clear();
+                sorted.reordered = false;
+            }
+        }
+    }
+
+    /// The block GEMM of gathered rows `rows_at` (in the padded input `a`) into `dst`
+    /// (`ldc`, row `r` = row `r` of the block), over each row's live taps as `sorted` says
+    /// ([`Dense::sort_rows`] of the same rows), or whole where it is empty.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_gathered(
+        &self,
+        path: KernelPath,
+        a: &[u8],
+        rows_at: &[usize],
+        sorted: &Sorted,
+        panels: Range<usize>,
+        dst: &mut [i32],
+        ldc: usize,
+        bias: Option<&[i32]>,
+    ) -> Result<(), KernelError> {
+        let weights = self.gathered().0;
+        let whole = self.gather(rows_at);
+        if sorted.runs.is_empty() {
+            return gemm_block_gather(path, a, &whole, weights, panels, dst, ldc, bias);
+        }
+        for (live, run) in &sorted.runs {
+            let gather = if sorted.reordered {
+                Gather {
+                    rows_at: &sorted.at[run.clone()],
+                    live: *live,
+                    out_rows: Some(&sorted.order[run.clone()]),
+                    ..whole
+                }
+            } else {
+                Gather {
+                    live: *live,
+                    ..whole
+                }
+            };
+            gemm_block_gather(path, a, &gather, weights, panels.clone(), dst, ldc, bias)?;
+        }
+        Ok(())
     }
 
     /// Whether gathered rows read the input itself: no padding to add, around the image or

@@ -588,6 +588,7 @@ mod tests {
                         rows_at: None,
                         seg_groups: usize::MAX,
                         seg_skip: 0,
+                        live: super::super::Live::ALL,
                     };
                     let mut want = vec![0i32; m * n];
                     let reference = OutPtr::over(&mut want, n, 0, None);
@@ -693,6 +694,7 @@ mod tests {
                     rows_at: Some(&at),
                     seg_groups: piece_len / 4,
                     seg_skip: pitch - piece_len,
+                    live: super::super::Live::ALL,
                 };
                 let rows = first..m;
                 let mut got = vec![0i32; m * n];

@@ -26,6 +26,8 @@
 //!
 //! [`KernelPath::Avx512VnniNoVbmi`]: crate::KernelPath::Avx512VnniNoVbmi
 
+#[cfg(test)]
+use super::Live;
 use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
 use crate::archparam::{
     rows_outer_max_weight_bytes, CB3_SCRATCH_MIN_ROWS, SMALL_K_GROUPS, WEIGHT_PREFETCH_GROUPS,
@@ -37,17 +39,17 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 /// Stores the rows of accumulators `$acc` (`[[__m512i; 2]; R]`, `$ncols` ≤ 32 columns) at
-/// `$c`, rows `$ldc` apart, streaming whole 64-byte aligned rows when `$stream` says so,
-/// each plus the columns' bias when `$bias` (the first column's) is not null.
+/// the row pointers `$c` (`[*mut i32; R]`), streaming whole 64-byte aligned rows when
+/// `$stream` says so, each plus the columns' bias when `$bias` (the first column's) is not
+/// null.
 /// A macro: the kernels keep their accumulators in registers only if the stores are
 /// inlined, which a `#[target_feature]` function cannot be forced to be.
 ///
-/// Safety (of the expansion's `unsafe` blocks): `$c` must be writable for every row of
-/// `$acc` for `$ncols` columns at stride `$ldc`, and `$bias` null or readable for `$ncols`
-/// columns.
+/// Safety (of the expansion's `unsafe` blocks): every row pointer of `$c` must be writable
+/// for `$ncols` columns, and `$bias` null or readable for `$ncols` columns.
 macro_rules! store_rows {
-    ($acc:expr, $c:expr, $ldc:expr, $ncols:expr, $stream:expr, $bias:expr) => {{
-        let (c, ldc, ncols, stream): (*mut i32, usize, usize, bool) = ($c, $ldc, $ncols, $stream);
+    ($acc:expr, $c:expr, $ncols:expr, $stream:expr, $bias:expr) => {{
+        let (ncols, stream): (usize, bool) = ($ncols, $stream);
         let bias: *const i32 = $bias;
         let m0: __mmask16 = if ncols >= 16 {
             0xFFFF
@@ -73,18 +75,17 @@ macro_rules! store_rows {
                 )
             }
         };
-        for (i, acc_r) in $acc.iter().enumerate() {
+        for (acc_r, &dst) in $acc.iter().zip($c.iter()) {
             let [mut v0, mut v1] = *acc_r;
             if !bias.is_null() {
                 v0 = _mm512_add_epi32(v0, b0);
                 v1 = _mm512_add_epi32(v1, b1);
             }
-            // SAFETY: the caller guarantees row `i` of `c` is writable for `ncols` columns;
-            // the masks limit the stores to those columns, and the streaming stores are used
-            // only when all 32 columns are written and `dst` is 64-byte aligned (as they
-            // require).
+            // SAFETY: the caller guarantees every row pointer is writable for `ncols`
+            // columns; the masks limit the stores to those columns, and the streaming stores
+            // are used only when all 32 columns are written and `dst` is 64-byte aligned (as
+            // they require).
             unsafe {
-                let dst = c.add(i * ldc);
                 if stream && ncols == PANEL && (dst as usize).is_multiple_of(64) {
                     _mm512_stream_si512(dst.cast(), v0);
                     _mm512_stream_si512(dst.add(16).cast(), v1);
@@ -474,17 +475,16 @@ unsafe fn panel_rows<const KIND: u8>(
         // (`validate`), `w` holds this panel's `kp` groups, and this tile owns the output
         // block `(r..r+mr) × (panel columns)`, which lies inside the output.
         unsafe {
-            let c = out.at(r, panel * PANEL);
-            let bias = out.bias_at(panel * PANEL);
+            let col = panel * PANEL;
             match mr {
-                8 => kernel::<8, KIND>(p, r, w, fetch, lut, c, out.ldc, ncols, out.stream, bias),
-                7 => kernel::<7, KIND>(p, r, w, fetch, lut, c, out.ldc, ncols, out.stream, bias),
-                6 => kernel::<6, KIND>(p, r, w, fetch, lut, c, out.ldc, ncols, out.stream, bias),
-                5 => kernel::<5, KIND>(p, r, w, fetch, lut, c, out.ldc, ncols, out.stream, bias),
-                4 => kernel::<4, KIND>(p, r, w, fetch, lut, c, out.ldc, ncols, out.stream, bias),
-                3 => kernel::<3, KIND>(p, r, w, fetch, lut, c, out.ldc, ncols, out.stream, bias),
-                2 => kernel::<2, KIND>(p, r, w, fetch, lut, c, out.ldc, ncols, out.stream, bias),
-                _ => kernel::<1, KIND>(p, r, w, fetch, lut, c, out.ldc, ncols, out.stream, bias),
+                8 => kernel::<8, KIND>(p, r, w, fetch, lut, out, col, ncols),
+                7 => kernel::<7, KIND>(p, r, w, fetch, lut, out, col, ncols),
+                6 => kernel::<6, KIND>(p, r, w, fetch, lut, out, col, ncols),
+                5 => kernel::<5, KIND>(p, r, w, fetch, lut, out, col, ncols),
+                4 => kernel::<4, KIND>(p, r, w, fetch, lut, out, col, ncols),
+                3 => kernel::<3, KIND>(p, r, w, fetch, lut, out, col, ncols),
+                2 => kernel::<2, KIND>(p, r, w, fetch, lut, out, col, ncols),
+                _ => kernel::<1, KIND>(p, r, w, fetch, lut, out, col, ncols),
             }
         }
         r += mr;
@@ -600,13 +600,14 @@ fn step<const R: usize>(acc: &mut [[__m512i; 2]; R], a: &[__m512i; R], w0: __m51
     }
 }
 
-/// `R` rows × 32 columns over the whole reduction.
+/// `R` rows × 32 columns (from column `col` of the problem) over the reduction's live
+/// groups ([`Problem::live`]).
 ///
 /// # Safety
 /// The CPU must support the instructions of `KIND` (as [`panel_rows`]),
 /// rows `r0..r0+R` of `p.a` must be readable for `k` bytes, `w` must hold the panel's
-/// `kp / 4` groups in `KIND`'s layout, `c` must be writable for `R` rows of `ncols`
-/// columns at stride `ldc`, and `bias` null or readable for `ncols` columns.
+/// `kp / 4` groups in `KIND`'s layout, and this call must own rows `r0..r0+R` × columns
+/// `col..col+ncols` of `out`, which lie inside it.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn kernel<const R: usize, const KIND: u8>(
@@ -615,12 +616,15 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     w: &[u8],
     fetch_w: bool,
     lut: &[u8; 64],
-    c: *mut i32,
-    ldc: usize,
+    out: &OutPtr,
+    col: usize,
     ncols: usize,
-    stream: bool,
-    bias: *const i32,
 ) {
+    let (stream, bias) = (out.stream, out.bias_at(col));
+    // The output rows' pointers (formed again for the stores, so that they do not take
+    // registers through the reduction).
+    // SAFETY: the caller owns these rows of the output, inside it.
+    let rows_out = || -> [*mut i32; R] { std::array::from_fn(|i| unsafe { out.at(r0 + i, col) }) };
     let k = p.w.k();
     let groups = p.w.k_padded() / 4;
     // Groups read whole: those inside the readable bytes (zero past `k`).
@@ -649,8 +653,7 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
         // lines are fetched while the reduction runs (ResNet-18's 1×1 projections, one
         // thread, 4 images: 101–105 → 82–86 µs for 64→128). A hint: nothing is
         // dereferenced.
-        for i in 0..R {
-            let row = c.wrapping_add(i * ldc);
+        for row in rows_out() {
             _mm_prefetch::<_MM_HINT_T0>(row.cast());
             _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(16).cast());
         }
@@ -702,9 +705,12 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
         }
     } else {
         // Pieces of `seg_groups` groups, `seg_skip` bytes apart (one piece for plain rows;
-        // gathered rows only come with int8 and 4-bit weights, which take this loop).
-        let (mut skip, mut seg_end) = (0, p.seg_groups.min(full));
-        loop {
+        // gathered rows only come with int8 and 4-bit weights, which take this loop), each
+        // over its live groups only.
+        for piece in p.live.piece_range(p.seg_groups, full) {
+            let (start, seg_end) = p.live.span(piece, p.seg_groups, full);
+            let skip = piece * p.seg_skip;
+            g = start;
             // Four groups per trip while they last (a quarter of the loop's branches).
             while g + 4 <= seg_end {
                 if g < next_lines {
@@ -737,12 +743,10 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
                 step(&mut acc, &load_a(g, skip), w0, w1);
                 g += 1;
             }
-            if seg_end >= full {
-                break;
-            }
-            skip += p.seg_skip;
-            seg_end = (seg_end + p.seg_groups).min(full);
         }
+        // Plain rows end their one piece at `full`; gathered rows have no partial group
+        // (`full` is every group).
+        g = full;
     }
     // Groups that are partly or wholly past `k`: activations zero-padded.
     while g < groups {
@@ -755,8 +759,8 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
         step(&mut acc, &a, w0, w1);
         g += 1;
     }
-    // `c` is writable for `R` rows of `ncols` columns (the caller).
-    store_rows!(acc, c, ldc, ncols, stream, bias);
+    // The row pointers are writable for `ncols` columns (the caller).
+    store_rows!(acc, rows_out(), ncols, stream, bias);
 }
 
 /// Rows `rows` × one panel of a reduction of `G` groups (the last group's bytes past
@@ -859,15 +863,8 @@ unsafe fn small_k_block<const R: usize, const G: usize>(
         step(&mut acc, &a, w0, w1);
     }
     // SAFETY: the tile owns rows `r0 .. r0 + R` × the panel's columns, inside the output.
-    let c = unsafe { out.at(r0, s.panel * PANEL) };
-    store_rows!(
-        acc,
-        c,
-        out.ldc,
-        s.ncols,
-        out.stream,
-        out.bias_at(s.panel * PANEL)
-    );
+    let c: [*mut i32; R] = std::array::from_fn(|i| unsafe { out.at(r0 + i, s.panel * PANEL) });
+    store_rows!(acc, c, s.ncols, out.stream, out.bias_at(s.panel * PANEL));
 }
 
 /// Loads the 4 activation bytes of group `g` of a row, zero beyond `k`.
@@ -925,6 +922,7 @@ mod tests {
                         rows_at: None,
                         seg_groups: usize::MAX,
                         seg_skip: 0,
+                        live: Live::ALL,
                     };
                     let out = |buf: &mut Vec<i32>, bias| OutPtr::over(buf, n, 0, bias);
                     let panels = 0..n.div_ceil(PANEL);

@@ -62,6 +62,9 @@ pub(crate) struct OutPtr {
     /// or null: the AVX-512 kernels only ([`gemm_block`] checks).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     bias: *const i32,
+    /// Row `r` of the problem lands in row `rows[r]` of the output, or, null, in row `r`:
+    /// the AVX-512 VNNI kernels only ([`gemm_block_gather`] checks).
+    rows: *const usize,
 }
 
 // SAFETY: an `OutPtr` is only created from a `&mut [i32]` that outlives the parallel loop,
@@ -82,6 +85,20 @@ impl OutPtr {
             col0,
             stream: false,
             bias: bias.map_or(std::ptr::null(), <[i32]>::as_ptr),
+            rows: std::ptr::null(),
+        }
+    }
+
+    /// The output row that row `r` of the problem lands in.
+    ///
+    /// # Safety
+    /// `r` must be a row of the problem (a non-null `rows` holds one entry per row).
+    unsafe fn out_row(&self, r: usize) -> usize {
+        if self.rows.is_null() {
+            r
+        } else {
+            // SAFETY: guaranteed by the caller.
+            unsafe { *self.rows.add(r) }
         }
     }
 
@@ -92,8 +109,12 @@ impl OutPtr {
     /// the slice the `OutPtr` was made from, and the returned slice (lifetime `'o`, chosen
     /// by the caller) must not outlive that slice's borrow.
     unsafe fn row<'o>(&self, r: usize, c0: usize, len: usize) -> &'o mut [i32] {
-        // SAFETY: guaranteed by the caller (`c0 ≥ col0` for every block the tiles write).
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.ldc + c0 - self.col0), len) }
+        // SAFETY: guaranteed by the caller (`c0 ≥ col0` for every block the tiles write; the
+        // row map, where there is one, is checked to stay inside the slice).
+        unsafe {
+            let r = self.out_row(r);
+            std::slice::from_raw_parts_mut(self.ptr.add(r * self.ldc + c0 - self.col0), len)
+        }
     }
 
     /// Pointer to element `(r, c)`.
@@ -102,8 +123,9 @@ impl OutPtr {
     /// `(r, c)` must lie inside the slice the `OutPtr` was made from.
     #[cfg(target_arch = "x86_64")]
     unsafe fn at(&self, r: usize, c: usize) -> *mut i32 {
-        // SAFETY: guaranteed by the caller (`c ≥ col0` for every block the tiles write).
-        unsafe { self.ptr.add(r * self.ldc + c - self.col0) }
+        // SAFETY: guaranteed by the caller (`c ≥ col0` for every block the tiles write; the
+        // row map, where there is one, is checked to stay inside the slice).
+        unsafe { self.ptr.add(self.out_row(r) * self.ldc + c - self.col0) }
     }
 
     /// The bias from column `c` of the problem on (null without one; pointer arithmetic
@@ -134,6 +156,41 @@ pub(crate) struct Problem<'a> {
     pub rows_at: Option<&'a [usize]>,
     pub seg_groups: usize,
     pub seg_skip: usize,
+    /// The part of every row that may be non-zero ([`Live`]); plain rows: [`Live::ALL`].
+    pub live: Live,
+}
+
+/// The part of each gathered row that may be non-zero: pieces `pieces` and, in each of
+/// them, groups `groups` (counted from the piece's start). The bytes outside are zero (the
+/// zero border of a convolution's padded input), so a kernel may skip them — or read them:
+/// the sums are the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Live {
+    pub pieces: (usize, usize),
+    pub groups: (usize, usize),
+}
+
+impl Live {
+    /// Every piece and group of a row.
+    pub(crate) const ALL: Live = Live {
+        pieces: (0, usize::MAX),
+        groups: (0, usize::MAX),
+    };
+
+    /// Groups `[start, end)` of piece `piece` in a row of pieces of `seg_groups` groups,
+    /// clipped to the row's first `full` groups (empty where the piece starts past them).
+    pub(crate) fn span(&self, piece: usize, seg_groups: usize, full: usize) -> (usize, usize) {
+        let base = piece.saturating_mul(seg_groups);
+        let end = base.saturating_add(self.groups.1.min(seg_groups)).min(full);
+        (base.saturating_add(self.groups.0).min(end), end)
+    }
+
+    /// The pieces to visit in a row of pieces of `seg_groups` groups and `full` groups in
+    /// all: the live ones that start inside the row.
+    pub(crate) fn piece_range(&self, seg_groups: usize, full: usize) -> Range<usize> {
+        let pieces = full.div_ceil(seg_groups.max(1)).max(1);
+        self.pieces.0.min(pieces)..self.pieces.1.min(pieces)
+    }
 }
 
 thread_local! {
@@ -218,6 +275,7 @@ fn run(path: KernelPath, p: &Problem<'_>, c: &mut [i32], ldc: usize) -> Result<(
         col0: 0,
         stream: p.m * ldc * std::mem::size_of::<i32>() >= STREAM_OUTPUT_BYTES,
         bias: std::ptr::null(),
+        rows: std::ptr::null(),
     };
     (0..row_tiles * panel_tiles).into_par_iter().for_each(|t| {
         let (rt, pt) = (t / panel_tiles, t % panel_tiles);
@@ -315,6 +373,7 @@ pub fn gemm(
             rows_at: None,
             seg_groups: usize::MAX,
             seg_skip: 0,
+            live: Live::ALL,
         },
         c,
         ldc,
@@ -377,6 +436,7 @@ pub(crate) fn gemm_block(
         rows_at: None,
         seg_groups: usize::MAX,
         seg_skip: 0,
+        live: Live::ALL,
     };
     check_bound(&p)?;
     let out = OutPtr {
@@ -385,6 +445,7 @@ pub(crate) fn gemm_block(
         col0,
         stream: false,
         bias: bias_ptr(path, bias, w.n())?,
+        rows: std::ptr::null(),
     };
     tile(path, &p, 0..m, panels, &out);
     Ok(())
@@ -411,12 +472,19 @@ fn bias_ptr(path: KernelPath, bias: Option<&[i32]>, n: usize) -> Result<*const i
 /// Rows of a GEMM's activations gathered from a padded image instead of an unfolded matrix
 /// (an implicit im2col): row `r` is `pieces` runs of `piece_len` bytes, the first at
 /// `a[rows_at[r]]`, each `pitch` bytes after the start of the previous one.
+///
+/// `live` says which part of every row may be non-zero (the rest the caller guarantees to be
+/// zero: the kernels may skip it); `out_rows`, where given, sends row `r` to output row
+/// `out_rows[r]` instead of `r` (rows gathered in another order: the AVX-512 VNNI paths
+/// only).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Gather<'a> {
     pub rows_at: &'a [usize],
     pub pieces: usize,
     pub piece_len: usize,
     pub pitch: usize,
+    pub live: Live,
+    pub out_rows: Option<&'a [usize]>,
 }
 
 /// [`gemm_block`] on gathered rows (`m = gather.rows_at.len()`), AVX-VNNI and AVX-512 VNNI
@@ -426,7 +494,9 @@ pub(crate) struct Gather<'a> {
 /// # Errors
 /// As [`gemm_block`] (the bias too); [`KernelError::Unsupported`] for another path or
 /// weight width;
-/// [`KernelError::ShapeMismatch`] when the pieces do not make up `k` in whole groups;
+/// [`KernelError::ShapeMismatch`] when the pieces do not make up `k` in whole groups or the
+/// live window leaves them; [`KernelError::Unsupported`] for output rows in another order on
+/// the AVX-VNNI or AMX path;
 /// [`KernelError::SliceTooShort`] when a row's last piece runs past `a`;
 /// [`KernelError::AccumulatorOverflow`] when `k · max|w| · 255` exceeds `i32`.
 #[allow(clippy::too_many_arguments)]
@@ -458,6 +528,8 @@ pub(crate) fn gemm_block_gather(
         pieces,
         piece_len,
         pitch,
+        live,
+        out_rows,
     } = *gather;
     let k = w.k();
     if pieces == 0 || !piece_len.is_multiple_of(4) || pieces * piece_len != k || pitch < piece_len {
@@ -482,7 +554,33 @@ pub(crate) fn gemm_block_gather(
         return Ok(());
     }
     check_min("ldc (must be ≥ the output's columns)", width, ldc)?;
-    check_len("output", (m - 1) * ldc + width, c.len())?;
+    let out_last = match out_rows {
+        None => m - 1,
+        Some(rows) => {
+            if path == KernelPath::AvxVnni || path == KernelPath::Amx {
+                return Err(KernelError::Unsupported {
+                    what: "gathered rows stored in another order (AVX-512 VNNI kernels only)",
+                    value: 1,
+                    allowed: "0",
+                });
+            }
+            check_len("output rows (one per gathered row)", m, rows.len())?;
+            rows.iter().copied().max().unwrap_or(0)
+        }
+    };
+    check_len("output", out_last * ldc + width, c.len())?;
+    let groups = piece_len / 4;
+    if live.pieces.0 > live.pieces.1
+        || live.pieces.1 > pieces
+        || live.groups.0 > live.groups.1
+        || live.groups.1 > groups
+    {
+        return Err(KernelError::ShapeMismatch {
+            what: "live pieces and groups (ordered ranges within the row's pieces and groups)",
+            expected: pieces,
+            found: live.pieces.1,
+        });
+    }
     let last = rows_at.iter().copied().max().unwrap_or(0);
     check_len(
         "gathered activations",
@@ -497,15 +595,31 @@ pub(crate) fn gemm_block_gather(
         m,
         w,
         rows_at: Some(rows_at),
-        seg_groups: piece_len / 4,
+        seg_groups: groups,
         seg_skip: pitch - piece_len,
+        live,
     };
+    #[cfg(debug_assertions)]
+    for &at in rows_at {
+        for piece in 0..pieces {
+            let row = &a[at + piece * pitch..][..piece_len];
+            let live_piece = (live.pieces.0..live.pieces.1).contains(&piece);
+            for (g, group) in row.chunks_exact(4).enumerate() {
+                let in_live = live_piece && (live.groups.0..live.groups.1).contains(&g);
+                debug_assert!(
+                    in_live || group == [0; 4],
+                    "bytes outside the live window must be zero"
+                );
+            }
+        }
+    }
     let out = OutPtr {
         ptr: c.as_mut_ptr(),
         ldc,
         col0,
         stream: false,
         bias: bias_ptr(path, bias, w.n())?,
+        rows: out_rows.map_or(std::ptr::null(), <[usize]>::as_ptr),
     };
     tile(path, &p, 0..m, panels, &out);
     Ok(())

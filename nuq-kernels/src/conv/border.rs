@@ -1,0 +1,304 @@
+//! Output pixels grouped by the part of their window that lies inside the image.
+//!
+//! With a zero padding byte (every layer but one fed the raw image), the taps of a window
+//! that fall on the border multiply zeros: a pixel on an edge of a 3×3 convolution with
+//! padding 1 has 6 live taps, a corner pixel 4. On ResNet-18's 4×4 layers that is 31 % of
+//! the multiply-adds, on its 8×8 layers 16 %. The live taps of a pixel are a rectangle of
+//! the kernel — kernel rows `ky0..ky1` (the gathered row's pieces) × kernel columns
+//! `kx0..kx1` (a run of groups inside each piece) — that depends only on the pixel's output
+//! row and column, so a layer has few distinct ones (9 for 3×3 with padding 1).
+//!
+//! [`Borders::sort`] orders a tile's rows by that rectangle, so each run of rows with one
+//! rectangle goes to the GEMM with its [`Live`] window and the rows' places in the tile's
+//! block: the sums are the same integers as over the whole window.
+
+use std::ops::Range;
+
+use crate::archparam::BORDER_RUN_ROWS;
+use crate::gemm::Live;
+use crate::window::Window;
+
+/// The live kernel rows and columns of every output row and column of a layer.
+#[derive(Debug, Clone)]
+pub(super) struct Borders {
+    /// Per output row: the index of its live kernel rows in `y_live`.
+    y_class: Vec<usize>,
+    /// The distinct live kernel-row ranges.
+    y_live: Vec<(usize, usize)>,
+    /// Per output column: the index of its live kernel columns in `x_live`.
+    x_class: Vec<usize>,
+    /// The distinct live kernel-column ranges.
+    x_live: Vec<(usize, usize)>,
+    /// Output pixels per image and per output row.
+    plane: usize,
+    width: usize,
+    /// Groups (4 channels) per tap of the gathered rows.
+    tap_groups: usize,
+    kernel: usize,
+}
+
+/// The kernel taps `0..kernel` of output position `o` that fall inside `0..size` of an
+/// input padded by `padding` (dilation 1).
+fn live_taps(
+    o: usize,
+    stride: usize,
+    padding: usize,
+    kernel: usize,
+    size: usize,
+) -> (usize, usize) {
+    // Tap `t` reads input position `o·stride + t − padding`.
+    let origin = o * stride;
+    let start = padding.saturating_sub(origin).min(kernel);
+    let end = (size + padding)
+        .saturating_sub(origin)
+        .min(kernel)
+        .max(start);
+    (start, end)
+}
+
+/// Per position, the index of its range in the distinct ranges (in order of appearance).
+fn classes(ranges: impl Iterator<Item = (usize, usize)>) -> (Vec<usize>, Vec<(usize, usize)>) {
+    let mut distinct = Vec::new();
+    let class = ranges
+        .map(|r| {
+            distinct.iter().position(|&d| d == r).unwrap_or_else(|| {
+                distinct.push(r);
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    (class, distinct)
+}
+
+impl Borders {
+    /// The borders of `shape` for gathered rows of `channels` (a multiple of 4) per tap, or
+    /// `None` where every window lies wholly inside the image (no padding).
+    pub(super) fn new(shape: &Window, channels: usize) -> Option<Borders> {
+        if shape.padding == 0 || shape.dilation != 1 || !channels.is_multiple_of(4) {
+            return None;
+        }
+        let (oh, ow) = (shape.out_height(), shape.out_width());
+        let (s, p, kern) = (shape.stride, shape.padding, shape.kernel);
+        let (y_class, y_live) = classes((0..oh).map(|o| live_taps(o, s, p, kern, shape.height)));
+        let (x_class, x_live) = classes((0..ow).map(|o| live_taps(o, s, p, kern, shape.width)));
+        Some(Borders {
+            y_class,
+            y_live,
+            x_class,
+            x_live,
+            plane: oh * ow,
+            width: ow,
+            tap_groups: channels / 4,
+            kernel: kern,
+        })
+    }
+
+    /// Classes: live kernel-row ranges × live kernel-column ranges.
+    fn classes(&self) -> usize {
+        self.y_live.len() * self.x_live.len()
+    }
+
+    /// The live window of class `c`, or, `by_rows`, of kernel-row class `c` (every kernel
+    /// column).
+    fn live(&self, c: usize, by_rows: bool) -> Live {
+        let (ky, kx) = if by_rows {
+            (self.y_live[c], (0, self.kernel))
+        } else {
+            (
+                self.y_live[c / self.x_live.len()],
+                self.x_live[c % self.x_live.len()],
+            )
+        };
+        Live {
+            pieces: ky,
+            groups: (kx.0 * self.tap_groups, kx.1 * self.tap_groups),
+        }
+    }
+
+    /// Orders the output pixels `rows` by their live taps into `sorted` (see [`Sorted`]);
+    /// row `r` of the block is pixel `rows.start + r` and starts at `rows_at[r]`.
+    ///
+    /// Rows are grouped whole (every row keeps the whole window), by live kernel rows, or
+    /// by live kernel rows and columns, whichever [`register_cost`] says multiplies least:
+    /// a class of a few rows runs in a short register tile, which costs nearly what a
+    /// full one does, so a 32×32 layer's edge pixels are not worth their own tiles, while
+    /// a 4×4 layer's are.
+    pub(super) fn sort(&self, rows: Range<usize>, rows_at: &[usize], sorted: &mut Sorted) {
+        let Sorted {
+            order,
+            at,
+            runs,
+            reordered,
+            class,
+            counts,
+        } = sorted;
+        runs.clear();
+        *reordered = false;
+        if rows.is_empty() {
+            return;
+        }
+        let nx = self.x_live.len();
+        counts.clear();
+        counts.resize(self.classes() + self.y_live.len(), 0);
+        class.clear();
+        // Each row's class, stepping through the output positions (no division per row).
+        let at0 = rows.start % self.plane;
+        let (mut oy, mut ox) = (at0 / self.width, at0 % self.width);
+        for _ in rows.clone() {
+            let c = self.y_class[oy] * nx + self.x_class[ox];
+            class.push(c);
+            counts[c] += 1;
+            ox += 1;
+            if ox == self.width {
+                ox = 0;
+                oy += 1;
+                if oy * self.width == self.plane {
+                    oy = 0;
+                }
+            }
+        }
+        let (by_class, by_row) = counts.split_at_mut(self.classes());
+        for (c, &count) in by_class.iter().enumerate() {
+            by_row[c / nx] += count;
+        }
+        let taps = |live: Live| (live.pieces.1 - live.pieces.0) * (live.groups.1 - live.groups.0);
+        let cost = |counts: &[usize], by_rows: bool| -> usize {
+            let live = |c| self.live(c, by_rows);
+            counts
+                .iter()
+                .enumerate()
+                .map(|(c, &n)| register_cost(n) * taps(live(c)))
+                .sum()
+        };
+        let whole = register_cost(rows.len()) * self.kernel * self.kernel * self.tap_groups;
+        let (split, by_row_cost) = (cost(by_class, false), cost(by_row, true));
+        let by_rows = by_row_cost <= split;
+        if whole <= split.min(by_row_cost) {
+            let full = Live {
+                pieces: (0, self.kernel),
+                groups: (0, self.kernel * self.tap_groups),
+            };
+            runs.push((full, 0..rows.len()));
+            return;
+        }
+        // A counting sort by the chosen key, stable within a class.
+        let key = |c: usize| if by_rows { c / nx } else { c };
+        let counts: &mut [usize] = if by_rows { by_row } else { by_class };
+        let mut next = 0;
+        for (c, count) in counts.iter_mut().enumerate() {
+            if *count > 0 {
+                runs.push((self.live(c, by_rows), next..next + *count));
+            }
+            (*count, next) = (next, next + *count);
+        }
+        order.clear();
+        order.resize(rows.len(), 0);
+        at.clear();
+        at.resize(rows.len(), 0);
+        for (r, &c) in class.iter().enumerate() {
+            let slot = &mut counts[key(c)];
+            order[*slot] = r;
+            at[*slot] = rows_at[r];
+            *slot += 1;
+        }
+        *reordered = runs.len() > 1;
+        if !*reordered {
+            // One class: the rows keep their order.
+            runs[0].1 = 0..rows.len();
+        }
+    }
+}
+
+/// What a run of `rows` rows costs per group of live taps, in rows of the 8-row register
+/// tile: whole tiles cost their rows, a shorter last tile no less than 2 (its `vpdpbusd`
+/// chains then wait on their own latency), and the run itself [`BORDER_RUN_ROWS`].
+fn register_cost(rows: usize) -> usize {
+    let rest = rows % 8;
+    rows - rest + if rest == 0 { 0 } else { rest.max(2) } + BORDER_RUN_ROWS
+}
+
+/// A block's rows ordered by their live windows ([`Borders::sort`]), kept by the caller so
+/// that the vectors grow once.
+#[derive(Debug, Default)]
+pub(super) struct Sorted {
+    /// Block-local row indices, class by class (when `reordered`).
+    pub order: Vec<usize>,
+    /// Where each row of `order` starts in the padded input (when `reordered`).
+    pub at: Vec<usize>,
+    /// Each class's live window and its rows: a range of `order`, or, when not
+    /// `reordered`, of the block's rows as they are (one class).
+    pub runs: Vec<(Live, Range<usize>)>,
+    /// Whether the rows were reordered (more than one class).
+    pub reordered: bool,
+    /// Each row's class (scratch).
+    class: Vec<usize>,
+    /// Rows per class, then per kernel-row class (scratch).
+    counts: Vec<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_taps_of_a_padded_3x3() {
+        // 4 wide, padding 1, stride 1: the first and last positions lose one tap.
+        let t: Vec<_> = (0..4).map(|o| live_taps(o, 1, 1, 3, 4)).collect();
+        assert_eq!(t, [(1, 3), (0, 3), (0, 3), (0, 2)]);
+        // Stride 2 over 8: only the first position loses a tap.
+        let t: Vec<_> = (0..4).map(|o| live_taps(o, 2, 1, 3, 8)).collect();
+        assert_eq!(t, [(1, 3), (0, 3), (0, 3), (0, 3)]);
+        // A 1-wide input with padding 2 and a 3-tap kernel: position 0 reads taps 2 only.
+        assert_eq!(live_taps(0, 1, 2, 3, 1), (2, 3));
+        // A window wholly in the border is empty.
+        assert_eq!(live_taps(0, 1, 5, 3, 1), (3, 3));
+    }
+
+    #[test]
+    fn a_4x4_layer_has_nine_classes_sorted_stably() {
+        let shape = Window::new(4, 4, 8, 3, 1, 1);
+        let b = Borders::new(&shape, 8).unwrap();
+        let rows = 16..48; // images 1 and 2
+        let rows_at: Vec<usize> = (0..32).map(|r| 1000 + 7 * r).collect();
+        let mut sorted = Sorted::default();
+        b.sort(rows.clone(), &rows_at, &mut sorted);
+        assert!(sorted.reordered);
+        assert_eq!(sorted.runs.len(), 9);
+        let mut seen = sorted.order.clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..32).collect::<Vec<_>>());
+        let mut total = 0;
+        for (live, run) in &sorted.runs {
+            let pix: Vec<_> = sorted.order[run.clone()]
+                .iter()
+                .map(|&r| rows.start + r)
+                .collect();
+            assert!(pix.windows(2).all(|w| w[0] < w[1]), "stable within a class");
+            for &p in &pix {
+                let (oy, ox) = (p % 16 / 4, p % 4);
+                assert_eq!(live.pieces, live_taps(oy, 1, 1, 3, 4));
+                let kx = live_taps(ox, 1, 1, 3, 4);
+                assert_eq!(live.groups, (kx.0 * 2, kx.1 * 2));
+            }
+            total += run.len();
+        }
+        assert_eq!(total, 32);
+        let want: Vec<_> = sorted.order.iter().map(|&r| rows_at[r]).collect();
+        assert_eq!(sorted.at, want);
+        // Two middle pixels of one image: one class, order kept.
+        b.sort(21..23, &rows_at, &mut sorted);
+        assert!(!sorted.reordered);
+        assert_eq!(sorted.runs.len(), 1);
+        let full = Live {
+            pieces: (0, 3),
+            groups: (0, 6),
+        };
+        assert_eq!(sorted.runs[0], (full, 0..2));
+    }
+
+    #[test]
+    fn no_borders_without_padding() {
+        assert!(Borders::new(&Window::new(8, 8, 4, 3, 1, 0), 4).is_none());
+        assert!(Borders::new(&Window::new(8, 8, 4, 3, 1, 1), 4).is_some());
+    }
+}
