@@ -9,7 +9,9 @@
 //!
 //! `infer model=resnet18 input=32x32x3 bits=4 batch=64 threads=2 img_per_s=612.3 gmacs=...`
 //!
-//! `gmacs` is the multiply-accumulate rate (`macs_per_image · img_per_s`). The kernel path is
+//! `gmacs` is the multiply-accumulate rate (`macs_per_image · img_per_s`), counting every
+//! tap of every window: the taps on a zero border, which the kernels skip, included — so it
+//! can exceed the multiplier's peak. The kernel path is
 //! [`KernelPath::detect`] (override with `NUQ_KERNEL`), the kernels' tuning
 //! [`nuq_kernels::Tuning::detect`] (override with `NUQ_TUNE`, e.g. `NUQ_TUNE=l2=2M`).
 //! `--quick` shortens the budgets; `--model NAME` and `--batch N` restrict the run to one

@@ -14,7 +14,7 @@
 //! | `epilogue` | requantization with bias-folded `i32` thresholds, in 64-bit, or `acc + bias` |
 //! | `grouped` | grouped convolutions (`1 < channels / groups < channels`): each group's channels gathered, convolved by the tiles, and scattered into its output channels |
 //! | `depthwise` | depthwise convolutions (`channels / groups == 1`, any channel multiplier): a direct kernel over NHWC rows that multiplies whole vectors of channels per tap |
-//! | `border` | where the padding byte is zero: each output pixel's live taps (its window inside the image), and a tile's rows grouped by them so that the AVX-512 VNNI GEMM skips the border's zeros — where the multiply-adds saved outweigh the shorter register tiles |
+//! | `border` | where the padding byte is zero: each output pixel's live taps (its window inside the image), and a tile's rows grouped by them so that the VNNI kernels (AVX-VNNI, AVX-512) skip the border's zeros — where the multiply-adds saved outweigh the shorter register tiles |
 //! | `tiles` | the tile driver: row tiles (which on the VNNI paths gather their rows from their own padded copy of the input rows they read — an implicit im2col; channels that are not whole 4-byte groups are padded with zeros, as are int8 weights kept for it), or, for short outputs with heavy weights, column tiles over one im2col matrix or padded input; each tile finishes its own block |
 //!
 //! [`Conv::grouped`] compiles a grouped convolution (PyTorch semantics: output channel `o`
@@ -114,7 +114,7 @@ struct Dense {
     /// gather from an input copy padded the same way.
     gather_weights: Option<Box<Weights>>,
     epilogue: Epilogue,
-    /// The live taps of border pixels, where the padding byte is zero: the AVX-512 VNNI
+    /// The live taps of border pixels, where the padding byte is zero: the VNNI
     /// tiles skip the others ([`border`]).
     borders: Option<Box<Borders>>,
 }

@@ -460,8 +460,8 @@ impl Dense {
 
     /// Orders the gathered rows of output pixels `pixels` (starting at `rows_at`) by their
     /// live taps into `sorted`, where the layer's padding byte is zero and `path`'s kernels
-    /// take rows in another order (AVX-512 VNNI); else leaves `sorted` empty (every row
-    /// read whole, in order).
+    /// take rows in another order (AVX-VNNI, AVX-512 VNNI; not AMX tiles); else leaves
+    /// `sorted` empty (every row read whole, in order).
     fn sort_rows(
         &self,
         path: KernelPath,
@@ -470,7 +470,12 @@ impl Dense {
         sorted: &mut Sorted,
     ) {
         match &self.borders {
-            Some(b) if matches!(path, KernelPath::Avx512Vnni | KernelPath::Avx512VnniNoVbmi) => {
+            Some(b)
+                if matches!(
+                    path,
+                    KernelPath::AvxVnni | KernelPath::Avx512Vnni | KernelPath::Avx512VnniNoVbmi
+                ) =>
+            {
                 b.sort(pixels, rows_at, sorted)
             }
             _ => {

@@ -215,8 +215,7 @@ unsafe fn panel_rows<const KIND: u8>(
             // above), and this tile owns the output block `(r..r+mr) × (panel columns)`,
             // which lies inside the output; `cols` of the half's columns exist.
             unsafe {
-                let c = out.at(r, panel * PANEL + c0);
-                let args = (p, r, w, lut, c, out.ldc, cols, out.stream);
+                let args = (p, r, w, lut, out, panel * PANEL + c0, cols);
                 match (mr, half) {
                     (6, 0) => kernel::<6, KIND, 0>(args),
                     (5, 0) => kernel::<5, KIND, 0>(args),
@@ -310,29 +309,30 @@ fn step<const R: usize>(acc: &mut [[__m256i; 2]; R], a: &[__m256i; R], w0: __m25
 }
 
 /// The arguments of [`kernel`]: the problem, the first row, the panel's bytes, the
-/// 16-byte table, the output at `(first row, first column of the half)`, its row stride,
-/// the columns to store (`1 ..= 16`) and whether whole lines may be streamed.
+/// 16-byte table, the output, the half's first column of the problem and the columns to
+/// store (`1 ..= 16`).
 type KernelArgs<'p, 'a> = (
     &'p Problem<'a>,
     usize,
     &'p [u8],
     &'p [u8; 16],
-    *mut i32,
+    &'p OutPtr,
     usize,
     usize,
-    bool,
 );
 
-/// `R` rows × the 16 channels of half `HALF` of a panel over the whole reduction.
+/// `R` rows × the 16 channels of half `HALF` of a panel over the reduction's live groups
+/// ([`Problem::live`]).
 ///
 /// # Safety
 /// AVX2 and AVX-VNNI must be available; rows `r0..r0+R` of `p.a` must be readable for
 /// `k_read` bytes (gathered rows: as `gemm_block_gather` checks), `w` must hold the
-/// panel's `kp / 4` groups in `KIND`'s layout, and `c` must be writable for `R` rows of
-/// `cols` columns at stride `ldc`.
+/// panel's `kp / 4` groups in `KIND`'s layout, and this call must own rows `r0..r0+R` ×
+/// columns `col..col+cols` of `out`, which lie inside it.
 #[target_feature(enable = "avx2,avxvnni")]
 unsafe fn kernel<const R: usize, const KIND: u8, const HALF: usize>(args: KernelArgs<'_, '_>) {
-    let (p, r0, w, lut, c, ldc, cols, stream) = args;
+    let (p, r0, w, lut, out, col, cols) = args;
+    let stream = out.stream;
     let k = p.w.k();
     let groups = p.w.k_padded() / 4;
     // Groups read whole: those inside the readable bytes (zero past `k`).
@@ -354,23 +354,20 @@ unsafe fn kernel<const R: usize, const KIND: u8, const HALF: usize>(args: Kernel
             _mm256_set1_epi32(word)
         })
     };
-    let mut g = 0;
     // Pieces of `seg_groups` groups, `seg_skip` bytes apart (one piece for plain rows;
-    // gathered rows only come with int8 and 4-bit weights and `full == groups`).
-    let (mut skip, mut seg_end) = (0, p.seg_groups.min(full));
-    loop {
-        while g < seg_end {
+    // gathered rows only come with int8 and 4-bit weights and `full == groups`), each over
+    // its live groups only.
+    for piece in p.live.piece_range(p.seg_groups, full) {
+        let (start, end) = p.live.span(piece, p.seg_groups, full);
+        let skip = piece * p.seg_skip;
+        for g in start..end {
             // SAFETY: `g < groups`, inside the panel (caller).
             let (w0, w1) = unsafe { group_weights::<KIND, HALF>(wp, lutv, g) };
             step(&mut acc, &load_a(g, skip), w0, w1);
-            g += 1;
         }
-        if seg_end >= full {
-            break;
-        }
-        skip += p.seg_skip;
-        seg_end = (seg_end + p.seg_groups).min(full);
     }
+    // Plain rows end their one piece at `full`; gathered rows have no partial group.
+    let mut g = full;
     // Groups that are partly or wholly past the readable bytes: activations zero-padded.
     while g < groups {
         // SAFETY: `g < groups`, inside the panel (caller).
@@ -383,12 +380,12 @@ unsafe fn kernel<const R: usize, const KIND: u8, const HALF: usize>(args: Kernel
         g += 1;
     }
     for (i, &[v0, v1]) in acc.iter().enumerate() {
-        // SAFETY: the caller guarantees row `i` of `c` is writable for `cols` columns; whole
+        // SAFETY: the caller owns row `r0 + i` for `cols` columns from `col`; whole
         // rows are stored directly (streamed only when the 16 columns are one aligned
         // 64-byte line, as the non-temporal stores require 32-byte alignment and the line
         // must be fully overwritten), partial ones through a local buffer.
         unsafe {
-            let dst = c.add(i * ldc);
+            let dst = out.at(r0 + i, col);
             if cols == NR {
                 if stream && (dst as usize).is_multiple_of(64) {
                     _mm256_stream_si256(dst.cast(), v0);

@@ -63,7 +63,7 @@ pub(crate) struct OutPtr {
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     bias: *const i32,
     /// Row `r` of the problem lands in row `rows[r]` of the output, or, null, in row `r`:
-    /// the AVX-512 VNNI kernels only ([`gemm_block_gather`] checks).
+    /// the AVX-VNNI and AVX-512 VNNI kernels only ([`gemm_block_gather`] checks).
     rows: *const usize,
 }
 
@@ -475,8 +475,8 @@ fn bias_ptr(path: KernelPath, bias: Option<&[i32]>, n: usize) -> Result<*const i
 ///
 /// `live` says which part of every row may be non-zero (the rest the caller guarantees to be
 /// zero: the kernels may skip it); `out_rows`, where given, sends row `r` to output row
-/// `out_rows[r]` instead of `r` (rows gathered in another order: the AVX-512 VNNI paths
-/// only).
+/// `out_rows[r]` instead of `r` (rows gathered in another order: the AVX-VNNI and AVX-512
+/// VNNI kernels, not AMX tiles).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Gather<'a> {
     pub rows_at: &'a [usize],
@@ -496,7 +496,7 @@ pub(crate) struct Gather<'a> {
 /// weight width;
 /// [`KernelError::ShapeMismatch`] when the pieces do not make up `k` in whole groups or the
 /// live window leaves them; [`KernelError::Unsupported`] for output rows in another order on
-/// the AVX-VNNI or AMX path;
+/// the AMX path;
 /// [`KernelError::SliceTooShort`] when a row's last piece runs past `a`;
 /// [`KernelError::AccumulatorOverflow`] when `k · max|w| · 255` exceeds `i32`.
 #[allow(clippy::too_many_arguments)]
@@ -557,9 +557,9 @@ pub(crate) fn gemm_block_gather(
     let out_last = match out_rows {
         None => m - 1,
         Some(rows) => {
-            if path == KernelPath::AvxVnni || path == KernelPath::Amx {
+            if path == KernelPath::Amx {
                 return Err(KernelError::Unsupported {
-                    what: "gathered rows stored in another order (AVX-512 VNNI kernels only)",
+                    what: "gathered rows stored in another order (not on AMX tiles)",
                     value: 1,
                     allowed: "0",
                 });
