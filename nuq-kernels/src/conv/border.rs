@@ -25,8 +25,9 @@ pub(super) struct Borders {
     y_class: Vec<usize>,
     /// The distinct live kernel-row ranges.
     y_live: Vec<(usize, usize)>,
-    /// Per output column: the index of its live kernel columns in `x_live`.
-    x_class: Vec<usize>,
+    /// Stretches of output columns with one live kernel-column range: `(first, end, index
+    /// in x_live)`, in order.
+    x_runs: Vec<(usize, usize, usize)>,
     /// The distinct live kernel-column ranges.
     x_live: Vec<(usize, usize)>,
     /// Output pixels per image and per output row.
@@ -81,10 +82,17 @@ impl Borders {
         let (s, p, kern) = (shape.stride, shape.padding, shape.kernel);
         let (y_class, y_live) = classes((0..oh).map(|o| live_taps(o, s, p, kern, shape.height)));
         let (x_class, x_live) = classes((0..ow).map(|o| live_taps(o, s, p, kern, shape.width)));
+        let mut x_runs: Vec<(usize, usize, usize)> = Vec::new();
+        for (ox, &c) in x_class.iter().enumerate() {
+            match x_runs.last_mut() {
+                Some((_, end, last)) if *last == c => *end = ox + 1,
+                _ => x_runs.push((ox, ox + 1, c)),
+            }
+        }
         Some(Borders {
             y_class,
             y_live,
-            x_class,
+            x_runs,
             x_live,
             plane: oh * ow,
             width: ow,
@@ -115,6 +123,28 @@ impl Borders {
         }
     }
 
+    /// Calls `f(r, len, class)` for each stretch of the output pixels `rows` (counted across
+    /// the batch) that share one class: `len` pixels from block row `r` (pixel
+    /// `rows.start + r`), within one output row. Divides once per output row, not per pixel.
+    fn stretches(&self, rows: Range<usize>, mut f: impl FnMut(usize, usize, usize)) {
+        let nx = self.x_live.len();
+        let mut pix = rows.start;
+        while pix < rows.end {
+            let at = pix % self.plane;
+            let (oy, ox) = (at / self.width, at % self.width);
+            // This output row's pixels inside `rows`: columns `ox .. ox_end`.
+            let ox_end = ox + (self.width - ox).min(rows.end - pix);
+            let y = self.y_class[oy] * nx;
+            for &(first, end, c) in &self.x_runs {
+                let (a, b) = (first.max(ox), end.min(ox_end));
+                if a < b {
+                    f(pix - rows.start + (a - ox), b - a, y + c);
+                }
+            }
+            pix += ox_end - ox;
+        }
+    }
+
     /// Orders the output pixels `rows` by their live taps into `sorted` (see [`Sorted`]);
     /// row `r` of the block is pixel `rows.start + r` and starts at `rows_at[r]`.
     ///
@@ -129,7 +159,6 @@ impl Borders {
             at,
             runs,
             reordered,
-            class,
             counts,
         } = sorted;
         runs.clear();
@@ -140,23 +169,7 @@ impl Borders {
         let nx = self.x_live.len();
         counts.clear();
         counts.resize(self.classes() + self.y_live.len(), 0);
-        class.clear();
-        // Each row's class, stepping through the output positions (no division per row).
-        let at0 = rows.start % self.plane;
-        let (mut oy, mut ox) = (at0 / self.width, at0 % self.width);
-        for _ in rows.clone() {
-            let c = self.y_class[oy] * nx + self.x_class[ox];
-            class.push(c);
-            counts[c] += 1;
-            ox += 1;
-            if ox == self.width {
-                ox = 0;
-                oy += 1;
-                if oy * self.width == self.plane {
-                    oy = 0;
-                }
-            }
-        }
+        self.stretches(rows.clone(), |_, len, c| counts[c] += len);
         let (by_class, by_row) = counts.split_at_mut(self.classes());
         for (c, &count) in by_class.iter().enumerate() {
             by_row[c / nx] += count;
@@ -195,12 +208,15 @@ impl Borders {
         order.resize(rows.len(), 0);
         at.clear();
         at.resize(rows.len(), 0);
-        for (r, &c) in class.iter().enumerate() {
+        self.stretches(rows.clone(), |r, len, c| {
             let slot = &mut counts[key(c)];
-            order[*slot] = r;
-            at[*slot] = rows_at[r];
-            *slot += 1;
-        }
+            order[*slot..*slot + len]
+                .iter_mut()
+                .zip(r..)
+                .for_each(|(o, r)| *o = r);
+            at[*slot..*slot + len].copy_from_slice(&rows_at[r..r + len]);
+            *slot += len;
+        });
         *reordered = runs.len() > 1;
         if !*reordered {
             // One class: the rows keep their order.
@@ -230,8 +246,6 @@ pub(super) struct Sorted {
     pub runs: Vec<(Live, Range<usize>)>,
     /// Whether the rows were reordered (more than one class).
     pub reordered: bool,
-    /// Each row's class (scratch).
-    class: Vec<usize>,
     /// Rows per class, then per kernel-row class (scratch).
     counts: Vec<usize>,
 }
@@ -294,6 +308,58 @@ mod tests {
             groups: (0, 6),
         };
         assert_eq!(sorted.runs[0], (full, 0..2));
+    }
+
+    proptest::proptest! {
+        /// The stretches cover the rows once, in order, each with its pixels' own class;
+        /// a sort puts every row in one run whose window holds the row's live taps.
+        #[test]
+        fn stretches_and_sorts_cover_every_row(
+            height in 1usize..12, width in 1usize..12, kernel in 1usize..6, stride in 1usize..4,
+            padding in 1usize..4, images in 1usize..4, a in 0usize..1000, b in 0usize..1000,
+        ) {
+            let shape = Window::new(height, width, 4, kernel, stride, padding);
+            proptest::prop_assume!(height.min(width) + 2 * padding >= kernel);
+            let b_ = Borders::new(&shape, 4).unwrap();
+            let (oh, ow) = (shape.out_height(), shape.out_width());
+            let m = images * oh * ow;
+            let (lo, hi) = ((a % (m + 1)).min(b % (m + 1)), (a % (m + 1)).max(b % (m + 1)));
+            let class_of = |pix: usize| {
+                let at = pix % (oh * ow);
+                let ky = live_taps(at / ow, stride, padding, kernel, height);
+                let kx = live_taps(at % ow, stride, padding, kernel, width);
+                (ky, kx)
+            };
+            let mut next = 0;
+            b_.stretches(lo..hi, |r, len, c| {
+                assert_eq!(r, next);
+                next += len;
+                for pix in lo + r..lo + r + len {
+                    let live = b_.live(c, false);
+                    let (ky, kx) = class_of(pix);
+                    assert_eq!(live.pieces, ky);
+                    assert_eq!(live.groups, kx);
+                }
+            });
+            proptest::prop_assert_eq!(next, hi - lo);
+            let rows_at: Vec<usize> = (0..hi - lo).map(|r| 3 * r + 1).collect();
+            let mut sorted = Sorted::default();
+            b_.sort(lo..hi, &rows_at, &mut sorted);
+            let mut seen = vec![0; hi - lo];
+            for (live, run) in &sorted.runs {
+                for i in run.clone() {
+                    let r = if sorted.reordered { sorted.order[i] } else { i };
+                    if sorted.reordered {
+                        proptest::prop_assert_eq!(sorted.at[i], rows_at[r]);
+                    }
+                    seen[r] += 1;
+                    let (ky, kx) = class_of(lo + r);
+                    proptest::prop_assert!(live.pieces.0 <= ky.0 && ky.1 <= live.pieces.1);
+                    proptest::prop_assert!(live.groups.0 <= kx.0 && kx.1 <= live.groups.1);
+                }
+            }
+            proptest::prop_assert!(seen.iter().all(|&n| n == 1));
+        }
     }
 
     #[test]
