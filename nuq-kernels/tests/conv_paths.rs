@@ -418,6 +418,40 @@ fn column_tiles_match_the_definitions() {
     }
 }
 
+/// A layer of `shape` into `c_out` channels with `bits`-bit weights (levels 13 apart),
+/// 3-bit thresholds for even `case`s (else `acc + bias`), random biases and padding bytes
+/// (zeros where `zero_pad`), drawn from `rng`.
+fn grid_layer(
+    shape: Window,
+    c_out: usize,
+    bits: u8,
+    case: u64,
+    zero_pad: bool,
+    rng: &mut impl FnMut() -> u64,
+) -> Layer {
+    let n_levels = 1usize << bits.min(4);
+    let requant = case.is_multiple_of(2).then(|| {
+        let t = thresholds(rng, 3, c_out, 50_000);
+        (t, (0..8u8).map(|v| v * 5).collect())
+    });
+    Layer {
+        shape,
+        pad: (0..shape.channels)
+            .map(|_| if zero_pad { 0 } else { rng() as u8 })
+            .collect(),
+        c_out,
+        bits,
+        indices: (0..c_out * shape.k())
+            .map(|_| (rng() as usize % n_levels) as u8)
+            .collect(),
+        levels: (0..n_levels).map(|v| (v as i8).wrapping_mul(13)).collect(),
+        bias: (0..c_out)
+            .map(|_| (rng() % 20_001) as i32 - 10_000)
+            .collect(),
+        requant,
+    }
+}
+
 /// Layers gather their rows from a padded copy of the input (each tile its own rows, pixels
 /// padded to whole 4-byte groups of channels) on the VNNI paths (no unfolded matrix): every
 /// stride, padding and kernel size, int8 and 4-bit weights, requantized and `acc + bias`
@@ -450,27 +484,8 @@ fn gathered_rows_match_the_definitions() {
                 dilation,
             };
             let mut rng = lcg(case);
-            let (k, c_out) = (shape.k(), 40);
-            let n_levels = 1usize << bits.min(4);
-            let levels: Vec<i8> = (0..n_levels).map(|v| (v as i8).wrapping_mul(13)).collect();
-            let requant = case.is_multiple_of(2).then(|| {
-                let t = thresholds(&mut rng, 3, c_out, 50_000);
-                (t, (0..8u8).map(|v| v * 5).collect())
-            });
-            let layer = Layer {
-                shape,
-                pad: (0..channels).map(|_| rng() as u8).collect(),
-                c_out,
-                bits,
-                indices: (0..c_out * k)
-                    .map(|_| (rng() as usize % n_levels) as u8)
-                    .collect(),
-                levels,
-                bias: (0..c_out)
-                    .map(|_| (rng() % 20_001) as i32 - 10_000)
-                    .collect(),
-                requant,
-            };
+            let c_out = 40;
+            let layer = grid_layer(shape, c_out, bits, case, false, &mut rng);
             // Five images on three threads: tiles that start and end inside images and
             // span image borders, each padding its own rows.
             let x: Vec<u8> = (0..5 * 7 * 6 * channels).map(|_| rng() as u8).collect();
@@ -728,27 +743,7 @@ fn border_taps_skipped_match_the_definitions() {
                 dilation: 1,
             };
             let mut rng = lcg(case);
-            let k = shape.k();
-            let n_levels = 1usize << bits.min(4);
-            let levels: Vec<i8> = (0..n_levels).map(|v| (v as i8).wrapping_mul(13)).collect();
-            let requant = case.is_multiple_of(2).then(|| {
-                let t = thresholds(&mut rng, 3, c_out, 50_000);
-                (t, (0..8u8).map(|v| v * 5).collect())
-            });
-            let layer = Layer {
-                shape,
-                pad: vec![0; channels],
-                c_out,
-                bits,
-                indices: (0..c_out * k)
-                    .map(|_| (rng() as usize % n_levels) as u8)
-                    .collect(),
-                levels,
-                bias: (0..c_out)
-                    .map(|_| (rng() % 20_001) as i32 - 10_000)
-                    .collect(),
-                requant,
-            };
+            let layer = grid_layer(shape, c_out, bits, case, true, &mut rng);
             let x: Vec<u8> = (0..images * height * width * channels)
                 .map(|_| rng() as u8)
                 .collect();
