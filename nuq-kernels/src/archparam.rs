@@ -100,9 +100,10 @@ pub fn rows_outer_max_weight_bytes() -> usize {
 /// What one more run of rows costs a convolution's tile beside its rows, in rows of the
 /// register tile, when the tile groups its rows by their live taps (`conv::border`): each
 /// run reads every panel's weights again. Set on the Zen 4 from ResNet-18's layer times
-/// (batch 1, one thread, µs for 0 / 1 / 2 / 4): the 4×4 layers 174 / 146 / 166 / 166 (0
-/// splits 16 rows into runs of one or two rows; 2 and 4 keep them whole, as without
-/// borders: 168), the 8×8 layers 152 / 154 / 166 / 167 (167).
+/// (one thread, µs for 0 / 1 / 2 / 3): the 4×4 layers at batch 1 194 / 154 / 165 / 166 (0
+/// splits 16 rows into runs of one or two rows; 2 and 3 keep them whole, as without
+/// borders: 168), at batch 4 518 / 503 / 511 / 566; the 8×8 layers 153 / 156 / 152 / 153
+/// and 608 / 611 / 616 / 616.
 pub const BORDER_RUN_ROWS: usize = 1;
 
 /// Rows from which an AVX-512 tile decodes 3-bit codebook panels once into int8 scratch

@@ -180,6 +180,7 @@ impl Borders {
             counts
                 .iter()
                 .enumerate()
+                .filter(|&(_, &n)| n > 0)
                 .map(|(c, &n)| register_cost(n) * taps(live(c)))
                 .sum()
         };
