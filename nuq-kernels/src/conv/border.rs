@@ -14,7 +14,7 @@
 
 use std::ops::Range;
 
-use crate::archparam::BORDER_RUN_ROWS;
+use crate::archparam::{BORDER_RUN_ROWS, ROW_ALIGN};
 use crate::gemm::Live;
 use crate::window::Window;
 
@@ -154,15 +154,13 @@ impl Borders {
     /// full one does, so a 32×32 layer's edge pixels are not worth their own tiles, while
     /// a 4×4 layer's are.
     pub(super) fn sort(&self, rows: Range<usize>, rows_at: &[usize], sorted: &mut Sorted) {
+        sorted.clear();
         let Sorted {
             order,
             at,
             runs,
-            reordered,
             counts,
         } = sorted;
-        runs.clear();
-        *reordered = false;
         if rows.is_empty() {
             return;
         }
@@ -205,6 +203,10 @@ impl Borders {
             }
             (*count, next) = (next, next + *count);
         }
+        if runs.len() == 1 {
+            // One class: the rows keep their order.
+            return;
+        }
         order.clear();
         order.resize(rows.len(), 0);
         at.clear();
@@ -218,19 +220,15 @@ impl Borders {
             at[*slot..*slot + len].copy_from_slice(&rows_at[r..r + len]);
             *slot += len;
         });
-        *reordered = runs.len() > 1;
-        if !*reordered {
-            // One class: the rows keep their order.
-            runs[0].1 = 0..rows.len();
-        }
     }
 }
 
-/// What a run of `rows` rows costs per group of live taps, in rows of the 8-row register
-/// tile: whole tiles cost their rows, a shorter last tile no less than 2 (its `vpdpbusd`
-/// chains then wait on their own latency), and the run itself [`BORDER_RUN_ROWS`].
+/// What a run of `rows` rows costs per group of live taps, in rows of the register tile
+/// ([`ROW_ALIGN`] rows): whole tiles cost their rows, a shorter last tile no less than 2
+/// (its `vpdpbusd` chains then wait on their own latency), and the run itself
+/// [`BORDER_RUN_ROWS`].
 fn register_cost(rows: usize) -> usize {
-    let rest = rows % 8;
+    let rest = rows % ROW_ALIGN;
     rows - rest + if rest == 0 { 0 } else { rest.max(2) } + BORDER_RUN_ROWS
 }
 
@@ -238,17 +236,37 @@ fn register_cost(rows: usize) -> usize {
 /// that the vectors grow once.
 #[derive(Debug, Default)]
 pub(super) struct Sorted {
-    /// Block-local row indices, class by class (when `reordered`).
+    /// Block-local row indices, class by class (when [`Sorted::reordered`]).
     pub order: Vec<usize>,
-    /// Where each row of `order` starts in the padded input (when `reordered`).
+    /// Where each row of `order` starts in the padded input (when reordered).
     pub at: Vec<usize>,
-    /// Each class's live window and its rows: a range of `order`, or, when not
-    /// `reordered`, of the block's rows as they are (one class).
+    /// Each class's live window and its rows: a range of `order`, or, with one class, of
+    /// the block's rows as they are. Empty: every row read whole, in order.
     pub runs: Vec<(Live, Range<usize>)>,
-    /// Whether the rows were reordered (more than one class).
-    pub reordered: bool,
     /// Rows per class, then per kernel-row class (scratch).
     counts: Vec<usize>,
+}
+
+impl Sorted {
+    /// Nothing sorted yet.
+    pub(super) const fn new() -> Sorted {
+        Sorted {
+            order: Vec::new(),
+            at: Vec::new(),
+            runs: Vec::new(),
+            counts: Vec::new(),
+        }
+    }
+
+    /// No runs: every row read whole, in order.
+    pub(super) fn clear(&mut self) {
+        self.runs.clear();
+    }
+
+    /// Whether the rows were reordered (more than one class): `order` and `at` hold them.
+    pub(super) fn reordered(&self) -> bool {
+        self.runs.len() > 1
+    }
 }
 
 #[cfg(test)]
@@ -277,7 +295,7 @@ mod tests {
         let rows_at: Vec<usize> = (0..32).map(|r| 1000 + 7 * r).collect();
         let mut sorted = Sorted::default();
         b.sort(rows.clone(), &rows_at, &mut sorted);
-        assert!(sorted.reordered);
+        assert!(sorted.reordered());
         assert_eq!(sorted.runs.len(), 9);
         let mut seen = sorted.order.clone();
         seen.sort_unstable();
@@ -302,7 +320,7 @@ mod tests {
         assert_eq!(sorted.at, want);
         // Two middle pixels of one image: one class, order kept.
         b.sort(21..23, &rows_at, &mut sorted);
-        assert!(!sorted.reordered);
+        assert!(!sorted.reordered());
         assert_eq!(sorted.runs.len(), 1);
         let full = Live {
             pieces: (0, 3),
@@ -349,8 +367,8 @@ mod tests {
             let mut seen = vec![0; hi - lo];
             for (live, run) in &sorted.runs {
                 for i in run.clone() {
-                    let r = if sorted.reordered { sorted.order[i] } else { i };
-                    if sorted.reordered {
+                    let r = if sorted.reordered() { sorted.order[i] } else { i };
+                    if sorted.reordered() {
                         proptest::prop_assert_eq!(sorted.at[i], rows_at[r]);
                     }
                     seen[r] += 1;

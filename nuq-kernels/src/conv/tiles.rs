@@ -10,7 +10,7 @@ use super::border::Sorted;
 use super::epilogue::Epilogue;
 use super::{ConvOut, ConvScratch, Dense};
 use crate::archparam::{row_split_max_weight_bytes, GATHER_ELEMENTS};
-use crate::gemm::{gemm_block, gemm_block_gather, Gather, Live};
+use crate::gemm::{gemm_block, gemm_block_gather, takes_row_map, Gather, Live};
 use crate::overflow::check_accumulator_bound;
 use crate::packed::PANEL;
 use crate::residual_threshold::{Block, ResidualThresholds, Shortcut};
@@ -19,7 +19,6 @@ use crate::{KernelError, KernelPath};
 
 /// One row tile's im2col rows (or padded input rows), accumulators, gathered row starts and
 /// their order by live taps.
-#[derive(Default)]
 struct TileScratch {
     cols: Vec<u8>,
     acc: Vec<i32>,
@@ -30,7 +29,14 @@ struct TileScratch {
 thread_local! {
     /// Per-thread scratch of one row tile (grown to the largest tile once, then reused: no
     /// allocation per call in steady state).
-    static TILE_SCRATCH: RefCell<TileScratch> = RefCell::new(TileScratch::default());
+    static TILE_SCRATCH: RefCell<TileScratch> = const {
+        RefCell::new(TileScratch {
+            cols: Vec::new(),
+            acc: Vec::new(),
+            rows_at: Vec::new(),
+            sorted: Sorted::new(),
+        })
+    };
 }
 
 /// Grows `v` to at least `len` elements (never shrinks: buffers are reused).
@@ -470,18 +476,8 @@ impl Dense {
         sorted: &mut Sorted,
     ) {
         match &self.borders {
-            Some(b)
-                if matches!(
-                    path,
-                    KernelPath::AvxVnni | KernelPath::Avx512Vnni | KernelPath::Avx512VnniNoVbmi
-                ) =>
-            {
-                b.sort(pixels, rows_at, sorted)
-            }
-            _ => {
-                sorted.runs.clear();
-                sorted.reordered = false;
-            }
+            Some(b) if takes_row_map(path) => b.sort(pixels, rows_at, sorted),
+            _ => sorted.clear(),
         }
     }
 
@@ -506,7 +502,7 @@ impl Dense {
             return gemm_block_gather(path, a, &whole, weights, panels, dst, ldc, bias);
         }
         for (live, run) in &sorted.runs {
-            let gather = if sorted.reordered {
+            let gather = if sorted.reordered() {
                 Gather {
                     rows_at: &sorted.at[run.clone()],
                     live: *live,

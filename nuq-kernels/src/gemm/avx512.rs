@@ -707,10 +707,9 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
         // Pieces of `seg_groups` groups, `seg_skip` bytes apart (one piece for plain rows;
         // gathered rows only come with int8 and 4-bit weights, which take this loop), each
         // over its live groups only.
-        for piece in p.live.piece_range(p.seg_groups, full) {
-            let (start, seg_end) = p.live.span(piece, p.seg_groups, full);
-            let skip = piece * p.seg_skip;
-            g = start;
+        for (live, skip) in p.live_pieces(full) {
+            let seg_end = live.end;
+            g = live.start;
             // Four groups per trip while they last (a quarter of the loop's branches).
             while g + 4 <= seg_end {
                 if g < next_lines {

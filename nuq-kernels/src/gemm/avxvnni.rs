@@ -357,10 +357,8 @@ unsafe fn kernel<const R: usize, const KIND: u8, const HALF: usize>(args: Kernel
     // Pieces of `seg_groups` groups, `seg_skip` bytes apart (one piece for plain rows;
     // gathered rows only come with int8 and 4-bit weights and `full == groups`), each over
     // its live groups only.
-    for piece in p.live.piece_range(p.seg_groups, full) {
-        let (start, end) = p.live.span(piece, p.seg_groups, full);
-        let skip = piece * p.seg_skip;
-        for g in start..end {
+    for (live, skip) in p.live_pieces(full) {
+        for g in live {
             // SAFETY: `g < groups`, inside the panel (caller).
             let (w0, w1) = unsafe { group_weights::<KIND, HALF>(wp, lutv, g) };
             step(&mut acc, &load_a(g, skip), w0, w1);

@@ -176,21 +176,34 @@ impl Live {
         pieces: (0, usize::MAX),
         groups: (0, usize::MAX),
     };
+}
 
-    /// Groups `[start, end)` of piece `piece` in a row of pieces of `seg_groups` groups,
-    /// clipped to the row's first `full` groups (empty where the piece starts past them).
-    pub(crate) fn span(&self, piece: usize, seg_groups: usize, full: usize) -> (usize, usize) {
-        let base = piece.saturating_mul(seg_groups);
-        let end = base.saturating_add(self.groups.1.min(seg_groups)).min(full);
-        (base.saturating_add(self.groups.0).min(end), end)
+impl Problem<'_> {
+    /// The live pieces of a row whose first `full` groups are read: per piece, its live
+    /// groups (row-wide indices, clipped to `full`) and the bytes they lie past `4g` in the
+    /// row (`piece · seg_skip`). Plain rows are one piece at offset 0.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn live_pieces(
+        &self,
+        full: usize,
+    ) -> impl Iterator<Item = (Range<usize>, usize)> + '_ {
+        let (seg, live) = (self.seg_groups, self.live);
+        let pieces = full.div_ceil(seg.max(1)).max(1);
+        (live.pieces.0.min(pieces)..live.pieces.1.min(pieces)).map(move |piece| {
+            let base = piece.saturating_mul(seg);
+            let end = base.saturating_add(live.groups.1.min(seg)).min(full);
+            (
+                base.saturating_add(live.groups.0).min(end)..end,
+                piece * self.seg_skip,
+            )
+        })
     }
+}
 
-    /// The pieces to visit in a row of pieces of `seg_groups` groups and `full` groups in
-    /// all: the live ones that start inside the row.
-    pub(crate) fn piece_range(&self, seg_groups: usize, full: usize) -> Range<usize> {
-        let pieces = full.div_ceil(seg_groups.max(1)).max(1);
-        self.pieces.0.min(pieces)..self.pieces.1.min(pieces)
-    }
+/// Whether `path`'s kernels store gathered rows through a row map ([`Gather::out_rows`]):
+/// AVX-VNNI and AVX-512 VNNI, not AMX tiles (which load 16 rows a fixed stride apart).
+pub(crate) fn takes_row_map(path: KernelPath) -> bool {
+    path == KernelPath::AvxVnni || (path.is_avx512() && path != KernelPath::Amx)
 }
 
 thread_local! {
@@ -493,10 +506,9 @@ pub(crate) struct Gather<'a> {
 ///
 /// # Errors
 /// As [`gemm_block`] (the bias too); [`KernelError::Unsupported`] for another path or
-/// weight width;
+/// weight width, or for a row map on a path without one ([`takes_row_map`]);
 /// [`KernelError::ShapeMismatch`] when the pieces do not make up `k` in whole groups or the
-/// live window leaves them; [`KernelError::Unsupported`] for output rows in another order on
-/// the AMX path;
+/// live window leaves them;
 /// [`KernelError::SliceTooShort`] when a row's last piece runs past `a`;
 /// [`KernelError::AccumulatorOverflow`] when `k · max|w| · 255` exceeds `i32`.
 #[allow(clippy::too_many_arguments)]
@@ -557,9 +569,9 @@ pub(crate) fn gemm_block_gather(
     let out_last = match out_rows {
         None => m - 1,
         Some(rows) => {
-            if path == KernelPath::Amx {
+            if !takes_row_map(path) {
                 return Err(KernelError::Unsupported {
-                    what: "gathered rows stored in another order (not on AMX tiles)",
+                    what: "gathered rows stored through a row map (AVX-VNNI, AVX-512 VNNI)",
                     value: 1,
                     allowed: "0",
                 });
@@ -570,16 +582,25 @@ pub(crate) fn gemm_block_gather(
     };
     check_len("output", out_last * ldc + width, c.len())?;
     let groups = piece_len / 4;
-    if live.pieces.0 > live.pieces.1
-        || live.pieces.1 > pieces
-        || live.groups.0 > live.groups.1
-        || live.groups.1 > groups
-    {
-        return Err(KernelError::ShapeMismatch {
-            what: "live pieces and groups (ordered ranges within the row's pieces and groups)",
-            expected: pieces,
-            found: live.pieces.1,
-        });
+    for (what, (start, end), total) in [
+        (
+            "live pieces' end (ordered, within the row's pieces)",
+            live.pieces,
+            pieces,
+        ),
+        (
+            "live groups' end (ordered, within a piece's groups)",
+            live.groups,
+            groups,
+        ),
+    ] {
+        if start > end || end > total {
+            return Err(KernelError::ShapeMismatch {
+                what,
+                expected: total,
+                found: end,
+            });
+        }
     }
     let last = rows_at.iter().copied().max().unwrap_or(0);
     check_len(
