@@ -38,17 +38,25 @@ pub fn vnni_chains(iterations: u64) -> Result<i32, KernelError> {
 /// Multiply-accumulates per iteration of [`avx_vnni_chains`] (`CHAINS` × 32).
 pub const AVX_VNNI_MACS_PER_ITERATION: u64 = CHAINS as u64 * 32;
 
-/// [`vnni_chains`] with the 256-bit VEX `vpdpbusd` of AVX-VNNI ([`CHAINS`] dependent
-/// `ymm` chains): the ceiling of the `avxvnni` GEMM path.
+/// [`vnni_chains`] with the 256-bit `vpdpbusd` ([`CHAINS`] dependent `ymm` chains): the
+/// ceiling of the `avxvnni` GEMM path, in the encoding that path runs here (VEX where the
+/// CPU has AVX-VNNI, else EVEX from AVX-512 VNNI + VL).
 ///
 /// # Errors
-/// [`KernelError::PathUnavailable`] when the CPU lacks AVX2 + AVX-VNNI.
+/// [`KernelError::PathUnavailable`] when the CPU has neither.
 pub fn avx_vnni_chains(iterations: u64) -> Result<i32, KernelError> {
     KernelPath::AvxVnni.ensure_available()?;
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY: AVX2 + AVX-VNNI availability was checked above.
-        Ok(unsafe { x86::chains_avx_vnni(iterations) })
+        // SAFETY: the path's availability was checked above: AVX2 + AVX-VNNI for the VEX
+        // loop, else AVX2 + AVX-512 VNNI + VL for the EVEX one.
+        Ok(unsafe {
+            if std::arch::is_x86_feature_detected!("avxvnni") {
+                x86::chains_avx_vnni(iterations)
+            } else {
+                x86::chains_avx_vnni_evex(iterations)
+            }
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -146,29 +154,41 @@ mod x86 {
         _mm512_reduce_add_epi32(sum)
     }
 
-    /// Runs `iters` rounds of [`CHAINS`] dependent 256-bit `vpdpbusd` chains (AVX-VNNI).
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and AVX-VNNI.
-    #[target_feature(enable = "avx2,avxvnni")]
-    pub(super) unsafe fn chains_avx_vnni(iters: u64) -> i32 {
-        let a = _mm256_set1_epi32(black_box(0x0102_0304));
-        let b = _mm256_set1_epi32(black_box(0x0101_0101));
-        let mut acc = [_mm256_setzero_si256(); CHAINS];
-        for _ in 0..iters {
-            for v in acc.iter_mut() {
-                *v = _mm256_dpbusd_avx_epi32(*v, a, b);
+    /// One function per encoding of the 256-bit `vpdpbusd` (the kernels' own pair, see
+    /// `nuq_kernels`' AVX-VNNI path): `iters` rounds of [`CHAINS`] dependent `ymm` chains.
+    macro_rules! chains_256 {
+        ($name:ident, $features:literal, $dpbusd:ident) => {
+            /// Runs `iters` rounds of [`CHAINS`] dependent 256-bit `vpdpbusd` chains.
+            ///
+            /// # Safety
+            #[doc = concat!("The CPU must support `", $features, "`.")]
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $name(iters: u64) -> i32 {
+                let a = _mm256_set1_epi32(black_box(0x0102_0304));
+                let b = _mm256_set1_epi32(black_box(0x0101_0101));
+                let mut acc = [_mm256_setzero_si256(); CHAINS];
+                for _ in 0..iters {
+                    for v in acc.iter_mut() {
+                        *v = $dpbusd(*v, a, b);
+                    }
+                }
+                let mut sum = _mm256_setzero_si256();
+                for v in acc {
+                    sum = _mm256_add_epi32(sum, v);
+                }
+                let mut lanes = [0i32; 8];
+                // SAFETY: `lanes` holds 8 i32.
+                unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), sum) };
+                lanes.iter().fold(0i32, |s, &v| s.wrapping_add(v))
             }
-        }
-        let mut sum = _mm256_setzero_si256();
-        for v in acc {
-            sum = _mm256_add_epi32(sum, v);
-        }
-        let mut lanes = [0i32; 8];
-        // SAFETY: `lanes` holds 8 i32.
-        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), sum) };
-        lanes.iter().fold(0i32, |s, &v| s.wrapping_add(v))
+        };
     }
+    chains_256!(chains_avx_vnni, "avx2,avxvnni", _mm256_dpbusd_avx_epi32);
+    chains_256!(
+        chains_avx_vnni_evex,
+        "avx2,avx512vnni,avx512vl",
+        _mm256_dpbusd_epi32
+    );
 }
 
 #[cfg(test)]

@@ -20,7 +20,10 @@ pub enum KernelPath {
     Avx2,
     /// x86-64 AVX2 + AVX-VNNI (the VEX-encoded, 256-bit `vpdpbusd`: Intel Alder Lake /
     /// Sapphire Rapids and later, AMD Zen 5): the GEMM multiplies `u8 × i8` four products
-    /// per lane without widening; every other kernel is the AVX2 one.
+    /// per lane without widening; every other kernel is the AVX2 one. It also runs on CPUs
+    /// with AVX-512 VNNI + VL but no AVX-VNNI (Cascade Lake, Ice Lake, Zen 4), through the
+    /// EVEX encoding of the same 256-bit instruction, so that it is tested on every VNNI
+    /// CPU; there the AVX-512 paths are the faster choice.
     AvxVnni,
     /// x86-64 AVX-512 F/BW/VL + VNNI without VBMI (Intel Cascade Lake / Cooper Lake): the
     /// AVX-512 kernels with codebooks decoded by `vpshufb` (16-entry tables per 128-bit
@@ -81,7 +84,7 @@ impl KernelPath {
         match self {
             KernelPath::Scalar | KernelPath::Portable => true,
             KernelPath::Avx2 => has_avx2(),
-            KernelPath::AvxVnni => has_avxvnni(),
+            KernelPath::AvxVnni => has_avxvnni() || (has_avx2() && has_avx512vnni()),
             KernelPath::Avx512VnniNoVbmi => has_avx512vnni(),
             KernelPath::Avx512Vnni => has_avx512vnni() && has_avx512vbmi(),
             KernelPath::Amx => has_avx512vnni() && has_avx512vbmi() && has_amx(),
@@ -258,6 +261,10 @@ mod tests {
         if KernelPath::AvxVnni.is_available() {
             assert!(KernelPath::Avx2.is_available());
             assert_ne!(KernelPath::best_available(), KernelPath::Avx2);
+        }
+        // The 256-bit VNNI kernels run wherever the 512-bit ones do (EVEX encoding).
+        if KernelPath::Avx512VnniNoVbmi.is_available() && KernelPath::Avx2.is_available() {
+            assert!(KernelPath::AvxVnni.is_available());
         }
         // The VBMI path needs everything the other AVX-512 path needs.
         if KernelPath::Avx512Vnni.is_available() {

@@ -2,6 +2,13 @@
 //! lane, summed without saturation — exact) for CPUs that have AVX-VNNI with or without
 //! AVX-512 (Intel Alder Lake / Sapphire Rapids and later, AMD Zen 5).
 //!
+//! The same kernels are compiled twice (`vnni256_kernels!`): with the VEX `vpdpbusd` of
+//! AVX-VNNI, and with the EVEX encoding of the same 256-bit instruction from AVX-512 VNNI +
+//! VL. A CPU with AVX-VNNI runs the first; one with only AVX-512 VNNI (Cascade Lake, Ice
+//! Lake, Zen 4) runs the second, so the path runs — and its tests run — on every VNNI CPU,
+//! not only on the few without AVX-512 where it is the fastest path. Where AVX-512 VNNI is
+//! there, the 512-bit path stays the automatic choice.
+//!
 //! It reads the packed weights exactly as the AVX-512 path does ([`crate::packed`]): a
 //! 32-channel panel's group `g` is 128 bytes, four `ymm` vectors of 8 channels × 4
 //! positions, so one 32-byte load is a `vpdpbusd` operand as it is.
@@ -48,8 +55,15 @@ impl GemmKernel for AvxVnni {
     const NR: usize = NR;
 
     unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
-        // SAFETY: forwarded from the caller (AVX2 and AVX-VNNI available, the block owned).
-        unsafe { tile(p, rows, panels, out) }
+        // SAFETY: the caller owns the block and has checked the path's availability: AVX2
+        // with AVX-VNNI (the VEX kernels), or else AVX-512 VNNI + VL (the EVEX ones).
+        unsafe {
+            if is_x86_feature_detected!("avxvnni") {
+                vex::tile(p, rows, panels, out)
+            } else {
+                evex::tile(p, rows, panels, out)
+            }
+        }
     }
 }
 
@@ -66,248 +80,6 @@ fn block_rows(rem: usize) -> usize {
     }
 }
 
-/// Computes rows `rows` × the columns of `panels`.
-///
-/// # Safety
-/// The CPU must support AVX2 and AVX-VNNI, and this call must own the output block it
-/// writes.
-#[target_feature(enable = "avx2,avxvnni")]
-unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
-    for panel in panels {
-        match p.w {
-            Weights::Int8(w) => {
-                // SAFETY: forwarded from the caller.
-                unsafe {
-                    panel_rows::<INT8>(p, rows.clone(), panel, w.panel_bytes(panel), &[0; 16], out)
-                }
-            }
-            Weights::Codebook(w) if (w.bits() == 4 || w.bits() == 2) && rows.len() <= MR => {
-                let lut: &[u8; 16] = w.lut64()[..16].try_into().expect("16 levels");
-                let bytes = w.panel_bytes(panel);
-                // SAFETY: forwarded from the caller.
-                unsafe {
-                    if w.bits() == 4 {
-                        panel_rows::<CB4>(p, rows.clone(), panel, bytes, lut, out)
-                    } else {
-                        panel_rows::<CB2>(p, rows.clone(), panel, bytes, lut, out)
-                    }
-                }
-            }
-            Weights::Codebook(w) => {
-                let decode = |w: &CodebookWeights, panel: usize, out: &mut [u8]| {
-                    // SAFETY: AVX2 availability is forwarded from the caller, and `out` holds
-                    // the panel's `32 · kp` bytes (`with_decoded_panel`).
-                    unsafe { decode_panel(w, panel, out) }
-                };
-                with_decoded_panel(w, panel, decode, |bytes| {
-                    // SAFETY: forwarded from the caller.
-                    unsafe { panel_rows::<INT8>(p, rows.clone(), panel, bytes, &[0; 16], out) }
-                })
-            }
-        }
-    }
-    if out.stream {
-        // Order this tile's non-temporal stores before the tile is reported done.
-        _mm_sfence();
-    }
-}
-
-/// Decodes a codebook panel into the int8 panel layout (as
-/// [`CodebookWeights::decode_panel`], except that padding channels decode to the level of
-/// index 0, not to zero: they are never stored): 4- and 2-bit with `vpshufb`, 3-bit by the
-/// scalar decoder.
-///
-/// # Safety
-/// AVX2 must be available and `out` must hold `32 · kp` bytes.
-#[target_feature(enable = "avx2,avxvnni")]
-unsafe fn decode_panel(w: &CodebookWeights, panel: usize, out: &mut [u8]) {
-    let src = w.panel_bytes(panel);
-    let groups = w.k_padded() / 4;
-    assert!(out.len() >= groups * 128, "scratch holds the panel");
-    let lut: &[u8; 16] = w.lut64()[..16].try_into().expect("16 levels");
-    // SAFETY: `lut` is 16 readable bytes.
-    let lut = _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(lut.as_ptr().cast()) });
-    let (s, d) = (src.as_ptr(), out.as_mut_ptr());
-    match w.bits() {
-        4 => {
-            assert!(src.len() >= groups * 64, "panel holds its groups");
-            for g in 0..groups {
-                // SAFETY: group `g` is inside the panel (64 bytes) and the scratch (128
-                // bytes) by the assertions; unaligned loads and stores.
-                unsafe {
-                    let (p0, p1) = (
-                        _mm256_loadu_si256(s.add(g * 64).cast()),
-                        _mm256_loadu_si256(s.add(g * 64 + 32).cast()),
-                    );
-                    let at = d.add(g * 128);
-                    _mm256_storeu_si256(at.cast(), decode::<0>(p0, lut));
-                    _mm256_storeu_si256(at.add(32).cast(), decode::<0>(p1, lut));
-                    _mm256_storeu_si256(at.add(64).cast(), decode::<4>(p0, lut));
-                    _mm256_storeu_si256(at.add(96).cast(), decode::<4>(p1, lut));
-                }
-            }
-        }
-        2 => {
-            assert!(
-                src.len() >= groups.div_ceil(2) * 64,
-                "panel holds its group pairs"
-            );
-            for q in 0..groups.div_ceil(2) {
-                // SAFETY: pair `q` is inside the panel by the assertion; the stores of group
-                // `2q` (and `2q + 1` when it exists) are inside the scratch.
-                unsafe {
-                    let (p0, p1) = (
-                        _mm256_loadu_si256(s.add(q * 64).cast()),
-                        _mm256_loadu_si256(s.add(q * 64 + 32).cast()),
-                    );
-                    let at = d.add(2 * q * 128);
-                    _mm256_storeu_si256(at.cast(), decode::<0>(p0, lut));
-                    _mm256_storeu_si256(at.add(32).cast(), decode::<0>(p1, lut));
-                    _mm256_storeu_si256(at.add(64).cast(), decode::<2>(p0, lut));
-                    _mm256_storeu_si256(at.add(96).cast(), decode::<2>(p1, lut));
-                    if 2 * q + 1 < groups {
-                        let at = at.add(128);
-                        _mm256_storeu_si256(at.cast(), decode::<4>(p0, lut));
-                        _mm256_storeu_si256(at.add(32).cast(), decode::<4>(p1, lut));
-                        _mm256_storeu_si256(at.add(64).cast(), decode::<6>(p0, lut));
-                        _mm256_storeu_si256(at.add(96).cast(), decode::<6>(p1, lut));
-                    }
-                }
-            }
-        }
-        _ => w.decode_panel(panel, out),
-    }
-}
-
-/// Rows `rows` (any count) × one panel whose bytes (`KIND`'s layout) are `w`.
-///
-/// # Safety
-/// AVX2 and AVX-VNNI must be available, `w` must hold the panel's groups in `KIND`'s
-/// layout, and this call must own the output block it writes.
-#[target_feature(enable = "avx2,avxvnni")]
-unsafe fn panel_rows<const KIND: u8>(
-    p: &Problem<'_>,
-    rows: Range<usize>,
-    panel: usize,
-    w: &[u8],
-    lut: &[u8; 16],
-    out: &OutPtr,
-) {
-    let groups = p.w.k_padded() / 4;
-    let needed = match KIND {
-        INT8 => groups * 128,
-        CB4 => groups * 64,
-        _ => groups.div_ceil(2) * 64,
-    };
-    assert!(w.len() >= needed, "panel holds its groups");
-    let ncols = (p.w.n() - panel * PANEL).min(PANEL);
-    let mut r = rows.start;
-    while r < rows.end {
-        let mr = block_rows(rows.end - r);
-        for half in 0..PANEL / NR {
-            let c0 = half * NR;
-            if c0 >= ncols {
-                break;
-            }
-            let cols = (ncols - c0).min(NR);
-            // SAFETY: the rows `r..r+mr` of `p.a` hold `k_read` bytes each (`validate`, or
-            // `gemm_block_gather` for gathered rows), `w` holds the panel's groups (asserted
-            // above), and this tile owns the output block `(r..r+mr) × (panel columns)`,
-            // which lies inside the output; `cols` of the half's columns exist.
-            unsafe {
-                let args = (p, r, w, lut, out, panel * PANEL + c0, cols);
-                match (mr, half) {
-                    (6, 0) => kernel::<6, KIND, 0>(args),
-                    (5, 0) => kernel::<5, KIND, 0>(args),
-                    (4, 0) => kernel::<4, KIND, 0>(args),
-                    (3, 0) => kernel::<3, KIND, 0>(args),
-                    (2, 0) => kernel::<2, KIND, 0>(args),
-                    (_, 0) => kernel::<1, KIND, 0>(args),
-                    (6, _) => kernel::<6, KIND, 1>(args),
-                    (5, _) => kernel::<5, KIND, 1>(args),
-                    (4, _) => kernel::<4, KIND, 1>(args),
-                    (3, _) => kernel::<3, KIND, 1>(args),
-                    (2, _) => kernel::<2, KIND, 1>(args),
-                    (_, _) => kernel::<1, KIND, 1>(args),
-                }
-            }
-        }
-        r += mr;
-    }
-}
-
-/// Decodes 32 packed bytes of indices shifted right by `SHIFT` bits through the table:
-/// index = the low 4 bits of each byte (the table repeats its levels, so for 2-bit codes
-/// the 2 bits above the code do not matter).
-#[target_feature(enable = "avx2,avxvnni")]
-#[inline]
-fn decode<const SHIFT: i32>(packed: __m256i, lut: __m256i) -> __m256i {
-    let nib = _mm256_and_si256(_mm256_srli_epi16::<SHIFT>(packed), _mm256_set1_epi8(0x0F));
-    _mm256_shuffle_epi8(lut, nib)
-}
-
-/// The two weight vectors (channels `16·HALF .. 16·HALF + 8` and `+ 8 .. + 16` of the
-/// panel) of group `g`.
-///
-/// # Safety
-/// `w` must point at the panel's packed bytes in `KIND`'s layout, which hold group `g`.
-#[target_feature(enable = "avx2,avxvnni")]
-#[inline]
-unsafe fn group_weights<const KIND: u8, const HALF: usize>(
-    w: *const u8,
-    lut: __m256i,
-    g: usize,
-) -> (__m256i, __m256i) {
-    // SAFETY: the caller guarantees the bytes read lie inside the panel.
-    unsafe {
-        match KIND {
-            INT8 => {
-                let at = w.add(g * 128 + HALF * 64);
-                (
-                    _mm256_loadu_si256(at.cast()),
-                    _mm256_loadu_si256(at.add(32).cast()),
-                )
-            }
-            CB4 => {
-                let at = w.add(g * 64);
-                let (p0, p1) = (
-                    _mm256_loadu_si256(at.cast()),
-                    _mm256_loadu_si256(at.add(32).cast()),
-                );
-                if HALF == 0 {
-                    (decode::<0>(p0, lut), decode::<0>(p1, lut))
-                } else {
-                    (decode::<4>(p0, lut), decode::<4>(p1, lut))
-                }
-            }
-            _ => {
-                // 2-bit: element `r = 2·(g % 2) + HALF` of each byte, bits `2r .. 2r + 2`.
-                let at = w.add((g / 2) * 64);
-                let (p0, p1) = (
-                    _mm256_loadu_si256(at.cast()),
-                    _mm256_loadu_si256(at.add(32).cast()),
-                );
-                match (g % 2, HALF) {
-                    (0, 0) => (decode::<0>(p0, lut), decode::<0>(p1, lut)),
-                    (0, _) => (decode::<2>(p0, lut), decode::<2>(p1, lut)),
-                    (_, 0) => (decode::<4>(p0, lut), decode::<4>(p1, lut)),
-                    (_, _) => (decode::<6>(p0, lut), decode::<6>(p1, lut)),
-                }
-            }
-        }
-    }
-}
-
-/// Multiply-accumulates one group: `acc[r] += a[r] (4 bytes, broadcast) · (w0, w1)`.
-#[target_feature(enable = "avx2,avxvnni")]
-#[inline]
-fn step<const R: usize>(acc: &mut [[__m256i; 2]; R], a: &[__m256i; R], w0: __m256i, w1: __m256i) {
-    for (acc_r, &av) in acc.iter_mut().zip(a.iter()) {
-        acc_r[0] = _mm256_dpbusd_avx_epi32(acc_r[0], av, w0);
-        acc_r[1] = _mm256_dpbusd_avx_epi32(acc_r[1], av, w1);
-    }
-}
-
 /// The arguments of [`kernel`]: the problem, the first row, the panel's bytes, the
 /// 16-byte table, the output, the half's first column of the problem and the columns to
 /// store (`1 ..= 16`).
@@ -321,85 +93,370 @@ type KernelArgs<'p, 'a> = (
     usize,
 );
 
-/// `R` rows × the 16 channels of half `HALF` of a panel over the reduction's live groups
-/// ([`Problem::live`]).
-///
-/// # Safety
-/// AVX2 and AVX-VNNI must be available; rows `r0..r0+R` of `p.a` must be readable for
-/// `k_read` bytes (gathered rows: as `gemm_block_gather` checks), `w` must hold the
-/// panel's `kp / 4` groups in `KIND`'s layout, and this call must own rows `r0..r0+R` ×
-/// columns `col..col+cols` of `out`, which lie inside it.
-#[target_feature(enable = "avx2,avxvnni")]
-unsafe fn kernel<const R: usize, const KIND: u8, const HALF: usize>(args: KernelArgs<'_, '_>) {
-    let (p, r0, w, lut, out, col, cols) = args;
-    let stream = out.stream;
-    let k = p.w.k();
-    let groups = p.w.k_padded() / 4;
-    // Groups read whole: those inside the readable bytes (zero past `k`).
-    let full = (p.k_read / 4).min(groups);
-    let wp = w.as_ptr();
-    // SAFETY: `lut` is 16 readable bytes.
-    let lutv = _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(lut.as_ptr().cast()) });
-    let rows: [*const u8; R] = std::array::from_fn(|i| match p.rows_at {
-        Some(at) => p.a[at[r0 + i]..].as_ptr(),
-        None => p.a[(r0 + i) * p.lda..].as_ptr(),
-    });
-    let mut acc = [[_mm256_setzero_si256(); 2]; R];
-    let load_a = |g: usize, skip: usize| -> [__m256i; R] {
-        std::array::from_fn(|i| {
-            // SAFETY: `g < full ≤ k_read / 4`, so bytes `4g .. 4g+4` of row `i` are
-            // readable (zero past `k`) — for gathered rows at `skip` past the row's start
-            // (`gemm_block_gather` checks every piece); the 4-byte read is unaligned.
-            let word = unsafe { rows[i].add(4 * g + skip).cast::<i32>().read_unaligned() };
-            _mm256_set1_epi32(word)
-        })
-    };
-    // Pieces of `seg_groups` groups, `seg_skip` bytes apart (one piece for plain rows;
-    // gathered rows only come with int8 and 4-bit weights and `full == groups`), each over
-    // its live groups only.
-    for (live, skip) in p.live_pieces(full) {
-        for g in live {
-            // SAFETY: `g < groups`, inside the panel (caller).
-            let (w0, w1) = unsafe { group_weights::<KIND, HALF>(wp, lutv, g) };
-            step(&mut acc, &load_a(g, skip), w0, w1);
-        }
-    }
-    // Plain rows end their one piece at `full`; gathered rows have no partial group.
-    let mut g = full;
-    // Groups that are partly or wholly past the readable bytes: activations zero-padded.
-    while g < groups {
-        // SAFETY: `g < groups`, inside the panel (caller).
-        let (w0, w1) = unsafe { group_weights::<KIND, HALF>(wp, lutv, g) };
-        let a: [__m256i; R] = std::array::from_fn(|i| {
-            let row = &p.a[(r0 + i) * p.lda..];
-            _mm256_set1_epi32(i32::from_le_bytes(tail_group(row, k, g)))
-        });
-        step(&mut acc, &a, w0, w1);
-        g += 1;
-    }
-    for (i, &[v0, v1]) in acc.iter().enumerate() {
-        // SAFETY: the caller owns row `r0 + i` for `cols` columns from `col`; whole
-        // rows are stored directly (streamed only when the 16 columns are one aligned
-        // 64-byte line, as the non-temporal stores require 32-byte alignment and the line
-        // must be fully overwritten), partial ones through a local buffer.
-        unsafe {
-            let dst = out.at(r0 + i, col);
-            if cols == NR {
-                if stream && (dst as usize).is_multiple_of(64) {
-                    _mm256_stream_si256(dst.cast(), v0);
-                    _mm256_stream_si256(dst.add(8).cast(), v1);
-                } else {
-                    _mm256_storeu_si256(dst.cast(), v0);
-                    _mm256_storeu_si256(dst.add(8).cast(), v1);
+/// The kernels, compiled for one encoding of the 256-bit `vpdpbusd`: `$features` is the
+/// `target_feature` list every function is compiled with and `$dpbusd` the intrinsic (the
+/// same operation in both encodings, so the two instantiations compute the same integers).
+macro_rules! vnni256_kernels {
+    ($features:literal, $dpbusd:ident) => {
+        /// Computes rows `rows` × the columns of `panels`.
+        ///
+        /// # Safety
+        /// The CPU must support `$features`, and this call must own the output block it
+        /// writes.
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn tile(
+            p: &Problem<'_>,
+            rows: Range<usize>,
+            panels: Range<usize>,
+            out: &OutPtr,
+        ) {
+            for panel in panels {
+                match p.w {
+                    Weights::Int8(w) => {
+                        // SAFETY: forwarded from the caller.
+                        unsafe {
+                            panel_rows::<INT8>(
+                                p,
+                                rows.clone(),
+                                panel,
+                                w.panel_bytes(panel),
+                                &[0; 16],
+                                out,
+                            )
+                        }
+                    }
+                    Weights::Codebook(w)
+                        if (w.bits() == 4 || w.bits() == 2) && rows.len() <= MR =>
+                    {
+                        let lut: &[u8; 16] = w.lut64()[..16].try_into().expect("16 levels");
+                        let bytes = w.panel_bytes(panel);
+                        // SAFETY: forwarded from the caller.
+                        unsafe {
+                            if w.bits() == 4 {
+                                panel_rows::<CB4>(p, rows.clone(), panel, bytes, lut, out)
+                            } else {
+                                panel_rows::<CB2>(p, rows.clone(), panel, bytes, lut, out)
+                            }
+                        }
+                    }
+                    Weights::Codebook(w) => {
+                        let decode = |w: &CodebookWeights, panel: usize, out: &mut [u8]| {
+                            // SAFETY: `$features` are forwarded from the caller, and `out` holds
+                            // the panel's `32 · kp` bytes (`with_decoded_panel`).
+                            unsafe { decode_panel(w, panel, out) }
+                        };
+                        with_decoded_panel(w, panel, decode, |bytes| {
+                            // SAFETY: forwarded from the caller.
+                            unsafe {
+                                panel_rows::<INT8>(p, rows.clone(), panel, bytes, &[0; 16], out)
+                            }
+                        })
+                    }
                 }
-            } else {
-                let mut buf = [0i32; NR];
-                _mm256_storeu_si256(buf.as_mut_ptr().cast(), v0);
-                _mm256_storeu_si256(buf.as_mut_ptr().add(8).cast(), v1);
-                std::ptr::copy_nonoverlapping(buf.as_ptr(), dst, cols);
+            }
+            if out.stream {
+                // Order this tile's non-temporal stores before the tile is reported done.
+                _mm_sfence();
             }
         }
-    }
+
+        /// Decodes a codebook panel into the int8 panel layout (as
+        /// [`CodebookWeights::decode_panel`], except that padding channels decode to the level of
+        /// index 0, not to zero: they are never stored): 4- and 2-bit with `vpshufb`, 3-bit by the
+        /// scalar decoder.
+        ///
+        /// # Safety
+        /// `$features` must be available and `out` must hold `32 · kp` bytes.
+        #[target_feature(enable = $features)]
+        unsafe fn decode_panel(w: &CodebookWeights, panel: usize, out: &mut [u8]) {
+            let src = w.panel_bytes(panel);
+            let groups = w.k_padded() / 4;
+            assert!(out.len() >= groups * 128, "scratch holds the panel");
+            let lut: &[u8; 16] = w.lut64()[..16].try_into().expect("16 levels");
+            // SAFETY: `lut` is 16 readable bytes.
+            let lut = _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(lut.as_ptr().cast()) });
+            let (s, d) = (src.as_ptr(), out.as_mut_ptr());
+            match w.bits() {
+                4 => {
+                    assert!(src.len() >= groups * 64, "panel holds its groups");
+                    for g in 0..groups {
+                        // SAFETY: group `g` is inside the panel (64 bytes) and the scratch (128
+                        // bytes) by the assertions; unaligned loads and stores.
+                        unsafe {
+                            let (p0, p1) = (
+                                _mm256_loadu_si256(s.add(g * 64).cast()),
+                                _mm256_loadu_si256(s.add(g * 64 + 32).cast()),
+                            );
+                            let at = d.add(g * 128);
+                            _mm256_storeu_si256(at.cast(), decode::<0>(p0, lut));
+                            _mm256_storeu_si256(at.add(32).cast(), decode::<0>(p1, lut));
+                            _mm256_storeu_si256(at.add(64).cast(), decode::<4>(p0, lut));
+                            _mm256_storeu_si256(at.add(96).cast(), decode::<4>(p1, lut));
+                        }
+                    }
+                }
+                2 => {
+                    assert!(
+                        src.len() >= groups.div_ceil(2) * 64,
+                        "panel holds its group pairs"
+                    );
+                    for q in 0..groups.div_ceil(2) {
+                        // SAFETY: pair `q` is inside the panel by the assertion; the stores of group
+                        // `2q` (and `2q + 1` when it exists) are inside the scratch.
+                        unsafe {
+                            let (p0, p1) = (
+                                _mm256_loadu_si256(s.add(q * 64).cast()),
+                                _mm256_loadu_si256(s.add(q * 64 + 32).cast()),
+                            );
+                            let at = d.add(2 * q * 128);
+                            _mm256_storeu_si256(at.cast(), decode::<0>(p0, lut));
+                            _mm256_storeu_si256(at.add(32).cast(), decode::<0>(p1, lut));
+                            _mm256_storeu_si256(at.add(64).cast(), decode::<2>(p0, lut));
+                            _mm256_storeu_si256(at.add(96).cast(), decode::<2>(p1, lut));
+                            if 2 * q + 1 < groups {
+                                let at = at.add(128);
+                                _mm256_storeu_si256(at.cast(), decode::<4>(p0, lut));
+                                _mm256_storeu_si256(at.add(32).cast(), decode::<4>(p1, lut));
+                                _mm256_storeu_si256(at.add(64).cast(), decode::<6>(p0, lut));
+                                _mm256_storeu_si256(at.add(96).cast(), decode::<6>(p1, lut));
+                            }
+                        }
+                    }
+                }
+                _ => w.decode_panel(panel, out),
+            }
+        }
+
+        /// Rows `rows` (any count) × one panel whose bytes (`KIND`'s layout) are `w`.
+        ///
+        /// # Safety
+        /// `$features` must be available, `w` must hold the panel's groups in `KIND`'s
+        /// layout, and this call must own the output block it writes.
+        #[target_feature(enable = $features)]
+        unsafe fn panel_rows<const KIND: u8>(
+            p: &Problem<'_>,
+            rows: Range<usize>,
+            panel: usize,
+            w: &[u8],
+            lut: &[u8; 16],
+            out: &OutPtr,
+        ) {
+            let groups = p.w.k_padded() / 4;
+            let needed = match KIND {
+                INT8 => groups * 128,
+                CB4 => groups * 64,
+                _ => groups.div_ceil(2) * 64,
+            };
+            assert!(w.len() >= needed, "panel holds its groups");
+            let ncols = (p.w.n() - panel * PANEL).min(PANEL);
+            let mut r = rows.start;
+            while r < rows.end {
+                let mr = block_rows(rows.end - r);
+                for half in 0..PANEL / NR {
+                    let c0 = half * NR;
+                    if c0 >= ncols {
+                        break;
+                    }
+                    let cols = (ncols - c0).min(NR);
+                    // SAFETY: the rows `r..r+mr` of `p.a` hold `k_read` bytes each (`validate`, or
+                    // `gemm_block_gather` for gathered rows), `w` holds the panel's groups (asserted
+                    // above), and this tile owns the output block `(r..r+mr) × (panel columns)`,
+                    // which lies inside the output; `cols` of the half's columns exist.
+                    unsafe {
+                        let args = (p, r, w, lut, out, panel * PANEL + c0, cols);
+                        match (mr, half) {
+                            (6, 0) => kernel::<6, KIND, 0>(args),
+                            (5, 0) => kernel::<5, KIND, 0>(args),
+                            (4, 0) => kernel::<4, KIND, 0>(args),
+                            (3, 0) => kernel::<3, KIND, 0>(args),
+                            (2, 0) => kernel::<2, KIND, 0>(args),
+                            (_, 0) => kernel::<1, KIND, 0>(args),
+                            (6, _) => kernel::<6, KIND, 1>(args),
+                            (5, _) => kernel::<5, KIND, 1>(args),
+                            (4, _) => kernel::<4, KIND, 1>(args),
+                            (3, _) => kernel::<3, KIND, 1>(args),
+                            (2, _) => kernel::<2, KIND, 1>(args),
+                            (_, _) => kernel::<1, KIND, 1>(args),
+                        }
+                    }
+                }
+                r += mr;
+            }
+        }
+
+        /// Decodes 32 packed bytes of indices shifted right by `SHIFT` bits through the table:
+        /// index = the low 4 bits of each byte (the table repeats its levels, so for 2-bit codes
+        /// the 2 bits above the code do not matter).
+        #[target_feature(enable = $features)]
+        #[inline]
+        fn decode<const SHIFT: i32>(packed: __m256i, lut: __m256i) -> __m256i {
+            let nib = _mm256_and_si256(_mm256_srli_epi16::<SHIFT>(packed), _mm256_set1_epi8(0x0F));
+            _mm256_shuffle_epi8(lut, nib)
+        }
+
+        /// The two weight vectors (channels `16·HALF .. 16·HALF + 8` and `+ 8 .. + 16` of the
+        /// panel) of group `g`.
+        ///
+        /// # Safety
+        /// `w` must point at the panel's packed bytes in `KIND`'s layout, which hold group `g`.
+        #[target_feature(enable = $features)]
+        #[inline]
+        unsafe fn group_weights<const KIND: u8, const HALF: usize>(
+            w: *const u8,
+            lut: __m256i,
+            g: usize,
+        ) -> (__m256i, __m256i) {
+            // SAFETY: the caller guarantees the bytes read lie inside the panel.
+            unsafe {
+                match KIND {
+                    INT8 => {
+                        let at = w.add(g * 128 + HALF * 64);
+                        (
+                            _mm256_loadu_si256(at.cast()),
+                            _mm256_loadu_si256(at.add(32).cast()),
+                        )
+                    }
+                    CB4 => {
+                        let at = w.add(g * 64);
+                        let (p0, p1) = (
+                            _mm256_loadu_si256(at.cast()),
+                            _mm256_loadu_si256(at.add(32).cast()),
+                        );
+                        if HALF == 0 {
+                            (decode::<0>(p0, lut), decode::<0>(p1, lut))
+                        } else {
+                            (decode::<4>(p0, lut), decode::<4>(p1, lut))
+                        }
+                    }
+                    _ => {
+                        // 2-bit: element `r = 2·(g % 2) + HALF` of each byte, bits `2r .. 2r + 2`.
+                        let at = w.add((g / 2) * 64);
+                        let (p0, p1) = (
+                            _mm256_loadu_si256(at.cast()),
+                            _mm256_loadu_si256(at.add(32).cast()),
+                        );
+                        match (g % 2, HALF) {
+                            (0, 0) => (decode::<0>(p0, lut), decode::<0>(p1, lut)),
+                            (0, _) => (decode::<2>(p0, lut), decode::<2>(p1, lut)),
+                            (_, 0) => (decode::<4>(p0, lut), decode::<4>(p1, lut)),
+                            (_, _) => (decode::<6>(p0, lut), decode::<6>(p1, lut)),
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Multiply-accumulates one group: `acc[r] += a[r] (4 bytes, broadcast) · (w0, w1)`.
+        #[target_feature(enable = $features)]
+        #[inline]
+        fn step<const R: usize>(
+            acc: &mut [[__m256i; 2]; R],
+            a: &[__m256i; R],
+            w0: __m256i,
+            w1: __m256i,
+        ) {
+            for (acc_r, &av) in acc.iter_mut().zip(a.iter()) {
+                acc_r[0] = $dpbusd(acc_r[0], av, w0);
+                acc_r[1] = $dpbusd(acc_r[1], av, w1);
+            }
+        }
+
+        /// `R` rows × the 16 channels of half `HALF` of a panel over the reduction's live groups
+        /// ([`Problem::live`]).
+        ///
+        /// # Safety
+        /// `$features` must be available; rows `r0..r0+R` of `p.a` must be readable for
+        /// `k_read` bytes (gathered rows: as `gemm_block_gather` checks), `w` must hold the
+        /// panel's `kp / 4` groups in `KIND`'s layout, and this call must own rows `r0..r0+R` ×
+        /// columns `col..col+cols` of `out`, which lie inside it.
+        #[target_feature(enable = $features)]
+        unsafe fn kernel<const R: usize, const KIND: u8, const HALF: usize>(
+            args: KernelArgs<'_, '_>,
+        ) {
+            let (p, r0, w, lut, out, col, cols) = args;
+            let stream = out.stream;
+            let k = p.w.k();
+            let groups = p.w.k_padded() / 4;
+            // Groups read whole: those inside the readable bytes (zero past `k`).
+            let full = (p.k_read / 4).min(groups);
+            let wp = w.as_ptr();
+            // SAFETY: `lut` is 16 readable bytes.
+            let lutv = _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(lut.as_ptr().cast()) });
+            let rows: [*const u8; R] = std::array::from_fn(|i| match p.rows_at {
+                Some(at) => p.a[at[r0 + i]..].as_ptr(),
+                None => p.a[(r0 + i) * p.lda..].as_ptr(),
+            });
+            let mut acc = [[_mm256_setzero_si256(); 2]; R];
+            let load_a = |g: usize, skip: usize| -> [__m256i; R] {
+                std::array::from_fn(|i| {
+                    // SAFETY: `g < full ≤ k_read / 4`, so bytes `4g .. 4g+4` of row `i` are
+                    // readable (zero past `k`) — for gathered rows at `skip` past the row's start
+                    // (`gemm_block_gather` checks every piece); the 4-byte read is unaligned.
+                    let word = unsafe { rows[i].add(4 * g + skip).cast::<i32>().read_unaligned() };
+                    _mm256_set1_epi32(word)
+                })
+            };
+            // Pieces of `seg_groups` groups, `seg_skip` bytes apart (one piece for plain rows;
+            // gathered rows only come with int8 and 4-bit weights and `full == groups`), each over
+            // its live groups only.
+            for (live, skip) in p.live_pieces(full) {
+                for g in live {
+                    // SAFETY: `g < groups`, inside the panel (caller).
+                    let (w0, w1) = unsafe { group_weights::<KIND, HALF>(wp, lutv, g) };
+                    step(&mut acc, &load_a(g, skip), w0, w1);
+                }
+            }
+            // Plain rows end their one piece at `full`; gathered rows have no partial group.
+            let mut g = full;
+            // Groups that are partly or wholly past the readable bytes: activations zero-padded.
+            while g < groups {
+                // SAFETY: `g < groups`, inside the panel (caller).
+                let (w0, w1) = unsafe { group_weights::<KIND, HALF>(wp, lutv, g) };
+                let a: [__m256i; R] = std::array::from_fn(|i| {
+                    let row = &p.a[(r0 + i) * p.lda..];
+                    _mm256_set1_epi32(i32::from_le_bytes(tail_group(row, k, g)))
+                });
+                step(&mut acc, &a, w0, w1);
+                g += 1;
+            }
+            for (i, &[v0, v1]) in acc.iter().enumerate() {
+                // SAFETY: the caller owns row `r0 + i` for `cols` columns from `col`; whole
+                // rows are stored directly (streamed only when the 16 columns are one aligned
+                // 64-byte line, as the non-temporal stores require 32-byte alignment and the line
+                // must be fully overwritten), partial ones through a local buffer.
+                unsafe {
+                    let dst = out.at(r0 + i, col);
+                    if cols == NR {
+                        if stream && (dst as usize).is_multiple_of(64) {
+                            _mm256_stream_si256(dst.cast(), v0);
+                            _mm256_stream_si256(dst.add(8).cast(), v1);
+                        } else {
+                            _mm256_storeu_si256(dst.cast(), v0);
+                            _mm256_storeu_si256(dst.add(8).cast(), v1);
+                        }
+                    } else {
+                        let mut buf = [0i32; NR];
+                        _mm256_storeu_si256(buf.as_mut_ptr().cast(), v0);
+                        _mm256_storeu_si256(buf.as_mut_ptr().add(8).cast(), v1);
+                        std::ptr::copy_nonoverlapping(buf.as_ptr(), dst, cols);
+                    }
+                }
+            }
+        }
+    };
+}
+
+/// VEX encoding (AVX-VNNI): the path's own CPUs.
+mod vex {
+    use super::*;
+    vnni256_kernels!("avx2,avxvnni", _mm256_dpbusd_avx_epi32);
+}
+
+/// EVEX encoding (AVX-512 VNNI + VL) of the same 256-bit kernels, for CPUs without
+/// AVX-VNNI.
+mod evex {
+    use super::*;
+    vnni256_kernels!("avx2,avx512vnni,avx512vl", _mm256_dpbusd_epi32);
 }
 
 /// Loads the 4 activation bytes of group `g` of a row, zero beyond `k`.
