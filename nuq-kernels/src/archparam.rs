@@ -97,6 +97,18 @@ pub fn rows_outer_max_weight_bytes() -> usize {
     l2_bytes() * 3 / 16
 }
 
+/// Activation bytes (the whole left operand) from which the AVX-VNNI GEMM prefetches each
+/// next register block's rows while it runs the current one: the L2. Smaller operands are
+/// in cache already, where the prefetches only take load slots from the kernel's
+/// broadcasts. Set on the Zen 4 (its AVX-VNNI kernels in their EVEX encoding, 2 threads,
+/// GMAC/s): prefetching always took `32768 × 64 × 576` from 252 to 346 but
+/// `16 × 512 × 4608` from 429 to 402 and `1024 × 64 × 576` from 436 to 404 (`kernel-report`,
+/// medians of 5 runs); from the L2 on, the best of 10 alternated runs: 257 → 353 and
+/// `8192 × 128 × 1152` 337 → 399, the operands below it unchanged (426–449).
+pub fn prefetch_rows_min_bytes() -> usize {
+    l2_bytes()
+}
+
 /// What one more run of rows costs a convolution's tile beside its rows, in rows of the
 /// register tile, when the tile groups its rows by their live taps (`conv::border`): each
 /// run reads every panel's weights again. Set on the Zen 4 from ResNet-18's layer times

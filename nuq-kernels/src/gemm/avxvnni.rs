@@ -34,6 +34,7 @@
 //! through scratch.
 
 use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
+use crate::archparam::prefetch_rows_min_bytes;
 use crate::packed::{CodebookWeights, PANEL};
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -386,6 +387,17 @@ macro_rules! vnni256_kernels {
                 Some(at) => p.a[at[r0 + i]..].as_ptr(),
                 None => p.a[(r0 + i) * p.lda..].as_ptr(),
             });
+            // The next row block's activations, a line per group, prefetched by the first
+            // half's call while it runs when they are likely out of cache
+            // ([`prefetch_rows_min_bytes`]; a hint only: addresses past the slice are never
+            // dereferenced). Gathered rows are not `lda` apart: no prefetch.
+            let next = p.a.as_ptr().wrapping_add((r0 + R) * p.lda);
+            let next_lines =
+                if p.rows_at.is_some() || HALF != 0 || p.a.len() < prefetch_rows_min_bytes() {
+                    0
+                } else {
+                    (R * p.lda).div_ceil(64)
+                };
             let mut acc = [[_mm256_setzero_si256(); 2]; R];
             let load_a = |g: usize, skip: usize| -> [__m256i; R] {
                 std::array::from_fn(|i| {
@@ -401,6 +413,9 @@ macro_rules! vnni256_kernels {
             // its live groups only.
             for (live, skip) in p.live_pieces(full) {
                 for g in live {
+                    if g < next_lines {
+                        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64).cast());
+                    }
                     // SAFETY: `g < groups`, inside the panel (caller).
                     let (w0, w1) = unsafe { group_weights::<KIND, HALF>(wp, lutv, g) };
                     step(&mut acc, &load_a(g, skip), w0, w1);
