@@ -30,8 +30,8 @@ use crate::archparam::RESIDUAL_TASK_ELEMENTS;
 use crate::error::{check_eq, check_len};
 use crate::narrow_align::{NarrowAlign, NARROW_ROWS};
 use crate::threshold_search::{
-    count_reached_avx2, level_table16, lookup_levels16, store_bytes, store_low_bytes, SearchRows,
-    SEARCH_MAX_BITS,
+    count_reached_avx2, level_table16, lookup_levels16, narrow8_avx2, store_bytes, store_bytes8,
+    store_low_bytes, SearchRows, SEARCH_MAX_BITS,
 };
 use crate::{KernelError, KernelPath};
 use nuq_core::{FixedPointMultiplier, MacThresholds};
@@ -495,6 +495,7 @@ impl ResidualThresholds {
         let shift = _mm_cvtsi32_si128(i32::from(self.a_shift));
         let count = self.mac.per_channel();
         let table = self.table32.as_ptr().wrapping_add(c0);
+        let lut = level_table16(&self.levels);
         for r in 0..rows {
             // SAFETY: row `r` holds the 8 channels (caller); the table rows are padded.
             unsafe {
@@ -505,12 +506,18 @@ impl ResidualThresholds {
                 let sum =
                     _mm256_add_epi32(_mm256_sll_epi32(av, shift), _mm256_srav_epi32(total, t2));
                 let x = _mm256_xor_si256(sum, flip);
-                self.put_levels8(count_reached_avx2(x, table, cp, count), out.add(r * ldo));
+                self.put_levels8(
+                    count_reached_avx2(x, table, cp, count),
+                    lut,
+                    out.add(r * ldo),
+                );
             }
         }
     }
 
-    /// Writes the levels of 8 codes (`i32` lanes) to `out .. out + 8`.
+    /// Writes the levels of 8 codes (`i32` lanes) to `out .. out + 8`: narrowed in
+    /// registers and looked up by one `vpshufb` in `lut` (the [`level_table16`] of the
+    /// levels, when there are at most 16), else through the level table in memory.
     ///
     /// # Safety
     /// AVX2 must be available, `out` writable for 8 bytes and every code at most the
@@ -518,13 +525,23 @@ impl ResidualThresholds {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn put_levels8(&self, codes: std::arch::x86_64::__m256i, out: *mut u8) {
-        let mut n = [0i32; 8];
-        // SAFETY: `n` is 8 lanes; the caller's `out` holds 8 bytes.
+    unsafe fn put_levels8(
+        &self,
+        codes: std::arch::x86_64::__m256i,
+        lut: Option<std::arch::x86_64::__m128i>,
+        out: *mut u8,
+    ) {
+        let codes = narrow8_avx2(codes);
+        // SAFETY: the caller's `out` holds 8 bytes; codes index the level table.
         unsafe {
-            std::arch::x86_64::_mm256_storeu_si256(n.as_mut_ptr().cast(), codes);
-            for (i, &code) in n.iter().enumerate() {
-                *out.add(i) = self.levels[code as usize];
+            match lut {
+                Some(lut) => store_bytes8(out, 8, lookup_levels16(lut, codes)),
+                None => {
+                    store_bytes8(out, 8, codes);
+                    for o in std::slice::from_raw_parts_mut(out, 8) {
+                        *o = self.levels[usize::from(*o)];
+                    }
+                }
             }
         }
     }
@@ -568,6 +585,7 @@ impl ResidualThresholds {
         let shift = _mm_cvtsi32_si128(i32::from(self.a_shift));
         let count = self.mac.per_channel();
         let table = self.table32.as_ptr().wrapping_add(c0);
+        let lut = level_table16(&self.levels);
         let align = &self.align[c0..c0 + 8];
         let mut aligned = [0i32; 8];
         for r in 0..rows {
@@ -597,7 +615,11 @@ impl ResidualThresholds {
                     _mm256_loadu_si256(aligned.as_ptr().cast()),
                 );
                 let x = _mm256_xor_si256(sum, flip);
-                self.put_levels8(count_reached_avx2(x, table, cp, count), out.add(r * ldo));
+                self.put_levels8(
+                    count_reached_avx2(x, table, cp, count),
+                    lut,
+                    out.add(r * ldo),
+                );
             }
         }
     }

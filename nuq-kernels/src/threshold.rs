@@ -13,8 +13,8 @@
 #[cfg(target_arch = "x86_64")]
 use crate::error::{check_eq, check_len, check_min};
 use crate::threshold_search::{
-    count_reached_avx2, level_table16, lookup_levels16, store_bytes, store_low_bytes, SearchRows,
-    SEARCH_MAX_BITS,
+    count_reached_avx2, level_table16, load_lanes8, lookup_levels16, narrow8_avx2, store_bytes,
+    store_bytes8, store_low_bytes, SearchRows, SEARCH_MAX_BITS,
 };
 use crate::{KernelError, KernelPath};
 use nuq_core::MacThresholds;
@@ -105,16 +105,13 @@ impl Thresholds {
                 }
             }
             KernelPath::Portable => self.row_portable(acc, c0, width, out),
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: callers checked the path is available; both AVX2 and AVX-VNNI CPUs
-            // have AVX2.
-            KernelPath::Avx2 | KernelPath::AvxVnni => unsafe { self.row_avx2(acc, c0, width, out) },
-            KernelPath::Avx512Vnni | KernelPath::Avx512VnniNoVbmi | KernelPath::Amx => {
-                unreachable!("apply_levels_block runs AVX-512 blocks whole")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            KernelPath::Avx2 | KernelPath::AvxVnni => {
-                unreachable!("ensure_available rejects x86 paths on other targets")
+            // Blocks whole on x86; elsewhere `ensure_available` rejects these paths.
+            KernelPath::Avx2
+            | KernelPath::AvxVnni
+            | KernelPath::Avx512Vnni
+            | KernelPath::Avx512VnniNoVbmi
+            | KernelPath::Amx => {
+                unreachable!("apply_levels_block runs x86 blocks whole")
             }
         }
     }
@@ -175,6 +172,13 @@ impl Thresholds {
             unsafe { self.block_avx512(acc, lda, rows, c0, width, levels, out, ldo) };
             return Ok(());
         }
+        #[cfg(target_arch = "x86_64")]
+        if matches!(path, KernelPath::Avx2 | KernelPath::AvxVnni) {
+            // SAFETY: `ensure_available` confirmed AVX2 (which AVX-VNNI CPUs have); the rest
+            // as above.
+            unsafe { self.block_avx2(acc, lda, rows, c0, width, levels, out, ldo) };
+            return Ok(());
+        }
         for r in 0..rows {
             let a = &acc[r * lda..r * lda + width];
             let o = &mut out[r * ldo..r * ldo + width];
@@ -211,30 +215,57 @@ impl Thresholds {
         }
     }
 
+    /// [`Thresholds::block_avx512`] on AVX2 (8 channels a vector): channel blocks outer,
+    /// every row counted against the block's table rows (no mask registers for the
+    /// search), the codes narrowed in registers and, for at most 16 levels, looked up by one
+    /// `vpshufb`; the last block's missing channels masked on load and left unstored.
+    ///
     /// # Safety
-    /// AVX2 must be available; `base` is a multiple of 8 and `base + width ≤ channels`.
+    /// AVX2 must be available; as [`Thresholds::block_avx512`] otherwise.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn row_avx2(&self, acc: &[i32], base: usize, width: usize, out: &mut [u8]) {
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block_avx2(
+        &self,
+        acc: &[i32],
+        lda: usize,
+        rows: usize,
+        base: usize,
+        width: usize,
+        levels: &[u8],
+        out: &mut [u8],
+        ldo: usize,
+    ) {
         use std::arch::x86_64::*;
         let count = self.mac.per_channel();
+        let lut = level_table16(levels);
         for j0 in (0..width).step_by(8) {
             let c0 = base + j0;
             let lanes = (width - j0).min(8);
-            let mut x = [0i32; 8];
-            x[..lanes].copy_from_slice(&acc[j0..j0 + lanes]);
-            let mut n = [0i32; 8];
-            // SAFETY: `x`, `n` are 8 lanes; `flip` and every table row are padded to a
-            // multiple of 16 channels and `c0` is a multiple of 8 below `channels`, so 8
-            // lanes from `c0` are in bounds.
-            unsafe {
-                let flip = _mm256_loadu_si256(self.flip.as_ptr().add(c0).cast());
-                let xv = _mm256_xor_si256(_mm256_loadu_si256(x.as_ptr().cast()), flip);
-                let nv = count_reached_avx2(xv, self.table.as_ptr().add(c0), self.cp, count);
-                _mm256_storeu_si256(n.as_mut_ptr().cast(), nv);
-            }
-            for (o, v) in out[j0..j0 + lanes].iter_mut().zip(n) {
-                *o = v as u8;
+            // SAFETY: `flip` and every table row are padded to a multiple of 16 channels
+            // and `c0` is a multiple of 8 below `channels`, so 8 lanes from `c0` are in
+            // bounds.
+            let flip = unsafe { _mm256_loadu_si256(self.flip.as_ptr().add(c0).cast()) };
+            let table = self.table.as_ptr().wrapping_add(c0);
+            for r in 0..rows {
+                // SAFETY: row `r` of `acc` and `out` holds `lanes` elements from column
+                // `j0` (the caller's checked lengths), the only ones loaded and stored; the
+                // table rows as above.
+                unsafe {
+                    let x = load_lanes8(acc.as_ptr().add(r * lda + j0), lanes);
+                    let n = count_reached_avx2(_mm256_xor_si256(x, flip), table, self.cp, count);
+                    let codes = narrow8_avx2(n);
+                    let dst = out.as_mut_ptr().add(r * ldo + j0);
+                    match lut {
+                        Some(lut) => store_bytes8(dst, lanes, lookup_levels16(lut, codes)),
+                        None => {
+                            store_bytes8(dst, lanes, codes);
+                            for o in std::slice::from_raw_parts_mut(dst, lanes) {
+                                *o = levels[usize::from(*o)];
+                            }
+                        }
+                    }
+                }
             }
         }
     }

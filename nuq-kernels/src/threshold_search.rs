@@ -1,4 +1,4 @@
-//! Channel-parallel threshold counting for the AVX-512 requantization kernels.
+//! Channel-parallel threshold counting for the AVX-512 and AVX2 requantization kernels.
 //!
 //! Lane `l` of a 16-lane `i32` vector belongs to channel `c0 + l`; the table holds row `t`
 //! of every channel at `table[t · stride + c]`, each channel's rows **ascending** in `t`.
@@ -210,4 +210,55 @@ pub(crate) unsafe fn count_reached_avx2(
         above = _mm256_add_epi32(above, _mm256_cmpgt_epi32(tv, x));
     }
     _mm256_add_epi32(_mm256_set1_epi32(count as i32), above)
+}
+
+/// The low bytes of 8 `i32` lanes, each in `0 ..= 255` (codes of at most 8 bits), in the
+/// low 8 bytes of an `xmm`: two saturating packs, no lane-crossing shuffle of the `ymm`.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn narrow8_avx2(v: __m256i) -> __m128i {
+    let words = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    _mm_packus_epi16(words, words)
+}
+
+/// The first `lanes` (`1 ..= 8`) `i32` at `src`, zero in the other lanes (a masked load:
+/// nothing past them is read).
+///
+/// # Safety
+/// AVX2 must be available and `src` readable for `lanes` `i32`.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) unsafe fn load_lanes8(src: *const i32, lanes: usize) -> __m256i {
+    // SAFETY: forwarded from the caller; the masked load touches only the first `lanes`.
+    unsafe {
+        if lanes >= 8 {
+            _mm256_loadu_si256(src.cast())
+        } else {
+            let live = _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(lanes as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            );
+            _mm256_maskload_epi32(src, live)
+        }
+    }
+}
+
+/// Stores the first `lanes` (`1 ..= 8`) bytes of `v` at `dst`: one 8-byte store when all 8
+/// are, else through a local buffer.
+///
+/// # Safety
+/// AVX2 must be available and `dst` writable for `lanes` bytes.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) unsafe fn store_bytes8(dst: *mut u8, lanes: usize, v: __m128i) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if lanes >= 8 {
+            _mm_storel_epi64(dst.cast(), v);
+        } else {
+            let mut bytes = [0u8; 16];
+            _mm_storeu_si128(bytes.as_mut_ptr().cast(), v);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, lanes);
+        }
+    }
 }
