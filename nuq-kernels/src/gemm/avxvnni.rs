@@ -23,19 +23,22 @@
 //! 8 rows of a tile are split evenly (4 + 3, 4 + 4) rather than leaving a 1- or 2-row
 //! block that could not hide the latency.
 //!
-//! Codebook weights: 4- and 2-bit indices are decoded with `vpshufb` from the per-tensor
-//! table (its first 16 bytes repeat the levels, so index bits above the code width left
-//! over after a shift do not matter). A tile of one register block (at most 6 rows)
-//! decodes in registers, one decode per 12 `vpdpbusd`; taller tiles decode each panel once
-//! into int8 scratch and run the int8 kernel over all their rows: decoding in registers
-//! per 6-row block costs about half the int8 rate (the decode shares the vector ports with
-//! the multiplier, and the table and mask leave no spare register beside the 12
-//! accumulators), the scratch decode one pass over the panel. 3-bit panels always go
-//! through scratch.
+//! Codebook weights: a tile of one register block (at most 6 rows) decodes 4- and 2-bit
+//! indices in registers with `vpshufb` from the per-tensor table (its first 16 bytes repeat
+//! the levels, so index bits above the code width left over after a shift do not matter),
+//! one decode per 12 `vpdpbusd`. Taller tiles, and 3-bit weights, multiply the layer's int8
+//! copy of the weights ([`CodebookWeights::int8_weights`], made once on first use):
+//! decoding in registers per 6-row block costs about half the int8 rate (the decode shares
+//! the vector ports with the multiplier, and the table and mask leave no spare register
+//! beside the 12 accumulators), and decoding each tile's panels into scratch instead took
+//! 10–11 % of VGG-Small's batch-1 samples on the Zen 4 (twice the bytes written, then read
+//! back, per tile) where the copy costs nothing per tile.
+//!
+//! [`CodebookWeights::int8_weights`]: crate::packed::CodebookWeights::int8_weights
 
-use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
+use super::{GemmKernel, OutPtr, Problem, Weights};
 use crate::archparam::prefetch_rows_min_bytes;
-use crate::packed::{CodebookWeights, PANEL};
+use crate::packed::PANEL;
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -81,7 +84,7 @@ fn block_rows(rem: usize) -> usize {
     }
 }
 
-/// The arguments of [`kernel`]: the problem, the first row, the panel's bytes, the
+/// The arguments of `kernel` (in both encodings): the problem, the first row, the panel's bytes, the
 /// 16-byte table, the output, the half's first column of the problem and the columns to
 /// store (`1 ..= 16`).
 type KernelArgs<'p, 'a> = (
@@ -111,10 +114,24 @@ macro_rules! vnni256_kernels {
             panels: Range<usize>,
             out: &OutPtr,
         ) {
+            // Taller codebook tiles, and 3-bit ones: the layer's int8 copy of the weights
+            // (made once, on first use), multiplied as int8 weights.
+            let copy = match p.w {
+                Weights::Codebook(w) if !((w.bits() == 4 || w.bits() == 2) && rows.len() <= MR) => {
+                    let copy = w.int8_weights();
+                    // The copy pads the reduction to whole 4-byte groups, 2- and 3-bit
+                    // codebooks to whole pairs of them or more: it reads no more of a row.
+                    debug_assert!(copy.k_padded() <= w.k_padded());
+                    Some(Problem { w: copy, ..*p })
+                }
+                _ => None,
+            };
+            let p = copy.as_ref().unwrap_or(p);
             for panel in panels {
                 match p.w {
                     Weights::Int8(w) => {
-                        // SAFETY: forwarded from the caller.
+                        // SAFETY: forwarded from the caller (int8 weights need no more than
+                        // the codebook ones they copy).
                         unsafe {
                             panel_rows::<INT8>(
                                 p,
@@ -126,9 +143,9 @@ macro_rules! vnni256_kernels {
                             )
                         }
                     }
-                    Weights::Codebook(w)
-                        if (w.bits() == 4 || w.bits() == 2) && rows.len() <= MR =>
-                    {
+                    Weights::Codebook(w) => {
+                        // 2- and 4-bit weights of at most one register block of rows,
+                        // decoded in registers.
                         let lut: &[u8; 16] = w.lut64()[..16].try_into().expect("16 levels");
                         let bytes = w.panel_bytes(panel);
                         // SAFETY: forwarded from the caller.
@@ -140,91 +157,11 @@ macro_rules! vnni256_kernels {
                             }
                         }
                     }
-                    Weights::Codebook(w) => {
-                        let decode = |w: &CodebookWeights, panel: usize, out: &mut [u8]| {
-                            // SAFETY: `$features` are forwarded from the caller, and `out` holds
-                            // the panel's `32 · kp` bytes (`with_decoded_panel`).
-                            unsafe { decode_panel(w, panel, out) }
-                        };
-                        with_decoded_panel(w, panel, decode, |bytes| {
-                            // SAFETY: forwarded from the caller.
-                            unsafe {
-                                panel_rows::<INT8>(p, rows.clone(), panel, bytes, &[0; 16], out)
-                            }
-                        })
-                    }
                 }
             }
             if out.stream {
                 // Order this tile's non-temporal stores before the tile is reported done.
                 _mm_sfence();
-            }
-        }
-
-        /// Decodes a codebook panel into the int8 panel layout (as
-        /// [`CodebookWeights::decode_panel`], except that padding channels decode to the level of
-        /// index 0, not to zero: they are never stored): 4- and 2-bit with `vpshufb`, 3-bit by the
-        /// scalar decoder.
-        ///
-        /// # Safety
-        /// `$features` must be available and `out` must hold `32 · kp` bytes.
-        #[target_feature(enable = $features)]
-        unsafe fn decode_panel(w: &CodebookWeights, panel: usize, out: &mut [u8]) {
-            let src = w.panel_bytes(panel);
-            let groups = w.k_padded() / 4;
-            assert!(out.len() >= groups * 128, "scratch holds the panel");
-            let lut: &[u8; 16] = w.lut64()[..16].try_into().expect("16 levels");
-            // SAFETY: `lut` is 16 readable bytes.
-            let lut = _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(lut.as_ptr().cast()) });
-            let (s, d) = (src.as_ptr(), out.as_mut_ptr());
-            match w.bits() {
-                4 => {
-                    assert!(src.len() >= groups * 64, "panel holds its groups");
-                    for g in 0..groups {
-                        // SAFETY: group `g` is inside the panel (64 bytes) and the scratch (128
-                        // bytes) by the assertions; unaligned loads and stores.
-                        unsafe {
-                            let (p0, p1) = (
-                                _mm256_loadu_si256(s.add(g * 64).cast()),
-                                _mm256_loadu_si256(s.add(g * 64 + 32).cast()),
-                            );
-                            let at = d.add(g * 128);
-                            _mm256_storeu_si256(at.cast(), decode::<0>(p0, lut));
-                            _mm256_storeu_si256(at.add(32).cast(), decode::<0>(p1, lut));
-                            _mm256_storeu_si256(at.add(64).cast(), decode::<4>(p0, lut));
-                            _mm256_storeu_si256(at.add(96).cast(), decode::<4>(p1, lut));
-                        }
-                    }
-                }
-                2 => {
-                    assert!(
-                        src.len() >= groups.div_ceil(2) * 64,
-                        "panel holds its group pairs"
-                    );
-                    for q in 0..groups.div_ceil(2) {
-                        // SAFETY: pair `q` is inside the panel by the assertion; the stores of group
-                        // `2q` (and `2q + 1` when it exists) are inside the scratch.
-                        unsafe {
-                            let (p0, p1) = (
-                                _mm256_loadu_si256(s.add(q * 64).cast()),
-                                _mm256_loadu_si256(s.add(q * 64 + 32).cast()),
-                            );
-                            let at = d.add(2 * q * 128);
-                            _mm256_storeu_si256(at.cast(), decode::<0>(p0, lut));
-                            _mm256_storeu_si256(at.add(32).cast(), decode::<0>(p1, lut));
-                            _mm256_storeu_si256(at.add(64).cast(), decode::<2>(p0, lut));
-                            _mm256_storeu_si256(at.add(96).cast(), decode::<2>(p1, lut));
-                            if 2 * q + 1 < groups {
-                                let at = at.add(128);
-                                _mm256_storeu_si256(at.cast(), decode::<4>(p0, lut));
-                                _mm256_storeu_si256(at.add(32).cast(), decode::<4>(p1, lut));
-                                _mm256_storeu_si256(at.add(64).cast(), decode::<6>(p0, lut));
-                                _mm256_storeu_si256(at.add(96).cast(), decode::<6>(p1, lut));
-                            }
-                        }
-                    }
-                }
-                _ => w.decode_panel(panel, out),
             }
         }
 
