@@ -331,7 +331,8 @@ impl CodebookWeights {
 
     /// The same weights as int8 levels ([`PackedWeights`]: its panel layout, zero at every
     /// padding position and channel), made on the first call and kept (twice the 4-bit
-    /// bytes), for a kernel that multiplies int8 weights only (AMX tiles).
+    /// bytes), for a kernel that multiplies int8 weights only (AMX tiles, the AVX-VNNI
+    /// path).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn int8(&self) -> &PackedWeights {
         match self.int8_weights() {

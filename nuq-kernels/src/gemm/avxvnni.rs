@@ -23,16 +23,14 @@
 //! 8 rows of a tile are split evenly (4 + 3, 4 + 4) rather than leaving a 1- or 2-row
 //! block that could not hide the latency.
 //!
-//! Codebook weights: a tile of one register block (at most 6 rows) decodes 4- and 2-bit
-//! indices in registers with `vpshufb` from the per-tensor table (its first 16 bytes repeat
-//! the levels, so index bits above the code width left over after a shift do not matter),
-//! one decode per 12 `vpdpbusd`. Taller tiles, and 3-bit weights, multiply the layer's int8
-//! copy of the weights ([`CodebookWeights::int8_weights`], made once on first use):
-//! decoding in registers per 6-row block costs about half the int8 rate (the decode shares
-//! the vector ports with the multiplier, and the table and mask leave no spare register
-//! beside the 12 accumulators), and decoding each tile's panels into scratch instead took
-//! 10–11 % of VGG-Small's batch-1 samples on the Zen 4 (twice the bytes written, then read
-//! back, per tile) where the copy costs nothing per tile.
+//! Codebook weights are multiplied as the layer's int8 copy of them
+//! ([`CodebookWeights::int8_weights`], made once on first use), on every tile. Decoding 4-
+//! and 2-bit indices by `vpshufb` in registers (one decode per 12 `vpdpbusd`, the table
+//! and mask taking registers beside the 12 accumulators) or per tile into int8 scratch both
+//! cost more: on the Zen 4 (this path in its EVEX encoding, `NUQ_KERNEL=avxvnni
+//! infer-report`), per-tile scratch decoding took 9–11 % of the samples of ResNet-18 and
+//! VGG-Small, and in-register decoding of tiles of at most 6 rows left ResNet-18 at batch
+//! 1 at 461–497 img/s where the copy reads 473–564 (batch 64 593–599 against 613–625).
 //!
 //! [`CodebookWeights::int8_weights`]: crate::packed::CodebookWeights::int8_weights
 
@@ -41,10 +39,6 @@ use crate::archparam::prefetch_rows_min_bytes;
 use crate::packed::PANEL;
 use std::arch::x86_64::*;
 use std::ops::Range;
-
-const INT8: u8 = 0;
-const CB4: u8 = 1;
-const CB2: u8 = 2;
 
 /// Rows of the register tile.
 const MR: usize = 6;
@@ -84,18 +78,10 @@ fn block_rows(rem: usize) -> usize {
     }
 }
 
-/// The arguments of `kernel` (in both encodings): the problem, the first row, the panel's bytes, the
-/// 16-byte table, the output, the half's first column of the problem and the columns to
-/// store (`1 ..= 16`).
-type KernelArgs<'p, 'a> = (
-    &'p Problem<'a>,
-    usize,
-    &'p [u8],
-    &'p [u8; 16],
-    &'p OutPtr,
-    usize,
-    usize,
-);
+/// The arguments of `kernel` (in both encodings): the problem, the first row, the panel's
+/// int8 bytes, the output, the half's first column of the problem and the columns to store
+/// (`1 ..= 16`).
+type KernelArgs<'p, 'a> = (&'p Problem<'a>, usize, &'p [u8], &'p OutPtr, usize, usize);
 
 /// The kernels, compiled for one encoding of the 256-bit `vpdpbusd`: `$features` is the
 /// `target_feature` list every function is compiled with and `$dpbusd` the intrinsic (the
@@ -114,50 +100,25 @@ macro_rules! vnni256_kernels {
             panels: Range<usize>,
             out: &OutPtr,
         ) {
-            // Taller codebook tiles, and 3-bit ones: the layer's int8 copy of the weights
-            // (made once, on first use), multiplied as int8 weights.
+            // Codebook weights: the layer's int8 copy (made once, on first use).
             let copy = match p.w {
-                Weights::Codebook(w) if !((w.bits() == 4 || w.bits() == 2) && rows.len() <= MR) => {
+                Weights::Codebook(w) => {
                     let copy = w.int8_weights();
                     // The copy pads the reduction to whole 4-byte groups, 2- and 3-bit
                     // codebooks to whole pairs of them or more: it reads no more of a row.
                     debug_assert!(copy.k_padded() <= w.k_padded());
                     Some(Problem { w: copy, ..*p })
                 }
-                _ => None,
+                Weights::Int8(_) => None,
             };
             let p = copy.as_ref().unwrap_or(p);
+            let Weights::Int8(w) = p.w else {
+                unreachable!("codebooks are multiplied as their int8 copy")
+            };
             for panel in panels {
-                match p.w {
-                    Weights::Int8(w) => {
-                        // SAFETY: forwarded from the caller (int8 weights need no more than
-                        // the codebook ones they copy).
-                        unsafe {
-                            panel_rows::<INT8>(
-                                p,
-                                rows.clone(),
-                                panel,
-                                w.panel_bytes(panel),
-                                &[0; 16],
-                                out,
-                            )
-                        }
-                    }
-                    Weights::Codebook(w) => {
-                        // 2- and 4-bit weights of at most one register block of rows,
-                        // decoded in registers.
-                        let lut: &[u8; 16] = w.lut64()[..16].try_into().expect("16 levels");
-                        let bytes = w.panel_bytes(panel);
-                        // SAFETY: forwarded from the caller.
-                        unsafe {
-                            if w.bits() == 4 {
-                                panel_rows::<CB4>(p, rows.clone(), panel, bytes, lut, out)
-                            } else {
-                                panel_rows::<CB2>(p, rows.clone(), panel, bytes, lut, out)
-                            }
-                        }
-                    }
-                }
+                // SAFETY: forwarded from the caller (int8 weights need no more than the
+                // codebook ones they copy).
+                unsafe { panel_rows(p, rows.clone(), panel, w.panel_bytes(panel), out) }
             }
             if out.stream {
                 // Order this tile's non-temporal stores before the tile is reported done.
@@ -165,27 +126,21 @@ macro_rules! vnni256_kernels {
             }
         }
 
-        /// Rows `rows` (any count) × one panel whose bytes (`KIND`'s layout) are `w`.
+        /// Rows `rows` (any count) × one panel whose int8 bytes are `w`.
         ///
         /// # Safety
-        /// `$features` must be available, `w` must hold the panel's groups in `KIND`'s
-        /// layout, and this call must own the output block it writes.
+        /// `$features` must be available, `w` must hold the panel's groups, and this call
+        /// must own the output block it writes.
         #[target_feature(enable = $features)]
-        unsafe fn panel_rows<const KIND: u8>(
+        unsafe fn panel_rows(
             p: &Problem<'_>,
             rows: Range<usize>,
             panel: usize,
             w: &[u8],
-            lut: &[u8; 16],
             out: &OutPtr,
         ) {
             let groups = p.w.k_padded() / 4;
-            let needed = match KIND {
-                INT8 => groups * 128,
-                CB4 => groups * 64,
-                _ => groups.div_ceil(2) * 64,
-            };
-            assert!(w.len() >= needed, "panel holds its groups");
+            assert!(w.len() >= groups * 128, "panel holds its groups");
             let ncols = (p.w.n() - panel * PANEL).min(PANEL);
             let mut r = rows.start;
             while r < rows.end {
@@ -201,20 +156,20 @@ macro_rules! vnni256_kernels {
                     // above), and this tile owns the output block `(r..r+mr) × (panel columns)`,
                     // which lies inside the output; `cols` of the half's columns exist.
                     unsafe {
-                        let args = (p, r, w, lut, out, panel * PANEL + c0, cols);
+                        let args = (p, r, w, out, panel * PANEL + c0, cols);
                         match (mr, half) {
-                            (6, 0) => kernel::<6, KIND, 0>(args),
-                            (5, 0) => kernel::<5, KIND, 0>(args),
-                            (4, 0) => kernel::<4, KIND, 0>(args),
-                            (3, 0) => kernel::<3, KIND, 0>(args),
-                            (2, 0) => kernel::<2, KIND, 0>(args),
-                            (_, 0) => kernel::<1, KIND, 0>(args),
-                            (6, _) => kernel::<6, KIND, 1>(args),
-                            (5, _) => kernel::<5, KIND, 1>(args),
-                            (4, _) => kernel::<4, KIND, 1>(args),
-                            (3, _) => kernel::<3, KIND, 1>(args),
-                            (2, _) => kernel::<2, KIND, 1>(args),
-                            (_, _) => kernel::<1, KIND, 1>(args),
+                            (6, 0) => kernel::<6, 0>(args),
+                            (5, 0) => kernel::<5, 0>(args),
+                            (4, 0) => kernel::<4, 0>(args),
+                            (3, 0) => kernel::<3, 0>(args),
+                            (2, 0) => kernel::<2, 0>(args),
+                            (_, 0) => kernel::<1, 0>(args),
+                            (6, _) => kernel::<6, 1>(args),
+                            (5, _) => kernel::<5, 1>(args),
+                            (4, _) => kernel::<4, 1>(args),
+                            (3, _) => kernel::<3, 1>(args),
+                            (2, _) => kernel::<2, 1>(args),
+                            (_, _) => kernel::<1, 1>(args),
                         }
                     }
                 }
@@ -222,65 +177,21 @@ macro_rules! vnni256_kernels {
             }
         }
 
-        /// Decodes 32 packed bytes of indices shifted right by `SHIFT` bits through the table:
-        /// index = the low 4 bits of each byte (the table repeats its levels, so for 2-bit codes
-        /// the 2 bits above the code do not matter).
-        #[target_feature(enable = $features)]
-        #[inline]
-        fn decode<const SHIFT: i32>(packed: __m256i, lut: __m256i) -> __m256i {
-            let nib = _mm256_and_si256(_mm256_srli_epi16::<SHIFT>(packed), _mm256_set1_epi8(0x0F));
-            _mm256_shuffle_epi8(lut, nib)
-        }
-
         /// The two weight vectors (channels `16·HALF .. 16·HALF + 8` and `+ 8 .. + 16` of the
-        /// panel) of group `g`.
+        /// panel) of group `g`: 32 bytes each, as the int8 layout holds them.
         ///
         /// # Safety
-        /// `w` must point at the panel's packed bytes in `KIND`'s layout, which hold group `g`.
+        /// `w` must point at the panel's int8 bytes, which hold group `g`.
         #[target_feature(enable = $features)]
         #[inline]
-        unsafe fn group_weights<const KIND: u8, const HALF: usize>(
-            w: *const u8,
-            lut: __m256i,
-            g: usize,
-        ) -> (__m256i, __m256i) {
+        unsafe fn group_weights<const HALF: usize>(w: *const u8, g: usize) -> (__m256i, __m256i) {
             // SAFETY: the caller guarantees the bytes read lie inside the panel.
             unsafe {
-                match KIND {
-                    INT8 => {
-                        let at = w.add(g * 128 + HALF * 64);
-                        (
-                            _mm256_loadu_si256(at.cast()),
-                            _mm256_loadu_si256(at.add(32).cast()),
-                        )
-                    }
-                    CB4 => {
-                        let at = w.add(g * 64);
-                        let (p0, p1) = (
-                            _mm256_loadu_si256(at.cast()),
-                            _mm256_loadu_si256(at.add(32).cast()),
-                        );
-                        if HALF == 0 {
-                            (decode::<0>(p0, lut), decode::<0>(p1, lut))
-                        } else {
-                            (decode::<4>(p0, lut), decode::<4>(p1, lut))
-                        }
-                    }
-                    _ => {
-                        // 2-bit: element `r = 2·(g % 2) + HALF` of each byte, bits `2r .. 2r + 2`.
-                        let at = w.add((g / 2) * 64);
-                        let (p0, p1) = (
-                            _mm256_loadu_si256(at.cast()),
-                            _mm256_loadu_si256(at.add(32).cast()),
-                        );
-                        match (g % 2, HALF) {
-                            (0, 0) => (decode::<0>(p0, lut), decode::<0>(p1, lut)),
-                            (0, _) => (decode::<2>(p0, lut), decode::<2>(p1, lut)),
-                            (_, 0) => (decode::<4>(p0, lut), decode::<4>(p1, lut)),
-                            (_, _) => (decode::<6>(p0, lut), decode::<6>(p1, lut)),
-                        }
-                    }
-                }
+                let at = w.add(g * 128 + HALF * 64);
+                (
+                    _mm256_loadu_si256(at.cast()),
+                    _mm256_loadu_si256(at.add(32).cast()),
+                )
             }
         }
 
@@ -305,21 +216,17 @@ macro_rules! vnni256_kernels {
         /// # Safety
         /// `$features` must be available; rows `r0..r0+R` of `p.a` must be readable for
         /// `k_read` bytes (gathered rows: as `gemm_block_gather` checks), `w` must hold the
-        /// panel's `kp / 4` groups in `KIND`'s layout, and this call must own rows `r0..r0+R` ×
+        /// panel's `kp / 4` groups of int8 weights, and this call must own rows `r0..r0+R` ×
         /// columns `col..col+cols` of `out`, which lie inside it.
         #[target_feature(enable = $features)]
-        unsafe fn kernel<const R: usize, const KIND: u8, const HALF: usize>(
-            args: KernelArgs<'_, '_>,
-        ) {
-            let (p, r0, w, lut, out, col, cols) = args;
+        unsafe fn kernel<const R: usize, const HALF: usize>(args: KernelArgs<'_, '_>) {
+            let (p, r0, w, out, col, cols) = args;
             let stream = out.stream;
             let k = p.w.k();
             let groups = p.w.k_padded() / 4;
             // Groups read whole: those inside the readable bytes (zero past `k`).
             let full = (p.k_read / 4).min(groups);
             let wp = w.as_ptr();
-            // SAFETY: `lut` is 16 readable bytes.
-            let lutv = _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(lut.as_ptr().cast()) });
             let rows: [*const u8; R] = std::array::from_fn(|i| match p.rows_at {
                 Some(at) => p.a[at[r0 + i]..].as_ptr(),
                 None => p.a[(r0 + i) * p.lda..].as_ptr(),
@@ -346,7 +253,7 @@ macro_rules! vnni256_kernels {
                 })
             };
             // Pieces of `seg_groups` groups, `seg_skip` bytes apart (one piece for plain rows;
-            // gathered rows only come with int8 and 4-bit weights and `full == groups`), each over
+            // gathered rows come with `full == groups`), each over
             // its live groups only.
             for (live, skip) in p.live_pieces(full) {
                 for g in live {
@@ -354,7 +261,7 @@ macro_rules! vnni256_kernels {
                         _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(g * 64).cast());
                     }
                     // SAFETY: `g < groups`, inside the panel (caller).
-                    let (w0, w1) = unsafe { group_weights::<KIND, HALF>(wp, lutv, g) };
+                    let (w0, w1) = unsafe { group_weights::<HALF>(wp, g) };
                     step(&mut acc, &load_a(g, skip), w0, w1);
                 }
             }
@@ -363,7 +270,7 @@ macro_rules! vnni256_kernels {
             // Groups that are partly or wholly past the readable bytes: activations zero-padded.
             while g < groups {
                 // SAFETY: `g < groups`, inside the panel (caller).
-                let (w0, w1) = unsafe { group_weights::<KIND, HALF>(wp, lutv, g) };
+                let (w0, w1) = unsafe { group_weights::<HALF>(wp, g) };
                 let a: [__m256i; R] = std::array::from_fn(|i| {
                     let row = &p.a[(r0 + i) * p.lda..];
                     _mm256_set1_epi32(i32::from_le_bytes(tail_group(row, k, g)))

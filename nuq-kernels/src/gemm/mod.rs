@@ -18,8 +18,9 @@
 //! Paths: scalar reference loops; portable `wide` (`i16` widening + `pmaddwd`); AVX2
 //! (same scheme with intrinsics — exact, unlike an `i16`-accumulating `vpmaddubsw`, which
 //! saturates when both operands span the full 8-bit range); AVX-VNNI (the 256-bit VEX
-//! `vpdpbusd`, a 6-row × 16-column register tile on the AVX-512 path's weight layout,
-//! 2- and 4-bit codebook weights decoded in registers by `vpshufb`); AVX-512 VNNI
+//! `vpdpbusd` — or its EVEX form on AVX-512 CPUs without AVX-VNNI —, a 6-row × 16-column
+//! register tile on the AVX-512 path's weight layout, codebook weights multiplied as the
+//! layer's int8 copy); AVX-512 VNNI
 //! (`vpdpbusd`, an 8-row × 32-column register tile, codebook weights decoded in registers
 //! by `vpermb`).
 
