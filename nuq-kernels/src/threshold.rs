@@ -35,6 +35,20 @@ pub struct Thresholds {
     cp: usize,
 }
 
+/// A block of [`Thresholds::apply_levels_block`], checked: `rows` rows of `width` channels
+/// from `c0` (a multiple of 16) in `acc` and `out` at their strides.
+#[cfg(target_arch = "x86_64")]
+struct LevelsBlock<'a> {
+    acc: &'a [i32],
+    lda: usize,
+    rows: usize,
+    c0: usize,
+    width: usize,
+    levels: &'a [u8],
+    out: &'a mut [u8],
+    ldo: usize,
+}
+
 impl Thresholds {
     /// Compiles `mac` (already checked: shape and order are `MacThresholds`' invariants).
     ///
@@ -165,18 +179,29 @@ impl Thresholds {
         check_len("threshold block accumulators", acc_len, acc.len())?;
         check_len("threshold block output", out_len, out.len())?;
         #[cfg(target_arch = "x86_64")]
+        let block = LevelsBlock {
+            acc,
+            lda,
+            rows,
+            c0,
+            width,
+            levels,
+            out,
+            ldo,
+        };
+        #[cfg(target_arch = "x86_64")]
         if path.is_avx512() {
             // SAFETY: `ensure_available` confirmed AVX-512; the slices hold `rows` rows of
             // `width` at their strides, `c0` is a multiple of 16 and `levels` has 2^bits
             // entries (all checked above).
-            unsafe { self.block_avx512(acc, lda, rows, c0, width, levels, out, ldo) };
+            unsafe { self.block_avx512(block) };
             return Ok(());
         }
         #[cfg(target_arch = "x86_64")]
         if matches!(path, KernelPath::Avx2 | KernelPath::AvxVnni) {
             // SAFETY: `ensure_available` confirmed AVX2 (which AVX-VNNI CPUs have); the rest
             // as above.
-            unsafe { self.block_avx2(acc, lda, rows, c0, width, levels, out, ldo) };
+            unsafe { self.block_avx2(block) };
             return Ok(());
         }
         for r in 0..rows {
@@ -224,19 +249,18 @@ impl Thresholds {
     /// AVX2 must be available; as [`Thresholds::block_avx512`] otherwise.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn block_avx2(
-        &self,
-        acc: &[i32],
-        lda: usize,
-        rows: usize,
-        base: usize,
-        width: usize,
-        levels: &[u8],
-        out: &mut [u8],
-        ldo: usize,
-    ) {
+    unsafe fn block_avx2(&self, block: LevelsBlock<'_>) {
         use std::arch::x86_64::*;
+        let LevelsBlock {
+            acc,
+            lda,
+            rows,
+            c0: base,
+            width,
+            levels,
+            out,
+            ldo,
+        } = block;
         let count = self.mac.per_channel();
         let lut = level_table16(levels);
         for j0 in (0..width).step_by(8) {
@@ -280,19 +304,18 @@ impl Thresholds {
     /// `2^bits` entries.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn block_avx512(
-        &self,
-        acc: &[i32],
-        lda: usize,
-        rows: usize,
-        base: usize,
-        width: usize,
-        levels: &[u8],
-        out: &mut [u8],
-        ldo: usize,
-    ) {
+    unsafe fn block_avx512(&self, block: LevelsBlock<'_>) {
         use std::arch::x86_64::*;
+        let LevelsBlock {
+            acc,
+            lda,
+            rows,
+            c0: base,
+            width,
+            levels,
+            out,
+            ldo,
+        } = block;
         let count = self.mac.per_channel();
         let one = _mm512_set1_epi32(1);
         let bits = self.mac.bits();
