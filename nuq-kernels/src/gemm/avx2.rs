@@ -4,18 +4,18 @@
 //! (`vpmaddubsw` would be twice as wide but saturates its `i16` pair sums once both
 //! operands span the full 8-bit range.) Register tile: 6 rows × 8 channels — 12
 //! accumulators, 2 weight registers and one broadcast activation quadruple (`vpbroadcastq`
-//! from the widened rows) out of 16. Per-tensor 4-bit codebook weights are decoded in
-//! registers with `vpshufb`; other codebook formats are decoded into an int8 scratch
-//! panel first.
+//! from the widened rows) out of 16. Codebook weights are multiplied as the layer's int8
+//! copy of them (`CodebookWeights::int8_weights`, made once on first use), as on the
+//! AVX-VNNI path: decoding 4-bit indices with `vpshufb` in registers, and other widths
+//! into int8 scratch per tile, left the 4-bit models 9–18 % slower on this path
+//! (`NUQ_KERNEL=avx2 infer-report --quick` on the Zen 4, 2026-12-07: ResNet-18 batch 1
+//! 181–193 → 204–211 img/s, batch 64 189–203 → 228–240, VGG-Small 192–198 → 223–228).
 
-use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
-use crate::packed::{CodebookWeights, PANEL};
+use super::{GemmKernel, OutPtr, Problem, Weights};
+use crate::packed::PANEL;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 use std::ops::Range;
-
-const INT8: u8 = 0;
-const CB4: u8 = 1;
 
 /// Rows per register tile.
 const MR: usize = 6;
@@ -44,48 +44,37 @@ impl GemmKernel for Avx2 {
 /// The CPU must support AVX2, and this call must own the output block it writes.
 #[target_feature(enable = "avx2")]
 unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
-    for panel in panels {
-        match p.w {
-            Weights::Int8(w) => {
-                // SAFETY: forwarded from the caller.
-                unsafe {
-                    panel_rows::<INT8>(p, rows.clone(), panel, w.panel_bytes(panel), &[0; 16], out)
-                }
-            }
-            Weights::Codebook(w) if w.bits() == 4 => {
-                let lut: [u8; 16] = w.lut64()[..16].try_into().expect("16 levels");
-                // SAFETY: forwarded from the caller.
-                unsafe {
-                    panel_rows::<CB4>(p, rows.clone(), panel, w.panel_bytes(panel), &lut, out)
-                }
-            }
-            Weights::Codebook(w) => {
-                with_decoded_panel(w, panel, CodebookWeights::decode_panel, |bytes| {
-                    // SAFETY: forwarded from the caller.
-                    unsafe { panel_rows::<INT8>(p, rows.clone(), panel, bytes, &[0; 16], out) }
-                })
-            }
+    // Codebook weights: the layer's int8 copy (made once, on first use).
+    let copy = match p.w {
+        Weights::Codebook(w) => {
+            let copy = w.int8_weights();
+            // The copy pads the reduction to whole 4-byte groups, 2- and 3-bit codebooks
+            // to whole pairs of them or more: it reads no more of a row.
+            debug_assert!(copy.k_padded() <= w.k_padded());
+            Some(Problem { w: copy, ..*p })
         }
+        Weights::Int8(_) => None,
+    };
+    let p = copy.as_ref().unwrap_or(p);
+    let Weights::Int8(w) = p.w else {
+        unreachable!("codebooks are multiplied as their int8 copy")
+    };
+    for panel in panels {
+        // SAFETY: forwarded from the caller (int8 weights need no more than the codebook
+        // ones they copy).
+        unsafe { panel_rows(p, rows.clone(), panel, w.panel_bytes(panel), out) }
     }
 }
 
-/// Rows `rows` × one panel whose bytes (`KIND`'s layout) are `w`.
+/// Rows `rows` × one panel whose int8 bytes are `w`.
 ///
 /// # Safety
 /// AVX2 must be available and this call must own the output block it writes.
 #[target_feature(enable = "avx2")]
-unsafe fn panel_rows<const KIND: u8>(
-    p: &Problem<'_>,
-    rows: Range<usize>,
-    panel: usize,
-    w: &[u8],
-    lut: &[u8; 16],
-    out: &OutPtr,
-) {
+unsafe fn panel_rows(p: &Problem<'_>, rows: Range<usize>, panel: usize, w: &[u8], out: &OutPtr) {
     let (k, kp) = (p.w.k(), p.w.k_padded());
     let groups = kp / 4;
-    let group_bytes = if KIND == INT8 { 128 } else { 64 };
-    assert!(w.len() >= groups * group_bytes, "panel holds its groups");
+    assert!(w.len() >= groups * 128, "panel holds its groups");
     let ncols = (p.w.n() - panel * PANEL).min(PANEL);
     WIDE_ROWS.with(|cell| {
         let mut wide = cell.borrow_mut();
@@ -114,12 +103,12 @@ unsafe fn panel_rows<const KIND: u8>(
                 // holds the panel's groups (asserted above).
                 unsafe {
                     match mr {
-                        6 => block::<6, KIND>(&wide, kp, w, lut, quarter, &mut sums),
-                        5 => block::<5, KIND>(&wide, kp, w, lut, quarter, &mut sums),
-                        4 => block::<4, KIND>(&wide, kp, w, lut, quarter, &mut sums),
-                        3 => block::<3, KIND>(&wide, kp, w, lut, quarter, &mut sums),
-                        2 => block::<2, KIND>(&wide, kp, w, lut, quarter, &mut sums),
-                        _ => block::<1, KIND>(&wide, kp, w, lut, quarter, &mut sums),
+                        6 => block::<6>(&wide, kp, w, quarter, &mut sums),
+                        5 => block::<5>(&wide, kp, w, quarter, &mut sums),
+                        4 => block::<4>(&wide, kp, w, quarter, &mut sums),
+                        3 => block::<3>(&wide, kp, w, quarter, &mut sums),
+                        2 => block::<2>(&wide, kp, w, quarter, &mut sums),
+                        _ => block::<1>(&wide, kp, w, quarter, &mut sums),
                     }
                 }
                 let len = (ncols - c0).min(8);
@@ -137,51 +126,30 @@ unsafe fn panel_rows<const KIND: u8>(
 /// Weights of group `g`, half `half`, chunk `q` (4 channels × 4 positions) as `i16`.
 ///
 /// # Safety
-/// `w` must hold the panel's groups in `KIND`'s layout, group `g` included.
+/// `w` must hold the panel's int8 groups, group `g` included.
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn weights<const KIND: u8>(
-    w: *const u8,
-    lutv: __m128i,
-    g: usize,
-    half: usize,
-    q: usize,
-) -> __m256i {
-    if KIND == INT8 {
-        // SAFETY: group `g` of the panel is inside `w` (caller); unaligned 16-byte load.
-        let v = unsafe { _mm_loadu_si128(w.add(g * 128 + half * 64 + q * 16).cast()) };
-        _mm256_cvtepi8_epi16(v)
-    } else {
-        // SAFETY: as above, in the 4-bit layout (64 bytes per group).
-        let packed = unsafe { _mm_loadu_si128(w.add(g * 64 + q * 16).cast()) };
-        let nib = if half == 0 {
-            packed
-        } else {
-            _mm_srli_epi16::<4>(packed)
-        };
-        let idx = _mm_and_si128(nib, _mm_set1_epi8(0x0F));
-        _mm256_cvtepi8_epi16(_mm_shuffle_epi8(lutv, idx))
-    }
+unsafe fn weights(w: *const u8, g: usize, half: usize, q: usize) -> __m256i {
+    // SAFETY: group `g` of the panel is inside `w` (caller); unaligned 16-byte load.
+    let v = unsafe { _mm_loadu_si128(w.add(g * 128 + half * 64 + q * 16).cast()) };
+    _mm256_cvtepi8_epi16(v)
 }
 
 /// `R` widened rows × the 8 channels of `quarter` over all `kp / 4` groups.
 ///
 /// # Safety
 /// AVX2 must be available, `wide` must hold `R` rows of `kp` values, and `w` the panel's
-/// groups in `KIND`'s layout.
+/// int8 groups.
 #[target_feature(enable = "avx2")]
-unsafe fn block<const R: usize, const KIND: u8>(
+unsafe fn block<const R: usize>(
     wide: &[i16],
     kp: usize,
     w: &[u8],
-    lut: &[u8; 16],
     quarter: usize,
     sums: &mut [[i32; 8]; MR],
 ) {
     assert!(wide.len() >= R * kp, "widened rows");
     let groups = kp / 4;
-    // SAFETY: `lut` is 16 readable bytes.
-    let lutv = unsafe { _mm_loadu_si128(lut.as_ptr().cast()) };
     let (half, q0) = (quarter / 2, (quarter % 2) * 2);
     let a = wide.as_ptr();
     let mut acc = [[_mm256_setzero_si256(); 2]; R];
@@ -189,8 +157,8 @@ unsafe fn block<const R: usize, const KIND: u8>(
         // SAFETY: `g < groups`, inside the panel (caller).
         let (w0, w1) = unsafe {
             (
-                weights::<KIND>(w.as_ptr(), lutv, g, half, q0),
-                weights::<KIND>(w.as_ptr(), lutv, g, half, q0 + 1),
+                weights(w.as_ptr(), g, half, q0),
+                weights(w.as_ptr(), g, half, q0 + 1),
             )
         };
         for (i, acc_r) in acc.iter_mut().enumerate() {
