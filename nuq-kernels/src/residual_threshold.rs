@@ -348,12 +348,15 @@ impl ResidualThresholds {
             #[cfg(target_arch = "x86_64")]
             KernelPath::Avx2 | KernelPath::AvxVnni => {
                 // Whole 8-channel groups of a levels shortcut whose sums fit `i32` in 32-bit
-                // lanes; the others by the definition.
+                // lanes; the others by the definition. Without a bound on the main branch
+                // (a join on its own, not fused into its convolution), the block's own
+                // largest magnitude is one: a pass over `a` instead of the scalar join.
                 let chans = block.chans.clone();
+                let bound = block.bound.or_else(|| Some(max_abs(block)));
                 let mut c0 = chans.start;
                 while c0 < chans.end {
                     let lanes = (chans.end - c0).min(8);
-                    let (bias, bound) = (block.bias, block.bound);
+                    let bias = block.bias;
                     match block.b {
                         Shortcut::Int32(v)
                             if lanes == 8 && self.main_fits(c0, 8, bias, bound, (1 << 30) - 1) =>
@@ -875,6 +878,20 @@ impl ResidualThresholds {
         }
         overflow
     }
+}
+
+/// The largest `|a|` of the block's main branch (its rows × channels, lengths checked by
+/// the caller).
+fn max_abs(block: &Block<'_>) -> i64 {
+    let width = block.chans.len();
+    (0..block.rows)
+        .map(|r| {
+            block.a[r * block.lda..r * block.lda + width]
+                .iter()
+                .fold(0u32, |m, &v| m.max(v.unsigned_abs()))
+        })
+        .max()
+        .map_or(0, i64::from)
 }
 
 impl ResidualThresholds {
