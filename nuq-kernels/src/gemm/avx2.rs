@@ -11,7 +11,7 @@
 //! (`NUQ_KERNEL=avx2 infer-report --quick` on the Zen 4, 2026-12-07: ResNet-18 batch 1
 //! 181–193 → 204–211 img/s, batch 64 189–203 → 228–240, VGG-Small 192–198 → 223–228).
 
-use super::{GemmKernel, OutPtr, Problem, Weights};
+use super::{on_int8, GemmKernel, OutPtr, Problem};
 use crate::packed::PANEL;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
@@ -44,21 +44,9 @@ impl GemmKernel for Avx2 {
 /// The CPU must support AVX2, and this call must own the output block it writes.
 #[target_feature(enable = "avx2")]
 unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
-    // Codebook weights: the layer's int8 copy (made once, on first use).
-    let copy = match p.w {
-        Weights::Codebook(w) => {
-            let copy = w.int8_weights();
-            // The copy pads the reduction to whole 4-byte groups, 2- and 3-bit codebooks
-            // to whole pairs of them or more: it reads no more of a row.
-            debug_assert!(copy.k_padded() <= w.k_padded());
-            Some(Problem { w: copy, ..*p })
-        }
-        Weights::Int8(_) => None,
-    };
-    let p = copy.as_ref().unwrap_or(p);
-    let Weights::Int8(w) = p.w else {
-        unreachable!("codebooks are multiplied as their int8 copy")
-    };
+    // Codebook weights: the layer's int8 copy.
+    let (p, w) = on_int8(p);
+    let p = &p;
     for panel in panels {
         // SAFETY: forwarded from the caller (int8 weights need no more than the codebook
         // ones they copy).

@@ -34,7 +34,7 @@
 //!
 //! [`CodebookWeights::int8_weights`]: crate::packed::CodebookWeights::int8_weights
 
-use super::{GemmKernel, OutPtr, Problem, Weights};
+use super::{on_int8, GemmKernel, OutPtr, Problem};
 use crate::archparam::prefetch_rows_min_bytes;
 use crate::packed::PANEL;
 use std::arch::x86_64::*;
@@ -100,21 +100,9 @@ macro_rules! vnni256_kernels {
             panels: Range<usize>,
             out: &OutPtr,
         ) {
-            // Codebook weights: the layer's int8 copy (made once, on first use).
-            let copy = match p.w {
-                Weights::Codebook(w) => {
-                    let copy = w.int8_weights();
-                    // The copy pads the reduction to whole 4-byte groups, 2- and 3-bit
-                    // codebooks to whole pairs of them or more: it reads no more of a row.
-                    debug_assert!(copy.k_padded() <= w.k_padded());
-                    Some(Problem { w: copy, ..*p })
-                }
-                Weights::Int8(_) => None,
-            };
-            let p = copy.as_ref().unwrap_or(p);
-            let Weights::Int8(w) = p.w else {
-                unreachable!("codebooks are multiplied as their int8 copy")
-            };
+            // Codebook weights: the layer's int8 copy.
+            let (p, w) = on_int8(p);
+            let p = &p;
             for panel in panels {
                 // SAFETY: forwarded from the caller (int8 weights need no more than the
                 // codebook ones they copy).

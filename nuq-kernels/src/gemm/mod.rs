@@ -142,6 +142,7 @@ impl OutPtr {
 }
 
 /// A GEMM problem after validation.
+#[derive(Clone, Copy)]
 pub(crate) struct Problem<'a> {
     pub a: &'a [u8],
     pub lda: usize,
@@ -211,6 +212,23 @@ thread_local! {
     /// Per-thread scratch for decoding one codebook panel to int8 (grows to the largest
     /// panel once, then is reused: no allocation per call in steady state).
     static DECODE_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `p` over int8 weights, for the kernels that multiply only those (AVX-VNNI, AVX2): itself
+/// for int8 weights, else with codebook weights replaced by the layer's int8 copy
+/// ([`CodebookWeights::int8_weights`], made once on first use: the same integers).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn on_int8<'a>(p: &Problem<'a>) -> (Problem<'a>, &'a crate::PackedWeights) {
+    match p.w {
+        Weights::Int8(w) => (*p, w),
+        Weights::Codebook(c) => {
+            let copy = c.int8_weights();
+            // The copy pads the reduction to whole 4-byte groups, 2- and 3-bit codebooks to
+            // whole pairs of them or more: it reads no more of a row.
+            debug_assert!(copy.k_padded() <= c.k_padded());
+            (Problem { w: copy, ..*p }, c.int8())
+        }
+    }
 }
 
 /// Runs `f` with the int8 bytes of codebook panel `panel`, decoded by `decode` (which
