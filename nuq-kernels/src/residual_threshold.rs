@@ -30,7 +30,7 @@ use crate::archparam::RESIDUAL_TASK_ELEMENTS;
 use crate::error::{check_eq, check_len};
 use crate::narrow_align::{NarrowAlign, NARROW_ROWS};
 use crate::threshold_search::{
-    count_reached_avx2, level_table16, lookup_levels16, narrow8_avx2, store_bytes, store_bytes8,
+    count_reached_avx2, level_table16, lookup_levels16, store_bytes, store_levels8,
     store_low_bytes, SearchRows, SEARCH_MAX_BITS,
 };
 use crate::{KernelError, KernelPath};
@@ -509,42 +509,8 @@ impl ResidualThresholds {
                 let sum =
                     _mm256_add_epi32(_mm256_sll_epi32(av, shift), _mm256_srav_epi32(total, t2));
                 let x = _mm256_xor_si256(sum, flip);
-                self.put_levels8(
-                    count_reached_avx2(x, table, cp, count),
-                    lut,
-                    out.add(r * ldo),
-                );
-            }
-        }
-    }
-
-    /// Writes the levels of 8 codes (`i32` lanes) to `out .. out + 8`: narrowed in
-    /// registers and looked up by one `vpshufb` in `lut` (the [`level_table16`] of the
-    /// levels, when there are at most 16), else through the level table in memory.
-    ///
-    /// # Safety
-    /// AVX2 must be available, `out` writable for 8 bytes and every code at most the
-    /// threshold count.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    unsafe fn put_levels8(
-        &self,
-        codes: std::arch::x86_64::__m256i,
-        lut: Option<std::arch::x86_64::__m128i>,
-        out: *mut u8,
-    ) {
-        let codes = narrow8_avx2(codes);
-        // SAFETY: the caller's `out` holds 8 bytes; codes index the level table.
-        unsafe {
-            match lut {
-                Some(lut) => store_bytes8(out, 8, lookup_levels16(lut, codes)),
-                None => {
-                    store_bytes8(out, 8, codes);
-                    for o in std::slice::from_raw_parts_mut(out, 8) {
-                        *o = self.levels[usize::from(*o)];
-                    }
-                }
+                let codes = count_reached_avx2(x, table, cp, count);
+                store_levels8(out.add(r * ldo), 8, codes, lut, &self.levels);
             }
         }
     }
@@ -618,11 +584,8 @@ impl ResidualThresholds {
                     _mm256_loadu_si256(aligned.as_ptr().cast()),
                 );
                 let x = _mm256_xor_si256(sum, flip);
-                self.put_levels8(
-                    count_reached_avx2(x, table, cp, count),
-                    lut,
-                    out.add(r * ldo),
-                );
+                let codes = count_reached_avx2(x, table, cp, count);
+                store_levels8(out.add(r * ldo), 8, codes, lut, &self.levels);
             }
         }
     }

@@ -13,8 +13,8 @@
 #[cfg(target_arch = "x86_64")]
 use crate::error::{check_eq, check_len, check_min};
 use crate::threshold_search::{
-    count_reached_avx2, level_table16, load_lanes8, lookup_levels16, narrow8_avx2, store_bytes,
-    store_bytes8, store_low_bytes, SearchRows, SEARCH_MAX_BITS,
+    count_reached_avx2, level_table16, load_lanes8, lookup_levels16, store_bytes, store_levels8,
+    store_low_bytes, SearchRows, SEARCH_MAX_BITS,
 };
 use crate::{KernelError, KernelPath};
 use nuq_core::MacThresholds;
@@ -278,17 +278,8 @@ impl Thresholds {
                 unsafe {
                     let x = load_lanes8(acc.as_ptr().add(r * lda + j0), lanes);
                     let n = count_reached_avx2(_mm256_xor_si256(x, flip), table, self.cp, count);
-                    let codes = narrow8_avx2(n);
                     let dst = out.as_mut_ptr().add(r * ldo + j0);
-                    match lut {
-                        Some(lut) => store_bytes8(dst, lanes, lookup_levels16(lut, codes)),
-                        None => {
-                            store_bytes8(dst, lanes, codes);
-                            for o in std::slice::from_raw_parts_mut(dst, lanes) {
-                                *o = levels[usize::from(*o)];
-                            }
-                        }
-                    }
+                    store_levels8(dst, lanes, n, lut, levels);
                 }
             }
         }

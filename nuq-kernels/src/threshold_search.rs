@@ -262,3 +262,34 @@ pub(crate) unsafe fn store_bytes8(dst: *mut u8, lanes: usize, v: __m128i) {
         }
     }
 }
+
+/// Stores the levels of the first `lanes` (`1 ..= 8`) of 8 codes (`i32` lanes, each at
+/// most `levels.len() − 1`) at `dst`: narrowed in registers and looked up by one `vpshufb`
+/// in `lut` (the [`level_table16`] of `levels`, when there are at most 16), else through
+/// `levels` in memory.
+///
+/// # Safety
+/// AVX2 must be available and `dst` writable for `lanes` bytes.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) unsafe fn store_levels8(
+    dst: *mut u8,
+    lanes: usize,
+    codes: __m256i,
+    lut: Option<__m128i>,
+    levels: &[u8],
+) {
+    let codes = narrow8_avx2(codes);
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match lut {
+            Some(lut) => store_bytes8(dst, lanes, lookup_levels16(lut, codes)),
+            None => {
+                store_bytes8(dst, lanes, codes);
+                for o in std::slice::from_raw_parts_mut(dst, lanes) {
+                    *o = levels[usize::from(*o)];
+                }
+            }
+        }
+    }
+}

@@ -28,7 +28,7 @@
 
 #[cfg(test)]
 use super::Live;
-use super::{with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
+use super::{on_int8, with_decoded_panel, GemmKernel, OutPtr, Problem, Weights};
 use crate::archparam::{
     rows_outer_max_weight_bytes, CB3_SCRATCH_MIN_ROWS, SMALL_K_GROUPS, WEIGHT_PREFETCH_GROUPS,
 };
@@ -195,10 +195,7 @@ unsafe fn tile_choosing<const VBMI: bool>(
 ) {
     if let Weights::Codebook(w) = p.w {
         if w.bits() == 4 && int8_copy_rows.is_some_and(|min| rows.len() >= min) {
-            let copy = w.int8_weights();
-            // Both pad the reduction to whole 4-byte groups: the rows read the same groups.
-            debug_assert_eq!(copy.k_padded(), w.k_padded());
-            let q = Problem { w: copy, ..*p };
+            let (q, _) = on_int8(p);
             // SAFETY: forwarded from the caller; int8 weights need no more than 4-bit ones.
             unsafe { tile_on::<VBMI>(&q, rows, panels, out) };
             return;

@@ -79,9 +79,17 @@ fn block_rows(rem: usize) -> usize {
 }
 
 /// The arguments of `kernel` (in both encodings): the problem, the first row, the panel's
-/// int8 bytes, the output, the half's first column of the problem and the columns to store
-/// (`1 ..= 16`).
-type KernelArgs<'p, 'a> = (&'p Problem<'a>, usize, &'p [u8], &'p OutPtr, usize, usize);
+/// int8 bytes, whether to prefetch the next row block, the output, the half's first column
+/// of the problem and the columns to store (`1 ..= 16`).
+type KernelArgs<'p, 'a> = (
+    &'p Problem<'a>,
+    usize,
+    &'p [u8],
+    bool,
+    &'p OutPtr,
+    usize,
+    usize,
+);
 
 /// The kernels, compiled for one encoding of the 256-bit `vpdpbusd`: `$features` is the
 /// `target_feature` list every function is compiled with and `$dpbusd` the intrinsic (the
@@ -103,10 +111,14 @@ macro_rules! vnni256_kernels {
             // Codebook weights: the layer's int8 copy.
             let (p, w) = on_int8(p);
             let p = &p;
+            // Prefetch the next row block while one runs when the activations are likely
+            // out of cache ([`prefetch_rows_min_bytes`]); gathered rows are not `lda`
+            // apart: no prefetch.
+            let prefetch = p.rows_at.is_none() && p.a.len() >= prefetch_rows_min_bytes();
             for panel in panels {
                 // SAFETY: forwarded from the caller (int8 weights need no more than the
                 // codebook ones they copy).
-                unsafe { panel_rows(p, rows.clone(), panel, w.panel_bytes(panel), out) }
+                unsafe { panel_rows(p, rows.clone(), panel, w.panel_bytes(panel), prefetch, out) }
             }
             if out.stream {
                 // Order this tile's non-temporal stores before the tile is reported done.
@@ -114,7 +126,8 @@ macro_rules! vnni256_kernels {
             }
         }
 
-        /// Rows `rows` (any count) × one panel whose int8 bytes are `w`.
+        /// Rows `rows` (any count) × one panel whose int8 bytes are `w`, prefetching each next
+        /// row block when `prefetch`.
         ///
         /// # Safety
         /// `$features` must be available, `w` must hold the panel's groups, and this call
@@ -125,6 +138,7 @@ macro_rules! vnni256_kernels {
             rows: Range<usize>,
             panel: usize,
             w: &[u8],
+            prefetch: bool,
             out: &OutPtr,
         ) {
             let groups = p.w.k_padded() / 4;
@@ -144,7 +158,7 @@ macro_rules! vnni256_kernels {
                     // above), and this tile owns the output block `(r..r+mr) × (panel columns)`,
                     // which lies inside the output; `cols` of the half's columns exist.
                     unsafe {
-                        let args = (p, r, w, out, panel * PANEL + c0, cols);
+                        let args = (p, r, w, prefetch, out, panel * PANEL + c0, cols);
                         match (mr, half) {
                             (6, 0) => kernel::<6, 0>(args),
                             (5, 0) => kernel::<5, 0>(args),
@@ -208,7 +222,7 @@ macro_rules! vnni256_kernels {
         /// columns `col..col+cols` of `out`, which lie inside it.
         #[target_feature(enable = $features)]
         unsafe fn kernel<const R: usize, const HALF: usize>(args: KernelArgs<'_, '_>) {
-            let (p, r0, w, out, col, cols) = args;
+            let (p, r0, w, prefetch, out, col, cols) = args;
             let stream = out.stream;
             let k = p.w.k();
             let groups = p.w.k_padded() / 4;
@@ -220,16 +234,14 @@ macro_rules! vnni256_kernels {
                 None => p.a[(r0 + i) * p.lda..].as_ptr(),
             });
             // The next row block's activations, a line per group, prefetched by the first
-            // half's call while it runs when they are likely out of cache
-            // ([`prefetch_rows_min_bytes`]; a hint only: addresses past the slice are never
-            // dereferenced). Gathered rows are not `lda` apart: no prefetch.
+            // half's call while it runs (a hint only: addresses past the slice are never
+            // dereferenced).
             let next = p.a.as_ptr().wrapping_add((r0 + R) * p.lda);
-            let next_lines =
-                if p.rows_at.is_some() || HALF != 0 || p.a.len() < prefetch_rows_min_bytes() {
-                    0
-                } else {
-                    (R * p.lda).div_ceil(64)
-                };
+            let next_lines = if prefetch && HALF == 0 {
+                (R * p.lda).div_ceil(64)
+            } else {
+                0
+            };
             let mut acc = [[_mm256_setzero_si256(); 2]; R];
             let load_a = |g: usize, skip: usize| -> [__m256i; R] {
                 std::array::from_fn(|i| {

@@ -214,7 +214,8 @@ thread_local! {
     static DECODE_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `p` over int8 weights, for the kernels that multiply only those (AVX-VNNI, AVX2): itself
+/// `p` over int8 weights, for the kernels that multiply only those (AVX-VNNI, AVX2, and
+/// AVX-512 tiles that choose the copy): itself
 /// for int8 weights, else with codebook weights replaced by the layer's int8 copy
 /// ([`CodebookWeights::int8_weights`], made once on first use: the same integers).
 #[cfg(target_arch = "x86_64")]
