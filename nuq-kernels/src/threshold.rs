@@ -101,6 +101,12 @@ impl Thresholds {
         self.mac.bits()
     }
 
+    /// Per channel `0` (rising) or `-1` (falling): `x ↦ x ^ flip` maps each channel's
+    /// accumulators to an order in which its codes do not decrease.
+    pub(crate) fn flips(&self) -> &[i32] {
+        &self.flip[..self.channels()]
+    }
+
     /// The scalar definition for one accumulator of channel `c`.
     ///
     /// # Panics

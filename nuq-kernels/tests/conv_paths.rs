@@ -764,3 +764,122 @@ fn border_taps_skipped_match_the_definitions() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    /// The convolution fused with a 2×2, stride-2 max-pool gives, on every path and thread
+    /// count (row and column tiles), what the convolution's levels followed by the max-pool
+    /// give — rising and falling channels, clamped thresholds; and it refuses levels that
+    /// decrease.
+    #[test]
+    fn pooled_conv_matches_conv_then_max_pool(
+        images in 1usize..4, height in 2usize..13, width in 2usize..13, channels in 1usize..7,
+        kernel in 1usize..4, stride in 1usize..3, padding in 0usize..2, c_out in 1usize..80,
+        bits in prop::sample::select(vec![2u8, 4, 8]), out_bits in 1u8..5,
+        huge_bias: bool, threads in 1usize..4, seed: u64, zero_pad: bool, descending: bool,
+    ) {
+        let shape = Window::new(height, width, channels, kernel, stride, padding);
+        prop_assume!(height.min(width) + 2 * padding >= shape.span());
+        prop_assume!(shape.out_height().is_multiple_of(2) && shape.out_width().is_multiple_of(2));
+        let mut rng = lcg(seed);
+        let k = shape.k();
+        let n_levels = 1 + rng() as usize % (1 << bits);
+        let mut levels: Vec<i8> = (0..n_levels).map(|_| rng() as i8).collect();
+        levels.sort_unstable();
+        let indices: Vec<u8> = (0..c_out * k).map(|_| (rng() as usize % n_levels) as u8).collect();
+        let w = Weights::pack(&indices, c_out, k, bits, &levels).unwrap();
+        let bias: Vec<i32> = (0..c_out)
+            .map(|_| if huge_bias { (rng() as i32).wrapping_mul(3) } else { (rng() % 20_001) as i32 - 10_000 })
+            .collect();
+        let pad: Vec<u8> = (0..channels).map(|_| if zero_pad { 0 } else { rng() as u8 }).collect();
+        let t = thresholds(&mut rng, out_bits, c_out, 4000 * k as i64);
+        let mut out_levels: Vec<u8> = (0..1 << out_bits).map(|_| rng() as u8).collect();
+        out_levels.sort_unstable();
+        if descending {
+            out_levels.reverse();
+        }
+        let out = Requantize::Levels { thresholds: &t, levels: &out_levels };
+        let conv = Conv::new(shape, &pad, w, &bias, out).unwrap();
+        let ascending = out_levels.windows(2).all(|p| p[0] <= p[1]);
+        prop_assert_eq!(conv.pools(), ascending);
+        let x: Vec<u8> = (0..images * height * width * channels).map(|_| rng() as u8).collect();
+        let (oh, ow) = (shape.out_height(), shape.out_width());
+        let window = Window::new(oh, ow, c_out, 2, 2, 0);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let mut scratch = ConvScratch::default();
+        pool.install(|| -> Result<(), TestCaseError> {
+            for path in KernelPath::available() {
+                let mut full = vec![0u8; images * oh * ow * c_out];
+                conv.run(path, &x, images, ConvOut::Levels(&mut full), &mut scratch).unwrap();
+                let mut got = vec![0xAAu8; images * oh * ow * c_out / 4];
+                let r = conv.run_pooled(path, &x, images, &mut got, &mut scratch);
+                if !ascending {
+                    prop_assert!(matches!(r, Err(KernelError::Unsupported { .. })), "{}", path);
+                    continue;
+                }
+                let mut want = vec![0u8; got.len()];
+                nuq_kernels::pool::max_pool_u8_batch(&window, &full, images, &mut want).unwrap();
+                prop_assert_eq!((r, &got), (Ok(()), &want), "{}", path);
+            }
+            Ok(())
+        })?;
+    }
+}
+
+/// Pooled convolutions large enough to be split across threads: short outputs as column
+/// tiles (one image of 4×4 with heavy weights) and tall ones as several row tiles (two
+/// 16×16 images), against the convolution's levels followed by the max-pool.
+#[test]
+fn pooled_row_and_column_tiles_match_conv_then_max_pool() {
+    let cases = [
+        (2, 4, 128, 96, 1),
+        (4, 4, 128, 130, 1),
+        (2, 16, 16, 64, 2),
+        (3, 16, 12, 40, 2),
+    ];
+    for (threads, side, channels, c_out, images) in cases {
+        let shape = Window::new(side, side, channels, 3, 1, 1);
+        let mut rng = lcg(threads as u64 + side as u64);
+        let k = shape.k();
+        let levels: Vec<i8> = (-8..8).map(|v| (v * 9) as i8).collect();
+        let indices: Vec<u8> = (0..c_out * k).map(|_| (rng() % 16) as u8).collect();
+        let w = Weights::pack(&indices, c_out, k, 4, &levels).unwrap();
+        let bias: Vec<i32> = (0..c_out)
+            .map(|_| (rng() % 20_001) as i32 - 10_000)
+            .collect();
+        let t = thresholds(&mut rng, 4, c_out, 300_000);
+        let out_levels: Vec<u8> = (0..16u8).map(|v| v * 3).collect();
+        let out = Requantize::Levels {
+            thresholds: &t,
+            levels: &out_levels,
+        };
+        let conv = Conv::new(shape, &vec![0; channels], w, &bias, out).unwrap();
+        assert!(conv.pools());
+        let x: Vec<u8> = (0..images * side * side * channels)
+            .map(|_| rng() as u8)
+            .collect();
+        let window = Window::new(side, side, c_out, 2, 2, 0);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut scratch = ConvScratch::default();
+        pool.install(|| {
+            for path in KernelPath::available() {
+                let mut full = vec![0u8; images * side * side * c_out];
+                conv.run(path, &x, images, ConvOut::Levels(&mut full), &mut scratch)
+                    .unwrap();
+                let mut want = vec![0u8; full.len() / 4];
+                nuq_kernels::pool::max_pool_u8_batch(&window, &full, images, &mut want).unwrap();
+                let mut got = vec![0xAAu8; want.len()];
+                conv.run_pooled(path, &x, images, &mut got, &mut scratch)
+                    .unwrap();
+                assert_eq!(
+                    got, want,
+                    "{path} threads {threads} side {side} c_out {c_out}"
+                );
+            }
+        });
+    }
+}

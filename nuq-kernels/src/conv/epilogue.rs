@@ -120,6 +120,30 @@ impl Epilogue {
         }
     }
 
+    /// Per channel `0` (rising) or `-1` (falling), when a max-pool of this epilogue's levels
+    /// equals its levels of the pooled accumulators — each channel's largest `acc ^ flip`,
+    /// i.e. its largest accumulator if rising, its smallest if falling: for levels that do
+    /// not decrease with the code (a channel's code does not decrease along that order).
+    /// `None` for an epilogue that hands on accumulators or whose levels decrease somewhere.
+    pub(crate) fn pool_flip(&self) -> Option<Vec<i32>> {
+        let ascending = |levels: &[u8]| levels.windows(2).all(|w| w[0] <= w[1]);
+        match self {
+            Epilogue::Levels { thresholds, levels } if ascending(levels) => {
+                Some(thresholds.flips().to_vec())
+            }
+            Epilogue::Wide {
+                thresholds, levels, ..
+            } if ascending(levels) => Some(
+                thresholds
+                    .directions()
+                    .iter()
+                    .map(|d| if d.is_falling() { -1 } else { 0 })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
     /// Whether the output is levels (else `i32`).
     pub(crate) fn writes_levels(&self) -> bool {
         !matches!(self, Epilogue::Accumulator { .. })

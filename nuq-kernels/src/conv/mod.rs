@@ -23,7 +23,9 @@
 //! per-group `k`.
 //!
 //! [`Conv::run_join`] fuses the residual join that reads a convolution's `acc + bias` into
-//! the tiles, so the `i32` tensor is never written.
+//! the tiles, so the `i32` tensor is never written; [`Conv::run_pooled`] fuses a 2×2,
+//! stride-2 max-pool of its levels (each tile pools its accumulators, in each channel's
+//! direction, and requantizes a quarter as many).
 //!
 //! Tile sizes come from the crate's one tile policy (`archparam` holds its numbers).
 //! Every output element is computed by exactly one tile with exact integer arithmetic, so
@@ -117,6 +119,9 @@ struct Dense {
     /// The live taps of border pixels, where the padding byte is zero: the VNNI
     /// tiles skip the others ([`border`]).
     borders: Option<Box<Borders>>,
+    /// Where the levels can be max-pooled as accumulators ([`Conv::run_pooled`]): each
+    /// channel's flip to the order its levels follow.
+    pool_flip: Option<Vec<i32>>,
 }
 
 /// The im2col matrix (or padded input), accumulators and staged levels of short outputs
@@ -162,6 +167,7 @@ impl Dense {
         } else {
             None
         };
+        let pool_flip = epilogue.pool_flip();
         Ok(Dense {
             shape,
             pad: pad.to_vec(),
@@ -169,6 +175,7 @@ impl Dense {
             gather_weights,
             epilogue,
             borders,
+            pool_flip,
         })
     }
 
@@ -324,6 +331,61 @@ impl Conv {
             Body::Grouped(g) => g.run(path, x, images, out, scratch),
             Body::Depthwise(d) => d.run(path, x, images, out, Finish::Epilogue),
         }
+    }
+
+    /// Whether [`Conv::run_pooled`] runs this convolution: one channel group, levels that do
+    /// not decrease with the code, and an even output height and width.
+    pub fn pools(&self) -> bool {
+        let s = self.shape;
+        matches!(&self.body, Body::Dense(d) if d.pool_flip.is_some())
+            && s.out_height().is_multiple_of(2)
+            && s.out_width().is_multiple_of(2)
+    }
+
+    /// The convolution followed by a 2×2, stride-2 max-pool of its levels (no padding):
+    /// `out` (`[image][oy / 2][ox / 2][channel]`) gets exactly what [`Conv::run`] and
+    /// [`max_pool_u8_batch`](crate::pool::max_pool_u8_batch) give, while each tile's
+    /// accumulators are in cache. Codes do not decrease along each channel's direction
+    /// (rising: with the accumulator; falling: against it) and the levels do not decrease
+    /// with the code, so the window's largest level is the level of its largest accumulator
+    /// (smallest, falling): each tile pools its accumulators first and requantizes a quarter
+    /// as many — the full-size levels are never written.
+    ///
+    /// # Errors
+    /// As [`Conv::run`]; [`KernelError::Unsupported`] where [`Conv::pools`] is false.
+    pub fn run_pooled(
+        &self,
+        path: KernelPath,
+        x: &[u8],
+        images: usize,
+        out: &mut [u8],
+        scratch: &mut ConvScratch,
+    ) -> Result<(), KernelError> {
+        path.ensure_available()?;
+        let (Body::Dense(d), true) = (&self.body, self.pools()) else {
+            return Err(KernelError::Unsupported {
+                what: "pooled convolution (one group, ascending levels, even output size)",
+                value: self.shape.out_width() as i64,
+                allowed: "a convolution for which Conv::pools is true",
+            });
+        };
+        let s = self.shape;
+        let m = images * s.out_height() * s.out_width();
+        check_len(
+            "conv input",
+            images * s.height * s.width * s.channels,
+            x.len(),
+        )?;
+        check_len("pooled conv output", m / 4 * self.n(), out.len())?;
+        if m == 0 {
+            return Ok(());
+        }
+        let flip = d.pool_flip.as_deref().unwrap_or_default();
+        let finish = Finish::Pool {
+            width: s.out_width(),
+            flip,
+        };
+        d.tiles(path, x, m, ConvOut::Levels(out), finish, scratch)
     }
 
     /// A convolution compiled to hand on `acc + bias` ([`Requantize::Accumulator`]) fused

@@ -54,6 +54,36 @@ pub(super) enum Finish<'j> {
     /// `acc + bias` (the compiled epilogue must hand on accumulators) joined with a
     /// shortcut of `[m][n]` elements into levels.
     Join(&'j ResidualThresholds, Shortcut<'j>),
+    /// The compiled epilogue (levels) of a 2×2, stride-2 max-pool of the accumulators: each
+    /// channel's largest `acc ^ flip` of the window ([`Epilogue::pool_flip`]). Blocks are
+    /// whole pairs of output rows `width` pixels wide (even) and finish into a quarter as
+    /// many rows.
+    Pool { width: usize, flip: &'j [i32] },
+}
+
+impl Finish<'_> {
+    /// Rows a block of `rows` accumulator rows finishes into.
+    pub(super) fn out_rows(&self, rows: usize) -> usize {
+        match self {
+            Finish::Pool { .. } => rows / 4,
+            _ => rows,
+        }
+    }
+}
+
+thread_local! {
+    /// Per-thread scratch for a block's pooled accumulators (grows once, then is reused).
+    static POOLED: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `dst[j]` = the largest of `a[j] ^ f`, `b[j] ^ f`, `c[j] ^ f`, `d[j] ^ f`, flipped back
+/// (`f = flip[j]`): the maximum of a rising channel, the minimum of a falling one.
+fn pool4(dst: &mut [i32], a: &[i32], b: &[i32], c: &[i32], d: &[i32], flip: &[i32]) {
+    for ((((o, &a), &b), &c), (&d, &f)) in
+        dst.iter_mut().zip(a).zip(b).zip(c).zip(d.iter().zip(flip))
+    {
+        *o = (a ^ f).max(b ^ f).max(c ^ f).max(d ^ f) ^ f;
+    }
 }
 
 /// A block of accumulators: `rows` rows (stride `lda`, row 0 = output pixel `first_row`)
@@ -107,6 +137,43 @@ pub(super) fn finish_block(
             };
             join.block(path, &block, o, ldo)
         }
+        Finish::Pool { width, flip } => {
+            let pair = 2 * width;
+            if !first_row.is_multiple_of(pair) || !rows.is_multiple_of(pair) {
+                return Err(KernelError::Unsupported {
+                    what: "rows of a pooled block (whole pairs of output rows)",
+                    value: rows as i64,
+                    allowed: "a multiple of twice the output width, from such a row",
+                });
+            }
+            let (w, pooled_rows) = (chans.len(), rows / 4);
+            let flip = &flip[chans.clone()];
+            POOLED.with(|cell| {
+                let mut pooled = cell.borrow_mut();
+                grow(&mut pooled, pooled_rows * w);
+                for (p, dst) in pooled[..pooled_rows * w].chunks_exact_mut(w).enumerate() {
+                    let r = (p / (width / 2)) * pair + 2 * (p % (width / 2));
+                    let row = |r: usize| &acc[r * lda..r * lda + w];
+                    pool4(
+                        dst,
+                        row(r),
+                        row(r + 1),
+                        row(r + width),
+                        row(r + width + 1),
+                        flip,
+                    );
+                }
+                epilogue.apply(
+                    path,
+                    &pooled[..pooled_rows * w],
+                    w,
+                    pooled_rows,
+                    chans,
+                    out,
+                    ldo,
+                )
+            })
+        }
     }
 }
 
@@ -136,7 +203,11 @@ impl Dense {
         let panels = self.n().div_ceil(PANEL);
         let light = self.weights.stored_bytes() <= row_split_max_weight_bytes();
         let policy = if light { &CONV_LIGHT } else { &CONV };
-        let plan = policy.plan(m, self.shape.k(), panels, rayon::current_num_threads());
+        let mut plan = policy.plan(m, self.shape.k(), panels, rayon::current_num_threads());
+        if let Finish::Pool { width, .. } = finish {
+            // Row tiles of whole pairs of output rows.
+            plan.rows = plan.rows.next_multiple_of(2 * width);
+        }
         if plan.panels == panels {
             let source = if !self.gathers(path) {
                 Rows::Unfold
@@ -246,13 +317,15 @@ impl Dense {
                 }
             })
         };
+        // Each tile's rows of the output (a quarter of its accumulator rows when pooled).
+        let (m_out, mc_out) = (finish.out_rows(m), finish.out_rows(mc));
         match out {
-            ConvOut::Levels(o) => o[..m * n]
-                .par_chunks_mut(mc * n)
+            ConvOut::Levels(o) => o[..m_out * n]
+                .par_chunks_mut(mc_out * n)
                 .enumerate()
                 .try_for_each(|(t, o)| tile(t, ConvOut::Levels(o))),
-            ConvOut::Int32(o) => o[..m * n]
-                .par_chunks_mut(mc * n)
+            ConvOut::Int32(o) => o[..m_out * n]
+                .par_chunks_mut(mc_out * n)
                 .enumerate()
                 .try_for_each(|(t, o)| tile(t, ConvOut::Int32(o))),
         }
@@ -331,7 +404,7 @@ impl Dense {
         let levels = matches!(out, ConvOut::Levels(_));
         let stored_bias = match finish {
             Finish::Epilogue => self.epilogue.stored_bias(path),
-            Finish::Join(..) => None,
+            Finish::Join(..) | Finish::Pool { .. } => None,
         };
         grow(acc, m * n);
         grow(staged, if levels { m * n } else { 0 });
@@ -385,8 +458,10 @@ impl Dense {
             }
         };
         let min_rows = (GATHER_ELEMENTS / n.max(1)).max(1);
+        // Rows of the output: a quarter of the accumulator rows when pooled.
+        let m_out = finish.out_rows(m);
         match &mut out {
-            ConvOut::Levels(o) => o[..m * n]
+            ConvOut::Levels(o) => o[..m_out * n]
                 .par_chunks_mut(n)
                 .with_min_len(min_rows)
                 .enumerate()

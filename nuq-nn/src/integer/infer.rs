@@ -24,8 +24,12 @@
 //! A residual join whose main branch is a convolution's `acc + bias` read by nothing else
 //! runs fused into that convolution ([`Conv::run_join`]): the convolution is deferred to the
 //! join's place in the graph and each tile joins its own block while it is in cache, so the
-//! `i32` tensor is never written. [`IntegerRunner::forward_with`], whose hook sees every
-//! node's output, runs the nodes one by one; the logits are the same either way.
+//! `i32` tensor is never written. Likewise a 2×2, stride-2 max-pool whose input is a
+//! convolution's levels read by nothing else runs fused into that convolution
+//! ([`Conv::run_pooled`], where [`Conv::pools`]: ascending levels, an even output): each tile
+//! pools its accumulators and requantizes a quarter as many, and the full-size levels are
+//! never written. [`IntegerRunner::forward_with`], whose hook sees every node's output, runs
+//! the nodes one by one; the logits are the same either way.
 //!
 //! Every output element is computed by exactly one tile with exact integer arithmetic, so
 //! logits are bit-identical across kernel paths, thread counts and batch splits.
@@ -101,7 +105,9 @@ pub(super) struct Compiled<'m> {
     ops: Vec<Op>,
     /// Per node: the convolution node fused into this join (see the module docs).
     join_of: Vec<Option<usize>>,
-    /// Per node: a convolution that runs fused into a later join.
+    /// Per node: the convolution node fused into this max-pool (see the module docs).
+    pool_of: Vec<Option<usize>>,
+    /// Per node: a convolution that runs fused into a later join or max-pool.
     deferred: Vec<bool>,
     path: KernelPath,
 }
@@ -165,9 +171,11 @@ impl<'m> IntegerRunner<'m> {
             .enumerate()
             .map(|(i, node)| compile(model, &infos, i, node))
             .collect::<Result<Vec<_>, _>>()?;
-        let join_of = fusable_joins(model);
+        let readers = readers(model);
+        let join_of = fusable_joins(model, &readers);
+        let pool_of = fusable_pools(model, &readers, &ops);
         let mut deferred = vec![false; model.nodes.len()];
-        for &conv in join_of.iter().flatten() {
+        for &conv in join_of.iter().chain(&pool_of).flatten() {
             deferred[conv] = true;
         }
         let work = Workspace::new(&infos);
@@ -177,6 +185,7 @@ impl<'m> IntegerRunner<'m> {
                 infos,
                 ops,
                 join_of,
+                pool_of,
                 deferred,
                 path,
             },
@@ -396,8 +405,9 @@ impl Compiled<'_> {
                 Buf::Levels(v) => grow(v, n * info.len()),
                 Buf::Int32(v) => grow(v, n * info.len()),
             }
-            match (fuse, self.join_of[i]) {
-                (true, Some(conv)) => self.run_fused(work, conv, i, n)?,
+            match (fuse, self.join_of[i], self.pool_of[i]) {
+                (true, Some(conv), _) => self.run_fused(work, conv, i, n)?,
+                (true, _, Some(conv)) => self.run_pooled(work, conv, i, n)?,
                 _ => self.run_node(work, i, n)?,
             }
             if let Some(dump) = dump.as_mut() {
@@ -448,6 +458,34 @@ impl Compiled<'_> {
             &mut work.scratch,
         )
         .map_err(conv_err(c, &self.model.nodes[c]))
+    }
+
+    /// Convolution node `c` fused into max-pool node `p` (the pool's input is `c`'s levels,
+    /// which nothing else reads).
+    fn run_pooled(
+        &self,
+        work: &mut Workspace,
+        c: usize,
+        p: usize,
+        n: usize,
+    ) -> Result<(), NnError> {
+        let out_len = n * self.infos[p + 1].len();
+        let (before, rest) = work.bufs.split_at_mut(p + 1);
+        let Op::Conv(conv) = &self.ops[c] else {
+            unreachable!("fusable_pools pairs a convolution with a max-pool")
+        };
+        let Node::Conv(ConvNode { input, .. }) = &self.model.nodes[c] else {
+            unreachable!("fusable_pools pairs a convolution with a max-pool")
+        };
+        let Buf::Levels(x) = &before[*input] else {
+            unreachable!("validated: the node reads levels")
+        };
+        let x = &x[..n * self.infos[*input].len()];
+        let Buf::Levels(o) = &mut rest[0] else {
+            unreachable!("validated: max-pool writes levels")
+        };
+        conv.run_pooled(self.path, x, n, &mut o[..out_len], &mut work.scratch)
+            .map_err(conv_err(c, &self.model.nodes[c]))
     }
 
     fn run_node(&self, work: &mut Workspace, i: usize, n: usize) -> Result<(), NnError> {
@@ -511,9 +549,8 @@ impl Compiled<'_> {
     }
 }
 
-/// Per node, the convolution node fused into it: a join whose main branch is the `acc +
-/// bias` of a convolution that nothing else reads (nor is the model's output).
-fn fusable_joins(model: &IntegerModel) -> Vec<Option<usize>> {
+/// How many nodes read each tensor (`[t]` for tensor `t`; the input is tensor 0).
+fn readers(model: &IntegerModel) -> Vec<usize> {
     let nodes = &model.nodes;
     let mut readers = vec![0usize; nodes.len() + 1];
     for node in nodes {
@@ -530,6 +567,40 @@ fn fusable_joins(model: &IntegerModel) -> Vec<Option<usize>> {
             }
         }
     }
+    readers
+}
+
+/// Per node, the convolution node fused into it: a 2×2, stride-2 max-pool without padding
+/// whose input is the levels of a convolution that nothing else reads and that
+/// [`Conv::pools`].
+fn fusable_pools(model: &IntegerModel, readers: &[usize], ops: &[Op]) -> Vec<Option<usize>> {
+    model
+        .nodes
+        .iter()
+        .map(|node| {
+            let Node::MaxPool(p) = node else { return None };
+            let conv = p.input.checked_sub(1)?;
+            let pools = matches!(ops.get(conv), Some(Op::Conv(c)) if c.pools());
+            let levels_conv = matches!(
+                model.nodes.get(conv),
+                Some(Node::Conv(ConvNode {
+                    output: ConvOutput::Codes(_),
+                    ..
+                }))
+            );
+            (pools
+                && levels_conv
+                && (p.kernel, p.stride, p.padding) == (2, 2, 0)
+                && readers[p.input] == 1)
+                .then_some(conv)
+        })
+        .collect()
+}
+
+/// Per node, the convolution node fused into it: a join whose main branch is the `acc +
+/// bias` of a convolution that nothing else reads (nor is the model's output).
+fn fusable_joins(model: &IntegerModel, readers: &[usize]) -> Vec<Option<usize>> {
+    let nodes = &model.nodes;
     nodes
         .iter()
         .map(|node| {
