@@ -77,8 +77,51 @@ thread_local! {
 }
 
 /// `dst[j]` = the largest of `a[j] ^ f`, `b[j] ^ f`, `c[j] ^ f`, `d[j] ^ f`, flipped back
-/// (`f = flip[j]`): the maximum of a rising channel, the minimum of a falling one.
-fn pool4(dst: &mut [i32], a: &[i32], b: &[i32], c: &[i32], d: &[i32], flip: &[i32]) {
+/// (`f = flip[j]`): the maximum of a rising channel, the minimum of a falling one. Compiled
+/// for the path's vector width (the baseline x86-64 build has no `pmaxsd`).
+fn pool4(path: KernelPath, dst: &mut [i32], rows: [&[i32]; 4], flip: &[i32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if path.is_avx512() {
+            // SAFETY: an AVX-512 path is only run where the CPU has AVX-512 F
+            // (`ensure_available`).
+            unsafe { pool4_avx512(dst, rows, flip) };
+            return;
+        }
+        if matches!(path, KernelPath::Avx2 | KernelPath::AvxVnni) {
+            // SAFETY: as above, AVX2.
+            unsafe { pool4_avx2(dst, rows, flip) };
+            return;
+        }
+    }
+    let _ = path;
+    pool4_lanes(dst, rows, flip);
+}
+
+/// [`pool4`] with AVX-512 F enabled.
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pool4_avx512(dst: &mut [i32], rows: [&[i32]; 4], flip: &[i32]) {
+    pool4_lanes(dst, rows, flip);
+}
+
+/// [`pool4`] with AVX2 enabled.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pool4_avx2(dst: &mut [i32], rows: [&[i32]; 4], flip: &[i32]) {
+    pool4_lanes(dst, rows, flip);
+}
+
+/// The loop of [`pool4`], inlined into each caller so that it vectorizes at the caller's
+/// width.
+#[inline(always)]
+fn pool4_lanes(dst: &mut [i32], [a, b, c, d]: [&[i32]; 4], flip: &[i32]) {
     for ((((o, &a), &b), &c), (&d, &f)) in
         dst.iter_mut().zip(a).zip(b).zip(c).zip(d.iter().zip(flip))
     {
@@ -154,14 +197,8 @@ pub(super) fn finish_block(
                 for (p, dst) in pooled[..pooled_rows * w].chunks_exact_mut(w).enumerate() {
                     let r = (p / (width / 2)) * pair + 2 * (p % (width / 2));
                     let row = |r: usize| &acc[r * lda..r * lda + w];
-                    pool4(
-                        dst,
-                        row(r),
-                        row(r + 1),
-                        row(r + width),
-                        row(r + width + 1),
-                        flip,
-                    );
+                    let four = [row(r), row(r + 1), row(r + width), row(r + width + 1)];
+                    pool4(path, dst, four, flip);
                 }
                 epilogue.apply(
                     path,
