@@ -287,6 +287,15 @@ impl Conv {
         }
     }
 
+    /// The output pixels of `images` images (the GEMM's rows), once `x` is checked to hold
+    /// those images.
+    fn checked_rows(&self, x: &[u8], images: usize) -> Result<usize, KernelError> {
+        let s = self.shape;
+        let x_len = images * s.height * s.width * s.channels;
+        check_len("conv input", x_len, x.len())?;
+        Ok(images * s.out_height() * s.out_width())
+    }
+
     /// The error for an output buffer of the other kind.
     fn kind_error(&self) -> KernelError {
         KernelError::OutputKind {
@@ -315,10 +324,7 @@ impl Conv {
         scratch: &mut ConvScratch,
     ) -> Result<(), KernelError> {
         path.ensure_available()?;
-        let s = self.shape;
-        let m = images * s.out_height() * s.out_width();
-        let x_len = images * s.height * s.width * s.channels;
-        check_len("conv input", x_len, x.len())?;
+        let m = self.checked_rows(x, images)?;
         check_len("conv output", m * self.n(), out.len())?;
         if matches!(out, ConvOut::Levels(_)) != self.writes_levels() {
             return Err(self.kind_error());
@@ -369,20 +375,14 @@ impl Conv {
                 allowed: "a convolution for which Conv::pools is true",
             });
         };
-        let s = self.shape;
-        let m = images * s.out_height() * s.out_width();
-        check_len(
-            "conv input",
-            images * s.height * s.width * s.channels,
-            x.len(),
-        )?;
+        let m = self.checked_rows(x, images)?;
         check_len("pooled conv output", m / 4 * self.n(), out.len())?;
         if m == 0 {
             return Ok(());
         }
         let flip = d.pool_flip.as_deref().unwrap_or_default();
         let finish = Finish::Pool {
-            width: s.out_width(),
+            width: self.shape.out_width(),
             flip,
         };
         d.tiles(path, x, m, ConvOut::Levels(out), finish, scratch)
@@ -421,13 +421,7 @@ impl Conv {
             self.n(),
             join.channels(),
         )?;
-        let s = self.shape;
-        let m = images * s.out_height() * s.out_width();
-        check_len(
-            "conv input",
-            images * s.height * s.width * s.channels,
-            x.len(),
-        )?;
+        let m = self.checked_rows(x, images)?;
         check_len("residual shortcut", m * self.n(), shortcut.len())?;
         check_len("conv output", m * self.n(), out.len())?;
         if m == 0 {
