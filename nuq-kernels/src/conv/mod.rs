@@ -342,10 +342,17 @@ impl Conv {
     /// Whether [`Conv::run_pooled`] runs this convolution: one channel group, levels that do
     /// not decrease with the code, and an even output height and width.
     pub fn pools(&self) -> bool {
+        self.pooling().is_some()
+    }
+
+    /// The one group's tiles and each channel's flip, where [`Conv::pools`].
+    fn pooling(&self) -> Option<(&Dense, &[i32])> {
         let s = self.shape;
-        matches!(&self.body, Body::Dense(d) if d.pool_flip.is_some())
-            && s.out_height().is_multiple_of(2)
-            && s.out_width().is_multiple_of(2)
+        let even = s.out_height().is_multiple_of(2) && s.out_width().is_multiple_of(2);
+        match &self.body {
+            Body::Dense(d) if even => Some((d, d.pool_flip.as_deref()?)),
+            _ => None,
+        }
     }
 
     /// The convolution followed by a 2×2, stride-2 max-pool of its levels (no padding):
@@ -368,7 +375,7 @@ impl Conv {
         scratch: &mut ConvScratch,
     ) -> Result<(), KernelError> {
         path.ensure_available()?;
-        let (Body::Dense(d), true) = (&self.body, self.pools()) else {
+        let Some((d, flip)) = self.pooling() else {
             return Err(KernelError::Unsupported {
                 what: "pooled convolution (one group, ascending levels, even output size)",
                 value: self.shape.out_width() as i64,
@@ -380,7 +387,6 @@ impl Conv {
         if m == 0 {
             return Ok(());
         }
-        let flip = d.pool_flip.as_deref().unwrap_or_default();
         let finish = Finish::Pool {
             width: self.shape.out_width(),
             flip,

@@ -429,18 +429,10 @@ impl Compiled<'_> {
     fn run_fused(&self, work: &mut Workspace, c: usize, j: usize, n: usize) -> Result<(), NnError> {
         let out_len = n * self.infos[j + 1].len();
         let (before, rest) = work.bufs.split_at_mut(j + 1);
-        let (Op::Conv(conv), Op::Add(join)) = (&self.ops[c], &self.ops[j]) else {
+        let (conv, x) = self.deferred_conv(before, c, n);
+        let (Op::Add(join), Node::Add(add)) = (&self.ops[j], &self.model.nodes[j]) else {
             unreachable!("fusable_joins pairs a convolution with a join")
         };
-        let (Node::Conv(ConvNode { input, .. }), Node::Add(add)) =
-            (&self.model.nodes[c], &self.model.nodes[j])
-        else {
-            unreachable!("fusable_joins pairs a convolution with a join")
-        };
-        let Buf::Levels(x) = &before[*input] else {
-            unreachable!("validated: the node reads levels")
-        };
-        let x = &x[..n * self.infos[*input].len()];
         let b = match &before[add.b] {
             Buf::Int32(b) => Shortcut::Int32(&b[..out_len]),
             Buf::Levels(b) => Shortcut::Levels(&b[..out_len]),
@@ -460,6 +452,20 @@ impl Compiled<'_> {
         .map_err(conv_err(c, &self.model.nodes[c]))
     }
 
+    /// Deferred convolution node `c` and its input levels for `n` images (in `before`, the
+    /// tensors up to the node it is fused into).
+    fn deferred_conv<'b>(&self, before: &'b [Buf], c: usize, n: usize) -> (&Conv, &'b [u8]) {
+        let (Op::Conv(conv), Node::Conv(ConvNode { input, .. })) =
+            (&self.ops[c], &self.model.nodes[c])
+        else {
+            unreachable!("only convolutions are deferred")
+        };
+        let Buf::Levels(x) = &before[*input] else {
+            unreachable!("validated: the node reads levels")
+        };
+        (conv, &x[..n * self.infos[*input].len()])
+    }
+
     /// Convolution node `c` fused into max-pool node `p` (the pool's input is `c`'s levels,
     /// which nothing else reads).
     fn run_pooled(
@@ -471,16 +477,7 @@ impl Compiled<'_> {
     ) -> Result<(), NnError> {
         let out_len = n * self.infos[p + 1].len();
         let (before, rest) = work.bufs.split_at_mut(p + 1);
-        let Op::Conv(conv) = &self.ops[c] else {
-            unreachable!("fusable_pools pairs a convolution with a max-pool")
-        };
-        let Node::Conv(ConvNode { input, .. }) = &self.model.nodes[c] else {
-            unreachable!("fusable_pools pairs a convolution with a max-pool")
-        };
-        let Buf::Levels(x) = &before[*input] else {
-            unreachable!("validated: the node reads levels")
-        };
-        let x = &x[..n * self.infos[*input].len()];
+        let (conv, x) = self.deferred_conv(before, c, n);
         let Buf::Levels(o) = &mut rest[0] else {
             unreachable!("validated: max-pool writes levels")
         };
@@ -580,18 +577,9 @@ fn fusable_pools(model: &IntegerModel, readers: &[usize], ops: &[Op]) -> Vec<Opt
         .map(|node| {
             let Node::MaxPool(p) = node else { return None };
             let conv = p.input.checked_sub(1)?;
+            // `pools` holds only for a convolution that writes levels.
             let pools = matches!(ops.get(conv), Some(Op::Conv(c)) if c.pools());
-            let levels_conv = matches!(
-                model.nodes.get(conv),
-                Some(Node::Conv(ConvNode {
-                    output: ConvOutput::Codes(_),
-                    ..
-                }))
-            );
-            (pools
-                && levels_conv
-                && (p.kernel, p.stride, p.padding) == (2, 2, 0)
-                && readers[p.input] == 1)
+            (pools && (p.kernel, p.stride, p.padding) == (2, 2, 0) && readers[p.input] == 1)
                 .then_some(conv)
         })
         .collect()
