@@ -63,12 +63,19 @@ fn caches() -> String {
 /// the thread counts run and the kernels' tuning: `cpu model="AMD EPYC"
 /// vendor=AuthenticAMD family=25 model_id=17 stepping=1 logical_cpus=2 l1d=32K l2=1024K
 /// l3=32768K path=avx512vnni threads=2 tuning="l2=1024K cb4_int8_rows=off
-/// tiles_per_thread=4 min_tile_macs=524288"`.
+/// tiles_per_thread=4 min_tile_macs=524288"`, and where the CPU has AMX-INT8 what its
+/// probe found (`amx_probe="amx vs avx512vnni: exact, 1.85x"`, see
+/// [`nuq_kernels::probe`]).
 pub fn header(path: &str, threads: &str) -> String {
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     let info = cpuinfo();
+    let probe = match nuq_kernels::probe::PathProbe::amx() {
+        Some(Ok(p)) => format!(" amx_probe=\"{p}\""),
+        Some(Err(e)) => format!(" amx_probe=\"failed: {e}\""),
+        None => String::new(),
+    };
     format!(
-        "cpu model=\"{}\" {} logical_cpus={cpus} {} path={path} threads={threads} tuning=\"{}\"",
+        "cpu model=\"{}\" {} logical_cpus={cpus} {} path={path} threads={threads} tuning=\"{}\"{probe}",
         model_name_in(&info),
         identity_in(&info),
         caches(),
@@ -115,7 +122,12 @@ mod tests {
         assert!(h.contains(" l2=") || h.contains(" caches=unknown"), "{h}");
         let tuning = format!(" tuning=\"{}\"", nuq_kernels::Tuning::current());
         assert!(
-            h.ends_with(&format!(" path=avx512vnni threads=1,2{tuning}")),
+            h.contains(&format!(" path=avx512vnni threads=1,2{tuning}")),
+            "{h}"
+        );
+        assert_eq!(
+            h.contains(" amx_probe=\""),
+            nuq_kernels::KernelPath::Amx.is_available(),
             "{h}"
         );
     }

@@ -154,6 +154,16 @@ pub fn lookup_shares_multiplier() -> bool {
     }
 }
 
+/// Timed rounds of each path in a [`PathProbe`](crate::probe::PathProbe) (after one that
+/// warms up and compares): the best of several, so that one preempted run does not decide.
+pub const PROBE_ROUNDS: usize = 5;
+
+/// How much faster than the path it would replace a probed path must run to be chosen
+/// ([`PathProbe::chosen`](crate::probe::PathProbe::chosen)): a few milliseconds of timing
+/// do not tell apart paths within a few per cent, and the one it replaces is the path
+/// proven on more machines.
+pub const PROBE_MIN_SPEEDUP: f64 = 1.1;
+
 /// Code bits up to which the AVX-512 requantization finds a code by binary search (a blend
 /// tree that doubles per bit) rather than by counting every threshold.
 pub const SEARCH_MAX_BITS: u8 = 4;

@@ -6,8 +6,8 @@
 //! (`wide`) and scalar reference paths that are bit-exact with each other and chosen at run
 //! time ([`KernelPath::detect`], overridable with
 //! `NUQ_KERNEL=scalar|portable|avx2|avxvnni|avx512vnni-novbmi|avx512|amx`, and passed
-//! explicitly to every kernel). `amx` (the GEMM on AMX-INT8 tiles) is chosen by name only
-//! until it has run on an AMX machine. Beside them, [`float_conv`] holds the `f32` convolution that float training runs
+//! explicitly to every kernel). `amx` (the GEMM on AMX-INT8 tiles) is chosen where a short
+//! run at first use finds it exact and faster than AVX-512 ([`probe`]). Beside them, [`float_conv`] holds the `f32` convolution that float training runs
 //! on AVX-512 CPUs.
 //!
 //! | module | what |
@@ -22,6 +22,7 @@
 //! | [`pool`] | integer max-pool, global average pool (rounded half up) |
 //! | [`overflow`] | the `K·max|w|·max|a|` accumulator bound, enforced by every GEMM |
 //! | [`archparam`] | every tiling and tuning number, each with what it trades off (one tile policy serves the GEMMs and the convolution); the cache-sized ones are shares of this core's L2 |
+//! | [`probe`] | [`probe::PathProbe`]: a path tried against the one it would replace on two ResNet-shaped layers — chosen only if every sum matches and it is faster (AMX, once per process) |
 //! | [`cache`] | [`CacheSizes`]: one core's L1d / L2 / L3, read once from CPUID (leaf 4 or `0x8000_001D`) |
 //!
 //! A 2-row × 3-column integer product on the best path this CPU has (every path gives the
@@ -58,6 +59,7 @@ pub mod overflow;
 pub mod packed;
 mod path;
 pub mod pool;
+pub mod probe;
 pub mod residual_threshold;
 pub mod threshold;
 #[cfg(target_arch = "x86_64")]

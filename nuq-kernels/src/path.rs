@@ -33,9 +33,10 @@ pub enum KernelPath {
     Avx512Vnni,
     /// The AVX-512 VNNI + VBMI path with its GEMM on AMX-INT8 tiles (`tdpbusd`, Intel
     /// Sapphire Rapids and later) where the problem allows (plain rows, whole 32-row blocks
-    /// and 32-column panels); everything else is the AVX-512 kernels. Chosen only by
-    /// `NUQ_KERNEL=amx` for now: it has not yet run on an AMX machine (its driver is
-    /// tested here on emulated tiles), so [`KernelPath::best_available`] does not pick it.
+    /// and 32-column panels); everything else is the AVX-512 kernels.
+    /// [`KernelPath::best_available`] picks it only where the AMX probe of this process
+    /// ([`PathProbe::amx`](crate::probe::PathProbe::amx)) found its sums those of
+    /// [`KernelPath::Avx512Vnni`] and its run faster; `NUQ_KERNEL=amx` picks it outright.
     Amx,
 }
 
@@ -91,15 +92,32 @@ impl KernelPath {
         }
     }
 
-    /// The fastest path this CPU supports, ignoring `NUQ_KERNEL` (and [`KernelPath::Amx`],
-    /// which is chosen by name only until it has run on an AMX machine).
+    /// The fastest path this CPU supports, ignoring `NUQ_KERNEL`: where the CPU has
+    /// AMX-INT8, [`KernelPath::Amx`] or [`KernelPath::Avx512Vnni`] as the AMX probe chose
+    /// (run at the first call, a few milliseconds; see [`crate::probe`]).
     pub fn best_available() -> KernelPath {
         // `ALL` is ordered slowest first, and `Portable` is always available.
-        KernelPath::ALL
+        let vector = KernelPath::ALL
             .into_iter()
             .rev()
             .find(|&p| p != KernelPath::Amx && p.is_available())
-            .unwrap_or(KernelPath::Portable)
+            .unwrap_or(KernelPath::Portable);
+        match crate::probe::PathProbe::amx() {
+            Some(Ok(probe)) if vector == probe.baseline => probe.chosen(),
+            _ => vector,
+        }
+    }
+
+    /// [`KernelPath::detect`]'s path runs the AVX-512 kernels ([`KernelPath::is_avx512`]),
+    /// told without running the AMX probe (both of its choices do).
+    ///
+    /// # Errors
+    /// As [`KernelPath::from_env`].
+    pub fn detects_avx512() -> Result<bool, KernelError> {
+        Ok(match KernelPath::from_env()? {
+            Some(path) => path.is_avx512(),
+            None => KernelPath::Avx512VnniNoVbmi.is_available(),
+        })
     }
 
     /// Every path this CPU supports, slowest first.
@@ -226,6 +244,7 @@ fn has_avx512vbmi() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::PathProbe;
 
     #[test]
     fn names_round_trip() {
@@ -252,10 +271,17 @@ mod tests {
     #[test]
     fn best_is_the_fastest_available() {
         let available = KernelPath::available();
+        let best = KernelPath::best_available();
+        // `ALL` is ordered slowest first; AMX is picked by its probe.
+        let fastest = available.iter().rev().find(|&&p| p != KernelPath::Amx);
+        if best == KernelPath::Amx {
+            assert!(PathProbe::amx().is_some_and(|r| r.as_ref().is_ok_and(|p| p.exact)));
+        } else {
+            assert_eq!(Some(&best), fastest, "ALL is ordered slowest first");
+        }
         assert_eq!(
-            Some(&KernelPath::best_available()),
-            available.last(),
-            "ALL is ordered slowest first"
+            KernelPath::detects_avx512().unwrap(),
+            KernelPath::detect().unwrap().is_avx512()
         );
         // An AVX-VNNI CPU always has AVX2, and every AVX-512 VNNI CPU we select has AVX2.
         if KernelPath::AvxVnni.is_available() {

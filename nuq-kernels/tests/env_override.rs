@@ -28,8 +28,12 @@ fn nuq_kernel_env_selects_or_rejects() {
             }
         }
     }
-    // AMX is chosen by name only (never by `best_available` yet).
-    assert_ne!(KernelPath::best_available(), KernelPath::Amx);
+    // Unnamed, AMX is chosen only by its probe, and only where it was exact and faster.
+    if KernelPath::best_available() == KernelPath::Amx {
+        let probe = nuq_kernels::probe::PathProbe::amx().expect("AMX is available");
+        let probe = probe.as_ref().expect("the probe ran");
+        assert!(probe.exact && probe.chosen() == KernelPath::Amx, "{probe}");
+    }
     std::env::set_var("NUQ_KERNEL", "sse9");
     assert!(matches!(
         KernelPath::detect(),

@@ -54,11 +54,11 @@ const BLOCK: usize = 64;
 /// Output pixels of one forward register tile.
 const TILE_ROWS: usize = 6;
 
-/// True where the direct kernels run: AVX-512F through either AVX-512 VNNI path,
-/// the one [`KernelPath::detect`] chooses (so `NUQ_KERNEL=avx2` turns them off).
+/// True where the direct kernels run: AVX-512F, where [`KernelPath::detect`] chooses an
+/// AVX-512 path (so `NUQ_KERNEL=avx2` turns them off; [`KernelPath::detects_avx512`]).
 pub fn available() -> bool {
     static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(|| KernelPath::detect().is_ok_and(KernelPath::is_avx512))
+    *AVAILABLE.get_or_init(|| KernelPath::detects_avx512().unwrap_or(false))
 }
 
 /// True when [`forward`] and [`weight_grad`] run `g` here: [`available`], a valid window
