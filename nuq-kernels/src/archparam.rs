@@ -118,6 +118,14 @@ pub fn prefetch_rows_min_bytes() -> usize {
 /// and 608 / 611 / 616 / 616.
 pub const BORDER_RUN_ROWS: usize = 1;
 
+/// How much more register work (a share of `1 / INPUT_GATHER_SLACK`) a tile's rows sorted
+/// by their exact live taps may cost than the cheapest sort and still be gathered from the
+/// unpadded input rather than from a padded copy of its rows: the copy costs about a pass
+/// over the tile's input (1–2 % of ResNet-18 at batch 64 on the Zen 4). A 32×32 layer's
+/// edge pixels in their own short runs cost about as much as their zero taps; a 4×4 or 8×8
+/// layer's at batch 1 cost far more (each run re-reads the weights), and copy little.
+pub const INPUT_GATHER_SLACK: usize = 16;
+
 /// Rows from which an AVX-512 tile decodes 3-bit codebook panels once into int8 scratch
 /// rather than in registers per row block: the in-register bit-plane merge costs about a
 /// fifth of the multiplier's throughput, the scratch decode a pass over the panel.

@@ -14,7 +14,7 @@
 
 use std::ops::Range;
 
-use crate::archparam::{BORDER_RUN_ROWS, ROW_ALIGN};
+use crate::archparam::{BORDER_RUN_ROWS, INPUT_GATHER_SLACK, ROW_ALIGN};
 use crate::gemm::Live;
 use crate::window::Window;
 
@@ -145,26 +145,11 @@ impl Borders {
         }
     }
 
-    /// Orders the output pixels `rows` by their live taps into `sorted` (see [`Sorted`]);
-    /// row `r` of the block is pixel `rows.start + r` and starts at `rows_at[r]`.
-    ///
-    /// Rows are grouped whole (every row keeps the whole window), by live kernel rows, or
-    /// by live kernel rows and columns, whichever [`register_cost`] says multiplies least:
-    /// a class of a few rows runs in a short register tile, which costs nearly what a
-    /// full one does, so a 32×32 layer's edge pixels are not worth their own tiles, while
-    /// a 4×4 layer's are.
-    pub(super) fn sort(&self, rows: Range<usize>, rows_at: &[usize], sorted: &mut Sorted) {
-        sorted.clear();
-        let Sorted {
-            order,
-            at,
-            runs,
-            counts,
-        } = sorted;
-        if rows.is_empty() {
-            return;
-        }
+    /// Counts the output pixels `rows` by class into `sorted`'s scratch and prices each way
+    /// of sorting them ([`Costs`]).
+    fn count(&self, rows: Range<usize>, sorted: &mut Sorted) -> Costs {
         let nx = self.x_live.len();
+        let counts = &mut sorted.counts;
         counts.clear();
         counts.resize(self.classes() + self.y_live.len(), 0);
         self.stretches(rows.clone(), |_, len, c| counts[c] += len);
@@ -182,10 +167,50 @@ impl Borders {
                 .map(|(c, &n)| register_cost(n) * taps(live(c)))
                 .sum()
         };
-        let whole = register_cost(rows.len()) * self.kernel * self.kernel * self.tap_groups;
-        let (split, by_row_cost) = (cost(by_class, false), cost(by_row, true));
-        let by_rows = by_row_cost <= split;
-        if whole <= split.min(by_row_cost) {
+        Costs {
+            whole: register_cost(rows.len()) * self.kernel * self.kernel * self.tap_groups,
+            split: cost(by_class, false),
+            by_rows: cost(by_row, true),
+        }
+    }
+
+    /// What sorting the output pixels `rows` by their live taps costs ([`Costs`]);
+    /// `sorted` lends its scratch.
+    pub(super) fn costs(&self, rows: Range<usize>, sorted: &mut Sorted) -> Costs {
+        self.count(rows, sorted)
+    }
+
+    /// Orders the output pixels `rows` by their live taps into `sorted` (see [`Sorted`]);
+    /// row `r` of the block is pixel `rows.start + r` and starts at `rows_at[r]`.
+    ///
+    /// Rows are grouped whole (every row keeps the whole window), by live kernel rows, or
+    /// by live kernel rows and columns, whichever [`register_cost`] says multiplies least:
+    /// a class of a few rows runs in a short register tile, which costs nearly what a
+    /// full one does, so a 32×32 layer's edge pixels are not worth their own tiles, while
+    /// a 4×4 layer's are. With `exact`, by live kernel rows and columns always: rows
+    /// gathered from the unpadded image, whose taps outside it read other pixels.
+    pub(super) fn sort(
+        &self,
+        rows: Range<usize>,
+        rows_at: &[usize],
+        sorted: &mut Sorted,
+        exact: bool,
+    ) {
+        sorted.clear();
+        if rows.is_empty() {
+            return;
+        }
+        let costs = self.count(rows.clone(), sorted);
+        let Sorted {
+            order,
+            at,
+            runs,
+            counts,
+        } = sorted;
+        let nx = self.x_live.len();
+        let (by_class, by_row) = counts.split_at_mut(self.classes());
+        let by_rows = !exact && costs.by_rows <= costs.split;
+        if !exact && costs.whole <= costs.split.min(costs.by_rows) {
             let full = Live {
                 pieces: (0, self.kernel),
                 groups: (0, self.kernel * self.tap_groups),
@@ -230,6 +255,28 @@ impl Borders {
 fn register_cost(rows: usize) -> usize {
     let rest = rows % ROW_ALIGN;
     rows - rest + if rest == 0 { 0 } else { rest.max(2) } + BORDER_RUN_ROWS
+}
+
+/// The register work of multiplying a block's rows (in [`register_cost`] units times live
+/// tap groups) sorted each way [`Borders::sort`] can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Costs {
+    /// Every row whole, zero taps included.
+    pub whole: usize,
+    /// By live kernel rows and columns: exactly the live taps.
+    pub split: usize,
+    /// By live kernel rows, every kernel column.
+    pub by_rows: usize,
+}
+
+impl Costs {
+    /// Whether the exact split costs at most `1 + 1/slack` times the cheapest sort: then
+    /// its rows may be gathered from the unpadded image, which saves copying them
+    /// ([`INPUT_GATHER_SLACK`]).
+    pub(super) fn exact_pays(&self) -> bool {
+        let best = self.whole.min(self.split).min(self.by_rows);
+        self.split * INPUT_GATHER_SLACK <= best * (INPUT_GATHER_SLACK + 1)
+    }
 }
 
 /// A block's rows ordered by their live windows ([`Borders::sort`]), kept by the caller so
@@ -294,7 +341,7 @@ mod tests {
         let rows = 16..48; // images 1 and 2
         let rows_at: Vec<usize> = (0..32).map(|r| 1000 + 7 * r).collect();
         let mut sorted = Sorted::default();
-        b.sort(rows.clone(), &rows_at, &mut sorted);
+        b.sort(rows.clone(), &rows_at, &mut sorted, false);
         assert!(sorted.reordered());
         assert_eq!(sorted.runs.len(), 9);
         let mut seen = sorted.order.clone();
@@ -319,7 +366,7 @@ mod tests {
         let want: Vec<_> = sorted.order.iter().map(|&r| rows_at[r]).collect();
         assert_eq!(sorted.at, want);
         // Two middle pixels of one image: one class, order kept.
-        b.sort(21..23, &rows_at, &mut sorted);
+        b.sort(21..23, &rows_at, &mut sorted, false);
         assert!(!sorted.reordered());
         assert_eq!(sorted.runs.len(), 1);
         let full = Live {
@@ -331,11 +378,13 @@ mod tests {
 
     proptest::proptest! {
         /// The stretches cover the rows once, in order, each with its pixels' own class;
-        /// a sort puts every row in one run whose window holds the row's live taps.
+        /// a sort puts every row in one run whose window holds the row's live taps — and,
+        /// `exact`, is them.
         #[test]
         fn stretches_and_sorts_cover_every_row(
             height in 1usize..12, width in 1usize..12, kernel in 1usize..6, stride in 1usize..4,
             padding in 1usize..4, images in 1usize..4, a in 0usize..1000, b in 0usize..1000,
+            exact: bool,
         ) {
             let shape = Window::new(height, width, 4, kernel, stride, padding);
             proptest::prop_assume!(height.min(width) + 2 * padding >= kernel);
@@ -363,7 +412,7 @@ mod tests {
             proptest::prop_assert_eq!(next, hi - lo);
             let rows_at: Vec<usize> = (0..hi - lo).map(|r| 3 * r + 1).collect();
             let mut sorted = Sorted::default();
-            b_.sort(lo..hi, &rows_at, &mut sorted);
+            b_.sort(lo..hi, &rows_at, &mut sorted, exact);
             let mut seen = vec![0; hi - lo];
             for (live, run) in &sorted.runs {
                 for i in run.clone() {
@@ -375,6 +424,10 @@ mod tests {
                     let (ky, kx) = class_of(lo + r);
                     proptest::prop_assert!(live.pieces.0 <= ky.0 && ky.1 <= live.pieces.1);
                     proptest::prop_assert!(live.groups.0 <= kx.0 && kx.1 <= live.groups.1);
+                    if exact {
+                        proptest::prop_assert_eq!(live.pieces, ky);
+                        proptest::prop_assert_eq!(live.groups, kx);
+                    }
                 }
             }
             proptest::prop_assert!(seen.iter().all(|&n| n == 1));

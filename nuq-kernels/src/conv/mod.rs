@@ -15,7 +15,7 @@
 //! | `grouped` | grouped convolutions (`1 < channels / groups < channels`): each group's channels gathered, convolved by the tiles, and scattered into its output channels |
 //! | `depthwise` | depthwise convolutions (`channels / groups == 1`, any channel multiplier): a direct kernel over NHWC rows that multiplies whole vectors of channels per tap |
 //! | `border` | where the padding byte is zero: each output pixel's live taps (its window inside the image), and a tile's rows grouped by them so that the VNNI kernels (AVX-VNNI, AVX-512) skip the border's zeros — where the multiply-adds saved outweigh the shorter register tiles |
-//! | `tiles` | the tile driver: row tiles (which on the VNNI paths gather their rows from their own padded copy of the input rows they read — an implicit im2col; channels that are not whole 4-byte groups are padded with zeros, as are int8 weights kept for it), or, for short outputs with heavy weights, column tiles over one im2col matrix or padded input; each tile finishes its own block |
+//! | `tiles` | the tile driver: row tiles (which on the VNNI paths gather their rows — an implicit im2col — from the input itself where the border taps they skip leave nothing to pad, else from their own padded copy of the input rows they read; channels that are not whole 4-byte groups are padded with zeros, as are int8 weights kept for it), or, for short outputs with heavy weights, column tiles over one im2col matrix, padded input or the input; each tile finishes its own block |
 //!
 //! [`Conv::grouped`] compiles a grouped convolution (PyTorch semantics: output channel `o`
 //! reads only the input channels of its group `g = o / (n / groups)`, weight rows of

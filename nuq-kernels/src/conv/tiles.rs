@@ -219,7 +219,8 @@ pub(super) fn finish_block(
 enum Rows {
     /// Unfolded im2col rows (or the input itself for a direct convolution).
     Unfold,
-    /// Gathered from the input itself (no padding to add).
+    /// Gathered from the input itself where [`Dense::input_pays`] (always without padding),
+    /// else as [`Rows::PaddedPerTile`].
     InPlace,
     /// Gathered from the tile's own padded copy of the input rows it reads: no barrier
     /// for a shared copy before the tiles start.
@@ -248,7 +249,7 @@ impl Dense {
         if plan.panels == panels {
             let source = if !self.gathers(path) {
                 Rows::Unfold
-            } else if self.in_place() {
+            } else if self.reads_input(path) {
                 Rows::InPlace
             } else {
                 Rows::PaddedPerTile
@@ -324,17 +325,18 @@ impl Dense {
                 };
                 let panels = 0..n.div_ceil(PANEL);
                 if source != Rows::Unfold {
-                    let padded: &[u8] = if source == Rows::InPlace {
-                        self.gather_rows(rows.clone(), 0, rows_at);
+                    let input = source == Rows::InPlace && self.input_pays(rows.clone(), sorted);
+                    let a: &[u8] = if input {
+                        self.gather_rows(rows.clone(), 0, true, rows_at);
                         x
                     } else {
                         let first = self.pad_tile_rows(x, rows.clone(), cols);
-                        self.gather_rows(rows.clone(), first, rows_at);
+                        self.gather_rows(rows.clone(), first, false, rows_at);
                         cols
                     };
                     let rows_at = &rows_at[..rows.len()];
-                    self.sort_rows(path, rows.clone(), rows_at, sorted);
-                    self.gemm_gathered(path, padded, rows_at, sorted, panels, dst, n, bias)?;
+                    self.sort_rows(path, rows.clone(), rows_at, input, sorted);
+                    self.gemm_gathered(path, a, input, rows_at, sorted, panels, dst, n, bias)?;
                 } else {
                     let a: &[u8] = if self.shape.direct() {
                         &x[rows.start * k..rows.end * k]
@@ -388,6 +390,7 @@ impl Dense {
         let lda = self.lda();
         let panels = n.div_ceil(PANEL);
         let gathers = self.gathers(path);
+        let input = gathers && self.reads_input(path) && self.input_pays(0..m, &mut scratch.sorted);
         if gathers {
             let ConvScratch {
                 cols,
@@ -395,15 +398,15 @@ impl Dense {
                 sorted,
                 ..
             } = &mut *scratch;
-            if !self.in_place() {
+            if !input {
                 self.pad_images(
                     x,
                     m / (self.shape.out_height() * self.shape.out_width()),
                     cols,
                 );
             }
-            self.gather_rows(0..m, 0, rows_at);
-            self.sort_rows(path, 0..m, &rows_at[..m], sorted);
+            self.gather_rows(0..m, 0, input, rows_at);
+            self.sort_rows(path, 0..m, &rows_at[..m], input, sorted);
         }
         let ConvScratch {
             cols,
@@ -416,7 +419,7 @@ impl Dense {
         let (rows_at, sorted) = (&rows_at[..if gathers { m } else { 0 }], &*sorted);
         let a: &[u8] = if self.shape.direct() {
             &x[..m * k]
-        } else if gathers && self.in_place() {
+        } else if input {
             x
         } else if gathers {
             cols
@@ -453,7 +456,7 @@ impl Dense {
             // Accumulators handed on get their bias in the GEMM's stores where it can.
             let bias = if levels { None } else { stored_bias };
             if gathers {
-                self.gemm_gathered(path, a, rows_at, sorted, pans, block, width, bias)?;
+                self.gemm_gathered(path, a, input, rows_at, sorted, pans, block, width, bias)?;
             } else {
                 self.gemm(path, a, m, pans, block, width, bias)?;
             }
@@ -558,16 +561,17 @@ impl Dense {
         }
     }
 
-    /// The gathered rows starting at `rows_at` in the padded input: one piece of
-    /// `kernel` taps per kernel row, a padded image row apart, each read whole.
-    fn gather<'r>(&self, rows_at: &'r [usize]) -> Gather<'r> {
+    /// The gathered rows starting at `rows_at` in the padded input, or with `input` in the
+    /// input itself ([`Dense::reads_input`]): one piece of `kernel` taps per kernel row, an
+    /// image row apart.
+    fn gather<'r>(&self, rows_at: &'r [usize], input: bool) -> Gather<'r> {
         let c4 = self.gathered().1;
         let k = self.shape.kernel;
         Gather {
             rows_at,
             pieces: k,
             piece_len: k * c4,
-            pitch: self.padded_width() * c4,
+            pitch: self.gather_layout(input).0 * c4,
             live: Live {
                 pieces: (0, k),
                 groups: (0, k * c4 / 4),
@@ -579,16 +583,19 @@ impl Dense {
     /// Orders the gathered rows of output pixels `pixels` (starting at `rows_at`) by their
     /// live taps into `sorted`, where the layer's padding byte is zero and `path`'s kernels
     /// take rows in another order (AVX-VNNI, AVX-512 VNNI; not AMX tiles); else leaves
-    /// `sorted` empty (every row read whole, in order).
+    /// `sorted` empty (every row read whole, in order). Rows gathered from the `input`
+    /// itself are sorted by their exact live taps (those outside the image read other
+    /// pixels).
     fn sort_rows(
         &self,
         path: KernelPath,
         pixels: Range<usize>,
         rows_at: &[usize],
+        input: bool,
         sorted: &mut Sorted,
     ) {
         match &self.borders {
-            Some(b) if takes_row_map(path) => b.sort(pixels, rows_at, sorted),
+            Some(b) if takes_row_map(path) => b.sort(pixels, rows_at, sorted, input),
             _ => sorted.clear(),
         }
     }
@@ -601,6 +608,7 @@ impl Dense {
         &self,
         path: KernelPath,
         a: &[u8],
+        input: bool,
         rows_at: &[usize],
         sorted: &Sorted,
         panels: Range<usize>,
@@ -609,7 +617,7 @@ impl Dense {
         bias: Option<&[i32]>,
     ) -> Result<(), KernelError> {
         let weights = self.gathered().0;
-        let whole = self.gather(rows_at);
+        let whole = self.gather(rows_at, input);
         if sorted.runs.is_empty() {
             return gemm_block_gather(path, a, &whole, weights, panels, dst, ldc, bias);
         }
@@ -632,10 +640,42 @@ impl Dense {
         Ok(())
     }
 
-    /// Whether gathered rows read the input itself: no padding to add, around the image or
-    /// to the channels.
-    fn in_place(&self) -> bool {
-        self.shape.padding == 0 && self.gather_weights.is_none()
+    /// Whether gathered rows may read the input itself instead of a padded copy: no
+    /// channels to pad, and no border — or one that `path`'s kernels skip (the padding byte
+    /// is zero and the kernels take rows sorted by their live taps, [`Dense::sort_rows`])
+    /// in an image at least a kernel wide (each kernel row's taps one run of a row); a
+    /// tile with a border does where that pays ([`Dense::input_pays`]).
+    fn reads_input(&self, path: KernelPath) -> bool {
+        let s = self.shape;
+        self.gather_weights.is_none()
+            && (s.padding == 0
+                || (self.borders.is_some() && takes_row_map(path) && s.width >= s.kernel))
+    }
+
+    /// Whether the gathered rows of output pixels `rows` are read from the input rather
+    /// than a padded copy, where [`Dense::reads_input`] allows: always without a border,
+    /// else where sorting them by their exact live taps costs little more than the
+    /// cheapest sort ([`Costs::exact_pays`](super::border::Costs::exact_pays)); `sorted`
+    /// lends its scratch.
+    fn input_pays(&self, rows: Range<usize>, sorted: &mut Sorted) -> bool {
+        match &self.borders {
+            Some(b) if self.shape.padding > 0 => b.costs(rows, sorted).exact_pays(),
+            _ => true,
+        }
+    }
+
+    /// Width, height and origin of the image gathered rows read: the padded copy's
+    /// (origin 0), or with `input` the input's, whose origin is the top-left tap of the
+    /// first pixel's window — `padding` rows and columns before the image, an offset that
+    /// wraps below it (only the live taps are read, [`Dense::sort_rows`]).
+    fn gather_layout(&self, input: bool) -> (usize, usize, usize) {
+        let s = self.shape;
+        if input {
+            let origin = s.padding * (s.width + 1) * self.gathered().1;
+            (s.width, s.height, origin)
+        } else {
+            (self.padded_width(), s.height + 2 * s.padding, 0)
+        }
     }
 
     /// Width of the padded input.
@@ -726,12 +766,15 @@ impl Dense {
         }
     }
 
-    /// Where each output pixel of `rows` starts in the padded input (its top-left tap), less
-    /// `base` (the offset of a tile's own copy of its padded rows).
-    fn gather_rows(&self, rows: Range<usize>, base: usize, dst: &mut Vec<usize>) {
+    /// Where each output pixel of `rows` starts (its top-left tap) in the padded input, less
+    /// `base` (the offset of a tile's own copy of its padded rows), or with `input` in the
+    /// input itself (an offset that wraps below it for a border pixel: see
+    /// [`Dense::gather_layout`]).
+    fn gather_rows(&self, rows: Range<usize>, base: usize, input: bool, dst: &mut Vec<usize>) {
         let s = self.shape;
         let (oh, ow, c) = (s.out_height(), s.out_width(), self.gathered().1);
-        let (wp, hp) = (self.padded_width(), s.height + 2 * s.padding);
+        let (wp, hp, origin) = self.gather_layout(input);
+        let base = base.wrapping_add(origin);
         dst.clear();
         if rows.is_empty() {
             return;
@@ -743,7 +786,7 @@ impl Dense {
         let (step, line, plane) = (s.stride * c, s.stride * wp * c, hp * wp * c);
         let mut at = image + (oy * s.stride * wp + ox * s.stride) * c;
         for _ in rows {
-            dst.push(at - base);
+            dst.push(at.wrapping_sub(base));
             ox += 1;
             at += step;
             if ox == ow {

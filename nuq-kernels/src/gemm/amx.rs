@@ -311,8 +311,8 @@ fn block_halves(
     match p.rows_at {
         None => ((r0 + BLOCK - 1) * p.lda + chunks * TILE_COLSB <= p.a.len())
             .then(|| [(r0 * p.lda, p.lda), ((r0 + TILE_ROWS) * p.lda, p.lda)]),
-        // `gemm_block_gather` checked that every piece of every row lies inside `p.a`, and
-        // a tile row reads 64 bytes of one piece.
+        // `gemm_block_gather` checked that every piece of every row lies inside `p.a` (AMX
+        // takes whole windows only), and a tile row reads 64 bytes of one piece.
         Some(at) => {
             let half = |h0: usize| {
                 let (start, stride) = (at[h0], at[h0 + 1].checked_sub(at[h0])?);

@@ -244,7 +244,8 @@ unsafe fn tile_on<const VBMI: bool>(
     // tile) when the tile's weights fit in L2; panels outer otherwise.
     let tile_weight_bytes = panels.len() * panel_src(panels.start).len();
     let groups = p.w.k_padded() / 4;
-    let small_k = (1..=SMALL_K_GROUPS).contains(&groups);
+    // (Whole rows only: the short kernel reads every group of a row.)
+    let small_k = (1..=SMALL_K_GROUPS).contains(&groups) && p.whole_rows();
     match kind {
         Some(kind @ (INT8 | CB4 | CB4_SHUFFLE)) if small_k => {
             for panel in panels {
@@ -631,8 +632,10 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     let group_bytes = if KIND == INT8 { 128 } else { 64 };
     // SAFETY: `lut` is 64 readable bytes.
     let lutv = unsafe { _mm512_loadu_si512(lut.as_ptr().cast()) };
+    // Gathered rows' offsets may wrap below `a` (only their live windows lie inside it):
+    // formed with wrapping arithmetic, dereferenced only inside the live window.
     let rows: [*const u8; R] = std::array::from_fn(|i| match p.rows_at {
-        Some(at) => p.a[at[r0 + i]..].as_ptr(),
+        Some(at) => p.a.as_ptr().wrapping_add(at[r0 + i]),
         None => p.a[(r0 + i) * p.lda..].as_ptr(),
     });
     // The next row block's activations, prefetched a line per group while this one runs
@@ -659,9 +662,15 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     let load_a = |g: usize, skip: usize| -> [__m512i; R] {
         std::array::from_fn(|i| {
             // SAFETY: `g < full ≤ k_read / 4`, so bytes `4g .. 4g+4` of row `i` are
-            // readable (zero past `k`) — for gathered rows at `skip` past the row's start
-            // (`gemm_block_gather` checks every piece); the 4-byte read is unaligned.
-            let word = unsafe { rows[i].add(4 * g + skip).cast::<i32>().read_unaligned() };
+            // readable (zero past `k`) — for gathered rows at `skip` past the row's start,
+            // `g` a live group (`gemm_block_gather` checks that every row's live window
+            // lies inside `a`); the 4-byte read is unaligned.
+            let word = unsafe {
+                rows[i]
+                    .wrapping_add(4 * g + skip)
+                    .cast::<i32>()
+                    .read_unaligned()
+            };
             _mm512_set1_epi32(word)
         })
     };
@@ -847,8 +856,8 @@ unsafe fn small_k_block<const R: usize, const G: usize>(
             let at = starts[i].wrapping_add(off);
             if g + 1 < G {
                 // SAFETY: row `r0 + i` holds every group whole below the last (plain rows:
-                // `k_read > 4(G − 1)`; gathered rows: whole pieces, as `gemm_block_gather`
-                // checks); the read is unaligned.
+                // `k_read > 4(G − 1)`; gathered rows: whole windows only, `whole_rows`, whose
+                // pieces `gemm_block_gather` checks); the read is unaligned.
                 _mm512_set1_epi32(unsafe { at.cast::<i32>().read_unaligned() })
             } else {
                 // SAFETY: the mask covers the bytes of the last group below `k_read` only

@@ -229,8 +229,10 @@ macro_rules! vnni256_kernels {
             // Groups read whole: those inside the readable bytes (zero past `k`).
             let full = (p.k_read / 4).min(groups);
             let wp = w.as_ptr();
+            // Gathered rows' offsets may wrap below `a` (only their live windows lie inside
+            // it): formed with wrapping arithmetic, dereferenced only inside the window.
             let rows: [*const u8; R] = std::array::from_fn(|i| match p.rows_at {
-                Some(at) => p.a[at[r0 + i]..].as_ptr(),
+                Some(at) => p.a.as_ptr().wrapping_add(at[r0 + i]),
                 None => p.a[(r0 + i) * p.lda..].as_ptr(),
             });
             // The next row block's activations, a line per group, prefetched by the first
@@ -246,9 +248,15 @@ macro_rules! vnni256_kernels {
             let load_a = |g: usize, skip: usize| -> [__m256i; R] {
                 std::array::from_fn(|i| {
                     // SAFETY: `g < full ≤ k_read / 4`, so bytes `4g .. 4g+4` of row `i` are
-                    // readable (zero past `k`) — for gathered rows at `skip` past the row's start
-                    // (`gemm_block_gather` checks every piece); the 4-byte read is unaligned.
-                    let word = unsafe { rows[i].add(4 * g + skip).cast::<i32>().read_unaligned() };
+                    // readable (zero past `k`) — for gathered rows at `skip` past the row's
+                    // start, `g` a live group (`gemm_block_gather` checks that every row's
+                    // live window lies inside `a`); the 4-byte read is unaligned.
+                    let word = unsafe {
+                        rows[i]
+                            .wrapping_add(4 * g + skip)
+                            .cast::<i32>()
+                            .read_unaligned()
+                    };
                     _mm256_set1_epi32(word)
                 })
             };

@@ -152,20 +152,23 @@ pub(crate) struct Problem<'a> {
     pub m: usize,
     pub w: &'a Weights,
     /// Gathered rows (an implicit im2col, [`gemm_block_gather`]): row `r` starts at
-    /// `a[rows_at[r]]` instead of `a[r · lda]` and runs in pieces of `seg_groups` groups,
-    /// each `seg_skip` bytes after the end of the previous one. Plain rows: `None`,
-    /// `usize::MAX`, 0.
+    /// `a.as_ptr().wrapping_add(rows_at[r])` instead of `a[r · lda]` (an offset that wraps
+    /// below `a` where only the row's live window lies inside it) and runs in pieces of
+    /// `seg_groups` groups, each `seg_skip` bytes after the end of the previous one. Plain
+    /// rows: `None`, `usize::MAX`, 0.
     pub rows_at: Option<&'a [usize]>,
     pub seg_groups: usize,
     pub seg_skip: usize,
-    /// The part of every row that may be non-zero ([`Live`]); plain rows: [`Live::ALL`].
+    /// The part of every row that is multiplied ([`Live`]); plain rows: [`Live::ALL`].
     pub live: Live,
 }
 
-/// The part of each gathered row that may be non-zero: pieces `pieces` and, in each of
-/// them, groups `groups` (counted from the piece's start). The bytes outside are zero (the
-/// zero border of a convolution's padded input), so a kernel may skip them — or read them:
-/// the sums are the same.
+/// The part of each gathered row that is multiplied: pieces `pieces` and, in each of them,
+/// groups `groups` (counted from the piece's start). The rest multiplies zeros — the
+/// border of a convolution's window that lies outside the image, whose padding byte is
+/// zero — and is not read by the kernels that take a row map ([`takes_row_map`]): its
+/// bytes may be anything, or lie outside the activations (rows gathered from the unpadded
+/// image). AMX tiles read whole rows, so they take whole windows only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Live {
     pub pieces: (usize, usize),
@@ -181,6 +184,18 @@ impl Live {
 }
 
 impl Problem<'_> {
+    /// Whether every group of every row is live (plain rows; gathered rows of a whole
+    /// window).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn whole_rows(&self) -> bool {
+        let groups = self.w.k().div_ceil(4);
+        let seg = self.seg_groups.min(groups).max(1);
+        self.live.pieces.0 == 0
+            && self.live.pieces.1 >= groups.div_ceil(seg)
+            && self.live.groups.0 == 0
+            && self.live.groups.1 >= seg
+    }
+
     /// The live pieces of a row whose first `full` groups are read: per piece, its live
     /// groups (row-wide indices, clipped to `full`) and the bytes they lie past `4g` in the
     /// row (`piece · seg_skip`). Plain rows are one piece at offset 0.
@@ -502,14 +517,16 @@ fn bias_ptr(path: KernelPath, bias: Option<&[i32]>, n: usize) -> Result<*const i
     Ok(bias.as_ptr())
 }
 
-/// Rows of a GEMM's activations gathered from a padded image instead of an unfolded matrix
-/// (an implicit im2col): row `r` is `pieces` runs of `piece_len` bytes, the first at
-/// `a[rows_at[r]]`, each `pitch` bytes after the start of the previous one.
+/// Rows of a GEMM's activations gathered from an image instead of an unfolded matrix (an
+/// implicit im2col): row `r` is `pieces` runs of `piece_len` bytes, the first at offset
+/// `rows_at[r]` of `a`, each `pitch` bytes after the start of the previous one.
 ///
-/// `live` says which part of every row may be non-zero (the rest the caller guarantees to be
-/// zero: the kernels may skip it); `out_rows`, where given, sends row `r` to output row
-/// `out_rows[r]` instead of `r` (rows gathered in another order: the AVX-VNNI and AVX-512
-/// VNNI kernels, not AMX tiles).
+/// `live` says which part of every row is multiplied ([`Live`]: the rest multiplies zeros
+/// and is skipped). On the paths that take a row map only the live window has to lie
+/// inside `a`, so an offset may wrap below it (`0usize.wrapping_sub(d)` for `d` bytes
+/// before `a`: the top-left tap of a border pixel of an unpadded image); `out_rows`, where
+/// given, sends row `r` to output row `out_rows[r]` instead of `r` (rows gathered in
+/// another order: the AVX-VNNI and AVX-512 VNNI kernels, not AMX tiles).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Gather<'a> {
     pub rows_at: &'a [usize],
@@ -527,9 +544,10 @@ pub(crate) struct Gather<'a> {
 /// # Errors
 /// As [`gemm_block`] (the bias too); [`KernelError::Unsupported`] for another path or
 /// weight width, or for a row map on a path without one ([`takes_row_map`]);
-/// [`KernelError::ShapeMismatch`] when the pieces do not make up `k` in whole groups or the
-/// live window leaves them;
-/// [`KernelError::SliceTooShort`] when a row's last piece runs past `a`;
+/// [`KernelError::ShapeMismatch`] when the pieces do not make up `k` in whole groups, the
+/// live window leaves them, a row's live window starts before `a`, or a window is not
+/// whole on a path without a row map;
+/// [`KernelError::SliceTooShort`] when a row's live window runs past `a`;
 /// [`KernelError::AccumulatorOverflow`] when `k · max|w| · 255` exceeds `i32`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_block_gather(
@@ -622,12 +640,34 @@ pub(crate) fn gemm_block_gather(
             });
         }
     }
-    let last = rows_at.iter().copied().max().unwrap_or(0);
-    check_len(
-        "gathered activations",
-        last + (pieces - 1) * pitch + piece_len,
-        a.len(),
-    )?;
+    let whole = live.pieces == (0, pieces) && live.groups == (0, groups);
+    if !whole && !takes_row_map(path) {
+        return Err(KernelError::Unsupported {
+            what: "part of a gathered window (the paths that take a row map only)",
+            value: 0,
+            allowed: "whole windows",
+        });
+    }
+    // Where each row's live window lies, from its offset (read as signed: an offset may
+    // wrap below `a`).
+    if live.pieces.0 < live.pieces.1 && live.groups.0 < live.groups.1 {
+        let first = (live.pieces.0 * pitch + 4 * live.groups.0) as i128;
+        let end = ((live.pieces.1 - 1) * pitch + 4 * live.groups.1) as i128;
+        let (lo, hi) = rows_at
+            .iter()
+            .fold((i128::MAX, i128::MIN), |(lo, hi), &at| {
+                let at = at as isize as i128;
+                (lo.min(at), hi.max(at))
+            });
+        if lo + first < 0 {
+            return Err(KernelError::ShapeMismatch {
+                what: "gathered row's live window start (inside the activations)",
+                expected: 0,
+                found: (-(lo + first)) as usize,
+            });
+        }
+        check_len("gathered activations", (hi + end) as usize, a.len())?;
+    }
     check_accumulator_bound(k, w.max_abs(), 255)?;
     let p = Problem {
         a,
@@ -640,20 +680,6 @@ pub(crate) fn gemm_block_gather(
         seg_skip: pitch - piece_len,
         live,
     };
-    #[cfg(debug_assertions)]
-    for &at in rows_at {
-        for piece in 0..pieces {
-            let row = &a[at + piece * pitch..][..piece_len];
-            let live_piece = (live.pieces.0..live.pieces.1).contains(&piece);
-            for (g, group) in row.chunks_exact(4).enumerate() {
-                let in_live = live_piece && (live.groups.0..live.groups.1).contains(&g);
-                debug_assert!(
-                    in_live || group == [0; 4],
-                    "bytes outside the live window must be zero"
-                );
-            }
-        }
-    }
     let out = OutPtr {
         ptr: c.as_mut_ptr(),
         ldc,
@@ -664,4 +690,81 @@ pub(crate) fn gemm_block_gather(
     };
     tile(path, &p, 0..m, panels, &out);
     Ok(())
+}
+
+#[cfg(test)]
+mod gather_tests {
+    use super::*;
+
+    /// A row-map path of this CPU, if any.
+    fn row_map_path() -> Option<KernelPath> {
+        [
+            KernelPath::Avx512Vnni,
+            KernelPath::Avx512VnniNoVbmi,
+            KernelPath::AvxVnni,
+        ]
+        .into_iter()
+        .find(|p| p.is_available())
+    }
+
+    /// Rows whose offsets wrap below the activations read only their live window; a window
+    /// that starts before them, or runs past them, is refused.
+    #[test]
+    fn live_windows_may_start_at_wrapped_offsets() {
+        let Some(path) = row_map_path() else { return };
+        // k = 3 pieces of 2 groups (8 bytes), 40 output channels, pitch 12.
+        let (k, n, pitch) = (24, 40, 12);
+        let idx: Vec<u8> = (0..n * k).map(|i| (i * 7 % 5) as u8).collect();
+        let w = Weights::pack(&idx, n, k, 8, &[-2, -1, 0, 1, 2]).unwrap();
+        let a: Vec<u8> = (0..48u8).map(|v| v.wrapping_mul(37)).collect();
+        // Row 0 starts 4 bytes before `a`, row 1 at 8; both read pieces 1..3, group 1.
+        let rows_at = [0usize.wrapping_sub(4), 8];
+        let live = Live {
+            pieces: (1, 3),
+            groups: (1, 2),
+        };
+        let gather = Gather {
+            rows_at: &rows_at,
+            pieces: 3,
+            piece_len: 8,
+            pitch,
+            live,
+            out_rows: None,
+        };
+        let mut c = vec![0i32; 2 * n];
+        gemm_block_gather(path, &a, &gather, &w, 0..2, &mut c, n, None).unwrap();
+        for (r, &at) in rows_at.iter().enumerate() {
+            for j in 0..n {
+                let want: i32 = (1..3)
+                    .flat_map(|piece| (4..8).map(move |b| (piece, b)))
+                    .map(|(piece, b)| {
+                        let x = a[at.wrapping_add(piece * pitch + b)];
+                        i32::from(x) * i32::from(w.level(j, piece * 8 + b))
+                    })
+                    .sum();
+                assert_eq!(c[r * n + j], want, "row {r} channel {j}");
+            }
+        }
+        // Group 0 of row 0 would start 4 bytes before `a`.
+        let early = Gather {
+            live: Live {
+                pieces: (0, 3),
+                groups: (0, 2),
+            },
+            ..gather
+        };
+        assert!(matches!(
+            gemm_block_gather(path, &a, &early, &w, 0..2, &mut c, n, None),
+            Err(KernelError::ShapeMismatch { .. })
+        ));
+        // Row 1's last piece would end past `a`.
+        let late = Gather {
+            rows_at: &[0, 30],
+            ..gather
+        };
+        assert!(matches!(
+            gemm_block_gather(path, &a, &late, &w, 0..2, &mut c, n, None),
+            Err(KernelError::SliceTooShort { .. })
+        ));
+    }
 }
