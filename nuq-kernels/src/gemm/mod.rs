@@ -655,10 +655,10 @@ pub(crate) fn gemm_block_gather(
         let end = ((live.pieces.1 - 1) * pitch + 4 * live.groups.1) as i128;
         let (lo, hi) = rows_at
             .iter()
-            .fold((i128::MAX, i128::MIN), |(lo, hi), &at| {
-                let at = at as isize as i128;
-                (lo.min(at), hi.max(at))
+            .fold((isize::MAX, isize::MIN), |(lo, hi), &at| {
+                (lo.min(at as isize), hi.max(at as isize))
             });
+        let (lo, hi) = (lo as i128, hi as i128);
         if lo + first < 0 {
             return Err(KernelError::ShapeMismatch {
                 what: "gathered row's live window start (inside the activations)",
