@@ -31,6 +31,10 @@ fn bench_reports_each_batch_size() {
         "{text}"
     );
     assert!(lines[1].contains("batch=3"), "{text}");
+    // `auto` reports the AMX probe where the CPU has AMX, and only there.
+    let amx = nuq_kernels::KernelPath::Amx.is_available();
+    assert_eq!(v.get("amx_probe").is_some(), amx, "{v}");
+    assert_eq!(lines[0].contains(" amx_probe=\"amx vs avx512vnni: "), amx, "{text}");
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
     for r in results {

@@ -61,7 +61,9 @@ pub struct BenchArgs {
     /// Threads (default: all cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
-    /// Kernel path: auto, scalar, portable, avx2, avxvnni, avx512vnni-novbmi, avx512 or amx.
+    /// Kernel path: auto, scalar, portable, avx2, avxvnni, avx512vnni-novbmi, avx512 or amx
+    /// (auto: the fastest this CPU has; on an AMX CPU, AMX where a short probe finds it exact
+    /// and faster, which the output then reports).
     #[arg(long, default_value = "auto", value_parser = parse_kernel)]
     kernel: KernelChoice,
     /// Kernel tuning entries over this CPU's defaults, e.g. "l2=2M cb4_int8_rows=off"
@@ -91,6 +93,9 @@ struct BenchReport {
     threads: usize,
     kernel: &'static str,
     tuning: String,
+    /// What the AMX probe found, where `auto` ran it (AMX CPUs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amx_probe: Option<String>,
     results: Vec<BenchLine>,
 }
 
@@ -107,6 +112,14 @@ pub fn run(a: &BenchArgs) -> CmdResult {
             .map_err(|e| Failure::new(format!("--tune: {e}")))?;
     }
     let path = a.kernel.0.unwrap_or_else(KernelPath::best_available);
+    // `auto` on an AMX CPU chose by the probe: say what it found.
+    let amx_probe = match a.kernel.0 {
+        None => nuq_kernels::probe::PathProbe::amx().map(|r| match r {
+            Ok(p) => p.to_string(),
+            Err(e) => format!("failed: {e}"),
+        }),
+        Some(_) => None,
+    };
     let model = read_integer_model(&a.model)?;
     let threads = a.threads.map_or(0, |t| t as usize);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -151,12 +164,17 @@ pub fn run(a: &BenchArgs) -> CmdResult {
         threads: pool.current_num_threads(),
         kernel: path.name(),
         tuning: Tuning::current().to_string(),
+        amx_probe,
         results,
     };
+    let probe = report
+        .amx_probe
+        .as_ref()
+        .map_or(String::new(), |p| format!(" amx_probe=\"{p}\""));
     let mut text = String::new();
     for r in &report.results {
         text.push_str(&format!(
-            "bench model={} batch={} threads={} kernel={} img_per_s={:.1} ms_per_batch={:.3} tuning=\"{}\"\n",
+            "bench model={} batch={} threads={} kernel={} img_per_s={:.1} ms_per_batch={:.3} tuning=\"{}\"{probe}\n",
             report.model,
             r.batch,
             report.threads,
