@@ -73,7 +73,10 @@ impl Tuning {
         *CURRENT.get_or_init(Tuning::detect)
     }
 
-    /// Makes `self` the tuning of this process, before the kernels first read it.
+    /// Makes `self` the tuning of this process, before the kernels first read it — which
+    /// on a CPU with AMX-INT8 includes the first
+    /// [`KernelPath::best_available`](crate::KernelPath::best_available) (or `detect`),
+    /// whose probe runs kernels ([`crate::probe`]): install first.
     ///
     /// # Errors
     /// [`KernelError::TuningInUse`] when another tuning is already in use (installed, or
