@@ -34,7 +34,11 @@ fn bench_reports_each_batch_size() {
     // `auto` reports the AMX probe where the CPU has AMX, and only there.
     let amx = nuq_kernels::KernelPath::Amx.is_available();
     assert_eq!(v.get("amx_probe").is_some(), amx, "{v}");
-    assert_eq!(lines[0].contains(" amx_probe=\"amx vs avx512vnni: "), amx, "{text}");
+    assert_eq!(
+        lines[0].contains(" amx_probe=\"amx vs avx512vnni: "),
+        amx,
+        "{text}"
+    );
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
     for r in results {
