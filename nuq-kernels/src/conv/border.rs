@@ -12,8 +12,8 @@
 //! rectangle goes to the GEMM with its [`Live`] window and the rows' places in the tile's
 //! block: the sums are the same integers as over the whole window. Sorted exactly so, the
 //! rows read no byte outside the image, and the tile gathers them from the unpadded input
-//! instead of a padded copy where [`Costs::exact_pays`] (the exact split costs little more
-//! than the cheapest).
+//! instead of a padded copy where that costs little more than the cheapest sort
+//! ([`Costs::exact_pays`]).
 
 use std::ops::Range;
 
@@ -177,38 +177,29 @@ impl Borders {
         }
     }
 
-    /// What sorting the output pixels `rows` by their live taps costs ([`Costs`]);
-    /// `sorted` lends its scratch.
-    pub(super) fn costs(&self, rows: Range<usize>, sorted: &mut Sorted) -> Costs {
-        self.count(rows, sorted)
-    }
-
     /// Orders the output pixels `rows` by their live taps into `sorted` (see [`Sorted`]);
-    /// row `r` of the block is pixel `rows.start + r` and starts at `rows_at[r]`.
+    /// row `r` of the block is pixel `rows.start + r`. Returns whether the rows were sorted
+    /// by their exact live taps so that they may be gathered from the unpadded input.
     ///
     /// Rows are grouped whole (every row keeps the whole window), by live kernel rows, or
     /// by live kernel rows and columns, whichever [`register_cost`] says multiplies least:
     /// a class of a few rows runs in a short register tile, which costs nearly what a
     /// full one does, so a 32×32 layer's edge pixels are not worth their own tiles, while
-    /// a 4×4 layer's are. With `exact`, by live kernel rows and columns always: rows
-    /// gathered from the unpadded image, whose taps outside it read other pixels.
-    pub(super) fn sort(
-        &self,
-        rows: Range<usize>,
-        rows_at: &[usize],
-        sorted: &mut Sorted,
-        exact: bool,
-    ) {
+    /// a 4×4 layer's are. Where the caller may gather from the unpadded `input` (whose taps
+    /// outside the image read other pixels), by live kernel rows and columns wherever that
+    /// costs little more ([`Costs::exact_pays`]: it saves copying the rows padded).
+    pub(super) fn sort(&self, rows: Range<usize>, sorted: &mut Sorted, input: bool) -> bool {
         sorted.clear();
         if rows.is_empty() {
-            return;
+            return input;
         }
         let costs = self.count(rows.clone(), sorted);
+        let exact = input && costs.exact_pays();
         let Sorted {
             order,
-            at,
             runs,
             counts,
+            ..
         } = sorted;
         let nx = self.x_live.len();
         let (by_class, by_row) = counts.split_at_mut(self.classes());
@@ -219,7 +210,7 @@ impl Borders {
                 groups: (0, self.kernel * self.tap_groups),
             };
             runs.push((full, 0..rows.len()));
-            return;
+            return false;
         }
         // A counting sort by the chosen key, stable within a class.
         let key = |c: usize| if by_rows { c / nx } else { c };
@@ -233,21 +224,19 @@ impl Borders {
         }
         if runs.len() == 1 {
             // One class: the rows keep their order.
-            return;
+            return exact;
         }
         order.clear();
         order.resize(rows.len(), 0);
-        at.clear();
-        at.resize(rows.len(), 0);
         self.stretches(rows.clone(), |r, len, c| {
             let slot = &mut counts[key(c)];
             order[*slot..*slot + len]
                 .iter_mut()
                 .zip(r..)
                 .for_each(|(o, r)| *o = r);
-            at[*slot..*slot + len].copy_from_slice(&rows_at[r..r + len]);
             *slot += len;
         });
+        exact
     }
 }
 
@@ -263,20 +252,20 @@ fn register_cost(rows: usize) -> usize {
 /// The register work of multiplying a block's rows (in [`register_cost`] units times live
 /// tap groups) sorted each way [`Borders::sort`] can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Costs {
+struct Costs {
     /// Every row whole, zero taps included.
-    pub whole: usize,
+    whole: usize,
     /// By live kernel rows and columns: exactly the live taps.
-    pub split: usize,
+    split: usize,
     /// By live kernel rows, every kernel column.
-    pub by_rows: usize,
+    by_rows: usize,
 }
 
 impl Costs {
     /// Whether the exact split costs at most `1 + 1/slack` times the cheapest sort: then
     /// its rows may be gathered from the unpadded image, which saves copying them
     /// ([`INPUT_GATHER_SLACK`]).
-    pub(super) fn exact_pays(&self) -> bool {
+    fn exact_pays(&self) -> bool {
         let best = self.whole.min(self.split).min(self.by_rows);
         self.split * INPUT_GATHER_SLACK <= best * (INPUT_GATHER_SLACK + 1)
     }
@@ -317,6 +306,15 @@ impl Sorted {
     pub(super) fn reordered(&self) -> bool {
         self.runs.len() > 1
     }
+
+    /// Where the reordered rows start, from where each block row starts (`rows_at[r]`):
+    /// `at[i] = rows_at[order[i]]`; nothing to place when the rows keep their order.
+    pub(super) fn place(&mut self, rows_at: &[usize]) {
+        self.at.clear();
+        if self.reordered() {
+            self.at.extend(self.order.iter().map(|&r| rows_at[r]));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -344,7 +342,8 @@ mod tests {
         let rows = 16..48; // images 1 and 2
         let rows_at: Vec<usize> = (0..32).map(|r| 1000 + 7 * r).collect();
         let mut sorted = Sorted::default();
-        b.sort(rows.clone(), &rows_at, &mut sorted, false);
+        assert!(!b.sort(rows.clone(), &mut sorted, false));
+        sorted.place(&rows_at);
         assert!(sorted.reordered());
         assert_eq!(sorted.runs.len(), 9);
         let mut seen = sorted.order.clone();
@@ -369,7 +368,8 @@ mod tests {
         let want: Vec<_> = sorted.order.iter().map(|&r| rows_at[r]).collect();
         assert_eq!(sorted.at, want);
         // Two middle pixels of one image: one class, order kept.
-        b.sort(21..23, &rows_at, &mut sorted, false);
+        b.sort(21..23, &mut sorted, false);
+        sorted.place(&rows_at);
         assert!(!sorted.reordered());
         assert_eq!(sorted.runs.len(), 1);
         let full = Live {
@@ -382,12 +382,12 @@ mod tests {
     proptest::proptest! {
         /// The stretches cover the rows once, in order, each with its pixels' own class;
         /// a sort puts every row in one run whose window holds the row's live taps — and,
-        /// `exact`, is them.
+        /// where it sorted for the unpadded `input`, is them.
         #[test]
         fn stretches_and_sorts_cover_every_row(
             height in 1usize..12, width in 1usize..12, kernel in 1usize..6, stride in 1usize..4,
             padding in 1usize..4, images in 1usize..4, a in 0usize..1000, b in 0usize..1000,
-            exact: bool,
+            input: bool,
         ) {
             let shape = Window::new(height, width, 4, kernel, stride, padding);
             proptest::prop_assume!(height.min(width) + 2 * padding >= kernel);
@@ -415,7 +415,9 @@ mod tests {
             proptest::prop_assert_eq!(next, hi - lo);
             let rows_at: Vec<usize> = (0..hi - lo).map(|r| 3 * r + 1).collect();
             let mut sorted = Sorted::default();
-            b_.sort(lo..hi, &rows_at, &mut sorted, exact);
+            let exact = b_.sort(lo..hi, &mut sorted, input);
+            proptest::prop_assert!(input || !exact);
+            sorted.place(&rows_at);
             let mut seen = vec![0; hi - lo];
             for (live, run) in &sorted.runs {
                 for i in run.clone() {

@@ -219,8 +219,8 @@ pub(super) fn finish_block(
 enum Rows {
     /// Unfolded im2col rows (or the input itself for a direct convolution).
     Unfold,
-    /// Gathered from the input itself where [`Dense::input_pays`] (always without padding),
-    /// else as [`Rows::PaddedPerTile`].
+    /// Gathered from the input itself where [`Dense::sort_rows`] says (always without
+    /// padding), else as [`Rows::PaddedPerTile`].
     InPlace,
     /// Gathered from the tile's own padded copy of the input rows it reads: no barrier
     /// for a shared copy before the tiles start.
@@ -325,7 +325,7 @@ impl Dense {
                 };
                 let panels = 0..n.div_ceil(PANEL);
                 if source != Rows::Unfold {
-                    let input = source == Rows::InPlace && self.input_pays(rows.clone(), sorted);
+                    let input = self.sort_rows(path, rows.clone(), source == Rows::InPlace, sorted);
                     let a: &[u8] = if input {
                         self.gather_rows(rows.clone(), 0, true, rows_at);
                         x
@@ -335,7 +335,7 @@ impl Dense {
                         cols
                     };
                     let rows_at = &rows_at[..rows.len()];
-                    self.sort_rows(path, rows.clone(), rows_at, input, sorted);
+                    sorted.place(rows_at);
                     self.gemm_gathered(path, a, input, rows_at, sorted, panels, dst, n, bias)?;
                 } else {
                     let a: &[u8] = if self.shape.direct() {
@@ -390,7 +390,7 @@ impl Dense {
         let lda = self.lda();
         let panels = n.div_ceil(PANEL);
         let gathers = self.gathers(path);
-        let input = gathers && self.reads_input(path) && self.input_pays(0..m, &mut scratch.sorted);
+        let mut input = false;
         if gathers {
             let ConvScratch {
                 cols,
@@ -398,6 +398,7 @@ impl Dense {
                 sorted,
                 ..
             } = &mut *scratch;
+            input = self.sort_rows(path, 0..m, self.reads_input(path), sorted);
             if !input {
                 self.pad_images(
                     x,
@@ -406,7 +407,7 @@ impl Dense {
                 );
             }
             self.gather_rows(0..m, 0, input, rows_at);
-            self.sort_rows(path, 0..m, &rows_at[..m], input, sorted);
+            sorted.place(&rows_at[..m]);
         }
         let ConvScratch {
             cols,
@@ -580,23 +581,27 @@ impl Dense {
         }
     }
 
-    /// Orders the gathered rows of output pixels `pixels` (starting at `rows_at`) by their
-    /// live taps into `sorted`, where the layer's padding byte is zero and `path`'s kernels
-    /// take rows in another order (AVX-VNNI, AVX-512 VNNI; not AMX tiles); else leaves
-    /// `sorted` empty (every row read whole, in order). Rows gathered from the `input`
-    /// itself are sorted by their exact live taps (those outside the image read other
-    /// pixels).
+    /// Orders the gathered rows of output pixels `pixels` by their live taps into `sorted`,
+    /// where the layer's padding byte is zero and `path`'s kernels take rows in another
+    /// order (AVX-VNNI, AVX-512 VNNI; not AMX tiles); else leaves `sorted` empty (every row
+    /// read whole, in order). Returns whether the rows are gathered from the input itself:
+    /// where [`Dense::reads_input`] allows it (`input`), always without a border, else where
+    /// the sort by their exact live taps pays for it ([`Borders::sort`](super::border::Borders::sort)). The caller then
+    /// [places](Sorted::place) the rows.
     fn sort_rows(
         &self,
         path: KernelPath,
         pixels: Range<usize>,
-        rows_at: &[usize],
         input: bool,
         sorted: &mut Sorted,
-    ) {
+    ) -> bool {
         match &self.borders {
-            Some(b) if takes_row_map(path) => b.sort(pixels, rows_at, sorted, input),
-            _ => sorted.clear(),
+            Some(b) if takes_row_map(path) => b.sort(pixels, sorted, input),
+            _ => {
+                sorted.clear();
+                // `reads_input` allows a layer without these borders only unpadded.
+                input
+            }
         }
     }
 
@@ -644,24 +649,12 @@ impl Dense {
     /// channels to pad, and no border — or one that `path`'s kernels skip (the padding byte
     /// is zero and the kernels take rows sorted by their live taps, [`Dense::sort_rows`])
     /// in an image at least a kernel wide (each kernel row's taps one run of a row); a
-    /// tile with a border does where that pays ([`Dense::input_pays`]).
+    /// tile with a border does where that pays ([`Dense::sort_rows`]).
     fn reads_input(&self, path: KernelPath) -> bool {
         let s = self.shape;
         self.gather_weights.is_none()
             && (s.padding == 0
                 || (self.borders.is_some() && takes_row_map(path) && s.width >= s.kernel))
-    }
-
-    /// Whether the gathered rows of output pixels `rows` are read from the input rather
-    /// than a padded copy, where [`Dense::reads_input`] allows: always without a border,
-    /// else where sorting them by their exact live taps costs little more than the
-    /// cheapest sort ([`Costs::exact_pays`](super::border::Costs::exact_pays)); `sorted`
-    /// lends its scratch.
-    fn input_pays(&self, rows: Range<usize>, sorted: &mut Sorted) -> bool {
-        match &self.borders {
-            Some(b) if self.shape.padding > 0 => b.costs(rows, sorted).exact_pays(),
-            _ => true,
-        }
     }
 
     /// Width, height and origin of the image gathered rows read: the padded copy's

@@ -640,14 +640,6 @@ pub(crate) fn gemm_block_gather(
             });
         }
     }
-    let whole = live.pieces == (0, pieces) && live.groups == (0, groups);
-    if !whole && !takes_row_map(path) {
-        return Err(KernelError::Unsupported {
-            what: "part of a gathered window (the paths that take a row map only)",
-            value: 0,
-            allowed: "whole windows",
-        });
-    }
     // Where each row's live window lies, from its offset (read as signed: an offset may
     // wrap below `a`).
     if live.pieces.0 < live.pieces.1 && live.groups.0 < live.groups.1 {
@@ -680,6 +672,13 @@ pub(crate) fn gemm_block_gather(
         seg_skip: pitch - piece_len,
         live,
     };
+    if !p.whole_rows() && !takes_row_map(path) {
+        return Err(KernelError::Unsupported {
+            what: "part of a gathered window (the paths that take a row map only)",
+            value: 0,
+            allowed: "whole windows",
+        });
+    }
     let out = OutPtr {
         ptr: c.as_mut_ptr(),
         ldc,
