@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use crate::archparam::{PROBE_MIN_SPEEDUP, PROBE_ROUNDS};
 use crate::conv::{Conv, ConvOut, ConvScratch, Requantize};
 use crate::{KernelError, KernelPath, Weights, Window};
+use nuq_core::Rng;
 
 /// What trying `candidate` against `baseline` on the probe layers found.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,25 +63,15 @@ struct Layer {
     out_len: usize,
 }
 
-/// A fixed-seed xorshift: the probe's data are the same in every process.
-struct Data(u64);
-
-impl Data {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn bytes(&mut self, len: usize, below: u64) -> Vec<u8> {
-        (0..len).map(|_| (self.next() % below) as u8).collect()
-    }
+/// `len` bytes below `below`, from `rng`.
+fn bytes(rng: &mut Rng, len: usize, below: u64) -> Vec<u8> {
+    (0..len).map(|_| rng.below(below) as u8).collect()
 }
 
 /// The probe layers (see the module docs).
 fn layers() -> Result<Vec<Layer>, KernelError> {
-    let mut data = Data(0x9E37_79B9_7F4A_7C15);
+    // A fixed seed: the probe's data are the same in every process.
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     // (window, output channels, weight bits)
     let specs = [
         (Window::new(16, 16, 128, 3, 1, 1), 128, 4u8),
@@ -95,12 +86,16 @@ fn layers() -> Result<Vec<Layer>, KernelError> {
             let levels: Vec<i8> = (0..1i32 << bits)
                 .map(|i| (i - (1 << (bits - 1))) as i8)
                 .collect();
-            let indices = data.bytes(n * k, levels.len() as u64);
+            let indices = bytes(&mut rng, n * k, levels.len() as u64);
             let weights = Weights::pack(&indices, n, k, bits, &levels)?;
-            let bias: Vec<i32> = (0..n).map(|_| (data.next() % 2001) as i32 - 1000).collect();
+            let bias: Vec<i32> = (0..n).map(|_| rng.below(2001) as i32 - 1000).collect();
             let pad = vec![0u8; shape.channels];
             let conv = Conv::new(shape, &pad, weights, &bias, Requantize::Accumulator)?;
-            let x = data.bytes(images * shape.height * shape.width * shape.channels, 256);
+            let x = bytes(
+                &mut rng,
+                images * shape.height * shape.width * shape.channels,
+                256,
+            );
             let out_len = images * shape.out_height() * shape.out_width() * n;
             Ok(Layer {
                 conv,
