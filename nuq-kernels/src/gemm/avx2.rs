@@ -51,7 +51,7 @@ impl GemmKernel for Avx2 {
 unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr) {
     // Codebook weights: the layer's int8 copy.
     let (p, w) = on_int8(p);
-    let (k, kp) = (p.w.k(), p.w.k_padded());
+    let kp = p.w.k_padded();
     WIDE_ROWS.with(|cell| {
         let mut wide = cell.borrow_mut();
         if wide.len() < MR * kp {
@@ -60,15 +60,7 @@ unsafe fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &
         let mut r = rows.start;
         while r < rows.end {
             let mr = (rows.end - r).min(MR);
-            // Widen the block's rows (zero past k).
-            for i in 0..mr {
-                let src = &p.a[(r + i) * p.lda..(r + i) * p.lda + k];
-                let dst = &mut wide[i * kp..(i + 1) * kp];
-                for (d, &s) in dst.iter_mut().zip(src) {
-                    *d = i16::from(s);
-                }
-                dst[k..].fill(0);
-            }
+            p.widen_rows(r, kp, &mut wide[..mr * kp]);
             for panel in panels.clone() {
                 // SAFETY: forwarded from the caller (int8 weights need no more than the
                 // codebook ones they copy); `wide` holds the block's `mr` rows.

@@ -623,7 +623,6 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     // registers through the reduction).
     // SAFETY: the caller owns these rows of the output, inside it.
     let rows_out = || -> [*mut i32; R] { std::array::from_fn(|i| unsafe { out.at(r0 + i, col) }) };
-    let k = p.w.k();
     let groups = p.w.k_padded() / 4;
     // Groups read whole: those inside the readable bytes (zero past `k`).
     let full = (p.k_read / 4).min(groups);
@@ -757,10 +756,7 @@ unsafe fn kernel<const R: usize, const KIND: u8>(
     while g < groups {
         // SAFETY: `g < groups`, inside the panel.
         let (w0, w1) = unsafe { group_weights::<KIND>(wp, lutv, g) };
-        let a: [__m512i; R] = std::array::from_fn(|i| {
-            let row = &p.a[(r0 + i) * p.lda..];
-            _mm512_set1_epi32(i32::from_le_bytes(tail_group(row, k, g)))
-        });
+        let a: [__m512i; R] = std::array::from_fn(|i| _mm512_set1_epi32(p.tail_group(r0 + i, g)));
         step(&mut acc, &a, w0, w1);
         g += 1;
     }
@@ -870,19 +866,6 @@ unsafe fn small_k_block<const R: usize, const G: usize>(
     // SAFETY: the tile owns rows `r0 .. r0 + R` × the panel's columns, inside the output.
     let c: [*mut i32; R] = std::array::from_fn(|i| unsafe { out.at(r0 + i, s.panel * PANEL) });
     store_rows!(acc, c, s.ncols, out.stream, out.bias_at(s.panel * PANEL));
-}
-
-/// Loads the 4 activation bytes of group `g` of a row, zero beyond `k`.
-#[inline]
-fn tail_group(row: &[u8], k: usize, g: usize) -> [u8; 4] {
-    let mut out = [0u8; 4];
-    for (t, o) in out.iter_mut().enumerate() {
-        let kk = 4 * g + t;
-        if kk < k {
-            *o = row[kk];
-        }
-    }
-    out
 }
 
 #[cfg(test)]

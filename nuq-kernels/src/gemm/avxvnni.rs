@@ -224,7 +224,6 @@ macro_rules! vnni256_kernels {
         unsafe fn kernel<const R: usize, const HALF: usize>(args: KernelArgs<'_, '_>) {
             let (p, r0, w, prefetch, out, col, cols) = args;
             let stream = out.stream;
-            let k = p.w.k();
             let groups = p.w.k_padded() / 4;
             // Groups read whole: those inside the readable bytes (zero past `k`).
             let full = (p.k_read / 4).min(groups);
@@ -279,10 +278,8 @@ macro_rules! vnni256_kernels {
             while g < groups {
                 // SAFETY: `g < groups`, inside the panel (caller).
                 let (w0, w1) = unsafe { group_weights::<HALF>(wp, g) };
-                let a: [__m256i; R] = std::array::from_fn(|i| {
-                    let row = &p.a[(r0 + i) * p.lda..];
-                    _mm256_set1_epi32(i32::from_le_bytes(tail_group(row, k, g)))
-                });
+                let a: [__m256i; R] =
+                    std::array::from_fn(|i| _mm256_set1_epi32(p.tail_group(r0 + i, g)));
                 step(&mut acc, &a, w0, w1);
                 g += 1;
             }
@@ -324,19 +321,6 @@ mod vex {
 mod evex {
     use super::*;
     vnni256_kernels!("avx2,avx512vnni,avx512vl", _mm256_dpbusd_epi32);
-}
-
-/// Loads the 4 activation bytes of group `g` of a row, zero beyond `k`.
-#[inline]
-fn tail_group(row: &[u8], k: usize, g: usize) -> [u8; 4] {
-    let mut out = [0u8; 4];
-    for (t, o) in out.iter_mut().enumerate() {
-        let kk = 4 * g + t;
-        if kk < k {
-            *o = row[kk];
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -196,6 +196,36 @@ impl Problem<'_> {
             && self.live.groups.1 >= seg
     }
 
+    /// The 4 activation bytes of reduction group `g` of plain row `r` as one little-endian
+    /// `i32` (the operand a `vpdpbusd` broadcasts), zero at positions from `k` on: the last
+    /// groups of rows whose readable bytes end inside them.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn tail_group(&self, r: usize, g: usize) -> i32 {
+        let (row, k) = (&self.a[r * self.lda..], self.w.k());
+        i32::from_le_bytes(std::array::from_fn(|t| {
+            let kk = 4 * g + t;
+            if kk < k {
+                row[kk]
+            } else {
+                0
+            }
+        }))
+    }
+
+    /// Plain rows `r .. r + wide.len() / kp` widened to `i16`, `kp` values each (the
+    /// reduction padded with zeros past `k`), into `wide`: the operands of the `vpmaddwd`
+    /// kernels (AVX2, portable).
+    pub(crate) fn widen_rows(&self, r: usize, kp: usize, wide: &mut [i16]) {
+        let k = self.w.k();
+        for (i, dst) in wide.chunks_exact_mut(kp).enumerate() {
+            let src = &self.a[(r + i) * self.lda..][..k];
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = i16::from(s);
+            }
+            dst[k..].fill(0);
+        }
+    }
+
     /// The live pieces of a row whose first `full` groups are read: per piece, its live
     /// groups (row-wide indices, clipped to `full`) and the bytes they lie past `4g` in the
     /// row (`piece · seg_skip`). Plain rows are one piece at offset 0.

@@ -47,7 +47,7 @@ fn tile(p: &Problem<'_>, rows: Range<usize>, panels: Range<usize>, out: &OutPtr)
 }
 
 fn panel_rows(p: &Problem<'_>, rows: Range<usize>, panel: usize, w: &[u8], out: &OutPtr) {
-    let (k, kp) = (p.w.k(), p.w.k_padded());
+    let kp = p.w.k_padded();
     let ncols = (p.w.n() - panel * PANEL).min(PANEL);
     WIDE_PANEL.with(|panel_cell| {
         WIDE_ROWS.with(|cell| {
@@ -65,14 +65,7 @@ fn panel_rows(p: &Problem<'_>, rows: Range<usize>, panel: usize, w: &[u8], out: 
             let mut r = rows.start;
             while r < rows.end {
                 let mr = (rows.end - r).min(MR);
-                for i in 0..mr {
-                    let src = &p.a[(r + i) * p.lda..(r + i) * p.lda + k];
-                    let dst = &mut wide[i * kp..(i + 1) * kp];
-                    for (d, &s) in dst.iter_mut().zip(src) {
-                        *d = i16::from(s);
-                    }
-                    dst[k..].fill(0);
-                }
+                p.widen_rows(r, kp, &mut wide[..mr * kp]);
                 for quarter in 0..4 {
                     let c0 = quarter * 8;
                     if c0 >= ncols {
