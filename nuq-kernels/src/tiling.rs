@@ -129,6 +129,44 @@ impl TilePolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any problem on 1 to 64 threads, under every policy and cache size: tiles are whole
+        /// register tiles within the policy's rows and the problem's panels; a problem is
+        /// never cut into tiles of less than an eighth of the least work a tile is given on
+        /// average (so that more threads do not make a small layer's tiles too short to be
+        /// worth waking a thread for); and where the problem affords a tile per thread and
+        /// the policy can cut that many, every thread gets one (batch 1 keeps every core
+        /// busy).
+        #[test]
+        fn tiles_are_worth_a_thread_and_every_thread_gets_one(
+            m in 1usize..20_000,
+            row_bytes in 1usize..10_000,
+            panels in 1usize..40,
+            threads in 1usize..=64,
+            tile_kib in 64usize..=1024,
+            which in 0usize..3,
+        ) {
+            let policy = [&GEMM, &CONV, &CONV_LIGHT][which];
+            let t = policy.plan_within(tile_kib << 10, m, row_bytes, panels, threads);
+            prop_assert!(t.rows.is_multiple_of(ROW_ALIGN));
+            prop_assert!((ROW_ALIGN..=policy.max_rows).contains(&t.rows));
+            prop_assert!((1..=panels).contains(&t.panels));
+            let count = m.div_ceil(t.rows) * panels.div_ceil(t.panels);
+            let macs = m * row_bytes * panels * PANEL;
+            let least = Tuning::current().min_tile_macs;
+            prop_assert!(
+                macs / count >= macs.min(least) / 8,
+                "{count} tiles of {} MACs on average ({t:?})",
+                macs / count
+            );
+            let most = m.div_ceil(policy.min_rows.max(ROW_ALIGN)) * panels;
+            if macs / least >= threads && most >= threads {
+                prop_assert!(count >= threads, "{count} tiles for {threads} threads ({t:?})");
+            }
+        }
+    }
 
     /// The tile bytes of a 1 MiB L2, which the expected plans below were worked out for.
     const TILE: usize = 256 << 10;
